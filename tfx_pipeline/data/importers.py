@@ -50,7 +50,7 @@ def import_movielens_100k(
     The dataset with items (title + year, genres as categories) and users.
   """
   folder = pathlib.Path(source_root) / "movielens-100k"
-  ratings = _read_raw_tsv(folder / "ml-100k.inter", source_root)
+  ratings = read_raw_tsv(folder / "ml-100k.inter", source_root)
   stars = pd.to_numeric(ratings["rating"])
   interactions = pd.DataFrame({
     "user_id": ratings["user_id"],
@@ -59,14 +59,14 @@ def import_movielens_100k(
     "label": (stars >= min_positive_rating).astype(float),
     "event": "rating=" + ratings["rating"],
   })
-  movies = _read_raw_tsv(folder / "ml-100k.item", source_root)
+  movies = read_raw_tsv(folder / "ml-100k.item", source_root)
   items = pd.DataFrame({
     "item_id": movies["item_id"],
     "title": (movies["movie_title"] + " " + movies["release_year"]).str.strip(),
     # Genres are space-separated single tokens ("Children's" included).
     "category": movies["class"].str.split().str.join(contract.LIST_SEPARATOR),
   })
-  users = _read_raw_tsv(folder / "ml-100k.user", source_root)
+  users = read_raw_tsv(folder / "ml-100k.user", source_root)
   return contract.Dataset(
     interactions=contract.normalize_interactions(interactions, "movielens-100k interactions"),
     items=contract.normalize_items(items, "movielens-100k items"),
@@ -85,7 +85,7 @@ def import_amazon_grocery(source_root: pathlib.Path) -> contract.Dataset:
     source has no user attributes, so `users` is None.
   """
   folder = pathlib.Path(source_root) / "amazon-grocery"
-  reviews = _read_raw_tsv(folder / "train.csv", source_root)
+  reviews = read_raw_tsv(folder / "train.csv", source_root)
   interactions = pd.DataFrame({
     "user_id": reviews["user_id"],
     "item_id": reviews["item_id"],
@@ -93,7 +93,7 @@ def import_amazon_grocery(source_root: pathlib.Path) -> contract.Dataset:
     "label": 1.0,
     "event": "review",
   })
-  meta = _read_raw_tsv(folder / "item_meta.csv", source_root)
+  meta = read_raw_tsv(folder / "item_meta.csv", source_root)
   related = [
     _join_unique_ids(complements, substitutes)
     for complements, substitutes in zip(meta["r_complement"], meta["r_substitute"])
@@ -135,7 +135,7 @@ def import_dataset(
   return contract.write_dataset(dataset, output_dir, fmt="csv")
 
 
-def _read_raw_tsv(path: pathlib.Path, source_root: pathlib.Path) -> pd.DataFrame:
+def read_raw_tsv(path: pathlib.Path, source_root: pathlib.Path) -> pd.DataFrame:
   """Reads a raw tab-separated file as strings, dropping RecBole's `:type` header suffixes."""
   if not path.is_file():
     raise FileNotFoundError(

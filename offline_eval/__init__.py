@@ -1,0 +1,1 @@
+"""Offline evaluation shared by every benchmark: data splits, scorers, reports."""

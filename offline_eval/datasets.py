@@ -1,0 +1,277 @@
+"""The real datasets as in-memory, indexed sequences for offline benchmarks.
+
+Both datasets go through the pipeline's own importers (so the same rows are
+used), are indexed (item index 0 is padding, users 0..U-1), and are split
+leave-one-out by time: per user, the newest interaction is the test target,
+the second newest the validation target, and the rest, oldest first, is the
+training sequence (ReChorus' protocol).
+
+Side information becomes padded token matrices per item:
+- Amazon Grocery: the category and the complement/substitute related items
+  (as `rel:<item id>` tokens: the text SEMINAR-style queries are built from).
+- MovieLens-100K: title words, genres, release decade, and the movie's
+  Freebase KG facts as `relation:entity` tokens (kept when at least two
+  movies share them, most frequent first).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import pathlib
+import re
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from offline_eval import splits
+from tfx_pipeline.data import contract
+from tfx_pipeline.data import importers
+
+DATASETS = ("amazon-grocery", "movielens-100k")
+MAX_CATEGORIES = 8
+MAX_TOKENS = 32
+_WORD = re.compile(r"[a-z0-9']+")
+# KG relations of the movie itself (head = movie), as item attributes.
+_MOVIE_RELATION_PREFIX = "film.film."
+
+
+@dataclasses.dataclass
+class SequenceDataset:
+  """Indexed interactions, split leave-one-out, with item and user side info.
+
+  Attributes:
+    name: dataset name.
+    user_ids: `[U]` raw user ids; the position is the user index.
+    item_ids: `[num_items]` raw item ids; "" at padding index 0.
+    train_sequences: per user, train item indices oldest first.
+    valid_items: `[U]` validation target per user.
+    test_items: `[U]` test target per user.
+    item_categories: `[num_items, MAX_CATEGORIES]` category indices, 0 = pad.
+    category_names: category index -> name; "" at 0.
+    item_tokens: `[num_items, MAX_TOKENS]` text/attribute token indices.
+    token_names: token index -> token; "" at 0.
+    users: user attributes by user index (MovieLens), else None.
+    item_relations: relation name -> `[n, 2]` item index pairs (Grocery).
+    ratings: MovieLens' every rating with user_index, item_index, rating and
+      timestamp; None for implicit data.
+  """
+  name: str
+  user_ids: np.ndarray
+  item_ids: np.ndarray
+  train_sequences: list[np.ndarray]
+  valid_items: np.ndarray
+  test_items: np.ndarray
+  item_categories: np.ndarray
+  category_names: list[str]
+  item_tokens: np.ndarray
+  token_names: list[str]
+  users: pd.DataFrame | None = None
+  item_relations: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  ratings: pd.DataFrame | None = None
+
+  @property
+  def num_users(self) -> int:
+    return len(self.user_ids)
+
+  @property
+  def num_items(self) -> int:
+    return len(self.item_ids)
+
+  def train_counts(self) -> np.ndarray:
+    """`[num_items]` train interactions per item."""
+    return np.bincount(np.concatenate(self.train_sequences),
+                       minlength=self.num_items)
+
+  def interacted(self, user: int) -> np.ndarray:
+    """Every item of `user`: train, validation and test."""
+    return np.concatenate([self.train_sequences[user],
+                           [self.valid_items[user], self.test_items[user]]])
+
+  def padded_history(self, max_len: int, include_valid: bool = False) -> np.ndarray:
+    """`[U, max_len]` most recent items, oldest first, right-padded with 0.
+
+    With `include_valid`, the validation target is appended to the history:
+    the input for predicting the test target.
+    """
+    history = np.zeros((self.num_users, max_len), dtype=np.int64)
+    for user, sequence in enumerate(self.train_sequences):
+      if include_valid:
+        sequence = np.append(sequence, self.valid_items[user])
+      recent = sequence[-max_len:]
+      history[user, :len(recent)] = recent
+    return history
+
+
+def load_sequences(name: str, source_root: str | pathlib.Path | None = None
+                   ) -> SequenceDataset:
+  """Loads `name` (one of `DATASETS`) from the shared raw data.
+
+  Args:
+    name: `amazon-grocery` or `movielens-100k`.
+    source_root: the raw data folder; `importers.default_source_root()` if None.
+
+  Returns:
+    The indexed, split dataset.
+  """
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset {name!r}; known: {DATASETS}")
+  root = pathlib.Path(source_root or importers.default_source_root())
+  dataset = importers.IMPORTERS[name](root)
+  interactions = dataset.interactions
+  positives = interactions[interactions["label"] >= 0.5]
+  item_ids = np.array([""] + sorted(positives["item_id"].unique(), key=_id_order))
+  item_index = {item: index for index, item in enumerate(item_ids) if index}
+  frame = pd.DataFrame({"user_id": positives["user_id"].to_numpy(),
+                        "item": positives["item_id"].map(item_index).to_numpy(),
+                        "time": positives["timestamp"].to_numpy()})
+  train, valid, test = splits.leave_one_out(frame, "user_id", "time")
+  user_ids = np.array(sorted(test["user_id"].unique(), key=_id_order))
+  user_index = {user: index for index, user in enumerate(user_ids)}
+  train = train[train["user_id"].isin(user_index)]
+  sequences = [np.empty(0, np.int64)] * len(user_ids)
+  for user, group in train.groupby("user_id", sort=False):
+    sequences[user_index[user]] = group["item"].to_numpy(np.int64)
+  valid_items = _per_user(valid, user_index)
+  test_items = _per_user(test, user_index)
+
+  categories, category_names = _category_matrix(dataset.items, item_index,
+                                                len(item_ids))
+  if name == "amazon-grocery":
+    tokens, token_names = _grocery_tokens(dataset.items, item_index, len(item_ids))
+    relations = _grocery_relations(root, item_index)
+    return SequenceDataset(name, user_ids, item_ids, sequences, valid_items,
+                           test_items, categories, category_names, tokens,
+                           token_names, item_relations=relations)
+  tokens, token_names = _movielens_tokens(root, dataset.items, item_index,
+                                          len(item_ids))
+  users = dataset.users.set_index("user_id").loc[user_ids].reset_index()
+  ratings = interactions.assign(
+      user_index=interactions["user_id"].map(user_index),
+      item_index=interactions["item_id"].map(item_index),
+      rating=interactions["event"].str.removeprefix("rating=").astype(float))
+  ratings = ratings.dropna(subset=["user_index", "item_index"]).astype(
+      {"user_index": np.int64, "item_index": np.int64})
+  return SequenceDataset(name, user_ids, item_ids, sequences, valid_items,
+                         test_items, categories, category_names, tokens,
+                         token_names, users=users,
+                         ratings=ratings[["user_index", "item_index", "rating",
+                                          "timestamp"]].reset_index(drop=True))
+
+
+def _id_order(raw_id: str):
+  """Numeric ids in numeric order, others after them in text order."""
+  return (0, int(raw_id), "") if raw_id.isdigit() else (1, 0, raw_id)
+
+
+def _per_user(frame: pd.DataFrame, user_index: dict[str, int]) -> np.ndarray:
+  items = np.zeros(len(user_index), dtype=np.int64)
+  items[frame["user_id"].map(user_index).to_numpy()] = frame["item"].to_numpy()
+  return items
+
+
+def _pad_rows(rows: Sequence[Sequence[int]], width: int) -> np.ndarray:
+  matrix = np.zeros((len(rows), width), dtype=np.int64)
+  for index, row in enumerate(rows):
+    row = list(row)[:width]
+    matrix[index, :len(row)] = row
+  return matrix
+
+
+def _category_matrix(items: pd.DataFrame | None, item_index: dict[str, int],
+                     num_items: int) -> tuple[np.ndarray, list[str]]:
+  names = [""]
+  lookup: dict[str, int] = {}
+  rows: list[list[int]] = [[] for _ in range(num_items)]
+  for item_id, category in zip(items["item_id"], items["category"]):
+    if item_id not in item_index:
+      continue
+    for name in filter(None, category.split(contract.LIST_SEPARATOR)):
+      if name not in lookup:
+        lookup[name] = len(names)
+        names.append(name)
+      rows[item_index[item_id]].append(lookup[name])
+  return _pad_rows(rows, MAX_CATEGORIES), names
+
+
+def _token_matrix(item_tokens: dict[int, list[str]], num_items: int,
+                  min_items: int = 1) -> tuple[np.ndarray, list[str]]:
+  """Indexes tokens shared by at least `min_items` items."""
+  document_frequency = collections.Counter(
+      token for tokens in item_tokens.values() for token in set(tokens))
+  names = [""] + sorted(token for token, count in document_frequency.items()
+                        if count >= min_items)
+  lookup = {token: index for index, token in enumerate(names) if index}
+  rows: list[list[int]] = [[] for _ in range(num_items)]
+  for item, tokens in item_tokens.items():
+    seen: set[int] = set()
+    for token in tokens:
+      index = lookup.get(token)
+      if index is not None and index not in seen:
+        seen.add(index)
+        rows[item].append(index)
+  return _pad_rows(rows, MAX_TOKENS), names
+
+
+def _grocery_tokens(items: pd.DataFrame, item_index: dict[str, int],
+                    num_items: int) -> tuple[np.ndarray, list[str]]:
+  item_tokens = {}
+  for item_id, category, related in zip(items["item_id"], items["category"],
+                                        items["related_items"]):
+    if item_id in item_index:
+      related_ids = [r for r in related.split(contract.LIST_SEPARATOR) if r]
+      item_tokens[item_index[item_id]] = (
+          [f"cat:{category}"] + [f"rel:{r}" for r in related_ids])
+  return _token_matrix(item_tokens, num_items, min_items=2)
+
+
+def _grocery_relations(root: pathlib.Path, item_index: dict[str, int]
+                       ) -> dict[str, np.ndarray]:
+  meta = importers.read_raw_tsv(root / "amazon-grocery" / "item_meta.csv", root)
+  relations = {}
+  for name, column in (("complement", "r_complement"), ("substitute", "r_substitute")):
+    pairs = []
+    for item_id, related in zip(meta["item_id"], meta[column]):
+      if item_id not in item_index:
+        continue
+      for other in re.findall(r"\d+", related):
+        if other in item_index and other != item_id:
+          pairs.append((item_index[item_id], item_index[other]))
+    relations[name] = np.array(sorted(set(pairs)), dtype=np.int64).reshape(-1, 2)
+  return relations
+
+
+def _movielens_tokens(root: pathlib.Path, items: pd.DataFrame,
+                      item_index: dict[str, int], num_items: int
+                      ) -> tuple[np.ndarray, list[str]]:
+  folder = root / "movielens-100k"
+  movies = importers.read_raw_tsv(folder / "ml-100k.item", root)
+  links = importers.read_raw_tsv(folder / "ml-100k.link", root)
+  kg = importers.read_raw_tsv(folder / "ml-100k.kg", root)
+  entity_items = collections.defaultdict(list)
+  for item_id, entity in zip(links["item_id"], links["entity_id"]):
+    if item_id in item_index:
+      entity_items[entity].append(item_index[item_id])
+  facts = kg[kg["head_id"].isin(entity_items) &
+             kg["relation_id"].str.startswith(_MOVIE_RELATION_PREFIX)]
+  kg_tokens = collections.defaultdict(list)
+  for head, relation, tail in zip(facts["head_id"], facts["relation_id"],
+                                  facts["tail_id"]):
+    for item in entity_items[head]:
+      kg_tokens[item].append(
+          f"{relation.removeprefix(_MOVIE_RELATION_PREFIX)}:{tail}")
+  shared_kg = collections.Counter(t for tokens in kg_tokens.values() for t in set(tokens))
+  item_tokens = {}
+  for item_id, title, year, genres in zip(movies["item_id"], movies["movie_title"],
+                                          movies["release_year"], movies["class"]):
+    if item_id not in item_index:
+      continue
+    item = item_index[item_id]
+    decade = f"decade:{year[:3]}0s" if year[:3].isdigit() else ""
+    kg_facts = sorted(set(kg_tokens[item]), key=lambda t: (-shared_kg[t], t))
+    item_tokens[item] = ([f"genre:{g}" for g in genres.split()] +
+                         [decade] * bool(decade) +
+                         [f"word:{w}" for w in _WORD.findall(title.lower())] +
+                         kg_facts)
+  return _token_matrix(item_tokens, num_items, min_items=2)

@@ -1,0 +1,48 @@
+"""Invariants of the in-memory benchmark datasets, on the real MovieLens-100K."""
+
+import numpy as np
+import pytest
+
+from offline_eval import datasets
+from tfx_pipeline.data import importers
+
+
+@pytest.fixture(scope="module")
+def movielens():
+  if not (importers.default_source_root() / "movielens-100k").is_dir():
+    pytest.skip("MovieLens-100K is not in the shared data folder")
+  return datasets.load_sequences("movielens-100k")
+
+
+def test_every_user_has_train_valid_and_test_items(movielens):
+  assert movielens.num_users == 942
+  assert movielens.item_ids[0] == ""
+  assert all(len(sequence) >= 1 for sequence in movielens.train_sequences)
+  assert (movielens.valid_items > 0).all() and (movielens.test_items > 0).all()
+
+
+def test_split_is_by_time(movielens):
+  ratings = movielens.ratings[movielens.ratings["rating"] >= 4]
+  for user in (0, 100, 500):
+    times = ratings[ratings["user_index"] == user].set_index("item_index")["timestamp"]
+    assert times[movielens.test_items[user]] >= times[movielens.valid_items[user]]
+    assert times[movielens.valid_items[user]] >= times[movielens.train_sequences[user]].max()
+
+
+def test_padded_history_layout(movielens):
+  history = movielens.padded_history(4, include_valid=True)
+  user = 0
+  expected = np.append(movielens.train_sequences[user], movielens.valid_items[user])[-4:]
+  np.testing.assert_array_equal(history[user], expected)
+  assert history.shape == (movielens.num_users, 4)
+
+
+def test_side_information_is_indexed(movielens):
+  toy_story = int(np.flatnonzero(movielens.item_ids == "1")[0])
+  tokens = {movielens.token_names[t] for t in movielens.item_tokens[toy_story] if t}
+  assert {"genre:Animation", "decade:1990s", "word:story"} <= tokens
+  assert any(token.startswith("language:") for token in tokens)
+  categories = {movielens.category_names[c] for c in movielens.item_categories[toy_story] if c}
+  assert categories == {"Animation", "Children's", "Comedy"}
+  assert set(movielens.users.columns) >= {"age", "gender", "occupation"}
+  assert movielens.train_counts()[0] == 0

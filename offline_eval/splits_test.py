@@ -1,0 +1,31 @@
+"""Tests of the shared data splits."""
+
+import pandas as pd
+
+from offline_eval import splits
+
+
+def test_leave_one_out_takes_the_last_two_by_time():
+  frame = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 2],
+                        "item_id": [10, 11, 12, 13, 20, 21],
+                        "time": [4, 1, 3, 2, 1, 2]})
+  train, valid, test = splits.leave_one_out(frame)
+  assert test["item_id"].tolist() == [10]
+  assert valid["item_id"].tolist() == [12]
+  assert train["item_id"].tolist() == [11, 13, 20, 21]
+
+
+def test_random_holdout_is_seeded_and_keeps_a_train_row():
+  frame = pd.DataFrame({"u": [1] * 10 + [2] * 3 + [3], "i": range(14)})
+  train, heldout = splits.random_holdout(frame, "u", 0.3, seed=7, users={1, 2, 3})
+  again_train, again_heldout = splits.random_holdout(frame, "u", 0.3, seed=7, users={1, 2, 3})
+  assert heldout["i"].tolist() == again_heldout["i"].tolist()
+  assert heldout.groupby("u").size().to_dict() == {1: 3, 2: 1}
+  assert set(train["u"]) == {1, 2, 3}
+  assert len(train) + len(heldout) == len(frame)
+
+
+def test_random_holdout_only_touches_selected_users():
+  frame = pd.DataFrame({"u": [1, 1, 2, 2], "i": range(4)})
+  _, heldout = splits.random_holdout(frame, "u", 0.5, seed=0, users=[2])
+  assert set(heldout["u"]) == {2}
