@@ -90,6 +90,16 @@ MODEL_FAMILIES: dict[str, Callable] = {
 }
 
 
+# Families trained in two steps: the pipeline first runs a Trainer with the
+# family named here (pre-training) and hands its model to the family's own
+# Trainer as `fn_args.base_model` (fine-tuning, or frozen features).
+PRETRAINED_BY: dict[str, str] = {}
+
+# Families that score (user, item) pairs as CTR rankers: evaluated with AUC
+# and log loss instead of full-ranking recall, and pushed without an index.
+RANKING_FAMILIES: frozenset[str] = frozenset()
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains the model family named in `fn_args.custom_config`."""
   custom_config = fn_args.custom_config or {}

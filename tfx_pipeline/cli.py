@@ -65,6 +65,10 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                       metavar="ARG", help="extra Beam pipeline arg, repeatable")
   parser.add_argument("--hparam", action="append", default=[],
                       metavar="KEY=VALUE", help="model hyperparameter, repeatable")
+  parser.add_argument("--pretrain-hparam", action="append", default=[],
+                      metavar="KEY=VALUE",
+                      help="hyperparameter of the family's pre-training step "
+                      "(e.g. SEMINAR's PSU, COURIER), repeatable")
   parser.add_argument("--set", action="append", default=[], dest="overrides",
                       metavar="KEY=VALUE",
                       help="any PipelineConfig field, repeatable "
@@ -78,6 +82,11 @@ def _split_key_value(text: str) -> tuple[str, str]:
   if not sep:
     raise SystemExit(f"error: expected KEY=VALUE, got {text!r}")
   return key.strip(), value
+
+
+def _parse_hparams(texts: list[str]) -> dict:
+  return {key: config_lib.parse_hparam(value)
+          for key, value in map(_split_key_value, texts)}
 
 
 def _pipeline_name(args: argparse.Namespace) -> str:
@@ -106,8 +115,8 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
       dataset_dir=args.dataset_dir,
       workspace=args.workspace,
       model_family=args.model_family,
-      hparams=dict((k, config_lib.parse_hparam(v)) for k, v in
-                   map(_split_key_value, args.hparam)),
+      hparams=_parse_hparams(args.hparam),
+      pretrain_hparams=_parse_hparams(args.pretrain_hparam),
       beam_args=beam_args,
       enable_cache=not args.no_cache)
   for key, value in map(_split_key_value, args.overrides):

@@ -33,6 +33,8 @@ class PipelineConfig:
     model_family: key of `models.trainer.MODEL_FAMILIES`.
     hparams: overrides of the family's hyperparameters, whose defaults live
       beside the model (e.g. `models.two_tower.TwoTowerConfig`).
+    pretrain_hparams: overrides for the pre-training family of
+      `model_family` (`models.trainer.PRETRAINED_BY`), if it has one.
     model_name: serving name; models are pushed to
       `<serving_dir>/<model_name>/<version>/`.
     serving_dir: TF Serving model base path; derived from the workspace.
@@ -43,7 +45,12 @@ class PipelineConfig:
     gate_metric: metric the Evaluator gates on.
     gate_lower_bound: the candidate's `gate_metric` must be at least this.
     gate_max_regression: the candidate may be worse than the last blessed
-      model by at most this much (absolute).
+      model by at most this much (absolute), in `gate_metric` for retrieval
+      families and in AUC for ranking families.
+    ranking_auc_lower_bound: a ranking family's model needs at least this AUC.
+    ranking_log_loss_upper_bound: and at most this log loss; the default is
+      the loss of always predicting 0.2, the positive rate of 1:4 sampled
+      negatives.
     beam_args: Beam pipeline args; add e.g. `--runner=FlinkRunner`.
     enable_cache: reuse MLMD-cached component outputs.
     kubeflow_image: container image with this package, for KFP.
@@ -56,6 +63,7 @@ class PipelineConfig:
   workspace: str = str(REPO_ROOT / "workspace")
   model_family: str = "two_tower"
   hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+  pretrain_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
   model_name: str = "retrieval"
   serving_dir: str = ""
   eval_holdout: int = 1
@@ -64,6 +72,8 @@ class PipelineConfig:
   gate_metric: str = "recall_at_50"
   gate_lower_bound: float = 0.05
   gate_max_regression: float = 0.01
+  ranking_auc_lower_bound: float = 0.6
+  ranking_log_loss_upper_bound: float = 0.5004
   beam_args: list[str] = dataclasses.field(
       default_factory=lambda: ["--direct_running_mode=in_memory"])
   enable_cache: bool = True
@@ -93,6 +103,11 @@ class PipelineConfig:
   @property
   def push_dir(self) -> str:
     return os.path.join(self.serving_dir, self.model_name)
+
+  def hparams_for(self, model_family: str) -> dict[str, Any]:
+    """The overrides for `model_family`: the main family or its pre-training."""
+    return dict(self.hparams if model_family == self.model_family
+                else self.pretrain_hparams)
 
   @property
   def full_beam_args(self) -> list[str]:

@@ -1,4 +1,10 @@
-"""TFMA configuration: full-ranking metrics, slices and the blessing gate."""
+"""TFMA configuration: metrics, slices and the blessing gate.
+
+Retrieval families are scored by full-ranking Recall@k/NDCG@k of their
+`evaluate` signature's target ranks. Ranking (CTR) families, listed in
+`models.trainer.RANKING_FAMILIES`, are scored by AUC and log loss of the
+`probability` their `evaluate` signature returns for each labelled example.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 import tensorflow_model_analysis as tfma
 
 from models import retrieval_export
+from models import trainer as trainer_lib
 from transforms import features
 
 METRICS_MODULE = "tfx_pipeline.ranking_metrics"
@@ -14,6 +21,9 @@ RECALL_KS = (10, 50, 100)
 NDCG_KS = (10,)
 MODEL_OUTPUT = retrieval_export.TARGET_RANK
 BASELINE_OUTPUT = retrieval_export.POPULARITY_TARGET_RANK
+RANKING_PREDICTION_KEY = "probability"
+RANKING_GATE_METRIC = "auc"
+LOG_LOSS_METRIC = "binary_crossentropy"
 
 
 def metric_names() -> list[str]:
@@ -40,12 +50,20 @@ def _metric_configs(gate_metric: str = "", threshold=None):
   return configs
 
 
+def _slicing_specs() -> list[tfma.SlicingSpec]:
+  return [tfma.SlicingSpec()] + [
+      tfma.SlicingSpec(feature_keys=[name]) for name in features.SLICE_FEATURES]
+
+
 def eval_config(config) -> tfma.EvalConfig:
   """Builds the EvalConfig for a `PipelineConfig`.
 
-  The model's ranks are gated; the most-popular baseline's ranks, scored by
-  the same signature and metrics, are reported beside them ungated.
+  For retrieval families, the model's ranks are gated; the most-popular
+  baseline's ranks, scored by the same signature and metrics, are reported
+  beside them ungated. Ranking families get `ranking_eval_config`.
   """
+  if config.model_family in trainer_lib.RANKING_FAMILIES:
+    return ranking_eval_config(config)
   if config.gate_metric not in metric_names():
     raise ValueError(f"gate_metric {config.gate_metric!r} is not one of "
                      f"{metric_names()}")
@@ -66,7 +84,44 @@ def eval_config(config) -> tfma.EvalConfig:
           tfma.MetricsSpec(metrics=_metric_configs(),
                            output_names=[BASELINE_OUTPUT]),
       ],
-      slicing_specs=[tfma.SlicingSpec()] + [
-          tfma.SlicingSpec(feature_keys=[name])
-          for name in features.SLICE_FEATURES
-      ])
+      slicing_specs=_slicing_specs())
+
+
+def ranking_eval_config(config) -> tfma.EvalConfig:
+  """The EvalConfig of a CTR ranking family.
+
+  AUC is gated by a lower bound and by regression against the last blessed
+  model; log loss by an upper bound (the default is the loss of always
+  predicting the base rate of one positive per four sampled negatives).
+  """
+  overall = [tfma.SlicingSpec()]
+  auc_threshold = tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(
+          lower_bound={"value": config.ranking_auc_lower_bound}),
+      change_threshold=tfma.GenericChangeThreshold(
+          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+          absolute={"value": -config.gate_max_regression}))
+  log_loss_threshold = tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(
+          upper_bound={"value": config.ranking_log_loss_upper_bound}))
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name=retrieval_export.EVAL_SIGNATURE,
+          label_key=features.LABEL,
+          prediction_key=RANKING_PREDICTION_KEY)],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name="ExampleCount"),
+          tfma.MetricConfig(
+              class_name="AUC",
+              per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+                  slicing_specs=overall, threshold=auc_threshold)]),
+          tfma.MetricConfig(
+              class_name="BinaryCrossentropy",
+              per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+                  slicing_specs=overall, threshold=log_loss_threshold)]),
+          tfma.MetricConfig(class_name="MeanLabel"),
+          tfma.MetricConfig(class_name="MeanPrediction"),
+          tfma.MetricConfig(class_name="Calibration"),
+          tfma.MetricConfig(class_name="CalibrationPlot"),
+      ])],
+      slicing_specs=_slicing_specs())

@@ -1,8 +1,10 @@
 """Pipeline topology: `create_pipeline(config)`.
 
 InteractionExampleGen -> StatisticsGen -> (Import)SchemaGen -> ExampleValidator
--> AnomaliesGate -> Transform -> Trainer -> Evaluator (against the last blessed
-model) -> ScannIndexGen -> Pusher. Runners (local, Kubeflow) only decide where it runs.
+-> AnomaliesGate -> Transform -> [PretrainTrainer ->] Trainer -> Evaluator
+(against the last blessed model) -> [ScannIndexGen ->] Pusher. Families listed
+in `models.trainer.PRETRAINED_BY` get the pre-training Trainer; ranking
+families skip the index. Runners (local, Kubeflow) only decide where it runs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ def create_pipeline(config: config_lib.PipelineConfig,
 
   Returns:
     The pipeline, ready for any TFX runner.
+
+  Raises:
+    ValueError: if `config.model_family` is not a registered family.
   """
+  if config.model_family not in trainer_lib.MODEL_FAMILIES:
+    raise ValueError(f"unknown model family {config.model_family!r}; "
+                     f"registered: {sorted(trainer_lib.MODEL_FAMILIES)}")
   example_gen = interaction_example_gen.InteractionExampleGen(
       dataset_dir=config.dataset_dir,
       eval_holdout=config.eval_holdout,
@@ -68,17 +76,26 @@ def create_pipeline(config: config_lib.PipelineConfig,
   # Transform reads nothing from the gate; the edge only orders the run.
   transform.add_upstream_node(gate)
 
-  trainer = tfx.components.Trainer(
-      run_fn=RUN_FN,
-      examples=transform.outputs["transformed_examples"],
-      transform_graph=transform.outputs["transform_graph"],
-      schema=schema_gen.outputs["schema"],
-      train_args=tfx.proto.TrainArgs(splits=["train"]),
-      eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-      custom_config={
-          trainer_lib.MODEL_FAMILY_KEY: config.model_family,
-          trainer_lib.HPARAMS_KEY: config.hparams,
-      })
+  def make_trainer(model_family: str, base_model=None):
+    return tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        base_model=base_model,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={
+            trainer_lib.MODEL_FAMILY_KEY: model_family,
+            trainer_lib.HPARAMS_KEY: config.hparams_for(model_family),
+        })
+
+  pretrain_family = trainer_lib.PRETRAINED_BY.get(config.model_family)
+  pretrainer = (make_trainer(pretrain_family).with_id("PretrainTrainer")
+                if pretrain_family else None)
+  trainer = make_trainer(
+      config.model_family,
+      base_model=pretrainer.outputs["model"] if pretrainer else None)
 
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -94,25 +111,32 @@ def create_pipeline(config: config_lib.PipelineConfig,
       example_splits=["eval"],
       eval_config=evaluation.eval_config(config))
 
-  # The index is built from the same trained model the Evaluator blesses; the
-  # Pusher ships that model with the index in its assets.extra/.
-  index_gen = scann_index_gen.ScannIndexGen(
-      model=trainer.outputs["model"],
-      examples=example_gen.outputs["examples"])
+  if config.model_family in trainer_lib.RANKING_FAMILIES:
+    # A ranker scores given candidates; there is no item index to build.
+    index_gen = None
+    pushed_model = trainer.outputs["model"]
+  else:
+    # The index is built from the same trained model the Evaluator blesses;
+    # the Pusher ships that model with the index in its assets.extra/.
+    index_gen = scann_index_gen.ScannIndexGen(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"])
+    pushed_model = index_gen.outputs["indexed_model"]
 
   pusher = tfx.components.Pusher(
-      model=index_gen.outputs["indexed_model"],
+      model=pushed_model,
       model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.push_dir)))
 
+  components = [example_gen, statistics_gen, schema_gen, example_validator,
+                gate, transform, pretrainer, trainer, model_resolver, evaluator,
+                index_gen, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
-      components=[example_gen, statistics_gen, schema_gen, example_validator,
-                  gate, transform, trainer, model_resolver, evaluator, index_gen,
-                  pusher],
+      components=[c for c in components if c is not None],
       enable_cache=config.enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=config.full_beam_args)

@@ -1,0 +1,55 @@
+"""Topology of `create_pipeline` for each kind of model family (no run)."""
+
+import json
+
+import pytest
+
+from models import trainer as trainer_lib
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import evaluation
+from tfx_pipeline import pipeline
+
+
+def _components(config):
+  return {component.id: component
+          for component in pipeline.create_pipeline(config).components}
+
+
+def _custom_config(component):
+  return json.loads(component.exec_properties["custom_config"])
+
+
+def test_retrieval_family_builds_the_index_and_has_one_trainer(tmp_path):
+  components = _components(config_lib.PipelineConfig(workspace=str(tmp_path)))
+  assert "ScannIndexGen" in components and "PretrainTrainer" not in components
+  assert _custom_config(components["Trainer"])["model_family"] == "two_tower"
+
+
+def test_pretrained_ranking_family_gets_two_trainers_and_no_index(tmp_path,
+                                                                  monkeypatch):
+  monkeypatch.setitem(trainer_lib.MODEL_FAMILIES, "test_pretrain", lambda *a: None)
+  monkeypatch.setitem(trainer_lib.MODEL_FAMILIES, "test_ranker", lambda *a: None)
+  monkeypatch.setitem(trainer_lib.PRETRAINED_BY, "test_ranker", "test_pretrain")
+  monkeypatch.setattr(trainer_lib, "RANKING_FAMILIES", frozenset({"test_ranker"}))
+  config = config_lib.PipelineConfig(
+      workspace=str(tmp_path), model_family="test_ranker",
+      hparams={"epochs": 3}, pretrain_hparams={"epochs": 7})
+  components = _components(config)
+  assert "ScannIndexGen" not in components
+  pretrainer, trainer = components["PretrainTrainer"], components["Trainer"]
+  assert _custom_config(pretrainer) == {"model_family": "test_pretrain",
+                                        "hparams": {"epochs": 7}}
+  assert _custom_config(trainer) == {"model_family": "test_ranker",
+                                     "hparams": {"epochs": 3}}
+  base_model = trainer.inputs["base_model"]
+  assert base_model.producer_component_id == "PretrainTrainer"
+  assert components["Pusher"].inputs["model"].producer_component_id == "Trainer"
+  metrics = [m.class_name for m in
+             evaluation.eval_config(config).metrics_specs[0].metrics]
+  assert {"AUC", "BinaryCrossentropy"} <= set(metrics)
+
+
+def test_unknown_family_is_rejected_before_running(tmp_path):
+  with pytest.raises(ValueError, match="unknown model family 'nope'"):
+    pipeline.create_pipeline(config_lib.PipelineConfig(workspace=str(tmp_path),
+                                                       model_family="nope"))
