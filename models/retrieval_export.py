@@ -3,13 +3,18 @@
 Every signature takes raw features, so clients never re-implement
 preprocessing:
 
-- `query_embedding`: user_id, history_item_ids, timestamp -> embedding.
+- `query_embedding`: user_id, history_item_ids, timestamp -> embedding,
+  `[batch, dim]`, or `[batch, K, dim]` for a multi-vector query tower.
 - `candidate_embedding`: item_id, item_title, item_categories -> embedding.
 - `retrieve_top10` / `retrieve_top100` (and `serving_default` = top 10):
   brute-force scoring of the whole catalogue, history items excluded.
 - `evaluate`: serialized tf.Examples -> the rank of each example's target
   item among all catalogue items, for the model and for a most-popular
   baseline scored the same way. TFMA aggregates these into Recall@k/NDCG@k.
+
+A multi-vector (multi-interest) query tower returns K unit vectors per user;
+an item then scores the max over the K dot products (MIND, ComiRec), in both
+`retrieve_top*` and `evaluate`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
+from models.layers import mixture_of_representation
 from transforms import features
 
 RETRIEVAL_SIGNATURE_KS = (10, 100)
@@ -92,6 +98,22 @@ def _empty_raw_feature(spec, batch_size: tf.Tensor):
   return tf.zeros([batch_size, 1], spec.dtype)
 
 
+def score_items(query: tf.Tensor, item_embeddings: tf.Tensor) -> tf.Tensor:
+  """Scores every item for every user.
+
+  Args:
+    query: `[batch, dim]` query embeddings, or `[batch, K, dim]` for users
+      embedded as K vectors.
+    item_embeddings: `[items, dim]`.
+
+  Returns:
+    `[batch, items]` dot products; for K vectors the max over them.
+  """
+  if query.shape.rank == 3:
+    return mixture_of_representation.max_merge_scores(query, item_embeddings)
+  return tf.matmul(query, item_embeddings, transpose_b=True)
+
+
 def _rank_of_target(scores: tf.Tensor, available: tf.Tensor,
                     target_index: tf.Tensor) -> tf.Tensor:
   """Expected 0-based rank of the target among the available items.
@@ -118,7 +140,8 @@ class RetrievalServingModule(tf.Module):
   Args:
     tft_layer: `TFTransformOutput.transform_features_layer()`.
     raw_feature_spec: `TFTransformOutput.raw_feature_spec()`.
-    query_tower: transformed features -> `[batch, dim]` embeddings.
+    query_tower: transformed features -> `[batch, dim]` embeddings, or
+      `[batch, K, dim]` for a multi-vector model (scored by the max over K).
     candidate_tower: transformed features -> `[batch, dim]` embeddings.
     catalogue: the items to retrieve from.
   """
@@ -167,7 +190,7 @@ class RetrievalServingModule(tf.Module):
 
   def _top_k(self, user_id, history_item_ids, timestamp, k: int):
     transformed, query = self._query(user_id, history_item_ids, timestamp)
-    scores = tf.matmul(query, self.item_embeddings, transpose_b=True)
+    scores = score_items(query, self.item_embeddings)
     available = self._available(transformed[features.HISTORY_ITEM_INDICES])
     scores = tf.where(available, scores, _UNAVAILABLE_SCORE)
     k = tf.minimum(k, tf.shape(scores)[1])
@@ -214,7 +237,7 @@ class RetrievalServingModule(tf.Module):
       query = self.query_tower(transformed)
       available = self._available(transformed[features.HISTORY_ITEM_INDICES])
       target = transformed[features.ITEM_INDEX]
-      model_scores = tf.matmul(query, self.item_embeddings, transpose_b=True)
+      model_scores = score_items(query, self.item_embeddings)
       popularity_scores = tf.broadcast_to(self.popularity, tf.shape(model_scores))
       return {
           TARGET_RANK: _rank_of_target(model_scores, available, target),

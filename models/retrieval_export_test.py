@@ -1,9 +1,12 @@
-"""Tests for the ranking used by the `evaluate` signature."""
+"""Tests for the retrieval serving signatures and their ranking."""
+
+from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
 from models import retrieval_export
+from transforms import features
 
 
 def test_rank_counts_higher_available_items_and_half_ties():
@@ -30,3 +33,106 @@ def test_target_outside_catalogue_gets_worst_rank():
   available = tf.constant([[True, True, True, False]])
   ranks = retrieval_export._rank_of_target(scores, available, tf.constant([3]))
   np.testing.assert_allclose(ranks.numpy(), [3.0])
+
+
+# Items 1..4 in two dimensions; index 0 is padding and 5 is OOV.
+_ITEM_TABLE = np.array([[0, 0], [1, 0], [0, 0.9], [0.6, 0.6], [-1, 0], [0, 0]],
+                       np.float32)
+# One user with two interests. Max over them ranks items 1, 2, 3, 4; their
+# mean would put item 3 first.
+_TWO_VECTORS = np.array([[[1, 0], [0, 1]]], np.float32)
+_TRAIN_COUNTS = np.array([0, 3, 1, 2, 5, 0], np.float64)
+_RAW_FEATURE_SPEC = {
+    features.USER_ID: tf.io.FixedLenFeature([], tf.string),
+    features.HISTORY_ITEM_IDS: tf.io.VarLenFeature(tf.string),
+    features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
+    features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+}
+
+
+def _item_indices(ids: tf.Tensor) -> tf.Tensor:
+  """Raw ids "1".."4" are their own indices; "" is padding."""
+  return tf.strings.to_number(tf.where(ids == "", "0", ids), tf.int64)
+
+
+def _fake_transform(raw):
+  """Stands in for the Transform layer, on the features the towers use."""
+  return {
+      features.USER_INDEX: tf.zeros_like(
+          tf.reshape(raw[features.TIMESTAMP], [-1])),
+      features.HISTORY_ITEM_INDICES: _item_indices(
+          tf.sparse.to_dense(raw[features.HISTORY_ITEM_IDS])),
+      features.ITEM_INDEX: _item_indices(
+          tf.reshape(raw[features.ITEM_ID], [-1])),
+  }
+
+
+class _UserTableTower(tf.Module):
+  """Looks the user's query vectors up: `[users, dim]` or `[users, K, dim]`."""
+
+  def __init__(self, table: np.ndarray):
+    super().__init__()
+    self.table = tf.Variable(table, trainable=False)
+
+  def __call__(self, inputs):
+    return tf.gather(self.table, inputs[features.USER_INDEX])
+
+
+def _exported(tmp_path, user_table: np.ndarray):
+  module = retrieval_export.RetrievalServingModule(
+      _fake_transform, _RAW_FEATURE_SPEC, _UserTableTower(user_table),
+      lambda inputs: tf.gather(_ITEM_TABLE, inputs[features.ITEM_INDEX]),
+      retrieval_export.ItemCatalogue(
+          item_ids=np.array(["", "1", "2", "3", "4", ""], dtype=object),
+          candidate_features={features.ITEM_INDEX: np.arange(6)},
+          train_counts=_TRAIN_COUNTS))
+  module.save(str(tmp_path))
+  return tf.saved_model.load(str(tmp_path))
+
+
+def _query_inputs(histories):
+  return dict(user_id=tf.constant(["u"] * len(histories)),
+              history_item_ids=tf.constant(histories),
+              timestamp=tf.zeros([len(histories)], tf.int64))
+
+
+def test_multi_vector_scores_are_the_max_over_vectors():
+  queries = tf.constant([[[1, 0], [0, 2]], [[-1, 0], [0, -1]]], tf.float32)
+  items = tf.constant([[1, 1], [3, 0], [0, -1]], tf.float32)
+  np.testing.assert_allclose(
+      retrieval_export.score_items(queries, items).numpy(),
+      [[2, 3, 0], [-1, 0, 1]])
+
+
+def test_multi_vector_export_retrieves_and_ranks_by_the_max(tmp_path):
+  loaded = _exported(tmp_path, _TWO_VECTORS)
+  signatures = loaded.signatures
+  histories = [["1", ""], ["", ""]]
+
+  embedding = signatures["query_embedding"](**_query_inputs(histories))
+  top = signatures["retrieve_top10"](**_query_inputs(histories))
+  example = tf.train.Example()
+  for name, value in ((features.USER_ID, b"u"), (features.ITEM_ID, b"3"),
+                      (features.HISTORY_ITEM_IDS, b"1")):
+    example.features.feature[name].bytes_list.value.append(value)
+  example.features.feature[features.TIMESTAMP].int64_list.value.append(0)
+  ranks = signatures["evaluate"](
+      examples=tf.constant([example.SerializeToString()]))
+
+  np.testing.assert_allclose(embedding["embedding"].numpy(),
+                             np.repeat(_TWO_VECTORS, 2, axis=0))
+  ids = top["item_ids"].numpy().astype(str)
+  assert ids[0, :3].tolist() == ["2", "3", "4"]
+  assert ids[1, :4].tolist() == ["1", "2", "3", "4"]
+  np.testing.assert_allclose(top["scores"].numpy()[1, :4], [1, 0.9, 0.6, 0])
+  # Item 3 after history item 1: only item 2 (0.9 > 0.6) scores higher.
+  np.testing.assert_allclose(ranks[retrieval_export.TARGET_RANK].numpy(), [1])
+
+
+def test_single_vector_export_keeps_its_embedding_shape(tmp_path):
+  loaded = _exported(tmp_path, _TWO_VECTORS[:, 0])
+  embedding = loaded.signatures["query_embedding"](**_query_inputs([[""]]))
+  np.testing.assert_allclose(embedding["embedding"].numpy(), [[1, 0]])
+  top = loaded.signatures["retrieve_top10"](**_query_inputs([[""]]))
+  assert top["item_ids"].numpy().astype(str)[0, :4].tolist() == [
+      "1", "3", "2", "4"]

@@ -33,11 +33,15 @@ class SasRecConfig(two_tower.TwoTowerConfig):
     num_blocks: causal self-attention blocks.
     num_heads: attention heads per block.
     dropout: dropout inside the blocks and on the input sequence.
+    use_request_context: join the request's hour, weekday and timestamp to
+      the sequence state; off where requests carry no time (offline
+      leave-one-out benchmarks).
   """
   num_blocks: int = 2
   num_heads: int = 2
   dropout: float = 0.2
   num_uniform_negatives: int = 256
+  use_request_context: bool = True
 
 
 class SequenceQueryTower(tf.keras.Model):
@@ -53,6 +57,7 @@ class SequenceQueryTower(tf.keras.Model):
         config.num_heads, config.embedding_dim, config.dropout)
                    for _ in range(config.num_blocks)]
     self.output_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+    self.use_request_context = config.use_request_context
     self.hour_embedding = tf.keras.layers.Embedding(24, 8)
     self.day_embedding = tf.keras.layers.Embedding(7, 4)
     self.mlp = two_tower.mlp(config.tower_units, "sequence_query_mlp")
@@ -69,13 +74,15 @@ class SequenceQueryTower(tf.keras.Model):
       sequence = block(sequence, padding_mask, training=training)
     lengths = tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1)
     state = attention.gather_last_position(self.output_norm(sequence), lengths)
-    joined = tf.concat([
-        state,
-        self.hour_embedding(inputs[features.HOUR_OF_DAY]),
-        self.day_embedding(inputs[features.DAY_OF_WEEK]),
-        tf.reshape(tf.cast(inputs[features.TIMESTAMP_Z], tf.float32), [-1, 1]),
-    ], axis=-1)
-    return tf.math.l2_normalize(self.mlp(joined), axis=-1)
+    if self.use_request_context:
+      state = tf.concat([
+          state,
+          self.hour_embedding(inputs[features.HOUR_OF_DAY]),
+          self.day_embedding(inputs[features.DAY_OF_WEEK]),
+          tf.reshape(tf.cast(inputs[features.TIMESTAMP_Z], tf.float32),
+                     [-1, 1]),
+      ], axis=-1)
+    return tf.math.l2_normalize(self.mlp(state), axis=-1)
 
 
 def build_sasrec(vocab: two_tower.VocabularySizes, catalogue_features,

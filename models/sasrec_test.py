@@ -52,3 +52,20 @@ def test_config_inherits_retrieval_settings():
   config = sasrec.SasRecConfig.from_dict({"num_blocks": 3, "temperature": 0.1})
   assert isinstance(config, two_tower.TwoTowerConfig)
   assert (config.num_blocks, config.temperature) == (3, 0.1)
+
+
+def test_query_without_request_context_needs_only_the_history():
+  tf.keras.utils.set_random_seed(0)
+  vocab = two_tower_test.VOCAB
+  config = sasrec.SasRecConfig(embedding_dim=8, tower_units=(8,),
+                               num_blocks=1, dropout=0.0,
+                               use_request_context=False)
+  model = sasrec.build_sasrec(vocab, two_tower_test.catalogue_features(vocab),
+                              np.full(vocab.items, 1.0 / vocab.items), config)
+  # Trailing padding may be trimmed: a shorter padded history is the same.
+  history = np.array([[1, 2, 3, 0, 0]], np.int64)
+  full = model.query_tower({features.HISTORY_ITEM_INDICES: history}).numpy()
+  trimmed = model.query_tower(
+      {features.HISTORY_ITEM_INDICES: history[:, :3]}).numpy()
+  assert full.shape == (1, 8)
+  np.testing.assert_allclose(full, trimmed, rtol=1e-5, atol=1e-6)

@@ -16,8 +16,11 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from models import gmn
+from models import guim
 from models import sasrec
 from models import two_tower
+from models import ranking_trainer
 from models import retrieval_export
 from transforms import features
 from transforms import preprocessing
@@ -87,17 +90,26 @@ MODEL_FAMILIES: dict[str, Callable] = {
     "sasrec": functools.partial(train_retrieval,
                                 config_class=sasrec.SasRecConfig,
                                 build_model=sasrec.build_sasrec),
+    "guim": functools.partial(train_retrieval,
+                              config_class=guim.GuimConfig,
+                              build_model=guim.build_guim),
+    "gmn": functools.partial(train_retrieval, config_class=gmn.GmnConfig,
+                             build_model=gmn.build_gmn),
+    "courier": functools.partial(ranking_trainer.train_courier,
+                                 input_dataset=input_dataset),
+    "ranking": functools.partial(ranking_trainer.train_ranking,
+                                 input_dataset=input_dataset),
 }
 
 
 # Families trained in two steps: the pipeline first runs a Trainer with the
 # family named here (pre-training) and hands its model to the family's own
 # Trainer as `fn_args.base_model` (fine-tuning, or frozen features).
-PRETRAINED_BY: dict[str, str] = {}
+PRETRAINED_BY: dict[str, str] = {"ranking": "courier"}
 
 # Families that score (user, item) pairs as CTR rankers: evaluated with AUC
 # and log loss instead of full-ranking recall, and pushed without an index.
-RANKING_FAMILIES: frozenset[str] = frozenset()
+RANKING_FAMILIES: frozenset[str] = frozenset({"ranking"})
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

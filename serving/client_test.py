@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from serving import client
 from serving.server_test import (  # pylint: disable=unused-import
-    MODEL_NAME, brute_force_top_k, local_only, model_template, open_stubs,
-    publish_version, query_embedding, scann_model_template, start_local_server,
-    target)
+    MODEL_NAME, brute_force_top_k, local_only, max_over_vectors_top_k,
+    model_template, multi_vector_template, open_stubs, publish_version,
+    query_embedding, scann_model_template, start_local_server, target)
 
 
 def test_retrieval_request_pads_an_empty_history():
@@ -91,3 +91,21 @@ def test_recommend_with_retrieve_scann(scann_model_template, tmp_path):
 
   assert result.item_ids == brute_force_top_k(query, 12,
                                               {"item_1", "item_2"})[0]
+
+
+@local_only
+def test_recommend_merges_a_multi_vector_users_lists(multi_vector_template,
+                                                     tmp_path):
+  publish_version(multi_vector_template, tmp_path / MODEL_NAME, 1)
+  with start_local_server(tmp_path) as handle:
+    with open_stubs(handle.address) as stubs:
+      queries = query_embedding(stubs, "user_b")
+
+    result = client.recommend(handle.address, MODEL_NAME, "user_b",
+                              history=["item_1"], k=12,
+                              signature=client.SCANN_SIGNATURE)
+
+  expected_ids, expected_scores = max_over_vectors_top_k(queries, 12,
+                                                         {"item_1"})
+  assert result.item_ids == expected_ids
+  assert result.scores == pytest.approx(list(expected_scores), abs=1e-4)

@@ -25,6 +25,9 @@ import tempfile
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
+
+from serving import multi_vector
 
 INDEX_SUBDIR = os.path.join("assets.extra", "scann_index")
 _SEARCHER_DIR = "searcher"
@@ -45,6 +48,11 @@ class ScannParams:
     anisotropic_quantization_threshold: AH's anisotropic loss threshold.
     reorder_k: candidates re-scored exactly before the final top k.
     default_k: neighbours returned when the caller gives no k.
+    neighbors_per_vector: for multi-vector queries, the neighbours each of a
+      user's K vectors fetches before the merge (N); at least the k asked
+      for, which is also the default (0). See `serving.multi_vector`.
+    merge_rule: how a multi-vector user's K lists merge, one of
+      `serving.multi_vector.MERGE_RULES`; "max" ranks by the best score.
   """
   num_leaves: int = 100
   num_leaves_to_search: int = 20
@@ -53,6 +61,14 @@ class ScannParams:
   anisotropic_quantization_threshold: float = 0.2
   reorder_k: int = 250
   default_k: int = 100
+  neighbors_per_vector: int = 0
+  merge_rule: str = multi_vector.MAX
+
+  def __post_init__(self):
+    multi_vector.check_merge_rule(self.merge_rule)
+    if self.neighbors_per_vector < 0:
+      raise ValueError("neighbors_per_vector must be >= 0, got "
+                       f"{self.neighbors_per_vector}")
 
   def fitted_to(self, num_items: int) -> "ScannParams":
     """Shrinks the tree so that every leaf can hold items."""
@@ -62,7 +78,8 @@ class ScannParams:
         num_leaves=num_leaves,
         num_leaves_to_search=max(1, min(self.num_leaves_to_search, num_leaves)),
         training_sample_size=min(self.training_sample_size, num_items),
-        reorder_k=max(self.reorder_k, self.default_k))
+        reorder_k=max(self.reorder_k, self.default_k,
+                      self.neighbors_per_vector))
 
 
 def index_dir(model_version_dir: str) -> str:
@@ -169,25 +186,46 @@ class ScannIndex:
 
   def search(self, queries: np.ndarray, k: int,
              exclude_ids: Optional[Iterable[Iterable[str]]] = None):
-    """Top-k items per query, optionally excluding given ids per query.
+    """Top-k items per user, optionally excluding given ids per user.
 
     Args:
-      queries: `[batch, dimension]` query embeddings.
-      k: neighbours per query, at most the number of items.
-      exclude_ids: per query, ids that must not be returned (e.g. history).
+      queries: `[batch, dimension]` query embeddings, or `[batch, vectors,
+        dimension]` for multi-vector users: each vector then fetches
+        `max(k, params.neighbors_per_vector)` neighbours and the lists merge
+        by `params.merge_rule` (see `serving.multi_vector`).
+      k: items per user, at most the number of items.
+      exclude_ids: per user, ids that must not be returned (e.g. history).
 
     Returns:
       `(ids, scores)`, `[batch, k]` arrays; rows are padded with "" and -inf
       when exclusions leave fewer than k items.
     """
     queries = np.asarray(queries, dtype=np.float32)
-    if queries.ndim != 2 or queries.shape[1] != self.dimension:
-      raise ValueError(f"queries must be [batch, {self.dimension}], "
-                       f"got {list(queries.shape)}")
+    if queries.ndim not in (2, 3) or queries.shape[-1] != self.dimension:
+      raise ValueError(f"queries must be [batch, {self.dimension}] or [batch, "
+                       f"vectors, {self.dimension}], got {list(queries.shape)}")
     if not 1 <= k <= len(self.item_ids):
       raise ValueError(f"k must be in [1, {len(self.item_ids)}], got {k}")
     excludes = [set(ids) for ids in exclude_ids] if exclude_ids is not None else [
         set() for _ in range(queries.shape[0])]
+    if queries.ndim == 2:
+      return self._search_vectors(queries, k, excludes)
+    batch_size, num_vectors, _ = queries.shape
+    depth = min(len(self.item_ids), max(k, self.params.neighbors_per_vector))
+    ids, scores = self._search_vectors(
+        queries.reshape(batch_size * num_vectors, self.dimension), depth,
+        [exclude for exclude in excludes for _ in range(num_vectors)])
+    merged_ids, merged_scores = multi_vector.merge_neighbours(
+        ids.astype(str).reshape(batch_size, num_vectors, depth),
+        scores.reshape(batch_size, num_vectors, depth),
+        tf.constant(k, tf.int32), self.params.merge_rule)
+    decode = np.vectorize(lambda item_id: item_id.decode("utf-8"),
+                          otypes=[object])
+    return decode(merged_ids.numpy()), merged_scores.numpy()
+
+  def _search_vectors(self, queries: np.ndarray, k: int,
+                      excludes: Sequence[set[str]]):
+    """`search` for one vector per row; `excludes` has one set per row."""
     fetch = min(len(self.item_ids), k + max((len(e) for e in excludes), default=0))
     neighbors, distances = self._searcher.search_batched(
         queries, final_num_neighbors=fetch,

@@ -61,3 +61,45 @@ def test_a_moved_index_loads_from_its_new_place(tmp_path):
   loaded = scann_index.ScannIndex.load(str(moved))
   found, _ = loaded.search(embeddings[:1], k=3)
   assert found[0][0] == "0"
+
+
+def _max_over_vectors_top_k(queries, embeddings, ids, k, exclude):
+  scores = (queries @ embeddings.T).max(axis=1)
+  ranked = [i for i in np.argsort(-scores[0]) if ids[i] not in exclude][:k]
+  return [ids[i] for i in ranked], scores[0][ranked]
+
+
+def test_multi_vector_search_merges_by_max_score(tmp_path):
+  embeddings = _clustered_embeddings(n_items=100, dim=8)
+  ids = [str(i) for i in range(100)]
+  scann_index.ScannIndex.build(embeddings, ids).write(str(tmp_path))
+  index = scann_index.ScannIndex.load(str(tmp_path))
+  # Two interests of one user: near item 0 and near item 50.
+  queries = embeddings[np.newaxis, [0, 50]] + 0.01
+  exclude = {"0"}
+  found, scores = index.search(queries, k=8, exclude_ids=[exclude])
+  expected_ids, expected_scores = _max_over_vectors_top_k(
+      queries, embeddings, ids, 8, exclude)
+  assert found.shape == (1, 8)
+  assert list(found[0]) == expected_ids
+  assert "50" in found[0] and "0" not in found[0]
+  np.testing.assert_allclose(scores[0], expected_scores, rtol=1e-4, atol=1e-4)
+
+
+def test_merge_settings_travel_with_the_index(tmp_path):
+  embeddings = _clustered_embeddings(n_items=32, dim=4)
+  params = scann_index.ScannParams(neighbors_per_vector=12,
+                                   merge_rule="round_robin")
+  scann_index.ScannIndex.build(embeddings, [str(i) for i in range(32)],
+                               params).write(str(tmp_path))
+  loaded = scann_index.ScannIndex.load(str(tmp_path))
+  assert loaded.params.neighbors_per_vector == 12
+  assert loaded.params.merge_rule == "round_robin"
+  found, _ = loaded.search(embeddings[np.newaxis, :3], k=3)
+  # Round robin: each of the three vectors' best item first, itself.
+  assert list(found[0]) == ["0", "1", "2"]
+
+
+def test_unknown_merge_rule_is_refused():
+  with pytest.raises(ValueError, match="merge rule"):
+    scann_index.ScannParams(merge_rule="sum")

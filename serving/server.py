@@ -13,7 +13,9 @@ an in-flight request.
 
 A version directory that also holds a ScaNN index (`serving/scann_index.py`)
 gets one extra signature, `retrieve_scann`: raw query features -> the query
-tower (`query_embedding`) -> approximate top-k, history items excluded.
+tower (`query_embedding`) -> approximate top-k, history items excluded. A
+multi-vector query tower (`[batch, K, dim]` embeddings) has each of a user's
+K vectors search the index and the K lists merged (`serving/multi_vector.py`).
 
 Run `python -m serving.server --help` for the flags.
 """
@@ -268,7 +270,9 @@ class ScannRetrievalSignature:
 
   Items in the request's history and in `exclude_item_ids` are never
   returned; rows are padded with "" and -inf scores when the exclusions leave
-  fewer than k items.
+  fewer than k items. When the query tower embeds a user as K vectors, each
+  vector searches the index and the lists merge by the index's `merge_rule`
+  (`serving.multi_vector`), into k distinct items per user.
   """
   outputs = ("item_ids", "scores")
 
@@ -386,8 +390,13 @@ def _scann_signature(signatures: Mapping[str, SavedModelSignature],
   if query is None or "embedding" not in query.outputs:
     raise ValueError(f'{path} has a ScaNN index but no "{QUERY_SIGNATURE}" '
                      'signature with an "embedding" output')
+  embedding_shape = query.output_shapes["embedding"]
+  if embedding_shape.rank not in (2, 3):
+    raise ValueError(f'{path}: "{QUERY_SIGNATURE}" must return [batch, dim] '
+                     "or [batch, vectors, dim] embeddings, got "
+                     f"{embedding_shape}")
   index = scann_index.ScannIndex.load(path)
-  dimension = query.output_shapes["embedding"][-1]
+  dimension = embedding_shape[-1]
   if dimension is not None and dimension != index.dimension:
     raise ValueError(f"{path}: query embeddings have dimension {dimension} "
                      f"but the ScaNN index has {index.dimension}")

@@ -695,6 +695,94 @@ def test_metadata_lists_retrieve_scann(scann_stubs):
   assert scann.method_name == "tensorflow/serving/predict"
 
 
+# ------------------------------------------------- multi-vector ScaNN ---
+
+# The second vector of each user; the first is USER_EMBEDDINGS.
+SECOND_USER_EMBEDDINGS = np.random.default_rng(8).normal(
+    size=USER_EMBEDDINGS.shape).astype(np.float32)
+
+
+class TinyMultiInterestModel(tf.Module):
+  """A query tower embedding each user as two vectors, `[batch, 2, 4]`."""
+
+  def __init__(self):
+    super().__init__()
+    self.user_embeddings = tf.Variable(
+        np.stack([USER_EMBEDDINGS, SECOND_USER_EMBEDDINGS], axis=1))
+
+  @tf.function(input_signature=(
+      tf.TensorSpec([None], tf.string, name="user_id"),
+      tf.TensorSpec([None, None], tf.string, name="history_item_ids"),
+      tf.TensorSpec([None], tf.int64, name="timestamp")))
+  def query_embedding(self, user_id, history_item_ids, timestamp):
+    del history_item_ids, timestamp  # The tiny query tower embeds the user.
+    users = tf.strings.to_hash_bucket_fast(user_id, len(USER_EMBEDDINGS))
+    return {"embedding": tf.gather(self.user_embeddings, users)}
+
+
+@pytest.fixture(scope="session")
+def multi_vector_template(tmp_path_factory) -> pathlib.Path:
+  """A multi-vector query tower with a ScaNN index of the 24 items."""
+  directory = tmp_path_factory.mktemp("multi_vector_template") / "model"
+  model = TinyMultiInterestModel()
+  tf.saved_model.save(model, str(directory), signatures={
+      "query_embedding": model.query_embedding.get_concrete_function()})
+  scann_index.ScannIndex.build(ITEM_EMBEDDINGS, list(ITEM_IDS)).write(
+      str(directory))
+  return directory
+
+
+@pytest.fixture(scope="module")
+def multi_vector_stubs(multi_vector_template,
+                       tmp_path_factory) -> Iterator[Stubs]:
+  base = tmp_path_factory.mktemp("multi_vector_models")
+  publish_version(multi_vector_template, base / MODEL_NAME, 1)
+  with start_local_server(base) as handle, open_stubs(handle.address) as opened:
+    yield opened
+
+
+def max_over_vectors_top_k(queries: np.ndarray, k: int, excluded: set[str]):
+  scores = (ITEM_EMBEDDINGS @ queries.T).max(axis=1)
+  ranked = [i for i in np.argsort(-scores) if ITEM_IDS[i] not in excluded][:k]
+  return list(ITEM_IDS[ranked]), scores[ranked]
+
+
+@local_only
+def test_retrieve_scann_merges_the_vectors_of_a_multi_vector_user(
+    multi_vector_stubs):
+  queries = query_embedding(multi_vector_stubs, "user_a")
+  (best, second), _ = max_over_vectors_top_k(queries, 2, set())
+
+  response = multi_vector_stubs.prediction.Predict(
+      scann_request(k=7, exclude=[[second, ""]], histories=[[best, ""]]),
+      timeout=10)
+
+  ids = [i.decode() for i in tf.make_ndarray(response.outputs["item_ids"])[0]]
+  expected_ids, expected_scores = max_over_vectors_top_k(queries, 7,
+                                                         {best, second})
+  assert queries.shape == (2, 4)
+  assert ids == expected_ids
+  # Neither vector alone ranks these items: the lists were merged.
+  for query in queries:
+    assert ids != brute_force_top_k(query, 7, {best, second})[0]
+  np.testing.assert_allclose(tf.make_ndarray(response.outputs["scores"])[0],
+                             expected_scores, rtol=1e-4, atol=1e-4)
+
+
+@local_only
+def test_retrieve_scann_multi_vector_batch_has_k_distinct_items_per_user(
+    multi_vector_stubs):
+  response = multi_vector_stubs.prediction.Predict(
+      scann_request(k=len(ITEM_IDS), user_ids=["a", "b"],
+                    histories=[["item_3"], [""]]), timeout=10)
+  ids = tf.make_ndarray(response.outputs["item_ids"]).astype(str)
+  assert ids.shape == (2, len(ITEM_IDS))
+  # Every item but the history, once, then padding.
+  assert sorted(ids[0][:-1]) == sorted(set(ITEM_IDS) - {"item_3"})
+  assert ids[0][-1] == ""
+  assert sorted(ids[1]) == sorted(ITEM_IDS)
+
+
 # -------------------------------------------------------- policy and CLI ---
 
 

@@ -126,12 +126,21 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
 
 def _print_summary(config: config_lib.PipelineConfig):
   """Prints the newest run's summary and returns it."""
+  from models import trainer  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import evaluation  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
   summary = run_summary.summarize(config.metadata_path)
-  print(run_summary.format_summary(
-      summary, config.model_family, evaluation.MODEL_OUTPUT,
-      evaluation.BASELINE_OUTPUT, evaluation.metric_names()))
+  if config.model_family in trainer.RANKING_FAMILIES:
+    print(run_summary.format_summary(
+        summary, "CTR metrics on the eval split (ExampleGen's sampled "
+        "negatives):", [(config.model_family, "")],
+        evaluation.RANKING_METRIC_NAMES))
+  else:
+    print(run_summary.format_summary(
+        summary, "Full-ranking metrics on the eval split (history items "
+        "excluded):", [(config.model_family, evaluation.MODEL_OUTPUT),
+                       ("most-popular", evaluation.BASELINE_OUTPUT)],
+        evaluation.metric_names()))
   return summary
 
 
@@ -145,8 +154,12 @@ def _run(args) -> None:
   print(f"\nPipeline finished in {time.time() - started:.0f} s\n", flush=True)
   summary = _print_summary(config)
   if args.demo:
+    from models import trainer  # pylint: disable=g-import-not-at-top
     from tfx_pipeline import serving_demo  # pylint: disable=g-import-not-at-top
-    if serving_demo.has_pushed_model(config):
+    if config.model_family in trainer.RANKING_FAMILIES:
+      print("\nThe retrieval demo needs a retrieval family; a ranking model "
+            "scores given candidates (its serving_default signature).")
+    elif serving_demo.has_pushed_model(config):
       print("\n" + serving_demo.recommend_for_eval_users(config), flush=True)
     else:
       print("\nNo pushed model to serve yet.")

@@ -47,10 +47,18 @@ class PipelineConfig:
     gate_max_regression: the candidate may be worse than the last blessed
       model by at most this much (absolute), in `gate_metric` for retrieval
       families and in AUC for ranking families.
+    ctr_negatives: for ranking families, label-0 examples ExampleGen samples
+      per positive (by train popularity, among items the user never chose).
+    negative_seed: seed of that sampling.
     ranking_auc_lower_bound: a ranking family's model needs at least this AUC.
     ranking_log_loss_upper_bound: and at most this log loss; the default is
       the loss of always predicting 0.2, the positive rate of 1:4 sampled
       negatives.
+    embedding_benchmark: run the EmbeddingBenchmark component (probe tasks
+      on the trained retrieval model's frozen embeddings) after the Trainer.
+    embedding_benchmark_tasks: its task specs (see `offline_eval.probes`);
+      empty for the preset of `dataset`.
+    embedding_benchmark_seeds: probe seeds; the report has mean ± std.
     beam_args: Beam pipeline args; add e.g. `--runner=FlinkRunner`.
     enable_cache: reuse MLMD-cached component outputs.
     kubeflow_image: container image with this package, for KFP.
@@ -72,8 +80,15 @@ class PipelineConfig:
   gate_metric: str = "recall_at_50"
   gate_lower_bound: float = 0.05
   gate_max_regression: float = 0.01
+  ctr_negatives: int = 4
+  negative_seed: int = 0
   ranking_auc_lower_bound: float = 0.6
   ranking_log_loss_upper_bound: float = 0.5004
+  embedding_benchmark: bool = False
+  embedding_benchmark_tasks: list[dict[str, Any]] = dataclasses.field(
+      default_factory=list)
+  embedding_benchmark_seeds: list[int] = dataclasses.field(
+      default_factory=lambda: [0, 1, 2])
   beam_args: list[str] = dataclasses.field(
       default_factory=lambda: ["--direct_running_mode=in_memory"])
   enable_cache: bool = True

@@ -22,6 +22,8 @@ NDCG_KS = (10,)
 MODEL_OUTPUT = retrieval_export.TARGET_RANK
 BASELINE_OUTPUT = retrieval_export.POPULARITY_TARGET_RANK
 RANKING_PREDICTION_KEY = "probability"
+RANKING_METRIC_NAMES = ("auc", "binary_crossentropy", "calibration",
+                        "mean_label", "mean_prediction")
 RANKING_GATE_METRIC = "auc"
 LOG_LOSS_METRIC = "binary_crossentropy"
 

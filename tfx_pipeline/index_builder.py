@@ -11,6 +11,12 @@ with the model's `candidate_embedding` signature and writes
   `tfrs.layers.factorized_top_k.ScaNN`, for a TF Serving built with the ScaNN
   ops. Loading it needs `import scann` first, which registers those ops.
 
+A multi-vector query tower (`query_embedding` returning `[batch, K, dim]`)
+needs nothing different at build time: the index holds items only. At query
+time each of a user's K vectors searches the index and the lists merge, by
+`ScannParams.merge_rule` over `ScannParams.neighbors_per_vector` neighbours
+per vector (`serving.multi_vector`), both stored with the index.
+
 Reading, deduplication and embedding run in parallel on any Beam runner. The
 index build gathers every embedding on ONE worker, because ScaNN's tree
 training and hashing are single-machine; that worker needs memory for all
@@ -40,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from serving import multi_vector
 from serving import scann_index
 from transforms import features
 
@@ -187,24 +194,42 @@ class ScannRetrievalModule(tf.Module):
 
   Args:
     model: the loaded retrieval SavedModel; supplies `query_embedding`.
-    scann_layer: an indexed `tfrs.layers.factorized_top_k.ScaNN`.
+    scann_layer: an indexed `tfrs.layers.factorized_top_k.ScaNN`; its k is
+      the neighbours fetched per query vector, at least `k`.
+    k: items returned per user.
+    merge_rule: how the lists of a multi-vector user's vectors merge, one of
+      `serving.multi_vector.MERGE_RULES`.
   """
 
   def __init__(self, model: Any,
-               scann_layer: tfrs.layers.factorized_top_k.ScaNN):
+               scann_layer: tfrs.layers.factorized_top_k.ScaNN, k: int,
+               merge_rule: str = multi_vector.MAX):
     super().__init__()
     self.model = model
     self.scann_layer = scann_layer
+    self._k = k
+    self._merge_rule = merge_rule
 
   @tf.function(input_signature=_QUERY_INPUT_SPECS)
   def retrieve(self, user_id: tf.Tensor, history_item_ids: tf.Tensor,
                timestamp: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Top-k items of the whole catalogue; history items are not excluded."""
+    """Top-k items of the whole catalogue; history items are not excluded.
+
+    A user embedded as K vectors gets the merge of the K vectors' lists.
+    """
     query = self.model.signatures[QUERY_SIGNATURE](
         user_id=user_id, history_item_ids=history_item_ids,
         timestamp=timestamp)["embedding"]
+    if query.shape.rank == 3:
+      shape = tf.shape(query)
+      scores, item_ids = self.scann_layer(tf.reshape(query, [-1, shape[2]]))
+      per_user = tf.stack([shape[0], shape[1], -1])
+      item_ids, scores = multi_vector.merge_neighbours(
+          tf.reshape(item_ids, per_user), tf.reshape(scores, per_user),
+          self._k, self._merge_rule)
+      return {"item_ids": item_ids, "scores": scores}
     scores, item_ids = self.scann_layer(query)
-    return {"item_ids": item_ids, "scores": scores}
+    return {"item_ids": item_ids[:, :self._k], "scores": scores[:, :self._k]}
 
 
 def export_scann_layer_model(model_dir: str, embeddings: np.ndarray,
@@ -223,7 +248,7 @@ def export_scann_layer_model(model_dir: str, embeddings: np.ndarray,
     export_dir: where to save; `serving_default` is the retrieval signature.
   """
   scann_layer = tfrs.layers.factorized_top_k.ScaNN(
-      k=min(params.default_k, len(item_ids)),
+      k=min(max(params.default_k, params.neighbors_per_vector), len(item_ids)),
       distance_measure="dot_product",
       num_leaves=params.num_leaves,
       num_leaves_to_search=params.num_leaves_to_search,
@@ -231,7 +256,9 @@ def export_scann_layer_model(model_dir: str, embeddings: np.ndarray,
       num_reordering_candidates=params.reorder_k)
   scann_layer.index(tf.constant(embeddings, tf.float32),
                     tf.constant(list(item_ids)))
-  module = ScannRetrievalModule(tf.saved_model.load(model_dir), scann_layer)
+  module = ScannRetrievalModule(tf.saved_model.load(model_dir), scann_layer,
+                                k=min(params.default_k, len(item_ids)),
+                                merge_rule=params.merge_rule)
   tf.saved_model.save(
       module, export_dir,
       signatures={"serving_default": module.retrieve.get_concrete_function()},

@@ -1,6 +1,9 @@
 """Tests for the Beam ScaNN index job, on a tiny synthetic retrieval model."""
 
+from __future__ import annotations
+
 import os
+from typing import Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -56,8 +59,30 @@ class TinyRetrievalModel(tf.Module):
     return {"embedding": tf.gather(self.user_table, index)}
 
 
-def write_tiny_model(export_dir: str) -> TinyRetrievalModel:
-  model = TinyRetrievalModel()
+class TinyMultiVectorModel(TinyRetrievalModel):
+  """Embeds user u as two vectors: user rows u and u + 1 (mod users)."""
+
+  @tf.function(input_signature=(
+      tf.TensorSpec([None], tf.string, name=features.USER_ID),
+      tf.TensorSpec([None, None], tf.string, name=features.HISTORY_ITEM_IDS),
+      tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP),
+  ))
+  def query_embedding(self, user_id, history_item_ids, timestamp):
+    del history_item_ids, timestamp  # The tiny model embeds the user only.
+    index = tf.strings.to_number(user_id, tf.int32)
+    rows = tf.stack([index, (index + 1) % NUM_USERS], axis=1)
+    return {"embedding": tf.gather(self.user_table, rows)}
+
+  def user_vectors(self) -> np.ndarray:
+    """`[users, 2, dim]`: what `query_embedding` returns for every user."""
+    table = self.user_table.numpy()
+    return np.stack([table, np.roll(table, -1, axis=0)], axis=1)
+
+
+def write_tiny_model(export_dir: str,
+                     model: Optional[TinyRetrievalModel] = None
+                     ) -> TinyRetrievalModel:
+  model = model or TinyRetrievalModel()
   tf.saved_model.save(model, export_dir, signatures={
       "candidate_embedding": model.candidate_embedding.get_concrete_function(),
       "query_embedding": model.query_embedding.get_concrete_function(),
@@ -160,6 +185,32 @@ def test_scann_layer_model_returns_top_k_ids(built):
   assert outputs["scores"].shape == (NUM_USERS, TOP_K)
   assert recall(found, model.user_table.numpy(),
                 model.item_table.numpy()) >= 0.9
+
+
+def test_scann_layer_model_merges_the_vectors_of_multi_vector_users(tmp_path):
+  model = write_tiny_model(str(tmp_path / "model"), TinyMultiVectorModel())
+  item_ids = [str(i) for i in range(NUM_ITEMS)]
+  item_table = model.item_table.numpy()
+  index_builder.export_scann_layer_model(
+      str(tmp_path / "model"), item_table, item_ids,
+      _PARAMS.fitted_to(NUM_ITEMS), str(tmp_path / "scann_layer"))
+  import scann  # pylint: disable=g-import-not-at-top,unused-import
+  retrieve = tf.saved_model.load(
+      str(tmp_path / "scann_layer")).signatures["serving_default"]
+
+  outputs = retrieve(user_id=tf.constant(["0", "3"]),
+                     history_item_ids=tf.constant([[""], [""]]),
+                     timestamp=tf.zeros([2], tf.int64))
+
+  found = outputs["item_ids"].numpy().astype(str)
+  exact = (model.user_vectors()[[0, 3]] @ item_table.T).max(axis=1)
+  expected = np.argsort(-exact, axis=1)[:, :TOP_K].astype(str)
+  assert found.shape == (2, TOP_K)
+  assert all(len(set(row)) == TOP_K for row in found)
+  assert np.mean([len(set(f) & set(e)) / TOP_K
+                  for f, e in zip(found, expected)]) >= 0.9
+  np.testing.assert_array_less(np.diff(outputs["scores"].numpy(), axis=1),
+                               1e-5)
 
 
 def test_a_stale_index_in_the_input_model_is_replaced(tmp_path):

@@ -4,11 +4,13 @@ InteractionExampleGen -> StatisticsGen -> (Import)SchemaGen -> ExampleValidator
 -> AnomaliesGate -> Transform -> [PretrainTrainer ->] Trainer -> Evaluator
 (against the last blessed model) -> [ScannIndexGen ->] Pusher. Families listed
 in `models.trainer.PRETRAINED_BY` get the pre-training Trainer; ranking
-families skip the index. Runners (local, Kubeflow) only decide where it runs.
+families skip the index. With `config.embedding_benchmark`, EmbeddingBenchmark
+probes the Trainer's model. Runners (local, Kubeflow) only decide where it runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 from tfx import v1 as tfx
@@ -18,6 +20,7 @@ from models import trainer as trainer_lib
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline.components import anomalies_gate
+from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_gen
 from tfx_pipeline.components import scann_index_gen
 
@@ -45,11 +48,14 @@ def create_pipeline(config: config_lib.PipelineConfig,
   if config.model_family not in trainer_lib.MODEL_FAMILIES:
     raise ValueError(f"unknown model family {config.model_family!r}; "
                      f"registered: {sorted(trainer_lib.MODEL_FAMILIES)}")
+  is_ranking = config.model_family in trainer_lib.RANKING_FAMILIES
   example_gen = interaction_example_gen.InteractionExampleGen(
       dataset_dir=config.dataset_dir,
       eval_holdout=config.eval_holdout,
       history_length=config.history_length,
-      input_fingerprint=input_fingerprint)
+      input_fingerprint=input_fingerprint,
+      ctr_negatives=(config.ctr_negatives if is_ranking else 0),
+      negative_seed=config.negative_seed)
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
@@ -111,7 +117,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
       example_splits=["eval"],
       eval_config=evaluation.eval_config(config))
 
-  if config.model_family in trainer_lib.RANKING_FAMILIES:
+  if is_ranking:
     # A ranker scores given candidates; there is no item index to build.
     index_gen = None
     pushed_model = trainer.outputs["model"]
@@ -123,6 +129,17 @@ def create_pipeline(config: config_lib.PipelineConfig,
         examples=example_gen.outputs["examples"])
     pushed_model = index_gen.outputs["indexed_model"]
 
+  benchmark = None
+  if (config.embedding_benchmark and
+      config.model_family not in trainer_lib.RANKING_FAMILIES):
+    benchmark = embedding_benchmark.EmbeddingBenchmark(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        dataset_dir=config.dataset_dir,
+        tasks_json=json.dumps(embedding_benchmark.tasks_for(
+            config.dataset, config.embedding_benchmark_tasks)),
+        seeds_json=json.dumps(config.embedding_benchmark_seeds))
+
   pusher = tfx.components.Pusher(
       model=pushed_model,
       model_blessing=evaluator.outputs["blessing"],
@@ -132,7 +149,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
 
   components = [example_gen, statistics_gen, schema_gen, example_validator,
                 gate, transform, pretrainer, trainer, model_resolver, evaluator,
-                index_gen, pusher]
+                index_gen, benchmark, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,

@@ -38,6 +38,10 @@ COMPARE_PNG = "compare.png"
 
 OUTPUT_LABELS = {evaluation.MODEL_OUTPUT: "model",
                  evaluation.BASELINE_OUTPUT: "most-popular"}
+# A ranking family's EvalConfig has a single, unnamed output. The report files
+# its metrics under the model's output name, so that tables and plots treat
+# retrieval and ranking evaluations alike.
+_UNNAMED_OUTPUT = ""
 OVERALL = ()
 # Buckets read best in their natural order, not alphabetically.
 _VALUE_ORDER = {
@@ -131,7 +135,8 @@ class Evaluation:
   def metric_names(self) -> list[str]:
     """The pipeline's ranking metrics this output holds, in usual order."""
     overall = self.metrics.get(OVERALL, {})
-    return [name for name in evaluation.metric_names()
+    return [name for name in (evaluation.metric_names() +
+                              list(evaluation.RANKING_METRIC_NAMES))
             if f"{evaluation.MODEL_OUTPUT}/{name}" in overall]
 
   def example_count(self, slice_key: SliceKey) -> Optional[float]:
@@ -160,16 +165,29 @@ def load_evaluation(uri: str) -> Evaluation:
     result = tfma.load_eval_result(uri, model_name=candidate)
   blessed_result = (tfma.load_eval_result(uri, model_name=blessed)
                     if blessed else None)
-  metrics = run_summary.flatten_metrics(result)
+  metrics = _name_unnamed_output(run_summary.flatten_metrics(result))
   validation = tfma.load_validation_result(uri)
   return Evaluation(
       uri=uri, model_location=result.model_location, metrics=metrics,
       blessed_model_location=(blessed_result.model_location
                               if blessed_result else ""),
-      blessed_model_metrics=(run_summary.flatten_metrics(blessed_result)
-                             if blessed_result else {}),
+      blessed_model_metrics=(
+          _name_unnamed_output(run_summary.flatten_metrics(blessed_result))
+          if blessed_result else {}),
       validation=validation,
       thresholds=_thresholds(result.config, candidate, metrics, validation))
+
+
+def _output_name(output: str) -> str:
+  return evaluation.MODEL_OUTPUT if output == _UNNAMED_OUTPUT else output
+
+
+def _name_unnamed_output(metrics: Metrics) -> Metrics:
+  """Files bare metric names (an unnamed output) under the model's output."""
+  return {slice_key: {(key if "/" in key else
+                       f"{evaluation.MODEL_OUTPUT}/{key}"): value
+                      for key, value in row.items()}
+          for slice_key, row in metrics.items()}
 
 
 def _spec_slice(spec) -> tuple[str, Optional[SliceKey]]:
@@ -231,13 +249,14 @@ def _thresholds(config, candidate: Optional[str], metrics: Metrics,
     for spec, threshold in entries:
       slices, slice_key = _spec_slice(spec)
       name = f"{key.name}_diff" if key.is_diff else key.name
-      value = (metrics.get(slice_key, {}).get(f"{key.output_name}/{name}")
+      model_output = _output_name(key.output_name)
+      value = (metrics.get(slice_key, {}).get(f"{model_output}/{name}")
                if slice_key is not None else None)
       failed = any(
           (slice_key is None or failed_slice == slice_key) and
           (metric, output, is_diff) == (key.name, key.output_name, key.is_diff)
           for failed_slice, metric, output, is_diff in failures)
-      rows.append(Threshold(key.name, key.output_name, slices, key.is_diff,
+      rows.append(Threshold(key.name, model_output, slices, key.is_diff,
                             _requirement(threshold, key.is_diff), value,
                             failed))
   return sorted(rows, key=lambda t: (t.metric, t.output, t.is_change))
@@ -251,7 +270,8 @@ def failures_in_words(validation) -> list[str]:
         tfma.slicer.deserialize_slice_key(per_slice.slice_key))
     for failure in per_slice.failures:
       key = failure.metric_key
-      what = OUTPUT_LABELS.get(key.output_name, key.output_name)
+      output = _output_name(key.output_name)
+      what = OUTPUT_LABELS.get(output, output)
       measured = (f"{key.name} change vs the last blessed model"
                   if key.is_diff else key.name)
       threshold = (failure.metric_threshold.change_threshold if key.is_diff
@@ -587,7 +607,8 @@ def write_report(evaluation_uri: str, output_dir: Optional[str] = None,
   ev = load_evaluation(evaluation_uri)
   output_dir = output_dir or os.path.join(evaluation_uri, REPORT_DIR)
   os.makedirs(output_dir, exist_ok=True)
-  overall_images = [plot_recall_curve(ev, output_dir)]
+  has_recall = any(name.startswith("recall_at_") for name in ev.metric_names())
+  overall_images = [plot_recall_curve(ev, output_dir)] if has_recall else []
   if ev.has_blessed_model:
     overall_images.append(plot_blessed_model_comparison(ev, output_dir))
   meta = [("evaluation", ev.uri), ("model", ev.model_location)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -85,6 +85,10 @@ def slice_name(slice_key) -> str:
           ", ".join(f"{column}={value}" for column, value in slice_key))
 
 
+def _metric_key(output_name: str, metric_name: str) -> str:
+  return f"{output_name}/{metric_name}" if output_name else metric_name
+
+
 def flatten_metrics(eval_result) -> dict[tuple, dict[str, float]]:
   """slice key -> 'output/metric' -> value, from a TFMA EvalResult."""
   table = {}
@@ -93,8 +97,7 @@ def flatten_metrics(eval_result) -> dict[tuple, dict[str, float]]:
     for output_name, by_sub_key in metrics_by_output.items():
       for metric_name, value in by_sub_key.get("", {}).items():
         if "doubleValue" in value:
-          key = f"{output_name}/{metric_name}" if output_name else metric_name
-          row[key] = value["doubleValue"]
+          row[_metric_key(output_name, metric_name)] = value["doubleValue"]
   return table
 
 
@@ -136,24 +139,33 @@ def summarize(metadata_path: str) -> RunSummary:
   return RunSummary(run_id, components, artifacts, metrics, blessed, pushed_dir)
 
 
-def format_summary(summary: RunSummary, model_label: str, model_output: str,
-                   baseline_output: str, metric_names: list[str]) -> str:
-  """Renders the summary as the plain-text tables the CLI prints."""
+def format_summary(summary: RunSummary, heading: str,
+                   outputs: Sequence[tuple[str, str]],
+                   metric_names: Sequence[str]) -> str:
+  """Renders the summary as the plain-text tables the CLI prints.
+
+  Args:
+    summary: the run.
+    heading: what the metrics table shows.
+    outputs: `(row label, TFMA output name)` per scorer; "" for a model with
+      a single unnamed output.
+    metric_names: the metric columns.
+  """
   lines = [f"Run {summary.run_id}", "", f"{'component':34s} {'state':9s} seconds"]
   for run in summary.components:
     lines.append(f"{run.component:34s} {run.state:9s} {run.seconds:7.1f}")
-  lines += ["", "Full-ranking metrics on the eval split (history items excluded):",
+  lines += ["", heading,
             f"{'slice':44s} {'model':14s} " + " ".join(f"{m:>12s}" for m in metric_names)]
   for name, row in sorted(summary.metrics.items(),
                           key=lambda kv: (kv[0] != "overall", kv[0])):
-    for label, output in ((model_label, model_output), ("most-popular", baseline_output)):
-      values = [row.get(f"{output}/{m}") for m in metric_names]
+    for label, output in outputs:
+      values = [row.get(_metric_key(output, m)) for m in metric_names]
       if all(v is None for v in values):
         continue
       cells = " ".join(f"{v:12.4f}" if v is not None else f"{'-':>12s}" for v in values)
       lines.append(f"{name:44s} {label:14s} {cells}")
   overall = summary.metrics.get("overall", {})
-  count = overall.get(f"{model_output}/example_count")
+  count = overall.get(_metric_key(outputs[0][1], "example_count"))
   if count is not None:
     lines.append(f"eval examples: {int(count)}")
   lines += ["",

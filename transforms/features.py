@@ -35,6 +35,16 @@ HISTORY_ITEM_INDICES = "history_item_indices"
 HISTORY_LENGTH_FEATURE = "history_length"
 TITLE_TOKEN_INDICES = "title_token_indices"
 CATEGORY_INDICES = "category_indices"
+# Optional precomputed image vector of an item (`[dim]` floats), for models
+# configured with an image size (e.g. GUIM's `image_dim`).
+ITEM_IMAGE_EMBEDDING = "item_image_embedding"
+# Items the user saw but did not pick, 0 = none (COURIER's hard negatives).
+HARD_NEGATIVE_ITEM_INDICES = "hard_negative_item_indices"
+# GMN's dual graph: the user's video neighbours and item neighbours (both in
+# the item vocabulary, split by `item_type`), oldest first, 0-padded. In the
+# pipeline they are the history split in two, so HISTORY_LENGTH bounds them.
+VIDEO_NEIGHBOUR_INDICES = "video_neighbour_indices"
+ITEM_NEIGHBOUR_INDICES = "item_neighbour_indices"
 HOUR_OF_DAY = "hour_of_day"
 DAY_OF_WEEK = "day_of_week"
 TIMESTAMP_Z = "timestamp_z"
@@ -44,6 +54,8 @@ USER_VOCAB = "user_id_vocab"
 ITEM_VOCAB = "item_id_vocab"
 TITLE_TOKEN_VOCAB = "title_token_vocab"
 CATEGORY_VOCAB = "category_vocab"
+# Item ids whose item_type is "video", plus "" (see preprocessing_fn).
+VIDEO_VOCAB = "video_id_vocab"
 
 # Fixed lengths of the padded sequence features. Index 0 is padding in every
 # index feature, so vocabulary entry i is stored as i + 1 and the OOV bucket

@@ -8,6 +8,7 @@ same graph is embedded in every exported model, so clients send raw features.
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from tfx_pipeline.data import dual_graph
 from transforms import features
 
 _SECONDS_PER_HOUR = 3600
@@ -75,6 +76,16 @@ def preprocessing_fn(inputs):
       _apply_item_vocabulary, history, item_vocab)
 
   history_dense = _fixed_length(history_indices, features.HISTORY_LENGTH)
+  # GMN's dual graph: the history split by item_type. Non-video rows add ""
+  # (never an item id), so the vocabulary exists even without videos.
+  video_vocab = tft.vocabulary(
+      tf.where(tf.equal(_to_vector(inputs[features.ITEM_TYPE]), dual_graph.VIDEO),
+               item_ids, ""), vocab_filename=features.VIDEO_VOCAB)
+  history_is_video = tf.sparse.map_values(
+      lambda ids: tft.apply_vocabulary(ids, video_vocab, default_value=-1) >= 0,
+      history)
+  video_neighbours, item_neighbours = dual_graph.split_history(
+      history_indices, history_is_video, features.HISTORY_LENGTH)
 
   outputs = {
       features.USER_INDEX: _shift_past_padding(
@@ -83,6 +94,8 @@ def preprocessing_fn(inputs):
               vocab_filename=features.USER_VOCAB)),
       features.ITEM_INDEX: _apply_item_vocabulary(item_ids, item_vocab),
       features.HISTORY_ITEM_INDICES: history_dense,
+      features.VIDEO_NEIGHBOUR_INDICES: video_neighbours,
+      features.ITEM_NEIGHBOUR_INDICES: item_neighbours,
       features.HISTORY_LENGTH_FEATURE: tf.reduce_sum(
           tf.cast(history_dense != features.PADDING_INDEX, tf.int64), axis=1),
       features.TITLE_TOKEN_INDICES: _fixed_length(

@@ -57,6 +57,8 @@ def InteractionExampleGen(  # pylint: disable=invalid-name
     eval_holdout: tfx.dsl.components.Parameter[int] = 1,
     history_length: tfx.dsl.components.Parameter[int] = 50,
     input_fingerprint: tfx.dsl.components.Parameter[str] = "",
+    ctr_negatives: tfx.dsl.components.Parameter[int] = 0,
+    negative_seed: tfx.dsl.components.Parameter[int] = 0,
 ) -> None:
   """Writes the train and eval splits of a contract dataset directory.
 
@@ -67,11 +69,16 @@ def InteractionExampleGen(  # pylint: disable=invalid-name
     history_length: most recent history items kept per example.
     input_fingerprint: changes whenever the input files change, so that the
       MLMD cache is not reused for new data.
+    ctr_negatives: sampled label-0 rows per positive, for CTR ranking
+      families; 0 writes positives only.
+    negative_seed: seed of that sampling.
   """
   del input_fingerprint  # Only part of the cache key.
   dataset = contract.load_dataset(dataset_dir)
   rows = examples_lib.build_rows(dataset, eval_holdout=eval_holdout,
-                                 history_length=history_length)
+                                 history_length=history_length,
+                                 ctr_negatives=ctr_negatives,
+                                 negative_seed=negative_seed)
   examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
   examples_utils.set_payload_format(
       examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)

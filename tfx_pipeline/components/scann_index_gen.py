@@ -52,6 +52,9 @@ def ScannIndexGen(  # pylint: disable=invalid-name
         _DEFAULT_PARAMS.anisotropic_quantization_threshold),
     reorder_k: tfx.dsl.components.Parameter[int] = _DEFAULT_PARAMS.reorder_k,
     default_k: tfx.dsl.components.Parameter[int] = _DEFAULT_PARAMS.default_k,
+    neighbors_per_vector: tfx.dsl.components.Parameter[int] = (
+        _DEFAULT_PARAMS.neighbors_per_vector),
+    merge_rule: tfx.dsl.components.Parameter[str] = _DEFAULT_PARAMS.merge_rule,
     batch_size: tfx.dsl.components.Parameter[int] = (
         index_builder.DEFAULT_BATCH_SIZE),
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[
@@ -73,6 +76,10 @@ def ScannIndexGen(  # pylint: disable=invalid-name
       `serving.scann_index.ScannParams`.
     reorder_k: see `serving.scann_index.ScannParams`.
     default_k: see `serving.scann_index.ScannParams`.
+    neighbors_per_vector: for multi-vector models, see
+      `serving.scann_index.ScannParams`.
+    merge_rule: for multi-vector models, "max" or "round_robin"; see
+      `serving.multi_vector`.
     batch_size: most items per `candidate_embedding` call.
     beam_pipeline: made by TFX from the pipeline's `beam_pipeline_args`.
   """
@@ -89,7 +96,9 @@ def ScannIndexGen(  # pylint: disable=invalid-name
           dimensions_per_block=dimensions_per_block,
           anisotropic_quantization_threshold=anisotropic_quantization_threshold,
           reorder_k=reorder_k,
-          default_k=default_k),
+          default_k=default_k,
+          neighbors_per_vector=neighbors_per_vector,
+          merge_rule=merge_rule),
       batch_size=batch_size)
   result = index_builder.run(beam_pipeline, job)
   print(f"ScannIndexGen: {index_builder.items_embedded(result)} items embedded "

@@ -70,14 +70,62 @@ def _item_popularity_buckets(train_counts: collections.Counter) -> dict[str, str
   return buckets
 
 
+def _ctr_negative_rows(candidates: list[tuple[str, dict]], count: int, seed: int,
+                       item_buckets: dict[str, str],
+                       side_info: dict[str, tuple[str, list[str]]]
+                       ) -> list[list[dict]]:
+  """`count` label-0 copies of every positive row, for CTR ranking models.
+
+  Returns one list per candidate row, in `candidates` order, so that callers
+  can write each positive's negatives right after it: a file with every
+  negative at the end would give a shuffle buffer batches of one label.
+
+  Each copy keeps the positive's user, time and history and replaces the item
+  with one the user never interacted with positively, drawn from the
+  train-split popularity distribution (so that popularity alone does not
+  separate clicks from non-clicks), with a fixed seed.
+  """
+  train_counts = collections.Counter(
+      row[features.ITEM_ID] for split, row in candidates if split == "train")
+  items = np.array(sorted(train_counts))
+  probability = np.array([train_counts[item] for item in items], np.float64)
+  probability /= probability.sum()
+  positives_by_user = collections.defaultdict(set)
+  for _, row in candidates:
+    positives_by_user[row[features.USER_ID]].add(row[features.ITEM_ID])
+  rng = np.random.default_rng(seed)
+  negatives = []
+  for _, row in candidates:
+    excluded = positives_by_user[row[features.USER_ID]]
+    negatives.append([])
+    if excluded.issuperset(items):
+      continue
+    sampled = []
+    while len(sampled) < count:
+      sampled.extend(item for item in items[rng.choice(len(items), size=count,
+                                                      p=probability)]
+                     if item not in excluded)
+    for item_id in sampled[:count]:
+      title, categories = side_info.get(item_id, ("", []))
+      negatives[-1].append({
+          **row, features.ITEM_ID: item_id, features.LABEL: 0.0,
+          features.ITEM_TITLE: title, features.ITEM_CATEGORIES: categories,
+          features.ITEM_POPULARITY_BUCKET: item_buckets.get(item_id, "unseen")})
+  return negatives
+
+
 def build_rows(dataset, eval_holdout: int = 1,
-               history_length: int = features.HISTORY_LENGTH) -> SplitRows:
+               history_length: int = features.HISTORY_LENGTH,
+               ctr_negatives: int = 0, negative_seed: int = 0) -> SplitRows:
   """Builds the train and eval rows of a dataset.
 
   Args:
     dataset: a validated `tfx_pipeline.data.contract.Dataset`.
     eval_holdout: how many of each user's newest positives go to eval.
     history_length: cap on the history, keeping the most recent items.
+    ctr_negatives: sampled label-0 rows per positive row, in both splits,
+      for CTR ranking families (see `_ctr_negative_rows`); 0 = positives only.
+    negative_seed: seed of the negative sampling.
 
   Returns:
     The rows of both splits.
@@ -141,4 +189,10 @@ def build_rows(dataset, eval_holdout: int = 1,
         row[features.USER_ID], USER_ACTIVITY_BUCKETS[0])
     row[features.ITEM_POPULARITY_BUCKET] = item_buckets.get(
         row[features.ITEM_ID], "unseen")
+  if ctr_negatives > 0:
+    negatives = _ctr_negative_rows(candidates, ctr_negatives, negative_seed,
+                                   item_buckets, side_info)
+    train_rows, eval_rows = [], []
+    for (split, row), row_negatives in zip(candidates, negatives):
+      (train_rows if split == "train" else eval_rows).extend([row] + row_negatives)
   return SplitRows(train=train_rows, eval=eval_rows)

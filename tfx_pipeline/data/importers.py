@@ -10,6 +10,7 @@ as user files. Nothing is downloaded: the raw files must already be present
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import pathlib
 import re
@@ -109,9 +110,60 @@ def import_amazon_grocery(source_root: pathlib.Path) -> contract.Dataset:
   )
 
 
+# CDRIB's two Amazon domains; upstream's names do not say which is the video one.
+VIDEO_GAMES_DOMAINS = ("game_video", "video_game")
+
+
+def import_amazon_video_games(
+  source_root: pathlib.Path, video_domain: str = "game_video"
+) -> contract.Dataset:
+  """Imports CDRIB's two Amazon domains as one user-video / user-item log (GMN).
+
+  One domain becomes `item_type="video"`, the other `"item"`; users are shared
+  across domains. Item ids are per domain, so they are prefixed with the item
+  type ("video:5", "item:5") to stay distinct in one item vocabulary. The
+  data has no timestamps: an interaction's timestamp is its row position in
+  its domain file, so each user's rows keep file order.
+
+  Args:
+    source_root: The folder holding `amazon-video-games/`.
+    video_domain: The folder ("game_video" or "video_game") used as videos.
+
+  Returns:
+    The dataset (implicit feedback only; no item or user attributes).
+  """
+  if video_domain not in VIDEO_GAMES_DOMAINS:
+    raise ValueError(f"video_domain must be one of {VIDEO_GAMES_DOMAINS}, got {video_domain!r}")
+  folder = pathlib.Path(source_root) / "amazon-video-games"
+  parts = []
+  for domain in VIDEO_GAMES_DOMAINS:
+    item_type = "video" if domain == video_domain else "item"
+    path = folder / domain / "new_reindex.txt"
+    if not path.is_file():
+      raise FileNotFoundError(f"raw data file not found: {path}; see "
+                              f"{pathlib.Path(source_root) / 'README.md'}")
+    rows = pd.read_csv(path, sep="\t", header=None, names=["user_id", "item_id", "label"],
+                       dtype=str)
+    parts.append(pd.DataFrame({
+      "user_id": rows["user_id"],
+      "item_id": item_type + ":" + rows["item_id"],
+      "timestamp": range(len(rows)),
+      "label": 1.0,
+      "event": "review",
+      "item_type": item_type,
+    }))
+  return contract.Dataset(
+    interactions=contract.normalize_interactions(
+      pd.concat(parts, ignore_index=True), "amazon-video-games interactions"),
+  )
+
+
 IMPORTERS: dict[str, Callable[[pathlib.Path], contract.Dataset]] = {
   "movielens-100k": import_movielens_100k,
   "amazon-grocery": import_amazon_grocery,
+  "amazon-video-games": import_amazon_video_games,
+  "amazon-video-games-swapped": functools.partial(import_amazon_video_games,
+                                                  video_domain="video_game"),
 }
 
 

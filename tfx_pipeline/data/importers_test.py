@@ -29,7 +29,9 @@ def grocery() -> contract.Dataset:
 
 
 def test_registry_names():
-  assert set(importers.IMPORTERS) == {"movielens-100k", "amazon-grocery"}
+  assert set(importers.IMPORTERS) == {"movielens-100k", "amazon-grocery",
+                                      "amazon-video-games",
+                                      "amazon-video-games-swapped"}
 
 
 def test_default_source_root_honours_env_var(monkeypatch, tmp_path):

@@ -1,0 +1,351 @@
+"""GLUE-like embedding benchmark: GUIM K=4 and K=1 against baselines.
+
+For each dataset and seed, trains every model on the leave-one-out train
+sequences (`offline_eval.datasets`), freezes its user vectors (the history
+including the validation item) and item vectors, and runs the dataset's probe
+tasks (`offline_eval.probes`) with that seed. Models, all trained here in the
+same run:
+
+- `random`: unit Gaussian vectors, one per user and item.
+- `two_tower`: `models.two_tower` (single vector, mean-pooled history), fed
+  in-memory tensors under the pipeline's feature names; the request-time
+  context features are set to 0 because the benchmark has no request time.
+- `guim_k1`, `guim_k4`: `models.guim` with 1 and 4 user vectors.
+- `most_popular` is scored on the ranking tasks only.
+
+The seed sets the model initialisation, the batch order, the probe splits and
+the sampled negatives, so the std covers training and probing noise; with
+`--train_once` every model is trained once (first seed) and the std covers
+the probes and sampled negatives only.
+
+    python benchmarks/embedding_benchmark.py --datasets movielens-100k
+
+Writes `benchmarks/results/embedding_benchmark_<datasets>.json` and prints
+one markdown table per dataset.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import argparse
+import dataclasses
+import pathlib
+import sys
+import time
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+_REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(_REPO_ROOT) not in sys.path:
+  sys.path.insert(0, str(_REPO_ROOT))
+
+from models import guim
+from models import two_tower
+from offline_eval import datasets
+from offline_eval import probes
+from offline_eval import protocols
+from offline_eval import reporting
+from transforms import features
+
+RESULTS_DIR = _REPO_ROOT / "benchmarks" / "results"
+MODELS = ("random", "two_tower", "guim_k1", "guim_k4")
+_EMBED_BATCH = 1024
+
+NEXT_ITEM = {"name": "next_item_recall@50", "kind": "next_item", "k": 50}
+RECHORUS = {"name": "rechorus", "kind": "sampled_ranking", "num_negatives": 99,
+            "ks": [5]}
+DATASET_TASKS: dict[str, list[dict]] = {
+    "movielens-100k": [
+        NEXT_ITEM,
+        {"name": "gender_auc", "kind": "user_binary_auc", "attribute": "gender",
+         "positive": "F"},
+        # MovieLens-1M's age groups.
+        {"name": "age_bucket_macro_f1", "kind": "user_class_f1",
+         "attribute": "age", "bins": [18, 25, 35, 45, 50, 56]},
+        {"name": "occupation_macro_f1", "kind": "user_class_f1",
+         "attribute": "occupation"},
+        {"name": "genre_micro_f1", "kind": "item_multilabel_f1"},
+        {"name": "rating>=4_auc", "kind": "interaction_auc"},
+        {"name": "genre_coherence@10", "kind": "neighbour_coherence", "k": 10},
+    ],
+    "amazon-grocery": [
+        NEXT_ITEM,
+        {"name": "category_macro_f1", "kind": "item_class_f1"},
+        {"name": "category_coherence@10", "kind": "neighbour_coherence", "k": 10},
+        {"name": "complement_auc", "kind": "relation_auc",
+         "relation": "complement"},
+        {"name": "substitute_auc", "kind": "relation_auc",
+         "relation": "substitute"},
+        RECHORUS,
+    ],
+}
+# ReChorus' published multi-interest baseline on Grocery (full data, 99
+# random negatives), for reference next to the measured rows.
+COMIREC_PUBLISHED = {"rechorus/hr@5": 0.3753, "rechorus/ndcg@5": 0.2675}
+
+
+def task_data(dataset: datasets.SequenceDataset) -> probes.TaskData:
+  """The probe targets of a dataset: test items, attributes, labels."""
+  interactions = None
+  if dataset.ratings is not None:
+    interactions = dataset.ratings.assign(
+        label=(dataset.ratings["rating"] >= 4).astype(int))
+  return probes.TaskData(
+      next_items=np.asarray(dataset.test_items),
+      known_items=[np.append(sequence, dataset.valid_items[user])
+                   for user, sequence in enumerate(dataset.train_sequences)],
+      interacted=[dataset.interacted(user) for user in range(dataset.num_users)],
+      user_attributes=dataset.users,
+      item_labels=dataset.item_categories,
+      interactions=interactions,
+      item_relations=dataset.item_relations)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+  """In-memory model inputs under the pipeline's transformed feature names."""
+  vocab: two_tower.VocabularySizes
+  catalogue: Mapping[str, np.ndarray]
+  sampling_probability: np.ndarray
+  examples: Mapping[str, np.ndarray]
+  user_queries: Mapping[str, np.ndarray]
+
+
+def _query_context(user_indices: np.ndarray,
+                   history: np.ndarray) -> dict[str, np.ndarray]:
+  zeros = np.zeros(len(user_indices), np.int64)
+  return {
+      # User index 0 is padding, as in the pipeline.
+      features.USER_INDEX: user_indices + 1,
+      features.HISTORY_ITEM_INDICES: history,
+      features.HOUR_OF_DAY: zeros,
+      features.DAY_OF_WEEK: zeros,
+      features.TIMESTAMP_Z: zeros.astype(np.float32),
+  }
+
+
+def training_data(dataset: datasets.SequenceDataset,
+                  history_length: int) -> TrainingData:
+  """One example per train interaction: (previous items, item)."""
+  # One extra item index at the end: the OOV bucket the models expect.
+  num_indices = dataset.num_items + 1
+  catalogue = {
+      features.ITEM_INDEX: np.arange(num_indices, dtype=np.int64),
+      features.TITLE_TOKEN_INDICES: np.pad(dataset.item_tokens, [(0, 1), (0, 0)]),
+      features.CATEGORY_INDICES: np.pad(dataset.item_categories,
+                                        [(0, 1), (0, 0)]),
+  }
+  users, histories, targets = [], [], []
+  for user, sequence in enumerate(dataset.train_sequences):
+    for position, item in enumerate(sequence):
+      recent = sequence[max(0, position - history_length):position]
+      row = np.zeros(history_length, np.int64)
+      row[:len(recent)] = recent
+      users.append(user)
+      histories.append(row)
+      targets.append(item)
+  targets = np.asarray(targets, np.int64)
+  examples = _query_context(np.asarray(users, np.int64), np.stack(histories))
+  examples.update({name: values[targets] for name, values in catalogue.items()})
+  counts = np.append(dataset.train_counts(), 0).astype(np.float64)
+  vocab = two_tower.VocabularySizes(
+      users=dataset.num_users + 2, items=num_indices,
+      title_tokens=len(dataset.token_names) + 1,
+      categories=len(dataset.category_names) + 1)
+  return TrainingData(
+      vocab=vocab, catalogue=catalogue,
+      sampling_probability=counts / counts.sum(), examples=examples,
+      user_queries=_query_context(
+          np.arange(dataset.num_users, dtype=np.int64),
+          dataset.padded_history(history_length, include_valid=True)))
+
+
+def _embed(tower: Callable, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+  call = tf.function(tower)
+  size = len(next(iter(inputs.values())))
+  return np.concatenate([
+      call({name: tf.constant(values[start:start + _EMBED_BATCH])
+            for name, values in inputs.items()}).numpy()
+      for start in range(0, size, _EMBED_BATCH)])
+
+
+def train_and_embed(model_name: str, data: TrainingData, num_items: int,
+                    seed: int, args: argparse.Namespace) -> probes.Embeddings:
+  """Trains `model_name` with `seed` and returns its frozen embeddings."""
+  tf.keras.utils.set_random_seed(seed)
+  if model_name == "random":
+    rng = np.random.default_rng(seed)
+    users = rng.normal(size=(len(data.user_queries[features.USER_INDEX]), 1,
+                             args.dim))
+    items = rng.normal(size=(num_items, args.dim))
+    return probes.Embeddings(
+        users=users / np.linalg.norm(users, axis=-1, keepdims=True),
+        items=items / np.linalg.norm(items, axis=-1, keepdims=True))
+  common = {"embedding_dim": args.dim, "tower_units": (2 * args.dim, args.dim),
+            "epochs": args.epochs, "batch_size": args.batch_size,
+            "num_uniform_negatives": args.uniform_negatives}
+  if model_name == "two_tower":
+    model = two_tower.build_two_tower(
+        data.vocab, data.catalogue, data.sampling_probability,
+        two_tower.TwoTowerConfig(**common))
+  else:
+    model = guim.build_guim(
+        data.vocab, data.catalogue, data.sampling_probability,
+        guim.GuimConfig(num_interests=int(model_name.rsplit("k", 1)[1]),
+                        attention_power=args.attention_power,
+                        training_scores=args.training_scores, **common))
+  model.compile(optimizer=tf.keras.optimizers.Adam(model.config.learning_rate))
+  examples = tf.data.Dataset.from_tensor_slices(dict(data.examples))
+  model.fit(examples.shuffle(len(data.examples[features.ITEM_INDEX]), seed=seed)
+            .batch(args.batch_size, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE),
+            epochs=args.epochs, verbose=0)
+  users = _embed(model.query_tower, data.user_queries)
+  if users.ndim == 2:
+    users = users[:, np.newaxis]
+  items = _embed(model.candidate_tower, data.catalogue)[:num_items]
+  return probes.Embeddings(users=users, items=items)
+
+
+def most_popular_metrics(dataset: datasets.SequenceDataset,
+                         data: probes.TaskData,
+                         specs: Sequence[probes.TaskSpec],
+                         seed: int) -> dict[str, float]:
+  """The ranking tasks scored by train popularity, with the same scorers."""
+  popularity = protocols.popularity_scores(
+      np.concatenate(dataset.train_sequences), dataset.num_items)
+  return probes.run_ranking_tasks(
+      specs, data, lambda users: np.tile(popularity, (len(users), 1)),
+      dataset.num_items, seed)
+
+
+def run_dataset(name: str, args: argparse.Namespace) -> dict:
+  """Every model and seed on one dataset; per-seed and aggregated metrics."""
+  started = time.time()
+  dataset = datasets.load_sequences(name, args.source_root)
+  data = task_data(dataset)
+  specs = [probes.TaskSpec.from_dict(spec) for spec in DATASET_TASKS[name]]
+  inputs = training_data(dataset, args.history_length)
+  print(f"[{name}] {dataset.num_users} users, {dataset.num_items - 1} items, "
+        f"{len(inputs.examples[features.ITEM_INDEX])} train examples",
+        flush=True)
+  runs: dict[str, list[dict[str, float]]] = {}
+  train_seconds: dict[str, list[float]] = {}
+  for seed in args.seeds:
+    runs.setdefault("most_popular", []).append(
+        most_popular_metrics(dataset, data, specs, seed))
+  for model_name in args.models:
+    trained = {}
+    for seed in args.seeds:
+      train_seed = args.seeds[0] if args.train_once else seed
+      if train_seed not in trained:
+        model_started = time.time()
+        trained[train_seed] = train_and_embed(model_name, inputs,
+                                              dataset.num_items, train_seed, args)
+        train_seconds.setdefault(model_name, []).append(
+            time.time() - model_started)
+      embeddings = trained[train_seed]
+      poolings = ["mean", "concat"] if embeddings.users.shape[1] > 1 else ["mean"]
+      for pooling in poolings:
+        row = model_name if pooling == "mean" else f"{model_name}_concat"
+        runs.setdefault(row, []).append(
+            probes.run_tasks(specs, data, embeddings, seed, pooling))
+      print(f"[{name}] {model_name} trained with seed {train_seed} in "
+            f"{train_seconds[model_name][-1]:.0f}s, probe seed {seed}: "
+            + ", ".join(f"{metric} {value:.4f}" for metric, value
+                        in runs[model_name][-1].items()), flush=True)
+  return {
+      "dataset": name,
+      "tasks": DATASET_TASKS[name],
+      "seeds": list(args.seeds),
+      "metrics": {row: reporting.aggregate_seeds(values)
+                  for row, values in runs.items()},
+      "train_seeds": args.seeds[:1] if args.train_once else list(args.seeds),
+      "train_and_embed_seconds": train_seconds,
+      "wall_seconds": time.time() - started,
+  }
+
+
+def markdown(result: Mapping) -> str:
+  """One row per model, one column per metric, mean ± std over seeds."""
+  metrics = result["metrics"]
+  # Most-popular has the ranking metrics only; every model row has them all.
+  names = list(max(metrics.values(), key=len))
+  rows = []
+  for row, stats in metrics.items():
+    rows.append([row] + [reporting.format_mean_std(stats[name]) if name in stats
+                         else "–" for name in names])
+  if result["dataset"] == "amazon-grocery":
+    rows.append(["ComiRec (ReChorus, published, full data)"] + [
+        f"{COMIREC_PUBLISHED[name]:.4f}" if name in COMIREC_PUBLISHED else "–"
+        for name in names])
+  table = reporting.markdown_table(["model"] + names, rows)
+  baseline = metrics.get("two_tower")
+  if baseline and "guim_k4" in metrics:
+    ratios = ", ".join(
+        f"{name} {metrics['guim_k4'][name]['mean'] / baseline[name]['mean']:.2f}×"
+        for name in names if baseline[name]["mean"])
+    table += f"\n\nGUIM K=4 / two-tower (means): {ratios}"
+  return table
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--datasets", nargs="+", default=list(DATASET_TASKS),
+                      choices=list(DATASET_TASKS))
+  parser.add_argument("--models", nargs="+", default=list(MODELS),
+                      choices=list(MODELS))
+  parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+  parser.add_argument("--train_once", action="store_true",
+                      help="train each model with the first seed only; the "
+                      "seeds then vary the probes and sampled negatives only")
+  parser.add_argument("--epochs", type=int, default=5)
+  parser.add_argument("--batch_size", type=int, default=512)
+  parser.add_argument("--history_length", type=int, default=20,
+                      help="most recent items per history, for every model "
+                      f"(the pipeline keeps {features.HISTORY_LENGTH})")
+  parser.add_argument("--dim", type=int, default=64,
+                      help="embedding size of every model")
+  parser.add_argument("--uniform_negatives", type=int, default=256,
+                      help="uniform negatives per batch, for every model")
+  parser.add_argument("--attention_power", type=float, default=20.0,
+                      help="GUIM's label-aware attention power (inf = hard)")
+  parser.add_argument("--training_scores", default="target_query",
+                      choices=guim.TRAINING_SCORES,
+                      help="GUIM's training scores, see models/guim.py")
+  parser.add_argument("--source_root", default=None,
+                      help="raw data root; default: the shared data")
+  parser.add_argument("--output", default="",
+                      help="JSON path; default: results/embedding_benchmark_"
+                      "<datasets>.json")
+  return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> None:
+  args = parse_args(argv)
+  output = args.output or str(
+      RESULTS_DIR / f"embedding_benchmark_{'+'.join(args.datasets)}.json")
+  started = time.time()
+  results = [run_dataset(name, args) for name in args.datasets]
+  for result in results:
+    print(f"\n### {result['dataset']} ({len(result['seeds'])} seeds, "
+          f"{result['wall_seconds']:.0f} s)\n")
+    print(markdown(result))
+  reporting.write_json(output, {
+      "command": " ".join([sys.argv[0]] + list(argv)),
+      "arguments": vars(args),
+      "results": results,
+      "wall_seconds": time.time() - started,
+  })
+  print(f"\nwrote {output} ({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

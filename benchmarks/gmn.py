@@ -1,0 +1,290 @@
+"""GMN ablation: video retrieval on Amazon's two-domain dual graph.
+
+Data: `amazon-video-games` (CDRIB's two Amazon domains, 2,179 users in both),
+imported by `tfx_pipeline.data.importers`; `--video_domain` says which folder
+is the video side (the other is the item side). The data has no timestamps,
+so `dual_graph.split_shared_user_videos` holds out a seeded share of each
+shared user's videos (`--split_seed`, fixed across model seeds); all other
+interactions train. Every model trains on all users' train videos (users of
+the video domain only have an empty item side), with in-batch softmax and the
+logQ correction, and is scored by `offline_eval`:
+
+- full ranking over every video, train videos excluded: Recall@20/50,
+  NDCG@20;
+- AUC of each held-out video against 99 videos the user never touched
+  (`sample_negatives` + `sampled_auc`, the paper's offline metric).
+
+Variants (one `GmnConfig` each, same embeddings, pooling, towers, training):
+(a) videos-only two-tower, (b) both sides pooled and concatenated without
+matching, (c) node-level matching only, (d) preference-level matching only,
+(e) full GMN. MostPop, scored by the same protocol, is a reference row.
+Mean ± std over `--seeds` model seeds; ratios are against (a) from this run.
+
+    TF_USE_LEGACY_KERAS=1 python benchmarks/gmn.py --video_domain game_video
+
+Writes `benchmarks/results/gmn_<video_domain>.json` and prints a table.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import argparse
+import dataclasses
+import pathlib
+import sys
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from models import gmn
+from models import two_tower
+from offline_eval import protocols
+from offline_eval import reporting
+from tfx_pipeline.data import dual_graph
+from tfx_pipeline.data import importers
+from transforms import features
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+DATASETS = {"game_video": "amazon-video-games",
+            "video_game": "amazon-video-games-swapped"}
+VARIANTS = {
+    "a_two_tower_videos_only": dict(use_item_side=False, node_matching=False,
+                                    preference_matching=False),
+    "b_pooled_both_sides": dict(node_matching=False, preference_matching=False),
+    "c_node_level_only": dict(preference_matching=False),
+    "d_preference_level_only": dict(node_matching=False),
+    "e_full_gmn": {},
+}
+BASELINE = "a_two_tower_videos_only"
+FULL_RANKING_KS = (20, 50)
+METRICS = ("recall@20", "recall@50", "ndcg@20", "sampled_auc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+  """Everything a variant needs, shared by all variants and seeds."""
+  vocabulary: dual_graph.NodeVocabulary
+  graph: dual_graph.DualGraph
+  train_user_rows: np.ndarray
+  train_videos: np.ndarray
+  eval_user_rows: np.ndarray
+  targets: list
+  exclude: list
+  negatives: np.ndarray
+  negative_rows: np.ndarray
+  negative_positives: np.ndarray
+
+
+def prepare(args) -> Benchmark:
+  """Imports the data, splits it and builds the dual graph and eval sets."""
+  log = importers.IMPORTERS[DATASETS[args.video_domain]](
+      pathlib.Path(args.data_root)).interactions
+  if args.users == "shared":
+    log = log[log["user_id"].isin(dual_graph.shared_users(log))]
+  train, heldout = dual_graph.split_shared_user_videos(
+      log, args.holdout_fraction, args.split_seed)
+  vocabulary = dual_graph.node_vocabulary(log)
+  graph = dual_graph.build_dual_graph(
+      train, vocabulary,
+      dual_graph.DualGraphConfig(max_video_neighbours=args.max_neighbours,
+                                 max_item_neighbours=args.max_neighbours,
+                                 neighbour_order=args.neighbour_order,
+                                 seed=args.split_seed))
+  train_videos = train[train["item_type"] == dual_graph.VIDEO]
+  eval_users = np.sort(heldout["user_id"].unique())
+  targets = _indices_per_user(heldout, eval_users, vocabulary)
+  seen = _indices_per_user(train_videos, eval_users, vocabulary)
+  # Index 0 is padding, never a candidate.
+  exclude = [np.append(items, 0) for items in seen]
+  # One sampled-AUC row per held-out video, negatives drawn per row.
+  negative_rows = np.repeat(np.arange(len(eval_users)), [len(t) for t in targets])
+  negative_positives = np.concatenate(targets)
+  interacted = [np.concatenate([seen[row], targets[row]]) for row in negative_rows]
+  negatives = protocols.sample_negatives(vocabulary.num_videos + 1, interacted,
+                                         args.num_negatives, args.split_seed, low=1)
+  print(f"[data] {DATASETS[args.video_domain]}: videos={vocabulary.num_videos} "
+        f"items={len(vocabulary.node_ids) - vocabulary.num_videos} "
+        f"train video edges={len(train_videos)} users={len(graph.user_ids)} "
+        f"eval users={len(eval_users)} held-out videos={len(heldout)}", flush=True)
+  return Benchmark(
+      vocabulary=vocabulary, graph=graph,
+      train_user_rows=graph.user_rows(train_videos["user_id"]),
+      train_videos=vocabulary.lookup(train_videos["item_id"]),
+      eval_user_rows=graph.user_rows(eval_users), targets=targets,
+      exclude=exclude, negatives=negatives, negative_rows=negative_rows,
+      negative_positives=negative_positives)
+
+
+def _indices_per_user(frame, users, vocabulary) -> list:
+  """Node indices of each user's rows of `frame`, in `users` order."""
+  rows = pd.Index(users).get_indexer(frame["user_id"])
+  indices = vocabulary.lookup(frame["item_id"])[rows >= 0]
+  rows = rows[rows >= 0]
+  order = np.argsort(rows, kind="stable")
+  boundaries = np.cumsum(np.bincount(rows, minlength=len(users)))[:-1]
+  return np.split(indices[order], boundaries)
+
+
+def _query_features(bench: Benchmark, user_rows, targets=None):
+  videos = tf.gather(bench.graph.video_neighbours, user_rows)
+  if targets is not None:
+    videos = dual_graph.drop_target(videos, targets)
+  return {features.VIDEO_NEIGHBOUR_INDICES: videos,
+          features.ITEM_NEIGHBOUR_INDICES: tf.gather(bench.graph.item_neighbours,
+                                                     user_rows)}
+
+
+def train_and_evaluate(bench: Benchmark, config: gmn.GmnConfig,
+                       seed: int) -> dict[str, float]:
+  """Trains one variant with one seed and returns its metrics."""
+  tf.keras.utils.set_random_seed(seed)
+  size = bench.vocabulary.size
+  counts = np.bincount(bench.train_videos, minlength=size)
+  model = gmn.build_gmn(
+      two_tower.VocabularySizes(users=0, items=size, title_tokens=0, categories=0),
+      {features.ITEM_INDEX: np.arange(size, dtype=np.int64)},
+      counts / counts.sum(), config)
+  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  dataset = (tf.data.Dataset.from_tensor_slices(
+      (bench.train_user_rows, bench.train_videos))
+             .shuffle(len(bench.train_videos), seed=seed)
+             .batch(config.batch_size, drop_remainder=True)
+             .map(lambda rows, videos: {features.ITEM_INDEX: videos,
+                                        **_query_features(bench, rows, videos)})
+             .prefetch(2))
+  start = time.time()
+  history = model.fit(dataset, epochs=config.epochs, verbose=0)
+  losses = ", ".join(f"{loss:.1f}" for loss in history.history["loss"])
+  print(f"    trained {config.epochs} epochs in {time.time() - start:.0f}s "
+        f"(loss {losses})", flush=True)
+
+  candidates = model.candidate_tower(
+      {features.ITEM_INDEX: tf.range(bench.vocabulary.num_videos + 1,
+                                     dtype=tf.int64)}).numpy()
+  queries = np.concatenate([
+      model.query_tower(_query_features(bench, rows)).numpy()
+      for rows in np.array_split(bench.eval_user_rows,
+                                 max(1, len(bench.eval_user_rows) // 512))])
+  return score(queries, candidates, bench)
+
+
+def score(queries: np.ndarray, candidates: np.ndarray,
+          bench: Benchmark) -> dict[str, float]:
+  """Full-ranking and sampled-AUC metrics of query·candidate scores."""
+  ranking = protocols.full_ranking(
+      lambda users: queries[users] @ candidates.T,
+      np.arange(len(queries)), bench.targets, bench.exclude, ks=FULL_RANKING_KS)
+  row_queries = queries[bench.negative_rows]
+  positives = np.sum(row_queries * candidates[bench.negative_positives], axis=1)
+  negatives = np.einsum("rd,rnd->rn", row_queries, candidates[bench.negatives])
+  ranking["sampled_auc"] = protocols.sampled_auc(positives, negatives)
+  return {name: ranking[name] for name in METRICS}
+
+
+def popularity(bench: Benchmark) -> dict[str, float]:
+  """MostPop through the same scorer: a rank-1 'query' times item counts."""
+  counts = protocols.popularity_scores(bench.train_videos,
+                                       bench.vocabulary.num_videos + 1)
+  return score(np.ones((len(bench.eval_user_rows), 1)), counts[:, None], bench)
+
+
+def table(results: Mapping[str, Mapping[str, dict]], baseline: str) -> str:
+  rows = []
+  for name, stats in results.items():
+    ratio = stats["recall@20"]["mean"] / results[baseline]["recall@20"]["mean"]
+    rows.append([name] + [reporting.format_mean_std(stats[metric])
+                          for metric in METRICS] + [f"{ratio:.3f}"])
+  return reporting.markdown_table(
+      ["variant"] + [f"{m} (mean ± std)" for m in METRICS]
+      + [f"recall@20 / {baseline}"], rows)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--data_root", default=str(importers.default_source_root()),
+                      help="folder holding amazon-video-games/")
+  parser.add_argument("--video_domain", choices=sorted(DATASETS) + ["both"],
+                      default="game_video",
+                      help="upstream folder used as the video side; 'both' runs "
+                           "each direction")
+  parser.add_argument("--users", choices=("shared", "all"), default="shared",
+                      help="'shared': the dual graph of the users active in both "
+                           "domains (CDRIB's common subset, its videos are the "
+                           "catalogue); 'all': every user trains, the item side "
+                           "empty for single-domain users")
+  parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS),
+                      default=list(VARIANTS))
+  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+  parser.add_argument("--split_seed", type=int, default=0,
+                      help="seed of the held-out split and of negative sampling")
+  parser.add_argument("--holdout_fraction", type=float, default=0.2)
+  parser.add_argument("--max_neighbours", type=int, default=32,
+                      help="cap on each side's neighbour list")
+  parser.add_argument("--neighbour_order", default=dual_graph.ORDER_RECENT,
+                      choices=(dual_graph.ORDER_RECENT, dual_graph.ORDER_SAMPLED))
+  parser.add_argument("--num_negatives", type=int, default=99)
+  parser.add_argument("--epochs", type=int, default=10)
+  parser.add_argument("--batch_size", type=int, default=256)
+  parser.add_argument("--learning_rate", type=float, default=0.003)
+  parser.add_argument("--embedding_dim", type=int, default=32)
+  parser.add_argument("--temperature", type=float, default=0.05)
+  parser.add_argument("--num_preferences", type=int, default=4)
+  parser.add_argument("--matching", default="softmax",
+                      choices=("softmax", "sinkhorn"))
+  return parser.parse_args(argv)
+
+
+def run_direction(args, video_domain: str) -> dict:
+  args = argparse.Namespace(**{**vars(args), "video_domain": video_domain})
+  bench = prepare(args)
+  results = {"most_popular": reporting.aggregate_seeds([popularity(bench)])}
+  per_seed = {}
+  for name in args.variants:
+    config = gmn.GmnConfig(
+        embedding_dim=args.embedding_dim,
+        tower_units=(2 * args.embedding_dim, args.embedding_dim),
+        temperature=args.temperature, learning_rate=args.learning_rate,
+        epochs=args.epochs, batch_size=args.batch_size,
+        num_preferences=args.num_preferences, matching=args.matching,
+        **VARIANTS[name])
+    runs = []
+    for seed in args.seeds:
+      print(f"[{video_domain}] {name} seed {seed}", flush=True)
+      runs.append(train_and_evaluate(bench, config, seed))
+      print("    " + ", ".join(f"{k}={v:.4f}" for k, v in runs[-1].items()),
+            flush=True)
+    per_seed[name] = runs
+    results[name] = reporting.aggregate_seeds(runs)
+  markdown = table(results, BASELINE if BASELINE in results else args.variants[0])
+  print(f"\nVideos = {video_domain}/, items = the other folder\n\n{markdown}\n",
+        flush=True)
+  return {"video_domain": video_domain, "dataset": DATASETS[video_domain],
+          "eval_users": int(len(bench.eval_user_rows)),
+          "heldout_videos": int(len(bench.negative_rows)),
+          "results": results, "table": markdown}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  args = parse_args(argv)
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  domains = sorted(DATASETS) if args.video_domain == "both" else [args.video_domain]
+  start = time.time()
+  for domain in domains:
+    payload = run_direction(args, domain)
+    payload.update(args=vars(args), wall_seconds=time.time() - start)
+    path = reporting.write_json(RESULTS_DIR / f"gmn_{domain}.json", payload)
+    print(f"wrote {path}", flush=True)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,484 @@
+"""Sequential recommenders on the ReChorus leave-one-out protocol.
+
+Compares, on one split and one scorer (`offline_eval`):
+- MostPop (train-split interaction counts);
+- the SASRec-class retriever of `models/sasrec.py` (the module the pipeline
+  trains), fed with in-memory tensors;
+- SEMINAR (`models/seminar.py`): PSU pretraining, then the TWIN-style
+  target-attention model restored from it; its ablations (no pretraining,
+  and without each PSU objective);
+- a TWIN-style baseline: the same target-attention model on item ids only,
+  without queries, text views or pretraining.
+
+Each model picks its epoch on the validation targets (sampled NDCG@5) and is
+reported on the test targets, under the 1 + 99 sampled protocol (HR@5,
+NDCG@5, HR@10, NDCG@10, MRR) and under full ranking over the catalogue
+(HR@10, NDCG@10, MRR; the user's train items and the validation target are
+excluded). Queries of the SEMINAR models are derived from item text (see
+`seminar.derive_queries`), because neither dataset has search logs.
+
+  python benchmarks/sequential.py --dataset amazon-grocery --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import pathlib
+import sys
+import time
+from typing import Callable, Mapping, Sequence
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import numpy as np  # pylint: disable=wrong-import-position
+import tensorflow as tf  # pylint: disable=wrong-import-position
+
+from models import sasrec  # pylint: disable=wrong-import-position
+
+from models import seminar  # pylint: disable=wrong-import-position
+from models import two_tower  # pylint: disable=wrong-import-position
+from offline_eval import datasets  # pylint: disable=wrong-import-position
+from offline_eval import protocols  # pylint: disable=wrong-import-position
+from offline_eval import reporting  # pylint: disable=wrong-import-position
+from transforms import features  # pylint: disable=wrong-import-position
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+SAMPLED_KS = (5, 10)
+FULL_KS = (10,)
+# ReChorus' published numbers on Grocery (full data, 1 + 99 sampled).
+RECHORUS_SASREC = {"hr@5": 0.3917, "ndcg@5": 0.2942}
+RECHORUS_MOSTPOP = {"hr@5": 0.2065, "ndcg@5": 0.1301}
+
+# `score_items(split, items [U, C]) -> [U, C]` for every user, and
+# `score_all(split, users [n]) -> [n, num_items]`.
+ItemScorer = Callable[[str, np.ndarray], np.ndarray]
+
+
+def log(message: str) -> None:
+  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Protocol:
+  """The validation/test targets, sampled negatives and full-ranking users."""
+
+  def __init__(self, dataset: datasets.SequenceDataset, full_ranking_users: int,
+               seed: int = 0):
+    self.dataset = dataset
+    interacted = [dataset.interacted(u) for u in range(dataset.num_users)]
+    self.negatives = protocols.sample_negatives(dataset.num_items, interacted,
+                                                seed=seed, low=1)
+    rng = np.random.default_rng(seed)
+    count = min(full_ranking_users, dataset.num_users)
+    self.full_users = np.sort(rng.choice(dataset.num_users, count,
+                                         replace=False))
+    self.targets = {"valid": dataset.valid_items, "test": dataset.test_items}
+
+  def evaluate(self, split: str, score_items: ItemScorer,
+               score_all: Callable[[str, np.ndarray], np.ndarray] | None
+               ) -> dict[str, float]:
+    """Sampled metrics on every user; full ranking (test only) on a subset."""
+    targets = self.targets[split]
+    items = np.concatenate([targets[:, np.newaxis], self.negatives], axis=1)
+    scores = score_items(split, items)
+    metrics = {f"sampled_{name}": value for name, value in
+               protocols.sampled_ranking(scores[:, 0], scores[:, 1:],
+                                         SAMPLED_KS).items()}
+    if score_all is not None:
+      exclude = [self.dataset.train_sequences[u] if split == "valid" else
+                 np.append(self.dataset.train_sequences[u],
+                           self.dataset.valid_items[u])
+                 for u in self.full_users]
+      full = protocols.full_ranking(
+          lambda users: _without_padding(score_all(split, users)),
+          self.full_users,
+          [targets[u:u + 1] for u in self.full_users], exclude, FULL_KS,
+          chunk_size=256)
+      metrics.update({f"full_{name}": value for name, value in full.items()
+                      if not name.startswith("recall")})
+    return metrics
+
+
+def _without_padding(scores: np.ndarray) -> np.ndarray:
+  """Item index 0 is padding, never a recommendation."""
+  scores = np.array(scores, np.float64)
+  scores[:, 0] = -np.inf
+  return scores
+
+
+def histories(dataset: datasets.SequenceDataset, split: str,
+              length: int) -> np.ndarray:
+  """The input history for predicting `split`'s target, `[U, length]`."""
+  return dataset.padded_history(length, include_valid=split == "test")
+
+
+def run_mostpop(dataset, protocol: Protocol, args, seed: int) -> dict:
+  del args, seed
+  popularity = protocols.popularity_scores(
+      np.concatenate(dataset.train_sequences), dataset.num_items)
+  return protocol.evaluate(
+      "test", lambda split, items: popularity[items],
+      lambda split, users: np.tile(popularity, [len(users), 1]))
+
+
+def _sasrec_vocabulary(dataset) -> two_tower.VocabularySizes:
+  # One extra item row: the pipeline's layout puts the OOV bucket last, and
+  # `RetrievalModel` never samples that row as a negative.
+  return two_tower.VocabularySizes(users=dataset.num_users + 1,
+                                   items=dataset.num_items + 1,
+                                   title_tokens=len(dataset.token_names),
+                                   categories=len(dataset.category_names))
+
+
+def _sasrec_catalogue(dataset) -> dict[str, np.ndarray]:
+  def with_oov_row(rows):
+    return np.concatenate([rows, np.zeros_like(rows[:1])]).astype(np.int64)
+
+  return {
+      features.ITEM_INDEX: np.arange(dataset.num_items + 1, dtype=np.int64),
+      features.TITLE_TOKEN_INDICES: with_oov_row(dataset.item_tokens),
+      features.CATEGORY_INDICES: with_oov_row(dataset.item_categories),
+  }
+
+
+def sasrec_examples(dataset, history_length: int) -> dict[str, np.ndarray]:
+  """One (history prefix, next item) example per train interaction.
+
+  The layout is the pipeline's: oldest first, right-padded; only the
+  `history_length` most recent items are kept.
+  """
+  rows, targets = [], []
+  for sequence in dataset.train_sequences:
+    for position, item in enumerate(sequence):
+      prefix = sequence[max(0, position - history_length):position]
+      row = np.zeros(history_length, np.int64)
+      row[:len(prefix)] = prefix
+      rows.append(row)
+      targets.append(item)
+  catalogue = _sasrec_catalogue(dataset)
+  targets = np.asarray(targets, np.int64)
+  return {
+      features.HISTORY_ITEM_INDICES: np.stack(rows),
+      features.ITEM_INDEX: targets,
+      features.TITLE_TOKEN_INDICES:
+          catalogue[features.TITLE_TOKEN_INDICES][targets],
+      features.CATEGORY_INDICES: catalogue[features.CATEGORY_INDICES][targets],
+  }
+
+
+def length_bucketed_batches(examples: Mapping[str, np.ndarray],
+                            sequence_keys: Sequence[str], batch_size: int,
+                            seed: int) -> tf.data.Dataset:
+  """Shuffled batches of similar sequence length, trimmed to that length.
+
+  `sequence_keys[0]` holds the item sequences whose padding defines the
+  lengths; every array in `sequence_keys` is trimmed along axis 1.
+
+  Most Grocery histories are a few items long; padding every batch to the
+  longest history would multiply the attention cost several times. Rows
+  are right-padded and the models mask padding, so trimming trailing
+  padding does not change any output.
+  """
+  lengths = np.sum(examples[sequence_keys[0]] != 0, axis=1)
+  rng = np.random.default_rng(seed)
+
+  def generate():
+    # Sort by length with random tie-breaking, cut into batches, then
+    # shuffle the batch order: a new grouping every epoch.
+    order = np.lexsort((rng.random(len(lengths)), lengths))
+    batches = [order[start:start + batch_size]
+               for start in range(0, len(order), batch_size)]
+    for index in rng.permutation(len(batches)):
+      rows = batches[index]
+      width = max(1, int(lengths[rows].max()))
+      yield {name: (values[rows][:, :width] if name in sequence_keys else
+                    values[rows]) for name, values in examples.items()}
+
+  signature = {
+      name: tf.TensorSpec(
+          (None,) + ((None,) if name in sequence_keys else ()) +
+          values.shape[1 + (name in sequence_keys):], values.dtype)
+      for name, values in examples.items()}
+  return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
+  """Trains the pipeline's SASRec-class model, picks the epoch on valid."""
+  tf.keras.utils.set_random_seed(seed)
+  config = sasrec.SasRecConfig(
+      embedding_dim=64, tower_units=(64,), num_blocks=2, num_heads=2,
+      dropout=args.sasrec_dropout, temperature=args.sasrec_temperature,
+      learning_rate=args.sasrec_learning_rate, batch_size=512,
+      num_uniform_negatives=args.sasrec_uniform_negatives,
+      use_logq_correction=args.sasrec_logq, use_request_context=False)
+  counts = np.append(dataset.train_counts(), 0).astype(np.float64)
+  catalogue = _sasrec_catalogue(dataset)
+  model = sasrec.build_sasrec(_sasrec_vocabulary(dataset), catalogue,
+                              counts / counts.sum(), config)
+  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  train = length_bucketed_batches(
+      sasrec_examples(dataset, args.history_length),
+      [features.HISTORY_ITEM_INDICES], config.batch_size, seed)
+  split_histories = {split: histories(dataset, split, args.history_length)
+                     for split in ("valid", "test")}
+
+  def embeddings(split):
+    queries = model.query_tower.predict(
+        {features.HISTORY_ITEM_INDICES: split_histories[split]},
+        batch_size=2048, verbose=0)
+    items = model.candidate_tower.predict(catalogue, batch_size=4096,
+                                          verbose=0)[:dataset.num_items]
+    return queries, items
+
+  cache = {}
+
+  def score_items(split, items):
+    cache[split] = embeddings(split)
+    queries, item_vectors = cache[split]
+    return np.einsum("ud,ucd->uc", queries, item_vectors[items])
+
+  def score_all(split, users):
+    queries, item_vectors = cache[split]
+    return queries[users] @ item_vectors.T
+
+  best, best_weights, best_epoch = -1.0, None, 0
+  for epoch in range(1, args.sasrec_epochs + 1):
+    model.fit(train, epochs=1, verbose=0)
+    valid = protocol.evaluate("valid", score_items, None)
+    log(f"  sasrec seed {seed} epoch {epoch}: valid sampled NDCG@5 "
+        f"{valid['sampled_ndcg@5']:.4f} HR@5 {valid['sampled_hr@5']:.4f}")
+    if valid["sampled_ndcg@5"] > best:
+      best, best_weights, best_epoch = (valid["sampled_ndcg@5"],
+                                        model.get_weights(), epoch)
+  model.set_weights(best_weights)
+  return {**protocol.evaluate("test", score_items, score_all),
+          "epoch": best_epoch}
+
+
+class SeminarData:
+  """Per-interaction queries, train windows and evaluation histories.
+
+  Queries are derived once per interaction (train and validation) from the
+  item's tokens, so a history position keeps its query in every split.
+  """
+
+  def __init__(self, dataset: datasets.SequenceDataset, history_length: int,
+               num_keywords: int):
+    self.history_length = history_length
+    sequences = [np.append(sequence, dataset.valid_items[user])
+                 for user, sequence in enumerate(dataset.train_sequences)]
+    flat_queries = seminar.derive_queries(np.concatenate(sequences),
+                                          dataset.item_tokens, num_keywords)
+    boundaries = np.cumsum([len(sequence) for sequence in sequences])[:-1]
+    queries = np.split(flat_queries, boundaries)
+    window = history_length + 1
+    items, keywords = [], []
+    for sequence, sequence_queries in zip(sequences, queries):
+      train_length = len(sequence) - 1
+      end = train_length
+      # Windows of `history_length + 1` from the newest train item back,
+      # overlapping by one so that every train item is a target once.
+      while end >= 2:
+        start = max(0, end - window)
+        items.append(self._pad(sequence[start:end]))
+        keywords.append(self._pad(sequence_queries[start:end]))
+        end = start + 1 if start else 0
+    self.windows = {"items": np.stack(items), "keywords": np.stack(keywords)}
+    self.histories = {}
+    for split, extra in (("valid", 0), ("test", 1)):
+      rows = [(sequence[:len(sequence) - 1 + extra][-history_length:],
+               sequence_queries[:len(sequence) - 1 + extra][-history_length:])
+              for sequence, sequence_queries in zip(sequences, queries)]
+      self.histories[split] = (
+          np.stack([self._pad(row_items, history_length)
+                    for row_items, _ in rows]),
+          np.stack([self._pad(row_queries, history_length)
+                    for _, row_queries in rows]))
+
+  def _pad(self, values: np.ndarray, length: int | None = None) -> np.ndarray:
+    length = length or self.history_length + 1
+    padded = np.zeros((length,) + values.shape[1:], np.int64)
+    padded[:len(values)] = values
+    return padded
+
+
+SEMINAR_VARIANTS: dict[str, tuple[dict, bool]] = {
+    # name: (SeminarConfig overrides, pretrain with the PSU)
+    "seminar": ({}, True),
+    "seminar_no_pretraining": ({}, False),
+    "seminar_no_next_pair": ({"next_pair_weight": 0.0}, True),
+    "seminar_no_alignment": ({"alignment_weight": 0.0}, True),
+    "seminar_no_relevance": ({"relevance_weight": 0.0}, True),
+    "twin": ({"use_queries": False, "use_text": False}, False),
+}
+_SEMINAR_DATA: dict[tuple, SeminarData] = {}
+
+
+def seminar_scorers(retriever: seminar.SeminarRetriever, data: SeminarData,
+                     num_items: int, mode=seminar.ScoringMode.EXACT,
+                     users_per_call: int = 32):
+  """`score_items` and `score_all` over the evaluation histories."""
+  # Per-user candidates `[B, C]` and the shared catalogue `[N]` trace
+  # separately (ranks differ).
+  score_per_user = tf.function(retriever.score)
+  score_catalogue = tf.function(retriever.score)
+
+  def score_items(split, items):
+    history, keywords = data.histories[split]
+    return np.concatenate([
+        score_per_user(history[start:start + 512],
+                       keywords[start:start + 512],
+                       tf.constant(items[start:start + 512]), mode).numpy()
+        for start in range(0, len(items), 512)])
+
+  def score_all(split, users):
+    history, keywords = data.histories[split]
+    catalogue = tf.range(num_items, dtype=tf.int64)
+    return np.concatenate([
+        score_catalogue(history[users[start:start + users_per_call]],
+                        keywords[users[start:start + users_per_call]],
+                        catalogue, mode).numpy()
+        for start in range(0, len(users), users_per_call)])
+
+  return score_items, score_all
+
+
+def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
+                        seed: int) -> dict:
+  """PSU pretraining (if the variant has it), then the retriever."""
+  key = (dataset.name, args.history_length, args.query_keywords)
+  if key not in _SEMINAR_DATA:
+    _SEMINAR_DATA[key] = SeminarData(dataset, args.history_length,
+                                     args.query_keywords)
+  data = _SEMINAR_DATA[key]
+  overrides, pretrain = SEMINAR_VARIANTS[variant]
+  config = seminar.SeminarConfig(
+      top_k=args.top_k, num_negatives=args.seminar_negatives,
+      learning_rate=args.seminar_learning_rate, **overrides)
+  tf.keras.utils.set_random_seed(seed)
+  pretrainer, retriever = seminar.build_seminar(
+      dataset.item_tokens, len(dataset.token_names), config)
+  if pretrain:
+    pretrainer.compile(optimizer=tf.keras.optimizers.Adam(
+        config.learning_rate))
+    psu = pretrainer.fit(
+        length_bucketed_batches(data.windows, ["items", "keywords"],
+                                args.psu_batch_size, seed),
+        epochs=args.psu_epochs, verbose=0).history
+    log(f"  {variant} seed {seed} PSU losses: " + ", ".join(
+        f"{name} {values[-1]:.3f}" for name, values in psu.items()))
+    retriever.restore_pretrained(pretrainer)
+  retriever.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  score_items, score_all = seminar_scorers(retriever, data,
+                                           dataset.num_items)
+  train = length_bucketed_batches(data.windows, ["items", "keywords"],
+                                  args.seminar_batch_size, seed)
+  best, best_weights, best_epoch = -1.0, None, 0
+  for epoch in range(1, args.seminar_epochs + 1):
+    loss = retriever.fit(train, epochs=1, verbose=0).history["loss"][-1]
+    valid = protocol.evaluate("valid", score_items, None)
+    log(f"  {variant} seed {seed} epoch {epoch}: loss {loss:.3f}, valid "
+        f"sampled NDCG@5 {valid['sampled_ndcg@5']:.4f}")
+    if valid["sampled_ndcg@5"] > best:
+      best, best_weights, best_epoch = (valid["sampled_ndcg@5"],
+                                        retriever.get_weights(), epoch)
+  retriever.set_weights(best_weights)
+  return {**protocol.evaluate("test", score_items, score_all),
+          "epoch": best_epoch}
+
+
+MODELS: dict[str, Callable] = {
+    "mostpop": run_mostpop,
+    "sasrec": run_sasrec,
+    **{variant: functools.partial(run_seminar_variant, variant)
+       for variant in SEMINAR_VARIANTS},
+}
+
+
+def _format(stats: Mapping[str, dict], name: str) -> str:
+  return reporting.format_mean_std(stats[name]) if name in stats else "-"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--dataset", default="amazon-grocery",
+                      choices=datasets.DATASETS)
+  parser.add_argument("--models", nargs="+",
+                      default=["mostpop", "sasrec", "twin", "seminar"],
+                      choices=list(MODELS))
+  parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+  parser.add_argument("--full-ranking-users", type=int, default=2000,
+                      help="users (random, fixed) scored against every item")
+  parser.add_argument("--history-length", type=int, default=20)
+  parser.add_argument("--sasrec-epochs", type=int, default=4)
+  parser.add_argument("--sasrec-dropout", type=float, default=0.2)
+  parser.add_argument("--sasrec-temperature", type=float, default=0.05)
+  parser.add_argument("--sasrec-learning-rate", type=float, default=0.002)
+  parser.add_argument("--sasrec-uniform-negatives", type=int, default=256)
+  parser.add_argument("--sasrec-logq", type=int, default=1,
+                      help="1: subtract log sampling probability")
+  parser.add_argument("--query-keywords", type=int, default=3,
+                      help="keywords per derived query")
+  parser.add_argument("--top-k", type=int, default=20,
+                      help="history items each SEMINAR/TWIN target attends to")
+  parser.add_argument("--psu-epochs", type=int, default=2)
+  parser.add_argument("--psu-batch-size", type=int, default=64)
+  parser.add_argument("--seminar-epochs", type=int, default=4)
+  parser.add_argument("--seminar-batch-size", type=int, default=64)
+  parser.add_argument("--seminar-negatives", type=int, default=128)
+  parser.add_argument("--seminar-learning-rate", type=float, default=0.003)
+  parser.add_argument("--output", default=None,
+                      help="JSON path; default "
+                      "results/sequential_<dataset>.json")
+  args = parser.parse_args(argv)
+
+  started = time.time()
+  log(f"loading {args.dataset}")
+  dataset = datasets.load_sequences(args.dataset)
+  log(f"{dataset.num_users} users, {dataset.num_items - 1} items, "
+      f"{sum(len(s) for s in dataset.train_sequences)} train interactions")
+  protocol = Protocol(dataset, args.full_ranking_users)
+  runs: dict[str, list[dict]] = {}
+  for name in args.models:
+    for seed in args.seeds if name != "mostpop" else args.seeds[:1]:
+      model_started = time.time()
+      metrics = MODELS[name](dataset, protocol, args, seed)
+      metrics["seconds"] = time.time() - model_started
+      log(f"{name} seed {seed}: " + ", ".join(
+          f"{k} {v:.4f}" for k, v in metrics.items()))
+      runs.setdefault(name, []).append(metrics)
+  stats = {name: reporting.aggregate_seeds(values)
+           for name, values in runs.items()}
+
+  columns = ["sampled_hr@5", "sampled_ndcg@5", "sampled_hr@10",
+             "sampled_ndcg@10", "sampled_mrr", "full_hr@10", "full_ndcg@10",
+             "full_mrr"]
+  mostpop = stats.get("mostpop")
+  rows = []
+  for name, model_stats in stats.items():
+    ratio = "-" if mostpop is None else "{:.2f}x".format(
+        model_stats["sampled_hr@5"]["mean"] /
+        mostpop["sampled_hr@5"]["mean"])
+    rows.append([name, len(runs[name])] +
+                [_format(model_stats, column) for column in columns] +
+                [ratio, f"{model_stats['seconds']['mean']:.0f}"])
+  table = reporting.markdown_table(
+      ["model", "seeds"] + columns + ["HR@5 vs MostPop", "s/seed"], rows)
+  print(table)
+  payload = {
+      "dataset": args.dataset, "args": vars(args), "runs": runs,
+      "stats": stats, "table": table,
+      "full_ranking_users": len(protocol.full_users),
+      "seconds": time.time() - started,
+  }
+  if args.dataset == "amazon-grocery":
+    payload["rechorus_published"] = {"sasrec": RECHORUS_SASREC,
+                                     "mostpop": RECHORUS_MOSTPOP}
+  output = args.output or RESULTS_DIR / f"sequential_{args.dataset}.json"
+  log(f"wrote {reporting.write_json(output, payload)}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,74 @@
+"""Tests for item content vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import content_features
+
+
+def test_token_vectors_are_tf_idf_rows():
+  # 4 items (0 = padding), 3 tokens; token 1 is in every real item.
+  tokens = np.array([[0, 0], [1, 2], [1, 0], [1, 3]])
+  vectors = content_features.token_vectors(tokens, num_tokens=4, token_dim=8)
+  idf_common = np.log(5 / 4) + 1
+  idf_rare = np.log(5 / 2) + 1
+  expected_item_1 = np.array([idf_common, idf_rare, 0]) / np.hypot(idf_common, idf_rare)
+  np.testing.assert_allclose(vectors[1], expected_item_1, rtol=1e-5)
+  np.testing.assert_allclose(vectors[2], [1, 0, 0])
+  np.testing.assert_array_equal(vectors[0], 0)
+
+
+def test_token_vectors_are_reduced_when_the_vocabulary_is_large():
+  tokens = np.random.default_rng(0).integers(0, 30, size=(20, 4))
+  vectors = content_features.token_vectors(tokens, num_tokens=30, token_dim=5)
+  assert vectors.shape == (20, 5)
+
+
+def test_relation_vectors_group_related_items():
+  # Items 1-2-3 are related, 4-5 are related, 6 has no relation.
+  pairs = np.array([[1, 2], [2, 3], [1, 3], [4, 5]])
+  vectors = content_features.relation_vectors(7, pairs, dim=3)
+  similarity = vectors @ vectors.T
+  assert similarity[1, 2] > 0.9 and similarity[4, 5] > 0.9
+  assert abs(similarity[1, 4]) < 0.1
+  np.testing.assert_array_equal(vectors[6], 0)
+
+
+def _write(path, ids, vectors):
+  if path.suffix == ".parquet":
+    pd.DataFrame({"item_id": ids, "vector": list(vectors)}).to_parquet(path)
+  elif path.suffix == ".npz":
+    np.savez(path, item_id=np.array(ids), vector=vectors)
+  else:
+    records = np.zeros(len(ids), dtype=[("item_id", "U8"),
+                                        ("vector", "f4", (vectors.shape[1],))])
+    records["item_id"], records["vector"] = ids, vectors
+    np.save(path, records)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".npy", ".npz"])
+def test_external_vectors_align_to_item_ids(tmp_path, suffix):
+  path = tmp_path / f"images{suffix}"
+  _write(path, ["b", "a", "z"], np.array([[1, 2], [3, 4], [5, 6]], np.float32))
+  vectors, found = content_features.load_external_vectors(path, ["", "a", "b", "c"])
+  np.testing.assert_array_equal(vectors, [[0, 0], [3, 4], [1, 2], [0, 0]])
+  np.testing.assert_array_equal(found, [False, True, True, False])
+
+
+def test_external_vectors_reject_unknown_formats(tmp_path):
+  with pytest.raises(ValueError, match="unsupported"):
+    content_features.load_external_vectors(tmp_path / "x.csv", ["a"])
+
+
+def test_content_vectors_concatenate_normalised_blocks():
+  tokens = np.array([[0], [1], [2], [1]])
+  relations = {"complement": np.array([[1, 2]]), "substitute": np.array([[2, 3]])}
+  external = np.array([[0, 0], [3, 4], [0, 0], [1, 0]], np.float32)
+  vectors = content_features.content_vectors(tokens, 3, relations, external,
+                                             relation_dim=2)
+  assert vectors.shape == (4, 2 + 2 + 2 + 2)
+  np.testing.assert_array_equal(vectors[0], 0)
+  np.testing.assert_allclose(vectors[1, -2:], [0.6, 0.8])

@@ -1,0 +1,150 @@
+"""Multi-head target attention with TWIN-style top-K selection.
+
+A target (a candidate item, or the current position of a sequence) attends
+over a user's history. TWIN (Chang et al., KDD 2023) splits this in two: a
+cheap relevance score between the target and every history item selects the
+top-K items, and exact multi-head attention runs over those K only. Here the
+relevance is the attention logit summed over heads, computed either exactly
+or from product-quantised keys (`models.layers.product_quantization`), and
+selection can use a different view of the history than the attention itself
+(SEMINAR selects on item embeddings, which are quantised once per item, and
+attends over query-item pair embeddings).
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+_MASKED_LOGIT = -1e9
+
+
+def causal_history_mask(padding_mask: tf.Tensor) -> tf.Tensor:
+  """Mask where target position t sees history positions l <= t.
+
+  Args:
+    padding_mask: `[B, L]`, True at real positions.
+
+  Returns:
+    `[B, L, L]` bool: entry `[b, t, l]` is True when l <= t and l is real.
+  """
+  length = tf.shape(padding_mask)[1]
+  lower = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
+  return tf.logical_and(lower[tf.newaxis], padding_mask[:, tf.newaxis, :])
+
+
+def top_k_mask(scores: tf.Tensor, mask: tf.Tensor, k: int) -> tf.Tensor:
+  """Keeps the `k` highest-scoring allowed positions of every row.
+
+  Args:
+    scores: `[..., L]` relevance.
+    mask: bool, broadcastable to `scores`; False positions are never kept.
+    k: positions to keep; rows with fewer allowed positions keep them all.
+
+  Returns:
+    bool mask of `scores`' shape.
+  """
+  mask = tf.broadcast_to(mask, tf.shape(scores))
+  if scores.shape[-1] is not None and k >= scores.shape[-1]:
+    return mask
+  masked = tf.where(mask, scores, _MASKED_LOGIT)
+  k = tf.minimum(k, tf.shape(scores)[-1])
+  kth = tf.math.top_k(masked, k=k, sorted=True).values[..., -1:]
+  return tf.logical_and(mask, masked >= kth)
+
+
+class MultiHeadTargetAttention(tf.keras.layers.Layer):
+  """Multi-head attention from targets to a history, over the top-K items.
+
+  Args:
+    num_heads: attention heads; `dim` must be divisible by it.
+    dim: width of the projections and of the output.
+    top_k: history items each target attends to; None attends to all.
+    dropout: dropout on the attention weights.
+  """
+
+  def __init__(self, num_heads: int, dim: int, top_k: int | None = None,
+               dropout: float = 0.0, **kwargs):
+    super().__init__(**kwargs)
+    if dim % num_heads:
+      raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+    self._config = {"num_heads": num_heads, "dim": dim, "top_k": top_k,
+                    "dropout": dropout}
+    self.num_heads = num_heads
+    self.head_dim = dim // num_heads
+    self.top_k = top_k
+    self.query_projection = tf.keras.layers.Dense(dim, use_bias=False)
+    self.key_projection = tf.keras.layers.Dense(dim, use_bias=False)
+    self.value_projection = tf.keras.layers.Dense(dim)
+    self.output_projection = tf.keras.layers.Dense(dim)
+    self.dropout = tf.keras.layers.Dropout(dropout)
+
+  def selection_queries(self, targets: tf.Tensor) -> tf.Tensor:
+    """`[..., D]` targets -> `[..., dim]` vectors whose dot product with
+    `keys(history)` is the relevance summed over heads."""
+    return self.query_projection(targets) / math.sqrt(self.head_dim)
+
+  def keys(self, history: tf.Tensor) -> tf.Tensor:
+    """`[..., D]` history vectors -> `[..., dim]` keys (what PQ encodes)."""
+    return self.key_projection(history)
+
+  def relevance(self, targets: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
+    """Exact `[B, N, L]` relevance of `[B, N, D]` (or shared `[N, D]`)
+    targets to `[B, L, D]` history."""
+    equation = "nd,bld->bnl" if targets.shape.rank == 2 else "bnd,bld->bnl"
+    return tf.einsum(equation, self.selection_queries(targets),
+                     self.keys(history))
+
+  def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
+    shape = tf.shape(x)
+    return tf.reshape(x, tf.concat([shape[:-1],
+                                    [self.num_heads, self.head_dim]], 0))
+
+  def call(self, targets: tf.Tensor, history: tf.Tensor, mask: tf.Tensor,
+           selection_history: tf.Tensor | None = None,
+           selection_scores: tf.Tensor | None = None,
+           training: bool = False) -> tf.Tensor:
+    """Attends from every target to its top-K allowed history items.
+
+    Args:
+      targets: `[B, N, D]`, or `[N, D]` shared by every history (scored
+        once, e.g. a catalogue or shared negatives).
+      history: `[B, L, D]` keys and values of the attention.
+      mask: `[B, L]` or `[B, N, L]` bool, True where a target may attend
+        (padding and, for sequence targets, causality).
+      selection_history: `[B, L, D']` history that relevance is computed on
+        (same width as `history` through the shared key projection); defaults
+        to `history`.
+      selection_scores: `[B, N, L]` precomputed (e.g. PQ-approximate)
+        relevance; overrides `selection_history`.
+      training: enables dropout.
+
+    Returns:
+      `[B, N, dim]`; zeros for a target with no allowed item.
+    """
+    if mask.shape.rank == 2:
+      mask = mask[:, tf.newaxis, :]
+    queries = self._split_heads(self.query_projection(targets))
+    keys = self._split_heads(self.keys(history))
+    values = self._split_heads(self.value_projection(history))
+    equation = ("nhd,blhd->bnhl" if targets.shape.rank == 2 else
+                "bnhd,blhd->bnhl")
+    logits = tf.einsum(equation, queries, keys) / math.sqrt(self.head_dim)
+    if self.top_k is not None:
+      if selection_scores is None:
+        selection_scores = (tf.reduce_sum(logits, axis=2)
+                            if selection_history is None else
+                            self.relevance(targets, selection_history))
+      mask = top_k_mask(selection_scores, mask, self.top_k)
+    mask = tf.broadcast_to(mask, tf.shape(logits[:, :, 0]))[:, :, tf.newaxis]
+    weights = tf.nn.softmax(tf.where(mask, logits, _MASKED_LOGIT), axis=-1)
+    weights = self.dropout(weights * tf.cast(mask, weights.dtype),
+                           training=training)
+    attended = tf.einsum("bnhl,blhd->bnhd", weights, values)
+    shape = tf.shape(attended)
+    return self.output_projection(tf.reshape(
+        attended, [shape[0], shape[1], self.num_heads * self.head_dim]))
+
+  def get_config(self):
+    return {**super().get_config(), **self._config}

@@ -1,0 +1,256 @@
+"""Trainer families `courier` (pre-training) and `ranking` (CTR), with exports.
+
+`courier` trains COURIER on the positive train examples and exports the item
+embedding table (`CourierExportModule`: `item_ids` and `item_embeddings`,
+plus an `item_embedding` signature). `ranking` reads that table from
+`fn_args.base_model` when the pipeline pre-trained one, aligns it to its own
+item vocabulary by raw id (`ranking.align_embedding_table`) and trains the
+DIN + DCN-v2 model on the labelled examples; ExampleGen must have written
+sampled negatives (label 0). Its export takes raw features, with the
+Transform graph inside:
+
+- `serving_default`: user_id, item_id, history_item_ids, timestamp ->
+  `probability` of a click;
+- `evaluate`: serialized raw tf.Examples -> `probability`, for TFMA's AUC and
+  log loss.
+
+In the pipeline, an item's content vector is built from what the Transform
+output holds for it (title tokens and categories), optionally concatenated
+with an external `item_id -> vector` file (`external_vectors_path`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from models import content_features
+from models import courier
+from models import ranking
+from models import retrieval_export
+from transforms import features
+from transforms import preprocessing
+
+PROBABILITY = "probability"
+ITEM_EMBEDDING_SIGNATURE = "item_embedding"
+# Hyperparameters of the pipeline families beyond the model configs.
+EXTERNAL_VECTORS_PATH = "external_vectors_path"
+# The retrieval export's raw-feature completion, reused so that both exports
+# accept the same client inputs.
+_dense_to_raw = retrieval_export._dense_to_raw  # pylint: disable=protected-access
+_empty_raw_feature = retrieval_export._empty_raw_feature  # pylint: disable=protected-access
+
+
+def catalogue_content(catalogue: retrieval_export.ItemCatalogue,
+                      num_title_tokens: int,
+                      external_vectors_path: str = "") -> np.ndarray:
+  """Content vectors of every item index from its title tokens and categories.
+
+  Args:
+    catalogue: the transformed candidate features of every item index.
+    num_title_tokens: title token indices, padding and OOV included; category
+      indices are shifted past them so both share one token space.
+    external_vectors_path: optional `item_id -> vector` file.
+
+  Returns:
+    `[num_items, width]` float32.
+  """
+  titles = catalogue.candidate_features[features.TITLE_TOKEN_INDICES]
+  categories = catalogue.candidate_features[features.CATEGORY_INDICES]
+  shifted_categories = np.where(categories > 0, categories + num_title_tokens - 1, 0)
+  tokens = np.concatenate([titles, shifted_categories], axis=1)
+  num_tokens = num_title_tokens + int(categories.max(initial=0))
+  external = None
+  if external_vectors_path:
+    external, found = content_features.load_external_vectors(
+        external_vectors_path, list(catalogue.item_ids))
+    logging.info("External vectors found for %d of %d items", int(found.sum()),
+                 len(found) - 2)
+  return content_features.content_vectors(tokens, num_tokens, external=external)
+
+
+class CourierExportModule(tf.Module):
+  """COURIER's artefact: the frozen item embedding table, by raw item id.
+
+  Args:
+    item_ids: `[num_items]` raw ids ("" at padding and OOV).
+    table: `[num_items, dim]` embeddings.
+  """
+
+  def __init__(self, item_ids: np.ndarray, table: np.ndarray):
+    super().__init__()
+    self.item_ids = tf.Variable(item_ids.astype(str), trainable=False,
+                                name="item_ids")
+    self.item_embeddings = tf.Variable(table, trainable=False,
+                                       name="item_embeddings")
+    known = item_ids.astype(str) != ""
+    self._lookup = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(item_ids.astype(str)[known]),
+            tf.constant(np.flatnonzero(known), tf.int64)),
+        default_value=len(item_ids) - 1)
+
+  @tf.function(input_signature=(
+      tf.TensorSpec([None], tf.string, name=features.ITEM_ID),))
+  def item_embedding(self, item_id):
+    """Embedding of each id; unknown ids get the OOV row."""
+    return {"embedding": tf.gather(self.item_embeddings, self._lookup.lookup(item_id))}
+
+  def save(self, export_dir: str) -> None:
+    tf.saved_model.save(self, export_dir, signatures={
+        ITEM_EMBEDDING_SIGNATURE: self.item_embedding.get_concrete_function()})
+
+
+def load_content_table(base_model_dir: str,
+                       item_vocabulary: list[str]) -> np.ndarray:
+  """COURIER's table, aligned to `item_vocabulary` (see `align_embedding_table`)."""
+  loaded = tf.saved_model.load(base_model_dir)
+  return ranking.align_embedding_table(
+      [item_id.decode() for item_id in loaded.item_ids.numpy()],
+      loaded.item_embeddings.numpy(), item_vocabulary)
+
+
+class RankingServingModule(tf.Module):
+  """The ranking SavedModel: raw features in, click probability out.
+
+  Args:
+    tft_layer: `TFTransformOutput.transform_features_layer()`.
+    raw_feature_spec: `TFTransformOutput.raw_feature_spec()`.
+    model: a built (trained) model: transformed features -> `[batch]` click
+      logits.
+  """
+
+  def __init__(self, tft_layer, raw_feature_spec, model):
+    super().__init__()
+    self.tft_layer = tft_layer
+    self._raw_feature_spec = dict(raw_feature_spec)
+    # Only the model's variables are tracked: saving the Keras model itself
+    # would also trace every layer's call, which is slow and unused.
+    self.model_variables = list(model.variables)
+    self._logits = model.__call__
+
+  def _probability(self, transformed: Mapping[str, tf.Tensor]):
+    return {PROBABILITY: tf.sigmoid(self._logits(transformed))}
+
+  def signatures(self) -> dict:
+    """The concrete functions to pass to `tf.saved_model.save`."""
+
+    @tf.function(input_signature=(
+        tf.TensorSpec([None], tf.string, name=features.USER_ID),
+        tf.TensorSpec([None], tf.string, name=features.ITEM_ID),
+        tf.TensorSpec([None, None], tf.string, name=features.HISTORY_ITEM_IDS),
+        tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP),
+    ))
+    def serving_default(user_id, item_id, history_item_ids, timestamp):
+      raw = {features.USER_ID: user_id, features.ITEM_ID: item_id,
+             features.HISTORY_ITEM_IDS: history_item_ids,
+             features.TIMESTAMP: timestamp}
+      batch_size = tf.shape(user_id)[0]
+      complete = {
+          name: (_dense_to_raw(spec, raw[name]) if name in raw
+                 else _empty_raw_feature(spec, batch_size))
+          for name, spec in self._raw_feature_spec.items()}
+      return self._probability(self.tft_layer(complete))
+
+    @tf.function(input_signature=(
+        tf.TensorSpec([None], tf.string, name="examples"),))
+    def evaluate(examples):
+      raw = tf.io.parse_example(examples, self._raw_feature_spec)
+      return self._probability(self.tft_layer(raw))
+
+    return {"serving_default": serving_default.get_concrete_function(),
+            retrieval_export.EVAL_SIGNATURE: evaluate.get_concrete_function()}
+
+  def save(self, export_dir: str) -> None:
+    tf.saved_model.save(self, export_dir, signatures=self.signatures())
+
+
+def _item_catalogue(fn_args, tft_output, input_dataset: Callable
+                    ) -> retrieval_export.ItemCatalogue:
+  return retrieval_export.build_catalogue(
+      input_dataset(fn_args, fn_args.train_files, tft_output, 4096, shuffle=False),
+      [token.decode() for token in
+       tft_output.vocabulary_by_name(features.ITEM_VOCAB)],
+      preprocessing.vocabulary_size(tft_output, features.ITEM_VOCAB))
+
+
+def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
+                  input_dataset: Callable) -> None:
+  """Pre-trains COURIER on the positive train examples; exports its table.
+
+  Args:
+    fn_args: the Trainer's FnArgs.
+    tft_output: the Transform output.
+    hparams: `CourierConfig` overrides, plus `external_vectors_path`.
+    input_dataset: `models.trainer.input_dataset`.
+  """
+  hparams = dict(hparams)
+  external_vectors_path = str(hparams.pop(EXTERNAL_VECTORS_PATH, ""))
+  config = courier.CourierConfig.from_dict(hparams)
+  logging.info("COURIER hyperparameters: %s", config)
+  tf.keras.utils.set_random_seed(0)
+  catalogue = _item_catalogue(fn_args, tft_output, input_dataset)
+  content = catalogue_content(
+      catalogue,
+      preprocessing.vocabulary_size(tft_output, features.TITLE_TOKEN_VOCAB),
+      external_vectors_path)
+  model = courier.Courier(content, config)
+  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  positives = (
+      input_dataset(fn_args, fn_args.train_files, tft_output, config.batch_size,
+                    shuffle=True)
+      .unbatch()
+      .filter(lambda example: example[features.LABEL] > 0.5)
+      .batch(config.batch_size, drop_remainder=True))
+  model.fit(positives, epochs=config.epochs, verbose=2)
+  table = courier.item_embedding_table(model.encoder)
+  logging.info("COURIER embedding variance: %.4f",
+               courier.embedding_variance(table))
+  CourierExportModule(catalogue.item_ids, table).save(fn_args.serving_model_dir)
+
+
+def train_ranking(fn_args, tft_output, hparams: Mapping[str, object],
+                  input_dataset: Callable) -> None:
+  """Trains the CTR ranking model; frozen COURIER features if pre-trained.
+
+  Args:
+    fn_args: the Trainer's FnArgs; `fn_args.base_model` is COURIER's export
+      when the pipeline ran the pre-training Trainer.
+    tft_output: the Transform output.
+    hparams: `RankingConfig` overrides.
+    input_dataset: `models.trainer.input_dataset`.
+
+  Raises:
+    ValueError: if the train split has no negative example (ExampleGen ran
+      without CTR negatives).
+  """
+  config = ranking.RankingConfig.from_dict(hparams)
+  logging.info("Ranking hyperparameters: %s", config)
+  tf.keras.utils.set_random_seed(0)
+  item_vocabulary = [token.decode() for token in
+                     tft_output.vocabulary_by_name(features.ITEM_VOCAB)]
+  content_table = None
+  if fn_args.base_model:
+    content_table = load_content_table(fn_args.base_model, item_vocabulary)
+    logging.info("Frozen content table %s from %s", content_table.shape,
+                 fn_args.base_model)
+  labels = np.concatenate([
+      batch[features.LABEL].numpy() for batch in input_dataset(
+          fn_args, fn_args.train_files, tft_output, 4096, shuffle=False)])
+  if labels.min() > 0.5:
+    raise ValueError("the train split has only positive examples; the ranking "
+                     "family needs ExampleGen's CTR negatives (ctr_negatives > 0)")
+  model = ranking.RankingModel(
+      preprocessing.vocabulary_size(tft_output, features.USER_VOCAB),
+      len(item_vocabulary) + features.NUM_OOV_BUCKETS + 1, config,
+      content_table=content_table)
+  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  model.fit(input_dataset(fn_args, fn_args.train_files, tft_output,
+                          config.batch_size, shuffle=True),
+            epochs=config.epochs, verbose=2)
+  RankingServingModule(tft_output.transform_features_layer(),
+                       tft_output.raw_feature_spec(), model).save(
+                           fn_args.serving_model_dir)

@@ -1,0 +1,94 @@
+"""Tests for the `courier` and `ranking` Trainer families' exports."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from models import ranking
+from models import ranking_trainer
+from models import retrieval_export
+from transforms import features
+
+_RAW_FEATURE_SPEC = {
+    features.USER_ID: tf.io.FixedLenFeature([], tf.string),
+    features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+    features.HISTORY_ITEM_IDS: tf.io.VarLenFeature(tf.string),
+    features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
+    features.LABEL: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+}
+
+
+def _item_indices(ids: tf.Tensor) -> tf.Tensor:
+  """Raw ids "1".."4" are their own indices; "" is padding."""
+  return tf.strings.to_number(tf.where(ids == "", "0", ids), tf.int64)
+
+
+def _fake_transform(raw):
+  """Stands in for the Transform layer on the features the ranker reads."""
+  return {
+      features.USER_INDEX: tf.ones_like(tf.reshape(raw[features.TIMESTAMP], [-1])),
+      features.ITEM_INDEX: _item_indices(tf.reshape(raw[features.ITEM_ID], [-1])),
+      features.HISTORY_ITEM_INDICES: _item_indices(
+          tf.sparse.to_dense(raw[features.HISTORY_ITEM_IDS])),
+  }
+
+
+def test_courier_export_looks_ids_up_and_aligns_to_another_vocabulary(tmp_path):
+  table = np.array([[0, 0], [1, 1], [2, 2], [0, 0]], np.float32)
+  ranking_trainer.CourierExportModule(
+      np.array(["", "a", "b", ""], dtype=object), table).save(str(tmp_path))
+  loaded = tf.saved_model.load(str(tmp_path))
+  embedding = loaded.signatures[ranking_trainer.ITEM_EMBEDDING_SIGNATURE](
+      item_id=tf.constant(["b", "zzz", "a"]))["embedding"].numpy()
+  np.testing.assert_array_equal(embedding, [[2, 2], [0, 0], [1, 1]])
+  aligned = ranking_trainer.load_content_table(str(tmp_path), ["b", "new", "a"])
+  np.testing.assert_array_equal(aligned, [[0, 0], [2, 2], [0, 0], [1, 1], [0, 0]])
+
+
+def test_ranking_export_serves_and_evaluates_the_same_probability(tmp_path):
+  tf.keras.utils.set_random_seed(0)
+  model = ranking.RankingModel(
+      3, 6, ranking.RankingConfig(embedding_dim=4, attention_units=(4,),
+                                  deep_units=(4,)),
+      content_table=np.eye(6, dtype=np.float32))
+  expected = tf.sigmoid(model(_fake_transform({
+      features.TIMESTAMP: tf.zeros([2, 1], tf.int64),
+      features.ITEM_ID: tf.constant([["3"], ["4"]]),
+      features.HISTORY_ITEM_IDS: tf.sparse.from_dense(
+          tf.constant([["1", "2"], ["", ""]]))}))).numpy()
+  ranking_trainer.RankingServingModule(_fake_transform, _RAW_FEATURE_SPEC,
+                                       model).save(str(tmp_path))
+  loaded = tf.saved_model.load(str(tmp_path))
+  served = loaded.signatures["serving_default"](
+      user_id=tf.constant(["u", "u"]), item_id=tf.constant(["3", "4"]),
+      history_item_ids=tf.constant([["1", "2"], ["", ""]]),
+      timestamp=tf.zeros([2], tf.int64))[ranking_trainer.PROBABILITY].numpy()
+  example = tf.train.Example()
+  for name, value in ((features.USER_ID, b"u"), (features.ITEM_ID, b"3")):
+    example.features.feature[name].bytes_list.value.append(value)
+  example.features.feature[features.HISTORY_ITEM_IDS].bytes_list.value.extend(
+      [b"1", b"2"])
+  example.features.feature[features.TIMESTAMP].int64_list.value.append(0)
+  evaluated = loaded.signatures[retrieval_export.EVAL_SIGNATURE](
+      examples=tf.constant([example.SerializeToString()]))
+  assert served.shape == (2,)
+  np.testing.assert_allclose(served, expected, rtol=1e-5)
+  np.testing.assert_allclose(
+      evaluated[ranking_trainer.PROBABILITY].numpy(), expected[:1], rtol=1e-5)
+
+
+def test_catalogue_content_shares_one_token_space_for_titles_and_categories():
+  catalogue = retrieval_export.ItemCatalogue(
+      item_ids=np.array(["", "a", "b", ""], dtype=object),
+      candidate_features={
+          features.ITEM_INDEX: np.arange(4),
+          features.TITLE_TOKEN_INDICES: np.array([[0, 0], [1, 2], [1, 0], [0, 0]]),
+          features.CATEGORY_INDICES: np.array([[0], [1], [1], [0]]),
+      },
+      train_counts=np.array([0, 1, 1, 0]))
+  content = ranking_trainer.catalogue_content(catalogue, num_title_tokens=4)
+  # Title tokens 1..3 and one category: four token columns.
+  assert content.shape == (4, 4)
+  np.testing.assert_array_equal(content[0], 0)
+  assert content[1, 3] > 0 and content[2, 3] > 0 and content[1, 1] > 0

@@ -1,0 +1,335 @@
+"""EmbeddingBenchmark: probe tasks on a trained model's frozen embeddings.
+
+Reads the Trainer's model through its raw-feature signatures
+(`query_embedding`, which may return `[batch, dim]` or, for multi-vector
+models such as GUIM, `[batch, K, dim]`, and `candidate_embedding`), the
+ExampleGen examples and the dataset's contract tables (`items.*`, `users.*`,
+`interactions.*` in `dataset_dir`), and runs the tasks of
+`offline_eval.probes` declared in the pipeline config. Random embeddings of
+the same shape are scored in the same run as the floor, and the most-popular
+scorer on the ranking tasks.
+
+Data the tasks see:
+- users: every user with an eval example; their vector is the model's query
+  for that example (history = the train items before it), and the example's
+  item is their next item; all their train items are excluded from ranking.
+- items: every item of the examples (train and eval), embedded from the
+  item features of the examples; labels are their categories.
+- user attributes: the columns of `users.*`; interaction labels:
+  `interactions.*`; item relations: `items.related_items` as `related`.
+
+Writes `report.json` (per-seed and aggregated metrics) and `report.html` (the
+table) into the output artifact.
+"""
+
+# No `from __future__ import annotations`: the @component decorator reads the
+# parameter annotations as types.
+import dataclasses
+import glob
+import html
+import json
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types import artifact
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from offline_eval import probes
+from offline_eval import reporting
+from tfx_pipeline import index_builder
+from tfx_pipeline.data import contract
+from transforms import features
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+RELATED = "related"
+DEFAULT_SEEDS = (0, 1, 2)
+_BATCH_SIZE = 256
+
+# Tasks for the datasets the importers provide; a user's own dataset declares
+# its list in `PipelineConfig.embedding_benchmark_tasks`.
+NEXT_ITEM_TASK = {"name": "next_item_recall@50", "kind": "next_item", "k": 50}
+PRESET_TASKS: dict[str, list[dict]] = {
+    "movielens-100k": [
+        NEXT_ITEM_TASK,
+        {"name": "gender_auc", "kind": "user_binary_auc", "attribute": "gender",
+         "positive": "F"},
+        # MovieLens-1M's age groups.
+        {"name": "age_bucket_macro_f1", "kind": "user_class_f1",
+         "attribute": "age", "bins": [18, 25, 35, 45, 50, 56]},
+        {"name": "occupation_macro_f1", "kind": "user_class_f1",
+         "attribute": "occupation"},
+        {"name": "genre_micro_f1", "kind": "item_multilabel_f1"},
+        {"name": "rating>=4_auc", "kind": "interaction_auc"},
+        {"name": "genre_coherence@10", "kind": "neighbour_coherence", "k": 10},
+    ],
+    "amazon-grocery": [
+        NEXT_ITEM_TASK,
+        {"name": "category_macro_f1", "kind": "item_class_f1"},
+        {"name": "category_coherence@10", "kind": "neighbour_coherence", "k": 10},
+        {"name": "related_items_auc", "kind": "relation_auc",
+         "relation": RELATED},
+        {"name": "rechorus", "kind": "sampled_ranking", "num_negatives": 99,
+         "ks": [5]},
+    ],
+}
+
+
+class EmbeddingBenchmarkReport(artifact.Artifact):
+  """The benchmark's `report.json` and `report.html`."""
+  TYPE_NAME = "EmbeddingBenchmarkReport"
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkInputs:
+  """Everything the tasks need, indexed; item index 0 is padding.
+
+  Attributes:
+    user_ids: `[U]` raw ids.
+    item_ids: `[num_items]` raw ids, "" at 0.
+    query_inputs: `query_embedding` inputs, one row per user.
+    items: the `candidate_embedding` inputs of item index 1, 2, ...
+    task_data: the probe targets.
+    train_counts: `[num_items]` train positives per item.
+  """
+  user_ids: np.ndarray
+  item_ids: np.ndarray
+  query_inputs: Mapping[str, np.ndarray]
+  items: Sequence[index_builder.Item]
+  task_data: probes.TaskData
+  train_counts: np.ndarray
+
+
+def _read_rows(split_dir: str) -> list[tf.train.Example]:
+  files = sorted(glob.glob(os.path.join(split_dir, "*")))
+  return [tf.train.Example.FromString(record.numpy()) for record in
+          tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _value(example: tf.train.Example, name: str):
+  feature = example.features.feature[name]
+  if feature.int64_list.value:
+    return feature.int64_list.value[0]
+  return [value.decode("utf-8") for value in feature.bytes_list.value]
+
+
+def _relation_pairs(items: pd.DataFrame | None,
+                    item_index: Mapping[str, int]) -> np.ndarray:
+  pairs = []
+  if items is not None:
+    for item_id, related in zip(items["item_id"], items["related_items"]):
+      if item_id in item_index:
+        pairs.extend((item_index[item_id], item_index[other])
+                     for other in related.split(contract.LIST_SEPARATOR)
+                     if other in item_index)
+  return np.asarray(pairs, np.int64).reshape(-1, 2)
+
+
+def load_inputs(train_dir: str, eval_dir: str,
+                dataset: contract.Dataset) -> BenchmarkInputs:
+  """Indexes the examples' users and items and the dataset's side tables."""
+  train_rows, eval_rows = _read_rows(train_dir), _read_rows(eval_dir)
+  catalogue: dict[str, index_builder.Item] = {}
+  for row in train_rows + eval_rows:
+    item = index_builder.parse_item(row.SerializeToString())
+    catalogue.setdefault(item.item_id, item)
+  item_ids = np.array([""] + sorted(catalogue), dtype=object)
+  item_index = {item_id: index for index, item_id in enumerate(item_ids)
+                if index}
+  # A user's first eval example (the oldest held-out positive) is the task.
+  first_eval = {}
+  for row in sorted(eval_rows, key=lambda r: _value(r, features.TIMESTAMP)):
+    first_eval.setdefault(_value(row, features.USER_ID)[0], row)
+  user_ids = np.array(sorted(first_eval), dtype=object)
+  user_index = {user_id: index for index, user_id in enumerate(user_ids)}
+  known: dict[str, list[int]] = {user_id: [] for user_id in user_ids}
+  train_counts = np.zeros(len(item_ids), np.float64)
+  for row in train_rows:
+    item = item_index[_value(row, features.ITEM_ID)[0]]
+    train_counts[item] += 1
+    known.get(_value(row, features.USER_ID)[0], []).append(item)
+  histories = [_value(first_eval[u], features.HISTORY_ITEM_IDS)
+               for u in user_ids]
+  width = max(1, max(len(history) for history in histories))
+  categories = sorted({c for item in catalogue.values() for c in item.categories})
+  category_index = {name: index + 1 for index, name in enumerate(categories)}
+  item_labels = np.zeros((len(item_ids), max(
+      1, max(len(item.categories) for item in catalogue.values()))), np.int64)
+  for item_id, index in item_index.items():
+    labels = [category_index[c] for c in catalogue[item_id].categories]
+    item_labels[index, :len(labels)] = labels
+
+  interactions = None
+  if dataset.interactions is not None:
+    frame = dataset.interactions
+    keep = frame["user_id"].isin(user_index) & frame["item_id"].isin(item_index)
+    interactions = pd.DataFrame({
+        "user_index": frame["user_id"][keep].map(user_index).to_numpy(),
+        "item_index": frame["item_id"][keep].map(item_index).to_numpy(),
+        "label": (frame["label"][keep] >= 0.5).astype(int).to_numpy()})
+  users = None
+  if dataset.users is not None:
+    users = (dataset.users.drop_duplicates("user_id").set_index("user_id")
+             .reindex(user_ids).reset_index(drop=True))
+  return BenchmarkInputs(
+      user_ids=user_ids,
+      item_ids=item_ids,
+      query_inputs={
+          features.USER_ID: user_ids.astype(str),
+          features.HISTORY_ITEM_IDS: np.array(
+              [history + [""] * (width - len(history)) for history in histories],
+              dtype=object).astype(str),
+          features.TIMESTAMP: np.array(
+              [_value(first_eval[u], features.TIMESTAMP) for u in user_ids],
+              np.int64),
+      },
+      items=[catalogue[item_id] for item_id in item_ids[1:]],
+      task_data=probes.TaskData(
+          next_items=np.array([item_index[_value(first_eval[u],
+                                                 features.ITEM_ID)[0]]
+                               for u in user_ids]),
+          known_items=[np.asarray(known[u], np.int64) for u in user_ids],
+          user_attributes=users,
+          item_labels=item_labels,
+          interactions=interactions,
+          item_relations={RELATED: _relation_pairs(dataset.items, item_index)}),
+      train_counts=train_counts)
+
+
+def embed(model_dir: str, inputs: BenchmarkInputs) -> probes.Embeddings:
+  """The model's user vectors (`[U, K, D]`) and item vectors (row 0 zeros)."""
+  model = tf.saved_model.load(model_dir)
+  query = model.signatures[index_builder.QUERY_SIGNATURE]
+  candidate = model.signatures[index_builder.CANDIDATE_SIGNATURE]
+  num_users = len(inputs.user_ids)
+  users = np.concatenate([
+      query(**{name: tf.constant(values[start:start + _BATCH_SIZE])
+               for name, values in inputs.query_inputs.items()})[
+                   "embedding"].numpy()
+      for start in range(0, num_users, _BATCH_SIZE)])
+  items = np.concatenate([
+      candidate(**index_builder.candidate_inputs(
+          inputs.items[start:start + _BATCH_SIZE]))["embedding"].numpy()
+      for start in range(0, len(inputs.items), _BATCH_SIZE)])
+  if users.ndim == 2:
+    users = users[:, np.newaxis]
+  return probes.Embeddings(
+      users=users, items=np.concatenate([np.zeros_like(items[:1]), items]))
+
+
+def random_embeddings(like: probes.Embeddings, seed: int) -> probes.Embeddings:
+  """Unit Gaussian vectors of the same shapes: the floor of every task."""
+  rng = np.random.default_rng(seed)
+  users = rng.normal(size=like.users.shape)
+  items = rng.normal(size=like.items.shape)
+  return probes.Embeddings(
+      users=users / np.linalg.norm(users, axis=-1, keepdims=True),
+      items=items / np.linalg.norm(items, axis=-1, keepdims=True))
+
+
+def run_benchmark(model_dir: str, inputs: BenchmarkInputs,
+                  specs: Sequence[probes.TaskSpec], seeds: Sequence[int],
+                  user_pooling: str = "mean") -> dict:
+  """Every task for the model and the baselines, per seed and aggregated."""
+  embeddings = embed(model_dir, inputs)
+  runs: dict[str, list[dict[str, float]]] = {"model": [], "random": [],
+                                              "most_popular": []}
+  for seed in seeds:
+    runs["model"].append(probes.run_tasks(specs, inputs.task_data, embeddings,
+                                          seed, user_pooling))
+    runs["random"].append(probes.run_tasks(
+        specs, inputs.task_data, random_embeddings(embeddings, seed), seed,
+        user_pooling))
+    runs["most_popular"].append(probes.run_ranking_tasks(
+        specs, inputs.task_data,
+        lambda users: np.tile(inputs.train_counts, (len(users), 1)),
+        len(inputs.item_ids), seed))
+  return {
+      "tasks": [dataclasses.asdict(spec) for spec in specs],
+      "seeds": list(seeds),
+      "user_pooling": user_pooling,
+      "num_users": len(inputs.user_ids),
+      "num_items": len(inputs.item_ids) - 1,
+      "user_vectors_per_user": int(embeddings.users.shape[1]),
+      "metrics": {row: reporting.aggregate_seeds(values)
+                  for row, values in runs.items() if values[0]},
+  }
+
+
+def report_html(result: Mapping) -> str:
+  """A standalone HTML table: one row per metric, one column per model."""
+  rows = list(result["metrics"])
+  names = list(result["metrics"]["model"])
+  header = "".join(f"<th>{html.escape(row)}</th>" for row in rows)
+  body = "".join(
+      "<tr><td>" + html.escape(name) + "</td>" + "".join(
+          "<td>" + (html.escape(reporting.format_mean_std(
+              result["metrics"][row][name])) if name in result["metrics"][row]
+                    else "–") + "</td>" for row in rows) + "</tr>"
+      for name in names)
+  return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+          "<title>Embedding benchmark</title></head><body>"
+          f"<h1>Embedding benchmark</h1><p>{result['num_users']} users, "
+          f"{result['num_items']} items, {result['user_vectors_per_user']} "
+          f"vector(s) per user, seeds {result['seeds']} (mean ± std).</p>"
+          f"<table border='1'><tr><th>task</th>{header}</tr>{body}</table>"
+          "</body></html>")
+
+
+def write_report(result: Mapping, output_dir: str) -> None:
+  tf.io.gfile.makedirs(output_dir)
+  with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_JSON), "w") as out:
+    json.dump(result, out, indent=2)
+  with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_HTML), "w") as out:
+    out.write(report_html(result))
+
+
+def tasks_for(dataset: str, declared: Sequence[Mapping] | None) -> list[dict]:
+  """The declared tasks, or the preset of a known dataset."""
+  if declared:
+    return [dict(task) for task in declared]
+  if dataset not in PRESET_TASKS:
+    raise ValueError(f"no preset embedding benchmark tasks for {dataset!r}; "
+                     "declare them in embedding_benchmark_tasks")
+  return PRESET_TASKS[dataset]
+
+
+@tfx.dsl.components.component
+def EmbeddingBenchmark(  # pylint: disable=invalid-name
+    model: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.Model],
+    examples: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.Examples],
+    report: tfx.dsl.components.OutputArtifact[EmbeddingBenchmarkReport],
+    dataset_dir: tfx.dsl.components.Parameter[str],
+    tasks_json: tfx.dsl.components.Parameter[str],
+    seeds_json: tfx.dsl.components.Parameter[str] = json.dumps(
+        list(DEFAULT_SEEDS)),
+    user_pooling: tfx.dsl.components.Parameter[str] = "mean",
+) -> None:
+  """Runs the declared probe tasks and writes the report.
+
+  Args:
+    model: the Trainer's model; needs `query_embedding` and
+      `candidate_embedding` signatures.
+    examples: raw examples with `train` and `eval` splits.
+    report: receives `report.json` and `report.html`.
+    dataset_dir: the contract directory with the side tables.
+    tasks_json: JSON list of task specs (`offline_eval.probes.TaskSpec`).
+    seeds_json: JSON list of seeds; metrics are mean ± std over them.
+    user_pooling: how K user vectors enter user probes: "mean" or "concat".
+  """
+  specs = [probes.TaskSpec.from_dict(task) for task in json.loads(tasks_json)]
+  inputs = load_inputs(artifact_utils.get_split_uri([examples], "train"),
+                       artifact_utils.get_split_uri([examples], "eval"),
+                       contract.load_dataset(dataset_dir))
+  result = run_benchmark(path_utils.serving_model_path(model.uri), inputs,
+                         specs, json.loads(seeds_json), user_pooling)
+  write_report(result, report.uri)
+  print(f"EmbeddingBenchmark: {len(specs)} tasks on {result['num_users']} "
+        f"users and {result['num_items']} items -> {report.uri}", flush=True)

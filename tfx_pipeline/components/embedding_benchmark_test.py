@@ -1,0 +1,165 @@
+"""EmbeddingBenchmark on a tiny synthetic model, examples and side tables."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from tfx import v1 as tfx
+
+from tfx_pipeline.components import embedding_benchmark
+from tfx_pipeline.data import contract
+from tfx_pipeline.index_builder_test import NUM_ITEMS
+from tfx_pipeline.index_builder_test import ROWS_PER_ITEM
+from tfx_pipeline.index_builder_test import TinyMultiVectorModel
+from tfx_pipeline.index_builder_test import write_examples
+from tfx_pipeline.index_builder_test import write_tiny_model
+
+TASKS = [
+    {"name": "recall@5", "kind": "next_item", "k": 5},
+    {"name": "occupation_f1", "kind": "user_class_f1",
+     "attribute": "occupation"},
+    {"name": "genre_f1", "kind": "item_multilabel_f1"},
+    {"name": "genre_coherence@3", "kind": "neighbour_coherence", "k": 3},
+    {"name": "interaction_auc", "kind": "interaction_auc", "test_fraction": 0.5},
+    {"name": "related_auc", "kind": "relation_auc",
+     "relation": embedding_benchmark.RELATED},
+    # Every synthetic user has every item, so there is no sampled ranking:
+    # `offline_eval.probes_test` covers it.
+]
+SEEDS = [0, 1]
+# The synthetic rows' users are "0", "1", ..., one per row of an item.
+NUM_USERS = ROWS_PER_ITEM
+
+
+def _write_dataset(directory: str) -> None:
+  """Side tables of the synthetic examples of `index_builder_test`."""
+  interactions = pd.DataFrame({
+      "user_id": [str(u) for u in range(NUM_USERS) for _ in range(4)],
+      "item_id": [str(i) for _ in range(NUM_USERS) for i in range(4)],
+      "timestamp": 1_000_000,
+      "label": [float(i % 2) for _ in range(NUM_USERS) for i in range(4)],
+  })
+  items = pd.DataFrame({
+      "item_id": [str(i) for i in range(NUM_ITEMS)],
+      "related_items": [str((i + 1) % NUM_ITEMS) for i in range(NUM_ITEMS)],
+  })
+  users = pd.DataFrame({
+      "user_id": [str(u) for u in range(NUM_USERS)],
+      "occupation": ["artist", "doctor", "artist"][:NUM_USERS],
+  })
+  contract.write_dataset(contract.Dataset(
+      interactions=contract.normalize_interactions(interactions),
+      items=contract.normalize_items(items),
+      users=contract.normalize_users(users)), directory)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("embedding_benchmark"))
+  write_examples(os.path.join(root, "examples", "Split-train"))
+  write_examples(os.path.join(root, "examples", "Split-eval"))
+  _write_dataset(os.path.join(root, "dataset"))
+  return root
+
+
+def _inputs(root: str) -> embedding_benchmark.BenchmarkInputs:
+  return embedding_benchmark.load_inputs(
+      os.path.join(root, "examples", "Split-train"),
+      os.path.join(root, "examples", "Split-eval"),
+      contract.load_dataset(os.path.join(root, "dataset")))
+
+
+def test_inputs_index_users_items_and_side_tables(root):
+  inputs = _inputs(root)
+  assert len(inputs.user_ids) == NUM_USERS
+  assert len(inputs.item_ids) == NUM_ITEMS + 1 and inputs.item_ids[0] == ""
+  data = inputs.task_data
+  assert list(data.user_attributes["occupation"][:2]) == ["artist", "doctor"]
+  assert len(data.interactions) == NUM_USERS * 4
+  assert len(data.item_relations[embedding_benchmark.RELATED]) == NUM_ITEMS
+  assert data.item_labels.shape == (NUM_ITEMS + 1, 2)
+
+
+def test_multi_vector_model_is_scored_by_its_best_vector(root, tmp_path):
+  model = TinyMultiVectorModel()
+  write_tiny_model(str(tmp_path / "model"), model)
+  inputs = _inputs(root)
+  embeddings = embedding_benchmark.embed(str(tmp_path / "model"), inputs)
+  order = np.array([int(u) for u in inputs.user_ids])
+  np.testing.assert_allclose(embeddings.users, model.user_vectors()[order],
+                             rtol=1e-6)
+  np.testing.assert_allclose(embeddings.items[0], 0.0)
+  result = embedding_benchmark.run_benchmark(
+      str(tmp_path / "model"), inputs,
+      [embedding_benchmark.probes.TaskSpec.from_dict(t) for t in TASKS], SEEDS)
+  assert result["user_vectors_per_user"] == 2
+  assert set(result["metrics"]) == {"model", "random", "most_popular"}
+  assert set(result["metrics"]["most_popular"]) == {"recall@5"}
+
+
+def test_component_writes_json_and_html_reports(root):
+  write_tiny_model(os.path.join(root, "model", "Format-Serving"))
+  model = tfx.dsl.Importer(
+      source_uri=os.path.join(root, "model"),
+      artifact_type=tfx.types.standard_artifacts.Model).with_id("import_model")
+  examples = tfx.dsl.Importer(
+      source_uri=os.path.join(root, "examples"),
+      artifact_type=tfx.types.standard_artifacts.Examples,
+      properties={"split_names": '["train", "eval"]'}).with_id(
+          "import_examples")
+  benchmark = embedding_benchmark.EmbeddingBenchmark(
+      model=model.outputs["result"], examples=examples.outputs["result"],
+      dataset_dir=os.path.join(root, "dataset"), tasks_json=json.dumps(TASKS),
+      seeds_json=json.dumps(SEEDS))
+  tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+      pipeline_name="embedding-benchmark-test",
+      pipeline_root=os.path.join(root, "pipeline"),
+      components=[model, examples, benchmark],
+      metadata_connection_config=(
+          tfx.orchestration.metadata.sqlite_metadata_connection_config(
+              os.path.join(root, "metadata.sqlite")))))
+
+  (report_dir,) = glob.glob(os.path.join(root, "pipeline", "EmbeddingBenchmark",
+                                         "report", "*"))
+  with open(os.path.join(report_dir, embedding_benchmark.REPORT_JSON)) as f:
+    report = json.load(f)
+  assert report["seeds"] == SEEDS
+  model_metrics = report["metrics"]["model"]
+  assert set(model_metrics) == {
+      "recall@5", "occupation_f1", "genre_f1", "genre_coherence@3",
+      "interaction_auc", "related_auc"}
+  assert len(model_metrics["genre_f1"]["values"]) == len(SEEDS)
+  with open(os.path.join(report_dir, embedding_benchmark.REPORT_HTML)) as f:
+    page = f.read()
+  assert "<table" in page and "genre_coherence@3" in page
+
+
+def test_tasks_come_from_config_or_a_preset():
+  assert embedding_benchmark.tasks_for("contract", TASKS) == TASKS
+  assert embedding_benchmark.tasks_for("movielens-100k", [])[0]["kind"] == (
+      "next_item")
+  with pytest.raises(ValueError, match="declare them"):
+    embedding_benchmark.tasks_for("contract", [])
+
+
+def test_pipeline_runs_the_benchmark_on_the_trainer_model_when_enabled(
+    tmp_path):
+  # Imported here: the pipeline module imports every component.
+  from tfx_pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+
+  def components(**overrides):
+    config = config_lib.PipelineConfig(workspace=str(tmp_path), **overrides)
+    return {c.id: c for c in pipeline.create_pipeline(config).components}
+
+  assert "EmbeddingBenchmark" not in components()
+  benchmark = components(embedding_benchmark=True,
+                         model_family="guim")["EmbeddingBenchmark"]
+  assert json.loads(benchmark.exec_properties["tasks_json"]) == (
+      embedding_benchmark.PRESET_TASKS["movielens-100k"])
+  assert benchmark.inputs["model"].producer_component_id == "Trainer"

@@ -1,0 +1,104 @@
+"""Tests for GMN's dual-graph data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tfx_pipeline.data import dual_graph
+from tfx_pipeline.data import importers
+
+
+def _log():
+  rows = [
+      ("u1", "video:1", 0, "video"), ("u1", "video:2", 1, "video"),
+      ("u1", "video:3", 2, "video"), ("u1", "item:1", 3, "item"),
+      ("u2", "video:2", 4, "video"), ("u2", "video:3", 5, "video"),
+      ("u2", "item:1", 6, "item"), ("u2", "item:2", 7, "item"),
+      ("u3", "video:1", 8, "video"), ("u3", "video:2", 9, "video"),
+  ]
+  return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "item_type"])
+
+
+def test_vocabulary_puts_videos_first_after_padding():
+  vocabulary = dual_graph.node_vocabulary(_log())
+  assert vocabulary.num_videos == 3 and vocabulary.size == 6
+  np.testing.assert_array_equal(
+      vocabulary.lookup(["video:1", "video:3", "item:1", "item:2"]), [1, 3, 4, 5])
+  with pytest.raises(KeyError):
+    vocabulary.lookup(["video:9"])
+
+
+def test_recent_neighbours_keep_the_newest_oldest_first():
+  log = _log()
+  graph = dual_graph.build_dual_graph(
+      log, dual_graph.node_vocabulary(log),
+      dual_graph.DualGraphConfig(max_video_neighbours=2, max_item_neighbours=3))
+  np.testing.assert_array_equal(graph.user_ids, ["u1", "u2", "u3"])
+  np.testing.assert_array_equal(graph.video_neighbours, [[2, 3], [2, 3], [1, 2]])
+  np.testing.assert_array_equal(graph.item_neighbours,
+                                [[4, 0, 0], [4, 5, 0], [0, 0, 0]])
+
+
+def test_sampled_neighbours_are_a_seeded_subset_in_time_order():
+  user_rows = np.zeros(10, np.int64)
+  nodes = np.arange(1, 11)
+  keys = np.arange(10)[::-1]
+  first = dual_graph.bounded_neighbours(user_rows, nodes, keys, 1, 4,
+                                        dual_graph.ORDER_SAMPLED, seed=3)
+  again = dual_graph.bounded_neighbours(user_rows, nodes, keys, 1, 4,
+                                        dual_graph.ORDER_SAMPLED, seed=3)
+  np.testing.assert_array_equal(first, again)
+  assert len(set(first[0])) == 4 and set(first[0]) <= set(nodes)
+  # Keys run backwards, so time order is descending node index.
+  assert list(first[0]) == sorted(first[0], reverse=True)
+
+
+def test_split_holds_out_only_shared_users_videos():
+  log = _log()
+  train, heldout = dual_graph.split_shared_user_videos(log, fraction=0.5, seed=0)
+  assert set(heldout["user_id"]) == {"u1", "u2"}
+  assert (heldout["item_type"] == "video").all()
+  assert len(train) + len(heldout) == len(log)
+  assert (train["item_type"] == "item").sum() == 3
+  again = dual_graph.split_shared_user_videos(log, fraction=0.5, seed=0)[1]
+  pd.testing.assert_frame_equal(heldout, again)
+
+
+def test_drop_target_pads_the_predicted_video():
+  neighbours = tf.constant([[1, 2, 3], [2, 0, 0]], tf.int64)
+  np.testing.assert_array_equal(
+      dual_graph.drop_target(neighbours, tf.constant([2, 5], tf.int64)).numpy(),
+      [[1, 0, 3], [2, 0, 0]])
+
+
+def test_split_history_compacts_each_side_in_time_order():
+  history = tf.sparse.from_dense(tf.constant([[4, 1, 5, 2], [3, 0, 0, 0]], tf.int64))
+  is_video = tf.SparseTensor(history.indices,
+                             tf.constant([False, True, False, True, True]),
+                             history.dense_shape)
+  videos, items = dual_graph.split_history(history, is_video, length=3)
+  np.testing.assert_array_equal(videos.numpy(), [[1, 2, 0], [3, 0, 0]])
+  np.testing.assert_array_equal(items.numpy(), [[4, 5, 0], [0, 0, 0]])
+
+
+def test_unknown_item_type_is_rejected():
+  log = _log().assign(item_type="clip")
+  with pytest.raises(ValueError, match="item_type"):
+    dual_graph.node_vocabulary(log)
+
+
+def test_video_games_importer_types_and_prefixes_each_domain(tmp_path):
+  for domain, rows in (("game_video", "1\t0\t1\n1\t5\t1\n"),
+                       ("video_game", "1\t5\t1\n2\t0\t1\n")):
+    folder = tmp_path / "amazon-video-games" / domain
+    folder.mkdir(parents=True)
+    (folder / "new_reindex.txt").write_text(rows)
+  log = importers.IMPORTERS["amazon-video-games"](tmp_path).interactions
+  assert list(log["item_id"]) == ["video:0", "video:5", "item:5", "item:0"]
+  assert list(log["item_type"]) == ["video", "video", "item", "item"]
+  assert list(log["timestamp"]) == [0, 1, 0, 1]
+  swapped = importers.IMPORTERS["amazon-video-games-swapped"](tmp_path).interactions
+  assert list(swapped["item_id"]) == ["item:0", "item:5", "video:5", "video:0"]
