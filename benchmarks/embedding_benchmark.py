@@ -58,32 +58,16 @@ RESULTS_DIR = _REPO_ROOT / "benchmarks" / "results"
 MODELS = ("random", "two_tower", "guim_k1", "guim_k4")
 _EMBED_BATCH = 1024
 
-NEXT_ITEM = {"name": "next_item_recall@50", "kind": "next_item", "k": 50}
-RECHORUS = {"name": "rechorus", "kind": "sampled_ranking", "num_negatives": 99,
-            "ks": [5]}
 DATASET_TASKS: dict[str, list[dict]] = {
-    "movielens-100k": [
-        NEXT_ITEM,
-        {"name": "gender_auc", "kind": "user_binary_auc", "attribute": "gender",
-         "positive": "F"},
-        # MovieLens-1M's age groups.
-        {"name": "age_bucket_macro_f1", "kind": "user_class_f1",
-         "attribute": "age", "bins": [18, 25, 35, 45, 50, 56]},
-        {"name": "occupation_macro_f1", "kind": "user_class_f1",
-         "attribute": "occupation"},
-        {"name": "genre_micro_f1", "kind": "item_multilabel_f1"},
-        {"name": "rating>=4_auc", "kind": "interaction_auc"},
-        {"name": "genre_coherence@10", "kind": "neighbour_coherence", "k": 10},
-    ],
+    "movielens-100k": probes.MOVIELENS_TASKS,
     "amazon-grocery": [
-        NEXT_ITEM,
-        {"name": "category_macro_f1", "kind": "item_class_f1"},
-        {"name": "category_coherence@10", "kind": "neighbour_coherence", "k": 10},
+        probes.NEXT_ITEM_TASK,
+        *probes.GROCERY_CATEGORY_TASKS,
         {"name": "complement_auc", "kind": "relation_auc",
          "relation": "complement"},
         {"name": "substitute_auc", "kind": "relation_auc",
          "relation": "substitute"},
-        RECHORUS,
+        probes.RECHORUS_TASK,
     ],
 }
 # ReChorus' published multi-interest baseline on Grocery (full data, 99

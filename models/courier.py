@@ -34,13 +34,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from models import hparams
 from models import two_tower
 from models.layers import contrastive
 from transforms import features
 
 
 @dataclasses.dataclass(frozen=True)
-class CourierConfig:
+class CourierConfig(hparams.HParams):
   """Hyperparameters of the COURIER pre-training.
 
   Attributes:
@@ -57,18 +58,6 @@ class CourierConfig:
   learning_rate: float = 0.001
   epochs: int = 3
   batch_size: int = 256
-
-  @classmethod
-  def from_dict(cls, values: Mapping[str, object]) -> "CourierConfig":
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-      raise ValueError(f"unknown courier hyperparameters {sorted(unknown)}; "
-                       f"known: {sorted(known)}")
-    values = dict(values)
-    if "encoder_units" in values:
-      values["encoder_units"] = tuple(int(u) for u in values["encoder_units"])
-    return cls(**values)
 
 
 class ContentEncoder(tf.keras.layers.Layer):

@@ -134,7 +134,7 @@ def test_embedding_variance():
 
 
 def test_config_rejects_unknown_hyperparameters():
-  with pytest.raises(ValueError, match="unknown courier"):
+  with pytest.raises(ValueError, match="unknown CourierConfig"):
     courier.CourierConfig.from_dict({"bogus": 1})
   assert courier.CourierConfig.from_dict(
       {"encoder_units": [4, 2]}).encoder_units == (4, 2)

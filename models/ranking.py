@@ -20,13 +20,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from models import hparams
 from models import two_tower
 from models.layers import din_attention
 from transforms import features
 
 
 @dataclasses.dataclass(frozen=True)
-class RankingConfig:
+class RankingConfig(hparams.HParams):
   """Hyperparameters of the ranking model.
 
   Attributes:
@@ -46,19 +47,6 @@ class RankingConfig:
   learning_rate: float = 0.001
   epochs: int = 2
   batch_size: int = 1024
-
-  @classmethod
-  def from_dict(cls, values: Mapping[str, object]) -> "RankingConfig":
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-      raise ValueError(f"unknown ranking hyperparameters {sorted(unknown)}; "
-                       f"known: {sorted(known)}")
-    values = dict(values)
-    for name in ("attention_units", "deep_units"):
-      if name in values:
-        values[name] = tuple(int(u) for u in values[name])
-    return cls(**values)
 
 
 def align_embedding_table(table_item_ids: Sequence[str], table: np.ndarray,

@@ -68,5 +68,5 @@ def test_task_is_binary_cross_entropy_with_auc():
 
 
 def test_config_rejects_unknown_hyperparameters():
-  with pytest.raises(ValueError, match="unknown ranking"):
+  with pytest.raises(ValueError, match="unknown RankingConfig"):
     ranking.RankingConfig.from_dict({"bogus": 1})

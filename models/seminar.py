@@ -39,6 +39,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from models import hparams
 from models import two_tower
 from models.layers import pooling
 from models.layers import product_quantization
@@ -54,7 +55,7 @@ class ScoringMode(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
-class SeminarConfig:
+class SeminarConfig(hparams.HParams):
   """Hyperparameters of the PSU and the downstream retriever.
 
   Attributes:
@@ -91,15 +92,6 @@ class SeminarConfig:
   learning_rate: float = 0.002
   pq_subspaces: int = 16
   pq_centroids: int = 256
-
-  @classmethod
-  def from_dict(cls, values: Mapping[str, object]) -> "SeminarConfig":
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-      raise ValueError(f"unknown seminar hyperparameters {sorted(unknown)}; "
-                       f"known: {sorted(known)}")
-    return cls(**values)
 
 
 def derive_queries(items: np.ndarray, item_tokens: np.ndarray,

@@ -161,5 +161,5 @@ def test_pq_relevance_equals_dot_product_with_decoded_keys():
 
 
 def test_unknown_hyperparameters_are_rejected():
-  with pytest.raises(ValueError, match="unknown seminar"):
+  with pytest.raises(ValueError, match="unknown SeminarConfig"):
     seminar.SeminarConfig.from_dict({"top_kk": 3})

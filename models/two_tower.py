@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from models import hparams
 from models.layers import pooling
 from transforms import features
 
@@ -25,7 +26,7 @@ _DAYS_PER_WEEK = 7
 
 
 @dataclasses.dataclass(frozen=True)
-class TwoTowerConfig:
+class TwoTowerConfig(hparams.HParams):
   """Hyperparameters of the two-tower model.
 
   Attributes:
@@ -48,18 +49,6 @@ class TwoTowerConfig:
   batch_size: int = 512
   use_logq_correction: bool = True
   num_uniform_negatives: int = 0
-
-  @classmethod
-  def from_dict(cls, values: Mapping[str, object]) -> "TwoTowerConfig":
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-      raise ValueError(f"unknown two_tower hyperparameters {sorted(unknown)}; "
-                       f"known: {sorted(known)}")
-    values = dict(values)
-    if "tower_units" in values:
-      values["tower_units"] = tuple(int(u) for u in values["tower_units"])
-    return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -124,7 +124,7 @@ def test_logq_probability_is_the_item_frequency_without_uniform_negatives():
 
 
 def test_unknown_hyperparameters_are_rejected():
-  with pytest.raises(ValueError, match="unknown two_tower hyperparameters"):
+  with pytest.raises(ValueError, match="unknown TwoTowerConfig hyperparameters"):
     two_tower.TwoTowerConfig.from_dict({"epoch": 3})
   config = two_tower.TwoTowerConfig.from_dict({"tower_units": [32, 16], "epochs": 2})
   assert config.tower_units == (32, 16) and config.epochs == 2

@@ -47,6 +47,28 @@ USER_POOLINGS = ("mean", "concat")
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 _PROBE_MAX_ITER = 1000
 
+# Task declarations shared by the benchmark script and the pipeline component.
+NEXT_ITEM_TASK = {"name": "next_item_recall@50", "kind": "next_item", "k": 50}
+RECHORUS_TASK = {"name": "rechorus", "kind": "sampled_ranking",
+                 "num_negatives": 99, "ks": [5]}
+MOVIELENS_TASKS = [
+    NEXT_ITEM_TASK,
+    {"name": "gender_auc", "kind": "user_binary_auc", "attribute": "gender",
+     "positive": "F"},
+    # MovieLens-1M's age groups.
+    {"name": "age_bucket_macro_f1", "kind": "user_class_f1",
+     "attribute": "age", "bins": [18, 25, 35, 45, 50, 56]},
+    {"name": "occupation_macro_f1", "kind": "user_class_f1",
+     "attribute": "occupation"},
+    {"name": "genre_micro_f1", "kind": "item_multilabel_f1"},
+    {"name": "rating>=4_auc", "kind": "interaction_auc"},
+    {"name": "genre_coherence@10", "kind": "neighbour_coherence", "k": 10},
+]
+GROCERY_CATEGORY_TASKS = [
+    {"name": "category_macro_f1", "kind": "item_class_f1"},
+    {"name": "category_coherence@10", "kind": "neighbour_coherence", "k": 10},
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:

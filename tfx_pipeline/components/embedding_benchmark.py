@@ -53,29 +53,14 @@ _BATCH_SIZE = 256
 
 # Tasks for the datasets the importers provide; a user's own dataset declares
 # its list in `PipelineConfig.embedding_benchmark_tasks`.
-NEXT_ITEM_TASK = {"name": "next_item_recall@50", "kind": "next_item", "k": 50}
 PRESET_TASKS: dict[str, list[dict]] = {
-    "movielens-100k": [
-        NEXT_ITEM_TASK,
-        {"name": "gender_auc", "kind": "user_binary_auc", "attribute": "gender",
-         "positive": "F"},
-        # MovieLens-1M's age groups.
-        {"name": "age_bucket_macro_f1", "kind": "user_class_f1",
-         "attribute": "age", "bins": [18, 25, 35, 45, 50, 56]},
-        {"name": "occupation_macro_f1", "kind": "user_class_f1",
-         "attribute": "occupation"},
-        {"name": "genre_micro_f1", "kind": "item_multilabel_f1"},
-        {"name": "rating>=4_auc", "kind": "interaction_auc"},
-        {"name": "genre_coherence@10", "kind": "neighbour_coherence", "k": 10},
-    ],
+    "movielens-100k": probes.MOVIELENS_TASKS,
     "amazon-grocery": [
-        NEXT_ITEM_TASK,
-        {"name": "category_macro_f1", "kind": "item_class_f1"},
-        {"name": "category_coherence@10", "kind": "neighbour_coherence", "k": 10},
+        probes.NEXT_ITEM_TASK,
+        *probes.GROCERY_CATEGORY_TASKS,
         {"name": "related_items_auc", "kind": "relation_auc",
          "relation": RELATED},
-        {"name": "rechorus", "kind": "sampled_ranking", "num_negatives": 99,
-         "ks": [5]},
+        probes.RECHORUS_TASK,
     ],
 }
 
