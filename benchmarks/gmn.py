@@ -22,7 +22,7 @@ Mean ± std over `--seeds` model seeds; ratios are against (a) from this run.
 
     TF_USE_LEGACY_KERAS=1 python benchmarks/gmn.py --video_domain game_video
 
-Writes `benchmarks/results/gmn_<video_domain>.json` and prints a table.
+Writes `benchmarks/results/gmn_<video_domain>[_<tag>].json` and prints a table.
 """
 
 from __future__ import annotations
@@ -240,6 +240,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--num_preferences", type=int, default=4)
   parser.add_argument("--matching", default="softmax",
                       choices=("softmax", "sinkhorn"))
+  parser.add_argument("--tag", default="",
+                      help="suffix of the results file, for runs beside the "
+                      "default configuration: gmn_<video_domain>_<tag>.json")
   return parser.parse_args(argv)
 
 
@@ -255,7 +258,7 @@ def run_direction(args, video_domain: str) -> dict:
         temperature=args.temperature, learning_rate=args.learning_rate,
         epochs=args.epochs, batch_size=args.batch_size,
         num_preferences=args.num_preferences, matching=args.matching,
-        **VARIANTS[name])
+        max_neighbours=args.max_neighbours, **VARIANTS[name])
     runs = []
     for seed in args.seeds:
       print(f"[{video_domain}] {name} seed {seed}", flush=True)
@@ -282,7 +285,9 @@ def main(argv: Sequence[str] | None = None) -> None:
   for domain in domains:
     payload = run_direction(args, domain)
     payload.update(args=vars(args), wall_seconds=time.time() - start)
-    path = reporting.write_json(RESULTS_DIR / f"gmn_{domain}.json", payload)
+    suffix = f"_{args.tag}" if args.tag else ""
+    path = reporting.write_json(RESULTS_DIR / f"gmn_{domain}{suffix}.json",
+                                payload)
     print(f"wrote {path}", flush=True)
 
 

@@ -45,6 +45,9 @@ class GmnConfig(two_tower.TwoTowerConfig):
     num_preferences: K, learnable preference queries per side.
     matching: "softmax" or "sinkhorn", for both matching levels.
     sinkhorn_iterations: Sinkhorn normalisation rounds.
+    max_neighbours: the most recent neighbours kept per side; the pipeline's
+      lists hold up to the whole history (`history_length`), and matching
+      costs grow with the product of both sides' lengths.
   """
   use_item_side: bool = True
   node_matching: bool = True
@@ -52,6 +55,7 @@ class GmnConfig(two_tower.TwoTowerConfig):
   num_preferences: int = 4
   matching: str = graph_matching.MATCHING_SOFTMAX
   sinkhorn_iterations: int = 10
+  max_neighbours: int = 32
 
   def __post_init__(self):
     if (self.node_matching or self.preference_matching) and not self.use_item_side:
@@ -60,9 +64,27 @@ class GmnConfig(two_tower.TwoTowerConfig):
       raise ValueError(f"matching must be one of {graph_matching.MATCHING_MODES}")
 
 
+def most_recent(indices: tf.Tensor, count: int) -> tf.Tensor:
+  """The last `count` real entries of left-compacted, 0-padded rows.
+
+  Args:
+    indices: `[batch, length]`, each row's entries oldest first, then padding.
+    count: entries to keep.
+
+  Returns:
+    `[batch, count]`; rows with fewer entries are padded on the left.
+  """
+  lengths = tf.reduce_sum(
+      tf.cast(tf.not_equal(indices, features.PADDING_INDEX), tf.int32), axis=1)
+  positions = lengths[:, tf.newaxis] - count + tf.range(count)[tf.newaxis, :]
+  kept = tf.gather(indices, tf.maximum(positions, 0), batch_dims=1)
+  return tf.where(positions >= 0, kept, tf.zeros_like(kept))
+
+
 def _neighbours(inputs: Mapping[str, tf.Tensor], name: str,
-                embedding: tf.keras.layers.Layer) -> tuple[tf.Tensor, tf.Tensor]:
-  indices = inputs[name]
+                embedding: tf.keras.layers.Layer,
+                max_neighbours: int) -> tuple[tf.Tensor, tf.Tensor]:
+  indices = most_recent(inputs[name], max_neighbours)
   return embedding(indices), tf.not_equal(indices, features.PADDING_INDEX)
 
 
@@ -92,11 +114,13 @@ class DualGraphQueryTower(tf.keras.Model):
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     videos, video_mask = _neighbours(inputs, features.VIDEO_NEIGHBOUR_INDICES,
-                                     self.node_embedding)
+                                     self.node_embedding,
+                                     self.config.max_neighbours)
     node_sets, preference_sets = [(videos, video_mask)], []
     if self.config.use_item_side:
       items, item_mask = _neighbours(inputs, features.ITEM_NEIGHBOUR_INDICES,
-                                     self.node_embedding)
+                                     self.node_embedding,
+                                     self.config.max_neighbours)
       if self.config.node_matching:
         videos, items = self.node_matching(videos, video_mask, items, item_mask)
       node_sets = [(videos, video_mask), (items, item_mask)]

@@ -88,3 +88,10 @@ def test_training_reduces_the_in_batch_softmax_loss():
                                   model.trainable_variables))
   after = float(model.compute_loss(batch, training=True))
   assert np.isfinite(before) and after < 0.5 * before
+
+
+def test_most_recent_keeps_the_last_real_neighbours():
+  indices = tf.constant([[5, 6, 7, 8, 0, 0], [9, 0, 0, 0, 0, 0], [0] * 6],
+                        tf.int64)
+  np.testing.assert_array_equal(gmn.most_recent(indices, 3).numpy(),
+                                [[6, 7, 8], [0, 0, 9], [0, 0, 0]])
