@@ -150,13 +150,9 @@ class GuimUserEncoder(tf.keras.Model):
     self.item_encoder = item_encoder
     self.catalogue_features = {name: tf.constant(values) for name, values
                                in catalogue_features.items()}
-    self.position_embedding = tf.keras.layers.Embedding(
-        features.HISTORY_LENGTH, config.embedding_dim)
-    self.input_dropout = tf.keras.layers.Dropout(config.dropout)
-    self.blocks = [attention.CausalSelfAttentionBlock(
-        config.num_heads, config.embedding_dim, config.dropout)
-                   for _ in range(config.num_blocks)]
-    self.output_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+    self.encoder = attention.CausalSequenceEncoder(
+        features.HISTORY_LENGTH, config.embedding_dim, config.num_blocks,
+        config.num_heads, config.dropout)
     self.interest_heads = mixture_of_representation.MultiInterestHeads(
         config.num_interests, config.interest_hidden_units)
     self.mlp = two_tower.mlp(config.tower_units, "interest_mlp")
@@ -178,14 +174,9 @@ class GuimUserEncoder(tf.keras.Model):
            training: bool = False) -> tf.Tensor:
     history = inputs[features.HISTORY_ITEM_INDICES]
     padding_mask = tf.not_equal(history, features.PADDING_INDEX)
-    positions = tf.range(tf.shape(history)[1])
-    sequence = (self.encode_items(history) +
-                self.position_embedding(positions)[tf.newaxis])
-    sequence *= tf.cast(padding_mask, sequence.dtype)[:, :, tf.newaxis]
-    sequence = self.input_dropout(sequence, training=training)
-    for block in self.blocks:
-      sequence = block(sequence, padding_mask, training=training)
-    interests = self.interest_heads(self.output_norm(sequence), padding_mask)
+    sequence = self.encoder(self.encode_items(history), padding_mask,
+                            training=training)
+    interests = self.interest_heads(sequence, padding_mask)
     return tf.math.l2_normalize(self.mlp(interests), axis=-1)
 
 
@@ -245,8 +236,11 @@ def mixed_sampling_log_q(train_probability: tf.Tensor, batch_size: tf.Tensor,
   return tf.math.log(tf.maximum(probability, 1e-6))
 
 
-class GuimModel(tfrs.Model):
+class GuimModel(two_tower.RetrievalModel):
   """K-vector user tower, shared-encoder item tower, InfoNCE with logQ.
+
+  Shares the catalogue and uniform negatives of `two_tower.RetrievalModel`;
+  the loss differs because each user has K vectors.
 
   Args:
     query_tower: transformed features -> `[batch, K, dim]` unit vectors.
@@ -262,25 +256,9 @@ class GuimModel(tfrs.Model):
                candidate_tower: GuimCandidateTower,
                catalogue_features: Mapping[str, np.ndarray],
                item_sampling_probability, config: GuimConfig):
-    super().__init__()
-    self.config = config
-    self.query_tower = query_tower
-    self.candidate_tower = candidate_tower
-    self.catalogue_features = {name: tf.constant(values) for name, values
-                               in catalogue_features.items()}
-    self.item_sampling_probability = tf.constant(item_sampling_probability,
-                                                 tf.float32)
+    super().__init__(query_tower, candidate_tower, catalogue_features,
+                     item_sampling_probability, config)
     self.task = InfoNceTask(config.temperature)
-
-  def _uniform_negatives(self) -> tuple[tf.Tensor, tf.Tensor]:
-    """Embeddings and ids of items drawn uniformly from the real items."""
-    num_indices = tf.shape(self.item_sampling_probability, out_type=tf.int64)[0]
-    # Index 0 is padding and the last index is the OOV bucket.
-    ids = tf.random.uniform([self.config.num_uniform_negatives], minval=1,
-                            maxval=num_indices - 1, dtype=tf.int64)
-    sampled = {name: tf.gather(values, ids)
-               for name, values in self.catalogue_features.items()}
-    return self.candidate_tower(sampled), ids
 
   def compute_loss(self, inputs: Mapping[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:

@@ -50,13 +50,9 @@ class SequenceQueryTower(tf.keras.Model):
   def __init__(self, item_embedding: tf.keras.layers.Layer, config: SasRecConfig):
     super().__init__(name="sequence_query_tower")
     self.item_embedding = item_embedding
-    self.position_embedding = tf.keras.layers.Embedding(
-        features.HISTORY_LENGTH, config.embedding_dim)
-    self.input_dropout = tf.keras.layers.Dropout(config.dropout)
-    self.blocks = [attention.CausalSelfAttentionBlock(
-        config.num_heads, config.embedding_dim, config.dropout)
-                   for _ in range(config.num_blocks)]
-    self.output_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+    self.encoder = attention.CausalSequenceEncoder(
+        features.HISTORY_LENGTH, config.embedding_dim, config.num_blocks,
+        config.num_heads, config.dropout)
     self.use_request_context = config.use_request_context
     self.hour_embedding = tf.keras.layers.Embedding(24, 8)
     self.day_embedding = tf.keras.layers.Embedding(7, 4)
@@ -65,15 +61,10 @@ class SequenceQueryTower(tf.keras.Model):
   def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False):
     history = inputs[features.HISTORY_ITEM_INDICES]
     padding_mask = tf.not_equal(history, features.PADDING_INDEX)
-    positions = tf.range(tf.shape(history)[1])
-    sequence = (self.item_embedding(history) +
-                self.position_embedding(positions)[tf.newaxis])
-    sequence *= tf.cast(padding_mask, sequence.dtype)[:, :, tf.newaxis]
-    sequence = self.input_dropout(sequence, training=training)
-    for block in self.blocks:
-      sequence = block(sequence, padding_mask, training=training)
+    sequence = self.encoder(self.item_embedding(history), padding_mask,
+                            training=training)
     lengths = tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1)
-    state = attention.gather_last_position(self.output_norm(sequence), lengths)
+    state = attention.gather_last_position(sequence, lengths)
     if self.use_request_context:
       state = tf.concat([
           state,

@@ -71,3 +71,39 @@ def gather_last_position(sequence: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
   lengths = tf.cast(lengths, tf.int32)
   last = tf.gather(sequence, tf.maximum(lengths - 1, 0), batch_dims=1)
   return tf.where((lengths > 0)[:, tf.newaxis], last, tf.zeros_like(last))
+
+
+class CausalSequenceEncoder(tf.keras.layers.Layer):
+  """Item vectors of a history -> contextual vectors, SASRec-style.
+
+  Adds learned position embeddings, zeroes padding, applies input dropout and
+  `num_blocks` causal self-attention blocks, and normalises the output. The
+  sequential query towers (SASRec-class, GUIM) share it.
+
+  Args:
+    max_length: longest history; the position embedding's size.
+    dim: model width.
+    num_blocks: causal self-attention blocks.
+    num_heads: attention heads per block.
+    dropout: input and in-block dropout.
+  """
+
+  def __init__(self, max_length: int, dim: int, num_blocks: int,
+               num_heads: int, dropout: float, **kwargs):
+    super().__init__(**kwargs)
+    self.position_embedding = tf.keras.layers.Embedding(max_length, dim)
+    self.input_dropout = tf.keras.layers.Dropout(dropout)
+    self.blocks = [CausalSelfAttentionBlock(num_heads, dim, dropout)
+                   for _ in range(num_blocks)]
+    self.output_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+
+  def call(self, item_vectors: tf.Tensor, padding_mask: tf.Tensor,
+           training: bool = False) -> tf.Tensor:
+    """`[batch, length, dim]` item vectors -> the same shape, contextual."""
+    positions = tf.range(tf.shape(item_vectors)[1])
+    sequence = item_vectors + self.position_embedding(positions)[tf.newaxis]
+    sequence *= tf.cast(padding_mask, sequence.dtype)[:, :, tf.newaxis]
+    sequence = self.input_dropout(sequence, training=training)
+    for block in self.blocks:
+      sequence = block(sequence, padding_mask, training=training)
+    return self.output_norm(sequence)
