@@ -214,25 +214,9 @@ class InfoNceTask(tf.keras.layers.Layer, tfrs.tasks.Task):
 
 def mixed_sampling_log_q(train_probability: tf.Tensor, batch_size: tf.Tensor,
                          num_uniform: int, num_items: tf.Tensor) -> tf.Tensor:
-  """Log-probability that one draw into the candidate pool is each candidate.
-
-  The pool is `batch_size` draws from the train distribution (the in-batch
-  positives) and `num_uniform` uniform draws over the `num_items` real items.
-
-  Args:
-    train_probability: `[N]` train-split probability of each candidate.
-    batch_size: number of in-batch positives.
-    num_uniform: number of uniform draws.
-    num_items: number of items the uniform draws come from.
-
-  Returns:
-    `[N]` log-probabilities, floored at 1e-6 as TFRS does.
-  """
-  batch_size = tf.cast(batch_size, tf.float32)
-  uniform_probability = 1.0 / tf.cast(num_items, tf.float32)
-  probability = ((batch_size * train_probability +
-                  num_uniform * uniform_probability) /
-                 (batch_size + num_uniform))
+  """Log of `two_tower.mixed_sampling_probability`, floored at 1e-6 as TFRS does."""
+  probability = two_tower.mixed_sampling_probability(
+      train_probability, batch_size, num_uniform, num_items)
   return tf.math.log(tf.maximum(probability, 1e-6))
 
 

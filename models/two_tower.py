@@ -123,6 +123,31 @@ class CandidateTower(tf.keras.Model):
     return _l2_normalize(self.mlp(joined))
 
 
+def mixed_sampling_probability(train_probability: tf.Tensor,
+                               batch_size: tf.Tensor, num_uniform,
+                               num_items: tf.Tensor) -> tf.Tensor:
+  """Probability that one draw into the candidate pool is each candidate.
+
+  The pool is `batch_size` draws from the train distribution (the in-batch
+  positives) and `num_uniform` uniform draws over the `num_items` real items.
+  It stays a probability, as TFRS (which clips it to [1e-6, 1]) expects.
+
+  Args:
+    train_probability: `[N]` train-split probability of each candidate.
+    batch_size: number of in-batch positives.
+    num_uniform: number of uniform draws.
+    num_items: number of items the uniform draws come from.
+
+  Returns:
+    `[N]` probabilities.
+  """
+  batch_size = tf.cast(batch_size, tf.float32)
+  num_uniform = tf.cast(num_uniform, tf.float32)
+  uniform_probability = 1.0 / tf.cast(num_items, tf.float32)
+  return ((batch_size * train_probability + num_uniform * uniform_probability)
+          / (batch_size + num_uniform))
+
+
 class RetrievalModel(tfrs.Model):
   """In-batch (optionally mixed) softmax retrieval with logQ correction.
 
@@ -174,14 +199,10 @@ class RetrievalModel(tfrs.Model):
       num_uniform = 0.0
     sampling_probability = None
     if self.config.use_logq_correction:
-      # The probability that one draw into the candidate pool is this item:
-      # batch_size draws from the train distribution and num_uniform uniform
-      # draws. It must stay a probability: TFRS clips it to [1e-6, 1].
-      uniform_probability = 1.0 / tf.cast(
-          tf.shape(self.item_sampling_probability)[0] - 2, tf.float32)
-      sampling_probability = (
-          batch_size * tf.gather(self.item_sampling_probability, candidate_ids)
-          + num_uniform * uniform_probability) / (batch_size + num_uniform)
+      # Padding and the OOV bucket are never drawn uniformly.
+      sampling_probability = mixed_sampling_probability(
+          tf.gather(self.item_sampling_probability, candidate_ids), batch_size,
+          num_uniform, tf.shape(self.item_sampling_probability)[0] - 2)
     return self.task(
         self.query_tower(inputs),
         candidates,

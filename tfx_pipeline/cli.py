@@ -41,7 +41,8 @@ def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
   """The flags that say which pipeline, in which workspace."""
   defaults = config_lib.PipelineConfig()
   parser.add_argument("--dataset", default=defaults.dataset,
-                      help="importer name (movielens-100k, amazon-grocery) or "
+                      help="importer name (movielens-100k, amazon-grocery, "
+                      "amazon-video-games) or "
                       "'contract' (default: %(default)s)")
   parser.add_argument("--workspace", default=defaults.workspace,
                       help="where runs write artifacts, MLMD and pushed models "
@@ -304,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
       "import-data", help="convert a public dataset into the input contract",
       description="Convert a public dataset from the data directory into "
       "the input contract (see README, 'Input data').")
-  import_data.add_argument("dataset", help="movielens-100k or amazon-grocery")
+  import_data.add_argument(
+      "dataset", help="movielens-100k, amazon-grocery or amazon-video-games")
   import_data.add_argument("output", help="directory to write")
   import_data.set_defaults(handler=_import_data)
 
