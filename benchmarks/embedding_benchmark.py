@@ -58,18 +58,6 @@ RESULTS_DIR = _REPO_ROOT / "benchmarks" / "results"
 MODELS = ("random", "two_tower", "guim_k1", "guim_k4")
 _EMBED_BATCH = 1024
 
-DATASET_TASKS: dict[str, list[dict]] = {
-    "movielens-100k": probes.MOVIELENS_TASKS,
-    "amazon-grocery": [
-        probes.NEXT_ITEM_TASK,
-        *probes.GROCERY_CATEGORY_TASKS,
-        {"name": "complement_auc", "kind": "relation_auc",
-         "relation": "complement"},
-        {"name": "substitute_auc", "kind": "relation_auc",
-         "relation": "substitute"},
-        probes.RECHORUS_TASK,
-    ],
-}
 # ReChorus' published multi-interest baseline on Grocery (full data, 99
 # random negatives), for reference next to the measured rows.
 COMIREC_PUBLISHED = {"rechorus/hr@5": 0.3753, "rechorus/ndcg@5": 0.2675}
@@ -215,7 +203,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
   started = time.time()
   dataset = datasets.load_sequences(name, args.source_root)
   data = task_data(dataset)
-  specs = [probes.TaskSpec.from_dict(spec) for spec in DATASET_TASKS[name]]
+  specs = [probes.TaskSpec.from_dict(spec) for spec in probes.DATASET_TASKS[name]]
   inputs = training_data(dataset, args.history_length)
   print(f"[{name}] {dataset.num_users} users, {dataset.num_items - 1} items, "
         f"{len(inputs.examples[features.ITEM_INDEX])} train examples",
@@ -247,7 +235,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
                         in runs[model_name][-1].items()), flush=True)
   return {
       "dataset": name,
-      "tasks": DATASET_TASKS[name],
+      "tasks": probes.DATASET_TASKS[name],
       "seeds": list(args.seeds),
       "metrics": {row: reporting.aggregate_seeds(values)
                   for row, values in runs.items()},
@@ -282,8 +270,8 @@ def markdown(result: Mapping) -> str:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--datasets", nargs="+", default=list(DATASET_TASKS),
-                      choices=list(DATASET_TASKS))
+  parser.add_argument("--datasets", nargs="+", default=list(probes.DATASET_TASKS),
+                      choices=list(probes.DATASET_TASKS))
   parser.add_argument("--models", nargs="+", default=list(MODELS),
                       choices=list(MODELS))
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -301,7 +289,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help="uniform negatives per batch, for every model")
   parser.add_argument("--attention_power", type=float, default=20.0,
                       help="GUIM's label-aware attention power (inf = hard)")
-  parser.add_argument("--training_scores", default="target_query",
+  parser.add_argument("--training_scores", default="per_candidate",
                       choices=guim.TRAINING_SCORES,
                       help="GUIM's training scores, see models/guim.py")
   parser.add_argument("--source_root", default=None,

@@ -107,7 +107,8 @@ def test_training_lowers_the_loss():
 
 
 def test_loss_is_info_nce_of_the_label_aware_query():
-  model = _model(use_logq_correction=False, attention_power=math.inf)
+  model = _model(use_logq_correction=False, attention_power=math.inf,
+                 training_scores="target_query")
   batch = _batch()
   positives = model.candidate_tower(batch).numpy()
   interests = model.query_tower(batch).numpy()

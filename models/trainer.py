@@ -7,8 +7,11 @@ that trains and writes a SavedModel to `fn_args.serving_model_dir`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import logging
+import os
 from typing import Callable, Mapping
 
 import tensorflow as tf
@@ -27,6 +30,9 @@ from transforms import preprocessing
 
 MODEL_FAMILY_KEY = "model_family"
 HPARAMS_KEY = "hparams"
+# Optional: names the model in reports that compare several Trainers' models.
+LABEL_KEY = "label"
+MODEL_INFO_FILE = "model_info.json"
 
 
 def input_dataset(fn_args, file_pattern, tft_output, batch_size: int,
@@ -120,4 +126,34 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     raise ValueError(f"unknown model family {family!r}; "
                      f"registered: {sorted(MODEL_FAMILIES)}")
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  MODEL_FAMILIES[family](fn_args, tft_output, custom_config.get(HPARAMS_KEY, {}))
+  hparams = custom_config.get(HPARAMS_KEY, {})
+  MODEL_FAMILIES[family](fn_args, tft_output, hparams)
+  # Beside Format-Serving/, in the Model artifact, so that it is not pushed.
+  model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
+  with tf.io.gfile.GFile(os.path.join(model_uri, MODEL_INFO_FILE), "w") as out:
+    json.dump({MODEL_FAMILY_KEY: family, HPARAMS_KEY: hparams,
+               LABEL_KEY: custom_config.get(LABEL_KEY, family)}, out)
+
+
+def read_model_info(model_uri: str) -> dict:
+  """What `run_fn` recorded about a Model artifact; {} for other models."""
+  path = os.path.join(model_uri, MODEL_INFO_FILE)
+  if not tf.io.gfile.exists(path):
+    return {}
+  with tf.io.gfile.GFile(path) as info:
+    return json.load(info)
+
+
+def family_hparams(family: str, hparams: Mapping[str, object]) -> dict:
+  """The entries of `hparams` that `family`'s hyperparameter class declares.
+
+  Raises:
+    ValueError: if `family` is not a registered retrieval family.
+  """
+  config_class = getattr(MODEL_FAMILIES.get(family), "keywords", {}).get(
+      "config_class")
+  if config_class is None:
+    raise ValueError(f"{family!r} is not a registered retrieval family; "
+                     f"registered: {sorted(MODEL_FAMILIES)}")
+  names = {field.name for field in dataclasses.fields(config_class)}
+  return {name: value for name, value in hparams.items() if name in names}

@@ -140,7 +140,7 @@ def load_sequences(name: str, source_root: str | pathlib.Path | None = None
                                                 len(item_ids))
   if name == "amazon-grocery":
     tokens, token_names = _grocery_tokens(dataset.items, item_index, len(item_ids))
-    relations = _grocery_relations(root, item_index)
+    relations = _grocery_relations(dataset.items, item_index)
     return SequenceDataset(name, user_ids, item_ids, sequences, valid_items,
                            test_items, categories, category_names, tokens,
                            token_names, item_relations=relations)
@@ -226,16 +226,15 @@ def _grocery_tokens(items: pd.DataFrame, item_index: dict[str, int],
   return _token_matrix(item_tokens, num_items, min_items=2)
 
 
-def _grocery_relations(root: pathlib.Path, item_index: dict[str, int]
+def _grocery_relations(items: pd.DataFrame, item_index: dict[str, int]
                        ) -> dict[str, np.ndarray]:
-  meta = importers.read_raw_tsv(root / "amazon-grocery" / "item_meta.csv", root)
   relations = {}
-  for name, column in (("complement", "r_complement"), ("substitute", "r_substitute")):
+  for name in ("complement", "substitute"):
     pairs = []
-    for item_id, related in zip(meta["item_id"], meta[column]):
+    for item_id, related in zip(items["item_id"], items[f"{name}_items"]):
       if item_id not in item_index:
         continue
-      for other in re.findall(r"\d+", related):
+      for other in related.split(contract.LIST_SEPARATOR):
         if other in item_index and other != item_id:
           pairs.append((item_index[item_id], item_index[other]))
     relations[name] = np.array(sorted(set(pairs)), dtype=np.int64).reshape(-1, 2)

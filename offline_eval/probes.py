@@ -64,10 +64,19 @@ MOVIELENS_TASKS = [
     {"name": "rating>=4_auc", "kind": "interaction_auc"},
     {"name": "genre_coherence@10", "kind": "neighbour_coherence", "k": 10},
 ]
-GROCERY_CATEGORY_TASKS = [
+GROCERY_TASKS = [
+    NEXT_ITEM_TASK,
     {"name": "category_macro_f1", "kind": "item_class_f1"},
     {"name": "category_coherence@10", "kind": "neighbour_coherence", "k": 10},
+    {"name": "complement_auc", "kind": "relation_auc", "relation": "complement"},
+    {"name": "substitute_auc", "kind": "relation_auc", "relation": "substitute"},
+    RECHORUS_TASK,
 ]
+# The benchmarks' tasks for the datasets the importers provide.
+DATASET_TASKS: dict[str, list[dict]] = {
+    "movielens-100k": MOVIELENS_TASKS,
+    "amazon-grocery": GROCERY_TASKS,
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """End-to-end: the real pipeline, every component, on a MovieLens sample.
 
 The tests share one workspace and run in file order: a first run that must
-push, a re-run that must come from the MLMD cache, then a run whose gate
-cannot be met and so must not push.
+push (with the embedding benchmark and one baseline Trainer), a re-run that
+must come from the MLMD cache, then a run whose gate cannot be met and so must
+not push.
 """
 
+import glob
+import json
 import os
 import re
 
@@ -12,10 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import trainer as trainer_lib
+from offline_eval import probes
 from serving import scann_index
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
 from tfx_pipeline import serving_demo
+from tfx_pipeline.components import embedding_benchmark
 from tests import pipeline_fixtures
 
 pytestmark = pytest.mark.e2e
@@ -24,11 +30,19 @@ ALL_COMPONENTS = {
     "InteractionExampleGen", "StatisticsGen", "ImportSchemaGen",
     "ExampleValidator", "AnomaliesGate", "Transform", "Trainer",
     "latest_blessed_model_resolver", "Evaluator", "ScannIndexGen", "Pusher",
+    "BaselineTrainer_guim_k2", "EmbeddingBenchmark",
 }
 # Components whose inputs do not change between identical runs.
 CACHEABLE = {"InteractionExampleGen", "StatisticsGen", "ImportSchemaGen",
              "ExampleValidator", "AnomaliesGate", "Transform", "Trainer",
-             "ScannIndexGen"}
+             "ScannIndexGen", "BaselineTrainer_guim_k2", "EmbeddingBenchmark"}
+BENCHMARK = {
+    "embedding_benchmark": True,
+    "embedding_benchmark_tasks": probes.MOVIELENS_TASKS,
+    "embedding_benchmark_seeds": [0],
+    "embedding_benchmark_baselines": {
+        "guim_k2": {"model_family": "guim", "hparams": {"num_interests": 2}}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +58,7 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(workspace, dataset_dir):
-  config = pipeline_fixtures.sample_config(workspace, dataset_dir)
+  config = pipeline_fixtures.sample_config(workspace, dataset_dir, **BENCHMARK)
   local_runner.run(config)
   return config, run_summary.summarize(config.metadata_path)
 
@@ -69,6 +83,27 @@ def test_every_component_runs_and_the_model_is_pushed(first_run):
   assert overall["target_rank/example_count"] == pipeline_fixtures.SAMPLE_USERS
   assert any(name.startswith("user_activity_bucket=") for name in summary.metrics)
   assert any(name.startswith("item_popularity_bucket=") for name in summary.metrics)
+
+
+def test_embedding_benchmark_scores_the_model_and_its_baseline(first_run):
+  config, _ = first_run
+  (report_dir,) = glob.glob(os.path.join(config.pipeline_root,
+                                         "EmbeddingBenchmark", "report", "*"))
+  with open(os.path.join(report_dir, embedding_benchmark.REPORT_JSON)) as f:
+    report = json.load(f)
+  assert list(report["metrics"]) == ["two_tower", "guim_k2", "random",
+                                     "most_popular"]
+  assert report["user_vectors_per_user"] == {"two_tower": 1, "guim_k2": 2}
+  assert report["num_users"] == pipeline_fixtures.SAMPLE_USERS
+  for row in ("two_tower", "guim_k2", "random"):
+    assert set(report["metrics"][row]) == {
+        task["name"] for task in probes.MOVIELENS_TASKS}
+  (baseline_model,) = glob.glob(os.path.join(
+      config.pipeline_root, "BaselineTrainer_guim_k2", "model", "*"))
+  assert trainer_lib.read_model_info(baseline_model) == {
+      "model_family": "guim", "label": "guim_k2",
+      "hparams": {**trainer_lib.family_hparams("guim", config.hparams),
+                  "num_interests": 2}}
 
 
 def test_pushed_model_serves_top_k_for_a_raw_request(first_run):

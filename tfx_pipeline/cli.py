@@ -21,6 +21,8 @@ from tfx_pipeline import config as config_lib
 
 BENCHMARK_SCRIPT = (config_lib.REPO_ROOT / "benchmarks" /
                     "pipeline_benchmark.py")
+# The run summary's key of the EmbeddingBenchmark report artifact.
+BENCHMARK_REPORT = "EmbeddingBenchmark.report"
 # (command, module whose main(argv) runs it, help line).
 _DELEGATED_COMMANDS = (
     ("build-index", "tfx_pipeline.index_builder",
@@ -164,6 +166,13 @@ def _run(args) -> None:
       print("\n" + serving_demo.recommend_for_eval_users(config), flush=True)
     else:
       print("\nNo pushed model to serve yet.")
+  benchmark_dir = summary.artifacts.get(BENCHMARK_REPORT)
+  if benchmark_dir:
+    from tfx_pipeline.components import embedding_benchmark  # pylint: disable=g-import-not-at-top
+    print("\nEmbedding benchmark (mean ± std over probe seeds):\n" +
+          embedding_benchmark.markdown_report(
+              embedding_benchmark.read_report(benchmark_dir)) +
+          f"\n{benchmark_dir}", flush=True)
   from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
   print(f"\nHTML report: {report.write_run_report(summary)}", flush=True)
 

@@ -59,6 +59,12 @@ class PipelineConfig:
     embedding_benchmark_tasks: its task specs (see `offline_eval.probes`);
       empty for the preset of `dataset`.
     embedding_benchmark_seeds: probe seeds; the report has mean ± std.
+    embedding_benchmark_baselines: row label -> `{"model_family": ...,
+      "hparams": {...}}` of the retrieval models the benchmark scores next to
+      this run's model, each trained by its own Trainer on the same data. A
+      baseline inherits this run's hparams that its family knows (epochs,
+      batch size, ...), then its own override them; one equal to this run's
+      model is skipped. `{}` scores this run's model alone.
     beam_args: Beam pipeline args; add e.g. `--runner=FlinkRunner`.
     enable_cache: reuse MLMD-cached component outputs.
     kubeflow_image: container image with this package, for KFP.
@@ -89,6 +95,11 @@ class PipelineConfig:
       default_factory=list)
   embedding_benchmark_seeds: list[int] = dataclasses.field(
       default_factory=lambda: [0, 1, 2])
+  embedding_benchmark_baselines: dict[str, dict[str, Any]] = dataclasses.field(
+      default_factory=lambda: {
+          "two_tower": {"model_family": "two_tower"},
+          "guim_k1": {"model_family": "guim", "hparams": {"num_interests": 1}},
+      })
   beam_args: list[str] = dataclasses.field(
       default_factory=lambda: ["--direct_running_mode=in_memory"])
   enable_cache: bool = True

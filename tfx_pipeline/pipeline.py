@@ -5,7 +5,8 @@ InteractionExampleGen -> StatisticsGen -> (Import)SchemaGen -> ExampleValidator
 (against the last blessed model) -> [ScannIndexGen ->] Pusher. Families listed
 in `models.trainer.PRETRAINED_BY` get the pre-training Trainer; ranking
 families skip the index. With `config.embedding_benchmark`, EmbeddingBenchmark
-probes the Trainer's model. Runners (local, Kubeflow) only decide where it runs.
+probes the Trainer's model next to baseline models, each from its own
+`BaselineTrainer_<label>`. Runners (local, Kubeflow) only decide where it runs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline_lib
+from tfx.types import channel_utils
 
 from models import trainer as trainer_lib
 from tfx_pipeline import config as config_lib
@@ -82,7 +84,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
   # Transform reads nothing from the gate; the edge only orders the run.
   transform.add_upstream_node(gate)
 
-  def make_trainer(model_family: str, base_model=None):
+  def make_trainer(model_family: str, base_model=None, hparams=None,
+                   label: str | None = None):
     return tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -93,7 +96,9 @@ def create_pipeline(config: config_lib.PipelineConfig,
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={
             trainer_lib.MODEL_FAMILY_KEY: model_family,
-            trainer_lib.HPARAMS_KEY: config.hparams_for(model_family),
+            trainer_lib.HPARAMS_KEY: (config.hparams_for(model_family)
+                                      if hparams is None else hparams),
+            trainer_lib.LABEL_KEY: label or model_family,
         })
 
   pretrain_family = trainer_lib.PRETRAINED_BY.get(config.model_family)
@@ -130,10 +135,18 @@ def create_pipeline(config: config_lib.PipelineConfig,
     pushed_model = index_gen.outputs["indexed_model"]
 
   benchmark = None
+  baseline_trainers = []
   if (config.embedding_benchmark and
       config.model_family not in trainer_lib.RANKING_FAMILIES):
+    baseline_trainers = [
+        make_trainer(family, hparams=hparams, label=label).with_id(
+            f"BaselineTrainer_{label}")
+        for label, (family, hparams) in benchmark_baselines(config).items()]
     benchmark = embedding_benchmark.EmbeddingBenchmark(
         model=trainer.outputs["model"],
+        baseline_models=channel_utils.union(
+            [baseline.outputs["model"] for baseline in baseline_trainers])
+        if baseline_trainers else None,
         examples=example_gen.outputs["examples"],
         dataset_dir=config.dataset_dir,
         tasks_json=json.dumps(embedding_benchmark.tasks_for(
@@ -148,8 +161,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
               base_directory=config.push_dir)))
 
   components = [example_gen, statistics_gen, schema_gen, example_validator,
-                gate, transform, pretrainer, trainer, model_resolver, evaluator,
-                index_gen, benchmark, pusher]
+                gate, transform, pretrainer, trainer, *baseline_trainers,
+                model_resolver, evaluator, index_gen, benchmark, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
@@ -157,6 +170,29 @@ def create_pipeline(config: config_lib.PipelineConfig,
       enable_cache=config.enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=config.full_beam_args)
+
+
+def benchmark_baselines(config: config_lib.PipelineConfig
+                        ) -> dict[str, tuple[str, dict]]:
+  """Label -> (family, hparams) of each embedding benchmark baseline to train.
+
+  Raises:
+    ValueError: on a baseline that is not a retrieval family, or a label
+      that is not a valid component id suffix.
+  """
+  main_hparams = config.hparams_for(config.model_family)
+  baselines = {}
+  for label, spec in config.embedding_benchmark_baselines.items():
+    if not label.replace("_", "").isalnum():
+      raise ValueError(f"embedding benchmark baseline label {label!r}: use "
+                       "letters, digits and underscores")
+    family = spec.get("model_family", "")
+    hparams = {**trainer_lib.family_hparams(family, main_hparams),
+               **spec.get("hparams", {})}
+    if family == config.model_family and hparams == main_hparams:
+      continue
+    baselines[label] = (family, hparams)
+  return baselines
 
 
 def local_metadata_config(config: config_lib.PipelineConfig):

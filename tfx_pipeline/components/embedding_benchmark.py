@@ -5,9 +5,12 @@ Reads the Trainer's model through its raw-feature signatures
 models such as GUIM, `[batch, K, dim]`, and `candidate_embedding`), the
 ExampleGen examples and the dataset's contract tables (`items.*`, `users.*`,
 `interactions.*` in `dataset_dir`), and runs the tasks of
-`offline_eval.probes` declared in the pipeline config. Random embeddings of
-the same shape are scored in the same run as the floor, and the most-popular
-scorer on the ranking tasks.
+`offline_eval.probes` declared in the pipeline config. Baseline models
+(other Trainers of the same run, e.g. the single-vector two-tower and GUIM
+with K=1) are scored on the same users, items and probe splits; each row is
+named by the label its Trainer recorded (`models.trainer.read_model_info`).
+Random embeddings of the main model's shape are scored in the same run as the
+floor, and the most-popular scorer on the ranking tasks.
 
 Data the tasks see:
 - users: every user with an eval example; their vector is the model's query
@@ -16,7 +19,8 @@ Data the tasks see:
 - items: every item of the examples (train and eval), embedded from the
   item features of the examples; labels are their categories.
 - user attributes: the columns of `users.*`; interaction labels:
-  `interactions.*`; item relations: `items.related_items` as `related`.
+  `interactions.*`; item relations: the `items` list columns of
+  `RELATION_COLUMNS`.
 
 Writes `report.json` (per-seed and aggregated metrics) and `report.html` (the
 table) into the output artifact.
@@ -29,7 +33,7 @@ import glob
 import html
 import json
 import os
-from typing import Mapping, Sequence
+from typing import List, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,6 +43,7 @@ from tfx.types import artifact
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from models import trainer as trainer_lib
 from offline_eval import probes
 from offline_eval import reporting
 from tfx_pipeline import index_builder
@@ -47,22 +52,14 @@ from transforms import features
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
-RELATED = "related"
 DEFAULT_SEEDS = (0, 1, 2)
 _BATCH_SIZE = 256
-
-# Tasks for the datasets the importers provide; a user's own dataset declares
-# its list in `PipelineConfig.embedding_benchmark_tasks`.
-PRESET_TASKS: dict[str, list[dict]] = {
-    "movielens-100k": probes.MOVIELENS_TASKS,
-    "amazon-grocery": [
-        probes.NEXT_ITEM_TASK,
-        *probes.GROCERY_CATEGORY_TASKS,
-        {"name": "related_items_auc", "kind": "relation_auc",
-         "relation": RELATED},
-        probes.RECHORUS_TASK,
-    ],
-}
+# `relation_auc` relation name -> the contract's `items` column of its pairs.
+RELATION_COLUMNS = {"related": "related_items",
+                    "complement": "complement_items",
+                    "substitute": "substitute_items"}
+RANDOM_ROW = "random"
+MOST_POPULAR_ROW = "most_popular"
 
 
 class EmbeddingBenchmarkReport(artifact.Artifact):
@@ -103,11 +100,11 @@ def _value(example: tf.train.Example, name: str):
   return [value.decode("utf-8") for value in feature.bytes_list.value]
 
 
-def _relation_pairs(items: pd.DataFrame | None,
+def _relation_pairs(items: pd.DataFrame | None, column: str,
                     item_index: Mapping[str, int]) -> np.ndarray:
   pairs = []
   if items is not None:
-    for item_id, related in zip(items["item_id"], items["related_items"]):
+    for item_id, related in zip(items["item_id"], items[column]):
       if item_id in item_index:
         pairs.extend((item_index[item_id], item_index[other])
                      for other in related.split(contract.LIST_SEPARATOR)
@@ -182,7 +179,9 @@ def load_inputs(train_dir: str, eval_dir: str,
           user_attributes=users,
           item_labels=item_labels,
           interactions=interactions,
-          item_relations={RELATED: _relation_pairs(dataset.items, item_index)}),
+          item_relations={
+              relation: _relation_pairs(dataset.items, column, item_index)
+              for relation, column in RELATION_COLUMNS.items()}),
       train_counts=train_counts)
 
 
@@ -217,20 +216,36 @@ def random_embeddings(like: probes.Embeddings, seed: int) -> probes.Embeddings:
       items=items / np.linalg.norm(items, axis=-1, keepdims=True))
 
 
-def run_benchmark(model_dir: str, inputs: BenchmarkInputs,
+def run_benchmark(model_dirs: Mapping[str, str], inputs: BenchmarkInputs,
                   specs: Sequence[probes.TaskSpec], seeds: Sequence[int],
                   user_pooling: str = "mean") -> dict:
-  """Every task for the model and the baselines, per seed and aggregated."""
-  embeddings = embed(model_dir, inputs)
-  runs: dict[str, list[dict[str, float]]] = {"model": [], "random": [],
-                                              "most_popular": []}
+  """Every task for every model and the floors, per seed and aggregated.
+
+  Args:
+    model_dirs: row label -> SavedModel directory; the first model's shape
+      sets the random embeddings' shape.
+    inputs: from `load_inputs`.
+    specs: the tasks.
+    seeds: probe seeds; each seed's split is the same for every row.
+    user_pooling: how K user vectors enter user probes: "mean" or "concat".
+
+  Returns:
+    The report: tasks, seeds, sizes and `metrics[row][task]` aggregated over
+    the seeds.
+  """
+  embeddings = {label: embed(model_dir, inputs)
+                for label, model_dir in model_dirs.items()}
+  floor_shape = next(iter(embeddings.values()))
+  runs: dict[str, list[dict[str, float]]] = {
+      row: [] for row in [*embeddings, RANDOM_ROW, MOST_POPULAR_ROW]}
   for seed in seeds:
-    runs["model"].append(probes.run_tasks(specs, inputs.task_data, embeddings,
+    for label, vectors in embeddings.items():
+      runs[label].append(probes.run_tasks(specs, inputs.task_data, vectors,
                                           seed, user_pooling))
-    runs["random"].append(probes.run_tasks(
-        specs, inputs.task_data, random_embeddings(embeddings, seed), seed,
+    runs[RANDOM_ROW].append(probes.run_tasks(
+        specs, inputs.task_data, random_embeddings(floor_shape, seed), seed,
         user_pooling))
-    runs["most_popular"].append(probes.run_ranking_tasks(
+    runs[MOST_POPULAR_ROW].append(probes.run_ranking_tasks(
         specs, inputs.task_data,
         lambda users: np.tile(inputs.train_counts, (len(users), 1)),
         len(inputs.item_ids), seed))
@@ -240,7 +255,8 @@ def run_benchmark(model_dir: str, inputs: BenchmarkInputs,
       "user_pooling": user_pooling,
       "num_users": len(inputs.user_ids),
       "num_items": len(inputs.item_ids) - 1,
-      "user_vectors_per_user": int(embeddings.users.shape[1]),
+      "user_vectors_per_user": {label: int(vectors.users.shape[1])
+                                for label, vectors in embeddings.items()},
       "metrics": {row: reporting.aggregate_seeds(values)
                   for row, values in runs.items() if values[0]},
   }
@@ -249,7 +265,7 @@ def run_benchmark(model_dir: str, inputs: BenchmarkInputs,
 def report_html(result: Mapping) -> str:
   """A standalone HTML table: one row per metric, one column per model."""
   rows = list(result["metrics"])
-  names = list(result["metrics"]["model"])
+  names = [task["name"] for task in result["tasks"]]
   header = "".join(f"<th>{html.escape(row)}</th>" for row in rows)
   body = "".join(
       "<tr><td>" + html.escape(name) + "</td>" + "".join(
@@ -257,13 +273,29 @@ def report_html(result: Mapping) -> str:
               result["metrics"][row][name])) if name in result["metrics"][row]
                     else "–") + "</td>" for row in rows) + "</tr>"
       for name in names)
+  vectors = ", ".join(f"{html.escape(label)}: {count}" for label, count in
+                      result["user_vectors_per_user"].items())
   return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
           "<title>Embedding benchmark</title></head><body>"
           f"<h1>Embedding benchmark</h1><p>{result['num_users']} users, "
-          f"{result['num_items']} items, {result['user_vectors_per_user']} "
-          f"vector(s) per user, seeds {result['seeds']} (mean ± std).</p>"
+          f"{result['num_items']} items; vectors per user: {vectors}; "
+          f"seeds {result['seeds']} (mean ± std).</p>"
           f"<table border='1'><tr><th>task</th>{header}</tr>{body}</table>"
           "</body></html>")
+
+
+def markdown_report(result: Mapping) -> str:
+  """The report as a Markdown table: one row per model, one column per task."""
+  names = [task["name"] for task in result["tasks"]]
+  return reporting.markdown_table(["model", *names], [
+      [row] + [reporting.format_mean_std(metrics[name]) if name in metrics
+               else "–" for name in names]
+      for row, metrics in result["metrics"].items()])
+
+
+def read_report(report_dir: str) -> dict:
+  with tf.io.gfile.GFile(os.path.join(report_dir, REPORT_JSON)) as report:
+    return json.load(report)
 
 
 def write_report(result: Mapping, output_dir: str) -> None:
@@ -278,10 +310,16 @@ def tasks_for(dataset: str, declared: Sequence[Mapping] | None) -> list[dict]:
   """The declared tasks, or the preset of a known dataset."""
   if declared:
     return [dict(task) for task in declared]
-  if dataset not in PRESET_TASKS:
+  if dataset not in probes.DATASET_TASKS:
     raise ValueError(f"no preset embedding benchmark tasks for {dataset!r}; "
                      "declare them in embedding_benchmark_tasks")
-  return PRESET_TASKS[dataset]
+  return probes.DATASET_TASKS[dataset]
+
+
+def model_label(model: artifact.Artifact, default: str) -> str:
+  """The row label the model's Trainer recorded, else `default`."""
+  return trainer_lib.read_model_info(model.uri).get(trainer_lib.LABEL_KEY,
+                                                     default)
 
 
 @tfx.dsl.components.component
@@ -293,6 +331,8 @@ def EmbeddingBenchmark(  # pylint: disable=invalid-name
     report: tfx.dsl.components.OutputArtifact[EmbeddingBenchmarkReport],
     dataset_dir: tfx.dsl.components.Parameter[str],
     tasks_json: tfx.dsl.components.Parameter[str],
+    baseline_models: tfx.dsl.components.InputArtifact[
+        List[tfx.types.standard_artifacts.Model]] = None,
     seeds_json: tfx.dsl.components.Parameter[str] = json.dumps(
         list(DEFAULT_SEEDS)),
     user_pooling: tfx.dsl.components.Parameter[str] = "mean",
@@ -302,6 +342,8 @@ def EmbeddingBenchmark(  # pylint: disable=invalid-name
   Args:
     model: the Trainer's model; needs `query_embedding` and
       `candidate_embedding` signatures.
+    baseline_models: more models with the same signatures, scored in the
+      same run (optional).
     examples: raw examples with `train` and `eval` splits.
     report: receives `report.json` and `report.html`.
     dataset_dir: the contract directory with the side tables.
@@ -313,8 +355,14 @@ def EmbeddingBenchmark(  # pylint: disable=invalid-name
   inputs = load_inputs(artifact_utils.get_split_uri([examples], "train"),
                        artifact_utils.get_split_uri([examples], "eval"),
                        contract.load_dataset(dataset_dir))
-  result = run_benchmark(path_utils.serving_model_path(model.uri), inputs,
-                         specs, json.loads(seeds_json), user_pooling)
+  model_dirs = {}
+  for index, candidate in enumerate([model, *(baseline_models or [])]):
+    label = model_label(candidate, "model" if index == 0 else f"baseline_{index}")
+    if label in model_dirs:
+      raise ValueError(f"two benchmarked models are labelled {label!r}")
+    model_dirs[label] = path_utils.serving_model_path(candidate.uri)
+  result = run_benchmark(model_dirs, inputs, specs, json.loads(seeds_json),
+                         user_pooling)
   write_report(result, report.uri)
   print(f"EmbeddingBenchmark: {len(specs)} tasks on {result['num_users']} "
         f"users and {result['num_items']} items -> {report.uri}", flush=True)

@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from tfx import v1 as tfx
+from tfx.types import channel_utils
 
+from models import trainer as trainer_lib
+from offline_eval import probes
 from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.data import contract
 from tfx_pipeline.index_builder_test import NUM_ITEMS
@@ -26,8 +29,9 @@ TASKS = [
     {"name": "genre_f1", "kind": "item_multilabel_f1"},
     {"name": "genre_coherence@3", "kind": "neighbour_coherence", "k": 3},
     {"name": "interaction_auc", "kind": "interaction_auc", "test_fraction": 0.5},
-    {"name": "related_auc", "kind": "relation_auc",
-     "relation": embedding_benchmark.RELATED},
+    {"name": "related_auc", "kind": "relation_auc", "relation": "related"},
+    {"name": "complement_auc", "kind": "relation_auc",
+     "relation": "complement"},
     # Every synthetic user has every item, so there is no sampled ranking:
     # `offline_eval.probes_test` covers it.
 ]
@@ -47,6 +51,8 @@ def _write_dataset(directory: str) -> None:
   items = pd.DataFrame({
       "item_id": [str(i) for i in range(NUM_ITEMS)],
       "related_items": [str((i + 1) % NUM_ITEMS) for i in range(NUM_ITEMS)],
+      "complement_items": [str((i + 2) % NUM_ITEMS) if i % 2 else ""
+                           for i in range(NUM_ITEMS)],
   })
   users = pd.DataFrame({
       "user_id": [str(u) for u in range(NUM_USERS)],
@@ -81,7 +87,11 @@ def test_inputs_index_users_items_and_side_tables(root):
   data = inputs.task_data
   assert list(data.user_attributes["occupation"][:2]) == ["artist", "doctor"]
   assert len(data.interactions) == NUM_USERS * 4
-  assert len(data.item_relations[embedding_benchmark.RELATED]) == NUM_ITEMS
+  assert len(data.item_relations["related"]) == NUM_ITEMS
+  np.testing.assert_array_equal(
+      inputs.item_ids[data.item_relations["complement"]].astype(int),
+      [[i, (i + 2) % NUM_ITEMS] for i in range(1, NUM_ITEMS, 2)])
+  assert len(data.item_relations["substitute"]) == 0
   assert data.item_labels.shape == (NUM_ITEMS + 1, 2)
 
 
@@ -94,19 +104,35 @@ def test_multi_vector_model_is_scored_by_its_best_vector(root, tmp_path):
   np.testing.assert_allclose(embeddings.users, model.user_vectors()[order],
                              rtol=1e-6)
   np.testing.assert_allclose(embeddings.items[0], 0.0)
+  write_tiny_model(str(tmp_path / "single"))
   result = embedding_benchmark.run_benchmark(
-      str(tmp_path / "model"), inputs,
-      [embedding_benchmark.probes.TaskSpec.from_dict(t) for t in TASKS], SEEDS)
-  assert result["user_vectors_per_user"] == 2
-  assert set(result["metrics"]) == {"model", "random", "most_popular"}
+      {"multi": str(tmp_path / "model"), "single": str(tmp_path / "single"),
+       "multi_again": str(tmp_path / "model")}, inputs,
+      [probes.TaskSpec.from_dict(t) for t in TASKS], SEEDS)
+  assert result["user_vectors_per_user"] == {"multi": 2, "single": 1,
+                                             "multi_again": 2}
+  assert list(result["metrics"]) == ["multi", "single", "multi_again",
+                                     "random", "most_popular"]
   assert set(result["metrics"]["most_popular"]) == {"recall@5"}
+  # Every row sees the same probe splits: the same model scores the same.
+  assert result["metrics"]["multi"] == result["metrics"]["multi_again"]
+  assert result["metrics"]["multi"] != result["metrics"]["single"]
 
 
 def test_component_writes_json_and_html_reports(root):
-  write_tiny_model(os.path.join(root, "model", "Format-Serving"))
+  write_tiny_model(os.path.join(root, "model", "Format-Serving"),
+                   TinyMultiVectorModel())
+  write_tiny_model(os.path.join(root, "baseline", "Format-Serving"))
+  with open(os.path.join(root, "baseline", trainer_lib.MODEL_INFO_FILE),
+            "w") as info:
+    json.dump({trainer_lib.LABEL_KEY: "two_tower"}, info)
   model = tfx.dsl.Importer(
       source_uri=os.path.join(root, "model"),
       artifact_type=tfx.types.standard_artifacts.Model).with_id("import_model")
+  baseline = tfx.dsl.Importer(
+      source_uri=os.path.join(root, "baseline"),
+      artifact_type=tfx.types.standard_artifacts.Model).with_id(
+          "import_baseline")
   examples = tfx.dsl.Importer(
       source_uri=os.path.join(root, "examples"),
       artifact_type=tfx.types.standard_artifacts.Examples,
@@ -114,12 +140,13 @@ def test_component_writes_json_and_html_reports(root):
           "import_examples")
   benchmark = embedding_benchmark.EmbeddingBenchmark(
       model=model.outputs["result"], examples=examples.outputs["result"],
+      baseline_models=channel_utils.union([baseline.outputs["result"]]),
       dataset_dir=os.path.join(root, "dataset"), tasks_json=json.dumps(TASKS),
       seeds_json=json.dumps(SEEDS))
   tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
       pipeline_name="embedding-benchmark-test",
       pipeline_root=os.path.join(root, "pipeline"),
-      components=[model, examples, benchmark],
+      components=[model, baseline, examples, benchmark],
       metadata_connection_config=(
           tfx.orchestration.metadata.sqlite_metadata_connection_config(
               os.path.join(root, "metadata.sqlite")))))
@@ -129,14 +156,22 @@ def test_component_writes_json_and_html_reports(root):
   with open(os.path.join(report_dir, embedding_benchmark.REPORT_JSON)) as f:
     report = json.load(f)
   assert report["seeds"] == SEEDS
+  assert list(report["metrics"]) == ["model", "two_tower", "random",
+                                     "most_popular"]
+  assert report["user_vectors_per_user"] == {"model": 2, "two_tower": 1}
   model_metrics = report["metrics"]["model"]
-  assert set(model_metrics) == {
-      "recall@5", "occupation_f1", "genre_f1", "genre_coherence@3",
-      "interaction_auc", "related_auc"}
+  assert set(model_metrics) == {task["name"] for task in TASKS}
   assert len(model_metrics["genre_f1"]["values"]) == len(SEEDS)
   with open(os.path.join(report_dir, embedding_benchmark.REPORT_HTML)) as f:
     page = f.read()
   assert "<table" in page and "genre_coherence@3" in page
+  assert "<th>two_tower</th>" in page
+  table = embedding_benchmark.markdown_report(
+      embedding_benchmark.read_report(report_dir)).splitlines()
+  assert table[0].split(" | ")[:2] == ["| model", "recall@5"]
+  assert [line.split(" | ")[0] for line in table[2:]] == [
+      "| model", "| two_tower", "| random", "| most_popular"]
+  assert table[-1].endswith("| – | – | – | – | – | – |")
 
 
 def test_tasks_come_from_config_or_a_preset():
@@ -158,8 +193,27 @@ def test_pipeline_runs_the_benchmark_on_the_trainer_model_when_enabled(
     return {c.id: c for c in pipeline.create_pipeline(config).components}
 
   assert "EmbeddingBenchmark" not in components()
-  benchmark = components(embedding_benchmark=True,
-                         model_family="guim")["EmbeddingBenchmark"]
+  enabled = components(embedding_benchmark=True, model_family="guim",
+                       hparams={"epochs": 2, "num_interests": 4})
+  benchmark = enabled["EmbeddingBenchmark"]
   assert json.loads(benchmark.exec_properties["tasks_json"]) == (
-      embedding_benchmark.PRESET_TASKS["movielens-100k"])
+      probes.DATASET_TASKS["movielens-100k"])
   assert benchmark.inputs["model"].producer_component_id == "Trainer"
+  # Baselines get the run's hparams their family knows, then their own.
+  def baseline_config(label):
+    return json.loads(enabled[f"BaselineTrainer_{label}"].exec_properties[
+        "custom_config"])
+  assert baseline_config("two_tower") == {
+      "model_family": "two_tower", "hparams": {"epochs": 2},
+      "label": "two_tower"}
+  assert baseline_config("guim_k1")["hparams"] == {"epochs": 2,
+                                                   "num_interests": 1}
+  assert {channel.producer_component_id for channel in
+          benchmark.inputs["baseline_models"].channels} == {
+              "BaselineTrainer_two_tower", "BaselineTrainer_guim_k1"}
+  # A baseline equal to the run's own model is not trained twice.
+  assert "BaselineTrainer_two_tower" not in components(
+      embedding_benchmark=True, model_family="two_tower")
+  with pytest.raises(ValueError, match="not a registered retrieval family"):
+    components(embedding_benchmark=True,
+               embedding_benchmark_baselines={"x": {"model_family": "ranking"}})

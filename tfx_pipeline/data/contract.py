@@ -25,7 +25,8 @@ import pandas as pd
 PathLike = Union[str, os.PathLike]
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "label", "event", "item_type", "query")
-ITEM_COLUMNS = ("item_id", "title", "category", "related_items")
+ITEM_COLUMNS = ("item_id", "title", "category", "related_items", "complement_items",
+                "substitute_items")
 REQUIRED_INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp")
 
 DEFAULT_LABEL = 1.0
@@ -37,7 +38,8 @@ SUPPORTED_EXTENSIONS = (".csv", ".parquet")
 WRITE_FORMATS = ("csv", "parquet")
 
 _INTERACTION_TEXT_DEFAULTS = {"event": "", "item_type": DEFAULT_ITEM_TYPE, "query": ""}
-_ITEM_TEXT_DEFAULTS = {"title": "", "category": "", "related_items": ""}
+_ITEM_TEXT_DEFAULTS = {"title": "", "category": "", "related_items": "",
+                       "complement_items": "", "substitute_items": ""}
 
 # 9999-12-31T23:59:59Z. Larger values are almost always milliseconds.
 _MAX_UNIX_SECONDS = 253_402_300_799

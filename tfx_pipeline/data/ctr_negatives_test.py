@@ -20,9 +20,9 @@ def _dataset():
   interactions["event"] = ""
   interactions["item_type"] = "item"
   interactions["query"] = ""
-  items = pd.DataFrame({"item_id": [f"i{k}" for k in range(1, 7)],
-                        "title": [f"title {k}" for k in range(1, 7)],
-                        "category": ["x"] * 6, "related_items": [""] * 6})
+  items = contract.normalize_items(pd.DataFrame({
+      "item_id": [f"i{k}" for k in range(1, 7)],
+      "title": [f"title {k}" for k in range(1, 7)], "category": ["x"] * 6}))
   return contract.Dataset(interactions=interactions, items=items)
 
 

@@ -49,9 +49,9 @@ def test_history_is_earlier_positives_oldest_first_and_capped():
 
 
 def test_side_info_and_slice_buckets_are_attached():
-  items = pd.DataFrame({"item_id": ["i1", "i2"], "title": ["Toy Story", ""],
-                        "category": ["Animation|Comedy", ""],
-                        "related_items": ["", ""]})
+  items = contract.normalize_items(pd.DataFrame({
+      "item_id": ["i1", "i2"], "title": ["Toy Story", ""],
+      "category": ["Animation|Comedy", ""]}))
   dataset = _dataset([("a", "i1", 1, 1), ("a", "i2", 2, 1),
                       ("b", "i1", 1, 1), ("b", "i3", 2, 1)], items=items)
   rows = examples.build_rows(dataset)

@@ -103,6 +103,8 @@ def import_amazon_grocery(source_root: pathlib.Path) -> contract.Dataset:
     "item_id": meta["item_id"],
     "category": "grocery_cat_" + meta["i_category"],
     "related_items": related,
+    "complement_items": [_join_unique_ids(ids) for ids in meta["r_complement"]],
+    "substitute_items": [_join_unique_ids(ids) for ids in meta["r_substitute"]],
   })
   return contract.Dataset(
     interactions=contract.normalize_interactions(interactions, "amazon-grocery interactions"),

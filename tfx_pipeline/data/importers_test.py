@@ -96,6 +96,15 @@ def test_grocery_related_items_are_union_without_duplicates(grocery):
   assert first["category"] == "grocery_cat_0"
 
 
+def test_grocery_keeps_complements_and_substitutes_apart(grocery):
+  first = grocery.items.set_index("item_id").loc["1"]
+  complements = first["complement_items"].split("|")
+  substitutes = first["substitute_items"].split("|")
+  assert complements[:3] == ["6285", "194", "6427"]
+  assert "2286" in substitutes and "2286" not in complements
+  assert set(first["related_items"].split("|")) == set(complements) | set(substitutes)
+
+
 def test_join_unique_ids_handles_empty_lists():
   assert importers._join_unique_ids("[]", "[3, 1]") == "3|1"
   assert importers._join_unique_ids("", "nan") == ""
