@@ -10,6 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
 import pytest
 import tensorflow as tf
+from tfx import v1 as tfx
 
 from serving import scann_index
 from tfx_pipeline import index_builder
@@ -114,6 +115,36 @@ def write_examples(split_dir: str) -> None:
       for row in part_rows:
         writer.write(interaction_example_gen.to_tf_example(row)
                      .SerializeToString())
+
+
+def import_model(root: str, model_dir: str = "model") -> tfx.dsl.Importer:
+  """An Importer of `root/<model_dir>` as a Model artifact."""
+  return tfx.dsl.Importer(
+      source_uri=os.path.join(root, model_dir),
+      artifact_type=tfx.types.standard_artifacts.Model).with_id(
+          f"import_{model_dir}")
+
+
+def import_examples(root: str) -> tfx.dsl.Importer:
+  """An Importer of `root/examples` (train and eval splits) as Examples."""
+  return tfx.dsl.Importer(
+      source_uri=os.path.join(root, "examples"),
+      artifact_type=tfx.types.standard_artifacts.Examples,
+      properties={"split_names": '["train", "eval"]'}).with_id(
+          "import_examples")
+
+
+def run_local_pipeline(root: str, name: str, components) -> None:
+  """Runs `components` with LocalDagRunner, SQLite MLMD and Beam in memory."""
+  tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+      pipeline_name=name,
+      pipeline_root=os.path.join(root, "pipeline"),
+      components=components,
+      metadata_connection_config=(
+          tfx.orchestration.metadata.sqlite_metadata_connection_config(
+              os.path.join(root, "metadata.sqlite"))),
+      beam_pipeline_args=["--runner=DirectRunner",
+                          "--direct_running_mode=in_memory"]))
 
 
 def recall(found_ids: np.ndarray, queries: np.ndarray,

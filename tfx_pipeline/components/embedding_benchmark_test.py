@@ -9,7 +9,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from tfx import v1 as tfx
 from tfx.types import channel_utils
 
 from models import trainer as trainer_lib
@@ -19,6 +18,9 @@ from tfx_pipeline.data import contract
 from tfx_pipeline.index_builder_test import NUM_ITEMS
 from tfx_pipeline.index_builder_test import ROWS_PER_ITEM
 from tfx_pipeline.index_builder_test import TinyMultiVectorModel
+from tfx_pipeline.index_builder_test import import_examples
+from tfx_pipeline.index_builder_test import import_model
+from tfx_pipeline.index_builder_test import run_local_pipeline
 from tfx_pipeline.index_builder_test import write_examples
 from tfx_pipeline.index_builder_test import write_tiny_model
 
@@ -126,30 +128,15 @@ def test_component_writes_json_and_html_reports(root):
   with open(os.path.join(root, "baseline", trainer_lib.MODEL_INFO_FILE),
             "w") as info:
     json.dump({trainer_lib.LABEL_KEY: "two_tower"}, info)
-  model = tfx.dsl.Importer(
-      source_uri=os.path.join(root, "model"),
-      artifact_type=tfx.types.standard_artifacts.Model).with_id("import_model")
-  baseline = tfx.dsl.Importer(
-      source_uri=os.path.join(root, "baseline"),
-      artifact_type=tfx.types.standard_artifacts.Model).with_id(
-          "import_baseline")
-  examples = tfx.dsl.Importer(
-      source_uri=os.path.join(root, "examples"),
-      artifact_type=tfx.types.standard_artifacts.Examples,
-      properties={"split_names": '["train", "eval"]'}).with_id(
-          "import_examples")
+  model, baseline = import_model(root), import_model(root, "baseline")
+  examples = import_examples(root)
   benchmark = embedding_benchmark.EmbeddingBenchmark(
       model=model.outputs["result"], examples=examples.outputs["result"],
       baseline_models=channel_utils.union([baseline.outputs["result"]]),
       dataset_dir=os.path.join(root, "dataset"), tasks_json=json.dumps(TASKS),
       seeds_json=json.dumps(SEEDS))
-  tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
-      pipeline_name="embedding-benchmark-test",
-      pipeline_root=os.path.join(root, "pipeline"),
-      components=[model, baseline, examples, benchmark],
-      metadata_connection_config=(
-          tfx.orchestration.metadata.sqlite_metadata_connection_config(
-              os.path.join(root, "metadata.sqlite")))))
+  run_local_pipeline(root, "embedding-benchmark-test",
+                     [model, baseline, examples, benchmark])
 
   (report_dir,) = glob.glob(os.path.join(root, "pipeline", "EmbeddingBenchmark",
                                          "report", "*"))

@@ -4,38 +4,16 @@ import glob
 import os
 
 import tensorflow as tf
-from tfx import v1 as tfx
 
 from serving import scann_index
 from tfx_pipeline.components import scann_index_gen
 from tfx_pipeline.index_builder_test import NUM_ITEMS
 from tfx_pipeline.index_builder_test import TOP_K
+from tfx_pipeline.index_builder_test import import_examples
+from tfx_pipeline.index_builder_test import import_model
+from tfx_pipeline.index_builder_test import run_local_pipeline
 from tfx_pipeline.index_builder_test import write_examples
 from tfx_pipeline.index_builder_test import write_tiny_model
-
-
-def _pipeline(root: str) -> tfx.dsl.Pipeline:
-  """Imports a model and examples and indexes the model."""
-  model = tfx.dsl.Importer(
-      source_uri=os.path.join(root, "model"),
-      artifact_type=tfx.types.standard_artifacts.Model).with_id("import_model")
-  examples = tfx.dsl.Importer(
-      source_uri=os.path.join(root, "examples"),
-      artifact_type=tfx.types.standard_artifacts.Examples,
-      properties={"split_names": '["train", "eval"]'}).with_id(
-          "import_examples")
-  index_gen = scann_index_gen.ScannIndexGen(
-      model=model.outputs["result"], examples=examples.outputs["result"],
-      default_k=TOP_K, batch_size=16)
-  return tfx.dsl.Pipeline(
-      pipeline_name="scann-index-gen-test",
-      pipeline_root=os.path.join(root, "pipeline"),
-      components=[model, examples, index_gen],
-      metadata_connection_config=(
-          tfx.orchestration.metadata.sqlite_metadata_connection_config(
-              os.path.join(root, "metadata.sqlite"))),
-      beam_pipeline_args=["--runner=DirectRunner",
-                          "--direct_running_mode=in_memory"])
 
 
 def _only_output(root: str, key: str) -> str:
@@ -49,7 +27,11 @@ def test_component_writes_indexed_and_scann_layer_models(tmp_path):
   write_examples(os.path.join(root, "examples", "Split-train"))
   write_examples(os.path.join(root, "examples", "Split-eval"))
 
-  tfx.orchestration.LocalDagRunner().run(_pipeline(root))
+  model, examples = import_model(root), import_examples(root)
+  index_gen = scann_index_gen.ScannIndexGen(
+      model=model.outputs["result"], examples=examples.outputs["result"],
+      default_k=TOP_K, batch_size=16)
+  run_local_pipeline(root, "scann-index-gen-test", [model, examples, index_gen])
 
   indexed_dir = _only_output(root, "indexed_model")
   assert set(tf.saved_model.load(indexed_dir).signatures) == {
