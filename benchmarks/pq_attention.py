@@ -5,15 +5,27 @@ ids only, so that it is quick), quantises its item attention keys once per
 item (`quantize_item_keys`), and compares:
 
 - quality on real data: test-target ranking under the 1 + 99 sampled
-  protocol with exact vs PQ top-K selection (NDCG@10, HR@10, sampled AUC),
-  and the overlap of the PQ top-K with the exact top-K on real histories;
+  protocol with exact selection vs PQ selection at each rerank factor
+  (NDCG@10, HR@10, sampled AUC), and the top-K overlap with exact
+  selection on every user's whole real history;
 - speed and memory on long histories (1k, 10k, 50k items, batch 256) drawn
-  from the real catalogue: exact attention over every history item vs PQ
-  lookup-table relevance over every item, top-K, exact attention over K.
-  Both paths select the top-K and run the same `MultiHeadTargetAttention`
-  layer over those K; they differ in the relevance over all L items: exact
-  dot products with precomputed float keys vs PQ lookup tables on 16-byte
-  codes.
+  from the real catalogue, one target per user. Every path gathers what it
+  needs per history item from a per-item table, as a server holding the
+  history as item ids would:
+  - exact: gathers each history item's precomputed float key (256 bytes),
+    dot product with the target's query, top-K;
+  - PQ: gathers each history item's codes (16 bytes), scores them with the
+    target's lookup table, keeps a shortlist of `rerank_factor * K`, gathers
+    the shortlist's float keys for exact relevance, top-K of those;
+  then both attend with the same `MultiHeadTargetAttention` layer over the
+  K selected items. Each path is timed as a plain TF graph and XLA-compiled
+  (`jit_compile=True`) at several users-per-call chunks; each path's
+  fastest setting is the one compared.
+
+Top-K overlap is tie-aware: the share of the K selected positions whose
+exact relevance is at least the K-th largest exact relevance of the row.
+Positions holding the same item have equal relevance, so any of its copies
+counts; without ties this is |selected ∩ exact top-K| / K.
 
   python benchmarks/pq_attention.py
 """
@@ -63,109 +75,238 @@ def train_retriever(dataset, args) -> tuple[seminar.SeminarRetriever,
   return retriever, data
 
 
-def real_data_quality(retriever, data, dataset) -> dict:
-  """Sampled ranking of the test targets, exact vs PQ selection."""
+def rerank_select(approximate: tf.Tensor, exact_at, k: int,
+                  factor: int) -> tf.Tensor:
+  """Top-K positions of `[R, L]` rows, shortlisted on approximate scores.
+
+  Args:
+    approximate: `[R, L]` approximate relevance (disallowed positions at
+      -inf).
+    exact_at: maps `[R, S]` shortlisted positions to their `[R, S]` exact
+      relevance.
+    k: positions to select.
+    factor: the shortlist holds `factor * k` positions (at most L); 1
+      selects on the approximate scores alone.
+
+  Returns:
+    `[R, k]` positions.
+  """
+  size = factor * k
+  if approximate.shape[-1] is not None:
+    size = min(size, approximate.shape[-1])
+  shortlist = tf.math.top_k(approximate, size).indices
+  if factor == 1:
+    return shortlist
+  return tf.gather(shortlist, tf.math.top_k(exact_at(shortlist), k).indices,
+                   batch_dims=1)
+
+
+def tie_aware_overlap(exact: tf.Tensor, selected: tf.Tensor,
+                      k: int) -> tf.Tensor:
+  """`[R]` share of `selected` `[R, k]` positions whose `exact` `[R, L]`
+  relevance (disallowed positions at -inf) reaches the row's K-th best."""
+  kth = tf.math.top_k(exact, k).values[:, -1:]
+  return tf.reduce_mean(tf.cast(
+      tf.gather(exact, selected, batch_dims=1) >= kth, tf.float32), -1)
+
+
+def real_data_quality(retriever, data, dataset, factors, users_per_call=32
+                      ) -> dict:
+  """Sampled ranking of the test targets and top-K overlap on the whole
+  test-time histories, exact vs PQ selection at each rerank factor."""
   interacted = [dataset.interacted(u) for u in range(dataset.num_users)]
   negatives = protocols.sample_negatives(dataset.num_items, interacted, low=1)
   items = np.concatenate([dataset.test_items[:, None], negatives], axis=1)
-  results = {}
-  for mode in seminar.ScoringMode:
+  attention, k = retriever.attention, retriever.config.top_k
+
+  def ranking(mode):
     score_items, _ = sequential.seminar_scorers(retriever, data,
                                                 dataset.num_items, mode)
     scores = score_items("test", items)
     metrics = protocols.sampled_ranking(scores[:, 0], scores[:, 1:], (10,))
-    metrics["sampled_auc"] = protocols.sampled_auc(scores[:, 0], scores[:, 1:])
-    results[mode.value] = metrics
-  history, _ = data.histories["test"]
-  candidates = retriever.encoder.items(tf.constant(items))
-  exact = retriever.attention.relevance(candidates,
-                                        retriever.encoder.items(history))
-  approximate = retriever.approximate_relevance(candidates, history)
-  results["top_k_overlap"] = top_k_overlap(exact, approximate,
-                                           tf.not_equal(history, 0)[:, None],
-                                           retriever.config.top_k)
+    metrics["sampled_auc"] = protocols.sampled_auc(scores[:, 0],
+                                                   scores[:, 1:])
+    return metrics
+
+  results = {"exact": ranking(seminar.ScoringMode.EXACT)}
+  for factor in factors:
+    # The retriever's layer reads the factor when `score` is traced;
+    # `seminar_scorers` traces afresh.
+    attention.rerank_factor = factor
+    results[f"pq_r{factor}"] = ranking(seminar.ScoringMode.PQ)
+  attention.rerank_factor = 1
+
+  # Every user's whole test-time history (train items and the validation
+  # target), not the last `history_length`, so that selection has work.
+  histories = [np.append(sequence, dataset.valid_items[user])
+               for user, sequence in enumerate(dataset.train_sequences)]
+  lengths = np.array([len(history) for history in histories])
+  padded = np.zeros((len(histories), lengths.max()), np.int64)
+  for user, history in enumerate(histories):
+    padded[user, :len(history)] = history
+  overlaps = {factor: [] for factor in factors}
+  for start in range(0, len(padded), users_per_call):
+    history = tf.constant(padded[start:start + users_per_call])
+    candidates = retriever.encoder.items(
+        tf.constant(items[start:start + users_per_call]))
+    rows = tf.shape(history)[0] * items.shape[1]
+    mask = tf.reshape(tf.broadcast_to(
+        tf.not_equal(history, 0)[:, None],
+        [tf.shape(history)[0], items.shape[1], history.shape[1]]), [rows, -1])
+    exact, approximate = (
+        tf.where(mask, tf.reshape(scores, [rows, -1]), -np.inf)
+        for scores in (attention.relevance(
+            candidates, retriever.encoder.items(history)),
+                       retriever.approximate_relevance(candidates, history)))
+    for factor in factors:
+      selected = rerank_select(
+          approximate,
+          lambda shortlist: tf.gather(exact, shortlist, batch_dims=1), k,
+          factor)
+      overlaps[factor].append(tie_aware_overlap(exact, selected, k).numpy())
+  # Rows where every factor's shortlist leaves items out.
+  long_rows = np.repeat(lengths > max(factors) * k, items.shape[1])
+  any_rows = np.repeat(lengths > k, items.shape[1])
+  results["overlap"] = {
+      f"pq_r{factor}": {
+          "histories_over_k": float(np.concatenate(values)[any_rows].mean()),
+          "histories_over_max_shortlist": float(
+              np.concatenate(values)[long_rows].mean())}
+      for factor, values in overlaps.items()}
+  results["history_lengths"] = {
+      "median": float(np.median(lengths)), "max": int(lengths.max()),
+      "users_over_k": int((lengths > k).sum()),
+      "users_over_max_shortlist": int((lengths > max(factors) * k).sum())}
   return results
 
 
-def top_k_overlap(exact, approximate, mask, k: int) -> float:
-  """Mean share of the exact top-K that the approximate top-K also holds
-  (rows with at most K allowed items are trivially 1 and are skipped)."""
-  mask = tf.broadcast_to(mask, tf.shape(exact))
-  allowed = tf.reduce_sum(tf.cast(mask, tf.int32), -1)
-  exact_top, approximate_top = (
-      tf.math.top_k(tf.where(mask, scores, -1e9), k).indices
-      for scores in (exact, approximate))
-  hits = tf.reduce_sum(tf.cast(tf.reduce_any(
-      exact_top[..., :, None] == approximate_top[..., None, :], -1),
-                               tf.float32), -1) / k
-  return float(tf.reduce_mean(tf.boolean_mask(hits, allowed > k)))
+class RequestPaths:
+  """The exact and PQ serving paths of one target per user.
 
+  Args:
+    retriever: a `SeminarRetriever` after `quantize_item_keys()`.
+  """
 
-def long_history_speed(retriever, num_items: int, length: int, batch: int,
-                       chunk: int, repeats: int) -> dict:
-  """Times exact and PQ attention of one target per user over `length`."""
-  rng = np.random.default_rng(length)
-  history = tf.constant(rng.integers(1, num_items, (batch, length)), tf.int64)
-  targets = tf.constant(rng.integers(1, num_items, (batch, 1)), tf.int64)
-  encoder, attention, k = (retriever.encoder, retriever.attention,
-                           retriever.config.top_k)
-  item_vectors = encoder.items(tf.range(num_items))
+  def __init__(self, retriever: seminar.SeminarRetriever):
+    self.retriever = retriever
+    self.attention = retriever.attention
+    self.k = retriever.config.top_k
+    self.item_vectors = retriever.encoder.items(
+        tf.range(retriever.encoder.id_embedding.input_dim))
+    # Keys are precomputed once per item, like the codes, so that neither
+    # path pays for projecting history items.
+    self.item_keys = self.attention.keys(self.item_vectors)
+    self._functions = {}
 
-  # Exact keys are precomputed once per item too, so the exact path pays
-  # only for reading L float keys, not for projecting them.
-  item_keys = attention.keys(item_vectors)
+  def exact_relevance(self, queries: tf.Tensor,
+                      history: tf.Tensor) -> tf.Tensor:
+    """`[B, D]` queries, `[B, L]` item ids -> `[B, L]` exact relevance."""
+    return tf.einsum("bd,bld->bl", queries,
+                     tf.gather(self.item_keys, history))
 
-  def attend_over(selected, history, target_vectors):
-    vectors = tf.gather(item_vectors, tf.gather(history, selected,
-                                                batch_dims=1))
-    output = attention(target_vectors, vectors,
-                       tf.ones(tf.shape(selected), tf.bool))
-    return output, selected
-
-  @tf.function
-  def exact(history, targets):
-    target_vectors = tf.gather(item_vectors, targets)
-    relevance = tf.einsum("bd,bld->bl",
-                          attention.selection_queries(target_vectors[:, 0]),
-                          tf.gather(item_keys, history))
-    return attend_over(tf.math.top_k(relevance, k).indices, history,
-                       target_vectors)
-
-  @tf.function
-  def approximate(history, targets):
-    target_vectors = tf.gather(item_vectors, targets)
+  def select(self, history: tf.Tensor, queries: tf.Tensor,
+             factor: int | None) -> tf.Tensor:
+    """`[B, K]` positions: exact when `factor` is None, else PQ with a
+    shortlist of `factor * K`."""
+    if factor is None:
+      return tf.math.top_k(self.exact_relevance(queries, history),
+                           self.k).indices
     tables = product_quantization.lookup_tables(
-        attention.selection_queries(target_vectors[:, 0]),
-        retriever.key_codebooks)
-    relevance = product_quantization.lookup_scores(
-        tables, tf.gather(retriever.item_key_codes, history))
-    return attend_over(tf.math.top_k(relevance, k).indices, history,
-                       target_vectors)
+        queries, self.retriever.key_codebooks)
+    approximate = product_quantization.lookup_scores(
+        tables, tf.gather(self.retriever.item_key_codes, history))
+    return rerank_select(
+        approximate,
+        lambda shortlist: self.exact_relevance(
+            queries, tf.gather(history, shortlist, batch_dims=1)),
+        self.k, factor)
 
-  timings, tops = {}, {}
-  for name, function in (("exact", exact), ("pq", approximate)):
-    function(history[:chunk], targets[:chunk])  # trace
-    best = float("inf")
-    for _ in range(repeats):
+  def function(self, factor: int | None, xla: bool):
+    """`(history [B, L], targets [B]) -> (attended, positions)`."""
+    if (factor, xla) not in self._functions:
+
+      def request(history, targets):
+        target_vectors = tf.gather(self.item_vectors, targets)[:, None]
+        positions = self.select(
+            history, self.attention.selection_queries(target_vectors[:, 0]),
+            factor)
+        vectors = tf.gather(self.item_vectors,
+                            tf.gather(history, positions, batch_dims=1))
+        return self.attention(target_vectors, vectors,
+                              tf.ones(tf.shape(positions), tf.bool)), positions
+
+      self._functions[factor, xla] = tf.function(request, jit_compile=xla)
+    return self._functions[factor, xla]
+
+
+def long_history_speed(paths: RequestPaths, num_items: int, length: int,
+                       args) -> dict:
+  """Times every path at every chunk whose largest per-item intermediate
+  stays under `args.max_chunk_mib`; keeps each setting's best repeat."""
+  rng = np.random.default_rng(length)
+  history = tf.constant(rng.integers(1, num_items, (args.batch, length)),
+                        tf.int32)
+  targets = tf.constant(rng.integers(1, num_items, args.batch), tf.int32)
+  dim = paths.item_keys.shape[-1]
+  subspaces = paths.retriever.config.pq_subspaces
+  settings = [("exact", None, xla) for xla in (False, True)]
+  settings += [(f"pq_r{factor}", factor, True)
+               for factor in args.rerank_factors]
+  # The plain-graph PQ path shows what XLA's fusion is worth.
+  settings.append((f"pq_r{args.rerank_factor}", args.rerank_factor, False))
+  runs = []
+  for name, factor, xla in settings:
+    # Bytes per history item of the largest tensor the path materialises
+    # when ops are not fused: gathered float keys vs gathered lookups.
+    per_item = 4 * (dim if factor is None else subspaces)
+    for chunk in args.chunks:
+      if chunk * length * per_item <= args.max_chunk_mib * 2**20:
+        runs.append({"path": name, "factor": factor, "xla": xla,
+                     "chunk": chunk, "seconds": float("inf")})
+  for run in runs:  # trace and compile
+    paths.function(run["factor"], run["xla"])(history[:run["chunk"]],
+                                              targets[:run["chunk"]])
+  load_before = os.getloadavg()[0]
+  # Rounds interleave the settings, so that load from other processes on a
+  # shared machine hits all of them alike; the best round counts.
+  for _ in range(args.repeats):
+    for run in runs:
+      function, chunk = paths.function(run["factor"], run["xla"]), run["chunk"]
       started = time.perf_counter()
-      parts = [function(history[start:start + chunk],
-                        targets[start:start + chunk])
-               for start in range(0, batch, chunk)]
-      best = min(best, time.perf_counter() - started)
-    timings[name] = best
-    tops[name] = tf.concat([indices for _, indices in parts], 0)
-  overlap = tf.reduce_mean(tf.reduce_sum(tf.cast(tf.reduce_any(
-      tops["exact"][:, :, None] == tops["pq"][:, None, :], -1), tf.float32),
-                                         -1) / k)
-  dim = item_vectors.shape[-1]
+      positions = [function(history[start:start + chunk],
+                            targets[start:start + chunk])[1]
+                   for start in range(0, args.batch, chunk)]
+      run["seconds"] = min(run["seconds"], time.perf_counter() - started)
+      run["positions"] = tf.concat(positions, 0)
+  # Exact relevance from one matrix product per target, gathered per
+  # position: copies of an item get bitwise equal scores, so ties are ties.
+  queries = paths.attention.selection_queries(
+      tf.gather(paths.item_vectors, targets))
+  exact = tf.gather(tf.matmul(queries, paths.item_keys, transpose_b=True),
+                    history, batch_dims=1)
+  best = {}
+  for run in runs:
+    run["top_k_overlap"] = float(tf.reduce_mean(tie_aware_overlap(
+        exact, run.pop("positions"), paths.k)))
+    key = (run["path"], run["xla"])
+    if key not in best or run["seconds"] < best[key]["seconds"]:
+      best[key] = run
+  exact_best = min((run for (path, _), run in best.items() if path == "exact"),
+                   key=lambda run: run["seconds"])
+  k = paths.k
   return {
-      "length": length, "exact_seconds": timings["exact"],
-      "pq_seconds": timings["pq"],
-      "speedup": timings["exact"] / timings["pq"],
-      "top_k_overlap": float(overlap),
-      # What each path reads per request: float vectors vs 1-byte codes.
-      "exact_history_bytes": batch * length * dim * 4,
-      "pq_history_bytes": batch * length * retriever.config.pq_subspaces,
+      "length": length, "runs": runs,
+      "load_average": [load_before, os.getloadavg()[0]],
+      "exact": exact_best,
+      "pq": {f"{path}{'' if xla else '_graph'}": {
+          **run, "speedup": exact_best["seconds"] / run["seconds"],
+          # What the path reads per batch: codes of every history item plus
+          # the shortlist's float keys.
+          "history_bytes": args.batch * (length * subspaces +
+                                         min(run["factor"] * k, length) *
+                                         dim * 4 * (run["factor"] > 1))}
+             for (path, xla), run in best.items() if path != "exact"},
+      "exact_history_bytes": args.batch * length * dim * 4,
   }
 
 
@@ -174,13 +315,21 @@ def main(argv=None) -> None:
   parser.add_argument("--lengths", nargs="+", type=int,
                       default=[1000, 10000, 50000])
   parser.add_argument("--batch", type=int, default=256)
-  parser.add_argument("--chunk", type=int, default=16,
-                      help="users per call, bounding the exact path's memory")
-  parser.add_argument("--repeats", type=int, default=2)
+  parser.add_argument("--chunks", nargs="+", type=int,
+                      default=[4, 16, 64, 256],
+                      help="users per call, each timed")
+  parser.add_argument("--max-chunk-mib", type=int, default=512,
+                      help="skip chunks whose unfused intermediate is larger")
+  parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--history-length", type=int, default=50)
   parser.add_argument("--top-k", type=int, default=10)
   parser.add_argument("--subspaces", type=int, default=16)
   parser.add_argument("--centroids", type=int, default=256)
+  parser.add_argument("--rerank-factors", nargs="+", type=int,
+                      default=[1, 2, 4, 8])
+  parser.add_argument("--rerank-factor", type=int, default=8,
+                      help="the factor of the headline row and of the "
+                      "plain-graph PQ timing")
   parser.add_argument("--epochs", type=int, default=1)
   parser.add_argument("--output", default=str(RESULTS))
   args = parser.parse_args(argv)
@@ -189,34 +338,57 @@ def main(argv=None) -> None:
   log("training the TWIN-style retriever on MovieLens-100K")
   retriever, data = train_retriever(dataset, args)
   log("real-data quality, exact vs PQ selection")
-  quality = real_data_quality(retriever, data, dataset)
+  quality = real_data_quality(retriever, data, dataset, args.rerank_factors)
   log(f"quality: {quality}")
+  paths = RequestPaths(retriever)
   speed = []
   for length in args.lengths:
-    speed.append(long_history_speed(retriever, dataset.num_items, length,
-                                    args.batch, args.chunk, args.repeats))
-    log(f"length {length}: {speed[-1]}")
+    speed.append(long_history_speed(paths, dataset.num_items, length, args))
+    log(f"length {length}: exact {speed[-1]['exact']['seconds']:.3f} s; " +
+        ", ".join(f"{name} {run['seconds']:.3f} s "
+                  f"({run['speedup']:.1f}x, overlap "
+                  f"{run['top_k_overlap']:.3f})"
+                  for name, run in speed[-1]["pq"].items()))
+
+  def setting(run):
+    return f"{'XLA' if run['xla'] else 'graph'}, {run['chunk']}/call"
+
   table = reporting.markdown_table(
-      ["history", "exact s / batch", "PQ s / batch", "speedup",
-       "top-K overlap", "exact history MiB", "PQ codes MiB"],
-      [[row["length"], f"{row['exact_seconds']:.3f}",
-        f"{row['pq_seconds']:.3f}", f"{row['speedup']:.1f}x",
-        f"{row['top_k_overlap']:.3f}",
-        f"{row['exact_history_bytes'] / 2**20:.1f}",
-        f"{row['pq_history_bytes'] / 2**20:.1f}"] for row in speed])
+      ["history", "path", "best setting", "s / batch", "speedup vs exact",
+       "top-K overlap", "history MiB read / batch"],
+      [[row["length"], "exact", setting(row["exact"]),
+        f"{row['exact']['seconds']:.3f}", "1.0x",
+        f"{row['exact']['top_k_overlap']:.3f}",
+        f"{row['exact_history_bytes'] / 2**20:.1f}"] for row in speed] +
+      [[row["length"], name, setting(run), f"{run['seconds']:.3f}",
+        f"{run['speedup']:.1f}x", f"{run['top_k_overlap']:.3f}",
+        f"{run['history_bytes'] / 2**20:.1f}"]
+       for row in speed for name, run in row["pq"].items()])
+  modes = ["exact"] + [f"pq_r{factor}" for factor in args.rerank_factors]
   quality_table = reporting.markdown_table(
-      ["selection", "NDCG@10", "HR@10", "MRR", "sampled AUC"],
+      ["selection", "NDCG@10", "HR@10", "MRR", "sampled AUC",
+       "top-K overlap (histories > K)",
+       f"top-K overlap (histories > {max(args.rerank_factors) * args.top_k})"],
       [[mode] + [f"{quality[mode][name]:.4f}"
-                 for name in ("ndcg@10", "hr@10", "mrr", "sampled_auc")]
-       for mode in ("exact", "pq")])
+                 for name in ("ndcg@10", "hr@10", "mrr", "sampled_auc")] +
+       ([f"{quality['overlap'][mode][name]:.3f}"
+         for name in ("histories_over_k", "histories_over_max_shortlist")]
+        if mode != "exact" else ["1", "1"]) for mode in modes])
   print(table)
   print(quality_table)
-  print(f"real-history top-{args.top_k} overlap: "
-        f"{quality['top_k_overlap']:.3f}; NDCG@10 difference "
-        f"{quality['pq']['ndcg@10'] - quality['exact']['ndcg@10']:+.4f}")
+  headline = f"pq_r{args.rerank_factor}"
+  print(f"{headline}: NDCG@10 difference "
+        f"{quality[headline]['ndcg@10'] - quality['exact']['ndcg@10']:+.4f}, "
+        f"sampled AUC difference "
+        f"{quality[headline]['sampled_auc'] - quality['exact']['sampled_auc']:+.4f}")
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  num_items = dataset.num_items
   reporting.write_json(args.output, {
       "args": vars(args), "speed": speed, "quality": quality,
+      "tables_bytes": {
+          "item_keys": num_items * paths.item_keys.shape[-1] * 4,
+          "item_codes": num_items * args.subspaces,
+          "codebooks": int(tf.size(retriever.key_codebooks)) * 4},
       "peak_rss_mib": peak_mib, "seconds": time.time() - started,
       "table": table, "quality_table": quality_table})
   log(f"peak RSS {peak_mib:.0f} MiB; wrote {args.output}")

@@ -137,6 +137,12 @@ def lookup_scores(tables: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
 
   Returns:
     `[B, L]`, equal to the dot product of the query with the decoded codes.
+
+  Run as separate TF ops, the `[B, L, M]` int32 indices and float lookups
+  are materialised, which costs as much as gathering float keys; compiled
+  with XLA (`tf.function(jit_compile=True)`) the code gather, the lookups
+  and the sum fuse into one loop (`benchmarks/pq_attention.py` measures
+  both).
   """
   num_subspaces = tf.shape(tables)[1]
   num_centroids = tf.shape(tables)[2]

@@ -54,6 +54,19 @@ def test_known_lookup_score():
   np.testing.assert_allclose(scores.numpy(), [[6.0, 12.0, 7.0]])
 
 
+def test_xla_compiled_lookup_matches_the_plain_ops():
+  codebooks = pq.train_codebooks(_vectors(width=12), num_subspaces=3,
+                                 num_centroids=16)
+  codes = tf.cast(tf.reshape(pq.encode(_vectors(n=40, width=12, seed=2),
+                                       codebooks), [2, 20, 3]), tf.uint8)
+  tables = pq.lookup_tables(tf.constant(_vectors(n=2, width=12, seed=1)),
+                            codebooks)
+  compiled = tf.function(pq.lookup_scores, jit_compile=True)
+  np.testing.assert_allclose(compiled(tables, codes).numpy(),
+                             pq.lookup_scores(tables, codes).numpy(),
+                             rtol=1e-6, atol=1e-6)
+
+
 def test_bad_shapes_are_rejected():
   with pytest.raises(ValueError, match="divisible"):
     pq.train_codebooks(_vectors(width=6), num_subspaces=4, num_centroids=2)

@@ -9,6 +9,11 @@ or from product-quantised keys (`models.layers.product_quantization`), and
 selection can use a different view of the history than the attention itself
 (SEMINAR selects on item embeddings, which are quantised once per item, and
 attends over query-item pair embeddings).
+
+Approximate relevance can rank two near-equal items in the wrong order, so it
+may instead only shortlist `rerank_factor * K` items, whose exact relevance
+then picks the top-K (FAISS' "refine" step): the exact relevance is then
+needed for the shortlist only.
 """
 
 from __future__ import annotations
@@ -62,18 +67,22 @@ class MultiHeadTargetAttention(tf.keras.layers.Layer):
     dim: width of the projections and of the output.
     top_k: history items each target attends to; None attends to all.
     dropout: dropout on the attention weights.
+    rerank_factor: with precomputed (approximate) `selection_scores`, those
+      scores shortlist `rerank_factor * top_k` items and the exact relevance
+      picks the top-K among them; 1 selects on the approximate scores alone.
   """
 
   def __init__(self, num_heads: int, dim: int, top_k: int | None = None,
-               dropout: float = 0.0, **kwargs):
+               dropout: float = 0.0, rerank_factor: int = 1, **kwargs):
     super().__init__(**kwargs)
     if dim % num_heads:
       raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-    self._config = {"num_heads": num_heads, "dim": dim, "top_k": top_k,
-                    "dropout": dropout}
+    if rerank_factor < 1:
+      raise ValueError(f"rerank_factor {rerank_factor} is below 1")
     self.num_heads = num_heads
     self.head_dim = dim // num_heads
     self.top_k = top_k
+    self.rerank_factor = rerank_factor
     self.query_projection = tf.keras.layers.Dense(dim, use_bias=False)
     self.key_projection = tf.keras.layers.Dense(dim, use_bias=False)
     self.value_projection = tf.keras.layers.Dense(dim)
@@ -117,7 +126,8 @@ class MultiHeadTargetAttention(tf.keras.layers.Layer):
         (same width as `history` through the shared key projection); defaults
         to `history`.
       selection_scores: `[B, N, L]` precomputed (e.g. PQ-approximate)
-        relevance; overrides `selection_history`.
+        relevance; selects alone when `rerank_factor` is 1, else shortlists
+        for the exact relevance (on `selection_history` if given).
       training: enables dropout.
 
     Returns:
@@ -132,6 +142,10 @@ class MultiHeadTargetAttention(tf.keras.layers.Layer):
                 "bnhd,blhd->bnhl")
     logits = tf.einsum(equation, queries, keys) / math.sqrt(self.head_dim)
     if self.top_k is not None:
+      if selection_scores is not None and self.rerank_factor > 1:
+        mask = top_k_mask(selection_scores, mask,
+                          self.rerank_factor * self.top_k)
+        selection_scores = None
       if selection_scores is None:
         selection_scores = (tf.reduce_sum(logits, axis=2)
                             if selection_history is None else
@@ -147,4 +161,9 @@ class MultiHeadTargetAttention(tf.keras.layers.Layer):
         attended, [shape[0], shape[1], self.num_heads * self.head_dim]))
 
   def get_config(self):
-    return {**super().get_config(), **self._config}
+    # From the attributes: a caller may change `rerank_factor` after
+    # construction (e.g. at export).
+    return {**super().get_config(), "num_heads": self.num_heads,
+            "dim": self.num_heads * self.head_dim, "top_k": self.top_k,
+            "dropout": self.dropout.rate,
+            "rerank_factor": self.rerank_factor}

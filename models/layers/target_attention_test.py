@@ -7,9 +7,10 @@ import tensorflow as tf
 from models.layers import target_attention
 
 
-def _layer(top_k=None, num_heads=2, dim=4):
+def _layer(top_k=None, num_heads=2, dim=4, rerank_factor=1):
   tf.keras.utils.set_random_seed(0)
-  return target_attention.MultiHeadTargetAttention(num_heads, dim, top_k=top_k)
+  return target_attention.MultiHeadTargetAttention(
+      num_heads, dim, top_k=top_k, rerank_factor=rerank_factor)
 
 
 def test_causal_history_mask_known_values():
@@ -64,6 +65,42 @@ def test_top_k_equals_attention_over_the_selected_items():
   all_items.set_weights(full.get_weights())
   np.testing.assert_allclose(all_items(targets, history, mask).numpy(),
                              full(targets, history, mask).numpy(), atol=1e-6)
+
+
+def test_rerank_picks_the_exact_top_k_within_the_approximate_shortlist():
+  full = _layer()
+  targets = tf.random.normal([1, 1, 4])
+  history = tf.random.normal([1, 6, 4])
+  mask = tf.ones([1, 6], tf.bool)
+  full(targets, history, mask)
+  best_first = np.argsort(-full.relevance(targets, history).numpy()[0, 0])
+  # Approximate ranking: the exact 6th first, the exact best last.
+  approximate = np.zeros(6, np.float32)
+  approximate[best_first[[5, 2, 1, 3, 4, 0]]] = [6, 5, 4, 3, 2, 1]
+  approximate = tf.constant(approximate[np.newaxis, np.newaxis])
+
+  def attends_to(rerank_factor, exact_ranks):
+    selecting = _layer(top_k=2, rerank_factor=rerank_factor)
+    selecting(targets, history, mask)
+    selecting.set_weights(full.get_weights())
+    only = np.isin(np.arange(6), best_first[exact_ranks])[np.newaxis]
+    np.testing.assert_allclose(
+        selecting(targets, history, mask,
+                  selection_scores=approximate).numpy(),
+        full(targets, history, tf.constant(only)).numpy(), atol=1e-6)
+
+  # Factor 1: the approximate top-2 alone.
+  attends_to(1, [5, 2])
+  # Factor 2: the exact top-2 of the approximate top-4, which lacks the
+  # exact best.
+  attends_to(2, [1, 2])
+  # Factor 3: the shortlist is the whole history, so selection is exact.
+  attends_to(3, [0, 1])
+
+
+def test_rerank_factor_must_be_positive():
+  with pytest.raises(ValueError, match="below 1"):
+    target_attention.MultiHeadTargetAttention(2, 4, top_k=2, rerank_factor=0)
 
 
 def test_relevance_sums_the_heads_logits():
