@@ -44,6 +44,24 @@ _dense_to_raw = retrieval_export._dense_to_raw  # pylint: disable=protected-acce
 _empty_raw_feature = retrieval_export._empty_raw_feature  # pylint: disable=protected-access
 
 
+def catalogue_tokens(catalogue: retrieval_export.ItemCatalogue,
+                     num_title_tokens: int) -> np.ndarray:
+  """Title tokens and categories of every item index in one token space.
+
+  Args:
+    catalogue: the transformed candidate features of every item index.
+    num_title_tokens: title token indices, padding and OOV included; category
+      index c > 0 becomes `c + num_title_tokens - 1`.
+
+  Returns:
+    `[num_items, TITLE_LENGTH + CATEGORY_LENGTH]` int64, 0 = padding.
+  """
+  titles = catalogue.candidate_features[features.TITLE_TOKEN_INDICES]
+  categories = catalogue.candidate_features[features.CATEGORY_INDICES]
+  shifted_categories = np.where(categories > 0, categories + num_title_tokens - 1, 0)
+  return np.concatenate([titles, shifted_categories], axis=1).astype(np.int64)
+
+
 def catalogue_content(catalogue: retrieval_export.ItemCatalogue,
                       num_title_tokens: int,
                       external_vectors_path: str = "") -> np.ndarray:
@@ -51,18 +69,15 @@ def catalogue_content(catalogue: retrieval_export.ItemCatalogue,
 
   Args:
     catalogue: the transformed candidate features of every item index.
-    num_title_tokens: title token indices, padding and OOV included; category
-      indices are shifted past them so both share one token space.
+    num_title_tokens: title token indices, padding and OOV included.
     external_vectors_path: optional `item_id -> vector` file.
 
   Returns:
     `[num_items, width]` float32.
   """
-  titles = catalogue.candidate_features[features.TITLE_TOKEN_INDICES]
-  categories = catalogue.candidate_features[features.CATEGORY_INDICES]
-  shifted_categories = np.where(categories > 0, categories + num_title_tokens - 1, 0)
-  tokens = np.concatenate([titles, shifted_categories], axis=1)
-  num_tokens = num_title_tokens + int(categories.max(initial=0))
+  tokens = catalogue_tokens(catalogue, num_title_tokens)
+  num_tokens = num_title_tokens + int(
+      catalogue.candidate_features[features.CATEGORY_INDICES].max(initial=0))
   external = None
   if external_vectors_path:
     external, found = content_features.load_external_vectors(

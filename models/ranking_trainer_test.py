@@ -10,7 +10,7 @@ from models import ranking_trainer
 from models import retrieval_export
 from transforms import features
 
-_RAW_FEATURE_SPEC = {
+RAW_FEATURE_SPEC = {
     features.USER_ID: tf.io.FixedLenFeature([], tf.string),
     features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
     features.HISTORY_ITEM_IDS: tf.io.VarLenFeature(tf.string),
@@ -19,8 +19,8 @@ _RAW_FEATURE_SPEC = {
 }
 
 
-def _item_indices(ids: tf.Tensor) -> tf.Tensor:
-  """Raw ids "1".."4" are their own indices; "" is padding."""
+def item_indices(ids: tf.Tensor) -> tf.Tensor:
+  """Raw ids "1", "2", ... are their own indices; "" is padding."""
   return tf.strings.to_number(tf.where(ids == "", "0", ids), tf.int64)
 
 
@@ -28,8 +28,8 @@ def _fake_transform(raw):
   """Stands in for the Transform layer on the features the ranker reads."""
   return {
       features.USER_INDEX: tf.ones_like(tf.reshape(raw[features.TIMESTAMP], [-1])),
-      features.ITEM_INDEX: _item_indices(tf.reshape(raw[features.ITEM_ID], [-1])),
-      features.HISTORY_ITEM_INDICES: _item_indices(
+      features.ITEM_INDEX: item_indices(tf.reshape(raw[features.ITEM_ID], [-1])),
+      features.HISTORY_ITEM_INDICES: item_indices(
           tf.sparse.to_dense(raw[features.HISTORY_ITEM_IDS])),
   }
 
@@ -57,7 +57,7 @@ def test_ranking_export_serves_and_evaluates_the_same_probability(tmp_path):
       features.ITEM_ID: tf.constant([["3"], ["4"]]),
       features.HISTORY_ITEM_IDS: tf.sparse.from_dense(
           tf.constant([["1", "2"], ["", ""]]))}))).numpy()
-  ranking_trainer.RankingServingModule(_fake_transform, _RAW_FEATURE_SPEC,
+  ranking_trainer.RankingServingModule(_fake_transform, RAW_FEATURE_SPEC,
                                        model).save(str(tmp_path))
   loaded = tf.saved_model.load(str(tmp_path))
   served = loaded.signatures["serving_default"](

@@ -76,6 +76,16 @@ class SeminarConfig(hparams.HParams):
     learning_rate: Adam learning rate of both stages.
     pq_subspaces: product quantiser subspaces of the item keys.
     pq_centroids: centroids per subspace.
+    pq_rerank_factor: with PQ scoring, the lookup-table scores shortlist
+      `pq_rerank_factor * top_k` history items and their exact relevance
+      picks the `top_k`; 1 selects by the PQ scores alone. On MovieLens-100K
+      histories 4 matched exact selection (benchmarks/README.md).
+    num_keywords: keywords of a query derived from item text, for
+      interactions without a search query (pipeline families).
+    attention_scoring: "exact" or "pq" (`ScoringMode`): how the exported
+      model selects the top-K history items (pipeline `seminar` family).
+    epochs: passes over the training windows (pipeline families).
+    batch_size: windows per batch (pipeline families).
   """
   embedding_dim: int = 64
   num_heads: int = 2
@@ -92,6 +102,16 @@ class SeminarConfig(hparams.HParams):
   learning_rate: float = 0.002
   pq_subspaces: int = 16
   pq_centroids: int = 256
+  pq_rerank_factor: int = 4
+  num_keywords: int = 3
+  attention_scoring: str = ScoringMode.EXACT.value
+  epochs: int = 2
+  batch_size: int = 64
+
+  def __post_init__(self):
+    # A typo in `--hparam attention_scoring=...` fails before training, not
+    # at export.
+    ScoringMode(self.attention_scoring)
 
 
 def derive_queries(items: np.ndarray, item_tokens: np.ndarray,
@@ -269,7 +289,8 @@ class SeminarPretrainer(tf.keras.Model):
     self.config = config
     self.encoder = encoder
     self.attention = target_attention.MultiHeadTargetAttention(
-        config.num_heads, config.embedding_dim, config.top_k, config.dropout)
+        config.num_heads, config.embedding_dim, config.top_k, config.dropout,
+        rerank_factor=config.pq_rerank_factor)
     dim = config.embedding_dim
     self.next_pair_mlp = two_tower.mlp((2 * dim, dim), "next_pair_mlp")
     self.next_pair_mlp.build([None, 2 * dim])
@@ -368,7 +389,8 @@ class SeminarRetriever(tf.keras.Model):
     self.config = config
     self.encoder = encoder
     self.attention = target_attention.MultiHeadTargetAttention(
-        config.num_heads, config.embedding_dim, config.top_k, config.dropout)
+        config.num_heads, config.embedding_dim, config.top_k, config.dropout,
+        rerank_factor=config.pq_rerank_factor)
     self.recent_projection = tf.keras.layers.Dense(config.embedding_dim)
     self.item_bias = tf.keras.layers.Embedding(
         encoder.id_embedding.input_dim, 1, embeddings_initializer="zeros")

@@ -24,6 +24,7 @@ from models import guim
 from models import sasrec
 from models import two_tower
 from models import ranking_trainer
+from models import seminar_trainer
 from models import retrieval_export
 from transforms import features
 from transforms import preprocessing
@@ -105,17 +106,21 @@ MODEL_FAMILIES: dict[str, Callable] = {
                                  input_dataset=input_dataset),
     "ranking": functools.partial(ranking_trainer.train_ranking,
                                  input_dataset=input_dataset),
+    "seminar_psu": functools.partial(seminar_trainer.train_seminar_psu,
+                                     input_dataset=input_dataset),
+    "seminar": functools.partial(seminar_trainer.train_seminar,
+                                 input_dataset=input_dataset),
 }
 
 
 # Families trained in two steps: the pipeline first runs a Trainer with the
 # family named here (pre-training) and hands its model to the family's own
 # Trainer as `fn_args.base_model` (fine-tuning, or frozen features).
-PRETRAINED_BY: dict[str, str] = {"ranking": "courier"}
+PRETRAINED_BY: dict[str, str] = {"ranking": "courier", "seminar": "seminar_psu"}
 
 # Families that score (user, item) pairs as CTR rankers: evaluated with AUC
 # and log loss instead of full-ranking recall, and pushed without an index.
-RANKING_FAMILIES: frozenset[str] = frozenset({"ranking"})
+RANKING_FAMILIES: frozenset[str] = frozenset({"ranking", "seminar"})
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

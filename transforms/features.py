@@ -35,6 +35,10 @@ HISTORY_ITEM_INDICES = "history_item_indices"
 HISTORY_LENGTH_FEATURE = "history_length"
 TITLE_TOKEN_INDICES = "title_token_indices"
 CATEGORY_INDICES = "category_indices"
+# The interaction's search query (raw `query`), split like titles and indexed
+# in the title token vocabulary, so that query keywords and item text share
+# one token space (SEMINAR); all padding when the interaction has no query.
+QUERY_TOKEN_INDICES = "query_token_indices"
 # Optional precomputed image vector of an item (`[dim]` floats), for models
 # configured with an image size (e.g. GUIM's `image_dim`).
 ITEM_IMAGE_EMBEDDING = "item_image_embedding"
@@ -63,5 +67,6 @@ VIDEO_VOCAB = "video_id_vocab"
 HISTORY_LENGTH = 50
 TITLE_LENGTH = 16
 CATEGORY_LENGTH = 8
+QUERY_LENGTH = 8
 PADDING_INDEX = 0
 NUM_OOV_BUCKETS = 1

@@ -87,6 +87,19 @@ def preprocessing_fn(inputs):
   video_neighbours, item_neighbours = dual_graph.split_history(
       history_indices, history_is_video, features.HISTORY_LENGTH)
 
+  titles = _to_vector(inputs[features.ITEM_TITLE])
+  queries = _to_vector(inputs[features.QUERY])
+  # Query words join the title token vocabulary: SEMINAR embeds keywords and
+  # item text in one table. Empty queries (no search log) add no token.
+  title_token_vocab = tft.vocabulary(
+      _title_tokens(tf.strings.join([titles, queries], separator=" ")),
+      vocab_filename=features.TITLE_TOKEN_VOCAB)
+
+  def title_token_indices(texts, length):
+    return _fixed_length(_shift_past_padding(tft.apply_vocabulary(
+        _title_tokens(texts), title_token_vocab,
+        num_oov_buckets=features.NUM_OOV_BUCKETS)), length)
+
   outputs = {
       features.USER_INDEX: _shift_past_padding(
           tft.compute_and_apply_vocabulary(
@@ -98,12 +111,10 @@ def preprocessing_fn(inputs):
       features.ITEM_NEIGHBOUR_INDICES: item_neighbours,
       features.HISTORY_LENGTH_FEATURE: tf.reduce_sum(
           tf.cast(history_dense != features.PADDING_INDEX, tf.int64), axis=1),
-      features.TITLE_TOKEN_INDICES: _fixed_length(
-          _shift_past_padding(tft.compute_and_apply_vocabulary(
-              _title_tokens(_to_vector(inputs[features.ITEM_TITLE])),
-              num_oov_buckets=features.NUM_OOV_BUCKETS,
-              vocab_filename=features.TITLE_TOKEN_VOCAB)),
-          features.TITLE_LENGTH),
+      features.TITLE_TOKEN_INDICES: title_token_indices(
+          titles, features.TITLE_LENGTH),
+      features.QUERY_TOKEN_INDICES: title_token_indices(
+          queries, features.QUERY_LENGTH),
       features.CATEGORY_INDICES: _fixed_length(
           _shift_past_padding(tft.compute_and_apply_vocabulary(
               inputs[features.ITEM_CATEGORIES],

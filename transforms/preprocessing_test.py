@@ -24,7 +24,7 @@ RAW = [
      "item_categories": ["Crime"], "history_item_ids": ["a", "zz"],
      "user_activity_bucket": "light", "item_popularity_bucket": "head"},
     {"user_id": "u2", "item_id": "a", "timestamp": 3600 * 5, "label": 1.0,
-     "item_type": "item", "query": "", "item_title": "Toy Story 1995",
+     "item_type": "item", "query": "Heat Pacino", "item_title": "Toy Story 1995",
      "item_categories": ["Animation", "Comedy"], "history_item_ids": ["b"],
      "user_activity_bucket": "light", "item_popularity_bucket": "head"},
 ]
@@ -76,6 +76,13 @@ def test_transformed_features_have_fixed_shapes_and_known_values():
   assert len(first[features.TITLE_TOKEN_INDICES]) == features.TITLE_LENGTH
   assert np.count_nonzero(first[features.TITLE_TOKEN_INDICES]) == 3
   assert np.count_nonzero(second[features.CATEGORY_INDICES]) == 1
+  # Queries share the title token space; no query, no keyword.
+  assert len(third[features.QUERY_TOKEN_INDICES]) == features.QUERY_LENGTH
+  heat = second[features.TITLE_TOKEN_INDICES][0]
+  query_tokens = third[features.QUERY_TOKEN_INDICES]
+  assert query_tokens[0] == heat and query_tokens[1] not in (0, heat)
+  assert np.count_nonzero(query_tokens) == 2
+  assert np.count_nonzero(first[features.QUERY_TOKEN_INDICES]) == 0
 
   # 1970-01-01 00:00 was a Thursday (day 3 with Monday = 0).
   assert (first[features.HOUR_OF_DAY], first[features.DAY_OF_WEEK]) == (0, 3)
