@@ -208,11 +208,16 @@ def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
   """Trains the pipeline's SASRec-class model, picks the epoch on valid."""
   tf.keras.utils.set_random_seed(seed)
   config = sasrec.SasRecConfig(
-      embedding_dim=64, tower_units=(64,), num_blocks=2, num_heads=2,
+      embedding_dim=args.sasrec_dim, tower_units=(args.sasrec_dim,),
+      num_blocks=args.sasrec_blocks, num_heads=2,
       dropout=args.sasrec_dropout, temperature=args.sasrec_temperature,
-      learning_rate=args.sasrec_learning_rate, batch_size=512,
+      learning_rate=args.sasrec_learning_rate,
+      batch_size=args.sasrec_batch_size,
       num_uniform_negatives=args.sasrec_uniform_negatives,
-      use_logq_correction=args.sasrec_logq, use_request_context=False)
+      use_logq_correction=bool(args.sasrec_logq),
+      full_catalogue_softmax=bool(args.sasrec_full_catalogue),
+      history_item_features=bool(args.sasrec_history_features),
+      use_request_context=False)
   counts = np.append(dataset.train_counts(), 0).astype(np.float64)
   catalogue = _sasrec_catalogue(dataset)
   model = sasrec.build_sasrec(_sasrec_vocabulary(dataset), catalogue,
@@ -413,6 +418,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                       help="users (random, fixed) scored against every item")
   parser.add_argument("--history-length", type=int, default=20)
   parser.add_argument("--sasrec-epochs", type=int, default=4)
+  parser.add_argument("--sasrec-dim", type=int, default=64,
+                      help="embedding and tower width")
+  parser.add_argument("--sasrec-blocks", type=int, default=2)
+  parser.add_argument("--sasrec-batch-size", type=int, default=512)
+  parser.add_argument("--sasrec-full-catalogue", type=int, default=0,
+                      help="1: softmax over every item instead of in-batch "
+                      "+ uniform negatives")
+  parser.add_argument("--sasrec-history-features", type=int, default=0,
+                      help="1: history items by id + text + categories")
   parser.add_argument("--sasrec-dropout", type=float, default=0.2)
   parser.add_argument("--sasrec-temperature", type=float, default=0.05)
   parser.add_argument("--sasrec-learning-rate", type=float, default=0.002)

@@ -85,6 +85,9 @@ class GuimConfig(two_tower.TwoTowerConfig):
   training_scores: str = "per_candidate"
 
   def __post_init__(self):
+    if self.full_catalogue_softmax:
+      raise ValueError("GUIM trains with sampled InfoNCE; full_catalogue_softmax "
+                       "is a two-tower/SASRec option")
     if self.training_scores not in TRAINING_SCORES:
       raise ValueError(f"training_scores must be one of {TRAINING_SCORES}, "
                        f"got {self.training_scores!r}")

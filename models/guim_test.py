@@ -170,3 +170,5 @@ def test_config_parses_infinite_power_and_rejects_unknown_merge():
     guim.GuimConfig(retrieval_merge="mean")
   with pytest.raises(ValueError, match="training_scores"):
     guim.GuimConfig(training_scores="mean")
+  with pytest.raises(ValueError, match="full_catalogue_softmax"):
+    guim.GuimConfig(full_catalogue_softmax=True)

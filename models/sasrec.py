@@ -10,7 +10,8 @@ Training differs from the paper's per-position binary cross-entropy with one
 random negative: every example of the Transform output is one (history prefix,
 next item) pair, so each prefix of a user's sequence is a training query, and
 the loss is the in-batch softmax of `two_tower.RetrievalModel` with optional
-uniform (mixed) negatives and the logQ correction.
+uniform (mixed) negatives and the logQ correction, or its exact softmax over
+the whole catalogue (`full_catalogue_softmax`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tensorflow as tf
 
 from models import two_tower
 from models.layers import attention
+from models.layers import pooling
 from transforms import features
 
 
@@ -36,12 +38,52 @@ class SasRecConfig(two_tower.TwoTowerConfig):
     use_request_context: join the request's hour, weekday and timestamp to
       the sequence state; off where requests carry no time (offline
       leave-one-out benchmarks).
+    history_item_features: represent each history item as the candidate
+      tower does, by its id plus its title tokens and categories (the sum
+      of their embeddings), instead of by its id alone; a rare item then
+      shares what it has in common with others.
   """
   num_blocks: int = 2
   num_heads: int = 2
   dropout: float = 0.2
   num_uniform_negatives: int = 256
   use_request_context: bool = True
+  history_item_features: bool = False
+
+
+class HistoryItemEncoder(tf.keras.layers.Layer):
+  """Item indices `[batch, length]` -> `[batch, length, dim]` vectors.
+
+  The sum of the item's id embedding and its mean title-token and mean
+  category embeddings, with the candidate tower's tables, so that history
+  and candidates share every item feature.
+
+  Args:
+    candidate_tower: the tower whose embedding tables are shared.
+    catalogue_features: transformed candidate features of every item index.
+  """
+
+  def __init__(self, candidate_tower: two_tower.CandidateTower,
+               catalogue_features: Mapping[str, tf.Tensor]):
+    super().__init__(name="history_item_encoder")
+    self.item_embedding = candidate_tower.item_embedding
+    self.title_embedding = candidate_tower.title_embedding
+    self.category_embedding = candidate_tower.category_embedding
+    self.pooling = pooling.MaskedMeanPooling(features.PADDING_INDEX)
+    self.title_tokens = tf.constant(
+        catalogue_features[features.TITLE_TOKEN_INDICES])
+    self.categories = tf.constant(
+        catalogue_features[features.CATEGORY_INDICES])
+
+  def call(self, items: tf.Tensor) -> tf.Tensor:
+    flat = tf.reshape(items, [-1])
+    tokens = tf.gather(self.title_tokens, flat)
+    categories = tf.gather(self.categories, flat)
+    vectors = (self.item_embedding(flat) +
+               self.pooling(tokens, self.title_embedding(tokens)) +
+               self.pooling(categories, self.category_embedding(categories)))
+    shape = tf.shape(items)
+    return tf.reshape(vectors, [shape[0], shape[1], vectors.shape[-1]])
 
 
 class SequenceQueryTower(tf.keras.Model):
@@ -49,6 +91,7 @@ class SequenceQueryTower(tf.keras.Model):
 
   def __init__(self, item_embedding: tf.keras.layers.Layer, config: SasRecConfig):
     super().__init__(name="sequence_query_tower")
+    # Id embeddings, or a `HistoryItemEncoder`: item indices -> vectors.
     self.item_embedding = item_embedding
     self.encoder = attention.CausalSequenceEncoder(
         features.HISTORY_LENGTH, config.embedding_dim, config.num_blocks,
@@ -82,7 +125,9 @@ def build_sasrec(vocab: two_tower.VocabularySizes, catalogue_features,
   """The sequential retriever: sequence query tower, two-tower candidates."""
   item_embedding = tf.keras.layers.Embedding(vocab.items, config.embedding_dim,
                                              name="item_id_embedding")
+  candidate_tower = two_tower.CandidateTower(vocab, item_embedding, config)
+  history_encoder = (HistoryItemEncoder(candidate_tower, catalogue_features)
+                     if config.history_item_features else item_embedding)
   return two_tower.RetrievalModel(
-      SequenceQueryTower(item_embedding, config),
-      two_tower.CandidateTower(vocab, item_embedding, config),
+      SequenceQueryTower(history_encoder, config), candidate_tower,
       catalogue_features, item_sampling_probability, config)

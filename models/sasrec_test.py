@@ -1,6 +1,7 @@
 """Tests for the SASRec-class sequential retriever."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from models import sasrec
@@ -9,12 +10,13 @@ from models import two_tower_test
 from transforms import features
 
 
-def _model():
+def _model(**overrides):
   tf.keras.utils.set_random_seed(0)
   vocab = two_tower_test.VOCAB
-  config = sasrec.SasRecConfig(embedding_dim=8, tower_units=(16, 8),
-                               num_blocks=1, num_heads=2, dropout=0.0,
-                               num_uniform_negatives=3)
+  config = sasrec.SasRecConfig(**{
+      "embedding_dim": 8, "tower_units": (16, 8), "num_blocks": 1,
+      "num_heads": 2, "dropout": 0.0, "num_uniform_negatives": 3,
+      **overrides})
   return sasrec.build_sasrec(vocab, two_tower_test.catalogue_features(vocab),
                              np.full(vocab.items, 1.0 / vocab.items), config)
 
@@ -36,8 +38,10 @@ def test_query_depends_on_history_order():
   assert not np.allclose(a, b), "a sequence model must see order"
 
 
-def test_training_reduces_the_loss_and_shares_the_item_embedding():
-  model = _model()
+@pytest.mark.parametrize("full_catalogue_softmax", [False, True])
+def test_training_reduces_the_loss_and_shares_the_item_embedding(
+    full_catalogue_softmax):
+  model = _model(full_catalogue_softmax=full_catalogue_softmax)
   assert (model.query_tower.item_embedding is
           model.candidate_tower.item_embedding)
   model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
@@ -46,6 +50,34 @@ def test_training_reduces_the_loss_and_shares_the_item_embedding():
   model.fit(batch.repeat(30), epochs=1, verbose=0)
   after = model.evaluate(batch, verbose=0, return_dict=True)["loss"]
   assert after < 0.5 * before
+
+
+def test_dropout_acts_in_the_training_loss_only():
+  # No uniform negatives: the only randomness left is dropout.
+  model = _model(dropout=0.5, num_uniform_negatives=0)
+  batch = two_tower_test._batch()  # pylint: disable=protected-access
+  training = {float(model.compute_loss(batch, training=True))
+              for _ in range(3)}
+  inference = {float(model.compute_loss(batch, training=False))
+               for _ in range(3)}
+  assert len(training) > 1, "dropout must reach the sequence encoder"
+  assert len(inference) == 1
+
+
+def test_history_item_features_sum_the_candidate_tower_embeddings():
+  model = _model(history_item_features=True)
+  tower = model.candidate_tower
+  # Item 3 has title token 3 at every position and no category (all
+  # padding); item 0 is padding, with neither.
+  vectors = model.query_tower.item_embedding(tf.constant([[3, 0]])).numpy()
+  item = tower.item_embedding.embeddings.numpy()
+  title = tower.title_embedding.embeddings.numpy()
+  np.testing.assert_allclose(vectors[0, 0], item[3] + title[3], rtol=1e-6)
+  np.testing.assert_allclose(vectors[0, 1], item[0], rtol=1e-6)
+  # The history side trains the candidate tower's title table.
+  history_vars = {id(v) for v in
+                  model.query_tower.item_embedding.trainable_variables}
+  assert id(tower.title_embedding.embeddings) in history_vars
 
 
 def test_config_inherits_retrieval_settings():

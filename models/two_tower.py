@@ -40,6 +40,12 @@ class TwoTowerConfig(hparams.HParams):
     num_uniform_negatives: items sampled uniformly from the catalogue per
       batch and added to the in-batch negatives (mixed negative sampling,
       Yang et al., WWW 2020), so that tail items are seen as negatives too.
+    full_catalogue_softmax: score every catalogue item (padding aside) as a
+      candidate of every query instead of the sampled pool: exact softmax
+      cross-entropy, which made SASRec beat BERT4Rec (Klenitskiy & Vasilev,
+      RecSys 2023). Affordable for catalogues of some 10k items; nothing is
+      sampled, so `num_uniform_negatives` and `use_logq_correction` are
+      ignored.
   """
   embedding_dim: int = 64
   tower_units: Sequence[int] = (128, 64)
@@ -49,6 +55,7 @@ class TwoTowerConfig(hparams.HParams):
   batch_size: int = 512
   use_logq_correction: bool = True
   num_uniform_negatives: int = 0
+  full_catalogue_softmax: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,9 +193,37 @@ class RetrievalModel(tfrs.Model):
                for name, values in self.catalogue_features.items()}
     return self.candidate_tower(sampled), ids
 
+  def _full_catalogue_loss(self, inputs: Mapping[str, tf.Tensor],
+                           positives: tf.Tensor, training: bool) -> tf.Tensor:
+    """Softmax cross-entropy of each positive against every catalogue item.
+
+    The candidates are the batch's positives followed by the catalogue
+    (padding excluded). The score mask keeps, of the positives, only each
+    row's own; accidental-hit removal drops the row's positive from the
+    catalogue part. So each row's softmax runs over every item exactly once.
+    """
+    positive_ids = inputs[features.ITEM_INDEX]
+    catalogue = {name: values[1:]
+                 for name, values in self.catalogue_features.items()}
+    candidates = tf.concat([positives, self.candidate_tower(catalogue)],
+                           axis=0)
+    candidate_ids = tf.concat([positive_ids,
+                               catalogue[features.ITEM_INDEX]], axis=0)
+    batch_size = tf.shape(positive_ids)[0]
+    score_mask = tf.concat([
+        tf.cast(tf.eye(batch_size), tf.bool),
+        tf.ones([batch_size, tf.shape(candidate_ids)[0] - batch_size],
+                tf.bool),
+    ], axis=1)
+    return self.task(self.query_tower(inputs, training=training), candidates,
+                     candidate_ids=candidate_ids, score_mask=score_mask,
+                     compute_metrics=not training)
+
   def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False):
     candidate_ids = inputs[features.ITEM_INDEX]
     candidates = self.candidate_tower(inputs)
+    if self.config.full_catalogue_softmax:
+      return self._full_catalogue_loss(inputs, candidates, training)
     batch_size = tf.cast(tf.shape(candidate_ids)[0], tf.float32)
     num_uniform = float(self.config.num_uniform_negatives)
     if self.config.num_uniform_negatives and training:
@@ -203,8 +238,10 @@ class RetrievalModel(tfrs.Model):
       sampling_probability = mixed_sampling_probability(
           tf.gather(self.item_sampling_probability, candidate_ids), batch_size,
           num_uniform, tf.shape(self.item_sampling_probability)[0] - 2)
+    # The query tower's dropout (SASRec's sequence encoder) needs the flag:
+    # no outer Keras call passes it down from `train_step`.
     return self.task(
-        self.query_tower(inputs),
+        self.query_tower(inputs, training=training),
         candidates,
         candidate_sampling_probability=sampling_probability,
         candidate_ids=candidate_ids,

@@ -123,6 +123,28 @@ def test_logq_probability_is_the_item_frequency_without_uniform_negatives():
   np.testing.assert_allclose(captured["q"], skewed[[1, 2, 3, 2]], rtol=1e-6)
 
 
+def test_full_catalogue_softmax_is_the_cross_entropy_over_every_item():
+  # Uniform negatives and logQ are set to show that this mode ignores them.
+  model = _model(full_catalogue_softmax=True, num_uniform_negatives=5,
+                 temperature=0.5)
+  catalogue = catalogue_features()
+  ids = np.array([1, 2, 3, 2])
+  batch = {**_batch(), **{name: tf.constant(values[ids])
+                          for name, values in catalogue.items()}}
+  queries = model.query_tower(batch).numpy()
+  # Every item but padding (index 0) is a candidate, each exactly once.
+  items = model.candidate_tower(
+      {name: values[1:] for name, values in catalogue.items()}).numpy()
+  logits = queries @ items.T / 0.5
+  log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  # TFRS sums the loss over the batch.
+  expected = -log_softmax[np.arange(BATCH), ids - 1].sum()
+  for training in (True, False):
+    np.testing.assert_allclose(
+        model.compute_loss(batch, training=training).numpy(), expected,
+        rtol=1e-5)
+
+
 def test_unknown_hyperparameters_are_rejected():
   with pytest.raises(ValueError, match="unknown TwoTowerConfig hyperparameters"):
     two_tower.TwoTowerConfig.from_dict({"epoch": 3})

@@ -262,10 +262,17 @@ def run_benchmark(model_dirs: Mapping[str, str], inputs: BenchmarkInputs,
   }
 
 
+def metric_names(result: Mapping) -> list[str]:
+  """Every metric of the report, in task order; a task may write several
+  (`rechorus/hr@5`, `rechorus/ndcg@5`)."""
+  return list(dict.fromkeys(name for metrics in result["metrics"].values()
+                            for name in metrics))
+
+
 def report_html(result: Mapping) -> str:
   """A standalone HTML table: one row per metric, one column per model."""
   rows = list(result["metrics"])
-  names = [task["name"] for task in result["tasks"]]
+  names = metric_names(result)
   header = "".join(f"<th>{html.escape(row)}</th>" for row in rows)
   body = "".join(
       "<tr><td>" + html.escape(name) + "</td>" + "".join(
@@ -285,8 +292,8 @@ def report_html(result: Mapping) -> str:
 
 
 def markdown_report(result: Mapping) -> str:
-  """The report as a Markdown table: one row per model, one column per task."""
-  names = [task["name"] for task in result["tasks"]]
+  """The report as a Markdown table: one row per model, one column per metric."""
+  names = metric_names(result)
   return reporting.markdown_table(["model", *names], [
       [row] + [reporting.format_mean_std(metrics[name]) if name in metrics
                else "–" for name in names]

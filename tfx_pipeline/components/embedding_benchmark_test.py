@@ -161,6 +161,19 @@ def test_component_writes_json_and_html_reports(root):
   assert table[-1].endswith("| – | – | – | – | – | – |")
 
 
+def test_markdown_report_has_a_column_per_metric_of_multi_metric_tasks():
+  result = {"metrics": {
+      "model": {"recall@5": {"mean": 0.5, "std": 0.0},
+                "rechorus/hr@5": {"mean": 0.25, "std": 0.01}},
+      "random": {"recall@5": {"mean": 0.1, "std": 0.02},
+                 "genre_f1": {"mean": 0.3, "std": 0.0}}}}
+  assert embedding_benchmark.markdown_report(result).splitlines() == [
+      "| model | recall@5 | rechorus/hr@5 | genre_f1 |",
+      "|---|---|---|---|",
+      "| model | 0.5000 ± 0.0000 | 0.2500 ± 0.0100 | – |",
+      "| random | 0.1000 ± 0.0200 | – | 0.3000 ± 0.0000 |"]
+
+
 def test_tasks_come_from_config_or_a_preset():
   assert embedding_benchmark.tasks_for("contract", TASKS) == TASKS
   assert embedding_benchmark.tasks_for("movielens-100k", [])[0]["kind"] == (
