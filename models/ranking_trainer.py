@@ -183,6 +183,22 @@ class RankingServingModule(tf.Module):
     tf.saved_model.save(self, export_dir, signatures=self.signatures())
 
 
+def config_and_path(hparams: Mapping[str, object], config_class,
+                    path_key: str) -> tuple[object, str]:
+  """A Trainer's config from `hparams`, and the file path under `path_key`.
+
+  The path ("" when absent) is a Trainer input, not a hyperparameter of
+  `config_class`. Also logs the config and seeds TF, so that every Trainer
+  starts from the same random state.
+  """
+  hparams = dict(hparams)
+  path = str(hparams.pop(path_key, ""))
+  config = config_class.from_dict(hparams)
+  logging.info("%s: %s", config_class.__name__, config)
+  tf.keras.utils.set_random_seed(0)
+  return config, path
+
+
 def _item_catalogue(fn_args, tft_output, input_dataset: Callable
                     ) -> retrieval_export.ItemCatalogue:
   return retrieval_export.build_catalogue(
@@ -202,11 +218,8 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
     hparams: `CourierConfig` overrides, plus `external_vectors_path`.
     input_dataset: `models.trainer.input_dataset`.
   """
-  hparams = dict(hparams)
-  external_vectors_path = str(hparams.pop(EXTERNAL_VECTORS_PATH, ""))
-  config = courier.CourierConfig.from_dict(hparams)
-  logging.info("COURIER hyperparameters: %s", config)
-  tf.keras.utils.set_random_seed(0)
+  config, external_vectors_path = config_and_path(
+      hparams, courier.CourierConfig, EXTERNAL_VECTORS_PATH)
   catalogue = _item_catalogue(fn_args, tft_output, input_dataset)
   content = catalogue_content(
       catalogue,

@@ -364,11 +364,8 @@ def train_seminar_psu(fn_args, tft_output, hparams: Mapping[str, object],
     hparams: `SeminarConfig` overrides, plus `image_vectors_path`.
     input_dataset: `models.trainer.input_dataset`.
   """
-  hparams = dict(hparams)
-  image_vectors_path = str(hparams.pop(IMAGE_VECTORS_PATH, ""))
-  config = seminar.SeminarConfig.from_dict(hparams)
-  logging.info("SEMINAR PSU hyperparameters: %s", config)
-  tf.keras.utils.set_random_seed(0)
+  config, image_vectors_path = ranking_trainer.config_and_path(
+      hparams, seminar.SeminarConfig, IMAGE_VECTORS_PATH)
   inputs = _Inputs(fn_args, tft_output, input_dataset, config,
                    image_vectors_path)
   pretrainer, _ = inputs.build(config)
@@ -397,14 +394,11 @@ def train_seminar(fn_args, tft_output, hparams: Mapping[str, object],
   Raises:
     ValueError: if the train split has no sampled negatives to calibrate on.
   """
-  hparams = dict(hparams)
   if fn_args.base_model:
     hparams = inherit_psu_settings(hparams,
                                    read_psu_settings(fn_args.base_model))
-  image_vectors_path = str(hparams.pop(IMAGE_VECTORS_PATH, ""))
-  config = seminar.SeminarConfig.from_dict(hparams)
-  logging.info("SEMINAR hyperparameters: %s", config)
-  tf.keras.utils.set_random_seed(0)
+  config, image_vectors_path = ranking_trainer.config_and_path(
+      hparams, seminar.SeminarConfig, IMAGE_VECTORS_PATH)
   inputs = _Inputs(fn_args, tft_output, input_dataset, config,
                    image_vectors_path)
   pretrainer, retriever = inputs.build(config)
