@@ -38,9 +38,11 @@ def test_pretrained_ranking_family_gets_two_trainers_and_no_index(tmp_path,
   assert "ScannIndexGen" not in components
   pretrainer, trainer = components["PretrainTrainer"], components["Trainer"]
   assert _custom_config(pretrainer) == {"model_family": "test_pretrain",
-                                        "hparams": {"epochs": 7}}
+                                        "hparams": {"epochs": 7},
+                                        "label": "test_pretrain"}
   assert _custom_config(trainer) == {"model_family": "test_ranker",
-                                     "hparams": {"epochs": 3}}
+                                     "hparams": {"epochs": 3},
+                                     "label": "test_ranker"}
   base_model = trainer.inputs["base_model"]
   assert base_model.producer_component_id == "PretrainTrainer"
   assert components["Pusher"].inputs["model"].producer_component_id == "Trainer"
