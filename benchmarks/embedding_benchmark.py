@@ -106,34 +106,18 @@ def _query_context(user_indices: np.ndarray,
 def training_data(dataset: datasets.SequenceDataset,
                   history_length: int) -> TrainingData:
   """One example per train interaction: (previous items, item)."""
-  # One extra item index at the end: the OOV bucket the models expect.
-  num_indices = dataset.num_items + 1
-  catalogue = {
-      features.ITEM_INDEX: np.arange(num_indices, dtype=np.int64),
-      features.TITLE_TOKEN_INDICES: np.pad(dataset.item_tokens, [(0, 1), (0, 0)]),
-      features.CATEGORY_INDICES: np.pad(dataset.item_categories,
-                                        [(0, 1), (0, 0)]),
-  }
-  users, histories, targets = [], [], []
-  for user, sequence in enumerate(dataset.train_sequences):
-    for position, item in enumerate(sequence):
-      recent = sequence[max(0, position - history_length):position]
-      row = np.zeros(history_length, np.int64)
-      row[:len(recent)] = recent
-      users.append(user)
-      histories.append(row)
-      targets.append(item)
-  targets = np.asarray(targets, np.int64)
-  examples = _query_context(np.asarray(users, np.int64), np.stack(histories))
+  catalogue = dataset.candidate_features()
+  users, histories, targets = dataset.next_item_examples(history_length)
+  examples = _query_context(users, histories)
   examples.update({name: values[targets] for name, values in catalogue.items()})
-  counts = np.append(dataset.train_counts(), 0).astype(np.float64)
   vocab = two_tower.VocabularySizes(
-      users=dataset.num_users + 2, items=num_indices,
+      users=dataset.num_users + 2, items=dataset.num_items + 1,
       title_tokens=len(dataset.token_names) + 1,
       categories=len(dataset.category_names) + 1)
   return TrainingData(
       vocab=vocab, catalogue=catalogue,
-      sampling_probability=counts / counts.sum(), examples=examples,
+      sampling_probability=dataset.train_sampling_probability(),
+      examples=examples,
       user_queries=_query_context(
           np.arange(dataset.num_users, dtype=np.int64),
           dataset.padded_history(history_length, include_valid=True)))

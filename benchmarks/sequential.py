@@ -132,40 +132,40 @@ def _sasrec_vocabulary(dataset) -> two_tower.VocabularySizes:
                                    categories=len(dataset.category_names))
 
 
-def _sasrec_catalogue(dataset) -> dict[str, np.ndarray]:
-  def with_oov_row(rows):
-    return np.concatenate([rows, np.zeros_like(rows[:1])]).astype(np.int64)
-
-  return {
-      features.ITEM_INDEX: np.arange(dataset.num_items + 1, dtype=np.int64),
-      features.TITLE_TOKEN_INDICES: with_oov_row(dataset.item_tokens),
-      features.CATEGORY_INDICES: with_oov_row(dataset.item_categories),
-  }
-
-
 def sasrec_examples(dataset, history_length: int) -> dict[str, np.ndarray]:
-  """One (history prefix, next item) example per train interaction.
-
-  The layout is the pipeline's: oldest first, right-padded; only the
-  `history_length` most recent items are kept.
-  """
-  rows, targets = [], []
-  for sequence in dataset.train_sequences:
-    for position, item in enumerate(sequence):
-      prefix = sequence[max(0, position - history_length):position]
-      row = np.zeros(history_length, np.int64)
-      row[:len(prefix)] = prefix
-      rows.append(row)
-      targets.append(item)
-  catalogue = _sasrec_catalogue(dataset)
-  targets = np.asarray(targets, np.int64)
+  """One (history prefix, next item) example per train interaction."""
+  _, histories, targets = dataset.next_item_examples(history_length)
+  catalogue = dataset.candidate_features()
   return {
-      features.HISTORY_ITEM_INDICES: np.stack(rows),
+      features.HISTORY_ITEM_INDICES: histories,
       features.ITEM_INDEX: targets,
       features.TITLE_TOKEN_INDICES:
           catalogue[features.TITLE_TOKEN_INDICES][targets],
       features.CATEGORY_INDICES: catalogue[features.CATEGORY_INDICES][targets],
   }
+
+
+def fit_best_on_validation(model: tf.keras.Model, train: tf.data.Dataset,
+                           epochs: int, protocol: "Protocol",
+                           score_items: ItemScorer,
+                           score_all, label: str) -> dict[str, float]:
+  """Trains epoch by epoch and scores the test targets with the best epoch.
+
+  The best epoch is the one with the highest sampled NDCG@5 on the
+  validation targets; its weights are restored before the test run.
+  """
+  best, best_weights, best_epoch = -1.0, None, 0
+  for epoch in range(1, epochs + 1):
+    loss = model.fit(train, epochs=1, verbose=0).history["loss"][-1]
+    valid = protocol.evaluate("valid", score_items, None)
+    log(f"  {label} epoch {epoch}: loss {loss:.3f}, valid sampled NDCG@5 "
+        f"{valid['sampled_ndcg@5']:.4f} HR@5 {valid['sampled_hr@5']:.4f}")
+    if valid["sampled_ndcg@5"] > best:
+      best, best_weights, best_epoch = (valid["sampled_ndcg@5"],
+                                        model.get_weights(), epoch)
+  model.set_weights(best_weights)
+  return {**protocol.evaluate("test", score_items, score_all),
+          "epoch": best_epoch}
 
 
 def length_bucketed_batches(examples: Mapping[str, np.ndarray],
@@ -218,10 +218,9 @@ def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
       full_catalogue_softmax=bool(args.sasrec_full_catalogue),
       history_item_features=bool(args.sasrec_history_features),
       use_request_context=False)
-  counts = np.append(dataset.train_counts(), 0).astype(np.float64)
-  catalogue = _sasrec_catalogue(dataset)
+  catalogue = dataset.candidate_features()
   model = sasrec.build_sasrec(_sasrec_vocabulary(dataset), catalogue,
-                              counts / counts.sum(), config)
+                              dataset.train_sampling_probability(), config)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   train = length_bucketed_batches(
       sasrec_examples(dataset, args.history_length),
@@ -248,18 +247,8 @@ def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
     queries, item_vectors = cache[split]
     return queries[users] @ item_vectors.T
 
-  best, best_weights, best_epoch = -1.0, None, 0
-  for epoch in range(1, args.sasrec_epochs + 1):
-    model.fit(train, epochs=1, verbose=0)
-    valid = protocol.evaluate("valid", score_items, None)
-    log(f"  sasrec seed {seed} epoch {epoch}: valid sampled NDCG@5 "
-        f"{valid['sampled_ndcg@5']:.4f} HR@5 {valid['sampled_hr@5']:.4f}")
-    if valid["sampled_ndcg@5"] > best:
-      best, best_weights, best_epoch = (valid["sampled_ndcg@5"],
-                                        model.get_weights(), epoch)
-  model.set_weights(best_weights)
-  return {**protocol.evaluate("test", score_items, score_all),
-          "epoch": best_epoch}
+  return fit_best_on_validation(model, train, args.sasrec_epochs, protocol,
+                                score_items, score_all, f"sasrec seed {seed}")
 
 
 class SeminarData:
@@ -380,18 +369,9 @@ def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
                                            dataset.num_items)
   train = length_bucketed_batches(data.windows, ["items", "keywords"],
                                   args.seminar_batch_size, seed)
-  best, best_weights, best_epoch = -1.0, None, 0
-  for epoch in range(1, args.seminar_epochs + 1):
-    loss = retriever.fit(train, epochs=1, verbose=0).history["loss"][-1]
-    valid = protocol.evaluate("valid", score_items, None)
-    log(f"  {variant} seed {seed} epoch {epoch}: loss {loss:.3f}, valid "
-        f"sampled NDCG@5 {valid['sampled_ndcg@5']:.4f}")
-    if valid["sampled_ndcg@5"] > best:
-      best, best_weights, best_epoch = (valid["sampled_ndcg@5"],
-                                        retriever.get_weights(), epoch)
-  retriever.set_weights(best_weights)
-  return {**protocol.evaluate("test", score_items, score_all),
-          "epoch": best_epoch}
+  return fit_best_on_validation(retriever, train, args.seminar_epochs,
+                                protocol, score_items, score_all,
+                                f"{variant} seed {seed}")
 
 
 MODELS: dict[str, Callable] = {

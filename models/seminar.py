@@ -277,6 +277,14 @@ class PairEncoder(tf.keras.layers.Layer):
     return gate * item_vectors + (1.0 - gate) * queries
 
 
+def _target_attention(config: SeminarConfig
+                      ) -> target_attention.MultiHeadTargetAttention:
+  """The attention the PSU pre-trains and the retriever restores."""
+  return target_attention.MultiHeadTargetAttention(
+      config.num_heads, config.embedding_dim, config.top_k, config.dropout,
+      rerank_factor=config.pq_rerank_factor)
+
+
 class SeminarPretrainer(tf.keras.Model):
   """The pretraining search unit (PSU) with its three objectives.
 
@@ -288,9 +296,7 @@ class SeminarPretrainer(tf.keras.Model):
     super().__init__(name="seminar_psu")
     self.config = config
     self.encoder = encoder
-    self.attention = target_attention.MultiHeadTargetAttention(
-        config.num_heads, config.embedding_dim, config.top_k, config.dropout,
-        rerank_factor=config.pq_rerank_factor)
+    self.attention = _target_attention(config)
     dim = config.embedding_dim
     self.next_pair_mlp = two_tower.mlp((2 * dim, dim), "next_pair_mlp")
     self.next_pair_mlp.build([None, 2 * dim])
@@ -388,9 +394,7 @@ class SeminarRetriever(tf.keras.Model):
     super().__init__(name="seminar")
     self.config = config
     self.encoder = encoder
-    self.attention = target_attention.MultiHeadTargetAttention(
-        config.num_heads, config.embedding_dim, config.top_k, config.dropout,
-        rerank_factor=config.pq_rerank_factor)
+    self.attention = _target_attention(config)
     self.recent_projection = tf.keras.layers.Dense(config.embedding_dim)
     self.item_bias = tf.keras.layers.Embedding(
         encoder.id_embedding.input_dim, 1, embeddings_initializer="zeros")

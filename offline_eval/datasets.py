@@ -28,6 +28,7 @@ import pandas as pd
 from offline_eval import splits
 from tfx_pipeline.data import contract
 from tfx_pipeline.data import importers
+from transforms import features
 
 DATASETS = ("amazon-grocery", "movielens-100k")
 MAX_CATEGORIES = 8
@@ -88,6 +89,47 @@ class SequenceDataset:
     """Every item of `user`: train, validation and test."""
     return np.concatenate([self.train_sequences[user],
                            [self.valid_items[user], self.test_items[user]]])
+
+  def candidate_features(self) -> dict[str, np.ndarray]:
+    """Candidate-tower inputs of every item index, under the pipeline's names.
+
+    Row 0 is padding, as in the pipeline; one all-padding row is appended
+    for the out-of-vocabulary index the models reserve after the items.
+    """
+    def with_oov_row(rows):
+      return np.concatenate([rows, np.zeros_like(rows[:1])]).astype(np.int64)
+
+    return {
+        features.ITEM_INDEX: np.arange(self.num_items + 1, dtype=np.int64),
+        features.TITLE_TOKEN_INDICES: with_oov_row(self.item_tokens),
+        features.CATEGORY_INDICES: with_oov_row(self.item_categories),
+    }
+
+  def train_sampling_probability(self) -> np.ndarray:
+    """`[num_items + 1]` share of train interactions per item (0 for OOV)."""
+    counts = np.append(self.train_counts(), 0).astype(np.float64)
+    return counts / counts.sum()
+
+  def next_item_examples(self, history_length: int
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One (user, history prefix, next item) per train interaction.
+
+    Returns:
+      `[n]` users, `[n, history_length]` histories in the pipeline's layout
+      (the `history_length` most recent items, oldest first, right-padded
+      with 0) and `[n]` target items.
+    """
+    users, histories, targets = [], [], []
+    for user, sequence in enumerate(self.train_sequences):
+      for position, item in enumerate(sequence):
+        prefix = sequence[max(0, position - history_length):position]
+        row = np.zeros(history_length, np.int64)
+        row[:len(prefix)] = prefix
+        users.append(user)
+        histories.append(row)
+        targets.append(item)
+    return (np.asarray(users, np.int64), np.stack(histories),
+            np.asarray(targets, np.int64))
 
   def padded_history(self, max_len: int, include_valid: bool = False) -> np.ndarray:
     """`[U, max_len]` most recent items, oldest first, right-padded with 0.

@@ -5,6 +5,7 @@ import pytest
 
 from offline_eval import datasets
 from tfx_pipeline.data import importers
+from transforms import features
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +47,26 @@ def test_side_information_is_indexed(movielens):
   assert categories == {"Animation", "Children's", "Comedy"}
   assert set(movielens.users.columns) >= {"age", "gender", "occupation"}
   assert movielens.train_counts()[0] == 0
+
+
+def test_next_item_examples_are_every_train_prefix(movielens):
+  users, histories, targets = movielens.next_item_examples(3)
+  assert len(targets) == sum(len(s) for s in movielens.train_sequences)
+  sequence = movielens.train_sequences[0]
+  first = np.flatnonzero(users == 0)
+  np.testing.assert_array_equal(targets[first], sequence)
+  np.testing.assert_array_equal(histories[first[0]], [0, 0, 0])
+  np.testing.assert_array_equal(histories[first[1]], [sequence[0], 0, 0])
+  np.testing.assert_array_equal(histories[first[4]], sequence[1:4])
+
+
+def test_candidate_features_and_sampling_have_an_oov_row(movielens):
+  catalogue = movielens.candidate_features()
+  num_rows = movielens.num_items + 1
+  assert {len(values) for values in catalogue.values()} == {num_rows}
+  assert not catalogue[features.TITLE_TOKEN_INDICES][-1].any()
+  np.testing.assert_array_equal(catalogue[features.TITLE_TOKEN_INDICES][:-1],
+                                movielens.item_tokens)
+  probability = movielens.train_sampling_probability()
+  assert probability.shape == (num_rows,) and probability[-1] == 0
+  assert probability.sum() == pytest.approx(1.0)
