@@ -45,7 +45,9 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import client
+from serving import model_registry
 from serving import scann_index
+from serving import servables
 from serving import server
 
 MODEL_NAME = "tiny_retrieval"
@@ -470,7 +472,7 @@ def test_unexpected_exception_is_internal_and_server_keeps_serving(
     raise RuntimeError("boom")
 
   with monkeypatch.context() as patch:
-    patch.setattr(server.SavedModelSignature, "run", explode)
+    patch.setattr(servables.SavedModelSignature, "run", explode)
     assert_rpc_error(lambda: stubs.prediction.Predict(predict_request()),
                      grpc.StatusCode.INTERNAL, "boom")
   assert served_version(stubs) == 1
@@ -783,23 +785,7 @@ def test_retrieve_scann_multi_vector_batch_has_k_distinct_items_per_user(
   assert sorted(ids[1]) == sorted(ITEM_IDS)
 
 
-# -------------------------------------------------------- policy and CLI ---
-
-
-@pytest.mark.parametrize("text, available, served", [
-    ("latest:1", {1, 2, 3}, {3}),
-    ("latest:2", {1, 2, 3}, {2, 3}),
-    ("all", {1, 2, 3}, {1, 2, 3}),
-    ("specific:1,3", {1, 2}, {1}),
-])
-def test_version_policy_selects_versions(text, available, served):
-  assert server.VersionPolicy.parse(text).select(available) == served
-
-
-@pytest.mark.parametrize("text", ["latest:0", "newest", "specific:", "all:2"])
-def test_bad_version_policy_is_rejected(text):
-  with pytest.raises(ValueError, match="version policy"):
-    server.VersionPolicy.parse(text)
+# ------------------------------------------------------------------- CLI ---
 
 
 def test_flags_map_onto_the_config():
@@ -808,7 +794,7 @@ def test_flags_map_onto_the_config():
       "--file_system_poll_wait_seconds=0.5", "--max_batch_size=16"])
   assert config == server.ServerConfig(
       model_base_path="/models", port=0, poll_interval_s=0.5,
-      version_policy=server.VersionPolicy("latest", 2), max_batch_size=16)
+      version_policy=model_registry.VersionPolicy("latest", 2), max_batch_size=16)
 
 
 def test_help_lists_the_flags(capsys):

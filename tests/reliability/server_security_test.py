@@ -21,6 +21,10 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from serving import errors
+from serving import model_registry
+from serving import rpc_handlers
+from serving import servables
 from serving import server
 from serving.server_test import (MODEL_NAME, assert_rpc_error,
                                  export_test_model, open_stubs,
@@ -102,9 +106,9 @@ def _context(remaining):
 
 
 def test_deadline_is_the_client_deadline_or_the_server_cap_if_sooner():
-  client_first = server.Deadline.of(_context(2.0), max_request_seconds=30)
-  cap_first = server.Deadline.of(_context(60.0), max_request_seconds=30)
-  no_client_deadline = server.Deadline.of(_context(None),
+  client_first = errors.Deadline.of(_context(2.0), max_request_seconds=30)
+  cap_first = errors.Deadline.of(_context(60.0), max_request_seconds=30)
+  no_client_deadline = errors.Deadline.of(_context(None),
                                           max_request_seconds=30)
 
   assert client_first.expires_at - time.monotonic() == pytest.approx(2, abs=1)
@@ -114,15 +118,17 @@ def test_deadline_is_the_client_deadline_or_the_server_cap_if_sooner():
 
 def test_expired_deadline_skips_the_model(model_base, monkeypatch):
   runs = []
-  monkeypatch.setattr(server.SavedModelSignature, "run",
+  monkeypatch.setattr(servables.SavedModelSignature, "run",
                       lambda self, inputs: runs.append(inputs))
-  registry = server.ModelRegistry(str(model_base))
+  registry = model_registry.ModelRegistry(str(model_base))
   registry.refresh()
-  limits = server.RequestLimits(max_batch_size=8, max_decoded_bytes=1 << 20)
+  limits = rpc_handlers.RequestLimits(max_batch_size=8,
+                                      max_decoded_bytes=1 << 20)
 
-  with pytest.raises(server.ServingError) as raised:
-    server.predict(registry, limits, predict_request(),
-                   server.Deadline.of(_context(0.0), max_request_seconds=30))
+  with pytest.raises(errors.ServingError) as raised:
+    rpc_handlers.predict(
+        registry, limits, predict_request(),
+        errors.Deadline.of(_context(0.0), max_request_seconds=30))
 
   assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
   assert "client's deadline" in raised.value.message
@@ -131,7 +137,7 @@ def test_expired_deadline_skips_the_model(model_base, monkeypatch):
 
 def test_requests_over_max_request_seconds_are_deadline_exceeded(
     model_base, monkeypatch):
-  run = server.SavedModelSignature.run
+  run = servables.SavedModelSignature.run
 
   def slow_run(self, inputs):
     time.sleep(0.5)
@@ -140,7 +146,7 @@ def test_requests_over_max_request_seconds_are_deadline_exceeded(
   with _serve(model_base, max_request_seconds=0.2) as handle, open_stubs(
       handle.address) as stubs_:
     with monkeypatch.context() as patch:
-      patch.setattr(server.SavedModelSignature, "run", slow_run)
+      patch.setattr(servables.SavedModelSignature, "run", slow_run)
       assert_rpc_error(
           lambda: stubs_.prediction.Predict(predict_request(), timeout=10),
           grpc.StatusCode.DEADLINE_EXCEEDED, "--max_request_seconds=0.2",
