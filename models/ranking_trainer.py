@@ -11,6 +11,8 @@ Transform graph inside:
 
 - `serving_default`: user_id, item_id, history_item_ids, timestamp ->
   `probability` of a click;
+- `serving_history_queries`: the same plus `history_queries` (the search
+  query of each history item, "" for none), which SEMINAR reads;
 - `evaluate`: serialized raw tf.Examples -> `probability`, for TFMA's AUC and
   log loss.
 
@@ -36,6 +38,9 @@ from transforms import preprocessing
 
 PROBABILITY = "probability"
 ITEM_EMBEDDING_SIGNATURE = "item_embedding"
+# `serving_default` plus the history's search queries; a separate signature
+# because a signature's inputs are all required, and most clients have none.
+HISTORY_QUERIES_SIGNATURE = "serving_history_queries"
 # Hyperparameters of the pipeline families beyond the model configs.
 EXTERNAL_VECTORS_PATH = "external_vectors_path"
 # The retrieval export's raw-feature completion, reused so that both exports
@@ -150,25 +155,44 @@ class RankingServingModule(tf.Module):
   def _probability(self, transformed: Mapping[str, tf.Tensor]):
     return {PROBABILITY: tf.sigmoid(self._logits(transformed))}
 
-  def signatures(self) -> dict:
-    """The concrete functions to pass to `tf.saved_model.save`."""
+  def _serve(self, raw: Mapping[str, tf.Tensor]):
+    """Scores a request's dense raw features; absent ones are empty."""
+    batch_size = tf.shape(raw[features.USER_ID])[0]
+    complete = {
+        name: (_dense_to_raw(spec, raw[name]) if name in raw
+               else _empty_raw_feature(spec, batch_size))
+        for name, spec in self._raw_feature_spec.items()}
+    return self._probability(self.tft_layer(complete))
 
-    @tf.function(input_signature=(
+  def signatures(self) -> dict:
+    """The concrete functions to pass to `tf.saved_model.save`.
+
+    `HISTORY_QUERIES_SIGNATURE` is there when the Transform reads
+    `history_queries`; models that do not use them ignore them.
+    """
+    request = (
         tf.TensorSpec([None], tf.string, name=features.USER_ID),
         tf.TensorSpec([None], tf.string, name=features.ITEM_ID),
         tf.TensorSpec([None, None], tf.string, name=features.HISTORY_ITEM_IDS),
         tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP),
-    ))
+    )
+
+    @tf.function(input_signature=request)
     def serving_default(user_id, item_id, history_item_ids, timestamp):
-      raw = {features.USER_ID: user_id, features.ITEM_ID: item_id,
-             features.HISTORY_ITEM_IDS: history_item_ids,
-             features.TIMESTAMP: timestamp}
-      batch_size = tf.shape(user_id)[0]
-      complete = {
-          name: (_dense_to_raw(spec, raw[name]) if name in raw
-                 else _empty_raw_feature(spec, batch_size))
-          for name, spec in self._raw_feature_spec.items()}
-      return self._probability(self.tft_layer(complete))
+      return self._serve({features.USER_ID: user_id, features.ITEM_ID: item_id,
+                          features.HISTORY_ITEM_IDS: history_item_ids,
+                          features.TIMESTAMP: timestamp})
+
+    # `history_queries` `[batch, history]`, aligned with `history_item_ids`;
+    # "" where a history interaction had no query.
+    @tf.function(input_signature=request + (
+        tf.TensorSpec([None, None], tf.string, name=features.HISTORY_QUERIES),))
+    def serving_history_queries(user_id, item_id, history_item_ids, timestamp,
+                                history_queries):
+      return self._serve({features.USER_ID: user_id, features.ITEM_ID: item_id,
+                          features.HISTORY_ITEM_IDS: history_item_ids,
+                          features.TIMESTAMP: timestamp,
+                          features.HISTORY_QUERIES: history_queries})
 
     @tf.function(input_signature=(
         tf.TensorSpec([None], tf.string, name="examples"),))
@@ -176,8 +200,13 @@ class RankingServingModule(tf.Module):
       raw = tf.io.parse_example(examples, self._raw_feature_spec)
       return self._probability(self.tft_layer(raw))
 
-    return {"serving_default": serving_default.get_concrete_function(),
-            retrieval_export.EVAL_SIGNATURE: evaluate.get_concrete_function()}
+    signatures = {
+        "serving_default": serving_default.get_concrete_function(),
+        retrieval_export.EVAL_SIGNATURE: evaluate.get_concrete_function()}
+    if features.HISTORY_QUERIES in self._raw_feature_spec:
+      signatures[HISTORY_QUERIES_SIGNATURE] = (
+          serving_history_queries.get_concrete_function())
+    return signatures
 
   def save(self, export_dir: str) -> None:
     tf.saved_model.save(self, export_dir, signatures=self.signatures())

@@ -12,24 +12,30 @@ Inputs built from the Transform output, once per Trainer:
 
 - the item token table of `PairEncoder`: every item's title tokens and
   categories in one token space (`ranking_trainer.catalogue_tokens`);
-- query keywords per interaction: the tokens of its search query
-  (`QUERY_TOKEN_INDICES`) when it had one, else the item's derived query
-  (`num_keywords` of its tokens, chosen once per item with a fixed seed, as
-  `seminar.derive_queries` does for data without search logs);
+- query keywords per interaction: the tokens of its search query when it had
+  one, else the item's derived query (`num_keywords` of its tokens, chosen
+  once per item with a fixed seed, as `seminar.derive_queries` does for data
+  without search logs);
 - training windows: per user, sequences of up to `history_length + 1`
   consecutive positive train interactions, read from the examples' own
-  histories.
+  histories: items from `HISTORY_ITEM_INDICES`, their queries from
+  `HISTORY_QUERY_TOKEN_INDICES`, the target's from `QUERY_TOKEN_INDICES`.
 
-A request carries history item ids only, so the export gives history items
-their derived queries; real queries reach the model in training only.
+The export reads history queries the same way: from the `history_queries`
+of a request (`ranking_trainer.HISTORY_QUERIES_SIGNATURE`) or of an eval
+example; a history item whose query is "" or missing, and every item of a
+`serving_default` request, gets its derived query.
 
 `attention_scoring` picks the export's top-K selection: "exact", or "pq":
 the item keys are product-quantised once, at export
 (`SeminarRetriever.quantize_item_keys`), and the codes are constants of the
-SavedModel. The score is calibrated to a click probability by Platt scaling
-fitted on a sample of the labelled train examples (positives and
-ExampleGen's sampled negatives), so that the Evaluator's log-loss bound
-applies as it does to the `ranking` family.
+SavedModel. Queries do not change the codes: the top-K selection runs on
+item keys only, and a history's queries enter the exact attention over the
+selected items and the most recent pair, in both modes. The score is
+calibrated to a click probability by Platt scaling fitted on a sample of the
+labelled train examples (positives and ExampleGen's sampled negatives), so
+that the Evaluator's log-loss bound applies as it does to the `ranking`
+family.
 """
 
 from __future__ import annotations
@@ -62,9 +68,10 @@ _READ_BATCH_SIZE = 4096
 _WINDOW_COLUMNS = (features.USER_INDEX, features.ITEM_INDEX,
                    features.HISTORY_ITEM_INDICES,
                    features.HISTORY_LENGTH_FEATURE, features.TIMESTAMP_Z,
-                   features.QUERY_TOKEN_INDICES)
+                   features.QUERY_TOKEN_INDICES,
+                   features.HISTORY_QUERY_TOKEN_INDICES)
 _CALIBRATION_COLUMNS = (features.ITEM_INDEX, features.HISTORY_ITEM_INDICES,
-                        features.LABEL)
+                        features.HISTORY_QUERY_TOKEN_INDICES, features.LABEL)
 
 
 def item_keywords(item_tokens: np.ndarray, num_keywords: int,
@@ -84,6 +91,27 @@ def item_keywords(item_tokens: np.ndarray, num_keywords: int,
   return np.pad(keywords, [(0, 0), (0, width - num_keywords)])
 
 
+def keywords_with_queries(derived: tf.Tensor,
+                          query_tokens: tf.Tensor) -> tf.Tensor:
+  """Each interaction's keywords: its query's tokens, else its derived query.
+
+  Args:
+    derived: `[..., W]` derived queries of the interactions' items.
+    query_tokens: `[..., Q]` their search queries' token indices (Q <= W);
+      all 0 = no query.
+
+  Returns:
+    `[..., W]`, the query tokens 0-padded to W where there is a query.
+  """
+  derived = tf.convert_to_tensor(derived)
+  query_tokens = tf.cast(query_tokens, derived.dtype)
+  padding = tf.zeros(tf.concat([tf.shape(query_tokens)[:-1],
+                                [derived.shape[-1] - query_tokens.shape[-1]]],
+                               0), derived.dtype)
+  has_query = tf.reduce_any(query_tokens != 0, axis=-1, keepdims=True)
+  return tf.where(has_query, tf.concat([query_tokens, padding], -1), derived)
+
+
 def training_windows(rows: Mapping[str, np.ndarray], keywords_of_items:
                      np.ndarray) -> dict[str, np.ndarray]:
   """SEMINAR's training sequences, from positive train examples.
@@ -96,14 +124,14 @@ def training_windows(rows: Mapping[str, np.ndarray], keywords_of_items:
 
   Args:
     rows: transformed positive train examples, the `_WINDOW_COLUMNS`.
-    keywords_of_items: `[num_items, Q]` derived queries; an interaction with
-      a search query (in the example whose target it is; the last one when
-      the user picked the item more than once) uses its tokens, padded to
-      `Q`, instead.
+    keywords_of_items: `[num_items, K]` derived queries (K >=
+      `QUERY_LENGTH`); an interaction with a search query (the example's
+      history queries and its own) uses its tokens instead
+      (`keywords_with_queries`).
 
   Returns:
     `items` `[W, HISTORY_LENGTH + 1]` (0-padded) and `keywords`
-    `[W, HISTORY_LENGTH + 1, Q]`; windows of one item are dropped.
+    `[W, HISTORY_LENGTH + 1, K]`; windows of one item are dropped.
   """
   users = rows[features.USER_INDEX]
   history_lengths = rows[features.HISTORY_LENGTH_FEATURE]
@@ -117,27 +145,20 @@ def training_windows(rows: Mapping[str, np.ndarray], keywords_of_items:
   from_newest = newest[np.searchsorted(newest, positions)] - positions
   kept = order[(from_newest % cap == 0) & (history_lengths[order] > 0)]
 
-  width = keywords_of_items.shape[1]
-  queries = rows[features.QUERY_TOKEN_INDICES]
-  query_of = {}
-  for user, item, query in zip(users, rows[features.ITEM_INDEX], queries):
-    if query.any():
-      query_of[user, item] = np.zeros(width, np.int64)
-      query_of[user, item][:min(width, len(query))] = query[:width]
+  history_queries = rows[features.HISTORY_QUERY_TOKEN_INDICES].reshape(
+      len(users), features.HISTORY_LENGTH, features.QUERY_LENGTH)
   length = features.HISTORY_LENGTH + 1
   items = np.zeros((len(kept), length), np.int64)
+  queries = np.zeros((len(kept), length, features.QUERY_LENGTH), np.int64)
   for window, row in enumerate(kept):
     history_length = history_lengths[row]
     items[window, :history_length] = (
         rows[features.HISTORY_ITEM_INDICES][row, :history_length])
     items[window, history_length] = rows[features.ITEM_INDEX][row]
-  keywords = keywords_of_items[items]
-  if query_of:
-    for (window, position), item in np.ndenumerate(items):
-      query = query_of.get((users[kept[window]], item))
-      if query is not None:
-        keywords[window, position] = query
-  return {"items": items, "keywords": keywords}
+    queries[window, :history_length] = history_queries[row, :history_length]
+    queries[window, history_length] = rows[features.QUERY_TOKEN_INDICES][row]
+  keywords = keywords_with_queries(keywords_of_items[items], queries)
+  return {"items": items, "keywords": keywords.numpy()}
 
 
 def read_train_rows(dataset: tf.data.Dataset, sample_size: int, seed: int = 0
@@ -208,7 +229,8 @@ class SeminarScorer(tf.Module):
   Args:
     retriever: the trained retriever; with `ScoringMode.PQ`, after
       `quantize_item_keys()`.
-    keywords_of_items: `[num_items, Q]` the queries given to history items.
+    keywords_of_items: `[num_items, K]` derived queries, for history items
+      without one in `HISTORY_QUERY_TOKEN_INDICES`.
     mode: exact or PQ-approximate top-K selection.
     calibration: Platt `(a, b)`: the logit is `a * score + b`.
   """
@@ -230,10 +252,14 @@ class SeminarScorer(tf.Module):
   def scores(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """`[batch]` uncalibrated scores of `ITEM_INDEX` after the history."""
     history = transformed[features.HISTORY_ITEM_INDICES]
+    query_tokens = tf.reshape(
+        transformed[features.HISTORY_QUERY_TOKEN_INDICES],
+        [tf.shape(history)[0], tf.shape(history)[1], features.QUERY_LENGTH])
+    keywords = keywords_with_queries(
+        tf.gather(self.keywords_of_items, history), query_tokens)
     candidates = tf.reshape(transformed[features.ITEM_INDEX], [-1, 1])
-    return self.retriever.score(
-        history, tf.gather(self.keywords_of_items, history), candidates,
-        self.mode)[:, 0]
+    return self.retriever.score(history, keywords, candidates,
+                                self.mode)[:, 0]
 
   def __call__(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
     slope, intercept = self.calibration

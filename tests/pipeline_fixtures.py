@@ -27,8 +27,8 @@ def write_movielens_sample(directory: pathlib.Path, n_users: int = SAMPLE_USERS,
   Args:
     directory: where to write.
     n_users: users to keep, by ascending numeric id.
-    transform: optional function applied to the interactions frame, to make
-      the data bad on purpose.
+    transform: optional function applied to the interactions frame, e.g. to
+      make the data bad on purpose or to add a `query` column.
   """
   source = importers.default_source_root()
   if not (source / "movielens-100k").is_dir():
@@ -51,14 +51,17 @@ def sample_config(workspace: pathlib.Path, dataset_dir: pathlib.Path,
 
 
 def run_ranking_sample(tmp_path_factory, model_family: str, n_users: int,
-                       hparams: dict, pretrain_hparams: dict):
+                       hparams: dict, pretrain_hparams: dict, transform=None):
   """Runs a ranking family, open-gated, on the first `n_users` MovieLens users.
+
+  `transform` edits the sample's interactions (`write_movielens_sample`).
 
   Returns:
     The config and `run_summary.summarize` of the run.
   """
   dataset_dir = write_movielens_sample(
-      tmp_path_factory.mktemp("movielens_sample"), n_users=n_users)
+      tmp_path_factory.mktemp("movielens_sample"), n_users=n_users,
+      transform=transform)
   config = sample_config(
       tmp_path_factory.mktemp("workspace"), dataset_dir,
       model_family=model_family, pretrain_hparams=pretrain_hparams,

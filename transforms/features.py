@@ -17,6 +17,10 @@ ITEM_TITLE = "item_title"
 ITEM_CATEGORIES = "item_categories"
 # The user's earlier positive items, oldest first, at most HISTORY_LENGTH.
 HISTORY_ITEM_IDS = "history_item_ids"
+# The search query of each history interaction, aligned one-to-one with
+# HISTORY_ITEM_IDS, "" where it had none. Optional in requests and in examples
+# written before it existed: a missing list means no query anywhere.
+HISTORY_QUERIES = "history_queries"
 # Evaluation slices, computed from the training split only.
 USER_ACTIVITY_BUCKET = "user_activity_bucket"
 ITEM_POPULARITY_BUCKET = "item_popularity_bucket"
@@ -39,6 +43,11 @@ CATEGORY_INDICES = "category_indices"
 # in the title token vocabulary, so that query keywords and item text share
 # one token space (SEMINAR); all padding when the interaction has no query.
 QUERY_TOKEN_INDICES = "query_token_indices"
+# HISTORY_QUERIES tokenized like QUERY_TOKEN_INDICES, history position p in
+# columns [p * QUERY_LENGTH, (p + 1) * QUERY_LENGTH): a flat
+# `[HISTORY_LENGTH * QUERY_LENGTH]`, row-major `[HISTORY_LENGTH, QUERY_LENGTH]`,
+# aligned with HISTORY_ITEM_INDICES.
+HISTORY_QUERY_TOKEN_INDICES = "history_query_token_indices"
 # Optional precomputed image vector of an item (`[dim]` floats), for models
 # configured with an image size (e.g. GUIM's `image_dim`).
 ITEM_IMAGE_EMBEDDING = "item_image_embedding"

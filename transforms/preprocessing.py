@@ -31,10 +31,11 @@ def _shift_past_padding(indices):
   return indices + 1
 
 
-def _fixed_length(sparse_indices: tf.SparseTensor, length: int) -> tf.Tensor:
-  """Densifies a sparse `[batch, None]` index tensor into `[batch, length]`.
+def _fixed_length(sparse_indices: tf.SparseTensor, length: int,
+                  default_value=features.PADDING_INDEX) -> tf.Tensor:
+  """Densifies a sparse `[batch, None]` tensor into `[batch, length]`.
 
-  Values past `length` are dropped, missing positions are `PADDING_INDEX`.
+  Values past `length` are dropped, missing positions are `default_value`.
   """
   keep = sparse_indices.indices[:, 1] < length
   truncated = tf.SparseTensor(
@@ -42,7 +43,7 @@ def _fixed_length(sparse_indices: tf.SparseTensor, length: int) -> tf.Tensor:
       values=tf.boolean_mask(sparse_indices.values, keep),
       dense_shape=tf.stack([sparse_indices.dense_shape[0],
                             tf.constant(length, tf.int64)]))
-  return tf.sparse.to_dense(truncated, default_value=features.PADDING_INDEX)
+  return tf.sparse.to_dense(truncated, default_value=default_value)
 
 
 def _apply_item_vocabulary(item_ids, deferred_vocab):
@@ -115,6 +116,13 @@ def preprocessing_fn(inputs):
           titles, features.TITLE_LENGTH),
       features.QUERY_TOKEN_INDICES: title_token_indices(
           queries, features.QUERY_LENGTH),
+      # Densified by position (a serving request's "" entries are absent
+      # from its sparse tensor), so query p stays with history item p.
+      features.HISTORY_QUERY_TOKEN_INDICES: tf.reshape(title_token_indices(
+          tf.reshape(_fixed_length(inputs[features.HISTORY_QUERIES],
+                                   features.HISTORY_LENGTH, default_value=""),
+                     [-1]), features.QUERY_LENGTH),
+          [-1, features.HISTORY_LENGTH * features.QUERY_LENGTH]),
       features.CATEGORY_INDICES: _fixed_length(
           _shift_past_padding(tft.compute_and_apply_vocabulary(
               inputs[features.ITEM_CATEGORIES],

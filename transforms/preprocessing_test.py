@@ -18,15 +18,15 @@ RAW = [
     {"user_id": "u1", "item_id": "a", "timestamp": 0, "label": 1.0,
      "item_type": "item", "query": "", "item_title": "Toy Story 1995",
      "item_categories": ["Animation", "Comedy"], "history_item_ids": [],
-     "user_activity_bucket": "light", "item_popularity_bucket": "head"},
+     "history_queries": [], "user_activity_bucket": "light", "item_popularity_bucket": "head"},
     {"user_id": "u1", "item_id": "b", "timestamp": 90000, "label": 1.0,
      "item_type": "item", "query": "", "item_title": "Heat",
      "item_categories": ["Crime"], "history_item_ids": ["a", "zz"],
-     "user_activity_bucket": "light", "item_popularity_bucket": "head"},
+     "history_queries": ["", "heat pacino"], "user_activity_bucket": "light", "item_popularity_bucket": "head"},
     {"user_id": "u2", "item_id": "a", "timestamp": 3600 * 5, "label": 1.0,
      "item_type": "item", "query": "Heat Pacino", "item_title": "Toy Story 1995",
      "item_categories": ["Animation", "Comedy"], "history_item_ids": ["b"],
-     "user_activity_bucket": "light", "item_popularity_bucket": "head"},
+     "history_queries": ["Heat Pacino"], "user_activity_bucket": "light", "item_popularity_bucket": "head"},
 ]
 
 
@@ -83,6 +83,18 @@ def test_transformed_features_have_fixed_shapes_and_known_values():
   assert query_tokens[0] == heat and query_tokens[1] not in (0, heat)
   assert np.count_nonzero(query_tokens) == 2
   assert np.count_nonzero(first[features.QUERY_TOKEN_INDICES]) == 0
+
+  # History queries: tokenized like the query, one row per history position.
+  history_queries = [
+      np.reshape(row[features.HISTORY_QUERY_TOKEN_INDICES],
+                 [features.HISTORY_LENGTH, features.QUERY_LENGTH])
+      for row in transformed]
+  assert np.count_nonzero(history_queries[0]) == 0
+  np.testing.assert_array_equal(history_queries[1][0], 0)
+  np.testing.assert_array_equal(history_queries[1][1], query_tokens)
+  np.testing.assert_array_equal(history_queries[2][0], query_tokens)
+  assert np.count_nonzero(history_queries[1][2:]) == 0
+  assert np.count_nonzero(history_queries[2][1:]) == 0
 
   # 1970-01-01 00:00 was a Thursday (day 3 with Monday = 0).
   assert (first[features.HOUR_OF_DAY], first[features.DAY_OF_WEEK]) == (0, 3)

@@ -1,11 +1,12 @@
 """Turns a contract `Dataset` into per-interaction training and eval rows.
 
 Each row is one positive interaction (label >= 0.5) with the user's earlier
-positives as history. Exact duplicates (same user, item and timestamp) count
-once. The split is by time, never random: for every user with
-more than `eval_holdout` positives, the newest `eval_holdout` positives are the
-eval split and everything before them is the train split. Users with too few
-positives stay entirely in train.
+positives as history: their item ids and, aligned with them, the search
+queries that led to them ("" where there was none). Exact duplicates (same
+user, item and timestamp) count once. The split is by time, never random: for
+every user with more than `eval_holdout` positives, the newest `eval_holdout`
+positives are the eval split and everything before them is the train split.
+Users with too few positives stay entirely in train.
 
 Slice buckets (user activity, item popularity) are computed from the train
 split only, so that the eval split does not leak into them.
@@ -155,9 +156,11 @@ def build_rows(dataset, eval_holdout: int = 1,
   candidates = []  # (split, row) before slice buckets are known.
   for user_id, group in positives.groupby("user_id", sort=False):
     item_ids = group["item_id"].tolist()
+    queries = group["query"].tolist()
     n_train = len(item_ids) - eval_holdout if len(item_ids) > eval_holdout else len(item_ids)
     for position, (item_id, timestamp, item_type, query) in enumerate(
-        zip(item_ids, group["timestamp"], group["item_type"], group["query"])):
+        zip(item_ids, group["timestamp"], group["item_type"], queries)):
+      history = slice(max(0, position - history_length), position)
       title, categories = side_info.get(item_id, ("", []))
       row = {
           features.USER_ID: user_id,
@@ -168,8 +171,8 @@ def build_rows(dataset, eval_holdout: int = 1,
           features.QUERY: query,
           features.ITEM_TITLE: title,
           features.ITEM_CATEGORIES: categories,
-          features.HISTORY_ITEM_IDS:
-              item_ids[max(0, position - history_length):position],
+          features.HISTORY_ITEM_IDS: item_ids[history],
+          features.HISTORY_QUERIES: queries[history],
       }
       candidates.append(("train" if position < n_train else "eval", row))
 

@@ -50,6 +50,22 @@ def test_history_is_earlier_positives_oldest_first_and_capped():
   assert by_target["i5"] == ["i2", "i3", "i4"]
 
 
+def test_history_queries_are_aligned_with_history_items_and_capped():
+  # Out of time order; the negative's query never enters a history.
+  dataset = _dataset([("a", "i3", 3, 1), ("a", "i1", 1, 1), ("a", "i9", 2, 0),
+                      ("a", "i2", 2, 1), ("a", "i4", 4, 1)])
+  dataset.interactions["query"] = ["red apples", "", "never", "green tea", ""]
+  rows = examples.build_rows(dataset, eval_holdout=1, history_length=2)
+  by_target = {r[features.ITEM_ID]: (r[features.HISTORY_ITEM_IDS],
+                                     r[features.HISTORY_QUERIES],
+                                     r[features.QUERY])
+               for r in rows.train + rows.eval}
+  assert by_target["i1"] == ([], [], "")
+  assert by_target["i2"] == (["i1"], [""], "green tea")
+  assert by_target["i3"] == (["i1", "i2"], ["", "green tea"], "red apples")
+  assert by_target["i4"] == (["i2", "i3"], ["green tea", "red apples"], "")
+
+
 def test_side_info_and_slice_buckets_are_attached():
   items = contract.normalize_items(pd.DataFrame({
       "item_id": ["i1", "i2"], "title": ["Toy Story", ""],
@@ -108,7 +124,8 @@ def test_negatives_copy_the_positive_context_with_unseen_popular_items():
       same_context = [p for p in positives
                       if p[features.USER_ID] == row[features.USER_ID]
                       and p[features.TIMESTAMP] == row[features.TIMESTAMP]
-                      and p[features.HISTORY_ITEM_IDS] == row[features.HISTORY_ITEM_IDS]]
+                      and p[features.HISTORY_ITEM_IDS] == row[features.HISTORY_ITEM_IDS]
+                      and p[features.HISTORY_QUERIES] == row[features.HISTORY_QUERIES]]
       assert same_context
   # Negatives come from train-split positives only: i3, i5, i6 are eval-only.
   sampled = {row[features.ITEM_ID] for row in rows.train + rows.eval
