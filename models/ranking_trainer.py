@@ -43,10 +43,6 @@ ITEM_EMBEDDING_SIGNATURE = "item_embedding"
 HISTORY_QUERIES_SIGNATURE = "serving_history_queries"
 # Hyperparameters of the pipeline families beyond the model configs.
 EXTERNAL_VECTORS_PATH = "external_vectors_path"
-# The retrieval export's raw-feature completion, reused so that both exports
-# accept the same client inputs.
-_dense_to_raw = retrieval_export._dense_to_raw  # pylint: disable=protected-access
-_empty_raw_feature = retrieval_export._empty_raw_feature  # pylint: disable=protected-access
 
 
 def catalogue_tokens(catalogue: retrieval_export.ItemCatalogue,
@@ -157,12 +153,8 @@ class RankingServingModule(tf.Module):
 
   def _serve(self, raw: Mapping[str, tf.Tensor]):
     """Scores a request's dense raw features; absent ones are empty."""
-    batch_size = tf.shape(raw[features.USER_ID])[0]
-    complete = {
-        name: (_dense_to_raw(spec, raw[name]) if name in raw
-               else _empty_raw_feature(spec, batch_size))
-        for name, spec in self._raw_feature_spec.items()}
-    return self._probability(self.tft_layer(complete))
+    return self._probability(self.tft_layer(
+        retrieval_export.complete_raw_features(raw, self._raw_feature_spec)))
 
   def signatures(self) -> dict:
     """The concrete functions to pass to `tf.saved_model.save`.

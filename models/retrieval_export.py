@@ -98,6 +98,25 @@ def _empty_raw_feature(spec, batch_size: tf.Tensor):
   return tf.zeros([batch_size, 1], spec.dtype)
 
 
+def complete_raw_features(raw: Mapping[str, tf.Tensor],
+                          raw_feature_spec: Mapping[str, object]
+                          ) -> dict[str, tf.Tensor]:
+  """A request's dense raw features in the Transform graph's input format.
+
+  Every feature of `raw_feature_spec` the request does not send is empty, so
+  that clients send only what they have, and every export accepts the same
+  inputs.
+
+  Args:
+    raw: dense `[batch, ...]` tensors by raw feature name.
+    raw_feature_spec: the Transform's raw feature spec.
+  """
+  batch_size = tf.shape(next(iter(raw.values())))[0]
+  return {name: (_dense_to_raw(spec, raw[name]) if name in raw
+                 else _empty_raw_feature(spec, batch_size))
+          for name, spec in raw_feature_spec.items()}
+
+
 def score_items(query: tf.Tensor, item_embeddings: tf.Tensor) -> tf.Tensor:
   """Scores every item for every user.
 
@@ -164,13 +183,8 @@ class RetrievalServingModule(tf.Module):
 
   def _transform(self, raw: Mapping[str, tf.Tensor]) -> Mapping[str, tf.Tensor]:
     """Runs the Transform graph on a subset of raw features."""
-    batch_size = tf.shape(next(iter(raw.values())))[0]
-    complete = {
-        name: (_dense_to_raw(spec, raw[name]) if name in raw
-               else _empty_raw_feature(spec, batch_size))
-        for name, spec in self._raw_feature_spec.items()
-    }
-    return self.tft_layer(complete)
+    return self.tft_layer(
+        complete_raw_features(raw, self._raw_feature_spec))
 
   def _available(self, history: tf.Tensor) -> tf.Tensor:
     """`[batch, items]` mask: servable and not already in the history."""
