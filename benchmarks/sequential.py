@@ -217,6 +217,7 @@ def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
       use_logq_correction=bool(args.sasrec_logq),
       full_catalogue_softmax=bool(args.sasrec_full_catalogue),
       history_item_features=bool(args.sasrec_history_features),
+      item_bias=bool(args.sasrec_item_bias),
       use_request_context=False)
   catalogue = dataset.candidate_features()
   model = sasrec.build_sasrec(_sasrec_vocabulary(dataset), catalogue,
@@ -407,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                       "+ uniform negatives")
   parser.add_argument("--sasrec-history-features", type=int, default=0,
                       help="1: history items by id + text + categories")
+  parser.add_argument("--sasrec-item-bias", type=int, default=0,
+                      help="1: a learned per-item bias in every score")
   parser.add_argument("--sasrec-dropout", type=float, default=0.2)
   parser.add_argument("--sasrec-temperature", type=float, default=0.05)
   parser.add_argument("--sasrec-learning-rate", type=float, default=0.002)

@@ -38,12 +38,16 @@ def test_query_depends_on_history_order():
   assert not np.allclose(a, b), "a sequence model must see order"
 
 
-@pytest.mark.parametrize("full_catalogue_softmax", [False, True])
+@pytest.mark.parametrize("full_catalogue_softmax,item_bias",
+                         [(False, False), (True, False), (True, True)])
 def test_training_reduces_the_loss_and_shares_the_item_embedding(
-    full_catalogue_softmax):
-  model = _model(full_catalogue_softmax=full_catalogue_softmax)
-  assert (model.query_tower.item_embedding is
-          model.candidate_tower.item_embedding)
+    full_catalogue_softmax, item_bias):
+  model = _model(full_catalogue_softmax=full_catalogue_softmax,
+                 item_bias=item_bias)
+  query_tower, candidate_tower = model.query_tower, model.candidate_tower
+  if item_bias:
+    query_tower, candidate_tower = query_tower.tower, candidate_tower.tower
+  assert query_tower.item_embedding is candidate_tower.item_embedding
   model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
   batch = tf.data.Dataset.from_tensors(two_tower_test._batch())  # pylint: disable=protected-access
   before = model.evaluate(batch, verbose=0, return_dict=True)["loss"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
@@ -46,6 +47,12 @@ class TwoTowerConfig(hparams.HParams):
       RecSys 2023). Affordable for catalogues of some 10k items; nothing is
       sampled, so `num_uniform_negatives` and `use_logq_correction` are
       ignored.
+    item_bias: add a learned per-item bias to every logit (cosine /
+      temperature + b_item), started at the item's log train frequency.
+      Unit vectors can express popularity only through a shared direction;
+      the bias frees them of it. The towers then output one more
+      coordinate (the temperature, the bias), so serving stays a dot
+      product; see `ItemBiasAppended`.
   """
   embedding_dim: int = 64
   tower_units: Sequence[int] = (128, 64)
@@ -56,6 +63,7 @@ class TwoTowerConfig(hparams.HParams):
   use_logq_correction: bool = True
   num_uniform_negatives: int = 0
   full_catalogue_softmax: bool = False
+  item_bias: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +138,58 @@ class CandidateTower(tf.keras.Model):
     return _l2_normalize(self.mlp(joined))
 
 
+class TemperatureAppended(tf.keras.Model):
+  """A query tower whose vectors end in one more coordinate, the temperature.
+
+  Args:
+    tower: features -> `[..., dim]` query vectors.
+    temperature: the softmax temperature of the retrieval task.
+  """
+
+  def __init__(self, tower: tf.keras.Model, temperature: float):
+    super().__init__(name="temperature_appended")
+    self.tower = tower
+    self.temperature = temperature
+
+  def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False):
+    query = self.tower(inputs, training=training)
+    return tf.concat([query, tf.ones_like(query[..., :1]) * self.temperature],
+                     axis=-1)
+
+
+class ItemBiasAppended(tf.keras.Model):
+  """A candidate tower whose vectors end in a learned per-item bias.
+
+  Against a `TemperatureAppended` query `[q, T]` the dot product is
+  `q.c + T * b`, so the retrieval task's logit (divided by `T`) is
+  `q.c / T + b`, and a dot-product index serves it unchanged. The bias
+  starts at the log train frequency, smoothed by the smallest positive
+  frequency (`log(p + p_min)`, add-one smoothing when some item was seen
+  once), so unseen items start at the floor, not at minus infinity: from
+  zeros, Adam (about one learning rate per step) would need thousands of
+  steps to reach the several units of log-popularity between head and
+  tail items.
+
+  Args:
+    tower: features -> `[batch, dim]` candidate vectors.
+    item_sampling_probability: `[num_items]` train frequency of each item.
+  """
+
+  def __init__(self, tower: tf.keras.Model, item_sampling_probability):
+    super().__init__(name="item_bias_appended")
+    self.tower = tower
+    probability = np.asarray(item_sampling_probability, np.float64)
+    smallest = probability[probability > 0].min(initial=1.0)
+    self.bias = tf.keras.layers.Embedding(
+        len(probability), 1, name="item_bias",
+        embeddings_initializer=tf.keras.initializers.Constant(
+            np.log(probability + smallest)[:, np.newaxis]))
+
+  def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    return tf.concat([self.tower(inputs),
+                      self.bias(inputs[features.ITEM_INDEX])], axis=-1)
+
+
 def mixed_sampling_probability(train_probability: tf.Tensor,
                                batch_size: tf.Tensor, num_uniform,
                                num_items: tf.Tensor) -> tf.Tensor:
@@ -161,6 +221,9 @@ class RetrievalModel(tfrs.Model):
   Args:
     query_tower: transformed features -> `[batch, dim]` unit vectors.
     candidate_tower: transformed features -> `[batch, dim]` unit vectors.
+      With `config.item_bias` both are wrapped (`TemperatureAppended`,
+      `ItemBiasAppended`), and `query_tower`/`candidate_tower` are the
+      wrapped, `dim + 1`-wide towers that serving exports.
     catalogue_features: transformed candidate features of every item index
       (`ItemCatalogue.candidate_features`); the source of uniform negatives.
     item_sampling_probability: `[num_items]` probability that an item is a
@@ -174,6 +237,10 @@ class RetrievalModel(tfrs.Model):
                item_sampling_probability, config: TwoTowerConfig):
     super().__init__()
     self.config = config
+    if config.item_bias:
+      query_tower = TemperatureAppended(query_tower, config.temperature)
+      candidate_tower = ItemBiasAppended(candidate_tower,
+                                         item_sampling_probability)
     self.query_tower = query_tower
     self.candidate_tower = candidate_tower
     self.catalogue_features = {name: tf.constant(values) for name, values

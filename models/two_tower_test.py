@@ -123,26 +123,62 @@ def test_logq_probability_is_the_item_frequency_without_uniform_negatives():
   np.testing.assert_allclose(captured["q"], skewed[[1, 2, 3, 2]], rtol=1e-6)
 
 
+_TARGETS = np.array([1, 2, 3, 2])
+
+
+def _catalogue_vectors(model):
+  """A batch whose targets are `_TARGETS`, its query vectors, and the
+  vectors of every item but padding (index 0), each exactly once."""
+  catalogue = catalogue_features()
+  batch = {**_batch(), **{name: tf.constant(values[_TARGETS])
+                          for name, values in catalogue.items()}}
+  items = model.candidate_tower(
+      {name: values[1:] for name, values in catalogue.items()}).numpy()
+  return batch, model.query_tower(batch).numpy(), items
+
+
+def _softmax_cross_entropy(logits):
+  """Over every item, summed over the batch as TFRS does."""
+  log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  return -log_softmax[np.arange(BATCH), _TARGETS - 1].sum()
+
+
 def test_full_catalogue_softmax_is_the_cross_entropy_over_every_item():
   # Uniform negatives and logQ are set to show that this mode ignores them.
   model = _model(full_catalogue_softmax=True, num_uniform_negatives=5,
                  temperature=0.5)
-  catalogue = catalogue_features()
-  ids = np.array([1, 2, 3, 2])
-  batch = {**_batch(), **{name: tf.constant(values[ids])
-                          for name, values in catalogue.items()}}
-  queries = model.query_tower(batch).numpy()
-  # Every item but padding (index 0) is a candidate, each exactly once.
-  items = model.candidate_tower(
-      {name: values[1:] for name, values in catalogue.items()}).numpy()
-  logits = queries @ items.T / 0.5
-  log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-  # TFRS sums the loss over the batch.
-  expected = -log_softmax[np.arange(BATCH), ids - 1].sum()
+  batch, queries, items = _catalogue_vectors(model)
+  expected = _softmax_cross_entropy(queries @ items.T / 0.5)
   for training in (True, False):
     np.testing.assert_allclose(
         model.compute_loss(batch, training=training).numpy(), expected,
         rtol=1e-5)
+
+
+def test_item_bias_adds_a_served_dot_product_coordinate_to_each_logit():
+  tf.keras.utils.set_random_seed(1)
+  # Index 0 is padding and 5, 6 are never trained on: the smoothing floor
+  # 0.25 (the smallest positive frequency) is their bias.
+  probability = np.array([0.0, 0.5, 0.25, 0.25, 0.0, 0.0, 0.0])
+  model = two_tower.build_two_tower(
+      VOCAB, catalogue_features(), probability,
+      two_tower.TwoTowerConfig(embedding_dim=8, tower_units=(8,),
+                               temperature=0.5, item_bias=True,
+                               full_catalogue_softmax=True))
+  batch, queries, items = _catalogue_vectors(model)
+  assert queries.shape == (BATCH, 9) and items.shape == (VOCAB.items - 1, 9)
+  np.testing.assert_allclose(queries[:, -1], 0.5)
+  np.testing.assert_allclose(
+      items[:, -1], np.log([0.75, 0.5, 0.5, 0.25, 0.25, 0.25]), rtol=1e-6)
+  # The inner towers still give unit vectors: cosine / T + bias.
+  np.testing.assert_allclose(np.linalg.norm(queries[:, :-1], axis=1), 1.0,
+                             rtol=1e-5)
+  logits = queries[:, :-1] @ items[:, :-1].T / 0.5 + items[:, -1]
+  np.testing.assert_allclose(queries @ items.T / 0.5, logits, rtol=1e-5)
+  np.testing.assert_allclose(model.compute_loss(batch).numpy(),
+                             _softmax_cross_entropy(logits), rtol=1e-5)
+  bias = model.candidate_tower.bias.embeddings
+  assert any(variable is bias for variable in model.trainable_variables)
 
 
 def test_unknown_hyperparameters_are_rejected():
