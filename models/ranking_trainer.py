@@ -220,15 +220,6 @@ def config_and_path(hparams: Mapping[str, object], config_class,
   return config, path
 
 
-def _item_catalogue(fn_args, tft_output, input_dataset: Callable
-                    ) -> retrieval_export.ItemCatalogue:
-  return retrieval_export.build_catalogue(
-      input_dataset(fn_args, fn_args.train_files, tft_output, 4096, shuffle=False),
-      [token.decode() for token in
-       tft_output.vocabulary_by_name(features.ITEM_VOCAB)],
-      preprocessing.vocabulary_size(tft_output, features.ITEM_VOCAB))
-
-
 def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
                   input_dataset: Callable) -> None:
   """Pre-trains COURIER on the positive train examples; exports its table.
@@ -241,7 +232,8 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
   """
   config, external_vectors_path = config_and_path(
       hparams, courier.CourierConfig, EXTERNAL_VECTORS_PATH)
-  catalogue = _item_catalogue(fn_args, tft_output, input_dataset)
+  catalogue = retrieval_export.train_split_catalogue(
+      fn_args, tft_output, input_dataset)
   content = catalogue_content(
       catalogue,
       preprocessing.vocabulary_size(tft_output, features.TITLE_TOKEN_VOCAB),

@@ -335,12 +335,8 @@ class _Inputs:
 
   def __init__(self, fn_args, tft_output, input_dataset: Callable,
                config: seminar.SeminarConfig, image_vectors_path: str):
-    self.catalogue = retrieval_export.build_catalogue(
-        input_dataset(fn_args, fn_args.train_files, tft_output,
-                      _READ_BATCH_SIZE, shuffle=False),
-        [token.decode() for token in
-         tft_output.vocabulary_by_name(features.ITEM_VOCAB)],
-        preprocessing.vocabulary_size(tft_output, features.ITEM_VOCAB))
+    self.catalogue = retrieval_export.train_split_catalogue(
+        fn_args, tft_output, input_dataset)
     num_title_tokens = preprocessing.vocabulary_size(
         tft_output, features.TITLE_TOKEN_VOCAB)
     self.item_tokens = ranking_trainer.catalogue_tokens(self.catalogue,

@@ -69,11 +69,8 @@ def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
       categories=preprocessing.vocabulary_size(tft_output,
                                                features.CATEGORY_VOCAB),
   )
-  catalogue = retrieval_export.build_catalogue(
-      input_dataset(fn_args, fn_args.train_files, tft_output, 4096, shuffle=False),
-      [token.decode() for token in
-       tft_output.vocabulary_by_name(features.ITEM_VOCAB)],
-      vocab.items)
+  catalogue = retrieval_export.train_split_catalogue(fn_args, tft_output,
+                                                     input_dataset)
   logging.info("Catalogue: %d items, %d train positives", len(catalogue.item_ids),
                int(catalogue.train_counts.sum()))
 
