@@ -22,8 +22,11 @@ item (`quantize_item_keys`), and compares:
     target's lookup table, keeps a shortlist of `rerank_factor * K`, gathers
     the shortlist's float keys for exact relevance, top-K of those;
   then both attend with the same `MultiHeadTargetAttention` layer over the
-  K selected items. Each path is timed as a plain TF graph and XLA-compiled
-  (`jit_compile=True`) at several users-per-call chunks; each path's
+  K selected items. Exact is timed as a plain TF graph and XLA-compiled
+  (`jit_compile=True`), PQ XLA-compiled at every rerank factor and, at
+  `--rerank-factor`, also as the SEMINAR export runs it: a plain graph
+  (`attention_scoring=pq`) and a graph whose lookups alone are XLA-compiled
+  (`pq_xla`). Each is timed at several users-per-call chunks; each path's
   fastest setting is the one compared.
 
 Top-K overlap is tie-aware: the share of the K selected positions whose
@@ -56,6 +59,11 @@ from offline_eval import datasets  # pylint: disable=wrong-import-position
 from offline_eval import protocols  # pylint: disable=wrong-import-position
 from offline_eval import reporting  # pylint: disable=wrong-import-position
 
+# How a timed path is compiled: a plain TF graph, the graph with the PQ
+# lookups XLA-compiled (`product_quantization.xla_lookup_scores`), or the
+# whole request XLA-compiled.
+GRAPH, XLA_LOOKUPS, XLA = "graph", "graph + XLA lookups", "XLA"
+PATH_SUFFIX = {GRAPH: "_graph", XLA_LOOKUPS: "_xla_lookups", XLA: ""}
 RESULTS = (pathlib.Path(__file__).resolve().parent / "results" /
            "pq_attention.json")
 log = sequential.log
@@ -224,37 +232,40 @@ class RequestPaths:
                      tf.gather(self.item_keys, history))
 
   def select(self, history: tf.Tensor, queries: tf.Tensor,
-             factor: int | None) -> tf.Tensor:
+             factor: int | None, xla_lookups: bool = False) -> tf.Tensor:
     """`[B, K]` positions: exact when `factor` is None, else PQ with a
-    shortlist of `factor * K`."""
+    shortlist of `factor * K`, its lookups XLA-compiled if `xla_lookups`."""
     if factor is None:
       return tf.math.top_k(self.exact_relevance(queries, history),
                            self.k).indices
     tables = product_quantization.lookup_tables(queries, self.codebooks)
-    approximate = product_quantization.lookup_scores(
-        tables, tf.gather(self.item_codes, history))
+    lookup_scores = (product_quantization.xla_lookup_scores if xla_lookups
+                     else product_quantization.lookup_scores)
+    approximate = lookup_scores(tables, tf.gather(self.item_codes, history))
     return rerank_select(
         approximate,
         lambda shortlist: self.exact_relevance(
             queries, tf.gather(history, shortlist, batch_dims=1)),
         self.k, factor)
 
-  def function(self, factor: int | None, xla: bool):
-    """`(history [B, L], targets [B]) -> (attended, positions)`."""
-    if (factor, xla) not in self._functions:
+  def function(self, factor: int | None, compiled: str):
+    """`(history [B, L], targets [B]) -> (attended, positions)`, compiled
+    as `compiled` says (one of `COMPILED`)."""
+    if (factor, compiled) not in self._functions:
 
       def request(history, targets):
         target_vectors = tf.gather(self.item_vectors, targets)[:, None]
         positions = self.select(
             history, self.attention.selection_queries(target_vectors[:, 0]),
-            factor)
+            factor, xla_lookups=compiled == XLA_LOOKUPS)
         vectors = tf.gather(self.item_vectors,
                             tf.gather(history, positions, batch_dims=1))
         return self.attention(target_vectors, vectors,
                               tf.ones(tf.shape(positions), tf.bool)), positions
 
-      self._functions[factor, xla] = tf.function(request, jit_compile=xla)
-    return self._functions[factor, xla]
+      self._functions[factor, compiled] = tf.function(
+          request, jit_compile=compiled == XLA)
+    return self._functions[factor, compiled]
 
 
 def synthetic_catalogue(paths: RequestPaths, size: int, seed: int = 0
@@ -307,29 +318,32 @@ def long_history_speed(paths: RequestPaths, length: int, args,
   targets = tf.constant(rng.integers(1, num_items, args.batch), tf.int32)
   dim = paths.item_keys.shape[-1]
   subspaces = paths.codebooks.shape[0]
-  settings = [("exact", None, xla) for xla in (False, True)]
-  settings += [(f"pq_r{factor}", factor, True)
+  settings = [("exact", None, compiled) for compiled in (GRAPH, XLA)]
+  settings += [(f"pq_r{factor}", factor, XLA)
                for factor in args.rerank_factors]
-  # The plain-graph PQ path shows what XLA's fusion is worth.
-  settings.append((f"pq_r{args.rerank_factor}", args.rerank_factor, False))
+  # What the SEMINAR export runs: `attention_scoring=pq` is the plain
+  # graph, `pq_xla` the graph with XLA lookups.
+  settings += [(f"pq_r{args.rerank_factor}", args.rerank_factor, compiled)
+               for compiled in (GRAPH, XLA_LOOKUPS)]
   runs = []
-  for name, factor, xla in settings:
+  for name, factor, compiled in settings:
     # Bytes per history item of the largest tensor the path materialises
     # when ops are not fused: gathered float keys vs gathered lookups.
     per_item = 4 * (dim if factor is None else subspaces)
     for chunk in args.chunks:
       if chunk * length * per_item <= args.max_chunk_mib * 2**20:
-        runs.append({"path": name, "factor": factor, "xla": xla,
+        runs.append({"path": name, "factor": factor, "compiled": compiled,
                      "chunk": chunk, "seconds": float("inf")})
   for run in runs:  # trace and compile
-    paths.function(run["factor"], run["xla"])(history[:run["chunk"]],
-                                              targets[:run["chunk"]])
+    paths.function(run["factor"], run["compiled"])(history[:run["chunk"]],
+                                                   targets[:run["chunk"]])
   load_before = os.getloadavg()[0]
   # Rounds interleave the settings, so that load from other processes on a
   # shared machine hits all of them alike; the best round counts.
   for _ in range(args.repeats):
     for run in runs:
-      function, chunk = paths.function(run["factor"], run["xla"]), run["chunk"]
+      function = paths.function(run["factor"], run["compiled"])
+      chunk = run["chunk"]
       started = time.perf_counter()
       positions = [function(history[start:start + chunk],
                             targets[start:start + chunk])[1]
@@ -346,7 +360,7 @@ def long_history_speed(paths: RequestPaths, length: int, args,
   for run in runs:
     run["top_k_overlap"] = float(tf.reduce_mean(tie_aware_overlap(
         exact, run.pop("positions"), paths.k)))
-    key = (run["path"], run["xla"])
+    key = (run["path"], run["compiled"])
     if key not in best or run["seconds"] < best[key]["seconds"]:
       best[key] = run
   exact_best = min((run for (path, _), run in best.items() if path == "exact"),
@@ -356,14 +370,14 @@ def long_history_speed(paths: RequestPaths, length: int, args,
       "length": length, "runs": runs,
       "load_average": [load_before, os.getloadavg()[0]],
       "exact": exact_best,
-      "pq": {f"{path}{'' if xla else '_graph'}": {
+      "pq": {path + PATH_SUFFIX[compiled]: {
           **run, "speedup": exact_best["seconds"] / run["seconds"],
           # What the path reads per batch: codes of every history item plus
           # the shortlist's float keys.
           "history_bytes": args.batch * (length * subspaces +
                                          min(run["factor"] * k, length) *
                                          dim * 4 * (run["factor"] > 1))}
-             for (path, xla), run in best.items() if path != "exact"},
+             for (path, compiled), run in best.items() if path != "exact"},
       "exact_history_bytes": args.batch * length * dim * 4,
   }
 
@@ -385,9 +399,10 @@ def main(argv=None) -> None:
   parser.add_argument("--centroids", type=int, default=256)
   parser.add_argument("--rerank-factors", nargs="+", type=int,
                       default=[1, 4, 8, 16])
-  parser.add_argument("--rerank-factor", type=int, default=16,
+  parser.add_argument("--rerank-factor", type=int,
+                      default=seminar.SeminarConfig.pq_rerank_factor,
                       help="the factor of the headline row and of the "
-                      "plain-graph PQ timing")
+                      "export-path PQ timings")
   parser.add_argument("--catalogue", type=int, default=100000,
                       help="synthetic items for the distinct-item histories; "
                       "0 skips them")
@@ -420,7 +435,7 @@ def main(argv=None) -> None:
                   for name, run in speed[-1]["pq"].items()))
 
   def setting(run):
-    return f"{'XLA' if run['xla'] else 'graph'}, {run['chunk']}/call"
+    return f"{run['compiled']}, {run['chunk']}/call"
 
   table = reporting.markdown_table(
       ["histories", "length", "path", "best setting", "s / batch",

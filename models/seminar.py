@@ -49,9 +49,19 @@ PADDING_INDEX = 0
 
 
 class ScoringMode(str, enum.Enum):
-  """How the top-K history items of a target are selected."""
+  """How the top-K history items of a target are selected.
+
+  `PQ_XLA` is `PQ` with the lookup-table scoring compiled by XLA: several
+  times faster on CPU, but the SavedModel then needs a runtime with XLA JIT
+  (see `product_quantization.xla_lookup_scores`).
+  """
   EXACT = "exact"
   PQ = "pq"
+  PQ_XLA = "pq_xla"
+
+  @property
+  def quantized(self) -> bool:
+    return self != ScoringMode.EXACT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +94,9 @@ class SeminarConfig(hparams.HParams):
       histories (benchmarks/README.md).
     num_keywords: keywords of a query derived from item text, for
       interactions without a search query (pipeline families).
-    attention_scoring: "exact" or "pq" (`ScoringMode`): how the exported
-      model selects the top-K history items (pipeline `seminar` family).
+    attention_scoring: "exact", "pq" or "pq_xla" (`ScoringMode`): how the
+      exported model selects the top-K history items (pipeline `seminar`
+      family).
     epochs: passes over the training windows (pipeline families).
     batch_size: windows per batch (pipeline families).
   """
@@ -491,9 +502,11 @@ class SeminarRetriever(tf.keras.Model):
         product_quantization.encode(keys, self.key_codebooks), tf.uint8)
 
   def approximate_relevance(self, candidates: tf.Tensor,
-                            history_items: tf.Tensor) -> tf.Tensor:
+                            history_items: tf.Tensor,
+                            xla: bool = False) -> tf.Tensor:
     """PQ lookup-table relevance `[B, N, L]` of candidate vectors
-    `[B, N, d]` to history item indices `[B, L]`."""
+    `[B, N, d]` to history item indices `[B, L]`, the lookups compiled by
+    XLA if `xla`."""
     if self.item_key_codes is None:
       raise ValueError("call quantize_item_keys() first")
     batch, count = tf.shape(candidates)[0], tf.shape(candidates)[1]
@@ -502,8 +515,9 @@ class SeminarRetriever(tf.keras.Model):
                    [batch * count, -1]), self.key_codebooks)
     codes = tf.repeat(tf.gather(self.item_key_codes, history_items), count,
                       axis=0)
-    return tf.reshape(product_quantization.lookup_scores(tables, codes),
-                      [batch, count, -1])
+    lookup_scores = (product_quantization.xla_lookup_scores if xla else
+                     product_quantization.lookup_scores)
+    return tf.reshape(lookup_scores(tables, codes), [batch, count, -1])
 
   def score(self, items: tf.Tensor, keywords: tf.Tensor,
             candidate_ids: tf.Tensor,
@@ -514,7 +528,7 @@ class SeminarRetriever(tf.keras.Model):
       items: `[B, L]` history item indices, oldest first, right-padded.
       keywords: `[B, L, Q]` the history's query keywords.
       candidate_ids: `[B, N]` per-user candidates, or `[N]` shared by all.
-      mode: exact or PQ-approximate top-K selection.
+      mode: exact or PQ-approximate (plain or XLA) top-K selection.
 
     Returns:
       `[B, N]` scores.
@@ -527,11 +541,13 @@ class SeminarRetriever(tf.keras.Model):
     recent *= tf.cast(lengths > 0, recent.dtype)[:, tf.newaxis]
     candidates = self.encoder.items(candidate_ids)
     selection_scores = None
-    if ScoringMode(mode) == ScoringMode.PQ:
+    mode = ScoringMode(mode)
+    if mode.quantized:
       if candidates.shape.rank == 2:
         candidates = tf.broadcast_to(
             candidates, [tf.shape(items)[0]] + candidates.shape.as_list())
-      selection_scores = self.approximate_relevance(candidates, items)
+      selection_scores = self.approximate_relevance(
+          candidates, items, xla=mode == ScoringMode.PQ_XLA)
     attended = self.attention(candidates, pairs, real,
                               selection_history=item_vectors,
                               selection_scores=selection_scores)

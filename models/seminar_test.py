@@ -151,13 +151,14 @@ def test_pq_relevance_equals_dot_product_with_decoded_keys():
   retriever.quantize_item_keys()
   candidates = retriever.encoder.items(tf.constant([[3, 4]]))
   history = tf.constant([[1, 2, 5]])
-  approximate = retriever.approximate_relevance(candidates, history).numpy()
   keys = product_quantization.decode(
       tf.gather(retriever.item_key_codes, history), retriever.key_codebooks)
   queries = retriever.attention.selection_queries(candidates)
-  np.testing.assert_allclose(
-      approximate, tf.einsum("bnd,bld->bnl", queries, keys).numpy(),
-      rtol=1e-4, atol=1e-5)
+  for xla in (False, True):
+    np.testing.assert_allclose(
+        retriever.approximate_relevance(candidates, history, xla=xla),
+        tf.einsum("bnd,bld->bnl", queries, keys).numpy(), rtol=1e-4,
+        atol=1e-5)
 
 
 def test_unknown_hyperparameters_are_rejected():

@@ -29,7 +29,9 @@ example; a history item whose query is "" or missing, and every item of a
 `attention_scoring` picks the export's top-K selection: "exact", or "pq":
 the item keys are product-quantised once, at export
 (`SeminarRetriever.quantize_item_keys`), and the codes are constants of the
-SavedModel. Queries do not change the codes: the top-K selection runs on
+SavedModel; "pq_xla" compiles the lookup-table scoring with XLA, which the
+serving runtime must support (TF Serving on CPU:
+`--xla_cpu_compilation_enabled=true`). Queries do not change the codes: the top-K selection runs on
 item keys only, and a history's queries enter the exact attention over the
 selected items and the most recent pair, in both modes. The score is
 calibrated to a click probability by Platt scaling fitted on a sample of the
@@ -431,7 +433,7 @@ def train_seminar(fn_args, tft_output, hparams: Mapping[str, object],
   retriever.fit(inputs.batches(config.batch_size), epochs=config.epochs,
                 verbose=2)
   mode = seminar.ScoringMode(config.attention_scoring)
-  if mode == seminar.ScoringMode.PQ:
+  if mode.quantized:
     retriever.quantize_item_keys()
   scorer = SeminarScorer(retriever, inputs.keywords_of_items, mode)
   scorer.calibration = calibrate(scorer, inputs.calibration_sample)

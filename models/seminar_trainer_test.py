@@ -280,14 +280,16 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
       retriever, keywords, seminar.ScoringMode.EXACT, calibration=(0.5, -1.0)),
                   str(tmp_path / "exact"))
   retriever.quantize_item_keys()
-  pq = _export(seminar_trainer.SeminarScorer(
-      retriever, keywords, seminar.ScoringMode.PQ, calibration=(0.5, -1.0)),
-      str(tmp_path / "pq"))
+  pq, pq_xla = (_export(seminar_trainer.SeminarScorer(
+      retriever, keywords, mode, calibration=(0.5, -1.0)),
+                        str(tmp_path / mode.value))
+                for mode in (seminar.ScoringMode.PQ,
+                             seminar.ScoringMode.PQ_XLA))
   request = dict(user_id=tf.constant(["u", "u"]),
                  item_id=tf.constant(candidates),
                  history_item_ids=tf.constant(history),
                  timestamp=tf.zeros([2], tf.int64))
-  for loaded in (exact, pq):
+  for loaded in (exact, pq, pq_xla):
     with_queries = loaded.signatures[ranking_trainer.HISTORY_QUERIES_SIGNATURE]
     evaluate = loaded.signatures[retrieval_export.EVAL_SIGNATURE]
     for served, want in (

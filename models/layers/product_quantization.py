@@ -139,16 +139,23 @@ def lookup_scores(tables: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
     `[B, L]`, equal to the dot product of the query with the decoded codes.
 
   Run as separate TF ops, the `[B, L, M]` int32 indices and float lookups
-  are materialised, which costs as much as gathering float keys; compiled
-  with XLA (`tf.function(jit_compile=True)`) the code gather, the lookups
-  and the sum fuse into one loop (`benchmarks/pq_attention.py` measures
-  both).
+  are materialised, which costs about as much as gathering float keys;
+  `xla_lookup_scores` fuses the index arithmetic, the lookups and the sum
+  into one loop (`benchmarks/pq_attention.py` measures both).
   """
-  num_subspaces = tf.shape(tables)[1]
-  num_centroids = tf.shape(tables)[2]
-  batch = tf.shape(tables)[0]
-  flat_tables = tf.reshape(tables, [batch, -1])
-  # One gather over the flattened [M * K] table per query.
-  flat_codes = (tf.cast(codes, tf.int32) +
-                tf.range(num_subspaces) * num_centroids)
-  return tf.reduce_sum(tf.gather(flat_tables, flat_codes, batch_dims=1), -1)
+  shape = tf.shape(tables)
+  batch, num_subspaces, num_centroids = shape[0], shape[1], shape[2]
+  # Query b's code k of subspace m sits at (b * M + m) * K + k of the
+  # flattened tables: one plain gather, cheaper than a batched one.
+  offsets = (tf.range(batch)[:, tf.newaxis, tf.newaxis] * num_subspaces +
+             tf.range(num_subspaces)) * num_centroids
+  return tf.reduce_sum(
+      tf.gather(tf.reshape(tables, [-1]), tf.cast(codes, tf.int32) + offsets),
+      -1)
+
+
+# XLA-compiled `lookup_scores`, several times faster on CPU. A SavedModel
+# that calls it needs a runtime with XLA JIT: TensorFlow itself and this
+# stack's server have it; TF Serving on CPU needs
+# `--xla_cpu_compilation_enabled=true`.
+xla_lookup_scores = tf.function(lookup_scores, jit_compile=True)

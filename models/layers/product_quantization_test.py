@@ -48,10 +48,14 @@ def test_lookup_score_equals_dot_product_with_decoded_vectors():
 
 def test_known_lookup_score():
   codebooks = np.array([[[1.0], [2.0]], [[10.0], [20.0]]], np.float32)
-  tables = pq.lookup_tables(tf.constant([[1.0, 0.5]]), codebooks)
-  np.testing.assert_allclose(tables.numpy(), [[[1.0, 2.0], [5.0, 10.0]]])
-  scores = pq.lookup_scores(tables, tf.constant([[[0, 0], [1, 1], [1, 0]]]))
-  np.testing.assert_allclose(scores.numpy(), [[6.0, 12.0, 7.0]])
+  tables = pq.lookup_tables(tf.constant([[1.0, 0.5], [0.0, 1.0]]), codebooks)
+  np.testing.assert_allclose(tables.numpy(), [[[1.0, 2.0], [5.0, 10.0]],
+                                              [[0.0, 0.0], [10.0, 20.0]]])
+  # Each query reads its own table.
+  scores = pq.lookup_scores(tables, tf.constant([[[0, 0], [1, 1], [1, 0]],
+                                                 [[0, 1], [1, 0], [0, 0]]]))
+  np.testing.assert_allclose(scores.numpy(), [[6.0, 12.0, 7.0],
+                                              [20.0, 10.0, 10.0]])
 
 
 def test_xla_compiled_lookup_matches_the_plain_ops():
@@ -61,8 +65,7 @@ def test_xla_compiled_lookup_matches_the_plain_ops():
                                        codebooks), [2, 20, 3]), tf.uint8)
   tables = pq.lookup_tables(tf.constant(_vectors(n=2, width=12, seed=1)),
                             codebooks)
-  compiled = tf.function(pq.lookup_scores, jit_compile=True)
-  np.testing.assert_allclose(compiled(tables, codes).numpy(),
+  np.testing.assert_allclose(pq.xla_lookup_scores(tables, codes).numpy(),
                              pq.lookup_scores(tables, codes).numpy(),
                              rtol=1e-6, atol=1e-6)
 
