@@ -1,9 +1,9 @@
 """End-to-end: the real pipeline, every component, on a MovieLens sample.
 
-The tests share one workspace and run in file order: a first run that must
-push (with the embedding benchmark and one baseline Trainer), a re-run that
-must come from the MLMD cache, then a run whose gate cannot be met and so must
-not push.
+The tests read `pipeline_fixtures.sample_runs` (shared with the report
+tests): a first run that must push (with the embedding benchmark and one
+baseline Trainer), then a run whose gate cannot be met and so must not push.
+A re-run of the first must come from the MLMD cache.
 """
 
 import glob
@@ -36,44 +36,20 @@ ALL_COMPONENTS = {
 CACHEABLE = {"InteractionExampleGen", "StatisticsGen", "ImportSchemaGen",
              "ExampleValidator", "AnomaliesGate", "Transform", "Trainer",
              "ScannIndexGen", "BaselineTrainer_guim_k2", "EmbeddingBenchmark"}
-BENCHMARK = {
-    "embedding_benchmark": True,
-    "embedding_benchmark_tasks": probes.MOVIELENS_TASKS,
-    "embedding_benchmark_seeds": [0],
-    "embedding_benchmark_baselines": {
-        "guim_k2": {"model_family": "guim", "hparams": {"num_interests": 2}}},
-}
 
 
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-  return pipeline_fixtures.write_movielens_sample(
-      tmp_path_factory.mktemp("movielens_sample"))
+@pytest.fixture
+def first_run(sample_runs):
+  return sample_runs.blessed_config, sample_runs.blessed
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-  return tmp_path_factory.mktemp("workspace")
-
-
-@pytest.fixture(scope="module")
-def first_run(workspace, dataset_dir):
-  config = pipeline_fixtures.sample_config(workspace, dataset_dir, **BENCHMARK)
-  local_runner.run(config)
-  return config, run_summary.summarize(config.metadata_path)
-
-
-def _versions(push_dir):
-  return sorted(os.listdir(push_dir)) if os.path.isdir(push_dir) else []
-
-
-def test_every_component_runs_and_the_model_is_pushed(first_run):
-  config, summary = first_run
+def test_every_component_runs_and_the_model_is_pushed(sample_runs):
+  config, summary = sample_runs.blessed_config, sample_runs.blessed
   states = {run.component: run.state for run in summary.components}
   assert set(states) == ALL_COMPONENTS
   assert all(state == "complete" for state in states.values()), states
   assert summary.blessed is True
-  versions = _versions(config.push_dir)
+  versions = sample_runs.versions_before_failing
   assert len(versions) == 1 and versions[0].isdigit()
   assert summary.pushed_dir == os.path.join(config.push_dir, versions[0])
   overall = summary.metrics["overall"]
@@ -158,15 +134,11 @@ def test_rerun_is_served_from_the_mlmd_cache(first_run):
   assert {c: states[c] for c in CACHEABLE} == {c: "cached" for c in CACHEABLE}
 
 
-def test_a_model_failing_the_gate_is_not_pushed(first_run, workspace, dataset_dir):
-  config, _ = first_run
-  versions_before = _versions(config.push_dir)
-  strict = pipeline_fixtures.sample_config(workspace, dataset_dir,
-                                           gate_lower_bound=1.0)
-  local_runner.run(strict)
-  summary = run_summary.summarize(strict.metadata_path)
+def test_a_model_failing_the_gate_is_not_pushed(sample_runs):
+  summary = sample_runs.failing
   states = {run.component: run.state for run in summary.components}
   assert states["Evaluator"] == "complete"
   assert summary.blessed is False
   assert summary.pushed_dir is None
-  assert _versions(config.push_dir) == versions_before
+  assert (sample_runs.versions_after_failing ==
+          sample_runs.versions_before_failing)

@@ -1,13 +1,21 @@
-"""Small real datasets and configs for end-to-end pipeline tests."""
+"""Small real datasets, configs and pipeline runs for end-to-end tests.
+
+`sample_runs` is a session fixture (registered in the root `conftest.py`):
+the pipeline and report tests read the same two runs instead of paying a
+pipeline each.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import pathlib
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from offline_eval import probes
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
@@ -18,6 +26,16 @@ from tfx_pipeline.data import importers
 # enough that one pipeline run takes about a minute on two cores.
 SAMPLE_USERS = 120
 FAST_HPARAMS = {"epochs": 2, "batch_size": 128}
+# The blessed run also runs the embedding benchmark with one baseline.
+BENCHMARK = {
+    "embedding_benchmark": True,
+    "embedding_benchmark_tasks": probes.MOVIELENS_TASKS,
+    "embedding_benchmark_seeds": [0],
+    "embedding_benchmark_baselines": {
+        "guim_k2": {"model_family": "guim", "hparams": {"num_interests": 2}}},
+}
+# A recall@50 bound no model can reach: the gate must fail.
+UNREACHABLE_BOUND = 1.01
 
 
 def write_movielens_sample(directory: pathlib.Path, n_users: int = SAMPLE_USERS,
@@ -48,6 +66,53 @@ def sample_config(workspace: pathlib.Path, dataset_dir: pathlib.Path,
   return config_lib.PipelineConfig(
       pipeline_name="e2e", dataset="contract", dataset_dir=str(dataset_dir),
       workspace=str(workspace), hparams=dict(FAST_HPARAMS), **overrides)
+
+
+def pushed_versions(push_dir: str) -> list[str]:
+  return sorted(os.listdir(push_dir)) if os.path.isdir(push_dir) else []
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRuns:
+  """Two runs of the retrieval pipeline on one MovieLens sample and workspace.
+
+  Attributes:
+    workspace: the shared workspace.
+    dataset_dir: the sample's contract directory.
+    blessed_config: the first run, with the embedding benchmark (`BENCHMARK`);
+      nothing was blessed before it, so it is blessed and pushed.
+    blessed: its `run_summary.summarize`.
+    failing_config: a second run whose gate needs `UNREACHABLE_BOUND`.
+    failing: its summary; its Evaluator compared it with the first model.
+    versions_before_failing: pushed versions after the first run.
+    versions_after_failing: pushed versions right after the second run.
+  """
+  workspace: pathlib.Path
+  dataset_dir: pathlib.Path
+  blessed_config: config_lib.PipelineConfig
+  blessed: run_summary.RunSummary
+  failing_config: config_lib.PipelineConfig
+  failing: run_summary.RunSummary
+  versions_before_failing: list[str]
+  versions_after_failing: list[str]
+
+
+@pytest.fixture(scope="session")
+def sample_runs(tmp_path_factory) -> SampleRuns:
+  dataset_dir = write_movielens_sample(
+      tmp_path_factory.mktemp("movielens_sample"))
+  workspace = tmp_path_factory.mktemp("workspace")
+  blessed_config = sample_config(workspace, dataset_dir, **BENCHMARK)
+  local_runner.run(blessed_config)
+  blessed = run_summary.summarize(blessed_config.metadata_path)
+  versions = pushed_versions(blessed_config.push_dir)
+  failing_config = sample_config(workspace, dataset_dir,
+                                 gate_lower_bound=UNREACHABLE_BOUND)
+  local_runner.run(failing_config)
+  return SampleRuns(workspace, dataset_dir, blessed_config, blessed,
+                    failing_config,
+                    run_summary.summarize(failing_config.metadata_path),
+                    versions, pushed_versions(blessed_config.push_dir))
 
 
 def run_ranking_sample(tmp_path_factory, model_family: str, n_users: int,

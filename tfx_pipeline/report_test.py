@@ -1,9 +1,9 @@
 """Tests for the HTML evaluation report, on real Evaluator outputs.
 
-A module fixture runs the real pipeline twice on a tiny synthetic dataset: a
-first run that is blessed (no earlier model to compare with), then a run whose
-value threshold cannot be met, evaluated against the first run's model. The
-reports are built from those TFMA outputs.
+The reports are built from the TFMA outputs of the session's two pipeline
+runs on a MovieLens sample (`tests.pipeline_fixtures.sample_runs`): a first
+run that is blessed (no earlier model to compare with), then a run whose
+value threshold cannot be met, evaluated against the first run's model.
 """
 
 import os
@@ -13,36 +13,18 @@ import pytest
 import tensorflow_model_analysis as tfma
 
 from tfx_pipeline import cli
-from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
-from tfx_pipeline import local_runner
 from tfx_pipeline import report
-from tfx_pipeline import run_summary
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import synthetic
+from tests import pipeline_fixtures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PIPELINE_NAME = "report-test"
-UNREACHABLE_BOUND = 1.01
+UNREACHABLE_BOUND = pipeline_fixtures.UNREACHABLE_BOUND
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture
+def runs(sample_runs):
   """(workspace, first run summary, failing run summary)."""
-  dataset_dir = contract.write_dataset(
-      synthetic.generate(n_users=60, n_items=80),
-      tmp_path_factory.mktemp("synthetic"))
-  workspace = str(tmp_path_factory.mktemp("workspace"))
-
-  def run(**overrides):
-    config = config_lib.PipelineConfig(
-        pipeline_name=PIPELINE_NAME, dataset="contract",
-        dataset_dir=str(dataset_dir), workspace=workspace,
-        hparams={"epochs": 1, "batch_size": 64}, **overrides)
-    local_runner.run(config)
-    return run_summary.summarize(config.metadata_path)
-
-  return workspace, run(), run(gate_lower_bound=UNREACHABLE_BOUND)
+  return str(sample_runs.workspace), sample_runs.blessed, sample_runs.failing
 
 
 def _read(path):
@@ -113,10 +95,12 @@ def test_compare_renders_two_runs_side_by_side(runs, tmp_path):
 
 
 @pytest.mark.e2e
-def test_cli_report_and_compare_print_the_paths(runs, tmp_path, capsys):
+def test_cli_report_and_compare_print_the_paths(runs, sample_runs, tmp_path,
+                                                capsys):
   workspace, _, failing = runs
   assert cli.main(["report", "--workspace", workspace, "--pipeline-name",
-                   PIPELINE_NAME, "--output-dir", str(tmp_path / "r")]) == 0
+                   sample_runs.blessed_config.pipeline_name,
+                   "--output-dir", str(tmp_path / "r")]) == 0
   assert capsys.readouterr().out.strip() == (
       f"HTML report: {tmp_path / 'r' / 'index.html'}")
   assert cli.main(["compare", failing.artifacts["Evaluator.evaluation"],
