@@ -143,15 +143,16 @@ def lookup_scores(tables: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
   `xla_lookup_scores` fuses the index arithmetic, the lookups and the sum
   into one loop (`benchmarks/pq_attention.py` measures both).
   """
-  shape = tf.shape(tables)
-  batch, num_subspaces, num_centroids = shape[0], shape[1], shape[2]
-  # Query b's code k of subspace m sits at (b * M + m) * K + k of the
-  # flattened tables: one plain gather, cheaper than a batched one.
-  offsets = (tf.range(batch)[:, tf.newaxis, tf.newaxis] * num_subspaces +
-             tf.range(num_subspaces)) * num_centroids
+  num_subspaces = tf.shape(tables)[1]
+  num_centroids = tf.shape(tables)[2]
+  # Subspace m's code k sits at m * K + k of a query's flattened table. A
+  # batched gather compiles to a loop about 2.5x faster under XLA than one
+  # flat gather over every query's table (which is ~15% faster unfused).
+  flat_codes = (tf.cast(codes, tf.int32) +
+                tf.range(num_subspaces) * num_centroids)
   return tf.reduce_sum(
-      tf.gather(tf.reshape(tables, [-1]), tf.cast(codes, tf.int32) + offsets),
-      -1)
+      tf.gather(tf.reshape(tables, [tf.shape(tables)[0], -1]), flat_codes,
+                batch_dims=1), -1)
 
 
 # XLA-compiled `lookup_scores`, several times faster on CPU. A SavedModel
