@@ -31,9 +31,10 @@ the item keys are product-quantised once, at export
 (`SeminarRetriever.quantize_item_keys`), and the codes are constants of the
 SavedModel; "pq_xla" compiles the lookup-table scoring with XLA, which the
 serving runtime must support (TF Serving on CPU:
-`--xla_cpu_compilation_enabled=true`). Queries do not change the codes: the top-K selection runs on
-item keys only, and a history's queries enter the exact attention over the
-selected items and the most recent pair, in both modes. The score is
+`--xla_cpu_compilation_enabled=true`). Queries do not change the codes: the
+top-K selection runs on item keys only, and a history's queries enter the
+exact attention over the selected items and the most recent pair, in every
+mode. The score is
 calibrated to a click probability by Platt scaling fitted on a sample of the
 labelled train examples (positives and ExampleGen's sampled negatives), so
 that the Evaluator's log-loss bound applies as it does to the `ranking`
