@@ -555,6 +555,67 @@ class SeminarRetriever(tf.keras.Model):
                         candidate_ids)
 
 
+  def score_selected(self, items: tf.Tensor, keywords: tf.Tensor,
+                     candidate_ids: tf.Tensor,
+                     mode: ScoringMode = ScoringMode.EXACT) -> tf.Tensor:
+    """`score` for a few candidates per user over long histories.
+
+    Equal to `score`, but embeds only the history items each step needs:
+    exact selection embeds every history item for its relevance, PQ
+    selection scores every item from its codes and embeds only the
+    `rerank_factor * top_k` shortlist; pairs (queries included) are built
+    for the K selected items and the most recent one only. `score` instead
+    attends from every candidate over the whole masked history, which is
+    cheaper for many candidates (a catalogue) over short histories.
+
+    Args:
+      items: `[B, L]` history item indices, oldest first, right-padded.
+      keywords: `[B, L, Q]` the history's query keywords.
+      candidate_ids: `[B, N]` per-user candidates.
+      mode: exact or PQ-approximate (plain or XLA) top-K selection.
+
+    Returns:
+      `[B, N]` scores.
+    """
+    real = tf.not_equal(items, PADDING_INDEX)
+    candidates = self.encoder.items(candidate_ids)
+    allowed = real[:, tf.newaxis]
+    mode = ScoringMode(mode)
+    if mode.quantized:
+      queries = self.attention.selection_queries(candidates)
+
+      def exact_at(shortlist):
+        keys = self.attention.keys(self.encoder.items(
+            tf.gather(items, shortlist, batch_dims=1)))
+        return tf.einsum("bnd,bnsd->bns", queries, keys)
+
+      positions, selected = target_attention.rerank_positions(
+          self.approximate_relevance(candidates, items,
+                                     xla=mode == ScoringMode.PQ_XLA),
+          allowed, exact_at, self.attention.top_k,
+          self.attention.rerank_factor)
+      selected_vectors = self.encoder.items(
+          tf.gather(items, positions, batch_dims=1))
+    else:
+      history_vectors = self.encoder.items(items)
+      positions, selected = target_attention.top_k_positions(
+          self.attention.relevance(candidates, history_vectors), allowed,
+          self.attention.top_k)
+      selected_vectors = tf.gather(history_vectors, positions, batch_dims=1)
+    selected_pairs = self.encoder.pairs(
+        selected_vectors, tf.gather(keywords, positions, batch_dims=1))
+    attended = self.attention.attend_selected(candidates, selected_pairs,
+                                              selected)
+    lengths = tf.reduce_sum(tf.cast(real, tf.int32), axis=1)
+    last = tf.maximum(lengths - 1, 0)
+    recent = self.recent_projection(self.encoder.pairs(
+        self.encoder.items(tf.gather(items, last, batch_dims=1)),
+        tf.gather(keywords, last, batch_dims=1)))
+    recent *= tf.cast(lengths > 0, recent.dtype)[:, tf.newaxis]
+    return self._logits(candidates, attended, recent[:, tf.newaxis],
+                        candidate_ids)
+
+
 def build_seminar(item_tokens: np.ndarray, num_tokens: int,
                   config: SeminarConfig,
                   image_vectors: np.ndarray | None = None

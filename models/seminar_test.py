@@ -144,6 +144,25 @@ def test_padding_is_ignored_and_pq_matches_exact_when_all_items_fit():
       exact, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", list(seminar.ScoringMode))
+def test_score_selected_equals_score(mode):
+  _, retriever = _models(top_k=2)
+  retriever.attention.rerank_factor = 2
+  # Repeated items tie in relevance; the first user has more items than the
+  # shortlist of 4, the second fewer than K, the third none.
+  items = tf.constant([[3, 1, 4, 1, 5, 9, 2, 6, 5, 3],
+                       [7, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                       [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], tf.int64)
+  keywords = tf.constant(seminar.derive_queries(items.numpy(), ITEM_TOKENS, 2))
+  per_user = tf.constant([[5, 6, 8], [7, 8, 9], [1, 2, 3]], tf.int64)
+  retriever.score(items, keywords, per_user)
+  if mode.quantized:
+    retriever.quantize_item_keys()
+  np.testing.assert_allclose(
+      retriever.score_selected(items, keywords, per_user, mode),
+      retriever.score(items, keywords, per_user, mode), rtol=1e-5, atol=1e-5)
+
+
 def test_pq_relevance_equals_dot_product_with_decoded_keys():
   _, retriever = _models()
   retriever.score(tf.constant([[1, 2]], tf.int64),

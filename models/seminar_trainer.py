@@ -261,8 +261,8 @@ class SeminarScorer(tf.Module):
     keywords = keywords_with_queries(
         tf.gather(self.keywords_of_items, history), query_tokens)
     candidates = tf.reshape(transformed[features.ITEM_INDEX], [-1, 1])
-    return self.retriever.score(history, keywords, candidates,
-                                self.mode)[:, 0]
+    return self.retriever.score_selected(history, keywords, candidates,
+                                         self.mode)[:, 0]
 
   def __call__(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
     slope, intercept = self.calibration

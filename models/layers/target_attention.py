@@ -14,11 +14,21 @@ Approximate relevance can rank two near-equal items in the wrong order, so it
 may instead only shortlist `rerank_factor * K` items, whose exact relevance
 then picks the top-K (FAISS' "refine" step): the exact relevance is then
 needed for the shortlist only.
+
+Selection comes in two equivalent forms. `MultiHeadTargetAttention.call`
+masks: it computes every target's logits over the whole history and keeps
+the top-K, which suits training and scoring many targets (a catalogue) over
+short histories. `top_k_positions` / `rerank_positions` followed by
+`attend_selected` gather: only the selected items (and, with a shortlist,
+the shortlisted ones) are read and projected, which is what serves a few
+targets over a long history. Both keep exactly K items, ties going to the
+earliest position, so they agree.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import tensorflow as tf
 
@@ -46,6 +56,8 @@ def top_k_mask(scores: tf.Tensor, mask: tf.Tensor, k: int) -> tf.Tensor:
     scores: `[..., L]` relevance.
     mask: bool, broadcastable to `scores`; False positions are never kept.
     k: positions to keep; rows with fewer allowed positions keep them all.
+      Of positions tied with the k-th score, the earliest are kept, as
+      `tf.math.top_k` orders ties, so exactly `k` are.
 
   Returns:
     bool mask of `scores`' shape.
@@ -56,7 +68,65 @@ def top_k_mask(scores: tf.Tensor, mask: tf.Tensor, k: int) -> tf.Tensor:
   masked = tf.where(mask, scores, _MASKED_LOGIT)
   k = tf.minimum(k, tf.shape(scores)[-1])
   kth = tf.math.top_k(masked, k=k, sorted=True).values[..., -1:]
-  return tf.logical_and(mask, masked >= kth)
+  above = masked > kth
+  tied = tf.equal(masked, kth)
+  room = k - tf.reduce_sum(tf.cast(above, tf.int32), -1, keepdims=True)
+  earliest_tied = tf.logical_and(
+      tied, tf.cumsum(tf.cast(tied, tf.int32), axis=-1) <= room)
+  return tf.logical_and(mask, tf.logical_or(above, earliest_tied))
+
+
+def top_k_positions(scores: tf.Tensor, mask: tf.Tensor, k: int
+                    ) -> tuple[tf.Tensor, tf.Tensor]:
+  """The positions that `top_k_mask` keeps, as indices.
+
+  Args:
+    scores: `[..., L]` relevance, of static rank.
+    mask: bool, broadcastable to `scores`; False positions are never kept.
+    k: positions to keep.
+
+  Returns:
+    `[..., min(k, L)]` int32 positions, best first, and whether each is an
+    allowed position (False fills rows with fewer than `k` allowed).
+  """
+  mask = tf.broadcast_to(mask, tf.shape(scores))
+  length = scores.shape[-1]
+  k = min(k, length) if length is not None else tf.minimum(
+      k, tf.shape(scores)[-1])
+  positions = tf.math.top_k(tf.where(mask, scores, _MASKED_LOGIT), k).indices
+  return positions, tf.gather(mask, positions,
+                              batch_dims=scores.shape.rank - 1)
+
+
+def rerank_positions(approximate: tf.Tensor, mask: tf.Tensor,
+                     exact_at: Callable[[tf.Tensor], tf.Tensor], k: int,
+                     factor: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """Top-K positions shortlisted on approximate relevance.
+
+  Args:
+    approximate: `[..., L]` approximate (e.g. PQ) relevance.
+    mask: bool, broadcastable to `approximate`.
+    exact_at: maps `[..., S]` shortlisted positions to their exact
+      relevance; called only when `factor > 1`.
+    k: positions to select.
+    factor: the shortlist holds `factor * k` positions; 1 selects on the
+      approximate relevance alone.
+
+  Returns:
+    As `top_k_positions`: the positions that `MultiHeadTargetAttention`
+    attends to given `approximate` as `selection_scores` and `factor` as
+    its `rerank_factor`.
+  """
+  shortlist, allowed = top_k_positions(approximate, mask, factor * k)
+  if factor == 1:
+    return shortlist, allowed
+  # In position order, so that exact ties go to the earliest position.
+  order = tf.argsort(shortlist, axis=-1, stable=True)
+  batch_dims = approximate.shape.rank - 1
+  shortlist = tf.gather(shortlist, order, batch_dims=batch_dims)
+  allowed = tf.gather(allowed, order, batch_dims=batch_dims)
+  picks, picked_allowed = top_k_positions(exact_at(shortlist), allowed, k)
+  return tf.gather(shortlist, picks, batch_dims=batch_dims), picked_allowed
 
 
 class MultiHeadTargetAttention(tf.keras.layers.Layer):
@@ -152,10 +222,43 @@ class MultiHeadTargetAttention(tf.keras.layers.Layer):
                             self.relevance(targets, selection_history))
       mask = top_k_mask(selection_scores, mask, self.top_k)
     mask = tf.broadcast_to(mask, tf.shape(logits[:, :, 0]))[:, :, tf.newaxis]
+    return self._output(tf.einsum(
+        "bnhl,blhd->bnhd", self._weights(logits, mask, training), values))
+
+  def attend_selected(self, targets: tf.Tensor, selected: tf.Tensor,
+                      allowed: tf.Tensor) -> tf.Tensor:
+    """Attention over history items already selected per target.
+
+    Equal to `call` (at inference) when `selected` holds the history items
+    at the positions that `top_k_positions` or `rerank_positions` return
+    for the same relevance, but reads and projects K items per target
+    instead of the whole history.
+
+    Args:
+      targets: `[B, N, D]`.
+      selected: `[B, N, K, D]` each target's selected history items.
+      allowed: `[B, N, K]`, False for filler positions.
+
+    Returns:
+      `[B, N, dim]`.
+    """
+    queries = self._split_heads(self.query_projection(targets))
+    keys = self._split_heads(self.keys(selected))
+    values = self._split_heads(self.value_projection(selected))
+    logits = tf.einsum("bnhd,bnkhd->bnhk", queries, keys) / math.sqrt(
+        self.head_dim)
+    weights = self._weights(logits, allowed[:, :, tf.newaxis], False)
+    return self._output(tf.einsum("bnhk,bnkhd->bnhd", weights, values))
+
+  def _weights(self, logits: tf.Tensor, mask: tf.Tensor,
+               training: bool) -> tf.Tensor:
+    """Softmax over allowed positions; all zeros where none is."""
     weights = tf.nn.softmax(tf.where(mask, logits, _MASKED_LOGIT), axis=-1)
-    weights = self.dropout(weights * tf.cast(mask, weights.dtype),
-                           training=training)
-    attended = tf.einsum("bnhl,blhd->bnhd", weights, values)
+    return self.dropout(weights * tf.cast(mask, weights.dtype),
+                        training=training)
+
+  def _output(self, attended: tf.Tensor) -> tf.Tensor:
+    """`[B, N, H, head_dim]` -> `[B, N, dim]`."""
     shape = tf.shape(attended)
     return self.output_projection(tf.reshape(
         attended, [shape[0], shape[1], self.num_heads * self.head_dim]))

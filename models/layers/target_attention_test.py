@@ -126,6 +126,67 @@ def test_top_k_mask_known_values():
       target_attention.top_k_mask(scores, mask, 4).numpy(), mask.numpy())
 
 
+def test_top_k_mask_keeps_exactly_k_with_the_earliest_ties():
+  scores = tf.constant([[1.0, 2.0, 2.0, 2.0, 0.0]])
+  np.testing.assert_array_equal(
+      target_attention.top_k_mask(scores, tf.ones([1, 5], tf.bool), 2),
+      [[False, True, True, False, False]])
+  np.testing.assert_array_equal(
+      target_attention.top_k_mask(
+          scores, tf.constant([[True, False, True, True, True]]), 3),
+      [[True, False, True, True, False]])
+  # Fewer allowed positions than k: all of them, and no masked one.
+  np.testing.assert_array_equal(
+      target_attention.top_k_mask(
+          scores, tf.constant([[False, False, True, False, True]]), 3),
+      [[False, False, True, False, True]])
+
+
+def test_top_k_positions_known_values():
+  scores = tf.constant([[1.0, 2.0, 2.0, 5.0, 0.0]])
+  positions, allowed = target_attention.top_k_positions(
+      scores, tf.constant([[True, True, True, False, True]]), 3)
+  np.testing.assert_array_equal(positions, [[1, 2, 0]])
+  np.testing.assert_array_equal(allowed, [[True, True, True]])
+  positions, allowed = target_attention.top_k_positions(
+      scores, tf.constant([[False, False, True, False, False]]), 2)
+  assert positions.numpy()[0, 0] == 2
+  np.testing.assert_array_equal(allowed, [[True, False]])
+
+
+@pytest.mark.parametrize("rerank_factor", [None, 1, 2])
+def test_gathered_selection_equals_masked_attention(rerank_factor):
+  rng = np.random.default_rng(0)
+  # Repeated history items tie in relevance; the second user has two real
+  # items only, fewer than K.
+  history = rng.normal(size=(2, 8, 4)).astype(np.float32)
+  history[0, 5] = history[0, 1]
+  history[0, 6] = history[0, 1]
+  history = tf.constant(history)
+  mask = tf.constant([[True] * 7 + [False], [True, True] + [False] * 6])
+  targets = tf.random.normal([2, 3, 4], seed=1)
+  layer = _layer(top_k=3, rerank_factor=rerank_factor or 1)
+  relevance = layer.relevance(targets, history)
+  if rerank_factor is None:
+    masked = layer(targets, history, mask)
+    positions, allowed = target_attention.top_k_positions(
+        relevance, mask[:, tf.newaxis], 3)
+  else:
+    # Coarse approximate scores, with ties of their own.
+    approximate = tf.round(relevance * 2.0) / 2.0
+    masked = layer(targets, history, mask, selection_scores=approximate)
+    positions, allowed = target_attention.rerank_positions(
+        approximate, mask[:, tf.newaxis],
+        lambda shortlist: tf.gather(relevance, shortlist, batch_dims=2), 3,
+        rerank_factor)
+  assert positions.shape == (2, 3, 3)
+  np.testing.assert_array_equal(allowed[1, :, 2], [False] * 3)
+  np.testing.assert_allclose(
+      layer.attend_selected(
+          targets, tf.gather(history, positions, batch_dims=1), allowed),
+      masked, atol=1e-6)
+
+
 def test_dim_must_divide_into_heads():
   with pytest.raises(ValueError, match="divisible"):
     target_attention.MultiHeadTargetAttention(num_heads=3, dim=8)
