@@ -21,8 +21,12 @@ item (`quantize_item_keys`), and compares:
   - PQ: gathers each history item's codes (16 bytes), scores them with the
     target's lookup table, keeps a shortlist of `rerank_factor * K`, gathers
     the shortlist's float keys for exact relevance, top-K of those;
-  then both attend with the same `MultiHeadTargetAttention` layer over the
-  K selected items. Exact is timed as a plain TF graph and XLA-compiled
+  then both attend over the K selected items only. Selection and attention
+  are the functions `SeminarRetriever.score_selected`, the exported
+  scorer, calls (`target_attention.top_k_positions` / `rerank_positions`,
+  `MultiHeadTargetAttention.attend_selected`); the export embeds history
+  items with its encoder where this gathers precomputed keys, which makes
+  exact here the faster baseline. Exact is timed as a plain TF graph and XLA-compiled
   (`jit_compile=True`), PQ XLA-compiled at every rerank factor and, at
   `--rerank-factor`, also as the SEMINAR export runs it: a plain graph
   (`attention_scoring=pq`) and a graph whose lookups alone are XLA-compiled
@@ -40,6 +44,7 @@ counts; without ties this is |selected ∩ exact top-K| / K.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import resource
@@ -55,6 +60,7 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 from benchmarks import sequential  # pylint: disable=wrong-import-position
 from models import seminar  # pylint: disable=wrong-import-position
 from models.layers import product_quantization  # pylint: disable=wrong-import-position
+from models.layers import target_attention  # pylint: disable=wrong-import-position
 from offline_eval import datasets  # pylint: disable=wrong-import-position
 from offline_eval import protocols  # pylint: disable=wrong-import-position
 from offline_eval import reporting  # pylint: disable=wrong-import-position
@@ -85,32 +91,6 @@ def train_retriever(dataset, args) -> tuple[seminar.SeminarRetriever,
                 epochs=args.epochs, verbose=0)
   retriever.quantize_item_keys()
   return retriever, data
-
-
-def rerank_select(approximate: tf.Tensor, exact_at, k: int,
-                  factor: int) -> tf.Tensor:
-  """Top-K positions of `[R, L]` rows, shortlisted on approximate scores.
-
-  Args:
-    approximate: `[R, L]` approximate relevance (disallowed positions at
-      -inf).
-    exact_at: maps `[R, S]` shortlisted positions to their `[R, S]` exact
-      relevance.
-    k: positions to select.
-    factor: the shortlist holds `factor * k` positions (at most L); 1
-      selects on the approximate scores alone.
-
-  Returns:
-    `[R, k]` positions.
-  """
-  size = factor * k
-  if approximate.shape[-1] is not None:
-    size = min(size, approximate.shape[-1])
-  shortlist = tf.math.top_k(approximate, size).indices
-  if factor == 1:
-    return shortlist
-  return tf.gather(shortlist, tf.math.top_k(exact_at(shortlist), k).indices,
-                   batch_dims=1)
 
 
 def tie_aware_overlap(exact: tf.Tensor, selected: tf.Tensor,
@@ -171,8 +151,8 @@ def real_data_quality(retriever, data, dataset, factors, users_per_call=32
             candidates, retriever.encoder.items(history)),
                        retriever.approximate_relevance(candidates, history)))
     for factor in factors:
-      selected = rerank_select(
-          approximate,
+      selected, _ = target_attention.rerank_positions(
+          approximate, mask,
           lambda shortlist: tf.gather(exact, shortlist, batch_dims=1), k,
           factor)
       overlaps[factor].append(tie_aware_overlap(exact, selected, k).numpy())
@@ -225,43 +205,50 @@ class RequestPaths:
                retriever.key_codebooks, retriever.item_key_codes,
                retriever.config.top_k)
 
-  def exact_relevance(self, queries: tf.Tensor,
-                      history: tf.Tensor) -> tf.Tensor:
-    """`[B, D]` queries, `[B, L]` item ids -> `[B, L]` exact relevance."""
-    return tf.einsum("bd,bld->bl", queries,
+  def exact_relevance(self, queries: tf.Tensor, history: tf.Tensor
+                      ) -> tf.Tensor:
+    """`[B, 1, D]` queries, `[B, 1, S]` item ids -> `[B, 1, S]` exact
+    relevance."""
+    return tf.einsum("bnd,bnsd->bns", queries,
                      tf.gather(self.item_keys, history))
 
   def select(self, history: tf.Tensor, queries: tf.Tensor,
-             factor: int | None, xla_lookups: bool = False) -> tf.Tensor:
-    """`[B, K]` positions: exact when `factor` is None, else PQ with a
-    shortlist of `factor * K`, its lookups XLA-compiled if `xla_lookups`."""
+             factor: int | None, xla_lookups: bool = False
+             ) -> tuple[tf.Tensor, tf.Tensor]:
+    """`[B, 1, K]` positions and whether each is a real item, selected by
+    the functions `SeminarRetriever.score_selected` calls: exact when
+    `factor` is None, else PQ with a shortlist of `factor * K`, its lookups
+    XLA-compiled if `xla_lookups`."""
+    allowed = tf.not_equal(history, 0)[:, tf.newaxis]
     if factor is None:
-      return tf.math.top_k(self.exact_relevance(queries, history),
-                           self.k).indices
-    tables = product_quantization.lookup_tables(queries, self.codebooks)
+      return target_attention.top_k_positions(
+          self.exact_relevance(queries, history[:, tf.newaxis]), allowed,
+          self.k)
+    tables = product_quantization.lookup_tables(queries[:, 0],
+                                                self.codebooks)
     lookup_scores = (product_quantization.xla_lookup_scores if xla_lookups
                      else product_quantization.lookup_scores)
     approximate = lookup_scores(tables, tf.gather(self.item_codes, history))
-    return rerank_select(
-        approximate,
+    return target_attention.rerank_positions(
+        approximate[:, tf.newaxis], allowed,
         lambda shortlist: self.exact_relevance(
             queries, tf.gather(history, shortlist, batch_dims=1)),
         self.k, factor)
 
   def function(self, factor: int | None, compiled: str):
-    """`(history [B, L], targets [B]) -> (attended, positions)`, compiled
-    as `compiled` says (one of `COMPILED`)."""
+    """`(history [B, L], targets [B]) -> (attended, positions [B, K])`,
+    compiled as `compiled` says (`GRAPH`, `XLA_LOOKUPS` or `XLA`)."""
     if (factor, compiled) not in self._functions:
 
       def request(history, targets):
         target_vectors = tf.gather(self.item_vectors, targets)[:, None]
-        positions = self.select(
-            history, self.attention.selection_queries(target_vectors[:, 0]),
+        positions, allowed = self.select(
+            history, self.attention.selection_queries(target_vectors),
             factor, xla_lookups=compiled == XLA_LOOKUPS)
-        vectors = tf.gather(self.item_vectors,
-                            tf.gather(history, positions, batch_dims=1))
-        return self.attention(target_vectors, vectors,
-                              tf.ones(tf.shape(positions), tf.bool)), positions
+        selected = tf.gather(self.item_vectors,
+                             tf.gather(history, positions, batch_dims=1))
+        return (self.attention.attend_selected(target_vectors, selected,
+                                               allowed), positions[:, 0])
 
       self._functions[factor, compiled] = tf.function(
           request, jit_compile=compiled == XLA)
@@ -382,6 +369,55 @@ def long_history_speed(paths: RequestPaths, length: int, args,
   }
 
 
+# The retriever's scoring functions: what the exported scorer runs, and the
+# masked form it ran before (every candidate attends over the whole
+# history, the unselected items masked out).
+SCORERS = ("score_selected", "score")
+
+
+def export_scorer_speed(retriever: seminar.SeminarRetriever, length: int,
+                        args) -> list[dict]:
+  """Times the retriever's `SCORERS` in every `ScoringMode` on
+  MovieLens-drawn histories, one candidate per user; each setting's best
+  chunk and round counts, against `score_selected` with exact selection.
+
+  Unlike `RequestPaths`, exact selection embeds and projects every history
+  item here; `score_selected` with PQ embeds only its shortlist.
+  """
+  rng = np.random.default_rng(length)
+  num_items = retriever.encoder.id_embedding.input_dim
+  history = tf.constant(rng.integers(1, num_items, (args.batch, length)))
+  keywords = tf.zeros([args.batch, length, 1], tf.int64)
+  candidates = tf.constant(rng.integers(1, num_items, (args.batch, 1)))
+  dim = retriever.config.embedding_dim
+  chunks = [chunk for chunk in args.chunks
+            if chunk * length * dim * 4 <= args.max_chunk_mib * 2**20]
+  scorers = {(name, mode): tf.function(functools.partial(
+      getattr(retriever, name), mode=mode))
+             for name in SCORERS for mode in seminar.ScoringMode}
+  for score in scorers.values():  # trace and compile
+    for chunk in chunks:
+      score(history[:chunk], keywords[:chunk], candidates[:chunk])
+  seconds = {(scorer, chunk): float("inf") for scorer in scorers
+             for chunk in chunks}
+  for _ in range(args.repeats):
+    for scorer, chunk in seconds:
+      started = time.perf_counter()
+      for start in range(0, args.batch, chunk):
+        scorers[scorer](history[start:start + chunk],
+                        keywords[start:start + chunk],
+                        candidates[start:start + chunk]).numpy()
+      seconds[scorer, chunk] = min(seconds[scorer, chunk],
+                                   time.perf_counter() - started)
+  best = {scorer: min((seconds[scorer, chunk], chunk) for chunk in chunks)
+          for scorer in scorers}
+  baseline = best[SCORERS[0], seminar.ScoringMode.EXACT][0]
+  return [{"scorer": name, "mode": mode.value, "length": length,
+           "rerank_factor": retriever.attention.rerank_factor,
+           "seconds": value, "chunk": chunk, "speedup": baseline / value}
+          for (name, mode), (value, chunk) in best.items()]
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--lengths", nargs="+", type=int,
@@ -434,6 +470,14 @@ def main(argv=None) -> None:
                   f"{run['top_k_overlap']:.3f})"
                   for name, run in speed[-1]["pq"].items()))
 
+  retriever.attention.rerank_factor = args.rerank_factor
+  scorer_speed = []
+  for length in args.lengths:
+    scorer_speed += export_scorer_speed(retriever, length, args)
+    log(f"scorers at length {length}: " + ", ".join(
+        f"{row['scorer']} {row['mode']} {row['seconds']:.3f} s"
+        for row in scorer_speed if row["length"] == length))
+
   def setting(run):
     return f"{run['compiled']}, {run['chunk']}/call"
 
@@ -457,7 +501,15 @@ def main(argv=None) -> None:
        ([f"{quality['overlap'][mode][name]:.3f}"
          for name in ("histories_over_k", "histories_over_max_shortlist")]
         if mode != "exact" else ["1", "1"]) for mode in modes])
+  scorer_table = reporting.markdown_table(
+      ["scorer", "selection", "length (MovieLens-drawn)", "best setting",
+       "s / batch", "speedup vs score_selected exact"],
+      [[row["scorer"], row["mode"], row["length"], f"{row['chunk']}/call",
+        f"{row['seconds']:.3f}", f"{row['speedup']:.1f}x"]
+       for row in scorer_speed])
   print(table)
+  print(f"the retriever's scorers, r={args.rerank_factor}:")
+  print(scorer_table)
   print(quality_table)
   headline = f"pq_r{args.rerank_factor}"
   print(f"{headline}: NDCG@10 difference "
@@ -467,6 +519,7 @@ def main(argv=None) -> None:
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   reporting.write_json(args.output, {
       "args": vars(args), "speed": speed, "quality": quality,
+      "export_scorer_speed": scorer_speed,
       "tables_bytes": {
           name: {"item_keys": int(tf.size(catalogue.item_keys)) * 4,
                  "item_codes": int(tf.size(catalogue.item_codes)),
@@ -474,7 +527,8 @@ def main(argv=None) -> None:
           for name, catalogue in [("movielens", paths)] + (
               [("distinct", synthetic)] if args.catalogue else [])},
       "peak_rss_mib": peak_mib, "seconds": time.time() - started,
-      "table": table, "quality_table": quality_table})
+      "table": table, "scorer_table": scorer_table,
+      "quality_table": quality_table})
   log(f"peak RSS {peak_mib:.0f} MiB; wrote {args.output}")
 
 
