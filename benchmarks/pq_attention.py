@@ -26,12 +26,16 @@ item (`quantize_item_keys`), and compares:
   scorer, calls (`target_attention.top_k_positions` / `rerank_positions`,
   `MultiHeadTargetAttention.attend_selected`); the export embeds history
   items with its encoder where this gathers precomputed keys, which makes
-  exact here the faster baseline. Exact is timed as a plain TF graph and XLA-compiled
-  (`jit_compile=True`), PQ XLA-compiled at every rerank factor and, at
-  `--rerank-factor`, also as the SEMINAR export runs it: a plain graph
-  (`attention_scoring=pq`) and a graph whose lookups alone are XLA-compiled
-  (`pq_xla`). Each is timed at several users-per-call chunks; each path's
-  fastest setting is the one compared.
+  exact here the faster baseline. Exact is timed as a plain TF graph and
+  XLA-compiled (`jit_compile=True`), PQ XLA-compiled at every rerank factor
+  and, at `--rerank-factor`, also as the SEMINAR export runs it: a plain
+  graph (`attention_scoring=pq`) and a graph whose lookups alone are
+  XLA-compiled (`pq_xla`). Each is timed at several users-per-call chunks;
+  each path's fastest setting is the one compared;
+- the retriever's own scorers on the MovieLens-drawn histories, in every
+  scoring mode (`export_scorer_speed`): `score_selected`, which the export
+  runs and which embeds only what the selection needs, against the masked
+  `score` of training, which embeds and attends over the whole history.
 
 Top-K overlap is tie-aware: the share of the K selected positions whose
 exact relevance is at least the K-th largest exact relevance of the row.

@@ -89,9 +89,9 @@ class SeminarConfig(hparams.HParams):
     pq_rerank_factor: with PQ scoring, the lookup-table scores shortlist
       `pq_rerank_factor * top_k` history items and their exact relevance
       picks the `top_k`; 1 selects by the PQ scores alone. 8 kept >= 0.95 of
-      the exact top-K on 10k-item histories of distinct items at about 5x
-      the speed of exact selection (XLA), and 4 already matched it on real
-      MovieLens-100K histories (benchmarks/README.md).
+      the exact top-K on 10k-item histories of distinct items at 4.9-6.9x
+      the speed of exact selection (XLA, four runs), and 4 already matched it
+      on real MovieLens-100K histories (benchmarks/README.md).
     num_keywords: keywords of a query derived from item text, for
       interactions without a search query (pipeline families).
     attention_scoring: "exact", "pq" or "pq_xla" (`ScoringMode`): how the
