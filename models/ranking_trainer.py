@@ -36,11 +36,7 @@ from models import retrieval_export
 from transforms import features
 from transforms import preprocessing
 
-PROBABILITY = "probability"
 ITEM_EMBEDDING_SIGNATURE = "item_embedding"
-# `serving_default` plus the history's search queries; a separate signature
-# because a signature's inputs are all required, and most clients have none.
-HISTORY_QUERIES_SIGNATURE = "serving_history_queries"
 # Hyperparameters of the pipeline families beyond the model configs.
 EXTERNAL_VECTORS_PATH = "external_vectors_path"
 
@@ -149,7 +145,7 @@ class RankingServingModule(tf.Module):
     self._logits = model.__call__
 
   def _probability(self, transformed: Mapping[str, tf.Tensor]):
-    return {PROBABILITY: tf.sigmoid(self._logits(transformed))}
+    return {features.RANKER_PROBABILITY: tf.sigmoid(self._logits(transformed))}
 
   def _serve(self, raw: Mapping[str, tf.Tensor]):
     """Scores a request's dense raw features; absent ones are empty."""
@@ -159,8 +155,8 @@ class RankingServingModule(tf.Module):
   def signatures(self) -> dict:
     """The concrete functions to pass to `tf.saved_model.save`.
 
-    `HISTORY_QUERIES_SIGNATURE` is there when the Transform reads
-    `history_queries`; models that do not use them ignore them.
+    `features.RANKER_HISTORY_QUERIES_SIGNATURE` is there when the Transform
+    reads `history_queries`; models that do not use them ignore them.
     """
     request = (
         tf.TensorSpec([None], tf.string, name=features.USER_ID),
@@ -196,7 +192,7 @@ class RankingServingModule(tf.Module):
         "serving_default": serving_default.get_concrete_function(),
         retrieval_export.EVAL_SIGNATURE: evaluate.get_concrete_function()}
     if features.HISTORY_QUERIES in self._raw_feature_spec:
-      signatures[HISTORY_QUERIES_SIGNATURE] = (
+      signatures[features.RANKER_HISTORY_QUERIES_SIGNATURE] = (
           serving_history_queries.get_concrete_function())
     return signatures
 

@@ -63,7 +63,7 @@ def test_ranking_export_serves_and_evaluates_the_same_probability(tmp_path):
   served = loaded.signatures["serving_default"](
       user_id=tf.constant(["u", "u"]), item_id=tf.constant(["3", "4"]),
       history_item_ids=tf.constant([["1", "2"], ["", ""]]),
-      timestamp=tf.zeros([2], tf.int64))[ranking_trainer.PROBABILITY].numpy()
+      timestamp=tf.zeros([2], tf.int64))[features.RANKER_PROBABILITY].numpy()
   example = tf.train.Example()
   for name, value in ((features.USER_ID, b"u"), (features.ITEM_ID, b"3")):
     example.features.feature[name].bytes_list.value.append(value)
@@ -75,7 +75,7 @@ def test_ranking_export_serves_and_evaluates_the_same_probability(tmp_path):
   assert served.shape == (2,)
   np.testing.assert_allclose(served, expected, rtol=1e-5)
   np.testing.assert_allclose(
-      evaluated[ranking_trainer.PROBABILITY].numpy(), expected[:1], rtol=1e-5)
+      evaluated[features.RANKER_PROBABILITY].numpy(), expected[:1], rtol=1e-5)
 
 
 def test_catalogue_content_shares_one_token_space_for_titles_and_categories():

@@ -22,7 +22,7 @@ Inputs built from the Transform output, once per Trainer:
   `HISTORY_QUERY_TOKEN_INDICES`, the target's from `QUERY_TOKEN_INDICES`.
 
 The export reads history queries the same way: from the `history_queries`
-of a request (`ranking_trainer.HISTORY_QUERIES_SIGNATURE`) or of an eval
+of a request (`features.RANKER_HISTORY_QUERIES_SIGNATURE`) or of an eval
 example; a history item whose query is "" or missing, and every item of a
 `serving_default` request, gets its derived query.
 

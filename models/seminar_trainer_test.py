@@ -290,7 +290,7 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
                  history_item_ids=tf.constant(history),
                  timestamp=tf.zeros([2], tf.int64))
   for loaded in (exact, pq, pq_xla):
-    with_queries = loaded.signatures[ranking_trainer.HISTORY_QUERIES_SIGNATURE]
+    with_queries = loaded.signatures[features.RANKER_HISTORY_QUERIES_SIGNATURE]
     evaluate = loaded.signatures[retrieval_export.EVAL_SIGNATURE]
     for served, want in (
         (loaded.signatures["serving_default"](**request), expected),
@@ -305,7 +305,7 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
             _serialized(item, items, item_queries) for item, items,
             item_queries in zip(candidates, history, queries)])),
          expected_searched)):
-      np.testing.assert_allclose(served[ranking_trainer.PROBABILITY].numpy(),
+      np.testing.assert_allclose(served[features.RANKER_PROBABILITY].numpy(),
                                  want, rtol=1e-5)
 
   # The PQ export holds the item codes as a constant and never encodes.

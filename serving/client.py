@@ -1,10 +1,16 @@
-"""A small client for retrieval models behind TF Serving's gRPC API.
+"""A small client for retrieval and ranking models behind TF Serving's gRPC API.
 
 Works against `serving.server` and a real `tensorflow_model_server` alike
 (except `retrieve_scann`, which only `serving.server` offers).
 
     python -m serving.client --address 127.0.0.1:8500 --model_name retrieval \\
         --user_id u1 --history i1,i2 --k 5 --signature retrieve_scann
+
+A ranker (families `ranking` and `seminar`) scores given candidates; the
+history's search queries, if any, go with `--history_queries`:
+
+    python -m serving.client --model_name ranker --user_id u1 \\
+        --history i1,i2 --history_queries "red apples|" --rank_items i3,i4
 """
 
 from __future__ import annotations
@@ -25,10 +31,15 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from transforms import features
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 DEFAULT_SIGNATURE = "serving_default"
 SCANN_SIGNATURE = "retrieve_scann"
+# Separates the queries of `--history_queries`: queries hold spaces and
+# commas, and "" (no query) must stay expressible.
+QUERY_SEPARATOR = "|"
 DEFAULT_TIMEOUT_S = 10.0
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Answers that mean "not there yet": the server is starting or loading.
@@ -49,6 +60,20 @@ class Recommendations:
   model_version: int
   item_ids: list[str]
   scores: list[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class RankedItems:
+  """Candidates scored by a ranker for one user, most probable first.
+
+  Attributes:
+    model_version: the version that answered.
+    item_ids: the candidate ids.
+    probabilities: their click probabilities.
+  """
+  model_version: int
+  item_ids: list[str]
+  probabilities: list[float]
 
 
 def _channel(address: str) -> grpc.Channel:
@@ -99,6 +124,106 @@ def retrieval_request(model_name: str, user_id: str, history: Sequence[str],
   return request
 
 
+def ranking_signature(history_queries: Optional[Sequence[str]]) -> str:
+  """The ranker signature a request takes by default."""
+  return (DEFAULT_SIGNATURE if history_queries is None
+          else features.RANKER_HISTORY_QUERIES_SIGNATURE)
+
+
+def ranking_request(model_name: str, user_id: str, item_ids: Sequence[str],
+                    history: Sequence[str], timestamp: int,
+                    history_queries: Optional[Sequence[str]] = None,
+                    signature: Optional[str] = None,
+                    ) -> predict_pb2.PredictRequest:
+  """A PredictRequest scoring one user's candidates with a ranker export.
+
+  One row per candidate, each with the user's whole history, as the
+  ranker's `serving_default` takes them.
+
+  Args:
+    model_name: the served model.
+    user_id: the user.
+    item_ids: the candidates to score.
+    history: item ids the user interacted with, oldest first.
+    timestamp: request time, in the training data's unit (seconds).
+    history_queries: the search query of each history item ("" for none);
+      None sends no queries.
+    signature: defaults to `ranking_signature(history_queries)`.
+
+  Raises:
+    ValueError: without candidates, or when the queries do not align with
+      the history.
+  """
+  if not item_ids:
+    raise ValueError("no candidate item ids to rank")
+  if history_queries is not None and len(history_queries) != len(history):
+    raise ValueError(
+        f"{len(history_queries)} history queries for {len(history)} history "
+        "items: give one per item, \"\" where there was none")
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name = model_name
+  request.model_spec.signature_name = signature or ranking_signature(
+      history_queries)
+  rows = len(item_ids)
+  inputs = {
+      features.USER_ID: ([user_id] * rows, tf.string),
+      features.ITEM_ID: (list(item_ids), tf.string),
+      # One "" keeps the tensor non-empty; the model drops "" as padding.
+      features.HISTORY_ITEM_IDS: ([list(history) or [""]] * rows, tf.string),
+      features.TIMESTAMP: ([timestamp] * rows, tf.int64)}
+  if history_queries is not None:
+    inputs[features.HISTORY_QUERIES] = (
+        [list(history_queries) or [""]] * rows, tf.string)
+  for name, (values, dtype) in inputs.items():
+    request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+  return request
+
+
+def _predict(address: str, request: predict_pb2.PredictRequest,
+             timeout_s: float) -> predict_pb2.PredictResponse:
+  with _channel(address) as channel:
+    return prediction_service_pb2_grpc.PredictionServiceStub(
+        channel).Predict(request, timeout=timeout_s)
+
+
+def rank(address: str, model_name: str, user_id: str,
+         item_ids: Sequence[str], history: Sequence[str] = (),
+         history_queries: Optional[Sequence[str]] = None,
+         timestamp: Optional[int] = None, signature: Optional[str] = None,
+         timeout_s: float = DEFAULT_TIMEOUT_S) -> RankedItems:
+  """Asks a served ranker for the click probability of each candidate.
+
+  Args:
+    address: host:port of the gRPC server.
+    model_name: the served model.
+    user_id: the user.
+    item_ids: the candidates to score.
+    history: item ids the user interacted with, oldest first.
+    history_queries: see `ranking_request`.
+    timestamp: request time in seconds; now when None.
+    signature: see `ranking_request`.
+    timeout_s: gRPC deadline.
+
+  Returns:
+    The candidates, most probable first.
+
+  Raises:
+    ValueError: see `ranking_request`.
+    grpc.RpcError: with the server's status code and message.
+  """
+  response = _predict(address, ranking_request(
+      model_name, user_id, item_ids, history,
+      int(time.time()) if timestamp is None else timestamp, history_queries,
+      signature), timeout_s)
+  probabilities = tf.make_ndarray(
+      response.outputs[features.RANKER_PROBABILITY]).reshape(-1)
+  ranked = sorted(zip(item_ids, probabilities.tolist()),
+                  key=lambda pair: -pair[1])
+  return RankedItems(response.model_spec.version.value,
+                     [item_id for item_id, _ in ranked],
+                     [probability for _, probability in ranked])
+
+
 def recommend(address: str, model_name: str, user_id: str,
               history: Sequence[str] = (), timestamp: Optional[int] = None,
               k: int = 10, signature: str = DEFAULT_SIGNATURE,
@@ -123,13 +248,10 @@ def recommend(address: str, model_name: str, user_id: str,
   Raises:
     grpc.RpcError: with the server's status code and message.
   """
-  request = retrieval_request(
+  response = _predict(address, retrieval_request(
       model_name, user_id, history,
       int(time.time()) if timestamp is None else timestamp, k, signature,
-      exclude_item_ids)
-  with _channel(address) as channel:
-    response = prediction_service_pb2_grpc.PredictionServiceStub(
-        channel).Predict(request, timeout=timeout_s)
+      exclude_item_ids), timeout_s)
   item_ids = tf.make_ndarray(response.outputs["item_ids"])[0][:k]
   scores = tf.make_ndarray(response.outputs["scores"])[0][:k]
   kept = [(item_id.decode(), float(score))
@@ -183,7 +305,9 @@ def wait_until_available(address: str, model_name: str,
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="python -m serving.client",
-      description="Prints a served retrieval model's top items for a user.")
+      description="Prints a served retrieval model's top items for a user, "
+      "or, with --rank_items, a served ranker's click probabilities for "
+      "given candidates.")
   parser.add_argument("--address", default="127.0.0.1:8500",
                       help="host:port of the gRPC server "
                            "(default: %(default)s)")
@@ -193,14 +317,25 @@ def _parser() -> argparse.ArgumentParser:
                       help="comma-separated item ids, oldest first")
   parser.add_argument("--timestamp", type=int, default=None,
                       help="request time in seconds (default: now)")
-  parser.add_argument("--k", type=int, default=10)
+  parser.add_argument("--k", type=int, default=10,
+                      help="items to retrieve (not with --rank_items)")
   parser.add_argument(
-      "--signature", default=DEFAULT_SIGNATURE,
-      help="serving_default, retrieve_top10, retrieve_top100 or "
-           "retrieve_scann (default: %(default)s)")
+      "--signature", default=None,
+      help="retrieval: serving_default, retrieve_top10, retrieve_top100 or "
+           "retrieve_scann; ranking: serving_default, or "
+           f"{features.RANKER_HISTORY_QUERIES_SIGNATURE} with "
+           "--history_queries (default: serving_default, or the latter)")
   parser.add_argument("--exclude", default="",
                       help="comma-separated ids never to return "
                            "(retrieve_scann only)")
+  parser.add_argument("--rank_items", default="",
+                      help="comma-separated candidate ids: score them with a "
+                           "ranker instead of retrieving")
+  parser.add_argument(
+      "--history_queries", default=None,
+      help=f"the search query of each --history item, separated by "
+           f"'{QUERY_SEPARATOR}', empty where there was none "
+           "(with --rank_items)")
   parser.add_argument("--wait_s", type=float, default=0.0,
                       help="first wait this long for the model to be available")
   parser.add_argument("--timeout_s", type=float, default=DEFAULT_TIMEOUT_S)
@@ -211,25 +346,52 @@ def _split(ids: str) -> list[str]:
   return [item_id for item_id in ids.split(",") if item_id]
 
 
+def _signature(flags: argparse.Namespace) -> str:
+  if flags.signature:
+    return flags.signature
+  if flags.rank_items:
+    return ranking_signature(flags.history_queries)
+  return DEFAULT_SIGNATURE
+
+
+def _call(flags: argparse.Namespace) -> tuple[int, list[tuple[str, float]]]:
+  """Sends the request the flags describe: `(model version, [(id, score)])`."""
+  history = _split(flags.history)
+  if flags.rank_items:
+    result = rank(flags.address, flags.model_name, flags.user_id,
+                  _split(flags.rank_items), history, flags.history_queries,
+                  flags.timestamp, _signature(flags), flags.timeout_s)
+    return result.model_version, list(zip(result.item_ids,
+                                          result.probabilities))
+  result = recommend(flags.address, flags.model_name, flags.user_id, history,
+                     flags.timestamp, flags.k, _signature(flags),
+                     _split(flags.exclude), flags.timeout_s)
+  return result.model_version, list(zip(result.item_ids, result.scores))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-  flags = _parser().parse_args(argv)
+  parser = _parser()
+  flags = parser.parse_args(argv)
+  if flags.history_queries is not None:
+    if not flags.rank_items:
+      parser.error("--history_queries needs --rank_items (a ranker reads them)")
+    flags.history_queries = flags.history_queries.split(QUERY_SEPARATOR)
+  if flags.exclude and flags.rank_items:
+    parser.error("--exclude is for retrieval, not with --rank_items")
   try:
     if flags.wait_s > 0:
       wait_until_available(flags.address, flags.model_name, flags.wait_s)
-    result = recommend(flags.address, flags.model_name, flags.user_id,
-                       _split(flags.history), flags.timestamp, flags.k,
-                       flags.signature, _split(flags.exclude), flags.timeout_s)
+    version, scored = _call(flags)
   except grpc.RpcError as error:
     print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
     return 1
-  except TimeoutError as error:
+  except (TimeoutError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
-  print(f"model {flags.model_name} version {result.model_version} "
-        f"signature {flags.signature}")
-  for rank, (item_id, score) in enumerate(zip(result.item_ids, result.scores),
-                                          start=1):
-    print(f"{rank:4d}  {item_id}  {score:.6f}")
+  print(f"model {flags.model_name} version {version} "
+        f"signature {_signature(flags)}")
+  for position, (item_id, score) in enumerate(scored, start=1):
+    print(f"{position:4d}  {item_id}  {score:.6f}")
   return 0
 
 

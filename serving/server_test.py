@@ -57,6 +57,10 @@ MAX_BATCH_SIZE = 8
 _RNG = np.random.default_rng(7)
 ITEM_EMBEDDINGS = _RNG.normal(size=(len(ITEM_IDS), 4)).astype(np.float32)
 USER_EMBEDDINGS = _RNG.normal(size=(8, 4)).astype(np.float32)
+# The tiny ranker's logit: user . item, plus this per history query.
+QUERY_LOGIT = 0.5
+RANK_SIGNATURE = "rank"
+RANK_QUERIES_SIGNATURE = "rank_history_queries"
 
 _EXTERNAL_ADDRESS = os.environ.get("VREC_TF_SERVING_ADDRESS")
 _EXTERNAL_BINARY = os.environ.get("VREC_TF_SERVING_BINARY")
@@ -70,7 +74,9 @@ _State = get_model_status_pb2.ModelVersionStatus.State
 
 
 class TinyRetrievalModel(tf.Module):
-  """The pushed retrieval model's serving interface, on 24 items."""
+  """The pushed retrieval model's serving interface, on 24 items, and a
+  ranker's under other signature names (`RANK_SIGNATURE`,
+  `RANK_QUERIES_SIGNATURE`)."""
 
   def __init__(self):
     super().__init__()
@@ -103,8 +109,34 @@ class TinyRetrievalModel(tf.Module):
       top_scores, top = tf.math.top_k(tf.where(seen, -1e9, scores), TOP_K)
       return {"item_ids": tf.gather(self.item_ids, top), "scores": top_scores}
 
+    ranker_specs = specs + (tf.TensorSpec([None], tf.string, name="item_id"),)
+
+    def probability(user_id, timestamp, item_id, query_count):
+      items = tf.argmax(tf.cast(tf.equal(item_id[:, tf.newaxis],
+                                         self.item_ids), tf.int32), axis=1)
+      logits = tf.reduce_sum(self._query(user_id, timestamp) * tf.gather(
+          self.item_embeddings, items), axis=1)
+      return {"probability": tf.sigmoid(logits + QUERY_LOGIT * query_count)}
+
+    @tf.function(input_signature=ranker_specs)
+    def rank(user_id, history_item_ids, timestamp, item_id):
+      del history_item_ids  # As the query tower, the tiny ranker ignores it.
+      return probability(user_id, timestamp, item_id, 0.0)
+
+    @tf.function(input_signature=ranker_specs + (
+        tf.TensorSpec([None, None], tf.string, name="history_queries"),))
+    def rank_history_queries(user_id, history_item_ids, timestamp, item_id,
+                             history_queries):
+      del history_item_ids
+      query_count = tf.reduce_sum(tf.cast(
+          tf.not_equal(history_queries, ""), tf.float32), axis=1)
+      return probability(user_id, timestamp, item_id, query_count)
+
     return {"serving_default": retrieve.get_concrete_function(),
-            "query_embedding": query_embedding.get_concrete_function()}
+            "query_embedding": query_embedding.get_concrete_function(),
+            RANK_SIGNATURE: rank.get_concrete_function(),
+            RANK_QUERIES_SIGNATURE: (
+                rank_history_queries.get_concrete_function())}
 
 
 def export_test_model(directory: str) -> None:

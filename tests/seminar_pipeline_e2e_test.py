@@ -9,7 +9,7 @@ the ranker without a ScaNN index.
 
 MovieLens has no search log, so the contract file gets a synthetic `query`
 column (`_with_search_queries`): the run carries real queries from the file to
-a raw request.
+a raw request, sent over gRPC by `serving.client` to the pushed ranker.
 """
 
 import glob
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import ranking_trainer
+from serving import client
+from serving import server
 from tests import pipeline_fixtures
 from transforms import features
 
@@ -88,16 +89,30 @@ def test_pushed_seminar_scores_raw_candidates(seminar_run):
 
 
 def test_pushed_seminar_reads_the_requests_history_queries(seminar_run):
-  _, summary = seminar_run
+  config, summary = seminar_run
   loaded = tf.saved_model.load(summary.pushed_dir)
   request = dict(user_id=tf.constant(["1", "1"]),
                  item_id=tf.constant(["50", "50"]),
                  history_item_ids=tf.constant([["258", "181"]] * 2),
                  timestamp=tf.constant([881250949] * 2, tf.int64))
-  default = loaded.signatures["serving_default"](**request)["probability"]
-  served = loaded.signatures[ranking_trainer.HISTORY_QUERIES_SIGNATURE](
+  default = loaded.signatures["serving_default"](**request)[
+      features.RANKER_PROBABILITY]
+  served = loaded.signatures[features.RANKER_HISTORY_QUERIES_SIGNATURE](
       **request, history_queries=tf.constant([["", ""], ["kw1 movie", ""]])
-  )["probability"].numpy()
+  )[features.RANKER_PROBABILITY].numpy()
   # No query: the derived ones, as serving_default; a real one changes it.
   assert served[0] == pytest.approx(default.numpy()[0], rel=1e-6)
   assert abs(served[1] - served[0]) > 1e-6
+
+  # The same request over gRPC, as a client sends it to the served ranker.
+  with server.serve(server.ServerConfig(model_base_path=config.serving_dir,
+                                        port=0)) as handle:
+    client.wait_until_available(handle.address, config.model_name,
+                                timeout_s=60)
+    ranked = {query: client.rank(
+        handle.address, config.model_name, "1", ["50"], ["258", "181"],
+        history_queries=[query, ""], timestamp=881250949)
+              for query in ("", "kw1 movie")}
+  assert ranked[""].probabilities == pytest.approx([served[0]], rel=1e-6)
+  assert ranked["kw1 movie"].probabilities == pytest.approx([served[1]],
+                                                             rel=1e-6)

@@ -32,7 +32,8 @@ _DELEGATED_COMMANDS = (
      "serve pushed models over TF Serving's gRPC API (flags of "
      "serving.server)"),
     ("recommend", "serving.client",
-     "ask a served model for a user's top items (flags of serving.client)"),
+     "ask a served model for a user's top items, or a ranker for its "
+     "candidates' probabilities (flags of serving.client)"),
     ("benchmark", None,
      "benchmark one full pipeline run on a real dataset (flags of "
      "benchmarks/pipeline_benchmark.py)"),

@@ -21,7 +21,6 @@ RECALL_KS = (10, 50, 100)
 NDCG_KS = (10,)
 MODEL_OUTPUT = retrieval_export.TARGET_RANK
 BASELINE_OUTPUT = retrieval_export.POPULARITY_TARGET_RANK
-RANKING_PREDICTION_KEY = "probability"
 RANKING_METRIC_NAMES = ("auc", "binary_crossentropy", "calibration",
                         "mean_label", "mean_prediction")
 RANKING_GATE_METRIC = "auc"
@@ -110,7 +109,7 @@ def ranking_eval_config(config) -> tfma.EvalConfig:
       model_specs=[tfma.ModelSpec(
           signature_name=retrieval_export.EVAL_SIGNATURE,
           label_key=features.LABEL,
-          prediction_key=RANKING_PREDICTION_KEY)],
+          prediction_key=features.RANKER_PROBABILITY)],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name="ExampleCount"),
           tfma.MetricConfig(

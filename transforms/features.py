@@ -27,6 +27,14 @@ ITEM_POPULARITY_BUCKET = "item_popularity_bucket"
 
 SLICE_FEATURES = (USER_ACTIVITY_BUCKET, ITEM_POPULARITY_BUCKET, ITEM_TYPE)
 
+# The ranker export's serving contract (families `ranking` and `seminar`),
+# shared by the Evaluator and `serving.client`: the output key of the click
+# probability, and the signature that also takes HISTORY_QUERIES (a
+# separate one because a signature's inputs are all required, and most
+# clients have no queries).
+RANKER_PROBABILITY = "probability"
+RANKER_HISTORY_QUERIES_SIGNATURE = "serving_history_queries"
+
 # Raw features a client sends to ask for recommendations for one user.
 QUERY_RAW_FEATURES = (USER_ID, HISTORY_ITEM_IDS, TIMESTAMP)
 # Raw features describing one candidate item.
