@@ -49,6 +49,7 @@ from serving import model_registry
 from serving import scann_index
 from serving import servables
 from serving import server
+from transforms import features
 
 MODEL_NAME = "tiny_retrieval"
 ITEM_IDS = np.array([f"item_{i}" for i in range(24)])
@@ -116,7 +117,8 @@ class TinyRetrievalModel(tf.Module):
                                          self.item_ids), tf.int32), axis=1)
       logits = tf.reduce_sum(self._query(user_id, timestamp) * tf.gather(
           self.item_embeddings, items), axis=1)
-      return {"probability": tf.sigmoid(logits + QUERY_LOGIT * query_count)}
+      return {features.RANKER_PROBABILITY: tf.sigmoid(
+          logits + QUERY_LOGIT * query_count)}
 
     @tf.function(input_signature=ranker_specs)
     def rank(user_id, history_item_ids, timestamp, item_id):
