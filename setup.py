@@ -20,8 +20,8 @@ setuptools.setup(
   long_description_content_type="text/markdown",
   python_requires=">=3.9,<3.11",
   packages=setuptools.find_packages(
-      include=["tfx_pipeline*", "models*", "transforms*", "serving*",
-               "offline_eval*"]),
+      include=["data*", "transforms*", "models*", "tfx_pipeline*", "serving*",
+               "offline_eval*", "benchmarks*"]),
   package_data={"tfx_pipeline": ["schema/*.pbtxt"]},
   install_requires=REQUIREMENTS,
   entry_points={"console_scripts": ["vrec=tfx_pipeline.cli:main"]},

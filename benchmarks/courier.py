@@ -59,13 +59,13 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from data import features
 from models import content_features
 from models import courier
 from models import ranking
 from offline_eval import datasets
 from offline_eval import protocols
 from offline_eval import reporting
-from transforms import features
 
 VARIANTS = ("no_content", "raw_content", "feature_dropout", "courier",
             "courier_no_contrastive")

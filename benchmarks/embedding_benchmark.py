@@ -46,13 +46,13 @@ _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
   sys.path.insert(0, str(_REPO_ROOT))
 
+from data import features
 from models import guim
 from models import two_tower
 from offline_eval import datasets
 from offline_eval import probes
 from offline_eval import protocols
 from offline_eval import reporting
-from transforms import features
 
 RESULTS_DIR = _REPO_ROOT / "benchmarks" / "results"
 MODELS = ("random", "two_tower", "guim_k1", "guim_k4")

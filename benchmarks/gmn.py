@@ -1,7 +1,7 @@
 """GMN ablation: video retrieval on Amazon's two-domain dual graph.
 
 Data: `amazon-video-games` (CDRIB's two Amazon domains, 2,179 users in both),
-imported by `tfx_pipeline.data.importers`; `--video_domain` says which folder
+imported by `data.importers`; `--video_domain` says which folder
 is the video side (the other is the item side). The data has no timestamps,
 so `dual_graph.split_shared_user_videos` holds out a seeded share of each
 shared user's videos (`--split_seed`, fixed across model seeds); all other
@@ -45,13 +45,14 @@ import pandas as pd
 import tensorflow as tf
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from data import dual_graph
+from data import features
+from data import importers
 from models import gmn
 from models import two_tower
 from offline_eval import protocols
 from offline_eval import reporting
-from tfx_pipeline.data import dual_graph
-from tfx_pipeline.data import importers
-from transforms import features
+from transforms import dual_graph as dual_graph_tensors
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 DATASETS = {"game_video": "amazon-video-games",
@@ -137,7 +138,7 @@ def _indices_per_user(frame, users, vocabulary) -> list:
 def _query_features(bench: Benchmark, user_rows, targets=None):
   videos = tf.gather(bench.graph.video_neighbours, user_rows)
   if targets is not None:
-    videos = dual_graph.drop_target(videos, targets)
+    videos = dual_graph_tensors.drop_target(videos, targets)
   return {features.VIDEO_NEIGHBOUR_INDICES: videos,
           features.ITEM_NEIGHBOUR_INDICES: tf.gather(bench.graph.item_neighbours,
                                                      user_rows)}

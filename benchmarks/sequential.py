@@ -38,12 +38,12 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 
 from models import sasrec  # pylint: disable=wrong-import-position
 
+from data import features  # pylint: disable=wrong-import-position
 from models import seminar  # pylint: disable=wrong-import-position
 from models import two_tower  # pylint: disable=wrong-import-position
 from offline_eval import datasets  # pylint: disable=wrong-import-position
 from offline_eval import protocols  # pylint: disable=wrong-import-position
 from offline_eval import reporting  # pylint: disable=wrong-import-position
-from transforms import features  # pylint: disable=wrong-import-position
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 SAMPLED_KS = (5, 10)

@@ -1,4 +1,2 @@
 """Model families trained by the pipeline's Trainer."""
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import transforms  # noqa: F401  (selects Keras 2 before TensorFlow loads)

@@ -34,10 +34,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from data import features
 from models import hparams
-from models import two_tower
 from models.layers import contrastive
-from transforms import features
+from models.layers import mlp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class ContentEncoder(tf.keras.layers.Layer):
   def __init__(self, content: np.ndarray, units: Sequence[int], **kwargs):
     super().__init__(**kwargs)
     self.content = tf.constant(content, tf.float32)
-    self.mlp = two_tower.mlp(units, "content_mlp")
+    self.mlp = mlp.mlp(units, "content_mlp")
 
   @property
   def num_items(self) -> int:

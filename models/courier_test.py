@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import features
 from models import courier
-from transforms import features
 
 CONFIG = courier.CourierConfig(encoder_units=(8, 4), temperature=0.5)
 

@@ -28,9 +28,10 @@ from typing import Mapping
 
 import tensorflow as tf
 
+from data import features
 from models import two_tower
 from models.layers import graph_matching
-from transforms import features
+from models.layers import mlp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,7 @@ class DualGraphQueryTower(tf.keras.Model):
     self.aggregator = graph_matching.BiLevelAggregator(
         num_node_sets=2 if config.use_item_side else 1,
         num_preference_sets=2 if config.preference_matching else 0, dim=dim)
-    self.mlp = two_tower.mlp(config.tower_units, "gmn_query_mlp")
+    self.mlp = mlp.mlp(config.tower_units, "gmn_query_mlp")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     videos, video_mask = _neighbours(inputs, features.VIDEO_NEIGHBOUR_INDICES,
@@ -144,7 +145,7 @@ class VideoTower(tf.keras.Model):
   def __init__(self, node_embedding: tf.keras.layers.Layer, config: GmnConfig):
     super().__init__(name="video_tower")
     self.node_embedding = node_embedding
-    self.mlp = two_tower.mlp(config.tower_units, "video_mlp")
+    self.mlp = mlp.mlp(config.tower_units, "video_mlp")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     videos = self.node_embedding(inputs[features.ITEM_INDEX])

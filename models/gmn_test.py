@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import features
 from models import gmn
 from models import two_tower
-from transforms import features
 
 VOCAB = two_tower.VocabularySizes(users=5, items=9, title_tokens=1, categories=1)
 VARIANTS = {

@@ -34,12 +34,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from data import features
 from models import two_tower
 from models.layers import attention
 from models.layers import contrastive
 from models.layers import mixture_of_representation
+from models.layers import mlp
 from models.layers import pooling
-from transforms import features
 
 RETRIEVAL_MERGE_RULES = ("max", "label_aware")
 # How training scores a (user, candidate) pair: "target_query" mixes the K
@@ -133,7 +134,7 @@ class GuimCandidateTower(tf.keras.Model):
   def __init__(self, item_encoder: ItemEncoder, config: GuimConfig):
     super().__init__(name="candidate_tower")
     self.item_encoder = item_encoder
-    self.mlp = two_tower.mlp(config.tower_units, "candidate_mlp")
+    self.mlp = mlp.mlp(config.tower_units, "candidate_mlp")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     return tf.math.l2_normalize(self.mlp(self.item_encoder(inputs)), axis=-1)
@@ -160,7 +161,7 @@ class GuimUserEncoder(tf.keras.Model):
         config.num_heads, config.dropout)
     self.interest_heads = mixture_of_representation.MultiInterestHeads(
         config.num_interests, config.interest_hidden_units)
-    self.mlp = two_tower.mlp(config.tower_units, "interest_mlp")
+    self.mlp = mlp.mlp(config.tower_units, "interest_mlp")
 
   def encode_items(self, item_indices: tf.Tensor) -> tf.Tensor:
     """Item-encoder output for an index tensor of any shape, `[..., dim]`.

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import features
 from models import guim
 from models import two_tower
 from models.layers import mixture_of_representation
-from transforms import features
 
 VOCAB = two_tower.VocabularySizes(users=5, items=7, title_tokens=6, categories=4)
 BATCH = 4

@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from data import features
 from models import hparams
-from models import two_tower
 from models.layers import din_attention
-from transforms import features
+from models.layers import mlp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ class RankingModel(tfrs.Model):
       self.content_projection = tf.keras.layers.Dense(config.embedding_dim)
     self.attention = din_attention.DinAttention(config.attention_units)
     self.crosses = [tfrs.layers.dcn.Cross() for _ in range(config.num_cross_layers)]
-    self.deep = two_tower.mlp(tuple(config.deep_units) + (1,), "deep")
+    self.deep = mlp.mlp(tuple(config.deep_units) + (1,), "deep")
     self.task = tfrs.tasks.Ranking(
         loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")])

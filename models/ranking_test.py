@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import features
 from models import ranking
-from transforms import features
 
 CONFIG = ranking.RankingConfig(embedding_dim=4, attention_units=(4,),
                                deep_units=(8,))

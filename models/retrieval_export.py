@@ -25,14 +25,11 @@ from typing import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
+from data import features
+from models import serving_names
 from models.layers import mixture_of_representation
-from transforms import features
 from transforms import preprocessing
 
-RETRIEVAL_SIGNATURE_KS = (10, 100)
-TARGET_RANK = "target_rank"
-POPULARITY_TARGET_RANK = "popularity_target_rank"
-EVAL_SIGNATURE = "evaluate"
 _UNAVAILABLE_SCORE = -1e9
 
 
@@ -227,8 +224,8 @@ class RetrievalServingModule(tf.Module):
     scores = tf.where(available, scores, _UNAVAILABLE_SCORE)
     k = tf.minimum(k, tf.shape(scores)[1])
     top_scores, top_indices = tf.math.top_k(scores, k=k)
-    return {"item_ids": tf.gather(self.item_ids, top_indices),
-            "scores": top_scores}
+    return {serving_names.ITEM_IDS: tf.gather(self.item_ids, top_indices),
+            serving_names.SCORES: top_scores}
 
   def signatures(self) -> dict:
     """Builds the concrete functions to pass to `tf.saved_model.save`."""
@@ -240,7 +237,7 @@ class RetrievalServingModule(tf.Module):
 
     @tf.function(input_signature=query_specs)
     def query_embedding(user_id, history_item_ids, timestamp):
-      return {"embedding": self._query(user_id, history_item_ids, timestamp)[1]}
+      return {serving_names.EMBEDDING: self._query(user_id, history_item_ids, timestamp)[1]}
 
     @tf.function(input_signature=(
         tf.TensorSpec([None], tf.string, name=features.ITEM_ID),
@@ -253,7 +250,7 @@ class RetrievalServingModule(tf.Module):
           features.ITEM_TITLE: item_title,
           features.ITEM_CATEGORIES: item_categories,
       })
-      return {"embedding": self.candidate_tower(transformed)}
+      return {serving_names.EMBEDDING: self.candidate_tower(transformed)}
 
     def retrieve(k):
       @tf.function(input_signature=query_specs)
@@ -262,7 +259,7 @@ class RetrievalServingModule(tf.Module):
       return retrieve_top_k
 
     @tf.function(input_signature=(
-        tf.TensorSpec([None], tf.string, name="examples"),))
+        tf.TensorSpec([None], tf.string, name=serving_names.EXAMPLES),))
     def evaluate(examples):
       raw = tf.io.parse_example(examples, self._raw_feature_spec)
       transformed = self.tft_layer(raw)
@@ -272,19 +269,19 @@ class RetrievalServingModule(tf.Module):
       model_scores = score_items(query, self.item_embeddings)
       popularity_scores = tf.broadcast_to(self.popularity, tf.shape(model_scores))
       return {
-          TARGET_RANK: _rank_of_target(model_scores, available, target),
-          POPULARITY_TARGET_RANK: _rank_of_target(popularity_scores, available,
+          serving_names.TARGET_RANK: _rank_of_target(model_scores, available, target),
+          serving_names.POPULARITY_TARGET_RANK: _rank_of_target(popularity_scores, available,
                                                   target),
       }
 
-    retrieval = {f"retrieve_top{k}": retrieve(k).get_concrete_function()
-                 for k in RETRIEVAL_SIGNATURE_KS}
+    retrieval = {serving_names.retrieve_top(k): retrieve(k).get_concrete_function()
+                 for k in serving_names.RETRIEVE_TOP_KS}
     return {
-        "serving_default": retrieval["retrieve_top10"],
+        serving_names.DEFAULT: retrieval[serving_names.retrieve_top(10)],
         **retrieval,
-        "query_embedding": query_embedding.get_concrete_function(),
-        "candidate_embedding": candidate_embedding.get_concrete_function(),
-        EVAL_SIGNATURE: evaluate.get_concrete_function(),
+        serving_names.QUERY_EMBEDDING: query_embedding.get_concrete_function(),
+        serving_names.CANDIDATE_EMBEDDING: candidate_embedding.get_concrete_function(),
+        serving_names.EVALUATE: evaluate.get_concrete_function(),
     }
 
   def save(self, export_dir: str) -> None:

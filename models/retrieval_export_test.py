@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from data import features
 from models import retrieval_export
-from transforms import features
+from models import serving_names
 
 
 def test_rank_counts_higher_available_items_and_half_ties():
@@ -119,20 +120,20 @@ def test_multi_vector_export_retrieves_and_ranks_by_the_max(tmp_path):
   ranks = signatures["evaluate"](
       examples=tf.constant([example.SerializeToString()]))
 
-  np.testing.assert_allclose(embedding["embedding"].numpy(),
+  np.testing.assert_allclose(embedding[serving_names.EMBEDDING].numpy(),
                              np.repeat(_TWO_VECTORS, 2, axis=0))
   ids = top["item_ids"].numpy().astype(str)
   assert ids[0, :3].tolist() == ["2", "3", "4"]
   assert ids[1, :4].tolist() == ["1", "2", "3", "4"]
   np.testing.assert_allclose(top["scores"].numpy()[1, :4], [1, 0.9, 0.6, 0])
   # Item 3 after history item 1: only item 2 (0.9 > 0.6) scores higher.
-  np.testing.assert_allclose(ranks[retrieval_export.TARGET_RANK].numpy(), [1])
+  np.testing.assert_allclose(ranks[serving_names.TARGET_RANK].numpy(), [1])
 
 
 def test_single_vector_export_keeps_its_embedding_shape(tmp_path):
   loaded = _exported(tmp_path, _TWO_VECTORS[:, 0])
   embedding = loaded.signatures["query_embedding"](**_query_inputs([[""]]))
-  np.testing.assert_allclose(embedding["embedding"].numpy(), [[1, 0]])
+  np.testing.assert_allclose(embedding[serving_names.EMBEDDING].numpy(), [[1, 0]])
   top = loaded.signatures["retrieve_top10"](**_query_inputs([[""]]))
   assert top["item_ids"].numpy().astype(str)[0, :4].tolist() == [
       "1", "3", "2", "4"]

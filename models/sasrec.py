@@ -21,10 +21,11 @@ from typing import Mapping
 
 import tensorflow as tf
 
+from data import features
 from models import two_tower
 from models.layers import attention
+from models.layers import mlp
 from models.layers import pooling
-from transforms import features
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +100,7 @@ class SequenceQueryTower(tf.keras.Model):
     self.use_request_context = config.use_request_context
     self.hour_embedding = tf.keras.layers.Embedding(24, 8)
     self.day_embedding = tf.keras.layers.Embedding(7, 4)
-    self.mlp = two_tower.mlp(config.tower_units, "sequence_query_mlp")
+    self.mlp = mlp.mlp(config.tower_units, "sequence_query_mlp")
 
   def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False):
     history = inputs[features.HISTORY_ITEM_INDICES]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import features
 from models import sasrec
 from models import two_tower
 from models import two_tower_test
-from transforms import features
 
 
 def _model(**overrides):

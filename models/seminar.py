@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import hparams
-from models import two_tower
+from models.layers import mlp
 from models.layers import pooling
 from models.layers import product_quantization
 from models.layers import target_attention
@@ -311,7 +311,7 @@ class SeminarPretrainer(tf.keras.Model):
     self.encoder = encoder
     self.attention = _target_attention(config)
     dim = config.embedding_dim
-    self.next_pair_mlp = two_tower.mlp((2 * dim, dim), "next_pair_mlp")
+    self.next_pair_mlp = mlp.mlp((2 * dim, dim), "next_pair_mlp")
     self.next_pair_mlp.build([None, 2 * dim])
     self.loss_trackers = {
         name: tf.keras.metrics.Mean(name)

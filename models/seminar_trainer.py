@@ -5,13 +5,13 @@ pretraining search unit and writes its encoder and target attention as a
 checkpoint under its serving-model dir; `seminar` reads that checkpoint from
 `fn_args.base_model`, copies it into the retriever
 (`SeminarRetriever.restore_pretrained`), fine-tunes, and exports a ranking
-SavedModel (`ranking_trainer.RankingServingModule`: raw features in,
+SavedModel (`ctr_trainer.RankingServingModule`: raw features in,
 `probability` out, from `serving_default` and `evaluate`).
 
 Inputs built from the Transform output, once per Trainer:
 
 - the item token table of `PairEncoder`: every item's title tokens and
-  categories in one token space (`ranking_trainer.catalogue_tokens`);
+  categories in one token space (`ctr_trainer.catalogue_tokens`);
 - query keywords per interaction: the tokens of its search query when it had
   one, else the item's derived query (`num_keywords` of its tokens, chosen
   once per item with a fixed seed, as `seminar.derive_queries` does for data
@@ -22,7 +22,7 @@ Inputs built from the Transform output, once per Trainer:
   `HISTORY_QUERY_TOKEN_INDICES`, the target's from `QUERY_TOKEN_INDICES`.
 
 The export reads history queries the same way: from the `history_queries`
-of a request (`features.RANKER_HISTORY_QUERIES_SIGNATURE`) or of an eval
+of a request (`serving_names.RANKER_HISTORY_QUERIES`) or of an eval
 example; a history item whose query is "" or missing, and every item of a
 `serving_default` request, gets its derived query.
 
@@ -51,10 +51,10 @@ from typing import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from models import ranking_trainer
+from data import features
+from models import ctr_trainer
 from models import retrieval_export
 from models import seminar
-from transforms import features
 from transforms import preprocessing
 
 PSU_CHECKPOINT = "psu"
@@ -342,7 +342,7 @@ class _Inputs:
         fn_args, tft_output, input_dataset)
     num_title_tokens = preprocessing.vocabulary_size(
         tft_output, features.TITLE_TOKEN_VOCAB)
-    self.item_tokens = ranking_trainer.catalogue_tokens(self.catalogue,
+    self.item_tokens = ctr_trainer.catalogue_tokens(self.catalogue,
                                                         num_title_tokens)
     # Category index c > 0 sits at c + num_title_tokens - 1.
     self.num_tokens = num_title_tokens + preprocessing.vocabulary_size(
@@ -389,7 +389,7 @@ def train_seminar_psu(fn_args, tft_output, hparams: Mapping[str, object],
     hparams: `SeminarConfig` overrides, plus `image_vectors_path`.
     input_dataset: `models.trainer.input_dataset`.
   """
-  config, image_vectors_path = ranking_trainer.config_and_path(
+  config, image_vectors_path = ctr_trainer.config_and_path(
       hparams, seminar.SeminarConfig, IMAGE_VECTORS_PATH)
   inputs = _Inputs(fn_args, tft_output, input_dataset, config,
                    image_vectors_path)
@@ -422,7 +422,7 @@ def train_seminar(fn_args, tft_output, hparams: Mapping[str, object],
   if fn_args.base_model:
     hparams = inherit_psu_settings(hparams,
                                    read_psu_settings(fn_args.base_model))
-  config, image_vectors_path = ranking_trainer.config_and_path(
+  config, image_vectors_path = ctr_trainer.config_and_path(
       hparams, seminar.SeminarConfig, IMAGE_VECTORS_PATH)
   inputs = _Inputs(fn_args, tft_output, input_dataset, config,
                    image_vectors_path)
@@ -439,6 +439,6 @@ def train_seminar(fn_args, tft_output, hparams: Mapping[str, object],
   scorer = SeminarScorer(retriever, inputs.keywords_of_items, mode)
   scorer.calibration = calibrate(scorer, inputs.calibration_sample)
   logging.info("Platt calibration (a, b) = %s", scorer.calibration)
-  ranking_trainer.RankingServingModule(
+  ctr_trainer.RankingServingModule(
       tft_output.transform_features_layer(), tft_output.raw_feature_spec(),
       scorer).save(fn_args.serving_model_dir)

@@ -10,13 +10,13 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
-from models import ranking_trainer
-from models import retrieval_export
+from data import features
+from models import ctr_trainer
 from models import seminar
 from models import seminar_trainer
-from models.ranking_trainer_test import RAW_FEATURE_SPEC
-from models.ranking_trainer_test import item_indices
-from transforms import features
+from models import serving_names
+from models.ctr_trainer_test import RAW_FEATURE_SPEC
+from models.ctr_trainer_test import item_indices
 
 NUM_ITEMS = 12
 NUM_TOKENS = 9
@@ -223,7 +223,7 @@ def _graph_nodes(export_dir: str):
 
 
 def _export(scorer, export_dir):
-  ranking_trainer.RankingServingModule(_fake_transform, RAW_SPEC_WITH_QUERIES,
+  ctr_trainer.RankingServingModule(_fake_transform, RAW_SPEC_WITH_QUERIES,
                                        scorer).save(export_dir)
   return tf.saved_model.load(export_dir)
 
@@ -290,8 +290,8 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
                  history_item_ids=tf.constant(history),
                  timestamp=tf.zeros([2], tf.int64))
   for loaded in (exact, pq, pq_xla):
-    with_queries = loaded.signatures[features.RANKER_HISTORY_QUERIES_SIGNATURE]
-    evaluate = loaded.signatures[retrieval_export.EVAL_SIGNATURE]
+    with_queries = loaded.signatures[serving_names.RANKER_HISTORY_QUERIES]
+    evaluate = loaded.signatures[serving_names.EVALUATE]
     for served, want in (
         (loaded.signatures["serving_default"](**request), expected),
         (with_queries(**request, history_queries=tf.constant(no_queries)),
@@ -305,7 +305,7 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
             _serialized(item, items, item_queries) for item, items,
             item_queries in zip(candidates, history, queries)])),
          expected_searched)):
-      np.testing.assert_allclose(served[features.RANKER_PROBABILITY].numpy(),
+      np.testing.assert_allclose(served[serving_names.RANKER_PROBABILITY].numpy(),
                                  want, rtol=1e-5)
 
   # The PQ export holds the item codes as a constant and never encodes.

@@ -19,14 +19,14 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from data import features
+from models import ctr_trainer
 from models import gmn
 from models import guim
-from models import sasrec
-from models import two_tower
-from models import ranking_trainer
-from models import seminar_trainer
 from models import retrieval_export
-from transforms import features
+from models import sasrec
+from models import seminar_trainer
+from models import two_tower
 from transforms import preprocessing
 
 MODEL_FAMILY_KEY = "model_family"
@@ -99,9 +99,9 @@ MODEL_FAMILIES: dict[str, Callable] = {
                               build_model=guim.build_guim),
     "gmn": functools.partial(train_retrieval, config_class=gmn.GmnConfig,
                              build_model=gmn.build_gmn),
-    "courier": functools.partial(ranking_trainer.train_courier,
+    "courier": functools.partial(ctr_trainer.train_courier,
                                  input_dataset=input_dataset),
-    "ranking": functools.partial(ranking_trainer.train_ranking,
+    "ranking": functools.partial(ctr_trainer.train_ranking,
                                  input_dataset=input_dataset),
     "seminar_psu": functools.partial(seminar_trainer.train_seminar_psu,
                                      input_dataset=input_dataset),

@@ -18,9 +18,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from data import features
 from models import hparams
+from models.layers import mlp
 from models.layers import pooling
-from transforms import features
 
 _HOURS_PER_DAY = 24
 _DAYS_PER_WEEK = 7
@@ -75,12 +76,6 @@ class VocabularySizes:
   categories: int
 
 
-def mlp(units: Sequence[int], name: str) -> tf.keras.Sequential:
-  layers = [tf.keras.layers.Dense(u, activation="relu") for u in units[:-1]]
-  layers.append(tf.keras.layers.Dense(units[-1]))
-  return tf.keras.Sequential(layers, name=name)
-
-
 def _l2_normalize(x):
   return tf.math.l2_normalize(x, axis=-1)
 
@@ -96,7 +91,7 @@ class QueryTower(tf.keras.Model):
     self.history_pooling = pooling.MaskedMeanPooling(features.PADDING_INDEX)
     self.hour_embedding = tf.keras.layers.Embedding(_HOURS_PER_DAY, 8)
     self.day_embedding = tf.keras.layers.Embedding(_DAYS_PER_WEEK, 4)
-    self.mlp = mlp(config.tower_units, "query_mlp")
+    self.mlp = mlp.mlp(config.tower_units, "query_mlp")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     history = inputs[features.HISTORY_ITEM_INDICES]
@@ -125,7 +120,7 @@ class CandidateTower(tf.keras.Model):
                                                         config.embedding_dim)
     self.title_pooling = pooling.MaskedMeanPooling(features.PADDING_INDEX)
     self.category_pooling = pooling.MaskedMeanPooling(features.PADDING_INDEX)
-    self.mlp = mlp(config.tower_units, "candidate_mlp")
+    self.mlp = mlp.mlp(config.tower_units, "candidate_mlp")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     titles = inputs[features.TITLE_TOKEN_INDICES]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import features
 from models import two_tower
-from transforms import features
 
 VOCAB = two_tower.VocabularySizes(users=5, items=7, title_tokens=6, categories=4)
 BATCH = 4

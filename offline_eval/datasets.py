@@ -25,10 +25,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from offline_eval import splits
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import importers
-from transforms import features
+from data import contract
+from data import features
+from data import importers
+from data import splits
 
 DATASETS = ("amazon-grocery", "movielens-100k")
 MAX_CATEGORIES = 8

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from data import features
+from data import importers
 from offline_eval import datasets
-from tfx_pipeline.data import importers
-from transforms import features
 
 
 @pytest.fixture(scope="module")

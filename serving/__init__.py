@@ -1,4 +1,2 @@
 """Serving helpers for models pushed by the pipeline."""
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import transforms  # noqa: F401  (selects Keras 2 before TensorFlow loads)

@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from typing import Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
@@ -32,11 +28,9 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from transforms import features
-# pylint: enable=g-import-not-at-top,wrong-import-position
+from data import features
+from models import serving_names
 
-DEFAULT_SIGNATURE = "serving_default"
-SCANN_SIGNATURE = "retrieve_scann"
 # Separates the queries of `--history_queries`: queries hold spaces and
 # commas, and "" (no query) must stay expressible.
 QUERY_SEPARATOR = "|"
@@ -84,7 +78,7 @@ def _channel(address: str) -> grpc.Channel:
 
 def retrieval_request(model_name: str, user_id: str, history: Sequence[str],
                       timestamp: int, k: int = 10,
-                      signature: str = DEFAULT_SIGNATURE,
+                      signature: str = serving_names.DEFAULT,
                       exclude_item_ids: Sequence[str] = (),
                       ) -> predict_pb2.PredictRequest:
   """A one-user PredictRequest for a retrieval signature.
@@ -103,8 +97,8 @@ def retrieval_request(model_name: str, user_id: str, history: Sequence[str],
   Raises:
     ValueError: for exclusions with a signature that cannot take them.
   """
-  if exclude_item_ids and signature != SCANN_SIGNATURE:
-    raise ValueError(f"exclude_item_ids needs the {SCANN_SIGNATURE} signature")
+  if exclude_item_ids and signature != serving_names.RETRIEVE_SCANN:
+    raise ValueError(f"exclude_item_ids needs the {serving_names.RETRIEVE_SCANN} signature")
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model_name
   request.model_spec.signature_name = signature
@@ -116,7 +110,7 @@ def retrieval_request(model_name: str, user_id: str, history: Sequence[str],
       tf.make_tensor_proto([history_row], dtype=tf.string))
   request.inputs["timestamp"].CopyFrom(
       tf.make_tensor_proto([timestamp], dtype=tf.int64))
-  if signature == SCANN_SIGNATURE:
+  if signature == serving_names.RETRIEVE_SCANN:
     request.inputs["k"].CopyFrom(tf.make_tensor_proto(k, dtype=tf.int32))
     if exclude_item_ids:
       request.inputs["exclude_item_ids"].CopyFrom(
@@ -126,8 +120,8 @@ def retrieval_request(model_name: str, user_id: str, history: Sequence[str],
 
 def ranking_signature(history_queries: Optional[Sequence[str]]) -> str:
   """The ranker signature a request takes by default."""
-  return (DEFAULT_SIGNATURE if history_queries is None
-          else features.RANKER_HISTORY_QUERIES_SIGNATURE)
+  return (serving_names.DEFAULT if history_queries is None
+          else serving_names.RANKER_HISTORY_QUERIES)
 
 
 def ranking_request(model_name: str, user_id: str, item_ids: Sequence[str],
@@ -216,7 +210,7 @@ def rank(address: str, model_name: str, user_id: str,
       int(time.time()) if timestamp is None else timestamp, history_queries,
       signature), timeout_s)
   probabilities = tf.make_ndarray(
-      response.outputs[features.RANKER_PROBABILITY]).reshape(-1)
+      response.outputs[serving_names.RANKER_PROBABILITY]).reshape(-1)
   ranked = sorted(zip(item_ids, probabilities.tolist()),
                   key=lambda pair: -pair[1])
   return RankedItems(response.model_spec.version.value,
@@ -226,7 +220,7 @@ def rank(address: str, model_name: str, user_id: str,
 
 def recommend(address: str, model_name: str, user_id: str,
               history: Sequence[str] = (), timestamp: Optional[int] = None,
-              k: int = 10, signature: str = DEFAULT_SIGNATURE,
+              k: int = 10, signature: str = serving_names.DEFAULT,
               exclude_item_ids: Sequence[str] = (),
               timeout_s: float = DEFAULT_TIMEOUT_S) -> Recommendations:
   """Asks a served retrieval model for one user's top items.
@@ -252,8 +246,8 @@ def recommend(address: str, model_name: str, user_id: str,
       model_name, user_id, history,
       int(time.time()) if timestamp is None else timestamp, k, signature,
       exclude_item_ids), timeout_s)
-  item_ids = tf.make_ndarray(response.outputs["item_ids"])[0][:k]
-  scores = tf.make_ndarray(response.outputs["scores"])[0][:k]
+  item_ids = tf.make_ndarray(response.outputs[serving_names.ITEM_IDS])[0][:k]
+  scores = tf.make_ndarray(response.outputs[serving_names.SCORES])[0][:k]
   kept = [(item_id.decode(), float(score))
           for item_id, score in zip(item_ids, scores) if item_id]
   return Recommendations(response.model_spec.version.value,
@@ -323,7 +317,7 @@ def _parser() -> argparse.ArgumentParser:
       "--signature", default=None,
       help="retrieval: serving_default, retrieve_top10, retrieve_top100 or "
            "retrieve_scann; ranking: serving_default, or "
-           f"{features.RANKER_HISTORY_QUERIES_SIGNATURE} with "
+           f"{serving_names.RANKER_HISTORY_QUERIES} with "
            "--history_queries (default: serving_default, or the latter)")
   parser.add_argument("--exclude", default="",
                       help="comma-separated ids never to return "
@@ -351,7 +345,7 @@ def _signature(flags: argparse.Namespace) -> str:
     return flags.signature
   if flags.rank_items:
     return ranking_signature(flags.history_queries)
-  return DEFAULT_SIGNATURE
+  return serving_names.DEFAULT
 
 
 def _call(flags: argparse.Namespace) -> tuple[int, list[tuple[str, float]]]:

@@ -16,7 +16,7 @@ from serving.server_test import (  # pylint: disable=unused-import
     RANK_SIGNATURE, brute_force_top_k, local_only, max_over_vectors_top_k,
     model_template, multi_vector_template, open_stubs, publish_version,
     query_embedding, scann_model_template, start_local_server, target)
-from transforms import features
+from models import serving_names
 
 
 def test_retrieval_request_pads_an_empty_history():
@@ -38,7 +38,7 @@ def test_ranking_request_repeats_the_user_per_candidate():
                                    history_queries=["red apples", ""])
 
   assert (request.model_spec.signature_name
-          == features.RANKER_HISTORY_QUERIES_SIGNATURE)
+          == serving_names.RANKER_HISTORY_QUERIES)
   inputs = {name: tf.make_ndarray(tensor).tolist()
             for name, tensor in request.inputs.items()}
   assert inputs == {
@@ -187,7 +187,7 @@ def test_recommend_with_retrieve_scann(scann_model_template, tmp_path):
 
     result = client.recommend(handle.address, MODEL_NAME, "user_b",
                               history=["item_1"], k=12,
-                              signature=client.SCANN_SIGNATURE,
+                              signature=serving_names.RETRIEVE_SCANN,
                               exclude_item_ids=["item_2"])
 
   assert result.item_ids == brute_force_top_k(query, 12,
@@ -204,7 +204,7 @@ def test_recommend_merges_a_multi_vector_users_lists(multi_vector_template,
 
     result = client.recommend(handle.address, MODEL_NAME, "user_b",
                               history=["item_1"], k=12,
-                              signature=client.SCANN_SIGNATURE)
+                              signature=serving_names.RETRIEVE_SCANN)
 
   expected_ids, expected_scores = max_over_vectors_top_k(queries, 12,
                                                          {"item_1"})

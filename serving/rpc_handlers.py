@@ -18,6 +18,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import predict_pb2
 
+from models import serving_names
 from serving import errors
 from serving import model_registry
 from serving import servables
@@ -27,7 +28,7 @@ SIGNATURE_DEF_FIELD = "signature_def"
 # TF's tstring. A request declaring a million empty strings allocates this much.
 _DECODED_STRING_BYTES = 32
 # TF Serving answers with the typed fields (float_val, ...) rather than
-# tensor_content; clients that read e.g. `outputs["scores"].float_val`
+# tensor_content; clients that read e.g. `outputs[serving_names.SCORES].float_val`
 # directly rely on it.
 _PROTO_FIELD_BY_DTYPE = {
     types_pb2.DT_FLOAT: "float_val",
@@ -200,7 +201,7 @@ def predict(registry: model_registry.ModelRegistry, limits: RequestLimits,
     raise errors.invalid_argument("Missing ModelSpec")
   servable = registry.resolve(request.model_spec)
   signature_name = (request.model_spec.signature_name or
-                    servables.DEFAULT_SIGNATURE)
+                    serving_names.DEFAULT)
   signature = _signature_of(servable, signature_name)
   where = (f'model "{servable.name}" version {servable.version} signature '
            f'"{signature_name}"')

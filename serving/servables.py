@@ -20,14 +20,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from models import serving_names
 from serving import errors
 from serving import scann_index
 
 _LOG = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE = "serving_default"
-QUERY_SIGNATURE = "query_embedding"
-SCANN_SIGNATURE = "retrieve_scann"
 PREDICT_METHOD_NAME = "tensorflow/serving/predict"
 HISTORY_INPUT = "history_item_ids"
 K_INPUT = "k"
@@ -113,10 +111,10 @@ class ScannRetrievalSignature:
   def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     k = self._k(inputs.get(K_INPUT))
     queries = self._query.run(
-        {name: inputs[name] for name in self._query.inputs})["embedding"]
+        {name: inputs[name] for name in self._query.inputs})[serving_names.EMBEDDING]
     item_ids, scores = self._index.search(
         queries, k, exclude_ids=self._excluded_ids(inputs, len(queries)))
-    return {"item_ids": item_ids, "scores": scores}
+    return {serving_names.ITEM_IDS: item_ids, serving_names.SCORES: scores}
 
   def signature_def(self) -> meta_graph_pb2.SignatureDef:
     """The hand-built SignatureDef that GetModelMetadata advertises."""
@@ -124,9 +122,9 @@ class ScannRetrievalSignature:
     for name, spec in self.inputs.items():
       signature_def.inputs[name].CopyFrom(
           _tensor_info(spec.dtypes[0], spec.shape))
-    signature_def.outputs["item_ids"].CopyFrom(
+    signature_def.outputs[serving_names.ITEM_IDS].CopyFrom(
         _tensor_info(tf.string, tf.TensorShape([None, None])))
-    signature_def.outputs["scores"].CopyFrom(
+    signature_def.outputs[serving_names.SCORES].CopyFrom(
         _tensor_info(tf.float32, tf.TensorShape([None, None])))
     return signature_def
 
@@ -209,13 +207,13 @@ def _scann_signature(signatures: Mapping[str, SavedModelSignature],
   Raises:
     ValueError: if the two cannot work together.
   """
-  query = signatures.get(QUERY_SIGNATURE)
+  query = signatures.get(serving_names.QUERY_EMBEDDING)
   if query is None or "embedding" not in query.outputs:
-    raise ValueError(f'{path} has a ScaNN index but no "{QUERY_SIGNATURE}" '
+    raise ValueError(f'{path} has a ScaNN index but no "{serving_names.QUERY_EMBEDDING}" '
                      'signature with an "embedding" output')
-  embedding_shape = query.output_shapes["embedding"]
+  embedding_shape = query.output_shapes[serving_names.EMBEDDING]
   if embedding_shape.rank not in (2, 3):
-    raise ValueError(f'{path}: "{QUERY_SIGNATURE}" must return [batch, dim] '
+    raise ValueError(f'{path}: "{serving_names.QUERY_EMBEDDING}" must return [batch, dim] '
                      "or [batch, vectors, dim] embeddings, got "
                      f"{embedding_shape}")
   index = scann_index.ScannIndex.load(path)
@@ -237,13 +235,13 @@ def load_servable(name: str, version: int, path: str) -> Servable:
   signatures = {key: SavedModelSignature(function)
                 for key, function in saved_model.signatures.items()}
   if scann_index.has_index(path):
-    if SCANN_SIGNATURE in signatures:
+    if serving_names.RETRIEVE_SCANN in signatures:
       _LOG.warning("%s defines %s itself; its ScaNN index is not served",
-                   path, SCANN_SIGNATURE)
+                   path, serving_names.RETRIEVE_SCANN)
     else:
       scann_signature = _scann_signature(signatures, path)
-      signatures[SCANN_SIGNATURE] = scann_signature
-      signature_defs[SCANN_SIGNATURE] = scann_signature.signature_def()
+      signatures[serving_names.RETRIEVE_SCANN] = scann_signature
+      signature_defs[serving_names.RETRIEVE_SCANN] = scann_signature.signature_def()
   return Servable(name, version, types.MappingProxyType(signatures),
                   types.MappingProxyType(signature_defs), saved_model)
 

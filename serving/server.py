@@ -25,30 +25,25 @@ import argparse
 import concurrent.futures
 import dataclasses
 import logging
-import os
 import signal
 import threading
 import time
 from typing import Callable, Mapping, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import grpc
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from models import serving_names
 from serving import errors
 from serving import model_registry
 from serving import rpc_handlers
-from serving import servables
 
 try:
   import prometheus_client
 except ImportError:  # Metrics are optional; --metrics_port then fails clearly.
   prometheus_client = None
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 _LOG = logging.getLogger(__name__)
 
@@ -98,7 +93,7 @@ def _metric_labels(registry: model_registry.ModelRegistry, method: str,
     return _UNKNOWN_LABEL, _UNKNOWN_LABEL, method
   if method != "Predict":
     return model_spec.name, "", method
-  signature_name = model_spec.signature_name or servables.DEFAULT_SIGNATURE
+  signature_name = model_spec.signature_name or serving_names.DEFAULT
   try:
     known = signature_name in registry.resolve(model_spec).signatures
   except errors.ServingError:

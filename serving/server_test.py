@@ -44,12 +44,13 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from data import features
+from models import serving_names
 from serving import client
 from serving import model_registry
 from serving import scann_index
 from serving import servables
 from serving import server
-from transforms import features
 
 MODEL_NAME = "tiny_retrieval"
 ITEM_IDS = np.array([f"item_{i}" for i in range(24)])
@@ -99,7 +100,7 @@ class TinyRetrievalModel(tf.Module):
     @tf.function(input_signature=specs)
     def query_embedding(user_id, history_item_ids, timestamp):
       del history_item_ids  # The tiny query tower ignores the history.
-      return {"embedding": self._query(user_id, timestamp)}
+      return {serving_names.EMBEDDING: self._query(user_id, timestamp)}
 
     @tf.function(input_signature=specs)
     def retrieve(user_id, history_item_ids, timestamp):
@@ -108,7 +109,7 @@ class TinyRetrievalModel(tf.Module):
       seen = tf.reduce_any(
           tf.equal(history_item_ids[:, :, tf.newaxis], self.item_ids), axis=1)
       top_scores, top = tf.math.top_k(tf.where(seen, -1e9, scores), TOP_K)
-      return {"item_ids": tf.gather(self.item_ids, top), "scores": top_scores}
+      return {serving_names.ITEM_IDS: tf.gather(self.item_ids, top), "scores": top_scores}
 
     ranker_specs = specs + (tf.TensorSpec([None], tf.string, name="item_id"),)
 
@@ -117,7 +118,7 @@ class TinyRetrievalModel(tf.Module):
                                          self.item_ids), tf.int32), axis=1)
       logits = tf.reduce_sum(self._query(user_id, timestamp) * tf.gather(
           self.item_embeddings, items), axis=1)
-      return {features.RANKER_PROBABILITY: tf.sigmoid(
+      return {serving_names.RANKER_PROBABILITY: tf.sigmoid(
           logits + QUERY_LOGIT * query_count)}
 
     @tf.function(input_signature=ranker_specs)
@@ -134,7 +135,7 @@ class TinyRetrievalModel(tf.Module):
           tf.not_equal(history_queries, ""), tf.float32), axis=1)
       return probability(user_id, timestamp, item_id, query_count)
 
-    return {"serving_default": retrieve.get_concrete_function(),
+    return {serving_names.DEFAULT: retrieve.get_concrete_function(),
             "query_embedding": query_embedding.get_concrete_function(),
             RANK_SIGNATURE: rank.get_concrete_function(),
             RANK_QUERIES_SIGNATURE: (
@@ -292,7 +293,7 @@ def query_embedding(stubs_: Stubs, user_id: str) -> np.ndarray:
   response = stubs_.prediction.Predict(
       predict_request([user_id], [[""]], signature="query_embedding"),
       timeout=10)
-  return tf.make_ndarray(response.outputs["embedding"])[0]
+  return tf.make_ndarray(response.outputs[serving_names.EMBEDDING])[0]
 
 
 def brute_force_top_k(query: np.ndarray, k: int, excluded: set[str]):
@@ -342,12 +343,12 @@ def test_predict_returns_top_items_without_history(target, stubs):
   assert response.model_spec.name == MODEL_NAME
   assert response.model_spec.version.value == target.version
   assert response.model_spec.signature_name == "serving_default"
-  assert [i.decode() for i in tf.make_ndarray(response.outputs["item_ids"])[0]
+  assert [i.decode() for i in tf.make_ndarray(response.outputs[serving_names.ITEM_IDS])[0]
           ] == expected_ids
-  np.testing.assert_allclose(tf.make_ndarray(response.outputs["scores"])[0],
+  np.testing.assert_allclose(tf.make_ndarray(response.outputs[serving_names.SCORES])[0],
                              expected_scores, rtol=1e-5)
   # Typed fields, as TF Serving answers; some clients read them directly.
-  assert len(response.outputs["scores"].float_val) == TOP_K
+  assert len(response.outputs[serving_names.SCORES].float_val) == TOP_K
 
 
 def test_predict_honours_output_filter_and_specific_version(target, stubs):
@@ -358,7 +359,7 @@ def test_predict_honours_output_filter_and_specific_version(target, stubs):
   response = stubs.prediction.Predict(request, timeout=10)
 
   assert list(response.outputs) == ["scores"]
-  assert response.outputs["scores"].tensor_shape.dim[0].size == 2
+  assert response.outputs[serving_names.SCORES].tensor_shape.dim[0].size == 2
   assert response.model_spec.version.value == target.version
 
 
@@ -685,11 +686,11 @@ def test_retrieve_scann_excludes_history_and_requested_items(scann_stubs):
       scann_request(k=7, exclude=[[second, ""]], histories=[[best, ""]]),
       timeout=10)
 
-  ids = [i.decode() for i in tf.make_ndarray(response.outputs["item_ids"])[0]]
+  ids = [i.decode() for i in tf.make_ndarray(response.outputs[serving_names.ITEM_IDS])[0]]
   expected_ids, expected_scores = brute_force_top_k(query, 7, {best, second})
   assert response.model_spec.signature_name == "retrieve_scann"
   assert ids == expected_ids
-  np.testing.assert_allclose(tf.make_ndarray(response.outputs["scores"])[0],
+  np.testing.assert_allclose(tf.make_ndarray(response.outputs[serving_names.SCORES])[0],
                              expected_scores, rtol=1e-4, atol=1e-4)
 
 
@@ -697,7 +698,7 @@ def test_retrieve_scann_excludes_history_and_requested_items(scann_stubs):
 def test_retrieve_scann_returns_10_items_by_default(scann_stubs):
   response = scann_stubs.prediction.Predict(
       scann_request(user_ids=["a", "b"], histories=[[""], [""]]), timeout=10)
-  assert tf.make_ndarray(response.outputs["item_ids"]).shape == (2, 10)
+  assert tf.make_ndarray(response.outputs[serving_names.ITEM_IDS]).shape == (2, 10)
 
 
 @local_only
@@ -753,7 +754,7 @@ class TinyMultiInterestModel(tf.Module):
   def query_embedding(self, user_id, history_item_ids, timestamp):
     del history_item_ids, timestamp  # The tiny query tower embeds the user.
     users = tf.strings.to_hash_bucket_fast(user_id, len(USER_EMBEDDINGS))
-    return {"embedding": tf.gather(self.user_embeddings, users)}
+    return {serving_names.EMBEDDING: tf.gather(self.user_embeddings, users)}
 
 
 @pytest.fixture(scope="session")
@@ -793,7 +794,7 @@ def test_retrieve_scann_merges_the_vectors_of_a_multi_vector_user(
       scann_request(k=7, exclude=[[second, ""]], histories=[[best, ""]]),
       timeout=10)
 
-  ids = [i.decode() for i in tf.make_ndarray(response.outputs["item_ids"])[0]]
+  ids = [i.decode() for i in tf.make_ndarray(response.outputs[serving_names.ITEM_IDS])[0]]
   expected_ids, expected_scores = max_over_vectors_top_k(queries, 7,
                                                          {best, second})
   assert queries.shape == (2, 4)
@@ -801,7 +802,7 @@ def test_retrieve_scann_merges_the_vectors_of_a_multi_vector_user(
   # Neither vector alone ranks these items: the lists were merged.
   for query in queries:
     assert ids != brute_force_top_k(query, 7, {best, second})[0]
-  np.testing.assert_allclose(tf.make_ndarray(response.outputs["scores"])[0],
+  np.testing.assert_allclose(tf.make_ndarray(response.outputs[serving_names.SCORES])[0],
                              expected_scores, rtol=1e-4, atol=1e-4)
 
 
@@ -811,7 +812,7 @@ def test_retrieve_scann_multi_vector_batch_has_k_distinct_items_per_user(
   response = multi_vector_stubs.prediction.Predict(
       scann_request(k=len(ITEM_IDS), user_ids=["a", "b"],
                     histories=[["item_3"], [""]]), timeout=10)
-  ids = tf.make_ndarray(response.outputs["item_ids"]).astype(str)
+  ids = tf.make_ndarray(response.outputs[serving_names.ITEM_IDS]).astype(str)
   assert ids.shape == (2, len(ITEM_IDS))
   # Every item but the history, once, then padding.
   assert sorted(ids[0][:-1]) == sorted(set(ITEM_IDS) - {"item_3"})

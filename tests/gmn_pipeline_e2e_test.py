@@ -9,12 +9,12 @@ is open: a two-epoch model on 100 users proves the wiring, not quality.
 import pytest
 import tensorflow as tf
 
+from data import contract
+from data import dual_graph
+from data import importers
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import dual_graph
-from tfx_pipeline.data import importers
 
 pytestmark = pytest.mark.e2e
 

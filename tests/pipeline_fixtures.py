@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import contract
+from data import importers
 from offline_eval import probes
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import importers
 
 # Enough users for every slice bucket and a non-trivial catalogue, small
 # enough that one pipeline run takes about a minute on two cores.

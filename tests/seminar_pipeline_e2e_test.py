@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import features
+from models import serving_names
 from serving import client
 from serving import server
 from tests import pipeline_fixtures
-from transforms import features
 
 pytestmark = pytest.mark.e2e
 
@@ -96,10 +97,10 @@ def test_pushed_seminar_reads_the_requests_history_queries(seminar_run):
                  history_item_ids=tf.constant([["258", "181"]] * 2),
                  timestamp=tf.constant([881250949] * 2, tf.int64))
   default = loaded.signatures["serving_default"](**request)[
-      features.RANKER_PROBABILITY]
-  served = loaded.signatures[features.RANKER_HISTORY_QUERIES_SIGNATURE](
+      serving_names.RANKER_PROBABILITY]
+  served = loaded.signatures[serving_names.RANKER_HISTORY_QUERIES](
       **request, history_queries=tf.constant([["", ""], ["kw1 movie", ""]])
-  )[features.RANKER_PROBABILITY].numpy()
+  )[serving_names.RANKER_PROBABILITY].numpy()
   # No query: the derived ones, as serving_default; a real one changes it.
   assert served[0] == pytest.approx(default.numpy()[0], rel=1e-6)
   assert abs(served[1] - served[0]) > 1e-6

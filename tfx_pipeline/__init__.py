@@ -1,3 +1,2 @@
 """TFX recommendation pipeline package."""
-import os
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import transforms  # noqa: F401  (selects Keras 2 before TensorFlow loads)

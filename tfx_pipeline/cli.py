@@ -243,7 +243,7 @@ def _delegate(module_name: str | None, args) -> int:
 
 
 def _import_data(args) -> None:
-  from tfx_pipeline.data import importers  # pylint: disable=g-import-not-at-top
+  from data import importers  # pylint: disable=g-import-not-at-top
   path = importers.import_dataset(args.dataset, importers.default_source_root(),
                                   args.output)
   print(f"Wrote contract dataset {args.dataset} to {path}")

@@ -25,7 +25,7 @@ class PipelineConfig:
   Attributes:
     pipeline_name: name in MLMD and in the KFP pipeline spec.
     dataset: an importer name (`movielens-100k`, `amazon-grocery`, see
-      `tfx_pipeline.data.importers.IMPORTERS`), or `contract` to read
+      `data.importers.IMPORTERS`), or `contract` to read
       `dataset_dir` as the user's own contract directory.
     dataset_dir: the contract directory; derived from the workspace when an
       importer is used.

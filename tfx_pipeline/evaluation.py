@@ -12,15 +12,15 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from models import retrieval_export
+from data import features
+from models import serving_names
 from models import trainer as trainer_lib
-from transforms import features
 
 METRICS_MODULE = "tfx_pipeline.ranking_metrics"
 RECALL_KS = (10, 50, 100)
 NDCG_KS = (10,)
-MODEL_OUTPUT = retrieval_export.TARGET_RANK
-BASELINE_OUTPUT = retrieval_export.POPULARITY_TARGET_RANK
+MODEL_OUTPUT = serving_names.TARGET_RANK
+BASELINE_OUTPUT = serving_names.POPULARITY_TARGET_RANK
 RANKING_METRIC_NAMES = ("auc", "binary_crossentropy", "calibration",
                         "mean_label", "mean_prediction")
 RANKING_GATE_METRIC = "auc"
@@ -76,7 +76,7 @@ def eval_config(config) -> tfma.EvalConfig:
           absolute={"value": -config.gate_max_regression}))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
-          signature_name=retrieval_export.EVAL_SIGNATURE)],
+          signature_name=serving_names.EVALUATE)],
       metrics_specs=[
           tfma.MetricsSpec(
               metrics=[tfma.MetricConfig(class_name="ExampleCount")] +
@@ -107,9 +107,9 @@ def ranking_eval_config(config) -> tfma.EvalConfig:
           upper_bound={"value": config.ranking_log_loss_upper_bound}))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
-          signature_name=retrieval_export.EVAL_SIGNATURE,
+          signature_name=serving_names.EVALUATE,
           label_key=features.LABEL,
-          prediction_key=features.RANKER_PROBABILITY)],
+          prediction_key=serving_names.RANKER_PROBABILITY)],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name="ExampleCount"),
           tfma.MetricConfig(

@@ -46,12 +46,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from data import features
+from models import serving_names
 from serving import multi_vector
 from serving import scann_index
-from transforms import features
 
-CANDIDATE_SIGNATURE = "candidate_embedding"
-QUERY_SIGNATURE = "query_embedding"
 METRICS_NAMESPACE = "index_builder"
 ITEMS_EMBEDDED_COUNTER = "items_embedded"
 DEFAULT_BATCH_SIZE = 256
@@ -153,10 +152,10 @@ class EmbedItemsFn(beam.DoFn):
     # The loaded object owns the variables; the signature alone does not keep
     # them alive.
     self._model = tf.saved_model.load(self._model_dir)
-    self._embed = self._model.signatures[CANDIDATE_SIGNATURE]
+    self._embed = self._model.signatures[serving_names.CANDIDATE_EMBEDDING]
 
   def process(self, items: list[Item]) -> Iterator[tuple[str, np.ndarray]]:
-    embeddings = self._embed(**candidate_inputs(items))["embedding"].numpy()
+    embeddings = self._embed(**candidate_inputs(items))[serving_names.EMBEDDING].numpy()
     self._items_embedded.inc(len(items))
     yield from zip((item.item_id for item in items), embeddings)
 
@@ -217,9 +216,9 @@ class ScannRetrievalModule(tf.Module):
 
     A user embedded as K vectors gets the merge of the K vectors' lists.
     """
-    query = self.model.signatures[QUERY_SIGNATURE](
+    query = self.model.signatures[serving_names.QUERY_EMBEDDING](
         user_id=user_id, history_item_ids=history_item_ids,
-        timestamp=timestamp)["embedding"]
+        timestamp=timestamp)[serving_names.EMBEDDING]
     if query.shape.rank == 3:
       shape = tf.shape(query)
       scores, item_ids = self.scann_layer(tf.reshape(query, [-1, shape[2]]))
@@ -227,9 +226,9 @@ class ScannRetrievalModule(tf.Module):
       item_ids, scores = multi_vector.merge_neighbours(
           tf.reshape(item_ids, per_user), tf.reshape(scores, per_user),
           self._k, self._merge_rule)
-      return {"item_ids": item_ids, "scores": scores}
+      return {serving_names.ITEM_IDS: item_ids, serving_names.SCORES: scores}
     scores, item_ids = self.scann_layer(query)
-    return {"item_ids": item_ids[:, :self._k], "scores": scores[:, :self._k]}
+    return {serving_names.ITEM_IDS: item_ids[:, :self._k], serving_names.SCORES: scores[:, :self._k]}
 
 
 def export_scann_layer_model(model_dir: str, embeddings: np.ndarray,
@@ -261,7 +260,7 @@ def export_scann_layer_model(model_dir: str, embeddings: np.ndarray,
                                 merge_rule=params.merge_rule)
   tf.saved_model.save(
       module, export_dir,
-      signatures={"serving_default": module.retrieve.get_concrete_function()},
+      signatures={serving_names.DEFAULT: module.retrieve.get_concrete_function()},
       options=tf.saved_model.SaveOptions(
           namespace_whitelist=[SCANN_OP_NAMESPACE]))
 

@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from data import features
 from serving import scann_index
 from tfx_pipeline import index_builder
 from tfx_pipeline.components import interaction_example_gen
-from transforms import features
 
 NUM_ITEMS = 40
 NUM_USERS = 6

@@ -7,10 +7,10 @@ import os
 
 from tfx import v1 as tfx
 
+from data import contract
+from data import importers
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import importers
 
 
 def prepare_dataset(config: config_lib.PipelineConfig) -> None:

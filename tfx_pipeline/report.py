@@ -24,10 +24,10 @@ from matplotlib.backends import backend_agg
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_specs
 
+from data import examples
+from data import features
 from tfx_pipeline import evaluation
 from tfx_pipeline import run_summary
-from tfx_pipeline.data import examples
-from transforms import features
 
 REPORT_DIR = "report"
 INDEX = "index.html"

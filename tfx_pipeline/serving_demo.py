@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 
+from data import contract
+from data import examples
+from data import features
+from models import serving_names
 from serving import client
 from serving import server
 from tfx_pipeline import config as config_lib
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import examples
-from transforms import features
 
 _SHOWN_HISTORY = 3
 
@@ -58,7 +59,7 @@ def recommend_for_eval_users(config: config_lib.PipelineConfig,
       result = client.recommend(
           handle.address, config.model_name, row[features.USER_ID],
           history=history, timestamp=row[features.TIMESTAMP], k=k,
-          signature=client.SCANN_SIGNATURE)
+          signature=serving_names.RETRIEVE_SCANN)
       recent = ", ".join(_title(titles, i) for i in history[-_SHOWN_HISTORY:])
       lines += ["", f"user {row[features.USER_ID]}: {len(history)} items "
                 f"in history, latest: {recent or '-'}",

@@ -8,8 +8,9 @@ same graph is embedded in every exported model, so clients send raw features.
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from tfx_pipeline.data import dual_graph
-from transforms import features
+from data import dual_graph
+from data import features
+from transforms import dual_graph as dual_graph_tensors
 
 _SECONDS_PER_HOUR = 3600
 _SECONDS_PER_DAY = 86400
@@ -63,7 +64,7 @@ def preprocessing_fn(inputs):
     inputs: raw features as described by the curated schema.
 
   Returns:
-    The transformed features named in `transforms.features`.
+    The transformed features named in `data.features`.
   """
   user_ids = _to_vector(inputs[features.USER_ID])
   item_ids = _to_vector(inputs[features.ITEM_ID])
@@ -85,7 +86,7 @@ def preprocessing_fn(inputs):
   history_is_video = tf.sparse.map_values(
       lambda ids: tft.apply_vocabulary(ids, video_vocab, default_value=-1) >= 0,
       history)
-  video_neighbours, item_neighbours = dual_graph.split_history(
+  video_neighbours, item_neighbours = dual_graph_tensors.split_history(
       history_indices, history_is_video, features.HISTORY_LENGTH)
 
   titles = _to_vector(inputs[features.ITEM_TITLE])

@@ -10,8 +10,8 @@ from tensorflow_transform.tf_metadata import schema_utils
 from tensorflow_metadata.proto.v0 import schema_pb2
 from google.protobuf import text_format
 
+from data import features
 from tfx_pipeline import config as config_lib
-from transforms import features
 from transforms import preprocessing
 
 RAW = [

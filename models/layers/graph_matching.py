@@ -28,7 +28,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from models import two_tower
+from models.layers import mlp
 
 MATCHING_SOFTMAX = "softmax"
 MATCHING_SINKHORN = "sinkhorn"
@@ -115,8 +115,8 @@ class CrossGraphAttention(tf.keras.layers.Layer):
       raise ValueError(f"matching must be one of {MATCHING_MODES}, got {matching!r}")
     self._config = {"dim": dim, "matching": matching,
                     "sinkhorn_iterations": sinkhorn_iterations}
-    self.left_update = two_tower.mlp((2 * dim, dim), "left_update")
-    self.right_update = two_tower.mlp((2 * dim, dim), "right_update")
+    self.left_update = mlp.mlp((2 * dim, dim), "left_update")
+    self.right_update = mlp.mlp((2 * dim, dim), "right_update")
 
   def attention(self, left: tf.Tensor, left_mask: tf.Tensor, right: tf.Tensor,
                 right_mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

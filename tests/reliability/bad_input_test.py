@@ -24,11 +24,11 @@ import os
 import pandas as pd
 import pytest
 
+from data import contract
+from data import examples
+from data import features
 from tests.bad_input_test import GOOD_ROWS, HEADER
 from tfx_pipeline import cli
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import examples
-from transforms import features
 
 
 def _write_interactions(directory, *lines: str):

@@ -43,12 +43,13 @@ from tfx.types import artifact
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from data import contract
+from data import features
+from models import serving_names
 from models import trainer as trainer_lib
 from offline_eval import probes
 from offline_eval import reporting
 from tfx_pipeline import index_builder
-from tfx_pipeline.data import contract
-from transforms import features
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -188,8 +189,8 @@ def load_inputs(train_dir: str, eval_dir: str,
 def embed(model_dir: str, inputs: BenchmarkInputs) -> probes.Embeddings:
   """The model's user vectors (`[U, K, D]`) and item vectors (row 0 zeros)."""
   model = tf.saved_model.load(model_dir)
-  query = model.signatures[index_builder.QUERY_SIGNATURE]
-  candidate = model.signatures[index_builder.CANDIDATE_SIGNATURE]
+  query = model.signatures[serving_names.QUERY_EMBEDDING]
+  candidate = model.signatures[serving_names.CANDIDATE_EMBEDDING]
   num_users = len(inputs.user_ids)
   users = np.concatenate([
       query(**{name: tf.constant(values[start:start + _BATCH_SIZE])
@@ -198,7 +199,7 @@ def embed(model_dir: str, inputs: BenchmarkInputs) -> probes.Embeddings:
       for start in range(0, num_users, _BATCH_SIZE)])
   items = np.concatenate([
       candidate(**index_builder.candidate_inputs(
-          inputs.items[start:start + _BATCH_SIZE]))["embedding"].numpy()
+          inputs.items[start:start + _BATCH_SIZE]))[serving_names.EMBEDDING].numpy()
       for start in range(0, len(inputs.items), _BATCH_SIZE)])
   if users.ndim == 2:
     users = users[:, np.newaxis]

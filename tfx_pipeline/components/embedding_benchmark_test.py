@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from tfx.types import channel_utils
 
+from data import contract
 from models import trainer as trainer_lib
 from offline_eval import probes
 from tfx_pipeline.components import embedding_benchmark
-from tfx_pipeline.data import contract
 from tfx_pipeline.index_builder_test import NUM_ITEMS
 from tfx_pipeline.index_builder_test import ROWS_PER_ITEM
 from tfx_pipeline.index_builder_test import TinyMultiVectorModel

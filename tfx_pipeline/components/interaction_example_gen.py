@@ -20,8 +20,8 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import examples as examples_lib
+from data import contract
+from data import examples as examples_lib
 
 SPLITS = ("train", "eval")
 

@@ -18,10 +18,10 @@ from typing import Callable
 
 import pandas as pd
 
-from tfx_pipeline.data import contract
+from data import contract
 
 DATA_DIR_ENV_VAR = "VREC_DATA_DIR"
-_REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+_REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 _ID_LIST_TOKEN = re.compile(r"[^\[\],\s'\"]+")
 # Spellings an empty id list takes in item_meta.csv, depending on how it was saved.
 _EMPTY_ID_LISTS = frozenset({"", "[]", "nan", "None"})

@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from transforms import features
+from data import features
 
 POSITIVE_THRESHOLD = 0.5
 
@@ -121,7 +121,7 @@ def build_rows(dataset, eval_holdout: int = 1,
   """Builds the train and eval rows of a dataset.
 
   Args:
-    dataset: a validated `tfx_pipeline.data.contract.Dataset`.
+    dataset: a validated `data.contract.Dataset`.
     eval_holdout: how many of each user's newest positives go to eval.
     history_length: cap on the history, keeping the most recent items.
     ctr_negatives: sampled label-0 rows per positive row, in both splits,

@@ -3,7 +3,8 @@
 Example generation writes the raw features, `preprocessing_fn` turns them into
 the transformed features, models read the transformed ones and serving
 signatures accept the raw ones. All of them import the names from here so that
-a rename happens in one place.
+a rename happens in one place. Signature and output names live in
+`models.serving_names`.
 """
 
 # Raw features: one tf.Example per positive interaction.
@@ -26,14 +27,6 @@ USER_ACTIVITY_BUCKET = "user_activity_bucket"
 ITEM_POPULARITY_BUCKET = "item_popularity_bucket"
 
 SLICE_FEATURES = (USER_ACTIVITY_BUCKET, ITEM_POPULARITY_BUCKET, ITEM_TYPE)
-
-# The ranker export's serving contract (families `ranking` and `seminar`),
-# shared by the Evaluator and `serving.client`: the output key of the click
-# probability, and the signature that also takes HISTORY_QUERIES (a
-# separate one because a signature's inputs are all required, and most
-# clients have no queries).
-RANKER_PROBABILITY = "probability"
-RANKER_HISTORY_QUERIES_SIGNATURE = "serving_history_queries"
 
 # Raw features a client sends to ask for recommendations for one user.
 QUERY_RAW_FEATURES = (USER_ID, HISTORY_ITEM_IDS, TIMESTAMP)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from data import features
+from models import ctr_trainer
 from models import ranking
-from models import ranking_trainer
 from models import retrieval_export
-from transforms import features
+from models import serving_names
 
 RAW_FEATURE_SPEC = {
     features.USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -36,13 +37,13 @@ def _fake_transform(raw):
 
 def test_courier_export_looks_ids_up_and_aligns_to_another_vocabulary(tmp_path):
   table = np.array([[0, 0], [1, 1], [2, 2], [0, 0]], np.float32)
-  ranking_trainer.CourierExportModule(
+  ctr_trainer.CourierExportModule(
       np.array(["", "a", "b", ""], dtype=object), table).save(str(tmp_path))
   loaded = tf.saved_model.load(str(tmp_path))
-  embedding = loaded.signatures[ranking_trainer.ITEM_EMBEDDING_SIGNATURE](
-      item_id=tf.constant(["b", "zzz", "a"]))["embedding"].numpy()
+  embedding = loaded.signatures[serving_names.ITEM_EMBEDDING](
+      item_id=tf.constant(["b", "zzz", "a"]))[serving_names.EMBEDDING].numpy()
   np.testing.assert_array_equal(embedding, [[2, 2], [0, 0], [1, 1]])
-  aligned = ranking_trainer.load_content_table(str(tmp_path), ["b", "new", "a"])
+  aligned = ctr_trainer.load_content_table(str(tmp_path), ["b", "new", "a"])
   np.testing.assert_array_equal(aligned, [[0, 0], [2, 2], [0, 0], [1, 1], [0, 0]])
 
 
@@ -57,25 +58,25 @@ def test_ranking_export_serves_and_evaluates_the_same_probability(tmp_path):
       features.ITEM_ID: tf.constant([["3"], ["4"]]),
       features.HISTORY_ITEM_IDS: tf.sparse.from_dense(
           tf.constant([["1", "2"], ["", ""]]))}))).numpy()
-  ranking_trainer.RankingServingModule(_fake_transform, RAW_FEATURE_SPEC,
+  ctr_trainer.RankingServingModule(_fake_transform, RAW_FEATURE_SPEC,
                                        model).save(str(tmp_path))
   loaded = tf.saved_model.load(str(tmp_path))
   served = loaded.signatures["serving_default"](
       user_id=tf.constant(["u", "u"]), item_id=tf.constant(["3", "4"]),
       history_item_ids=tf.constant([["1", "2"], ["", ""]]),
-      timestamp=tf.zeros([2], tf.int64))[features.RANKER_PROBABILITY].numpy()
+      timestamp=tf.zeros([2], tf.int64))[serving_names.RANKER_PROBABILITY].numpy()
   example = tf.train.Example()
   for name, value in ((features.USER_ID, b"u"), (features.ITEM_ID, b"3")):
     example.features.feature[name].bytes_list.value.append(value)
   example.features.feature[features.HISTORY_ITEM_IDS].bytes_list.value.extend(
       [b"1", b"2"])
   example.features.feature[features.TIMESTAMP].int64_list.value.append(0)
-  evaluated = loaded.signatures[retrieval_export.EVAL_SIGNATURE](
+  evaluated = loaded.signatures[serving_names.EVALUATE](
       examples=tf.constant([example.SerializeToString()]))
   assert served.shape == (2,)
   np.testing.assert_allclose(served, expected, rtol=1e-5)
   np.testing.assert_allclose(
-      evaluated[features.RANKER_PROBABILITY].numpy(), expected[:1], rtol=1e-5)
+      evaluated[serving_names.RANKER_PROBABILITY].numpy(), expected[:1], rtol=1e-5)
 
 
 def test_catalogue_content_shares_one_token_space_for_titles_and_categories():
@@ -87,7 +88,7 @@ def test_catalogue_content_shares_one_token_space_for_titles_and_categories():
           features.CATEGORY_INDICES: np.array([[0], [1], [1], [0]]),
       },
       train_counts=np.array([0, 1, 1, 0]))
-  content = ranking_trainer.catalogue_content(catalogue, num_title_tokens=4)
+  content = ctr_trainer.catalogue_content(catalogue, num_title_tokens=4)
   # Title tokens 1..3 and one category: four token columns.
   assert content.shape == (4, 4)
   np.testing.assert_array_equal(content[0], 0)

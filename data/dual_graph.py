@@ -7,8 +7,8 @@ on their own). Each user's neighbours on each side are bounded by a cap,
 keeping the most recent ones or a seeded uniform sample, and listed oldest
 first.
 
-`split_history` is the same split inside the TFX Transform graph, where the
-user's time-ordered history is the neighbourhood.
+`transforms.dual_graph` is the same split inside the TFX Transform graph, where
+the user's time-ordered history is the neighbourhood.
 
 Evaluation holds out a seeded share of the video interactions of the users
 active on both sides (`split_shared_user_videos`); the held-out videos stay in
@@ -21,10 +21,8 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
-from offline_eval import splits
-from transforms import features
+from data import splits
 
 VIDEO = "video"
 ITEM = "item"
@@ -193,51 +191,6 @@ def split_shared_user_videos(interactions: pd.DataFrame, fraction: float,
       users=shared_users(interactions))
   train = pd.concat([video_train, interactions[~is_video]]).sort_index()
   return train, heldout
-
-
-def drop_target(neighbours: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-  """Pads out the target from its own example's video neighbours.
-
-  A training example (user, video) must not see the video it is asked to
-  predict; the hole this leaves is just another padded slot.
-
-  Args:
-    neighbours: `[batch, cap]` video neighbour indices.
-    targets: `[batch]` the example's video index.
-
-  Returns:
-    `neighbours` with every occurrence of the target set to padding.
-  """
-  targets = tf.cast(targets, neighbours.dtype)[:, tf.newaxis]
-  return tf.where(tf.equal(neighbours, targets),
-                  tf.constant(features.PADDING_INDEX, neighbours.dtype), neighbours)
-
-
-def split_history(history_indices: tf.SparseTensor, is_video: tf.SparseTensor,
-                  length: int) -> tuple[tf.Tensor, tf.Tensor]:
-  """Splits a time-ordered history into video and item neighbour lists.
-
-  The Transform step of the pipeline: the history (the user's most recent
-  positives, oldest first, capped by `examples.build_rows`) becomes the two
-  sides of the dual graph, each compacted to the left and 0-padded.
-
-  Args:
-    history_indices: `[batch, None]` item indices of the history.
-    is_video: `[batch, None]` booleans at the same positions.
-    length: columns of each output; longer sides keep their oldest entries,
-      which cannot happen when `length` is the history cap.
-
-  Returns:
-    `(video_neighbours, item_neighbours)`, each `[batch, length]` int64.
-  """
-  def side(keep):
-    kept = tf.sparse.retain(history_indices, keep)
-    ragged = tf.RaggedTensor.from_value_rowids(
-        tf.cast(kept.values, tf.int64), kept.indices[:, 0],
-        nrows=history_indices.dense_shape[0])
-    return ragged.to_tensor(default_value=features.PADDING_INDEX,
-                            shape=[None, length])
-  return side(is_video.values), side(tf.logical_not(is_video.values))
 
 
 def _positions(values: np.ndarray, wanted, what: str) -> np.ndarray:

@@ -29,14 +29,14 @@ from typing import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
+from data import features
 from models import content_features
 from models import courier
 from models import ranking
 from models import retrieval_export
-from transforms import features
+from models import serving_names
 from transforms import preprocessing
 
-ITEM_EMBEDDING_SIGNATURE = "item_embedding"
 # Hyperparameters of the pipeline families beyond the model configs.
 EXTERNAL_VECTORS_PATH = "external_vectors_path"
 
@@ -109,11 +109,11 @@ class CourierExportModule(tf.Module):
       tf.TensorSpec([None], tf.string, name=features.ITEM_ID),))
   def item_embedding(self, item_id):
     """Embedding of each id; unknown ids get the OOV row."""
-    return {"embedding": tf.gather(self.item_embeddings, self._lookup.lookup(item_id))}
+    return {serving_names.EMBEDDING: tf.gather(self.item_embeddings, self._lookup.lookup(item_id))}
 
   def save(self, export_dir: str) -> None:
     tf.saved_model.save(self, export_dir, signatures={
-        ITEM_EMBEDDING_SIGNATURE: self.item_embedding.get_concrete_function()})
+        serving_names.ITEM_EMBEDDING: self.item_embedding.get_concrete_function()})
 
 
 def load_content_table(base_model_dir: str,
@@ -145,7 +145,7 @@ class RankingServingModule(tf.Module):
     self._logits = model.__call__
 
   def _probability(self, transformed: Mapping[str, tf.Tensor]):
-    return {features.RANKER_PROBABILITY: tf.sigmoid(self._logits(transformed))}
+    return {serving_names.RANKER_PROBABILITY: tf.sigmoid(self._logits(transformed))}
 
   def _serve(self, raw: Mapping[str, tf.Tensor]):
     """Scores a request's dense raw features; absent ones are empty."""
@@ -155,7 +155,7 @@ class RankingServingModule(tf.Module):
   def signatures(self) -> dict:
     """The concrete functions to pass to `tf.saved_model.save`.
 
-    `features.RANKER_HISTORY_QUERIES_SIGNATURE` is there when the Transform
+    `serving_names.RANKER_HISTORY_QUERIES` is there when the Transform
     reads `history_queries`; models that do not use them ignore them.
     """
     request = (
@@ -183,16 +183,16 @@ class RankingServingModule(tf.Module):
                           features.HISTORY_QUERIES: history_queries})
 
     @tf.function(input_signature=(
-        tf.TensorSpec([None], tf.string, name="examples"),))
+        tf.TensorSpec([None], tf.string, name=serving_names.EXAMPLES),))
     def evaluate(examples):
       raw = tf.io.parse_example(examples, self._raw_feature_spec)
       return self._probability(self.tft_layer(raw))
 
     signatures = {
-        "serving_default": serving_default.get_concrete_function(),
-        retrieval_export.EVAL_SIGNATURE: evaluate.get_concrete_function()}
+        serving_names.DEFAULT: serving_default.get_concrete_function(),
+        serving_names.EVALUATE: evaluate.get_concrete_function()}
     if features.HISTORY_QUERIES in self._raw_feature_spec:
-      signatures[features.RANKER_HISTORY_QUERIES_SIGNATURE] = (
+      signatures[serving_names.RANKER_HISTORY_QUERIES] = (
           serving_history_queries.get_concrete_function())
     return signatures
 

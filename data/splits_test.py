@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from offline_eval import splits
+from data import splits
 
 
 def test_leave_one_out_takes_the_last_two_by_time():

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfx_pipeline.data import contract
-from tfx_pipeline.data.contract import DataValidationError
+from data import contract
+from data.contract import DataValidationError
 
 HEADER = "user_id,item_id,timestamp"
 

@@ -5,9 +5,9 @@ import collections
 import pandas as pd
 import pytest
 
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import examples
-from transforms import features
+from data import contract
+from data import examples
+from data import features
 
 
 def _dataset(rows, items=None):

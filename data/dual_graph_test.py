@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 
-from tfx_pipeline.data import dual_graph
-from tfx_pipeline.data import importers
+from data import dual_graph
+from data import importers
 
 
 def _log():
@@ -65,23 +64,6 @@ def test_split_holds_out_only_shared_users_videos():
   assert (train["item_type"] == "item").sum() == 3
   again = dual_graph.split_shared_user_videos(log, fraction=0.5, seed=0)[1]
   pd.testing.assert_frame_equal(heldout, again)
-
-
-def test_drop_target_pads_the_predicted_video():
-  neighbours = tf.constant([[1, 2, 3], [2, 0, 0]], tf.int64)
-  np.testing.assert_array_equal(
-      dual_graph.drop_target(neighbours, tf.constant([2, 5], tf.int64)).numpy(),
-      [[1, 0, 3], [2, 0, 0]])
-
-
-def test_split_history_compacts_each_side_in_time_order():
-  history = tf.sparse.from_dense(tf.constant([[4, 1, 5, 2], [3, 0, 0, 0]], tf.int64))
-  is_video = tf.SparseTensor(history.indices,
-                             tf.constant([False, True, False, True, True]),
-                             history.dense_shape)
-  videos, items = dual_graph.split_history(history, is_video, length=3)
-  np.testing.assert_array_equal(videos.numpy(), [[1, 2, 0], [3, 0, 0]])
-  np.testing.assert_array_equal(items.numpy(), [[4, 5, 0], [0, 0, 0]])
 
 
 def test_unknown_item_type_is_rejected():

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import synthetic
+from data import contract
+from data import synthetic
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tfx_pipeline.data import contract
+from data import contract
 
 IN_CLUSTER_SHARE = 0.85
 SEGMENT_AGREEMENT = 0.9

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tfx_pipeline.data import contract
-from tfx_pipeline.data import importers
+from data import contract
+from data import importers
 
 SOURCE_ROOT = importers.default_source_root()
 
