@@ -16,7 +16,7 @@ from data import features
 from models import serving_names
 from models import trainer as trainer_lib
 
-METRICS_MODULE = "tfx_pipeline.ranking_metrics"
+METRICS_MODULE = "tfx_pipeline.retrieval_metrics"
 RECALL_KS = (10, 50, 100)
 NDCG_KS = (10,)
 MODEL_OUTPUT = serving_names.TARGET_RANK

@@ -1,17 +1,17 @@
-"""Tests for the full-ranking TFMA metrics."""
+"""Tests for the full-ranking retrieval TFMA metrics."""
 
 import numpy as np
 import pytest
 from tensorflow_model_analysis.metrics import metric_types
 
-from tfx_pipeline import ranking_metrics
+from tfx_pipeline import retrieval_metrics
 
 
 def test_recall_and_ndcg_from_known_ranks():
   ranks = np.array([0.0, 1.0, 9.0, 10.0, 49.5])
-  np.testing.assert_allclose(ranking_metrics.recall_at_k(ranks, 10),
+  np.testing.assert_allclose(retrieval_metrics.recall_at_k(ranks, 10),
                              [1, 1, 1, 0, 0])
-  np.testing.assert_allclose(ranking_metrics.ndcg_at_k(ranks, 10),
+  np.testing.assert_allclose(retrieval_metrics.ndcg_at_k(ranks, 10),
                              [1.0, 1 / np.log2(3), 1 / np.log2(11), 0, 0])
 
 
@@ -31,8 +31,8 @@ def _combine(metric, ranks):
 
 
 @pytest.mark.parametrize("metric, expected", [
-    (ranking_metrics.FullRankingRecall(k=2), 0.5),
-    (ranking_metrics.FullRankingNdcg(k=2), (1.0 + 1 / np.log2(3)) / 4),
+    (retrieval_metrics.FullRankingRecall(k=2), 0.5),
+    (retrieval_metrics.FullRankingNdcg(k=2), (1.0 + 1 / np.log2(3)) / 4),
 ])
 def test_combiner_averages_over_examples(metric, expected):
   key, value = _combine(metric, [0.0, 1.0, 2.0, 30.0])
@@ -41,5 +41,5 @@ def test_combiner_averages_over_examples(metric, expected):
 
 
 def test_default_names_carry_k():
-  assert ranking_metrics.FullRankingRecall(k=50).name == "recall_at_50"
-  assert ranking_metrics.FullRankingNdcg(k=10).name == "ndcg_at_10"
+  assert retrieval_metrics.FullRankingRecall(k=50).name == "recall_at_50"
+  assert retrieval_metrics.FullRankingNdcg(k=10).name == "ndcg_at_10"
