@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from typing import AbstractSet
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,38 @@ def _item_popularity_buckets(train_counts: collections.Counter) -> dict[str, str
   return buckets
 
 
+def sample_popular_negatives(rng: np.random.Generator, items: np.ndarray,
+                             probability: np.ndarray, excluded: AbstractSet,
+                             count: int) -> list:
+  """`count` items drawn by popularity, none of them in `excluded`.
+
+  Draws `count` items at a time from `items` with `probability` and keeps
+  those not in `excluded`, until `count` are kept, so that popularity alone
+  does not separate a user's positives from their negatives.
+
+  Args:
+    rng: the random generator; the draws depend only on it and the inputs.
+    items: `[n]` candidate items (ids or indices).
+    probability: `[n]` probability of drawing each item; sums to 1.
+    excluded: the user's items, never drawn.
+    count: how many negatives to return.
+
+  Returns:
+    `count` items in draw order (repeats possible), or no item when every
+    item with a non-zero probability is excluded.
+  """
+  drawable = items[probability > 0]
+  # The length test first: most users exclude far fewer items than exist.
+  if len(excluded) >= len(drawable) and excluded.issuperset(drawable):
+    return []
+  sampled = []
+  while len(sampled) < count:
+    sampled.extend(item for item in items[rng.choice(len(items), size=count,
+                                                    p=probability)]
+                   if item not in excluded)
+  return sampled[:count]
+
+
 def _ctr_negative_rows(candidates: list[tuple[str, dict]], count: int, seed: int,
                        item_buckets: dict[str, str],
                        side_info: dict[str, tuple[str, list[str]]]
@@ -83,8 +116,8 @@ def _ctr_negative_rows(candidates: list[tuple[str, dict]], count: int, seed: int
 
   Each copy keeps the positive's user, time and history and replaces the item
   with one the user never interacted with positively, drawn from the
-  train-split popularity distribution (so that popularity alone does not
-  separate clicks from non-clicks), with a fixed seed.
+  train-split popularity distribution (`sample_popular_negatives`), with a
+  fixed seed.
   """
   train_counts = collections.Counter(
       row[features.ITEM_ID] for split, row in candidates if split == "train")
@@ -97,16 +130,10 @@ def _ctr_negative_rows(candidates: list[tuple[str, dict]], count: int, seed: int
   rng = np.random.default_rng(seed)
   negatives = []
   for _, row in candidates:
-    excluded = positives_by_user[row[features.USER_ID]]
     negatives.append([])
-    if excluded.issuperset(items):
-      continue
-    sampled = []
-    while len(sampled) < count:
-      sampled.extend(item for item in items[rng.choice(len(items), size=count,
-                                                      p=probability)]
-                     if item not in excluded)
-    for item_id in sampled[:count]:
+    for item_id in sample_popular_negatives(
+        rng, items, probability, positives_by_user[row[features.USER_ID]],
+        count):
       title, categories = side_info.get(item_id, ("", []))
       negatives[-1].append({
           **row, features.ITEM_ID: item_id, features.LABEL: 0.0,
