@@ -174,8 +174,8 @@ def _run(args) -> None:
           embedding_benchmark.markdown_report(
               embedding_benchmark.read_report(benchmark_dir)) +
           f"\n{benchmark_dir}", flush=True)
-  from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
-  print(f"\nHTML report: {report.write_run_report(summary)}", flush=True)
+  from tfx_pipeline import report_html  # pylint: disable=g-import-not-at-top
+  print(f"\nHTML report: {report_html.write_run_report(summary)}", flush=True)
 
 
 def _compile(args) -> None:
@@ -190,20 +190,20 @@ def _summary(args) -> None:
 
 
 def _report(args) -> None:
-  from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import report_html  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
   if args.evaluation_uri:
-    path = report.write_report(args.evaluation_uri, args.output_dir)
+    path = report_html.write_report(args.evaluation_uri, args.output_dir)
   else:
     summary = run_summary.summarize(
         _metadata_path(args.workspace, _pipeline_name(args)))
-    path = report.write_run_report(summary, args.output_dir)
+    path = report_html.write_run_report(summary, args.output_dir)
   print(f"HTML report: {path}")
 
 
 def _evaluation_uri(path: str, pipeline_name: str | None) -> str:
   """`path` if it is an Evaluator output, else its workspace's newest one."""
-  from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import report_data  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
   if os.path.isfile(os.path.join(path, "eval_config.json")):
     return path
@@ -217,15 +217,15 @@ def _evaluation_uri(path: str, pipeline_name: str | None) -> str:
           f"pipeline (pipelines: {names or 'none'}; pick one with "
           "--pipeline-name)")
     pipeline_name = names[0]
-  return report.run_evaluation_uri(
+  return report_data.run_evaluation_uri(
       run_summary.summarize(_metadata_path(path, pipeline_name)))
 
 
 def _compare(args) -> None:
-  from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
-  path = report.compare(_evaluation_uri(args.run_a, args.pipeline_name),
-                        _evaluation_uri(args.run_b, args.pipeline_name),
-                        args.output_dir)
+  from tfx_pipeline import report_html  # pylint: disable=g-import-not-at-top
+  path = report_html.compare(_evaluation_uri(args.run_a, args.pipeline_name),
+                             _evaluation_uri(args.run_b, args.pipeline_name),
+                             args.output_dir)
   print(f"HTML report: {path}")
 
 

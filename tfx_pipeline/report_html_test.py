@@ -14,7 +14,8 @@ import tensorflow_model_analysis as tfma
 
 from tfx_pipeline import cli
 from tfx_pipeline import evaluation
-from tfx_pipeline import report
+from tfx_pipeline import report_html
+from tfx_pipeline import report_plots
 from tests import pipeline_fixtures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -47,11 +48,12 @@ def _assert_self_contained_with_valid_images(path):
 @pytest.mark.e2e
 def test_run_report_has_metrics_slices_plots_and_decision(runs):
   _, first, _ = runs
-  path = report.write_run_report(first)
+  path = report_html.write_run_report(first)
   uri = first.artifacts["Evaluator.evaluation"]
   assert path == os.path.join(uri, "report", "index.html")
   page, images = _assert_self_contained_with_valid_images(path)
-  assert set(images) == {report.RECALL_CURVE_PNG, report.SLICES_PNG}
+  assert set(images) == {report_plots.RECALL_CURVE_PNG,
+                         report_plots.SLICES_PNG}
   for name in evaluation.metric_names():
     assert name in page
   for text in ("user_activity_bucket", "item_popularity_bucket", "item_type",
@@ -72,8 +74,8 @@ def test_failed_gate_report_says_why_and_compares_with_blessed_model(runs):
   _, first, failing = runs
   assert first.blessed is True and failing.blessed is False
   page, images = _assert_self_contained_with_valid_images(
-      report.write_run_report(failing))
-  assert report.BLESSED_COMPARISON_PNG in images
+      report_html.write_run_report(failing))
+  assert report_plots.BLESSED_COMPARISON_PNG in images
   assert "<strong>Not blessed</strong>" in page
   assert re.search(r"overall: model recall_at_50 is \d\.\d{4}, but the gate "
                    rf"requires at least {UNREACHABLE_BOUND}\.", page)
@@ -84,11 +86,11 @@ def test_failed_gate_report_says_why_and_compares_with_blessed_model(runs):
 @pytest.mark.e2e
 def test_compare_renders_two_runs_side_by_side(runs, tmp_path):
   _, first, failing = runs
-  path = report.compare(first.artifacts["Evaluator.evaluation"],
-                        failing.artifacts["Evaluator.evaluation"],
-                        str(tmp_path / "compare"))
+  path = report_html.compare(first.artifacts["Evaluator.evaluation"],
+                             failing.artifacts["Evaluator.evaluation"],
+                             str(tmp_path / "compare"))
   page, images = _assert_self_contained_with_valid_images(path)
-  assert images == [report.COMPARE_PNG]
+  assert images == [report_plots.COMPARE_PNG]
   assert "B - A" in page and "not blessed" in page
   for text in evaluation.metric_names() + ["user_activity_bucket", "tail"]:
     assert text in page, text
@@ -107,49 +109,3 @@ def test_cli_report_and_compare_print_the_paths(runs, sample_runs, tmp_path,
                    workspace, "--output-dir", str(tmp_path / "c")]) == 0
   assert capsys.readouterr().out.strip() == (
       f"HTML report: {tmp_path / 'c' / 'index.html'}")
-
-
-def _failure(is_diff, value, threshold):
-  result = tfma.ValidationResult(validation_ok=False)
-  per_slice = result.metric_validations_per_slice.add()
-  per_slice.slice_key.SetInParent()
-  failure = per_slice.failures.add()
-  failure.metric_key.name = "recall_at_50"
-  failure.metric_key.output_name = evaluation.MODEL_OUTPUT
-  failure.metric_key.is_diff = is_diff
-  failure.metric_value.double_value.value = value
-  if is_diff:
-    failure.metric_threshold.change_threshold.CopyFrom(threshold)
-  else:
-    failure.metric_threshold.value_threshold.CopyFrom(threshold)
-  return result
-
-
-def test_failures_in_words_name_slice_metric_value_and_threshold():
-  value = _failure(False, 0.03, tfma.GenericValueThreshold(
-      lower_bound={"value": 0.05}))
-  assert report.failures_in_words(value) == [
-      "overall: model recall_at_50 is 0.0300, but the gate requires at "
-      "least 0.05."]
-  change = _failure(True, -0.02, tfma.GenericChangeThreshold(
-      absolute={"value": -0.01},
-      direction=tfma.MetricDirection.HIGHER_IS_BETTER))
-  assert report.failures_in_words(change) == [
-      "overall: model recall_at_50 change vs the last blessed model is "
-      "-0.0200, but the gate requires change vs the last blessed model >= "
-      "-0.01 (absolute)."]
-
-
-def test_slice_families_keep_pipeline_order_and_bucket_order():
-  metrics = {(): {}, (("item_type", "item"),): {},
-             (("user_activity_bucket", "heavy"),): {},
-             (("user_activity_bucket", "light"),): {},
-             (("item_popularity_bucket", "unseen"),): {},
-             (("item_popularity_bucket", "head"),): {}}
-  families = report.slice_families(metrics)
-  assert list(families) == ["user_activity_bucket", "item_popularity_bucket",
-                            "item_type"]
-  assert [k[0][1] for k in families["user_activity_bucket"]] == [
-      "light", "heavy"]
-  assert [k[0][1] for k in families["item_popularity_bucket"]] == [
-      "head", "unseen"]

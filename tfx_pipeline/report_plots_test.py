@@ -1,0 +1,52 @@
+"""Tests for the report's plots, on a small hand-made evaluation.
+
+The e2e tests in report_html_test draw them from real Evaluator outputs; these
+check, in a second, that every plot renders headless to a PNG file.
+"""
+
+import pytest
+import tensorflow_model_analysis as tfma
+
+from tfx_pipeline import evaluation
+from tfx_pipeline import report_data
+from tfx_pipeline import report_plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _metrics(recall: float) -> report_data.Metrics:
+  """Every metric at `recall` (most-popular at half), overall and 2 slices."""
+  metrics = {}
+  for slice_key, examples in (
+      (report_data.OVERALL, 100),
+      ((("user_activity_bucket", "light"),), 40),
+      ((("user_activity_bucket", "heavy"),), 60)):
+    row = {f"{evaluation.MODEL_OUTPUT}/example_count": examples}
+    for name in evaluation.metric_names():
+      row[f"{evaluation.MODEL_OUTPUT}/{name}"] = recall
+      row[f"{evaluation.BASELINE_OUTPUT}/{name}"] = recall / 2
+    metrics[slice_key] = row
+  return metrics
+
+
+@pytest.fixture
+def candidate():
+  return report_data.Evaluation(
+      uri="candidate", model_location="model", metrics=_metrics(0.4),
+      blessed_model_location="blessed", blessed_model_metrics=_metrics(0.3),
+      validation=tfma.ValidationResult(validation_ok=True), thresholds=[])
+
+
+def test_every_plot_writes_the_png_it_names(candidate, tmp_path):
+  written = [
+      report_plots.plot_recall_curve(candidate, tmp_path),
+      report_plots.plot_slices(candidate, tmp_path),
+      report_plots.plot_blessed_model_comparison(candidate, tmp_path),
+      report_plots.plot_run_comparison(candidate, candidate,
+                                        evaluation.metric_names(), tmp_path),
+  ]
+  assert written == [report_plots.RECALL_CURVE_PNG, report_plots.SLICES_PNG,
+                     report_plots.BLESSED_COMPARISON_PNG,
+                     report_plots.COMPARE_PNG]
+  for name in written:
+    assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC, name
