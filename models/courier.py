@@ -151,14 +151,10 @@ def reconstruction_info_nce(logits: tf.Tensor, target_ids: tf.Tensor,
     Scalar loss.
   """
   batch_size = tf.shape(logits)[0]
-  positives = tf.one_hot(tf.range(batch_size), tf.shape(logits)[1], on_value=True,
-                         off_value=False)
-  ignored = tf.logical_or(
-      tf.equal(candidate_ids, target_ids[:, tf.newaxis]),
-      tf.equal(candidate_ids, features.PADDING_INDEX))
-  logits = tf.where(ignored & ~positives, logits.dtype.min, logits)
-  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.range(batch_size), logits=logits))
+  absent = tf.equal(candidate_ids, features.PADDING_INDEX)
+  return tf.reduce_mean(contrastive.softmax_losses(
+      tf.where(absent, logits.dtype.min, logits), tf.range(batch_size),
+      target_ids, candidate_ids))
 
 
 class Courier(tfrs.Model):

@@ -205,17 +205,9 @@ class InfoNceTask(tf.keras.layers.Layer, tfrs.tasks.Task):
                        candidate_log_q: tf.Tensor | None = None,
                        candidate_ids: tf.Tensor | None = None) -> tf.Tensor:
     """The same loss from `[B, N]` similarity scores, positives diagonal."""
-    logits = scores / self.temperature
-    if candidate_log_q is not None:
-      logits -= candidate_log_q[tf.newaxis, :]
-    labels = tf.range(tf.shape(scores)[0])
-    if candidate_ids is not None:
-      same_id = tf.equal(candidate_ids[:tf.shape(scores)[0], tf.newaxis],
-                         candidate_ids[tf.newaxis, :])
-      diagonal = tf.cast(tf.one_hot(labels, tf.shape(scores)[1]), tf.bool)
-      logits = tf.where(same_id & ~diagonal, logits.dtype.min, logits)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=logits))
+    return contrastive.in_batch_loss(
+        contrastive.scaled_logits(scores, self.temperature, candidate_log_q),
+        candidate_ids)
 
 
 def mixed_sampling_log_q(train_probability: tf.Tensor, batch_size: tf.Tensor,
