@@ -1,8 +1,9 @@
 """The real datasets as in-memory, indexed sequences for offline benchmarks.
 
-Both datasets go through the pipeline's own importers (so the same rows are
-used), are indexed (item index 0 is padding, users 0..U-1), and are split
-leave-one-out by time: per user, the newest interaction is the test target,
+The built-in datasets go through the pipeline's own importers (so the same
+rows are used), a user's own data through `data.contract.load_dataset`
+(`CONTRACT`). Every dataset is indexed (item index 0 is padding, users
+0..U-1) and split leave-one-out by time: per user, the newest interaction is the test target,
 the second newest the validation target, and the rest, oldest first, is the
 training sequence (ReChorus' protocol).
 
@@ -12,6 +13,8 @@ Side information becomes padded token matrices per item:
 - MovieLens-100K: title words, genres, release decade, and the movie's
   Freebase KG facts as `relation:entity` tokens (kept when at least two
   movies share them, most frequent first).
+- A contract directory: categories, title words and related items
+  (`contract_item_tokens`), each kept when at least two items share it.
 """
 
 from __future__ import annotations
@@ -20,17 +23,21 @@ import collections
 import dataclasses
 import pathlib
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from data import contract
+from data import examples
 from data import features
 from data import importers
 from data import splits
 
 DATASETS = ("amazon-grocery", "movielens-100k")
+# A user's own contract directory (`data.contract.load_dataset`).
+CONTRACT = "contract"
+DATASET_CHOICES = DATASETS + (CONTRACT,)
 MAX_CATEGORIES = 8
 MAX_TOKENS = 32
 _WORD = re.compile(r"[a-z0-9']+")
@@ -54,7 +61,8 @@ class SequenceDataset:
     item_tokens: `[num_items, MAX_TOKENS]` text/attribute token indices.
     token_names: token index -> token; "" at 0.
     users: user attributes by user index (MovieLens), else None.
-    item_relations: relation name -> `[n, 2]` item index pairs (Grocery).
+    item_relations: relation name (complement, substitute) -> `[n, 2]` item
+      index pairs, from the items table.
     ratings: MovieLens' every rating with user_index, item_index, rating and
       timestamp; None for implicit data.
   """
@@ -146,23 +154,70 @@ class SequenceDataset:
     return history
 
 
-def load_sequences(name: str, source_root: str | pathlib.Path | None = None
+def load_sequences(name: str, source_root: str | pathlib.Path | None = None,
+                   dataset_dir: str | pathlib.Path | None = None
                    ) -> SequenceDataset:
-  """Loads `name` (one of `DATASETS`) from the shared raw data.
+  """Loads a built-in dataset, or a user's contract directory.
 
   Args:
-    name: `amazon-grocery` or `movielens-100k`.
-    source_root: the raw data folder; `importers.default_source_root()` if None.
+    name: one of `DATASETS`, or `CONTRACT` for `dataset_dir`.
+    source_root: the raw data folder of the built-in datasets;
+      `importers.default_source_root()` if None.
+    dataset_dir: with `CONTRACT`, the directory `data.contract.load_dataset`
+      reads.
 
   Returns:
     The indexed, split dataset.
   """
+  if name == CONTRACT:
+    if not dataset_dir:
+      raise ValueError(f"dataset {CONTRACT!r} needs a dataset directory")
+    return from_contract(contract.load_dataset(dataset_dir),
+                         pathlib.Path(dataset_dir).name)
   if name not in DATASETS:
-    raise ValueError(f"unknown dataset {name!r}; known: {DATASETS}")
+    raise ValueError(f"unknown dataset {name!r}; known: {DATASET_CHOICES}")
   root = pathlib.Path(source_root or importers.default_source_root())
   dataset = importers.IMPORTERS[name](root)
+  if name == "amazon-grocery":
+    return from_contract(dataset, name, _grocery_item_tokens)
+  # MovieLens' tokens come from the raw files (KG facts), not the contract.
+  indexed = from_contract(dataset, name, lambda items: {})
+  item_index = {item: index for index, item in enumerate(indexed.item_ids)
+                if index}
+  tokens, token_names = _movielens_tokens(root, dataset.items, item_index,
+                                          indexed.num_items)
+  user_index = {user: index for index, user in enumerate(indexed.user_ids)}
   interactions = dataset.interactions
-  positives = interactions[interactions["label"] >= 0.5]
+  ratings = interactions.assign(
+      user_index=interactions["user_id"].map(user_index),
+      item_index=interactions["item_id"].map(item_index),
+      rating=interactions["event"].str.removeprefix("rating=").astype(float))
+  ratings = ratings.dropna(subset=["user_index", "item_index"]).astype(
+      {"user_index": np.int64, "item_index": np.int64})
+  return dataclasses.replace(
+      indexed, item_tokens=tokens, token_names=token_names,
+      ratings=ratings[["user_index", "item_index", "rating",
+                       "timestamp"]].reset_index(drop=True))
+
+
+def from_contract(dataset: contract.Dataset, name: str,
+                  item_tokens: Callable[[pd.DataFrame], dict[str, list[str]]]
+                  | None = None) -> SequenceDataset:
+  """Indexes and splits a contract `Dataset`'s positive interactions.
+
+  Args:
+    dataset: a validated contract dataset; `items` and `users` are optional.
+    name: the dataset's name in reports.
+    item_tokens: raw item id -> its text/attribute tokens, from the items
+      table; default `contract_item_tokens` (categories, title words and
+      related items). Tokens shared by fewer than two items are dropped.
+
+  Returns:
+    The indexed, split dataset; `users` holds the users table's rows in
+    user-index order when the dataset has one.
+  """
+  interactions = dataset.interactions
+  positives = interactions[interactions["label"] >= examples.POSITIVE_THRESHOLD]
   item_ids = np.array([""] + sorted(positives["item_id"].unique(), key=_id_order))
   item_index = {item: index for index, item in enumerate(item_ids) if index}
   frame = pd.DataFrame({"user_id": positives["user_id"].to_numpy(),
@@ -175,31 +230,37 @@ def load_sequences(name: str, source_root: str | pathlib.Path | None = None
   sequences = [np.empty(0, np.int64)] * len(user_ids)
   for user, group in train.groupby("user_id", sort=False):
     sequences[user_index[user]] = group["item"].to_numpy(np.int64)
-  valid_items = _per_user(valid, user_index)
-  test_items = _per_user(test, user_index)
-
-  categories, category_names = _category_matrix(dataset.items, item_index,
+  items = dataset.items if dataset.items is not None else pd.DataFrame(
+      {column: pd.Series(dtype=str) for column in contract.ITEM_COLUMNS})
+  categories, category_names = _category_matrix(items, item_index,
                                                 len(item_ids))
-  if name == "amazon-grocery":
-    tokens, token_names = _grocery_tokens(dataset.items, item_index, len(item_ids))
-    relations = _grocery_relations(dataset.items, item_index)
-    return SequenceDataset(name, user_ids, item_ids, sequences, valid_items,
-                           test_items, categories, category_names, tokens,
-                           token_names, item_relations=relations)
-  tokens, token_names = _movielens_tokens(root, dataset.items, item_index,
-                                          len(item_ids))
-  users = dataset.users.set_index("user_id").loc[user_ids].reset_index()
-  ratings = interactions.assign(
-      user_index=interactions["user_id"].map(user_index),
-      item_index=interactions["item_id"].map(item_index),
-      rating=interactions["event"].str.removeprefix("rating=").astype(float))
-  ratings = ratings.dropna(subset=["user_index", "item_index"]).astype(
-      {"user_index": np.int64, "item_index": np.int64})
-  return SequenceDataset(name, user_ids, item_ids, sequences, valid_items,
-                         test_items, categories, category_names, tokens,
-                         token_names, users=users,
-                         ratings=ratings[["user_index", "item_index", "rating",
-                                          "timestamp"]].reset_index(drop=True))
+  raw_tokens = (item_tokens or contract_item_tokens)(items)
+  tokens, token_names = _token_matrix(
+      {item_index[item]: values for item, values in raw_tokens.items()
+       if item in item_index}, len(item_ids), min_items=2)
+  users = None
+  if dataset.users is not None:
+    users = dataset.users.set_index("user_id").reindex(user_ids).reset_index()
+  return SequenceDataset(name, user_ids, item_ids, sequences,
+                         _per_user(valid, user_index),
+                         _per_user(test, user_index), categories,
+                         category_names, tokens, token_names, users=users,
+                         item_relations=_item_relations(items, item_index))
+
+
+def contract_item_tokens(items: pd.DataFrame) -> dict[str, list[str]]:
+  """Categories, title words and related items of every contract item."""
+  return {
+      item_id: ([f"cat:{c}" for c in _listed(category)] +
+                [f"word:{w}" for w in _WORD.findall(title.lower())] +
+                [f"rel:{r}" for r in _listed(related)])
+      for item_id, title, category, related in zip(
+          items["item_id"], items["title"], items["category"],
+          items["related_items"])}
+
+
+def _listed(text: str) -> list[str]:
+  return [value for value in text.split(contract.LIST_SEPARATOR) if value]
 
 
 def _id_order(raw_id: str):
@@ -256,27 +317,23 @@ def _token_matrix(item_tokens: dict[int, list[str]], num_items: int,
   return _pad_rows(rows, MAX_TOKENS), names
 
 
-def _grocery_tokens(items: pd.DataFrame, item_index: dict[str, int],
-                    num_items: int) -> tuple[np.ndarray, list[str]]:
-  item_tokens = {}
-  for item_id, category, related in zip(items["item_id"], items["category"],
-                                        items["related_items"]):
-    if item_id in item_index:
-      related_ids = [r for r in related.split(contract.LIST_SEPARATOR) if r]
-      item_tokens[item_index[item_id]] = (
-          [f"cat:{category}"] + [f"rel:{r}" for r in related_ids])
-  return _token_matrix(item_tokens, num_items, min_items=2)
+def _grocery_item_tokens(items: pd.DataFrame) -> dict[str, list[str]]:
+  """The whole category string and the related items (no title words)."""
+  return {item_id: [f"cat:{category}"] + [f"rel:{r}" for r in _listed(related)]
+          for item_id, category, related in zip(
+              items["item_id"], items["category"], items["related_items"])}
 
 
-def _grocery_relations(items: pd.DataFrame, item_index: dict[str, int]
-                       ) -> dict[str, np.ndarray]:
+def _item_relations(items: pd.DataFrame, item_index: dict[str, int]
+                    ) -> dict[str, np.ndarray]:
+  """Complement and substitute item index pairs, both ends indexed."""
   relations = {}
   for name in ("complement", "substitute"):
     pairs = []
     for item_id, related in zip(items["item_id"], items[f"{name}_items"]):
       if item_id not in item_index:
         continue
-      for other in related.split(contract.LIST_SEPARATOR):
+      for other in _listed(related):
         if other in item_index and other != item_id:
           pairs.append((item_index[item_id], item_index[other]))
     relations[name] = np.array(sorted(set(pairs)), dtype=np.int64).reshape(-1, 2)

@@ -1,10 +1,14 @@
-"""Invariants of the in-memory benchmark datasets, on the real MovieLens-100K."""
+"""Invariants of the in-memory benchmark datasets: the real MovieLens-100K and
+a contract directory."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from data import contract
 from data import features
 from data import importers
+from data import synthetic
 from offline_eval import datasets
 
 
@@ -70,3 +74,40 @@ def test_candidate_features_and_sampling_have_an_oov_row(movielens):
   probability = movielens.train_sampling_probability()
   assert probability.shape == (num_rows,) and probability[-1] == 0
   assert probability.sum() == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def contract_dir(tmp_path_factory):
+  directory = tmp_path_factory.mktemp("contract")
+  contract.write_dataset(synthetic.generate(n_users=30, n_items=40, seed=1),
+                         directory)
+  return directory
+
+
+def test_a_contract_directory_loads_like_a_built_in_dataset(contract_dir):
+  dataset = datasets.load_sequences(datasets.CONTRACT,
+                                    dataset_dir=contract_dir)
+  raw = contract.load_dataset(contract_dir)
+  positives = raw.interactions[raw.interactions["label"] >= 0.5]
+  assert dataset.name == contract_dir.name
+  assert dataset.num_users == positives["user_id"].nunique()
+  # Every positive is a train, validation or test item exactly once.
+  assert (sum(len(s) for s in dataset.train_sequences) + 2 * dataset.num_users
+          == len(positives.drop_duplicates(["user_id", "item_id", "timestamp"])))
+  assert (dataset.test_items > 0).all() and (dataset.valid_items > 0).all()
+  np.testing.assert_array_equal(dataset.users["user_id"], dataset.user_ids)
+  assert dataset.item_categories.any() and dataset.item_tokens.any()
+  assert set(dataset.item_relations) == {"complement", "substitute"}
+
+
+def test_contract_item_tokens_are_categories_title_words_and_related_items():
+  items = pd.DataFrame({"item_id": ["a"], "title": ["Green Tea, 20 bags"],
+                        "category": ["Drinks|Tea"], "related_items": ["b|c"]})
+  assert datasets.contract_item_tokens(items) == {"a": [
+      "cat:Drinks", "cat:Tea", "word:green", "word:tea", "word:20",
+      "word:bags", "rel:b", "rel:c"]}
+
+
+def test_contract_needs_a_directory():
+  with pytest.raises(ValueError, match="dataset directory"):
+    datasets.load_sequences(datasets.CONTRACT)

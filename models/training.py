@@ -1,0 +1,156 @@
+"""Training loops over in-memory examples, for offline experiments.
+
+The pipeline's Trainers read TFRecords (`models.trainer`); the offline
+benchmarks and notebooks hold their examples as numpy arrays. Every such
+experiment trains the same way: Adam at the model config's learning rate,
+shuffled batches with a fixed seed, optionally batches of similar sequence
+length, optionally keeping the epoch that scores best on validation data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+Examples = Mapping[str, np.ndarray]
+
+
+def shuffled_batches(examples: Examples, batch_size: int, seed: int,
+                     drop_remainder: bool = True,
+                     map_batch: Callable[[dict], dict] | None = None
+                     ) -> tf.data.Dataset:
+  """Every example once per epoch, reshuffled each epoch with `seed`.
+
+  Args:
+    examples: equally long arrays by feature name.
+    batch_size: examples per batch.
+    seed: the shuffle seed.
+    drop_remainder: drop the last, smaller batch (in-batch negatives make a
+      small batch an easier task).
+    map_batch: applied to each batch, e.g. to gather features by index.
+
+  Returns:
+    The batches, prefetched.
+  """
+  size = len(next(iter(examples.values())))
+  batches = (tf.data.Dataset.from_tensor_slices(dict(examples))
+             .shuffle(size, seed=seed)
+             .batch(batch_size, drop_remainder=drop_remainder))
+  if map_batch is not None:
+    batches = batches.map(map_batch)
+  return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def length_bucketed_batches(examples: Examples, sequence_keys: Sequence[str],
+                            batch_size: int, seed: int) -> tf.data.Dataset:
+  """Shuffled batches of similar sequence length, trimmed to that length.
+
+  `sequence_keys[0]` holds the item sequences whose padding (0) defines the
+  lengths; every array in `sequence_keys` is trimmed along axis 1.
+
+  Most histories are a few items long; padding every batch to the longest
+  history would multiply the attention cost several times. Rows are
+  right-padded and the models mask padding, so trimming trailing padding
+  does not change any output.
+
+  Args:
+    examples: equally long arrays by feature name.
+    sequence_keys: the right-padded sequence features.
+    batch_size: examples per batch.
+    seed: seeds the grouping and the batch order; a new grouping every epoch.
+
+  Returns:
+    The batches.
+  """
+  lengths = np.sum(examples[sequence_keys[0]] != 0, axis=1)
+  rng = np.random.default_rng(seed)
+
+  def generate():
+    # Sort by length with random tie-breaking, cut into batches, then
+    # shuffle the batch order.
+    order = np.lexsort((rng.random(len(lengths)), lengths))
+    batches = [order[start:start + batch_size]
+               for start in range(0, len(order), batch_size)]
+    for index in rng.permutation(len(batches)):
+      rows = batches[index]
+      width = max(1, int(lengths[rows].max()))
+      yield {name: (values[rows][:, :width] if name in sequence_keys else
+                    values[rows]) for name, values in examples.items()}
+
+  signature = {
+      name: tf.TensorSpec(
+          (None,) + ((None,) if name in sequence_keys else ()) +
+          values.shape[1 + (name in sequence_keys):], values.dtype)
+      for name, values in examples.items()}
+  return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def fit(model: tf.keras.Model, batches: tf.data.Dataset, learning_rate: float,
+        epochs: int) -> dict[str, list[float]]:
+  """Compiles `model` with Adam and fits it; returns the loss history."""
+  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+  return model.fit(batches, epochs=epochs, verbose=0).history
+
+
+@dataclasses.dataclass(frozen=True)
+class BestEpoch:
+  """The epoch whose weights a validated fit kept.
+
+  Attributes:
+    epoch: 1-based number of the kept epoch.
+    score: its validation score.
+    losses: the training loss of every epoch.
+  """
+  epoch: int
+  score: float
+  losses: list[float]
+
+
+def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
+                   learning_rate: float, epochs: int,
+                   validate: Callable[[int, float], float]) -> BestEpoch:
+  """Fits epoch by epoch and restores the weights of the best-scoring one.
+
+  Args:
+    model: the model to compile (Adam) and train.
+    batches: one epoch of training batches.
+    learning_rate: Adam's learning rate.
+    epochs: how many epochs to train.
+    validate: `(epoch, training loss) -> score` on validation data, higher
+      is better; called after every epoch.
+
+  Returns:
+    The kept epoch; `model` holds its weights.
+  """
+  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+  best, best_weights, losses = None, None, []
+  for epoch in range(1, epochs + 1):
+    losses.append(model.fit(batches, epochs=1, verbose=0).history["loss"][-1])
+    score = validate(epoch, losses[-1])
+    if best is None or score > best.score:
+      best, best_weights = BestEpoch(epoch, score, []), model.get_weights()
+  model.set_weights(best_weights)
+  return dataclasses.replace(best, losses=losses)
+
+
+def predict_in_batches(function: Callable[[dict], tf.Tensor],
+                       inputs: Examples, batch_size: int) -> np.ndarray:
+  """`function` (traced once per batch shape) over `inputs`, batch by batch.
+
+  Args:
+    function: a model or tower taking a dict of batched features.
+    inputs: equally long arrays by feature name.
+    batch_size: rows per call, bounding memory.
+
+  Returns:
+    The outputs of all rows, concatenated along axis 0.
+  """
+  call = tf.function(function)
+  size = len(next(iter(inputs.values())))
+  return np.concatenate([
+      call({name: tf.constant(values[start:start + batch_size])
+            for name, values in inputs.items()}).numpy()
+      for start in range(0, size, batch_size)])

@@ -1,0 +1,83 @@
+"""Tests for the in-memory training loops."""
+
+import numpy as np
+import tensorflow as tf
+
+from models import training
+
+
+class _MeanSquaredModel(tf.keras.Model):
+  """One weight trained towards the batch mean of `x`: a known optimum."""
+
+  def __init__(self):
+    super().__init__()
+    self.weight = tf.Variable(0.0)
+
+  def train_step(self, batch):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(tf.square(self.weight - batch["x"]))
+    self.optimizer.apply_gradients(
+        [(tape.gradient(loss, self.weight), self.weight)])
+    return {"loss": loss}
+
+
+def _rows(batches):
+  return [{name: values.numpy().tolist() for name, values in batch.items()}
+          for batch in batches]
+
+
+def test_shuffled_batches_drop_the_remainder_and_map_each_batch():
+  examples = {"x": np.arange(10)}
+  batches = _rows(training.shuffled_batches(
+      examples, 4, seed=0, map_batch=lambda batch: {"x": batch["x"] * 10}))
+  assert [len(batch["x"]) for batch in batches] == [4, 4]
+  seen = sum((batch["x"] for batch in batches), [])
+  assert len(set(seen)) == 8 and set(seen) <= set(range(0, 100, 10))
+
+
+def test_length_bucketed_batches_trim_trailing_padding():
+  examples = {"items": np.array([[1, 0, 0], [2, 3, 0], [4, 0, 0], [5, 6, 7]]),
+              "target": np.array([10, 11, 12, 13])}
+  batches = _rows(training.length_bucketed_batches(examples, ["items"], 2,
+                                                   seed=0))
+  # Sorted by length: the two one-item rows form one batch, trimmed to
+  # width 1; the two longer rows the other, trimmed to the longest, 3.
+  widths = {frozenset(batch["target"]): {len(row) for row in batch["items"]}
+            for batch in batches}
+  assert widths == {frozenset({10, 12}): {1}, frozenset({11, 13}): {3}}
+
+
+def test_fit_trains_towards_the_optimum():
+  model = _MeanSquaredModel()
+  history = training.fit(model, training.shuffled_batches(
+      {"x": np.full(64, 2.0, np.float32)}, 8, seed=0), learning_rate=0.1,
+                         epochs=20)
+  assert len(history["loss"]) == 20
+  assert history["loss"][-1] < history["loss"][0]
+  np.testing.assert_allclose(model.weight.numpy(), 2.0, atol=0.1)
+
+
+def test_fit_best_epoch_keeps_the_best_validated_weights():
+  model = _MeanSquaredModel()
+  weights_by_epoch = {}
+  scores = {1: 0.1, 2: 0.5, 3: 0.3}
+
+  def validate(epoch, loss):
+    assert loss >= 0
+    weights_by_epoch[epoch] = float(model.weight.numpy())
+    return scores[epoch]
+
+  best = training.fit_best_epoch(
+      model, training.shuffled_batches({"x": np.full(16, 5.0, np.float32)}, 4,
+                                       seed=0),
+      learning_rate=0.1, epochs=3, validate=validate)
+  assert (best.epoch, best.score, len(best.losses)) == (2, 0.5, 3)
+  assert float(model.weight.numpy()) == weights_by_epoch[2]
+  assert weights_by_epoch[3] != weights_by_epoch[2]
+
+
+def test_predict_in_batches_covers_every_row_in_order():
+  inputs = {"x": np.arange(5, dtype=np.float32)}
+  outputs = training.predict_in_batches(lambda batch: 2 * batch["x"], inputs,
+                                        batch_size=2)
+  np.testing.assert_array_equal(outputs, [0, 2, 4, 6, 8])

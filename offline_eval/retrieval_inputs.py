@@ -1,0 +1,84 @@
+"""A `SequenceDataset` as in-memory inputs of the retrieval model families.
+
+The families (`models.two_tower`, `models.sasrec`, `models.guim`) read the
+pipeline's transformed feature names; this module lays a leave-one-out
+dataset out under those names, so that offline experiments train the
+product's models unchanged. The offline data has no request time, so the
+time-context features are 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import numpy as np
+
+from data import features
+from models import two_tower
+from offline_eval import datasets
+
+
+def query_features(user_indices: np.ndarray,
+                   histories: np.ndarray) -> dict[str, np.ndarray]:
+  """Query-tower inputs of users with the given `[n, L]` histories."""
+  zeros = np.zeros(len(user_indices), np.int64)
+  return {
+      # User index 0 is padding, as in the pipeline.
+      features.USER_INDEX: user_indices + 1,
+      features.HISTORY_ITEM_INDICES: histories,
+      features.HOUR_OF_DAY: zeros,
+      features.DAY_OF_WEEK: zeros,
+      features.TIMESTAMP_Z: zeros.astype(np.float32),
+  }
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalInputs:
+  """What a retrieval family is built and trained with.
+
+  Attributes:
+    vocab: vocabulary sizes, with rows for padding and out-of-vocabulary.
+    catalogue: candidate-tower inputs of every item index.
+    sampling_probability: each item's share of train interactions.
+    examples: one (query features, next item's candidate features) example
+      per train interaction, oldest first per user.
+  """
+  vocab: two_tower.VocabularySizes
+  catalogue: Mapping[str, np.ndarray]
+  sampling_probability: np.ndarray
+  examples: Mapping[str, np.ndarray]
+
+  @classmethod
+  def from_dataset(cls, dataset: datasets.SequenceDataset,
+                   history_length: int) -> "RetrievalInputs":
+    """Lays out `dataset`'s train split; histories keep `history_length`."""
+    catalogue = dataset.candidate_features()
+    users, histories, targets = dataset.next_item_examples(history_length)
+    examples = query_features(users, histories)
+    examples.update({name: values[targets]
+                     for name, values in catalogue.items()})
+    vocab = two_tower.VocabularySizes(
+        users=dataset.num_users + 2, items=dataset.num_items + 1,
+        title_tokens=len(dataset.token_names) + 1,
+        categories=len(dataset.category_names) + 1)
+    return cls(vocab=vocab, catalogue=catalogue,
+               sampling_probability=dataset.train_sampling_probability(),
+               examples=examples)
+
+
+def user_queries(dataset: datasets.SequenceDataset, history_length: int,
+                 include_valid: bool) -> dict[str, np.ndarray]:
+  """Every user's query features, in user-index order.
+
+  Args:
+    dataset: the leave-one-out dataset.
+    history_length: most recent items kept per history.
+    include_valid: append the validation target to the history (the input
+      for predicting the test target) or not (for the validation target).
+
+  Returns:
+    The query-tower inputs of all users.
+  """
+  return query_features(np.arange(dataset.num_users, dtype=np.int64),
+                        dataset.padded_history(history_length, include_valid))
