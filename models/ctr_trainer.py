@@ -228,8 +228,7 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
   """
   config, external_vectors_path = config_and_path(
       hparams, courier.CourierConfig, EXTERNAL_VECTORS_PATH)
-  catalogue = retrieval_export.train_split_catalogue(
-      fn_args, tft_output, input_dataset)
+  catalogue = retrieval_export.train_split_catalogue(fn_args, tft_output)
   content = catalogue_content(
       catalogue,
       preprocessing.vocabulary_size(tft_output, features.TITLE_TOKEN_VOCAB),

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from data import features
 from models import serving_names
+from models import train_inputs
 from models.layers import mixture_of_representation
 from transforms import preprocessing
 
@@ -51,18 +52,16 @@ class ItemCatalogue:
     return self.train_counts / max(self.train_counts.sum(), 1)
 
 
-def train_split_catalogue(fn_args, tft_output,
-                          input_dataset: Callable) -> ItemCatalogue:
+def train_split_catalogue(fn_args, tft_output) -> ItemCatalogue:
   """`build_catalogue` over a Trainer's train split and item vocabulary.
 
   Args:
     fn_args: the Trainer's FnArgs.
     tft_output: the Transform output.
-    input_dataset: `models.trainer.input_dataset`.
   """
   return build_catalogue(
-      input_dataset(fn_args, fn_args.train_files, tft_output, 4096,
-                    shuffle=False),
+      train_inputs.input_dataset(fn_args, fn_args.train_files, tft_output,
+                                 4096, shuffle=False),
       [token.decode() for token in
        tft_output.vocabulary_by_name(features.ITEM_VOCAB)],
       preprocessing.vocabulary_size(tft_output, features.ITEM_VOCAB))

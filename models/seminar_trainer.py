@@ -338,8 +338,7 @@ class _Inputs:
 
   def __init__(self, fn_args, tft_output, input_dataset: Callable,
                config: seminar.SeminarConfig, image_vectors_path: str):
-    self.catalogue = retrieval_export.train_split_catalogue(
-        fn_args, tft_output, input_dataset)
+    self.catalogue = retrieval_export.train_split_catalogue(fn_args, tft_output)
     num_title_tokens = preprocessing.vocabulary_size(
         tft_output, features.TITLE_TOKEN_VOCAB)
     self.item_tokens = ctr_trainer.catalogue_tokens(self.catalogue,

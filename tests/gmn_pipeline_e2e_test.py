@@ -36,7 +36,8 @@ def gmn_run(tmp_path_factory):
   config = config_lib.PipelineConfig(
       pipeline_name="gmn-e2e", dataset="contract", dataset_dir=str(dataset_dir),
       workspace=str(tmp_path_factory.mktemp("workspace")), model_family="gmn",
-      hparams=dict(TINY_GMN), gate_lower_bound=0.0, gate_max_regression=1.0)
+      hparams=dict(TINY_GMN),
+      gate=config_lib.GateConfig(lower_bound=0.0, max_regression=1.0))
   local_runner.run(config)
   return config, run_summary.summarize(config.metadata_path)
 

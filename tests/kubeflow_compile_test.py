@@ -18,8 +18,8 @@ def test_compiled_spec_has_every_component_with_image_and_parameters(tmp_path):
   status = cli.main([
       "compile", "--output", str(output), "--beam-runner", "FlinkRunner",
       "--beam-arg=--parallelism=4", "--hparam", "epochs=3",
-      "--set", "kubeflow_image=registry.example/vrec:1.2",
-      "--set", "kubeflow_pipeline_root=gs://bucket/root",
+      "--set", "kubeflow.image=registry.example/vrec:1.2",
+      "--set", "kubeflow.pipeline_root=gs://bucket/root",
   ])
   assert status == 0
   spec = json.loads(output.read_text())["pipelineSpec"]

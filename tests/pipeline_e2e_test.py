@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import families
 from models import trainer as trainer_lib
 from offline_eval import probes
 from serving import scann_index
@@ -77,8 +78,8 @@ def test_embedding_benchmark_scores_the_model_and_its_baseline(first_run):
   (baseline_model,) = glob.glob(os.path.join(
       config.pipeline_root, "BaselineTrainer_guim_k2", "model", "*"))
   assert trainer_lib.read_model_info(baseline_model) == {
-      "model_family": "guim", "label": "guim_k2",
-      "hparams": {**trainer_lib.family_hparams("guim", config.hparams),
+      "model_family": "guim", "label": "guim_k2", "seed": config.seed,
+      "hparams": {**families.get("guim").hparams_known(config.hparams),
                   "num_interests": 2}}
 
 

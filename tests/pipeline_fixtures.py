@@ -27,13 +27,10 @@ from tfx_pipeline import run_summary
 SAMPLE_USERS = 120
 FAST_HPARAMS = {"epochs": 2, "batch_size": 128}
 # The blessed run also runs the embedding benchmark with one baseline.
-BENCHMARK = {
-    "embedding_benchmark": True,
-    "embedding_benchmark_tasks": probes.MOVIELENS_TASKS,
-    "embedding_benchmark_seeds": [0],
-    "embedding_benchmark_baselines": {
-        "guim_k2": {"model_family": "guim", "hparams": {"num_interests": 2}}},
-}
+BENCHMARK = config_lib.EmbeddingBenchmarkConfig(
+    enabled=True, tasks=probes.MOVIELENS_TASKS, seeds=[0],
+    baselines={"guim_k2": {"model_family": "guim",
+                           "hparams": {"num_interests": 2}}})
 # A recall@50 bound no model can reach: the gate must fail.
 UNREACHABLE_BOUND = 1.01
 
@@ -102,12 +99,14 @@ def sample_runs(tmp_path_factory) -> SampleRuns:
   dataset_dir = write_movielens_sample(
       tmp_path_factory.mktemp("movielens_sample"))
   workspace = tmp_path_factory.mktemp("workspace")
-  blessed_config = sample_config(workspace, dataset_dir, **BENCHMARK)
+  blessed_config = sample_config(workspace, dataset_dir,
+                                 embedding_benchmark=BENCHMARK)
   local_runner.run(blessed_config)
   blessed = run_summary.summarize(blessed_config.metadata_path)
   versions = pushed_versions(blessed_config.push_dir)
-  failing_config = sample_config(workspace, dataset_dir,
-                                 gate_lower_bound=UNREACHABLE_BOUND)
+  failing_config = sample_config(
+      workspace, dataset_dir,
+      gate=config_lib.GateConfig(lower_bound=UNREACHABLE_BOUND))
   local_runner.run(failing_config)
   return SampleRuns(workspace, dataset_dir, blessed_config, blessed,
                     failing_config,
@@ -130,7 +129,8 @@ def run_ranking_sample(tmp_path_factory, model_family: str, n_users: int,
   config = sample_config(
       tmp_path_factory.mktemp("workspace"), dataset_dir,
       model_family=model_family, pretrain_hparams=pretrain_hparams,
-      ranking_auc_lower_bound=0.0, ranking_log_loss_upper_bound=10.0)
+      gate=config_lib.GateConfig(ranking_auc_lower_bound=0.0,
+                                 ranking_log_loss_upper_bound=10.0))
   config.hparams = hparams
   local_runner.run(config)
   return config, run_summary.summarize(config.metadata_path)
@@ -142,15 +142,15 @@ def assert_ranking_run_pushed(config: config_lib.PipelineConfig, summary,
 
   Pre-training, training, AUC/log-loss evaluation and push all completed, with
   no ScaNN index (a ranker scores given candidates), over one positive and
-  `config.ctr_negatives` sampled negatives per eval user.
+  `config.examples.ctr_negatives` sampled negatives per eval user.
   """
   states = {run.component: run.state for run in summary.components}
   assert {"PretrainTrainer", "Trainer", "Evaluator", "Pusher"} <= set(states)
   assert "ScannIndexGen" not in states
   assert all(state == "complete" for state in states.values()), states
   overall = summary.metrics["overall"]
-  assert overall["example_count"] == n_users * (1 + config.ctr_negatives)
-  assert overall["mean_label"] == pytest.approx(1 / (1 + config.ctr_negatives))
+  assert overall["example_count"] == n_users * (1 + config.examples.ctr_negatives)
+  assert overall["mean_label"] == pytest.approx(1 / (1 + config.examples.ctr_negatives))
   assert 0.0 <= overall["auc"] <= 1.0
   assert overall["binary_crossentropy"] > 0.0
   assert summary.blessed is True and summary.pushed_dir

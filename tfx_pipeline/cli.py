@@ -17,6 +17,7 @@ import sys
 import time
 import warnings
 
+from models import families
 from tfx_pipeline import config as config_lib
 
 BENCHMARK_SCRIPT = (config_lib.REPO_ROOT / "benchmarks" /
@@ -75,8 +76,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                       "(e.g. SEMINAR's PSU, COURIER), repeatable")
   parser.add_argument("--set", action="append", default=[], dest="overrides",
                       metavar="KEY=VALUE",
-                      help="any PipelineConfig field, repeatable "
-                      "(e.g. gate_lower_bound=0.1)")
+                      help="any PipelineConfig field, groups dotted, "
+                      "repeatable (e.g. gate.lower_bound=0.1, seed=1)")
   parser.add_argument("--no-cache", action="store_true",
                       help="re-run every component instead of reusing MLMD cache")
 
@@ -130,11 +131,10 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
 
 def _print_summary(config: config_lib.PipelineConfig):
   """Prints the newest run's summary and returns it."""
-  from models import trainer  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import evaluation  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
   summary = run_summary.summarize(config.metadata_path)
-  if config.model_family in trainer.RANKING_FAMILIES:
+  if families.get(config.model_family).is_ranking:
     print(run_summary.format_summary(
         summary, "CTR metrics on the eval split (ExampleGen's sampled "
         "negatives):", [(config.model_family, "")],
@@ -158,9 +158,8 @@ def _run(args) -> None:
   print(f"\nPipeline finished in {time.time() - started:.0f} s\n", flush=True)
   summary = _print_summary(config)
   if args.demo:
-    from models import trainer  # pylint: disable=g-import-not-at-top
     from tfx_pipeline import serving_demo  # pylint: disable=g-import-not-at-top
-    if config.model_family in trainer.RANKING_FAMILIES:
+    if families.get(config.model_family).is_ranking:
       print("\nThe retrieval demo needs a retrieval family; a ranking model "
             "scores given candidates (its serving_default signature).")
     elif serving_demo.has_pushed_model(config):

@@ -17,6 +17,85 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CURATED_SCHEMA = str(REPO_ROOT / "tfx_pipeline" / "schema" / "schema.pbtxt")
 
 
+@dataclasses.dataclass
+class ExamplesConfig:
+  """What ExampleGen writes.
+
+  Attributes:
+    eval_holdout: newest positives per user held out for eval.
+    history_length: most recent history items kept per example.
+    ctr_negatives: for ranking families, label-0 examples sampled per
+      positive (by train popularity, among items the user never chose).
+    negative_seed: seed of that sampling; part of the data, so kept apart
+      from the training seed.
+  """
+  eval_holdout: int = 1
+  history_length: int = 50
+  ctr_negatives: int = 4
+  negative_seed: int = 0
+
+
+@dataclasses.dataclass
+class GateConfig:
+  """The Evaluator's blessing thresholds.
+
+  Attributes:
+    metric: metric a retrieval family is gated on.
+    lower_bound: the candidate's `metric` must be at least this.
+    max_regression: the candidate may be worse than the last blessed model
+      by at most this much (absolute), in `metric` for retrieval families and
+      in AUC for ranking families.
+    ranking_auc_lower_bound: a ranking family's model needs at least this AUC.
+    ranking_log_loss_upper_bound: and at most this log loss; the default is
+      the loss of always predicting 0.2, the positive rate of 1:4 sampled
+      negatives.
+  """
+  metric: str = "recall_at_50"
+  lower_bound: float = 0.05
+  max_regression: float = 0.01
+  ranking_auc_lower_bound: float = 0.6
+  ranking_log_loss_upper_bound: float = 0.5004
+
+
+@dataclasses.dataclass
+class EmbeddingBenchmarkConfig:
+  """The EmbeddingBenchmark component (probe tasks on frozen embeddings).
+
+  Attributes:
+    enabled: run it after the Trainer, on the trained retrieval model.
+    tasks: its task specs (see `offline_eval.probes`); empty for the preset
+      of the dataset.
+    seeds: probe seeds; the report has mean ± std.
+    baselines: row label -> `{"model_family": ..., "hparams": {...}}` of the
+      retrieval models the benchmark scores next to this run's model, each
+      trained by its own Trainer on the same data. A baseline inherits this
+      run's hparams that its family knows (epochs, batch size, ...), then its
+      own override them; one equal to this run's model is skipped. `{}`
+      scores this run's model alone.
+  """
+  enabled: bool = False
+  tasks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
+  baselines: dict[str, dict[str, Any]] = dataclasses.field(
+      default_factory=lambda: {
+          "two_tower": {"model_family": "two_tower"},
+          "guim_k1": {"model_family": "guim", "hparams": {"num_interests": 1}},
+      })
+
+
+@dataclasses.dataclass
+class KubeflowConfig:
+  """Where the pipeline runs on Kubeflow Pipelines / Vertex AI.
+
+  Attributes:
+    image: container image with this package.
+    pipeline_root: the workspace there.
+    package_root: where the image holds this repository.
+  """
+  image: str = "ghcr.io/vrec/vrec-pipeline:latest"
+  pipeline_root: str = "gs://YOUR_BUCKET/vrec"
+  package_root: str = "/pipeline"
+
 
 @dataclasses.dataclass
 class PipelineConfig:
@@ -30,46 +109,23 @@ class PipelineConfig:
     dataset_dir: the contract directory; derived from the workspace when an
       importer is used.
     workspace: root of everything the local run writes.
-    model_family: key of `models.trainer.MODEL_FAMILIES`.
+    model_family: a family of `models.families.FAMILIES`.
     hparams: overrides of the family's hyperparameters, whose defaults live
       beside the model (e.g. `models.two_tower.TwoTowerConfig`).
-    pretrain_hparams: overrides for the pre-training family of
-      `model_family` (`models.trainer.PRETRAINED_BY`), if it has one.
+    pretrain_hparams: overrides for the family that pre-trains
+      `model_family` (its `FamilySpec.pretrained_by`), if it has one.
+    seed: seed of every Trainer (initialisation, shuffling, sampling).
     model_name: serving name; models are pushed to
       `<serving_dir>/<model_name>/<version>/`.
     serving_dir: TF Serving model base path; derived from the workspace.
-    eval_holdout: newest positives per user held out for eval.
-    history_length: most recent history items kept per example.
     schema_path: curated schema for ImportSchemaGen; empty to infer one with
       SchemaGen instead.
-    gate_metric: metric the Evaluator gates on.
-    gate_lower_bound: the candidate's `gate_metric` must be at least this.
-    gate_max_regression: the candidate may be worse than the last blessed
-      model by at most this much (absolute), in `gate_metric` for retrieval
-      families and in AUC for ranking families.
-    ctr_negatives: for ranking families, label-0 examples ExampleGen samples
-      per positive (by train popularity, among items the user never chose).
-    negative_seed: seed of that sampling.
-    ranking_auc_lower_bound: a ranking family's model needs at least this AUC.
-    ranking_log_loss_upper_bound: and at most this log loss; the default is
-      the loss of always predicting 0.2, the positive rate of 1:4 sampled
-      negatives.
-    embedding_benchmark: run the EmbeddingBenchmark component (probe tasks
-      on the trained retrieval model's frozen embeddings) after the Trainer.
-    embedding_benchmark_tasks: its task specs (see `offline_eval.probes`);
-      empty for the preset of `dataset`.
-    embedding_benchmark_seeds: probe seeds; the report has mean ± std.
-    embedding_benchmark_baselines: row label -> `{"model_family": ...,
-      "hparams": {...}}` of the retrieval models the benchmark scores next to
-      this run's model, each trained by its own Trainer on the same data. A
-      baseline inherits this run's hparams that its family knows (epochs,
-      batch size, ...), then its own override them; one equal to this run's
-      model is skipped. `{}` scores this run's model alone.
     beam_args: Beam pipeline args; add e.g. `--runner=FlinkRunner`.
     enable_cache: reuse MLMD-cached component outputs.
-    kubeflow_image: container image with this package, for KFP.
-    kubeflow_pipeline_root: workspace when running on KFP.
-    kubeflow_package_root: where the image holds this repository.
+    examples: what ExampleGen writes.
+    gate: the blessing thresholds.
+    embedding_benchmark: the optional embedding probe benchmark.
+    kubeflow: where the pipeline runs on KFP.
   """
   pipeline_name: str = "vrec-retrieval"
   dataset: str = "movielens-100k"
@@ -78,34 +134,18 @@ class PipelineConfig:
   model_family: str = "two_tower"
   hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
   pretrain_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+  seed: int = 0
   model_name: str = "retrieval"
   serving_dir: str = ""
-  eval_holdout: int = 1
-  history_length: int = 50
   schema_path: str = CURATED_SCHEMA
-  gate_metric: str = "recall_at_50"
-  gate_lower_bound: float = 0.05
-  gate_max_regression: float = 0.01
-  ctr_negatives: int = 4
-  negative_seed: int = 0
-  ranking_auc_lower_bound: float = 0.6
-  ranking_log_loss_upper_bound: float = 0.5004
-  embedding_benchmark: bool = False
-  embedding_benchmark_tasks: list[dict[str, Any]] = dataclasses.field(
-      default_factory=list)
-  embedding_benchmark_seeds: list[int] = dataclasses.field(
-      default_factory=lambda: [0, 1, 2])
-  embedding_benchmark_baselines: dict[str, dict[str, Any]] = dataclasses.field(
-      default_factory=lambda: {
-          "two_tower": {"model_family": "two_tower"},
-          "guim_k1": {"model_family": "guim", "hparams": {"num_interests": 1}},
-      })
   beam_args: list[str] = dataclasses.field(
       default_factory=lambda: ["--direct_running_mode=in_memory"])
   enable_cache: bool = True
-  kubeflow_image: str = "ghcr.io/vrec/vrec-pipeline:latest"
-  kubeflow_pipeline_root: str = "gs://YOUR_BUCKET/vrec"
-  kubeflow_package_root: str = "/pipeline"
+  examples: ExamplesConfig = dataclasses.field(default_factory=ExamplesConfig)
+  gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+  embedding_benchmark: EmbeddingBenchmarkConfig = dataclasses.field(
+      default_factory=EmbeddingBenchmarkConfig)
+  kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
   def __post_init__(self):
     if not is_uri(self.workspace):
@@ -144,11 +184,28 @@ class PipelineConfig:
     return args
 
   def set(self, key: str, value: str) -> None:
-    """Overrides one field from its string form, e.g. from the CLI."""
-    fields = {f.name: f for f in dataclasses.fields(self)}
-    if key not in fields:
-      raise KeyError(f"unknown config key {key!r}; known: {sorted(fields)}")
-    current = getattr(self, key)
+    """Overrides one field from its string form, e.g. from the CLI.
+
+    Args:
+      key: a field name, dotted into a group: `seed`, `gate.lower_bound`,
+        `embedding_benchmark.enabled`.
+      value: the string form; lists and dicts are JSON.
+
+    Raises:
+      KeyError: naming the known keys, if `key` is not one.
+    """
+    *groups, name = key.split(".")
+    target = self
+    for group in groups:
+      target = getattr(target, group, None)
+      if not dataclasses.is_dataclass(target):
+        raise KeyError(f"unknown config group {group!r} in {key!r}; known: "
+                       f"{sorted(known_keys(self))}")
+    fields = {f.name for f in dataclasses.fields(target)}
+    current = getattr(target, name, None)
+    if name not in fields or dataclasses.is_dataclass(current):
+      raise KeyError(f"unknown config key {key!r}; known: "
+                     f"{sorted(known_keys(self))}")
     if isinstance(current, bool):
       parsed = value.lower() in ("1", "true", "yes")
     elif isinstance(current, (int, float)):
@@ -157,7 +214,19 @@ class PipelineConfig:
       parsed = json.loads(value)
     else:
       parsed = value
-    setattr(self, key, parsed)
+    setattr(target, name, parsed)
+
+
+def known_keys(config, prefix: str = "") -> list[str]:
+  """Every key `PipelineConfig.set` takes, groups dotted."""
+  keys = []
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    if dataclasses.is_dataclass(value):
+      keys += known_keys(value, f"{prefix}{field.name}.")
+    else:
+      keys.append(prefix + field.name)
+  return keys
 
 
 def is_uri(path: str) -> bool:

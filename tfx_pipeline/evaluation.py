@@ -1,8 +1,8 @@
 """TFMA configuration: metrics, slices and the blessing gate.
 
 Retrieval families are scored by full-ranking Recall@k/NDCG@k of their
-`evaluate` signature's target ranks. Ranking (CTR) families, listed in
-`models.trainer.RANKING_FAMILIES`, are scored by AUC and log loss of the
+`evaluate` signature's target ranks. Ranking (CTR) families (kind
+`models.families.RANKING`) are scored by AUC and log loss of the
 `probability` their `evaluate` signature returns for each labelled example.
 """
 
@@ -14,7 +14,7 @@ import tensorflow_model_analysis as tfma
 
 from data import features
 from models import serving_names
-from models import trainer as trainer_lib
+from models import families
 
 METRICS_MODULE = "tfx_pipeline.retrieval_metrics"
 RECALL_KS = (10, 50, 100)
@@ -63,24 +63,24 @@ def eval_config(config) -> tfma.EvalConfig:
   baseline's ranks, scored by the same signature and metrics, are reported
   beside them ungated. Ranking families get `ranking_eval_config`.
   """
-  if config.model_family in trainer_lib.RANKING_FAMILIES:
+  if families.get(config.model_family).is_ranking:
     return ranking_eval_config(config)
-  if config.gate_metric not in metric_names():
-    raise ValueError(f"gate_metric {config.gate_metric!r} is not one of "
+  if config.gate.metric not in metric_names():
+    raise ValueError(f"gate_metric {config.gate.metric!r} is not one of "
                      f"{metric_names()}")
   threshold = tfma.MetricThreshold(
       value_threshold=tfma.GenericValueThreshold(
-          lower_bound={"value": config.gate_lower_bound}),
+          lower_bound={"value": config.gate.lower_bound}),
       change_threshold=tfma.GenericChangeThreshold(
           direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={"value": -config.gate_max_regression}))
+          absolute={"value": -config.gate.max_regression}))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=serving_names.EVALUATE)],
       metrics_specs=[
           tfma.MetricsSpec(
               metrics=[tfma.MetricConfig(class_name="ExampleCount")] +
-              _metric_configs(config.gate_metric, threshold),
+              _metric_configs(config.gate.metric, threshold),
               output_names=[MODEL_OUTPUT]),
           tfma.MetricsSpec(metrics=_metric_configs(),
                            output_names=[BASELINE_OUTPUT]),
@@ -98,13 +98,13 @@ def ranking_eval_config(config) -> tfma.EvalConfig:
   overall = [tfma.SlicingSpec()]
   auc_threshold = tfma.MetricThreshold(
       value_threshold=tfma.GenericValueThreshold(
-          lower_bound={"value": config.ranking_auc_lower_bound}),
+          lower_bound={"value": config.gate.ranking_auc_lower_bound}),
       change_threshold=tfma.GenericChangeThreshold(
           direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={"value": -config.gate_max_regression}))
+          absolute={"value": -config.gate.max_regression}))
   log_loss_threshold = tfma.MetricThreshold(
       value_threshold=tfma.GenericValueThreshold(
-          upper_bound={"value": config.ranking_log_loss_upper_bound}))
+          upper_bound={"value": config.gate.ranking_log_loss_upper_bound}))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=serving_names.EVALUATE,

@@ -2,11 +2,13 @@
 
 InteractionExampleGen -> StatisticsGen -> (Import)SchemaGen -> ExampleValidator
 -> AnomaliesGate -> Transform -> [PretrainTrainer ->] Trainer -> Evaluator
-(against the last blessed model) -> [ScannIndexGen ->] Pusher. Families listed
-in `models.trainer.PRETRAINED_BY` get the pre-training Trainer; ranking
-families skip the index. With `config.embedding_benchmark`, EmbeddingBenchmark
-probes the Trainer's model next to baseline models, each from its own
-`BaselineTrainer_<label>`. Runners (local, Kubeflow) only decide where it runs.
+(against the last blessed model) -> [ScannIndexGen ->] Pusher. What depends
+on the model family comes from its `models.families.FamilySpec`: a family
+with `pretrained_by` gets the pre-training Trainer; ranking families get CTR
+negatives and skip the index. With `config.embedding_benchmark.enabled`,
+EmbeddingBenchmark probes the Trainer's model next to baseline models, each
+from its own `BaselineTrainer_<label>`. Runners (local, Kubeflow) only decide
+where it runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline_lib
 from tfx.types import channel_utils
 
-from models import trainer as trainer_lib
+from models import families
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline.components import anomalies_gate
@@ -47,17 +49,14 @@ def create_pipeline(config: config_lib.PipelineConfig,
   Raises:
     ValueError: if `config.model_family` is not a registered family.
   """
-  if config.model_family not in trainer_lib.MODEL_FAMILIES:
-    raise ValueError(f"unknown model family {config.model_family!r}; "
-                     f"registered: {sorted(trainer_lib.MODEL_FAMILIES)}")
-  is_ranking = config.model_family in trainer_lib.RANKING_FAMILIES
+  family = families.get(config.model_family)
   example_gen = interaction_example_gen.InteractionExampleGen(
       dataset_dir=config.dataset_dir,
-      eval_holdout=config.eval_holdout,
-      history_length=config.history_length,
+      eval_holdout=config.examples.eval_holdout,
+      history_length=config.examples.history_length,
       input_fingerprint=input_fingerprint,
-      ctr_negatives=(config.ctr_negatives if is_ranking else 0),
-      negative_seed=config.negative_seed)
+      ctr_negatives=(config.examples.ctr_negatives if family.is_ranking else 0),
+      negative_seed=config.examples.negative_seed)
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
@@ -95,15 +94,15 @@ def create_pipeline(config: config_lib.PipelineConfig,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={
-            trainer_lib.MODEL_FAMILY_KEY: model_family,
-            trainer_lib.HPARAMS_KEY: (config.hparams_for(model_family)
-                                      if hparams is None else hparams),
-            trainer_lib.LABEL_KEY: label or model_family,
+            families.FAMILY_KEY: model_family,
+            families.HPARAMS_KEY: (config.hparams_for(model_family)
+                                   if hparams is None else hparams),
+            families.LABEL_KEY: label or model_family,
+            families.SEED_KEY: config.seed,
         })
 
-  pretrain_family = trainer_lib.PRETRAINED_BY.get(config.model_family)
-  pretrainer = (make_trainer(pretrain_family).with_id("PretrainTrainer")
-                if pretrain_family else None)
+  pretrainer = (make_trainer(family.pretrained_by).with_id("PretrainTrainer")
+                if family.pretrained_by else None)
   trainer = make_trainer(
       config.model_family,
       base_model=pretrainer.outputs["model"] if pretrainer else None)
@@ -122,7 +121,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
       example_splits=["eval"],
       eval_config=evaluation.eval_config(config))
 
-  if is_ranking:
+  if family.is_ranking:
     # A ranker scores given candidates; there is no item index to build.
     index_gen = None
     pushed_model = trainer.outputs["model"]
@@ -136,12 +135,12 @@ def create_pipeline(config: config_lib.PipelineConfig,
 
   benchmark = None
   baseline_trainers = []
-  if (config.embedding_benchmark and
-      config.model_family not in trainer_lib.RANKING_FAMILIES):
+  if config.embedding_benchmark.enabled and not family.is_ranking:
     baseline_trainers = [
-        make_trainer(family, hparams=hparams, label=label).with_id(
+        make_trainer(baseline_family, hparams=hparams, label=label).with_id(
             f"BaselineTrainer_{label}")
-        for label, (family, hparams) in benchmark_baselines(config).items()]
+        for label, (baseline_family, hparams)
+        in benchmark_baselines(config).items()]
     benchmark = embedding_benchmark.EmbeddingBenchmark(
         model=trainer.outputs["model"],
         baseline_models=channel_utils.union(
@@ -150,8 +149,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
         examples=example_gen.outputs["examples"],
         dataset_dir=config.dataset_dir,
         tasks_json=json.dumps(embedding_benchmark.tasks_for(
-            config.dataset, config.embedding_benchmark_tasks)),
-        seeds_json=json.dumps(config.embedding_benchmark_seeds))
+            config.dataset, config.embedding_benchmark.tasks)),
+        seeds_json=json.dumps(config.embedding_benchmark.seeds))
 
   pusher = tfx.components.Pusher(
       model=pushed_model,
@@ -182,16 +181,19 @@ def benchmark_baselines(config: config_lib.PipelineConfig
   """
   main_hparams = config.hparams_for(config.model_family)
   baselines = {}
-  for label, spec in config.embedding_benchmark_baselines.items():
+  for label, baseline in config.embedding_benchmark.baselines.items():
     if not label.replace("_", "").isalnum():
       raise ValueError(f"embedding benchmark baseline label {label!r}: use "
                        "letters, digits and underscores")
-    family = spec.get("model_family", "")
-    hparams = {**trainer_lib.family_hparams(family, main_hparams),
-               **spec.get("hparams", {})}
-    if family == config.model_family and hparams == main_hparams:
+    spec = families.get(baseline.get("model_family", ""))
+    if spec.kind != families.RETRIEVAL:
+      raise ValueError(f"embedding benchmark baseline {label!r}: "
+                       f"{spec.name!r} is not a retrieval family")
+    hparams = {**spec.hparams_known(main_hparams),
+               **baseline.get("hparams", {})}
+    if spec.name == config.model_family and hparams == main_hparams:
       continue
-    baselines[label] = (family, hparams)
+    baselines[label] = (spec.name, hparams)
   return baselines
 
 

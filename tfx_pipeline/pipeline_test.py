@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from models import trainer as trainer_lib
+from models import families
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline import pipeline
@@ -27,22 +27,25 @@ def test_retrieval_family_builds_the_index_and_has_one_trainer(tmp_path):
 
 def test_pretrained_ranking_family_gets_two_trainers_and_no_index(tmp_path,
                                                                   monkeypatch):
-  monkeypatch.setitem(trainer_lib.MODEL_FAMILIES, "test_pretrain", lambda *a: None)
-  monkeypatch.setitem(trainer_lib.MODEL_FAMILIES, "test_ranker", lambda *a: None)
-  monkeypatch.setitem(trainer_lib.PRETRAINED_BY, "test_ranker", "test_pretrain")
-  monkeypatch.setattr(trainer_lib, "RANKING_FAMILIES", frozenset({"test_ranker"}))
+  # A new family is one registry entry: nothing else in the pipeline changes.
+  monkeypatch.setitem(families.FAMILIES, "test_pretrain", families.FamilySpec(
+      "test_pretrain", families.PRETRAINING, "models.courier:CourierConfig",
+      train="models.ctr_trainer:train_courier"))
+  monkeypatch.setitem(families.FAMILIES, "test_ranker", families.FamilySpec(
+      "test_ranker", families.RANKING, "models.ranking:RankingConfig",
+      train="models.ctr_trainer:train_ranking", pretrained_by="test_pretrain"))
   config = config_lib.PipelineConfig(
       workspace=str(tmp_path), model_family="test_ranker",
-      hparams={"epochs": 3}, pretrain_hparams={"epochs": 7})
+      hparams={"epochs": 3}, pretrain_hparams={"epochs": 7}, seed=5)
   components = _components(config)
   assert "ScannIndexGen" not in components
   pretrainer, trainer = components["PretrainTrainer"], components["Trainer"]
   assert _custom_config(pretrainer) == {"model_family": "test_pretrain",
                                         "hparams": {"epochs": 7},
-                                        "label": "test_pretrain"}
+                                        "label": "test_pretrain", "seed": 5}
   assert _custom_config(trainer) == {"model_family": "test_ranker",
                                      "hparams": {"epochs": 3},
-                                     "label": "test_ranker"}
+                                     "label": "test_ranker", "seed": 5}
   base_model = trainer.inputs["base_model"]
   assert base_model.producer_component_id == "PretrainTrainer"
   assert components["Pusher"].inputs["model"].producer_component_id == "Trainer"
@@ -55,3 +58,19 @@ def test_unknown_family_is_rejected_before_running(tmp_path):
   with pytest.raises(ValueError, match="unknown model family 'nope'"):
     pipeline.create_pipeline(config_lib.PipelineConfig(workspace=str(tmp_path),
                                                        model_family="nope"))
+
+
+def test_nested_settings_reach_the_components(tmp_path):
+  config = config_lib.PipelineConfig(workspace=str(tmp_path))
+  config.set("examples.history_length", "20")
+  config.set("gate.lower_bound", "0.125")
+  config.set("seed", "3")
+  components = _components(config)
+  assert components["InteractionExampleGen"].exec_properties[
+      "history_length"] == 20
+  assert _custom_config(components["Trainer"])["seed"] == 3
+  bounds = [per_slice.threshold.value_threshold.lower_bound.value
+            for spec in evaluation.eval_config(config).metrics_specs
+            for metric in spec.metrics
+            for per_slice in metric.per_slice_thresholds]
+  assert bounds == [0.125]

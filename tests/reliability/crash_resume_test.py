@@ -44,7 +44,7 @@ def _command(dataset_dir: pathlib.Path, workspace: pathlib.Path) -> list[str]:
   return [sys.executable, "-m", "tfx_pipeline", "run", "--dataset", "contract",
           "--dataset-dir", str(dataset_dir), "--workspace", str(workspace),
           "--pipeline-name", PIPELINE_NAME, "--no-demo",
-          "--set", "gate_lower_bound=0", *hparams]
+          "--set", "gate.lower_bound=0", *hparams]
 
 
 def _start(command: list[str], log_path: pathlib.Path) -> subprocess.Popen:

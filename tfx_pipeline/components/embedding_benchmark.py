@@ -45,6 +45,7 @@ from tfx.utils import path_utils
 
 from data import contract
 from data import features
+from models import families
 from models import serving_names
 from models import trainer as trainer_lib
 from offline_eval import probes
@@ -320,13 +321,13 @@ def tasks_for(dataset: str, declared: Sequence[Mapping] | None) -> list[dict]:
     return [dict(task) for task in declared]
   if dataset not in probes.DATASET_TASKS:
     raise ValueError(f"no preset embedding benchmark tasks for {dataset!r}; "
-                     "declare them in embedding_benchmark_tasks")
+                     "declare them in embedding_benchmark.tasks")
   return probes.DATASET_TASKS[dataset]
 
 
 def model_label(model: artifact.Artifact, default: str) -> str:
   """The row label the model's Trainer recorded, else `default`."""
-  return trainer_lib.read_model_info(model.uri).get(trainer_lib.LABEL_KEY,
+  return trainer_lib.read_model_info(model.uri).get(families.LABEL_KEY,
                                                      default)
 
 

@@ -12,6 +12,7 @@ import pytest
 from tfx.types import channel_utils
 
 from data import contract
+from models import families
 from models import trainer as trainer_lib
 from offline_eval import probes
 from tfx_pipeline.components import embedding_benchmark
@@ -127,7 +128,7 @@ def test_component_writes_json_and_html_reports(root):
   write_tiny_model(os.path.join(root, "baseline", "Format-Serving"))
   with open(os.path.join(root, "baseline", trainer_lib.MODEL_INFO_FILE),
             "w") as info:
-    json.dump({trainer_lib.LABEL_KEY: "two_tower"}, info)
+    json.dump({families.LABEL_KEY: "two_tower"}, info)
   model, baseline = import_model(root), import_model(root, "baseline")
   examples = import_examples(root)
   benchmark = embedding_benchmark.EmbeddingBenchmark(
@@ -188,12 +189,14 @@ def test_pipeline_runs_the_benchmark_on_the_trainer_model_when_enabled(
   from tfx_pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import pipeline  # pylint: disable=g-import-not-at-top
 
-  def components(**overrides):
+  def components(benchmark=None, **overrides):
     config = config_lib.PipelineConfig(workspace=str(tmp_path), **overrides)
+    for key, value in (benchmark or {}).items():
+      setattr(config.embedding_benchmark, key, value)
     return {c.id: c for c in pipeline.create_pipeline(config).components}
 
   assert "EmbeddingBenchmark" not in components()
-  enabled = components(embedding_benchmark=True, model_family="guim",
+  enabled = components({"enabled": True}, model_family="guim",
                        hparams={"epochs": 2, "num_interests": 4})
   benchmark = enabled["EmbeddingBenchmark"]
   assert json.loads(benchmark.exec_properties["tasks_json"]) == (
@@ -205,7 +208,7 @@ def test_pipeline_runs_the_benchmark_on_the_trainer_model_when_enabled(
         "custom_config"])
   assert baseline_config("two_tower") == {
       "model_family": "two_tower", "hparams": {"epochs": 2},
-      "label": "two_tower"}
+      "label": "two_tower", "seed": 0}
   assert baseline_config("guim_k1")["hparams"] == {"epochs": 2,
                                                    "num_interests": 1}
   assert {channel.producer_component_id for channel in
@@ -213,7 +216,7 @@ def test_pipeline_runs_the_benchmark_on_the_trainer_model_when_enabled(
               "BaselineTrainer_two_tower", "BaselineTrainer_guim_k1"}
   # A baseline equal to the run's own model is not trained twice.
   assert "BaselineTrainer_two_tower" not in components(
-      embedding_benchmark=True, model_family="two_tower")
-  with pytest.raises(ValueError, match="not a registered retrieval family"):
-    components(embedding_benchmark=True,
-               embedding_benchmark_baselines={"x": {"model_family": "ranking"}})
+      {"enabled": True}, model_family="two_tower")
+  with pytest.raises(ValueError, match="'ranking' is not a retrieval family"):
+    components({"enabled": True,
+                "baselines": {"x": {"model_family": "ranking"}}})

@@ -1,0 +1,148 @@
+"""The one registry of model families: one `FamilySpec` per family.
+
+Everything that depends on the family reads it from here: the Trainer's
+dispatch (`models.trainer.run_fn`), the pipeline topology (a pre-training
+Trainer, CTR negatives, the index or not), the Evaluator's metrics and gate,
+the CLI's summary. The module imports no TensorFlow (classes and functions
+are named by dotted path and loaded on use), so the CLI and the pipeline
+compiler can read it cheaply.
+
+A new family is one entry here plus its module. A retrieval family's module
+provides a hyperparameter dataclass (an `hparams.HParams`) and a
+`build_model(vocab, catalogue_features, item_sampling_probability, config)`
+returning a `two_tower.RetrievalModel`; the shared retrieval trainer does
+the rest (training, the catalogue, the export, the index):
+
+    "my_tower": FamilySpec(
+        name="my_tower", kind=RETRIEVAL,
+        config="models.my_tower:MyTowerConfig",
+        build_model="models.my_tower:build_my_tower"),
+
+A ranking (CTR) or pre-training family names its own `train` function,
+`(fn_args, tft_output, hparams) -> None`, which writes a SavedModel to
+`fn_args.serving_model_dir`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Optional
+
+# Retrieval: scores the whole catalogue for a user; evaluated by full-ranking
+# Recall@k/NDCG@k, gated on `gate.metric`, pushed with a ScaNN index.
+RETRIEVAL = "retrieval"
+# Ranking: a CTR model scoring (user, item) pairs; trained with sampled
+# label-0 examples, evaluated by AUC and log loss, pushed without an index.
+RANKING = "ranking"
+# Pre-training: trained only to hand its model to another family's Trainer
+# as `fn_args.base_model`; never evaluated or pushed.
+PRETRAINING = "pretraining"
+KINDS = (RETRIEVAL, RANKING, PRETRAINING)
+
+RETRIEVAL_TRAIN = "models.retrieval_trainer:train_retrieval"
+RETRIEVAL_EXPORT = "models.retrieval_export:RetrievalServingModule"
+
+
+def load(dotted: str) -> Any:
+  """The object a `"package.module:attribute"` path names."""
+  module_name, _, attribute = dotted.partition(":")
+  return getattr(importlib.import_module(module_name), attribute)
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilySpec:
+  """How the pipeline trains, evaluates and serves one model family.
+
+  Attributes:
+    name: the `--model-family` value.
+    kind: `RETRIEVAL`, `RANKING` or `PRETRAINING`.
+    config: `"module:Class"` of the family's hyperparameter dataclass.
+    train: `"module:function"` that trains and exports the model;
+      retrieval families share `RETRIEVAL_TRAIN`.
+    build_model: retrieval families: `"module:function"` building the model
+      that `RETRIEVAL_TRAIN` fits.
+    export: `"module:Class"` of the `tf.Module` the SavedModel is saved
+      from, i.e. what the served signatures are.
+    pretrained_by: the family whose Trainer runs first and hands its model
+      over as `base_model`, if any.
+  """
+  name: str
+  kind: str
+  config: str
+  train: str = RETRIEVAL_TRAIN
+  build_model: Optional[str] = None
+  export: str = RETRIEVAL_EXPORT
+  pretrained_by: Optional[str] = None
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"family {self.name!r}: kind must be one of {KINDS}")
+    if (self.kind == RETRIEVAL) != (self.build_model is not None):
+      raise ValueError(f"family {self.name!r}: retrieval families, and only "
+                       "they, name a build_model")
+
+  @property
+  def is_ranking(self) -> bool:
+    return self.kind == RANKING
+
+  def config_class(self) -> type:
+    return load(self.config)
+
+  def hparams_known(self, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `hparams` that this family's config declares."""
+    names = {field.name for field in dataclasses.fields(self.config_class())}
+    return {name: value for name, value in hparams.items() if name in names}
+
+
+_CTR_TRAINER = "models.ctr_trainer"
+_SEMINAR_TRAINER = "models.seminar_trainer"
+
+FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
+    FamilySpec("two_tower", RETRIEVAL, "models.two_tower:TwoTowerConfig",
+               build_model="models.two_tower:build_two_tower"),
+    FamilySpec("sasrec", RETRIEVAL, "models.sasrec:SasRecConfig",
+               build_model="models.sasrec:build_sasrec"),
+    FamilySpec("guim", RETRIEVAL, "models.guim:GuimConfig",
+               build_model="models.guim:build_guim"),
+    FamilySpec("gmn", RETRIEVAL, "models.gmn:GmnConfig",
+               build_model="models.gmn:build_gmn"),
+    FamilySpec("courier", PRETRAINING, "models.courier:CourierConfig",
+               train=f"{_CTR_TRAINER}:train_courier",
+               export=f"{_CTR_TRAINER}:CourierExportModule"),
+    FamilySpec("ranking", RANKING, "models.ranking:RankingConfig",
+               train=f"{_CTR_TRAINER}:train_ranking",
+               export=f"{_CTR_TRAINER}:RankingServingModule",
+               pretrained_by="courier"),
+    FamilySpec("seminar_psu", PRETRAINING, "models.seminar:SeminarConfig",
+               train=f"{_SEMINAR_TRAINER}:train_seminar_psu",
+               export=f"{_SEMINAR_TRAINER}:SeminarScorer"),
+    FamilySpec("seminar", RANKING, "models.seminar:SeminarConfig",
+               train=f"{_SEMINAR_TRAINER}:train_seminar",
+               export=f"{_SEMINAR_TRAINER}:SeminarScorer",
+               pretrained_by="seminar_psu"),
+)}
+
+DEFAULT_FAMILY = "two_tower"
+
+
+def get(name: str) -> FamilySpec:
+  """The spec of family `name`.
+
+  Raises:
+    ValueError: naming the registered families, if `name` is not one.
+  """
+  if name not in FAMILIES:
+    raise ValueError(f"unknown model family {name!r}; "
+                     f"registered: {sorted(FAMILIES)}")
+  return FAMILIES[name]
+
+
+# The Trainer's `custom_config`, written by the pipeline and read by
+# `models.trainer.run_fn`.
+FAMILY_KEY = "model_family"
+HPARAMS_KEY = "hparams"
+# Names the model in reports that compare several Trainers' models.
+LABEL_KEY = "label"
+# The run's seed: weight initialisation, shuffling and sampling in training.
+SEED_KEY = "seed"

@@ -1,0 +1,35 @@
+"""What every Trainer reads from the TFX `FnArgs`: its seed and its examples."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tfx_bsl.public import tfxio
+
+from models import families
+
+
+def run_seed(fn_args) -> int:
+  """The run's seed from the Trainer's custom_config (0 when absent)."""
+  return int((fn_args.custom_config or {}).get(families.SEED_KEY, 0))
+
+
+def input_dataset(fn_args, file_pattern, tft_output, batch_size: int,
+                  shuffle: bool) -> tf.data.Dataset:
+  """One pass over transformed examples, as dicts of tensors.
+
+  Args:
+    fn_args: the Trainer's FnArgs (its data accessor and seed).
+    file_pattern: the split's files, e.g. `fn_args.train_files`.
+    tft_output: the Transform output, whose schema parses the examples.
+    batch_size: examples per batch.
+    shuffle: shuffle with the run's seed (training), or keep file order.
+
+  Returns:
+    The batched dataset.
+  """
+  return fn_args.data_accessor.tf_dataset_factory(
+      file_pattern,
+      tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1,
+                                     shuffle=shuffle,
+                                     shuffle_seed=run_seed(fn_args)),
+      tft_output.transformed_metadata.schema)
