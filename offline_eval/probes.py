@@ -1,9 +1,9 @@
 """Probe tasks on frozen user and item embeddings: a GLUE-like benchmark.
 
 Any model that embeds users (one or K vectors each) and items can be scored:
-light probes (standardised logistic regression) are trained on the frozen
-embeddings of a seeded train part of the users, items or pairs and evaluated
-on the rest; retrieval tasks score items by the best user vector. Tasks are
+light probes (standardised logistic regression, `offline_eval.linear_probes`)
+are trained on the frozen embeddings of a seeded train part of the users,
+items or pairs and evaluated on the rest; retrieval tasks score items by the best user vector. Tasks are
 declared as `TaskSpec`s, so another dataset declares its own list; the kinds
 are the keys of `TASK_KINDS`:
 
@@ -36,16 +36,12 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn import linear_model
-from sklearn import metrics as sk_metrics
-from sklearn import pipeline as sk_pipeline
-from sklearn import preprocessing as sk_preprocessing
 
+from offline_eval import linear_probes
 from offline_eval import protocols
 
 USER_POOLINGS = ("mean", "concat")
 ScoreFn = Callable[[np.ndarray], np.ndarray]
-_PROBE_MAX_ITER = 1000
 
 # Task declarations shared by the benchmark script and the pipeline component.
 NEXT_ITEM_TASK = {"name": "next_item_recall@50", "kind": "next_item", "k": 50}
@@ -158,34 +154,6 @@ def pooled_users(embeddings: Embeddings, pooling: str) -> np.ndarray:
   raise ValueError(f"user_pooling must be one of {USER_POOLINGS}, got {pooling!r}")
 
 
-def split(num_rows: int, test_fraction: float, seed: int
-          ) -> tuple[np.ndarray, np.ndarray]:
-  """Seeded random (train, test) row indices."""
-  order = np.random.default_rng(seed).permutation(num_rows)
-  num_test = int(round(num_rows * test_fraction))
-  return np.sort(order[num_test:]), np.sort(order[:num_test])
-
-
-def _logistic(seed: int) -> sk_pipeline.Pipeline:
-  return sk_pipeline.make_pipeline(
-      sk_preprocessing.StandardScaler(),
-      linear_model.LogisticRegression(max_iter=_PROBE_MAX_ITER, random_state=seed))
-
-
-def _binary_probe_auc(features: np.ndarray, labels: np.ndarray,
-                      train: np.ndarray, test: np.ndarray, seed: int) -> float:
-  probe = _logistic(seed).fit(features[train], labels[train])
-  return protocols.auc(labels[test], probe.predict_proba(features[test])[:, 1])
-
-
-def _class_probe_f1(features: np.ndarray, labels: np.ndarray, seed: int,
-                    test_fraction: float, average: str) -> float:
-  train, test = split(len(labels), test_fraction, seed)
-  probe = _logistic(seed).fit(features[train], labels[train])
-  return float(sk_metrics.f1_score(labels[test], probe.predict(features[test]),
-                                   average=average))
-
-
 def _next_item_recall(spec: TaskSpec, data: TaskData, score_fn: ScoreFn
                       ) -> float:
   k = int(spec.params.get("k", 50))
@@ -292,20 +260,20 @@ def _task_user_binary_auc(spec: TaskSpec, data: TaskData,
   """Params: `attribute`, `positive` (the value counted as 1), `test_fraction`."""
   users, values = _user_labels(spec, data)
   labels = (values.astype(str) == str(spec.params["positive"])).astype(int)
-  train, test = split(len(users), float(spec.params.get("test_fraction", 0.3)),
-                      seed)
-  return _binary_probe_auc(pooled_users(embeddings, user_pooling)[users],
-                           labels, train, test, seed)
+  train, test = linear_probes.split(
+      len(users), float(spec.params.get("test_fraction", 0.3)), seed)
+  return linear_probes.binary_auc(
+      pooled_users(embeddings, user_pooling)[users], labels, train, test, seed)
 
 
 def _task_user_class_f1(spec: TaskSpec, data: TaskData, embeddings: Embeddings,
                         seed: int, user_pooling: str) -> float:
   """Params: `attribute`, optional `bins`, `average` (macro), `test_fraction`."""
   users, values = _user_labels(spec, data)
-  return _class_probe_f1(pooled_users(embeddings, user_pooling)[users],
-                         values.astype(str), seed,
-                         float(spec.params.get("test_fraction", 0.3)),
-                         str(spec.params.get("average", "macro")))
+  return linear_probes.class_f1(
+      pooled_users(embeddings, user_pooling)[users], values.astype(str), seed,
+      float(spec.params.get("test_fraction", 0.3)),
+      str(spec.params.get("average", "macro")))
 
 
 def _labelled_items(data: TaskData) -> np.ndarray:
@@ -319,9 +287,10 @@ def _task_item_class_f1(spec: TaskSpec, data: TaskData, embeddings: Embeddings,
   """Params: `average` (macro), `test_fraction`; the first label per item."""
   del user_pooling
   items = _labelled_items(data)
-  return _class_probe_f1(embeddings.items[items], data.item_labels[items, 0],
-                         seed, float(spec.params.get("test_fraction", 0.3)),
-                         str(spec.params.get("average", "macro")))
+  return linear_probes.class_f1(
+      embeddings.items[items], data.item_labels[items, 0], seed,
+      float(spec.params.get("test_fraction", 0.3)),
+      str(spec.params.get("average", "macro")))
 
 
 def _label_matrix(data: TaskData, items: np.ndarray) -> np.ndarray:
@@ -333,20 +302,6 @@ def _label_matrix(data: TaskData, items: np.ndarray) -> np.ndarray:
   return matrix[:, 1:]
 
 
-def _multilabel_f1(labels: np.ndarray, predicted: np.ndarray,
-                   average: str) -> float:
-  """Micro or macro F1 of 0/1 matrices `[n, num_labels]`."""
-  true_positives = (labels & predicted).sum(axis=0)
-  errors = (labels ^ predicted).sum(axis=0)
-  if average == "micro":
-    return float(2 * true_positives.sum() /
-                 max(2 * true_positives.sum() + errors.sum(), 1))
-  if average == "macro":
-    return float(np.mean(2 * true_positives /
-                         np.maximum(2 * true_positives + errors, 1)))
-  raise ValueError(f"average must be 'micro' or 'macro', got {average!r}")
-
-
 def _task_item_multilabel_f1(spec: TaskSpec, data: TaskData,
                              embeddings: Embeddings, seed: int,
                              user_pooling: str) -> float:
@@ -354,17 +309,11 @@ def _task_item_multilabel_f1(spec: TaskSpec, data: TaskData,
   del user_pooling
   items = _labelled_items(data)
   labels = _label_matrix(data, items).astype(bool)
-  train, test = split(len(items), float(spec.params.get("test_fraction", 0.3)),
-                      seed)
-  # A label without a positive or a negative in train cannot be probed.
-  train_positives = labels[train].sum(axis=0)
-  labels = labels[:, (train_positives > 0) & (train_positives < len(train))]
-  predicted = np.stack([
-      _logistic(seed).fit(embeddings.items[items[train]], column[train])
-      .predict(embeddings.items[items[test]]).astype(bool)
-      for column in labels.T], axis=1)
-  return _multilabel_f1(labels[test], predicted,
-                        str(spec.params.get("average", "micro")))
+  train, test = linear_probes.split(
+      len(items), float(spec.params.get("test_fraction", 0.3)), seed)
+  return linear_probes.multilabel_f1_probe(
+      embeddings.items[items], labels, train, test, seed,
+      str(spec.params.get("average", "micro")))
 
 
 def _closest_user_vectors(users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -384,12 +333,12 @@ def _task_interaction_auc(spec: TaskSpec, data: TaskData,
   users = _closest_user_vectors(embeddings.users[user_index], items)
   features = np.concatenate([users, items, users * items], axis=1)
   distinct_users = np.unique(user_index)
-  _, test_users = split(len(distinct_users),
-                        float(spec.params.get("test_fraction", 0.3)), seed)
+  _, test_users = linear_probes.split(
+      len(distinct_users), float(spec.params.get("test_fraction", 0.3)), seed)
   in_test = np.isin(user_index, distinct_users[test_users])
-  return _binary_probe_auc(features, pairs["label"].to_numpy().astype(int),
-                           np.flatnonzero(~in_test), np.flatnonzero(in_test),
-                           seed)
+  return linear_probes.binary_auc(
+      features, pairs["label"].to_numpy().astype(int),
+      np.flatnonzero(~in_test), np.flatnonzero(in_test), seed)
 
 
 def _task_relation_auc(spec: TaskSpec, data: TaskData, embeddings: Embeddings,
@@ -408,9 +357,9 @@ def _task_relation_auc(spec: TaskSpec, data: TaskData, embeddings: Embeddings,
                            np.zeros(len(random_pairs), int)])
   first, second = embeddings.items[pairs[:, 0]], embeddings.items[pairs[:, 1]]
   features = np.concatenate([first * second, np.abs(first - second)], axis=1)
-  train, test = split(len(pairs), float(spec.params.get("test_fraction", 0.3)),
-                      seed)
-  return _binary_probe_auc(features, labels, train, test, seed)
+  train, test = linear_probes.split(
+      len(pairs), float(spec.params.get("test_fraction", 0.3)), seed)
+  return linear_probes.binary_auc(features, labels, train, test, seed)
 
 
 def _task_neighbour_coherence(spec: TaskSpec, data: TaskData,

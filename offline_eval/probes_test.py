@@ -72,13 +72,6 @@ def test_probes_are_deterministic_under_a_seed():
   assert first != other
 
 
-def test_splits_depend_on_the_seed_only():
-  train, test = probes.split(10, 0.3, seed=1)
-  assert len(test) == 3 and len(np.intersect1d(train, test)) == 0
-  np.testing.assert_array_equal(probes.split(10, 0.3, seed=1)[1], test)
-  assert not np.array_equal(probes.split(10, 0.3, seed=2)[1], test)
-
-
 def test_informative_embeddings_score_high_and_random_ones_near_chance():
   data, embeddings = _synthetic()
   informative = probes.run_tasks(SPECS, data, embeddings, seed=0)
