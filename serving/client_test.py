@@ -1,8 +1,8 @@
 """Tests for the serving client, over real gRPC.
 
-They share `server_test`'s test model and `target` fixture, so setting
+They talk to the `target` fixture's server (see `conftest.py`), so setting
 VREC_TF_SERVING_ADDRESS or VREC_TF_SERVING_BINARY runs them against a real
-TF Serving too (see `server_test`).
+TF Serving too (see `serving.testing_grpc`).
 """
 
 import grpc
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import client
-from serving.server_test import (  # pylint: disable=unused-import
-    ITEM_EMBEDDINGS, ITEM_IDS, MODEL_NAME, QUERY_LOGIT, RANK_QUERIES_SIGNATURE,
-    RANK_SIGNATURE, brute_force_top_k, local_only, max_over_vectors_top_k,
-    model_template, multi_vector_template, open_stubs, publish_version,
-    query_embedding, scann_model_template, start_local_server, target)
 from models import serving_names
+from serving import client
+from serving.testing_grpc import (exact_top_k, local_only, open_stubs,
+                                  query_embedding, serve_version_1)
+from serving.testing_models import (ITEM_EMBEDDINGS, ITEM_IDS, MODEL_NAME,
+                                    QUERY_LOGIT, RANK_QUERIES_SIGNATURE,
+                                    RANK_SIGNATURE)
 
 
 def test_retrieval_request_pads_an_empty_history():
@@ -137,7 +137,7 @@ def test_recommend_returns_top_k_without_history(target):
   result = client.recommend(target.address, MODEL_NAME, "user_a",
                             history=["item_3"], timestamp=1, k=3)
 
-  expected_ids, expected_scores = brute_force_top_k(query, 3, {"item_3"})
+  expected_ids, expected_scores = exact_top_k(query, 3, {"item_3"})
   assert result.model_version == target.version
   assert result.item_ids == expected_ids
   assert result.scores == pytest.approx(list(expected_scores), rel=1e-5)
@@ -180,8 +180,7 @@ def test_cli_reports_errors_without_a_traceback(target, capsys):
 
 @local_only
 def test_recommend_with_retrieve_scann(scann_model_template, tmp_path):
-  publish_version(scann_model_template, tmp_path / MODEL_NAME, 1)
-  with start_local_server(tmp_path) as handle:
+  with serve_version_1(scann_model_template, tmp_path) as handle:
     with open_stubs(handle.address) as stubs:
       query = query_embedding(stubs, "user_b")
 
@@ -190,15 +189,13 @@ def test_recommend_with_retrieve_scann(scann_model_template, tmp_path):
                               signature=serving_names.RETRIEVE_SCANN,
                               exclude_item_ids=["item_2"])
 
-  assert result.item_ids == brute_force_top_k(query, 12,
-                                              {"item_1", "item_2"})[0]
+  assert result.item_ids == exact_top_k(query, 12, {"item_1", "item_2"})[0]
 
 
 @local_only
 def test_recommend_merges_a_multi_vector_users_lists(multi_vector_template,
                                                      tmp_path):
-  publish_version(multi_vector_template, tmp_path / MODEL_NAME, 1)
-  with start_local_server(tmp_path) as handle:
+  with serve_version_1(multi_vector_template, tmp_path) as handle:
     with open_stubs(handle.address) as stubs:
       queries = query_embedding(stubs, "user_b")
 
@@ -206,7 +203,6 @@ def test_recommend_merges_a_multi_vector_users_lists(multi_vector_template,
                               history=["item_1"], k=12,
                               signature=serving_names.RETRIEVE_SCANN)
 
-  expected_ids, expected_scores = max_over_vectors_top_k(queries, 12,
-                                                         {"item_1"})
+  expected_ids, expected_scores = exact_top_k(queries, 12, {"item_1"})
   assert result.item_ids == expected_ids
   assert result.scores == pytest.approx(list(expected_scores), abs=1e-4)

@@ -14,7 +14,8 @@ version policy. The parts, each usable on its own:
   `retrieve_scann` signature added when a version holds a ScaNN index;
 - `serving.rpc_handlers`: what each RPC answers, without gRPC;
 - `serving.errors`: failures as gRPC status codes, and request deadlines;
-- this module: the gRPC services, metrics, `serve` and the CLI.
+- `serving.request_metrics`: Prometheus request counts and latencies;
+- this module: the gRPC services, `serve` and the CLI.
 
 Run `python -m serving.server --help` for the flags.
 """
@@ -35,70 +36,12 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from models import serving_names
 from serving import errors
 from serving import model_registry
+from serving import request_metrics
 from serving import rpc_handlers
 
-try:
-  import prometheus_client
-except ImportError:  # Metrics are optional; --metrics_port then fails clearly.
-  prometheus_client = None
-
 _LOG = logging.getLogger(__name__)
-
-_UNKNOWN_LABEL = "unknown"
-
-
-class RequestMetrics:
-  """Prometheus request counts and latencies, on their own HTTP port.
-
-  Labels only take names of models the registry serves, so clients cannot
-  grow the label sets without bound by sending made-up names.
-  """
-
-  def __init__(self):
-    if prometheus_client is None:
-      raise RuntimeError("--metrics_port needs the prometheus_client package")
-    self._registry = prometheus_client.CollectorRegistry()
-    self._requests = prometheus_client.Counter(
-        "vrec_serving_requests", "gRPC requests by outcome.",
-        ["model", "signature", "method", "code"], registry=self._registry)
-    self._latency = prometheus_client.Histogram(
-        "vrec_serving_request_latency_seconds", "gRPC request latency.",
-        ["model", "signature", "method"], registry=self._registry)
-    self._http_server = None
-
-  def start(self, host: str, port: int) -> int:
-    """Serves /metrics; returns the bound port."""
-    self._http_server, _ = prometheus_client.start_http_server(
-        port, addr=host, registry=self._registry)
-    return self._http_server.server_port
-
-  def stop(self) -> None:
-    if self._http_server is not None:
-      self._http_server.shutdown()
-      self._http_server.server_close()
-
-  def observe(self, labels: tuple[str, str, str], code: grpc.StatusCode,
-              seconds: float) -> None:
-    self._requests.labels(*labels, code.name).inc()
-    self._latency.labels(*labels).observe(seconds)
-
-
-def _metric_labels(registry: model_registry.ModelRegistry, method: str,
-                   model_spec: model_pb2.ModelSpec) -> tuple[str, str, str]:
-  """(model, signature, method); names the server does not know are bucketed."""
-  if not registry.has_model(model_spec.name):
-    return _UNKNOWN_LABEL, _UNKNOWN_LABEL, method
-  if method != "Predict":
-    return model_spec.name, "", method
-  signature_name = model_spec.signature_name or serving_names.DEFAULT
-  try:
-    known = signature_name in registry.resolve(model_spec).signatures
-  except errors.ServingError:
-    known = False
-  return model_spec.name, signature_name if known else _UNKNOWN_LABEL, method
 
 
 # -------------------------------------------------------------- services ---
@@ -108,7 +51,8 @@ class _Responder:
   """Turns request handlers into gRPC answers, errors and metrics included."""
 
   def __init__(self, registry: model_registry.ModelRegistry,
-               metrics: Optional[RequestMetrics], max_request_seconds: float):
+               metrics: Optional[request_metrics.RequestMetrics],
+               max_request_seconds: float):
     self._registry = registry
     self._metrics = metrics
     self._max_request_seconds = max_request_seconds
@@ -133,7 +77,7 @@ class _Responder:
     finally:
       if self._metrics is not None:
         self._metrics.observe(
-            _metric_labels(self._registry, method, model_spec), code,
+            request_metrics.labels(self._registry, method, model_spec), code,
             time.perf_counter() - started)
     context.abort(code, errors.bounded_message(message))
 
@@ -240,7 +184,8 @@ class ServerHandle:
 
   def __init__(self, grpc_server: grpc.Server, address: str, port: int,
                registry: model_registry.ModelRegistry, poll_interval_s: float,
-               metrics: Optional[RequestMetrics], metrics_port: Optional[int]):
+               metrics: Optional[request_metrics.RequestMetrics],
+               metrics_port: Optional[int]):
     self._grpc_server = grpc_server
     self.address = address
     self.port = port
@@ -317,7 +262,8 @@ def serve(config: ServerConfig) -> ServerHandle:
       config.model_base_path, config.model_name, config.version_policy)
   registry.refresh()
   _warn_about_layout(config, registry.loaded_versions())
-  metrics = RequestMetrics() if config.metrics_port is not None else None
+  metrics = (request_metrics.RequestMetrics()
+             if config.metrics_port is not None else None)
   grpc_server = grpc.server(
       concurrent.futures.ThreadPoolExecutor(max_workers=config.max_workers,
                                             thread_name_prefix="serving"),

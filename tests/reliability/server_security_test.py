@@ -26,36 +26,34 @@ from serving import model_registry
 from serving import rpc_handlers
 from serving import servables
 from serving import server
-from serving.server_test import (MODEL_NAME, assert_rpc_error,
-                                 export_test_model, open_stubs,
-                                 predict_request, publish_version,
-                                 served_version)
+from serving import testing_models
+from serving.testing_grpc import (MAX_BATCH_SIZE, assert_rpc_error,
+                                  open_stubs, predict_request,
+                                  publish_version, served_version,
+                                  start_local_server)
+from serving.testing_models import MODEL_NAME
 
 
 @pytest.fixture(scope="module")
 def model_base(tmp_path_factory) -> pathlib.Path:
   template = tmp_path_factory.mktemp("template") / "model"
-  export_test_model(str(template))
+  testing_models.export_tiny_model(str(template))
   base = tmp_path_factory.mktemp("models")
   publish_version(template, base / MODEL_NAME, 1)
   return base
 
 
-def _serve(base: pathlib.Path, **config) -> server.ServerHandle:
-  return server.serve(server.ServerConfig(model_base_path=str(base), port=0,
-                                          poll_interval_s=0.2, **config))
-
-
 @pytest.fixture(scope="module")
 def stubs(model_base):
-  with _serve(model_base) as handle, open_stubs(handle.address) as opened:
+  with start_local_server(model_base) as handle, open_stubs(
+      handle.address) as opened:
     yield opened
 
 
 def test_binds_to_loopback_unless_told_otherwise(model_base):
   assert server.ServerConfig(model_base_path="m").host == "127.0.0.1"
   assert server.parse_flags(["--model_base_path=m"]).host == "127.0.0.1"
-  with _serve(model_base) as handle:
+  with start_local_server(model_base) as handle:
     assert handle.address.startswith("127.0.0.1:")
 
 
@@ -94,7 +92,7 @@ def test_directories_that_no_request_could_name_are_not_loaded(model_base,
   base = tmp_path / "models"
   for name in (MODEL_NAME, "has space"):
     publish_version(model_base / MODEL_NAME / "1", base / name, 1)
-  with _serve(base) as handle:
+  with start_local_server(base) as handle:
     assert handle.loaded_versions() == {MODEL_NAME: [1]}
 
 
@@ -122,7 +120,7 @@ def test_expired_deadline_skips_the_model(model_base, monkeypatch):
                       lambda self, inputs: runs.append(inputs))
   registry = model_registry.ModelRegistry(str(model_base))
   registry.refresh()
-  limits = rpc_handlers.RequestLimits(max_batch_size=8,
+  limits = rpc_handlers.RequestLimits(max_batch_size=MAX_BATCH_SIZE,
                                       max_decoded_bytes=1 << 20)
 
   with pytest.raises(errors.ServingError) as raised:
@@ -143,8 +141,8 @@ def test_requests_over_max_request_seconds_are_deadline_exceeded(
     time.sleep(0.5)
     return run(self, inputs)
 
-  with _serve(model_base, max_request_seconds=0.2) as handle, open_stubs(
-      handle.address) as stubs_:
+  with start_local_server(model_base, max_request_seconds=0.2) as handle, \
+      open_stubs(handle.address) as stubs_:
     with monkeypatch.context() as patch:
       patch.setattr(servables.SavedModelSignature, "run", slow_run)
       assert_rpc_error(
@@ -213,8 +211,8 @@ def _self_signed_certificate(directory: pathlib.Path) -> tuple[str, str]:
 
 def test_tls_serves_tls_clients_only(model_base, tmp_path):
   cert_file, key_file = _self_signed_certificate(tmp_path)
-  with _serve(model_base, tls_cert_file=cert_file,
-              tls_key_file=key_file) as handle:
+  with start_local_server(model_base, tls_cert_file=cert_file,
+                          tls_key_file=key_file) as handle:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=pathlib.Path(cert_file).read_bytes())
     with grpc.secure_channel(handle.address, credentials) as channel:

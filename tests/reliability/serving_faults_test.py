@@ -1,11 +1,11 @@
 """The model server under faults: a version swap under load and fuzzed requests.
 
 Against `serving.server` in this process, over loopback gRPC, on the tiny
-models of serving/server_test.py. The swap test writes its numbers to
+model of `serving.testing_models`. The swap test writes its numbers to
 $VREC_SWAP_TEST_RESULTS (benchmarks/results/swap_test.json holds a recorded
-run). A corrupted new version (truncated
-`saved_model.pb`) being refused while the old one keeps serving is covered by
-serving/server_test.py::test_corrupted_version_is_refused_until_fixed.
+run). A corrupted new version (truncated `saved_model.pb`) being refused
+while the old one keeps serving is covered by
+serving/server_versions_test.py::test_corrupted_version_is_refused_until_fixed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import os
 import pathlib
 import random
 import shutil
-import tempfile
 import threading
 import time
 from typing import Callable, Iterator, Optional
@@ -33,17 +32,18 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from serving import scann_index
-from serving import server
-from serving.server_test import (ITEM_EMBEDDINGS, ITEM_IDS, MODEL_NAME,
-                                 export_test_model, open_stubs,
-                                 predict_request, wait_for)
+from models import serving_names
+from serving import testing_models
+from serving.testing_grpc import (POLL_INTERVAL_S, open_stubs,
+                                  predict_request, publish_version,
+                                  serve_version_1, start_local_server,
+                                  wait_for)
+from serving.testing_models import MODEL_NAME, TOP_K
 
 SWAP_REQUESTS = 10_000
 SWAP_CONCURRENCY = 16
 # The new version is pushed once this share of the requests is answered.
 SWAP_AT = 0.2
-POLL_INTERVAL_S = 0.2
 SWAP_BUDGET_S = 120
 # Where the swap test writes its numbers; by default a temporary file, so that
 # running the suite leaves the checkout unchanged.
@@ -60,26 +60,10 @@ ACCEPTABLE_CODES = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT,
                     grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
-def push_atomically(template: pathlib.Path, base: pathlib.Path, name: str,
-                    version: int) -> pathlib.Path:
-  """Copies `template` next to `base`, then renames it into place.
-
-  The copy is staged outside the base path, so the server never sees a
-  half-written version; the rename is atomic on one file system.
-  """
-  staging = pathlib.Path(tempfile.mkdtemp(dir=base.parent, prefix="push-"))
-  shutil.copytree(template, staging / "model")
-  target = base / name / str(version)
-  target.parent.mkdir(parents=True, exist_ok=True)
-  os.rename(staging / "model", target)
-  staging.rmdir()
-  return target
-
-
 @pytest.fixture(scope="module")
 def model_template(tmp_path_factory) -> pathlib.Path:
   directory = tmp_path_factory.mktemp("template") / "model"
-  export_test_model(str(directory))
+  testing_models.export_tiny_model(str(directory))
   return directory
 
 
@@ -149,17 +133,14 @@ def _swap_report(outcomes: list[Outcome], began: float, pushed: float,
       "poll_interval_s": POLL_INTERVAL_S,
       "cpus": os.cpu_count(),
       "setup": "in-process server and client threads on one host; the tiny "
-               "24-item model of serving/server_test.py",
+               "24-item model of serving/testing_models.py",
   }
 
 
 def test_version_swap_under_load_drops_no_request(model_template, tmp_path):
   base = tmp_path / "models"
-  push_atomically(model_template, base, MODEL_NAME, 1)
   outcomes: list[Outcome] = []
-  config = server.ServerConfig(model_base_path=str(base), port=0,
-                               poll_interval_s=POLL_INTERVAL_S)
-  with server.serve(config) as handle:
+  with serve_version_1(model_template, base) as handle:
     began = time.monotonic()
     stop_at = began + SWAP_BUDGET_S
     senders = [threading.Thread(
@@ -170,7 +151,7 @@ def test_version_swap_under_load_drops_no_request(model_template, tmp_path):
       sender.start()
     wait_for(lambda: len(outcomes) >= SWAP_REQUESTS * SWAP_AT, timeout_s=60)
     pushed = time.monotonic()
-    push_atomically(model_template, base, MODEL_NAME, 2)
+    publish_version(model_template, base / MODEL_NAME, 2)
     wait_for(lambda: any(o.version == 2 for o in outcomes), timeout_s=60)
     shutil.rmtree(base / MODEL_NAME / "1")
     removed = time.monotonic()
@@ -210,21 +191,20 @@ class TinyScorer(tf.Module):
 def fuzz_server(model_template, tmp_path_factory):
   """Serves the retrieval model with a ScaNN index, and the float scorer."""
   base = tmp_path_factory.mktemp("fuzz_models")
-  retrieval = push_atomically(model_template, base, MODEL_NAME, 1)
-  scann_index.ScannIndex.build(ITEM_EMBEDDINGS, list(ITEM_IDS)).write(
-      str(retrieval))
+  retrieval = publish_version(model_template, base / MODEL_NAME, 1)
+  testing_models.write_tiny_scann_index(str(retrieval))
   scorer = TinyScorer()
   tf.saved_model.save(scorer, str(base / SCORER_NAME / "3"),
                       signatures={"serving_default": scorer.score})
-  with server.serve(server.ServerConfig(
-      model_base_path=str(base), port=0, poll_interval_s=POLL_INTERVAL_S,
-      max_batch_size=64, metrics_port=0)) as handle:
+  with start_local_server(base, max_batch_size=64,
+                          metrics_port=0) as handle:
     yield handle
 
 
 _ALL_DTYPES = sorted(types_pb2.DataType.values()) + [9999]
-_SIGNATURES = ("", "serving_default", "query_embedding", "retrieve_scann",
-               "__saved_model_init_op", "no_such_signature", "..", "é" * 3)
+_SIGNATURES = ("", serving_names.DEFAULT, serving_names.QUERY_EMBEDDING,
+               serving_names.RETRIEVE_SCANN, "__saved_model_init_op",
+               "no_such_signature", "..", "é" * 3)
 _MODEL_NAMES = (MODEL_NAME, SCORER_NAME, "", ".", "..", "../" + MODEL_NAME,
                 "/etc/passwd", "a/b", "tiny retrieval", "x" * 300, "mödel",
                 "nul\x00name", "unknown_model")
@@ -366,7 +346,7 @@ def _valid_request(rng: random.Random) -> predict_pb2.PredictRequest:
     request.inputs["x"].CopyFrom(_float_tensor(rng))
     return request
   return predict_request(signature=rng.choice(
-      ["", "query_embedding", "retrieve_scann"]))
+      ["", serving_names.QUERY_EMBEDDING, serving_names.RETRIEVE_SCANN]))
 
 
 def fuzzed_requests(seed: int, count: int,
@@ -422,7 +402,7 @@ def test_fuzzed_requests_get_proper_status_codes(fuzz_server):
           unacceptable.append((code.name, details[:300]))
 
     assert stubs.prediction.Predict(predict_request(), timeout=10).outputs[
-        "item_ids"].tensor_shape.dim[1].size == 5
+        serving_names.ITEM_IDS].tensor_shape.dim[1].size == TOP_K
   print(f"fuzz status codes: {dict(codes)}")
   assert codes["OK"] > 0 and codes["INVALID_ARGUMENT"] > 0, codes
   assert not unacceptable, (dict(codes), unacceptable[:10])

@@ -1,0 +1,71 @@
+"""Prometheus metrics of the model server: request counts and latencies.
+
+Optional: `prometheus_client` is needed only when `--metrics_port` is set.
+"""
+
+from __future__ import annotations
+
+import grpc
+from tensorflow_serving.apis import model_pb2
+
+from models import serving_names
+from serving import errors
+from serving import model_registry
+
+try:
+  import prometheus_client
+except ImportError:  # Metrics are optional; --metrics_port then fails clearly.
+  prometheus_client = None
+
+_UNKNOWN_LABEL = "unknown"
+
+
+class RequestMetrics:
+  """Prometheus request counts and latencies, on their own HTTP port.
+
+  Labels only take names of models the registry serves, so clients cannot
+  grow the label sets without bound by sending made-up names.
+  """
+
+  def __init__(self):
+    if prometheus_client is None:
+      raise RuntimeError("--metrics_port needs the prometheus_client package")
+    self._registry = prometheus_client.CollectorRegistry()
+    self._requests = prometheus_client.Counter(
+        "vrec_serving_requests", "gRPC requests by outcome.",
+        ["model", "signature", "method", "code"], registry=self._registry)
+    self._latency = prometheus_client.Histogram(
+        "vrec_serving_request_latency_seconds", "gRPC request latency.",
+        ["model", "signature", "method"], registry=self._registry)
+    self._http_server = None
+
+  def start(self, host: str, port: int) -> int:
+    """Serves /metrics; returns the bound port."""
+    self._http_server, _ = prometheus_client.start_http_server(
+        port, addr=host, registry=self._registry)
+    return self._http_server.server_port
+
+  def stop(self) -> None:
+    if self._http_server is not None:
+      self._http_server.shutdown()
+      self._http_server.server_close()
+
+  def observe(self, labels: tuple[str, str, str], code: grpc.StatusCode,
+              seconds: float) -> None:
+    self._requests.labels(*labels, code.name).inc()
+    self._latency.labels(*labels).observe(seconds)
+
+
+def labels(registry: model_registry.ModelRegistry, method: str,
+           model_spec: model_pb2.ModelSpec) -> tuple[str, str, str]:
+  """(model, signature, method); names the server does not know are bucketed."""
+  if not registry.has_model(model_spec.name):
+    return _UNKNOWN_LABEL, _UNKNOWN_LABEL, method
+  if method != "Predict":
+    return model_spec.name, "", method
+  signature_name = model_spec.signature_name or serving_names.DEFAULT
+  try:
+    known = signature_name in registry.resolve(model_spec).signatures
+  except errors.ServingError:
+    known = False
+  return model_spec.name, signature_name if known else _UNKNOWN_LABEL, method
