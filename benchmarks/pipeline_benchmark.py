@@ -5,8 +5,9 @@ wall time per component (from MLMD), the process's peak resident memory and
 the Evaluator's full-ranking metrics for the model and for the most-popular
 baseline scored by the same signature, with the model/baseline ratio.
 
-    python benchmarks/pipeline_benchmark.py --dataset movielens-100k
-    python benchmarks/pipeline_benchmark.py --dataset amazon-grocery
+    python -m benchmarks.pipeline_benchmark --dataset movielens-100k
+    python -m benchmarks.pipeline_benchmark --dataset amazon-grocery
+    python -m benchmarks.pipeline_benchmark --dataset contract --dataset-dir DIR
 
 Writes `benchmarks/results/pipeline_<dataset>.json` and prints a table.
 """
@@ -14,41 +15,26 @@ Writes `benchmarks/results/pipeline_<dataset>.json` and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import resource
 import shutil
 import sys
 import tempfile
 import time
 
-# benchmarks/serving.py would shadow the `serving` package the pipeline
-# imports when this file runs as a script: take the directory off the path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
+from data import importers
 from tfx_pipeline import cli
 from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
-# pylint: enable=g-import-not-at-top,wrong-import-position
-
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def _peak_rss_mib() -> float:
-  # ru_maxrss is in KiB on Linux; Beam's in-memory runner and the Trainer run
-  # in this process, so this is the whole pipeline's peak.
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_benchmark(args: argparse.Namespace, command: str) -> dict:
   workspace = args.workspace or tempfile.mkdtemp(prefix="vrec_bench_")
   if os.path.exists(os.path.join(workspace, "pipelines")):
     shutil.rmtree(workspace)
-  cli_args = ["--dataset", args.dataset, "--workspace", workspace, "--no-cache",
+  cli_args = ["--dataset", args.dataset, "--dataset-dir", args.dataset_dir,
+              "--workspace", workspace, "--no-cache",
               "--model-family", args.model_family]
   for hparam in args.hparam:
     cli_args += ["--hparam", hparam]
@@ -72,9 +58,11 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
       "model_family": config.model_family,
       "hparam_overrides": config.hparams,
       "command": command,
-      "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+      "machine": common.machine(),
       "wall_seconds": round(wall_seconds, 1),
-      "peak_rss_mib": round(_peak_rss_mib(), 1),
+      # Beam's in-memory runner and the Trainer run in this process, so this
+      # is the whole pipeline's peak.
+      "peak_rss_mib": round(common.peak_rss_mib(), 1),
       "components": {c.component: round(c.seconds, 1) for c in summary.components},
       "eval_examples": overall.get(f"{evaluation.MODEL_OUTPUT}/example_count"),
       "metrics": metrics,
@@ -84,24 +72,24 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
 
 
 def format_table(result: dict) -> str:
-  lines = [f"dataset {result['dataset']}: wall {result['wall_seconds']} s, "
-           f"peak RSS {result['peak_rss_mib']} MiB, "
-           f"{int(result['eval_examples'] or 0)} eval examples", "",
-           f"{'component':32s} seconds"]
-  lines += [f"{name:32s} {seconds:7.1f}"
-            for name, seconds in result["components"].items()]
-  lines += ["", f"{'metric':16s} {'model':>8s} {'most-pop':>9s} {'ratio':>7s}"]
-  for name, row in result["metrics"].items():
-    ratio = f"{row['ratio']:.2f}x" if row["ratio"] else "-"
-    lines.append(f"{name:16s} {row['model']:8.4f} {row['most_popular']:9.4f} "
-                 f"{ratio:>7s}")
-  return "\n".join(lines)
+  components = common.aligned_table(
+      ["component", "seconds"], [[name, f"{seconds:.1f}"] for name, seconds
+                                 in result["components"].items()])
+  metrics = common.aligned_table(
+      ["metric", "model", "most-pop", "ratio"],
+      [[name, row["model"], row["most_popular"],
+        f"{row['ratio']:.2f}x" if row["ratio"] else "-"]
+       for name, row in result["metrics"].items()])
+  return (f"dataset {result['dataset']}: wall {result['wall_seconds']} s, "
+          f"peak RSS {result['peak_rss_mib']} MiB, "
+          f"{int(result['eval_examples'] or 0)} eval examples\n\n"
+          f"{components}\n\n{metrics}")
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--dataset", default="movielens-100k",
-                      help="movielens-100k or amazon-grocery")
+  common.add_dataset_arguments(parser, sorted(importers.IMPORTERS),
+                               "movielens-100k")
   parser.add_argument("--workspace", default="",
                       help="fresh workspace to use (default: a temp dir)")
   parser.add_argument("--model-family", default="two_tower",
@@ -111,19 +99,16 @@ def main(argv=None) -> int:
   parser.add_argument("--output", default="",
                       help="JSON path (default: results/pipeline_<dataset>.json)")
   args = parser.parse_args(argv)
-  command = " ".join(["python", "benchmarks/pipeline_benchmark.py"] +
-                     (sys.argv[1:] if argv is None else list(argv)))
+  command = common.command("benchmarks.pipeline_benchmark", argv)
   sys.argv = sys.argv[:1]  # TFX's Beam executors parse sys.argv.
 
   result = run_benchmark(args, command)
   suffix = "" if args.model_family == "two_tower" else f"_{args.model_family}"
-  output = args.output or os.path.join(
-      RESULTS_DIR, f"pipeline_{args.dataset}{suffix}.json")
-  os.makedirs(os.path.dirname(output), exist_ok=True)
-  with open(output, "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
+  output = args.output or (
+      common.RESULTS_DIR /
+      f"pipeline_{common.dataset_label(args.dataset, args)}{suffix}.json")
   print(format_table(result))
-  print(f"\nwrote {output}")
+  common.write_results(output, result)
   return 0
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import importlib.util
 import logging
 import os
+import pkgutil
 import runpy
 import sys
 import time
@@ -20,8 +22,8 @@ import warnings
 from models import families
 from tfx_pipeline import config as config_lib
 
-BENCHMARK_SCRIPT = (config_lib.REPO_ROOT / "benchmarks" /
-                    "pipeline_benchmark.py")
+# `benchmark NAME` runs `python -m benchmarks.NAME`.
+BENCHMARKS_PACKAGE = "benchmarks"
 # The run summary's key of the EmbeddingBenchmark report artifact.
 BENCHMARK_REPORT = "EmbeddingBenchmark.report"
 # (command, module whose main(argv) runs it, help line).
@@ -36,8 +38,8 @@ _DELEGATED_COMMANDS = (
      "ask a served model for a user's top items, or a ranker for its "
      "candidates' probabilities (flags of serving.client)"),
     ("benchmark", None,
-     "benchmark one full pipeline run on a real dataset (flags of "
-     "benchmarks/pipeline_benchmark.py)"),
+     "run a benchmark on real data: benchmark NAME [flags of "
+     "python -m benchmarks.NAME]"),
 )
 
 
@@ -234,11 +236,43 @@ def _delegate(module_name: str | None, args) -> int:
   # command instead.
   sys.argv[:1] = [f"python -m tfx_pipeline {args.command}"]
   if module_name is None:
-    # benchmarks/ is a folder of scripts, not a package.
-    main_function = runpy.run_path(str(BENCHMARK_SCRIPT))["main"]
-  else:
-    main_function = importlib.import_module(module_name).main
+    return _run_benchmark(args.delegated_argv)
+  main_function = importlib.import_module(module_name).main
   return main_function(args.delegated_argv) or 0
+
+
+def _benchmark_names() -> list[str]:
+  """The runnable modules of the benchmarks package (not tests, helpers)."""
+  spec = importlib.util.find_spec(BENCHMARKS_PACKAGE)
+  return sorted(
+      module.name for module in pkgutil.iter_modules(
+          spec.submodule_search_locations)
+      if module.name != "common" and not module.name.endswith("_test"))
+
+
+def _run_benchmark(argv: list[str]) -> int:
+  """`benchmark NAME [flags]`: `python -m benchmarks.NAME [flags]`, here.
+
+  The benchmarks sit a floor above this package, so they are run by module
+  name, never imported from here; that works from an installed wheel too.
+  """
+  parser = argparse.ArgumentParser(
+      prog="python -m tfx_pipeline benchmark",
+      description="Runs a benchmark module, python -m benchmarks.NAME, with "
+      "its own flags (NAME --help lists them).")
+  parser.add_argument("name", choices=_benchmark_names())
+  parser.add_argument("flags", nargs=argparse.REMAINDER,
+                      help="the benchmark's flags")
+  parsed = parser.parse_args(argv)
+  module = f"{BENCHMARKS_PACKAGE}.{parsed.name}"
+  sys.argv = [f"python -m {module}", *parsed.flags]
+  try:
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+  except SystemExit as finished:
+    if finished.code is None or isinstance(finished.code, int):
+      return finished.code or 0
+    raise
+  return 0
 
 
 def _import_data(args) -> None:

@@ -16,7 +16,7 @@ PURPOSES = {
     "build-index": "ScaNN index",
     "serve": "gRPC",
     "recommend": "top items",
-    "benchmark": "Benchmarks one full local pipeline run",
+    "benchmark": "Runs a benchmark module, python -m benchmarks.NAME",
 }
 
 
@@ -71,10 +71,23 @@ def test_delegated_command_gets_every_flag_and_its_exit_code(monkeypatch):
   assert received == [argv]
 
 
-def test_benchmark_runs_the_script_main(tmp_path, monkeypatch, capsys):
-  script = tmp_path / "pipeline_benchmark.py"
-  script.write_text("def main(argv):\n  print('benchmark', argv)\n  return 0\n")
-  monkeypatch.setattr(cli, "BENCHMARK_SCRIPT", script)
-  assert cli.main(["benchmark", "--dataset", "amazon-grocery"]) == 0
-  assert capsys.readouterr().out == (
-      "benchmark ['--dataset', 'amazon-grocery']\n")
+def test_benchmark_runs_the_named_module_with_its_flags(monkeypatch):
+  ran = []
+
+  def run_module(module, run_name, alter_sys):
+    ran.append((module, run_name, list(cli.sys.argv)))
+    raise SystemExit(0)
+
+  monkeypatch.setattr(cli.runpy, "run_module", run_module)
+  assert cli.main(["benchmark", "sequential", "--dataset", "contract"]) == 0
+  assert ran == [("benchmarks.sequential", "__main__",
+                  ["python -m benchmarks.sequential", "--dataset",
+                   "contract"])]
+
+
+def test_benchmark_help_names_every_benchmark_module(capsys):
+  with pytest.raises(SystemExit):
+    cli.main(["benchmark", "--help"])
+  out = capsys.readouterr().out
+  assert "pipeline_benchmark" in out and "sequential" in out
+  assert "common" not in out

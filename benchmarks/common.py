@@ -1,0 +1,127 @@
+"""What every benchmark shares: the dataset flags, where and how results are
+written, the machine they ran on, latency percentiles and console tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import resource
+import shlex
+import sys
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from data import contract
+from data import importers
+from offline_eval import datasets
+from offline_eval import reporting
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def log(message: str) -> None:
+  """Prints `message` with the time of day, flushed (runs are long)."""
+  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser,
+                          choices: Sequence[str], default,
+                          multiple: bool = False) -> None:
+  """`--dataset NAME` (`--datasets NAME ...` if `multiple`) and `--dataset-dir`.
+
+  Args:
+    parser: the benchmark's parser.
+    choices: the built-in dataset names the benchmark knows; `contract`
+      (a user's contract directory, `--dataset-dir`) is always added.
+    default: the default name, or list of names if `multiple`.
+    multiple: whether one run covers several datasets.
+  """
+  names = (["--datasets", "--dataset"] if multiple else ["--dataset"])
+  parser.add_argument(
+      *names, dest="datasets" if multiple else "dataset",
+      nargs="+" if multiple else None, default=default,
+      choices=list(choices) + [datasets.CONTRACT],
+      help=f"built-in dataset, or '{datasets.CONTRACT}' for --dataset-dir "
+      "(default: %(default)s)")
+  parser.add_argument(
+      "--dataset-dir", default="",
+      help=f"with --dataset {datasets.CONTRACT}: a directory in the input "
+      "contract (interactions.csv/.parquet, optional items and users; see "
+      "docs/data_contract.md)")
+
+
+def dataset_label(name: str, args: argparse.Namespace) -> str:
+  """A dataset's name in reports and result files: a contract directory is
+  named after itself."""
+  if name == datasets.CONTRACT:
+    return f"{datasets.CONTRACT}-{pathlib.Path(args.dataset_dir).name}"
+  return name
+
+
+def load_sequences(name: str, args: argparse.Namespace,
+                   source_root: str | None = None
+                   ) -> datasets.SequenceDataset:
+  """The leave-one-out sequences of a built-in dataset or `--dataset-dir`."""
+  return datasets.load_sequences(name, source_root,
+                                 dataset_dir=args.dataset_dir)
+
+
+def load_interactions(name: str, args: argparse.Namespace,
+                      source_root: str | None = None) -> contract.Dataset:
+  """A built-in dataset through its importer, or `--dataset-dir` as is."""
+  if name == datasets.CONTRACT:
+    if not args.dataset_dir:
+      raise SystemExit(f"--dataset {datasets.CONTRACT} needs --dataset-dir")
+    return contract.load_dataset(args.dataset_dir)
+  root = pathlib.Path(source_root or importers.default_source_root())
+  return importers.IMPORTERS[name](root)
+
+
+def command(module: str, argv: Sequence[str] | None) -> str:
+  """The command line that reproduces this run, for the results file."""
+  arguments = sys.argv[1:] if argv is None else list(argv)
+  return shlex.join(["python", "-m", module] + arguments)
+
+
+def write_results(path: str | os.PathLike, payload: Mapping) -> pathlib.Path:
+  """Writes `payload` as JSON (creating folders) and says where."""
+  written = reporting.write_json(path, payload)
+  log(f"wrote {written}")
+  return written
+
+
+def machine() -> dict:
+  """The machine a result was measured on."""
+  return {"cpus": os.cpu_count(), "python": platform.python_version(),
+          "numpy": np.__version__,
+          "load_average": [round(load, 2) for load in os.getloadavg()]}
+
+
+def peak_rss_mib() -> float:
+  """This process's peak resident memory (Linux reports KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile_ms(latencies_s: Sequence[float], q: float) -> float:
+  """The `q`-th percentile of latencies in seconds, in milliseconds."""
+  return round(float(np.percentile(np.asarray(latencies_s) * 1e3, q)), 4)
+
+
+def aligned_table(headers: Sequence[str],
+                  rows: Sequence[Sequence[object]]) -> str:
+  """A plain-text table for the console: the first column left-aligned,
+  the others right-aligned, floats with 4 decimals."""
+  def text(cell):
+    return f"{cell:.4f}" if isinstance(cell, float) else str(cell)
+
+  cells = [list(headers)] + [[text(cell) for cell in row] for row in rows]
+  widths = [max(len(row[column]) for row in cells)
+            for column in range(len(headers))]
+  return "\n".join(
+      "  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
+                for column, (cell, width) in enumerate(zip(row, widths)))
+      for row in cells)

@@ -1,0 +1,79 @@
+"""Tests for the benchmarks' shared helpers."""
+
+import argparse
+import json
+
+import pytest
+
+from benchmarks import common
+from data import contract
+from data import synthetic
+from offline_eval import datasets
+
+
+def _parser(**kwargs):
+  parser = argparse.ArgumentParser()
+  common.add_dataset_arguments(parser, ["movielens-100k", "amazon-grocery"],
+                               **kwargs)
+  return parser
+
+
+def test_dataset_flags_take_a_built_in_name_or_a_contract_directory():
+  args = _parser(default="movielens-100k").parse_args(
+      ["--dataset", "contract", "--dataset-dir", "/data/shop"])
+  assert (args.dataset, args.dataset_dir) == ("contract", "/data/shop")
+  assert common.dataset_label(args.dataset, args) == "contract-shop"
+  assert common.dataset_label("movielens-100k", args) == "movielens-100k"
+  with pytest.raises(SystemExit):
+    _parser(default="movielens-100k").parse_args(["--dataset", "nope"])
+
+
+def test_several_datasets_answer_to_dataset_and_datasets():
+  parser = _parser(default=["movielens-100k"], multiple=True)
+  assert parser.parse_args(["--dataset", "contract"]).datasets == ["contract"]
+  assert parser.parse_args(
+      ["--datasets", "amazon-grocery", "movielens-100k"]).datasets == [
+          "amazon-grocery", "movielens-100k"]
+
+
+def test_a_contract_directory_loads_as_sequences_and_as_a_dataset(tmp_path):
+  contract.write_dataset(synthetic.generate(n_users=12, n_items=20), tmp_path)
+  args = _parser(default="movielens-100k").parse_args(
+      ["--dataset", "contract", "--dataset-dir", str(tmp_path)])
+  sequences = common.load_sequences(args.dataset, args)
+  assert sequences.num_users == 12
+  raw = common.load_interactions(args.dataset, args)
+  assert set(raw.interactions["user_id"]) >= set(sequences.user_ids)
+  with pytest.raises(SystemExit, match="--dataset-dir"):
+    common.load_interactions(datasets.CONTRACT,
+                             argparse.Namespace(dataset_dir=""))
+
+
+def test_command_reproduces_the_run():
+  assert common.command("benchmarks.gmn", ["--seeds", "0", "--tag", "a b"]) == (
+      "python -m benchmarks.gmn --seeds 0 --tag 'a b'")
+
+
+def test_write_results_writes_json(tmp_path, capsys):
+  path = common.write_results(tmp_path / "deep" / "r.json", {"auc": 0.5})
+  assert json.loads(path.read_text()) == {"auc": 0.5}
+  assert str(path) in capsys.readouterr().out
+
+
+def test_percentile_ms_known_values():
+  latencies = [0.001, 0.002, 0.003, 0.004, 0.005]
+  assert common.percentile_ms(latencies, 50) == 3.0
+  assert common.percentile_ms(latencies, 100) == 5.0
+
+
+def test_machine_and_memory_are_reported():
+  assert common.machine()["cpus"] >= 1
+  assert common.peak_rss_mib() > 0
+
+
+def test_aligned_table_known_layout():
+  assert common.aligned_table(["metric", "value"],
+                              [["auc", 0.5], ["recall@50", 0.25]]) == (
+                                  "metric      value\n"
+                                  "auc        0.5000\n"
+                                  "recall@50  0.2500")
