@@ -1,8 +1,9 @@
 """Load-tests `retrieve_scann` on the local model server over loopback gRPC.
 
-Builds a retrieval model version with `--num_items` synthetic items (a small
-query tower SavedModel, as in `serving/server_test.py`, plus its ScaNN index
-with the pipeline's default `ScannParams`) in a temporary base path, starts
+Builds a retrieval model version with `--num_items` synthetic items (a
+`serving.testing_models.RetrievalTestModel` whose query adds the mean history
+embedding to the user's, plus its ScaNN index with the pipeline's default
+`ScannParams`) in a temporary base path, starts
 `python -m serving.server --port 0` on 127.0.0.1 as a subprocess, and sends
 `--requests` Predict requests per signature at each concurrency level
 (threads, each with its own channel and stub), recording every request's
@@ -17,23 +18,17 @@ background load hits them alike:
 - `retrieve_top10`: query tower + exact brute-force top 10 in the graph
   (matmul over every item, history excluded), for comparison.
 
-    TF_USE_LEGACY_KERAS=1 python benchmarks/serving.py
+    python -m benchmarks.serving_latency
 
-Writes `benchmarks/results/serving.json` and prints a table.
+Writes `benchmarks/results/serving.json` (or `--output`) and prints a table.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
 import collections
 import itertools
-import json
+import os
 import platform
 import queue
 import shlex
@@ -51,87 +46,27 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-# This file, benchmarks/serving.py, would shadow the `serving` package it
-# imports: take the directory off the import path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
+from benchmarks import common
+from models import serving_names
 from serving import client
 from serving import scann_index
-# pylint: enable=g-import-not-at-top,wrong-import-position
+from serving import testing_models
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_NAME = "bench_retrieval"
 VERSION = 1
-K = 10
-SIGNATURES = ("query_embedding", "retrieve_scann", "retrieve_top10")
+K = testing_models.TOP_K
+EXACT_SIGNATURE = serving_names.retrieve_top(K)
+SIGNATURES = (serving_names.QUERY_EMBEDDING, serving_names.RETRIEVE_SCANN,
+              EXACT_SIGNATURE)
 GOAL_P99_MS = 10.0
-GOAL_SIGNATURE = "retrieve_scann"
+GOAL_SIGNATURE = serving_names.RETRIEVE_SCANN
 _WARMUP_REQUESTS = 50
 GRPC_THREADS = 8  # The server's default.
 _CLUSTERS = 1000
 
 
 # ----------------------------------------------------------------- model ---
-
-
-class SyntheticRetrievalModel(tf.Module):
-  """A small two-tower serving interface over synthetic item embeddings.
-
-  The query is a hashed user embedding plus the mean embedding of the
-  history items, normalized; the timestamp is consumed with zero weight.
-  """
-
-  def __init__(self, item_ids: np.ndarray, item_embeddings: np.ndarray,
-               user_embeddings: np.ndarray):
-    super().__init__()
-    self.item_ids = tf.constant(item_ids)
-    self.item_embeddings = tf.Variable(item_embeddings)
-    self.user_embeddings = tf.Variable(user_embeddings)
-    self.item_index = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(item_ids), tf.range(len(item_ids), dtype=tf.int64)),
-        default_value=-1)
-
-  def _query(self, user_id, history_item_ids, timestamp):
-    users = tf.strings.to_hash_bucket_fast(
-        user_id, self.user_embeddings.shape[0])
-    rows = self.item_index.lookup(history_item_ids)
-    known = tf.cast(rows >= 0, tf.float32)[:, :, tf.newaxis]
-    history = tf.reduce_sum(
-        tf.gather(self.item_embeddings, tf.maximum(rows, 0)) * known, axis=1
-    ) / tf.maximum(tf.reduce_sum(known, axis=1), 1.0)
-    recency = 0.0 * tf.cast(timestamp, tf.float32)[:, tf.newaxis]
-    return tf.math.l2_normalize(
-        tf.gather(self.user_embeddings, users) + history + recency, axis=1)
-
-  def signatures(self) -> dict:
-    specs = (tf.TensorSpec([None], tf.string, name="user_id"),
-             tf.TensorSpec([None, None], tf.string, name="history_item_ids"),
-             tf.TensorSpec([None], tf.int64, name="timestamp"))
-
-    @tf.function(input_signature=specs)
-    def query_embedding(user_id, history_item_ids, timestamp):
-      return {"embedding": self._query(user_id, history_item_ids, timestamp)}
-
-    @tf.function(input_signature=specs)
-    def retrieve_top10(user_id, history_item_ids, timestamp):
-      scores = tf.matmul(self._query(user_id, history_item_ids, timestamp),
-                         self.item_embeddings, transpose_b=True)
-      rows = self.item_index.lookup(history_item_ids)
-      batch = tf.broadcast_to(
-          tf.range(tf.shape(rows, out_type=tf.int64)[0])[:, tf.newaxis],
-          tf.shape(rows, out_type=tf.int64))
-      seen = tf.boolean_mask(tf.stack([batch, rows], axis=-1), rows >= 0)
-      scores = tf.tensor_scatter_nd_update(
-          scores, seen, tf.fill(tf.shape(seen)[:1], -np.inf))
-      top_scores, top = tf.math.top_k(scores, K)
-      return {"item_ids": tf.gather(self.item_ids, top), "scores": top_scores}
-
-    return {"serving_default": retrieve_top10.get_concrete_function(),
-            "retrieve_top10": retrieve_top10.get_concrete_function(),
-            "query_embedding": query_embedding.get_concrete_function()}
 
 
 def clustered_embeddings(rng: np.random.Generator, centers: np.ndarray,
@@ -155,8 +90,8 @@ def build_model_version(base_path: str, args: argparse.Namespace) -> dict:
   users = clustered_embeddings(rng, centers, args.num_users)
   version_dir = os.path.join(base_path, MODEL_NAME, str(VERSION))
   started = time.perf_counter()
-  model = SyntheticRetrievalModel(item_ids, embeddings, users)
-  tf.saved_model.save(model, version_dir, signatures=model.signatures())
+  testing_models.RetrievalTestModel(item_ids, embeddings, users,
+                                    embed_history=True).save(version_dir)
   saved_s = time.perf_counter() - started
   started = time.perf_counter()
   index = scann_index.ScannIndex.build(embeddings, list(item_ids),
@@ -193,8 +128,7 @@ def start_server(base_path: str, log_path: str, timeout_s: float = 120.0):
              "--bind_address=127.0.0.1", f"--grpc_max_threads={GRPC_THREADS}"]
   log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
   process = subprocess.Popen(
-      command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
-      env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+      command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
   lines = queue.Queue()
   threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
                    daemon=True).start()
@@ -279,18 +213,19 @@ def served_recall(address: str, pools: dict, count: int = 200) -> float:
   with grpc.insecure_channel(address) as channel:
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     overlaps = []
-    for scann_request, exact_request in zip(pools["retrieve_scann"][:count],
-                                            pools["retrieve_top10"][:count]):
-      found = tf.make_ndarray(stub.Predict(scann_request, timeout=30)
-                              .outputs["item_ids"])[0]
-      exact = tf.make_ndarray(stub.Predict(exact_request, timeout=30)
-                              .outputs["item_ids"])[0]
+    for scann_request, exact_request in zip(
+        pools[serving_names.RETRIEVE_SCANN][:count],
+        pools[EXACT_SIGNATURE][:count]):
+      found, exact = (
+          tf.make_ndarray(stub.Predict(request, timeout=30)
+                          .outputs[serving_names.ITEM_IDS])[0]
+          for request in (scann_request, exact_request))
       overlaps.append(len(set(found) & set(exact)) / K)
   return round(float(np.mean(overlaps)), 4)
 
 
 def _ms(values: list, q: float) -> Optional[float]:
-  return round(float(np.percentile(values, q)) * 1e3, 3) if values else None
+  return common.percentile_ms(values, q) if values else None
 
 
 def run_benchmark(args: argparse.Namespace, command: str) -> dict:
@@ -356,7 +291,7 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
            if row["concurrency"] == result["levels"][0]["concurrency"]}
   scann_c1 = first[GOAL_SIGNATURE]
   result["scann_added_p50_ms"] = round(
-      scann_c1["p50_ms"] - first["query_embedding"]["p50_ms"], 3)
+      scann_c1["p50_ms"] - first[serving_names.QUERY_EMBEDDING]["p50_ms"], 3)
   result["goal"] = {
       "goal": f"{GOAL_SIGNATURE} p99 <= {GOAL_P99_MS:g} ms at concurrency "
               f"{scann_c1['concurrency']}",
@@ -375,7 +310,8 @@ def format_table(result: dict) -> str:
       f"{model['index_params']}, history {result['history_length']} ids/request;"
       f" server {result['server']['mode']} on {result['server']['address']}",
       f"loadavg start {result['loadavg_start']} end {result['loadavg_end']}; "
-      f"served recall@10 retrieve_scann vs retrieve_top10: "
+      f"served recall@{K} {serving_names.RETRIEVE_SCANN} vs "
+      f"{EXACT_SIGNATURE}: "
       f"{result['served_recall_at_10_scann_vs_top10']}",
       f"{'conc':>4s} {'signature':16s} {'ok':>5s} {'fail':>4s} {'QPS':>7s} "
       f"{'p50 ms':>7s} {'p90 ms':>7s} {'p99 ms':>7s}"]
@@ -385,7 +321,8 @@ def format_table(result: dict) -> str:
         f"{row['failed']:4d} {row['qps']:7.1f} {row['p50_ms']:7.2f} "
         f"{row['p90_ms']:7.2f} {row['p99_ms']:7.2f}")
   goal = result["goal"]
-  lines.append(f"retrieve_scann p50 minus query_embedding p50 at concurrency "
+  lines.append(f"{serving_names.RETRIEVE_SCANN} p50 minus "
+               f"{serving_names.QUERY_EMBEDDING} p50 at concurrency "
                f"{result['levels'][0]['concurrency']}: "
                f"{result['scann_added_p50_ms']} ms")
   lines.append(f"goal {goal['goal']}: {'MET' if goal['met'] else 'NOT met'} "
@@ -394,7 +331,8 @@ def format_table(result: dict) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m benchmarks.serving_latency",
+                                   description=__doc__.split("\n\n")[0])
   parser.add_argument("--num_items", type=int, default=100_000)
   parser.add_argument("--dimension", type=int, default=64)
   parser.add_argument("--num_users", type=int, default=10_000,
@@ -408,19 +346,15 @@ def main(argv: Optional[list[str]] = None) -> int:
   parser.add_argument("--blocks", type=int, default=4,
                       help="interleaving blocks per level")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--output", default=os.path.join(RESULTS_DIR,
-                                                       "serving.json"))
+  parser.add_argument("--output",
+                      default=str(common.RESULTS_DIR / "serving.json"),
+                      help="result JSON (default: %(default)s)")
   args = parser.parse_args(argv)
   args.concurrency = [int(c) for c in args.concurrency.split(",")]
-  command = shlex.join(["TF_USE_LEGACY_KERAS=1", "python",
-                        "benchmarks/serving.py"] +
-                       (sys.argv[1:] if argv is None else list(argv)))
-  result = run_benchmark(args, command)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
+  result = run_benchmark(
+      args, common.command("benchmarks.serving_latency", argv))
   print(format_table(result))
-  print(f"\nwrote {args.output}")
+  common.write_results(args.output, result)
   return 0
 
 
