@@ -98,7 +98,8 @@ def retrieval_request(model_name: str, user_id: str, history: Sequence[str],
     ValueError: for exclusions with a signature that cannot take them.
   """
   if exclude_item_ids and signature != serving_names.RETRIEVE_SCANN:
-    raise ValueError(f"exclude_item_ids needs the {serving_names.RETRIEVE_SCANN} signature")
+    raise ValueError("exclude_item_ids needs the "
+                     f"{serving_names.RETRIEVE_SCANN} signature")
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model_name
   request.model_spec.signature_name = signature

@@ -28,8 +28,8 @@ SIGNATURE_DEF_FIELD = "signature_def"
 # TF's tstring. A request declaring a million empty strings allocates this much.
 _DECODED_STRING_BYTES = 32
 # TF Serving answers with the typed fields (float_val, ...) rather than
-# tensor_content; clients that read e.g. `outputs[serving_names.SCORES].float_val`
-# directly rely on it.
+# tensor_content; clients that read e.g.
+# `outputs[serving_names.SCORES].float_val` directly rely on it.
 _PROTO_FIELD_BY_DTYPE = {
     types_pb2.DT_FLOAT: "float_val",
     types_pb2.DT_DOUBLE: "double_val",

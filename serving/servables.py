@@ -110,8 +110,8 @@ class ScannRetrievalSignature:
 
   def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     k = self._k(inputs.get(K_INPUT))
-    queries = self._query.run(
-        {name: inputs[name] for name in self._query.inputs})[serving_names.EMBEDDING]
+    queries = self._query.run({name: inputs[name] for name in
+                               self._query.inputs})[serving_names.EMBEDDING]
     item_ids, scores = self._index.search(
         queries, k, exclude_ids=self._excluded_ids(inputs, len(queries)))
     return {serving_names.ITEM_IDS: item_ids, serving_names.SCORES: scores}
@@ -208,14 +208,15 @@ def _scann_signature(signatures: Mapping[str, SavedModelSignature],
     ValueError: if the two cannot work together.
   """
   query = signatures.get(serving_names.QUERY_EMBEDDING)
-  if query is None or "embedding" not in query.outputs:
-    raise ValueError(f'{path} has a ScaNN index but no "{serving_names.QUERY_EMBEDDING}" '
-                     'signature with an "embedding" output')
+  if query is None or serving_names.EMBEDDING not in query.outputs:
+    raise ValueError(
+        f'{path} has a ScaNN index but no "{serving_names.QUERY_EMBEDDING}" '
+        f'signature with an "{serving_names.EMBEDDING}" output')
   embedding_shape = query.output_shapes[serving_names.EMBEDDING]
   if embedding_shape.rank not in (2, 3):
-    raise ValueError(f'{path}: "{serving_names.QUERY_EMBEDDING}" must return [batch, dim] '
-                     "or [batch, vectors, dim] embeddings, got "
-                     f"{embedding_shape}")
+    raise ValueError(
+        f'{path}: "{serving_names.QUERY_EMBEDDING}" must return [batch, dim] '
+        f"or [batch, vectors, dim] embeddings, got {embedding_shape}")
   index = scann_index.ScannIndex.load(path)
   dimension = embedding_shape[-1]
   if dimension is not None and dimension != index.dimension:
@@ -241,7 +242,8 @@ def load_servable(name: str, version: int, path: str) -> Servable:
     else:
       scann_signature = _scann_signature(signatures, path)
       signatures[serving_names.RETRIEVE_SCANN] = scann_signature
-      signature_defs[serving_names.RETRIEVE_SCANN] = scann_signature.signature_def()
+      signature_defs[serving_names.RETRIEVE_SCANN] = (
+          scann_signature.signature_def())
   return Servable(name, version, types.MappingProxyType(signatures),
                   types.MappingProxyType(signature_defs), saved_model)
 
