@@ -21,18 +21,28 @@ import pandas as pd
 from data import contract
 
 DATA_DIR_ENV_VAR = "VREC_DATA_DIR"
-_REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# A source checkout sits beside shared/; an installed package does not, so
+# it falls back to the working directory's ../shared/data.
+_SOURCE_CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
 _ID_LIST_TOKEN = re.compile(r"[^\[\],\s'\"]+")
 # Spellings an empty id list takes in item_meta.csv, depending on how it was saved.
 _EMPTY_ID_LISTS = frozenset({"", "[]", "nan", "None"})
 
 
 def default_source_root() -> pathlib.Path:
-  """Returns where the raw datasets live: $VREC_DATA_DIR or <repo>/../shared/data."""
+  """Where the raw datasets live.
+
+  $VREC_DATA_DIR if set; else `<checkout>/../shared/data` when running from
+  a source checkout that has it; else `../shared/data` from the working
+  directory (an installed wheel run from a checkout's root).
+  """
   override = os.environ.get(DATA_DIR_ENV_VAR)
   if override:
     return pathlib.Path(override)
-  return _REPO_ROOT.parent / "shared" / "data"
+  beside_checkout = _SOURCE_CHECKOUT.parent / "shared" / "data"
+  if beside_checkout.is_dir():
+    return beside_checkout
+  return pathlib.Path.cwd().parent / "shared" / "data"
 
 
 def import_movielens_100k(

@@ -108,7 +108,8 @@ class PipelineConfig:
       `dataset_dir` as the user's own contract directory.
     dataset_dir: the contract directory; derived from the workspace when an
       importer is used.
-    workspace: root of everything the local run writes.
+    workspace: root of everything the local run writes (default:
+      `./workspace`, from the working directory).
     model_family: a family of `models.families.FAMILIES`.
     hparams: overrides of the family's hyperparameters, whose defaults live
       beside the model (e.g. `models.two_tower.TwoTowerConfig`).
@@ -130,7 +131,8 @@ class PipelineConfig:
   pipeline_name: str = "vrec-retrieval"
   dataset: str = "movielens-100k"
   dataset_dir: str = ""
-  workspace: str = str(REPO_ROOT / "workspace")
+  workspace: str = dataclasses.field(
+      default_factory=lambda: os.path.abspath("workspace"))
   model_family: str = "two_tower"
   hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
   pretrain_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
