@@ -5,10 +5,12 @@ matmul + argpartition) on the same queries:
 
 - real: a trained model's pushed version directory (`--model_dir`). The
   database is the item embeddings stored in its ScaNN index (cross-checked
-  against the `candidate_embedding` signature when the dataset's items.csv is
-  found); the queries are `query_embedding` outputs for real users of the
-  dataset's interactions.csv (their last 50 items before their last
-  interaction as history), or, without that file, noisy item embeddings.
+  against the `candidate_embedding` signature when the dataset has an items
+  table); the queries are `query_embedding` outputs for real users of the
+  dataset (their last 50 items before their last interaction as history), or,
+  without a dataset, noisy item embeddings. The dataset is the contract
+  directory the pipeline wrote into the model's workspace, or `--dataset`
+  (a built-in name, or `contract` with `--dataset-dir`).
 - synthetic: `--num_vectors` clustered, unit-normalized float32 vectors
   (default 1,000,000 x 64) and `--num_queries` queries from the same
   distribution.
@@ -26,7 +28,7 @@ the unit cluster centers): at 1.0 the clusters are well separated and few
 leaves give high recall; at 2.0 the vectors are close to uniform on the
 sphere, the hardest case for any partitioning index.
 
-    TF_USE_LEGACY_KERAS=1 python benchmarks/ann.py \\
+    python -m benchmarks.ann \\
         --model_dir /tmp/vrec_bench_x/serving/retrieval/1795386972
 
 Writes `benchmarks/results/ann.json` and prints a table.
@@ -39,36 +41,32 @@ import os
 # Single-threaded BLAS: must be set before numpy is imported.
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
   os.environ[_variable] = "1"
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
 import collections
-import csv
 import dataclasses
 import gc
-import glob
 import json
-import platform
-import shlex
+import pathlib
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
+import pandas as pd
 
-# benchmarks/serving.py would shadow the `serving` package for scripts run from
-# this directory: take the directory off the import path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+from benchmarks import common
+from data import contract
+from data import importers
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The fresh process that measures loading runs here, so that it imports the
+# same `serving` package as this one.
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 K = 10
 GOAL_RECALL = 0.95
 GOAL_SPEEDUP = 10.0
@@ -97,10 +95,6 @@ def _dir_bytes(directory: str) -> int:
 
 def _mib(num_bytes: float) -> float:
   return round(num_bytes / 2**20, 1)
-
-
-def _percentile_ms(latencies: Sequence[float], q: float) -> float:
-  return round(float(np.percentile(np.asarray(latencies) * 1e3, q)), 4)
 
 
 def exact_top_k(database: np.ndarray, queries: np.ndarray, k: int = K,
@@ -228,8 +222,8 @@ def summarize(methods: list[Method]) -> list[dict]:
         "single_qps": round(len(latencies) / sum(latencies), 1),
         "single_cpu_qps": round(len(latencies) / max(method.single_cpu_s, 1e-9),
                                 1),
-        "single_p50_ms": _percentile_ms(latencies, 50),
-        "single_p99_ms": _percentile_ms(latencies, 99),
+        "single_p50_ms": common.percentile_ms(latencies, 50),
+        "single_p99_ms": common.percentile_ms(latencies, 99),
         "batched_qps": round(method.batched_queries / method.batched_wall_s, 1),
         "batched_cpu_qps": round(
             method.batched_queries / max(method.batched_cpu_s, 1e-9), 1),
@@ -337,29 +331,25 @@ def _label(num_leaves: int, leaves_to_search: int, reorder: int) -> str:
 # ------------------------------------------------------------- real model ---
 
 
-def _dataset_dir(model_dir: str) -> Optional[str]:
-  """`<workspace>/datasets/<name>` of a `<workspace>/serving/<m>/<v>` dir."""
-  workspace = os.path.dirname(os.path.dirname(os.path.dirname(
-      os.path.abspath(model_dir))))
-  found = sorted(glob.glob(os.path.join(workspace, "datasets", "*",
-                                        "interactions.csv")))
-  return os.path.dirname(found[0]) if found else None
+def _workspace_dataset(model_dir: str) -> Optional[contract.Dataset]:
+  """The contract directory a pipeline run wrote into its workspace:
+  `<workspace>/datasets/<name>` of a `<workspace>/serving/<m>/<v>` dir."""
+  workspace = pathlib.Path(model_dir).resolve().parents[2]
+  found = sorted(workspace.glob("datasets/*/interactions.*"))
+  return contract.load_dataset(found[0].parent) if found else None
 
 
-def _read_csv(path: str) -> list[dict]:
-  with open(path, encoding="utf-8", newline="") as f:
-    return list(csv.DictReader(f))
-
-
-def _user_requests(interactions_csv: str, num_users: int, seed: int):
+def _user_requests(interactions: pd.DataFrame, num_users: int, seed: int):
   """Real request features: per sampled user, history before the last event.
 
   Returns:
     `(user_ids, histories, timestamps)`.
   """
   events = collections.defaultdict(list)
-  for row in _read_csv(interactions_csv):
-    events[row["user_id"]].append((int(row["timestamp"]), row["item_id"]))
+  for user, timestamp, item in zip(interactions["user_id"],
+                                   interactions["timestamp"],
+                                   interactions["item_id"]):
+    events[user].append((int(timestamp), item))
   users = sorted(user for user, rows in events.items() if len(rows) >= 2)
   rng = np.random.default_rng(seed)
   chosen = rng.choice(len(users), size=min(num_users, len(users)),
@@ -378,7 +368,8 @@ def _pad(rows: list[list[str]]) -> list[list[str]]:
   return [row + [""] * (width - len(row)) for row in rows]
 
 
-def real_model_inputs(model_dir: str, num_queries: int, seed: int):
+def real_model_inputs(model_dir: str, dataset: Optional[contract.Dataset],
+                      num_queries: int, seed: int):
   """Database, ids, queries and a description of where they came from."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from serving import scann_index  # pylint: disable=g-import-not-at-top
@@ -393,34 +384,30 @@ def real_model_inputs(model_dir: str, num_queries: int, seed: int):
   notes = {"database": "the vectors stored in the model's ScaNN index "
                        "(searcher/dataset.npy), in item_ids.txt order"}
   model = tf.saved_model.load(model_dir)
-  dataset_dir = _dataset_dir(model_dir)
-  items_csv = dataset_dir and os.path.join(dataset_dir, "items.csv")
-  if items_csv and os.path.isfile(items_csv):
-    items = {row["item_id"]: row for row in _read_csv(items_csv)}
-    known = [item_id for item_id in item_ids if item_id in items]
-    categories = _pad([[c for c in items[i]["category"].split("|") if c]
-                       for i in known])
+  if dataset is not None and dataset.items is not None:
+    items = dataset.items.set_index("item_id")
+    known = [item_id for item_id in item_ids if item_id in items.index]
+    categories = _pad([[c for c in items.at[i, "category"].split(
+        contract.LIST_SEPARATOR) if c] for i in known])
     embedded = model.signatures["candidate_embedding"](
         item_id=tf.constant(known),
-        item_title=tf.constant([items[i]["title"] for i in known]),
+        item_title=tf.constant([items.at[i, "title"] for i in known]),
         item_categories=tf.constant(categories, tf.string))["embedding"].numpy()
     rows = [item_ids.index(i) for i in known]
     notes["candidate_embedding_check"] = (
-        f"candidate_embedding of {len(known)} items from {items_csv}: max "
+        f"candidate_embedding of {len(known)} items of the dataset: max "
         f"|diff| vs stored vectors "
         f"{float(np.max(np.abs(embedded - database[rows]))):.2e}")
-  interactions_csv = dataset_dir and os.path.join(dataset_dir,
-                                                  "interactions.csv")
-  if interactions_csv and os.path.isfile(interactions_csv):
-    user_ids, histories, timestamps = _user_requests(interactions_csv,
+  if dataset is not None:
+    user_ids, histories, timestamps = _user_requests(dataset.interactions,
                                                      num_queries, seed)
     queries = model.signatures["query_embedding"](
         user_id=tf.constant(user_ids),
         history_item_ids=tf.constant(_pad(histories), tf.string),
         timestamp=tf.constant(timestamps, tf.int64))["embedding"].numpy()
     notes["queries"] = (
-        f"query_embedding of {len(user_ids)} random real users of "
-        f"{interactions_csv}: history = their last {HISTORY_LENGTH} items "
+        f"query_embedding of {len(user_ids)} random real users of the "
+        f"dataset: history = their last {HISTORY_LENGTH} items "
         "before their last interaction, timestamp = that interaction's")
   else:
     rng = np.random.default_rng(seed)
@@ -431,7 +418,7 @@ def real_model_inputs(model_dir: str, num_queries: int, seed: int):
     queries = database[rows] + 0.3 * scale * rng.normal(
         size=(len(rows), database.shape[1]))
     notes["queries"] = (
-        f"NOT real users (no interactions.csv found): {len(rows)} random item "
+        f"NOT real users (no dataset found): {len(rows)} random item "
         "embeddings plus Gaussian noise (0.3 x mean per-dimension scale)")
   return database, item_ids, np.ascontiguousarray(queries, np.float32), notes
 
@@ -439,8 +426,10 @@ def real_model_inputs(model_dir: str, num_queries: int, seed: int):
 def run_real(args: argparse.Namespace, scratch: str) -> dict:
   """The real-model suite: the shipped index and search-time variants."""
   from serving import scann_index  # pylint: disable=g-import-not-at-top
+  dataset = (common.load_interactions(args.dataset, args) if args.dataset
+             else _workspace_dataset(args.model_dir))
   database, item_ids, queries, notes = real_model_inputs(
-      args.model_dir, args.real_queries, args.seed)
+      args.model_dir, dataset, args.real_queries, args.seed)
   shipped = scann_index.ScannIndex.load(args.model_dir)
   params = shipped.params
   # The shipped index's build time is not recorded; rebuild with its params.
@@ -601,6 +590,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                       help="pushed model version dir with an index "
                            "(assets.extra/scann_index); empty skips the real "
                            "suite")
+  common.add_dataset_arguments(parser, sorted(importers.IMPORTERS), None)
   parser.add_argument("--real_queries", type=int, default=300,
                       help="users queried on the real model")
   parser.add_argument("--num_vectors", type=int, default=1_000_000,
@@ -622,21 +612,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                            "they took this long, per method")
   parser.add_argument("--cpu", type=int, default=0, help="core to pin to")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--output", default=os.path.join(RESULTS_DIR,
-                                                       "ann.json"))
+  parser.add_argument("--output", default=str(common.RESULTS_DIR / "ann.json"))
   args = parser.parse_args(argv)
   args.num_leaves = [int(n) for n in args.num_leaves.split(",")]
   args.settings = _settings(args.settings)
-  command = shlex.join(["TF_USE_LEGACY_KERAS=1", "python",
-                        "benchmarks/ann.py"] +
-                       (sys.argv[1:] if argv is None else list(argv)))
 
   os.sched_setaffinity(0, {args.cpu})
-  result = {"command": command, "cpu": args.cpu,
+  result = {"command": common.command("benchmarks.ann", argv),
+            "cpu": args.cpu,
             "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-            "machine": {"cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                        "numpy": np.__version__},
+            "machine": common.machine(),
             "threads": {variable: os.environ[variable] for variable in (
                 "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
   started = time.perf_counter()
@@ -651,11 +636,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     shutil.rmtree(scratch, ignore_errors=True)
   result["wall_s"] = round(time.perf_counter() - started, 1)
   result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
   print(format_table(result))
-  print(f"\nwrote {args.output}")
+  common.write_results(args.output, result)
   return 0
 
 

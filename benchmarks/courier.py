@@ -22,7 +22,8 @@ CTR examples (the interaction logs are implicit, so clicks are built):
     `--history_length`) as the history;
   - each positive gets `--negatives` negatives with the same user and
     history: items the user never interacted with (train, valid or test),
-    drawn from the train popularity distribution, with a fixed seed
+    drawn from the train popularity distribution by the pipeline's own
+    sampler (`data.examples.sample_popular_negatives`), with a fixed seed
     (`--data_seed`), so that the task is not "popular vs. unpopular";
   - test: each user's held-out future, i.e. the test item with the whole
     train sequence plus the validation item as history, and its negatives
@@ -35,34 +36,30 @@ training; the data (negatives) are the same for all seeds. Metrics: AUC
 over all test examples and GAUC (per-user AUC weighted by the user's example
 count), by `offline_eval.protocols`.
 
-    TF_USE_LEGACY_KERAS=1 python benchmarks/courier.py
+    python -m benchmarks.courier
+    python -m benchmarks.courier --dataset contract --dataset-dir DIR
 
 Writes `benchmarks/results/courier.json` and prints one table per dataset.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
 import dataclasses
 import pathlib
-import sys
 import time
 from typing import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from benchmarks import common
+from data import examples
 from data import features
 from models import content_features
 from models import courier
 from models import ranking
+from models import training
 from offline_eval import datasets
 from offline_eval import protocols
 from offline_eval import reporting
@@ -75,7 +72,8 @@ _LABELS = {"no_content": "(a) no content features",
            "courier": "(d) COURIER",
            "courier_no_contrastive": "(e) COURIER without contrastive term"}
 _PRETRAINED = ("feature_dropout", "courier", "courier_no_contrastive")
-_RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "courier.json"
+_RESULTS = common.RESULTS_DIR / "courier.json"
+_SCORE_BATCH = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,20 +88,6 @@ class CtrExamples:
     return {features.USER_INDEX: self.users, features.ITEM_INDEX: self.items,
             features.HISTORY_ITEM_INDICES: self.histories,
             features.LABEL: self.labels}
-
-
-def _log(message: str) -> None:
-  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def _popular_negatives(rng: np.random.Generator, probability: np.ndarray,
-                       excluded: np.ndarray, count: int) -> np.ndarray:
-  """`count` items drawn by popularity, none of them in `excluded`."""
-  chosen = np.empty(0, np.int64)
-  while len(chosen) < count:
-    draws = rng.choice(len(probability), size=2 * count + 8, p=probability)
-    chosen = np.concatenate([chosen, draws[~np.isin(draws, excluded)]])
-  return chosen[:count]
 
 
 def _padded(sequence: np.ndarray, length: int) -> np.ndarray:
@@ -134,10 +118,11 @@ def build_ctr_examples(dataset: datasets.SequenceDataset, history_length: int,
   rng = np.random.default_rng(seed)
   counts = dataset.train_counts().astype(np.float64)
   probability = counts / counts.sum()
+  catalogue = np.arange(dataset.num_items)
   parts = {"train": ([], [], [], []), "test": ([], [], [], [])}
   pretrain_items, pretrain_histories = [], []
   for user, sequence in enumerate(dataset.train_sequences):
-    excluded = dataset.interacted(user)
+    excluded = set(dataset.interacted(user).tolist())
     for t in range(max(1, len(sequence) - max_pretrain_positives), len(sequence)):
       pretrain_items.append(sequence[t])
       pretrain_histories.append(_padded(sequence[:t], history_length))
@@ -145,7 +130,9 @@ def build_ctr_examples(dataset: datasets.SequenceDataset, history_length: int,
              for t in range(max(1, len(sequence) - max_positives), len(sequence))]
     cases.append(("test", dataset.test_items[user],
                   np.append(sequence, dataset.valid_items[user])))
-    sampled = _popular_negatives(rng, probability, excluded, negatives * len(cases))
+    sampled = np.array(examples.sample_popular_negatives(
+        rng, catalogue, probability, excluded, negatives * len(cases)),
+                       np.int64)
     for case, (split, positive, history) in enumerate(cases):
       users, items, histories, labels = parts[split]
       row = _padded(np.asarray(history), history_length)
@@ -154,7 +141,7 @@ def build_ctr_examples(dataset: datasets.SequenceDataset, history_length: int,
       users.extend([user] * len(candidates))
       items.extend(candidates)
       histories.extend([row] * len(candidates))
-      labels.extend([1] + [0] * negatives)
+      labels.extend([1] + [0] * (len(candidates) - 1))
   train, test = (CtrExamples(np.array(u, np.int64), np.array(i, np.int64),
                              np.stack(h), np.array(l, np.int64))
                  for u, i, h, l in (parts["train"], parts["test"]))
@@ -189,13 +176,11 @@ def pretrain(variant: str, content: np.ndarray,
   else:
     model = courier.Courier(content, config)
     inputs = dict(positives)
-  data = (tf.data.Dataset.from_tensor_slices(inputs)
-          .shuffle(len(next(iter(inputs.values()))), seed=seed)
-          .batch(config.batch_size, drop_remainder=True))
-  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  history = model.fit(data, epochs=config.epochs, verbose=0)
-  _log(f"    {variant}: pre-training loss by epoch "
-       f"{[round(v, 4) for v in history.history['loss']]}")
+  history = training.fit(
+      model, training.shuffled_batches(inputs, config.batch_size, seed),
+      config.learning_rate, config.epochs)
+  common.log(f"    {variant}: pre-training loss by epoch "
+             f"{[round(v, 4) for v in history['loss']]}")
   return courier.item_embedding_table(model.encoder)
 
 
@@ -211,27 +196,21 @@ def train_and_score(dataset: datasets.SequenceDataset, train: CtrExamples,
       batch_size=args.batch_size)
   model = ranking.RankingModel(dataset.num_users, dataset.num_items, config,
                                content_table=content_table)
-  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  data = (tf.data.Dataset.from_tensor_slices(train.as_inputs())
-          .shuffle(len(train.labels), seed=seed).batch(config.batch_size))
-  model.fit(data, epochs=config.epochs, verbose=0)
-  inputs = test.as_inputs()
-  return np.concatenate([
-      model(
-          {name: tf.constant(values[start:start + 8192])
-           for name, values in inputs.items()}).numpy()
-      for start in range(0, len(test.labels), 8192)])
+  training.fit(model, training.shuffled_batches(
+      train.as_inputs(), config.batch_size, seed, drop_remainder=False),
+                config.learning_rate, config.epochs)
+  return training.predict_in_batches(model, test.as_inputs(), _SCORE_BATCH)
 
 
 def run_dataset(name: str, args) -> dict:
   """All variants and seeds on one dataset."""
   started = time.time()
-  dataset = datasets.load_sequences(name)
+  dataset = common.load_sequences(name, args)
   train, test, positives = build_ctr_examples(
       dataset, args.history_length, args.negatives, args.data_seed,
       args.max_positives_per_user, args.max_pretrain_positives_per_user)
   content = dataset_content(dataset)
-  _log(f"{name}: {dataset.num_users} users, {dataset.num_items - 1} items, "
+  common.log(f"{name}: {dataset.num_users} users, {dataset.num_items - 1} items, "
        f"{len(train.labels)} train / {len(test.labels)} test CTR examples, "
        f"{len(positives[features.ITEM_INDEX])} pre-training positives, "
        f"content width {content.shape[1]} ({time.time() - started:.0f} s)")
@@ -260,7 +239,7 @@ def run_dataset(name: str, args) -> dict:
       if variant in _PRETRAINED:
         metrics["embedding_variance"] = courier.embedding_variance(table)
       runs[variant].append(metrics)
-      _log(f"  seed {seed} {variant}: AUC {metrics['auc']:.4f} GAUC "
+      common.log(f"  seed {seed} {variant}: AUC {metrics['auc']:.4f} GAUC "
            f"{metrics['gauc']:.4f} (pretrain {pretrain_s:.0f} s, "
            f"ranker {metrics['train_s']:.0f} s)")
   return {"num_users": dataset.num_users, "num_items": dataset.num_items - 1,
@@ -294,8 +273,9 @@ def markdown(name: str, result: Mapping) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--datasets", nargs="+",
-                      default=["amazon-grocery", "movielens-100k"])
+  common.add_dataset_arguments(parser, datasets.DATASETS,
+                               ["amazon-grocery", "movielens-100k"],
+                               multiple=True)
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
   parser.add_argument("--data_seed", type=int, default=0,
                       help="seed of the CTR negative sampling")
@@ -329,14 +309,15 @@ def main(argv: Sequence[str] | None = None) -> None:
   started = time.time()
   results = {}
   for name in args.datasets:
-    results[name] = run_dataset(name, args)
-    print(markdown(name, results[name]), flush=True)
-  payload = {"command": " ".join(["python", "benchmarks/courier.py"] + sys.argv[1:]),
-             "args": {k: str(v) if isinstance(v, pathlib.Path) else v
-                      for k, v in vars(args).items()},
-             "wall_s": time.time() - started, "results": results}
-  reporting.write_json(args.output, payload)
-  _log(f"wrote {args.output} ({time.time() - started:.0f} s)")
+    label = common.dataset_label(name, args)
+    results[label] = run_dataset(name, args)
+    print(markdown(label, results[label]), flush=True)
+  common.write_results(args.output, {
+      "command": common.command("benchmarks.courier", argv),
+      "args": {k: str(v) if isinstance(v, pathlib.Path) else v
+               for k, v in vars(args).items()},
+      "machine": common.machine(),
+      "wall_s": time.time() - started, "results": results})
 
 
 if __name__ == "__main__":

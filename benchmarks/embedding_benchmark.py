@@ -8,8 +8,10 @@ same run:
 
 - `random`: unit Gaussian vectors, one per user and item.
 - `two_tower`: `models.two_tower` (single vector, mean-pooled history), fed
-  in-memory tensors under the pipeline's feature names; the request-time
-  context features are set to 0 because the benchmark has no request time.
+  in-memory tensors under the pipeline's feature names
+  (`offline_eval.retrieval_inputs`; the request-time context features are 0
+  because the benchmark has no request time), trained by
+  `models.training`.
 - `guim_k1`, `guim_k4`: `models.guim` with 1 and 4 user vectors.
 - `most_popular` is scored on the ranking tasks only.
 
@@ -18,43 +20,35 @@ the sampled negatives, so the std covers training and probing noise; with
 `--train_once` every model is trained once (first seed) and the std covers
 the probes and sampled negatives only.
 
-    python benchmarks/embedding_benchmark.py --datasets movielens-100k
+    python -m benchmarks.embedding_benchmark --datasets movielens-100k
+    python -m benchmarks.embedding_benchmark --dataset contract --dataset-dir DIR
 
 Writes `benchmarks/results/embedding_benchmark_<datasets>.json` and prints
-one markdown table per dataset.
+one markdown table per dataset. A contract directory is probed on the tasks
+its data supports (`contract_tasks`).
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
-import dataclasses
-import pathlib
 import sys
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-_REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(_REPO_ROOT) not in sys.path:
-  sys.path.insert(0, str(_REPO_ROOT))
-
+from benchmarks import common
 from data import features
 from models import guim
+from models import training
 from models import two_tower
 from offline_eval import datasets
 from offline_eval import probes
 from offline_eval import protocols
 from offline_eval import reporting
+from offline_eval import retrieval_inputs
 
-RESULTS_DIR = _REPO_ROOT / "benchmarks" / "results"
 MODELS = ("random", "two_tower", "guim_k1", "guim_k4")
 _EMBED_BATCH = 1024
 
@@ -80,65 +74,32 @@ def task_data(dataset: datasets.SequenceDataset) -> probes.TaskData:
       item_relations=dataset.item_relations)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingData:
-  """In-memory model inputs under the pipeline's transformed feature names."""
-  vocab: two_tower.VocabularySizes
-  catalogue: Mapping[str, np.ndarray]
-  sampling_probability: np.ndarray
-  examples: Mapping[str, np.ndarray]
-  user_queries: Mapping[str, np.ndarray]
+def contract_tasks(dataset: datasets.SequenceDataset) -> list[dict]:
+  """The probe tasks a contract directory's data supports.
+
+  Every dataset has the next-item and ReChorus ranking tasks; categories in
+  the items table add the category probe and coherence, and complement or
+  substitute lists the relation probes.
+  """
+  tasks = [probes.NEXT_ITEM_TASK]
+  if dataset.item_categories.any():
+    tasks += [{"name": "category_macro_f1", "kind": "item_class_f1"},
+              {"name": "category_coherence@10", "kind": "neighbour_coherence",
+               "k": 10}]
+  tasks += [{"name": f"{relation}_auc", "kind": "relation_auc",
+             "relation": relation}
+            for relation, pairs in dataset.item_relations.items() if len(pairs)]
+  return tasks + [probes.RECHORUS_TASK]
 
 
-def _query_context(user_indices: np.ndarray,
-                   history: np.ndarray) -> dict[str, np.ndarray]:
-  zeros = np.zeros(len(user_indices), np.int64)
-  return {
-      # User index 0 is padding, as in the pipeline.
-      features.USER_INDEX: user_indices + 1,
-      features.HISTORY_ITEM_INDICES: history,
-      features.HOUR_OF_DAY: zeros,
-      features.DAY_OF_WEEK: zeros,
-      features.TIMESTAMP_Z: zeros.astype(np.float32),
-  }
-
-
-def training_data(dataset: datasets.SequenceDataset,
-                  history_length: int) -> TrainingData:
-  """One example per train interaction: (previous items, item)."""
-  catalogue = dataset.candidate_features()
-  users, histories, targets = dataset.next_item_examples(history_length)
-  examples = _query_context(users, histories)
-  examples.update({name: values[targets] for name, values in catalogue.items()})
-  vocab = two_tower.VocabularySizes(
-      users=dataset.num_users + 2, items=dataset.num_items + 1,
-      title_tokens=len(dataset.token_names) + 1,
-      categories=len(dataset.category_names) + 1)
-  return TrainingData(
-      vocab=vocab, catalogue=catalogue,
-      sampling_probability=dataset.train_sampling_probability(),
-      examples=examples,
-      user_queries=_query_context(
-          np.arange(dataset.num_users, dtype=np.int64),
-          dataset.padded_history(history_length, include_valid=True)))
-
-
-def _embed(tower: Callable, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-  call = tf.function(tower)
-  size = len(next(iter(inputs.values())))
-  return np.concatenate([
-      call({name: tf.constant(values[start:start + _EMBED_BATCH])
-            for name, values in inputs.items()}).numpy()
-      for start in range(0, size, _EMBED_BATCH)])
-
-
-def train_and_embed(model_name: str, data: TrainingData, num_items: int,
+def train_and_embed(model_name: str, data: retrieval_inputs.RetrievalInputs,
+                    user_queries: Mapping[str, np.ndarray], num_items: int,
                     seed: int, args: argparse.Namespace) -> probes.Embeddings:
   """Trains `model_name` with `seed` and returns its frozen embeddings."""
   tf.keras.utils.set_random_seed(seed)
   if model_name == "random":
     rng = np.random.default_rng(seed)
-    users = rng.normal(size=(len(data.user_queries[features.USER_INDEX]), 1,
+    users = rng.normal(size=(len(next(iter(user_queries.values()))), 1,
                              args.dim))
     items = rng.normal(size=(num_items, args.dim))
     return probes.Embeddings(
@@ -157,16 +118,15 @@ def train_and_embed(model_name: str, data: TrainingData, num_items: int,
         guim.GuimConfig(num_interests=int(model_name.rsplit("k", 1)[1]),
                         attention_power=args.attention_power,
                         training_scores=args.training_scores, **common))
-  model.compile(optimizer=tf.keras.optimizers.Adam(model.config.learning_rate))
-  examples = tf.data.Dataset.from_tensor_slices(dict(data.examples))
-  model.fit(examples.shuffle(len(data.examples[features.ITEM_INDEX]), seed=seed)
-            .batch(args.batch_size, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE),
-            epochs=args.epochs, verbose=0)
-  users = _embed(model.query_tower, data.user_queries)
+  training.fit(model, training.shuffled_batches(data.examples,
+                                                args.batch_size, seed),
+               model.config.learning_rate, args.epochs)
+  users = training.predict_in_batches(model.query_tower, user_queries,
+                                      _EMBED_BATCH)
   if users.ndim == 2:
     users = users[:, np.newaxis]
-  items = _embed(model.candidate_tower, data.catalogue)[:num_items]
+  items = training.predict_in_batches(model.candidate_tower, data.catalogue,
+                                      _EMBED_BATCH)[:num_items]
   return probes.Embeddings(users=users, items=items)
 
 
@@ -185,13 +145,19 @@ def most_popular_metrics(dataset: datasets.SequenceDataset,
 def run_dataset(name: str, args: argparse.Namespace) -> dict:
   """Every model and seed on one dataset; per-seed and aggregated metrics."""
   started = time.time()
-  dataset = datasets.load_sequences(name, args.source_root)
+  dataset = common.load_sequences(name, args, args.source_root)
   data = task_data(dataset)
-  specs = [probes.TaskSpec.from_dict(spec) for spec in probes.DATASET_TASKS[name]]
-  inputs = training_data(dataset, args.history_length)
-  print(f"[{name}] {dataset.num_users} users, {dataset.num_items - 1} items, "
-        f"{len(inputs.examples[features.ITEM_INDEX])} train examples",
-        flush=True)
+  tasks = probes.DATASET_TASKS.get(name) or contract_tasks(dataset)
+  specs = [probes.TaskSpec.from_dict(spec) for spec in tasks]
+  inputs = retrieval_inputs.RetrievalInputs.from_dataset(dataset,
+                                                         args.history_length)
+  # The history includes the validation item: the input for the test target.
+  user_queries = retrieval_inputs.user_queries(dataset, args.history_length,
+                                               include_valid=True)
+  name = common.dataset_label(name, args)
+  common.log(f"[{name}] {dataset.num_users} users, {dataset.num_items - 1} "
+             f"items, {len(inputs.examples[features.ITEM_INDEX])} train "
+             "examples")
   runs: dict[str, list[dict[str, float]]] = {}
   train_seconds: dict[str, list[float]] = {}
   for seed in args.seeds:
@@ -203,8 +169,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
       train_seed = args.seeds[0] if args.train_once else seed
       if train_seed not in trained:
         model_started = time.time()
-        trained[train_seed] = train_and_embed(model_name, inputs,
-                                              dataset.num_items, train_seed, args)
+        trained[train_seed] = train_and_embed(model_name, inputs, user_queries,
+                                              dataset.num_items, train_seed,
+                                              args)
         train_seconds.setdefault(model_name, []).append(
             time.time() - model_started)
       embeddings = trained[train_seed]
@@ -219,7 +186,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
                         in runs[model_name][-1].items()), flush=True)
   return {
       "dataset": name,
-      "tasks": probes.DATASET_TASKS[name],
+      "tasks": tasks,
       "seeds": list(args.seeds),
       "metrics": {row: reporting.aggregate_seeds(values)
                   for row, values in runs.items()},
@@ -254,8 +221,8 @@ def markdown(result: Mapping) -> str:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--datasets", nargs="+", default=list(probes.DATASET_TASKS),
-                      choices=list(probes.DATASET_TASKS))
+  common.add_dataset_arguments(parser, list(probes.DATASET_TASKS),
+                               list(probes.DATASET_TASKS), multiple=True)
   parser.add_argument("--models", nargs="+", default=list(MODELS),
                       choices=list(MODELS))
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -286,21 +253,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> None:
   args = parse_args(argv)
-  output = args.output or str(
-      RESULTS_DIR / f"embedding_benchmark_{'+'.join(args.datasets)}.json")
+  labels = [common.dataset_label(name, args) for name in args.datasets]
+  output = args.output or (
+      common.RESULTS_DIR / f"embedding_benchmark_{'+'.join(labels)}.json")
   started = time.time()
   results = [run_dataset(name, args) for name in args.datasets]
   for result in results:
     print(f"\n### {result['dataset']} ({len(result['seeds'])} seeds, "
           f"{result['wall_seconds']:.0f} s)\n")
     print(markdown(result))
-  reporting.write_json(output, {
-      "command": " ".join([sys.argv[0]] + list(argv)),
+  common.write_results(output, {
+      "command": common.command("benchmarks.embedding_benchmark", argv),
       "arguments": vars(args),
+      "machine": common.machine(),
       "results": results,
       "wall_seconds": time.time() - started,
   })
-  print(f"\nwrote {output} ({time.time() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -20,23 +20,20 @@ matching, (c) node-level matching only, (d) preference-level matching only,
 (e) full GMN. MostPop, scored by the same protocol, is a reference row.
 Mean ± std over `--seeds` model seeds; ratios are against (a) from this run.
 
-    TF_USE_LEGACY_KERAS=1 python benchmarks/gmn.py --video_domain game_video
+    python -m benchmarks.gmn --video_domain game_video
+    python -m benchmarks.gmn --dataset contract --dataset-dir DIR
 
-Writes `benchmarks/results/gmn_<video_domain>[_<tag>].json` and prints a table.
+A contract directory brings its own two sides: rows with `item_type` video
+and item (`--video_domain` does not apply to it).
+
+Writes `benchmarks/results/gmn_<video_domain or contract-<dir>>[_<tag>].json`
+and prints a table.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
 import dataclasses
-import pathlib
-import sys
 import time
 from typing import Mapping, Sequence
 
@@ -44,26 +41,29 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from benchmarks import common
 from data import dual_graph
 from data import features
 from data import importers
 from models import gmn
+from models import training
 from models import two_tower
+from offline_eval import datasets
 from offline_eval import protocols
 from offline_eval import reporting
 from transforms import dual_graph as dual_graph_tensors
 
-RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
-DATASETS = {"game_video": "amazon-video-games",
-            "video_game": "amazon-video-games-swapped"}
+DATASET = "amazon-video-games"
+DATASETS = {"game_video": DATASET, "video_game": "amazon-video-games-swapped"}
+# The `GmnConfig` switches each variant turns on: the item side, node-level
+# and preference-level matching.
+_SWITCHES = ("use_item_side", "node_matching", "preference_matching")
 VARIANTS = {
-    "a_two_tower_videos_only": dict(use_item_side=False, node_matching=False,
-                                    preference_matching=False),
-    "b_pooled_both_sides": dict(node_matching=False, preference_matching=False),
-    "c_node_level_only": dict(preference_matching=False),
-    "d_preference_level_only": dict(node_matching=False),
-    "e_full_gmn": {},
+    "a_two_tower_videos_only": (False, False, False),
+    "b_pooled_both_sides": (True, False, False),
+    "c_node_level_only": (True, True, False),
+    "d_preference_level_only": (True, False, True),
+    "e_full_gmn": (True, True, True),
 }
 BASELINE = "a_two_tower_videos_only"
 FULL_RANKING_KS = (20, 50)
@@ -85,10 +85,10 @@ class Benchmark:
   negative_positives: np.ndarray
 
 
-def prepare(args) -> Benchmark:
+def prepare(args, dataset_name: str) -> Benchmark:
   """Imports the data, splits it and builds the dual graph and eval sets."""
-  log = importers.IMPORTERS[DATASETS[args.video_domain]](
-      pathlib.Path(args.data_root)).interactions
+  log = common.load_interactions(dataset_name, args,
+                                 args.data_root).interactions
   if args.users == "shared":
     log = log[log["user_id"].isin(dual_graph.shared_users(log))]
   train, heldout = dual_graph.split_shared_user_videos(
@@ -112,7 +112,7 @@ def prepare(args) -> Benchmark:
   interacted = [np.concatenate([seen[row], targets[row]]) for row in negative_rows]
   negatives = protocols.sample_negatives(vocabulary.num_videos + 1, interacted,
                                          args.num_negatives, args.split_seed, low=1)
-  print(f"[data] {DATASETS[args.video_domain]}: videos={vocabulary.num_videos} "
+  print(f"[data] {dataset_name}: videos={vocabulary.num_videos} "
         f"items={len(vocabulary.node_ids) - vocabulary.num_videos} "
         f"train video edges={len(train_videos)} users={len(graph.user_ids)} "
         f"eval users={len(eval_users)} held-out videos={len(heldout)}", flush=True)
@@ -154,17 +154,16 @@ def train_and_evaluate(bench: Benchmark, config: gmn.GmnConfig,
       two_tower.VocabularySizes(users=0, items=size, title_tokens=0, categories=0),
       {features.ITEM_INDEX: np.arange(size, dtype=np.int64)},
       counts / counts.sum(), config)
-  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  dataset = (tf.data.Dataset.from_tensor_slices(
-      (bench.train_user_rows, bench.train_videos))
-             .shuffle(len(bench.train_videos), seed=seed)
-             .batch(config.batch_size, drop_remainder=True)
-             .map(lambda rows, videos: {features.ITEM_INDEX: videos,
-                                        **_query_features(bench, rows, videos)})
-             .prefetch(2))
+  batches = training.shuffled_batches(
+      {"user_rows": bench.train_user_rows,
+       features.ITEM_INDEX: bench.train_videos}, config.batch_size, seed,
+      map_batch=lambda batch: {
+          features.ITEM_INDEX: batch[features.ITEM_INDEX],
+          **_query_features(bench, batch["user_rows"],
+                            batch[features.ITEM_INDEX])})
   start = time.time()
-  history = model.fit(dataset, epochs=config.epochs, verbose=0)
-  losses = ", ".join(f"{loss:.1f}" for loss in history.history["loss"])
+  history = training.fit(model, batches, config.learning_rate, config.epochs)
+  losses = ", ".join(f"{loss:.1f}" for loss in history["loss"])
   print(f"    trained {config.epochs} epochs in {time.time() - start:.0f}s "
         f"(loss {losses})", flush=True)
 
@@ -211,12 +210,13 @@ def table(results: Mapping[str, Mapping[str, dict]], baseline: str) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  common.add_dataset_arguments(parser, [DATASET], DATASET)
   parser.add_argument("--data_root", default=str(importers.default_source_root()),
                       help="folder holding amazon-video-games/")
   parser.add_argument("--video_domain", choices=sorted(DATASETS) + ["both"],
                       default="game_video",
                       help="upstream folder used as the video side; 'both' runs "
-                           "each direction")
+                           f"each direction (--dataset {DATASET} only)")
   parser.add_argument("--users", choices=("shared", "all"), default="shared",
                       help="'shared': the dual graph of the users active in both "
                            "domains (CDRIB's common subset, its videos are the "
@@ -247,11 +247,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-def run_direction(args, video_domain: str) -> dict:
-  args = argparse.Namespace(**{**vars(args), "video_domain": video_domain})
-  bench = prepare(args)
+def run_direction(args, label: str, dataset_name: str) -> dict:
+  """Every variant and seed on one dataset (one direction of the pair)."""
+  bench = prepare(args, dataset_name)
   results = {"most_popular": reporting.aggregate_seeds([popularity(bench)])}
-  per_seed = {}
   for name in args.variants:
     config = gmn.GmnConfig(
         embedding_dim=args.embedding_dim,
@@ -259,19 +258,18 @@ def run_direction(args, video_domain: str) -> dict:
         temperature=args.temperature, learning_rate=args.learning_rate,
         epochs=args.epochs, batch_size=args.batch_size,
         num_preferences=args.num_preferences, matching=args.matching,
-        max_neighbours=args.max_neighbours, **VARIANTS[name])
+        max_neighbours=args.max_neighbours,
+        **dict(zip(_SWITCHES, VARIANTS[name])))
     runs = []
     for seed in args.seeds:
-      print(f"[{video_domain}] {name} seed {seed}", flush=True)
+      print(f"[{label}] {name} seed {seed}", flush=True)
       runs.append(train_and_evaluate(bench, config, seed))
       print("    " + ", ".join(f"{k}={v:.4f}" for k, v in runs[-1].items()),
             flush=True)
-    per_seed[name] = runs
     results[name] = reporting.aggregate_seeds(runs)
   markdown = table(results, BASELINE if BASELINE in results else args.variants[0])
-  print(f"\nVideos = {video_domain}/, items = the other folder\n\n{markdown}\n",
-        flush=True)
-  return {"video_domain": video_domain, "dataset": DATASETS[video_domain],
+  print(f"\nVideos = {label}\n\n{markdown}\n", flush=True)
+  return {"video_domain": label, "dataset": dataset_name,
           "eval_users": int(len(bench.eval_user_rows)),
           "heldout_videos": int(len(bench.negative_rows)),
           "results": results, "table": markdown}
@@ -281,15 +279,21 @@ def main(argv: Sequence[str] | None = None) -> None:
   args = parse_args(argv)
   tf.config.threading.set_intra_op_parallelism_threads(1)
   tf.config.threading.set_inter_op_parallelism_threads(1)
-  domains = sorted(DATASETS) if args.video_domain == "both" else [args.video_domain]
+  if args.dataset == datasets.CONTRACT:
+    directions = {common.dataset_label(args.dataset, args): datasets.CONTRACT}
+  else:
+    domains = (sorted(DATASETS) if args.video_domain == "both"
+               else [args.video_domain])
+    directions = {domain: DATASETS[domain] for domain in domains}
   start = time.time()
-  for domain in domains:
-    payload = run_direction(args, domain)
-    payload.update(args=vars(args), wall_seconds=time.time() - start)
+  for label, dataset_name in directions.items():
+    payload = run_direction(args, label, dataset_name)
+    payload.update(args=vars(args),
+                   command=common.command("benchmarks.gmn", argv),
+                   machine=common.machine(), wall_seconds=time.time() - start)
     suffix = f"_{args.tag}" if args.tag else ""
-    path = reporting.write_json(RESULTS_DIR / f"gmn_{domain}{suffix}.json",
-                                payload)
-    print(f"wrote {path}", flush=True)
+    common.write_results(common.RESULTS_DIR / f"gmn_{label}{suffix}.json",
+                         payload)
 
 
 if __name__ == "__main__":

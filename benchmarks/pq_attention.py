@@ -42,7 +42,11 @@ exact relevance is at least the K-th largest exact relevance of the row.
 Positions holding the same item have equal relevance, so any of its copies
 counts; without ties this is |selected ∩ exact top-K| / K.
 
-  python benchmarks/pq_attention.py
+  python -m benchmarks.pq_attention
+  python -m benchmarks.pq_attention --dataset contract --dataset-dir DIR
+
+`--dataset` picks the data the retriever trains on and the real histories
+come from (default MovieLens-100K, which the recorded results used).
 """
 
 from __future__ import annotations
@@ -50,33 +54,27 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import pathlib
-import resource
-import sys
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # pylint: disable=wrong-import-position
-import tensorflow as tf  # pylint: disable=wrong-import-position
-
-from benchmarks import sequential  # pylint: disable=wrong-import-position
-from models import seminar  # pylint: disable=wrong-import-position
-from models.layers import product_quantization  # pylint: disable=wrong-import-position
-from models.layers import target_attention  # pylint: disable=wrong-import-position
-from offline_eval import datasets  # pylint: disable=wrong-import-position
-from offline_eval import protocols  # pylint: disable=wrong-import-position
-from offline_eval import reporting  # pylint: disable=wrong-import-position
+from benchmarks import common
+from benchmarks import sequential
+from models import seminar
+from models import training
+from models.layers import product_quantization
+from models.layers import target_attention
+from offline_eval import datasets
+from offline_eval import protocols
+from offline_eval import reporting
 
 # How a timed path is compiled: a plain TF graph, the graph with the PQ
 # lookups XLA-compiled (`product_quantization.xla_lookup_scores`), or the
 # whole request XLA-compiled.
 GRAPH, XLA_LOOKUPS, XLA = "graph", "graph + XLA lookups", "XLA"
 PATH_SUFFIX = {GRAPH: "_graph", XLA_LOOKUPS: "_xla_lookups", XLA: ""}
-RESULTS = (pathlib.Path(__file__).resolve().parent / "results" /
-           "pq_attention.json")
-log = sequential.log
+RESULTS = common.RESULTS_DIR / "pq_attention.json"
 
 
 def train_retriever(dataset, args) -> tuple[seminar.SeminarRetriever,
@@ -89,10 +87,9 @@ def train_retriever(dataset, args) -> tuple[seminar.SeminarRetriever,
   tf.keras.utils.set_random_seed(0)
   _, retriever = seminar.build_seminar(dataset.item_tokens,
                                        len(dataset.token_names), config)
-  retriever.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  retriever.fit(sequential.length_bucketed_batches(
-      data.windows, ["items", "keywords"], 64, 0),
-                epochs=args.epochs, verbose=0)
+  training.fit(retriever, training.length_bucketed_batches(
+      data.windows, sequential.WINDOW_SEQUENCES, 64, 0),
+               config.learning_rate, args.epochs)
   retriever.quantize_item_keys()
   return retriever, data
 
@@ -424,6 +421,7 @@ def export_scorer_speed(retriever: seminar.SeminarRetriever, length: int,
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  common.add_dataset_arguments(parser, datasets.DATASETS, "movielens-100k")
   parser.add_argument("--lengths", nargs="+", type=int,
                       default=[1000, 10000, 50000])
   parser.add_argument("--batch", type=int, default=256)
@@ -450,16 +448,17 @@ def main(argv=None) -> None:
   parser.add_argument("--output", default=str(RESULTS))
   args = parser.parse_args(argv)
   started = time.time()
-  dataset = datasets.load_sequences("movielens-100k")
-  log("training the TWIN-style retriever on MovieLens-100K")
+  dataset = common.load_sequences(args.dataset, args)
+  common.log("training the TWIN-style retriever on "
+             f"{common.dataset_label(args.dataset, args)}")
   retriever, data = train_retriever(dataset, args)
-  log("real-data quality, exact vs PQ selection")
+  common.log("real-data quality, exact vs PQ selection")
   quality = real_data_quality(retriever, data, dataset, args.rerank_factors)
-  log(f"quality: {quality}")
+  common.log(f"quality: {quality}")
   paths = RequestPaths.from_retriever(retriever)
   runs = [(paths, length, False) for length in args.lengths]
   if args.catalogue:
-    log(f"synthetic catalogue of {args.catalogue} items")
+    common.log(f"synthetic catalogue of {args.catalogue} items")
     synthetic = synthetic_catalogue(paths, args.catalogue)
     runs += [(synthetic, length, True) for length in args.lengths
              if length <= args.catalogue]
@@ -467,7 +466,7 @@ def main(argv=None) -> None:
   for run_paths, length, distinct in runs:
     speed.append({"histories": "distinct" if distinct else "movielens",
                   **long_history_speed(run_paths, length, args, distinct)})
-    log(f"length {length} ({speed[-1]['histories']}): "
+    common.log(f"length {length} ({speed[-1]['histories']}): "
         f"exact {speed[-1]['exact']['seconds']:.3f} s; " +
         ", ".join(f"{name} {run['seconds']:.3f} s "
                   f"({run['speedup']:.1f}x, overlap "
@@ -478,7 +477,7 @@ def main(argv=None) -> None:
   scorer_speed = []
   for length in args.lengths:
     scorer_speed += export_scorer_speed(retriever, length, args)
-    log(f"scorers at length {length}: " + ", ".join(
+    common.log(f"scorers at length {length}: " + ", ".join(
         f"{row['scorer']} {row['mode']} {row['seconds']:.3f} s"
         for row in scorer_speed if row["length"] == length))
 
@@ -520,9 +519,10 @@ def main(argv=None) -> None:
         f"{quality[headline]['ndcg@10'] - quality['exact']['ndcg@10']:+.4f}, "
         f"sampled AUC difference "
         f"{quality[headline]['sampled_auc'] - quality['exact']['sampled_auc']:+.4f}")
-  peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  reporting.write_json(args.output, {
-      "args": vars(args), "speed": speed, "quality": quality,
+  peak_mib = common.peak_rss_mib()
+  common.write_results(args.output, {
+      "command": common.command("benchmarks.pq_attention", argv),
+      "machine": common.machine(), "args": vars(args), "speed": speed, "quality": quality,
       "export_scorer_speed": scorer_speed,
       "tables_bytes": {
           name: {"item_keys": int(tf.size(catalogue.item_keys)) * 4,
@@ -533,7 +533,7 @@ def main(argv=None) -> None:
       "peak_rss_mib": peak_mib, "seconds": time.time() - started,
       "table": table, "scorer_table": scorer_table,
       "quality_table": quality_table})
-  log(f"peak RSS {peak_mib:.0f} MiB; wrote {args.output}")
+  common.log(f"peak RSS {peak_mib:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -17,35 +17,34 @@ NDCG@5, HR@10, NDCG@10, MRR) and under full ranking over the catalogue
 excluded). Queries of the SEMINAR models are derived from item text (see
 `seminar.derive_queries`), because neither dataset has search logs.
 
-  python benchmarks/sequential.py --dataset amazon-grocery --seeds 0 1 2
+The SASRec-class model trains on `offline_eval.retrieval_inputs`' examples;
+every model trains through `models.training` (length-bucketed batches, the
+epoch kept by validation).
+
+  python -m benchmarks.sequential --dataset amazon-grocery --seeds 0 1 2
+  python -m benchmarks.sequential --dataset contract --dataset-dir DIR
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import os
-import pathlib
-import sys
 import time
 from typing import Callable, Mapping, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # pylint: disable=wrong-import-position
-import tensorflow as tf  # pylint: disable=wrong-import-position
+from benchmarks import common
+from data import features
+from models import sasrec
+from models import seminar
+from models import training
+from offline_eval import datasets
+from offline_eval import protocols
+from offline_eval import reporting
+from offline_eval import retrieval_inputs
 
-from models import sasrec  # pylint: disable=wrong-import-position
-
-from data import features  # pylint: disable=wrong-import-position
-from models import seminar  # pylint: disable=wrong-import-position
-from models import two_tower  # pylint: disable=wrong-import-position
-from offline_eval import datasets  # pylint: disable=wrong-import-position
-from offline_eval import protocols  # pylint: disable=wrong-import-position
-from offline_eval import reporting  # pylint: disable=wrong-import-position
-
-RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 SAMPLED_KS = (5, 10)
 FULL_KS = (10,)
 # ReChorus' published numbers on Grocery (full data, 1 + 99 sampled).
@@ -55,10 +54,6 @@ RECHORUS_MOSTPOP = {"hr@5": 0.2065, "ndcg@5": 0.1301}
 # `score_items(split, items [U, C]) -> [U, C]` for every user, and
 # `score_all(split, users [n]) -> [n, num_items]`.
 ItemScorer = Callable[[str, np.ndarray], np.ndarray]
-
-
-def log(message: str) -> None:
-  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 class Protocol:
@@ -108,12 +103,6 @@ def _without_padding(scores: np.ndarray) -> np.ndarray:
   return scores
 
 
-def histories(dataset: datasets.SequenceDataset, split: str,
-              length: int) -> np.ndarray:
-  """The input history for predicting `split`'s target, `[U, length]`."""
-  return dataset.padded_history(length, include_valid=split == "test")
-
-
 def run_mostpop(dataset, protocol: Protocol, args, seed: int) -> dict:
   del args, seed
   popularity = protocols.popularity_scores(
@@ -123,85 +112,25 @@ def run_mostpop(dataset, protocol: Protocol, args, seed: int) -> dict:
       lambda split, users: np.tile(popularity, [len(users), 1]))
 
 
-def _sasrec_vocabulary(dataset) -> two_tower.VocabularySizes:
-  # One extra item row: the pipeline's layout puts the OOV bucket last, and
-  # `RetrievalModel` never samples that row as a negative.
-  return two_tower.VocabularySizes(users=dataset.num_users + 1,
-                                   items=dataset.num_items + 1,
-                                   title_tokens=len(dataset.token_names),
-                                   categories=len(dataset.category_names))
-
-
-def sasrec_examples(dataset, history_length: int) -> dict[str, np.ndarray]:
-  """One (history prefix, next item) example per train interaction."""
-  _, histories, targets = dataset.next_item_examples(history_length)
-  catalogue = dataset.candidate_features()
-  return {
-      features.HISTORY_ITEM_INDICES: histories,
-      features.ITEM_INDEX: targets,
-      features.TITLE_TOKEN_INDICES:
-          catalogue[features.TITLE_TOKEN_INDICES][targets],
-      features.CATEGORY_INDICES: catalogue[features.CATEGORY_INDICES][targets],
-  }
-
-
 def fit_best_on_validation(model: tf.keras.Model, train: tf.data.Dataset,
-                           epochs: int, protocol: "Protocol",
-                           score_items: ItemScorer,
+                           learning_rate: float, epochs: int,
+                           protocol: Protocol, score_items: ItemScorer,
                            score_all, label: str) -> dict[str, float]:
   """Trains epoch by epoch and scores the test targets with the best epoch.
 
   The best epoch is the one with the highest sampled NDCG@5 on the
   validation targets; its weights are restored before the test run.
   """
-  best, best_weights, best_epoch = -1.0, None, 0
-  for epoch in range(1, epochs + 1):
-    loss = model.fit(train, epochs=1, verbose=0).history["loss"][-1]
+  def validate(epoch: int, loss: float) -> float:
     valid = protocol.evaluate("valid", score_items, None)
-    log(f"  {label} epoch {epoch}: loss {loss:.3f}, valid sampled NDCG@5 "
-        f"{valid['sampled_ndcg@5']:.4f} HR@5 {valid['sampled_hr@5']:.4f}")
-    if valid["sampled_ndcg@5"] > best:
-      best, best_weights, best_epoch = (valid["sampled_ndcg@5"],
-                                        model.get_weights(), epoch)
-  model.set_weights(best_weights)
+    common.log(f"  {label} epoch {epoch}: loss {loss:.3f}, valid sampled "
+               f"NDCG@5 {valid['sampled_ndcg@5']:.4f} HR@5 "
+               f"{valid['sampled_hr@5']:.4f}")
+    return valid["sampled_ndcg@5"]
+
+  best = training.fit_best_epoch(model, train, learning_rate, epochs, validate)
   return {**protocol.evaluate("test", score_items, score_all),
-          "epoch": best_epoch}
-
-
-def length_bucketed_batches(examples: Mapping[str, np.ndarray],
-                            sequence_keys: Sequence[str], batch_size: int,
-                            seed: int) -> tf.data.Dataset:
-  """Shuffled batches of similar sequence length, trimmed to that length.
-
-  `sequence_keys[0]` holds the item sequences whose padding defines the
-  lengths; every array in `sequence_keys` is trimmed along axis 1.
-
-  Most Grocery histories are a few items long; padding every batch to the
-  longest history would multiply the attention cost several times. Rows
-  are right-padded and the models mask padding, so trimming trailing
-  padding does not change any output.
-  """
-  lengths = np.sum(examples[sequence_keys[0]] != 0, axis=1)
-  rng = np.random.default_rng(seed)
-
-  def generate():
-    # Sort by length with random tie-breaking, cut into batches, then
-    # shuffle the batch order: a new grouping every epoch.
-    order = np.lexsort((rng.random(len(lengths)), lengths))
-    batches = [order[start:start + batch_size]
-               for start in range(0, len(order), batch_size)]
-    for index in rng.permutation(len(batches)):
-      rows = batches[index]
-      width = max(1, int(lengths[rows].max()))
-      yield {name: (values[rows][:, :width] if name in sequence_keys else
-                    values[rows]) for name, values in examples.items()}
-
-  signature = {
-      name: tf.TensorSpec(
-          (None,) + ((None,) if name in sequence_keys else ()) +
-          values.shape[1 + (name in sequence_keys):], values.dtype)
-      for name, values in examples.items()}
-  return tf.data.Dataset.from_generator(generate, output_signature=signature)
+          "epoch": best.epoch}
 
 
 def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
@@ -219,22 +148,24 @@ def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
       history_item_features=bool(args.sasrec_history_features),
       item_bias=bool(args.sasrec_item_bias),
       use_request_context=False)
-  catalogue = dataset.candidate_features()
-  model = sasrec.build_sasrec(_sasrec_vocabulary(dataset), catalogue,
-                              dataset.train_sampling_probability(), config)
-  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  train = length_bucketed_batches(
-      sasrec_examples(dataset, args.history_length),
-      [features.HISTORY_ITEM_INDICES], config.batch_size, seed)
-  split_histories = {split: histories(dataset, split, args.history_length)
-                     for split in ("valid", "test")}
+  inputs = retrieval_inputs.RetrievalInputs.from_dataset(dataset,
+                                                         args.history_length)
+  model = sasrec.build_sasrec(inputs.vocab, inputs.catalogue,
+                              inputs.sampling_probability, config)
+  train = training.length_bucketed_batches(
+      inputs.examples, [features.HISTORY_ITEM_INDICES], config.batch_size,
+      seed)
+  split_queries = {
+      split: retrieval_inputs.user_queries(dataset, args.history_length,
+                                           include_valid=split == "test")
+      for split in ("valid", "test")}
 
   def embeddings(split):
-    queries = model.query_tower.predict(
-        {features.HISTORY_ITEM_INDICES: split_histories[split]},
-        batch_size=2048, verbose=0)
-    items = model.candidate_tower.predict(catalogue, batch_size=4096,
-                                          verbose=0)[:dataset.num_items]
+    queries = training.predict_in_batches(model.query_tower,
+                                          split_queries[split], 2048)
+    items = training.predict_in_batches(model.candidate_tower,
+                                        inputs.catalogue,
+                                        4096)[:dataset.num_items]
     return queries, items
 
   cache = {}
@@ -248,8 +179,13 @@ def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
     queries, item_vectors = cache[split]
     return queries[users] @ item_vectors.T
 
-  return fit_best_on_validation(model, train, args.sasrec_epochs, protocol,
-                                score_items, score_all, f"sasrec seed {seed}")
+  return fit_best_on_validation(model, train, config.learning_rate,
+                                args.sasrec_epochs, protocol, score_items,
+                                score_all, f"sasrec seed {seed}")
+
+
+# The right-padded sequences of a SEMINAR training window.
+WINDOW_SEQUENCES = ("items", "keywords")
 
 
 class SeminarData:
@@ -356,23 +292,19 @@ def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
   pretrainer, retriever = seminar.build_seminar(
       dataset.item_tokens, len(dataset.token_names), config)
   if pretrain:
-    pretrainer.compile(optimizer=tf.keras.optimizers.Adam(
-        config.learning_rate))
-    psu = pretrainer.fit(
-        length_bucketed_batches(data.windows, ["items", "keywords"],
-                                args.psu_batch_size, seed),
-        epochs=args.psu_epochs, verbose=0).history
-    log(f"  {variant} seed {seed} PSU losses: " + ", ".join(
+    psu = training.fit(pretrainer, training.length_bucketed_batches(
+        data.windows, WINDOW_SEQUENCES, args.psu_batch_size, seed),
+                       config.learning_rate, args.psu_epochs)
+    common.log(f"  {variant} seed {seed} PSU losses: " + ", ".join(
         f"{name} {values[-1]:.3f}" for name, values in psu.items()))
     retriever.restore_pretrained(pretrainer)
-  retriever.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   score_items, score_all = seminar_scorers(retriever, data,
                                            dataset.num_items)
-  train = length_bucketed_batches(data.windows, ["items", "keywords"],
-                                  args.seminar_batch_size, seed)
-  return fit_best_on_validation(retriever, train, args.seminar_epochs,
-                                protocol, score_items, score_all,
-                                f"{variant} seed {seed}")
+  train = training.length_bucketed_batches(data.windows, WINDOW_SEQUENCES,
+                                           args.seminar_batch_size, seed)
+  return fit_best_on_validation(retriever, train, config.learning_rate,
+                                args.seminar_epochs, protocol, score_items,
+                                score_all, f"{variant} seed {seed}")
 
 
 MODELS: dict[str, Callable] = {
@@ -389,8 +321,7 @@ def _format(stats: Mapping[str, dict], name: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--dataset", default="amazon-grocery",
-                      choices=datasets.DATASETS)
+  common.add_dataset_arguments(parser, datasets.DATASETS, "amazon-grocery")
   parser.add_argument("--models", nargs="+",
                       default=["mostpop", "sasrec", "twin", "seminar"],
                       choices=list(MODELS))
@@ -432,9 +363,10 @@ def main(argv: Sequence[str] | None = None) -> None:
   args = parser.parse_args(argv)
 
   started = time.time()
-  log(f"loading {args.dataset}")
-  dataset = datasets.load_sequences(args.dataset)
-  log(f"{dataset.num_users} users, {dataset.num_items - 1} items, "
+  label = common.dataset_label(args.dataset, args)
+  common.log(f"loading {label}")
+  dataset = common.load_sequences(args.dataset, args)
+  common.log(f"{dataset.num_users} users, {dataset.num_items - 1} items, "
       f"{sum(len(s) for s in dataset.train_sequences)} train interactions")
   protocol = Protocol(dataset, args.full_ranking_users)
   runs: dict[str, list[dict]] = {}
@@ -443,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> None:
       model_started = time.time()
       metrics = MODELS[name](dataset, protocol, args, seed)
       metrics["seconds"] = time.time() - model_started
-      log(f"{name} seed {seed}: " + ", ".join(
+      common.log(f"{name} seed {seed}: " + ", ".join(
           f"{k} {v:.4f}" for k, v in metrics.items()))
       runs.setdefault(name, []).append(metrics)
   stats = {name: reporting.aggregate_seeds(values)
@@ -465,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> None:
       ["model", "seeds"] + columns + ["HR@5 vs MostPop", "s/seed"], rows)
   print(table)
   payload = {
-      "dataset": args.dataset, "args": vars(args), "runs": runs,
+      "dataset": label, "args": vars(args), "runs": runs,
+      "command": common.command("benchmarks.sequential", argv),
+      "machine": common.machine(),
       "stats": stats, "table": table,
       "full_ranking_users": len(protocol.full_users),
       "seconds": time.time() - started,
@@ -473,8 +407,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   if args.dataset == "amazon-grocery":
     payload["rechorus_published"] = {"sasrec": RECHORUS_SASREC,
                                      "mostpop": RECHORUS_MOSTPOP}
-  output = args.output or RESULTS_DIR / f"sequential_{args.dataset}.json"
-  log(f"wrote {reporting.write_json(output, payload)}")
+  common.write_results(
+      args.output or common.RESULTS_DIR / f"sequential_{label}.json", payload)
 
 
 if __name__ == "__main__":
