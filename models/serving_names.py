@@ -25,6 +25,10 @@ def retrieve_top(k: int) -> str:
 # `serving_default`, answered from the approximate index. The CPU retrieval
 # server also serves it on models whose index sits in `assets.extra/`.
 RETRIEVE_SCANN = "retrieve_scann"
+# Optional inputs of `retrieve_scann`, besides the raw query features: how
+# many items (a scalar) and, per user, item ids to leave out of the answer.
+SCANN_K = "k"
+SCANN_EXCLUDE_ITEM_IDS = "exclude_item_ids"
 
 # Outputs of the embedding signatures.
 EMBEDDING = "embedding"

@@ -105,16 +105,17 @@ def retrieval_request(model_name: str, user_id: str, history: Sequence[str],
   request.model_spec.signature_name = signature
   # One "" keeps the tensor non-empty; the model drops "" as padding.
   history_row = list(history) or [""]
-  request.inputs["user_id"].CopyFrom(
+  request.inputs[features.USER_ID].CopyFrom(
       tf.make_tensor_proto([user_id], dtype=tf.string))
-  request.inputs["history_item_ids"].CopyFrom(
+  request.inputs[features.HISTORY_ITEM_IDS].CopyFrom(
       tf.make_tensor_proto([history_row], dtype=tf.string))
-  request.inputs["timestamp"].CopyFrom(
+  request.inputs[features.TIMESTAMP].CopyFrom(
       tf.make_tensor_proto([timestamp], dtype=tf.int64))
   if signature == serving_names.RETRIEVE_SCANN:
-    request.inputs["k"].CopyFrom(tf.make_tensor_proto(k, dtype=tf.int32))
+    request.inputs[serving_names.SCANN_K].CopyFrom(
+        tf.make_tensor_proto(k, dtype=tf.int32))
     if exclude_item_ids:
-      request.inputs["exclude_item_ids"].CopyFrom(
+      request.inputs[serving_names.SCANN_EXCLUDE_ITEM_IDS].CopyFrom(
           tf.make_tensor_proto([list(exclude_item_ids)], dtype=tf.string))
   return request
 

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from data import features
 from models import serving_names
 from serving import errors
 from serving import scann_index
@@ -27,9 +28,6 @@ from serving import scann_index
 _LOG = logging.getLogger(__name__)
 
 PREDICT_METHOD_NAME = "tensorflow/serving/predict"
-HISTORY_INPUT = "history_item_ids"
-K_INPUT = "k"
-EXCLUDE_INPUT = "exclude_item_ids"
 DEFAULT_K = 10
 MAX_K = 1000
 
@@ -102,14 +100,14 @@ class ScannRetrievalSignature:
     self.inputs = {
         **query.inputs,
         # Scalar or [1]: checked in `_k`, a TensorShape cannot say "either".
-        K_INPUT: InputSpec((tf.int32, tf.int64), tf.TensorShape(None),
+        serving_names.SCANN_K: InputSpec((tf.int32, tf.int64), tf.TensorShape(None),
                            required=False),
-        EXCLUDE_INPUT: InputSpec((tf.string,), tf.TensorShape([None, None]),
+        serving_names.SCANN_EXCLUDE_ITEM_IDS: InputSpec((tf.string,), tf.TensorShape([None, None]),
                                  required=False),
     }
 
   def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    k = self._k(inputs.get(K_INPUT))
+    k = self._k(inputs.get(serving_names.SCANN_K))
     queries = self._query.run({name: inputs[name] for name in
                                self._query.inputs})[serving_names.EMBEDDING]
     item_ids, scores = self._index.search(
@@ -133,12 +131,12 @@ class ScannRetrievalSignature:
       return min(DEFAULT_K, self.max_k)
     if value.ndim > 1 or value.size != 1:
       raise errors.invalid_argument(
-          f'input "{K_INPUT}" must be a scalar or have shape [1], '
+          f'input "{serving_names.SCANN_K}" must be a scalar or have shape [1], '
           f"got shape {list(value.shape)}")
     k = int(value.reshape(-1)[0])
     if not 1 <= k <= self.max_k:
       raise errors.invalid_argument(
-          f'input "{K_INPUT}" must be in [1, {self.max_k}] '
+          f'input "{serving_names.SCANN_K}" must be in [1, {self.max_k}] '
           f"(at most {MAX_K} and the number of indexed items), "
           f"got {k}")
     return k
@@ -146,7 +144,7 @@ class ScannRetrievalSignature:
   def _excluded_ids(self, inputs: Mapping[str, np.ndarray],
                     batch_size: int) -> list[set[str]]:
     excluded = [set() for _ in range(batch_size)]
-    for name in (HISTORY_INPUT, EXCLUDE_INPUT):
+    for name in (features.HISTORY_ITEM_IDS, serving_names.SCANN_EXCLUDE_ITEM_IDS):
       if name not in inputs:
         continue
       if inputs[name].shape[0] != batch_size:

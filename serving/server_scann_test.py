@@ -16,7 +16,6 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 
 from data import features
 from models import serving_names
-from serving import servables
 from serving.testing_grpc import (Stubs, assert_rpc_error, exact_top_k,
                                   local_only, open_stubs, query_embedding,
                                   retrieved, scann_request, serve_version_1)
@@ -87,7 +86,7 @@ def test_retrieve_scann_returns_10_items_by_default(scann_stubs):
     (scann_request(k=len(ITEM_IDS) + 1), '"k"'),
     (scann_request(k=[3, 4]), '"k"'),
     (scann_request(k=tf.make_tensor_proto(3.0, tf.float32)), '"k"'),
-    (scann_request(exclude=[["item_1"], ["item_2"]]), servables.EXCLUDE_INPUT),
+    (scann_request(exclude=[["item_1"], ["item_2"]]), serving_names.SCANN_EXCLUDE_ITEM_IDS),
 ], ids=["k_zero", "k_above_items", "k_vector", "k_float", "exclude_rows"])
 def test_retrieve_scann_bad_arguments_are_invalid(request_, needle,
                                                   scann_stubs):
@@ -105,8 +104,8 @@ def test_metadata_lists_retrieve_scann(scann_stubs):
       "signature_def"].Unpack(signature_defs)
 
   scann = signature_defs.signature_def[serving_names.RETRIEVE_SCANN]
-  assert set(scann.inputs) == {*features.QUERY_RAW_FEATURES, servables.K_INPUT,
-                               servables.EXCLUDE_INPUT}
+  assert set(scann.inputs) == {*features.QUERY_RAW_FEATURES, serving_names.SCANN_K,
+                               serving_names.SCANN_EXCLUDE_ITEM_IDS}
   assert set(scann.outputs) == {serving_names.ITEM_IDS, serving_names.SCORES}
   assert scann.method_name == "tensorflow/serving/predict"
 

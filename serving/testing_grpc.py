@@ -41,7 +41,6 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from data import features
 from models import serving_names
 from serving import client
-from serving import servables
 from serving import server
 from serving.testing_models import ITEM_EMBEDDINGS, ITEM_IDS, MODEL_NAME
 
@@ -184,11 +183,11 @@ def scann_request(k=None, exclude=None, **kwargs) -> predict_pb2.PredictRequest:
   """A `retrieve_scann` request; `k` a number or a ready TensorProto."""
   request = predict_request(signature=serving_names.RETRIEVE_SCANN, **kwargs)
   if k is not None:
-    request.inputs[servables.K_INPUT].CopyFrom(
+    request.inputs[serving_names.SCANN_K].CopyFrom(
         k if isinstance(k, tensor_pb2.TensorProto)
         else tf.make_tensor_proto(k, tf.int32))
   if exclude is not None:
-    request.inputs[servables.EXCLUDE_INPUT].CopyFrom(string_tensor(exclude))
+    request.inputs[serving_names.SCANN_EXCLUDE_ITEM_IDS].CopyFrom(string_tensor(exclude))
   return request
 
 
