@@ -20,7 +20,13 @@ from data import importers
 from offline_eval import datasets
 from offline_eval import reporting
 
-RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+_PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
+# In a checkout the results sit beside the code (and are committed); an
+# installed package is no place to write, so there they go under the working
+# directory.
+RESULTS_DIR = (_PACKAGE_DIR / "results"
+               if (_PACKAGE_DIR.parent / "setup.py").is_file()
+               else pathlib.Path.cwd() / "benchmarks" / "results")
 
 
 def log(message: str) -> None:

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import pathlib
 
 import pytest
 
@@ -52,6 +53,11 @@ def test_a_contract_directory_loads_as_sequences_and_as_a_dataset(tmp_path):
 def test_command_reproduces_the_run():
   assert common.command("benchmarks.gmn", ["--seeds", "0", "--tag", "a b"]) == (
       "python -m benchmarks.gmn --seeds 0 --tag 'a b'")
+
+
+def test_results_sit_beside_the_code_in_a_checkout():
+  assert common.RESULTS_DIR == (
+      pathlib.Path(common.__file__).resolve().parent / "results")
 
 
 def test_write_results_writes_json(tmp_path, capsys):
