@@ -35,6 +35,7 @@ from models import courier
 from models import ranking
 from models import retrieval_export
 from models import serving_names
+from models import train_inputs
 from transforms import preprocessing
 
 # Hyperparameters of the pipeline families beyond the model configs.
@@ -200,20 +201,29 @@ class RankingServingModule(tf.Module):
     tf.saved_model.save(self, export_dir, signatures=self.signatures())
 
 
-def config_and_path(hparams: Mapping[str, object], config_class,
+def seeded_config(fn_args, hparams: Mapping[str, object], config_class):
+  """A Trainer's config from `hparams`, logged; TF seeded with the run seed.
+
+  Seeding here, before any model is built, makes a Trainer's weights,
+  sampling and dropout a function of the run seed
+  (`train_inputs.run_seed`).
+  """
+  config = config_class.from_dict(hparams)
+  logging.info("%s: %s", config_class.__name__, config)
+  tf.keras.utils.set_random_seed(train_inputs.run_seed(fn_args))
+  return config
+
+
+def config_and_path(fn_args, hparams: Mapping[str, object], config_class,
                     path_key: str) -> tuple[object, str]:
-  """A Trainer's config from `hparams`, and the file path under `path_key`.
+  """`seeded_config`, and the file path under `path_key`.
 
   The path ("" when absent) is a Trainer input, not a hyperparameter of
-  `config_class`. Also logs the config and seeds TF, so that every Trainer
-  starts from the same random state.
+  `config_class`.
   """
   hparams = dict(hparams)
   path = str(hparams.pop(path_key, ""))
-  config = config_class.from_dict(hparams)
-  logging.info("%s: %s", config_class.__name__, config)
-  tf.keras.utils.set_random_seed(0)
-  return config, path
+  return seeded_config(fn_args, hparams, config_class), path
 
 
 def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
@@ -224,10 +234,10 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
     fn_args: the Trainer's FnArgs.
     tft_output: the Transform output.
     hparams: `CourierConfig` overrides, plus `external_vectors_path`.
-    input_dataset: `models.trainer.input_dataset`.
+    input_dataset: `models.train_inputs.input_dataset`.
   """
   config, external_vectors_path = config_and_path(
-      hparams, courier.CourierConfig, EXTERNAL_VECTORS_PATH)
+      fn_args, hparams, courier.CourierConfig, EXTERNAL_VECTORS_PATH)
   catalogue = retrieval_export.train_split_catalogue(fn_args, tft_output)
   content = catalogue_content(
       catalogue,
@@ -257,15 +267,13 @@ def train_ranking(fn_args, tft_output, hparams: Mapping[str, object],
       when the pipeline ran the pre-training Trainer.
     tft_output: the Transform output.
     hparams: `RankingConfig` overrides.
-    input_dataset: `models.trainer.input_dataset`.
+    input_dataset: `models.train_inputs.input_dataset`.
 
   Raises:
     ValueError: if the train split has no negative example (ExampleGen ran
       without CTR negatives).
   """
-  config = ranking.RankingConfig.from_dict(hparams)
-  logging.info("Ranking hyperparameters: %s", config)
-  tf.keras.utils.set_random_seed(0)
+  config = seeded_config(fn_args, hparams, ranking.RankingConfig)
   item_vocabulary = [token.decode() for token in
                      tft_output.vocabulary_by_name(features.ITEM_VOCAB)]
   content_table = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import tensorflow as tf
 
@@ -93,3 +95,20 @@ def test_catalogue_content_shares_one_token_space_for_titles_and_categories():
   assert content.shape == (4, 4)
   np.testing.assert_array_equal(content[0], 0)
   assert content[1, 3] > 0 and content[2, 3] > 0 and content[1, 1] > 0
+
+
+def _seeded_draw(custom_config):
+  fn_args = types.SimpleNamespace(custom_config=custom_config)
+  config, path = ctr_trainer.config_and_path(
+      fn_args, {"embedding_dim": 4, "vectors": "v.npz"}, ranking.RankingConfig,
+      "vectors")
+  assert (config.embedding_dim, path) == (4, "v.npz")
+  return tf.random.uniform([3]).numpy()
+
+
+def test_trainers_seed_tf_with_the_run_seed():
+  without_seed = _seeded_draw(None)
+  np.testing.assert_array_equal(without_seed, _seeded_draw({"seed": 0}))
+  np.testing.assert_array_equal(_seeded_draw({"seed": 7}),
+                                _seeded_draw({"seed": 7}))
+  assert not np.array_equal(_seeded_draw({"seed": 7}), without_seed)

@@ -1,4 +1,4 @@
-"""Tests for the `seminar_psu` and `seminar` Trainer families' pieces."""
+"""Tests for the `seminar` Trainer family's export."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
+from data import derived_queries
 from data import features
 from models import ctr_trainer
 from models import seminar
+from models import seminar_psu
 from models import seminar_trainer
 from models import serving_names
 from models.ctr_trainer_test import RAW_FEATURE_SPEC
 from models.ctr_trainer_test import item_indices
-
-NUM_ITEMS = 12
-NUM_TOKENS = 9
-# Item i has tokens (i % 8) + 1 and ((i + 3) % 8) + 1; item 0 is padding.
-ITEM_TOKENS = np.zeros((NUM_ITEMS, 3), np.int64)
-ITEM_TOKENS[1:, 0] = np.arange(1, NUM_ITEMS) % 8 + 1
-ITEM_TOKENS[1:, 1] = (np.arange(1, NUM_ITEMS) + 3) % 8 + 1
+from models.seminar_test import ITEM_TOKENS
+from models.seminar_test import NUM_ITEMS
+from models.seminar_test import NUM_TOKENS
+from models.seminar_test import small_config
 
 
 RAW_SPEC_WITH_QUERIES = {
@@ -52,165 +51,6 @@ def _fake_transform(raw):
       features.HISTORY_ITEM_INDICES: history,
       features.HISTORY_QUERY_TOKEN_INDICES: _query_tokens(queries),
   }
-
-
-def _config(**overrides):
-  values = dict(embedding_dim=8, num_heads=2, top_k=2, dropout=0.0,
-                num_negatives=5, pq_subspaces=2, num_keywords=1)
-  values.update(overrides)
-  return seminar.SeminarConfig(**values)
-
-
-def _rows(*interactions):
-  """Positive train examples from (user, item, history, timestamp, query,
-  history queries), a history query per history item."""
-  count = len(interactions)
-  history = np.zeros((count, features.HISTORY_LENGTH), np.int64)
-  queries = np.zeros((count, features.QUERY_LENGTH), np.int64)
-  history_queries = np.zeros(
-      (count, features.HISTORY_LENGTH, features.QUERY_LENGTH), np.int64)
-  for row, (_, _, items, _, query, item_queries) in enumerate(interactions):
-    history[row, :len(items)] = items
-    queries[row, :len(query)] = query
-    for position, item_query in enumerate(item_queries):
-      history_queries[row, position, :len(item_query)] = item_query
-  return {
-      features.USER_INDEX: np.array([i[0] for i in interactions]),
-      features.ITEM_INDEX: np.array([i[1] for i in interactions]),
-      features.HISTORY_ITEM_INDICES: history,
-      features.HISTORY_LENGTH_FEATURE: np.array([len(i[2]) for i in interactions]),
-      features.TIMESTAMP_Z: np.array([i[3] for i in interactions], np.float32),
-      features.QUERY_TOKEN_INDICES: queries,
-      features.HISTORY_QUERY_TOKEN_INDICES: history_queries.reshape(count, -1),
-  }
-
-
-def test_derived_item_keywords_are_fixed_subsets_of_the_item_tokens():
-  keywords = seminar_trainer.item_keywords(ITEM_TOKENS, num_keywords=1, width=4)
-  assert keywords.shape == (NUM_ITEMS, 4)
-  np.testing.assert_array_equal(keywords[0], 0)
-  np.testing.assert_array_equal(keywords[:, 1:], 0)
-  for item in range(1, NUM_ITEMS):
-    assert keywords[item, 0] in ITEM_TOKENS[item, :2]
-  np.testing.assert_array_equal(
-      keywords, seminar_trainer.item_keywords(ITEM_TOKENS, 1, 4))
-
-
-def test_training_windows_chain_the_histories_and_prefer_real_queries():
-  # User 1 picked 1..5 with histories capped at two items, in shuffled file
-  # order, and searched [2, 4] before picking 4; user 2 picked 6 then 7
-  # (with a search query); user 3 one item.
-  rows = _rows((1, 3, [1, 2], 2.0, [], [[], []]),
-               (2, 7, [6], 1.0, [8, 5], [[]]),
-               (1, 5, [3, 4], 4.0, [], [[], [2, 4]]),
-               (1, 1, [], 0.0, [], []),
-               (1, 4, [2, 3], 3.0, [2, 4], [[], []]),
-               (2, 6, [], 0.0, [], []),
-               (1, 2, [1], 1.0, [], [[]]), (3, 9, [], 0.0, [], []))
-  width = features.QUERY_LENGTH + 1
-  derived = np.zeros((NUM_ITEMS, width), np.int64)
-  derived[:, 0] = np.arange(NUM_ITEMS)
-  windows = seminar_trainer.training_windows(rows, derived)
-  items = windows["items"][:, :4]
-  # Newest window first per user, then every second (the cap) before it.
-  assert sorted(map(tuple, items)) == [(1, 2, 3, 0), (3, 4, 5, 0),
-                                       (6, 7, 0, 0)]
-  assert windows["items"].shape[1] == features.HISTORY_LENGTH + 1
-  assert windows["keywords"].shape[1:] == (features.HISTORY_LENGTH + 1, width)
-  keywords = {tuple(row_items): row_keywords[:3, :3] for row_items, row_keywords
-              in zip(map(tuple, items), windows["keywords"])}
-  # The target's own query, and a history item's query from the history.
-  np.testing.assert_array_equal(keywords[(6, 7, 0, 0)],
-                                [[6, 0, 0], [8, 5, 0], [0, 0, 0]])
-  np.testing.assert_array_equal(keywords[(3, 4, 5, 0)],
-                                [[3, 0, 0], [2, 4, 0], [5, 0, 0]])
-  np.testing.assert_array_equal(keywords[(1, 2, 3, 0)][:, 0], [1, 2, 3])
-
-
-def test_training_windows_without_queries_use_the_derived_ones():
-  rows = _rows((1, 2, [1], 1.0, [], [[]]), (1, 3, [1, 2], 2.0, [], [[], []]))
-  derived = np.arange(NUM_ITEMS * 8).reshape(NUM_ITEMS, 8)
-  windows = seminar_trainer.training_windows(rows, derived)
-  np.testing.assert_array_equal(windows["keywords"],
-                                derived[windows["items"]])
-
-
-def test_read_train_rows_keeps_every_positive_and_a_uniform_sample():
-  labels = np.array([1, 0, 0, 1, 0, 1, 0, 0, 1, 0], np.float32)
-  count = len(labels)
-  rows = {
-      features.LABEL: labels,
-      features.USER_INDEX: np.arange(count),
-      features.ITEM_INDEX: np.arange(count) + 100,
-      features.HISTORY_ITEM_INDICES: np.arange(count)[:, np.newaxis] * [1, 1],
-      features.HISTORY_LENGTH_FEATURE: np.ones(count, np.int64),
-      features.TIMESTAMP_Z: np.zeros(count, np.float32),
-      features.QUERY_TOKEN_INDICES: np.zeros((count, 2), np.int64),
-      features.HISTORY_QUERY_TOKEN_INDICES: np.zeros((count, 2), np.int64),
-  }
-  dataset = tf.data.Dataset.from_tensor_slices(rows).batch(3)
-  positives, sample = seminar_trainer.read_train_rows(dataset, sample_size=4)
-  np.testing.assert_array_equal(positives[features.ITEM_INDEX],
-                                [100, 103, 105, 108])
-  assert len(sample[features.LABEL]) == 4
-  sampled_items = sample[features.ITEM_INDEX]
-  assert len(set(sampled_items)) == 4
-  for item, label in zip(sampled_items, sample[features.LABEL]):
-    assert labels[item - 100] == label
-  _, everything = seminar_trainer.read_train_rows(dataset, sample_size=50)
-  np.testing.assert_array_equal(everything[features.ITEM_INDEX],
-                                np.arange(count) + 100)
-
-
-def test_fit_calibration_recovers_known_platt_parameters():
-  rng = np.random.default_rng(0)
-  scores = rng.normal(size=20_000)
-  labels = rng.random(20_000) < 1 / (1 + np.exp(-(2.0 * scores - 1.0)))
-  slope, intercept = seminar_trainer.fit_calibration(scores, labels)
-  assert slope == pytest.approx(2.0, abs=0.1)
-  assert intercept == pytest.approx(-1.0, abs=0.1)
-
-
-def test_calibration_needs_sampled_negatives():
-  # Checked before any scoring: the Trainer fails before it exports.
-  with pytest.raises(ValueError, match="ctr_negatives"):
-    seminar_trainer.calibrate(None, {features.LABEL: np.ones(3, np.float32)})
-
-
-def _windows():
-  items = np.array([[1, 2, 3, 4, 5], [6, 7, 8, 0, 0], [9, 10, 11, 1, 0]],
-                   np.int64)
-  return {"items": items,
-          "keywords": seminar.derive_queries(items, ITEM_TOKENS, 1)}
-
-
-def test_psu_export_restores_into_a_new_retriever(tmp_path):
-  tf.keras.utils.set_random_seed(0)
-  config = _config()
-  pretrainer, _ = seminar.build_seminar(ITEM_TOKENS, NUM_TOKENS, config)
-  # One forward pass creates the weights (random, unlike the new models').
-  pretrainer.losses_of({name: tf.constant(values)
-                        for name, values in _windows().items()})
-  settings = {"embedding_dim": 8, "num_keywords": 1}
-  seminar_trainer.save_psu(pretrainer, settings, str(tmp_path))
-  assert seminar_trainer.read_psu_settings(str(tmp_path)) == settings
-  new_pretrainer, retriever = seminar.build_seminar(ITEM_TOKENS, NUM_TOKENS,
-                                                    config)
-  seminar_trainer.restore_psu(str(tmp_path), new_pretrainer, retriever)
-  for restored, trained in ((retriever.encoder, pretrainer.encoder),
-                            (retriever.attention, pretrainer.attention)):
-    for got, want in zip(restored.get_weights(), trained.get_weights()):
-      np.testing.assert_array_equal(got, want)
-
-
-def test_fine_tuning_inherits_the_psu_settings_and_rejects_conflicts():
-  settings = {"embedding_dim": 8, seminar_trainer.IMAGE_VECTORS_PATH: ""}
-  assert seminar_trainer.inherit_psu_settings({"epochs": 3}, settings) == {
-      "epochs": 3, **settings}
-  assert seminar_trainer.inherit_psu_settings(
-      {"embedding_dim": 8}, settings) == settings
-  with pytest.raises(ValueError, match="embedding_dim"):
-    seminar_trainer.inherit_psu_settings({"embedding_dim": 16}, settings)
 
 
 def _graph_nodes(export_dir: str):
@@ -250,10 +90,10 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
   # As many centroids as items: PQ is lossless, so its top-K selection and
   # scores equal the exact ones.
   # Random weights: the export must reproduce whatever the model computes.
-  _, retriever = seminar.build_seminar(ITEM_TOKENS, NUM_TOKENS,
-                                       _config(pq_centroids=NUM_ITEMS))
-  keywords = seminar_trainer.item_keywords(ITEM_TOKENS, 1,
-                                           features.QUERY_LENGTH)
+  _, retriever = seminar_psu.build_seminar(
+      ITEM_TOKENS, NUM_TOKENS, small_config(top_k=2, pq_centroids=NUM_ITEMS))
+  keywords = derived_queries.item_keywords(ITEM_TOKENS, 1,
+                                           features.QUERY_LENGTH, seed=0)
   history = [["1", "2", "3", "4", "5"], ["6", "7", "", "", ""]]
   no_queries = [[""] * 5] * 2
   # User 0 searched tokens 3 and 5 before picking item 2.
@@ -318,8 +158,3 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
   assert not any(node.op == "Const" and
                  node.attr["dtype"].type == types_pb2.DT_UINT8
                  for node in _graph_nodes(str(tmp_path / "exact")))
-
-
-def test_unknown_attention_scoring_is_rejected():
-  with pytest.raises(ValueError, match="approximate"):
-    seminar.SeminarConfig(attention_scoring="approximate")
