@@ -61,13 +61,14 @@ def catalogue_tokens(catalogue: retrieval_export.ItemCatalogue,
 
 
 def catalogue_content(catalogue: retrieval_export.ItemCatalogue,
-                      num_title_tokens: int,
+                      num_title_tokens: int, seed: int,
                       external_vectors_path: str = "") -> np.ndarray:
   """Content vectors of every item index from its title tokens and categories.
 
   Args:
     catalogue: the transformed candidate features of every item index.
     num_title_tokens: title token indices, padding and OOV included.
+    seed: seeds the truncated SVD of a large token vocabulary.
     external_vectors_path: optional `item_id -> vector` file.
 
   Returns:
@@ -82,7 +83,8 @@ def catalogue_content(catalogue: retrieval_export.ItemCatalogue,
         external_vectors_path, list(catalogue.item_ids))
     logging.info("External vectors found for %d of %d items", int(found.sum()),
                  len(found) - 2)
-  return content_features.content_vectors(tokens, num_tokens, external=external)
+  return content_features.content_vectors(tokens, num_tokens, external=external,
+                                          seed=seed)
 
 
 class CourierExportModule(tf.Module):
@@ -242,7 +244,7 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
   content = catalogue_content(
       catalogue,
       preprocessing.vocabulary_size(tft_output, features.TITLE_TOKEN_VOCAB),
-      external_vectors_path)
+      train_inputs.run_seed(fn_args), external_vectors_path)
   model = courier.Courier(content, config)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   positives = (

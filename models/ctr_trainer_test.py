@@ -90,7 +90,8 @@ def test_catalogue_content_shares_one_token_space_for_titles_and_categories():
           features.CATEGORY_INDICES: np.array([[0], [1], [1], [0]]),
       },
       train_counts=np.array([0, 1, 1, 0]))
-  content = ctr_trainer.catalogue_content(catalogue, num_title_tokens=4)
+  content = ctr_trainer.catalogue_content(catalogue, num_title_tokens=4,
+                                          seed=0)
   # Title tokens 1..3 and one category: four token columns.
   assert content.shape == (4, 4)
   np.testing.assert_array_equal(content[0], 0)
