@@ -21,7 +21,8 @@ the sampled negatives, so the std covers training and probing noise; with
 the probes and sampled negatives only.
 
     python -m benchmarks.embedding_benchmark --datasets movielens-100k
-    python -m benchmarks.embedding_benchmark --dataset contract --dataset-dir DIR
+    python -m benchmarks.embedding_benchmark --dataset contract \\
+        --dataset-dir DIR
 
 Writes `benchmarks/results/embedding_benchmark_<datasets>.json` and prints
 one markdown table per dataset. A contract directory is probed on the tasks
