@@ -62,6 +62,7 @@ import tensorflow as tf
 from benchmarks import common
 from benchmarks import sequential
 from models import seminar
+from models import seminar_psu
 from models import training
 from models.layers import product_quantization
 from models.layers import target_attention
@@ -85,8 +86,8 @@ def train_retriever(dataset, args) -> tuple[seminar.SeminarRetriever,
                                  pq_subspaces=args.subspaces,
                                  pq_centroids=args.centroids)
   tf.keras.utils.set_random_seed(0)
-  _, retriever = seminar.build_seminar(dataset.item_tokens,
-                                       len(dataset.token_names), config)
+  _, retriever = seminar_psu.build_seminar(dataset.item_tokens,
+                                           len(dataset.token_names), config)
   training.fit(retriever, training.length_bucketed_batches(
       data.windows, sequential.WINDOW_SEQUENCES, 64, 0),
                config.learning_rate, args.epochs)

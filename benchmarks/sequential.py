@@ -15,7 +15,7 @@ reported on the test targets, under the 1 + 99 sampled protocol (HR@5,
 NDCG@5, HR@10, NDCG@10, MRR) and under full ranking over the catalogue
 (HR@10, NDCG@10, MRR; the user's train items and the validation target are
 excluded). Queries of the SEMINAR models are derived from item text (see
-`seminar.derive_queries`), because neither dataset has search logs.
+`derived_queries.derive_queries`), because neither dataset has search logs.
 
 The SASRec-class model trains on `offline_eval.retrieval_inputs`' examples;
 every model trains through `models.training` (length-bucketed batches, the
@@ -36,9 +36,11 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
+from data import derived_queries
 from data import features
 from models import sasrec
 from models import seminar
+from models import seminar_psu
 from models import training
 from offline_eval import datasets
 from offline_eval import protocols
@@ -200,8 +202,8 @@ class SeminarData:
     self.history_length = history_length
     sequences = [np.append(sequence, dataset.valid_items[user])
                  for user, sequence in enumerate(dataset.train_sequences)]
-    flat_queries = seminar.derive_queries(np.concatenate(sequences),
-                                          dataset.item_tokens, num_keywords)
+    flat_queries = derived_queries.derive_queries(
+        np.concatenate(sequences), dataset.item_tokens, num_keywords)
     boundaries = np.cumsum([len(sequence) for sequence in sequences])[:-1]
     queries = np.split(flat_queries, boundaries)
     window = history_length + 1
@@ -289,7 +291,7 @@ def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
       top_k=args.top_k, num_negatives=args.seminar_negatives,
       learning_rate=args.seminar_learning_rate, **overrides)
   tf.keras.utils.set_random_seed(seed)
-  pretrainer, retriever = seminar.build_seminar(
+  pretrainer, retriever = seminar_psu.build_seminar(
       dataset.item_tokens, len(dataset.token_names), config)
   if pretrain:
     psu = training.fit(pretrainer, training.length_bucketed_batches(
