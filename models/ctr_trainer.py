@@ -24,7 +24,7 @@ with an external `item_id -> vector` file (`external_vectors_path`).
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -228,15 +228,13 @@ def config_and_path(fn_args, hparams: Mapping[str, object], config_class,
   return seeded_config(fn_args, hparams, config_class), path
 
 
-def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
-                  input_dataset: Callable) -> None:
+def train_courier(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   """Pre-trains COURIER on the positive train examples; exports its table.
 
   Args:
     fn_args: the Trainer's FnArgs.
     tft_output: the Transform output.
     hparams: `CourierConfig` overrides, plus `external_vectors_path`.
-    input_dataset: `models.train_inputs.input_dataset`.
   """
   config, external_vectors_path = config_and_path(
       fn_args, hparams, courier.CourierConfig, EXTERNAL_VECTORS_PATH)
@@ -248,8 +246,8 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
   model = courier.Courier(content, config)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   positives = (
-      input_dataset(fn_args, fn_args.train_files, tft_output, config.batch_size,
-                    shuffle=True)
+      train_inputs.input_dataset(fn_args, fn_args.train_files, tft_output,
+                                 config.batch_size, shuffle=True)
       .unbatch()
       .filter(lambda example: example[features.LABEL] > 0.5)
       .batch(config.batch_size, drop_remainder=True))
@@ -260,8 +258,7 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
   CourierExportModule(catalogue.item_ids, table).save(fn_args.serving_model_dir)
 
 
-def train_ranking(fn_args, tft_output, hparams: Mapping[str, object],
-                  input_dataset: Callable) -> None:
+def train_ranking(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   """Trains the CTR ranking model; frozen COURIER features if pre-trained.
 
   Args:
@@ -269,7 +266,6 @@ def train_ranking(fn_args, tft_output, hparams: Mapping[str, object],
       when the pipeline ran the pre-training Trainer.
     tft_output: the Transform output.
     hparams: `RankingConfig` overrides.
-    input_dataset: `models.train_inputs.input_dataset`.
 
   Raises:
     ValueError: if the train split has no negative example (ExampleGen ran
@@ -284,7 +280,7 @@ def train_ranking(fn_args, tft_output, hparams: Mapping[str, object],
     logging.info("Frozen content table %s from %s", content_table.shape,
                  fn_args.base_model)
   labels = np.concatenate([
-      batch[features.LABEL].numpy() for batch in input_dataset(
+      batch[features.LABEL].numpy() for batch in train_inputs.input_dataset(
           fn_args, fn_args.train_files, tft_output, 4096, shuffle=False)])
   if labels.min() > 0.5:
     raise ValueError("the train split has only positive examples; the ranking "
@@ -294,8 +290,9 @@ def train_ranking(fn_args, tft_output, hparams: Mapping[str, object],
       len(item_vocabulary) + features.NUM_OOV_BUCKETS + 1, config,
       content_table=content_table)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  model.fit(input_dataset(fn_args, fn_args.train_files, tft_output,
-                          config.batch_size, shuffle=True),
+  model.fit(train_inputs.input_dataset(fn_args, fn_args.train_files,
+                                       tft_output, config.batch_size,
+                                       shuffle=True),
             epochs=config.epochs, verbose=2)
   RankingServingModule(tft_output.transform_features_layer(),
                        tft_output.raw_feature_spec(), model).save(

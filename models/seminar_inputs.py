@@ -19,7 +19,7 @@ Built once per Trainer (`SeminarInputs`):
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -168,12 +168,11 @@ class SeminarInputs:
     fn_args: the Trainer's FnArgs; its run seed derives the queries, draws
       the calibration sample and shuffles the windows.
     tft_output: the Transform output.
-    input_dataset: `models.train_inputs.input_dataset`.
     config: hyperparameters.
     image_vectors_path: an `item_id -> vector` file, or "".
   """
 
-  def __init__(self, fn_args, tft_output, input_dataset: Callable,
+  def __init__(self, fn_args, tft_output,
                config: seminar.SeminarConfig, image_vectors_path: str):
     self.seed = train_inputs.run_seed(fn_args)
     self.image_vectors_path = image_vectors_path
@@ -193,8 +192,8 @@ class SeminarInputs:
                                        list(self.catalogue.item_ids))
         if image_vectors_path else None)
     positives, self.calibration_sample = read_train_rows(
-        input_dataset(fn_args, fn_args.train_files, tft_output,
-                      _READ_BATCH_SIZE, shuffle=False), CALIBRATION_EXAMPLES,
+        train_inputs.input_dataset(fn_args, fn_args.train_files, tft_output,
+                                   _READ_BATCH_SIZE, shuffle=False), CALIBRATION_EXAMPLES,
         self.seed)
     self.windows = training_windows(positives, self.keywords_of_items)
     logging.info("SEMINAR: %d items, %d tokens, %d training windows",

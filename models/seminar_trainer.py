@@ -33,7 +33,7 @@ applies as it does to the `ranking` family.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -94,8 +94,7 @@ class SeminarScorer(tf.Module):
     return slope * self.scores(transformed) + intercept
 
 
-def _config_and_inputs(fn_args, tft_output, hparams: Mapping[str, object],
-                       input_dataset: Callable
+def _config_and_inputs(fn_args, tft_output, hparams: Mapping[str, object]
                        ) -> tuple[seminar.SeminarConfig,
                                   seminar_inputs.SeminarInputs]:
   """The config (TF seeded with the run seed) and the inputs of a Trainer."""
@@ -103,21 +102,18 @@ def _config_and_inputs(fn_args, tft_output, hparams: Mapping[str, object],
       fn_args, hparams, seminar.SeminarConfig,
       seminar_inputs.IMAGE_VECTORS_PATH)
   return config, seminar_inputs.SeminarInputs(
-      fn_args, tft_output, input_dataset, config, image_vectors_path)
+      fn_args, tft_output, config, image_vectors_path)
 
 
-def train_seminar_psu(fn_args, tft_output, hparams: Mapping[str, object],
-                      input_dataset: Callable) -> None:
+def train_seminar_psu(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   """Pre-trains SEMINAR's PSU; writes it for the `seminar` Trainer.
 
   Args:
     fn_args: the Trainer's FnArgs.
     tft_output: the Transform output.
     hparams: `SeminarConfig` overrides, plus `image_vectors_path`.
-    input_dataset: `models.train_inputs.input_dataset`.
   """
-  config, inputs = _config_and_inputs(fn_args, tft_output, hparams,
-                                      input_dataset)
+  config, inputs = _config_and_inputs(fn_args, tft_output, hparams)
   pretrainer, _ = inputs.build(config)
   pretrainer.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   pretrainer.fit(inputs.batches(config.batch_size), epochs=config.epochs,
@@ -131,8 +127,7 @@ def train_seminar_psu(fn_args, tft_output, hparams: Mapping[str, object],
       fn_args.serving_model_dir)
 
 
-def train_seminar(fn_args, tft_output, hparams: Mapping[str, object],
-                  input_dataset: Callable) -> None:
+def train_seminar(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   """Fine-tunes SEMINAR from the PSU (if pre-trained) and exports a ranker.
 
   Args:
@@ -142,7 +137,6 @@ def train_seminar(fn_args, tft_output, hparams: Mapping[str, object],
     tft_output: the Transform output.
     hparams: `SeminarConfig` overrides, plus `image_vectors_path`; with a
       PSU, the `INHERITED_HPARAMS` default to the PSU's.
-    input_dataset: `models.train_inputs.input_dataset`.
 
   Raises:
     ValueError: if the train split has no sampled negatives to calibrate on.
@@ -150,8 +144,7 @@ def train_seminar(fn_args, tft_output, hparams: Mapping[str, object],
   if fn_args.base_model:
     hparams = seminar_checkpoint.inherit_psu_settings(
         hparams, seminar_checkpoint.read_psu_settings(fn_args.base_model))
-  config, inputs = _config_and_inputs(fn_args, tft_output, hparams,
-                                      input_dataset)
+  config, inputs = _config_and_inputs(fn_args, tft_output, hparams)
   pretrainer, retriever = inputs.build(config)
   if fn_args.base_model:
     seminar_checkpoint.restore_psu(fn_args.base_model, pretrainer, retriever)

@@ -32,8 +32,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   if spec.kind == families.RETRIEVAL:
     retrieval_trainer.train_retrieval(fn_args, tft_output, hparams, spec)
   else:
-    families.load(spec.train)(fn_args, tft_output, hparams,
-                              input_dataset=train_inputs.input_dataset)
+    families.load(spec.train)(fn_args, tft_output, hparams)
   # Beside Format-Serving/, in the Model artifact, so that it is not pushed.
   model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
   with tf.io.gfile.GFile(os.path.join(model_uri, MODEL_INFO_FILE), "w") as out:
