@@ -55,16 +55,7 @@ from transforms import dual_graph as dual_graph_tensors
 
 DATASET = "amazon-video-games"
 DATASETS = {"game_video": DATASET, "video_game": "amazon-video-games-swapped"}
-# The `GmnConfig` switches each variant turns on: the item side, node-level
-# and preference-level matching.
-_SWITCHES = ("use_item_side", "node_matching", "preference_matching")
-VARIANTS = {
-    "a_two_tower_videos_only": (False, False, False),
-    "b_pooled_both_sides": (True, False, False),
-    "c_node_level_only": (True, True, False),
-    "d_preference_level_only": (True, False, True),
-    "e_full_gmn": (True, True, True),
-}
+VARIANTS = gmn.ABLATIONS
 BASELINE = "a_two_tower_videos_only"
 FULL_RANKING_KS = (20, 50)
 METRICS = ("recall@20", "recall@50", "ndcg@20", "sampled_auc")
@@ -259,7 +250,7 @@ def run_direction(args, label: str, dataset_name: str) -> dict:
         epochs=args.epochs, batch_size=args.batch_size,
         num_preferences=args.num_preferences, matching=args.matching,
         max_neighbours=args.max_neighbours,
-        **dict(zip(_SWITCHES, VARIANTS[name])))
+        **VARIANTS[name])
     runs = []
     for seed in args.seeds:
       print(f"[{label}] {name} seed {seed}", flush=True)

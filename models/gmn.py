@@ -65,6 +65,19 @@ class GmnConfig(two_tower.TwoTowerConfig):
       raise ValueError(f"matching must be one of {graph_matching.MATCHING_MODES}")
 
 
+# The paper's ablation ladder: `GmnConfig` switches per variant, from the
+# videos-only two-tower baseline up to both matching levels. The benchmark
+# trains each; the unit tests build each.
+ABLATIONS = {
+    "a_two_tower_videos_only": dict(use_item_side=False, node_matching=False,
+                                    preference_matching=False),
+    "b_pooled_both_sides": dict(node_matching=False, preference_matching=False),
+    "c_node_level_only": dict(preference_matching=False),
+    "d_preference_level_only": dict(node_matching=False),
+    "e_full_gmn": {},
+}
+
+
 def most_recent(indices: tf.Tensor, count: int) -> tf.Tensor:
   """The last `count` real entries of left-compacted, 0-padded rows.
 

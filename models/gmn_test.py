@@ -11,15 +11,7 @@ from models import gmn
 from models import two_tower
 
 VOCAB = two_tower.VocabularySizes(users=5, items=9, title_tokens=1, categories=1)
-VARIANTS = {
-    "videos_only": dict(use_item_side=False, node_matching=False,
-                        preference_matching=False),
-    "no_matching": dict(node_matching=False, preference_matching=False),
-    "node_level": dict(preference_matching=False),
-    "preference_level": dict(node_matching=False),
-    "full": {},
-    "full_sinkhorn": dict(matching="sinkhorn"),
-}
+VARIANTS = {**gmn.ABLATIONS, "e_full_gmn_sinkhorn": dict(matching="sinkhorn")}
 
 
 def _batch():
@@ -56,9 +48,9 @@ def test_neighbours_and_candidates_share_one_embedding():
   assert model.query_tower.node_embedding is model.candidate_tower.node_embedding
 
 
-@pytest.mark.parametrize("variant,reads_items", [("videos_only", False),
-                                                 ("no_matching", True),
-                                                 ("full", True)])
+@pytest.mark.parametrize("variant,reads_items", [
+    ("a_two_tower_videos_only", False), ("b_pooled_both_sides", True),
+    ("e_full_gmn", True)])
 def test_item_neighbours_matter_only_with_the_item_side(variant, reads_items):
   model = _model(**VARIANTS[variant])
   batch = _batch()
