@@ -48,7 +48,7 @@ def _command(dataset_dir: pathlib.Path, workspace: pathlib.Path) -> list[str]:
 
 
 def _start(command: list[str], log_path: pathlib.Path) -> subprocess.Popen:
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
              PYTHONWARNINGS="ignore::FutureWarning,ignore::DeprecationWarning")
   with open(log_path, "wb") as log:
     # A session of its own, so the kill reaches every process it starts.
