@@ -1,0 +1,63 @@
+"""Item-kNN: cosine item-item similarity with shrinkage, top k per item.
+
+With X the binary `[users, items]` interaction matrix and C = XᵀX the
+co-occurrence counts, the similarity of items i and j is
+
+    B[i, j] = C[i, j] / (sqrt(C[i, i]) * sqrt(C[j, j]) + shrinkage),
+
+the cosine of their user columns, shrunk towards 0 when few users back it
+(Koren 2008). Each item keeps its `neighbours` most similar items; a user's
+score for item j is the sum of B[i, j] over their history items i, as for
+EASE^R. Memory grows with the number of co-occurring pairs, not with the
+square of the catalogue: the dense similarities are computed a block of rows
+at a time. Pure numpy/scipy; the pipeline's train function is
+`models.item_item_trainer.train_item_knn`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import sparse
+
+from models import hparams
+from models import item_neighbours
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemKnnConfig(hparams.HParams):
+  """Item-kNN's hyperparameters.
+
+  Attributes:
+    neighbours: most similar items kept per item.
+    shrinkage: added to the cosine's denominator; damps similarities of
+      items with few users.
+  """
+  neighbours: int = 100
+  shrinkage: float = 10.0
+
+
+def fit_item_knn(interactions: sparse.spmatrix,
+                 config: ItemKnnConfig) -> item_neighbours.ItemNeighbours:
+  """Keeps each item's `config.neighbours` most cosine-similar items.
+
+  Args:
+    interactions: binary `[users, num_items]` X.
+    config: the hyperparameters.
+
+  Returns:
+    The shrunk cosine similarities B, sparsified.
+  """
+  interactions = sparse.csr_matrix(interactions, dtype=np.float64)
+  co_occurrences = (interactions.T @ interactions).tocsr()
+  norms = np.sqrt(co_occurrences.diagonal())
+
+  def similarity_rows(rows: slice) -> np.ndarray:
+    denominator = norms[rows, np.newaxis] * norms + config.shrinkage
+    # An item nobody chose has no co-occurrences; 0 / 0 would be NaN.
+    denominator[denominator == 0] = 1.0
+    return co_occurrences[rows].toarray() / denominator
+
+  return item_neighbours.top_neighbours(
+      similarity_rows, interactions.shape[1], config.neighbours)

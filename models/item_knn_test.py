@@ -1,0 +1,35 @@
+"""Tests for item-kNN's shrunk cosine neighbours."""
+
+import numpy as np
+from scipy import sparse
+
+from models import item_knn
+
+# Items 1..3 (0 is padding, never chosen). Users: {1, 2}, {1, 2}, {1, 3}.
+_X = sparse.csr_matrix(np.array([[0, 1, 1, 0],
+                                 [0, 1, 1, 0],
+                                 [0, 1, 0, 1]]))
+
+
+def test_shrunk_cosine_by_hand():
+  neighbours = item_knn.fit_item_knn(
+      _X, item_knn.ItemKnnConfig(neighbours=3, shrinkage=1.0))
+  b = neighbours.matrix().toarray()
+  # C11 = 3, C22 = 2, C33 = 1, C12 = 2, C13 = 1, C23 = 0.
+  expected = np.zeros((4, 4))
+  expected[1, 2] = expected[2, 1] = 2 / (np.sqrt(3) * np.sqrt(2) + 1)
+  expected[1, 3] = expected[3, 1] = 1 / (np.sqrt(3) * 1 + 1)
+  np.testing.assert_allclose(b, expected, rtol=1e-6)
+
+
+def test_keeps_the_most_similar_neighbours_and_never_the_item_itself():
+  neighbours = item_knn.fit_item_knn(
+      _X, item_knn.ItemKnnConfig(neighbours=1, shrinkage=0.0))
+  # Item 1: cosine 2/sqrt(6) with item 2 beats 1/sqrt(3) with item 3.
+  assert neighbours.indices[1, 0] == 2
+  np.testing.assert_allclose(neighbours.weights[1:, 0],
+                             [2 / np.sqrt(6), 2 / np.sqrt(6), 1 / np.sqrt(3)],
+                             rtol=1e-6)
+  # Padding, chosen by nobody, has no similarity (no NaN from 0 / 0).
+  assert neighbours.weights[0, 0] == 0
+  assert all(neighbours.indices[i, 0] != i for i in range(4))

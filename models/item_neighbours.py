@@ -1,0 +1,120 @@
+"""Sparse item-item weights shared by the `ease` and `item_knn` families.
+
+Both families score a user by one item-item weight matrix B: the score of
+item j is the sum over the user's history items i of B[i, j]. B is kept as
+each item's top `k` outgoing weights (its row's `k` largest entries), so a
+catalogue of n items costs n * k (index, weight) pairs however dense B is,
+and the diagonal is zero: an item never recommends itself by construction
+(EASE^R's constraint, kept for item-kNN too). Pure numpy/scipy; the serving
+side is `models.layers.item_neighbour_scoring`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+from scipy import sparse
+
+# Dense rows of an item-item matrix materialised at once while keeping each
+# row's top k: this many float64 cells (128 MiB), whatever the catalogue.
+_BLOCK_CELLS = 1 << 24
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemNeighbours:
+  """Each item's top `k` entries of an item-item weight matrix B.
+
+  Attributes:
+    indices: `[num_items, k]` int64 column j of each kept B[i, j].
+    weights: `[num_items, k]` float32 B[i, j], largest first; a kept
+      entry may be 0 (a row with fewer than `k` non-zero entries).
+  """
+  indices: np.ndarray
+  weights: np.ndarray
+
+  @property
+  def num_items(self) -> int:
+    return self.indices.shape[0]
+
+  def matrix(self) -> sparse.csr_matrix:
+    """B as a `[num_items, num_items]` sparse matrix."""
+    rows = np.repeat(np.arange(self.num_items), self.indices.shape[1])
+    return sparse.csr_matrix(
+        (self.weights.ravel(), (rows, self.indices.ravel())),
+        shape=(self.num_items, self.num_items))
+
+  def score(self, histories: sparse.spmatrix) -> np.ndarray:
+    """`[users, num_items]` scores of users given as `[users, num_items]`
+    history counts: `histories @ B`."""
+    return np.asarray((sparse.csr_matrix(histories) @ self.matrix()).todense())
+
+
+def interaction_matrix(user_indices: np.ndarray, item_indices: np.ndarray,
+                       num_items: int) -> sparse.csr_matrix:
+  """Binary `[users, num_items]` matrix X of who interacted with what.
+
+  Args:
+    user_indices: one user index per interaction.
+    item_indices: the interaction's item index, below `num_items`.
+    num_items: columns of X (every item index, padding included).
+
+  Returns:
+    X, with 1 wherever a user interacted with an item (repeats count once).
+  """
+  user_indices = np.asarray(user_indices, np.int64)
+  num_users = int(user_indices.max()) + 1 if user_indices.size else 0
+  counts = sparse.csr_matrix(
+      (np.ones(len(user_indices), np.float32),
+       (user_indices, np.asarray(item_indices, np.int64))),
+      shape=(num_users, num_items))
+  counts.data[:] = 1.0
+  return counts
+
+
+def top_neighbours(rows_of_b: Callable[[slice], np.ndarray], num_items: int,
+                   k: int) -> ItemNeighbours:
+  """Keeps each row's `k` largest entries of a B built block by block.
+
+  Args:
+    rows_of_b: a slice of rows -> those rows of B, dense `[rows, num_items]`
+      (may be overwritten); called on blocks of at most `_BLOCK_CELLS` cells,
+      so that a dense B never needs to exist whole.
+    num_items: B's size.
+    k: entries kept per row; at most `num_items`.
+
+  Returns:
+    The kept entries, the diagonal left out.
+  """
+  k = min(k, num_items)
+  rows_per_block = max(1, _BLOCK_CELLS // max(num_items, 1))
+  blocks = [_keep_top_entries(rows_of_b(slice(start, start + rows_per_block)),
+                              start, k)
+            for start in range(0, num_items, rows_per_block)]
+  return ItemNeighbours(np.concatenate([indices for indices, _ in blocks]),
+                        np.concatenate([weights for _, weights in blocks]))
+
+
+def _keep_top_entries(block: np.ndarray, first_row: int,
+                      k: int) -> tuple[np.ndarray, np.ndarray]:
+  """Each row's `k` largest entries, the diagonal left out.
+
+  Args:
+    block: `[rows, num_items]` dense rows `first_row...` of B; overwritten.
+    first_row: B's row index of `block[0]`, to find the diagonal.
+    k: entries to keep per row, at most `num_items`.
+
+  Returns:
+    `[rows, k]` column indices and float32 weights, largest first.
+  """
+  rows = np.arange(block.shape[0])
+  block[rows, first_row + rows] = -np.inf
+  top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+  weights = np.take_along_axis(block, top, axis=1)
+  order = np.argsort(-weights, axis=1, kind="stable")
+  top = np.take_along_axis(top, order, axis=1)
+  weights = np.take_along_axis(weights, order, axis=1)
+  # Only the diagonal is -inf; it is kept only when a row has nothing else.
+  weights[~np.isfinite(weights)] = 0.0
+  return top.astype(np.int64), weights.astype(np.float32)

@@ -1,0 +1,47 @@
+"""Tests for the sparse item-item weights."""
+
+import numpy as np
+from scipy import sparse
+
+from models import item_neighbours
+
+
+def test_interaction_matrix_is_binary_users_by_items():
+  matrix = item_neighbours.interaction_matrix(
+      np.array([0, 0, 0, 2]), np.array([1, 1, 3, 2]), num_items=4)
+  np.testing.assert_array_equal(matrix.toarray(), [[0, 1, 0, 1],
+                                                   [0, 0, 0, 0],
+                                                   [0, 0, 1, 0]])
+
+
+def test_top_neighbours_keeps_the_largest_off_diagonal_entries():
+  dense = np.array([[9, 1, 3, 2],
+                    [4, 9, -1, 5],
+                    [0, 0, 9, 0],
+                    [-2, -3, -1, 9]], np.float64)
+  neighbours = item_neighbours.top_neighbours(
+      lambda rows: dense[rows].copy(), num_items=4, k=2)
+  np.testing.assert_array_equal(neighbours.indices[[0, 1, 3]],
+                                [[2, 3], [3, 0], [2, 0]])
+  np.testing.assert_allclose(neighbours.weights,
+                             [[3, 2], [5, 4], [0, 0], [-1, -2]])
+  # A row of zeros keeps zeros, never its own diagonal entry.
+  assert 2 not in neighbours.indices[2]
+
+
+def test_top_neighbours_is_the_same_in_blocks_of_one_row(monkeypatch):
+  dense = np.random.default_rng(0).normal(size=(7, 7))
+  whole = item_neighbours.top_neighbours(lambda rows: dense[rows].copy(), 7, 3)
+  monkeypatch.setattr(item_neighbours, "_BLOCK_CELLS", 1)
+  blocked = item_neighbours.top_neighbours(lambda rows: dense[rows].copy(), 7, 3)
+  np.testing.assert_array_equal(whole.indices, blocked.indices)
+  np.testing.assert_array_equal(whole.weights, blocked.weights)
+
+
+def test_score_is_history_counts_times_b():
+  neighbours = item_neighbours.ItemNeighbours(
+      indices=np.array([[1], [2], [0]]),
+      weights=np.array([[0.5], [2.0], [1.0]], np.float32))
+  histories = sparse.csr_matrix(np.array([[1, 1, 0], [0, 0, 2]]))
+  np.testing.assert_allclose(neighbours.score(histories),
+                             [[0, 0.5, 2], [2, 0, 0]])
