@@ -15,6 +15,10 @@ preprocessing:
 A multi-vector (multi-interest) query tower returns K unit vectors per user;
 an item then scores the max over the K dot products (MIND, ComiRec), in both
 `retrieve_top*` and `evaluate`.
+
+`CatalogueServingModule` serves these signatures for any model that scores
+the whole catalogue; `RetrievalServingModule` is its two-tower form, and
+`models.item_item_export` its form for item-item weights (EASE^R, item-kNN).
 """
 
 from __future__ import annotations
@@ -167,33 +171,41 @@ def _rank_of_target(scores: tf.Tensor, available: tf.Tensor,
   return tf.where(target_available, higher + 0.5 * tied, worst)
 
 
-class RetrievalServingModule(tf.Module):
-  """Everything a retrieval SavedModel serves.
+class CatalogueServingModule(tf.Module):
+  """The signatures of every model that scores the whole catalogue.
+
+  Subclasses say what a query and a candidate are (`query_vector`,
+  `candidate_vector`) and how the catalogue is scored (`score_catalogue`);
+  this class serves them under the `models.serving_names` signatures, with
+  the same raw inputs, history exclusion and `evaluate` ranks for every
+  family.
 
   Args:
     tft_layer: `TFTransformOutput.transform_features_layer()`.
     raw_feature_spec: `TFTransformOutput.raw_feature_spec()`.
-    query_tower: transformed features -> `[batch, dim]` embeddings, or
-      `[batch, K, dim]` for a multi-vector model (scored by the max over K).
-    candidate_tower: transformed features -> `[batch, dim]` embeddings.
     catalogue: the items to retrieve from.
   """
 
-  def __init__(self, tft_layer, raw_feature_spec, query_tower: Callable,
-               candidate_tower: Callable, catalogue: ItemCatalogue):
+  def __init__(self, tft_layer, raw_feature_spec, catalogue: ItemCatalogue):
     super().__init__()
     self.tft_layer = tft_layer
     self._raw_feature_spec = dict(raw_feature_spec)
-    self.query_tower = query_tower
-    self.candidate_tower = candidate_tower
     self.item_ids = tf.constant(catalogue.item_ids.astype(str))
-    self.item_embeddings = tf.Variable(
-        candidate_tower(
-            {k: tf.constant(v) for k, v in catalogue.candidate_features.items()}),
-        trainable=False, name="item_embeddings")
     self.popularity = tf.constant(catalogue.train_counts, tf.float32)
     # Padding and OOV indices hold no real item.
     self.servable_items = tf.constant(catalogue.train_counts > 0)
+
+  def query_vector(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """`query_embedding`'s output for transformed query features."""
+    raise NotImplementedError
+
+  def candidate_vector(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """`candidate_embedding`'s output for transformed candidate features."""
+    raise NotImplementedError
+
+  def score_catalogue(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """`[batch, num_indices]` scores of every item index for each query."""
+    raise NotImplementedError
 
   def _transform(self, raw: Mapping[str, tf.Tensor]) -> Mapping[str, tf.Tensor]:
     """Runs the Transform graph on a subset of raw features."""
@@ -208,17 +220,16 @@ class RetrievalServingModule(tf.Module):
     return tf.logical_and(self.servable_items[tf.newaxis, :],
                           tf.logical_not(seen))
 
-  def _query(self, user_id, history_item_ids, timestamp):
-    transformed = self._transform({
+  def _query_features(self, user_id, history_item_ids, timestamp):
+    return self._transform({
         features.USER_ID: user_id,
         features.HISTORY_ITEM_IDS: history_item_ids,
         features.TIMESTAMP: timestamp,
     })
-    return transformed, self.query_tower(transformed)
 
   def _top_k(self, user_id, history_item_ids, timestamp, k: int):
-    transformed, query = self._query(user_id, history_item_ids, timestamp)
-    scores = score_items(query, self.item_embeddings)
+    transformed = self._query_features(user_id, history_item_ids, timestamp)
+    scores = self.score_catalogue(transformed)
     available = self._available(transformed[features.HISTORY_ITEM_INDICES])
     scores = tf.where(available, scores, _UNAVAILABLE_SCORE)
     k = tf.minimum(k, tf.shape(scores)[1])
@@ -236,7 +247,8 @@ class RetrievalServingModule(tf.Module):
 
     @tf.function(input_signature=query_specs)
     def query_embedding(user_id, history_item_ids, timestamp):
-      return {serving_names.EMBEDDING: self._query(user_id, history_item_ids, timestamp)[1]}
+      return {serving_names.EMBEDDING: self.query_vector(
+          self._query_features(user_id, history_item_ids, timestamp))}
 
     @tf.function(input_signature=(
         tf.TensorSpec([None], tf.string, name=features.ITEM_ID),
@@ -249,7 +261,7 @@ class RetrievalServingModule(tf.Module):
           features.ITEM_TITLE: item_title,
           features.ITEM_CATEGORIES: item_categories,
       })
-      return {serving_names.EMBEDDING: self.candidate_tower(transformed)}
+      return {serving_names.EMBEDDING: self.candidate_vector(transformed)}
 
     def retrieve(k):
       @tf.function(input_signature=query_specs)
@@ -262,10 +274,9 @@ class RetrievalServingModule(tf.Module):
     def evaluate(examples):
       raw = tf.io.parse_example(examples, self._raw_feature_spec)
       transformed = self.tft_layer(raw)
-      query = self.query_tower(transformed)
       available = self._available(transformed[features.HISTORY_ITEM_INDICES])
       target = transformed[features.ITEM_INDEX]
-      model_scores = score_items(query, self.item_embeddings)
+      model_scores = self.score_catalogue(transformed)
       popularity_scores = tf.broadcast_to(self.popularity, tf.shape(model_scores))
       return {
           serving_names.TARGET_RANK: _rank_of_target(model_scores, available, target),
@@ -285,3 +296,35 @@ class RetrievalServingModule(tf.Module):
 
   def save(self, export_dir: str) -> None:
     tf.saved_model.save(self, export_dir, signatures=self.signatures())
+
+
+class RetrievalServingModule(CatalogueServingModule):
+  """Everything a two-tower retrieval SavedModel serves.
+
+  Args:
+    tft_layer: `TFTransformOutput.transform_features_layer()`.
+    raw_feature_spec: `TFTransformOutput.raw_feature_spec()`.
+    query_tower: transformed features -> `[batch, dim]` embeddings, or
+      `[batch, K, dim]` for a multi-vector model (scored by the max over K).
+    candidate_tower: transformed features -> `[batch, dim]` embeddings.
+    catalogue: the items to retrieve from.
+  """
+
+  def __init__(self, tft_layer, raw_feature_spec, query_tower: Callable,
+               candidate_tower: Callable, catalogue: ItemCatalogue):
+    super().__init__(tft_layer, raw_feature_spec, catalogue)
+    self.query_tower = query_tower
+    self.candidate_tower = candidate_tower
+    self.item_embeddings = tf.Variable(
+        candidate_tower(
+            {k: tf.constant(v) for k, v in catalogue.candidate_features.items()}),
+        trainable=False, name="item_embeddings")
+
+  def query_vector(self, transformed):
+    return self.query_tower(transformed)
+
+  def candidate_vector(self, transformed):
+    return self.candidate_tower(transformed)
+
+  def score_catalogue(self, transformed):
+    return score_items(self.query_tower(transformed), self.item_embeddings)

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import features
+from models import export_testing
 from models import retrieval_export
 from models import serving_names
 
@@ -43,29 +44,6 @@ _ITEM_TABLE = np.array([[0, 0], [1, 0], [0, 0.9], [0.6, 0.6], [-1, 0], [0, 0]],
 # mean would put item 3 first.
 _TWO_VECTORS = np.array([[[1, 0], [0, 1]]], np.float32)
 _TRAIN_COUNTS = np.array([0, 3, 1, 2, 5, 0], np.float64)
-_RAW_FEATURE_SPEC = {
-    features.USER_ID: tf.io.FixedLenFeature([], tf.string),
-    features.HISTORY_ITEM_IDS: tf.io.VarLenFeature(tf.string),
-    features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
-    features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
-}
-
-
-def _item_indices(ids: tf.Tensor) -> tf.Tensor:
-  """Raw ids "1".."4" are their own indices; "" is padding."""
-  return tf.strings.to_number(tf.where(ids == "", "0", ids), tf.int64)
-
-
-def _fake_transform(raw):
-  """Stands in for the Transform layer, on the features the towers use."""
-  return {
-      features.USER_INDEX: tf.zeros_like(
-          tf.reshape(raw[features.TIMESTAMP], [-1])),
-      features.HISTORY_ITEM_INDICES: _item_indices(
-          tf.sparse.to_dense(raw[features.HISTORY_ITEM_IDS])),
-      features.ITEM_INDEX: _item_indices(
-          tf.reshape(raw[features.ITEM_ID], [-1])),
-  }
 
 
 class _UserTableTower(tf.Module):
@@ -81,7 +59,8 @@ class _UserTableTower(tf.Module):
 
 def _exported(tmp_path, user_table: np.ndarray):
   module = retrieval_export.RetrievalServingModule(
-      _fake_transform, _RAW_FEATURE_SPEC, _UserTableTower(user_table),
+      export_testing.fake_transform, export_testing.RAW_FEATURE_SPEC,
+      _UserTableTower(user_table),
       lambda inputs: tf.gather(_ITEM_TABLE, inputs[features.ITEM_INDEX]),
       retrieval_export.ItemCatalogue(
           item_ids=np.array(["", "1", "2", "3", "4", ""], dtype=object),
@@ -89,12 +68,6 @@ def _exported(tmp_path, user_table: np.ndarray):
           train_counts=_TRAIN_COUNTS))
   module.save(str(tmp_path))
   return tf.saved_model.load(str(tmp_path))
-
-
-def _query_inputs(histories):
-  return dict(user_id=tf.constant(["u"] * len(histories)),
-              history_item_ids=tf.constant(histories),
-              timestamp=tf.zeros([len(histories)], tf.int64))
 
 
 def test_multi_vector_scores_are_the_max_over_vectors():
@@ -110,15 +83,11 @@ def test_multi_vector_export_retrieves_and_ranks_by_the_max(tmp_path):
   signatures = loaded.signatures
   histories = [["1", ""], ["", ""]]
 
-  embedding = signatures["query_embedding"](**_query_inputs(histories))
-  top = signatures["retrieve_top10"](**_query_inputs(histories))
-  example = tf.train.Example()
-  for name, value in ((features.USER_ID, b"u"), (features.ITEM_ID, b"3"),
-                      (features.HISTORY_ITEM_IDS, b"1")):
-    example.features.feature[name].bytes_list.value.append(value)
-  example.features.feature[features.TIMESTAMP].int64_list.value.append(0)
-  ranks = signatures["evaluate"](
-      examples=tf.constant([example.SerializeToString()]))
+  queries = export_testing.query_inputs(histories)
+  embedding = signatures["query_embedding"](**queries)
+  top = signatures["retrieve_top10"](**queries)
+  ranks = signatures["evaluate"](examples=tf.constant(
+      [export_testing.serialized_example("3", ["1"])]))
 
   np.testing.assert_allclose(embedding[serving_names.EMBEDDING].numpy(),
                              np.repeat(_TWO_VECTORS, 2, axis=0))
@@ -132,8 +101,9 @@ def test_multi_vector_export_retrieves_and_ranks_by_the_max(tmp_path):
 
 def test_single_vector_export_keeps_its_embedding_shape(tmp_path):
   loaded = _exported(tmp_path, _TWO_VECTORS[:, 0])
-  embedding = loaded.signatures["query_embedding"](**_query_inputs([[""]]))
+  no_history = export_testing.query_inputs([[""]])
+  embedding = loaded.signatures["query_embedding"](**no_history)
   np.testing.assert_allclose(embedding[serving_names.EMBEDDING].numpy(), [[1, 0]])
-  top = loaded.signatures["retrieve_top10"](**_query_inputs([[""]]))
+  top = loaded.signatures["retrieve_top10"](**no_history)
   assert top["item_ids"].numpy().astype(str)[0, :4].tolist() == [
       "1", "3", "2", "4"]
