@@ -20,7 +20,10 @@ the rest (training, the catalogue, the export, the index):
 
 A ranking (CTR) or pre-training family names its own `train` function,
 `(fn_args, tft_output, hparams) -> None`, which writes a SavedModel to
-`fn_args.serving_model_dir`.
+`fn_args.serving_model_dir`. So may a retrieval family that is not a
+neural `RetrievalModel` (`ease`, `item_knn`: closed-form item-item models);
+its export serves the retrieval signatures, and with `indexed=False` the
+pipeline pushes it without a ScaNN index.
 """
 
 from __future__ import annotations
@@ -58,14 +61,17 @@ class FamilySpec:
     name: the `--model-family` value.
     kind: `RETRIEVAL`, `RANKING` or `PRETRAINING`.
     config: `"module:Class"` of the family's hyperparameter dataclass.
-    train: `"module:function"` that trains and exports the model;
+    train: `"module:function"` that trains and exports the model; neural
       retrieval families share `RETRIEVAL_TRAIN`.
-    build_model: retrieval families: `"module:function"` building the model
-      that `RETRIEVAL_TRAIN` fits.
+    build_model: retrieval families trained by `RETRIEVAL_TRAIN`:
+      `"module:function"` building the model it fits.
     export: `"module:Class"` of the `tf.Module` the SavedModel is saved
       from, i.e. what the served signatures are.
     pretrained_by: the family whose Trainer runs first and hands its model
       over as `base_model`, if any.
+    indexed: retrieval families: whether the pipeline builds a ScaNN index
+      of the candidate embeddings before pushing. False for families that
+      score the catalogue otherwise (item-item weights).
   """
   name: str
   kind: str
@@ -74,17 +80,28 @@ class FamilySpec:
   build_model: Optional[str] = None
   export: str = RETRIEVAL_EXPORT
   pretrained_by: Optional[str] = None
+  indexed: bool = True
 
   def __post_init__(self):
     if self.kind not in KINDS:
       raise ValueError(f"family {self.name!r}: kind must be one of {KINDS}")
-    if (self.kind == RETRIEVAL) != (self.build_model is not None):
-      raise ValueError(f"family {self.name!r}: retrieval families, and only "
-                       "they, name a build_model")
+    shared_trainer = self.train == RETRIEVAL_TRAIN
+    if shared_trainer != (self.build_model is not None):
+      raise ValueError(f"family {self.name!r}: a family trained by "
+                       f"{RETRIEVAL_TRAIN} names a build_model, any other "
+                       "names its own train and no build_model")
+    if shared_trainer and self.kind != RETRIEVAL:
+      raise ValueError(f"family {self.name!r}: only retrieval families name "
+                       "a build_model; name the family's own train")
 
   @property
   def is_ranking(self) -> bool:
     return self.kind == RANKING
+
+  @property
+  def builds_index(self) -> bool:
+    """Whether the pipeline indexes the trained model before pushing it."""
+    return self.kind == RETRIEVAL and self.indexed
 
   def config_class(self) -> type:
     return load(self.config)
@@ -97,6 +114,8 @@ class FamilySpec:
 
 _CTR_TRAINER = "models.ctr_trainer"
 _SEMINAR_TRAINER = "models.seminar_trainer"
+_ITEM_ITEM_TRAINER = "models.item_item_trainer"
+_ITEM_ITEM_EXPORT = "models.item_item_export:ItemNeighboursServingModule"
 
 FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
     FamilySpec("two_tower", RETRIEVAL, "models.two_tower:TwoTowerConfig",
@@ -107,6 +126,12 @@ FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
                build_model="models.guim:build_guim"),
     FamilySpec("gmn", RETRIEVAL, "models.gmn:GmnConfig",
                build_model="models.gmn:build_gmn"),
+    FamilySpec("ease", RETRIEVAL, "models.ease:EaseConfig",
+               train=f"{_ITEM_ITEM_TRAINER}:train_ease",
+               export=_ITEM_ITEM_EXPORT, indexed=False),
+    FamilySpec("item_knn", RETRIEVAL, "models.item_knn:ItemKnnConfig",
+               train=f"{_ITEM_ITEM_TRAINER}:train_item_knn",
+               export=_ITEM_ITEM_EXPORT, indexed=False),
     FamilySpec("courier", PRETRAINING, "models.courier:CourierConfig",
                train=f"{_CTR_TRAINER}:train_courier",
                export=f"{_CTR_TRAINER}:CourierExportModule"),

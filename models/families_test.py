@@ -29,17 +29,32 @@ def test_kinds_of_the_built_in_families():
   assert families.get(families.DEFAULT_FAMILY).kind == families.RETRIEVAL
 
 
+def test_only_neural_retrieval_families_are_indexed():
+  indexed = {n for n, s in families.FAMILIES.items() if s.builds_index}
+  assert indexed == {"two_tower", "sasrec", "guim", "gmn"}
+  for name in ("ease", "item_knn"):
+    spec = families.get(name)
+    assert spec.kind == families.RETRIEVAL and spec.build_model is None
+    assert spec.train != families.RETRIEVAL_TRAIN
+
+
 def test_unknown_family_names_the_registered_ones():
   with pytest.raises(ValueError, match="registered: .*two_tower"):
     families.get("nope")
 
 
-def test_retrieval_and_build_model_go_together():
+def test_a_family_names_a_build_model_or_its_own_train():
   with pytest.raises(ValueError, match="build_model"):
     families.FamilySpec("x", families.RETRIEVAL, "models.two_tower:TwoTowerConfig")
   with pytest.raises(ValueError, match="build_model"):
+    families.FamilySpec("x", families.RETRIEVAL, "models.ease:EaseConfig",
+                        train="models.item_item_trainer:train_ease",
+                        build_model="models.two_tower:build_two_tower")
+  with pytest.raises(ValueError, match="build_model"):
     families.FamilySpec("x", families.RANKING, "models.ranking:RankingConfig",
                         build_model="models.two_tower:build_two_tower")
+  with pytest.raises(ValueError, match="build_model"):
+    families.FamilySpec("x", families.RANKING, "models.ranking:RankingConfig")
   with pytest.raises(ValueError, match="kind"):
     families.FamilySpec("x", "clustering", "models.ranking:RankingConfig")
 

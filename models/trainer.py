@@ -1,9 +1,9 @@
 """The TFX Trainer entry point: `run_fn` dispatches on the model family.
 
 The pipeline passes `custom_config = {"model_family": ..., "hparams": {...},
-"label": ..., "seed": ...}` (keys in `models.families`). Retrieval families
-share `models.retrieval_trainer`; every other family names its own train
-function in its `families.FamilySpec`.
+"label": ..., "seed": ...}` (keys in `models.families`). Neural retrieval
+families share `models.retrieval_trainer`; every other family names its own
+train function in its `families.FamilySpec`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   spec = families.get(family)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   hparams = custom_config.get(families.HPARAMS_KEY, {})
-  if spec.kind == families.RETRIEVAL:
+  if spec.train == families.RETRIEVAL_TRAIN:
     retrieval_trainer.train_retrieval(fn_args, tft_output, hparams, spec)
   else:
     families.load(spec.train)(fn_args, tft_output, hparams)

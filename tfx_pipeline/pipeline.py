@@ -5,10 +5,10 @@ InteractionExampleGen -> StatisticsGen -> (Import)SchemaGen -> ExampleValidator
 (against the last blessed model) -> [ScannIndexGen ->] Pusher. What depends
 on the model family comes from its `models.families.FamilySpec`: a family
 with `pretrained_by` gets the pre-training Trainer; ranking families get CTR
-negatives and skip the index. With `config.embedding_benchmark.enabled`,
-EmbeddingBenchmark probes the Trainer's model next to baseline models, each
-from its own `BaselineTrainer_<label>`. Runners (local, Kubeflow) only decide
-where it runs.
+negatives; only indexed retrieval families get the index. With
+`config.embedding_benchmark.enabled`, EmbeddingBenchmark probes the Trainer's
+model next to baseline models, each from its own `BaselineTrainer_<label>`.
+Runners (local, Kubeflow) only decide where it runs.
 """
 
 from __future__ import annotations
@@ -121,8 +121,9 @@ def create_pipeline(config: config_lib.PipelineConfig,
       example_splits=["eval"],
       eval_config=evaluation.eval_config(config))
 
-  if family.is_ranking:
-    # A ranker scores given candidates; there is no item index to build.
+  if not family.builds_index:
+    # A ranker scores given candidates, an item-item model (`indexed=False`)
+    # scores the catalogue from its sparse weights: no index to build.
     index_gen = None
     pushed_model = trainer.outputs["model"]
   else:

@@ -54,6 +54,24 @@ def test_pretrained_ranking_family_gets_two_trainers_and_no_index(tmp_path,
   assert {"AUC", "BinaryCrossentropy"} <= set(metrics)
 
 
+@pytest.mark.parametrize("family", ["ease", "item_knn"])
+def test_item_item_family_is_gated_on_recall_and_pushed_without_index(
+    tmp_path, family):
+  config = config_lib.PipelineConfig(workspace=str(tmp_path),
+                                     model_family=family, hparams={})
+  components = _components(config)
+  assert "ScannIndexGen" not in components
+  assert "PretrainTrainer" not in components
+  assert _custom_config(components["Trainer"])["model_family"] == family
+  assert components["Pusher"].inputs["model"].producer_component_id == "Trainer"
+  assert (components["InteractionExampleGen"].exec_properties["ctr_negatives"]
+          == 0)
+  gated = [json.loads(metric.config)["name"] for metric in
+           evaluation.eval_config(config).metrics_specs[0].metrics
+           if metric.per_slice_thresholds]
+  assert gated == [config.gate.metric]
+
+
 def test_unknown_family_is_rejected_before_running(tmp_path):
   with pytest.raises(ValueError, match="unknown model family 'nope'"):
     pipeline.create_pipeline(config_lib.PipelineConfig(workspace=str(tmp_path),
