@@ -1,11 +1,27 @@
 """Test-wide setup: Keras 2 is selected (by importing `transforms`) before any
 test module can load TensorFlow; the shared pipeline-run fixtures come from
-`tests.pipeline_fixtures`."""
+`tests.pipeline_fixtures`; the run ends with one line on the tests that did
+not run for want of data or a package (`tests.prerequisites`)."""
 
 import os
 
+import pytest
+
 import transforms  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+
+from tests import prerequisites
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 pytest_plugins = ["tests.pipeline_fixtures"]
+
+
+# Outermost wrapper: the line comes after pytest's own summaries, just above
+# the final counts, where it is read.
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+  yield
+  skipped = terminalreporter.stats.get("skipped", [])
+  line = prerequisites.not_run_summary(skipped)
+  if line:
+    terminalreporter.write_line(line, yellow=True, bold=True)

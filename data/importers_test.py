@@ -6,26 +6,19 @@ import pytest
 
 from data import contract
 from data import importers
-
-SOURCE_ROOT = importers.default_source_root()
-
-requires_real_data = pytest.mark.skipif(
-  not SOURCE_ROOT.is_dir(), reason=f"real data not found at {SOURCE_ROOT}"
-)
+from tests import prerequisites
 
 
 @pytest.fixture(scope="module")
 def movielens() -> contract.Dataset:
-  if not SOURCE_ROOT.is_dir():
-    pytest.skip(f"real data not found at {SOURCE_ROOT}")
-  return importers.import_movielens_100k(SOURCE_ROOT)
+  return importers.import_movielens_100k(
+      prerequisites.shared_data_root("movielens-100k"))
 
 
 @pytest.fixture(scope="module")
 def grocery() -> contract.Dataset:
-  if not SOURCE_ROOT.is_dir():
-    pytest.skip(f"real data not found at {SOURCE_ROOT}")
-  return importers.import_amazon_grocery(SOURCE_ROOT)
+  return importers.import_amazon_grocery(
+      prerequisites.shared_data_root("amazon-grocery"))
 
 
 def test_registry_names():
@@ -111,9 +104,10 @@ def test_join_unique_ids_handles_empty_lists():
   assert importers._join_unique_ids("[1, 2]", "[2, 3]") == "1|2|3"
 
 
-@requires_real_data
 def test_import_dataset_writes_a_loadable_contract_dir(tmp_path):
-  directory = importers.import_dataset("amazon-grocery", SOURCE_ROOT, tmp_path / "grocery")
+  directory = importers.import_dataset(
+      "amazon-grocery", prerequisites.shared_data_root("amazon-grocery"),
+      tmp_path / "grocery")
 
   assert sorted(path.name for path in directory.iterdir()) == ["interactions.csv", "items.csv"]
   assert len(contract.load_dataset(directory).interactions) == 121_892

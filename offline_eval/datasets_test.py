@@ -7,15 +7,14 @@ import pytest
 
 from data import contract
 from data import features
-from data import importers
 from data import synthetic
 from offline_eval import datasets
+from tests import prerequisites
 
 
 @pytest.fixture(scope="module")
 def movielens():
-  if not (importers.default_source_root() / "movielens-100k").is_dir():
-    pytest.skip("MovieLens-100K is not in the shared data folder")
+  prerequisites.shared_data_root("movielens-100k")
   return datasets.load_sequences("movielens-100k")
 
 

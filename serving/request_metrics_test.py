@@ -11,12 +11,13 @@ from models import serving_names
 from serving.testing_grpc import (local_only, open_stubs, predict_request,
                                   serve_version_1, served_version)
 from serving.testing_models import MODEL_NAME
+from tests import prerequisites
 
 
 @local_only
 def test_metrics_count_requests_by_model_signature_and_code(model_template,
                                                             tmp_path):
-  parser = pytest.importorskip("prometheus_client.parser")
+  parser = prerequisites.module("prometheus_client.parser")
   with serve_version_1(model_template, tmp_path, metrics_port=0) as handle, \
       open_stubs(handle.address) as stubs:
     served_version(stubs)

@@ -180,8 +180,15 @@ def test_batch_larger_than_max_batch_size_is_refused(stubs):
 @local_only
 def test_batch_limit_leaves_other_dimensions_alone(stubs):
   long_history = ["item_1"] * (MAX_BATCH_SIZE + 1)
-  stubs.prediction.Predict(predict_request(histories=[long_history]),
-                           timeout=10)
+  response = stubs.prediction.Predict(
+      predict_request(histories=[long_history]), timeout=10)
+
+  # The history is longer than a batch may be, yet it is answered in full:
+  # one row, the top items with the history's item left out.
+  expected_ids, _ = exact_top_k(query_embedding(stubs, "user_a"), TOP_K,
+                                {"item_1"})
+  assert response.outputs[serving_names.ITEM_IDS].tensor_shape.dim[0].size == 1
+  assert retrieved(response)[0] == expected_ids
 
 
 @local_only

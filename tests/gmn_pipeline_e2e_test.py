@@ -12,6 +12,7 @@ import tensorflow as tf
 from data import contract
 from data import dual_graph
 from data import importers
+from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
@@ -25,9 +26,7 @@ TINY_GMN = {"epochs": 2, "batch_size": 128, "embedding_dim": 16,
 
 @pytest.fixture(scope="module")
 def gmn_run(tmp_path_factory):
-  source = importers.default_source_root()
-  if not (source / "amazon-video-games").is_dir():
-    pytest.skip(f"amazon-video-games not found under {source}")
+  source = prerequisites.shared_data_root("amazon-video-games")
   log = importers.IMPORTERS["amazon-video-games"](source).interactions
   users = dual_graph.shared_users(log)[:SAMPLE_USERS]
   sample = log[log["user_id"].isin(users)].reset_index(drop=True)

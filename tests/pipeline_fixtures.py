@@ -18,6 +18,7 @@ import tensorflow as tf
 from data import contract
 from data import importers
 from offline_eval import probes
+from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
@@ -45,9 +46,7 @@ def write_movielens_sample(directory: pathlib.Path, n_users: int = SAMPLE_USERS,
     transform: optional function applied to the interactions frame, e.g. to
       make the data bad on purpose or to add a `query` column.
   """
-  source = importers.default_source_root()
-  if not (source / "movielens-100k").is_dir():
-    pytest.skip(f"MovieLens-100K not found under {source}")
+  source = prerequisites.shared_data_root("movielens-100k")
   dataset = importers.IMPORTERS["movielens-100k"](source)
   keep = dataset.interactions["user_id"].astype(int) <= n_users
   interactions = dataset.interactions[keep].reset_index(drop=True)

@@ -32,6 +32,7 @@ from serving.testing_grpc import (MAX_BATCH_SIZE, assert_rpc_error,
                                   publish_version, served_version,
                                   start_local_server)
 from serving.testing_models import MODEL_NAME
+from tests import prerequisites
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,7 @@ def test_a_small_request_cannot_declare_millions_of_strings(stubs):
 
 def _self_signed_certificate(directory: pathlib.Path) -> tuple[str, str]:
   """Writes a certificate for localhost/127.0.0.1 and its key; returns paths."""
-  x509 = pytest.importorskip("cryptography.x509")
+  x509 = prerequisites.module("cryptography.x509")
   from cryptography.hazmat.primitives import hashes  # pylint: disable=g-import-not-at-top
   from cryptography.hazmat.primitives import serialization  # pylint: disable=g-import-not-at-top
   from cryptography.hazmat.primitives.asymmetric import ec  # pylint: disable=g-import-not-at-top
