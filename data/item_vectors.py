@@ -1,8 +1,16 @@
-"""External `item_id -> vector` text files, e.g. precomputed image vectors.
+"""External `item_id -> vector` files, e.g. precomputed image embeddings.
 
-One item per line: the raw item id, a tab, then the vector's values
-separated by commas or spaces. Blank lines are skipped. Every error names the
-file, the line and the field (`item_id` or `vector`) at fault.
+One reader for every model that takes such a file (SEMINAR's image vectors,
+COURIER's external content). The format follows the file extension:
+
+- `.parquet`: columns `item_id` (string) and `vector` (list of floats);
+- `.npy`: a structured array with fields `item_id` and `vector` (loaded
+  without pickle);
+- `.npz`: arrays `item_id` `[n]` and `vector` `[n, dim]`;
+- anything else is text: one item per line, the raw item id, a tab, then
+  the vector's values separated by commas or spaces; blank lines are
+  skipped. Every error names the file, the line and the field (`item_id` or
+  `vector`) at fault.
 """
 
 from __future__ import annotations
@@ -12,6 +20,11 @@ import pathlib
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
+
+ID_COLUMN = "item_id"
+VECTOR_COLUMN = "vector"
+_BINARY_FORMATS = (".parquet", ".npy", ".npz")
 
 
 def _parse_line(path: str | os.PathLike, line_number: int,
@@ -42,25 +55,8 @@ def _is_number(token: str) -> bool:
   return True
 
 
-def load_item_vectors(path: str | os.PathLike,
-                      item_ids: Sequence[str]) -> np.ndarray:
-  """Reads a vector file into a table aligned with `item_ids`.
-
-  Items without a line (and the padding row, id "") get the zero vector;
-  lines of items not in `item_ids` are read and ignored.
-
-  Args:
-    path: the file.
-    item_ids: raw item id of every item index.
-
-  Returns:
-    `[len(item_ids), dim]` float32.
-
-  Raises:
-    ValueError: naming the file and line of a malformed line, a vector of
-      another width than the first one, or an item id given twice; or if the
-      file holds no vector.
-  """
+def _read_text(path: str | os.PathLike) -> dict[str, np.ndarray]:
+  """The vectors of a text file by item id, checked line by line."""
   vectors: dict[str, np.ndarray] = {}
   line_of_item: dict[str, int] = {}
   for line_number, line in enumerate(
@@ -79,10 +75,61 @@ def load_item_vectors(path: str | os.PathLike,
           f"{len(vector)}, line {width_line} has {width}")
     vectors[item_id] = vector
     line_of_item[item_id] = line_number
+  return vectors
+
+
+def _read_binary(path: str | os.PathLike, extension: str
+                 ) -> dict[str, np.ndarray]:
+  """The vectors of a `.parquet`, `.npy` or `.npz` file by item id."""
+  if extension == ".parquet":
+    frame = pd.read_parquet(path, columns=[ID_COLUMN, VECTOR_COLUMN])
+    ids = frame[ID_COLUMN].astype(str).to_numpy()
+    vectors = np.stack(frame[VECTOR_COLUMN].to_numpy()) if len(frame) else (
+        np.zeros((0, 0), np.float32))
+  else:
+    loaded = np.load(path, allow_pickle=False)
+    ids = np.asarray(loaded[ID_COLUMN]).astype(str)
+    vectors = np.asarray(loaded[VECTOR_COLUMN])
+  if vectors.ndim != 2 or len(vectors) != len(ids):
+    raise ValueError(f"{path}: field vector: expected one vector per item_id, "
+                     f"got shape {vectors.shape} for {len(ids)} ids")
+  unique, first_row, counts = np.unique(ids, return_index=True,
+                                        return_counts=True)
+  if (counts > 1).any():
+    repeated = unique[counts > 1][0]
+    raise ValueError(f"{path}: row {int(first_row[counts > 1][0])}: item_id "
+                     f"{repeated!r} appears {int(counts[counts > 1][0])} times")
+  return dict(zip(ids, vectors.astype(np.float32)))
+
+
+def load_item_vectors(path: str | os.PathLike, item_ids: Sequence[str]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """Reads a vector file into a table aligned with `item_ids`.
+
+  Items without a vector (and the padding row, id "") get the zero vector;
+  vectors of items not in `item_ids` are read and ignored.
+
+  Args:
+    path: the file; its extension picks the format (module docstring).
+    item_ids: raw item id of every item index.
+
+  Returns:
+    `([len(item_ids), dim] float32 table, [len(item_ids)] bool found)`.
+
+  Raises:
+    ValueError: naming the file and line (or row) of a malformed entry, a
+      vector of another width than the first one, or an item id given
+      twice; or if the file holds no vector.
+  """
+  extension = os.path.splitext(str(path))[1].lower()
+  vectors = (_read_binary(path, extension) if extension in _BINARY_FORMATS
+             else _read_text(path))
   if not vectors:
     raise ValueError(f"{path} holds no vectors")
+  width = len(next(iter(vectors.values())))
   table = np.zeros((len(item_ids), width), np.float32)
-  for index, item_id in enumerate(item_ids):
-    if item_id in vectors:
-      table[index] = vectors[item_id]
-  return table
+  found = np.array([bool(item_id) and item_id in vectors
+                    for item_id in item_ids], bool)
+  for index in np.flatnonzero(found):
+    table[index] = vectors[item_ids[index]]
+  return table, found

@@ -1,6 +1,7 @@
-"""Tests of reading `item_id -> vector` text files."""
+"""Tests of reading `item_id -> vector` files."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from data import item_vectors
@@ -9,7 +10,7 @@ from data import item_vectors
 def _load(tmp_path, text, item_ids=("", "a", "b", "c")):
   path = tmp_path / "images.tsv"
   path.write_text(text)
-  return item_vectors.load_item_vectors(path, list(item_ids))
+  return item_vectors.load_item_vectors(path, list(item_ids))[0]
 
 
 def test_vectors_are_aligned_with_item_ids(tmp_path):
@@ -32,3 +33,40 @@ def test_vectors_are_aligned_with_item_ids(tmp_path):
 def test_errors_name_the_file_line_and_field(tmp_path, text, message):
   with pytest.raises(ValueError, match=message):
     _load(tmp_path, text)
+
+
+def _write(path, ids, vectors):
+  if path.suffix == ".parquet":
+    pd.DataFrame({"item_id": ids, "vector": list(vectors)}).to_parquet(path)
+  elif path.suffix == ".npy":
+    table = np.zeros(len(ids), dtype=[("item_id", "U8"),
+                                      ("vector", np.float32, vectors.shape[1])])
+    table["item_id"], table["vector"] = ids, vectors
+    np.save(path, table)
+  else:
+    np.savez(path, item_id=np.array(ids), vector=vectors)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".npy", ".npz"])
+def test_binary_formats_align_to_item_ids_and_say_what_was_found(tmp_path,
+                                                                 suffix):
+  path = tmp_path / f"images{suffix}"
+  _write(path, ["b", "a", "z"], np.array([[1, 2], [3, 4], [5, 6]], np.float32))
+  table, found = item_vectors.load_item_vectors(path, ["", "a", "b", "c"])
+  np.testing.assert_array_equal(table, [[0, 0], [3, 4], [1, 2], [0, 0]])
+  np.testing.assert_array_equal(found, [False, True, True, False])
+
+
+def test_binary_format_rejects_a_repeated_item_id(tmp_path):
+  path = tmp_path / "images.npz"
+  _write(path, ["a", "b", "a"], np.ones((3, 2), np.float32))
+  with pytest.raises(ValueError, match=r"images.npz: row 0: item_id 'a' "
+                     "appears 2 times"):
+    item_vectors.load_item_vectors(path, ["a"])
+
+
+def test_binary_format_rejects_vectors_that_do_not_match_the_ids(tmp_path):
+  path = tmp_path / "images.npz"
+  np.savez(path, item_id=np.array(["a", "b"]), vector=np.ones(3, np.float32))
+  with pytest.raises(ValueError, match="field vector: expected one vector per"):
+    item_vectors.load_item_vectors(path, ["a"])

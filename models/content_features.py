@@ -11,7 +11,7 @@ built from what the data holds:
   substitute = also-viewed), as a truncated SVD of each relation's symmetric,
   degree-normalised adjacency matrix;
 - optionally an external `item_id -> vector` file (for example image
-  embeddings), read by `load_external_vectors`.
+  embeddings), read by `data.item_vectors.load_item_vectors`.
 
 Every block is L2-normalised per item so that no block dominates by scale.
 Row 0 (padding) and items without content are zero vectors.
@@ -19,16 +19,12 @@ Row 0 (padding) and items without content are zero vectors.
 
 from __future__ import annotations
 
-import os
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
-EXTERNAL_ID_COLUMN = "item_id"
-EXTERNAL_VECTOR_COLUMN = "vector"
 
 
 def _l2_normalize_rows(matrix: np.ndarray) -> np.ndarray:
@@ -103,48 +99,6 @@ def relation_vectors(num_items: int, pairs: np.ndarray, dim: int = 32,
   return _l2_normalize_rows(_truncated_svd(scale @ adjacency @ scale, dim, seed))
 
 
-def load_external_vectors(path: str | os.PathLike, item_ids: Sequence[str]
-                          ) -> tuple[np.ndarray, np.ndarray]:
-  """Reads an `item_id -> vector` file and aligns it to `item_ids`.
-
-  Formats, chosen by the file extension:
-    - `.parquet`: columns `item_id` (string) and `vector` (list of floats);
-    - `.npy`: a structured array with fields `item_id` and `vector`
-      (loaded without pickle);
-    - `.npz`: arrays `item_id` `[n]` and `vector` `[n, dim]`.
-
-  Args:
-    path: the file.
-    item_ids: raw ids, one per item index; ids missing from the file, and the
-      padding entry "", get a zero vector.
-
-  Returns:
-    `([len(item_ids), dim] float32 vectors, [len(item_ids)] bool found)`.
-  """
-  extension = os.path.splitext(str(path))[1].lower()
-  if extension == ".parquet":
-    frame = pd.read_parquet(path, columns=[EXTERNAL_ID_COLUMN, EXTERNAL_VECTOR_COLUMN])
-    ids = frame[EXTERNAL_ID_COLUMN].astype(str).to_numpy()
-    vectors = np.stack(frame[EXTERNAL_VECTOR_COLUMN].to_numpy())
-  elif extension in (".npy", ".npz"):
-    loaded = np.load(path, allow_pickle=False)
-    ids = loaded[EXTERNAL_ID_COLUMN].astype(str)
-    vectors = np.asarray(loaded[EXTERNAL_VECTOR_COLUMN])
-  else:
-    raise ValueError(f"unsupported external vector file {path}: expected "
-                     ".parquet, .npy or .npz")
-  if vectors.ndim != 2 or len(vectors) != len(ids):
-    raise ValueError(f"{path}: expected one vector per id, got vectors of shape "
-                     f"{vectors.shape} for {len(ids)} ids")
-  row_of_id = {item_id: row for row, item_id in enumerate(ids)}
-  rows = np.array([row_of_id.get(str(item_id), -1) if item_id else -1
-                   for item_id in item_ids])
-  found = rows >= 0
-  aligned = np.zeros((len(item_ids), vectors.shape[1]), np.float32)
-  aligned[found] = vectors[rows[found]]
-  return aligned, found
-
-
 def content_vectors(item_tokens: np.ndarray, num_tokens: int,
                     item_relations: Mapping[str, np.ndarray] | None = None,
                     external: np.ndarray | None = None, token_dim: int = 128,
@@ -156,7 +110,7 @@ def content_vectors(item_tokens: np.ndarray, num_tokens: int,
     num_tokens: token vocabulary size, padding included.
     item_relations: relation name -> `[n, 2]` item-index pairs.
     external: `[num_items, dim]` aligned external vectors (see
-      `load_external_vectors`).
+      `data.item_vectors.load_item_vectors`).
     token_dim: width of the token block.
     relation_dim: width of each relation block.
     seed: SVD seed.

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import pytest
 
 from models import content_features
 
@@ -35,32 +33,6 @@ def test_relation_vectors_group_related_items():
   assert similarity[1, 2] > 0.9 and similarity[4, 5] > 0.9
   assert abs(similarity[1, 4]) < 0.1
   np.testing.assert_array_equal(vectors[6], 0)
-
-
-def _write(path, ids, vectors):
-  if path.suffix == ".parquet":
-    pd.DataFrame({"item_id": ids, "vector": list(vectors)}).to_parquet(path)
-  elif path.suffix == ".npz":
-    np.savez(path, item_id=np.array(ids), vector=vectors)
-  else:
-    records = np.zeros(len(ids), dtype=[("item_id", "U8"),
-                                        ("vector", "f4", (vectors.shape[1],))])
-    records["item_id"], records["vector"] = ids, vectors
-    np.save(path, records)
-
-
-@pytest.mark.parametrize("suffix", [".parquet", ".npy", ".npz"])
-def test_external_vectors_align_to_item_ids(tmp_path, suffix):
-  path = tmp_path / f"images{suffix}"
-  _write(path, ["b", "a", "z"], np.array([[1, 2], [3, 4], [5, 6]], np.float32))
-  vectors, found = content_features.load_external_vectors(path, ["", "a", "b", "c"])
-  np.testing.assert_array_equal(vectors, [[0, 0], [3, 4], [1, 2], [0, 0]])
-  np.testing.assert_array_equal(found, [False, True, True, False])
-
-
-def test_external_vectors_reject_unknown_formats(tmp_path):
-  with pytest.raises(ValueError, match="unsupported"):
-    content_features.load_external_vectors(tmp_path / "x.csv", ["a"])
 
 
 def test_content_vectors_concatenate_normalised_blocks():

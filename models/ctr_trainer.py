@@ -29,6 +29,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
+from data import item_vectors
 from data import features
 from models import content_features
 from models import courier
@@ -79,7 +80,7 @@ def catalogue_content(catalogue: retrieval_export.ItemCatalogue,
       catalogue.candidate_features[features.CATEGORY_INDICES].max(initial=0))
   external = None
   if external_vectors_path:
-    external, found = content_features.load_external_vectors(
+    external, found = item_vectors.load_item_vectors(
         external_vectors_path, list(catalogue.item_ids))
     logging.info("External vectors found for %d of %d items", int(found.sum()),
                  len(found) - 2)

@@ -189,7 +189,7 @@ class SeminarInputs:
         max(config.num_keywords, features.QUERY_LENGTH), self.seed)
     self.image_vectors = (
         item_vectors.load_item_vectors(image_vectors_path,
-                                       list(self.catalogue.item_ids))
+                                       list(self.catalogue.item_ids))[0]
         if image_vectors_path else None)
     positives, self.calibration_sample = read_train_rows(
         train_inputs.input_dataset(fn_args, fn_args.train_files, tft_output,
