@@ -30,9 +30,9 @@ INDEX = "index.html"
 _FOOTER = (
     "Built only from tfma.load_eval_result and tfma.load_validation_result of "
     "the Evaluator output above (and ML-Metadata for timings, blessing and "
-    "push). Calibration and precision-recall curves belong to ranking models, "
-    "which score a few candidates with a probability; this pipeline trains a "
-    "retrieval model only so far, so there are none to show.")
+    "push). Calibration and precision-recall curves are not drawn: for the "
+    "ranking (CTR) families the tables give AUC, log loss and calibration "
+    "(mean prediction over mean label) as numbers.")
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;
  margin:2em auto;max-width:72em;padding:0 1em;color:#222;line-height:1.4}
