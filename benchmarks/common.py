@@ -11,7 +11,7 @@ import resource
 import shlex
 import sys
 import time
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -98,6 +98,38 @@ def write_results(path: str | os.PathLike, payload: Mapping) -> pathlib.Path:
   written = reporting.write_json(path, payload)
   log(f"wrote {written}")
   return written
+
+
+def run_datasets(module: str, argv: Sequence[str] | None,
+                 args: argparse.Namespace,
+                 run_dataset: Callable[[str, argparse.Namespace], Mapping],
+                 report: Callable[[str, Mapping], str]) -> dict:
+  """Runs a benchmark on each of `args.datasets` and writes its results.
+
+  Args:
+    module: the benchmark's module, for the command line that reproduces it.
+    argv: the command line's arguments (None: `sys.argv`).
+    args: the parsed flags; `args.datasets` and `args.output` are read.
+    run_dataset: `(dataset name, args) -> that dataset's results`.
+    report: `(dataset label, results) -> text`, printed after each dataset.
+
+  Returns:
+    The results by dataset label, as written to `args.output` beside the
+    command, the flags, the machine and the wall time.
+  """
+  started = time.time()
+  results = {}
+  for name in args.datasets:
+    label = dataset_label(name, args)
+    results[label] = run_dataset(name, args)
+    print(report(label, results[label]), flush=True)
+  write_results(args.output, {
+      "command": command(module, argv),
+      "args": {k: str(v) if isinstance(v, pathlib.Path) else v
+               for k, v in vars(args).items()},
+      "machine": machine(),
+      "wall_s": round(time.time() - started, 1), "results": results})
+  return results
 
 
 def machine() -> dict:

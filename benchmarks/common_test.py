@@ -66,6 +66,21 @@ def test_write_results_writes_json(tmp_path, capsys):
   assert str(path) in capsys.readouterr().out
 
 
+def test_run_datasets_reports_each_and_writes_all(tmp_path, capsys):
+  args = argparse.Namespace(datasets=["movielens-100k"], dataset_dir="",
+                            output=tmp_path / "r.json")
+  results = common.run_datasets(
+      "benchmarks.x", ["--datasets", "movielens-100k"], args,
+      lambda name, _: {"items": len(name)},
+      lambda label, result: f"{label}: {result['items']} items")
+  assert results == {"movielens-100k": {"items": 14}}
+  assert "movielens-100k: 14 items" in capsys.readouterr().out
+  written = json.loads((tmp_path / "r.json").read_text())
+  assert written["command"] == "python -m benchmarks.x --datasets movielens-100k"
+  assert written["results"] == results
+  assert written["args"]["output"] == str(tmp_path / "r.json")
+
+
 def test_percentile_ms_known_values():
   latencies = [0.001, 0.002, 0.003, 0.004, 0.005]
   assert common.percentile_ms(latencies, 50) == 3.0

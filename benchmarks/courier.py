@@ -305,19 +305,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  args = parse_args(argv)
-  started = time.time()
-  results = {}
-  for name in args.datasets:
-    label = common.dataset_label(name, args)
-    results[label] = run_dataset(name, args)
-    print(markdown(label, results[label]), flush=True)
-  common.write_results(args.output, {
-      "command": common.command("benchmarks.courier", argv),
-      "args": {k: str(v) if isinstance(v, pathlib.Path) else v
-               for k, v in vars(args).items()},
-      "machine": common.machine(),
-      "wall_s": time.time() - started, "results": results})
+  common.run_datasets("benchmarks.courier", argv, parse_args(argv),
+                      run_dataset, markdown)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
 """Stand-ins for the Transform graph, for tests of the retrieval exports.
 
 Raw item ids "1", "2", ... are their own item indices and "" is padding, so
-a test's catalogue and histories read as plain numbers.
+a test's catalogue and histories read as plain numbers. Also: running a
+script in a bare TensorFlow process, to show an export needs nothing else.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from typing import Sequence
 
 import tensorflow as tf
@@ -53,3 +58,38 @@ def serialized_example(target: str, history: Sequence[str]) -> bytes:
     example.features.feature[name].bytes_list.value.extend(values)
   example.features.feature[features.TIMESTAMP].int64_list.value.append(0)
   return example.SerializeToString()
+
+
+# Packages a served model must not need.
+_NOT_NEEDED = ("models", "data", "transforms", "scann", "tfx",
+               "tensorflow_transform")
+
+
+def run_in_bare_tensorflow(script: str, cwd: str) -> list[str]:
+  """Runs `script` in a fresh Python that has nothing of the project.
+
+  The project is not on its path (`cwd` must be outside the checkout) and
+  it inherits no Keras choice; it fails if the script imported any of
+  `_NOT_NEEDED`, e.g. because loading a SavedModel needed a custom op.
+
+  Args:
+    script: Python source; it may import only TensorFlow and the standard
+      library.
+    cwd: where it runs.
+
+  Returns:
+    The lines the script printed.
+  """
+  check = textwrap.dedent(f"""
+      import sys as _sys
+      _loaded = sorted(name for name in _sys.modules
+                       if name.split(".")[0] in {_NOT_NEEDED!r})
+      assert not _loaded, f"a served model imported {{_loaded}}"
+      """)
+  env = {name: value for name, value in os.environ.items()
+         if name not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
+  result = subprocess.run(
+      [sys.executable, "-c", textwrap.dedent(script) + check], env=env,
+      cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout.splitlines()
