@@ -179,7 +179,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--knn_neighbours", nargs="+", type=int,
                       default=[20, 50, 200], help="item-kNN k grid")
   parser.add_argument("--knn_shrinkage", nargs="+", type=float,
-                      default=[1.0, 10.0, 100.0],
+                      default=[10.0, 100.0, 500.0],
                       help="item-kNN shrinkage grid")
   parser.add_argument("--output", type=pathlib.Path, default=_RESULTS)
   return parser.parse_args(argv)
