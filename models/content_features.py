@@ -108,7 +108,8 @@ def content_vectors(item_tokens: np.ndarray, num_tokens: int,
   Args:
     item_tokens: `[num_items, length]` token indices, 0 = padding.
     num_tokens: token vocabulary size, padding included.
-    item_relations: relation name -> `[n, 2]` item-index pairs.
+    item_relations: relation name -> `[n, 2]` item-index pairs; a relation
+      without pairs adds no block (it would be all zeros).
     external: `[num_items, dim]` aligned external vectors (see
       `data.item_vectors.load_item_vectors`).
     token_dim: width of the token block.
@@ -120,6 +121,8 @@ def content_vectors(item_tokens: np.ndarray, num_tokens: int,
   """
   blocks = [token_vectors(item_tokens, num_tokens, token_dim, seed)]
   for name in sorted(item_relations or {}):
+    if not len(item_relations[name]):
+      continue
     blocks.append(relation_vectors(item_tokens.shape[0], item_relations[name],
                                    relation_dim, seed))
   if external is not None:

@@ -44,3 +44,12 @@ def test_content_vectors_concatenate_normalised_blocks():
   assert vectors.shape == (4, 2 + 2 + 2 + 2)
   np.testing.assert_array_equal(vectors[0], 0)
   np.testing.assert_allclose(vectors[1, -2:], [0.6, 0.8])
+
+
+def test_a_relation_without_pairs_adds_no_block():
+  tokens = np.array([[0, 0], [1, 2], [1, 0], [2, 0]])
+  without = content_features.content_vectors(tokens, num_tokens=3)
+  empty = content_features.content_vectors(
+      tokens, num_tokens=3,
+      item_relations={"complement": np.zeros((0, 2), np.int64)})
+  np.testing.assert_array_equal(empty, without)
