@@ -18,6 +18,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import client as serving_client
+from serving import request_metrics
 from serving import server as serving_server
 from tfx_pipeline.config import PipelineConfig
 
@@ -261,7 +262,7 @@ def test_retrieval_command_matches_the_server_flags():
 
 def test_retrieval_metrics_dependency_is_installed():
   # --metrics_port makes the server fail at start without prometheus_client.
-  assert serving_server.prometheus_client is not None
+  assert request_metrics.prometheus_client is not None
 
 
 def test_retrieval_readiness_probe_calls_wait_until_available():
