@@ -1,6 +1,6 @@
 # Image for the Kubeflow Pipelines v2 run (`python -m tfx_pipeline compile`
-# defaults to kubeflow_package_root=/pipeline). Build and push it to your
-# registry, then compile with --set kubeflow_image=<registry>/<image>:<tag>.
+# defaults to kubeflow.package_root=/pipeline). Build and push it to your
+# registry, then compile with --set kubeflow.image=<registry>/<image>:<tag>.
 FROM python:3.10-slim
 
 ENV TF_USE_LEGACY_KERAS=1 \
