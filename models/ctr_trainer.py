@@ -204,29 +204,16 @@ class RankingServingModule(tf.Module):
     tf.saved_model.save(self, export_dir, signatures=self.signatures())
 
 
-def seeded_config(fn_args, hparams: Mapping[str, object], config_class):
-  """A Trainer's config from `hparams`, logged; TF seeded with the run seed.
-
-  Seeding here, before any model is built, makes a Trainer's weights,
-  sampling and dropout a function of the run seed
-  (`train_inputs.run_seed`).
-  """
-  config = config_class.from_dict(hparams)
-  logging.info("%s: %s", config_class.__name__, config)
-  tf.keras.utils.set_random_seed(train_inputs.run_seed(fn_args))
-  return config
-
-
 def config_and_path(fn_args, hparams: Mapping[str, object], config_class,
                     path_key: str) -> tuple[object, str]:
-  """`seeded_config`, and the file path under `path_key`.
+  """`train_inputs.seeded_config`, and the file path under `path_key`.
 
   The path ("" when absent) is a Trainer input, not a hyperparameter of
   `config_class`.
   """
   hparams = dict(hparams)
   path = str(hparams.pop(path_key, ""))
-  return seeded_config(fn_args, hparams, config_class), path
+  return train_inputs.seeded_config(fn_args, hparams, config_class), path
 
 
 def train_courier(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
@@ -272,7 +259,8 @@ def train_ranking(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
     ValueError: if the train split has no negative example (ExampleGen ran
       without CTR negatives).
   """
-  config = seeded_config(fn_args, hparams, ranking.RankingConfig)
+  config = train_inputs.seeded_config(fn_args, hparams,
+                                      ranking.RankingConfig)
   item_vocabulary = [token.decode() for token in
                      tft_output.vocabulary_by_name(features.ITEM_VOCAB)]
   content_table = None

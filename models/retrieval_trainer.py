@@ -25,9 +25,7 @@ def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
     hparams: overrides of the family's hyperparameter defaults.
     spec: the family: its config class, `build_model` and export module.
   """
-  config = spec.config_class().from_dict(hparams)
-  logging.info("Hyperparameters: %s", config)
-  tf.keras.utils.set_random_seed(train_inputs.run_seed(fn_args))
+  config = train_inputs.seeded_config(fn_args, hparams, spec.config_class())
   vocab = two_tower.VocabularySizes(
       users=preprocessing.vocabulary_size(tft_output, features.USER_VOCAB),
       items=preprocessing.vocabulary_size(tft_output, features.ITEM_VOCAB),
