@@ -63,3 +63,34 @@ def random_holdout(frame: pd.DataFrame, user_col: str, fraction: float,
     heldout_index.extend(rng.choice(group.index.to_numpy(), size=count, replace=False))
   heldout_mask = frame.index.isin(heldout_index)
   return frame[~heldout_mask], frame[heldout_mask]
+
+
+def latest_per_user_mask(user_ids: np.ndarray, timestamps: np.ndarray,
+                         min_rows: int = 2) -> np.ndarray:
+  """Marks each user's newest row: the validation rows carved from train.
+
+  Early stopping and hyperparameter tuning must never read the eval split, so
+  they hold out each user's newest train positive instead, the same
+  leave-last-out shape as eval one step earlier. Users with fewer than
+  `min_rows` rows keep them all, so that nobody loses their whole history.
+  Among rows with the same newest timestamp the last in input order is
+  marked, so the carving is deterministic for a given row order.
+
+  Args:
+    user_ids: `[n]` user of each row.
+    timestamps: `[n]` time of each row.
+    min_rows: fewest rows a user needs to give one up.
+
+  Returns:
+    `[n]` bool, True on the rows held out for validation.
+  """
+  frame = pd.DataFrame({"user": np.asarray(user_ids),
+                        "time": np.asarray(timestamps),
+                        "order": np.arange(len(user_ids))})
+  ordered = frame.sort_values(["user", "time", "order"], kind="stable")
+  grouped = ordered.groupby("user", sort=False)
+  newest = grouped.cumcount(ascending=False).to_numpy() == 0
+  enough = grouped["user"].transform("size").to_numpy() >= min_rows
+  mask = np.zeros(len(frame), dtype=bool)
+  mask[ordered["order"].to_numpy()[newest & enough]] = True
+  return mask

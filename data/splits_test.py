@@ -1,5 +1,6 @@
 """Tests of the shared data splits."""
 
+import numpy as np
 import pandas as pd
 
 from data import splits
@@ -29,3 +30,12 @@ def test_random_holdout_only_touches_selected_users():
   frame = pd.DataFrame({"u": [1, 1, 2, 2], "i": range(4)})
   _, heldout = splits.random_holdout(frame, "u", 0.5, seed=0, users=[2])
   assert set(heldout["u"]) == {2}
+
+
+def test_latest_per_user_mask_holds_out_the_newest_row_of_users_with_two():
+  users = np.array(["a", "b", "a", "a", "c", "b"])
+  times = np.array([5, 1, 9, 9, 3, 2])
+  mask = splits.latest_per_user_mask(users, times)
+  # a: the later of the two rows at t=9; b: t=2; c has one row and keeps it.
+  assert mask.tolist() == [False, False, False, True, False, True]
+  assert not splits.latest_per_user_mask(users, times, min_rows=4).any()
