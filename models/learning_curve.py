@@ -1,0 +1,88 @@
+"""The learning-curve file a Trainer may write into its ModelRun directory.
+
+`<model_run dir>/learning_curve.json` records how a Trainer chose what it
+exported, on a validation split carved from train (never eval): per epoch for
+the neural families (early stopping), per hyperparameter value for the
+closed-form ones (EASE^R's λ, item-kNN's neighbours and shrinkage). Schema:
+
+    {"family": str, "metric": str,
+     "points": [{"step": <epoch or hyperparameter value>,
+                 "train_loss": float or null, "validation": float}],
+     "best": <the step picked>, "chosen": {<what was exported>}}
+
+The run summary and the HTML report show one table per Trainer that wrote
+one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+import tensorflow as tf
+
+FILE_NAME = "learning_curve.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+  """One step of the search: an epoch, or one hyperparameter setting.
+
+  Attributes:
+    step: the epoch, or the value (or setting, in words) tried.
+    validation: the validation metric at that step.
+    train_loss: the epoch's training loss; None where there is none.
+  """
+  step: Any
+  validation: float
+  train_loss: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningCurve:
+  """A Trainer's validation curve and what it chose.
+
+  Attributes:
+    family: the model family.
+    metric: the validation metric, e.g. `recall_at_50`.
+    points: every step, in the order tried.
+    best: the step picked.
+    chosen: what was exported, e.g. `{"l2": 300.0}` or `{"epoch": 4}`.
+  """
+  family: str
+  metric: str
+  points: list[Point]
+  best: Any
+  chosen: dict[str, Any]
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, record: dict[str, Any]) -> "LearningCurve":
+    return cls(family=record["family"], metric=record["metric"],
+               points=[Point(step=point["step"],
+                             validation=point["validation"],
+                             train_loss=point.get("train_loss"))
+                       for point in record["points"]],
+               best=record["best"], chosen=dict(record.get("chosen", {})))
+
+
+def write(model_run_dir: str, curve: LearningCurve) -> str:
+  """Writes `curve` into `model_run_dir`; returns the file's path."""
+  path = os.path.join(model_run_dir, FILE_NAME)
+  tf.io.gfile.makedirs(model_run_dir)
+  with tf.io.gfile.GFile(path, "w") as out:
+    json.dump(curve.to_json(), out, indent=1)
+  return path
+
+
+def read(model_run_dir: str) -> Optional[LearningCurve]:
+  """The curve in `model_run_dir`, or None if its Trainer wrote none."""
+  path = os.path.join(model_run_dir, FILE_NAME)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as record:
+    return LearningCurve.from_json(json.load(record))
