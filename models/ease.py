@@ -15,6 +15,7 @@ refuses larger catalogues, with a message saying what they would need.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 import scipy.linalg
@@ -35,14 +36,17 @@ class EaseConfig(hparams.HParams):
 
   Attributes:
     l2: λ, the ridge penalty on B. Steck's MovieLens-20M/Netflix values are
-      in the hundreds to thousands; it grows with the interaction count
-      (`benchmarks.classical` tunes it on a validation split).
+      in the hundreds to thousands; it grows with the interaction count.
+      None: the Trainer picks it from `l2_grid` on a validation split carved
+      from train (`models.item_item_tuning`); a number fixes it.
+    l2_grid: the λ values tried when `l2` is None, log spaced.
     neighbours: B[i, :] entries kept per item i (its largest weights).
     max_items: the largest catalogue (item indices, padding and OOV
       included) fitted exactly; above it `fit_ease` refuses. 20,000 items
       need about 6.4 GB (`dense_memory_bytes`).
   """
-  l2: float = 500.0
+  l2: Optional[float] = None
+  l2_grid: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
   neighbours: int = 200
   max_items: int = 20_000
 
@@ -64,7 +68,7 @@ def fit_ease(interactions: sparse.spmatrix,
     The sparsified B.
 
   Raises:
-    ValueError: if `num_items` exceeds `config.max_items`.
+    ValueError: if `num_items` exceeds `config.max_items`, or λ is unset.
   """
   num_items = interactions.shape[1]
   if num_items > config.max_items:
@@ -75,6 +79,9 @@ def fit_ease(interactions: sparse.spmatrix,
         " GB): use the item_knn family, whose memory grows with the number "
         "of co-occurrences, or raise --hparam max_items=... on a machine "
         "with that memory")
+  if config.l2 is None:
+    raise ValueError("EASE^R needs a λ: set l2, or let the Trainer pick it "
+                     "from l2_grid (models.item_item_tuning.search)")
   interactions = sparse.csr_matrix(interactions, dtype=np.float64)
   precision = (interactions.T @ interactions).toarray()
   precision[np.diag_indices(num_items)] += config.l2

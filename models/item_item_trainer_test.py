@@ -20,18 +20,28 @@ def _fn_args(batches):
           tf_dataset_factory=tf_dataset_factory))
 
 
-def test_train_interactions_keep_positives_only():
+def test_train_rows_keep_positives_with_their_history_and_time():
   batches = {
       features.USER_INDEX: np.array([[1, 1, 2], [3, 1, 1]]),
       features.ITEM_INDEX: np.array([[2, 3, 2], [1, 2, 4]]),
+      features.HISTORY_ITEM_INDICES: np.array([[[0, 0], [2, 0], [0, 0]],
+                                               [[0, 0], [2, 3], [2, 2]]]),
+      features.TIMESTAMP_Z: np.array([[-1.0, 0.0, -0.5], [0.1, 0.5, 0.9]],
+                                     np.float32),
       features.LABEL: np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]),
   }
   tft_output = types.SimpleNamespace(
       transformed_metadata=types.SimpleNamespace(schema=None))
-  matrix = item_item_trainer.train_interactions(_fn_args(batches), tft_output,
-                                                num_items=5)
-  # User 1's (1, 2) repeats and (1, 3), (1, 4) are negatives.
-  np.testing.assert_array_equal(matrix.toarray(), [[0, 0, 0, 0, 0],
-                                                   [0, 0, 1, 0, 0],
-                                                   [0, 0, 1, 0, 0],
-                                                   [0, 1, 0, 0, 0]])
+  rows = item_item_trainer.train_rows(_fn_args(batches), tft_output)
+  # (1, 3) and (1, 4) are negatives.
+  np.testing.assert_array_equal(rows.users, [1, 2, 3, 1])
+  np.testing.assert_array_equal(rows.items, [2, 2, 1, 2])
+  np.testing.assert_array_equal(rows.histories,
+                                [[0, 0], [0, 0], [0, 0], [2, 3]])
+  np.testing.assert_allclose(rows.timestamps, [-1.0, -0.5, 0.1, 0.5])
+  # User 1's repeated (1, 2) counts once.
+  np.testing.assert_array_equal(rows.interactions(5).toarray(),
+                                [[0, 0, 0, 0, 0],
+                                 [0, 0, 1, 0, 0],
+                                 [0, 0, 1, 0, 0],
+                                 [0, 1, 0, 0, 0]])

@@ -17,6 +17,7 @@ at a time. Pure numpy/scipy; the pipeline's train function is
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 from scipy import sparse
@@ -33,9 +34,17 @@ class ItemKnnConfig(hparams.HParams):
     neighbours: most similar items kept per item.
     shrinkage: added to the cosine's denominator; damps similarities of
       items with few users.
+    neighbours_grid: the values tried when `neighbours` is None.
+    shrinkage_grid: the values tried when `shrinkage` is None.
+
+  The Trainer tries every combination of the grids of the hyperparameters
+  left None on a validation split carved from train
+  (`models.item_item_tuning`); a number fixes one.
   """
-  neighbours: int = 100
-  shrinkage: float = 10.0
+  neighbours: Optional[int] = None
+  shrinkage: Optional[float] = None
+  neighbours_grid: tuple[int, ...] = (20, 50, 200)
+  shrinkage_grid: tuple[float, ...] = (10.0, 100.0, 500.0)
 
 
 def fit_item_knn(interactions: sparse.spmatrix,
@@ -48,7 +57,14 @@ def fit_item_knn(interactions: sparse.spmatrix,
 
   Returns:
     The shrunk cosine similarities B, sparsified.
+
+  Raises:
+    ValueError: if `neighbours` or `shrinkage` is unset.
   """
+  if config.neighbours is None or config.shrinkage is None:
+    raise ValueError("item-kNN needs neighbours and shrinkage: set them, or "
+                     "let the Trainer pick them from their grids "
+                     "(models.item_item_tuning.search)")
   interactions = sparse.csr_matrix(interactions, dtype=np.float64)
   co_occurrences = (interactions.T @ interactions).tocsr()
   norms = np.sqrt(co_occurrences.diagonal())

@@ -1,0 +1,152 @@
+"""Hyperparameter search of the item-item families on a split carved from train.
+
+The eval split only ever scores the exported model, so EASE^R's λ and
+item-kNN's neighbours and shrinkage are picked on validation rows carved
+from the train split: each user's newest train positive
+(`data.splits.latest_per_user_mask`), the same leave-last-out shape as eval
+one step earlier. Each setting is fitted on the other train rows and scored by
+full-catalogue Recall@50 of the validation rows' targets, queried by their
+own history as the exported `evaluate` signature queries an eval example
+(history items and items without train positives excluded, ties counted
+half). The best setting is then refitted on every train row by the caller
+(`models.item_item_trainer`). Pure numpy/scipy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from scipy import sparse
+
+from data import features
+from data import splits
+from models import item_neighbours
+from models import learning_curve
+
+METRIC = "recall_at_50"
+_K = 50
+# Validation queries scored at once: bounds the dense `[queries, items]`
+# score block to this many rows.
+_QUERY_BLOCK = 1024
+
+Fit = Callable[[sparse.spmatrix, Any], item_neighbours.ItemNeighbours]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRows:
+  """The train split's positives, one row per example.
+
+  Attributes:
+    users: `[n]` user index.
+    items: `[n]` target item index.
+    histories: `[n, history_length]` earlier item indices, padding 0.
+    timestamps: `[n]` anything ordered like the examples' times.
+  """
+  users: np.ndarray
+  items: np.ndarray
+  histories: np.ndarray
+  timestamps: np.ndarray
+
+  def interactions(self, num_items: int,
+                   keep: np.ndarray | None = None) -> sparse.csr_matrix:
+    """Binary `[users, num_items]` X of the rows `keep` marks (default all)."""
+    keep = np.ones(len(self.users), bool) if keep is None else keep
+    return item_neighbours.interaction_matrix(self.users[keep],
+                                              self.items[keep], num_items)
+
+
+def validation_recall(neighbours: item_neighbours.ItemNeighbours,
+                      histories: np.ndarray, targets: np.ndarray,
+                      servable: np.ndarray, k: int = _K) -> float:
+  """Full-catalogue Recall@k of `targets`, each queried by its history.
+
+  Args:
+    neighbours: the fitted B.
+    histories: `[n, history_length]` item indices, padding 0.
+    targets: `[n]` the item each query chose next.
+    servable: `[num_items]` items that can be recommended at all.
+    k: the cut-off.
+
+  Returns:
+    The share of targets ranked below `k` among the servable items outside
+    their history (ties count half); 0 for no targets.
+  """
+  if not len(targets):
+    return 0.0
+  b = neighbours.matrix()
+  hits = 0.0
+  for start in range(0, len(targets), _QUERY_BLOCK):
+    block = histories[start:start + _QUERY_BLOCK]
+    target = targets[start:start + _QUERY_BLOCK]
+    rows = np.repeat(np.arange(len(block)), block.shape[1])
+    counts = sparse.csr_matrix(
+        (np.ones(block.size, np.float32), (rows, block.ravel())),
+        shape=(len(block), neighbours.num_items))
+    scores = np.asarray((counts @ b).todense())
+    available = np.tile(servable, (len(block), 1))
+    available[rows, block.ravel()] = False
+    available[:, features.PADDING_INDEX] = False
+    target_score = scores[np.arange(len(block)), target][:, np.newaxis]
+    competitors = available.copy()
+    competitors[np.arange(len(block)), target] = False
+    rank = (np.sum(competitors & (scores > target_score), axis=1) +
+            0.5 * np.sum(competitors & (scores == target_score), axis=1))
+    reachable = available[np.arange(len(block)), target]
+    hits += float(np.sum(reachable & (rank < k)))
+  return hits / len(targets)
+
+
+def _step(setting: Mapping[str, Any]) -> Any:
+  """A point's step: the value tried, or `name=value, ...` for several."""
+  if len(setting) == 1:
+    return next(iter(setting.values()))
+  return ", ".join(f"{name}={value}" for name, value in setting.items())
+
+
+def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
+           servable: np.ndarray, family: str
+           ) -> tuple[Any, learning_curve.LearningCurve | None]:
+  """Fits each grid setting without the validation rows; picks the best.
+
+  Args:
+    fit: the family's fit, `(interactions, config) -> ItemNeighbours`.
+    config: the family's config; the hyperparameters it leaves None are
+      searched over their grid, every combination.
+    grids: hyperparameter name -> the values to try.
+    rows: the train split's positives.
+    servable: `[num_items]` items that can be recommended.
+    family: the family's name, for the curve.
+
+  Returns:
+    The best setting (the first of equals) and the curve of every setting;
+    `(config, None)` when `config` fixes every searched hyperparameter.
+  """
+  free = {name: grid for name, grid in grids.items()
+          if getattr(config, name) is None}
+  if not free:
+    return config, None
+  num_items = len(servable)
+  validation = splits.latest_per_user_mask(rows.users, rows.timestamps)
+  fit_interactions = rows.interactions(num_items, keep=~validation)
+  points = []
+  for values in itertools.product(*free.values()):
+    setting = dict(zip(free, values))
+    recall = validation_recall(
+        fit(fit_interactions, dataclasses.replace(config, **setting)),
+        rows.histories[validation], rows.items[validation], servable)
+    logging.info("%s %s: validation %s %.4f on %d rows", family, setting,
+                 METRIC, recall, int(validation.sum()))
+    points.append((setting, recall))
+  best = points[int(np.argmax([recall for _, recall in points]))][0]
+  curve = learning_curve.LearningCurve(
+      family=family, metric=METRIC,
+      points=[learning_curve.Point(step=_step(setting), validation=recall)
+              for setting, recall in points],
+      best=_step(best), chosen=best)
+  logging.info("%s: chose %s of %s by validation %s", family, best,
+               dict(free), METRIC)
+  return dataclasses.replace(config, **best), curve

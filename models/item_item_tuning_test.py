@@ -1,0 +1,109 @@
+"""Tests for the item-item hyperparameter search on validation rows."""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from models import item_item_tuning
+from models import item_neighbours
+
+# Items 1..4 (0 is padding); item 4 has no train positive (not servable).
+_SERVABLE = np.array([False, True, True, True, False])
+
+
+def _neighbours(b: np.ndarray) -> item_neighbours.ItemNeighbours:
+  """ItemNeighbours keeping every entry of the dense `b`."""
+  order = np.argsort(-b, axis=1, kind="stable")
+  return item_neighbours.ItemNeighbours(
+      order.astype(np.int64),
+      np.take_along_axis(b, order, axis=1).astype(np.float32))
+
+
+def test_validation_recall_ranks_like_the_evaluate_signature():
+  b = np.zeros((5, 5))
+  b[1, 2], b[1, 3], b[1, 4] = 0.9, 0.5, 5.0  # 4 is not servable
+  b[2, 3] = 0.7
+  histories = np.array([[1, 0], [1, 2], [2, 0]])
+  # Query 1 ranks 2 first (3 second, 4 excluded); query 2 chose a history
+  # item (never reachable); query 3: items 1 and 3 (0.7 vs 0), 1 ranks 2nd.
+  targets = np.array([2, 2, 1])
+  recall = item_item_tuning.validation_recall(_neighbours(b), histories,
+                                              targets, _SERVABLE, k=1)
+  assert recall == pytest.approx(1 / 3)
+  assert item_item_tuning.validation_recall(
+      _neighbours(b), histories, targets, _SERVABLE, k=2) == pytest.approx(2 / 3)
+
+
+def test_ties_count_half():
+  histories = np.array([[1]])
+  # Items 2 and 3 tie at 0 behind nothing: rank 0.5, inside k=1.
+  recall = item_item_tuning.validation_recall(
+      _neighbours(np.zeros((5, 5))), histories, np.array([2]), _SERVABLE, k=1)
+  assert recall == 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+  weight: Optional[float] = None
+  other: Optional[int] = None
+
+
+def _rows():
+  # Users 0 and 1, each: item 1 at t=0, then item 2 at t=1 (validation).
+  return item_item_tuning.TrainRows(
+      users=np.array([0, 0, 1, 1]), items=np.array([1, 2, 1, 2]),
+      histories=np.array([[0], [1], [0], [1]]),
+      timestamps=np.array([0.0, 1.0, 0.0, 1.0]))
+
+
+def test_search_fits_without_validation_rows_and_picks_the_best_setting():
+  num_items = 60
+  fitted = []
+
+  def fit(interactions, config):
+    fitted.append((interactions.toarray(), config))
+    b = np.zeros((num_items, num_items))
+    # After item 1, 55 items score 2.0: item 2 is in the top 50 only with a
+    # weight above that.
+    b[1, 3:58] = 2.0
+    b[1, 2] = config.weight
+    return _neighbours(b)
+
+  servable = np.arange(num_items) > 0
+  config, curve = item_item_tuning.search(
+      fit, _Config(other=7), {"weight": (1.0, 3.0, 2.5), "other": (1, 2)},
+      _rows(), servable, "toy")
+  assert config == _Config(weight=3.0, other=7)
+  # Each user's newest row (item 2) is held out of every fit.
+  assert all(matrix[:, 2].sum() == 0 and matrix[:, 1].sum() == 2
+             for matrix, _ in fitted)
+  assert [c.weight for _, c in fitted] == [1.0, 3.0, 2.5]
+  assert curve.family == "toy" and curve.metric == "recall_at_50"
+  assert [(p.step, p.validation) for p in curve.points] == [
+      (1.0, 0.0), (3.0, 1.0), (2.5, 1.0)]
+  # Equals keep the first: 3.0, not 2.5.
+  assert curve.best == 3.0 and curve.chosen == {"weight": 3.0}
+
+
+def test_several_searched_hyperparameters_name_each_step():
+  def fit(interactions, config):
+    del interactions, config
+    return _neighbours(np.zeros((5, 5)))
+
+  _, curve = item_item_tuning.search(
+      fit, _Config(), {"weight": (1.0,), "other": (1, 2)}, _rows(),
+      _SERVABLE, "toy")
+  assert [p.step for p in curve.points] == ["weight=1.0, other=1",
+                                            "weight=1.0, other=2"]
+  assert curve.chosen == {"weight": 1.0, "other": 1}
+
+
+def test_fixed_hyperparameters_are_not_searched():
+  def fit(interactions, config):
+    raise AssertionError("no fit without a search")
+
+  assert item_item_tuning.search(
+      fit, _Config(weight=1.0), {"weight": (1.0, 2.0)}, _rows(), _SERVABLE,
+      "toy") == (_Config(weight=1.0), None)
