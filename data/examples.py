@@ -3,10 +3,23 @@
 Each row is one positive interaction (label >= 0.5) with the user's earlier
 positives as history: their item ids and, aligned with them, the search
 queries that led to them ("" where there was none). Exact duplicates (same
-user, item and timestamp) count once. The split is by time, never random: for
-every user with more than `eval_holdout` positives, the newest `eval_holdout`
-positives are the eval split and everything before them is the train split.
-Users with too few positives stay entirely in train.
+user, item and timestamp) count once. The split is by time, never random, and
+follows one of two rules:
+
+- `leave_last_out` (per user): for every user with more than `eval_holdout`
+  positives, the newest `eval_holdout` positives are the eval split and
+  everything before them is the train split. Users with too few positives
+  stay entirely in train. Other users' later interactions are in train, so a
+  model can learn from a future the eval user has not reached yet.
+- `temporal` (global): one cut time for everybody, the `cut_quantile` of the
+  positives' timestamps. Train is every positive before the cut; eval is each
+  user's first positive at or after it, for users with at least one train
+  positive (a user first seen after the cut has nothing to retrieve from).
+  Later positives are in neither split. This is what a team that retrains
+  nightly and serves tomorrow sees.
+
+Every eval row also lists all the user's train items (`SEEN_ITEM_IDS`), which
+evaluation never recommends back.
 
 Slice buckets (user activity, item popularity) are computed from the train
 split only, so that the eval split does not leak into them.
@@ -24,6 +37,10 @@ import pandas as pd
 from data import features
 
 POSITIVE_THRESHOLD = 0.5
+
+LEAVE_LAST_OUT = "leave_last_out"
+TEMPORAL = "temporal"
+SPLIT_RULES = (LEAVE_LAST_OUT, TEMPORAL)
 
 USER_ACTIVITY_BUCKETS = ("light", "medium", "heavy")
 ITEM_POPULARITY_BUCKETS = ("head", "torso", "tail", "unseen")
@@ -142,26 +159,64 @@ def _ctr_negative_rows(candidates: list[tuple[str, dict]], count: int, seed: int
   return negatives
 
 
+def temporal_cut(timestamps: np.ndarray, cut_quantile: float) -> int:
+  """The global split time: the `cut_quantile` of `timestamps`.
+
+  Raises:
+    ValueError: if `cut_quantile` is not in (0, 1).
+  """
+  if not 0.0 < cut_quantile < 1.0:
+    raise ValueError(f"temporal_cut_quantile must be in (0, 1), got {cut_quantile}")
+  return int(np.quantile(np.asarray(timestamps), cut_quantile, method="higher"))
+
+
+def _split_positions(timestamps: np.ndarray, split: str, eval_holdout: int,
+                     cut: int | None) -> tuple[int, range]:
+  """One user's split over their time-ordered positives.
+
+  Returns:
+    `(n_train, eval_positions)`: positions `[0, n_train)` are train,
+    `eval_positions` are eval, any others are in neither split.
+  """
+  count = len(timestamps)
+  if split == LEAVE_LAST_OUT:
+    n_train = count - eval_holdout if count > eval_holdout else count
+    return n_train, range(n_train, count)
+  # Sorted by time, so the train positives are a prefix.
+  n_train = int(np.searchsorted(timestamps, cut, side="left"))
+  if n_train == 0 or n_train == count:
+    return n_train, range(0)
+  return n_train, range(n_train, n_train + 1)
+
+
 def build_rows(dataset, eval_holdout: int = 1,
                history_length: int = features.HISTORY_LENGTH,
-               ctr_negatives: int = 0, negative_seed: int = 0) -> SplitRows:
+               ctr_negatives: int = 0, negative_seed: int = 0,
+               split: str = LEAVE_LAST_OUT,
+               temporal_cut_quantile: float = 0.9) -> SplitRows:
   """Builds the train and eval rows of a dataset.
 
   Args:
     dataset: a validated `data.contract.Dataset`.
-    eval_holdout: how many of each user's newest positives go to eval.
+    eval_holdout: under `leave_last_out`, how many of each user's newest
+      positives go to eval.
     history_length: cap on the history, keeping the most recent items.
     ctr_negatives: sampled label-0 rows per positive row, in both splits,
       for CTR ranking families (see `_ctr_negative_rows`); 0 = positives only.
     negative_seed: seed of the negative sampling.
+    split: `leave_last_out` or `temporal` (see the module docstring).
+    temporal_cut_quantile: under `temporal`, the quantile of the positives'
+      timestamps where train ends.
 
   Returns:
     The rows of both splits.
 
   Raises:
-    ValueError: if the dataset has no positive interaction, or no user has
-      enough positives to hold any out for eval.
+    ValueError: if the dataset has no positive interaction, or the split
+      leaves the eval split empty, or an argument is out of range.
   """
+  if split not in SPLIT_RULES:
+    raise ValueError(f"unknown split {split!r}; use one of {SPLIT_RULES}")
   if eval_holdout < 1:
     raise ValueError(f"eval_holdout must be >= 1, got {eval_holdout}")
   if not 0 < history_length <= features.HISTORY_LENGTH:
@@ -179,36 +234,46 @@ def build_rows(dataset, eval_holdout: int = 1,
   # deterministic.
   positives = positives.sort_values(["user_id", "timestamp"], kind="stable")
   side_info = _item_side_info(dataset.items)
+  cut = (temporal_cut(positives["timestamp"].to_numpy(), temporal_cut_quantile)
+         if split == TEMPORAL else None)
 
   candidates = []  # (split, row) before slice buckets are known.
   for user_id, group in positives.groupby("user_id", sort=False):
     item_ids = group["item_id"].tolist()
     queries = group["query"].tolist()
-    n_train = len(item_ids) - eval_holdout if len(item_ids) > eval_holdout else len(item_ids)
-    for position, (item_id, timestamp, item_type, query) in enumerate(
-        zip(item_ids, group["timestamp"], group["item_type"], queries)):
+    item_types = group["item_type"].tolist()
+    timestamps = group["timestamp"].to_numpy()
+    n_train, eval_positions = _split_positions(timestamps, split, eval_holdout,
+                                               cut)
+    seen = list(dict.fromkeys(item_ids[:n_train]))
+    for position in [*range(n_train), *eval_positions]:
+      item_id, query = item_ids[position], queries[position]
+      is_eval = position >= n_train
       history = slice(max(0, position - history_length), position)
       title, categories = side_info.get(item_id, ("", []))
       row = {
           features.USER_ID: user_id,
           features.ITEM_ID: item_id,
-          features.TIMESTAMP: int(timestamp),
+          features.TIMESTAMP: int(timestamps[position]),
           features.LABEL: 1.0,
-          features.ITEM_TYPE: item_type or "item",
+          features.ITEM_TYPE: item_types[position] or "item",
           features.QUERY: query,
           features.ITEM_TITLE: title,
           features.ITEM_CATEGORIES: categories,
           features.HISTORY_ITEM_IDS: item_ids[history],
           features.HISTORY_QUERIES: queries[history],
+          features.SEEN_ITEM_IDS: seen if is_eval else [],
       }
-      candidates.append(("train" if position < n_train else "eval", row))
+      candidates.append(("eval" if is_eval else "train", row))
 
   train_rows = [row for split, row in candidates if split == "train"]
   eval_rows = [row for split, row in candidates if split == "eval"]
   if not eval_rows:
-    raise ValueError(
-        f"no user has more than {eval_holdout} positive interactions, so the "
-        "time-based eval split would be empty")
+    reason = (f"no user has more than {eval_holdout} positive interactions"
+              if split == LEAVE_LAST_OUT else
+              f"no user has positives both before and after the temporal cut "
+              f"(quantile {temporal_cut_quantile}, timestamp {cut})")
+    raise ValueError(f"{reason}, so the time-based eval split would be empty")
 
   user_buckets = _user_activity_buckets(
       collections.Counter(row[features.USER_ID] for row in train_rows))

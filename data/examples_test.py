@@ -174,3 +174,50 @@ def test_sample_popular_negatives_is_empty_when_every_item_is_excluded():
   assert examples.sample_popular_negatives(
       np.random.default_rng(0), np.array([1, 2, 3]),
       np.array([0.5, 0.5, 0.0]), {1, 2}, 4) == []
+
+
+def test_eval_rows_list_every_train_item_beyond_the_history_cap():
+  dataset = _dataset([("a", f"i{t % 4}", t, 1) for t in range(6)] +
+                     [("a", "new", 9, 1)])
+  rows = examples.build_rows(dataset, history_length=2)
+  (eval_row,) = rows.eval
+  assert eval_row[features.HISTORY_ITEM_IDS] == ["i0", "i1"]
+  # Unique, in first-seen order; the repeats of i0 and i1 count once.
+  assert eval_row[features.SEEN_ITEM_IDS] == ["i0", "i1", "i2", "i3"]
+  assert all(row[features.SEEN_ITEM_IDS] == [] for row in rows.train)
+
+
+def test_temporal_split_cuts_everyone_at_one_time():
+  dataset = _dataset([
+      ("a", "i1", 10, 1), ("a", "i2", 20, 1), ("a", "i3", 80, 1),
+      ("a", "i4", 90, 1),  # after a's first post-cut positive: in no split
+      ("b", "i1", 70, 1), ("b", "i5", 75, 1),  # both before the cut
+      ("c", "i2", 85, 1),  # first seen after the cut: nothing to retrieve from
+      ("d", "i3", 30, 1), ("d", "i9", 78, 0), ("d", "i2", 79, 1),
+  ])
+  # The 0.6 quantile of the 9 positive times, rounded up to a real time.
+  cut = examples.temporal_cut(np.array([10, 20, 80, 90, 70, 75, 85, 30, 79]),
+                              0.6)
+  assert cut == 79
+  rows = examples.build_rows(dataset, split=examples.TEMPORAL,
+                             temporal_cut_quantile=0.6)
+  assert sorted((r[features.USER_ID], r[features.ITEM_ID]) for r in rows.train) == [
+      ("a", "i1"), ("a", "i2"), ("b", "i1"), ("b", "i5"), ("d", "i3")]
+  assert sorted((r[features.USER_ID], r[features.ITEM_ID],
+                 tuple(r[features.SEEN_ITEM_IDS])) for r in rows.eval) == [
+      ("a", "i3", ("i1", "i2")), ("d", "i2", ("i3",))]
+  # Also under leave-last-out, b's newest positive would be eval: not here.
+  assert max(r[features.TIMESTAMP] for r in rows.train) < cut
+  assert min(r[features.TIMESTAMP] for r in rows.eval) >= cut
+
+
+def test_temporal_split_rejects_a_cut_no_user_spans():
+  # a is all before the cut (t=20), b all after it.
+  dataset = _dataset([("a", "i1", 10, 1), ("a", "i2", 15, 1), ("b", "i2", 20, 1)])
+  with pytest.raises(ValueError, match="temporal cut"):
+    examples.build_rows(dataset, split=examples.TEMPORAL,
+                        temporal_cut_quantile=0.9)
+  with pytest.raises(ValueError, match="unknown split"):
+    examples.build_rows(dataset, split="random")
+  with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+    examples.temporal_cut(np.array([1, 2]), 1.0)

@@ -22,6 +22,10 @@ HISTORY_ITEM_IDS = "history_item_ids"
 # HISTORY_ITEM_IDS, "" where it had none. Optional in requests and in examples
 # written before it existed: a missing list means no query anywhere.
 HISTORY_QUERIES = "history_queries"
+# On eval rows: every item of the user's train split, which evaluation never
+# recommends back (HISTORY_ITEM_IDS holds only the newest HISTORY_LENGTH of
+# them). Empty on train rows, which do not need it.
+SEEN_ITEM_IDS = "seen_item_ids"
 # Evaluation slices, computed from the training split only.
 USER_ACTIVITY_BUCKET = "user_activity_bucket"
 ITEM_POPULARITY_BUCKET = "item_popularity_bucket"

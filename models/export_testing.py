@@ -22,6 +22,7 @@ RAW_FEATURE_SPEC = {
     features.HISTORY_ITEM_IDS: tf.io.VarLenFeature(tf.string),
     features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
     features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+    features.SEEN_ITEM_IDS: tf.io.VarLenFeature(tf.string),
 }
 
 
@@ -48,13 +49,16 @@ def query_inputs(histories: Sequence[Sequence[str]]) -> dict[str, tf.Tensor]:
               timestamp=tf.zeros([len(histories)], tf.int64))
 
 
-def serialized_example(target: str, history: Sequence[str]) -> bytes:
-  """An eval tf.Example: `target` chosen after `history`."""
+def serialized_example(target: str, history: Sequence[str],
+                       seen: Sequence[str] = ()) -> bytes:
+  """An eval tf.Example: `target` chosen after `history` and `seen`."""
   example = tf.train.Example()
   for name, values in ((features.USER_ID, [b"u"]),
                        (features.ITEM_ID, [target.encode()]),
                        (features.HISTORY_ITEM_IDS,
-                        [item.encode() for item in history])):
+                        [item.encode() for item in history]),
+                       (features.SEEN_ITEM_IDS,
+                        [item.encode() for item in seen])):
     example.features.feature[name].bytes_list.value.extend(values)
   example.features.feature[features.TIMESTAMP].int64_list.value.append(0)
   return example.SerializeToString()

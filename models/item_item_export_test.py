@@ -46,14 +46,14 @@ def export_dir(tmp_path_factory) -> str:
 
 def _brute_force_rank(scores: np.ndarray, history: list[int],
                       target: int) -> float:
-  """`retrieval_export`'s rule in numpy: higher available competitors, ties
-  half; the history, padding and OOV are unavailable."""
+  """`retrieval_export`'s rule in numpy: available competitors scoring at
+  least as high (ties count against the target); the history, padding and
+  OOV are unavailable."""
   available = (_TRAIN_COUNTS > 0)
   available[history] = False
   competitors = available.copy()
   competitors[target] = False
-  return (np.sum(competitors & (scores > scores[target])) +
-          0.5 * np.sum(competitors & (scores == scores[target])))
+  return np.sum(competitors & (scores >= scores[target]))
 
 
 def test_retrieve_excludes_the_history_and_scores_by_sparse_b(export_dir):

@@ -8,9 +8,12 @@ preprocessing:
 - `candidate_embedding`: item_id, item_title, item_categories -> embedding.
 - `retrieve_top10` / `retrieve_top100` (and `serving_default` = top 10):
   brute-force scoring of the whole catalogue, history items excluded.
-- `evaluate`: serialized tf.Examples -> the rank of each example's target
-  item among all catalogue items, for the model and for a most-popular
+- `evaluate`: serialized tf.Examples -> the 0-based rank of each example's
+  target among all catalogue items, for the model and for a most-popular
   baseline scored the same way. TFMA aggregates these into Recall@k/NDCG@k.
+  The protocol is `offline_eval.protocols.full_ranking`'s: every train item
+  of the user (`SEEN_ITEM_IDS`, not only the capped history) is excluded
+  except the target, and ties count against the target.
 
 A multi-vector (multi-interest) query tower returns K unit vectors per user;
 an item then scores the max over the K dot products (MIND, ComiRec), in both
@@ -153,22 +156,21 @@ def score_items(query: tf.Tensor, item_embeddings: tf.Tensor) -> tf.Tensor:
 
 def _rank_of_target(scores: tf.Tensor, available: tf.Tensor,
                     target_index: tf.Tensor) -> tf.Tensor:
-  """Expected 0-based rank of the target among the available items.
+  """0-based rank of the target among the available items.
 
-  Ties count half, so a constant scorer ranks a target in the middle rather
-  than first. A target outside the catalogue gets the worst rank.
+  Ties count against the target, as in `offline_eval.protocols`: a constant
+  scorer ranks it last, never first or in the middle. A target that is not
+  available (outside the catalogue) gets the worst rank.
   """
   target_score = tf.gather(scores, target_index, batch_dims=1)[:, tf.newaxis]
   competitors = tf.logical_and(available, tf.logical_not(
       tf.one_hot(target_index, tf.shape(scores)[1], on_value=True,
                  off_value=False)))
-  higher = tf.reduce_sum(tf.cast(tf.logical_and(competitors, scores > target_score),
-                                 tf.float32), axis=1)
-  tied = tf.reduce_sum(tf.cast(tf.logical_and(competitors, scores == target_score),
-                               tf.float32), axis=1)
-  target_available = tf.gather(available, target_index, batch_dims=1)
-  worst = tf.reduce_sum(tf.cast(available, tf.float32), axis=1)
-  return tf.where(target_available, higher + 0.5 * tied, worst)
+  ahead = tf.reduce_sum(tf.cast(
+      tf.logical_and(competitors, scores >= target_score), tf.float32), axis=1)
+  servable = tf.gather(available, target_index, batch_dims=1)
+  worst = tf.reduce_sum(tf.cast(competitors, tf.float32), axis=1)
+  return tf.where(servable, ahead, worst)
 
 
 class CatalogueServingModule(tf.Module):
@@ -194,6 +196,12 @@ class CatalogueServingModule(tf.Module):
     self.popularity = tf.constant(catalogue.train_counts, tf.float32)
     # Padding and OOV indices hold no real item.
     self.servable_items = tf.constant(catalogue.train_counts > 0)
+    real = catalogue.item_ids.astype(str) != ""
+    self._index_of_item = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(catalogue.item_ids[real].astype(str)),
+            tf.constant(np.flatnonzero(real), tf.int64)),
+        default_value=-1)
 
   def query_vector(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """`query_embedding`'s output for transformed query features."""
@@ -212,11 +220,26 @@ class CatalogueServingModule(tf.Module):
     return self.tft_layer(
         complete_raw_features(raw, self._raw_feature_spec))
 
-  def _available(self, history: tf.Tensor) -> tf.Tensor:
-    """`[batch, items]` mask: servable and not already in the history."""
+  def _available(self, history: tf.Tensor,
+                 seen_item_ids: tf.SparseTensor | None = None) -> tf.Tensor:
+    """`[batch, items]` mask: servable, not in the history nor in `seen`.
+
+    Args:
+      history: `[batch, length]` item indices the model reads.
+      seen_item_ids: raw ids of more items each user already has, beyond the
+        history's cap (an eval example's `SEEN_ITEM_IDS`).
+    """
     seen = tf.reduce_any(tf.one_hot(history, tf.shape(self.item_ids)[0],
                                     on_value=True, off_value=False,
                                     dtype=tf.bool), axis=1)
+    if seen_item_ids is not None:
+      index = self._index_of_item.lookup(seen_item_ids.values)
+      known = index >= 0
+      seen = tf.tensor_scatter_nd_update(
+          seen,
+          tf.stack([tf.boolean_mask(seen_item_ids.indices[:, 0], known),
+                    tf.boolean_mask(index, known)], axis=1),
+          tf.ones([tf.reduce_sum(tf.cast(known, tf.int32))], tf.bool))
     return tf.logical_and(self.servable_items[tf.newaxis, :],
                           tf.logical_not(seen))
 
@@ -274,8 +297,15 @@ class CatalogueServingModule(tf.Module):
     def evaluate(examples):
       raw = tf.io.parse_example(examples, self._raw_feature_spec)
       transformed = self.tft_layer(raw)
-      available = self._available(transformed[features.HISTORY_ITEM_INDICES])
       target = transformed[features.ITEM_INDEX]
+      # Every train item of the user is excluded, except the target itself:
+      # a repeat purchase is still a right answer (as in `offline_eval`).
+      available = tf.logical_or(
+          self._available(transformed[features.HISTORY_ITEM_INDICES],
+                          raw[features.SEEN_ITEM_IDS]),
+          tf.logical_and(self.servable_items[tf.newaxis, :], tf.one_hot(
+              target, tf.shape(self.item_ids)[0], on_value=True,
+              off_value=False, dtype=tf.bool)))
       model_scores = self.score_catalogue(transformed)
       popularity_scores = tf.broadcast_to(self.popularity, tf.shape(model_scores))
       return {

@@ -11,16 +11,16 @@ from models import retrieval_export
 from models import serving_names
 
 
-def test_rank_counts_higher_available_items_and_half_ties():
+def test_rank_counts_higher_available_items_and_ties_against_the_target():
   scores = tf.constant([[0.9, 0.5, 0.7, 0.5, 0.1],
                         [0.2, 0.2, 0.2, 0.2, 0.2]])
   available = tf.constant([[True, True, True, True, True],
                            [True, True, True, True, False]])
   target = tf.constant([1, 0])
   ranks = retrieval_export._rank_of_target(scores, available, target)
-  # Row 0: 0.9 and 0.7 are higher, one tie at 0.5 counts half.
-  # Row 1: three available competitors all tie.
-  np.testing.assert_allclose(ranks.numpy(), [2.5, 1.5])
+  # Row 0: 0.9 and 0.7 are higher and the tie at 0.5 counts against it.
+  # Row 1: three available competitors all tie: the target is last.
+  np.testing.assert_allclose(ranks.numpy(), [3, 3])
 
 
 def test_unavailable_items_do_not_compete():

@@ -22,13 +22,20 @@ class ExamplesConfig:
   """What ExampleGen writes.
 
   Attributes:
-    eval_holdout: newest positives per user held out for eval.
+    split: `leave_last_out` (each user's newest positives are eval) or
+      `temporal` (one cut time for everybody; see `data.examples`).
+    temporal_cut_quantile: under `temporal`, the quantile of the positive
+      timestamps where train ends.
+    eval_holdout: under `leave_last_out`, newest positives per user held out
+      for eval.
     history_length: most recent history items kept per example.
     ctr_negatives: for ranking families, label-0 examples sampled per
       positive (by train popularity, among items the user never chose).
     negative_seed: seed of that sampling; part of the data, so kept apart
       from the training seed.
   """
+  split: str = "leave_last_out"
+  temporal_cut_quantile: float = 0.9
   eval_holdout: int = 1
   history_length: int = 50
   ctr_negatives: int = 4

@@ -56,7 +56,9 @@ def create_pipeline(config: config_lib.PipelineConfig,
       history_length=config.examples.history_length,
       input_fingerprint=input_fingerprint,
       ctr_negatives=(config.examples.ctr_negatives if family.is_ranking else 0),
-      negative_seed=config.examples.negative_seed)
+      negative_seed=config.examples.negative_seed,
+      split=config.examples.split,
+      temporal_cut_quantile=config.examples.temporal_cut_quantile)
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])

@@ -40,8 +40,10 @@ def recommend_for_eval_users(config: config_lib.PipelineConfig,
   """
   dataset = contract.load_dataset(config.dataset_dir)
   eval_rows = sorted(
-      examples.build_rows(dataset, config.examples.eval_holdout,
-                          config.examples.history_length).eval,
+      examples.build_rows(
+          dataset, config.examples.eval_holdout, config.examples.history_length,
+          split=config.examples.split,
+          temporal_cut_quantile=config.examples.temporal_cut_quantile).eval,
       key=lambda row: row[features.USER_ID])[:num_users]
   titles = {} if dataset.items is None else dict(
       zip(dataset.items["item_id"], dataset.items["title"]))

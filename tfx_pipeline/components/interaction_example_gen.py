@@ -59,6 +59,8 @@ def InteractionExampleGen(  # pylint: disable=invalid-name
     input_fingerprint: tfx.dsl.components.Parameter[str] = "",
     ctr_negatives: tfx.dsl.components.Parameter[int] = 0,
     negative_seed: tfx.dsl.components.Parameter[int] = 0,
+    split: tfx.dsl.components.Parameter[str] = examples_lib.LEAVE_LAST_OUT,
+    temporal_cut_quantile: tfx.dsl.components.Parameter[float] = 0.9,
 ) -> None:
   """Writes the train and eval splits of a contract dataset directory.
 
@@ -72,13 +74,17 @@ def InteractionExampleGen(  # pylint: disable=invalid-name
     ctr_negatives: sampled label-0 rows per positive, for CTR ranking
       families; 0 writes positives only.
     negative_seed: seed of that sampling.
+    split: the split rule, `leave_last_out` or `temporal`.
+    temporal_cut_quantile: under `temporal`, where train ends, as a quantile
+      of the positives' timestamps.
   """
   del input_fingerprint  # Only part of the cache key.
   dataset = contract.load_dataset(dataset_dir)
   rows = examples_lib.build_rows(dataset, eval_holdout=eval_holdout,
                                  history_length=history_length,
                                  ctr_negatives=ctr_negatives,
-                                 negative_seed=negative_seed)
+                                 negative_seed=negative_seed, split=split,
+                                 temporal_cut_quantile=temporal_cut_quantile)
   examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
   examples_utils.set_payload_format(
       examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
