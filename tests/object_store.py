@@ -1,0 +1,221 @@
+"""A real S3-compatible object store on localhost, started and stopped by the tests.
+
+The server is moto in server mode (`python -m moto.server`, pinned in
+requirements-dev.txt) on a free port, with request signing enforced: only the
+access key this module creates is accepted, so a wrong key fails as it would
+on AWS. The project reaches it through the standard AWS environment variables
+(`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...), which s3fs, boto3 (Beam) and,
+through `transforms.filesystems`, TensorFlow's S3 file system all read.
+
+API:
+
+  with start_server() as server:        # MotoServer
+    store = server.create_store()       # ObjectStore: a fresh bucket
+    store.uri("datasets", "ml")         # "s3://<bucket>/datasets/ml"
+    store.env()                         # env vars for a subprocess
+    store.client()                      # a boto3 S3 client
+  # the server process is stopped here
+
+Fixtures (import them into a test module: `from tests.object_store import
+object_store, object_store_server  # noqa: F401`):
+  object_store_server: one server for the session, stopped at its end.
+  object_store: a fresh bucket per test, with `os.environ` set to its
+    `env()` for the test's duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Iterator
+
+import pytest
+
+from tests import prerequisites
+
+REGION = "us-east-1"
+_USER = "vrec-tests"
+# Creating the user, its policy and its key are the only unsigned calls the
+# server accepts; every later request must be signed with that key.
+_UNAUTHENTICATED_SETUP_CALLS = 3
+_START_TIMEOUT_S = 60
+_ALLOW_ALL_S3 = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectStore:
+  """One bucket on the server, and the credentials that may use it.
+
+  Attributes:
+    endpoint_url: the server, e.g. `http://127.0.0.1:40123`.
+    bucket: the bucket's name (created).
+    access_key_id: a key the server accepts.
+    secret_access_key: its secret.
+  """
+  endpoint_url: str
+  bucket: str
+  access_key_id: str
+  secret_access_key: str
+
+  def uri(self, *parts: str) -> str:
+    """`s3://<bucket>/<parts joined by />`."""
+    return "/".join([f"s3://{self.bucket}", *parts])
+
+  def env(self, **overrides: str | None) -> dict[str, str]:
+    """The process environment with this store's endpoint and credentials.
+
+    Args:
+      **overrides: variables to set instead; None removes one (e.g.
+        `AWS_ACCESS_KEY_ID=None` for a process without credentials).
+
+    Returns:
+      A copy of `os.environ` with the AWS variables of this store; the user's
+      own `~/.aws` files and the EC2 metadata service are switched off, so
+      nothing but these variables supplies credentials.
+    """
+    env = dict(os.environ)
+    env.update({
+        "AWS_ENDPOINT_URL": self.endpoint_url,
+        "AWS_ACCESS_KEY_ID": self.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    })
+    for name, value in overrides.items():
+      if value is None:
+        env.pop(name, None)
+      else:
+        env[name] = value
+    return env
+
+  def client(self):
+    """A boto3 S3 client with this store's credentials."""
+    boto3 = prerequisites.module("boto3")
+    return boto3.client(
+        "s3", endpoint_url=self.endpoint_url, region_name=REGION,
+        aws_access_key_id=self.access_key_id,
+        aws_secret_access_key=self.secret_access_key)
+
+  def keys(self, prefix: str = "") -> list[str]:
+    """Every object key in the bucket under `prefix`, sorted."""
+    paginator = self.client().get_paginator("list_objects_v2")
+    return sorted(item["Key"]
+                  for page in paginator.paginate(Bucket=self.bucket,
+                                                 Prefix=prefix)
+                  for item in page.get("Contents", []))
+
+
+class MotoServer:
+  """A moto S3 server process on a free localhost port; see `start_server`."""
+
+  def __init__(self, process: subprocess.Popen, endpoint_url: str,
+               access_key_id: str, secret_access_key: str):
+    self.process = process
+    self.endpoint_url = endpoint_url
+    self._access_key_id = access_key_id
+    self._secret_access_key = secret_access_key
+
+  def create_store(self) -> ObjectStore:
+    """Creates a fresh bucket and returns it with working credentials."""
+    store = ObjectStore(self.endpoint_url, f"vrec-{uuid.uuid4().hex[:12]}",
+                        self._access_key_id, self._secret_access_key)
+    store.client().create_bucket(Bucket=store.bucket)
+    return store
+
+  def stop(self) -> None:
+    """Stops the server process and waits for it."""
+    if self.process.poll() is None:
+      self.process.terminate()
+      try:
+        self.process.wait(timeout=10)
+      except subprocess.TimeoutExpired:
+        self.process.kill()
+        self.process.wait()
+
+
+def _free_port() -> int:
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    return probe.getsockname()[1]
+
+
+def _wait_until_up(process: subprocess.Popen, endpoint_url: str) -> None:
+  deadline = time.monotonic() + _START_TIMEOUT_S
+  while time.monotonic() < deadline:
+    if process.poll() is not None:
+      raise RuntimeError(f"moto server exited with status {process.returncode}")
+    try:
+      with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=1):
+        return
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+      time.sleep(0.1)
+  raise RuntimeError(f"moto server at {endpoint_url} did not answer in "
+                     f"{_START_TIMEOUT_S} s")
+
+
+def _create_credentials(endpoint_url: str) -> tuple[str, str]:
+  """An IAM user allowed all of S3, and its key (the unsigned setup calls)."""
+  boto3 = prerequisites.module("boto3")
+  iam = boto3.client("iam", endpoint_url=endpoint_url, region_name=REGION,
+                     aws_access_key_id="setup", aws_secret_access_key="setup")
+  iam.create_user(UserName=_USER)
+  iam.put_user_policy(UserName=_USER, PolicyName="s3",
+                      PolicyDocument=_ALLOW_ALL_S3)
+  key = iam.create_access_key(UserName=_USER)["AccessKey"]
+  return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+@contextlib.contextmanager
+def start_server() -> Iterator[MotoServer]:
+  """Runs a moto S3 server on a free localhost port for the `with` block.
+
+  Yields:
+    The running server; it is stopped when the block ends, also on error.
+  """
+  prerequisites.module("moto.server")
+  endpoint_url = f"http://127.0.0.1:{_free_port()}"
+  env = dict(os.environ,
+             INITIAL_NO_AUTH_ACTION_COUNT=str(_UNAUTHENTICATED_SETUP_CALLS))
+  process = subprocess.Popen(
+      [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+       "-p", endpoint_url.rsplit(":", 1)[1]],
+      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  server = MotoServer(process, endpoint_url, "", "")
+  try:
+    _wait_until_up(process, endpoint_url)
+    server = MotoServer(process, endpoint_url,
+                        *_create_credentials(endpoint_url))
+    yield server
+  finally:
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def object_store_server() -> Iterator[MotoServer]:
+  """One moto server for the test session."""
+  with start_server() as server:
+    yield server
+
+
+@pytest.fixture
+def object_store(object_store_server, monkeypatch) -> ObjectStore:
+  """A fresh bucket, with this process's environment pointing at it."""
+  store = object_store_server.create_store()
+  for name, value in store.env().items():
+    monkeypatch.setenv(name, value)
+  return store
