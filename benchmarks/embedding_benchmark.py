@@ -3,7 +3,9 @@
 For each dataset and seed, trains every model on the leave-one-out train
 sequences (`offline_eval.datasets`), freezes its user vectors (the history
 including the validation item) and item vectors, and runs the dataset's probe
-tasks (`offline_eval.probes`) with that seed. Models, all trained here in the
+tasks (`offline_eval.probes`) with that seed. No probe reads what the models
+trained on: the rating probe takes held-out pairs only, and the item tokens
+exclude the related-item lists the relation probes test. Models, all trained here in the
 same run:
 
 - `random`: unit Gaussian vectors, one per user and item.
@@ -59,11 +61,14 @@ COMIREC_PUBLISHED = {"rechorus/hr@5": 0.3753, "rechorus/ndcg@5": 0.2675}
 
 
 def task_data(dataset: datasets.SequenceDataset) -> probes.TaskData:
-  """The probe targets of a dataset: test items, attributes, labels."""
+  """The probe targets of a dataset: test items, attributes, labels.
+
+  The interaction probe reads the held-out ratings
+  (`SequenceDataset.held_out_ratings`): pairs no model trained on.
+  """
   interactions = None
   if dataset.ratings is not None:
-    interactions = dataset.ratings.assign(
-        label=(dataset.ratings["rating"] >= 4).astype(int))
+    interactions = dataset.held_out_ratings()
   return probes.TaskData(
       next_items=np.asarray(dataset.test_items),
       known_items=[np.append(sequence, dataset.valid_items[user])
@@ -146,7 +151,10 @@ def most_popular_metrics(dataset: datasets.SequenceDataset,
 def run_dataset(name: str, args: argparse.Namespace) -> dict:
   """Every model and seed on one dataset; per-seed and aggregated metrics."""
   started = time.time()
-  dataset = common.load_sequences(name, args, args.source_root)
+  # The relation probes test the related-item lists: no model may read
+  # tokens built from them.
+  dataset = datasets.without_relation_tokens(
+      common.load_sequences(name, args, args.source_root))
   data = task_data(dataset)
   tasks = probes.DATASET_TASKS.get(name) or contract_tasks(dataset)
   specs = [probes.TaskSpec.from_dict(spec) for spec in tasks]

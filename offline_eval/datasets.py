@@ -9,7 +9,9 @@ training sequence (ReChorus' protocol).
 
 Side information becomes padded token matrices per item:
 - Amazon Grocery: the category and the complement/substitute related items
-  (as `rel:<item id>` tokens: the text SEMINAR-style queries are built from).
+  (as `rel:<item id>` tokens: the text SEMINAR-style queries are built from;
+  `without_relation_tokens` drops them for benchmarks that probe those
+  relations).
 - MovieLens-100K: title words, genres, release decade, and the movie's
   Freebase KG facts as `relation:entity` tokens (kept when at least two
   movies share them, most frequent first).
@@ -41,6 +43,8 @@ DATASET_CHOICES = DATASETS + (CONTRACT,)
 MAX_CATEGORIES = 8
 MAX_TOKENS = 32
 _WORD = re.compile(r"[a-z0-9']+")
+# Tokens naming a related item (also-bought, also-viewed, related).
+RELATION_TOKEN_PREFIX = "rel:"
 # KG relations of the movie itself (head = movie), as item attributes.
 _MOVIE_RELATION_PREFIX = "film.film."
 
@@ -63,8 +67,9 @@ class SequenceDataset:
     users: user attributes by user index (MovieLens), else None.
     item_relations: relation name (complement, substitute) -> `[n, 2]` item
       index pairs, from the items table.
-    ratings: MovieLens' every rating with user_index, item_index, rating and
-      timestamp; None for implicit data.
+    ratings: MovieLens' every rating with user_index, item_index, rating,
+      timestamp and label (1 for a positive, which the sequences hold, else
+      0); None for implicit data.
   """
   name: str
   user_ids: np.ndarray
@@ -97,6 +102,37 @@ class SequenceDataset:
     """Every item of `user`: train, validation and test."""
     return np.concatenate([self.train_sequences[user],
                            [self.valid_items[user], self.test_items[user]]])
+
+  def held_out_ratings(self) -> pd.DataFrame:
+    """The ratings no model saw: the test-time probe pairs of `ratings`.
+
+    A pair is held out when it is neither a train item nor the validation
+    item of its user (the test-time history), and it was rated no earlier
+    than that validation item, so it lies after everything the user vector
+    is built from. That keeps each user's test target (a positive) and the
+    items they rated as negatives in the same period (never trained on: only
+    positives are).
+
+    Returns:
+      The held-out rows of `ratings`.
+
+    Raises:
+      ValueError: when the dataset has no ratings.
+    """
+    if self.ratings is None:
+      raise ValueError(f"{self.name} has no ratings to hold out")
+    ratings = self.ratings
+    users = ratings["user_index"].to_numpy()
+    items = ratings["item_index"].to_numpy()
+    pair_code = users * self.num_items + items
+    history = np.concatenate([
+        user * self.num_items + np.append(sequence, self.valid_items[user])
+        for user, sequence in enumerate(self.train_sequences)])
+    seen = np.isin(pair_code, history)
+    is_valid = items == self.valid_items[users]
+    cutoff = np.full(self.num_users, np.iinfo(np.int64).max)
+    cutoff[users[is_valid]] = ratings["timestamp"].to_numpy()[is_valid]
+    return ratings[~seen & (ratings["timestamp"].to_numpy() >= cutoff[users])]
 
   def candidate_features(self) -> dict[str, np.ndarray]:
     """Candidate-tower inputs of every item index, under the pipeline's names.
@@ -191,13 +227,14 @@ def load_sequences(name: str, source_root: str | pathlib.Path | None = None,
   ratings = interactions.assign(
       user_index=interactions["user_id"].map(user_index),
       item_index=interactions["item_id"].map(item_index),
-      rating=interactions["event"].str.removeprefix("rating=").astype(float))
+      rating=interactions["event"].str.removeprefix("rating=").astype(float),
+      label=(interactions["label"] >= examples.POSITIVE_THRESHOLD).astype(int))
   ratings = ratings.dropna(subset=["user_index", "item_index"]).astype(
       {"user_index": np.int64, "item_index": np.int64})
   return dataclasses.replace(
       indexed, item_tokens=tokens, token_names=token_names,
-      ratings=ratings[["user_index", "item_index", "rating",
-                       "timestamp"]].reset_index(drop=True))
+      ratings=ratings[["user_index", "item_index", "rating", "timestamp",
+                       "label"]].reset_index(drop=True))
 
 
 def from_contract(dataset: contract.Dataset, name: str,
@@ -248,12 +285,29 @@ def from_contract(dataset: contract.Dataset, name: str,
                          item_relations=_item_relations(items, item_index))
 
 
+def without_relation_tokens(dataset: SequenceDataset) -> SequenceDataset:
+  """The dataset without `RELATION_TOKEN_PREFIX` tokens, re-indexed.
+
+  A probe of item relations (complements, substitutes) must not read items
+  whose tokens were built from those very lists.
+  """
+  kept = [index for index, name in enumerate(dataset.token_names)
+          if not name.startswith(RELATION_TOKEN_PREFIX)]
+  new_index = np.zeros(len(dataset.token_names), np.int64)
+  new_index[kept] = np.arange(len(kept))
+  rows = [[token for token in new_index[row] if token]
+          for row in dataset.item_tokens]
+  return dataclasses.replace(
+      dataset, item_tokens=_pad_rows(rows, MAX_TOKENS),
+      token_names=[dataset.token_names[index] for index in kept])
+
+
 def contract_item_tokens(items: pd.DataFrame) -> dict[str, list[str]]:
   """Categories, title words and related items of every contract item."""
   return {
       item_id: ([f"cat:{c}" for c in _listed(category)] +
                 [f"word:{w}" for w in _WORD.findall(title.lower())] +
-                [f"rel:{r}" for r in _listed(related)])
+                [f"{RELATION_TOKEN_PREFIX}{r}" for r in _listed(related)])
       for item_id, title, category, related in zip(
           items["item_id"], items["title"], items["category"],
           items["related_items"])}
@@ -319,7 +373,8 @@ def _token_matrix(item_tokens: dict[int, list[str]], num_items: int,
 
 def _grocery_item_tokens(items: pd.DataFrame) -> dict[str, list[str]]:
   """The whole category string and the related items (no title words)."""
-  return {item_id: [f"cat:{category}"] + [f"rel:{r}" for r in _listed(related)]
+  return {item_id: [f"cat:{category}"] +
+          [f"{RELATION_TOKEN_PREFIX}{r}" for r in _listed(related)]
           for item_id, category, related in zip(
               items["item_id"], items["category"], items["related_items"])}
 

@@ -99,6 +99,49 @@ def test_a_contract_directory_loads_like_a_built_in_dataset(contract_dir):
   assert set(dataset.item_relations) == {"complement", "substitute"}
 
 
+def test_held_out_ratings_are_no_model_input_and_follow_the_history(movielens):
+  held_out = movielens.held_out_ratings()
+  users = held_out["user_index"].to_numpy()
+  items = held_out["item_index"].to_numpy()
+  for user, item in zip(users, items):
+    assert item not in movielens.train_sequences[user]
+  assert not (items == movielens.valid_items[users]).any()
+  # Every user's test target is there, the only positive: nothing else liked
+  # comes after the validation item.
+  positives = held_out[held_out["label"] == 1]
+  np.testing.assert_array_equal(
+      np.sort(positives["item_index"].to_numpy() +
+              movielens.num_items * positives["user_index"].to_numpy()),
+      np.sort(movielens.test_items +
+              movielens.num_items * np.arange(movielens.num_users)))
+  ratings = movielens.ratings
+  valid_time = ratings[ratings["item_index"].to_numpy() == movielens.valid_items[
+      ratings["user_index"].to_numpy()]].set_index("user_index")["timestamp"]
+  assert (held_out["timestamp"].to_numpy() >=
+          valid_time.reindex(users).to_numpy()).all()
+  negatives = held_out["label"] == 0
+  assert negatives.sum() > positives.shape[0]
+  assert (held_out["rating"][negatives] < 4).all()
+
+
+def test_without_relation_tokens_keeps_every_other_token(contract_dir):
+  dataset = datasets.load_sequences(datasets.CONTRACT, dataset_dir=contract_dir)
+  stripped = datasets.without_relation_tokens(dataset)
+
+  def names(data, item):
+    return {data.token_names[token] for token in data.item_tokens[item] if token}
+
+  assert any(name.startswith(datasets.RELATION_TOKEN_PREFIX)
+             for name in dataset.token_names)
+  assert not any(name.startswith(datasets.RELATION_TOKEN_PREFIX)
+                 for name in stripped.token_names)
+  assert stripped.token_names[0] == ""
+  for item in range(dataset.num_items):
+    assert names(stripped, item) == {
+        name for name in names(dataset, item)
+        if not name.startswith(datasets.RELATION_TOKEN_PREFIX)}
+
+
 def test_contract_item_tokens_are_categories_title_words_and_related_items():
   items = pd.DataFrame({"item_id": ["a"], "title": ["Green Tea, 20 bags"],
                         "category": ["Drinks|Tea"], "related_items": ["b|c"]})

@@ -17,11 +17,15 @@ are the keys of `TASK_KINDS`:
 - `item_class_f1`: one label per item, F1 of a multinomial logistic probe.
 - `item_multilabel_f1`: several labels per item, one logistic probe per
   label, F1 of the predicted label sets.
-- `interaction_auc`: the label of a (user, item) pair from
+- `interaction_auc`: the label of a held-out (user, item) pair from
   `[u, i, u * i]`, where `u` is the user vector closest to the item; split by
-  user, so a test user is never seen by the probe.
+  user, so a test user is never seen by the probe. The pairs must be ones no
+  model trained on (else the probe measures memorisation): a pair whose item
+  is among the user's `known_items` is refused.
 - `relation_auc`: whether two items are related (e.g. complements), from
-  `[a * b, |a - b|]`, against as many random item pairs.
+  `[a * b, |a - b|]`, against as many random item pairs. The embedded items'
+  features must not be built from the relation probed (see
+  `offline_eval.datasets.without_relation_tokens`).
 - `neighbour_coherence`: share of an item's k nearest items (cosine) that
   share at least one label with it. No probe, no seed.
 
@@ -57,7 +61,7 @@ MOVIELENS_TASKS = [
     {"name": "occupation_macro_f1", "kind": "user_class_f1",
      "attribute": "occupation"},
     {"name": "genre_micro_f1", "kind": "item_multilabel_f1"},
-    {"name": "rating>=4_auc", "kind": "interaction_auc"},
+    {"name": "held_out_rating>=4_auc", "kind": "interaction_auc"},
     {"name": "genre_coherence@10", "kind": "neighbour_coherence", "k": 10},
 ]
 GROCERY_TASKS = [
@@ -108,7 +112,8 @@ class TaskData:
       sampling negatives); defaults to `known_items` plus `next_items`.
     user_attributes: one row per user index; attribute columns.
     item_labels: `[num_items, C]` label indices per item, 0 = padding.
-    interactions: columns `user_index`, `item_index`, `label` (0/1).
+    interactions: columns `user_index`, `item_index`, `label` (0/1), of
+      pairs no model trained on.
     item_relations: relation name -> `[n, 2]` related item index pairs.
     first_item: smallest real item index (1 when index 0 is padding).
   """
@@ -322,6 +327,21 @@ def _closest_user_vectors(users: np.ndarray, items: np.ndarray) -> np.ndarray:
   return users[np.arange(len(users)), best]
 
 
+def _refuse_known_pairs(data: TaskData, users: np.ndarray,
+                        items: np.ndarray) -> None:
+  """Raises ValueError when a probe pair is in its user's `known_items`."""
+  if data.known_items is None:
+    return
+  known = {(int(user), int(item)) for user in np.unique(users)
+           for item in data.known_items[user]}
+  trained = sum((int(user), int(item)) in known
+                for user, item in zip(users, items))
+  if trained:
+    raise ValueError(f"{trained} of {len(users)} interaction probe pairs are "
+                     "known (trained-on) items of their user; probe held-out "
+                     "pairs only")
+
+
 def _task_interaction_auc(spec: TaskSpec, data: TaskData,
                           embeddings: Embeddings, seed: int,
                           user_pooling: str) -> float:
@@ -329,6 +349,7 @@ def _task_interaction_auc(spec: TaskSpec, data: TaskData,
   del user_pooling
   pairs = data.interactions
   user_index = pairs["user_index"].to_numpy()
+  _refuse_known_pairs(data, user_index, pairs["item_index"].to_numpy())
   items = embeddings.items[pairs["item_index"].to_numpy()]
   users = _closest_user_vectors(embeddings.users[user_index], items)
   features = np.concatenate([users, items, users * items], axis=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,7 +31,8 @@ def _synthetic(seed: int = 0):
   item_labels[1::4, 1] = 3  # a second label on every fourth item
   pairs = pd.DataFrame({
       "user_index": np.repeat(np.arange(NUM_USERS), 4),
-      "item_index": np.tile([1, 2, 3, 4], NUM_USERS),
+      # Held out: items 1 and 3 are every user's known items.
+      "item_index": np.tile([2, 4, 5, 6], NUM_USERS),
   })
   user_is_f = gender[pairs["user_index"]] == "F"
   item_is_even = item_group[pairs["item_index"]] == 0
@@ -86,6 +89,16 @@ def test_informative_embeddings_score_high_and_random_ones_near_chance():
   chance = probes.run_tasks(SPECS, data, random, seed=0)
   assert chance["gender_auc"] < 0.8
   assert chance["interaction_auc"] < 0.8
+
+
+def test_interaction_probe_refuses_pairs_the_models_trained_on():
+  data, embeddings = _synthetic()
+  spec = probes.TaskSpec("interaction_auc", "interaction_auc")
+  probes.run_task(spec, data, embeddings, seed=0)
+  trained = data.interactions.assign(item_index=3)
+  with pytest.raises(ValueError, match="held-out pairs only"):
+    probes.run_task(spec, dataclasses.replace(data, interactions=trained),
+                    embeddings, seed=0)
 
 
 def test_neighbour_coherence_known_value():

@@ -18,9 +18,10 @@ Data the tasks see:
   item is their next item; all their train items are excluded from ranking.
 - items: every item of the examples (train and eval), embedded from the
   item features of the examples; labels are their categories.
-- user attributes: the columns of `users.*`; interaction labels:
-  `interactions.*`; item relations: the `items` list columns of
-  `RELATION_COLUMNS`.
+- user attributes: the columns of `users.*`; interaction labels: the rows of
+  `interactions.*` no model trained on (`held_out_interactions`); item
+  relations: the `items` list columns of `RELATION_COLUMNS` (the pipeline's
+  item features are the title and categories, never these lists).
 
 Writes `report.json` (per-seed and aggregated metrics) and `report.html` (the
 table) into the output artifact.
@@ -44,6 +45,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from data import contract
+from data import examples
 from data import features
 from models import families
 from models import serving_names
@@ -114,6 +116,36 @@ def _relation_pairs(items: pd.DataFrame | None, column: str,
   return np.asarray(pairs, np.int64).reshape(-1, 2)
 
 
+def held_out_interactions(frame: pd.DataFrame, user_index: Mapping[str, int],
+                          item_index: Mapping[str, int],
+                          known: Mapping[str, set], cutoffs: Mapping[str, int]
+                          ) -> pd.DataFrame:
+  """The interaction probe's pairs: the rows no model trained on.
+
+  A row is kept when its user and item are indexed, its item is not among
+  the user's train items (`known`, item indices) and it is no older than the
+  user's query (`cutoffs`, the timestamp of the example the user vector is
+  built for): the user's held-out positives and the negatives of the same
+  period.
+
+  Returns:
+    Columns `user_index`, `item_index` and `label` (1 for a positive).
+  """
+  indexed = frame[frame["user_id"].isin(user_index) &
+                  frame["item_id"].isin(item_index)]
+  users = indexed["user_id"].map(user_index).to_numpy()
+  items = indexed["item_id"].map(item_index).to_numpy()
+  trained = np.array([item in known[user_id] for user_id, item
+                      in zip(indexed["user_id"], items)], bool)
+  recent = (indexed["timestamp"].to_numpy() >=
+            indexed["user_id"].map(cutoffs).to_numpy())
+  keep = ~trained & recent
+  return pd.DataFrame({
+      "user_index": users[keep], "item_index": items[keep],
+      "label": (indexed["label"].to_numpy()[keep] >=
+                examples.POSITIVE_THRESHOLD).astype(int)})
+
+
 def load_inputs(train_dir: str, eval_dir: str,
                 dataset: contract.Dataset) -> BenchmarkInputs:
   """Indexes the examples' users and items and the dataset's side tables."""
@@ -137,6 +169,8 @@ def load_inputs(train_dir: str, eval_dir: str,
     item = item_index[_value(row, features.ITEM_ID)[0]]
     train_counts[item] += 1
     known.get(_value(row, features.USER_ID)[0], []).append(item)
+  cutoffs = {user_id: _value(first_eval[user_id], features.TIMESTAMP)
+             for user_id in user_ids}
   histories = [_value(first_eval[u], features.HISTORY_ITEM_IDS)
                for u in user_ids]
   width = max(1, max(len(history) for history in histories))
@@ -150,12 +184,9 @@ def load_inputs(train_dir: str, eval_dir: str,
 
   interactions = None
   if dataset.interactions is not None:
-    frame = dataset.interactions
-    keep = frame["user_id"].isin(user_index) & frame["item_id"].isin(item_index)
-    interactions = pd.DataFrame({
-        "user_index": frame["user_id"][keep].map(user_index).to_numpy(),
-        "item_index": frame["item_id"][keep].map(item_index).to_numpy(),
-        "label": (frame["label"][keep] >= 0.5).astype(int).to_numpy()})
+    interactions = held_out_interactions(
+        dataset.interactions, user_index, item_index,
+        {user_id: set(items) for user_id, items in known.items()}, cutoffs)
   users = None
   if dataset.users is not None:
     users = (dataset.users.drop_duplicates("user_id").set_index("user_id")

@@ -9,19 +9,23 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from tfx.types import channel_utils
 
 from data import contract
+from data import features
 from models import families
 from models import trainer as trainer_lib
 from offline_eval import probes
 from tfx_pipeline.components import embedding_benchmark
+from tfx_pipeline.components import interaction_example_gen
 from tfx_pipeline.index_builder_test import NUM_ITEMS
 from tfx_pipeline.index_builder_test import ROWS_PER_ITEM
 from tfx_pipeline.index_builder_test import TinyMultiVectorModel
 from tfx_pipeline.index_builder_test import import_examples
 from tfx_pipeline.index_builder_test import import_model
 from tfx_pipeline.index_builder_test import run_local_pipeline
+from tfx_pipeline.index_builder_test import synthetic_rows
 from tfx_pipeline.index_builder_test import write_examples
 from tfx_pipeline.index_builder_test import write_tiny_model
 
@@ -41,15 +45,36 @@ TASKS = [
 SEEDS = [0, 1]
 # The synthetic rows' users are "0", "1", ..., one per row of an item.
 NUM_USERS = ROWS_PER_ITEM
+# The last items are in the eval split only: no model trained on them.
+HELD_OUT_ITEMS = [str(item) for item in range(NUM_ITEMS - 4, NUM_ITEMS)]
+
+
+def _write_train_examples(split_dir: str) -> None:
+  """The synthetic rows of every item but `HELD_OUT_ITEMS`."""
+  tf.io.gfile.makedirs(split_dir)
+  with tf.io.TFRecordWriter(os.path.join(split_dir, "part-0.tfrecord.gz"),
+                            options="GZIP") as writer:
+    for row in synthetic_rows():
+      if row[features.ITEM_ID] not in HELD_OUT_ITEMS:
+        writer.write(interaction_example_gen.to_tf_example(row)
+                     .SerializeToString())
 
 
 def _write_dataset(directory: str) -> None:
-  """Side tables of the synthetic examples of `index_builder_test`."""
+  """Side tables of the synthetic examples of `index_builder_test`.
+
+  Every user rated the held-out items (alternately liked) after their eval
+  example, two trained-on items, and one held-out item before their eval
+  example: only the first are probe pairs.
+  """
+  rated = HELD_OUT_ITEMS + ["0", "1"]
   interactions = pd.DataFrame({
-      "user_id": [str(u) for u in range(NUM_USERS) for _ in range(4)],
-      "item_id": [str(i) for _ in range(NUM_USERS) for i in range(4)],
-      "timestamp": 1_000_000,
-      "label": [float(i % 2) for _ in range(NUM_USERS) for i in range(4)],
+      "user_id": [str(u) for u in range(NUM_USERS) for _ in rated] +
+                 [str(u) for u in range(NUM_USERS)],
+      "item_id": rated * NUM_USERS + [HELD_OUT_ITEMS[0]] * NUM_USERS,
+      "timestamp": [2_000_000] * (len(rated) * NUM_USERS) + [1] * NUM_USERS,
+      "label": [float(i % 2) for i in range(len(rated))] * NUM_USERS +
+               [1.0] * NUM_USERS,
   })
   items = pd.DataFrame({
       "item_id": [str(i) for i in range(NUM_ITEMS)],
@@ -70,7 +95,7 @@ def _write_dataset(directory: str) -> None:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("embedding_benchmark"))
-  write_examples(os.path.join(root, "examples", "Split-train"))
+  _write_train_examples(os.path.join(root, "examples", "Split-train"))
   write_examples(os.path.join(root, "examples", "Split-eval"))
   _write_dataset(os.path.join(root, "dataset"))
   return root
@@ -89,7 +114,12 @@ def test_inputs_index_users_items_and_side_tables(root):
   assert len(inputs.item_ids) == NUM_ITEMS + 1 and inputs.item_ids[0] == ""
   data = inputs.task_data
   assert list(data.user_attributes["occupation"][:2]) == ["artist", "doctor"]
-  assert len(data.interactions) == NUM_USERS * 4
+  # The probe pairs are the held-out items rated after each eval example.
+  probed = data.interactions
+  assert sorted(zip(probed["user_index"], inputs.item_ids[probed["item_index"]])
+                ) == [(user, item) for user in range(NUM_USERS)
+                      for item in HELD_OUT_ITEMS]
+  assert list(probed["label"][:4]) == [0, 1, 0, 1]
   assert len(data.item_relations["related"]) == NUM_ITEMS
   np.testing.assert_array_equal(
       inputs.item_ids[data.item_relations["complement"]].astype(int),
