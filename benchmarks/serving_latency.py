@@ -1,35 +1,49 @@
-"""Load-tests `retrieve_scann` on the local model server over loopback gRPC.
+"""Load-tests the retrieval model the pipeline pushed, served over gRPC.
 
-Builds a retrieval model version with `--num_items` synthetic items (a
-`serving.testing_models.RetrievalTestModel` whose query adds the mean history
-embedding to the user's, plus its ScaNN index with the pipeline's default
-`ScannParams`) in a temporary base path, starts
-`python -m serving.server --port 0` on 127.0.0.1 as a subprocess, and sends
-`--requests` Predict requests per signature at each concurrency level
-(threads, each with its own channel and stub), recording every request's
-latency.
+Serves one pushed model version (`--model-dir`: its query tower, Transform
+graph, signatures and ScaNN index are the product's) with
+`python -m serving.server` in a subprocess on 127.0.0.1, and sends it
+TF Serving Predict requests built from the dataset's real eval users: each
+request carries an eval user's id, their history before the held-out item
+(the pipeline's `history_length`, 50) and the held-out item's timestamp,
+exactly as the pipeline's Evaluator and serving demo see them. `--requests`
+requests per signature go out at each concurrency level, from that many
+threads with a channel each, after a warm-up.
 
 Signatures measured, interleaved block by block at every level so that
 background load hits them alike:
 
-- `query_embedding`: the query tower alone, the baseline that shows what the
-  ScaNN search adds;
-- `retrieve_scann`: query tower + ScaNN top 10, history excluded;
-- `retrieve_top10`: query tower + exact brute-force top 10 in the graph
-  (matmul over every item, history excluded), for comparison.
+- `query_embedding`: the query tower alone (Transform graph included);
+- `retrieve_scann`: query tower + ScaNN top `--k` (100), history excluded;
+- `retrieve_top100`: query tower + exact brute-force top 100 in the graph
+  over the model's own catalogue (the real items only, at every
+  `--candidates`), history excluded: the baseline `retrieve_scann` is
+  compared with, in the same run.
 
-    python -m benchmarks.serving_latency
+`--candidates N` grows the ScaNN database to N items around the real item
+embeddings (see `grow_database`), builds an index over it with the
+pipeline's default `ScannParams` and serves the pushed SavedModel with that
+index instead of its own. The query tower and `retrieve_top100` do not change.
 
-Writes `benchmarks/results/serving.json` (or `--output`) and prints a table.
+    python -m tfx_pipeline run --dataset movielens-100k \\
+        --workspace /tmp/ws --no-demo
+    python -m benchmarks.serving_latency --model-dir /tmp/ws/serving
+    python -m benchmarks.serving_latency --model-dir /tmp/ws/serving \\
+        --candidates 1000000
+
+Without `--model-dir` the benchmark first runs that pipeline (family
+two_tower) on the dataset in a temporary workspace. Writes
+`benchmarks/results/serving_real_<dataset>[_<candidates>].json` (or
+`--output`) and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import itertools
 import os
-import platform
 import queue
 import shlex
 import shutil
@@ -39,7 +53,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import grpc
 import numpy as np
@@ -47,84 +61,208 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from benchmarks import common
+from data import contract
+from data import examples
+from data import features
+from data import importers
 from models import serving_names
 from serving import client
 from serving import scann_index
-from serving import testing_models
+from tfx_pipeline import config as config_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL_NAME = "bench_retrieval"
-VERSION = 1
-K = testing_models.TOP_K
-EXACT_SIGNATURE = serving_names.retrieve_top(K)
+EXACT_SIGNATURE = serving_names.retrieve_top(100)
 SIGNATURES = (serving_names.QUERY_EMBEDDING, serving_names.RETRIEVE_SCANN,
               EXACT_SIGNATURE)
 GOAL_P99_MS = 10.0
 GOAL_SIGNATURE = serving_names.RETRIEVE_SCANN
-_WARMUP_REQUESTS = 50
+GOAL_CONCURRENCY = 1
 GRPC_THREADS = 8  # The server's default.
-_CLUSTERS = 1000
+SYNTHETIC_ID_PREFIX = "synthetic-"
+_WARMUP_REQUESTS = 50
+# The vectors ScaNN keeps for reordering, one row per id of item_ids.txt.
+_STORED_VECTORS = os.path.join("searcher", "dataset.npy")
+_STORED_IDS = "item_ids.txt"
 
 
 # ----------------------------------------------------------------- model ---
 
 
-def clustered_embeddings(rng: np.random.Generator, centers: np.ndarray,
-                         count: int) -> np.ndarray:
-  """Unit vectors: normalize(one of the unit `centers` + N(0, I / dim))."""
-  dimension = centers.shape[1]
-  rows = centers[rng.integers(len(centers), size=count)] + rng.standard_normal(
-      (count, dimension)) / np.sqrt(dimension)
-  return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(
-      np.float32)
+def pushed_version_dir(path: str) -> str:
+  """The model version a `--model-dir` names.
+
+  Args:
+    path: a pushed version directory (`<serving>/<model>/<version>`), a
+      model directory holding numbered versions (the newest is taken), or a
+      serving base path holding exactly one model directory.
+
+  Raises:
+    ValueError: if `path` is none of these.
+  """
+  if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    return path
+  entries = sorted(os.listdir(path)) if os.path.isdir(path) else []
+  versions = [name for name in entries if name.isdigit()]
+  if versions:
+    return os.path.join(path, max(versions, key=int))
+  models = [name for name in entries
+            if os.path.isdir(os.path.join(path, name))]
+  if len(models) == 1:
+    model_dir = os.path.join(path, models[0])
+    versions = [name for name in os.listdir(model_dir) if name.isdigit()]
+    if versions:
+      return os.path.join(model_dir, max(versions, key=int))
+  raise ValueError(f"{path} is neither a pushed model version, a model "
+                   "directory of numbered versions, nor a serving base path "
+                   "with one model")
 
 
-def build_model_version(base_path: str, args: argparse.Namespace) -> dict:
-  """Writes `<base>/<MODEL_NAME>/<VERSION>/`: SavedModel plus ScaNN index."""
-  rng = np.random.default_rng(args.seed)
-  item_ids = np.array([f"item_{i}" for i in range(args.num_items)])
-  centers = rng.standard_normal((_CLUSTERS, args.dimension))
-  centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-  embeddings = clustered_embeddings(rng, centers, args.num_items)
-  # Users live in the items' space, so queries resemble a two-tower model's.
-  users = clustered_embeddings(rng, centers, args.num_users)
-  version_dir = os.path.join(base_path, MODEL_NAME, str(VERSION))
+def run_pipeline(dataset: str, dataset_dir: str, workspace: str) -> str:
+  """Runs `python -m tfx_pipeline run` (two_tower); returns its serving dir."""
+  command = [sys.executable, "-m", "tfx_pipeline", "run", "--dataset", dataset,
+             "--workspace", workspace, "--no-demo"]
+  if dataset_dir:
+    command += ["--dataset-dir", dataset_dir]
+  common.log(f"no --model-dir: running {shlex.join(command)}")
+  subprocess.run(command, cwd=REPO_ROOT, check=True)
+  return os.path.join(workspace, "serving")
+
+
+def stored_item_embeddings(version_dir: str) -> tuple[list[str], np.ndarray]:
+  """The item ids and vectors of a pushed model's ScaNN index.
+
+  These are the pipeline's `candidate_embedding` outputs, as the index
+  builder stored them (ScaNN keeps them to reorder its candidates).
+
+  Raises:
+    FileNotFoundError: if the version has no index (families without one,
+      like `ease`, cannot serve `retrieve_scann`).
+  """
+  directory = scann_index.index_dir(version_dir)
+  if not scann_index.has_index(version_dir):
+    raise FileNotFoundError(f"no ScaNN index under {directory}: "
+                            "retrieve_scann needs an indexed family")
+  with open(os.path.join(directory, _STORED_IDS), encoding="utf-8") as f:
+    item_ids = [line.rstrip("\n") for line in f]
+  vectors = np.load(os.path.join(directory, _STORED_VECTORS))
+  if vectors.shape[0] != len(item_ids):
+    raise ValueError(f"{directory}: {vectors.shape[0]} stored vectors for "
+                     f"{len(item_ids)} ids")
+  return item_ids, np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def grow_database(item_ids: Sequence[str], embeddings: np.ndarray, size: int,
+                  noise_scale: float, seed: int
+                  ) -> tuple[list[str], np.ndarray]:
+  """The real items plus `size - len(item_ids)` synthetic ones around them.
+
+  Each synthetic item copies a real item's vector v, drawn uniformly with
+  replacement, adds Gaussian noise of per-coordinate standard deviation
+  `noise_scale * |v| / sqrt(dim)` (a noise norm of about
+  `noise_scale * |v|`) and rescales the sum to |v|: the grown database keeps
+  the real norms, which dot-product retrieval is sensitive to, and the real
+  directions up to the jitter. Synthetic ids are `SYNTHETIC_ID_PREFIX<n>`.
+
+  Args:
+    item_ids: the real ids, one per row of `embeddings`.
+    embeddings: `[n, dim]` real item vectors.
+    size: items wanted in all, at least n.
+    noise_scale: noise norm relative to the vector's norm.
+    seed: seeds the draws.
+
+  Returns:
+    `(ids, vectors)`: the real rows first, unchanged, then the synthetic ones.
+
+  Raises:
+    ValueError: if `size` < n, or a real id looks like a synthetic one.
+  """
+  real = np.asarray(embeddings, dtype=np.float32)
+  count = size - len(item_ids)
+  if count < 0:
+    raise ValueError(f"cannot grow {len(item_ids)} items to {size}")
+  if any(str(item_id).startswith(SYNTHETIC_ID_PREFIX) for item_id in item_ids):
+    raise ValueError(f"a real item id starts with {SYNTHETIC_ID_PREFIX!r}")
+  rng = np.random.default_rng(seed)
+  base = real[rng.integers(len(real), size=count)]
+  norms = np.linalg.norm(base, axis=1, keepdims=True)
+  moved = base + rng.standard_normal(base.shape, dtype=np.float32) * (
+      noise_scale * norms / np.sqrt(real.shape[1]))
+  moved *= norms / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True),
+                              np.finfo(np.float32).tiny)
+  ids = list(item_ids) + [f"{SYNTHETIC_ID_PREFIX}{n}" for n in range(count)]
+  return ids, np.concatenate([real, moved.astype(np.float32)])
+
+
+def grown_model_base(version_dir: str, base_path: str, item_ids: list[str],
+                     vectors: np.ndarray) -> dict:
+  """Writes `<base>/<model>/<version>`: the pushed SavedModel, a new index.
+
+  Returns:
+    The index's build seconds and fitted parameters.
+  """
+  model_name = os.path.basename(os.path.dirname(version_dir))
+  target = os.path.join(base_path, model_name, os.path.basename(version_dir))
+  shutil.copytree(version_dir, target,
+                  ignore=shutil.ignore_patterns("assets.extra"))
   started = time.perf_counter()
-  testing_models.RetrievalTestModel(item_ids, embeddings, users,
-                                    embed_history=True).save(version_dir)
-  saved_s = time.perf_counter() - started
-  started = time.perf_counter()
-  index = scann_index.ScannIndex.build(embeddings, list(item_ids),
+  index = scann_index.ScannIndex.build(vectors, item_ids,
                                        scann_index.ScannParams())
-  index.write(version_dir)
-  return {"num_items": args.num_items, "dimension": args.dimension,
-          "save_model_s": round(saved_s, 2),
-          "build_index_s": round(time.perf_counter() - started, 2),
-          "index_params": {"num_leaves": index.params.num_leaves,
-                           "num_leaves_to_search":
-                               index.params.num_leaves_to_search,
-                           "reorder_k": index.params.reorder_k},
-          "item_ids": item_ids}
+  build_s = time.perf_counter() - started
+  index.write(target)
+  return {"build_s": round(build_s, 1),
+          "params": dataclasses.asdict(index.params)}
 
 
-def request_pool(args: argparse.Namespace, item_ids: np.ndarray,
-                 signature: str, size: int = 512) -> list:
-  """Distinct prebuilt requests: random users with random histories."""
-  rng = np.random.default_rng(args.seed + 2)
-  return [client.retrieval_request(
-      MODEL_NAME, f"user_{rng.integers(args.num_users * 10)}",
-      list(rng.choice(item_ids, size=args.history_length, replace=False)),
-      timestamp=1_700_000_000 + int(rng.integers(10**6)), k=K,
-      signature=signature) for _ in range(size)]
+# -------------------------------------------------------------- requests ---
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalUser:
+  """What a client sends for one eval user: the Predict inputs."""
+  user_id: str
+  history: list[str]
+  timestamp: int
+
+
+def eval_users(dataset: contract.Dataset,
+               examples_config: config_lib.ExamplesConfig
+               ) -> list[EvalUser]:
+  """The eval split's users as the pipeline builds it, by user id.
+
+  Each keeps the history before their first held-out item (at most
+  `history_length` items, oldest first) and that item's timestamp.
+  """
+  rows = examples.build_rows(
+      dataset, examples_config.eval_holdout, examples_config.history_length,
+      split=examples_config.split,
+      temporal_cut_quantile=examples_config.temporal_cut_quantile).eval
+  first = {}
+  for row in rows:
+    first.setdefault(row[features.USER_ID], row)
+  return [EvalUser(user_id, list(row[features.HISTORY_ITEM_IDS]),
+                   int(row[features.TIMESTAMP]))
+          for user_id, row in sorted(first.items())]
+
+
+def request_pool(users: Sequence[EvalUser], model_name: str, signature: str,
+                 k: int) -> list:
+  """One Predict request per user for `signature` (k: `retrieve_scann`'s)."""
+  return [client.retrieval_request(model_name, user.user_id, user.history,
+                                   timestamp=user.timestamp, k=k,
+                                   signature=signature)
+          for user in users]
 
 
 # ---------------------------------------------------------------- server ---
 
 
-def start_server(base_path: str, log_path: str, timeout_s: float = 120.0):
-  """Starts `python -m serving.server --port 0`; returns (process, address)."""
+def start_server(model_path: str, model_name: str, version: str,
+                 log_path: str, timeout_s: float = 300.0):
+  """Starts the server on one model version; returns (process, address,
+  command)."""
   command = [sys.executable, "-m", "serving.server",
-             f"--model_base_path={base_path}", "--port=0",
+             f"--model_base_path={model_path}", f"--model_name={model_name}",
+             f"--version_policy=specific:{version}", "--port=0",
              "--bind_address=127.0.0.1", f"--grpc_max_threads={GRPC_THREADS}"]
   log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
   process = subprocess.Popen(
@@ -171,8 +309,10 @@ def process_rss_mib(pid: int) -> Optional[float]:
 # ----------------------------------------------------------------- load ---
 
 
-def run_block(address: str, pool: list, total: int, concurrency: int):
-  """Sends `total` requests from `concurrency` threads, one channel each.
+def run_block(address: str, pool: list, first: int, total: int,
+              concurrency: int):
+  """Sends `pool[first:first + total]` (cycling) from `concurrency` threads,
+  one channel each.
 
   Returns:
     `(latencies of successes, failure counts by code, wall seconds)`.
@@ -190,7 +330,7 @@ def run_block(address: str, pool: list, total: int, concurrency: int):
       while (n := next(counter)) < total:
         started = time.perf_counter()
         try:
-          stub.Predict(pool[n % len(pool)], timeout=30)
+          stub.Predict(pool[(first + n) % len(pool)], timeout=30)
           latencies[slot].append(time.perf_counter() - started)
         except grpc.RpcError as error:
           failures[slot][error.code().name] += 1
@@ -208,153 +348,255 @@ def run_block(address: str, pool: list, total: int, concurrency: int):
           sum(failures, collections.Counter()), wall_s)
 
 
-def served_recall(address: str, pools: dict, count: int = 200) -> float:
-  """Overlap of served `retrieve_scann` with served exact `retrieve_top10`."""
+def served_recall(address: str, pools: dict, users: Sequence[EvalUser],
+                  item_ids: Sequence[str], vectors: np.ndarray, k: int,
+                  count: int) -> float:
+  """Recall@k of served `retrieve_scann` against exact search, same database.
+
+  The exact answer scores every database vector against the served
+  `query_embedding` of the same request, history excluded.
+  """
+  row_of = {item_id: row for row, item_id in enumerate(item_ids)}
   with grpc.insecure_channel(address) as channel:
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    overlaps = []
-    for scann_request, exact_request in zip(
-        pools[serving_names.RETRIEVE_SCANN][:count],
-        pools[EXACT_SIGNATURE][:count]):
-      found, exact = (
-          tf.make_ndarray(stub.Predict(request, timeout=30)
-                          .outputs[serving_names.ITEM_IDS])[0]
-          for request in (scann_request, exact_request))
-      overlaps.append(len(set(found) & set(exact)) / K)
-  return round(float(np.mean(overlaps)), 4)
+    recalls = []
+    for user, embedding_request, scann_request in zip(
+        users[:count], pools[serving_names.QUERY_EMBEDDING],
+        pools[serving_names.RETRIEVE_SCANN]):
+      query = tf.make_ndarray(stub.Predict(embedding_request, timeout=30)
+                              .outputs[serving_names.EMBEDDING])[0]
+      found = tf.make_ndarray(stub.Predict(scann_request, timeout=30)
+                              .outputs[serving_names.ITEM_IDS])[0]
+      scores = vectors @ query
+      scores[[row_of[i] for i in user.history if i in row_of]] = -np.inf
+      exact = np.argpartition(-scores, k)[:k]
+      recalls.append(len({item_ids[row] for row in exact}
+                         & {item_id.decode() for item_id in found}) / k)
+  return round(float(np.mean(recalls)), 4)
 
 
 def _ms(values: list, q: float) -> Optional[float]:
   return common.percentile_ms(values, q) if values else None
 
 
+def measure_levels(address: str, pools: dict, args: argparse.Namespace
+                   ) -> list[dict]:
+  """One row per (concurrency, signature): QPS and latency percentiles."""
+  levels = []
+  for concurrency in args.concurrency:
+    per_signature = {signature: ([], collections.Counter(), 0.0)
+                     for signature in SIGNATURES}
+    for block in range(args.blocks):
+      first = block * args.requests // args.blocks
+      block_requests = (block + 1) * args.requests // args.blocks - first
+      shift = block % len(SIGNATURES)
+      for signature in SIGNATURES[shift:] + SIGNATURES[:shift]:
+        latencies, failures, wall_s = run_block(
+            address, pools[signature], first, block_requests, concurrency)
+        done, failed, total_s = per_signature[signature]
+        per_signature[signature] = (done + latencies, failed + failures,
+                                    total_s + wall_s)
+    for signature, (latencies, failures, wall_s) in per_signature.items():
+      levels.append({
+          "concurrency": concurrency, "signature": signature,
+          "ok": len(latencies), "failed": sum(failures.values()),
+          "failures": dict(failures),
+          "qps": round(len(latencies) / wall_s, 1),
+          "p50_ms": _ms(latencies, 50), "p90_ms": _ms(latencies, 90),
+          "p99_ms": _ms(latencies, 99), "max_ms": _ms(latencies, 100)})
+    common.log(f"concurrency {concurrency} done")
+  return levels
+
+
+def compare_with_baseline(levels: list[dict]) -> list[dict]:
+  """`retrieve_scann` against `retrieve_top100` and `query_embedding`, per
+  concurrency: latency ratios to the brute-force baseline and what the
+  search adds to the query tower, both from the same run."""
+  by_key = {(row["concurrency"], row["signature"]): row for row in levels}
+  comparisons = []
+  for concurrency in dict.fromkeys(row["concurrency"] for row in levels):
+    scann = by_key[(concurrency, serving_names.RETRIEVE_SCANN)]
+    exact = by_key[(concurrency, EXACT_SIGNATURE)]
+    tower = by_key[(concurrency, serving_names.QUERY_EMBEDDING)]
+    comparisons.append({
+        "concurrency": concurrency,
+        "scann_over_top100_p50": round(scann["p50_ms"] / exact["p50_ms"], 3),
+        "scann_over_top100_p99": round(scann["p99_ms"] / exact["p99_ms"], 3),
+        "scann_minus_query_embedding_p50_ms": round(
+            scann["p50_ms"] - tower["p50_ms"], 3)})
+  return comparisons
+
+
+def goal_verdict(levels: list[dict]) -> dict:
+  """Whether `retrieve_scann` has p99 <= 10 ms, no failure, at concurrency 1."""
+  row = next((row for row in levels if row["signature"] == GOAL_SIGNATURE
+              and row["concurrency"] == GOAL_CONCURRENCY), None)
+  return {"goal": f"{GOAL_SIGNATURE} p99 <= {GOAL_P99_MS:g} ms at "
+                  f"concurrency {GOAL_CONCURRENCY}",
+          "p99_ms": row and row["p99_ms"],
+          "met": bool(row and row["failed"] == 0
+                      and row["p99_ms"] <= GOAL_P99_MS)}
+
+
+# ------------------------------------------------------------- benchmark ---
+
+
 def run_benchmark(args: argparse.Namespace, command: str) -> dict:
-  result = {"command": command,
-            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-            "machine": {"cpus": os.cpu_count(),
-                        "python": platform.python_version()},
-            "requests_per_level": args.requests, "blocks": args.blocks,
-            "history_length": args.history_length}
-  base_path = tempfile.mkdtemp(prefix="serving_bench_")
   started = time.perf_counter()
+  scratch = tempfile.mkdtemp(prefix="serving_bench_")
+  result = {"command": command, "machine": common.machine(),
+            "requests_per_level": args.requests, "blocks": args.blocks,
+            "k": args.k}
   process = None
   try:
-    model = build_model_version(base_path, args)
-    item_ids = model.pop("item_ids")
-    result["model"] = model
-    pools = {signature: request_pool(args, item_ids, signature)
+    model_dir = args.model_dir or run_pipeline(
+        args.dataset, args.dataset_dir, os.path.join(scratch, "workspace"))
+    version_dir = os.path.abspath(pushed_version_dir(model_dir))
+    model_name = os.path.basename(os.path.dirname(version_dir))
+    version = os.path.basename(version_dir)
+    real_ids, real_vectors = stored_item_embeddings(version_dir)
+    served_path = os.path.dirname(version_dir)
+    database = {"real_items": len(real_ids), "dimension":
+                real_vectors.shape[1],
+                "index": "the pushed model's own (ScannIndexGen)"}
+    item_ids, vectors = real_ids, real_vectors
+    if args.candidates > len(real_ids):
+      item_ids, vectors = grow_database(real_ids, real_vectors,
+                                        args.candidates, args.noise_scale,
+                                        args.seed)
+      base = os.path.join(scratch, "grown")
+      database.update(
+          synthetic_items=args.candidates - len(real_ids),
+          noise_scale=args.noise_scale,
+          growth=("each synthetic item: a uniformly drawn real item vector v "
+                  f"+ N(0, ({args.noise_scale} |v| / sqrt(dim))^2 I), "
+                  "rescaled to |v|"),
+          index=("built here over the grown database with the pipeline's "
+                 "default ScannParams"),
+          **grown_model_base(version_dir, base, item_ids, vectors))
+      served_path = os.path.join(base, model_name)
+      common.log(f"grown database: {database}")
+    database["items"] = len(item_ids)
+    result["model"] = {"version_dir": version_dir, "model_name": model_name,
+                       "version": version,
+                       "pipeline_run_here": not args.model_dir}
+    result["database"] = database
+
+    users = eval_users(common.load_interactions(args.dataset, args),
+                       config_lib.ExamplesConfig())
+    result["requests"] = {
+        "dataset": common.dataset_label(args.dataset, args),
+        "eval_users": len(users),
+        "mean_history_length": round(float(np.mean(
+            [len(user.history) for user in users])), 1),
+        "source": "one request per eval user of the pipeline's split: their "
+                  "history before the held-out item, its timestamp"}
+    pools = {signature: request_pool(users, model_name, signature, args.k)
              for signature in SIGNATURES}
     process, address, server_command = start_server(
-        base_path, os.path.join(base_path, "server.log"))
+        served_path, model_name, version, os.path.join(scratch, "server.log"))
     result["server"] = {
-        "mode": "subprocess", "command": shlex.join(server_command),
-        "address": address, "grpc_max_threads": GRPC_THREADS,
+        "command": shlex.join(server_command), "address": address,
+        "grpc_max_threads": GRPC_THREADS,
         "note": "server and load generator share this machine's cores"}
-    client.wait_until_available(address, MODEL_NAME, timeout_s=120)
+    client.wait_until_available(address, model_name, timeout_s=300)
     with grpc.insecure_channel(address) as channel:
       stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
       for signature in SIGNATURES:
-        for request in pools[signature][:_WARMUP_REQUESTS]:
+        for request in pools[signature][-_WARMUP_REQUESTS:]:
           stub.Predict(request, timeout=30)
-    result["served_recall_at_10_scann_vs_top10"] = served_recall(address,
-                                                                 pools)
-    levels = []
-    for concurrency in args.concurrency:
-      per_signature = {signature: ([], collections.Counter(), 0.0)
-                       for signature in SIGNATURES}
-      for block in range(args.blocks):
-        block_requests = (args.requests // args.blocks
-                          + (block < args.requests % args.blocks))
-        shift = block % len(SIGNATURES)
-        for signature in SIGNATURES[shift:] + SIGNATURES[:shift]:
-          latencies, failures, wall_s = run_block(
-              address, pools[signature], block_requests, concurrency)
-          done, failed, total_s = per_signature[signature]
-          per_signature[signature] = (done + latencies, failed + failures,
-                                      total_s + wall_s)
-      for signature, (latencies, failures, wall_s) in per_signature.items():
-        levels.append({
-            "concurrency": concurrency, "signature": signature,
-            "ok": len(latencies), "failed": sum(failures.values()),
-            "failures": dict(failures),
-            "qps": round(len(latencies) / wall_s, 1),
-            "p50_ms": _ms(latencies, 50), "p90_ms": _ms(latencies, 90),
-            "p99_ms": _ms(latencies, 99), "max_ms": _ms(latencies, 100)})
-      print(f"concurrency {concurrency} done", flush=True)
+    result[f"served_recall_at_{args.k}"] = served_recall(
+        address, pools, users, item_ids, vectors, args.k, args.recall_users)
+    result["levels"] = measure_levels(address, pools, args)
     result["server"]["rss_mib_after_load"] = process_rss_mib(process.pid)
-    result["levels"] = levels
   finally:
     if process is not None:
-      result.setdefault("server", {})["exit_code"] = stop_server(process)
-    shutil.rmtree(base_path, ignore_errors=True)
-  first = {row["signature"]: row for row in result["levels"]
-           if row["concurrency"] == result["levels"][0]["concurrency"]}
-  scann_c1 = first[GOAL_SIGNATURE]
-  result["scann_added_p50_ms"] = round(
-      scann_c1["p50_ms"] - first[serving_names.QUERY_EMBEDDING]["p50_ms"], 3)
-  result["goal"] = {
-      "goal": f"{GOAL_SIGNATURE} p99 <= {GOAL_P99_MS:g} ms at concurrency "
-              f"{scann_c1['concurrency']}",
-      "p99_ms": scann_c1["p99_ms"],
-      "met": scann_c1["p99_ms"] is not None and scann_c1["failed"] == 0
-             and scann_c1["p99_ms"] <= GOAL_P99_MS}
+      result["server"]["exit_code"] = stop_server(process)
+    shutil.rmtree(scratch, ignore_errors=True)
+  result["baseline"] = (
+      f"{EXACT_SIGNATURE}: in-graph brute force over the model's catalogue "
+      f"({result['database']['real_items']} real items, whatever the "
+      "database size), measured in the same run")
+  result["vs_baseline"] = compare_with_baseline(result["levels"])
+  result["goal"] = goal_verdict(result["levels"])
   result["wall_s"] = round(time.perf_counter() - started, 1)
-  result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+  result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
   return result
 
 
 def format_table(result: dict) -> str:
-  model = result["model"]
-  lines = [
-      f"{model['num_items']:,} items x {model['dimension']}, ScaNN "
-      f"{model['index_params']}, history {result['history_length']} ids/request;"
-      f" server {result['server']['mode']} on {result['server']['address']}",
-      f"loadavg start {result['loadavg_start']} end {result['loadavg_end']}; "
-      f"served recall@{K} {serving_names.RETRIEVE_SCANN} vs "
-      f"{EXACT_SIGNATURE}: "
-      f"{result['served_recall_at_10_scann_vs_top10']}",
-      f"{'conc':>4s} {'signature':16s} {'ok':>5s} {'fail':>4s} {'QPS':>7s} "
-      f"{'p50 ms':>7s} {'p90 ms':>7s} {'p99 ms':>7s}"]
+  database = result["database"]
+  comparisons = {row["concurrency"]: row for row in result["vs_baseline"]}
+  rows = []
   for row in result["levels"]:
-    lines.append(
-        f"{row['concurrency']:4d} {row['signature']:16s} {row['ok']:5d} "
-        f"{row['failed']:4d} {row['qps']:7.1f} {row['p50_ms']:7.2f} "
-        f"{row['p90_ms']:7.2f} {row['p99_ms']:7.2f}")
+    ratio = ""
+    if row["signature"] == serving_names.RETRIEVE_SCANN:
+      comparison = comparisons[row["concurrency"]]
+      ratio = (f"{comparison['scann_over_top100_p50']:.2f} / "
+               f"{comparison['scann_over_top100_p99']:.2f}")
+    rows.append([f"{row['concurrency']} {row['signature']}", row["ok"],
+                 row["failed"], f"{row['qps']:.1f}", f"{row['p50_ms']:.2f}",
+                 f"{row['p90_ms']:.2f}", f"{row['p99_ms']:.2f}", ratio])
   goal = result["goal"]
-  lines.append(f"{serving_names.RETRIEVE_SCANN} p50 minus "
-               f"{serving_names.QUERY_EMBEDDING} p50 at concurrency "
-               f"{result['levels'][0]['concurrency']}: "
-               f"{result['scann_added_p50_ms']} ms")
-  lines.append(f"goal {goal['goal']}: {'MET' if goal['met'] else 'NOT met'} "
-               f"(p99 {goal['p99_ms']} ms); total {result['wall_s']} s")
-  return "\n".join(lines)
+  recall_key = f"served_recall_at_{result['k']}"
+  return "\n".join([
+      f"{result['model']['version_dir']}: ScaNN database {database['items']:,}"
+      f" items x {database['dimension']} ({database['real_items']:,} real); "
+      f"{result['requests']['eval_users']} eval users of "
+      f"{result['requests']['dataset']}; k {result['k']}",
+      f"load average start {result['machine']['load_average']} end "
+      f"{result['load_average_end']}; {recall_key} of "
+      f"{serving_names.RETRIEVE_SCANN} vs exact: {result[recall_key]}",
+      common.aligned_table(
+          ["conc signature", "ok", "fail", "QPS", "p50 ms", "p90 ms",
+           "p99 ms", f"scann/{EXACT_SIGNATURE} p50 / p99"], rows),
+      f"goal {goal['goal']}: {'MET' if goal['met'] else 'NOT met'} "
+      f"(p99 {goal['p99_ms']} ms); total {result['wall_s']} s"])
+
+
+def default_output(args: argparse.Namespace) -> str:
+  suffix = f"_{args.candidates}" if args.candidates else ""
+  return str(common.RESULTS_DIR / (
+      f"serving_real_{common.dataset_label(args.dataset, args)}{suffix}.json"))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m benchmarks.serving_latency",
                                    description=__doc__.split("\n\n")[0])
-  parser.add_argument("--num_items", type=int, default=100_000)
-  parser.add_argument("--dimension", type=int, default=64)
-  parser.add_argument("--num_users", type=int, default=10_000,
-                      help="user embedding hash buckets")
-  parser.add_argument("--history_length", type=int, default=50,
-                      help="history ids per request (pipeline default 50)")
+  parser.add_argument(
+      "--model-dir", default="",
+      help="a pushed version dir, its model dir or the serving base path "
+           "(<workspace>/serving); empty: run the pipeline first")
+  common.add_dataset_arguments(parser, sorted(importers.IMPORTERS),
+                               "movielens-100k")
+  parser.add_argument("--candidates", type=int, default=0,
+                      help="grow the ScaNN database to this many items "
+                           "(0: the real catalogue)")
+  parser.add_argument("--noise-scale", type=float, default=0.1,
+                      help="synthetic items' noise norm relative to the real "
+                           "vector's (default: %(default)s)")
+  parser.add_argument("--k", type=int, default=100,
+                      help="retrieve_scann's k (default: %(default)s, as "
+                           f"{EXACT_SIGNATURE})")
   parser.add_argument("--requests", type=int, default=2000,
                       help="requests per signature per concurrency level")
   parser.add_argument("--concurrency", default="1,8,32",
                       help="comma-separated concurrency levels")
   parser.add_argument("--blocks", type=int, default=4,
                       help="interleaving blocks per level")
+  parser.add_argument("--recall-users", type=int, default=200,
+                      help="eval users whose served answers are checked "
+                           "against exact search")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--output",
-                      default=str(common.RESULTS_DIR / "serving.json"),
-                      help="result JSON (default: %(default)s)")
+  parser.add_argument("--output", default="",
+                      help="result JSON (default: results/serving_real_"
+                           "<dataset>[_<candidates>].json)")
   args = parser.parse_args(argv)
   args.concurrency = [int(c) for c in args.concurrency.split(",")]
   result = run_benchmark(
       args, common.command("benchmarks.serving_latency", argv))
   print(format_table(result))
-  common.write_results(args.output, result)
+  common.write_results(args.output or default_output(args), result)
   return 0
 
 
