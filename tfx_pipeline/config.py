@@ -56,12 +56,36 @@ class GateConfig:
     ranking_log_loss_upper_bound: and at most this log loss; the default is
       the loss of always predicting 0.2, the positive rate of 1:4 sampled
       negatives.
+    baseline: a family of `baselines.families` whose `metric` on the overall
+      eval slice a retrieval model must beat (strictly) to be pushed, on top
+      of the thresholds above (`components.baseline_gate`); "" for none.
   """
   metric: str = "recall_at_50"
   lower_bound: float = 0.05
   max_regression: float = 0.01
   ranking_auc_lower_bound: float = 0.6
   ranking_log_loss_upper_bound: float = 0.5004
+  baseline: str = ""
+
+
+@dataclasses.dataclass
+class BaselinesConfig:
+  """Classical baselines trained and scored in the same run as the model.
+
+  Attributes:
+    families: retrieval families trained beside a retrieval model, each by
+      its own `BaselineTrainer_<family>` on the same Transform output, and
+      scored by its own `Evaluator_<family>` with the model's metrics on the
+      same eval split, ungated. One equal to the model family is skipped;
+      ranking models (scored on sampled candidates, not the catalogue) get
+      none.
+    hparams: family -> hyperparameter overrides of that baseline; without,
+      a baseline runs its family's defaults (EASE^R and item-kNN pick theirs
+      on a validation split carved from train).
+  """
+  families: list[str] = dataclasses.field(
+      default_factory=lambda: ["ease", "item_knn"])
+  hparams: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -132,6 +156,7 @@ class PipelineConfig:
     enable_cache: reuse MLMD-cached component outputs.
     examples: what ExampleGen writes.
     gate: the blessing thresholds.
+    baselines: the classical baselines trained and scored beside the model.
     embedding_benchmark: the optional embedding probe benchmark.
     kubeflow: where the pipeline runs on KFP.
   """
@@ -152,6 +177,8 @@ class PipelineConfig:
   enable_cache: bool = True
   examples: ExamplesConfig = dataclasses.field(default_factory=ExamplesConfig)
   gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+  baselines: BaselinesConfig = dataclasses.field(
+      default_factory=BaselinesConfig)
   embedding_benchmark: EmbeddingBenchmarkConfig = dataclasses.field(
       default_factory=EmbeddingBenchmarkConfig)
   kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)

@@ -74,13 +74,28 @@ def eval_config(config) -> tfma.EvalConfig:
       change_threshold=tfma.GenericChangeThreshold(
           direction=tfma.MetricDirection.HIGHER_IS_BETTER,
           absolute={"value": -config.gate.max_regression}))
+  return _retrieval_eval_config(config.gate.metric, threshold)
+
+
+def baseline_eval_config() -> tfma.EvalConfig:
+  """The EvalConfig of a classical baseline's own Evaluator.
+
+  The same metrics, outputs and slices as a retrieval model's, without
+  thresholds: TFMA validates nothing, so the baseline is scored, never
+  blessed (nor taken for the last blessed model by the next run).
+  """
+  return _retrieval_eval_config()
+
+
+def _retrieval_eval_config(gate_metric: str = "",
+                           threshold=None) -> tfma.EvalConfig:
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=serving_names.EVALUATE)],
       metrics_specs=[
           tfma.MetricsSpec(
               metrics=[tfma.MetricConfig(class_name="ExampleCount")] +
-              _metric_configs(config.gate.metric, threshold),
+              _metric_configs(gate_metric, threshold),
               output_names=[MODEL_OUTPUT]),
           tfma.MetricsSpec(metrics=_metric_configs(),
                            output_names=[BASELINE_OUTPUT]),

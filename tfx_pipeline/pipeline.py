@@ -2,10 +2,17 @@
 
 InteractionExampleGen -> StatisticsGen -> (Import)SchemaGen -> ExampleValidator
 -> AnomaliesGate -> Transform -> [PretrainTrainer ->] Trainer -> Evaluator
-(against the last blessed model) -> [ScannIndexGen ->] Pusher. What depends
-on the model family comes from its `models.families.FamilySpec`: a family
-with `pretrained_by` gets the pre-training Trainer; ranking families get CTR
-negatives; only indexed retrieval families get the index. With
+(against the last blessed model) -> [BaselineGate ->] [ScannIndexGen ->]
+Pusher. What depends on the model family comes from its
+`models.families.FamilySpec`: a family with `pretrained_by` gets the
+pre-training Trainer; ranking families get CTR negatives; only indexed
+retrieval families get the index.
+
+A retrieval model gets its classical baselines (`config.baselines`) in the
+same run: each a `BaselineTrainer_<family>` on the same Transform output and
+an ungated `Evaluator_<family>` with the model's metrics on the same eval
+split. With `config.gate.baseline`, BaselineGate blesses the model for the
+Pusher only if the Evaluator blessed it and it beats that baseline. With
 `config.embedding_benchmark.enabled`, EmbeddingBenchmark probes the Trainer's
 model next to baseline models, each from its own `BaselineTrainer_<label>`.
 Runners (local, Kubeflow) only decide where it runs.
@@ -24,6 +31,7 @@ from models import families
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline.components import anomalies_gate
+from tfx_pipeline.components import baseline_gate
 from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_gen
 from tfx_pipeline.components import scann_index_gen
@@ -47,9 +55,11 @@ def create_pipeline(config: config_lib.PipelineConfig,
     The pipeline, ready for any TFX runner.
 
   Raises:
-    ValueError: if `config.model_family` is not a registered family.
+    ValueError: if `config.model_family` is not a registered family, or on
+      a baseline `classical_baselines` refuses.
   """
   family = families.get(config.model_family)
+  baselines = classical_baselines(config)
   example_gen = interaction_example_gen.InteractionExampleGen(
       dataset_dir=config.dataset_dir,
       eval_holdout=config.examples.eval_holdout,
@@ -136,10 +146,33 @@ def create_pipeline(config: config_lib.PipelineConfig,
         examples=example_gen.outputs["examples"])
     pushed_model = index_gen.outputs["indexed_model"]
 
+  baseline_trainers = {
+      baseline: make_trainer(baseline, hparams=hparams).with_id(
+          f"BaselineTrainer_{baseline}")
+      for baseline, hparams in baselines.items()}
+  baseline_evaluators = {
+      baseline: tfx.components.Evaluator(
+          examples=example_gen.outputs["examples"],
+          model=baseline_trainer.outputs["model"],
+          example_splits=["eval"],
+          eval_config=evaluation.baseline_eval_config()).with_id(
+              f"Evaluator_{baseline}")
+      for baseline, baseline_trainer in baseline_trainers.items()}
+  blessing = evaluator.outputs["blessing"]
+  gate_on_baseline = None
+  if config.gate.baseline:
+    gate_on_baseline = baseline_gate.BaselineGate(
+        model_blessing=evaluator.outputs["blessing"],
+        model_evaluation=evaluator.outputs["evaluation"],
+        baseline_evaluation=baseline_evaluators[
+            config.gate.baseline].outputs["evaluation"],
+        metric=config.gate.metric, baseline=config.gate.baseline)
+    blessing = gate_on_baseline.outputs["blessing"]
+
   benchmark = None
-  baseline_trainers = []
+  benchmark_trainers = []
   if config.embedding_benchmark.enabled and not family.is_ranking:
-    baseline_trainers = [
+    benchmark_trainers = [
         make_trainer(baseline_family, hparams=hparams, label=label).with_id(
             f"BaselineTrainer_{label}")
         for label, (baseline_family, hparams)
@@ -147,8 +180,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
     benchmark = embedding_benchmark.EmbeddingBenchmark(
         model=trainer.outputs["model"],
         baseline_models=channel_utils.union(
-            [baseline.outputs["model"] for baseline in baseline_trainers])
-        if baseline_trainers else None,
+            [baseline.outputs["model"] for baseline in benchmark_trainers])
+        if benchmark_trainers else None,
         examples=example_gen.outputs["examples"],
         dataset_dir=config.dataset_dir,
         tasks_json=json.dumps(embedding_benchmark.tasks_for(
@@ -157,14 +190,16 @@ def create_pipeline(config: config_lib.PipelineConfig,
 
   pusher = tfx.components.Pusher(
       model=pushed_model,
-      model_blessing=evaluator.outputs["blessing"],
+      model_blessing=blessing,
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.push_dir)))
 
   components = [example_gen, statistics_gen, schema_gen, example_validator,
-                gate, transform, pretrainer, trainer, *baseline_trainers,
-                model_resolver, evaluator, index_gen, benchmark, pusher]
+                gate, transform, pretrainer, trainer,
+                *baseline_trainers.values(), *benchmark_trainers,
+                model_resolver, evaluator, *baseline_evaluators.values(),
+                gate_on_baseline, index_gen, benchmark, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
@@ -197,6 +232,49 @@ def benchmark_baselines(config: config_lib.PipelineConfig
     if spec.name == config.model_family and hparams == main_hparams:
       continue
     baselines[label] = (spec.name, hparams)
+  return baselines
+
+
+def classical_baselines(config: config_lib.PipelineConfig
+                        ) -> dict[str, dict]:
+  """Family -> hparams of each classical baseline to train and evaluate.
+
+  A retrieval model gets `config.baselines.families`, less its own family;
+  a ranking model gets none.
+
+  Raises:
+    ValueError: on a baseline that is not a retrieval family; on a
+      `gate.baseline` that is not one of the baselines trained, or set for a
+      ranking model; on a baseline whose Trainer id an embedding benchmark
+      baseline label already takes.
+  """
+  for name in config.baselines.families:
+    if families.get(name).kind != families.RETRIEVAL:
+      raise ValueError(f"baselines.families: {name!r} is not a retrieval "
+                       "family; a baseline is scored like the model, by "
+                       "full-catalogue ranking")
+  if families.get(config.model_family).is_ranking:
+    if config.gate.baseline:
+      raise ValueError(
+          f"gate.baseline={config.gate.baseline!r} needs a retrieval model "
+          f"family; {config.model_family!r} is a ranking family, scored on "
+          "sampled candidates, and gets no baselines")
+    return {}
+  baselines = {name: dict(config.baselines.hparams.get(name, {}))
+               for name in config.baselines.families
+               if name != config.model_family}
+  if config.gate.baseline and config.gate.baseline not in baselines:
+    raise ValueError(
+        f"gate.baseline={config.gate.baseline!r} is not a baseline of this "
+        f"run: the baselines trained beside {config.model_family!r} are "
+        f"{sorted(baselines)} (baselines.families, less the model's own "
+        "family)")
+  if config.embedding_benchmark.enabled:
+    taken = set(baselines) & set(config.embedding_benchmark.baselines)
+    if taken:
+      raise ValueError(f"embedding benchmark baseline labels {sorted(taken)} "
+                       "are also classical baselines (baselines.families): "
+                       "rename them")
   return baselines
 
 

@@ -92,3 +92,83 @@ def test_nested_settings_reach_the_components(tmp_path):
             for metric in spec.metrics
             for per_slice in metric.per_slice_thresholds]
   assert bounds == [0.125]
+
+
+def _producer(component, key):
+  return component.inputs[key].producer_component_id
+
+
+def test_baselines_are_trained_and_evaluated_ungated_beside_the_model(
+    tmp_path):
+  components = _components(config_lib.PipelineConfig(workspace=str(tmp_path)))
+  for family in ("ease", "item_knn"):
+    trainer = components[f"BaselineTrainer_{family}"]
+    assert _custom_config(trainer) == {"model_family": family, "hparams": {},
+                                       "label": family, "seed": 0}
+    assert _producer(trainer, "examples") == "Transform"
+    evaluator = components[f"Evaluator_{family}"]
+    assert _producer(evaluator, "model") == f"BaselineTrainer_{family}"
+    assert "baseline_model" not in evaluator.inputs
+    eval_config = json.loads(evaluator.exec_properties["eval_config"])
+    assert "per_slice_thresholds" not in json.dumps(eval_config)
+    assert eval_config["slicing_specs"] == json.loads(
+        components["Evaluator"].exec_properties["eval_config"])[
+            "slicing_specs"]
+  assert "BaselineGate" not in components
+  assert _producer(components["Pusher"], "model_blessing") == "Evaluator"
+
+
+def test_gate_on_a_baseline_puts_baseline_gate_between_evaluator_and_pusher(
+    tmp_path):
+  config = config_lib.PipelineConfig(workspace=str(tmp_path))
+  config.set("gate.baseline", "ease")
+  config.set("gate.metric", "ndcg_at_10")
+  components = _components(config)
+  gate = components["BaselineGate"]
+  assert _producer(gate, "model_blessing") == "Evaluator"
+  assert _producer(gate, "model_evaluation") == "Evaluator"
+  assert _producer(gate, "baseline_evaluation") == "Evaluator_ease"
+  assert gate.exec_properties["metric"] == "ndcg_at_10"
+  assert gate.exec_properties["baseline"] == "ease"
+  assert _producer(components["Pusher"], "model_blessing") == "BaselineGate"
+
+
+def test_the_models_own_family_is_no_baseline_and_rankers_get_none(tmp_path):
+  config = config_lib.PipelineConfig(workspace=str(tmp_path),
+                                     model_family="ease", hparams={})
+  config.set("baselines.hparams", '{"item_knn": {"neighbours": 30}}')
+  assert pipeline.classical_baselines(config) == {
+      "item_knn": {"neighbours": 30}}
+  ranking = config_lib.PipelineConfig(workspace=str(tmp_path),
+                                      model_family="ranking")
+  assert pipeline.classical_baselines(ranking) == {}
+  assert not [name for name in _components(ranking)
+              if name.startswith(("BaselineTrainer_", "Evaluator_"))]
+
+
+@pytest.mark.parametrize("model_family, settings, error", [
+    ("two_tower", {"gate.baseline": "sasrec"},
+     r"gate.baseline='sasrec' is not a baseline of this run.*\['ease', "
+     r"'item_knn'\]"),
+    ("ease", {"gate.baseline": "ease"},
+     r"gate.baseline='ease' is not a baseline of this run.*\['item_knn'\]"),
+    ("two_tower", {"baselines.families": '["ease", "ranking"]'},
+     r"'ranking' is not a retrieval family"),
+    ("two_tower", {"baselines.families": '["nope"]'},
+     r"unknown model family 'nope'"),
+    ("ranking", {"gate.baseline": "ease"},
+     r"needs a retrieval model family; 'ranking' is a ranking family"),
+    ("two_tower", {"embedding_benchmark.enabled": "true",
+                   "embedding_benchmark.baselines":
+                       '{"ease": {"model_family": "ease"}}'},
+     r"labels \['ease'\] are also classical baselines"),
+])
+def test_baseline_settings_that_cannot_work_are_refused(tmp_path,
+                                                        model_family,
+                                                        settings, error):
+  config = config_lib.PipelineConfig(workspace=str(tmp_path),
+                                     model_family=model_family)
+  for key, value in settings.items():
+    config.set(key, value)
+  with pytest.raises(ValueError, match=error):
+    pipeline.create_pipeline(config)
