@@ -6,9 +6,9 @@ from the train split: each user's newest train positive
 (`data.splits.latest_per_user_mask`), the same leave-last-out shape as eval
 one step earlier. Each setting is fitted on the other train rows and scored by
 full-catalogue Recall@50 of the validation rows' targets, queried by their
-own history as the exported `evaluate` signature queries an eval example
-(history items and items without train positives excluded, ties counted
-half). The best setting is then refitted on every train row by the caller
+own history as the exported `evaluate` signature queries an eval example,
+under its protocol (the user's other train items and items without train
+positives excluded, ties against the target). The best setting is then refitted on every train row by the caller
 (`models.item_item_trainer`). Pure numpy/scipy.
 """
 
@@ -60,43 +60,48 @@ class TrainRows:
 
 
 def validation_recall(neighbours: item_neighbours.ItemNeighbours,
-                      histories: np.ndarray, targets: np.ndarray,
-                      servable: np.ndarray, k: int = _K) -> float:
+                      histories: np.ndarray, seen: sparse.spmatrix,
+                      targets: np.ndarray, servable: np.ndarray,
+                      k: int = _K) -> float:
   """Full-catalogue Recall@k of `targets`, each queried by its history.
+
+  The protocol of the exported `evaluate` signature: every item the user
+  already has is excluded except the target itself (a repeat is still a
+  right answer), items without train positives are never ranked, and ties
+  count against the target.
 
   Args:
     neighbours: the fitted B.
-    histories: `[n, history_length]` item indices, padding 0.
+    histories: `[n, history_length]` item indices the model reads, padding 0.
+    seen: `[n, num_items]` every item each query's user already has.
     targets: `[n]` the item each query chose next.
     servable: `[num_items]` items that can be recommended at all.
     k: the cut-off.
 
   Returns:
-    The share of targets ranked below `k` among the servable items outside
-    their history (ties count half); 0 for no targets.
+    The share of targets ranked below `k`; 0 for no targets.
   """
   if not len(targets):
     return 0.0
   b = neighbours.matrix()
-  hits = 0.0
+  seen = sparse.csr_matrix(seen)
+  hits = 0
   for start in range(0, len(targets), _QUERY_BLOCK):
     block = histories[start:start + _QUERY_BLOCK]
+    queries = np.arange(len(block))
     target = targets[start:start + _QUERY_BLOCK]
-    rows = np.repeat(np.arange(len(block)), block.shape[1])
-    counts = sparse.csr_matrix(
-        (np.ones(block.size, np.float32), (rows, block.ravel())),
-        shape=(len(block), neighbours.num_items))
+    real = block.ravel() != features.PADDING_INDEX
+    rows, items = np.repeat(queries, block.shape[1])[real], block.ravel()[real]
+    counts = sparse.csr_matrix((np.ones(len(items), np.float32), (rows, items)),
+                               shape=(len(block), neighbours.num_items))
     scores = np.asarray((counts @ b).todense())
-    available = np.tile(servable, (len(block), 1))
-    available[rows, block.ravel()] = False
-    available[:, features.PADDING_INDEX] = False
-    target_score = scores[np.arange(len(block)), target][:, np.newaxis]
-    competitors = available.copy()
-    competitors[np.arange(len(block)), target] = False
-    rank = (np.sum(competitors & (scores > target_score), axis=1) +
-            0.5 * np.sum(competitors & (scores == target_score), axis=1))
-    reachable = available[np.arange(len(block)), target]
-    hits += float(np.sum(reachable & (rank < k)))
+    competitors = np.tile(servable, (len(block), 1))
+    competitors[rows, items] = False
+    competitors[seen[start:start + _QUERY_BLOCK].nonzero()] = False
+    competitors[queries, target] = False
+    target_score = scores[queries, target][:, np.newaxis]
+    ahead = np.sum(competitors & (scores >= target_score), axis=1)
+    hits += int(np.sum(servable[target] & (ahead < k)))
   return hits / len(targets)
 
 
@@ -132,12 +137,14 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
   num_items = len(servable)
   validation = splits.latest_per_user_mask(rows.users, rows.timestamps)
   fit_interactions = rows.interactions(num_items, keep=~validation)
+  # A validation user always keeps a train row, so has a row here.
+  seen = fit_interactions[rows.users[validation]]
   points = []
   for values in itertools.product(*free.values()):
     setting = dict(zip(free, values))
     recall = validation_recall(
         fit(fit_interactions, dataclasses.replace(config, **setting)),
-        rows.histories[validation], rows.items[validation], servable)
+        rows.histories[validation], seen, rows.items[validation], servable)
     logging.info("%s %s: validation %s %.4f on %d rows", family, setting,
                  METRIC, recall, int(validation.sum()))
     points.append((setting, recall))

@@ -5,6 +5,7 @@ from typing import Optional
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from models import item_item_tuning
 from models import item_neighbours
@@ -21,27 +22,37 @@ def _neighbours(b: np.ndarray) -> item_neighbours.ItemNeighbours:
       np.take_along_axis(b, order, axis=1).astype(np.float32))
 
 
-def test_validation_recall_ranks_like_the_evaluate_signature():
+def _no_seen(n):
+  return sparse.csr_matrix((n, 5))
+
+
+def test_validation_recall_follows_the_evaluate_protocol():
   b = np.zeros((5, 5))
   b[1, 2], b[1, 3], b[1, 4] = 0.9, 0.5, 5.0  # 4 is not servable
   b[2, 3] = 0.7
-  histories = np.array([[1, 0], [1, 2], [2, 0]])
-  # Query 1 ranks 2 first (3 second, 4 excluded); query 2 chose a history
-  # item (never reachable); query 3: items 1 and 3 (0.7 vs 0), 1 ranks 2nd.
-  targets = np.array([2, 2, 1])
+  b[3, 1] = 0.8
+  histories = np.array([[1, 0], [1, 3], [2, 0]])
+  targets = np.array([2, 1, 1])
+  # Query 1 ranks 2 first (3 second, 4 never ranked). Query 2 chose its
+  # history item 1 again, still ranked: 0.8, behind item 2's 0.9. Query 3
+  # ranks 1 (0) behind 3 (0.7), unless the user's seen item 3 is excluded.
+  seen = sparse.csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 1, 0, 1, 0],
+                                     [0, 0, 1, 1, 0]]))
   recall = item_item_tuning.validation_recall(_neighbours(b), histories,
-                                              targets, _SERVABLE, k=1)
-  assert recall == pytest.approx(1 / 3)
-  assert item_item_tuning.validation_recall(
-      _neighbours(b), histories, targets, _SERVABLE, k=2) == pytest.approx(2 / 3)
+                                              seen, targets, _SERVABLE, k=1)
+  assert recall == pytest.approx(2 / 3)
+  without_seen = item_item_tuning.validation_recall(
+      _neighbours(b), histories, _no_seen(3), targets, _SERVABLE, k=1)
+  assert without_seen == pytest.approx(1 / 3)
 
 
-def test_ties_count_half():
+def test_ties_count_against_the_target():
   histories = np.array([[1]])
-  # Items 2 and 3 tie at 0 behind nothing: rank 0.5, inside k=1.
+  # Items 2 and 3 both score 0: 2 ranks behind 3.
   recall = item_item_tuning.validation_recall(
-      _neighbours(np.zeros((5, 5))), histories, np.array([2]), _SERVABLE, k=1)
-  assert recall == 1.0
+      _neighbours(np.zeros((5, 5))), histories, _no_seen(1), np.array([2]),
+      _SERVABLE, k=1)
+  assert recall == 0.0
 
 
 @dataclasses.dataclass(frozen=True)
