@@ -8,20 +8,25 @@ it with the rules of `data.contract_rules`, so any violation raises
 the contract's entry point: it re-exports the rules' public names, so callers
 need only `data.contract`.
 
-See docs/data_contract.md for the user-facing description. This module is pure
-pandas/numpy on purpose: it runs before, and without, TensorFlow.
+A directory is a local path or a URI (`s3://bucket/datasets/ml`); every file
+is read and written through `data.storage`. See docs/data_contract.md for the
+user-facing description. This module is pure pandas/numpy on purpose: it runs
+before, and without, TensorFlow.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import pathlib
-from typing import Sequence
+import posixpath
+from typing import Sequence, Union
 
 import pandas as pd
 
 from data import contract_rules
+from data import storage
 
 # The rules' public names, so that callers need only this module.
 PathLike = contract_rules.PathLike
@@ -71,7 +76,7 @@ def load_dataset(directory: PathLike) -> Dataset:
 
   Args:
     directory: Holds `interactions.{csv,parquet}` and optionally
-      `items.{csv,parquet}` and `users.{csv,parquet}`.
+      `items.{csv,parquet}` and `users.{csv,parquet}`; a local path or a URI.
 
   Returns:
     The validated `Dataset`.
@@ -81,8 +86,8 @@ def load_dataset(directory: PathLike) -> Dataset:
     DataValidationError: If the interactions file is missing, a file exists
       in both formats, or any file breaks the contract.
   """
-  directory = pathlib.Path(directory)
-  if not directory.is_dir():
+  directory = os.fspath(directory)
+  if not storage.isdir(directory):
     raise FileNotFoundError(f"dataset directory not found: {directory}")
   interactions_path = _find_contract_file(directory, "interactions", required=True)
   items_path = _find_contract_file(directory, "items", required=False)
@@ -94,7 +99,8 @@ def load_dataset(directory: PathLike) -> Dataset:
   )
 
 
-def write_dataset(dataset: Dataset, directory: PathLike, fmt: str = "csv") -> pathlib.Path:
+def write_dataset(dataset: Dataset, directory: PathLike,
+                  fmt: str = "csv") -> Union[pathlib.Path, str]:
   """Writes `dataset` as a contract directory that `load_dataset` reads back.
 
   Contract files already in `directory` (in either format) are removed first,
@@ -102,43 +108,44 @@ def write_dataset(dataset: Dataset, directory: PathLike, fmt: str = "csv") -> pa
 
   Args:
     dataset: The dataset to write.
-    directory: Created if missing.
+    directory: A local path (created if missing) or a URI (`s3://...`).
     fmt: "csv" or "parquet".
 
   Returns:
-    The directory, as a `pathlib.Path`.
+    The directory: a `pathlib.Path` for a local path, else the URI.
   """
   if fmt not in WRITE_FORMATS:
     raise ValueError(f"fmt must be one of {WRITE_FORMATS}, got {fmt!r}")
-  directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
+  directory = os.fspath(directory)
+  storage.makedirs(directory)
   tables = {"interactions": dataset.interactions, "items": dataset.items, "users": dataset.users}
   for stem, frame in tables.items():
     for extension in SUPPORTED_EXTENSIONS:
-      (directory / f"{stem}{extension}").unlink(missing_ok=True)
+      storage.remove(storage.join(directory, f"{stem}{extension}"))
     if frame is None:
       continue
-    path = directory / f"{stem}.{fmt}"
+    buffer = io.BytesIO()
     if fmt == "csv":
-      frame.to_csv(path, index=False, encoding="utf-8")
+      frame.to_csv(buffer, index=False, encoding="utf-8")
     else:
-      frame.to_parquet(path, index=False)
-  return directory
+      frame.to_parquet(buffer, index=False)
+    storage.write_bytes(storage.join(directory, f"{stem}.{fmt}"), buffer.getvalue())
+  return directory if storage.is_remote(directory) else pathlib.Path(directory)
 
 
 # ---------------------------------------------------------------- finding and reading files
 
 
-def _find_contract_file(directory: pathlib.Path, stem: str, required: bool) -> pathlib.Path | None:
-  candidates = [directory / f"{stem}{extension}" for extension in SUPPORTED_EXTENSIONS]
-  found = [path for path in candidates if path.is_file()]
+def _find_contract_file(directory: str, stem: str, required: bool) -> str | None:
+  names = storage.listdir(directory)
+  found = [f"{stem}{extension}" for extension in SUPPORTED_EXTENSIONS
+           if f"{stem}{extension}" in names]
   if len(found) > 1:
-    names = " and ".join(path.name for path in found)
-    raise DataValidationError(directory, f"found both {names}; keep exactly one")
+    raise DataValidationError(directory, f"found both {' and '.join(found)}; keep exactly one")
   if found:
-    return found[0]
+    return storage.join(directory, found[0])
   if required:
-    others = sorted(path.name for path in directory.glob(f"{stem}.*"))
+    others = [name for name in names if name.startswith(f"{stem}.")]
     hint = f" (found {', '.join(others)}, an unsupported format)" if others else ""
     raise DataValidationError(
       directory, f"no {stem}.csv or {stem}.parquet found{hint}"
@@ -148,17 +155,18 @@ def _find_contract_file(directory: pathlib.Path, stem: str, required: bool) -> p
 
 def _read_table(path: PathLike) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
   """Reads a contract file into raw columns plus a way to name its rows."""
-  path = pathlib.Path(path)
-  extension = path.suffix.lower()
+  path = os.fspath(path)
+  suffix = posixpath.splitext(storage.name(path))[1]
+  extension = suffix.lower()
   if extension not in SUPPORTED_EXTENSIONS:
     raise DataValidationError(
       path,
-      f"unsupported file extension {path.suffix!r}; expected one of "
+      f"unsupported file extension {suffix!r}; expected one of "
       f"{', '.join(SUPPORTED_EXTENSIONS)}",
     )
-  if not path.is_file():
+  if not storage.isfile(path):
     raise FileNotFoundError(f"data file not found: {path}")
-  if path.stat().st_size == 0:
+  if storage.size(path) == 0:
     raise DataValidationError(
       path, "file is empty (0 bytes); expected a header row followed by data rows"
     )
@@ -167,9 +175,9 @@ def _read_table(path: PathLike) -> tuple[pd.DataFrame, contract_rules.RowLocator
   return _read_parquet(path)
 
 
-def _read_csv(path: pathlib.Path) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
+def _read_csv(path: str) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
   """Parses a CSV with the csv module so each record keeps its line number."""
-  text = _decode_utf8(path.read_bytes(), path)
+  text = _decode_utf8(storage.read_bytes(path), path)
   reader = csv.reader(io.StringIO(text, newline=""))
   records, line_numbers = [], []
   try:
@@ -192,10 +200,10 @@ def _read_csv(path: pathlib.Path) -> tuple[pd.DataFrame, contract_rules.RowLocat
   except csv.Error as error:
     raise DataValidationError(path, f"malformed CSV: {error}", row=reader.line_num) from None
   frame = pd.DataFrame(records, columns=header, dtype=object)
-  return frame, contract_rules.RowLocator(str(path), "line", line_numbers)
+  return frame, contract_rules.RowLocator(path, "line", line_numbers)
 
 
-def _decode_utf8(raw: bytes, path: pathlib.Path) -> str:
+def _decode_utf8(raw: bytes, path: str) -> str:
   try:
     text = raw.decode("utf-8")
   except UnicodeDecodeError as error:
@@ -209,7 +217,7 @@ def _decode_utf8(raw: bytes, path: pathlib.Path) -> str:
   return text.removeprefix("\ufeff")  # Spreadsheet tools often add a byte-order mark.
 
 
-def _check_unique_header(header: Sequence[str], path: pathlib.Path) -> None:
+def _check_unique_header(header: Sequence[str], path: str) -> None:
   seen = set()
   for name in header:
     if name in seen:
@@ -224,11 +232,12 @@ def _field_count_reason(expected: int, found: int) -> str:
   return reason
 
 
-def _read_parquet(path: pathlib.Path) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
+def _read_parquet(path: str) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
+  raw = storage.read_bytes(path)
   try:
-    frame = pd.read_parquet(path)
+    frame = pd.read_parquet(io.BytesIO(raw))
   except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError.
     raise DataValidationError(path, f"cannot read as Parquet: {error}") from None
   frame = frame.reset_index(drop=True)
   frame.columns = [str(name) for name in frame.columns]
-  return frame, contract_rules.RowLocator(str(path), "row")
+  return frame, contract_rules.RowLocator(path, "row")

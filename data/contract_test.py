@@ -10,6 +10,7 @@ import pytest
 
 from data import contract
 from data.contract import DataValidationError
+from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
 
 HEADER = "user_id,item_id,timestamp"
 
@@ -256,3 +257,24 @@ def test_load_dataset_needs_exactly_one_interactions_file(tmp_path):
 def test_load_dataset_missing_directory(tmp_path):
   with pytest.raises(FileNotFoundError):
     contract.load_dataset(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("fmt", contract.WRITE_FORMATS)
+def test_a_bucket_directory_round_trips_and_names_its_files(object_store, fmt):
+  directory = object_store.uri("datasets", "sample")
+
+  assert contract.write_dataset(_dataset(), directory, fmt=fmt) == directory
+  loaded = contract.load_dataset(directory)
+
+  pd.testing.assert_frame_equal(loaded.interactions, _dataset().interactions)
+  pd.testing.assert_frame_equal(loaded.users, _dataset().users)
+  assert object_store.keys("datasets/") == [
+      f"datasets/sample/{stem}.{fmt}" for stem in ("interactions", "items", "users")]
+  object_store.client().put_object(Bucket=object_store.bucket,
+                                   Key="datasets/bad/interactions.csv",
+                                   Body=b"user_id,item_id,timestamp\nu1,i1,soon\n")
+  with pytest.raises(DataValidationError,
+                     match=f"{object_store.uri('datasets', 'bad', 'interactions.csv')} line 2, field 'timestamp'"):
+    contract.load_dataset(object_store.uri("datasets", "bad"))
+  with pytest.raises(FileNotFoundError, match="dataset directory not found"):
+    contract.load_dataset(object_store.uri("datasets", "absent"))

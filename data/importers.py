@@ -4,7 +4,8 @@ Each adapter is one function `source_root -> Dataset`, registered in
 `IMPORTERS`. Adapters only reshape raw columns; validation is done by the
 `contract.normalize_*` functions, so imported data obeys exactly the same rules
 as user files. Nothing is downloaded: the raw files must already be present
-(see ../shared/data/README.md for their origin and terms).
+(see ../shared/data/README.md for their origin and terms). The raw folder and
+the output directory are local paths or URIs (`s3://...`, see `data.storage`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Callable
 import pandas as pd
 
 from data import contract
+from data import storage
 
 DATA_DIR_ENV_VAR = "VREC_DATA_DIR"
 # A source checkout sits beside shared/; an installed package does not, so
@@ -46,7 +48,7 @@ def default_source_root() -> pathlib.Path:
 
 
 def import_movielens_100k(
-  source_root: pathlib.Path, min_positive_rating: float = 4.0
+  source_root: contract.PathLike, min_positive_rating: float = 4.0
 ) -> contract.Dataset:
   """Imports MovieLens 100K (RecBole's atomic files) as explicit feedback.
 
@@ -60,8 +62,8 @@ def import_movielens_100k(
   Returns:
     The dataset with items (title + year, genres as categories) and users.
   """
-  folder = pathlib.Path(source_root) / "movielens-100k"
-  ratings = read_raw_tsv(folder / "ml-100k.inter", source_root)
+  folder = storage.join(source_root, "movielens-100k")
+  ratings = read_raw_tsv(storage.join(folder, "ml-100k.inter"), source_root)
   stars = pd.to_numeric(ratings["rating"])
   interactions = pd.DataFrame({
     "user_id": ratings["user_id"],
@@ -70,14 +72,14 @@ def import_movielens_100k(
     "label": (stars >= min_positive_rating).astype(float),
     "event": "rating=" + ratings["rating"],
   })
-  movies = read_raw_tsv(folder / "ml-100k.item", source_root)
+  movies = read_raw_tsv(storage.join(folder, "ml-100k.item"), source_root)
   items = pd.DataFrame({
     "item_id": movies["item_id"],
     "title": (movies["movie_title"] + " " + movies["release_year"]).str.strip(),
     # Genres are space-separated single tokens ("Children's" included).
     "category": movies["class"].str.split().str.join(contract.LIST_SEPARATOR),
   })
-  users = read_raw_tsv(folder / "ml-100k.user", source_root)
+  users = read_raw_tsv(storage.join(folder, "ml-100k.user"), source_root)
   return contract.Dataset(
     interactions=contract.normalize_interactions(interactions, "movielens-100k interactions"),
     items=contract.normalize_items(items, "movielens-100k items"),
@@ -85,7 +87,7 @@ def import_movielens_100k(
   )
 
 
-def import_amazon_grocery(source_root: pathlib.Path) -> contract.Dataset:
+def import_amazon_grocery(source_root: contract.PathLike) -> contract.Dataset:
   """Imports ReChorus' Amazon Grocery (training part) as implicit feedback.
 
   Args:
@@ -95,8 +97,8 @@ def import_amazon_grocery(source_root: pathlib.Path) -> contract.Dataset:
     The dataset with items (category and also-bought/also-viewed items); the
     source has no user attributes, so `users` is None.
   """
-  folder = pathlib.Path(source_root) / "amazon-grocery"
-  reviews = read_raw_tsv(folder / "train.csv", source_root)
+  folder = storage.join(source_root, "amazon-grocery")
+  reviews = read_raw_tsv(storage.join(folder, "train.csv"), source_root)
   interactions = pd.DataFrame({
     "user_id": reviews["user_id"],
     "item_id": reviews["item_id"],
@@ -104,7 +106,7 @@ def import_amazon_grocery(source_root: pathlib.Path) -> contract.Dataset:
     "label": 1.0,
     "event": "review",
   })
-  meta = read_raw_tsv(folder / "item_meta.csv", source_root)
+  meta = read_raw_tsv(storage.join(folder, "item_meta.csv"), source_root)
   related = [
     _join_unique_ids(complements, substitutes)
     for complements, substitutes in zip(meta["r_complement"], meta["r_substitute"])
@@ -127,7 +129,7 @@ VIDEO_GAMES_DOMAINS = ("game_video", "video_game")
 
 
 def import_amazon_video_games(
-  source_root: pathlib.Path, video_domain: str = "game_video"
+  source_root: contract.PathLike, video_domain: str = "game_video"
 ) -> contract.Dataset:
   """Imports CDRIB's two Amazon domains as one user-video / user-item log (GMN).
 
@@ -146,16 +148,15 @@ def import_amazon_video_games(
   """
   if video_domain not in VIDEO_GAMES_DOMAINS:
     raise ValueError(f"video_domain must be one of {VIDEO_GAMES_DOMAINS}, got {video_domain!r}")
-  folder = pathlib.Path(source_root) / "amazon-video-games"
+  folder = storage.join(source_root, "amazon-video-games")
   parts = []
   for domain in VIDEO_GAMES_DOMAINS:
     item_type = "video" if domain == video_domain else "item"
-    path = folder / domain / "new_reindex.txt"
-    if not path.is_file():
-      raise FileNotFoundError(f"raw data file not found: {path}; see "
-                              f"{pathlib.Path(source_root) / 'README.md'}")
-    rows = pd.read_csv(path, sep="\t", header=None, names=["user_id", "item_id", "label"],
-                       dtype=str)
+    path = storage.join(folder, domain, "new_reindex.txt")
+    _require_raw_file(path, source_root)
+    with storage.open_file(path) as stream:
+      rows = pd.read_csv(stream, sep="\t", header=None,
+                         names=["user_id", "item_id", "label"], dtype=str)
     parts.append(pd.DataFrame({
       "user_id": rows["user_id"],
       "item_id": item_type + ":" + rows["item_id"],
@@ -170,7 +171,7 @@ def import_amazon_video_games(
   )
 
 
-IMPORTERS: dict[str, Callable[[pathlib.Path], contract.Dataset]] = {
+IMPORTERS: dict[str, Callable[[contract.PathLike], contract.Dataset]] = {
   "movielens-100k": import_movielens_100k,
   "amazon-grocery": import_amazon_grocery,
   "amazon-video-games": import_amazon_video_games,
@@ -181,34 +182,41 @@ IMPORTERS: dict[str, Callable[[pathlib.Path], contract.Dataset]] = {
 
 def import_dataset(
   name: str, source_root: contract.PathLike, output_dir: contract.PathLike
-) -> pathlib.Path:
+) -> pathlib.Path | str:
   """Runs the adapter `name` and writes its dataset as a CSV contract directory.
 
   Args:
     name: A key of `IMPORTERS`.
     source_root: The folder holding the raw datasets, usually
       `default_source_root()`.
-    output_dir: Where to write the contract files.
+    output_dir: Where to write the contract files: a local folder or a URI
+      such as `s3://bucket/datasets/ml`.
 
   Returns:
-    `output_dir` as a `pathlib.Path`.
+    `output_dir`: a `pathlib.Path` for a local folder, else the URI.
   """
   if name not in IMPORTERS:
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(IMPORTERS))}")
-  dataset = IMPORTERS[name](pathlib.Path(source_root))
+  dataset = IMPORTERS[name](source_root)
   return contract.write_dataset(dataset, output_dir, fmt="csv")
 
 
-def read_raw_tsv(path: pathlib.Path, source_root: pathlib.Path) -> pd.DataFrame:
+def read_raw_tsv(path: contract.PathLike, source_root: contract.PathLike) -> pd.DataFrame:
   """Reads a raw tab-separated file as strings, dropping RecBole's `:type` header suffixes."""
-  if not path.is_file():
-    raise FileNotFoundError(
-      f"raw data file not found: {path}; see {pathlib.Path(source_root) / 'README.md'} "
-      f"for what belongs there, or set ${DATA_DIR_ENV_VAR} to the data folder"
-    )
-  frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+  _require_raw_file(path, source_root)
+  with storage.open_file(path) as stream:
+    frame = pd.read_csv(stream, sep="\t", dtype=str, keep_default_na=False,
+                        quoting=csv.QUOTE_NONE)
   frame.columns = [name.split(":")[0] for name in frame.columns]
   return frame
+
+
+def _require_raw_file(path: contract.PathLike, source_root: contract.PathLike) -> None:
+  if not storage.isfile(path):
+    raise FileNotFoundError(
+      f"raw data file not found: {path}; see {storage.join(source_root, 'README.md')} "
+      f"for what belongs there, or set ${DATA_DIR_ENV_VAR} to the data folder"
+    )
 
 
 def _join_unique_ids(*id_lists: str) -> str:

@@ -11,16 +11,20 @@ COURIER's external content). The format follows the file extension:
   the vector's values separated by commas or spaces; blank lines are
   skipped. Every error names the file, the line and the field (`item_id` or
   `vector`) at fault.
+
+The path is a local path or a URI (`s3://bucket/vectors.npz`, `data.storage`).
 """
 
 from __future__ import annotations
 
+import io
 import os
-import pathlib
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from data import storage
 
 ID_COLUMN = "item_id"
 VECTOR_COLUMN = "vector"
@@ -60,7 +64,7 @@ def _read_text(path: str | os.PathLike) -> dict[str, np.ndarray]:
   vectors: dict[str, np.ndarray] = {}
   line_of_item: dict[str, int] = {}
   for line_number, line in enumerate(
-      pathlib.Path(path).read_text().splitlines(), 1):
+      storage.read_text(path).splitlines(), 1):
     if not line.strip():
       continue
     item_id, vector = _parse_line(path, line_number, line)
@@ -81,13 +85,14 @@ def _read_text(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def _read_binary(path: str | os.PathLike, extension: str
                  ) -> dict[str, np.ndarray]:
   """The vectors of a `.parquet`, `.npy` or `.npz` file by item id."""
+  raw = io.BytesIO(storage.read_bytes(path))
   if extension == ".parquet":
-    frame = pd.read_parquet(path, columns=[ID_COLUMN, VECTOR_COLUMN])
+    frame = pd.read_parquet(raw, columns=[ID_COLUMN, VECTOR_COLUMN])
     ids = frame[ID_COLUMN].astype(str).to_numpy()
     vectors = np.stack(frame[VECTOR_COLUMN].to_numpy()) if len(frame) else (
         np.zeros((0, 0), np.float32))
   else:
-    loaded = np.load(path, allow_pickle=False)
+    loaded = np.load(raw, allow_pickle=False)
     ids = np.asarray(loaded[ID_COLUMN]).astype(str)
     vectors = np.asarray(loaded[VECTOR_COLUMN])
   if vectors.ndim != 2 or len(vectors) != len(ids):

@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 
 from data import item_vectors
+from data import storage
+from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
 
 
 def _load(tmp_path, text, item_ids=("", "a", "b", "c")):
@@ -70,3 +72,18 @@ def test_binary_format_rejects_vectors_that_do_not_match_the_ids(tmp_path):
   np.savez(path, item_id=np.array(["a", "b"]), vector=np.ones(3, np.float32))
   with pytest.raises(ValueError, match="field vector: expected one vector per"):
     item_vectors.load_item_vectors(path, ["a"])
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".npz"])
+def test_vector_files_are_read_from_a_bucket(object_store, tmp_path, suffix):
+  local = tmp_path / f"images{suffix}"
+  if suffix == ".tsv":
+    local.write_text("b\t1,2\na\t3,4\n")
+  else:
+    _write(local, ["b", "a"], np.array([[1, 2], [3, 4]], np.float32))
+  uri = object_store.uri("vectors", local.name)
+  storage.write_bytes(uri, local.read_bytes())
+
+  table, found = item_vectors.load_item_vectors(uri, ["", "a", "b"])
+  np.testing.assert_array_equal(table, [[0, 0], [3, 4], [1, 2]])
+  np.testing.assert_array_equal(found, [False, True, True])
