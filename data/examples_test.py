@@ -221,3 +221,44 @@ def test_temporal_split_rejects_a_cut_no_user_spans():
     examples.build_rows(dataset, split="random")
   with pytest.raises(ValueError, match="in \\(0, 1\\)"):
     examples.temporal_cut(np.array([1, 2]), 1.0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_quantiles_from_counts_equal_numpy_on_the_values(seed):
+  rng = np.random.default_rng(seed)
+  values = rng.integers(0, rng.integers(1, 50), size=rng.integers(1, 300))
+  counts = collections.Counter(values.tolist())
+  for quantile in (1 / 3, 2 / 3, 0.05, 0.5, 0.9, 0.999):
+    assert examples.quantile_from_counts(counts, quantile) == np.quantile(
+        values, quantile)
+    assert examples.temporal_cut_from_counts(counts, quantile) == np.quantile(
+        values, quantile, method="higher")
+
+
+def test_sequence_keeps_file_order_of_same_second_events_and_drops_repeats():
+  # (timestamp, row_number, item, query, item_type), shuffled as a sharded
+  # reader may deliver them.
+  events = [(5, 7, "c", "", "item"), (5, 2, "b", "q", "video"),
+            (1, 9, "a", "", "item"), (5, 4, "b", "later copy", "item")]
+  sequence = examples.user_sequence("u", events)
+  assert sequence.item_ids == ["a", "b", "c"]
+  assert sequence.queries == ["", "q", ""]
+  assert sequence.item_types == ["item", "video", "item"]
+  split = examples.split_sequence(sequence, examples.SplitRule())
+  assert (split.n_train, split.n_eval) == (2, 1)
+  assert split.seen_item_ids() == ["a", "b"]
+
+
+def test_eval_max_users_keeps_a_seeded_sample_of_eval_users_and_all_train():
+  dataset = _dataset([(f"u{u}", f"i{t}", t, 1) for u in range(30)
+                      for t in range(3)])
+  full = examples.build_rows(dataset)
+  sampled = examples.build_rows(dataset, eval_max_users=7, negative_seed=4)
+  again = examples.build_rows(dataset, eval_max_users=7, negative_seed=4)
+  other_seed = examples.build_rows(dataset, eval_max_users=7, negative_seed=5)
+  users = {row[features.USER_ID] for row in sampled.eval}
+  assert len(users) == 7 and len(sampled.eval) == 7
+  assert sampled.train == full.train
+  assert sampled == again
+  assert users != {row[features.USER_ID] for row in other_seed.eval}
+  assert examples.build_rows(dataset, eval_max_users=100).eval == full.eval
