@@ -17,9 +17,12 @@ HTML strings; every text that comes from data is escaped.
 from __future__ import annotations
 
 import html
+import json
 import os
+import tempfile
 from typing import Optional, Sequence
 
+from data import storage
 from tfx_pipeline import evaluation
 from tfx_pipeline import report_data
 from tfx_pipeline import report_plots
@@ -111,7 +114,9 @@ def _decision_section(ev: report_data.Evaluation,
               if ok else "the candidate failed the gate.")
   if summary is not None:
     blessing = {True: "blessed", False: "not blessed", None: "none recorded"}
-    verdict += (f"<br>Evaluator blessing in ML-Metadata: "
+    source = ("BaselineGate" if summary.baseline_gate is not None
+              else "Evaluator")
+    verdict += (f"<br>Blessing the Pusher read ({source}), in ML-Metadata: "
                 f"{blessing[summary.blessed]}. Pushed: "
                 f"{html.escape(summary.pushed_dir or 'no')}.")
   verdict += "</div>"
@@ -183,6 +188,58 @@ def _slice_section(ev: report_data.Evaluation, image: str) -> str:
   return body
 
 
+def _baselines_section(summary: run_summary.RunSummary,
+                       names: Sequence[str]) -> str:
+  """The model beside every baseline of the run, overall, and the verdict."""
+  scorers = run_summary.overall_scorers(summary, "model", names)
+  if not scorers:
+    return ""
+  rows = [[("<strong>model</strong>" if scorer.is_model
+            else html.escape(scorer.label))] +
+          [_number(scorer.metrics.get(name)) for name in names]
+          for scorer in scorers]
+  body = ("<h2>Model and baselines</h2><p>Overall, every scorer on the same "
+          "eval split with the same metrics: the classical baselines were "
+          "trained in this run on the same Transform output "
+          "(<code>BaselineTrainer_&lt;family&gt;</code>) and scored by their "
+          "own Evaluator.</p>" +
+          _table(["scorer"] + [html.escape(name) for name in names], rows))
+  gate = summary.baseline_gate
+  metric = gate.metric if gate else summary.gate_metric
+  verdict = run_summary.baseline_verdict(scorers, metric)
+  if verdict:
+    body += f"<p>{html.escape(verdict[0].upper() + verdict[1:])}.</p>"
+  if gate:
+    body += (f'<div class="verdict {"ok" if gate.blessed else "bad"}">'
+             f"<strong>BaselineGate</strong> (the blessing the Pusher read): "
+             f"{html.escape(gate.in_words())}.</div>")
+  return body
+
+
+def _learning_curves_section(summary: run_summary.RunSummary,
+                             output_dir: str) -> str:
+  """One table and plot per Trainer that wrote a learning curve."""
+  if not summary.learning_curves:
+    return ""
+  body = ("<h2>Learning curves</h2><p>Each Trainer's validation metric on a "
+          "split carved from train (never the eval split), per epoch or per "
+          "setting tried.</p>")
+  for component, curve in sorted(summary.learning_curves.items()):
+    rows = [[html.escape(str(point.step)), _number(point.train_loss),
+             _number(point.validation),
+             "<strong>best</strong>" if point.step == curve.best else ""]
+            for point in curve.points]
+    body += (f"<h3>{html.escape(component)} ({html.escape(curve.family)})"
+             "</h3>" +
+             _table(["step", "train loss",
+                     f"validation {html.escape(curve.metric)}", ""], rows) +
+             _meta([("chosen", json.dumps(curve.chosen))]) +
+             _image(report_plots.plot_learning_curve(curve, component,
+                                                     output_dir),
+                    f"learning curve of {component}"))
+  return body
+
+
 def _run_section(summary: run_summary.RunSummary) -> str:
   rows = [[html.escape(run.component), html.escape(run.state),
            f"{run.seconds:.1f}"] for run in summary.components]
@@ -203,8 +260,13 @@ def write_report(evaluation_uri: str, output_dir: Optional[str] = None,
   Returns:
     The path of the report's index.html.
   """
-  ev = report_data.load_evaluation(evaluation_uri)
   output_dir = output_dir or os.path.join(evaluation_uri, REPORT_DIR)
+  if storage.is_remote(output_dir):  # Plots are saved as local files.
+    with tempfile.TemporaryDirectory(prefix="report_") as scratch:
+      write_report(evaluation_uri, scratch, summary)
+      storage.upload_dir(scratch, output_dir)
+    return storage.join(output_dir, INDEX)
+  ev = report_data.load_evaluation(evaluation_uri)
   os.makedirs(output_dir, exist_ok=True)
   has_recall = any(name.startswith("recall_at_") for name in ev.metric_names())
   overall_images = ([report_plots.plot_recall_curve(ev, output_dir)]
@@ -217,11 +279,16 @@ def write_report(evaluation_uri: str, output_dir: Optional[str] = None,
     meta.append(("last blessed model", ev.blessed_model_location))
   examples = int(ev.example_count(report_data.OVERALL) or 0)
   meta.append(("eval examples", f"{examples}"))
-  body = (_meta(meta) + _decision_section(ev, summary) +
-          _overall_section(ev, overall_images) +
-          _slice_section(ev, report_plots.plot_slices(ev, output_dir)))
+  if summary is not None and summary.split:
+    meta.append(("eval split protocol", summary.split))
+  body = _meta(meta) + _decision_section(ev, summary)
+  body += _overall_section(ev, overall_images)
   if summary is not None:
-    body += _run_section(summary)
+    body += _baselines_section(summary, ev.metric_names())
+  body += _slice_section(ev, report_plots.plot_slices(ev, output_dir))
+  if summary is not None:
+    body += (_learning_curves_section(summary, output_dir) +
+             _run_section(summary))
   title = "Evaluation report" + (f": run {summary.run_id}" if summary else "")
   return _write(output_dir, _page(title, body))
 

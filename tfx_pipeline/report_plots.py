@@ -21,6 +21,7 @@ RECALL_CURVE_PNG = "recall_curve.png"
 SLICES_PNG = "slices.png"
 BLESSED_COMPARISON_PNG = "blessed_model_comparison.png"
 COMPARE_PNG = "compare.png"
+LEARNING_CURVE_PNG = "learning_curve_{component}.png"
 _MODEL_COLOR, _POPULAR_COLOR, _BLESSED_COLOR = "#1f6fb4", "#9a9a9a", "#e08a1e"
 
 
@@ -156,3 +157,38 @@ def plot_run_comparison(run_a: report_data.Evaluation,
   _grouped_bars(axes, names, series)
   axes.set_title("Run A vs run B, overall")
   return _save(figure, output_dir, COMPARE_PNG)
+
+
+def plot_learning_curve(curve, component: str, output_dir: str) -> str:
+  """A Trainer's validation metric per step (epoch or setting tried).
+
+  Args:
+    curve: its `models.learning_curve.LearningCurve`.
+    component: the Trainer's component id, which names the file.
+    output_dir: where to write.
+  """
+  figure = _figure(5.5, 3.4)
+  axes = figure.subplots()
+  positions = list(range(len(curve.points)))
+  values = [point.validation for point in curve.points]
+  axes.plot(positions, values, "-", marker="o", color=_MODEL_COLOR,
+            label=f"validation {curve.metric}")
+  best = [p for p, point in zip(positions, curve.points)
+          if point.step == curve.best]
+  axes.plot(best, [values[p] for p in best], "o", markersize=11,
+            markerfacecolor="none", color=_BLESSED_COLOR, label="best")
+  losses = [point.train_loss for point in curve.points]
+  if any(loss is not None for loss in losses):
+    loss_axes = axes.twinx()
+    loss_axes.plot(positions, losses, "--", marker=".", color=_POPULAR_COLOR,
+                   label="train loss")
+    loss_axes.set_ylabel("train loss")
+  axes.set_xticks(positions, [str(point.step) for point in curve.points],
+                  rotation=30 if len(curve.points) > 6 else 0, fontsize=7)
+  axes.set_xlabel("step (epoch, or the setting tried)")
+  axes.set_ylabel(curve.metric)
+  axes.set_title(f"{component} ({curve.family})")
+  axes.grid(alpha=0.3)
+  axes.legend(fontsize=8)
+  return _save(figure, output_dir,
+               LEARNING_CURVE_PNG.format(component=component))

@@ -7,6 +7,7 @@ check, in a second, that every plot renders headless to a PNG file.
 import pytest
 import tensorflow_model_analysis as tfma
 
+from models import learning_curve
 from tfx_pipeline import evaluation
 from tfx_pipeline import report_data
 from tfx_pipeline import report_plots
@@ -50,3 +51,17 @@ def test_every_plot_writes_the_png_it_names(candidate, tmp_path):
                      report_plots.COMPARE_PNG]
   for name in written:
     assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC, name
+
+
+@pytest.mark.parametrize("train_loss", [None, 0.5])
+def test_learning_curve_plot_writes_a_png_named_after_its_trainer(
+    tmp_path, train_loss):
+  curve = learning_curve.LearningCurve(
+      family="ease", metric="recall_at_50",
+      points=[learning_curve.Point(step, value, train_loss)
+              for step, value in ((10.0, 0.2), (100.0, 0.3), (1000.0, 0.25))],
+      best=100.0, chosen={"l2": 100.0})
+  name = report_plots.plot_learning_curve(curve, "BaselineTrainer_ease",
+                                          tmp_path)
+  assert name == "learning_curve_BaselineTrainer_ease.png"
+  assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC

@@ -1,20 +1,34 @@
 """Reads a finished local run back from MLMD: timings, metrics, blessing, push.
 
 Everything here comes from ML-Metadata and the artifacts it points at, so the
-summary describes exactly what the run recorded.
+summary describes exactly what the run recorded: the model's Evaluator
+metrics, each classical baseline's (`Evaluator_<family>`, overall slice), the
+BaselineGate's comparison, the learning curve of every Trainer that wrote one
+and the split protocol ExampleGen ran.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from models import serving_names
+
 _NODE_CONTEXT_TYPE = "node"
+MODEL_EVALUATOR = "Evaluator"
+BASELINE_EVALUATOR_PREFIX = "Evaluator_"
+BASELINE_GATE = "BaselineGate"
+MOST_POPULAR = "most-popular"
+_MODEL_OUTPUT = serving_names.TARGET_RANK
+_POPULARITY_OUTPUT = serving_names.POPULARITY_TARGET_RANK
+_EXAMPLE_GEN = "InteractionExampleGen"
+_SPLIT_PROPERTY = "split"
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
     metadata_store_pb2.Execution.CACHED: "cached",
@@ -33,13 +47,87 @@ class ComponentRun:
 
 @dataclasses.dataclass
 class RunSummary:
-  """What one pipeline run did."""
+  """What one pipeline run did.
+
+  Attributes:
+    run_id: the MLMD pipeline run.
+    components: each component's state and seconds, in start order.
+    artifacts: `<component>.<output key>` -> URI.
+    metrics: the model's Evaluator metrics, slice -> "output/metric" -> value.
+    blessed: the blessing the Pusher read: BaselineGate's when the run had
+      one, else the Evaluator's; None when neither recorded one.
+    pushed_dir: where the Pusher pushed, None if it did not.
+    baseline_metrics: classical baseline family -> its Evaluator's overall
+      "output/metric" -> value.
+    baseline_gate: what BaselineGate compared and decided, if it ran.
+    learning_curves: Trainer component -> its learning curve, for the
+      Trainers that wrote one.
+    split: ExampleGen's split protocol, "" if it records none.
+  """
   run_id: str
   components: list[ComponentRun]
   artifacts: dict[str, str]
-  metrics: dict[str, dict[str, float]]  # slice -> metric -> value
+  metrics: dict[str, dict[str, float]]
   blessed: Optional[bool]
   pushed_dir: Optional[str]
+  baseline_metrics: dict[str, dict[str, float]] = dataclasses.field(
+      default_factory=dict)
+  baseline_gate: Optional[Any] = None
+  learning_curves: dict[str, Any] = dataclasses.field(default_factory=dict)
+  split: str = ""
+  gate_metric: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Scorer:
+  """One row of the model-vs-baselines table: overall metric -> value."""
+  label: str
+  is_model: bool
+  metrics: dict[str, float]
+
+
+def overall_scorers(summary: RunSummary, model_label: str,
+                    metric_names: Sequence[str]) -> list[Scorer]:
+  """The model, each classical baseline and most-popular, overall.
+
+  Every row comes from a TFMA output over the same eval split with the same
+  metrics: the model's and most-popular's from the model's Evaluator, each
+  baseline's from its `Evaluator_<family>`. Empty for a run without
+  baselines (a ranking family, or `baselines.families` empty).
+  """
+  if not summary.baseline_metrics:
+    return []
+  overall = summary.metrics.get("overall", {})
+
+  def pick(row: dict, output: str) -> dict[str, float]:
+    return {name: row[_metric_key(output, name)] for name in metric_names
+            if _metric_key(output, name) in row}
+
+  return ([Scorer(model_label, True, pick(overall, _MODEL_OUTPUT))] +
+          [Scorer(family, False, pick(row, _MODEL_OUTPUT))
+           for family, row in sorted(summary.baseline_metrics.items())] +
+          [Scorer(MOST_POPULAR, False, pick(overall, _POPULARITY_OUTPUT))])
+
+
+def strongest_baseline(scorers: Sequence[Scorer],
+                       metric: str) -> Optional[Scorer]:
+  """The baseline (most-popular included) with the highest `metric`."""
+  baselines = [s for s in scorers if not s.is_model and metric in s.metrics]
+  return max(baselines, key=lambda s: s.metrics[metric], default=None)
+
+
+def baseline_verdict(scorers: Sequence[Scorer], metric: str) -> str:
+  """Which baseline is strongest by `metric`, and whether the model beats it."""
+  strongest = strongest_baseline(scorers, metric)
+  model = next((s for s in scorers if s.is_model), None)
+  if strongest is None or model is None or metric not in model.metrics:
+    return ""
+  margin = model.metrics[metric] - strongest.metrics[metric]
+  return (f"strongest baseline by {metric}: {strongest.label} "
+          f"({strongest.metrics[metric]:.4f}); the model ({model.label}, "
+          f"{model.metrics[metric]:.4f}) "
+          f"{'beats' if margin > 0 else 'does not beat'} it "
+          f"(margin {margin:+.4f})")
 
 
 def _store(metadata_path: str) -> mlmd.MetadataStore:
@@ -101,6 +189,24 @@ def flatten_metrics(eval_result) -> dict[tuple, dict[str, float]]:
   return table
 
 
+def _sliced_metrics(evaluation_uri: str) -> dict[tuple, dict[str, float]]:
+  """slice -> 'output/metric' -> value of a TFMA output, NaNs dropped."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  return {slice_key: {name: value for name, value in row.items()
+                      if not math.isnan(value)}
+          for slice_key, row in flatten_metrics(
+              tfma.load_eval_result(evaluation_uri)).items()}
+
+
+def _split(store, executions) -> str:
+  for execution in executions:
+    if _component_id(store, execution) == _EXAMPLE_GEN:
+      value = execution.custom_properties.get(_SPLIT_PROPERTY)
+      if value is not None:
+        return value.string_value
+  return ""
+
+
 def summarize(metadata_path: str) -> RunSummary:
   """Builds the summary of the newest run recorded in `metadata_path`."""
   store, run_id, executions = latest_run_executions(metadata_path)
@@ -115,8 +221,8 @@ def summarize(metadata_path: str) -> RunSummary:
   artifacts_by_id, events = _output_artifacts(store, [e.id for e in executions])
   component_by_execution = {e.id: _component_id(store, e) for e in executions}
   artifacts = {}
-  blessed = pushed_dir = None
-  metrics = {}
+  blessings = {}
+  pushed_dir = None
   for event in events:
     if event.type != metadata_store_pb2.Event.OUTPUT:
       continue
@@ -125,18 +231,70 @@ def summarize(metadata_path: str) -> RunSummary:
     component = component_by_execution[event.execution_id]
     artifacts[f"{component}.{key}"] = artifact.uri
     if key == "blessing" and "blessed" in artifact.custom_properties:
-      blessed = bool(artifact.custom_properties["blessed"].int_value)
+      blessings[component] = bool(
+          artifact.custom_properties["blessed"].int_value)
     if key == "pushed_model" and artifact.custom_properties.get(
         "pushed") and artifact.custom_properties["pushed"].int_value:
       pushed_dir = artifact.custom_properties["pushed_destination"].string_value
-    if key == "evaluation" and os.path.isdir(artifact.uri):
-      import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
-      metrics = {
-          slice_name(slice_key): {name: value for name, value in row.items()
-                                  if not math.isnan(value)}
-          for slice_key, row in flatten_metrics(
-              tfma.load_eval_result(artifact.uri)).items()}
-  return RunSummary(run_id, components, artifacts, metrics, blessed, pushed_dir)
+  return RunSummary(
+      run_id, components, artifacts, _evaluation_metrics(artifacts),
+      blessings.get(BASELINE_GATE, blessings.get(MODEL_EVALUATOR)), pushed_dir,
+      baseline_metrics=_baseline_metrics(artifacts),
+      baseline_gate=_baseline_gate(artifacts),
+      learning_curves=_learning_curves(artifacts),
+      split=_split(store, executions), gate_metric=_gate_metric(artifacts))
+
+
+def _evaluation_metrics(artifacts: dict[str, str]) -> dict:
+  uri = artifacts.get(f"{MODEL_EVALUATOR}.evaluation")
+  if not uri or not os.path.isdir(uri):
+    return {}
+  return {slice_name(slice_key): row
+          for slice_key, row in _sliced_metrics(uri).items()}
+
+
+def _gate_metric(artifacts: dict[str, str]) -> str:
+  """The retrieval metric the model's Evaluator gates on, "" if none."""
+  uri = artifacts.get(f"{MODEL_EVALUATOR}.evaluation")
+  if not uri or not os.path.isdir(uri):
+    return ""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  for spec in tfma.load_eval_result(uri).config.metrics_specs:
+    for metric in spec.metrics:
+      if metric.per_slice_thresholds and metric.config:
+        return json.loads(metric.config).get("name", "")
+  return ""
+
+
+def _baseline_metrics(artifacts: dict[str, str]) -> dict:
+  baselines = {}
+  for name, uri in sorted(artifacts.items()):
+    component, _, key = name.partition(".")
+    if (component.startswith(BASELINE_EVALUATOR_PREFIX) and
+        key == "evaluation" and os.path.isdir(uri)):
+      baselines[component[len(BASELINE_EVALUATOR_PREFIX):]] = (
+          _sliced_metrics(uri).get((), {}))
+  return baselines
+
+
+def _baseline_gate(artifacts: dict[str, str]):
+  uri = artifacts.get(f"{BASELINE_GATE}.blessing")
+  if not uri:
+    return None
+  from tfx_pipeline.components import baseline_gate  # pylint: disable=g-import-not-at-top
+  return baseline_gate.read_comparison(uri)
+
+
+def _learning_curves(artifacts: dict[str, str]) -> dict:
+  from models import learning_curve  # pylint: disable=g-import-not-at-top
+  curves = {}
+  for name, uri in artifacts.items():
+    component, _, key = name.partition(".")
+    if key == "model_run":
+      curve = learning_curve.read(uri)
+      if curve is not None:
+        curves[component] = curve
+  return curves
 
 
 def format_summary(summary: RunSummary, heading: str,
@@ -154,20 +312,24 @@ def format_summary(summary: RunSummary, heading: str,
   lines = [f"Run {summary.run_id}", "", f"{'component':34s} {'state':9s} seconds"]
   for run in summary.components:
     lines.append(f"{run.component:34s} {run.state:9s} {run.seconds:7.1f}")
-  lines += ["", heading,
-            f"{'slice':44s} {'model':14s} " + " ".join(f"{m:>12s}" for m in metric_names)]
+  lines += ["", heading]
+  if summary.split:
+    lines.append(f"eval split protocol: {summary.split}")
+  lines.append(f"{'slice':44s} {'model':14s} " +
+               " ".join(f"{m:>12s}" for m in metric_names))
   for name, row in sorted(summary.metrics.items(),
                           key=lambda kv: (kv[0] != "overall", kv[0])):
     for label, output in outputs:
       values = [row.get(_metric_key(output, m)) for m in metric_names]
       if all(v is None for v in values):
         continue
-      cells = " ".join(f"{v:12.4f}" if v is not None else f"{'-':>12s}" for v in values)
-      lines.append(f"{name:44s} {label:14s} {cells}")
+      lines.append(f"{name:44s} {label:14s} {_cells(values)}")
   overall = summary.metrics.get("overall", {})
   count = overall.get(_metric_key(outputs[0][1], "example_count"))
   if count is not None:
     lines.append(f"eval examples: {int(count)}")
+  lines += _baseline_lines(summary, outputs[0][0], metric_names)
+  lines += _learning_curve_lines(summary)
   lines += ["",
             f"blessed: {summary.blessed}",
             f"pushed:  {summary.pushed_dir or 'no (not blessed, or push skipped)'}"]
@@ -175,3 +337,44 @@ def format_summary(summary: RunSummary, heading: str,
     if name in summary.artifacts:
       lines.append(f"{name}: {summary.artifacts[name]}")
   return "\n".join(lines)
+
+
+def _cells(values: Sequence[Optional[float]]) -> str:
+  return " ".join(f"{v:12.4f}" if v is not None else f"{'-':>12s}"
+                  for v in values)
+
+
+def _baseline_lines(summary: RunSummary, model_label: str,
+                    metric_names: Sequence[str]) -> list[str]:
+  """The model beside every baseline, overall, and the verdict."""
+  scorers = overall_scorers(summary, model_label, metric_names)
+  if not scorers:
+    return []
+  lines = ["", "Overall, the model beside the baselines trained in this run "
+           "(same eval split, same metrics):",
+           f"{'scorer':24s} " + " ".join(f"{m:>12s}" for m in metric_names)]
+  for scorer in scorers:
+    lines.append(f"{scorer.label:24s} " + _cells(
+        [scorer.metrics.get(m) for m in metric_names]))
+  metric = (summary.baseline_gate.metric if summary.baseline_gate
+            else summary.gate_metric)
+  verdict = baseline_verdict(scorers, metric)
+  if verdict:
+    lines.append(verdict)
+  if summary.baseline_gate:
+    lines.append(f"BaselineGate: {summary.baseline_gate.in_words()}")
+  return lines
+
+
+def _learning_curve_lines(summary: RunSummary) -> list[str]:
+  lines = []
+  for component, curve in sorted(summary.learning_curves.items()):
+    lines += ["", f"{component} ({curve.family}): validation {curve.metric} "
+              "on a split carved from train",
+              f"{'step':28s} {'train_loss':>12s} {'validation':>12s}"]
+    for point in curve.points:
+      mark = "  <- best" if point.step == curve.best else ""
+      lines.append(f"{str(point.step):28s} "
+                   f"{_cells([point.train_loss, point.validation])}{mark}")
+    lines.append(f"chosen: {json.dumps(curve.chosen)}")
+  return lines

@@ -1,0 +1,86 @@
+"""Tests for the run summary's model-vs-baselines rows and curves."""
+
+import pytest
+
+from models import learning_curve
+from models import serving_names
+from tfx_pipeline import run_summary
+from tfx_pipeline.components import baseline_gate
+
+_MODEL = serving_names.TARGET_RANK
+_POPULAR = serving_names.POPULARITY_TARGET_RANK
+_NAMES = ["recall_at_10", "recall_at_50"]
+
+
+def _summary(model_recall_at_50, **extra):
+  return run_summary.RunSummary(
+      run_id="run-1",
+      components=[run_summary.ComponentRun("Trainer", "complete", 3.0)],
+      artifacts={},
+      metrics={"overall": {f"{_MODEL}/recall_at_10": 0.1,
+                           f"{_MODEL}/recall_at_50": model_recall_at_50,
+                           f"{_MODEL}/example_count": 120.0,
+                           f"{_POPULAR}/recall_at_10": 0.05,
+                           f"{_POPULAR}/recall_at_50": 0.2}},
+      blessed=True, pushed_dir="/serving/retrieval/1",
+      baseline_metrics={"item_knn": {f"{_MODEL}/recall_at_10": 0.08,
+                                     f"{_MODEL}/recall_at_50": 0.25},
+                        "ease": {f"{_MODEL}/recall_at_10": 0.12,
+                                 f"{_MODEL}/recall_at_50": 0.3}},
+      gate_metric="recall_at_50", **extra)
+
+
+def test_rows_are_the_model_each_baseline_and_most_popular():
+  scorers = run_summary.overall_scorers(_summary(0.4), "two_tower", _NAMES)
+  assert [(s.label, s.is_model) for s in scorers] == [
+      ("two_tower", True), ("ease", False), ("item_knn", False),
+      ("most-popular", False)]
+  assert scorers[1].metrics == {"recall_at_10": 0.12, "recall_at_50": 0.3}
+  assert scorers[3].metrics == {"recall_at_10": 0.05, "recall_at_50": 0.2}
+  assert run_summary.strongest_baseline(scorers, "recall_at_50").label == "ease"
+
+
+@pytest.mark.parametrize("model_value, verdict", [
+    (0.35, "beats it (margin +0.0500)"),
+    (0.30, "does not beat it (margin +0.0000)"),
+    (0.29, "does not beat it (margin -0.0100)")])
+def test_the_verdict_names_the_strongest_baseline(model_value, verdict):
+  scorers = run_summary.overall_scorers(_summary(model_value), "two_tower",
+                                        _NAMES)
+  assert run_summary.baseline_verdict(scorers, "recall_at_50") == (
+      f"strongest baseline by recall_at_50: ease (0.3000); the model "
+      f"(two_tower, {model_value:.4f}) {verdict}")
+
+
+def test_a_run_without_baselines_has_no_rows():
+  summary = _summary(0.4)
+  summary.baseline_metrics = {}
+  assert run_summary.overall_scorers(summary, "two_tower", _NAMES) == []
+  assert "baselines" not in run_summary.format_summary(
+      summary, "metrics", [("two_tower", _MODEL)], _NAMES)
+
+
+def test_format_summary_shows_baselines_gate_curves_and_split():
+  comparison = baseline_gate.Comparison(
+      metric="recall_at_50", baseline="ease", model_value=0.29,
+      baseline_value=0.3, evaluator_blessed=True)
+  curve = learning_curve.LearningCurve(
+      family="ease", metric="recall_at_50",
+      points=[learning_curve.Point(10.0, 0.2), learning_curve.Point(100.0, 0.3)],
+      best=100.0, chosen={"l2": 100.0})
+  text = run_summary.format_summary(
+      _summary(0.29, baseline_gate=comparison, split="leave_last_out",
+               learning_curves={"BaselineTrainer_ease": curve}),
+      "metrics", [("two_tower", _MODEL), ("most-popular", _POPULAR)], _NAMES)
+  lines = text.splitlines()
+  assert "eval split protocol: leave_last_out" in lines
+  assert f"{'ease':24s} {0.12:12.4f} {0.3:12.4f}" in lines
+  assert f"{'two_tower':24s} {0.1:12.4f} {0.29:12.4f}" in lines
+  assert ("strongest baseline by recall_at_50: ease (0.3000); the model "
+          "(two_tower, 0.2900) does not beat it (margin -0.0100)") in lines
+  assert ("BaselineGate: not blessed: model recall_at_50 0.2900 does not "
+          "beat ease 0.3000 (margin -0.0100)") in lines
+  assert "BaselineTrainer_ease (ease): validation recall_at_50 on a split " \
+      "carved from train" in lines
+  assert f"{'100.0':28s} {'-':>12s} {0.3:12.4f}  <- best" in lines
+  assert 'chosen: {"l2": 100.0}' in lines
