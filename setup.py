@@ -24,5 +24,5 @@ setuptools.setup(
                "offline_eval*", "benchmarks*"]),
   package_data={"tfx_pipeline": ["schema/*.pbtxt"]},
   install_requires=REQUIREMENTS,
-  entry_points={"console_scripts": ["vrec=tfx_pipeline.cli:main"]},
+  entry_points={"console_scripts": ["vrec=tfx_pipeline.cli:exit_with_main"]},
 )

@@ -197,6 +197,7 @@ def import_dataset(
   """
   if name not in IMPORTERS:
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(IMPORTERS))}")
+  storage.check_access(output_dir, write=True)
   dataset = IMPORTERS[name](source_root)
   return contract.write_dataset(dataset, output_dir, fmt="csv")
 

@@ -7,7 +7,6 @@ import pytest
 from data import contract
 from data import importers
 from tests import prerequisites
-from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +112,3 @@ def test_import_dataset_writes_a_loadable_contract_dir(tmp_path):
   assert sorted(path.name for path in directory.iterdir()) == ["interactions.csv", "items.csv"]
   assert len(contract.load_dataset(directory).interactions) == 121_892
 
-
-def test_import_dataset_writes_to_a_bucket(object_store):
-  uri = object_store.uri("datasets", "ml100k")
-
-  assert importers.import_dataset(
-      "movielens-100k", prerequisites.shared_data_root("movielens-100k"),
-      uri) == uri
-
-  assert object_store.keys("datasets/") == [
-      f"datasets/ml100k/{stem}.csv" for stem in ("interactions", "items", "users")]
-  assert len(contract.load_dataset(uri).interactions) == 100_000

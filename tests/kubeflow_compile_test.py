@@ -1,8 +1,13 @@
-"""The same pipeline compiles to a KFP v2 pipeline spec."""
+"""The same pipeline compiles to a KFP v2 pipeline spec, reading a dataset that exists."""
 
 import json
 import os
 
+import pytest
+
+from data import contract
+from data import synthetic
+from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
 from tfx_pipeline import cli
 from tfx_pipeline import config as config_lib
 
@@ -13,10 +18,14 @@ EXPECTED_TASKS = {
 }
 
 
-def test_compiled_spec_has_every_component_with_image_and_parameters(tmp_path):
+def test_compiled_spec_has_every_component_with_image_and_parameters(
+    tmp_path, object_store):
+  dataset_dir = object_store.uri("datasets", "synthetic")
+  contract.write_dataset(synthetic.generate(n_users=5, n_items=8), dataset_dir)
   output = tmp_path / "pipeline.json"
   status = cli.main([
-      "compile", "--output", str(output), "--beam-runner", "FlinkRunner",
+      "compile", "--output", str(output), "--dataset-dir", dataset_dir,
+      "--beam-runner", "FlinkRunner",
       "--beam-arg=--parallelism=4", "--hparam", "epochs=3",
       "--set", "kubeflow.image=registry.example/vrec:1.2",
       "--set", "kubeflow.pipeline_root=gs://bucket/root",
@@ -40,11 +49,32 @@ def test_compiled_spec_has_every_component_with_image_and_parameters(tmp_path):
   assert custom_config["model_family"] == "two_tower"
   assert custom_config["hparams"]["epochs"] == 3
   assert _parameter(spec, "Trainer", "run_fn") == "models.trainer.run_fn"
-  assert _parameter(spec, "InteractionExampleGen", "dataset_dir").startswith(
-      "gs://bucket/root/")
+  assert _parameter(spec, "InteractionExampleGen", "dataset_dir") == dataset_dir
   assert _parameter(spec, "ImportSchemaGen", "schema_file") == (
       "/pipeline/" + os.path.relpath(config_lib.CURATED_SCHEMA,
                                      config_lib.REPO_ROOT))
+
+
+@pytest.mark.parametrize("dataset_dir_flag, message", [
+    ([], "compile needs --dataset-dir"),
+    (["--dataset-dir", "s3://{bucket}/datasets/never-uploaded"],
+     "no contract dataset at s3://{bucket}/datasets/never-uploaded"),
+])
+def test_compile_refuses_a_dataset_that_is_not_there(
+    tmp_path, object_store, capsys, dataset_dir_flag, message):
+  output = tmp_path / "pipeline.json"
+  flags = [flag.format(bucket=object_store.bucket) for flag in dataset_dir_flag]
+
+  status = cli.main(["compile", "--output", str(output), *flags,
+                     "--set", "kubeflow.pipeline_root=s3://team-bucket/vrec"])
+
+  error = capsys.readouterr().err.strip()
+  assert status == 1 and not output.exists()
+  assert message.format(bucket=object_store.bucket) in error
+  assert error.endswith("upload one first, e.g. `vrec import-data "
+                        "movielens-100k s3://team-bucket/vrec/datasets/"
+                        "movielens-100k`")
+  assert "\n" not in error
 
 
 def _parameter(spec, task, name):

@@ -21,6 +21,7 @@ import warnings
 
 from models import families
 from tfx_pipeline import config as config_lib
+from transforms import filesystems
 
 # `benchmark NAME` runs `python -m benchmarks.NAME`.
 BENCHMARKS_PACKAGE = "benchmarks"
@@ -51,8 +52,10 @@ def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
                       "amazon-video-games) or "
                       "'contract' (default: %(default)s)")
   parser.add_argument("--workspace", default=defaults.workspace,
-                      help="where runs write artifacts, MLMD and pushed models "
-                      "(default: %(default)s)")
+                      help="where runs write artifacts, MLMD and pushed "
+                      "models, local or a URI such as s3://bucket/vrec (MLMD "
+                      "then goes to --set metadata_dir=..., default "
+                      "./metadata) (default: %(default)s)")
   parser.add_argument("--pipeline-name", default=None,
                       help="default: vrec-<dataset>")
 
@@ -61,8 +64,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
   defaults = config_lib.PipelineConfig()
   _add_location_arguments(parser)
   parser.add_argument("--dataset-dir", default="",
-                      help="with --dataset contract: a contract directory "
-                      "(see README, 'Input data')")
+                      help="a contract directory, local or a URI such as "
+                      "s3://bucket/datasets/ml (see README, 'Input data'); "
+                      "needed with --dataset contract and by compile")
   parser.add_argument("--model-family", default=defaults.model_family,
                       help="model family the Trainer builds (default: %(default)s)")
   parser.add_argument("--beam-runner", default=None,
@@ -182,6 +186,10 @@ def _run(args) -> None:
 def _compile(args) -> None:
   from tfx_pipeline import kubeflow_v2_runner  # pylint: disable=g-import-not-at-top
   config = config_from_args(args)
+  if not args.dataset_dir:
+    raise kubeflow_v2_runner.DatasetNotUploadedError(
+        "compile needs --dataset-dir, the URI of a contract dataset the "
+        f"cluster can read; {kubeflow_v2_runner.upload_hint(config)}")
   path = kubeflow_v2_runner.compile_pipeline(config, args.output)
   print(f"Wrote KFP v2 pipeline spec to {path}")
 
@@ -347,10 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
   import_data = commands.add_parser(
       "import-data", help="convert a public dataset into the input contract",
       description="Convert a public dataset from the data directory into "
-      "the input contract (see README, 'Input data').")
+      "the input contract (see README, 'Input data'), on local disk or in "
+      "object storage (see README, 'Storage').")
   import_data.add_argument(
       "dataset", help="movielens-100k, amazon-grocery or amazon-video-games")
-  import_data.add_argument("output", help="directory to write")
+  import_data.add_argument(
+      "output", help="directory to write: a local folder or a URI such as "
+      "s3://bucket/datasets/movielens-100k")
   import_data.set_defaults(handler=_import_data)
 
   for name, module_name, help_text in _DELEGATED_COMMANDS:
@@ -397,6 +408,11 @@ def _parse(argv) -> argparse.Namespace:
     parser.error(f"unrecognized arguments: {' '.join(rest)}")
   args.delegated_argv = rest
   return args
+
+
+def exit_with_main() -> None:
+  """The `vrec` script: `main()`, then an exit that is safe after S3 use."""
+  filesystems.exit_process(main())
 
 
 def main(argv=None) -> int:

@@ -7,11 +7,12 @@ CLI overrides any of them (`--set key=value`, `--hparam key=value`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
 from typing import Any
+
+from data import storage
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CURATED_SCHEMA = str(REPO_ROOT / "tfx_pipeline" / "schema" / "schema.pbtxt")
@@ -140,7 +141,8 @@ class PipelineConfig:
     dataset_dir: the contract directory; derived from the workspace when an
       importer is used.
     workspace: root of everything the local run writes (default:
-      `./workspace`, from the working directory).
+      `./workspace`, from the working directory); a local path or a URI
+      such as `s3://bucket/vrec` (then see `metadata_dir`).
     model_family: a family of `models.families.FAMILIES`.
     hparams: overrides of the family's hyperparameters, whose defaults live
       beside the model (e.g. `models.two_tower.TwoTowerConfig`).
@@ -159,6 +161,9 @@ class PipelineConfig:
     baselines: the classical baselines trained and scored beside the model.
     embedding_benchmark: the optional embedding probe benchmark.
     kubeflow: where the pipeline runs on KFP.
+    metadata_dir: the folder of the SQLite ML-Metadata stores, which need a
+      local disk; default `<workspace>/metadata`, or `./metadata` from the
+      working directory when the workspace is a URI.
   """
   pipeline_name: str = "vrec-retrieval"
   dataset: str = "movielens-100k"
@@ -182,6 +187,7 @@ class PipelineConfig:
   embedding_benchmark: EmbeddingBenchmarkConfig = dataclasses.field(
       default_factory=EmbeddingBenchmarkConfig)
   kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
+  metadata_dir: str = ""
 
   def __post_init__(self):
     if not is_uri(self.workspace):
@@ -199,8 +205,10 @@ class PipelineConfig:
 
   @property
   def metadata_path(self) -> str:
-    return os.path.join(self.workspace, "metadata", self.pipeline_name,
-                        "metadata.sqlite")
+    metadata_dir = self.metadata_dir or (
+        os.path.abspath("metadata") if is_uri(self.workspace)
+        else os.path.join(self.workspace, "metadata"))
+    return os.path.join(metadata_dir, self.pipeline_name, "metadata.sqlite")
 
   @property
   def push_dir(self) -> str:
@@ -281,11 +289,6 @@ def fingerprint_directory(directory: str) -> str:
   """Changes whenever a file in `directory` is added, removed or changed.
 
   Used as a component parameter so that MLMD does not serve a cached result
-  computed from older data.
+  computed from older data. `directory` may be a URI (`data.storage`).
   """
-  digest = hashlib.sha256()
-  for path in sorted(pathlib.Path(directory).glob("*")):
-    if path.is_file():
-      stat = path.stat()
-      digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-  return digest.hexdigest()[:16]
+  return storage.fingerprint(directory)

@@ -1,14 +1,18 @@
-"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite MLMD."""
+"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite MLMD.
+
+The dataset, the pipeline root and the serving base path may be in object
+storage (`s3://...`); MLMD stays a local SQLite file (`metadata_dir`).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 
 from tfx import v1 as tfx
 
 from data import contract
 from data import importers
+from data import storage
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
 
@@ -23,14 +27,25 @@ def prepare_dataset(config: config_lib.PipelineConfig) -> None:
     contract.load_dataset(config.dataset_dir)
     return
   # Importing again would change the files' mtimes and so bust the cache.
-  if not os.path.exists(os.path.join(config.dataset_dir, "interactions.csv")):
+  if not storage.exists(storage.join(config.dataset_dir, "interactions.csv")):
     logging.info("Importing %s into %s", config.dataset, config.dataset_dir)
     importers.import_dataset(config.dataset, importers.default_source_root(),
                              config.dataset_dir)
 
 
+def check_storage(config: config_lib.PipelineConfig) -> None:
+  """Fails with a one-line `storage.StorageError` before anything is written
+  if a location in object storage cannot be used: a missing bucket, a key it
+  refuses, an unreachable endpoint, no credentials."""
+  storage.check_access(config.dataset_dir,
+                       write=config.dataset != "contract")
+  storage.check_access(config.pipeline_root, write=True)
+  storage.check_access(config.serving_dir, write=True)
+
+
 def run(config: config_lib.PipelineConfig) -> None:
-  """Prepares the input and runs every component of the pipeline."""
+  """Checks storage, prepares the input and runs every component."""
+  check_storage(config)
   prepare_dataset(config)
   tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(
       config,
