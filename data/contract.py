@@ -21,9 +21,11 @@ import io
 import os
 import pathlib
 import posixpath
-from typing import Sequence, Union
+from typing import Iterator, Sequence, Union
 
 import pandas as pd
+import pyarrow
+import pyarrow.parquet
 
 from data import contract_rules
 from data import storage
@@ -41,6 +43,8 @@ normalize_users = contract_rules.normalize_users
 
 SUPPORTED_EXTENSIONS = (".csv", ".parquet")
 WRITE_FORMATS = ("csv", "parquet")
+# Rows per chunk of `read_interaction_chunks`: tens of MiB.
+DEFAULT_CHUNK_ROWS = 100_000
 
 
 # ---------------------------------------------------------------- public API
@@ -86,17 +90,58 @@ def load_dataset(directory: PathLike) -> Dataset:
     DataValidationError: If the interactions file is missing, a file exists
       in both formats, or any file breaks the contract.
   """
-  directory = os.fspath(directory)
-  if not storage.isdir(directory):
-    raise FileNotFoundError(f"dataset directory not found: {directory}")
-  interactions_path = _find_contract_file(directory, "interactions", required=True)
-  items_path = _find_contract_file(directory, "items", required=False)
-  users_path = _find_contract_file(directory, "users", required=False)
+  interactions_path, items_path, users_path = find_dataset_files(directory)
   return Dataset(
     interactions=read_interactions(interactions_path),
     items=read_items(items_path) if items_path else None,
     users=read_users(users_path) if users_path else None,
   )
+
+
+def find_dataset_files(directory: PathLike) -> tuple[str, str | None, str | None]:
+  """The interactions, items and users files of a dataset directory.
+
+  Returns:
+    `(interactions, items, users)`; items and users are None when absent.
+
+  Raises:
+    FileNotFoundError: If `directory` does not exist.
+    DataValidationError: If the interactions file is missing or a file exists
+      in both formats.
+  """
+  directory = os.fspath(directory)
+  if not storage.isdir(directory):
+    raise FileNotFoundError(f"dataset directory not found: {directory}")
+  return (_find_contract_file(directory, "interactions", required=True),
+          _find_contract_file(directory, "items", required=False),
+          _find_contract_file(directory, "users", required=False))
+
+
+def read_interaction_chunks(path: PathLike, chunk_rows: int = DEFAULT_CHUNK_ROWS
+                            ) -> Iterator[pd.DataFrame]:
+  """Reads and validates an interactions file, `chunk_rows` rows at a time.
+
+  For logs too large to hold at once: only one chunk is in memory. Each chunk
+  is validated and normalised as `read_interactions` does, with the same
+  errors naming file, row and field (of several problems, the earliest
+  chunk's is raised first).
+
+  Args:
+    path: An `.csv` or `.parquet` file following the contract.
+    chunk_rows: Rows per chunk.
+
+  Yields:
+    DataFrames with columns `INTERACTION_COLUMNS`, indexed by each row's
+    0-based position among the file's data rows (the file order).
+
+  Raises:
+    DataValidationError: If the file breaks the contract.
+    FileNotFoundError: If the file does not exist.
+  """
+  for frame, locator, offset in _table_chunks(path, chunk_rows):
+    chunk = normalize_interactions(frame, locator)
+    chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+    yield chunk
 
 
 def write_dataset(dataset: Dataset, directory: PathLike,
@@ -155,6 +200,19 @@ def _find_contract_file(directory: str, stem: str, required: bool) -> str | None
 
 def _read_table(path: PathLike) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
   """Reads a contract file into raw columns plus a way to name its rows."""
+  ((frame, locator, _),) = _table_chunks(path, None)
+  return frame, locator
+
+
+def _table_chunks(path: PathLike, chunk_rows: int | None
+                  ) -> Iterator[tuple[pd.DataFrame, contract_rules.RowLocator, int]]:
+  """Raw columns of a contract file, `chunk_rows` rows at a time (None: all).
+
+  Yields:
+    `(frame, locator, offset)`: the chunk, the names of its rows, and the
+    position of its first row among the file's data rows. At least one
+    chunk, possibly empty.
+  """
   path = os.fspath(path)
   suffix = posixpath.splitext(storage.name(path))[1]
   extension = suffix.lower()
@@ -171,15 +229,35 @@ def _read_table(path: PathLike) -> tuple[pd.DataFrame, contract_rules.RowLocator
       path, "file is empty (0 bytes); expected a header row followed by data rows"
     )
   if extension == ".csv":
-    return _read_csv(path)
-  return _read_parquet(path)
+    return _csv_chunks(path, chunk_rows)
+  if chunk_rows is None:
+    return iter([(*_read_parquet(path), 0)])
+  return _parquet_chunks(path, chunk_rows)
 
 
-def _read_csv(path: str) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
+def _csv_chunks(path: str, chunk_rows: int | None
+                ) -> Iterator[tuple[pd.DataFrame, contract_rules.RowLocator, int]]:
   """Parses a CSV with the csv module so each record keeps its line number."""
-  text = _decode_utf8(storage.read_bytes(path), path)
-  reader = csv.reader(io.StringIO(text, newline=""))
-  records, line_numbers = [], []
+  with storage.open_file(path, "rb") as raw:
+    # "utf-8-sig": spreadsheet tools often add a byte-order mark.
+    lines = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    try:
+      yield from _parse_csv(lines, path, chunk_rows)
+    except UnicodeDecodeError:
+      # Only the whole file tells the line and byte offset of the bad byte.
+      _decode_utf8(storage.read_bytes(path), path)
+      raise
+
+
+def _parse_csv(lines: Iterator[str], path: str, chunk_rows: int | None
+               ) -> Iterator[tuple[pd.DataFrame, contract_rules.RowLocator, int]]:
+  reader = csv.reader(lines)
+  records, line_numbers, offset = [], [], 0
+
+  def chunk():
+    frame = pd.DataFrame(records, columns=header, dtype=object)
+    return frame, contract_rules.RowLocator(path, "line", line_numbers), offset
+
   try:
     header = next(reader, [])
     if not header:
@@ -197,10 +275,14 @@ def _read_csv(path: str) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
         )
       records.append(record)
       line_numbers.append(start)
+      if len(records) == chunk_rows:
+        yield chunk()
+        offset += len(records)
+        records, line_numbers = [], []
   except csv.Error as error:
     raise DataValidationError(path, f"malformed CSV: {error}", row=reader.line_num) from None
-  frame = pd.DataFrame(records, columns=header, dtype=object)
-  return frame, contract_rules.RowLocator(path, "line", line_numbers)
+  if records or offset == 0:
+    yield chunk()
 
 
 def _decode_utf8(raw: bytes, path: str) -> str:
@@ -241,3 +323,22 @@ def _read_parquet(path: str) -> tuple[pd.DataFrame, contract_rules.RowLocator]:
   frame = frame.reset_index(drop=True)
   frame.columns = [str(name) for name in frame.columns]
   return frame, contract_rules.RowLocator(path, "row")
+
+
+def _parquet_chunks(path: str, chunk_rows: int
+                    ) -> Iterator[tuple[pd.DataFrame, contract_rules.RowLocator, int]]:
+  offset = 0
+  with storage.open_file(path, "rb") as stream:
+    try:
+      parquet_file = pyarrow.parquet.ParquetFile(stream)
+      batches = parquet_file.iter_batches(batch_size=chunk_rows)
+      for batch in batches:
+        frame = pyarrow.Table.from_batches(
+          [batch], schema=parquet_file.schema_arrow).to_pandas()
+        frame = frame.reset_index(drop=True)
+        frame.columns = [str(name) for name in frame.columns]
+        yield frame, contract_rules.RowLocator(
+          path, "row", range(offset, offset + len(frame))), offset
+        offset += len(frame)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError.
+      raise DataValidationError(path, f"cannot read as Parquet: {error}") from None

@@ -278,3 +278,37 @@ def test_a_bucket_directory_round_trips_and_names_its_files(object_store, fmt):
     contract.load_dataset(object_store.uri("datasets", "bad"))
   with pytest.raises(FileNotFoundError, match="dataset directory not found"):
     contract.load_dataset(object_store.uri("datasets", "absent"))
+
+
+@pytest.mark.parametrize("fmt", contract.WRITE_FORMATS)
+def test_interaction_chunks_are_the_whole_file_in_file_order(tmp_path, fmt):
+  interactions = contract.normalize_interactions(pd.DataFrame({
+    "user_id": [f"u{k % 3}" for k in range(7)],
+    "item_id": ["i\nwith a line break" if k == 2 else f"i{k}" for k in range(7)],
+    "timestamp": list(range(100, 107))}))
+  directory = contract.write_dataset(contract.Dataset(interactions), tmp_path, fmt)
+  path, _, _ = contract.find_dataset_files(directory)
+
+  chunks = list(contract.read_interaction_chunks(path, chunk_rows=3))
+
+  assert [len(chunk) for chunk in chunks] == [3, 3, 1]
+  pd.testing.assert_frame_equal(pd.concat(chunks), contract.read_interactions(path))
+
+
+@pytest.mark.parametrize("fmt, row", [("csv", 7), ("parquet", 4)])
+def test_a_bad_row_in_a_later_chunk_is_named_by_its_place_in_the_file(tmp_path, fmt, row):
+  frame = pd.DataFrame({"user_id": ["u1"] * 6, "item_id": ["i1"] * 6,
+                        "timestamp": ["1", "2", "3", "4", "yesterday", "6"]})
+  path = tmp_path / f"interactions.{fmt}"
+  if fmt == "csv":
+    # A quoted line break before the bad row: line numbers, not row counts.
+    frame.loc[1, "item_id"] = "i\n1"
+    frame.to_csv(path, index=False)
+  else:
+    frame.to_parquet(path, index=False)
+
+  with pytest.raises(DataValidationError) as error:
+    list(contract.read_interaction_chunks(path, chunk_rows=2))
+
+  assert (error.value.row, error.value.field) == (row, "timestamp")
+  assert "'yesterday'" in error.value.reason
