@@ -7,7 +7,11 @@ item (`quantize_item_keys`), and compares:
 - quality on real data: test-target ranking under the 1 + 99 sampled
   protocol with exact selection vs PQ selection at each rerank factor
   (NDCG@10, HR@10, sampled AUC), and the top-K overlap with exact
-  selection on every user's whole real history;
+  selection on every user's whole real history; and, since a shortlist of
+  `factor * K` that covers the whole history selects exactly by
+  construction, the same on test histories of `--score-history-lengths`
+  (default 50 and 200 most recent items) for the users whose history is
+  longer than the shortlist (`shortlist_below_history`);
 - speed and memory on long histories (1k, 10k, 50k items, batch 256), one
   target per user, drawn (a) with replacement from the 1,447 real items, so
   that a 10k history repeats each item ~7 times and the K exact winners are
@@ -43,6 +47,7 @@ Positions holding the same item have equal relevance, so any of its copies
 counts; without ties this is |selected ∩ exact top-K| / K.
 
   python -m benchmarks.pq_attention
+  python -m benchmarks.pq_attention --lengths --catalogue 0   # quality only
   python -m benchmarks.pq_attention --dataset contract --dataset-dir DIR
 
 `--dataset` picks the data the retriever trains on and the real histories
@@ -104,43 +109,23 @@ def tie_aware_overlap(exact: tf.Tensor, selected: tf.Tensor,
       tf.gather(exact, selected, batch_dims=1) >= kth, tf.float32), -1)
 
 
-def real_data_quality(retriever, data, dataset, factors, users_per_call=32
-                      ) -> dict:
-  """Sampled ranking of the test targets and top-K overlap on the whole
-  test-time histories, exact vs PQ selection at each rerank factor."""
-  interacted = [dataset.interacted(u) for u in range(dataset.num_users)]
-  negatives = protocols.sample_negatives(dataset.num_items, interacted, low=1)
-  items = np.concatenate([dataset.test_items[:, None], negatives], axis=1)
+def _ranking_metrics(scores: np.ndarray) -> dict[str, float]:
+  """Sampled-ranking metrics of `[U, 1 + negatives]` scores, target first."""
+  metrics = protocols.sampled_ranking(scores[:, 0], scores[:, 1:], (10,))
+  metrics["sampled_auc"] = protocols.sampled_auc(scores[:, 0], scores[:, 1:])
+  return metrics
+
+
+def selection_overlap(retriever, histories: np.ndarray, items: np.ndarray,
+                      factors, users_per_call: int = 32
+                      ) -> dict[int, np.ndarray]:
+  """Per rerank factor, the `[U * C]` tie-aware top-K overlap of PQ with
+  exact selection over padded `histories` `[U, L]`, one row per (user,
+  candidate of `items` `[U, C]`)."""
   attention, k = retriever.attention, retriever.config.top_k
-
-  def ranking(mode):
-    score_items, _ = sequential.seminar_scorers(retriever, data,
-                                                dataset.num_items, mode)
-    scores = score_items("test", items)
-    metrics = protocols.sampled_ranking(scores[:, 0], scores[:, 1:], (10,))
-    metrics["sampled_auc"] = protocols.sampled_auc(scores[:, 0],
-                                                   scores[:, 1:])
-    return metrics
-
-  results = {"exact": ranking(seminar.ScoringMode.EXACT)}
-  for factor in factors:
-    # The retriever's layer reads the factor when `score` is traced;
-    # `seminar_scorers` traces afresh.
-    attention.rerank_factor = factor
-    results[f"pq_r{factor}"] = ranking(seminar.ScoringMode.PQ)
-  attention.rerank_factor = 1
-
-  # Every user's whole test-time history (train items and the validation
-  # target), not the last `history_length`, so that selection has work.
-  histories = [np.append(sequence, dataset.valid_items[user])
-               for user, sequence in enumerate(dataset.train_sequences)]
-  lengths = np.array([len(history) for history in histories])
-  padded = np.zeros((len(histories), lengths.max()), np.int64)
-  for user, history in enumerate(histories):
-    padded[user, :len(history)] = history
   overlaps = {factor: [] for factor in factors}
-  for start in range(0, len(padded), users_per_call):
-    history = tf.constant(padded[start:start + users_per_call])
+  for start in range(0, len(histories), users_per_call):
+    history = tf.constant(histories[start:start + users_per_call])
     candidates = retriever.encoder.items(
         tf.constant(items[start:start + users_per_call]))
     rows = tf.shape(history)[0] * items.shape[1]
@@ -158,19 +143,99 @@ def real_data_quality(retriever, data, dataset, factors, users_per_call=32
           lambda shortlist: tf.gather(exact, shortlist, batch_dims=1), k,
           factor)
       overlaps[factor].append(tie_aware_overlap(exact, selected, k).numpy())
+  return {factor: np.concatenate(values) for factor, values in overlaps.items()}
+
+
+def shortlist_below_history(retriever, dataset, items: np.ndarray, factors,
+                            history_length: int) -> dict:
+  """Exact vs PQ selection on test histories of `history_length`, where a
+  shortlist shorter than a user's history can drop exact top-K items.
+
+  For each rerank factor: the users whose history is longer than the
+  shortlist, the top-K overlap on their rows, and the sampled-ranking
+  metrics with exact and PQ selection over them and over every user.
+  """
+  data = sequential.SeminarData(dataset, history_length, 1)
+  history = data.histories["test"][0]
+  lengths = (history != 0).sum(axis=1)
+  k = retriever.config.top_k
+  scores = {}
+  for mode, factor in [(seminar.ScoringMode.EXACT, 1)] + [
+      (seminar.ScoringMode.PQ, factor) for factor in factors]:
+    # `seminar_scorers` traces afresh, so the layer reads this factor.
+    retriever.attention.rerank_factor = factor
+    score_items, _ = sequential.seminar_scorers(retriever, data,
+                                                dataset.num_items, mode)
+    scores["exact" if mode == seminar.ScoringMode.EXACT
+           else f"pq_r{factor}"] = score_items("test", items)
+  retriever.attention.rerank_factor = 1
+  overlaps = selection_overlap(retriever, history, items, factors)
+  result = {"history_length": history_length, "users": len(history),
+            "median_length": float(np.median(lengths)),
+            "exact": _ranking_metrics(scores["exact"])}
+  for factor in factors:
+    over = lengths > factor * k
+    name = f"pq_r{factor}"
+    result[name] = {
+        "shortlist": factor * k,
+        "users_over_shortlist": int(over.sum()),
+        "all_users": _ranking_metrics(scores[name]),
+        **({"top_k_overlap_over_shortlist": float(
+                overlaps[factor][np.repeat(over, items.shape[1])].mean()),
+            "exact_over_shortlist": _ranking_metrics(scores["exact"][over]),
+            "pq_over_shortlist": _ranking_metrics(scores[name][over])}
+           if over.any() else {})}
+  return result
+
+
+def real_data_quality(retriever, data, dataset, factors,
+                      score_history_lengths=()) -> dict:
+  """Sampled ranking of the test targets and top-K overlap on the whole
+  test-time histories, exact vs PQ selection at each rerank factor; with
+  `score_history_lengths`, the same on test histories of those lengths
+  (`shortlist_below_history`)."""
+  interacted = [dataset.interacted(u) for u in range(dataset.num_users)]
+  negatives = protocols.sample_negatives(dataset.num_items, interacted, low=1)
+  items = np.concatenate([dataset.test_items[:, None], negatives], axis=1)
+  attention, k = retriever.attention, retriever.config.top_k
+
+  def ranking(mode):
+    score_items, _ = sequential.seminar_scorers(retriever, data,
+                                                dataset.num_items, mode)
+    return _ranking_metrics(score_items("test", items))
+
+  results = {"exact": ranking(seminar.ScoringMode.EXACT)}
+  for factor in factors:
+    # The retriever's layer reads the factor when `score` is traced;
+    # `seminar_scorers` traces afresh.
+    attention.rerank_factor = factor
+    results[f"pq_r{factor}"] = ranking(seminar.ScoringMode.PQ)
+  attention.rerank_factor = 1
+
+  # Every user's whole test-time history (train items and the validation
+  # target), not the last `history_length`, so that selection has work.
+  histories = [np.append(sequence, dataset.valid_items[user])
+               for user, sequence in enumerate(dataset.train_sequences)]
+  lengths = np.array([len(history) for history in histories])
+  padded = np.zeros((len(histories), lengths.max()), np.int64)
+  for user, history in enumerate(histories):
+    padded[user, :len(history)] = history
+  overlaps = selection_overlap(retriever, padded, items, factors)
   # Rows where every factor's shortlist leaves items out.
   long_rows = np.repeat(lengths > max(factors) * k, items.shape[1])
   any_rows = np.repeat(lengths > k, items.shape[1])
   results["overlap"] = {
       f"pq_r{factor}": {
-          "histories_over_k": float(np.concatenate(values)[any_rows].mean()),
-          "histories_over_max_shortlist": float(
-              np.concatenate(values)[long_rows].mean())}
+          "histories_over_k": float(values[any_rows].mean()),
+          "histories_over_max_shortlist": float(values[long_rows].mean())}
       for factor, values in overlaps.items()}
   results["history_lengths"] = {
       "median": float(np.median(lengths)), "max": int(lengths.max()),
       "users_over_k": int((lengths > k).sum()),
       "users_over_max_shortlist": int((lengths > max(factors) * k).sum())}
+  results["shortlist_below_history"] = [
+      shortlist_below_history(retriever, dataset, items, factors, length)
+      for length in score_history_lengths]
   return results
 
 
@@ -423,8 +488,10 @@ def export_scorer_speed(retriever: seminar.SeminarRetriever, length: int,
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   common.add_dataset_arguments(parser, datasets.DATASETS, "movielens-100k")
-  parser.add_argument("--lengths", nargs="+", type=int,
-                      default=[1000, 10000, 50000])
+  parser.add_argument("--lengths", nargs="*", type=int,
+                      default=[1000, 10000, 50000],
+                      help="long-history lengths timed; none skips the "
+                      "speed runs (quality only)")
   parser.add_argument("--batch", type=int, default=256)
   parser.add_argument("--chunks", nargs="+", type=int,
                       default=[4, 16, 64, 256],
@@ -437,7 +504,12 @@ def main(argv=None) -> None:
   parser.add_argument("--subspaces", type=int, default=16)
   parser.add_argument("--centroids", type=int, default=256)
   parser.add_argument("--rerank-factors", nargs="+", type=int,
-                      default=[1, 4, 8, 16])
+                      default=[1, 2, 4, 8, 16])
+  parser.add_argument("--score-history-lengths", nargs="*", type=int,
+                      default=[50, 200],
+                      help="test histories (most recent items) on which "
+                      "exact and PQ selection rank the targets; PQ can only "
+                      "differ for users whose history exceeds the shortlist")
   parser.add_argument("--rerank-factor", type=int,
                       default=seminar.SeminarConfig.pq_rerank_factor,
                       help="the factor of the headline row and of the "
@@ -454,7 +526,8 @@ def main(argv=None) -> None:
              f"{common.dataset_label(args.dataset, args)}")
   retriever, data = train_retriever(dataset, args)
   common.log("real-data quality, exact vs PQ selection")
-  quality = real_data_quality(retriever, data, dataset, args.rerank_factors)
+  quality = real_data_quality(retriever, data, dataset, args.rerank_factors,
+                              args.score_history_lengths)
   common.log(f"quality: {quality}")
   paths = RequestPaths.from_retriever(retriever)
   runs = [(paths, length, False) for length in args.lengths]
@@ -505,6 +578,23 @@ def main(argv=None) -> None:
        ([f"{quality['overlap'][mode][name]:.3f}"
          for name in ("histories_over_k", "histories_over_max_shortlist")]
         if mode != "exact" else ["1", "1"]) for mode in modes])
+  shortlist_table = reporting.markdown_table(
+      ["test history", "selection", "shortlist", "users over shortlist",
+       "top-K overlap (them)", "NDCG@10 exact / PQ (them)",
+       "sampled AUC exact / PQ (them)", "NDCG@10 exact / PQ (all users)"],
+      [[f"{run['history_length']} (median {run['median_length']:.0f})", mode,
+        run[mode]["shortlist"], f"{run[mode]['users_over_shortlist']} / "
+        f"{run['users']}"] + ([
+            f"{run[mode]['top_k_overlap_over_shortlist']:.3f}",
+            f"{run[mode]['exact_over_shortlist']['ndcg@10']:.4f} / "
+            f"{run[mode]['pq_over_shortlist']['ndcg@10']:.4f}",
+            f"{run[mode]['exact_over_shortlist']['sampled_auc']:.4f} / "
+            f"{run[mode]['pq_over_shortlist']['sampled_auc']:.4f}"]
+            if run[mode]["users_over_shortlist"] else ["–"] * 3) + [
+            f"{run['exact']['ndcg@10']:.4f} / "
+            f"{run[mode]['all_users']['ndcg@10']:.4f}"]
+       for run in quality["shortlist_below_history"]
+       for mode in modes[1:]])
   scorer_table = reporting.markdown_table(
       ["scorer", "selection", "length (MovieLens-drawn)", "best setting",
        "s / batch", "speedup vs score_selected exact"],
@@ -515,6 +605,8 @@ def main(argv=None) -> None:
   print(f"the retriever's scorers, r={args.rerank_factor}:")
   print(scorer_table)
   print(quality_table)
+  print("where the shortlist is shorter than the history:")
+  print(shortlist_table)
   headline = f"pq_r{args.rerank_factor}"
   print(f"{headline}: NDCG@10 difference "
         f"{quality[headline]['ndcg@10'] - quality['exact']['ndcg@10']:+.4f}, "
@@ -533,7 +625,7 @@ def main(argv=None) -> None:
               [("distinct", synthetic)] if args.catalogue else [])},
       "peak_rss_mib": peak_mib, "seconds": time.time() - started,
       "table": table, "scorer_table": scorer_table,
-      "quality_table": quality_table})
+      "quality_table": quality_table, "shortlist_table": shortlist_table})
   common.log(f"peak RSS {peak_mib:.0f} MiB")
 
 
