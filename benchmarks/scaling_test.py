@@ -1,0 +1,102 @@
+"""Tests for the scaling benchmark's helpers (the benchmark itself is not run)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from benchmarks import scaling
+
+
+def test_fit_exponent_recovers_a_power_law():
+  sizes = [1e5, 1e6, 3e6, 1e7]
+  assert scaling.fit_exponent(sizes, [2e-4 * n for n in sizes]) == (
+      pytest.approx(1.0))
+  assert scaling.fit_exponent(sizes, [5 * n ** 1.3 for n in sizes]) == (
+      pytest.approx(1.3))
+  # A fixed start-up cost flattens the curve below 1.
+  assert scaling.fit_exponent(sizes, [60 + 1e-5 * n for n in sizes]) < 0.9
+
+
+def test_fit_exponent_needs_two_sizes_and_positive_values():
+  with pytest.raises(ValueError, match="two distinct sizes"):
+    scaling.fit_exponent([1e6, 1e6], [1.0, 2.0])
+  with pytest.raises(ValueError, match="positive"):
+    scaling.fit_exponent([1e5, 1e6], [0.0, 2.0])
+
+
+def _run(size, workers, step, seconds, rss, status="ok"):
+  return {"size": size, "workers": workers, "step": step, "status": status,
+          "seconds": seconds, "cpu_s": seconds and 2 * seconds,
+          "peak_rss_mib": rss}
+
+
+def test_summarize_fits_finished_steps_and_compares_workers():
+  runs = [
+      _run(100_000, 1, "ExampleGen", 10.0, 500.0),
+      _run(1_000_000, 1, "ExampleGen", 100.0, 2000.0),
+      _run(3_000_000, 1, "ExampleGen", None, 9000.0, "over_memory_budget"),
+      _run(100_000, 2, "ExampleGen", 10.0, 500.0),
+      _run(1_000_000, 2, "ExampleGen", 80.0, 2100.0),
+      _run(100_000, 1, "Transform", 40.0, 1000.0),
+      _run(1_000_000, 1, "Transform", 160.0, 1500.0),
+  ]
+  summary = scaling.summarize(runs)
+  assert summary["exponents"]["1"] == {
+      "ExampleGen": pytest.approx(1.0), "Transform": pytest.approx(0.602,
+                                                                   abs=1e-3)}
+  assert summary["cpu_exponents"]["1"] == summary["exponents"]["1"]
+  assert summary["speedups"] == {"100000": {"ExampleGen": 1.0},
+                                 "1000000": {"ExampleGen": 1.25}}
+  assert summary["rss_growth"]["1"]["100000->1000000"] == {
+      "ExampleGen": 4.0, "Transform": 1.5}
+  # The killed run counts in no fit and no ratio.
+  assert "1000000->3000000" not in summary["rss_growth"]["1"]
+
+
+def test_beam_worker_args_ask_for_processes():
+  assert scaling.beam_worker_args(2) == [
+      "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+def test_run_child_measures_cpu_memory_and_exit(tmp_path):
+  run = scaling.run_child(
+      [sys.executable, "-c",
+       "import time; block = bytearray(300 * 2**20)\n"
+       "while time.process_time() < 1.0: pass"],
+      tmp_path / "log", max_rss_bytes=4 * 2**30, timeout_s=60,
+      sample_every_s=0.1)
+  assert run.status == "ok" and run.returncode == 0
+  assert run.peak_rss_mib > 300 and run.peak_process_rss_mib > 300
+  assert run.cpu_s >= 1.0
+
+
+@pytest.mark.parametrize("body, max_rss_mib, timeout_s, status", [
+    ("block = bytearray(400 * 2**20)", 200, 60, "over_memory_budget"),
+    ("pass", 4096, 1, "over_time_budget"),
+])
+def test_run_child_kills_a_child_over_its_budget(tmp_path, body, max_rss_mib,
+                                                 timeout_s, status):
+  run = scaling.run_child(
+      [sys.executable, "-c", f"import time; {body}; time.sleep(60)"],
+      tmp_path / "log", max_rss_bytes=max_rss_mib * 2**20,
+      timeout_s=timeout_s, sample_every_s=0.1)
+  assert run.status == status
+  assert run.wall_s < 30
+
+
+def test_run_child_reports_a_failure_with_its_output(tmp_path):
+  run = scaling.run_child(
+      [sys.executable, "-c", "raise SystemExit('step broke')"],
+      tmp_path / "log", max_rss_bytes=4 * 2**30, timeout_s=60)
+  assert run.status == "failed" and run.returncode == 1
+  assert "step broke" in run.output_tail
+
+
+def test_directory_bytes_counts_nested_files(tmp_path):
+  (tmp_path / "a" / "b").mkdir(parents=True)
+  (tmp_path / "a" / "b" / "f").write_bytes(b"x" * 10)
+  (tmp_path / "g").write_bytes(b"y" * 5)
+  assert scaling.directory_bytes(tmp_path) == 15
+  assert scaling.directory_bytes(tmp_path / "missing") == 0
