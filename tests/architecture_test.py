@@ -27,7 +27,9 @@ FLOORS = {
     "benchmarks": 4,
 }
 # What the bottom floor may import besides the standard library and itself.
-DATA_THIRD_PARTY = {"numpy", "pandas", "fsspec"}
+# pyarrow reads Parquet a record batch at a time (`data.contract`), which
+# pandas cannot.
+DATA_THIRD_PARTY = {"numpy", "pandas", "fsspec", "pyarrow"}
 
 
 def _imported_modules(path: pathlib.Path) -> set[str]:
