@@ -1,5 +1,8 @@
 """Tests the serving benchmark's database growth, requests and verdicts."""
 
+import os
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,3 +177,14 @@ def test_goal_is_p99_at_most_10_ms_at_concurrency_1_without_failures():
   assert not serving_latency.goal_verdict(_levels(10.01))["met"]
   assert not serving_latency.goal_verdict(_levels(9.0, scann_failed=1))["met"]
   assert serving_latency.goal_verdict(_levels(10.01))["p99_ms"] == 10.01
+
+
+def test_process_cpu_seconds_follow_the_process_clock():
+  before = serving_latency.process_cpu_s(os.getpid())
+  clock_before = time.process_time()
+  while time.process_time() - clock_before < 0.2:
+    pass
+  used = serving_latency.process_cpu_s(os.getpid()) - before
+
+  # /proc counts in clock ticks (10 ms).
+  assert used == pytest.approx(time.process_time() - clock_before, abs=0.03)
