@@ -121,7 +121,7 @@ FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
     FamilySpec("two_tower", RETRIEVAL, "models.two_tower:TwoTowerConfig",
                build_model="models.two_tower:build_two_tower"),
     FamilySpec("sasrec", RETRIEVAL, "models.sasrec:SasRecConfig",
-               build_model="models.sasrec:build_sasrec"),
+               train="models.sasrec_trainer:train_sasrec"),
     FamilySpec("guim", RETRIEVAL, "models.guim:GuimConfig",
                build_model="models.guim:build_guim"),
     FamilySpec("gmn", RETRIEVAL, "models.gmn:GmnConfig",

@@ -6,12 +6,14 @@ the output at the last real position, joined with the request-time context,
 is the query. Candidates come from the two-tower candidate tower, which shares
 the item-id embedding with the sequence encoder.
 
-Training differs from the paper's per-position binary cross-entropy with one
-random negative: every example of the Transform output is one (history prefix,
-next item) pair, so each prefix of a user's sequence is a training query, and
-the loss is the in-batch softmax of `two_tower.RetrievalModel` with optional
-uniform (mixed) negatives and the logQ correction, or its exact softmax over
-the whole catalogue (`full_catalogue_softmax`).
+The pipeline's Trainer (`models.sasrec_trainer`) trains as the paper does,
+on each user's sequence once with a loss at every position
+(`SequenceQueryTower.every_position`), but with the exact softmax over the
+whole catalogue instead of binary cross-entropy with one random negative.
+`build_sasrec`'s `two_tower.RetrievalModel` also trains on (history prefix,
+next item) examples, each prefix of a sequence one query, with the in-batch
+softmax (optional uniform negatives, the logQ correction) or the exact one
+(`full_catalogue_softmax`): the offline benchmarks' way.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ class SasRecConfig(two_tower.TwoTowerConfig):
       tower does, by its id plus its title tokens and categories (the sum
       of their embeddings), instead of by its id alone; a rare item then
       shares what it has in common with others.
+    sequences_per_batch: the pipeline's per-sequence training: windows of
+      `features.HISTORY_LENGTH` positions per batch.
+    every_window: the pipeline's per-sequence training: train on every
+      window of a user's sequence, not only on the newest one (the user's
+      latest `features.HISTORY_LENGTH` + 1 items).
   """
   num_blocks: int = 2
   num_heads: int = 2
@@ -50,6 +57,8 @@ class SasRecConfig(two_tower.TwoTowerConfig):
   num_uniform_negatives: int = 256
   use_request_context: bool = True
   history_item_features: bool = False
+  sequences_per_batch: int = 128
+  every_window: bool = True
 
 
 class HistoryItemEncoder(tf.keras.layers.Layer):
@@ -103,19 +112,54 @@ class SequenceQueryTower(tf.keras.Model):
     self.mlp = mlp.mlp(config.tower_units, "sequence_query_mlp")
 
   def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False):
+    """The query after the whole history, with the request's context.
+
+    Args:
+      inputs: `[batch, length]` history item indices, `[batch]` context.
+      training: enables dropout.
+
+    Returns:
+      `[batch, dim]` unit vectors.
+    """
+    sequence, lengths = self._encode(inputs, training)
+    return self._query(attention.gather_last_position(sequence, lengths),
+                       inputs)
+
+  def every_position(self, inputs: Mapping[str, tf.Tensor],
+                     training: bool = False) -> tf.Tensor:
+    """The query after each prefix of the history, SASRec's training view.
+
+    Position t sees history items 0..t only (the causal mask), so its query
+    is what `call` returns for the history cut after item t, given the
+    context of the request that followed it.
+
+    Args:
+      inputs: `[batch, length]` history item indices and `[batch, length]`
+        context: at position t, that of the request after item t.
+      training: enables dropout.
+
+    Returns:
+      `[batch, length, dim]` unit vectors; padding positions are arbitrary.
+    """
+    sequence, _ = self._encode(inputs, training)
+    return self._query(sequence, inputs)
+
+  def _encode(self, inputs, training):
+    """Contextual history vectors `[batch, length, dim]`, and the lengths."""
     history = inputs[features.HISTORY_ITEM_INDICES]
     padding_mask = tf.not_equal(history, features.PADDING_INDEX)
     sequence = self.encoder(self.item_embedding(history), padding_mask,
                             training=training)
-    lengths = tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1)
-    state = attention.gather_last_position(sequence, lengths)
+    return sequence, tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1)
+
+  def _query(self, state: tf.Tensor, inputs) -> tf.Tensor:
+    """Sequence state `[..., dim]` (+ context `[...]`) -> unit queries."""
     if self.use_request_context:
       state = tf.concat([
           state,
           self.hour_embedding(inputs[features.HOUR_OF_DAY]),
           self.day_embedding(inputs[features.DAY_OF_WEEK]),
-          tf.reshape(tf.cast(inputs[features.TIMESTAMP_Z], tf.float32),
-                     [-1, 1]),
+          tf.cast(inputs[features.TIMESTAMP_Z], tf.float32)[..., tf.newaxis],
       ], axis=-1)
     return tf.math.l2_normalize(self.mlp(state), axis=-1)
 

@@ -105,3 +105,44 @@ def test_query_without_request_context_needs_only_the_history():
       {features.HISTORY_ITEM_INDICES: history[:, :3]}).numpy()
   assert full.shape == (1, 8)
   np.testing.assert_allclose(full, trimmed, rtol=1e-5, atol=1e-6)
+
+
+def _window():
+  """Two windows of 4 positions, per-position context; the second padded."""
+  return {
+      features.HISTORY_ITEM_INDICES: tf.constant([[1, 2, 3, 4], [3, 1, 0, 0]],
+                                                 tf.int64),
+      features.HOUR_OF_DAY: tf.constant([[1, 2, 3, 4], [5, 6, 0, 0]], tf.int64),
+      features.DAY_OF_WEEK: tf.constant([[0, 1, 2, 3], [4, 5, 0, 0]], tf.int64),
+      features.TIMESTAMP_Z: tf.constant([[0.1, 0.2, 0.3, 0.4],
+                                         [0.5, 0.6, 0.0, 0.0]]),
+  }
+
+
+def test_every_position_sees_no_later_item():
+  tower = _model().query_tower
+  window = _window()
+  before = tower.every_position(window).numpy()
+  perturbed = dict(window)
+  perturbed[features.HISTORY_ITEM_INDICES] = tf.constant(
+      [[1, 2, 4, 4], [3, 1, 0, 0]], tf.int64)
+  after = tower.every_position(perturbed).numpy()
+  assert before.shape == (2, 4, 8)
+  # Item 3 of the first window changed: positions 0 and 1 cannot tell.
+  np.testing.assert_allclose(after[0, :2], before[0, :2], rtol=1e-5, atol=1e-6)
+  assert not np.allclose(after[0, 2:], before[0, 2:])
+  np.testing.assert_allclose(after[1], before[1], rtol=1e-5, atol=1e-6)
+
+
+def test_every_position_is_the_served_query_of_each_prefix():
+  tower = _model().query_tower
+  window = _window()
+  positions = tower.every_position(window).numpy()
+  for length in range(1, 5):
+    prefix = {
+        features.HISTORY_ITEM_INDICES:
+            window[features.HISTORY_ITEM_INDICES][:1, :length],
+        **{name: window[name][:1, length - 1] for name in (
+            features.HOUR_OF_DAY, features.DAY_OF_WEEK, features.TIMESTAMP_Z)}}
+    np.testing.assert_allclose(tower(prefix).numpy()[0],
+                               positions[0, length - 1], rtol=1e-5, atol=1e-6)

@@ -4,8 +4,9 @@ its examples."""
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from typing import Iterator, Mapping
 
+import numpy as np
 import tensorflow as tf
 from tfx_bsl.public import tfxio
 
@@ -57,3 +58,57 @@ def input_dataset(fn_args, file_pattern, tft_output, batch_size: int,
                                      shuffle=shuffle,
                                      shuffle_seed=run_seed(fn_args)),
       tft_output.transformed_metadata.schema)
+
+
+# Rows read ahead and shuffled, as the shuffled `input_dataset` does.
+_SHUFFLE_BUFFER = 10_000
+# Rows per batch when a split is read in order into numpy.
+_READ_BATCH = 4096
+
+
+def ordered_batches(fn_args, tft_output
+                    ) -> Iterator[dict[str, np.ndarray]]:
+  """The train split in its (deterministic) read order, as numpy batches.
+
+  Every pass reads the rows in the same order, so a row's place in it
+  identifies the row (`rows_at`, `input_dataset_without`).
+  """
+  for batch in input_dataset(fn_args, fn_args.train_files, tft_output,
+                             _READ_BATCH, shuffle=False):
+    yield {name: values.numpy() for name, values in batch.items()}
+
+
+def rows_at(fn_args, tft_output, selected: np.ndarray) -> dict[str, np.ndarray]:
+  """The train rows `selected` marks, `[n]` over the read order, in memory."""
+  kept: dict[str, list[np.ndarray]] = {}
+  start = 0
+  for batch in ordered_batches(fn_args, tft_output):
+    size = len(next(iter(batch.values())))
+    chosen = selected[start:start + size]
+    start += size
+    for name, values in batch.items():
+      kept.setdefault(name, []).append(values[chosen])
+  return {name: np.concatenate(values) for name, values in kept.items()}
+
+
+def input_dataset_without(fn_args, tft_output, excluded: np.ndarray,
+                          batch_size: int) -> tf.data.Dataset:
+  """One shuffled pass over the train split minus the rows `excluded` marks.
+
+  Args:
+    fn_args: the Trainer's FnArgs (its data accessor and seed).
+    tft_output: the Transform output.
+    excluded: `[n]` over the split's read order (`ordered_batches`).
+    batch_size: examples per batch.
+
+  Returns:
+    The batched dataset, reshuffled every epoch with the run's seed.
+  """
+  keep = tf.constant(~excluded)
+  rows = input_dataset(fn_args, fn_args.train_files, tft_output, _READ_BATCH,
+                       shuffle=False).unbatch().enumerate()
+  return (rows.filter(lambda index, row: keep[index])
+          .map(lambda index, row: row)
+          .shuffle(_SHUFFLE_BUFFER, seed=run_seed(fn_args))
+          .batch(batch_size)
+          .prefetch(tf.data.AUTOTUNE))

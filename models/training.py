@@ -102,38 +102,52 @@ class BestEpoch:
   Attributes:
     epoch: 1-based number of the kept epoch.
     score: its validation score.
-    losses: the training loss of every epoch.
+    losses: the training loss of every epoch trained: the mean of the
+      losses its batches report.
+    scores: the validation score of every epoch trained.
   """
   epoch: int
   score: float
   losses: list[float]
+  scores: list[float]
 
 
 def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
                    learning_rate: float, epochs: int,
-                   validate: Callable[[int, float], float]) -> BestEpoch:
+                   validate: Callable[[int, float], float],
+                   patience: int | None = None) -> BestEpoch:
   """Fits epoch by epoch and restores the weights of the best-scoring one.
 
   Args:
     model: the model to compile (Adam) and train.
     batches: one epoch of training batches.
     learning_rate: Adam's learning rate.
-    epochs: how many epochs to train.
+    epochs: the most epochs to train.
     validate: `(epoch, training loss) -> score` on validation data, higher
       is better; called after every epoch.
+    patience: stop once this many epochs in a row have not beaten the best
+      score (early stopping); None trains all `epochs`.
 
   Returns:
-    The kept epoch; `model` holds its weights.
+    The kept epoch (the first of equal scores); `model` holds its weights.
   """
   model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
-  best, best_weights, losses = None, None, []
+  batch_losses = []
+  record_loss = tf.keras.callbacks.LambdaCallback(
+      on_train_batch_end=lambda batch, logs: batch_losses.append(
+          float(logs["loss"])))
+  best_epoch, best_weights, losses, scores = 0, None, [], []
   for epoch in range(1, epochs + 1):
-    losses.append(model.fit(batches, epochs=1, verbose=0).history["loss"][-1])
-    score = validate(epoch, losses[-1])
-    if best is None or score > best.score:
-      best, best_weights = BestEpoch(epoch, score, []), model.get_weights()
+    batch_losses.clear()
+    model.fit(batches, epochs=1, verbose=0, callbacks=[record_loss])
+    losses.append(float(np.mean(batch_losses)))
+    scores.append(validate(epoch, losses[-1]))
+    if not best_epoch or scores[-1] > scores[best_epoch - 1]:
+      best_epoch, best_weights = epoch, model.get_weights()
+    elif patience is not None and epoch - best_epoch >= patience:
+      break
   model.set_weights(best_weights)
-  return dataclasses.replace(best, losses=losses)
+  return BestEpoch(best_epoch, scores[best_epoch - 1], losses, scores)
 
 
 def predict_in_batches(function: Callable[[dict], tf.Tensor],

@@ -6,7 +6,7 @@ import tensorflow as tf
 from models import training
 
 
-class _MeanSquaredModel(tf.keras.Model):
+class MeanSquaredModel(tf.keras.Model):
   """One weight trained towards the batch mean of `x`: a known optimum."""
 
   def __init__(self):
@@ -48,7 +48,7 @@ def test_length_bucketed_batches_trim_trailing_padding():
 
 
 def test_fit_trains_towards_the_optimum():
-  model = _MeanSquaredModel()
+  model = MeanSquaredModel()
   history = training.fit(model, training.shuffled_batches(
       {"x": np.full(64, 2.0, np.float32)}, 8, seed=0), learning_rate=0.1,
                          epochs=20)
@@ -58,7 +58,7 @@ def test_fit_trains_towards_the_optimum():
 
 
 def test_fit_best_epoch_keeps_the_best_validated_weights():
-  model = _MeanSquaredModel()
+  model = MeanSquaredModel()
   weights_by_epoch = {}
   scores = {1: 0.1, 2: 0.5, 3: 0.3}
 
@@ -72,8 +72,31 @@ def test_fit_best_epoch_keeps_the_best_validated_weights():
                                        seed=0),
       learning_rate=0.1, epochs=3, validate=validate)
   assert (best.epoch, best.score, len(best.losses)) == (2, 0.5, 3)
+  assert best.scores == [0.1, 0.5, 0.3]
   assert float(model.weight.numpy()) == weights_by_epoch[2]
   assert weights_by_epoch[3] != weights_by_epoch[2]
+
+
+def test_fit_best_epoch_stops_after_patience_epochs_without_a_better_score():
+  model = MeanSquaredModel()
+  weights_by_epoch = {}
+  # Epoch 4 ties epoch 2's best score, which does not count as better.
+  scores = [0.1, 0.5, 0.3, 0.5, 0.2, 0.9]
+
+  def validate(epoch, loss):
+    del loss
+    weights_by_epoch[epoch] = float(model.weight.numpy())
+    return scores[epoch - 1]
+
+  batches = training.shuffled_batches({"x": np.full(16, 5.0, np.float32)}, 4,
+                                      seed=0)
+  best = training.fit_best_epoch(model, batches, learning_rate=0.1,
+                                 epochs=len(scores), validate=validate,
+                                 patience=3)
+  assert (best.epoch, best.score, best.scores) == (2, 0.5, scores[:5])
+  assert float(model.weight.numpy()) == weights_by_epoch[2]
+  # Each epoch's loss is the mean over its 4 batches, as they report it.
+  assert len(best.losses) == 5 and best.losses[0] > best.losses[-1] > 0
 
 
 def test_predict_in_batches_covers_every_row_in_order():

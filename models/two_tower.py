@@ -36,7 +36,10 @@ class TwoTowerConfig(hparams.HParams):
     tower_units: hidden layer sizes of both towers; the last is the output.
     temperature: softmax temperature over cosine similarities.
     learning_rate: Adam learning rate.
-    epochs: passes over the train split.
+    epochs: the most passes over the train split; the pipeline's Trainer
+      keeps the epoch with the best validation Recall@50.
+    early_stopping_patience: the pipeline's Trainer stops after this many
+      epochs in a row without a better validation Recall@50.
     batch_size: examples per batch; also the number of in-batch negatives.
     use_logq_correction: subtract log sampling probability from logits.
     num_uniform_negatives: items sampled uniformly from the catalogue per
@@ -60,6 +63,7 @@ class TwoTowerConfig(hparams.HParams):
   temperature: float = 0.05
   learning_rate: float = 0.003
   epochs: int = 8
+  early_stopping_patience: int = 2
   batch_size: int = 512
   use_logq_correction: bool = True
   num_uniform_negatives: int = 0

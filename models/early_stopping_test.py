@@ -1,0 +1,46 @@
+"""Tests for early stopping's learning curve."""
+
+import json
+import os
+
+import numpy as np
+
+from models import early_stopping
+from models import learning_curve
+from models import retrieval_validation
+from models import training
+from models import training_test
+from models import two_tower
+
+
+class _Validator:
+  """Replays fixed Recall@50 values, one per call."""
+
+  def __init__(self, recalls):
+    self.recalls = iter(recalls)
+
+  def __call__(self):
+    return retrieval_validation.ValidationScores(
+        recall_at_50=next(self.recalls), ndcg_at_10=0.0)
+
+
+def test_fit_writes_the_learning_curve_of_every_epoch(tmp_path):
+  config = two_tower.TwoTowerConfig(learning_rate=0.1, epochs=6,
+                                    early_stopping_patience=2)
+  best = early_stopping.fit(
+      training_test.MeanSquaredModel(), training.shuffled_batches({"x": np.ones(8, np.float32)}, 4,
+                                          seed=0),
+      _Validator([0.2, 0.4, 0.3, 0.35, 0.9, 0.9]), config, "two_tower",
+      str(tmp_path))
+  with open(os.path.join(tmp_path, learning_curve.FILE_NAME)) as record:
+    curve = json.load(record)
+  assert set(curve) == {"family", "metric", "points", "best", "chosen"}
+  assert (curve["family"], curve["metric"]) == ("two_tower", "recall_at_50")
+  assert curve["best"] == best.epoch == 2
+  assert curve["chosen"] == {"epoch": 2}
+  assert [point["step"] for point in curve["points"]] == [1, 2, 3, 4]
+  assert [point["validation"] for point in curve["points"]] == [0.2, 0.4, 0.3,
+                                                                0.35]
+  assert [point["train_loss"] for point in curve["points"]] == best.losses
+  assert all(set(point) == {"step", "train_loss", "validation"}
+             for point in curve["points"])
