@@ -191,11 +191,12 @@ def _slice_section(ev: report_data.Evaluation, image: str) -> str:
 def _baselines_section(summary: run_summary.RunSummary,
                        names: Sequence[str]) -> str:
   """The model beside every baseline of the run, overall, and the verdict."""
-  scorers = run_summary.overall_scorers(summary, "model", names)
+  scorers = run_summary.overall_scorers(
+      summary, summary.model_family or "model", names)
   if not scorers:
     return ""
-  rows = [[("<strong>model</strong>" if scorer.is_model
-            else html.escape(scorer.label))] +
+  rows = [[(f"<strong>{html.escape(scorer.label)} (model)</strong>"
+            if scorer.is_model else html.escape(scorer.label))] +
           [_number(scorer.metrics.get(name)) for name in names]
           for scorer in scorers]
   body = ("<h2>Model and baselines</h2><p>Overall, every scorer on the same "

@@ -177,18 +177,22 @@ def plot_learning_curve(curve, component: str, output_dir: str) -> str:
           if point.step == curve.best]
   axes.plot(best, [values[p] for p in best], "o", markersize=11,
             markerfacecolor="none", color=_BLESSED_COLOR, label="best")
+  handles = axes.get_legend_handles_labels()[0]
   losses = [point.train_loss for point in curve.points]
   if any(loss is not None for loss in losses):
     loss_axes = axes.twinx()
-    loss_axes.plot(positions, losses, "--", marker=".", color=_POPULAR_COLOR,
-                   label="train loss")
+    handles += loss_axes.plot(positions, losses, "--", marker=".",
+                              color=_POPULAR_COLOR, label="train loss")
     loss_axes.set_ylabel("train loss")
-  axes.set_xticks(positions, [str(point.step) for point in curve.points],
-                  rotation=30 if len(curve.points) > 6 else 0, fontsize=7)
+  labels = [str(point.step) for point in curve.points]
+  # Long labels (several hyperparameters) are slanted to stay apart.
+  slanted = len(curve.points) * max(map(len, labels)) > 60
+  axes.set_xticks(positions, labels, rotation=30 if slanted else 0,
+                  ha="right" if slanted else "center", fontsize=7)
   axes.set_xlabel("step (epoch, or the setting tried)")
   axes.set_ylabel(curve.metric)
   axes.set_title(f"{component} ({curve.family})")
   axes.grid(alpha=0.3)
-  axes.legend(fontsize=8)
+  axes.legend(handles=handles, fontsize=8)
   return _save(figure, output_dir,
                LEARNING_CURVE_PNG.format(component=component))

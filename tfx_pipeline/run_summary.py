@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from models import families
 from models import serving_names
 
 _NODE_CONTEXT_TYPE = "node"
@@ -29,6 +30,8 @@ _MODEL_OUTPUT = serving_names.TARGET_RANK
 _POPULARITY_OUTPUT = serving_names.POPULARITY_TARGET_RANK
 _EXAMPLE_GEN = "InteractionExampleGen"
 _SPLIT_PROPERTY = "split"
+_TRAINER = "Trainer"
+_CUSTOM_CONFIG_PROPERTY = "custom_config"
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
     metadata_store_pb2.Execution.CACHED: "cached",
@@ -63,6 +66,8 @@ class RunSummary:
     learning_curves: Trainer component -> its learning curve, for the
       Trainers that wrote one.
     split: ExampleGen's split protocol, "" if it records none.
+    gate_metric: the retrieval metric the model's Evaluator gates on.
+    model_family: the Trainer's model family, "" if it records none.
   """
   run_id: str
   components: list[ComponentRun]
@@ -76,6 +81,7 @@ class RunSummary:
   learning_curves: dict[str, Any] = dataclasses.field(default_factory=dict)
   split: str = ""
   gate_metric: str = ""
+  model_family: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,13 +204,21 @@ def _sliced_metrics(evaluation_uri: str) -> dict[tuple, dict[str, float]]:
               tfma.load_eval_result(evaluation_uri)).items()}
 
 
-def _split(store, executions) -> str:
+def _execution_property(store, executions, component: str, name: str) -> str:
+  """A string exec property of `component`'s execution, "" if none."""
   for execution in executions:
-    if _component_id(store, execution) == _EXAMPLE_GEN:
-      value = execution.custom_properties.get(_SPLIT_PROPERTY)
-      if value is not None:
-        return value.string_value
+    if (_component_id(store, execution) == component and
+        name in execution.custom_properties):
+      return execution.custom_properties[name].string_value
   return ""
+
+
+def _model_family(store, executions) -> str:
+  custom_config = _execution_property(store, executions, _TRAINER,
+                                      _CUSTOM_CONFIG_PROPERTY)
+  if not custom_config:
+    return ""
+  return (json.loads(custom_config) or {}).get(families.FAMILY_KEY, "")
 
 
 def summarize(metadata_path: str) -> RunSummary:
@@ -242,7 +256,10 @@ def summarize(metadata_path: str) -> RunSummary:
       baseline_metrics=_baseline_metrics(artifacts),
       baseline_gate=_baseline_gate(artifacts),
       learning_curves=_learning_curves(artifacts),
-      split=_split(store, executions), gate_metric=_gate_metric(artifacts))
+      split=_execution_property(store, executions, _EXAMPLE_GEN,
+                                _SPLIT_PROPERTY),
+      gate_metric=_gate_metric(artifacts),
+      model_family=_model_family(store, executions))
 
 
 def _evaluation_metrics(artifacts: dict[str, str]) -> dict:
@@ -369,12 +386,13 @@ def _baseline_lines(summary: RunSummary, model_label: str,
 def _learning_curve_lines(summary: RunSummary) -> list[str]:
   lines = []
   for component, curve in sorted(summary.learning_curves.items()):
+    width = max([len("step")] + [len(str(p.step)) for p in curve.points])
     lines += ["", f"{component} ({curve.family}): validation {curve.metric} "
               "on a split carved from train",
-              f"{'step':28s} {'train_loss':>12s} {'validation':>12s}"]
+              f"{'step':{width}s} {'train_loss':>12s} {'validation':>12s}"]
     for point in curve.points:
       mark = "  <- best" if point.step == curve.best else ""
-      lines.append(f"{str(point.step):28s} "
+      lines.append(f"{str(point.step):{width}s} "
                    f"{_cells([point.train_loss, point.validation])}{mark}")
     lines.append(f"chosen: {json.dumps(curve.chosen)}")
   return lines

@@ -82,5 +82,5 @@ def test_format_summary_shows_baselines_gate_curves_and_split():
           "beat ease 0.3000 (margin -0.0100)") in lines
   assert "BaselineTrainer_ease (ease): validation recall_at_50 on a split " \
       "carved from train" in lines
-  assert f"{'100.0':28s} {'-':>12s} {0.3:12.4f}  <- best" in lines
+  assert f"{'100.0':5s} {'-':>12s} {0.3:12.4f}  <- best" in lines
   assert 'chosen: {"l2": 100.0}' in lines
