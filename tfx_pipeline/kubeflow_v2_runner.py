@@ -18,6 +18,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from data import contract
 from data import storage
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import kubeflow_entrypoint
 from tfx_pipeline import pipeline as pipeline_lib
 
 
@@ -66,7 +67,8 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_path: str) -> str
   pipeline = pipeline_lib.create_pipeline(kubeflow_config)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
-          default_image=config.kubeflow.image),
+          default_image=config.kubeflow.image,
+          default_commands=kubeflow_entrypoint.COMMAND),
       output_filename=output_path)
   runner.run(pipeline, write_out=True)
   return output_path

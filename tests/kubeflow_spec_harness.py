@@ -1,0 +1,426 @@
+"""Runs `vrec compile` output the way the Kubeflow Pipelines v2 backend would.
+
+Test code, not a product runner. Each piece stands in for one part of a KFP
+deployment:
+
+- The image: the project as the wheel `pip wheel .` builds, installed the way
+  the Dockerfile installs it (`pip install --no-deps --target <package root>`,
+  that root on PYTHONPATH and the working directory), next to a venv that
+  reuses this environment's installed dependencies through a `.pth` file and
+  never sees the source tree. Missing package data, packages or entry points
+  fail here as they would in the image.
+- KFP's driver (`provisionOutputs`, `resolveInputs`): per task, an
+  ExecutorInput whose input parameters are the spec's runtime constants,
+  whose input artifacts are what the producer tasks recorded, and whose
+  output artifacts live at
+  `<pipeline root>/<pipeline name>/<run id>/<task>/<output key>`; the
+  executor output file sits in the task's scratch directory (the pod's
+  `/tmp/kfp_outputs`).
+- KFP's launcher: the container's command and args from the spec, `{{$}}`
+  replaced by the ExecutorInput JSON, one subprocess per task, tasks in
+  dependency order; the ExecutorOutput's artifacts become the task's outputs.
+- ML Metadata: `ArtifactStore`, a JSON file of every recorded artifact.
+
+Resolver tasks (TFX compiles `LatestBlessedModelStrategy` into two of them)
+run no container: their `outputArtifactQueries` filters are evaluated against
+the store and yield the newest matching artifact or, on a first run, nothing;
+an empty input then resolves the dependent query to nothing too, and the
+Evaluator runs without a baseline. The compiled spec has no importer task
+(the curated schema reaches TFX through ImportSchemaGen, a container task that
+reads it from the package root); an importer, or any other executor kind,
+raises `UnsupportedSpec` instead of being guessed at.
+
+Not reproduced: KFP's cache (every task runs), parallel branches (tasks run
+one at a time) and pipeline-level parameters (the compiled spec has none; a
+`componentInputParameter` raises `UnsupportedSpec`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shutil
+import site
+import subprocess
+import sys
+from typing import Any
+
+# What the Dockerfile's final stage sets for every task.
+IMAGE_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1"}
+# How the Dockerfile installs the wheel: `pip install ... --target <root>`.
+WHEEL_INSTALL_FLAGS = ("--no-deps", "--target")
+# The spec's placeholder for the whole ExecutorInput.
+EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
+# `metadata[...]` placeholders of resolver queries, e.g.
+# {{$.inputs.artifacts['input'].metadata['current_model_id']}}.
+_METADATA_PLACEHOLDER = re.compile(
+    r"\{\{\$\.inputs\.artifacts\['(\w+)'\]\.metadata\['(\w+)'\]\}\}")
+_QUOTED_CLAUSE = re.compile(r'^(schema_title|name)="(.*)"$')
+_STATE_CLAUSE = re.compile(r"^state=(\w+)$")
+_NUMBER_CLAUSE = re.compile(r"^metadata\.(\w+)\.number_value=(-?[\d.]+)$")
+LIVE = "LIVE"
+_LOG_TAIL_CHARS = 4000
+
+
+class UnsupportedSpec(ValueError):
+  """The spec uses a KFP feature this harness does not reproduce."""
+
+
+class TaskFailed(RuntimeError):
+  """A task's container exited non-zero; the message ends with its log."""
+
+
+# ------------------------------------------------------------------ image ---
+
+
+def build_wheel(source_root: pathlib.Path, wheel_dir: pathlib.Path
+                ) -> pathlib.Path:
+  """Builds the project wheel with `pip wheel`, from a clean copy of the tree.
+
+  The copy holds the files git tracks or would track (ignored ones such as
+  `build/` and `.venv/` stay out), so stale build output cannot leak into
+  the wheel. No build isolation: the build uses this environment's
+  setuptools instead of downloading one.
+  """
+  listed = subprocess.run(
+      ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+      cwd=source_root, check=True, capture_output=True, text=True).stdout
+  tree = wheel_dir / "source"
+  for relative in filter(None, listed.split("\0")):
+    source = source_root / relative
+    if source.is_file():
+      (tree / relative).parent.mkdir(parents=True, exist_ok=True)
+      shutil.copy2(source, tree / relative)
+  subprocess.run(
+      [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+       "--no-build-isolation", "--wheel-dir", str(wheel_dir), str(tree)],
+      check=True, capture_output=True)
+  wheels = sorted(wheel_dir.glob("vrec-*.whl"))
+  if len(wheels) != 1:
+    raise RuntimeError(f"expected one vrec wheel in {wheel_dir}: {wheels}")
+  return wheels[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelInstall:
+  """The project installed from its wheel, apart from the source tree.
+
+  Attributes:
+    wheel: the installed wheel.
+    venv: a venv whose site-packages only point at this environment's
+      dependencies.
+    package_root: where the wheel is installed (`--target`), as the image's
+      `kubeflow.package_root`.
+  """
+  wheel: pathlib.Path
+  venv: pathlib.Path
+  package_root: pathlib.Path
+
+  @property
+  def bin_dirs(self) -> list[pathlib.Path]:
+    return [self.package_root / "bin", self.venv / "bin"]
+
+  @property
+  def vrec(self) -> pathlib.Path:
+    return self.package_root / "bin" / "vrec"
+
+  def environment(self) -> dict[str, str]:
+    """The environment of every process that runs in the stand-in image.
+
+    This environment's own venv (whose editable install maps the project
+    packages back to the source tree) is left off PATH.
+    """
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    own_bin = os.path.join(sys.prefix, "bin")
+    inherited = [entry for entry in environment.get("PATH", "").split(
+        os.pathsep) if entry and os.path.realpath(entry) != os.path.realpath(
+            own_bin)]
+    environment["PATH"] = os.pathsep.join(
+        [str(path) for path in self.bin_dirs] + inherited)
+    environment["PYTHONPATH"] = str(self.package_root)
+    environment.update(IMAGE_ENVIRONMENT)
+    return environment
+
+  def run(self, argv: list[str], cwd: pathlib.Path | None = None,
+          **kwargs) -> subprocess.CompletedProcess:
+    """Runs `argv` in the stand-in image (default cwd: the package root)."""
+    return subprocess.run(argv, cwd=cwd or self.package_root,
+                          env=self.environment(), **kwargs)
+
+
+def install_wheel(wheel: pathlib.Path, directory: pathlib.Path
+                  ) -> WheelInstall:
+  """Installs `wheel` under `directory` without its dependencies.
+
+  The venv is made without pip; this environment's pip installs into it
+  (`pip --python`), so entry points get the venv's interpreter.
+  """
+  venv = directory / "venv"
+  subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)],
+                 check=True)
+  venv_site = next((venv / "lib").glob("python*/site-packages"))
+  (venv_site / "vrec_dependencies.pth").write_text(
+      "\n".join(site.getsitepackages()) + "\n")
+  package_root = directory / "package_root"
+  subprocess.run(
+      [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+       "install", "--quiet", "--no-index", *WHEEL_INSTALL_FLAGS,
+       str(package_root), str(wheel)],
+      check=True, capture_output=True)
+  return WheelInstall(wheel=wheel, venv=venv, package_root=package_root)
+
+
+def compile_spec(install: WheelInstall, output: pathlib.Path,
+                 argv: list[str]) -> dict[str, Any]:
+  """Runs the installed `vrec compile --output OUTPUT ARGV`; the spec JSON."""
+  result = install.run(
+      [str(install.vrec), "compile", "--output", str(output), *argv],
+      cwd=output.parent, capture_output=True, text=True)
+  if result.returncode:
+    raise RuntimeError(f"vrec compile failed:\n{result.stderr[-_LOG_TAIL_CHARS:]}")
+  return json.loads(output.read_text())
+
+
+# -------------------------------------------------------------- metadata ---
+
+
+class ArtifactStore:
+  """The ML Metadata stand-in: every artifact tasks recorded, oldest first.
+
+  Each record is a RuntimeArtifact dict (`name`, `uri`, `type`, `metadata`)
+  plus its `schema_title` and `state`, kept in one JSON file so that a later
+  run (or a resolver query) sees the artifacts of earlier runs.
+  """
+
+  def __init__(self, path: pathlib.Path):
+    self.path = path
+
+  def artifacts(self) -> list[dict[str, Any]]:
+    return json.loads(self.path.read_text()) if self.path.exists() else []
+
+  def record(self, artifacts: list[dict[str, Any]]) -> None:
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    self.path.write_text(json.dumps(self.artifacts() + artifacts, indent=1))
+
+  def query(self, artifact_filter: str) -> list[dict[str, Any]]:
+    """The newest artifact matching a KFP resolver filter, as a 0/1 list.
+
+    Supports the clauses TFX's resolver queries use, joined by ` AND `:
+    `schema_title="T"`, `name="N"`, `state=LIVE` and
+    `metadata.KEY.number_value=X`.
+
+    Raises:
+      UnsupportedSpec: on any other clause.
+    """
+    predicates = [_clause_predicate(clause.strip())
+                  for clause in artifact_filter.split(" AND ")]
+    matches = [artifact for artifact in self.artifacts()
+               if all(predicate(artifact) for predicate in predicates)]
+    return matches[-1:]
+
+
+def _clause_predicate(clause: str):
+  if match := _QUOTED_CLAUSE.match(clause):
+    field, wanted = match.groups()
+    return lambda artifact: artifact[field] == wanted
+  if match := _STATE_CLAUSE.match(clause):
+    return lambda artifact: artifact["state"] == match.group(1)
+  if match := _NUMBER_CLAUSE.match(clause):
+    key, number = match.group(1), float(match.group(2))
+    return lambda artifact: artifact["metadata"].get(key) == number
+  raise UnsupportedSpec(f"resolver filter clause {clause!r}")
+
+
+def schema_title(artifact_type: dict[str, Any]) -> str:
+  """The title of a spec ArtifactTypeSchema (`schemaTitle` or the YAML's)."""
+  if "schemaTitle" in artifact_type:
+    return artifact_type["schemaTitle"]
+  match = re.search(r"^title:\s*(\S+)\s*$", artifact_type["instanceSchema"],
+                    re.MULTILINE)
+  return match.group(1)
+
+
+# ----------------------------------------------------------------- driver ---
+
+
+def task_order(spec: dict[str, Any]) -> list[str]:
+  """The root DAG's tasks, each after every task it depends on.
+
+  A task depends on its `dependentTasks` and on the producers of its input
+  artifacts (resolver tasks list only the latter). Ties run by name, so the
+  order is the same every time.
+  """
+  tasks = spec["root"]["dag"]["tasks"]
+  upstream = {}
+  for name, task in tasks.items():
+    producers = {source["taskOutputArtifact"]["producerTask"]
+                 for source in task.get("inputs", {}).get("artifacts", {})
+                 .values() if "taskOutputArtifact" in source}
+    upstream[name] = set(task.get("dependentTasks", [])) | producers
+  order = []
+  while len(order) < len(tasks):
+    ready = sorted(name for name in tasks if name not in order
+                   and upstream[name] <= set(order))
+    if not ready:
+      raise UnsupportedSpec(f"dependency cycle among "
+                            f"{sorted(set(tasks) - set(order))}")
+    order.append(ready[0])
+  return order
+
+
+@dataclasses.dataclass
+class SpecRun:
+  """One run of a compiled spec.
+
+  Attributes:
+    spec: the `pipelineSpec` of the compiled PipelineJob.
+    pipeline_root: the PipelineJob's `runtimeConfig.gcsOutputDirectory`.
+    run_id: this run's id (a path segment of every output URI).
+    install: the stand-in image.
+    image: the image the spec must name for every container task.
+    store: the metadata stand-in, shared with earlier runs.
+    scratch: local per-task directories (the pods' /tmp): executor output
+      files and task logs.
+    outputs: task -> output key -> its recorded RuntimeArtifact dicts.
+  """
+  spec: dict[str, Any]
+  pipeline_root: str
+  run_id: str
+  install: WheelInstall
+  image: str
+  store: ArtifactStore
+  scratch: pathlib.Path
+  outputs: dict[str, dict[str, list[dict[str, Any]]]] = dataclasses.field(
+      default_factory=dict)
+
+  @classmethod
+  def from_job(cls, job: dict[str, Any], **kwargs) -> "SpecRun":
+    return cls(spec=job["pipelineSpec"],
+               pipeline_root=job["runtimeConfig"]["gcsOutputDirectory"],
+               **kwargs)
+
+  @property
+  def pipeline_name(self) -> str:
+    return self.spec["pipelineInfo"]["name"]
+
+  def run(self) -> None:
+    """Runs every task in dependency order; raises on the first failure."""
+    for task in task_order(self.spec):
+      self.run_task(task)
+
+  def run_task(self, task_name: str) -> None:
+    task = self.spec["root"]["dag"]["tasks"][task_name]
+    component = self.spec["components"][task["componentRef"]["name"]]
+    executor = self.spec["deploymentSpec"]["executors"][
+        component["executorLabel"]]
+    inputs = self._inputs(task_name, task)
+    if "container" in executor:
+      outputs = self._run_container(task_name, component,
+                                    executor["container"], inputs)
+    elif "resolver" in executor:
+      outputs = self._resolve(executor["resolver"], inputs)
+    else:
+      raise UnsupportedSpec(f"task {task_name}: executor kind "
+                            f"{sorted(executor)} (only container and resolver "
+                            "are reproduced)")
+    self.outputs[task_name] = outputs
+
+  def _inputs(self, task_name: str, task: dict[str, Any]) -> dict[str, Any]:
+    """ExecutorInput.inputs, resolved as KFP's driver resolves them."""
+    parameters = {}
+    for name, source in task.get("inputs", {}).get("parameters", {}).items():
+      constant = source.get("runtimeValue", {}).get("constantValue")
+      if constant is None:
+        raise UnsupportedSpec(f"task {task_name} parameter {name}: {source}")
+      # Schema 2.0 specs carry the typed pipeline Value, which TFX's
+      # entrypoint reads from `inputs.parameters`.
+      parameters[name] = constant
+    artifacts = {}
+    for name, source in task.get("inputs", {}).get("artifacts", {}).items():
+      if "taskOutputArtifact" not in source:
+        raise UnsupportedSpec(f"task {task_name} artifact {name}: {source}")
+      producer = source["taskOutputArtifact"]
+      artifacts[name] = {"artifacts": [
+          _runtime_artifact(artifact) for artifact in
+          self.outputs[producer["producerTask"]][producer["outputArtifactKey"]]
+      ]}
+    return {"parameters": parameters, "artifacts": artifacts}
+
+  def output_uri(self, task_name: str, key: str) -> str:
+    return "/".join([self.pipeline_root.rstrip("/"), self.pipeline_name,
+                     self.run_id, task_name, key])
+
+  def _run_container(self, task_name: str, component: dict[str, Any],
+                     container: dict[str, Any], inputs: dict[str, Any]
+                     ) -> dict[str, list[dict[str, Any]]]:
+    if container["image"] != self.image:
+      raise UnsupportedSpec(f"task {task_name} runs image "
+                            f"{container['image']}, not {self.image}")
+    task_scratch = self.scratch / self.run_id / task_name
+    task_scratch.mkdir(parents=True)
+    provisioned = {
+        key: {"name": f"runs/{self.run_id}/tasks/{task_name}/{key}",
+              "uri": self.output_uri(task_name, key),
+              "type": definition["artifactType"], "metadata": {}}
+        for key, definition in component.get("outputDefinitions", {})
+        .get("artifacts", {}).items()}
+    output_file = task_scratch / "kfp_outputs" / "output_metadata.json"
+    executor_input = {
+        "inputs": inputs,
+        "outputs": {"artifacts": {key: {"artifacts": [artifact]}
+                                  for key, artifact in provisioned.items()},
+                    "outputFile": str(output_file)}}
+    argv = [*container["command"],
+            *(_substitute(arg, executor_input) for arg in container["args"])]
+    log_path = task_scratch / "log.txt"
+    with log_path.open("w") as log:
+      finished = self.install.run(argv, stdout=log, stderr=subprocess.STDOUT)
+    if finished.returncode:
+      raise TaskFailed(f"task {task_name} exited {finished.returncode}:\n"
+                       f"{log_path.read_text()[-_LOG_TAIL_CHARS:]}")
+    executor_output = json.loads(output_file.read_text())
+    outputs = {}
+    for key, artifact in provisioned.items():
+      written = executor_output.get("artifacts", {}).get(key, {}).get(
+          "artifacts", [{}])[0]
+      recorded = {**artifact, "uri": written.get("uri", artifact["uri"]),
+                  "metadata": written.get("metadata", {}),
+                  "schema_title": schema_title(artifact["type"]),
+                  "state": LIVE}
+      outputs[key] = [recorded]
+    self.store.record([artifact for artifacts in outputs.values()
+                       for artifact in artifacts])
+    return outputs
+
+  def _resolve(self, resolver: dict[str, Any], inputs: dict[str, Any]
+               ) -> dict[str, list[dict[str, Any]]]:
+    return {key: self._query(query["filter"], inputs)
+            for key, query in resolver["outputArtifactQueries"].items()}
+
+  def _query(self, artifact_filter: str, inputs: dict[str, Any]
+             ) -> list[dict[str, Any]]:
+    """Runs one resolver query; nothing when it names an absent input."""
+    for key, field in _METADATA_PLACEHOLDER.findall(artifact_filter):
+      resolved = inputs["artifacts"].get(key, {}).get("artifacts", [])
+      if not resolved:
+        return []
+      artifact_filter = artifact_filter.replace(
+          f"{{{{$.inputs.artifacts['{key}'].metadata['{field}']}}}}",
+          str(resolved[0]["metadata"][field]))
+    return self.store.query(artifact_filter)
+
+
+def _runtime_artifact(recorded: dict[str, Any]) -> dict[str, Any]:
+  return {key: recorded[key] for key in ("name", "uri", "type", "metadata")}
+
+
+def _substitute(arg: str, executor_input: dict[str, Any]) -> str:
+  if arg == EXECUTOR_INPUT_PLACEHOLDER:
+    return json.dumps(executor_input)
+  if "{{$" in arg:
+    raise UnsupportedSpec(f"container placeholder {arg!r}")
+  return arg

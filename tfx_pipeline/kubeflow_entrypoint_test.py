@@ -1,0 +1,30 @@
+"""The Kubeflow container command runs TFX's entrypoint and exits with its status."""
+
+import importlib.util
+import runpy
+
+import pytest
+
+from tfx_pipeline import kubeflow_entrypoint
+
+
+@pytest.mark.parametrize("code, status", [(None, 0), (0, 0), (3, 3),
+                                          ("usage: ...", 1)])
+def test_exits_with_the_status_of_tfx_entrypoint(monkeypatch, code, status):
+  ran, exited = [], []
+
+  def run_module(name, run_name, alter_sys):
+    ran.append((name, run_name, alter_sys))
+    raise SystemExit(code)
+
+  monkeypatch.setattr(runpy, "run_module", run_module)
+  monkeypatch.setattr(kubeflow_entrypoint.filesystems, "exit_process",
+                      exited.append)
+  kubeflow_entrypoint.main()
+  assert ran == [(kubeflow_entrypoint.TFX_ENTRYPOINT, "__main__", True)]
+  assert exited == [status]
+
+
+def test_command_names_this_module_and_tfx_entrypoint_exists():
+  assert kubeflow_entrypoint.COMMAND[-1] == kubeflow_entrypoint.__name__
+  assert importlib.util.find_spec(kubeflow_entrypoint.TFX_ENTRYPOINT)
