@@ -2,14 +2,18 @@
 
 Runs every component from scratch (fresh workspace, no cache) and records the
 wall time per component (from MLMD), the process's peak resident memory and
-the Evaluator's full-ranking metrics for the model and for the most-popular
-baseline scored by the same signature, with the model/baseline ratio.
+the full-ranking metrics of every scorer of the run, all from TFMA over the
+same eval split: the model, each classical baseline trained in the same run
+(`baselines.families`, by default EASE^R and item-kNN) and most-popular. It
+names the strongest baseline by Recall@50 and gives the model's ratio to it.
 
     python -m benchmarks.pipeline_benchmark --dataset movielens-100k
-    python -m benchmarks.pipeline_benchmark --dataset amazon-grocery
+    python -m benchmarks.pipeline_benchmark --dataset amazon-grocery \
+        --set examples.split=temporal
     python -m benchmarks.pipeline_benchmark --dataset contract --dataset-dir DIR
 
-Writes `benchmarks/results/pipeline_<dataset>.json` and prints a table.
+Writes `benchmarks/results/pipeline_<dataset>[_<family>][_temporal].json` and
+prints a table.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
 
+STRONGEST_BY = "recall_at_50"
+
 
 def run_benchmark(args: argparse.Namespace, command: str) -> dict:
   workspace = args.workspace or tempfile.mkdtemp(prefix="vrec_bench_")
@@ -38,6 +44,8 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
               "--model-family", args.model_family]
   for hparam in args.hparam:
     cli_args += ["--hparam", hparam]
+  for override in args.set:
+    cli_args += ["--set", override]
   config = cli.config_from_args(
       cli.build_parser().parse_args(["run"] + cli_args))
 
@@ -53,9 +61,14 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
     baseline = overall.get(f"{evaluation.BASELINE_OUTPUT}/{name}")
     metrics[name] = {"model": model, "most_popular": baseline,
                      "ratio": model / baseline if model and baseline else None}
+  scorers = run_summary.overall_scorers(summary, config.model_family,
+                                        evaluation.metric_names())
+  strongest = run_summary.strongest_baseline(scorers, STRONGEST_BY)
   return {
       "dataset": args.dataset,
       "model_family": config.model_family,
+      "split": summary.split or config.examples.split,
+      "config_overrides": args.set,
       "hparam_overrides": config.hparams,
       "command": command,
       "machine": common.machine(),
@@ -66,6 +79,10 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
       "components": {c.component: round(c.seconds, 1) for c in summary.components},
       "eval_examples": overall.get(f"{evaluation.MODEL_OUTPUT}/example_count"),
       "metrics": metrics,
+      # Every scorer of the run, same eval split and TFMA metrics.
+      "scorers": {scorer.label: scorer.metrics for scorer in scorers},
+      "strongest_baseline": strongest.label if strongest else None,
+      "verdict": run_summary.baseline_verdict(scorers, STRONGEST_BY),
       "blessed": summary.blessed,
       "pushed_dir": summary.pushed_dir,
   }
@@ -75,15 +92,18 @@ def format_table(result: dict) -> str:
   components = common.aligned_table(
       ["component", "seconds"], [[name, f"{seconds:.1f}"] for name, seconds
                                  in result["components"].items()])
+  names = list(result["metrics"])
+  scorers = result["scorers"] or {
+      result["model_family"]: {n: r["model"] for n, r in result["metrics"].items()},
+      "most_popular": {n: r["most_popular"] for n, r in result["metrics"].items()}}
   metrics = common.aligned_table(
-      ["metric", "model", "most-pop", "ratio"],
-      [[name, row["model"], row["most_popular"],
-        f"{row['ratio']:.2f}x" if row["ratio"] else "-"]
-       for name, row in result["metrics"].items()])
-  return (f"dataset {result['dataset']}: wall {result['wall_seconds']} s, "
-          f"peak RSS {result['peak_rss_mib']} MiB, "
+      ["scorer"] + names,
+      [[label] + [row.get(name) for name in names]
+       for label, row in scorers.items()])
+  return (f"dataset {result['dataset']} ({result['split']} split): wall "
+          f"{result['wall_seconds']} s, peak RSS {result['peak_rss_mib']} MiB, "
           f"{int(result['eval_examples'] or 0)} eval examples\n\n"
-          f"{components}\n\n{metrics}")
+          f"{components}\n\n{metrics}\n\n{result['verdict']}")
 
 
 def main(argv=None) -> int:
@@ -96,6 +116,8 @@ def main(argv=None) -> int:
                       help="two_tower or sasrec")
   parser.add_argument("--hparam", action="append", default=[],
                       metavar="KEY=VALUE")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="a PipelineConfig override, as `vrec run --set`")
   parser.add_argument("--output", default="",
                       help="JSON path (default: results/pipeline_<dataset>.json)")
   args = parser.parse_args(argv)
@@ -104,6 +126,8 @@ def main(argv=None) -> int:
 
   result = run_benchmark(args, command)
   suffix = "" if args.model_family == "two_tower" else f"_{args.model_family}"
+  if result["split"] != "leave_last_out":
+    suffix += f"_{result['split']}"
   output = args.output or (
       common.RESULTS_DIR /
       f"pipeline_{common.dataset_label(args.dataset, args)}{suffix}.json")
