@@ -15,7 +15,7 @@ from tfx import v1 as tfx
 from data import features
 from serving import scann_index
 from tfx_pipeline import index_builder
-from tfx_pipeline.components import interaction_example_gen
+from tfx_pipeline.components import interaction_example_beam
 
 NUM_ITEMS = 40
 NUM_USERS = 6
@@ -113,7 +113,7 @@ def write_examples(split_dir: str) -> None:
     tf.io.gfile.makedirs(split_dir)
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
       for row in part_rows:
-        writer.write(interaction_example_gen.to_tf_example(row)
+        writer.write(interaction_example_beam.to_tf_example(row)
                      .SerializeToString())
 
 

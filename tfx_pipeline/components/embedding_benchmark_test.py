@@ -18,7 +18,7 @@ from models import families
 from models import trainer as trainer_lib
 from offline_eval import probes
 from tfx_pipeline.components import embedding_benchmark
-from tfx_pipeline.components import interaction_example_gen
+from tfx_pipeline.components import interaction_example_beam
 from tfx_pipeline.index_builder_test import NUM_ITEMS
 from tfx_pipeline.index_builder_test import ROWS_PER_ITEM
 from tfx_pipeline.index_builder_test import TinyMultiVectorModel
@@ -56,7 +56,7 @@ def _write_train_examples(split_dir: str) -> None:
                             options="GZIP") as writer:
     for row in synthetic_rows():
       if row[features.ITEM_ID] not in HELD_OUT_ITEMS:
-        writer.write(interaction_example_gen.to_tf_example(row)
+        writer.write(interaction_example_beam.to_tf_example(row)
                      .SerializeToString())
 
 

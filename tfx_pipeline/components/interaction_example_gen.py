@@ -1,56 +1,39 @@
-"""InteractionExampleGen: contract files -> time-split tf.Examples.
+"""InteractionExampleGen: contract files -> time-split tf.Examples, a Beam job.
 
 It validates the dataset directory against the input contract (a bad file
 fails the run here, naming file, row and field, before anything trains),
 builds one example per positive interaction with the user's history, and
-splits each user's newest positives into eval. The standard ExampleGens can
-only split by hash or by file pattern, neither of which is a per-user time
-split, hence this component.
+splits by time per user or globally (`data.examples`). The standard
+ExampleGens can only split by hash or by file pattern, neither of which is a
+time split, hence this component.
 
-The whole log is held in memory on one worker, which is fine up to tens of
-millions of interactions; beyond that, pre-split with a Beam job and use
-ImportExampleGen with one file pattern per split.
+The work runs as the Beam job of `interaction_example_beam`, with the
+pipeline's `beam_pipeline_args`: on the DirectRunner locally, on Flink, Spark
+or Dataflow when the pipeline is configured for them. No worker holds the
+log: a reader holds a chunk of rows, a row builder one user's history.
+
+Outputs, in the Examples artifact: `Split-train/` and `Split-eval/` of
+sharded gzipped TFRecord files, and `example_gen_summary.json` (the temporal
+cut, eval users before and after `eval_max_users` sampling). The artifact's
+custom property `eval_max_users` says whether sampling was asked for.
 """
 
 import os
 
-import tensorflow as tf
+import apache_beam as beam
 from tfx import v1 as tfx
 from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from data import contract
 from data import examples as examples_lib
+from tfx_pipeline.components import interaction_example_beam
 
-SPLITS = ("train", "eval")
-
-
-def _feature(value) -> tf.train.Feature:
-  values = value if isinstance(value, list) else [value]
-  if isinstance(value, float):
-    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-  if isinstance(value, int):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-  return tf.train.Feature(bytes_list=tf.train.BytesList(
-      value=[str(v).encode("utf-8") for v in values]))
+SPLITS = (examples_lib.TRAIN, examples_lib.EVAL)
+EVAL_MAX_USERS_PROPERTY = "eval_max_users"
 
 
-def to_tf_example(row: dict) -> tf.train.Example:
-  """Serializes one raw feature dict."""
-  return tf.train.Example(features=tf.train.Features(
-      feature={name: _feature(value) for name, value in row.items()}))
-
-
-def write_split(rows: list[dict], split_dir: str) -> None:
-  tf.io.gfile.makedirs(split_dir)
-  path = os.path.join(split_dir, "data.tfrecord.gz")
-  with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-    for row in rows:
-      writer.write(to_tf_example(row).SerializeToString())
-
-
-@tfx.dsl.components.component
+@tfx.dsl.components.component(use_beam=True)
 def InteractionExampleGen(  # pylint: disable=invalid-name
     examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
     dataset_dir: tfx.dsl.components.Parameter[str],
@@ -61,6 +44,9 @@ def InteractionExampleGen(  # pylint: disable=invalid-name
     negative_seed: tfx.dsl.components.Parameter[int] = 0,
     split: tfx.dsl.components.Parameter[str] = examples_lib.LEAVE_LAST_OUT,
     temporal_cut_quantile: tfx.dsl.components.Parameter[float] = 0.9,
+    eval_max_users: tfx.dsl.components.Parameter[int] = 0,
+    beam_pipeline: tfx.dsl.components.BeamComponentParameter[
+        beam.Pipeline] = None,
 ) -> None:
   """Writes the train and eval splits of a contract dataset directory.
 
@@ -73,24 +59,29 @@ def InteractionExampleGen(  # pylint: disable=invalid-name
       MLMD cache is not reused for new data.
     ctr_negatives: sampled label-0 rows per positive, for CTR ranking
       families; 0 writes positives only.
-    negative_seed: seed of that sampling.
+    negative_seed: seed of that sampling and of the eval user sample.
     split: the split rule, `leave_last_out` or `temporal`.
     temporal_cut_quantile: under `temporal`, where train ends, as a quantile
       of the positives' timestamps.
+    eval_max_users: if > 0, the eval split keeps a seeded sample of this many
+      users (for very large logs); train is unchanged.
+    beam_pipeline: made by TFX from the pipeline's `beam_pipeline_args`.
   """
   del input_fingerprint  # Only part of the cache key.
-  dataset = contract.load_dataset(dataset_dir)
-  rows = examples_lib.build_rows(dataset, eval_holdout=eval_holdout,
-                                 history_length=history_length,
-                                 ctr_negatives=ctr_negatives,
-                                 negative_seed=negative_seed, split=split,
-                                 temporal_cut_quantile=temporal_cut_quantile)
   examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
   examples_utils.set_payload_format(
       examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
-  split_rows = {"train": rows.train, "eval": rows.eval}
-  for split in SPLITS:
-    write_split(split_rows[split],
-                artifact_utils.get_split_uri([examples], split))
-  print(f"InteractionExampleGen: {len(rows.train)} train and {len(rows.eval)} "
-        f"eval examples from {dataset_dir}", flush=True)
+  examples.set_int_custom_property(EVAL_MAX_USERS_PROPERTY, eval_max_users)
+  job = interaction_example_beam.ExampleGenJob(
+      dataset_dir=dataset_dir,
+      split_dirs={name: artifact_utils.get_split_uri([examples], name)
+                  for name in SPLITS},
+      summary_path=os.path.join(examples.uri,
+                                interaction_example_beam.SUMMARY_FILE),
+      split=split, eval_holdout=eval_holdout,
+      temporal_cut_quantile=temporal_cut_quantile,
+      history_length=history_length, ctr_negatives=ctr_negatives,
+      negative_seed=negative_seed, eval_max_users=eval_max_users)
+  interaction_example_beam.run(beam_pipeline, job)
+  print(f"InteractionExampleGen: wrote {examples.uri} from {dataset_dir}",
+        flush=True)

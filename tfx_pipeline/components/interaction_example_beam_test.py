@@ -1,0 +1,147 @@
+"""The Beam ExampleGen writes exactly the rows of `examples.build_rows`."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+
+import apache_beam as beam
+import pandas as pd
+import pytest
+import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from data import contract
+from data import examples
+from data import importers
+from tests import prerequisites
+from tfx_pipeline.components import interaction_example_beam
+
+# Users of the Grocery sample: the whole log (14,681 users) takes minutes
+# through the DirectRunner; benchmarks/README.md has the full comparison.
+GROCERY_SAMPLE_USERS = 2000
+
+
+def _canonical(example: tf.train.Example) -> tuple:
+  """A hashable form of an example that ignores feature order."""
+  features = []
+  for name, feature in example.features.feature.items():
+    kind = feature.WhichOneof("kind")
+    features.append((name, tuple(getattr(feature, kind).value) if kind else ()))
+  return tuple(sorted(features))
+
+
+def _written(split_dir: str) -> collections.Counter:
+  files = tf.io.gfile.glob(os.path.join(split_dir, "*"))
+  assert files, f"nothing written in {split_dir}"
+  return collections.Counter(
+      _canonical(tf.train.Example.FromString(record.numpy()))
+      for record in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
+def _expected(rows: list[dict]) -> collections.Counter:
+  return collections.Counter(
+      _canonical(interaction_example_beam.to_tf_example(row)) for row in rows)
+
+
+def _run(dataset_dir, tmp_path, **options) -> dict[str, collections.Counter]:
+  job = interaction_example_beam.ExampleGenJob(
+      dataset_dir=str(dataset_dir),
+      split_dirs={split: str(tmp_path / "out" / split)
+                  for split in (examples.TRAIN, examples.EVAL)},
+      summary_path=str(tmp_path / "out" / "summary.json"), **options)
+  interaction_example_beam.run(
+      beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])), job)
+  return {split: _written(split_dir)
+          for split, split_dir in job.split_dirs.items()}
+
+
+def _assert_equal_to_build_rows(dataset_dir, tmp_path, **options):
+  written = _run(dataset_dir, tmp_path, **options)
+  build_options = {name: value for name, value in options.items()
+                   if name != "chunk_rows"}
+  rows = examples.build_rows(contract.load_dataset(dataset_dir),
+                             **build_options)
+  assert written[examples.TRAIN] == _expected(rows.train)
+  assert written[examples.EVAL] == _expected(rows.eval)
+  return written
+
+
+def _tricky_log(directory) -> str:
+  """Same-second events, exact repeats, negatives, queries, several chunks."""
+  rows = []
+  for user in range(12):
+    for step in range(3 + user % 4):
+      # Every user clicks two items in the same second: file order decides.
+      rows.append((f"u{user}", f"i{(user + step) % 7}", 100 + step // 2, 1.0,
+                   "video" if step % 3 == 0 else "item", f"q{step}"))
+    rows.append((f"u{user}", "i0", 100, 1.0, "item", "repeat"))
+    rows.append((f"u{user}", "i9", 101, 0.0, "item", ""))
+  interactions = contract.normalize_interactions(pd.DataFrame(
+      rows, columns=["user_id", "item_id", "timestamp", "label", "item_type",
+                     "query"]))
+  items = contract.normalize_items(pd.DataFrame({
+      "item_id": [f"i{k}" for k in range(7)],
+      "title": [f"title {k}" for k in range(7)],
+      "category": ["a|b"] * 7}))
+  return contract.write_dataset(contract.Dataset(interactions, items),
+                                directory)
+
+
+def test_temporal_split_with_negatives_gives_the_rows_of_build_rows(tmp_path):
+  dataset_dir = _tricky_log(tmp_path / "data")
+  _assert_equal_to_build_rows(
+      dataset_dir, tmp_path, split=examples.TEMPORAL, temporal_cut_quantile=0.6,
+      history_length=2, ctr_negatives=2, negative_seed=3, chunk_rows=7)
+
+
+def test_sampled_eval_users_give_the_rows_of_build_rows_and_say_so(tmp_path):
+  dataset_dir = _tricky_log(tmp_path / "data")
+  written = _assert_equal_to_build_rows(
+      dataset_dir, tmp_path, eval_holdout=2, eval_max_users=5, ctr_negatives=3,
+      negative_seed=7, chunk_rows=7)
+  summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+  assert summary["eval_users_sampled"] is True
+  assert (summary["eval_users"], summary["eval_users_kept"]) == (12, 5)
+  eval_users = {dict(example)["user_id"] for example in written[examples.EVAL]}
+  assert len(eval_users) == 5
+
+
+def test_a_bad_row_fails_the_job_naming_file_line_and_field(tmp_path):
+  dataset_dir = _tricky_log(tmp_path / "data")
+  path = dataset_dir / "interactions.csv"
+  lines = path.read_text().splitlines()
+  fields = lines[30].split(",")
+  fields[2] = "soon"
+  lines[30] = ",".join(fields)
+  path.write_text("\n".join(lines) + "\n")
+  with pytest.raises(Exception, match=(
+      r"interactions.csv line 31, field 'timestamp': cannot parse 'soon'")):
+    _run(dataset_dir, tmp_path, chunk_rows=7)
+
+
+def _imported(name: str, directory, n_users: int | None = None):
+  dataset = importers.IMPORTERS[name](prerequisites.shared_data_root(name))
+  interactions = dataset.interactions
+  if n_users is not None:
+    keep = sorted(interactions["user_id"].unique(), key=int)[:n_users]
+    interactions = interactions[interactions["user_id"].isin(keep)]
+  return contract.write_dataset(
+      contract.Dataset(interactions.reset_index(drop=True), dataset.items),
+      directory)
+
+
+@pytest.mark.e2e
+def test_movielens_100k_gives_the_rows_of_build_rows(tmp_path):
+  dataset_dir = _imported("movielens-100k", tmp_path / "data")
+  written = _assert_equal_to_build_rows(dataset_dir, tmp_path,
+                                        chunk_rows=30_000)
+  assert sum(written[examples.EVAL].values()) == 942
+
+
+@pytest.mark.e2e
+def test_grocery_sample_gives_the_rows_of_build_rows(tmp_path):
+  dataset_dir = _imported("amazon-grocery", tmp_path / "data",
+                          n_users=GROCERY_SAMPLE_USERS)
+  _assert_equal_to_build_rows(dataset_dir, tmp_path, ctr_negatives=2)
