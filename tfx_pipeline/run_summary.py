@@ -348,7 +348,9 @@ def format_summary(summary: RunSummary, heading: str,
   lines += _baseline_lines(summary, outputs[0][0], metric_names)
   lines += _learning_curve_lines(summary)
   lines += ["",
-            f"blessed: {summary.blessed}",
+            f"blessed: {summary.blessed}" + (
+                " (BaselineGate's blessing, which the Pusher read)"
+                if summary.baseline_gate else ""),
             f"pushed:  {summary.pushed_dir or 'no (not blessed, or push skipped)'}"]
   for name in ("Trainer.model", "Evaluator.evaluation", "Transform.transform_graph"):
     if name in summary.artifacts:

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from data import contract
+from data import synthetic
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import kubeflow_v2_runner
 from tfx_pipeline.components import baseline_gate
@@ -50,7 +52,11 @@ def test_the_record_reads_back(tmp_path):
 
 def test_the_gate_compiles_for_kubeflow_between_evaluators_and_pusher(
     tmp_path):
-  config = config_lib.PipelineConfig(workspace=str(tmp_path))
+  dataset_dir = str(tmp_path / "dataset")
+  contract.write_dataset(synthetic.generate(n_users=5, n_items=8), dataset_dir)
+  config = config_lib.PipelineConfig(workspace=str(tmp_path),
+                                     dataset="contract",
+                                     dataset_dir=dataset_dir)
   config.set("gate.baseline", "item_knn")
   spec = json.loads(open(kubeflow_v2_runner.compile_pipeline(
       config, str(tmp_path / "spec.json")), encoding="utf-8").read())
