@@ -3,7 +3,9 @@
 The tests read `pipeline_fixtures.sample_runs` (shared with the report
 tests): a first run that must push (with the embedding benchmark and one
 baseline Trainer), then a run whose gate cannot be met and so must not push.
-A re-run of the first must come from the MLMD cache.
+A re-run of the first must come from the MLMD cache. The default gate is
+also run (`tests.evaluator_gate`, no pipeline run) on a worse stand-in of
+the first run's model, against that model as the last blessed one.
 """
 
 import glob
@@ -16,13 +18,16 @@ import pytest
 import tensorflow as tf
 
 from models import families
+from models import serving_names
 from models import trainer as trainer_lib
 from offline_eval import probes
 from serving import scann_index
+from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
 from tfx_pipeline import serving_demo
 from tfx_pipeline.components import embedding_benchmark
+from tests import evaluator_gate
 from tests import pipeline_fixtures
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +38,9 @@ ALL_COMPONENTS = {
     "latest_blessed_model_resolver", "Evaluator", "ScannIndexGen", "Pusher",
     "BaselineTrainer_guim_k2", "EmbeddingBenchmark",
 }
+# Ranks the demoted stand-in adds to every target's rank: none stays in the
+# top 50, so Recall@50 (the default gate metric) falls to 0.
+DEMOTION = 50
 # Components whose inputs do not change between identical runs.
 CACHEABLE = {"InteractionExampleGen", "StatisticsGen", "ImportSchemaGen",
              "ExampleValidator", "AnomaliesGate", "Transform", "Trainer",
@@ -143,3 +151,39 @@ def test_a_model_failing_the_gate_is_not_pushed(sample_runs):
   assert summary.pushed_dir is None
   assert (sample_runs.versions_after_failing ==
           sample_runs.versions_before_failing)
+
+
+def test_the_trained_model_beats_most_popular(sample_runs):
+  # The Evaluator scores most-popular by the same signature and metrics.
+  overall = sample_runs.blessed.metrics["overall"]
+  for metric in ("recall_at_10", "recall_at_50", "recall_at_100", "ndcg_at_10"):
+    assert (overall[f"target_rank/{metric}"] >
+            overall[f"popularity_target_rank/{metric}"]), metric
+
+
+def _only_artifact(pipeline_root: str, component: str, output: str) -> str:
+  (uri,) = glob.glob(os.path.join(pipeline_root, component, output, "*"))
+  return uri
+
+
+def test_the_default_gate_rejects_a_worse_model_by_bound_and_by_regression(
+    sample_runs, tmp_path):
+  config = sample_runs.blessed_config  # The default GateConfig.
+  trained = _only_artifact(config.pipeline_root, "Trainer", "model")
+  demoted = evaluator_gate.save_evaluate_variant(
+      trained, str(tmp_path / "demoted"), lambda examples, outputs: {
+          serving_names.TARGET_RANK:
+              outputs[serving_names.TARGET_RANK] + DEMOTION,
+          serving_names.POPULARITY_TARGET_RANK:
+              outputs[serving_names.POPULARITY_TARGET_RANK]})
+  result = evaluator_gate.run_gate(
+      _only_artifact(config.pipeline_root, "InteractionExampleGen",
+                     "examples"),
+      demoted, trained, evaluation.eval_config(config), str(tmp_path / "gate"))
+  gated = f"{evaluation.MODEL_OUTPUT}/{config.gate.metric}"
+  assert result.metrics[gated] == 0.0
+  assert not result.blessed
+  # Below the lower bound, and worse than the blessed model by more than
+  # max_regression: each threshold rejects it.
+  assert result.failures == {(config.gate.metric, "value"),
+                             (config.gate.metric, "change")}
