@@ -455,9 +455,32 @@ def _load_results(path: pathlib.Path) -> dict:
   return {"runs": [], "full_pipeline": {}, "generation": {}, "sessions": []}
 
 
-def _save(results: dict, path: pathlib.Path) -> None:
-  results.update(summarize(results["runs"]))
-  common.write_results(path, results)
+def merge_results(ours: dict, theirs: dict) -> dict:
+  """`ours` with what another run wrote to the same file meanwhile.
+
+  Two sessions (say, the data steps and the whole pipeline, run side by
+  side) may share one results file; each keeps the other's measurements.
+  Ours win where both measured the same size, worker count and step.
+  """
+  def run_key(run):
+    return run["size"], run["workers"], run["step"]
+
+  runs = {run_key(run): run for run in theirs["runs"]}
+  runs.update({run_key(run): run for run in ours["runs"]})
+  sessions = {session["started"] + session["command"]: session
+              for session in theirs["sessions"] + ours["sessions"]}
+  return {**ours, "runs": list(runs.values()),
+          "full_pipeline": {**theirs["full_pipeline"], **ours["full_pipeline"]},
+          "generation": {**theirs["generation"], **ours["generation"]},
+          "sessions": sorted(sessions.values(),
+                             key=lambda session: session["started"])}
+
+
+def _save(results: dict, path: pathlib.Path) -> dict:
+  merged = merge_results(results, _load_results(path))
+  merged.update(summarize(merged["runs"]))
+  common.write_results(path, merged)
+  return merged
 
 
 def main(argv=None) -> int:
@@ -465,8 +488,9 @@ def main(argv=None) -> int:
   parser.add_argument("--sizes", type=int, nargs="+",
                       default=[100_000, 1_000_000, 3_000_000, 10_000_000],
                       help="interactions per log (default: %(default)s)")
-  parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
-                      help="Beam worker counts (default: %(default)s)")
+  parser.add_argument("--workers", type=int, nargs="*", default=[1, 2],
+                      help="Beam worker counts (default: %(default)s); none "
+                      "to run only the whole pipeline")
   parser.add_argument("--full-pipeline-size", type=int, default=0,
                       help="also run the whole pipeline (1 epoch) at this "
                       "size; 0 for none")
@@ -494,7 +518,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.run_step:
     run_step_here(_STEPS_BY_NAME[args.run_step], args.dataset_dir,
-                  args.workspace, args.workers[0])
+                  args.workspace, *args.workers)
     return 0
 
   output = pathlib.Path(args.output)
@@ -536,7 +560,7 @@ def main(argv=None) -> int:
                                                    time.gmtime())
   results["sessions"][-1]["load_average_end"] = [
       round(load, 2) for load in os.getloadavg()]
-  _save(results, output)
+  results = _save(results, output)
   print(format_table(results), flush=True)
   plot(results, pathlib.Path(args.plot) if args.plot
        else output.with_suffix(".png"))

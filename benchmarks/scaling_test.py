@@ -100,3 +100,19 @@ def test_directory_bytes_counts_nested_files(tmp_path):
   (tmp_path / "g").write_bytes(b"y" * 5)
   assert scaling.directory_bytes(tmp_path) == 15
   assert scaling.directory_bytes(tmp_path / "missing") == 0
+
+
+def test_merge_results_keeps_both_sessions_measurements():
+  def results(runs, pipeline, started):
+    return {"runs": runs, "full_pipeline": pipeline, "generation": {},
+            "sessions": [{"started": started, "command": "c"}]}
+
+  theirs = results([_run(100_000, 1, "ExampleGen", 10.0, 500.0),
+                    _run(100_000, 1, "Transform", 50.0, 900.0)],
+                   {"1000000": {"status": "ok"}}, "t1")
+  ours = results([_run(100_000, 1, "Transform", 40.0, 1000.0)], {}, "t2")
+  merged = scaling.merge_results(ours, theirs)
+  assert sorted((run["step"], run["seconds"]) for run in merged["runs"]) == [
+      ("ExampleGen", 10.0), ("Transform", 40.0)]
+  assert merged["full_pipeline"] == {"1000000": {"status": "ok"}}
+  assert [session["started"] for session in merged["sessions"]] == ["t1", "t2"]
