@@ -460,7 +460,9 @@ def goal_verdict(levels: list[dict]) -> dict:
 def run_benchmark(args: argparse.Namespace, command: str) -> dict:
   started = time.perf_counter()
   scratch = tempfile.mkdtemp(prefix="serving_bench_")
+  # A run under `nice -n -10` says so: other jobs then preempt it less.
   result = {"command": command, "machine": common.machine(),
+            "niceness": os.nice(0),
             "requests_per_level": args.requests, "blocks": args.blocks,
             "k": args.k}
   process = None
@@ -562,7 +564,8 @@ def format_table(result: dict) -> str:
       f"{result['requests']['eval_users']} eval users of "
       f"{result['requests']['dataset']}; k {result['k']}",
       f"load average start {result['machine']['load_average']} end "
-      f"{result['load_average_end']}; {recall_key} of "
+      f"{result['load_average_end']}, niceness {result['niceness']}; "
+      f"{recall_key} of "
       f"{serving_names.RETRIEVE_SCANN} vs exact: {result[recall_key]}",
       common.aligned_table(
           ["conc signature", "ok", "fail", "QPS", "p50 ms", "p90 ms",
