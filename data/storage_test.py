@@ -3,6 +3,7 @@
 import pytest
 
 from data import storage
+from tests import object_store as object_store_lib
 from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
 
 
@@ -66,25 +67,12 @@ def test_access_check_passes_a_usable_bucket(object_store):
   assert object_store.keys() == []  # The write probe is removed again.
 
 
-@pytest.mark.parametrize("fault, env, message", [
-    ("missing bucket", {}, "bucket 'vrec-no-such-bucket' does not exist"),
-    ("wrong key", {"AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG1"},
-     "access denied"),
-    ("unreachable endpoint", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
-     "cannot reach the object store at http://127.0.0.1:9"),
-    ("missing credentials",
-     {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
-     "no credentials for object storage"),
-])
+@pytest.mark.parametrize("fault, env, message", object_store_lib.STORAGE_FAULTS)
 def test_access_check_names_each_fault_in_one_line(object_store, monkeypatch,
                                                    fault, env, message):
-  for variable, value in env.items():
-    if value is None:
-      monkeypatch.delenv(variable)
-    else:
-      monkeypatch.setenv(variable, value)
-  uri = ("s3://vrec-no-such-bucket/ws" if fault == "missing bucket"
-         else object_store.uri("ws"))
+  object_store_lib.set_env(monkeypatch, env)
+  uri = (f"s3://{object_store_lib.MISSING_BUCKET}/ws"
+         if fault == "missing bucket" else object_store.uri("ws"))
 
   for write in (True, False):
     with pytest.raises(storage.StorageError, match=message) as raised:

@@ -3,7 +3,8 @@
 A background poller (`serving.server`) calls `ModelRegistry.refresh`: new
 version directories are loaded, the chosen versions are served and the others
 unloaded. Requests hold the servable they started with, so a swap never drops
-an in-flight request.
+an in-flight request. The base path is scanned through `tf.io.gfile`, so it
+may be in object storage (`s3://bucket/serving`), as with TF Serving.
 """
 
 from __future__ import annotations
@@ -79,26 +80,34 @@ def parse_version(directory_name: str) -> Optional[int]:
   return None
 
 
+# What scanning a base path raises: OSError locally, OpError (NotFoundError,
+# ...) from tf.io.gfile's other file systems.
+SCAN_ERRORS = (OSError, tf.errors.OpError)
+
+
+def _subdirectories(path: str) -> dict[str, str]:
+  """The directories in `path`, name -> path."""
+  names = (name.rstrip("/") for name in tf.io.gfile.listdir(path))
+  return {name: os.path.join(path, name) for name in names
+          if tf.io.gfile.isdir(os.path.join(path, name))}
+
+
 def ready_versions(model_dir: str) -> dict[int, str]:
   """Version directories that hold a `saved_model.pb`, by version."""
-  versions = {}
-  with os.scandir(model_dir) as entries:
-    for entry in entries:
-      version = parse_version(entry.name)
-      if (version is not None and entry.is_dir() and
-          os.path.isfile(os.path.join(entry.path, servables.SAVED_MODEL_FILE))):
-        versions[version] = entry.path
-  return versions
+  return {parse_version(name): path
+          for name, path in _subdirectories(model_dir).items()
+          if parse_version(name) is not None and tf.io.gfile.exists(
+              os.path.join(path, servables.SAVED_MODEL_FILE))}
 
 
 def _fingerprint(path: str) -> tuple:
   """Changes whenever a file under `path` is added, removed or rewritten."""
   files = []
-  for root, _, names in os.walk(path):
+  for root, _, names in tf.io.gfile.walk(path):
     for file_name in names:
-      stat = os.stat(os.path.join(root, file_name))
+      stat = tf.io.gfile.stat(os.path.join(root, file_name))
       files.append((os.path.relpath(os.path.join(root, file_name), path),
-                    stat.st_size, stat.st_mtime_ns))
+                    stat.length, stat.mtime_nsec))
   return tuple(sorted(files))
 
 
@@ -188,7 +197,7 @@ class ModelRegistry:
     with self._refresh_lock:
       try:
         model_dirs = self._model_dirs()
-      except OSError as error:
+      except SCAN_ERRORS as error:
         # TF Serving keeps waiting for the base path to appear; so do we.
         _LOG.warning("Cannot scan %s: %s", self._model_base_path, error)
         return
@@ -196,7 +205,7 @@ class ModelRegistry:
         try:
           self._refresh_model(name, ready_versions(model_dirs[name])
                               if name in model_dirs else {})
-        except OSError as error:
+        except SCAN_ERRORS as error:
           # Files vanishing mid-scan must not stop the other models' refresh;
           # what is loaded keeps serving.
           _LOG.warning("Cannot refresh model %s: %s", name, error)
@@ -206,10 +215,10 @@ class ModelRegistry:
       return {self._model_name: self._model_base_path}
     # Hidden directories are staging areas; names that no request may use
     # are not worth loading.
-    with os.scandir(self._model_base_path) as entries:
-      return {entry.name: entry.path for entry in entries
-              if entry.is_dir() and not entry.name.startswith(".") and
-              errors.MODEL_NAME_PATTERN.fullmatch(entry.name)}
+    return {name: path
+            for name, path in _subdirectories(self._model_base_path).items()
+            if not name.startswith(".") and
+            errors.MODEL_NAME_PATTERN.fullmatch(name)}
 
   def _refresh_model(self, name: str, available: Mapping[int, str]) -> None:
     """Loads the versions the policy wants, newest first, then unloads.

@@ -11,6 +11,9 @@ An indexed retrieval model is one TF Serving version directory:
 
 Stock TF Serving ignores `assets.extra/`, so it serves the same directory as a
 plain SavedModel; the CPU retrieval service in `serving/` also loads the index.
+The version directory may be in object storage (`s3://...`): ScaNN reads local
+files only, so `load` reads a local scratch copy (the index builder likewise
+writes locally, then copies).
 ScaNN's tree + asymmetric hashing + reordering are all single-machine, so the
 index itself is built on one worker.
 """
@@ -27,6 +30,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from data import storage
 from serving import multi_vector
 
 INDEX_SUBDIR = os.path.join("assets.extra", "scann_index")
@@ -87,7 +91,7 @@ def index_dir(model_version_dir: str) -> str:
 
 
 def has_index(model_version_dir: str) -> bool:
-  return os.path.isfile(os.path.join(index_dir(model_version_dir), _CONFIG_FILE))
+  return storage.isfile(storage.join(index_dir(model_version_dir), _CONFIG_FILE))
 
 
 def _load_relocated_searcher(searcher_dir: str):
@@ -172,6 +176,12 @@ class ScannIndex:
     Raises:
       FileNotFoundError: if the directory holds no index.
     """
+    if storage.is_remote(model_version_dir):
+      if not has_index(model_version_dir):
+        raise FileNotFoundError(f"no ScaNN index at {index_dir(model_version_dir)}")
+      with tempfile.TemporaryDirectory(prefix="scann_index_") as scratch:
+        storage.download_dir(index_dir(model_version_dir), index_dir(scratch))
+        return cls.load(scratch)
     directory = index_dir(model_version_dir)
     config_path = os.path.join(directory, _CONFIG_FILE)
     if not os.path.isfile(config_path):

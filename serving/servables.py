@@ -190,7 +190,7 @@ class Servable:
 
 def _serving_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
   """The "serve" MetaGraphDef of a SavedModel, which holds its SignatureDefs."""
-  with open(os.path.join(path, SAVED_MODEL_FILE), "rb") as f:
+  with tf.io.gfile.GFile(os.path.join(path, SAVED_MODEL_FILE), "rb") as f:
     saved_model = saved_model_pb2.SavedModel.FromString(f.read())
   for meta_graph in saved_model.meta_graphs:
     if set(meta_graph.meta_info_def.tags) == {_SERVE_TAG}:

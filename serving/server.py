@@ -7,7 +7,8 @@ It serves every model under a base path laid out as TF Serving expects,
 switch between it and `tensorflow_model_server` by changing the address.
 
 A background poller keeps the served versions in line with the disk and the
-version policy. The parts, each usable on its own:
+version policy; the base path may be in object storage (`s3://bucket/serving`,
+through `tf.io.gfile`), which is polled the same way, as TF Serving does. The parts, each usable on its own:
 
 - `serving.model_registry`: version policy, loading and unloading;
 - `serving.servables`: a loaded version and its signatures, including the
@@ -40,6 +41,7 @@ from serving import errors
 from serving import model_registry
 from serving import request_metrics
 from serving import rpc_handlers
+from transforms import filesystems
 
 _LOG = logging.getLogger(__name__)
 
@@ -313,7 +315,8 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument(
       "--model_base_path", required=True,
       help="<base> holding <name>/<version>/ for every model; with "
-           "--model_name, the <base>/<name> directory of that one model")
+           "--model_name, the <base>/<name> directory of that one model; a "
+           "local path or a URI such as s3://bucket/serving")
   parser.add_argument("--model_name",
                       help="serve only this model, from --model_base_path")
   parser.add_argument("--bind_address", default="127.0.0.1",
@@ -401,4 +404,4 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  raise SystemExit(main())
+  filesystems.exit_process(main())

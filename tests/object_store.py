@@ -21,6 +21,9 @@ object_store, object_store_server  # noqa: F401`):
   object_store_server: one server for the session, stopped at its end.
   object_store: a fresh bucket per test, with `os.environ` set to its
     `env()` for the test's duration.
+
+`STORAGE_FAULTS` lists the faults every storage entry point must report in
+one line; `set_env` applies one's variables with a pytest monkeypatch.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Iterator
+from typing import Iterator, Mapping, Optional
 
 import pytest
 
@@ -48,6 +51,18 @@ _USER = "vrec-tests"
 # server accepts; every later request must be signed with that key.
 _UNAUTHENTICATED_SETUP_CALLS = 3
 _START_TIMEOUT_S = 60
+# A bucket no test creates.
+MISSING_BUCKET = "vrec-no-such-bucket"
+# (fault, environment overrides (None unsets), words its one-line error holds).
+STORAGE_FAULTS = [
+    ("missing bucket", {}, f"bucket '{MISSING_BUCKET}' does not exist"),
+    ("wrong key", {"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, "access denied"),
+    ("unreachable endpoint", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+     "cannot reach the object store at http://127.0.0.1:9"),
+    ("missing credentials",
+     {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
+     "no credentials for object storage"),
+]
 _ALLOW_ALL_S3 = json.dumps({
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
@@ -118,6 +133,16 @@ class ObjectStore:
                   for page in paginator.paginate(Bucket=self.bucket,
                                                  Prefix=prefix)
                   for item in page.get("Contents", []))
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch,
+            env: Mapping[str, Optional[str]]) -> None:
+  """Sets each variable of `env` for the test; None unsets it."""
+  for name, value in env.items():
+    if value is None:
+      monkeypatch.delenv(name, raising=False)
+    else:
+      monkeypatch.setenv(name, value)
 
 
 class MotoServer:
@@ -216,6 +241,5 @@ def object_store_server() -> Iterator[MotoServer]:
 def object_store(object_store_server, monkeypatch) -> ObjectStore:
   """A fresh bucket, with this process's environment pointing at it."""
   store = object_store_server.create_store()
-  for name, value in store.env().items():
-    monkeypatch.setenv(name, value)
+  set_env(monkeypatch, store.env())
   return store

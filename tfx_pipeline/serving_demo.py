@@ -3,16 +3,16 @@
 This is the last step of `python -m tfx_pipeline run`: it starts the project's
 gRPC server (TF Serving's protocol) on the serving directory, sends real
 Predict requests for held-out users through the `tensorflow-serving-api`
-client, prints their top items with titles, and stops the server.
+client, prints their top items with titles, and stops the server. The
+serving directory and the dataset may be in object storage.
 """
 
 from __future__ import annotations
 
-import os
-
 from data import contract
 from data import examples
 from data import features
+from data import storage
 from models import serving_names
 from serving import client
 from serving import server
@@ -26,8 +26,9 @@ def _title(titles: dict[str, str], item_id: str) -> str:
 
 
 def has_pushed_model(config: config_lib.PipelineConfig) -> bool:
-  return os.path.isdir(config.push_dir) and any(
-      name.isdigit() for name in os.listdir(config.push_dir))
+  """Whether a version was pushed; the push directory may be a URI."""
+  return storage.isdir(config.push_dir) and any(
+      name.isdigit() for name in storage.listdir(config.push_dir))
 
 
 def recommend_for_eval_users(config: config_lib.PipelineConfig,

@@ -13,6 +13,11 @@ One set of settings serves every client: the standard AWS variables, which
 s3fs (`data.storage`) and boto3 (Beam) read; `configure_s3_from_aws_env`
 copies the endpoint into the names the plugin reads (`S3_ENDPOINT`,
 `S3_USE_HTTPS`, `S3_VERIFY_SSL`).
+
+Beam 2.59's S3 file system builds a new boto3 session and client, parsing
+botocore's service models again, for every file operation; finalizing one
+Beam write does dozens, which took minutes per component on two cores. The
+same hook makes Beam's S3 wrapper reuse one client per setting.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ import importlib.abc
 import importlib.util
 import os
 import sys
-from typing import NoReturn
+import threading
+import types
+from typing import Callable, NoReturn
 
 _TENSORFLOW = "tensorflow"
 _PLUGIN_MODULE = "tensorflow_io"
+_BEAM_S3_CLIENT_MODULE = "apache_beam.io.aws.clients.s3.boto3_client"
 
 
 def configure_s3_from_aws_env(environ=os.environ) -> None:
@@ -43,36 +51,74 @@ def configure_s3_from_aws_env(environ=os.environ) -> None:
   environ.setdefault("S3_VERIFY_SSL", secure)
 
 
-def _register() -> None:
+def _register(_) -> None:
   __import__(_PLUGIN_MODULE)
 
 
-class _RegisterAfterTensorFlow(importlib.abc.MetaPathFinder):
-  """Finds `tensorflow` as usual, then imports the plugin after it has loaded."""
+class SharedBoto3Clients:
+  """Stands in for `boto3` in Beam's S3 wrapper: one client per setting.
+
+  Beam calls `boto3.session.Session().client(**settings)`; here that returns
+  the client made for equal settings before (boto3 clients are thread-safe).
+  """
+
+  def __init__(self, boto3):
+    self._boto3 = boto3
+    self._clients = {}
+    self._lock = threading.Lock()
+    self.session = types.SimpleNamespace(Session=lambda: self)
+
+  def client(self, **settings):
+    key = tuple(sorted(settings.items()))
+    with self._lock:
+      if key not in self._clients:
+        self._clients[key] = self._boto3.session.Session().client(**settings)
+      return self._clients[key]
+
+
+def _share_beam_s3_clients(module: types.ModuleType) -> None:
+  if module.boto3 is not None and not isinstance(module.boto3,
+                                                 SharedBoto3Clients):
+    module.boto3 = SharedBoto3Clients(module.boto3)
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+  """Finds module `name` as usual, then calls `then(module)` once it has loaded."""
+
+  def __init__(self, name: str, then: Callable[[types.ModuleType], None]):
+    self.name = name
+    self._then = then
 
   def find_spec(self, fullname, path, target=None):  # pylint: disable=unused-argument
-    if fullname != _TENSORFLOW:
+    if fullname != self.name:
       return None
     sys.meta_path.remove(self)
     spec = importlib.util.find_spec(fullname)
-    load_tensorflow = spec.loader.exec_module
+    load = spec.loader.exec_module
 
-    def load_then_register(module):
-      load_tensorflow(module)
-      _register()
+    def load_then(module):
+      load(module)
+      self._then(module)
 
-    spec.loader.exec_module = load_then_register
+    spec.loader.exec_module = load_then
     return spec
 
 
-def register_when_tensorflow_loads() -> None:
-  """Registers tensorflow-io's file systems now or when TensorFlow is imported."""
-  configure_s3_from_aws_env()
-  if _TENSORFLOW in sys.modules:
-    _register()
-  elif not any(isinstance(finder, _RegisterAfterTensorFlow)
+def _after_import(name: str, then: Callable[[types.ModuleType], None]) -> None:
+  """Calls `then(module)` now if `name` is loaded, else right after it loads."""
+  if name in sys.modules:
+    then(sys.modules[name])
+  elif not any(isinstance(finder, _AfterImport) and finder.name == name
                for finder in sys.meta_path):
-    sys.meta_path.insert(0, _RegisterAfterTensorFlow())
+    sys.meta_path.insert(0, _AfterImport(name, then))
+
+
+def register_when_tensorflow_loads() -> None:
+  """Registers tensorflow-io's file systems now or when TensorFlow is
+  imported, and makes Beam's S3 wrapper share its clients once it loads."""
+  configure_s3_from_aws_env()
+  _after_import(_TENSORFLOW, _register)
+  _after_import(_BEAM_S3_CLIENT_MODULE, _share_beam_s3_clients)
 
 
 def exit_process(code: int) -> NoReturn:

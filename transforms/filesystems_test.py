@@ -1,11 +1,13 @@
-"""transforms.filesystems: tf.io.gfile reaches s3:// in a process of the project."""
+"""transforms.filesystems: tf.io.gfile reaches s3:// in a process of the project,
+and Beam's S3 wrapper shares its clients."""
 
 import subprocess
 import sys
 import textwrap
 
-from transforms import filesystems
+from tests import prerequisites
 from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
+from transforms import filesystems
 
 
 def test_the_plugin_variables_follow_the_aws_endpoint():
@@ -50,3 +52,19 @@ def test_tensorflow_writes_to_s3_and_the_process_exits_cleanly(object_store):
   body = object_store.client().get_object(Bucket=object_store.bucket,
                                           Key="tf/x.txt")["Body"].read()
   assert body == b"from tensorflow"
+
+
+def test_beams_s3_wrapper_reuses_one_client_per_setting():
+  boto3_client = prerequisites.module("apache_beam.io.aws.clients.s3.boto3_client")
+  shared = boto3_client.boto3
+  assert isinstance(shared, filesystems.SharedBoto3Clients)
+
+  settings = {"service_name": "s3", "region_name": "us-east-1",
+              "endpoint_url": "http://127.0.0.1:9", "aws_access_key_id": "a",
+              "aws_secret_access_key": "b"}
+  first = shared.session.Session().client(**settings)
+  assert shared.session.Session().client(**settings) is first
+  assert shared.session.Session().client(
+      **dict(settings, aws_access_key_id="c")) is not first
+  assert boto3_client.Client({"s3_endpoint_url": "http://127.0.0.1:9"}).client is (
+      boto3_client.Client({"s3_endpoint_url": "http://127.0.0.1:9"}).client)
