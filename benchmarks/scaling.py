@@ -233,9 +233,15 @@ def _step_seconds(workspace: str, step: Step) -> dict[str, float]:
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-  """When a child is killed: its tree's resident memory, and its run time."""
+  """When a child is killed: its tree's resident memory, its run time, or
+  the session's end (`time.time()` of it)."""
   max_rss_bytes: float
   step_timeout_s: float
+  session_ends: float = float("inf")
+
+  def timeout_s(self) -> float:
+    """The time the next child may take."""
+    return min(self.step_timeout_s, self.session_ends - time.time())
 
 
 def generated_log(data_root: pathlib.Path, size: int, seed: int) -> dict:
@@ -278,7 +284,7 @@ def measure_steps(dataset_dir: str, size: int, workers: int,
          "--dataset-dir", dataset_dir, "--workspace", str(workspace),
          "--workers", str(workers)],
         workspace / f"{step.name}.log", budget.max_rss_bytes,
-        budget.step_timeout_s)
+        budget.timeout_s())
     node_seconds = (_step_seconds(str(workspace), step)
                     if child.status == "ok" else {})
     seconds = node_seconds.get(step.nodes[-1])
@@ -320,7 +326,8 @@ def measure_full_pipeline(dataset_dir: str, size: int,
        "--dataset", "contract", "--dataset-dir", dataset_dir,
        "--workspace", str(workspace / "run"), "--hparam", "epochs=1",
        "--output", str(output)],
-      workspace / "pipeline.log", budget.max_rss_bytes, timeout_s)
+      workspace / "pipeline.log", budget.max_rss_bytes,
+      min(timeout_s, budget.timeout_s()))
   result = {"size": size, **{key: value for key, value
                              in dataclasses.asdict(child).items()
                              if key != "output_tail"}}
@@ -504,6 +511,9 @@ def main(argv=None) -> int:
   parser.add_argument("--step-timeout-s", type=float, default=2700,
                       help="kill a step running longer (default: %(default)s)")
   parser.add_argument("--pipeline-timeout-s", type=float, default=2400)
+  parser.add_argument("--session-timeout-s", type=float, default=float("inf"),
+                      help="kill the running step when this session has run "
+                      "this long, and start no other (default: no limit)")
   parser.add_argument("--output", default=str(common.RESULTS_DIR /
                                               "scaling.json"),
                       help="results JSON, merged into if it exists "
@@ -526,7 +536,8 @@ def main(argv=None) -> int:
   results["sessions"].append({
       "command": common.command(MODULE, argv), "machine": common.machine(),
       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-  budget = Budget(args.max_rss_gib * 2**30, args.step_timeout_s)
+  budget = Budget(args.max_rss_gib * 2**30, args.step_timeout_s,
+                  time.time() + args.session_timeout_s)
   data_root = pathlib.Path(args.data_root or tempfile.mkdtemp(
       prefix="vrec_scaling_"))
   done = {(run["size"], run["workers"]) for run in results["runs"]}
@@ -539,6 +550,10 @@ def main(argv=None) -> int:
     for workers in args.workers:
       if (size, workers) in done:
         common.log(f"{size:,} rows, {workers} worker(s): in {output}, skipped")
+        continue
+      if budget.timeout_s() <= 0:
+        common.log(f"{size:,} rows, {workers} worker(s): session over, "
+                   "not started")
         continue
       if any((workers, step.name) in broken for step in STEPS):
         common.log(f"{size:,} rows, {workers} worker(s): a step broke at a "

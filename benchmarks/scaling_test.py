@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -116,3 +117,10 @@ def test_merge_results_keeps_both_sessions_measurements():
       ("ExampleGen", 10.0), ("Transform", 40.0)]
   assert merged["full_pipeline"] == {"1000000": {"status": "ok"}}
   assert [session["started"] for session in merged["sessions"]] == ["t1", "t2"]
+
+
+def test_budget_gives_a_step_no_more_than_the_session_has_left():
+  assert scaling.Budget(2**30, 300).timeout_s() == 300
+  ending_soon = scaling.Budget(2**30, 300, time.time() + 60).timeout_s()
+  assert 50 < ending_soon <= 60
+  assert scaling.Budget(2**30, 300, time.time() - 1).timeout_s() < 0
