@@ -339,10 +339,22 @@ def measure_full_pipeline(dataset_dir: str, size: int,
     result["pushed"] = bool(run["pushed_dir"])
   else:
     result["output_tail"] = child.output_tail[-1500:]
+    result["components"] = _finished_components(workspace / "run")
   common.log(f"  {child.status}: {child.wall_s} s wall, peak RSS "
              f"{child.peak_rss_mib:,.0f} MiB, pushed: {result.get('pushed')}")
   shutil.rmtree(workspace, ignore_errors=True)
   return result
+
+
+def _finished_components(workspace: pathlib.Path) -> dict[str, float]:
+  """Seconds of the components a stopped pipeline run finished, from MLMD."""
+  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  stores = sorted(workspace.glob("metadata/*/metadata.sqlite"))
+  if not stores:
+    return {}
+  return {run.component: round(run.seconds, 1)
+          for run in run_summary.summarize(str(stores[0])).components
+          if run.state == "complete"}
 
 
 def summarize(runs: Sequence[dict]) -> dict:
