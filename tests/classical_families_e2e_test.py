@@ -1,14 +1,20 @@
-"""End-to-end: `ease` and `item_knn` trained by the Trainer's `run_fn`.
+"""End-to-end: `ease` and `item_knn` in one pipeline run, one gated on the other.
 
-No pipeline run of their own: each family is trained through
-`models.trainer.run_fn` on the Transform output of the shared blessed run
-(`pipeline_fixtures.sample_runs`), exactly as the pipeline's Trainer would.
-Its export is then checked the way the Evaluator, the Pusher's consumers and
-the gRPC server use it: `evaluate` on the raw eval examples beats
-most-popular on Recall@50, the SavedModel loads and answers in a bare
-TensorFlow process, and `serving.server` serves it like any retrieval model.
-The pipeline topology of these families (no ScaNN index, the Trainer's
-model pushed) is checked in `tfx_pipeline/pipeline_test.py`.
+One run on the MovieLens sample (`pipeline_fixtures.write_movielens_sample`):
+`item_knn` is the model, `ease` its classical baseline (its own
+`BaselineTrainer_ease` and `Evaluator_ease`), and `gate.baseline=ease` makes
+the Pusher read BaselineGate's blessing. On this sample EASE^R beats item-kNN,
+so the Evaluator blesses the model (fresh workspace, bound 0.05) but the
+BaselineGate does not, and nothing is pushed. Both families were trained by
+the pipeline's Trainer (`models.trainer.run_fn`), tuning their
+hyperparameters on validation, and each export is then checked the way the
+Evaluator, the Pusher's consumers and the gRPC server use it: `evaluate` on
+the raw eval examples beats most-popular on Recall@50, the SavedModel loads
+and answers in a bare TensorFlow process, and `serving.server` serves it like
+any retrieval model. The summary and the HTML report show the model beside
+its baselines and both Trainers' learning curves. The topology of these
+families (no ScaNN index, the Trainer's model pushed) is checked in
+`tfx_pipeline/pipeline_test.py`.
 """
 
 import glob
@@ -18,58 +24,100 @@ import pathlib
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx import v1 as tfx
-from tfx.components.trainer import fn_args_utils
-from tfx.components.util import tfxio_utils
-from tfx.types import artifact_utils
-from tfx.types import standard_artifacts
-from tfx.utils import io_utils
 
 from models import export_testing
-from models import families
 from models import serving_names
-from models import trainer
 from serving import testing_grpc
+from tests import pipeline_fixtures
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import evaluation
+from tfx_pipeline import local_runner
+from tfx_pipeline import report_html
 from tfx_pipeline import retrieval_metrics
+from tfx_pipeline import run_summary
 
 pytestmark = pytest.mark.e2e
 
 # The Trainer's file layout: the Pusher copies `Format-Serving/`.
 _SERVING_SUBDIR = "Format-Serving"
 _RECALL_K = 50
+_MODEL, _BASELINE = "item_knn", "ease"
+# Where each family's model is in the run.
+_MODEL_ARTIFACTS = {_MODEL: "Trainer.model",
+                    _BASELINE: f"BaselineTrainer_{_BASELINE}.model"}
 
 
-def _transformed_examples(uri: str) -> standard_artifacts.Examples:
-  examples = standard_artifacts.Examples()
-  examples.uri = uri
-  examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
-  return examples
+@pytest.fixture(scope="module")
+def gated_run(tmp_path_factory):
+  """(config, summary) of item_knn gated on ease, on the MovieLens sample."""
+  dataset_dir = pipeline_fixtures.write_movielens_sample(
+      tmp_path_factory.mktemp("movielens_sample"))
+  config = pipeline_fixtures.sample_config(
+      tmp_path_factory.mktemp("workspace"), dataset_dir, model_family=_MODEL,
+      baselines=config_lib.BaselinesConfig(families=[_BASELINE]),
+      gate=config_lib.GateConfig(baseline=_BASELINE))
+  config.hparams = {}
+  local_runner.run(config)
+  return config, run_summary.summarize(config.metadata_path)
 
 
-def _fn_args(summary, family: str, model_uri: str):
-  """What the Trainer hands `run_fn` for `family` in the blessed run."""
-  examples = [_transformed_examples(
-      summary.artifacts["Transform.transformed_examples"])]
-  return tfx.components.FnArgs(
-      train_files=[io_utils.all_files_pattern(uri) for uri in
-                   artifact_utils.get_split_uris(examples, "train")],
-      transform_output=summary.artifacts["Transform.transform_graph"],
-      serving_model_dir=os.path.join(model_uri, _SERVING_SUBDIR),
-      custom_config={families.FAMILY_KEY: family, families.HPARAMS_KEY: {},
-                     families.SEED_KEY: 0},
-      data_accessor=fn_args_utils.DataAccessor(
-          tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact(
-              examples, []),
-          record_batch_factory=None, data_view_decode_fn=None))
+@pytest.fixture(scope="module", params=sorted(_MODEL_ARTIFACTS))
+def trained(request, gated_run):
+  """(family, serving dir, run summary) of a model the run trained."""
+  _, summary = gated_run
+  return (request.param,
+          os.path.join(summary.artifacts[_MODEL_ARTIFACTS[request.param]],
+                       _SERVING_SUBDIR),
+          summary)
 
 
-@pytest.fixture(scope="module", params=["ease", "item_knn"])
-def trained(request, sample_runs, tmp_path_factory):
-  """(family, serving dir, blessed run summary) of a `run_fn`-trained model."""
-  model_uri = str(tmp_path_factory.mktemp(request.param))
-  trainer.run_fn(_fn_args(sample_runs.blessed, request.param, model_uri))
-  return (request.param, os.path.join(model_uri, _SERVING_SUBDIR),
-          sample_runs.blessed)
+def test_a_model_that_does_not_beat_its_baseline_is_not_pushed(gated_run):
+  config, summary = gated_run
+  states = {run.component: run.state for run in summary.components}
+  assert {"Trainer", "BaselineTrainer_ease", "Evaluator", "Evaluator_ease",
+          "BaselineGate", "Pusher"} <= set(states)
+  assert all(state == "complete" for state in states.values()), states
+  # The Evaluator blessed the model: only the baseline comparison refuses it.
+  assert os.path.isfile(os.path.join(summary.artifacts["Evaluator.blessing"],
+                                     "BLESSED"))
+  gate = summary.baseline_gate
+  overall = summary.metrics["overall"]
+  assert gate.evaluator_blessed and gate.metric == config.gate.metric
+  assert gate.model_value == overall[
+      f"{evaluation.MODEL_OUTPUT}/{config.gate.metric}"]
+  assert gate.baseline_value == summary.baseline_metrics[_BASELINE][
+      f"{evaluation.MODEL_OUTPUT}/{config.gate.metric}"]
+  assert gate.model_value < gate.baseline_value and not gate.blessed
+  assert summary.blessed is False and summary.pushed_dir is None
+  assert pipeline_fixtures.pushed_versions(config.push_dir) == []
+
+
+def test_summary_and_report_show_the_model_beside_its_baseline(gated_run):
+  _, summary = gated_run
+  text = run_summary.format_summary(
+      summary, "metrics", [(_MODEL, evaluation.MODEL_OUTPUT),
+                           ("most-popular", evaluation.BASELINE_OUTPUT)],
+      evaluation.metric_names())
+  lines = text.splitlines()
+  assert "eval split protocol: leave_last_out" in lines
+  for label in (_MODEL, _BASELINE, "most-popular"):
+    assert any(line.startswith(f"{label:24s} ") for line in lines), label
+  assert any(line.startswith(
+      f"strongest baseline by recall_at_50: {_BASELINE} ") and
+             line.endswith(")") and "does not beat it" in line
+             for line in lines), text
+  # Both Trainers searched their hyperparameters on validation.
+  assert set(summary.learning_curves) == {"Trainer", "BaselineTrainer_ease"}
+  assert summary.learning_curves["BaselineTrainer_ease"].chosen.keys() == {
+      "l2"}
+  assert summary.learning_curves["Trainer"].chosen.keys() == {
+      "neighbours", "shrinkage"}
+  page = open(report_html.write_run_report(summary), encoding="utf-8").read()
+  assert "<h2>Model and baselines</h2>" in page
+  assert "<strong>BaselineGate</strong>" in page and "not blessed" in page
+  assert "learning_curve_BaselineTrainer_ease.png" in page
+  assert "learning_curve_Trainer.png" in page
+  assert "eval split protocol" in page
 
 
 def _raw_eval_examples(summary) -> list[bytes]:

@@ -36,7 +36,8 @@ def gmn_run(tmp_path_factory):
       pipeline_name="gmn-e2e", dataset="contract", dataset_dir=str(dataset_dir),
       workspace=str(tmp_path_factory.mktemp("workspace")), model_family="gmn",
       hparams=dict(TINY_GMN),
-      gate=config_lib.GateConfig(lower_bound=0.0, max_regression=1.0))
+      gate=config_lib.GateConfig(lower_bound=0.0, max_regression=1.0),
+      baselines=config_lib.BaselinesConfig(families=[]))
   local_runner.run(config)
   return config, run_summary.summarize(config.metadata_path)
 
