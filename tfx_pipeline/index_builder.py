@@ -50,6 +50,7 @@ from data import features
 from models import serving_names
 from serving import multi_vector
 from serving import scann_index
+from transforms import filesystems
 
 METRICS_NAMESPACE = "index_builder"
 ITEMS_EMBEDDED_COUNTER = "items_embedded"
@@ -376,3 +377,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
   main(sys.argv[1:])
+  filesystems.exit_process(0)
