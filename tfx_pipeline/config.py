@@ -32,8 +32,10 @@ class ExamplesConfig:
     history_length: most recent history items kept per example.
     ctr_negatives: for ranking families, label-0 examples sampled per
       positive (by train popularity, among items the user never chose).
-    negative_seed: seed of that sampling; part of the data, so kept apart
-      from the training seed.
+    negative_seed: seed of that sampling and of the eval user sample; part
+      of the data, so kept apart from the training seed.
+    eval_max_users: if > 0, eval keeps a seeded sample of this many users,
+      for logs too large to evaluate every user; train is unchanged.
   """
   split: str = "leave_last_out"
   temporal_cut_quantile: float = 0.9
@@ -41,6 +43,7 @@ class ExamplesConfig:
   history_length: int = 50
   ctr_negatives: int = 4
   negative_seed: int = 0
+  eval_max_users: int = 0
 
 
 @dataclasses.dataclass

@@ -68,7 +68,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
       ctr_negatives=(config.examples.ctr_negatives if family.is_ranking else 0),
       negative_seed=config.examples.negative_seed,
       split=config.examples.split,
-      temporal_cut_quantile=config.examples.temporal_cut_quantile)
+      temporal_cut_quantile=config.examples.temporal_cut_quantile,
+      eval_max_users=config.examples.eval_max_users)
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
