@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import collections
 import json
-import os
 
 import apache_beam as beam
 import pandas as pd
 import pytest
-import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from data import contract
 from data import examples
 from data import importers
 from tests import prerequisites
+from tfx_pipeline.components import example_gen_testing
 from tfx_pipeline.components import interaction_example_beam
 
 # Users of the Grocery sample: the whole log (14,681 users) takes minutes
@@ -23,37 +21,15 @@ from tfx_pipeline.components import interaction_example_beam
 GROCERY_SAMPLE_USERS = 2000
 
 
-def _canonical(example: tf.train.Example) -> tuple:
-  """A hashable form of an example that ignores feature order."""
-  features = []
-  for name, feature in example.features.feature.items():
-    kind = feature.WhichOneof("kind")
-    features.append((name, tuple(getattr(feature, kind).value) if kind else ()))
-  return tuple(sorted(features))
-
-
-def _written(split_dir: str) -> collections.Counter:
-  files = tf.io.gfile.glob(os.path.join(split_dir, "*"))
-  assert files, f"nothing written in {split_dir}"
-  return collections.Counter(
-      _canonical(tf.train.Example.FromString(record.numpy()))
-      for record in tf.data.TFRecordDataset(files, compression_type="GZIP"))
-
-
-def _expected(rows: list[dict]) -> collections.Counter:
-  return collections.Counter(
-      _canonical(interaction_example_beam.to_tf_example(row)) for row in rows)
-
-
-def _run(dataset_dir, tmp_path, **options) -> dict[str, collections.Counter]:
+def _run(dataset_dir, tmp_path, **options) -> dict:
   job = interaction_example_beam.ExampleGenJob(
       dataset_dir=str(dataset_dir),
       split_dirs={split: str(tmp_path / "out" / split)
                   for split in (examples.TRAIN, examples.EVAL)},
       summary_path=str(tmp_path / "out" / "summary.json"), **options)
-  interaction_example_beam.run(
-      beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])), job)
-  return {split: _written(split_dir)
+  interaction_example_beam.run(beam.Pipeline(options=PipelineOptions(
+      ["--runner=DirectRunner", "--direct_running_mode=in_memory"])), job)
+  return {split: example_gen_testing.written_examples(split_dir)
           for split, split_dir in job.split_dirs.items()}
 
 
@@ -63,8 +39,10 @@ def _assert_equal_to_build_rows(dataset_dir, tmp_path, **options):
                    if name != "chunk_rows"}
   rows = examples.build_rows(contract.load_dataset(dataset_dir),
                              **build_options)
-  assert written[examples.TRAIN] == _expected(rows.train)
-  assert written[examples.EVAL] == _expected(rows.eval)
+  assert written[examples.TRAIN] == example_gen_testing.expected_examples(
+      rows.train)
+  assert written[examples.EVAL] == example_gen_testing.expected_examples(
+      rows.eval)
   return written
 
 
