@@ -478,7 +478,7 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
                 real_vectors.shape[1],
                 "index": "the pushed model's own (ScannIndexGen)"}
     item_ids, vectors = real_ids, real_vectors
-    if args.candidates > len(real_ids):
+    if args.candidates:
       item_ids, vectors = grow_database(real_ids, real_vectors,
                                         args.candidates, args.noise_scale,
                                         args.seed)
