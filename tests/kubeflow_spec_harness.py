@@ -114,10 +114,13 @@ class WheelInstall:
       dependencies.
     package_root: where the wheel is installed (`--target`), as the image's
       `kubeflow.package_root`.
+    extra_environment: set in every process besides the image's own
+      variables, as a pod's environment is (e.g. object store credentials).
   """
   wheel: pathlib.Path
   venv: pathlib.Path
   package_root: pathlib.Path
+  extra_environment: dict[str, str] = dataclasses.field(default_factory=dict)
 
   @property
   def bin_dirs(self) -> list[pathlib.Path]:
@@ -143,6 +146,7 @@ class WheelInstall:
         [str(path) for path in self.bin_dirs] + inherited)
     environment["PYTHONPATH"] = str(self.package_root)
     environment.update(IMAGE_ENVIRONMENT)
+    environment.update(self.extra_environment)
     return environment
 
   def run(self, argv: list[str], cwd: pathlib.Path | None = None,
