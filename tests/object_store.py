@@ -29,9 +29,11 @@ one line; `set_env` applies one's variables with a pytest monkeypatch.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +53,7 @@ _USER = "vrec-tests"
 # server accepts; every later request must be signed with that key.
 _UNAUTHENTICATED_SETUP_CALLS = 3
 _START_TIMEOUT_S = 60
+_PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 # A bucket no test creates.
 MISSING_BUCKET = "vrec-no-such-bucket"
 # (fault, environment overrides (None unsets), words its one-line error holds).
@@ -173,6 +176,13 @@ class MotoServer:
         self.process.wait()
 
 
+def _stop_with_this_process() -> None:
+  """Runs in the server's child process: Linux ends it when its parent dies,
+  so a killed test run leaves no server behind."""
+  if sys.platform.startswith("linux"):
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _free_port() -> int:
   with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
@@ -219,7 +229,8 @@ def start_server() -> Iterator[MotoServer]:
   process = subprocess.Popen(
       [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
        "-p", endpoint_url.rsplit(":", 1)[1]],
-      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+      preexec_fn=_stop_with_this_process)
   server = MotoServer(process, endpoint_url, "", "")
   try:
     _wait_until_up(process, endpoint_url)

@@ -53,7 +53,7 @@ def bucket_run(object_store_server, tmp_path_factory):
          "--dataset-dir", dataset_dir, "--workspace", store.uri("ws"),
          "--pipeline-name", "bucket", *hparams,
          "--set", f"metadata_dir={metadata_dir}",
-         "--set", "baselines.families=[]"],
+         "--set", "baselines.families=[]", "--set", "gate.lower_bound=0.0"],
         env=store.env(), cwd=tmp_path_factory.mktemp("cwd"),
         capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     yield store, metadata_dir, finished
