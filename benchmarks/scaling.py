@@ -109,8 +109,6 @@ class ChildRun:
     wall_s: from start to exit.
     peak_rss_mib: the largest sampled sum of resident memory over the
       child's process tree.
-    peak_process_rss_mib: the largest single process among them (the
-      kernel's own high-water mark, so no sampling gap).
     cpu_s: user + system CPU seconds of the whole tree.
     load_average: the 1-minute load average at start and at exit.
     output_tail: the last lines the child printed.
@@ -119,7 +117,6 @@ class ChildRun:
   returncode: int
   wall_s: float
   peak_rss_mib: float
-  peak_process_rss_mib: float
   cpu_s: float
   load_average: tuple[float, float]
   output_tail: str
@@ -142,9 +139,9 @@ def run_child(command: Sequence[str], log_path: pathlib.Path,
 
   The child is killed (its whole process group) when its tree's resident
   memory passes `max_rss_bytes` or it runs past `timeout_s`: the machine is
-  shared, and an OOM kill could hit someone else's process.
+  shared, and an OOM kill could hit someone else's process. CPU time comes
+  from `wait4` on this child alone: its own and its waited-for workers'.
   """
-  usage_before = _children_usage()
   load_start = os.getloadavg()[0]
   started = time.time()
   peak = 0
@@ -153,7 +150,10 @@ def run_child(command: Sequence[str], log_path: pathlib.Path,
     child = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
     watched = psutil.Process(child.pid)
-    while child.poll() is None:
+    while True:
+      pid, wait_status, usage = os.wait4(child.pid, os.WNOHANG)
+      if pid:
+        break
       peak = max(peak, _tree_rss_bytes(watched))
       if peak > max_rss_bytes:
         status = "over_memory_budget"
@@ -161,28 +161,19 @@ def run_child(command: Sequence[str], log_path: pathlib.Path,
         status = "over_time_budget"
       if status:
         os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+        _, wait_status, usage = os.wait4(child.pid, 0)
         break
       time.sleep(sample_every_s)
+  child.returncode = os.waitstatus_to_exitcode(wait_status)
   wall = time.time() - started
-  usage = _children_usage()
   tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
   return ChildRun(
       status=status or ("ok" if child.returncode == 0 else "failed"),
       returncode=child.returncode, wall_s=round(wall, 1),
       peak_rss_mib=round(peak / 2**20, 1),
-      peak_process_rss_mib=round(usage["maxrss_kib"] / 1024, 1),
-      cpu_s=round(usage["cpu_s"] - usage_before["cpu_s"], 1),
+      cpu_s=round(usage.ru_utime + usage.ru_stime, 1),
       load_average=(round(load_start, 2), round(os.getloadavg()[0], 2)),
       output_tail=tail)
-
-
-def _children_usage() -> dict:
-  """CPU and high-water memory of every waited-for descendant so far."""
-  import resource  # pylint: disable=g-import-not-at-top
-  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-  return {"cpu_s": usage.ru_utime + usage.ru_stime,
-          "maxrss_kib": usage.ru_maxrss}
 
 
 def directory_bytes(path: pathlib.Path) -> int:
