@@ -30,7 +30,6 @@ table) into the output artifact.
 # No `from __future__ import annotations`: the @component decorator reads the
 # parameter annotations as types.
 import dataclasses
-import glob
 import html
 import json
 import os
@@ -92,7 +91,8 @@ class BenchmarkInputs:
 
 
 def _read_rows(split_dir: str) -> list[tf.train.Example]:
-  files = sorted(glob.glob(os.path.join(split_dir, "*")))
+  # tf.io.gfile, so that a split in object storage (s3://) is found too.
+  files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*")))
   return [tf.train.Example.FromString(record.numpy()) for record in
           tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
