@@ -215,6 +215,45 @@ def _installed_server(install: harness.WheelInstall, model_base_path: str):
     server.wait(timeout=60)
 
 
+# ------------------------------------------------- the harness on its own ---
+
+
+def _blessing(name: str, blessed: float) -> dict:
+  return {"name": name, "uri": f"/blessings/{name}", "type": {},
+          "metadata": {"blessed": blessed}, "schema_title": "tfx.ModelBlessing",
+          "state": harness.LIVE}
+
+
+def test_resolver_query_finds_the_newest_match_and_refuses_other_clauses(
+    tmp_path):
+  store = harness.ArtifactStore(tmp_path / "metadata.json")
+  store.record([_blessing("a", 1.0), _blessing("b", 0.0), _blessing("c", 1.0),
+                _blessing("d", 0.0)])
+  blessed = ('schema_title="tfx.ModelBlessing" AND state=LIVE AND '
+             "metadata.blessed.number_value=1")
+  assert store.query(blessed) == [_blessing("c", 1.0)]
+  assert store.query('name="b" AND state=LIVE') == [_blessing("b", 0.0)]
+  with pytest.raises(harness.UnsupportedSpec, match="create_time"):
+    store.query('schema_title="tfx.Model" AND create_time>1')
+
+
+def test_an_importer_task_is_refused_not_guessed_at(tmp_path):
+  spec = {
+      "pipelineInfo": {"name": "p"},
+      "root": {"dag": {"tasks": {"schema_importer": {
+          "componentRef": {"name": "comp-importer"}}}}},
+      "components": {"comp-importer": {"executorLabel": "exec-importer"}},
+      "deploymentSpec": {"executors": {"exec-importer": {"importer": {
+          "artifactUri": {"constantValue": {"stringValue": "s3://b/s"}}}}}},
+  }
+  run = harness.SpecRun(spec=spec, pipeline_root="s3://b/root", run_id="r",
+                        install=None, image=IMAGE,
+                        store=harness.ArtifactStore(tmp_path / "m.json"),
+                        scratch=tmp_path)
+  with pytest.raises(harness.UnsupportedSpec, match="importer"):
+    run.run()
+
+
 # --------------------------------------- Dockerfile, spec and harness agree ---
 
 
