@@ -13,13 +13,13 @@ and render what this module reads.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_specs
 
 from data import examples
+from data import storage
 from data import features
 from tfx_pipeline import evaluation
 from tfx_pipeline import run_summary
@@ -120,7 +120,7 @@ def _model_names(config) -> tuple[Optional[str], Optional[str]]:
 
 def load_evaluation(uri: str) -> Evaluation:
   """Reads an Evaluator output directory back with TFMA."""
-  if not os.path.isfile(os.path.join(uri, "eval_config.json")):
+  if not storage.isfile(storage.join(uri, "eval_config.json")):
     raise FileNotFoundError(f"{uri} is not an Evaluator output (no "
                             "eval_config.json)")
   result = tfma.load_eval_result(uri)

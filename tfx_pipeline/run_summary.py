@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from typing import Any, Optional, Sequence
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from data import storage
 from models import families
 from models import serving_names
 
@@ -264,7 +264,7 @@ def summarize(metadata_path: str) -> RunSummary:
 
 def _evaluation_metrics(artifacts: dict[str, str]) -> dict:
   uri = artifacts.get(f"{MODEL_EVALUATOR}.evaluation")
-  if not uri or not os.path.isdir(uri):
+  if not uri or not storage.isdir(uri):
     return {}
   return {slice_name(slice_key): row
           for slice_key, row in _sliced_metrics(uri).items()}
@@ -273,7 +273,7 @@ def _evaluation_metrics(artifacts: dict[str, str]) -> dict:
 def _gate_metric(artifacts: dict[str, str]) -> str:
   """The retrieval metric the model's Evaluator gates on, "" if none."""
   uri = artifacts.get(f"{MODEL_EVALUATOR}.evaluation")
-  if not uri or not os.path.isdir(uri):
+  if not uri or not storage.isdir(uri):
     return ""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   for spec in tfma.load_eval_result(uri).config.metrics_specs:
@@ -288,7 +288,7 @@ def _baseline_metrics(artifacts: dict[str, str]) -> dict:
   for name, uri in sorted(artifacts.items()):
     component, _, key = name.partition(".")
     if (component.startswith(BASELINE_EVALUATOR_PREFIX) and
-        key == "evaluation" and os.path.isdir(uri)):
+        key == "evaluation" and storage.isdir(uri)):
       baselines[component[len(BASELINE_EVALUATOR_PREFIX):]] = (
           _sliced_metrics(uri).get((), {}))
   return baselines
