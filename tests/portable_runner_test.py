@@ -1,0 +1,171 @@
+"""Every Beam step of the pipeline, with its SDK workers in other processes.
+
+Two runs on a small MovieLens sample, each ending with the pushed model
+answering a gRPC request:
+
+- through Beam's portability layer: `PortableRunner` against Beam's own
+  Python job service, with an external pool of SDK worker processes (both
+  started and stopped here); the job service must have run one job per Beam
+  step (ExampleGen, StatisticsGen, Transform, Evaluator, ScannIndexGen);
+- on the DirectRunner's multi-process mode with two workers.
+
+Both catch what the in-memory DirectRunner forgives: state that does not
+pickle, side inputs that do not serialise, a DoFn that reads a file only the
+launching process has.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+from apache_beam.portability.api import beam_job_api_pb2
+from apache_beam.portability.api import beam_job_api_pb2_grpc
+
+from serving import client
+from serving import server
+from tests import pipeline_fixtures
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import local_runner
+from tfx_pipeline import run_summary
+
+# Each run takes minutes on two cores (every step starts its own SDK worker
+# processes); on a loaded machine more than the suite's 900 s default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+
+# Few users and one epoch: what is under test is where the steps run.
+SAMPLE_USERS = 60
+BEAM_STEPS = ("InteractionExampleGen", "StatisticsGen", "Transform",
+              "Evaluator", "ScannIndexGen")
+_SERVICE_START_TIMEOUT_S = 60
+# The PortableRunner uses its job server timeout (default 60 s) as the
+# deadline of the job's state stream, so a longer step fails with
+# DEADLINE_EXCEEDED: it has to outlast the slowest step.
+JOB_SERVER_TIMEOUT_S = 1800
+
+
+def _free_port() -> int:
+  with socket.socket() as probe:
+    probe.bind(("localhost", 0))
+    return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, log_path) -> None:
+  deadline = time.monotonic() + _SERVICE_START_TIMEOUT_S
+  while time.monotonic() < deadline:
+    if process.poll() is not None:
+      raise RuntimeError(f"{process.args} exited: {log_path.read_text()}")
+    with socket.socket() as probe:
+      if probe.connect_ex(("localhost", port)) == 0:
+        return
+    time.sleep(0.2)
+  raise TimeoutError(f"{process.args} is not listening on {port}")
+
+
+@pytest.fixture(scope="module")
+def beam_services(tmp_path_factory):
+  """(job endpoint, worker pool endpoint) of a job service and worker pool."""
+  log_dir = tmp_path_factory.mktemp("beam_services")
+  # The pool starts each worker as `python -c ...`: this interpreter, with
+  # the project importable, as a cluster's worker image would have it.
+  env = dict(os.environ,
+             PATH=os.pathsep.join([os.path.dirname(sys.executable),
+                                   os.environ["PATH"]]),
+             PYTHONPATH=os.pathsep.join(
+                 [str(config_lib.REPO_ROOT),
+                  os.environ.get("PYTHONPATH", "")]),
+             TF_USE_LEGACY_KERAS="1")
+  services = {
+      "job_service": ("apache_beam.runners.portability.local_job_service_main",
+                      "--port"),
+      "worker_pool": ("apache_beam.runners.worker.worker_pool_main",
+                      "--service_port"),
+  }
+  processes, endpoints = [], {}
+  try:
+    for name, (module, port_flag) in services.items():
+      port = _free_port()
+      log_path = log_dir / f"{name}.log"
+      with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(  # pylint: disable=consider-using-with
+            [sys.executable, "-m", module, f"{port_flag}={port}"], env=env,
+            stdout=log, stderr=subprocess.STDOUT)
+      processes.append(process)
+      _wait_for_port(port, process, log_path)
+      endpoints[name] = f"localhost:{port}"
+    yield endpoints["job_service"], endpoints["worker_pool"]
+  finally:
+    for process in processes:
+      process.terminate()
+    for process in processes:
+      process.wait(timeout=30)
+
+
+def _jobs(job_endpoint: str) -> list:
+  with grpc.insecure_channel(job_endpoint) as channel:
+    return list(beam_job_api_pb2_grpc.JobServiceStub(channel).GetJobs(
+        beam_job_api_pb2.GetJobsRequest(), timeout=30).job_info)
+
+
+def _run_pipeline_and_ask_the_pushed_model(tmp_path_factory,
+                                           beam_args: list[str]):
+  """Runs a tiny pipeline with `beam_args` and asks its served model."""
+  dataset_dir = pipeline_fixtures.write_movielens_sample(
+      tmp_path_factory.mktemp("movielens_sample"), n_users=SAMPLE_USERS)
+  config = pipeline_fixtures.sample_config(
+      tmp_path_factory.mktemp("workspace"), dataset_dir, beam_args=beam_args,
+      baselines=config_lib.BaselinesConfig(families=[]),
+      gate=config_lib.GateConfig(lower_bound=0.0))
+  config.hparams = {"epochs": 1, "batch_size": 128}
+  local_runner.run(config)
+
+  summary = run_summary.summarize(config.metadata_path)
+  states = {run.component: run.state for run in summary.components}
+  assert set(BEAM_STEPS) <= set(states)
+  assert all(state == "complete" for state in states.values()), states
+  assert summary.blessed is True and summary.pushed_dir
+
+  handle = server.serve(server.ServerConfig(
+      model_base_path=config.serving_dir, port=0))
+  try:
+    client.wait_until_available(handle.address, config.model_name)
+    answer = client.recommend(handle.address, config.model_name, user_id="1",
+                              history=["50", "181"], timestamp=881250949, k=5)
+  finally:
+    handle.stop()
+  assert len(answer.item_ids) == 5
+  assert not {"50", "181"} & set(answer.item_ids)
+  return config
+
+
+def test_every_beam_step_runs_on_the_portable_runner(beam_services,
+                                                     tmp_path_factory):
+  job_endpoint, worker_pool = beam_services
+  _run_pipeline_and_ask_the_pushed_model(tmp_path_factory, [
+      "--runner=PortableRunner", f"--job_endpoint={job_endpoint}",
+      "--environment_type=EXTERNAL", f"--environment_config={worker_pool}",
+      f"--job_server_timeout={JOB_SERVER_TIMEOUT_S}"])
+
+  jobs = _jobs(job_endpoint)
+  assert len(jobs) >= len(BEAM_STEPS), [job.job_name for job in jobs]
+  assert {beam_job_api_pb2.JobState.Enum.Name(job.state) for job in jobs} == {
+      "DONE"}
+
+
+def test_every_beam_step_runs_on_multi_process_direct_runner(tmp_path_factory):
+  config = _run_pipeline_and_ask_the_pushed_model(tmp_path_factory, [
+      "--runner=DirectRunner", "--direct_running_mode=multi_processing",
+      "--direct_num_workers=2"])
+  # Each of the two workers wrote its own shard of every split.
+  (examples_dir,) = [
+      os.path.join(root, "")
+      for root, dirs, _ in os.walk(os.path.join(config.pipeline_root,
+                                                "InteractionExampleGen"))
+      if "Split-train" in dirs]
+  shards = os.listdir(os.path.join(examples_dir, "Split-train"))
+  assert len(shards) == 2, shards
