@@ -1,5 +1,4 @@
-"""SavedModels with the product's serving signatures, for tests and the
-latency benchmark.
+"""SavedModels with the product's serving signatures, for the serving tests.
 
 `RetrievalTestModel` serves what a pushed retrieval model serves
 (`serving_default` = `retrieve_top10`, `query_embedding`) over fixed item and
@@ -8,7 +7,7 @@ user embeddings, plus a ranker's scoring under other signature names
 the retrieval and the ranking paths of the server and the client.
 `MultiVectorQueryModel` is the `query_embedding` of a multi-interest model
 (K vectors per user). The serving tests use the tiny 24-item instances
-below; `benchmarks/serving_latency.py` builds a large one.
+below; `benchmarks/serving_latency.py` times the pipeline's pushed model.
 
 To run the serving tests against a real TF Serving, export the tiny model as
 version 1 of "tiny_retrieval":
@@ -58,14 +57,13 @@ class RetrievalTestModel(tf.Module):
   """A two-tower model's serving interface over fixed embeddings.
 
   The query is the user's row of `user_embeddings` (user ids hashed onto the
-  rows), plus with `embed_history` the mean embedding of the history items
-  it knows. Items score by dot product with the query; the ranker's
+  rows). Items score by dot product with the query; the ranker's
   probability is the sigmoid of that score plus `QUERY_LOGIT` per history
   query.
   """
 
   def __init__(self, item_ids: np.ndarray, item_embeddings: np.ndarray,
-               user_embeddings: np.ndarray, embed_history: bool = False):
+               user_embeddings: np.ndarray):
     super().__init__()
     self.item_ids = tf.constant(item_ids)
     self.item_embeddings = tf.Variable(item_embeddings)
@@ -74,18 +72,11 @@ class RetrievalTestModel(tf.Module):
         tf.lookup.KeyValueTensorInitializer(
             self.item_ids, tf.range(len(item_ids), dtype=tf.int64)),
         default_value=-1)
-    self._embed_history = embed_history
 
   def _query(self, user_id, history_item_ids, timestamp):
     users = tf.strings.to_hash_bucket_fast(user_id,
                                            self.user_embeddings.shape[0])
     query = tf.gather(self.user_embeddings, users)
-    if self._embed_history:
-      rows = self.item_rows.lookup(history_item_ids)
-      known = tf.cast(rows >= 0, tf.float32)[:, :, tf.newaxis]
-      query += tf.reduce_sum(
-          tf.gather(self.item_embeddings, tf.maximum(rows, 0)) * known, axis=1
-      ) / tf.maximum(tf.reduce_sum(known, axis=1), 1.0)
     # Zero weight, but the signature really consumes the timestamp.
     return query + 0.0 * tf.cast(timestamp, tf.float32)[:, tf.newaxis]
 
