@@ -72,7 +72,9 @@ class SequenceRetrievalModel(tfrs.Model):
     queries = tf.boolean_mask(
         self.query_tower.every_position(inputs, training=training), real)
     targets = tf.boolean_mask(inputs[features.ITEM_INDEX], real)
-    items = self.candidate_tower(self.catalogue_features)
+    # A plain dict: Keras keeps the structure of a layer's first inputs, and
+    # this attribute's tracked dict wrapper would then break the export.
+    items = self.candidate_tower(dict(self.catalogue_features))
     logits = tf.matmul(queries, items, transpose_b=True) / self.temperature
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=targets - 1, logits=logits))

@@ -67,3 +67,13 @@ def test_training_reduces_the_loss_of_the_served_towers():
   scores = served.candidate_tower(two_tower_test.catalogue_features()) @ \
       tf.transpose(query)
   assert int(np.argmax(scores.numpy()[1:, 0])) + 1 == 3
+
+
+def test_the_served_towers_save_after_per_sequence_training(tmp_path):
+  served, model = _model()
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+  model.fit(tf.data.Dataset.from_tensors(_windows()), verbose=0)
+  towers = tf.Module()
+  towers.query_tower = served.query_tower
+  towers.candidate_tower = served.candidate_tower
+  tf.saved_model.save(towers, str(tmp_path))
