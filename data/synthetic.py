@@ -166,6 +166,7 @@ LOG_NEGATIVE_RATE = 0.1
 LOG_SPAN_SECONDS = 365 * 86_400
 _LOG_VOCABULARY_SIZE = 5_000
 _LOG_TITLE_WORDS = (3, 8)
+_LOG_SECOND_CATEGORY_SHARE = 0.3
 # The mean gap between one user's events; a heavy user's gaps shrink so that
 # their whole history still fits in half the span.
 _LOG_MEAN_GAP_SECONDS = 2 * 86_400
@@ -245,12 +246,10 @@ def _zipf_weights(n: int, exponent: float = LOG_ZIPF_EXPONENT) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class _LogCatalogue:
-  """Items grouped by category, each category a contiguous block.
+  """Items grouped by their primary category, each category a contiguous
+  block of item indices.
 
   Attributes:
-    category_of_item: `[n_items]` primary category per item (sorted, so the
-      items of category c are `category_start[c]:category_start[c + 1]`).
-    category_start: `[n_categories + 1]` block boundaries.
     category_probability: `[n_categories]` Zipf share of each category.
     within_category_cdf: `[n_items]` per block, `c + ` the block's cumulative
       Zipf distribution, so a draw `c + u` (u uniform in [0, 1)) finds an
@@ -263,8 +262,6 @@ class _LogCatalogue:
       second one, `|`-separated.
   """
 
-  category_of_item: np.ndarray
-  category_start: np.ndarray
   category_probability: np.ndarray
   within_category_cdf: np.ndarray
   item_name: np.ndarray
@@ -297,13 +294,13 @@ class _LogCatalogue:
             p=word_probability))
         for _ in range(shape.n_items)], dtype=object)
     second = rng.integers(shape.n_categories, size=shape.n_items)
-    has_second = (rng.random(shape.n_items) < 0.3) & (second != category_of_item)
+    has_second = ((rng.random(shape.n_items) < _LOG_SECOND_CATEGORY_SHARE)
+                  & (second != category_of_item))
     categories = np.array([
         f"cat_{first}|cat_{other}" if both else f"cat_{first}"
         for first, other, both in zip(category_of_item, second, has_second)],
                           dtype=object)
-    return cls(category_of_item, category_start, category_probability,
-               within_category_cdf, item_name,
+    return cls(category_probability, within_category_cdf, item_name,
                rng.random(shape.n_items) < LOG_VIDEO_SHARE, titles, categories)
 
   def items_table(self) -> pd.DataFrame:
