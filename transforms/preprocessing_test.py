@@ -18,15 +18,18 @@ RAW = [
     {"user_id": "u1", "item_id": "a", "timestamp": 0, "label": 1.0,
      "item_type": "item", "query": "", "item_title": "Toy Story 1995",
      "item_categories": ["Animation", "Comedy"], "history_item_ids": [],
-     "history_queries": [], "user_activity_bucket": "light", "item_popularity_bucket": "head"},
+     "history_queries": [], "seen_item_ids": [], "user_activity_bucket": "light",
+     "item_popularity_bucket": "head"},
     {"user_id": "u1", "item_id": "b", "timestamp": 90000, "label": 1.0,
      "item_type": "item", "query": "", "item_title": "Heat",
      "item_categories": ["Crime"], "history_item_ids": ["a", "zz"],
-     "history_queries": ["", "heat pacino"], "user_activity_bucket": "light", "item_popularity_bucket": "head"},
+     "history_queries": ["", "heat pacino"], "seen_item_ids": ["a", "zz", "c"],
+     "user_activity_bucket": "light", "item_popularity_bucket": "head"},
     {"user_id": "u2", "item_id": "a", "timestamp": 3600 * 5, "label": 1.0,
      "item_type": "item", "query": "Heat Pacino", "item_title": "Toy Story 1995",
      "item_categories": ["Animation", "Comedy"], "history_item_ids": ["b"],
-     "history_queries": ["Heat Pacino"], "user_activity_bucket": "light", "item_popularity_bucket": "head"},
+     "history_queries": ["Heat Pacino"], "seen_item_ids": [],
+     "user_activity_bucket": "light", "item_popularity_bucket": "head"},
 ]
 
 
