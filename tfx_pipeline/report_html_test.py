@@ -52,8 +52,14 @@ def test_run_report_has_metrics_slices_plots_and_decision(runs):
   uri = first.artifacts["Evaluator.evaluation"]
   assert path == os.path.join(uri, "report", "index.html")
   page, images = _assert_self_contained_with_valid_images(path)
+  # Every neural Trainer of the run wrote its early-stopping curve.
+  assert "Trainer" in first.learning_curves
   assert set(images) == {report_plots.RECALL_CURVE_PNG,
-                         report_plots.SLICES_PNG}
+                         report_plots.SLICES_PNG} | {
+                             report_plots.LEARNING_CURVE_PNG.format(
+                                 component=component)
+                             for component in first.learning_curves}
+  assert "<h2>Learning curves</h2>" in page
   for name in evaluation.metric_names():
     assert name in page
   for text in ("user_activity_bucket", "item_popularity_bucket", "item_type",
