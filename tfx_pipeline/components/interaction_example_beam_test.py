@@ -18,7 +18,7 @@ from tfx_pipeline.components import interaction_example_beam
 
 # Users of the Grocery sample: the whole log (14,681 users) takes minutes
 # through the DirectRunner; benchmarks/README.md has the full comparison.
-GROCERY_SAMPLE_USERS = 2000
+GROCERY_SAMPLE_USERS = 1000
 
 
 def _run(dataset_dir, tmp_path, **options) -> dict:
