@@ -1,7 +1,9 @@
 """Test-wide setup: Keras 2 is selected (by importing `transforms`) before any
 test module can load TensorFlow; the shared pipeline-run fixtures come from
-`tests.pipeline_fixtures`; the run ends with one line on the tests that did
-not run for want of data or a package (`tests.prerequisites`)."""
+`tests.pipeline_fixtures`; under pytest-xdist, tests are shared out by file
+and shared pipeline run (`tests.scheduling`); the run ends with one line on
+the tests that did not run for want of data or a package
+(`tests.prerequisites`)."""
 
 import os
 
@@ -10,6 +12,7 @@ import pytest
 import transforms  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
 from tests import prerequisites
+from tests import scheduling
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -25,3 +28,13 @@ def pytest_terminal_summary(terminalreporter):
   line = prerequisites.not_run_summary(skipped)
   if line:
     terminalreporter.write_line(line, yellow=True, bold=True)
+
+
+# Before xdist's own hook, which appends the marked group to each test's id.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+  scheduling.mark_units(items)
+
+
+def pytest_xdist_make_scheduler(config, log):
+  return scheduling.FileUnitScheduling(config, log)
