@@ -36,5 +36,7 @@ def pytest_collection_modifyitems(items):
   scheduling.mark_units(items)
 
 
+# Optional: `-p no:xdist` runs the suite in one process.
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
   return scheduling.FileUnitScheduling(config, log)

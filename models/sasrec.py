@@ -38,9 +38,6 @@ class SasRecConfig(two_tower.TwoTowerConfig):
     num_blocks: causal self-attention blocks.
     num_heads: attention heads per block.
     dropout: dropout inside the blocks and on the input sequence.
-    use_request_context: join the request's hour, weekday and timestamp to
-      the sequence state; off where requests carry no time (offline
-      leave-one-out benchmarks).
     history_item_features: represent each history item as the candidate
       tower does, by its id plus its title tokens and categories (the sum
       of their embeddings), instead of by its id alone; a rare item then
@@ -62,7 +59,6 @@ class SasRecConfig(two_tower.TwoTowerConfig):
   num_uniform_negatives: int = 256
   epochs: int = 50
   early_stopping_patience: int = 3
-  use_request_context: bool = True
   history_item_features: bool = False
   sequences_per_batch: int = 64
   every_window: bool = True

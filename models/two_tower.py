@@ -51,6 +51,9 @@ class TwoTowerConfig(hparams.HParams):
       RecSys 2023). Affordable for catalogues of some 10k items; nothing is
       sampled, so `num_uniform_negatives` and `use_logq_correction` are
       ignored.
+    use_request_context: join the request's hour, weekday and timestamp to
+      the query; off where requests carry no time (offline leave-one-out
+      benchmarks) and for the ablation that measures what time adds.
     item_bias: add a learned per-item bias to every logit (cosine /
       temperature + b_item), started at the item's log train frequency.
       Unit vectors can express popularity only through a shared direction;
@@ -68,6 +71,7 @@ class TwoTowerConfig(hparams.HParams):
   use_logq_correction: bool = True
   num_uniform_negatives: int = 0
   full_catalogue_softmax: bool = False
+  use_request_context: bool = True
   item_bias: bool = False
 
 
@@ -93,22 +97,22 @@ class QueryTower(tf.keras.Model):
     self.user_embedding = tf.keras.layers.Embedding(vocab.users, config.embedding_dim)
     self.item_embedding = item_embedding
     self.history_pooling = pooling.MaskedMeanPooling(features.PADDING_INDEX)
+    self.use_request_context = config.use_request_context
     self.hour_embedding = tf.keras.layers.Embedding(_HOURS_PER_DAY, 8)
     self.day_embedding = tf.keras.layers.Embedding(_DAYS_PER_WEEK, 4)
     self.mlp = mlp.mlp(config.tower_units, "query_mlp")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     history = inputs[features.HISTORY_ITEM_INDICES]
-    pooled_history = self.history_pooling(history, self.item_embedding(history))
-    timestamp = tf.reshape(tf.cast(inputs[features.TIMESTAMP_Z], tf.float32), [-1, 1])
-    joined = tf.concat([
-        self.user_embedding(inputs[features.USER_INDEX]),
-        pooled_history,
-        self.hour_embedding(inputs[features.HOUR_OF_DAY]),
-        self.day_embedding(inputs[features.DAY_OF_WEEK]),
-        timestamp,
-    ], axis=-1)
-    return _l2_normalize(self.mlp(joined))
+    parts = [self.user_embedding(inputs[features.USER_INDEX]),
+             self.history_pooling(history, self.item_embedding(history))]
+    if self.use_request_context:
+      parts += [
+          self.hour_embedding(inputs[features.HOUR_OF_DAY]),
+          self.day_embedding(inputs[features.DAY_OF_WEEK]),
+          tf.reshape(tf.cast(inputs[features.TIMESTAMP_Z], tf.float32), [-1, 1]),
+      ]
+    return _l2_normalize(self.mlp(tf.concat(parts, axis=-1)))
 
 
 class CandidateTower(tf.keras.Model):

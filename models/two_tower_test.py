@@ -55,6 +55,20 @@ def test_towers_output_unit_vectors_of_the_last_layer_size():
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("use_request_context", [True, False])
+def test_request_time_reaches_the_query_only_with_request_context(
+    use_request_context):
+  tower = _model(use_request_context=use_request_context).query_tower
+  batch = _batch()
+  later = dict(batch, **{
+      features.HOUR_OF_DAY: tf.constant([3, 9, 1, 20], tf.int64),
+      features.DAY_OF_WEEK: tf.constant([4, 5, 2, 0], tf.int64),
+      features.TIMESTAMP_Z: tf.constant([2.0, -2.0, 1.5, -0.5]),
+  })
+  moved = np.abs(tower(batch).numpy() - tower(later).numpy()).max()
+  assert (moved > 1e-4) == use_request_context, moved
+
+
 def test_item_embedding_is_shared_by_history_and_candidates():
   model = _model()
   assert model.query_tower.item_embedding is model.candidate_tower.item_embedding
