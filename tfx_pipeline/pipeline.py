@@ -92,7 +92,10 @@ def create_pipeline(config: config_lib.PipelineConfig,
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
       splits_config=tfx.proto.SplitsConfig(analyze=["train"],
-                                           transform=["train", "eval"]))
+                                           transform=["train", "eval"]),
+      # StatisticsGen already computes the raw statistics ExampleValidator
+      # reads, and nothing reads Transform's pre-/post-transform ones.
+      disable_statistics=True)
   # Transform reads nothing from the gate; the edge only orders the run.
   transform.add_upstream_node(gate)
 

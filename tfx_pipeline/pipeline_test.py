@@ -172,3 +172,15 @@ def test_baseline_settings_that_cannot_work_are_refused(tmp_path,
     config.set(key, value)
   with pytest.raises(ValueError, match=error):
     pipeline.create_pipeline(config)
+
+
+def test_transform_leaves_the_statistics_to_statistics_gen(tmp_path):
+  # Transform's own statistics made its DirectRunner hold every transformed
+  # example in memory until the write finished (OOM at 1M interactions), and
+  # nothing reads them: ExampleValidator reads StatisticsGen's.
+  components = _components(config_lib.PipelineConfig(workspace=str(tmp_path)))
+  transform = components["Transform"]
+  assert transform.exec_properties["disable_statistics"]
+  assert "post_transform_stats" not in transform.outputs
+  assert (_producer(components["ExampleValidator"], "statistics")
+          == "StatisticsGen")

@@ -4,13 +4,17 @@ import os
 import tempfile
 
 import numpy as np
+import pytest
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
 from tensorflow_metadata.proto.v0 import schema_pb2
 from google.protobuf import text_format
 
+from data import examples
 from data import features
+from data import importers
+from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from transforms import preprocessing
 
@@ -105,3 +109,18 @@ def test_transformed_features_have_fixed_shapes_and_known_values():
   assert third[features.HOUR_OF_DAY] == 5
   z = [row[features.TIMESTAMP_Z] for row in transformed]
   assert abs(np.mean(z)) < 1e-5
+
+
+@pytest.mark.parametrize("split", [examples.LEAVE_LAST_OUT, examples.TEMPORAL])
+def test_train_targets_hold_every_history_item_on_movielens(split):
+  # preprocessing_fn builds the item vocabulary from the train split's targets
+  # only, not from their ~30x more history tokens. That loses nothing only if
+  # every history item, of train rows and of eval rows, is a train target.
+  dataset = importers.import_movielens_100k(
+      prerequisites.shared_data_root("movielens-100k"))
+  rows = examples.build_rows(dataset, split=split)
+  targets = {row[features.ITEM_ID] for row in rows.train}
+  for rows_of_split in (rows.train, rows.eval):
+    history_items = {item for row in rows_of_split
+                     for item in row[features.HISTORY_ITEM_IDS]}
+    assert history_items and history_items <= targets
