@@ -23,6 +23,7 @@ import dataclasses
 import enum
 from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from data import features
@@ -138,7 +139,8 @@ class SeminarRetriever(tf.keras.Model):
   embedding with the user vector for that candidate: the target attention
   output from the candidate over the history pairs (top-K selected on item
   keys) plus a projection of the most recent pair, divided by the
-  temperature, plus a learned item bias (popularity).
+  temperature, plus a learned item bias (popularity; zero until
+  `start_item_bias_at_popularity`).
 
   Training batches are dicts with `items` `[B, L]` and `keywords`
   `[B, L, Q]`; every position predicts the next item against
@@ -161,6 +163,26 @@ class SeminarRetriever(tf.keras.Model):
   @property
   def metrics(self):
     return [self.loss_tracker]
+
+  def start_item_bias_at_popularity(self, train_counts: np.ndarray) -> None:
+    """Starts every item's bias at its log train frequency.
+
+    Trained against uniform negatives, the bias converges to the item's log
+    popularity, several units apart between head and tail items; from zero,
+    Adam moves it by about one learning rate per step, so a few hundred
+    steps leave an ids-only model (the TWIN-style baseline) without the
+    popularity that MostPop ranks by. As the two-tower's `item_bias`,
+    `log(p + p_min)`: an item never seen in train starts at the floor.
+
+    Args:
+      train_counts: `[num_items]` train interactions per item index.
+    """
+    counts = np.asarray(train_counts, np.float64)
+    probability = counts / max(counts.sum(), 1.0)
+    smallest = probability[probability > 0].min(initial=1.0)
+    if not self.item_bias.built:
+      self.item_bias.build((None,))
+    self.item_bias.set_weights([np.log(probability + smallest)[:, np.newaxis]])
 
   def restore_pretrained(self, pretrainer: tf.keras.Model) -> None:
     """Copies the encoder and target attention weights of the PSU
