@@ -324,6 +324,19 @@ def seminar_scorers(retriever: seminar.SeminarRetriever, data: SeminarData,
   return score_items, score_all
 
 
+def build_seminar_models(dataset: datasets.SequenceDataset,
+                         config: seminar.SeminarConfig,
+                         popularity_prior: bool):
+  """The PSU and the retriever; with `popularity_prior`, the retriever's
+  item bias starts at log train frequency
+  (`SeminarRetriever.start_item_bias_at_popularity`)."""
+  pretrainer, retriever = seminar_psu.build_seminar(
+      dataset.item_tokens, len(dataset.token_names), config)
+  if popularity_prior:
+    retriever.start_item_bias_at_popularity(dataset.train_counts())
+  return pretrainer, retriever
+
+
 def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
                         seed: int) -> dict:
   """PSU pretraining (if the variant has it), then the retriever."""
@@ -337,8 +350,8 @@ def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
       top_k=args.top_k, num_negatives=args.seminar_negatives,
       learning_rate=args.seminar_learning_rate, **overrides)
   tf.keras.utils.set_random_seed(seed)
-  pretrainer, retriever = seminar_psu.build_seminar(
-      dataset.item_tokens, len(dataset.token_names), config)
+  pretrainer, retriever = build_seminar_models(
+      dataset, config, bool(args.seminar_popularity_prior))
   if pretrain:
     psu = training.fit(pretrainer, training.length_bucketed_batches(
         data.windows, WINDOW_SEQUENCES, args.psu_batch_size, seed),
@@ -442,6 +455,9 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--seminar-batch-size", type=int, default=64)
   parser.add_argument("--seminar-negatives", type=int, default=128)
   parser.add_argument("--seminar-learning-rate", type=float, default=0.003)
+  parser.add_argument("--seminar-popularity-prior", type=int, default=1,
+                      help="1: the SEMINAR/TWIN retrievers' item bias starts "
+                      "at log train frequency; 0: at zero (runs before it)")
   parser.add_argument("--output", default=None,
                       help="JSON path; default "
                       "results/sequential_<dataset>.json")

@@ -81,3 +81,18 @@ def test_table_compares_every_row_with_the_strongest_baseline():
                   if line.startswith("| twin |"))
   assert "| 2.50x | 1.25x |" in twin_row
   assert sequential.strongest_baseline({"twin": _stats(0.5)}) is None
+
+
+@pytest.mark.parametrize("prior", [True, False])
+def test_seminar_retrievers_start_ranking_items_by_popularity(prior):
+  dataset = _dataset()
+  config = sequential.seminar.SeminarConfig(
+      embedding_dim=4, num_heads=1, top_k=2, use_queries=False,
+      use_text=False)
+  _, retriever = sequential.build_seminar_models(dataset, config, prior)
+  bias = retriever.item_bias(np.arange(dataset.num_items)).numpy()[:, 0]
+  # Train counts: item 1 twice; 2, 3 and 4 once; 5, 6 and padding never.
+  if prior:
+    assert bias[1] > bias[2] == bias[3] == bias[4] > bias[5] == bias[6]
+  else:
+    np.testing.assert_array_equal(bias, 0.0)

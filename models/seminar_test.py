@@ -127,3 +127,15 @@ def test_unknown_hyperparameters_are_rejected():
 def test_unknown_attention_scoring_is_rejected():
   with pytest.raises(ValueError, match="approximate"):
     seminar.SeminarConfig(attention_scoring="approximate")
+
+
+def test_item_bias_starts_at_log_train_frequency():
+  _, retriever = small_models(use_queries=False, use_text=False)
+  counts = np.zeros(NUM_ITEMS)
+  counts[1:4] = [6, 3, 1]
+  retriever.start_item_bias_at_popularity(counts)
+  bias = retriever.item_bias(tf.range(NUM_ITEMS)).numpy()[:, 0]
+  # p = counts / 10; items never seen start at the floor log(p_min).
+  np.testing.assert_allclose(bias[1:5], np.log([0.7, 0.4, 0.2, 0.1]),
+                             rtol=1e-6)
+  np.testing.assert_allclose(bias[5:], np.log(0.1), rtol=1e-6)
