@@ -16,6 +16,17 @@ same run:
   `models.training`.
 - `guim_k1`, `guim_k4`: `models.guim` with 1 and 4 user vectors.
 - `most_popular` is scored on the ranking tasks only.
+- `ease`, `item_knn`: the product's closed-form families
+  (`offline_eval.item_item`), scored on the ranking tasks only: they have
+  no user or item embedding for the probes (a user's row of item-item
+  scores is not one). They fit the same train sequences, query by the same
+  `--history_length` most recent items (incl. the validation item) and are
+  ranked by the same scorer. Their hyperparameters are picked by the
+  benchmark's next-item Recall@50 on each user's newest train item
+  (`data.splits.latest_per_user_mask`, fitted on the rest of train), then
+  refitted on all of train; the test items are never read. They are
+  deterministic: one fit serves every seed (which still varies the sampled
+  negatives).
 
 The seed sets the model initialisation, the batch order, the probe splits and
 the sampled negatives, so the std covers training and probing noise; with
@@ -43,16 +54,21 @@ import tensorflow as tf
 
 from benchmarks import common
 from data import features
+from data import splits
 from models import guim
 from models import training
 from models import two_tower
 from offline_eval import datasets
+from offline_eval import item_item
 from offline_eval import probes
 from offline_eval import protocols
 from offline_eval import reporting
 from offline_eval import retrieval_inputs
 
-MODELS = ("random", "two_tower", "guim_k1", "guim_k4")
+CLASSICAL = tuple(item_item.FAMILIES)
+MODELS = ("random", "two_tower", "guim_k1", "guim_k4") + CLASSICAL
+# The rows every trained model is compared against.
+BASELINES = ("most_popular",) + CLASSICAL
 _EMBED_BATCH = 1024
 
 # ReChorus' published multi-interest baseline on Grocery (full data, 99
@@ -148,6 +164,55 @@ def most_popular_metrics(dataset: datasets.SequenceDataset,
       dataset.num_items, seed)
 
 
+def fit_classical(family: str, dataset: datasets.SequenceDataset,
+                  history_length: int) -> tuple[item_item.ItemItemScorer, dict]:
+  """Tunes `family` on validation carved from train, refits it on train.
+
+  Returns:
+    The scorer of every user by their test query (the `history_length`
+    most recent items, the validation item included), and what was chosen
+    with every setting's validation Recall@50.
+  """
+  users, histories, targets = dataset.next_item_examples(history_length)
+  # Examples come oldest first per user: the position orders them in time.
+  validation = splits.latest_per_user_mask(users, np.arange(len(users)))
+  fit_items = _per_user(users[~validation], targets[~validation],
+                        dataset.num_users)
+  fit_histories = item_item.history_matrix(fit_items, dataset.num_items)
+  validation_task = probes.TaskData(
+      next_items=np.asarray(targets[validation]),
+      known_items=[fit_items[user] for user in users[validation]])
+  validation_queries = item_item.history_matrix(list(histories[validation]),
+                                                dataset.num_items)
+  next_item = probes.TaskSpec.from_dict(probes.NEXT_ITEM_TASK)
+
+  def validate(neighbours) -> float:
+    scorer = item_item.ItemItemScorer(neighbours, validation_queries)
+    return probes.run_ranking_tasks([next_item], validation_task,
+                                    scorer.score_all, dataset.num_items,
+                                    seed=0)[next_item.name]
+
+  tuned = item_item.tune(family, fit_histories, validate)
+  neighbours = item_item.FAMILIES[family].fit(
+      item_item.history_matrix(dataset.train_sequences, dataset.num_items),
+      tuned.config)
+  queries = item_item.history_matrix(
+      list(dataset.padded_history(history_length, include_valid=True)),
+      dataset.num_items)
+  chosen = {"hparams": {name: getattr(tuned.config, name)
+                        for name in tuned.validation[0]["hparams"]},
+            "validation": tuned.validation,
+            "validation_metric": next_item.name,
+            "validation_users": int(validation.sum())}
+  return item_item.ItemItemScorer(neighbours, queries), chosen
+
+
+def _per_user(users: np.ndarray, items: np.ndarray,
+              num_users: int) -> list[np.ndarray]:
+  """`items` grouped by `users` (sorted, as the examples are)."""
+  return np.split(items, np.cumsum(np.bincount(users, minlength=num_users))[:-1])
+
+
 def run_dataset(name: str, args: argparse.Namespace) -> dict:
   """Every model and seed on one dataset; per-seed and aggregated metrics."""
   started = time.time()
@@ -169,10 +234,23 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
              "examples")
   runs: dict[str, list[dict[str, float]]] = {}
   train_seconds: dict[str, list[float]] = {}
+  classical: dict[str, dict] = {}
   for seed in args.seeds:
     runs.setdefault("most_popular", []).append(
         most_popular_metrics(dataset, data, specs, seed))
-  for model_name in args.models:
+  for family in [model for model in args.models if model in CLASSICAL]:
+    model_started = time.time()
+    scorer, classical[family] = fit_classical(family, dataset,
+                                              args.history_length)
+    train_seconds[family] = [time.time() - model_started]
+    runs[family] = [probes.run_ranking_tasks(specs, data, scorer.score_all,
+                                             dataset.num_items, seed)
+                    for seed in args.seeds]
+    print(f"[{name}] {family} {classical[family]['hparams']} tuned and "
+          f"fitted in {train_seconds[family][0]:.0f}s: "
+          + ", ".join(f"{metric} {value:.4f}" for metric, value
+                      in runs[family][0].items()), flush=True)
+  for model_name in [model for model in args.models if model not in CLASSICAL]:
     trained = {}
     for seed in args.seeds:
       train_seed = args.seeds[0] if args.train_once else seed
@@ -201,6 +279,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
                   for row, values in runs.items()},
       "train_seeds": args.seeds[:1] if args.train_once else list(args.seeds),
       "train_and_embed_seconds": train_seconds,
+      "classical": classical,
       "wall_seconds": time.time() - started,
   }
 
@@ -219,13 +298,32 @@ def markdown(result: Mapping) -> str:
         f"{COMIREC_PUBLISHED[name]:.4f}" if name in COMIREC_PUBLISHED else "–"
         for name in names])
   table = reporting.markdown_table(["model"] + names, rows)
+  classical = [row for row in CLASSICAL if row in metrics]
+  if classical:
+    table += (f"\n\n{', '.join(classical)}: no user or item embedding, so "
+              "ranking tasks only (– on the probes).")
   baseline = metrics.get("two_tower")
   if baseline and "guim_k4" in metrics:
     ratios = ", ".join(
         f"{name} {metrics['guim_k4'][name]['mean'] / baseline[name]['mean']:.2f}×"
         for name in names if baseline[name]["mean"])
     table += f"\n\nGUIM K=4 / two-tower (means): {ratios}"
-  return table
+  return table + "\n\n" + verdict(metrics)
+
+
+def verdict(metrics: Mapping[str, Mapping[str, dict]],
+            metric: str = probes.NEXT_ITEM_TASK["name"]) -> str:
+  """Names the strongest baseline by mean `metric` and the trained models
+  whose mean beats it by more than their std over seeds."""
+  strongest = max((row for row in BASELINES if row in metrics),
+                  key=lambda row: metrics[row][metric]["mean"])
+  bar = metrics[strongest][metric]["mean"]
+  winners = [row for row, stats in metrics.items()
+             if row not in BASELINES and row != "random"
+             and stats[metric]["mean"] - stats[metric]["std"] > bar]
+  return (f"Strongest baseline by {metric}: {strongest} ({bar:.4f}); "
+          "models above it by more than their std: "
+          + (", ".join(winners) or "none"))
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
