@@ -49,8 +49,12 @@ class CourierConfig(hparams.HParams):
     temperature: InfoNCE temperature over cosine similarities.
     contrastive: False trains reconstruction only (the collapse ablation).
     learning_rate: Adam learning rate.
-    epochs: passes over the training examples.
+    epochs: the most passes over the training examples; the pipeline's
+      Trainer keeps the epoch with the lowest validation loss
+      (`models.early_stopping`).
     batch_size: examples per batch; the number of in-batch candidates.
+    early_stopping_patience: the pipeline's Trainer stops after this many
+      epochs in a row without a lower validation loss.
   """
   encoder_units: Sequence[int] = (128, 64)
   temperature: float = 0.1
@@ -58,6 +62,7 @@ class CourierConfig(hparams.HParams):
   learning_rate: float = 0.001
   epochs: int = 3
   batch_size: int = 256
+  early_stopping_patience: int = 2
 
 
 class ContentEncoder(tf.keras.layers.Layer):

@@ -19,6 +19,12 @@ Transform graph inside:
 In the pipeline, an item's content vector is built from what the Transform
 output holds for it (title tokens and categories), optionally concatenated
 with an external `item_id -> vector` file (`external_vectors_path`).
+
+Both Trainers hold out each user's newest train positive, and the ranker its
+negatives too (`models.ctr_validation`), never train on them, and stop early
+on them (`models.early_stopping`): COURIER on its own loss, the ranker on
+AUC. The best epoch is exported and the learning curve written to
+`learning_curve.json` in the ModelRun directory.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from data import item_vectors
 from data import features
 from models import content_features
 from models import courier
+from models import ctr_validation
+from models import early_stopping
+from models import loss_validation
 from models import ranking
 from models import retrieval_export
 from models import serving_names
@@ -41,6 +50,9 @@ from transforms import preprocessing
 
 # Hyperparameters of the pipeline families beyond the model configs.
 EXTERNAL_VECTORS_PATH = "external_vectors_path"
+# The families this module trains, as their learning curves name them.
+COURIER = "courier"
+RANKING = "ranking"
 
 
 def catalogue_tokens(catalogue: retrieval_export.ItemCatalogue,
@@ -219,6 +231,10 @@ def config_and_path(fn_args, hparams: Mapping[str, object], config_class,
 def train_courier(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   """Pre-trains COURIER on the positive train examples; exports its table.
 
+  Each user's newest train positive is held out (`ctr_validation.hold_out`,
+  the ranking Trainer's validation rows); training stops early on
+  COURIER's loss there (`loss_validation`) and exports the best epoch.
+
   Args:
     fn_args: the Trainer's FnArgs.
     tft_output: the Transform output.
@@ -232,14 +248,19 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
       preprocessing.vocabulary_size(tft_output, features.TITLE_TOKEN_VOCAB),
       train_inputs.run_seed(fn_args), external_vectors_path)
   model = courier.Courier(content, config)
-  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  held_out = ctr_validation.hold_out(fn_args, tft_output)
+  validation = tf.data.Dataset.from_tensor_slices(held_out.positives).batch(
+      config.batch_size)
   positives = (
-      train_inputs.input_dataset(fn_args, fn_args.train_files, tft_output,
-                                 config.batch_size, shuffle=True)
+      train_inputs.input_dataset_without(fn_args, tft_output, held_out.mask,
+                                         config.batch_size)
       .unbatch()
       .filter(lambda example: example[features.LABEL] > 0.5)
       .batch(config.batch_size, drop_remainder=True))
-  model.fit(positives, epochs=config.epochs, verbose=2)
+  early_stopping.fit(model, positives,
+                     loss_validation.Validator(model.compute_loss, validation),
+                     config, COURIER, fn_args.model_run_dir,
+                     metric=loss_validation.METRIC, higher_is_better=False)
   table = courier.item_embedding_table(model.encoder)
   logging.info("COURIER embedding variance: %.4f",
                courier.embedding_variance(table))
@@ -248,6 +269,10 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
 
 def train_ranking(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   """Trains the CTR ranking model; frozen COURIER features if pre-trained.
+
+  Each user's newest train positive and its negatives are held out
+  (`ctr_validation.hold_out`); training stops early on their AUC and exports
+  the best epoch (`early_stopping`).
 
   Args:
     fn_args: the Trainer's FnArgs; `fn_args.base_model` is COURIER's export
@@ -268,21 +293,17 @@ def train_ranking(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
     content_table = load_content_table(fn_args.base_model, item_vocabulary)
     logging.info("Frozen content table %s from %s", content_table.shape,
                  fn_args.base_model)
-  labels = np.concatenate([
-      batch[features.LABEL].numpy() for batch in train_inputs.input_dataset(
-          fn_args, fn_args.train_files, tft_output, 4096, shuffle=False)])
-  if labels.min() > 0.5:
-    raise ValueError("the train split has only positive examples; the ranking "
-                     "family needs ExampleGen's CTR negatives (ctr_negatives > 0)")
+  held_out = ctr_validation.hold_out(fn_args, tft_output)
   model = ranking.RankingModel(
       preprocessing.vocabulary_size(tft_output, features.USER_VOCAB),
       len(item_vocabulary) + features.NUM_OOV_BUCKETS + 1, config,
       content_table=content_table)
-  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  model.fit(train_inputs.input_dataset(fn_args, fn_args.train_files,
-                                       tft_output, config.batch_size,
-                                       shuffle=True),
-            epochs=config.epochs, verbose=2)
+  early_stopping.fit(
+      model, train_inputs.input_dataset_without(fn_args, tft_output,
+                                                held_out.mask,
+                                                config.batch_size),
+      ctr_validation.Validator(held_out.rows, model), config, RANKING,
+      fn_args.model_run_dir, metric=ctr_validation.METRIC)
   RankingServingModule(tft_output.transform_features_layer(),
                        tft_output.raw_feature_spec(), model).save(
                            fn_args.serving_model_dir)

@@ -1,17 +1,22 @@
-"""Tests for the `courier` and `ranking` Trainer families' exports."""
+"""Tests for the `courier` and `ranking` Trainer families: early stopping and
+exports."""
 
 from __future__ import annotations
 
 import types
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from data import features
 from models import ctr_trainer
+from models import ctr_validation
+from models import learning_curve
 from models import ranking
 from models import retrieval_export
 from models import serving_names
+from models import trainer_testing
 
 RAW_FEATURE_SPEC = {
     features.USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -113,3 +118,84 @@ def test_trainers_seed_tf_with_the_run_seed():
   np.testing.assert_array_equal(_seeded_draw({"seed": 7}),
                                 _seeded_draw({"seed": 7}))
   assert not np.array_equal(_seeded_draw({"seed": 7}), without_seed)
+
+
+def _index_transform(raw):
+  """Raw user and item ids are their own indices ("" is padding)."""
+  return {
+      features.USER_INDEX: item_indices(tf.reshape(raw[features.USER_ID],
+                                                   [-1])),
+      features.ITEM_INDEX: item_indices(tf.reshape(raw[features.ITEM_ID],
+                                                   [-1])),
+      features.HISTORY_ITEM_INDICES: item_indices(
+          tf.sparse.to_dense(raw[features.HISTORY_ITEM_IDS])),
+  }
+
+
+# Random clicks on a small catalogue: the validation AUC wanders from epoch
+# to epoch, so patience 1 stops the fit well before the last epoch.
+_EARLY_STOPPED = {"epochs": 10, "early_stopping_patience": 1,
+                  "batch_size": 32, "embedding_dim": 4,
+                  "attention_units": (4,), "deep_units": (4,)}
+
+
+@pytest.fixture(scope="module")
+def trained_ranker(tmp_path_factory):
+  """FnArgs, train split and learning curve of an in-memory ranking fit."""
+  train, evaluation = trainer_testing.ctr_rows(
+      num_users=40, positives_per_user=6, negatives=2, num_items=30, seed=0)
+  fn_args = trainer_testing.fn_args(
+      {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation},
+      str(tmp_path_factory.mktemp("ranking")))
+  ctr_trainer.train_ranking(
+      fn_args, trainer_testing.TransformOutput(
+          trainer_testing.vocabularies(40, 30, 8), _index_transform,
+          RAW_FEATURE_SPEC), dict(_EARLY_STOPPED))
+  return fn_args, train, learning_curve.read(fn_args.model_run_dir)
+
+
+def test_ranking_stops_after_patience_epochs_without_a_better_auc(
+    trained_ranker):
+  _, _, curve = trained_ranker
+  assert (curve.family, curve.metric) == ("ranking", "auc")
+  steps = [point.step for point in curve.points]
+  assert steps == list(range(1, len(steps) + 1))
+  assert len(steps) < _EARLY_STOPPED["epochs"]
+  assert len(steps) == curve.best + _EARLY_STOPPED["early_stopping_patience"]
+  assert curve.points[curve.best - 1].validation == max(
+      point.validation for point in curve.points)
+
+
+def test_ranking_exports_the_best_epochs_weights(trained_ranker):
+  fn_args, train, curve = trained_ranker
+  held_out = ctr_validation.held_out_rows([train])
+  rows = {name: values[held_out] for name, values in train.items()}
+  auc = trainer_testing.served_auc(fn_args.serving_model_dir, rows)
+  assert auc == pytest.approx(curve.points[curve.best - 1].validation,
+                              abs=1e-4)
+  assert abs(auc - curve.points[-1].validation) > 1e-3
+
+
+def test_ranking_never_reads_the_eval_split(trained_ranker):
+  fn_args, _, _ = trained_ranker
+  assert set(fn_args.data_accessor.read) == {trainer_testing.TRAIN}
+
+
+def test_courier_keeps_its_lowest_validation_loss_and_reads_train_only(
+    tmp_path):
+  train, evaluation = trainer_testing.ctr_rows(
+      num_users=20, positives_per_user=5, negatives=1, num_items=16, seed=2)
+  fn_args = trainer_testing.fn_args(
+      {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation},
+      str(tmp_path))
+  ctr_trainer.train_courier(
+      fn_args, trainer_testing.TransformOutput(
+          trainer_testing.vocabularies(20, 16, 8), None, {}),
+      {"epochs": 3, "batch_size": 8, "encoder_units": (8, 4)})
+  curve = learning_curve.read(fn_args.model_run_dir)
+  assert (curve.family, curve.metric) == ("courier", "loss")
+  assert curve.points[curve.best - 1].validation == min(
+      point.validation for point in curve.points)
+  assert set(fn_args.data_accessor.read) == {trainer_testing.TRAIN}
+  assert tf.saved_model.load(fn_args.serving_model_dir).item_embeddings.shape[
+      1] == 4

@@ -1,31 +1,36 @@
-"""Early stopping of the neural retrieval Trainers, with their learning curve.
+"""Early stopping of the neural Trainers, with their learning curve.
 
-After every epoch the model's towers are scored on validation rows carved
-from train (`models.retrieval_validation`); training stops after
-`config.early_stopping_patience` epochs without a better Recall@50, the best
+After every epoch the model is scored on validation rows carved from train:
+the retrieval families by full-catalogue Recall@50
+(`models.retrieval_validation`), the CTR rankers by AUC
+(`models.ctr_validation`), the pre-training families by their own loss
+(`models.loss_validation`). Training stops after
+`config.early_stopping_patience` epochs without a better score, the best
 epoch's weights are restored for the export, and every epoch's training loss
-and validation Recall@50 go to `<model_run dir>/learning_curve.json`
+and validation score go to `<model_run dir>/learning_curve.json`
 (`models.learning_curve`). The validation rows are never trained on, and the
 exported model is the best epoch's, not refitted on them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any, Callable
 
 import tensorflow as tf
 
 from models import learning_curve
-from models import retrieval_validation
 from models import training
 
 METRIC = "recall_at_50"
 
 
-def curve(family: str, best: training.BestEpoch) -> learning_curve.LearningCurve:
+def curve(family: str, best: training.BestEpoch,
+          metric: str = METRIC) -> learning_curve.LearningCurve:
   """The learning curve of a validated fit: one point per epoch trained."""
   return learning_curve.LearningCurve(
-      family=family, metric=METRIC,
+      family=family, metric=metric,
       points=[learning_curve.Point(step=epoch, validation=score,
                                    train_loss=loss)
               for epoch, (loss, score) in enumerate(zip(best.losses,
@@ -33,35 +38,76 @@ def curve(family: str, best: training.BestEpoch) -> learning_curve.LearningCurve
       best=best.epoch, chosen={"epoch": best.epoch})
 
 
-def fit(model: tf.keras.Model, batches: tf.data.Dataset,
-        validator: retrieval_validation.Validator, config, family: str,
-        model_run_dir: str) -> training.BestEpoch:
-  """Fits `model` with early stopping and writes its learning curve.
+def _described(scores: Any) -> str:
+  return ", ".join(f"{name} {value:.4f}"
+                   for name, value in dataclasses.asdict(scores).items())
+
+
+def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
+                   validator: Callable[[], Any], config, family: str,
+                   metric: str = METRIC, higher_is_better: bool = True
+                   ) -> tuple[training.BestEpoch,
+                              learning_curve.LearningCurve]:
+  """Fits `model` with early stopping; returns the kept epoch and the curve.
 
   Args:
     model: the model to compile (Adam) and train; it ends with the best
       epoch's weights.
     batches: one epoch of training batches, without the validation rows.
-    validator: scores the towers that the export will serve.
+    validator: `() -> scores`, a dataclass of the current model's
+      validation metrics, `metric` among them.
+    config: the family's config: `learning_rate`, `epochs` (the most) and
+      `early_stopping_patience`.
+    family: the model family, for the curve.
+    metric: the field of the scores that picks the epoch.
+    higher_is_better: False for a loss.
+
+  Returns:
+    The kept epoch with every epoch's loss and score (as measured, whatever
+    the direction), and its learning curve.
+  """
+  sign = 1.0 if higher_is_better else -1.0
+
+  def validate(epoch: int, loss: float) -> float:
+    scores = validator()
+    logging.info("%s epoch %d: loss %.4f, validation %s", family, epoch, loss,
+                 _described(scores))
+    return sign * getattr(scores, metric)
+
+  signed = training.fit_best_epoch(model, batches, config.learning_rate,
+                                   config.epochs, validate,
+                                   patience=config.early_stopping_patience)
+  best = dataclasses.replace(signed, score=sign * signed.score,
+                             scores=[sign * score for score in signed.scores])
+  logging.info("%s: kept epoch %d of %d, validation %s %.4f", family,
+               best.epoch, len(best.losses), metric, best.score)
+  return best, curve(family, best, metric)
+
+
+def fit(model: tf.keras.Model, batches: tf.data.Dataset,
+        validator: Callable[[], Any], config, family: str,
+        model_run_dir: str, metric: str = METRIC,
+        higher_is_better: bool = True) -> training.BestEpoch:
+  """`fit_with_curve`, writing the curve into the Trainer's ModelRun dir.
+
+  Args:
+    model: the model to compile (Adam) and train; it ends with the best
+      epoch's weights.
+    batches: one epoch of training batches, without the validation rows.
+    validator: scores the model on the validation rows (see
+      `fit_with_curve`), e.g. a `retrieval_validation.Validator` of the
+      towers that the export will serve.
     config: the family's config: `learning_rate`, `epochs` (the most) and
       `early_stopping_patience`.
     family: the model family, for the curve.
     model_run_dir: the Trainer's ModelRun directory.
+    metric: the field of the scores that picks the epoch.
+    higher_is_better: False for a loss.
 
   Returns:
     The kept epoch and every epoch's loss and score.
   """
-  def validate(epoch: int, loss: float) -> float:
-    scores = validator()
-    logging.info("%s epoch %d: loss %.4f, validation recall@50 %.4f, "
-                 "ndcg@10 %.4f", family, epoch, loss, scores.recall_at_50,
-                 scores.ndcg_at_10)
-    return scores.recall_at_50
-
-  best = training.fit_best_epoch(model, batches, config.learning_rate,
-                                 config.epochs, validate,
-                                 patience=config.early_stopping_patience)
-  logging.info("%s: kept epoch %d of %d, validation recall@50 %.4f", family,
-               best.epoch, len(best.losses), best.score)
-  learning_curve.write(model_run_dir, curve(family, best))
+  best, learning = fit_with_curve(model, batches, validator, config, family,
+                                  metric, higher_is_better)
+  learning_curve.write(model_run_dir, learning)
   return best

@@ -1,5 +1,6 @@
 """Tests for early stopping's learning curve."""
 
+import dataclasses
 import json
 import os
 
@@ -44,3 +45,23 @@ def test_fit_writes_the_learning_curve_of_every_epoch(tmp_path):
   assert [point["train_loss"] for point in curve["points"]] == best.losses
   assert all(set(point) == {"step", "train_loss", "validation"}
              for point in curve["points"])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Loss:
+  loss: float
+
+
+def test_a_loss_keeps_its_lowest_epoch_and_stops_after_patience(tmp_path):
+  config = two_tower.TwoTowerConfig(learning_rate=0.1, epochs=6,
+                                    early_stopping_patience=2)
+  losses = iter([0.9, 0.5, 0.7, 0.6, 0.1, 0.1])
+  best = early_stopping.fit(
+      training_test.MeanSquaredModel(),
+      training.shuffled_batches({"x": np.ones(8, np.float32)}, 4, seed=0),
+      lambda: _Loss(next(losses)), config, "courier", str(tmp_path),
+      metric="loss", higher_is_better=False)
+  curve = learning_curve.read(str(tmp_path))
+  assert (curve.family, curve.metric) == ("courier", "loss")
+  assert best.epoch == curve.best == 2 and best.score == 0.5
+  assert [point.validation for point in curve.points] == [0.9, 0.5, 0.7, 0.6]

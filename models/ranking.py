@@ -37,8 +37,12 @@ class RankingConfig(hparams.HParams):
     num_cross_layers: stacked DCN-v2 cross layers.
     deep_units: hidden sizes of the MLP after the crosses.
     learning_rate: Adam learning rate.
-    epochs: passes over the training examples.
+    epochs: the most passes over the training examples; the pipeline's
+      Trainer keeps the epoch with the best validation AUC
+      (`models.early_stopping`).
     batch_size: examples per batch.
+    early_stopping_patience: the pipeline's Trainer stops after this many
+      epochs in a row without a better validation AUC.
   """
   embedding_dim: int = 32
   attention_units: Sequence[int] = (36,)
@@ -47,6 +51,7 @@ class RankingConfig(hparams.HParams):
   learning_rate: float = 0.001
   epochs: int = 2
   batch_size: int = 1024
+  early_stopping_patience: int = 2
 
 
 def align_embedding_table(table_item_ids: Sequence[str], table: np.ndarray,

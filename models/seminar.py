@@ -83,8 +83,12 @@ class SeminarConfig(hparams.HParams):
     attention_scoring: "exact", "pq" or "pq_xla" (`ScoringMode`): how the
       exported model selects the top-K history items (pipeline `seminar`
       family).
-    epochs: passes over the training windows (pipeline families).
+    epochs: the most passes over the training windows (pipeline families,
+      which keep the epoch that validates best: `models.early_stopping`).
     batch_size: windows per batch (pipeline families).
+    early_stopping_patience: the pipeline families stop after this many
+      epochs in a row without a better validation score (the PSU's loss,
+      the fine-tuned ranker's AUC).
   """
   embedding_dim: int = 64
   num_heads: int = 2
@@ -106,6 +110,7 @@ class SeminarConfig(hparams.HParams):
   attention_scoring: str = ScoringMode.EXACT.value
   epochs: int = 2
   batch_size: int = 64
+  early_stopping_patience: int = 2
 
   def __post_init__(self):
     # A typo in `--hparam attention_scoring=...` fails before training, not

@@ -12,6 +12,10 @@ Built once per Trainer (`SeminarInputs`):
   histories: items from `HISTORY_ITEM_INDICES`, their queries from
   `HISTORY_QUERY_TOKEN_INDICES`, the target's from `QUERY_TOKEN_INDICES`;
 - a uniform sample of labelled train examples, for Platt calibration;
+- validation rows carved from train (`ctr_validation.hold_out`: each user's
+  newest train positive and its negatives), never in the training windows
+  or the calibration sample, and each held-out positive's window (its
+  history and itself), for early stopping;
 - optionally, image vectors from an `item_id -> vector` file
   (`item_vectors.load_item_vectors`).
 """
@@ -28,6 +32,7 @@ from data import derived_queries
 from data import features
 from data import item_vectors
 from models import ctr_trainer
+from models import ctr_validation
 from models import retrieval_export
 from models import seminar
 from models import seminar_psu
@@ -191,11 +196,15 @@ class SeminarInputs:
         item_vectors.load_item_vectors(image_vectors_path,
                                        list(self.catalogue.item_ids))[0]
         if image_vectors_path else None)
+    self.held_out = ctr_validation.hold_out(fn_args, tft_output)
     positives, self.calibration_sample = read_train_rows(
-        train_inputs.input_dataset(fn_args, fn_args.train_files, tft_output,
-                                   _READ_BATCH_SIZE, shuffle=False), CALIBRATION_EXAMPLES,
-        self.seed)
+        train_inputs.input_dataset_without(fn_args, tft_output,
+                                           self.held_out.mask,
+                                           _READ_BATCH_SIZE),
+        CALIBRATION_EXAMPLES, self.seed)
     self.windows = training_windows(positives, self.keywords_of_items)
+    self.validation_windows = training_windows(self.held_out.positives,
+                                               self.keywords_of_items)
     logging.info("SEMINAR: %d items, %d tokens, %d training windows",
                  len(self.item_tokens), self.num_tokens,
                  len(self.windows["items"]))
@@ -208,12 +217,18 @@ class SeminarInputs:
   def batches(self, batch_size: int) -> tf.data.Dataset:
     """Windows shuffled with the run's seed, trailing padding trimmed per
     batch."""
-
-    def trim(batch):
-      length = tf.reduce_max(tf.reduce_sum(
-          tf.cast(batch["items"] != features.PADDING_INDEX, tf.int32),
-          axis=1))
-      return {name: values[:, :length] for name, values in batch.items()}
-
     return training.shuffled_batches(self.windows, batch_size, self.seed,
-                                     drop_remainder=False, map_batch=trim)
+                                     drop_remainder=False,
+                                     map_batch=_trim_padding)
+
+  def validation_batches(self, batch_size: int) -> tf.data.Dataset:
+    """The held-out positives' windows in a fixed order, trimmed likewise."""
+    return (tf.data.Dataset.from_tensor_slices(self.validation_windows)
+            .batch(batch_size).map(_trim_padding))
+
+
+def _trim_padding(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  """Drops the window positions that are padding in every row of `batch`."""
+  length = tf.reduce_max(tf.reduce_sum(
+      tf.cast(batch["items"] != features.PADDING_INDEX, tf.int32), axis=1))
+  return {name: values[:, :length] for name, values in batch.items()}

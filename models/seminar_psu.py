@@ -107,6 +107,11 @@ class SeminarPretrainer(tf.keras.Model):
                                                  item_vectors, real)
     return losses
 
+  def total_loss(self, batch: Mapping[str, tf.Tensor],
+                 training: bool = False) -> tf.Tensor:
+    """The weighted sum of the enabled objectives' losses on `batch`."""
+    return self._total(self.losses_of(batch, training))
+
   def _total(self, losses: Mapping[str, tf.Tensor]) -> tf.Tensor:
     weights = {"next_pair": self.config.next_pair_weight,
                "alignment": self.config.alignment_weight,

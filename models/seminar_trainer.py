@@ -28,6 +28,13 @@ mode. The score is calibrated to a click probability by Platt scaling
 (`calibration`) fitted on a sample of the labelled train examples (positives
 and ExampleGen's sampled negatives), so that the Evaluator's log-loss bound
 applies as it does to the `ranking` family.
+
+Both Trainers stop early on validation rows carved from train
+(`SeminarInputs.held_out`: each user's newest train positive and its
+negatives, never trained on) and export the best epoch
+(`models.early_stopping`, `learning_curve.json` in the ModelRun directory):
+the PSU on its own loss over the held-out positives' windows, the retriever
+on the AUC of its (exact-attention) scores over the held-out rows.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ import tensorflow as tf
 from data import features
 from models import calibration
 from models import ctr_trainer
+from models import ctr_validation
+from models import early_stopping
+from models import loss_validation
 from models import seminar
 from models import seminar_checkpoint
 from models import seminar_inputs
@@ -49,6 +59,9 @@ from models import seminar_inputs
 # these from the PSU's export.
 INHERITED_HPARAMS = ("embedding_dim", "num_heads", "use_queries", "use_text",
                      "num_keywords", seminar_inputs.IMAGE_VECTORS_PATH)
+# The families this module trains, as their learning curves name them.
+PSU = "seminar_psu"
+SEMINAR = "seminar"
 
 
 class SeminarScorer(tf.Module):
@@ -115,9 +128,12 @@ def train_seminar_psu(fn_args, tft_output, hparams: Mapping[str, object]) -> Non
   """
   config, inputs = _config_and_inputs(fn_args, tft_output, hparams)
   pretrainer, _ = inputs.build(config)
-  pretrainer.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  pretrainer.fit(inputs.batches(config.batch_size), epochs=config.epochs,
-                 verbose=2)
+  early_stopping.fit(
+      pretrainer, inputs.batches(config.batch_size),
+      loss_validation.Validator(pretrainer.total_loss,
+                                inputs.validation_batches(config.batch_size)),
+      config, PSU, fn_args.model_run_dir, metric=loss_validation.METRIC,
+      higher_is_better=False)
   settings = {name: getattr(config, name) for name in INHERITED_HPARAMS
               if name != seminar_inputs.IMAGE_VECTORS_PATH}
   seminar_checkpoint.save_psu(
@@ -149,9 +165,12 @@ def train_seminar(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   if fn_args.base_model:
     seminar_checkpoint.restore_psu(fn_args.base_model, pretrainer, retriever)
     logging.info("Restored the PSU from %s", fn_args.base_model)
-  retriever.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-  retriever.fit(inputs.batches(config.batch_size), epochs=config.epochs,
-                verbose=2)
+  early_stopping.fit(
+      retriever, inputs.batches(config.batch_size),
+      ctr_validation.Validator(
+          inputs.held_out.rows,
+          SeminarScorer(retriever, inputs.keywords_of_items).scores),
+      config, SEMINAR, fn_args.model_run_dir, metric=ctr_validation.METRIC)
   mode = seminar.ScoringMode(config.attention_scoring)
   if mode.quantized:
     retriever.quantize_item_keys(seed=inputs.seed)

@@ -1,4 +1,5 @@
-"""Tests for the `seminar` Trainer family's export."""
+"""Tests for the `seminar_psu` and `seminar` Trainers: early stopping and the
+export."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from tensorflow.core.protobuf import saved_model_pb2
 from data import derived_queries
 from data import features
 from models import ctr_trainer
+from models import ctr_validation
+from models import learning_curve
 from models import seminar
 from models import seminar_psu
 from models import seminar_trainer
 from models import serving_names
+from models import trainer_testing
 from models.ctr_trainer_test import RAW_FEATURE_SPEC
 from models.ctr_trainer_test import item_indices
 from models.seminar_test import ITEM_TOKENS
@@ -158,3 +162,73 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
   assert not any(node.op == "Const" and
                  node.attr["dtype"].type == types_pb2.DT_UINT8
                  for node in _graph_nodes(str(tmp_path / "exact")))
+
+
+# Tiny and fast; random clicks, so the fine-tuned AUC wanders from epoch to
+# epoch and patience 1 stops it before the last epoch.
+_TINY = {"embedding_dim": 8, "num_heads": 2, "top_k": 3, "dropout": 0.0,
+         "num_negatives": 5, "batch_size": 16, "num_keywords": 1,
+         "early_stopping_patience": 1}
+_PSU_EPOCHS = 3
+_SEMINAR_EPOCHS = 10
+
+
+@pytest.fixture(scope="module")
+def trained_seminar(tmp_path_factory):
+  """The PSU's and the retriever's FnArgs, and the train split."""
+  train, evaluation = trainer_testing.ctr_rows(
+      num_users=30, positives_per_user=6, negatives=2, num_items=24, seed=1)
+  splits = {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation}
+  transform_output = trainer_testing.TransformOutput(
+      trainer_testing.vocabularies(30, 24, NUM_TOKENS), _fake_transform,
+      RAW_SPEC_WITH_QUERIES)
+  psu_args = trainer_testing.fn_args(splits,
+                                     str(tmp_path_factory.mktemp("psu")))
+  seminar_trainer.train_seminar_psu(psu_args, transform_output,
+                                    {**_TINY, "epochs": _PSU_EPOCHS})
+  seminar_args = trainer_testing.fn_args(
+      splits, str(tmp_path_factory.mktemp("seminar")),
+      base_model=psu_args.serving_model_dir)
+  seminar_trainer.train_seminar(seminar_args, transform_output,
+                                {**_TINY, "epochs": _SEMINAR_EPOCHS})
+  return psu_args, seminar_args, train
+
+
+def test_psu_keeps_the_epoch_with_the_lowest_validation_loss(trained_seminar):
+  psu_args, _, _ = trained_seminar
+  curve = learning_curve.read(psu_args.model_run_dir)
+  assert (curve.family, curve.metric) == ("seminar_psu", "loss")
+  assert 1 <= len(curve.points) <= _PSU_EPOCHS
+  assert curve.points[curve.best - 1].validation == min(
+      point.validation for point in curve.points)
+
+
+def test_seminar_stops_after_patience_epochs_without_a_better_auc(
+    trained_seminar):
+  _, seminar_args, _ = trained_seminar
+  curve = learning_curve.read(seminar_args.model_run_dir)
+  assert (curve.family, curve.metric) == ("seminar", "auc")
+  assert len(curve.points) < _SEMINAR_EPOCHS
+  assert len(curve.points) == curve.best + _TINY["early_stopping_patience"]
+  assert curve.points[curve.best - 1].validation == max(
+      point.validation for point in curve.points)
+
+
+def test_seminar_exports_the_best_epochs_weights(trained_seminar):
+  _, seminar_args, train = trained_seminar
+  curve = learning_curve.read(seminar_args.model_run_dir)
+  held_out = ctr_validation.held_out_rows([train])
+  rows = {name: values[held_out] for name, values in train.items()}
+  auc = trainer_testing.served_auc(seminar_args.serving_model_dir, rows)
+  # Platt scaling is monotone: increasing unless its slope came out
+  # negative, which reverses the order.
+  distance = min(abs(auc - curve.points[curve.best - 1].validation),
+                 abs(1 - auc - curve.points[curve.best - 1].validation))
+  assert distance < 1e-4
+  assert abs(auc - curve.points[-1].validation) > 1e-3
+  assert abs(1 - auc - curve.points[-1].validation) > 1e-3
+
+
+def test_seminar_trainers_never_read_the_eval_split(trained_seminar):
+  for fn_args in trained_seminar[:2]:
+    assert set(fn_args.data_accessor.read) == {trainer_testing.TRAIN}

@@ -159,6 +159,18 @@ def assert_ranking_run_pushed(config: config_lib.PipelineConfig, summary,
   assert summary.blessed is True and summary.pushed_dir
 
 
+def assert_one_epoch_learning_curves(summary, expected: dict) -> None:
+  """Each Trainer's learning curve names its family and validation metric
+  (`expected`: component -> (family, metric)) and, trained one epoch, kept
+  and exported that epoch."""
+  curves = summary.learning_curves
+  assert {component: (curve.family, curve.metric)
+          for component, curve in curves.items()} == expected
+  for curve in curves.values():
+    assert [point.step for point in curve.points] == [1]
+    assert curve.best == curve.chosen["epoch"] == 1
+
+
 def assert_pushed_ranker_scores_raw_candidates(pushed_dir: str) -> None:
   """The pushed ranker scores MovieLens candidates and unknown ids, raw."""
   loaded = tf.saved_model.load(pushed_dir)

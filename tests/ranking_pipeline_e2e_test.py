@@ -1,7 +1,9 @@
 """End-to-end: the `ranking` family, pre-trained by COURIER, on a MovieLens sample.
 
 One run: ExampleGen writes CTR negatives, the PretrainTrainer trains COURIER,
-the Trainer trains the DIN + DCN-v2 ranker on its frozen item embeddings, the
+the Trainer trains the DIN + DCN-v2 ranker on its frozen item embeddings
+(each stopping early on validation rows carved from train, with its learning
+curve in the run summary), the
 Evaluator scores AUC and log loss, and the Pusher ships the ranker (no ScaNN
 index: a ranker scores given candidates). One epoch on 60 users cannot pass
 the default gate, so this run's gate is open; the default gate's AUC and log
@@ -38,6 +40,13 @@ def ranking_run(tmp_path_factory):
 def test_courier_then_ranker_then_evaluator_then_push(ranking_run):
   config, summary = ranking_run
   pipeline_fixtures.assert_ranking_run_pushed(config, summary, SAMPLE_USERS)
+
+
+def test_both_trainers_wrote_their_early_stopping_curves(ranking_run):
+  _, summary = ranking_run
+  pipeline_fixtures.assert_one_epoch_learning_curves(summary, {
+      "PretrainTrainer": ("courier", "loss"),
+      "Trainer": ("ranking", "auc")})
 
 
 def test_pushed_ranker_scores_raw_candidates(ranking_run):

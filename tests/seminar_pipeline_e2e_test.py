@@ -2,10 +2,11 @@
 
 One run: ExampleGen writes CTR negatives and each history item's search
 query, Transform tokenizes queries with the titles, the PretrainTrainer
-trains SEMINAR's PSU, the Trainer restores it, fine-tunes and exports
-PQ-approximate attention (item codes computed once, at export), the Evaluator
-gates on AUC and log loss of the calibrated probability, and the Pusher ships
-the ranker without a ScaNN index.
+trains SEMINAR's PSU, the Trainer restores it, fine-tunes (both stopping
+early on validation rows carved from train, with their learning curves in
+the run summary) and exports PQ-approximate attention (item codes computed
+once, at export), the Evaluator gates on AUC and log loss of the calibrated
+probability, and the Pusher ships the ranker without a ScaNN index.
 
 MovieLens has no search log, so the contract file gets a synthetic `query`
 column (`_with_search_queries`): the run carries real queries from the file to
@@ -62,6 +63,13 @@ def _examples(artifact_uri: str, split: str):
 def test_psu_then_fine_tuning_then_auc_gate_then_push(seminar_run):
   config, summary = seminar_run
   pipeline_fixtures.assert_ranking_run_pushed(config, summary, SAMPLE_USERS)
+
+
+def test_both_trainers_wrote_their_early_stopping_curves(seminar_run):
+  _, summary = seminar_run
+  pipeline_fixtures.assert_one_epoch_learning_curves(summary, {
+      "PretrainTrainer": ("seminar_psu", "loss"),
+      "Trainer": ("seminar", "auc")})
 
 
 def test_history_queries_reach_the_transformed_examples(seminar_run):
