@@ -308,7 +308,11 @@ def markdown(result: Mapping) -> str:
         f"{name} {metrics['guim_k4'][name]['mean'] / baseline[name]['mean']:.2f}×"
         for name in names if baseline[name]["mean"])
     table += f"\n\nGUIM K=4 / two-tower (means): {ratios}"
-  return table + "\n\n" + verdict(metrics)
+  table += "\n\n" + verdict(metrics)
+  if len(result["train_seeds"]) == 1:
+    table += (" (one training seed: the std is over probe seeds only, so a "
+              "margin is not shown to exceed training noise)")
+  return table
 
 
 def verdict(metrics: Mapping[str, Mapping[str, dict]],

@@ -73,3 +73,15 @@ def test_verdict_names_the_strongest_baseline_and_who_beats_it_beyond_std():
   assert embedding_benchmark.verdict(metrics) == (
       "Strongest baseline by next_item_recall@50: ease (0.4000); models "
       "above it by more than their std: guim_k1")
+
+
+def test_markdown_says_when_one_training_seed_gives_no_training_std():
+  metrics = {"most_popular": _stats(0.23), "ease": _stats(0.40),
+             "two_tower": _stats(0.42)}
+  result = {"dataset": "pairs", "metrics": metrics, "train_seeds": [0]}
+  table = embedding_benchmark.markdown(result)
+  assert "| ease | 0.4000 ± 0.0000 |" in table
+  assert ("models above it by more than their std: two_tower (one training "
+          "seed") in table
+  assert "one training seed" not in embedding_benchmark.markdown(
+      dict(result, train_seeds=[0, 1]))
