@@ -115,11 +115,19 @@ def dask_cluster(tmp_path_factory):
   # The runner's GroupByKey is a Dask bag groupby, which partitions by
   # Python's hash(); string hashes differ between processes unless they share
   # a seed, and then groups come out split (apache/beam#29365).
-  with dask.config.set({_HASH_SEED_CONFIG: "0"}):
-    cluster = distributed.LocalCluster(
-        n_workers=WORKERS, processes=True, threads_per_worker=1,
-        dashboard_address=":0",
-        local_directory=str(tmp_path_factory.mktemp("dask_workers")))
+  environ = dict(os.environ)
+  try:
+    with dask.config.set({_HASH_SEED_CONFIG: "0"}):
+      cluster = distributed.LocalCluster(
+          n_workers=WORKERS, processes=True, threads_per_worker=1,
+          dashboard_address=":0",
+          local_directory=str(tmp_path_factory.mktemp("dask_workers")))
+  finally:
+    # Each nanny writes its pre-spawn variables (the seed, OMP_NUM_THREADS=1,
+    # ...) into this process's environment and leaves them there; the tests
+    # that run after these in this process must not inherit them.
+    os.environ.clear()
+    os.environ.update(environ)
   try:
     yield cluster
   finally:
