@@ -26,7 +26,10 @@ log time over log size) and the speed-up of 2 workers over 1. With
 training epoch (`benchmarks.pipeline_benchmark`, in a child measured the same
 way). Results are merged into `--output` after every measurement (a size and
 worker count already there is not run again), and `--plot` draws time and
-peak memory against size.
+peak memory against size. `--history-length 1` shows what the data steps
+cost when an example carries one history item instead of up to 50: about
+what storing each user's sequence once would leave (same interactions, one
+history token each).
 """
 
 from __future__ import annotations
@@ -184,23 +187,28 @@ def directory_bytes(path: pathlib.Path) -> int:
 # ---------------------------------------------------------------- one step, in the child
 
 
-def _step_config(dataset_dir: str, workspace: str, workers: int):
+def _step_config(dataset_dir: str, workspace: str, workers: int,
+                 history_length: int = 0):
+  """The pipeline's config for one step; `history_length` 0 keeps its own."""
   from tfx_pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
-  return config_lib.PipelineConfig(
+  config = config_lib.PipelineConfig(
       pipeline_name="vrec-scaling", dataset="contract",
       dataset_dir=dataset_dir, workspace=workspace,
       beam_args=beam_worker_args(workers), enable_cache=False)
+  if history_length:
+    config.examples.history_length = history_length
+  return config
 
 
 def run_step_here(step: Step, dataset_dir: str, workspace: str,
-                  workers: int) -> None:
+                  workers: int, history_length: int = 0) -> None:
   """Runs `step`'s nodes of the pipeline, in this process (the child)."""
   sys.argv = sys.argv[:1]  # TFX's Beam executors parse sys.argv.
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
   from tfx.orchestration import pipeline as tfx_pipeline_lib  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
-  config = _step_config(dataset_dir, workspace, workers)
+  config = _step_config(dataset_dir, workspace, workers, history_length)
   pipeline = pipeline_lib.create_pipeline(
       config,
       metadata_connection_config=pipeline_lib.local_metadata_config(config),
@@ -258,35 +266,38 @@ def generated_log(data_root: pathlib.Path, size: int, seed: int) -> dict:
 
 
 def measure_steps(dataset_dir: str, size: int, workers: int,
-                  workspace: pathlib.Path, budget: Budget) -> list[dict]:
+                  workspace: pathlib.Path, budget: Budget,
+                  history_length: int = 0) -> list[dict]:
   """Runs every step on one log with `workers` Beam workers, in order.
 
   A step that fails or is killed ends the sequence: the later steps need
-  its output.
+  its output. `history_length` (0: the pipeline's own) caps the history
+  each example carries.
   """
   if workspace.exists():
     shutil.rmtree(workspace)
   workspace.mkdir(parents=True)
+  config = _step_config(dataset_dir, str(workspace), workers, history_length)
   records = []
   for step in STEPS:
     common.log(f"{size:,} rows, {workers} worker(s): {step.name}")
     child = run_child(
         [sys.executable, "-m", MODULE, "--run-step", step.name,
          "--dataset-dir", dataset_dir, "--workspace", str(workspace),
-         "--workers", str(workers)],
+         "--workers", str(workers), "--history-length", str(history_length)],
         workspace / f"{step.name}.log", budget.max_rss_bytes,
         budget.timeout_s())
     node_seconds = (_step_seconds(str(workspace), step)
                     if child.status == "ok" else {})
     seconds = node_seconds.get(step.nodes[-1])
-    pipeline_root = _step_config(dataset_dir, str(workspace), workers
-                                 ).pipeline_root
     records.append({
         "size": size, "workers": workers, "step": step.name,
+        "history_length": config.examples.history_length,
         "seconds": seconds, "node_seconds": node_seconds,
         **{key: value for key, value in dataclasses.asdict(child).items()
            if key != "output_tail"},
-        "output_bytes": sum(directory_bytes(pathlib.Path(pipeline_root, node))
+        "output_bytes": sum(directory_bytes(pathlib.Path(config.pipeline_root,
+                                                         node))
                             for node in step.nodes),
         "rows_per_s_per_worker": (round(size / seconds / workers)
                                   if seconds else None),
@@ -505,6 +516,10 @@ def main(argv=None) -> int:
                       help="also run the whole pipeline (1 epoch) at this "
                       "size; 0 for none")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--history-length", type=int, default=0,
+                      help="history items per example (default: the "
+                      "pipeline's); write a different --output, since runs "
+                      "are keyed by size and workers only")
   parser.add_argument("--data-root", default="",
                       help="where logs and workspaces go (default: a temp "
                       "dir); logs there are reused")
@@ -531,7 +546,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.run_step:
     run_step_here(_STEPS_BY_NAME[args.run_step], args.dataset_dir,
-                  args.workspace, *args.workers)
+                  args.workspace, *args.workers,
+                  history_length=args.history_length)
     return 0
 
   output = pathlib.Path(args.output)
@@ -563,7 +579,8 @@ def main(argv=None) -> int:
                    "smaller size, skipped")
         continue
       runs = measure_steps(log["dir"], size, workers,
-                           data_root / f"workspace_{size}_{workers}", budget)
+                           data_root / f"workspace_{size}_{workers}", budget,
+                           args.history_length)
       results["runs"].extend(runs)
       broken |= {(run["workers"], run["step"]) for run in runs
                  if run["status"] != "ok"}

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from benchmarks import scaling
+from tfx_pipeline import config as config_lib
 
 
 def test_fit_exponent_recovers_a_power_law():
@@ -54,6 +55,15 @@ def test_summarize_fits_finished_steps_and_compares_workers():
       "ExampleGen": 4.0, "Transform": 1.5}
   # The killed run counts in no fit and no ratio.
   assert "1000000->3000000" not in summary["rss_growth"]["1"]
+
+
+def test_step_config_caps_the_history_only_when_asked():
+  default = scaling._step_config("log", "workspace", 2)
+  assert (default.examples.history_length ==
+          config_lib.ExamplesConfig().history_length)
+  assert default.beam_args == scaling.beam_worker_args(2)
+  assert scaling._step_config("log", "workspace", 1,
+                              history_length=1).examples.history_length == 1
 
 
 def test_beam_worker_args_ask_for_processes():
