@@ -46,7 +46,6 @@ from tfx.types import artifact_utils
 
 from tests import pipeline_fixtures
 from tests import prerequisites
-from tests.portable_runner_test import BEAM_STEPS
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import pipeline as pipeline_lib
@@ -98,11 +97,13 @@ _READ_FAILURE = KnownFailure(AttributeError, _NO_BAG,
 # UNSUPPORTED show on small pipelines: ExampleGen's tagged split outputs and
 # Beam's WriteToTFRecord; the reads of StatisticsGen, Transform and the
 # Evaluator; ScannIndexGen's EmbedItemsFn, which loads its model in `setup`.
+# One Beam step per distinct failure: Transform and the Evaluator read
+# through the same TFX-BSL Flatten as StatisticsGen and fail the same way
+# (benchmarks/README.md), so they are left out to keep this file's CI cost
+# down.
 KNOWN_STEP_FAILURES = {
     "InteractionExampleGen": _SIDE_INPUT_FAILURE,
     "StatisticsGen": _FLATTEN_OF_ONE_FAILURE,
-    "Transform": _FLATTEN_OF_ONE_FAILURE,
-    "Evaluator": _FLATTEN_OF_ONE_FAILURE,
     "ScannIndexGen": _READ_FAILURE,
 }
 
@@ -296,7 +297,7 @@ def _artifacts(store, execution_id: int, event_type) -> dict[str, list]:
   return dict(by_key)
 
 
-@pytest.mark.parametrize("step", BEAM_STEPS)
+@pytest.mark.parametrize("step", sorted(KNOWN_STEP_FAILURES))
 def test_each_beam_step_fails_on_the_runner_with_its_known_error(
     step, dask_cluster, sample_runs, tmp_path):
   config = sample_runs.blessed_config
