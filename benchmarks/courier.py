@@ -28,7 +28,14 @@ CTR examples (the interaction logs are implicit, so clicks are built):
   - test: each user's held-out future, i.e. the test item with the whole
     train sequence plus the validation item as history, and its negatives
     drawn the same way. The evaluation set is identical for every row and
-    seed.
+    seed;
+  - validation: each user's validation item (the leave-one-out split's, never
+    a test item) with the train sequence as history, and its negatives, drawn
+    by a second generator so that the train and test draws do not depend on
+    it. The ranker stops early on its AUC (`models.early_stopping`, the
+    pipeline's mechanism: at most `--epochs`, `--patience` epochs without a
+    better AUC) and is tested with the best epoch's weights; the learning
+    curve of every variant and seed goes into the JSON.
 Pre-training (c)-(e) uses only train positions (the user's
 `--max_pretrain_positives_per_user` most recent; (c) takes as many gradient
 steps over the item catalogue). Each seed re-runs pre-training and ranker
@@ -58,6 +65,9 @@ from data import examples
 from data import features
 from models import content_features
 from models import courier
+from models import ctr_validation
+from models import early_stopping
+from models import learning_curve
 from models import ranking
 from models import training
 from offline_eval import datasets
@@ -100,8 +110,9 @@ def _padded(sequence: np.ndarray, length: int) -> np.ndarray:
 def build_ctr_examples(dataset: datasets.SequenceDataset, history_length: int,
                        negatives: int, seed: int, max_positives: int,
                        max_pretrain_positives: int
-                       ) -> tuple[CtrExamples, CtrExamples, dict[str, np.ndarray]]:
-  """Train and test click examples, and the train positives for pre-training.
+                       ) -> tuple[CtrExamples, CtrExamples, CtrExamples,
+                                  dict[str, np.ndarray]]:
+  """Click examples of each split, and the train positives for pre-training.
 
   Args:
     dataset: the leave-one-out split.
@@ -112,14 +123,17 @@ def build_ctr_examples(dataset: datasets.SequenceDataset, history_length: int,
     max_pretrain_positives: pre-training positives per user, most recent.
 
   Returns:
-    `(train, test, positives)`: `positives` holds the pre-training positives'
-    `features.ITEM_INDEX` and `features.HISTORY_ITEM_INDICES`.
+    `(train, valid, test, positives)`: `positives` holds the pre-training
+    positives' `features.ITEM_INDEX` and `features.HISTORY_ITEM_INDICES`.
   """
   rng = np.random.default_rng(seed)
+  # Validation negatives come from their own generator: the train and test
+  # draws are the ones the benchmark drew before it had a validation split.
+  valid_rng = np.random.default_rng([seed, 1])
   counts = dataset.train_counts().astype(np.float64)
   probability = counts / counts.sum()
   catalogue = np.arange(dataset.num_items)
-  parts = {"train": ([], [], [], []), "test": ([], [], [], [])}
+  parts = {split: ([], [], [], []) for split in ("train", "valid", "test")}
   pretrain_items, pretrain_histories = [], []
   for user, sequence in enumerate(dataset.train_sequences):
     excluded = set(dataset.interacted(user).tolist())
@@ -133,6 +147,10 @@ def build_ctr_examples(dataset: datasets.SequenceDataset, history_length: int,
     sampled = np.array(examples.sample_popular_negatives(
         rng, catalogue, probability, excluded, negatives * len(cases)),
                        np.int64)
+    cases.append(("valid", dataset.valid_items[user], sequence))
+    sampled = np.concatenate([sampled, np.array(
+        examples.sample_popular_negatives(valid_rng, catalogue, probability,
+                                          excluded, negatives), np.int64)])
     for case, (split, positive, history) in enumerate(cases):
       users, items, histories, labels = parts[split]
       row = _padded(np.asarray(history), history_length)
@@ -142,12 +160,13 @@ def build_ctr_examples(dataset: datasets.SequenceDataset, history_length: int,
       items.extend(candidates)
       histories.extend([row] * len(candidates))
       labels.extend([1] + [0] * (len(candidates) - 1))
-  train, test = (CtrExamples(np.array(u, np.int64), np.array(i, np.int64),
-                             np.stack(h), np.array(l, np.int64))
-                 for u, i, h, l in (parts["train"], parts["test"]))
+  train, valid, test = (
+      CtrExamples(np.array(u, np.int64), np.array(i, np.int64), np.stack(h),
+                  np.array(l, np.int64))
+      for u, i, h, l in (parts["train"], parts["valid"], parts["test"]))
   positives = {features.ITEM_INDEX: np.array(pretrain_items, np.int64),
                features.HISTORY_ITEM_INDICES: np.stack(pretrain_histories)}
-  return train, test, positives
+  return train, valid, test, positives
 
 
 def dataset_content(dataset: datasets.SequenceDataset) -> np.ndarray:
@@ -185,39 +204,49 @@ def pretrain(variant: str, content: np.ndarray,
 
 
 def train_and_score(dataset: datasets.SequenceDataset, train: CtrExamples,
-                    test: CtrExamples, content_table: np.ndarray | None, args,
-                    seed: int) -> np.ndarray:
-  """Trains the ranking model; returns its test logits."""
+                    valid: CtrExamples, test: CtrExamples,
+                    content_table: np.ndarray | None, args, seed: int
+                    ) -> tuple[np.ndarray, learning_curve.LearningCurve]:
+  """Trains the ranker, stopping early on validation AUC.
+
+  Returns:
+    The best epoch's test logits, and the learning curve.
+  """
   tf.keras.utils.set_random_seed(seed)
   config = ranking.RankingConfig(
       embedding_dim=args.ranking_embedding_dim,
       attention_units=(args.attention_units,), deep_units=(args.deep_units,),
       learning_rate=args.learning_rate, epochs=args.epochs,
-      batch_size=args.batch_size)
+      batch_size=args.batch_size, early_stopping_patience=args.patience)
   model = ranking.RankingModel(dataset.num_users, dataset.num_items, config,
                                content_table=content_table)
-  training.fit(model, training.shuffled_batches(
-      train.as_inputs(), config.batch_size, seed, drop_remainder=False),
-                config.learning_rate, config.epochs)
-  return training.predict_in_batches(model, test.as_inputs(), _SCORE_BATCH)
+  _, curve = early_stopping.fit_with_curve(
+      model, training.shuffled_batches(train.as_inputs(), config.batch_size,
+                                       seed, drop_remainder=False),
+      ctr_validation.Validator(valid.as_inputs(), model), config, "ranking",
+      metric=ctr_validation.METRIC)
+  return (training.predict_in_batches(model, test.as_inputs(), _SCORE_BATCH),
+          curve)
 
 
 def run_dataset(name: str, args) -> dict:
   """All variants and seeds on one dataset."""
   started = time.time()
   dataset = common.load_sequences(name, args)
-  train, test, positives = build_ctr_examples(
+  train, valid, test, positives = build_ctr_examples(
       dataset, args.history_length, args.negatives, args.data_seed,
       args.max_positives_per_user, args.max_pretrain_positives_per_user)
   content = dataset_content(dataset)
   common.log(f"{name}: {dataset.num_users} users, {dataset.num_items - 1} items, "
-       f"{len(train.labels)} train / {len(test.labels)} test CTR examples, "
+       f"{len(train.labels)} train / {len(valid.labels)} validation / "
+       f"{len(test.labels)} test CTR examples, "
        f"{len(positives[features.ITEM_INDEX])} pre-training positives, "
        f"content width {content.shape[1]} ({time.time() - started:.0f} s)")
   popularity = dataset.train_counts()[test.items].astype(np.float64)
   baseline = {"auc": protocols.auc(test.labels, popularity),
               "gauc": protocols.gauc(test.users, test.labels, popularity)}
   runs = {variant: [] for variant in VARIANTS}
+  curves = {variant: [] for variant in VARIANTS}
   for seed in args.seeds:
     tables = {}
     for variant in _PRETRAINED:
@@ -232,20 +261,29 @@ def run_dataset(name: str, args) -> dict:
         table, pretrain_s = content, 0.0
       else:
         table, pretrain_s = tables[variant]
-      logits = train_and_score(dataset, train, test, table, args, seed)
+      logits, curve = train_and_score(dataset, train, valid, test, table,
+                                      args, seed)
+      curves[variant].append(curve.to_json())
       metrics = {"auc": protocols.auc(test.labels, logits),
                  "gauc": protocols.gauc(test.users, test.labels, logits),
+                 "valid_auc": curve.points[curve.best - 1].validation,
+                 "epoch": curve.best, "epochs_trained": len(curve.points),
                  "pretrain_s": pretrain_s, "train_s": time.time() - tick}
       if variant in _PRETRAINED:
         metrics["embedding_variance"] = courier.embedding_variance(table)
       runs[variant].append(metrics)
       common.log(f"  seed {seed} {variant}: AUC {metrics['auc']:.4f} GAUC "
-           f"{metrics['gauc']:.4f} (pretrain {pretrain_s:.0f} s, "
+           f"{metrics['gauc']:.4f}, epoch {curve.best} of "
+           f"{len(curve.points)} (validation AUC "
+           f"{metrics['valid_auc']:.4f}) (pretrain {pretrain_s:.0f} s, "
            f"ranker {metrics['train_s']:.0f} s)")
   return {"num_users": dataset.num_users, "num_items": dataset.num_items - 1,
-          "train_examples": len(train.labels), "test_examples": len(test.labels),
+          "train_examples": len(train.labels),
+          "valid_examples": len(valid.labels),
+          "test_examples": len(test.labels),
           "content_width": int(content.shape[1]), "popularity_baseline": baseline,
           "variants": {v: reporting.aggregate_seeds(r) for v, r in runs.items()},
+          "learning_curves": curves,
           "wall_s": time.time() - started}
 
 
@@ -260,14 +298,18 @@ def markdown(name: str, result: Mapping) -> str:
                 if "embedding_variance" in stats else "–")
     rows.append([_LABELS[variant], reporting.format_mean_std(stats["auc"]),
                  reporting.format_mean_std(stats["gauc"]),
-                 f"{stats['auc']['mean'] - base_auc:+.4f}", variance,
-                 f"{stats['pretrain_s']['mean']:.0f}",
+                 f"{stats['auc']['mean'] - base_auc:+.4f}",
+                 reporting.format_mean_std(stats["valid_auc"]),
+                 "/".join(str(int(epoch))
+                          for epoch in stats["epoch"]["values"]),
+                 variance, f"{stats['pretrain_s']['mean']:.0f}",
                  f"{stats['train_s']['mean']:.0f}"])
   pop = result["popularity_baseline"]
   rows.append(["train popularity (reference)", f"{pop['auc']:.4f}",
-               f"{pop['gauc']:.4f}", "", "–", "–", "–"])
+               f"{pop['gauc']:.4f}", "", "", "", "–", "–", "–"])
   headers = ["features", "test AUC", "test GAUC", "ΔAUC vs (a)",
-             "embedding variance", "pre-train s", "ranker s"]
+             "validation AUC", "kept epoch per seed", "embedding variance",
+             "pre-train s", "ranker s"]
   return f"### {name}\n\n" + reporting.markdown_table(headers, rows)
 
 
@@ -286,7 +328,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                       help="CTR train positives per user (most recent)")
   parser.add_argument("--max_pretrain_positives_per_user", type=int, default=20,
                       help="pre-training positives per user (most recent)")
-  parser.add_argument("--epochs", type=int, default=1, help="ranker epochs")
+  parser.add_argument("--epochs", type=int, default=10,
+                      help="the most ranker epochs (early stopping)")
+  parser.add_argument("--patience", type=int, default=2,
+                      help="ranker epochs without a better validation AUC "
+                           "before it stops")
   parser.add_argument("--batch_size", type=int, default=2048)
   parser.add_argument("--learning_rate", type=float, default=0.004)
   parser.add_argument("--ranking_embedding_dim", type=int, default=16)
