@@ -28,6 +28,7 @@ import time
 from benchmarks import common
 from data import importers
 from tfx_pipeline import cli
+from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
@@ -40,8 +41,9 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
   if os.path.exists(os.path.join(workspace, "pipelines")):
     shutil.rmtree(workspace)
   cli_args = ["--dataset", args.dataset, "--dataset-dir", args.dataset_dir,
-              "--workspace", workspace, "--no-cache",
-              "--model-family", args.model_family]
+              "--workspace", workspace, "--no-cache"]
+  if args.model_family:
+    cli_args += ["--model-family", args.model_family]
   for hparam in args.hparam:
     cli_args += ["--hparam", hparam]
   for override in args.set:
@@ -112,8 +114,9 @@ def main(argv=None) -> int:
                                "movielens-100k")
   parser.add_argument("--workspace", default="",
                       help="fresh workspace to use (default: a temp dir)")
-  parser.add_argument("--model-family", default="two_tower",
-                      help="two_tower or sasrec")
+  parser.add_argument("--model-family", default=None,
+                      help="a model family (default: `vrec run`'s for the "
+                      "dataset)")
   parser.add_argument("--hparam", action="append", default=[],
                       metavar="KEY=VALUE")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -125,7 +128,8 @@ def main(argv=None) -> int:
   sys.argv = sys.argv[:1]  # TFX's Beam executors parse sys.argv.
 
   result = run_benchmark(args, command)
-  suffix = "" if args.model_family == "two_tower" else f"_{args.model_family}"
+  family = result["model_family"]
+  suffix = "" if family == config_lib.DEFAULT_MODEL_FAMILY else f"_{family}"
   if result["split"] != "leave_last_out":
     suffix += f"_{result['split']}"
   output = args.output or (

@@ -61,14 +61,15 @@ def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-  defaults = config_lib.PipelineConfig()
   _add_location_arguments(parser)
   parser.add_argument("--dataset-dir", default="",
                       help="a contract directory, local or a URI such as "
                       "s3://bucket/datasets/ml (see README, 'Input data'); "
                       "needed with --dataset contract and by compile")
-  parser.add_argument("--model-family", default=defaults.model_family,
-                      help="model family the Trainer builds (default: %(default)s)")
+  parser.add_argument("--model-family", default=None,
+                      help="model family the Trainer builds (default: "
+                      f"{config_lib.DEFAULT_MODEL_FAMILY}, or the dataset's "
+                      f"own: {config_lib.DEFAULT_MODEL_FAMILY_BY_DATASET})")
   parser.add_argument("--beam-runner", default=None,
                       help="Beam runner, e.g. FlinkRunner, SparkRunner, "
                       "DataflowRunner (default: DirectRunner)")
@@ -125,7 +126,8 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
       dataset=args.dataset,
       dataset_dir=args.dataset_dir,
       workspace=args.workspace,
-      model_family=args.model_family,
+      model_family=(args.model_family
+                    or config_lib.default_model_family(args.dataset)),
       hparams=_parse_hparams(args.hparam),
       pretrain_hparams=_parse_hparams(args.pretrain_hparam),
       beam_args=beam_args,

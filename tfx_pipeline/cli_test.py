@@ -91,3 +91,15 @@ def test_benchmark_help_names_every_benchmark_module(capsys):
   out = capsys.readouterr().out
   assert "pipeline_benchmark" in out and "sequential" in out
   assert "common" not in out
+
+
+@pytest.mark.parametrize("dataset, flags, family", [
+    ("movielens-100k", [], "two_tower"),
+    ("contract", ["--dataset-dir", "/data/mine"], "two_tower"),
+    ("amazon-grocery", [], "ease"),
+    ("amazon-grocery", ["--model-family", "sasrec"], "sasrec"),
+])
+def test_run_trains_the_datasets_default_family_unless_one_is_named(
+    dataset, flags, family):
+  args = cli.build_parser().parse_args(["run", "--dataset", dataset, *flags])
+  assert cli.config_from_args(args).model_family == family
