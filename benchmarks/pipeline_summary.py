@@ -43,6 +43,18 @@ def _seed(run: Mapping) -> int:
   return 0
 
 
+def scorers(run: Mapping) -> dict[str, dict[str, float]]:
+  """Scorer -> metrics of a run; a run without classical baselines records
+  only the model and most-popular, under `metrics`."""
+  if run.get("scorers"):
+    return run["scorers"]
+  return {
+      run["model_family"]: {name: row["model"]
+                            for name, row in run["metrics"].items()},
+      "most-popular": {name: row["most_popular"]
+                       for name, row in run["metrics"].items()}}
+
+
 def configuration(run: Mapping) -> str:
   """The family and every override but the seed, split and baselines."""
   overrides = [f"{key}={value}" for key, value in
@@ -56,7 +68,7 @@ def summarize(runs: Iterable[Mapping]) -> dict:
   """Groups `runs` by dataset and split; see the module docstring.
 
   Args:
-    runs: `pipeline_benchmark` results (each with `scorers`).
+    runs: `pipeline_benchmark` results.
 
   Returns:
     `{"<dataset> <split>": {"baselines": {name: metrics}, "baseline_conflicts":
@@ -67,8 +79,9 @@ def summarize(runs: Iterable[Mapping]) -> dict:
       "baselines": {}, "baseline_conflicts": [], "runs": collections.defaultdict(list)})
   for run in runs:
     group = groups[f"{run['dataset']} {run['split']}"]
+    run_scorers = scorers(run)
     for name in BASELINES:
-      values = run["scorers"].get(name)
+      values = run_scorers.get(name)
       if values is None:
         continue
       known = group["baselines"].setdefault(name, values)
@@ -76,7 +89,7 @@ def summarize(runs: Iterable[Mapping]) -> dict:
         group["baseline_conflicts"].append(
             f"{name}: {run['command']} gave {values} (kept {known})")
     group["runs"][configuration(run)].append(
-        (_seed(run), run["scorers"][run["model_family"]]))
+        (_seed(run), run_scorers[run["model_family"]]))
 
   summary = {}
   for key, group in sorted(groups.items()):

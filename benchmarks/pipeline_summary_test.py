@@ -21,12 +21,16 @@ def _run(recall_at_50, ndcg_at_10, seed=None, hparams=None, baselines=True,
   overrides = [f"seed={seed}"] if seed is not None else []
   if not baselines:
     overrides.append("baselines.families=[]")
-  scorers = dict(_BASELINES) if baselines else {}
-  scorers["two_tower"] = {"recall_at_10": 0.1, "recall_at_50": recall_at_50,
-                          "recall_at_100": 0.5, "ndcg_at_10": ndcg_at_10}
+  model = {"recall_at_10": 0.1, "recall_at_50": recall_at_50,
+           "recall_at_100": 0.5, "ndcg_at_10": ndcg_at_10}
+  # As pipeline_benchmark writes them: without baselines, only `metrics`.
+  scorers = dict(_BASELINES, two_tower=model) if baselines else {}
+  metrics = {name: {"model": value,
+                    "most_popular": _BASELINES["most-popular"][name]}
+             for name, value in model.items()}
   return {"dataset": "ml", "split": split, "model_family": "two_tower",
           "config_overrides": overrides, "hparam_overrides": hparams or {},
-          "scorers": scorers, "command": "python -m x"}
+          "scorers": scorers, "metrics": metrics, "command": "python -m x"}
 
 
 def test_seeds_group_and_beating_needs_every_seed_above_the_strongest():
