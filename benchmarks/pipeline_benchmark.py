@@ -26,6 +26,7 @@ import tempfile
 import time
 
 from benchmarks import common
+from benchmarks import pipeline_summary
 from data import importers
 from tfx_pipeline import cli
 from tfx_pipeline import config as config_lib
@@ -95,9 +96,7 @@ def format_table(result: dict) -> str:
       ["component", "seconds"], [[name, f"{seconds:.1f}"] for name, seconds
                                  in result["components"].items()])
   names = list(result["metrics"])
-  scorers = result["scorers"] or {
-      result["model_family"]: {n: r["model"] for n, r in result["metrics"].items()},
-      "most_popular": {n: r["most_popular"] for n, r in result["metrics"].items()}}
+  scorers = pipeline_summary.scorers(result)
   metrics = common.aligned_table(
       ["scorer"] + names,
       [[label] + [row.get(name) for name in names]
