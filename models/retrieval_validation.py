@@ -82,14 +82,21 @@ class Validator:
   def __init__(self, rows: Mapping[str, np.ndarray],
                catalogue: retrieval_export.ItemCatalogue,
                query_tower: Callable, candidate_tower: Callable):
-    self.rows = dict(rows)
-    if not len(self.rows[features.ITEM_INDEX]):
+    if not len(rows[features.ITEM_INDEX]):
       raise ValueError("no validation row: no user has two train examples")
+    # In history-length order, so that each block is trimmed to its longest
+    # history: most histories are short, and the query towers mask padding.
+    self.lengths = np.sum(
+        rows[features.HISTORY_ITEM_INDICES] != features.PADDING_INDEX, axis=1)
+    order = np.argsort(self.lengths, kind="stable")
+    self.lengths = self.lengths[order]
+    self.rows = {name: values[order] for name, values in rows.items()}
     self.candidate_features = {
         name: tf.constant(values)
         for name, values in catalogue.candidate_features.items()}
     self.servable = catalogue.train_counts > 0
-    self.query_tower = tf.function(query_tower)
+    # Blocks differ in width: one trace for any shape after the second.
+    self.query_tower = tf.function(query_tower, reduce_retracing=True)
     self.candidate_tower = tf.function(candidate_tower)
 
   def __call__(self) -> ValidationScores:
@@ -99,6 +106,9 @@ class Validator:
                        _ROWS_PER_BLOCK):
       block = {name: values[start:start + _ROWS_PER_BLOCK]
                for name, values in self.rows.items()}
+      width = max(1, int(self.lengths[start:start + _ROWS_PER_BLOCK].max()))
+      block[features.HISTORY_ITEM_INDICES] = block[
+          features.HISTORY_ITEM_INDICES][:, :width]
       scores = retrieval_export.score_items(
           self.query_tower({name: tf.constant(values)
                             for name, values in block.items()}), items)

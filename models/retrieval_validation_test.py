@@ -55,6 +55,37 @@ def test_validator_scores_recall_and_ndcg_of_the_towers():
   assert scores.ndcg_at_10 == pytest.approx((1.0 + 0.5 + 1.0) / 3)
 
 
+def test_validator_trims_each_block_to_its_longest_history(monkeypatch):
+  monkeypatch.setattr(retrieval_validation, "_ROWS_PER_BLOCK", 2)
+  widths = []
+
+  def query(rows):
+    history = rows[features.HISTORY_ITEM_INDICES]
+    widths.append(int(history.shape[1]))
+    # Query i prefers item i, and the history's items above the others.
+    return (tf.one_hot(rows[features.USER_INDEX], 4) +
+            tf.reduce_sum(tf.one_hot(history, 4), axis=1) * 0.1)
+
+  rows = {features.USER_INDEX: np.array([1, 2, 3, 2]),
+          features.ITEM_INDEX: np.array([1, 3, 3, 3]),
+          features.HISTORY_ITEM_INDICES: np.array(
+              [[2, 2, 3], [0, 0, 0], [1, 0, 0], [2, 1, 0]])}
+  # Eagerly, so that the tower sees each block's own shape.
+  tf.config.run_functions_eagerly(True)
+  try:
+    scores = retrieval_validation.Validator(
+        rows, _catalogue(), query, _Towers.candidate)()
+  finally:
+    tf.config.run_functions_eagerly(False)
+  # Blocks in length order: rows 1 and 2 (width 1), rows 3 and 0 (width 3).
+  # History items are not ranked: rows 0, 2 and 3 rank their target first;
+  # row 1, with no history, behind item 2 and the tied item 1 (NDCG 0.5).
+  # Row 3 cut to its first history item would rank item 1 ahead of 3.
+  assert widths == [1, 3]
+  assert scores.recall_at_50 == 1.0
+  assert scores.ndcg_at_10 == pytest.approx((1.0 + 0.5 + 1.0 + 1.0) / 4)
+
+
 def test_validator_needs_a_row():
   rows = {features.ITEM_INDEX: np.zeros(0, np.int64)}
   with pytest.raises(ValueError, match="no validation row"):

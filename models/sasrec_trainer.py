@@ -43,19 +43,29 @@ SEQUENCE_FEATURES = (features.HISTORY_ITEM_INDICES, features.ITEM_INDEX,
 
 
 class SequenceRetrievalModel(tfrs.Model):
-  """Next-item softmax over the catalogue at every position of a window.
+  """Next-item softmax at every position of a window.
+
+  Over the whole catalogue, or sampled: each position's target against
+  `sampled_negatives` items drawn uniformly (with replacement) from the
+  catalogue once per batch and shared by every position. A sampled logit
+  stands for `catalogue / sampled_negatives` items, so `log` of that is
+  added to it (the sampled softmax's correction for a uniform proposal;
+  Jean et al., ACL 2015), and a draw equal to the position's target is
+  masked out.
 
   Args:
     query_tower: the served sequence query tower.
     candidate_tower: the served candidate tower.
     catalogue_features: transformed candidate features of every item index.
     temperature: the softmax temperature over cosine similarities.
+    sampled_negatives: 0 for the exact softmax over the catalogue, else the
+      number of uniform draws per batch.
   """
 
   def __init__(self, query_tower: sasrec.SequenceQueryTower,
                candidate_tower: tf.keras.Model,
                catalogue_features: Mapping[str, np.ndarray],
-               temperature: float):
+               temperature: float, sampled_negatives: int = 0):
     super().__init__()
     self.query_tower = query_tower
     self.candidate_tower = candidate_tower
@@ -63,6 +73,34 @@ class SequenceRetrievalModel(tfrs.Model):
     self.catalogue_features = {name: tf.constant(values[1:]) for name, values
                                in catalogue_features.items()}
     self.temperature = temperature
+    self.sampled_negatives = sampled_negatives
+
+  def _items(self, rows: tf.Tensor | None = None) -> tf.Tensor:
+    """Candidate vectors of catalogue rows (item index - 1); all if None."""
+    # A plain dict: Keras keeps the structure of a layer's first inputs, and
+    # this attribute's tracked dict wrapper would then break the export.
+    if rows is None:
+      return self.candidate_tower(dict(self.catalogue_features))
+    return self.candidate_tower({name: tf.gather(values, rows) for name, values
+                                 in self.catalogue_features.items()})
+
+  def _sampled_loss(self, queries: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy of each target row against the shared uniform draws."""
+    catalogue_size = tf.shape(self.catalogue_features[features.ITEM_INDEX],
+                              out_type=tf.int64)[0]
+    draws = tf.random.uniform([self.sampled_negatives], 0, catalogue_size,
+                              tf.int64)
+    positive = tf.reduce_sum(queries * self._items(rows), axis=-1,
+                             keepdims=True) / self.temperature
+    correction = tf.math.log(tf.cast(catalogue_size, tf.float32) /
+                             self.sampled_negatives)
+    sampled = (tf.matmul(queries, self._items(draws), transpose_b=True) /
+               self.temperature + correction)
+    sampled = tf.where(tf.equal(rows[:, tf.newaxis], draws[tf.newaxis, :]),
+                       tf.float32.min, sampled)
+    logits = tf.concat([positive, sampled], axis=1)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.zeros_like(rows), logits=logits))
 
   def compute_loss(self, inputs: Mapping[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:
@@ -71,13 +109,13 @@ class SequenceRetrievalModel(tfrs.Model):
                         features.PADDING_INDEX)
     queries = tf.boolean_mask(
         self.query_tower.every_position(inputs, training=training), real)
-    targets = tf.boolean_mask(inputs[features.ITEM_INDEX], real)
-    # A plain dict: Keras keeps the structure of a layer's first inputs, and
-    # this attribute's tracked dict wrapper would then break the export.
-    items = self.candidate_tower(dict(self.catalogue_features))
-    logits = tf.matmul(queries, items, transpose_b=True) / self.temperature
+    rows = tf.boolean_mask(inputs[features.ITEM_INDEX], real) - 1
+    if self.sampled_negatives:
+      return self._sampled_loss(queries, rows)
+    logits = tf.matmul(queries, self._items(), transpose_b=True) / \
+        self.temperature
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=targets - 1, logits=logits))
+        labels=rows, logits=logits))
 
 
 def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
@@ -106,10 +144,12 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
                len(windows[features.ITEM_INDEX]),
                int(np.sum(windows[features.ITEM_INDEX] != 0)))
   batches = training.length_bucketed_batches(
-      windows, SEQUENCE_FEATURES, config.sequences_per_batch,
-      train_inputs.run_seed(fn_args))
+      windows, SEQUENCE_FEATURES, config.positions_per_batch,
+      train_inputs.run_seed(fn_args),
+      positions_per_batch=config.positions_per_batch)
   early_stopping.fit(
       SequenceRetrievalModel(model.query_tower, model.candidate_tower,
-                             catalogue.candidate_features, config.temperature),
+                             catalogue.candidate_features, config.temperature,
+                             config.sampled_negatives),
       batches, validator, config, FAMILY, fn_args.model_run_dir)
   retrieval_trainer.export(fn_args, tft_output, spec, model, catalogue)

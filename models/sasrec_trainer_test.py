@@ -1,6 +1,7 @@
 """Tests for SASRec's per-sequence training model."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from data import features
@@ -11,7 +12,7 @@ from models import two_tower_test
 _TEMPERATURE = 0.5
 
 
-def _model():
+def _model(sampled_negatives: int = 0):
   tf.keras.utils.set_random_seed(0)
   vocab = two_tower_test.VOCAB
   catalogue = two_tower_test.catalogue_features(vocab)
@@ -21,7 +22,8 @@ def _model():
   served = sasrec.build_sasrec(vocab, catalogue,
                                np.full(vocab.items, 1.0 / vocab.items), config)
   return served, sasrec_trainer.SequenceRetrievalModel(
-      served.query_tower, served.candidate_tower, catalogue, _TEMPERATURE)
+      served.query_tower, served.candidate_tower, catalogue, _TEMPERATURE,
+      sampled_negatives)
 
 
 def _windows():
@@ -51,8 +53,32 @@ def test_loss_is_the_catalogue_softmax_at_every_real_position():
                              np.mean(expected), rtol=1e-5)
 
 
-def test_training_reduces_the_loss_of_the_served_towers():
-  served, model = _model()
+def test_sampled_loss_corrects_uniform_draws_and_masks_the_target():
+  served, model = _model(sampled_negatives=4)
+  windows = _windows()
+  queries = served.query_tower.every_position(windows).numpy()
+  items = served.candidate_tower(
+      two_tower_test.catalogue_features()).numpy()[1:]  # No padding.
+  tf.random.set_seed(7)
+  loss = float(model.compute_loss(windows))
+  # The same op seed draws the same items again.
+  tf.random.set_seed(7)
+  draws = tf.random.uniform([4], 0, len(items), tf.int64).numpy()
+  correction = np.log(len(items) / 4)
+  expected = []
+  for window, position, target in ((0, 0, 2), (0, 1, 3), (1, 0, 6)):
+    query = queries[window, position]
+    positive = items[target - 1] @ query / _TEMPERATURE
+    sampled = [items[row] @ query / _TEMPERATURE + correction
+               for row in draws if row != target - 1]
+    logits = np.array([positive, *sampled])
+    expected.append(np.log(np.sum(np.exp(logits))) - positive)
+  np.testing.assert_allclose(loss, np.mean(expected), rtol=1e-5)
+
+
+@pytest.mark.parametrize("sampled_negatives", [0, 8])
+def test_training_reduces_the_loss_of_the_served_towers(sampled_negatives):
+  served, model = _model(sampled_negatives)
   windows = _windows()
   before = float(model.compute_loss(windows))
   model.compile(optimizer=tf.keras.optimizers.Adam(0.05))

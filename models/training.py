@@ -44,8 +44,39 @@ def shuffled_batches(examples: Examples, batch_size: int, seed: int,
   return batches.prefetch(tf.data.AUTOTUNE)
 
 
+def _cut_sorted(order: np.ndarray, widths: np.ndarray, batch_size: int,
+                positions_per_batch: int | None) -> list[np.ndarray]:
+  """Cuts rows sorted by ascending width into consecutive batches.
+
+  Args:
+    order: row indices, sorted by width.
+    widths: `[len(order)]` the width of each row of `order` (at least 1).
+    batch_size: the most rows per batch.
+    positions_per_batch: if set, also the most rows x widest row per batch.
+
+  Returns:
+    The batches' row indices.
+  """
+  if positions_per_batch is None:
+    return [order[start:start + batch_size]
+            for start in range(0, len(order), batch_size)]
+  batches, start = [], 0
+  while start < len(order):
+    # Widths ascend, so a batch's widest row is its last: take rows while
+    # (rows so far) x (their width) stays in the budget.
+    end = start + 1
+    while (end < len(order) and end - start < batch_size and
+           (end + 1 - start) * widths[end] <= positions_per_batch):
+      end += 1
+    batches.append(order[start:end])
+    start = end
+  return batches
+
+
 def length_bucketed_batches(examples: Examples, sequence_keys: Sequence[str],
-                            batch_size: int, seed: int) -> tf.data.Dataset:
+                            batch_size: int, seed: int,
+                            positions_per_batch: int | None = None
+                            ) -> tf.data.Dataset:
   """Shuffled batches of similar sequence length, trimmed to that length.
 
   `sequence_keys[0]` holds the item sequences whose padding (0) defines the
@@ -59,8 +90,12 @@ def length_bucketed_batches(examples: Examples, sequence_keys: Sequence[str],
   Args:
     examples: equally long arrays by feature name.
     sequence_keys: the right-padded sequence features.
-    batch_size: examples per batch.
+    batch_size: examples per batch; with `positions_per_batch`, the most.
     seed: seeds the grouping and the batch order; a new grouping every epoch.
+    positions_per_batch: if set, a batch holds as many rows as fit in this
+      many positions (rows x trimmed width), up to `batch_size`: batches of
+      short sequences then hold more rows, so an epoch takes fewer steps
+      while the largest batch stays as large as without it.
 
   Returns:
     The batches.
@@ -72,8 +107,8 @@ def length_bucketed_batches(examples: Examples, sequence_keys: Sequence[str],
     # Sort by length with random tie-breaking, cut into batches, then
     # shuffle the batch order.
     order = np.lexsort((rng.random(len(lengths)), lengths))
-    batches = [order[start:start + batch_size]
-               for start in range(0, len(order), batch_size)]
+    batches = _cut_sorted(order, np.maximum(lengths[order], 1), batch_size,
+                          positions_per_batch)
     for index in rng.permutation(len(batches)):
       rows = batches[index]
       width = max(1, int(lengths[rows].max()))

@@ -47,6 +47,22 @@ def test_length_bucketed_batches_trim_trailing_padding():
   assert widths == {frozenset({10, 12}): {1}, frozenset({11, 13}): {3}}
 
 
+def test_length_bucketed_batches_fill_a_position_budget():
+  # Six one-item rows, two of three items, one of four.
+  items = np.array([[1, 0, 0, 0]] * 6 + [[1, 2, 3, 0]] * 2 + [[1, 2, 3, 4]])
+  examples = {"items": items, "target": np.arange(len(items))}
+  batches = _rows(training.length_bucketed_batches(
+      examples, ["items"], batch_size=5, seed=0, positions_per_batch=6))
+  shapes = sorted((len(batch["items"]), len(batch["items"][0]))
+                  for batch in batches)
+  # In length order: five one-item rows (the row cap); the sixth and a
+  # three-item row (2 x 3 = 6 positions; a third row would need 9); the
+  # other three-item row (with the four-item one, 8); the four-item row.
+  assert shapes == [(1, 3), (1, 4), (2, 3), (5, 1)]
+  assert sorted(sum((batch["target"] for batch in batches), [])) == list(
+      range(len(items)))
+
+
 def test_fit_trains_towards_the_optimum():
   model = MeanSquaredModel()
   history = training.fit(model, training.shuffled_batches(

@@ -29,7 +29,7 @@ from tfx_pipeline import retrieval_metrics
 pytestmark = pytest.mark.e2e
 
 # A few epochs of small batches: the sample has 120 users.
-_HPARAMS = {"epochs": 5, "sequences_per_batch": 16}
+_HPARAMS = {"epochs": 5, "positions_per_batch": 256}
 
 
 def _fn_args(summary, model_uri: str) -> tfx.components.FnArgs:
