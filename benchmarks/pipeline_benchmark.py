@@ -28,8 +28,8 @@ import time
 from benchmarks import common
 from benchmarks import pipeline_summary
 from data import importers
+from models import families
 from tfx_pipeline import cli
-from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
 
   result = run_benchmark(args, command)
   family = result["model_family"]
-  suffix = "" if family == config_lib.DEFAULT_MODEL_FAMILY else f"_{family}"
+  suffix = "" if family == families.DEFAULT_FAMILY else f"_{family}"
   if result["split"] != "leave_last_out":
     suffix += f"_{result['split']}"
   output = args.output or (

@@ -68,8 +68,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                       "needed with --dataset contract and by compile")
   parser.add_argument("--model-family", default=None,
                       help="model family the Trainer builds (default: "
-                      f"{config_lib.DEFAULT_MODEL_FAMILY}, or the dataset's "
-                      f"own: {config_lib.DEFAULT_MODEL_FAMILY_BY_DATASET})")
+                      f"{config_lib.DEFAULT_MODEL_FAMILY}, except "
+                      f"{config_lib.DEFAULT_MODEL_FAMILY_BY_DATASET})")
   parser.add_argument("--beam-runner", default=None,
                       help="Beam runner, e.g. FlinkRunner, SparkRunner, "
                       "DataflowRunner (default: DirectRunner)")

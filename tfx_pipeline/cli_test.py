@@ -95,7 +95,7 @@ def test_benchmark_help_names_every_benchmark_module(capsys):
 
 @pytest.mark.parametrize("dataset, flags, family", [
     ("movielens-100k", [], "two_tower"),
-    ("contract", ["--dataset-dir", "/data/mine"], "two_tower"),
+    ("contract", ["--dataset-dir", "/data/mine"], "sasrec"),
     ("amazon-grocery", [], "sasrec"),
     ("amazon-grocery", ["--model-family", "ease"], "ease"),
 ])
