@@ -13,14 +13,8 @@ import os
 
 import pytest
 import tensorflow as tf
-from tfx import v1 as tfx
-from tfx.components.trainer import fn_args_utils
-from tfx.components.util import tfxio_utils
-from tfx.types import artifact_utils
-from tfx.types import standard_artifacts
-from tfx.utils import io_utils
 
-from models import families
+from benchmarks import trainer_only
 from models import learning_curve
 from models import serving_names
 from models import trainer
@@ -32,58 +26,44 @@ pytestmark = pytest.mark.e2e
 _HPARAMS = {"epochs": 5, "positions_per_batch": 256}
 
 
-def _fn_args(summary, model_uri: str) -> tfx.components.FnArgs:
-  """What the Trainer hands `run_fn` for sasrec in the blessed run."""
-  examples = standard_artifacts.Examples()
-  examples.uri = summary.artifacts["Transform.transformed_examples"]
-  examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
-  return tfx.components.FnArgs(
-      train_files=[io_utils.all_files_pattern(uri) for uri in
-                   artifact_utils.get_split_uris([examples], "train")],
-      transform_output=summary.artifacts["Transform.transform_graph"],
-      serving_model_dir=os.path.join(model_uri, "Format-Serving"),
-      model_run_dir=os.path.join(model_uri, "model_run"),
-      custom_config={families.FAMILY_KEY: "sasrec",
-                     families.HPARAMS_KEY: dict(_HPARAMS),
-                     families.SEED_KEY: 0},
-      data_accessor=fn_args_utils.DataAccessor(
-          tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact(
-              [examples], []),
-          record_batch_factory=None, data_view_decode_fn=None))
-
-
 @pytest.fixture(scope="module")
 def trained(sample_runs, tmp_path_factory):
-  """(FnArgs, blessed run summary) of a `run_fn`-trained sasrec model."""
-  fn_args = _fn_args(sample_runs.blessed,
-                     str(tmp_path_factory.mktemp("sasrec")))
-  trainer.run_fn(fn_args)
-  return fn_args, sample_runs.blessed
+  """(Model artifact dir, `trainer_only` record, blessed run summary) of a
+  `run_fn`-trained sasrec model."""
+  directory = str(tmp_path_factory.mktemp("sasrec"))
+  record = trainer_only.train_family(sample_runs.blessed, directory, "sasrec",
+                                     _HPARAMS, seed=0)
+  return directory, record, sample_runs.blessed
 
 
 def test_evaluate_beats_most_popular_on_recall_at_50(trained):
-  fn_args, summary = trained
+  directory, record, summary = trained
   files = glob.glob(os.path.join(
       summary.artifacts["InteractionExampleGen.examples"], "Split-eval", "*.gz"))
-  examples = [record.numpy() for record in
+  examples = [serialized.numpy() for serialized in
               tf.data.TFRecordDataset(files, compression_type="GZIP")]
-  ranks = tf.saved_model.load(fn_args.serving_model_dir).signatures[
-      serving_names.EVALUATE](examples=tf.constant(examples))
+  ranks = tf.saved_model.load(os.path.join(
+      directory, "Format-Serving")).signatures[serving_names.EVALUATE](
+          examples=tf.constant(examples))
   model, popular = (retrieval_metrics.recall_at_k(ranks[name].numpy(),
                                                   50).mean()
                     for name in (serving_names.TARGET_RANK,
                                  serving_names.POPULARITY_TARGET_RANK))
   print(f"sasrec: recall@50 {model:.4f}, most-popular {popular:.4f}")
   assert model > popular
+  # The benchmark's record scores the same export the same way.
+  assert record["metrics"]["recall_at_50"] == pytest.approx(model)
 
 
 def test_sasrec_and_two_tower_trainers_write_their_learning_curves(trained):
-  fn_args, summary = trained
-  sasrec = learning_curve.read(fn_args.model_run_dir)
+  directory, record, summary = trained
+  sasrec = learning_curve.read(os.path.join(directory, "model_run"))
   assert (sasrec.family, sasrec.metric) == ("sasrec", "recall_at_50")
   steps = [point.step for point in sasrec.points]
   assert steps == list(range(1, len(steps) + 1))
   assert len(steps) <= _HPARAMS["epochs"] and sasrec.best in steps
+  assert (record["epochs_trained"], record["best_epoch"]) == (len(steps),
+                                                             sasrec.best)
   assert sasrec.points[sasrec.best - 1].validation == max(
       point.validation for point in sasrec.points)
   two_tower = summary.learning_curves["Trainer"]

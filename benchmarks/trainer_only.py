@@ -1,0 +1,184 @@
+"""Trainer-only runs: families' `run_fn` on one pipeline run's Transform output.
+
+A pipeline run costs minutes before its Trainer starts; comparing Trainers
+(their wall time, epochs and quality) needs only the Trainer. This benchmark
+reads the latest run of a workspace (`vrec run --workspace ...`), builds the
+`FnArgs` the TFX Trainer would hand `models.trainer.run_fn` for each named
+family in turn, one after the other in this process, and records for each:
+wall time (catalogue, validation carve-out, epochs and export included), the
+learning curve, and the exported `evaluate` signature's Recall@10/50/100 and
+NDCG@10 on the run's eval split, computed as the pipeline's Evaluator does.
+The first family pays the process's first Keras `fit`; `--warm-up` trains
+one family first, unrecorded, so that each recorded one is a second `fit`.
+
+    python -m benchmarks.trainer_only --workspace /tmp/ws \
+        --family sasrec --family two_tower \
+        --output benchmarks/results/trainer_amazon-grocery.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.components.trainer import fn_args_utils
+from tfx.components.util import tfxio_utils
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils
+
+from benchmarks import common
+from models import families
+from models import learning_curve
+from models import serving_names
+from models import trainer
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import retrieval_metrics
+from tfx_pipeline import run_summary
+
+TRANSFORMED_EXAMPLES = "Transform.transformed_examples"
+TRANSFORM_GRAPH = "Transform.transform_graph"
+RAW_EXAMPLES = "InteractionExampleGen.examples"
+# Eval examples scored per call of the `evaluate` signature.
+_EVAL_BATCH = 2048
+
+
+def fn_args(summary: run_summary.RunSummary, model_uri: str, family: str,
+            hparams: dict, seed: int) -> tfx.components.FnArgs:
+  """What the pipeline's Trainer hands `run_fn` for `family` in that run.
+
+  Args:
+    summary: the pipeline run whose Transform output is trained on.
+    model_uri: where the Model artifact goes (`Format-Serving/`,
+      `model_run/`).
+    family: a family of `models.families`.
+    hparams: overrides of the family's defaults.
+    seed: the run seed.
+  """
+  examples = standard_artifacts.Examples()
+  examples.uri = summary.artifacts[TRANSFORMED_EXAMPLES]
+  examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+  return tfx.components.FnArgs(
+      train_files=[io_utils.all_files_pattern(uri) for uri in
+                   artifact_utils.get_split_uris([examples], "train")],
+      transform_output=summary.artifacts[TRANSFORM_GRAPH],
+      serving_model_dir=os.path.join(model_uri, "Format-Serving"),
+      model_run_dir=os.path.join(model_uri, "model_run"),
+      custom_config={families.FAMILY_KEY: family,
+                     families.HPARAMS_KEY: dict(hparams),
+                     families.SEED_KEY: seed},
+      data_accessor=fn_args_utils.DataAccessor(
+          tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact(
+              [examples], []),
+          record_batch_factory=None, data_view_decode_fn=None))
+
+
+def eval_metrics(summary: run_summary.RunSummary, serving_dir: str
+                 ) -> dict[str, float]:
+  """Recall@10/50/100 and NDCG@10 of an export on the run's eval split."""
+  files = glob.glob(os.path.join(summary.artifacts[RAW_EXAMPLES], "Split-eval",
+                                 "*.gz"))
+  examples = [record.numpy() for record in
+              tf.data.TFRecordDataset(files, compression_type="GZIP")]
+  evaluate = tf.saved_model.load(serving_dir).signatures[
+      serving_names.EVALUATE]
+  ranks = np.concatenate([
+      np.reshape(evaluate(examples=tf.constant(
+          examples[start:start + _EVAL_BATCH]))[
+              serving_names.TARGET_RANK].numpy(), [-1])
+      for start in range(0, len(examples), _EVAL_BATCH)])
+  metrics = {f"recall_at_{k}": float(retrieval_metrics.recall_at_k(ranks, k)
+                                     .mean()) for k in (10, 50, 100)}
+  metrics["ndcg_at_10"] = float(retrieval_metrics.ndcg_at_k(ranks, 10).mean())
+  return metrics
+
+
+def train_family(summary: run_summary.RunSummary, directory: str, family: str,
+                 hparams: dict, seed: int) -> dict:
+  """Runs `family`'s `run_fn` and returns its time, curve and metrics."""
+  args = fn_args(summary, directory, family, hparams, seed)
+  started = time.perf_counter()
+  trainer.run_fn(args)
+  seconds = time.perf_counter() - started
+  curve = learning_curve.read(args.model_run_dir)
+  return {"family": family, "hparams": hparams, "seed": seed,
+          "trainer_seconds": round(seconds, 1),
+          "epochs_trained": len(curve.points), "best_epoch": curve.best,
+          "learning_curve": [
+              {"epoch": point.step, "validation": point.validation,
+               "train_loss": point.train_loss} for point in curve.points],
+          "metrics": eval_metrics(summary, args.serving_model_dir)}
+
+
+def _family_and_hparams(text: str) -> tuple[str, dict]:
+  """`sasrec` or `sasrec:{"epochs": 5}` -> (family, hparams)."""
+  family, _, hparams = text.partition(":")
+  return family, json.loads(hparams) if hparams else {}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--workspace", required=True,
+                      help="a `vrec run` workspace; its latest run is used")
+  parser.add_argument("--pipeline-name", default=None,
+                      help="default: the workspace's only pipeline")
+  parser.add_argument("--family", action="append", required=True,
+                      metavar="FAMILY[:HPARAMS_JSON]",
+                      help="a family to train, optionally with hparams as "
+                      "JSON, repeatable; trained in the order given")
+  parser.add_argument("--warm-up", default="",
+                      metavar="FAMILY[:HPARAMS_JSON]",
+                      help="train this first, unrecorded")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--output", required=True, help="JSON path")
+  args = parser.parse_args(argv)
+  command = common.command("benchmarks.trainer_only", argv)
+
+  names = ([args.pipeline_name] if args.pipeline_name else
+           os.listdir(os.path.join(args.workspace, "pipelines")))
+  if len(names) != 1:
+    raise SystemExit(f"error: name one of the pipelines {names} "
+                     "(--pipeline-name)")
+  config = config_lib.PipelineConfig(pipeline_name=names[0],
+                                     workspace=args.workspace)
+  summary = run_summary.summarize(config.metadata_path)
+  runs = []
+  with tempfile.TemporaryDirectory() as scratch:
+    if args.warm_up:
+      common.log(f"warm-up: {args.warm_up}")
+      train_family(summary, os.path.join(scratch, "warm_up"),
+                   *_family_and_hparams(args.warm_up), args.seed)
+    for index, text in enumerate(args.family):
+      common.log(f"training {text}")
+      runs.append(train_family(summary, os.path.join(scratch, str(index)),
+                               *_family_and_hparams(text), args.seed))
+  rows = [[run["family"], json.dumps(run["hparams"]),
+           f"{run['trainer_seconds']:.1f}",
+           f"{run['trainer_seconds'] / runs[-1]['trainer_seconds']:.2f}x",
+           f"{run['epochs_trained']} ({run['best_epoch']})",
+           *(f"{run['metrics'][name]:.4f}" for name in
+             ("recall_at_10", "recall_at_50", "recall_at_100", "ndcg_at_10"))]
+          for run in runs]
+  print(common.aligned_table(
+      ["family", "hparams", "Trainer s", f"vs {runs[-1]['family']}",
+       "epochs (best)", "R@10", "R@50", "R@100", "NDCG@10"], rows))
+  print(f"Baseline of the ratio: the last family, {runs[-1]['family']}.")
+  common.write_results(args.output, {
+      "command": command, "machine": common.machine(),
+      "workspace": args.workspace, "pipeline": names[0],
+      "transformed_examples": summary.artifacts[TRANSFORMED_EXAMPLES],
+      "warm_up": args.warm_up, "runs": runs,
+      "peak_rss_mib": common.peak_rss_mib()})
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
