@@ -96,8 +96,8 @@ def test_benchmark_help_names_every_benchmark_module(capsys):
 @pytest.mark.parametrize("dataset, flags, family", [
     ("movielens-100k", [], "two_tower"),
     ("contract", ["--dataset-dir", "/data/mine"], "sasrec"),
-    ("amazon-grocery", [], "sasrec"),
-    ("amazon-grocery", ["--model-family", "ease"], "ease"),
+    ("amazon-grocery", [], "ease"),
+    ("amazon-grocery", ["--model-family", "sasrec"], "sasrec"),
 ])
 def test_run_trains_the_datasets_default_family_unless_one_is_named(
     dataset, flags, family):
