@@ -7,8 +7,9 @@ Here the train split is regrouped into one row per user and window of
 causal encoder reads the window once and the query at every position
 (`sasrec.SequenceQueryTower.every_position`, the served tower's own layers)
 is trained to predict the next item, by the exact softmax over the whole
-catalogue (padding excluded; `[positions per batch, items]` logits). The
-training flags of the per-interaction loss (`num_uniform_negatives`,
+catalogue (padding excluded; `[positions per batch, items]` logits) or, with
+`sampled_negatives`, a sampled one. A batch holds windows of similar length,
+as many as fit in `positions_per_batch` positions. The training flags of the per-interaction loss (`num_uniform_negatives`,
 `use_logq_correction`, `full_catalogue_softmax`) have no use here, and
 `item_bias` is refused.
 
