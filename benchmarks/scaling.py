@@ -112,6 +112,9 @@ class ChildRun:
     wall_s: from start to exit.
     peak_rss_mib: the largest sampled sum of resident memory over the
       child's process tree.
+    peak_main_rss_mib: the child's own peak (for a Beam step, the runner).
+    peak_worker_rss_mib: the largest peak of any one of its descendants (for
+      a Beam step in multi-processing mode, an SDK worker).
     cpu_s: user + system CPU seconds of the whole tree.
     load_average: the 1-minute load average at start and at exit.
     output_tail: the last lines the child printed.
@@ -120,19 +123,22 @@ class ChildRun:
   returncode: int
   wall_s: float
   peak_rss_mib: float
+  peak_main_rss_mib: float
+  peak_worker_rss_mib: float
   cpu_s: float
   load_average: tuple[float, float]
   output_tail: str
 
 
-def _tree_rss_bytes(process: psutil.Process) -> int:
-  total = 0
+def _tree_rss_bytes(process: psutil.Process) -> tuple[int, int, int]:
+  """Resident bytes of `process`, of its largest descendant, and of all."""
+  sizes = []
   for member in [process, *process.children(recursive=True)]:
     try:
-      total += member.memory_info().rss
+      sizes.append(member.memory_info().rss)
     except psutil.Error:  # Exited between listing and reading.
-      pass
-  return total
+      sizes.append(0)
+  return sizes[0], max(sizes[1:], default=0), sum(sizes)
 
 
 def run_child(command: Sequence[str], log_path: pathlib.Path,
@@ -147,7 +153,7 @@ def run_child(command: Sequence[str], log_path: pathlib.Path,
   """
   load_start = os.getloadavg()[0]
   started = time.time()
-  peak = 0
+  peak = peak_main = peak_worker = 0
   status = None
   with open(log_path, "w", encoding="utf-8") as log:
     child = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT,
@@ -157,7 +163,9 @@ def run_child(command: Sequence[str], log_path: pathlib.Path,
       pid, wait_status, usage = os.wait4(child.pid, os.WNOHANG)
       if pid:
         break
-      peak = max(peak, _tree_rss_bytes(watched))
+      main, worker, total = _tree_rss_bytes(watched)
+      peak, peak_main = max(peak, total), max(peak_main, main)
+      peak_worker = max(peak_worker, worker)
       if peak > max_rss_bytes:
         status = "over_memory_budget"
       elif time.time() - started > timeout_s:
@@ -174,6 +182,8 @@ def run_child(command: Sequence[str], log_path: pathlib.Path,
       status=status or ("ok" if child.returncode == 0 else "failed"),
       returncode=child.returncode, wall_s=round(wall, 1),
       peak_rss_mib=round(peak / 2**20, 1),
+      peak_main_rss_mib=round(peak_main / 2**20, 1),
+      peak_worker_rss_mib=round(peak_worker / 2**20, 1),
       cpu_s=round(usage.ru_utime + usage.ru_stime, 1),
       load_average=(round(load_start, 2), round(os.getloadavg()[0], 2)),
       output_tail=tail)

@@ -87,6 +87,21 @@ def test_run_child_measures_cpu_memory_and_exit(tmp_path):
   assert idle.cpu_s < 1.0
 
 
+def test_run_child_splits_its_own_memory_from_its_workers(tmp_path):
+  worker = ("import time; block = bytearray(400 * 2**20); "
+            "block[::4096] = b'x' * len(block[::4096]); time.sleep(2)")
+  run = scaling.run_child(
+      [sys.executable, "-c",
+       "import subprocess, sys\n"
+       f"subprocess.run([sys.executable, '-c', {worker!r}], check=True)"],
+      tmp_path / "log", max_rss_bytes=4 * 2**30, timeout_s=60,
+      sample_every_s=0.1)
+  assert run.status == "ok"
+  assert run.peak_worker_rss_mib > 400
+  assert run.peak_main_rss_mib < 100
+  assert run.peak_rss_mib >= run.peak_worker_rss_mib + run.peak_main_rss_mib - 5
+
+
 @pytest.mark.parametrize("body, max_rss_mib, timeout_s, status", [
     ("block = bytearray(400 * 2**20)", 200, 60, "over_memory_budget"),
     ("pass", 4096, 1, "over_time_budget"),
