@@ -426,7 +426,8 @@ def format_table(results: dict) -> str:
       lines.append(f"exponent of {name} against size, {workers} worker(s): " +
                    ", ".join(f"{step} {value}"
                              for step, value in by_step.items()))
-  for size, by_step in results["speedups"].items():
+  for size, by_step in sorted(results["speedups"].items(),
+                              key=lambda item: int(item[0])):
     lines.append(f"speed-up of 2 workers over 1 at {int(size):,} rows: " +
                  ", ".join(f"{step} {value}x" for step, value in by_step.items()))
   for full in results["full_pipeline"].values():

@@ -57,6 +57,21 @@ def test_summarize_fits_finished_steps_and_compares_workers():
   assert "1000000->3000000" not in summary["rss_growth"]["1"]
 
 
+def test_format_table_lists_speedups_by_size_not_by_text():
+  runs = [dict(_run(size, workers, "ExampleGen", size / 1e4 / workers, 100.0),
+               wall_s=1.0, rows_per_s_per_worker=1, rows_per_cpu_s=1,
+               output_bytes=0)
+          for size in (3_000_000, 10_000_000) for workers in (1, 2)]
+  # As a results file holds it: JSON sorts the keys as text, "10..." first.
+  summary = scaling.summarize(runs)
+  summary["speedups"] = dict(sorted(summary["speedups"].items()))
+  lines = scaling.format_table(
+      {"runs": runs, "full_pipeline": {}, **summary}).splitlines()
+  speedups = [line for line in lines if line.startswith("speed-up")]
+  assert [line.split(" rows")[0].rsplit(" ", 1)[1] for line in speedups] == [
+      "3,000,000", "10,000,000"]
+
+
 def test_step_config_caps_the_history_only_when_asked():
   default = scaling._step_config("log", "workspace", 2)
   assert (default.examples.history_length ==
