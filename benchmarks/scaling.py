@@ -26,10 +26,11 @@ log time over log size) and the speed-up of 2 workers over 1. With
 training epoch (`benchmarks.pipeline_benchmark`, in a child measured the same
 way). Results are merged into `--output` after every measurement (a size and
 worker count already there is not run again), and `--plot` draws time and
-peak memory against size. `--history-length 1` shows what the data steps
-cost when an example carries one history item instead of up to 50: about
-what storing each user's sequence once would leave (same interactions, one
-history token each).
+peak memory against size; `--last-step` stops after the named step, to
+measure a variant of the first steps alone. `--history-length 1` shows what
+the data steps cost when an example carries one history item instead of up
+to 50: about what storing each user's sequence once would leave (same
+interactions, one history token each).
 """
 
 from __future__ import annotations
@@ -277,8 +278,10 @@ def generated_log(data_root: pathlib.Path, size: int, seed: int) -> dict:
 
 def measure_steps(dataset_dir: str, size: int, workers: int,
                   workspace: pathlib.Path, budget: Budget,
-                  history_length: int = 0) -> list[dict]:
-  """Runs every step on one log with `workers` Beam workers, in order.
+                  history_length: int = 0,
+                  last_step: Step = STEPS[-1]) -> list[dict]:
+  """Runs the steps up to `last_step` on one log with `workers` Beam
+  workers, in order.
 
   A step that fails or is killed ends the sequence: the later steps need
   its output. `history_length` (0: the pipeline's own) caps the history
@@ -289,7 +292,7 @@ def measure_steps(dataset_dir: str, size: int, workers: int,
   workspace.mkdir(parents=True)
   config = _step_config(dataset_dir, str(workspace), workers, history_length)
   records = []
-  for step in STEPS:
+  for step in STEPS[:STEPS.index(last_step) + 1]:
     common.log(f"{size:,} rows, {workers} worker(s): {step.name}")
     child = run_child(
         [sys.executable, "-m", MODULE, "--run-step", step.name,
@@ -550,6 +553,10 @@ def main(argv=None) -> int:
   parser.add_argument("--plot", default="",
                       help="PNG of time and memory against size "
                       "(default: the output with .png)")
+  parser.add_argument("--last-step", choices=[step.name for step in STEPS],
+                      default=STEPS[-1].name,
+                      help="measure the steps up to this one only; write a "
+                      "different --output (default: %(default)s)")
   parser.add_argument("--run-step", choices=sorted(_STEPS_BY_NAME),
                       help=argparse.SUPPRESS)
   parser.add_argument("--dataset-dir", help=argparse.SUPPRESS)
@@ -591,7 +598,8 @@ def main(argv=None) -> int:
         continue
       runs = measure_steps(log["dir"], size, workers,
                            data_root / f"workspace_{size}_{workers}", budget,
-                           args.history_length)
+                           args.history_length,
+                           _STEPS_BY_NAME[args.last_step])
       results["runs"].extend(runs)
       broken |= {(run["workers"], run["step"]) for run in runs
                  if run["status"] != "ok"}

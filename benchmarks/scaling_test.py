@@ -168,3 +168,25 @@ def test_budget_gives_a_step_no_more_than_the_session_has_left():
   ending_soon = scaling.Budget(2**30, 300, time.time() + 60).timeout_s()
   assert 50 < ending_soon <= 60
   assert scaling.Budget(2**30, 300, time.time() - 1).timeout_s() < 0
+
+
+def test_measure_steps_stops_after_the_last_step_asked_for(tmp_path,
+                                                          monkeypatch):
+  started = []
+
+  def fake_child(command, log_path, max_rss_bytes, timeout_s):
+    started.append(command[command.index("--run-step") + 1])
+    return scaling.ChildRun("ok", 0, 1.0, 100.0, 60.0, 40.0, 1.0, (0.0, 0.0),
+                            "")
+
+  monkeypatch.setattr(scaling, "run_child", fake_child)
+  monkeypatch.setattr(scaling, "_step_seconds",
+                      lambda workspace, step: {step.nodes[-1]: 1.0})
+  budget = scaling.Budget(max_rss_bytes=2**30, step_timeout_s=60)
+  records = scaling.measure_steps(
+      "log", 1000, 1, tmp_path / "workspace", budget,
+      last_step=scaling.STEPS[1])
+  assert started == ["ExampleGen", "StatisticsGen"]
+  assert [record["step"] for record in records] == started
+  scaling.measure_steps("log", 1000, 1, tmp_path / "workspace", budget)
+  assert started[2:] == [step.name for step in scaling.STEPS]
