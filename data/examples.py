@@ -47,13 +47,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import struct
 from typing import AbstractSet, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from data import features
+from data import packed_columns
 
 POSITIVE_THRESHOLD = 0.5
 
@@ -138,39 +138,36 @@ class UserSequence:
     return list(dict.fromkeys(self.item_ids[:self.n_train]))
 
 
-# Two signed 64-bit ints, then the UTF-8 byte lengths of the three strings.
-_PACKED_EVENT_HEADER = struct.Struct("<qqIII")
+def pack_events(events: Sequence[PositiveEvent]) -> bytes:
+  """Positive events (of one user, from one chunk of the file) as compact
+  bytes for a shuffle (`data.packed_columns`); `unpack_events` reads them."""
+  timestamps, row_numbers, item_ids, queries, item_types = (
+      zip(*events) if events else ([],) * 5)
+  return packed_columns.pack([timestamps, row_numbers],
+                             [item_ids, queries, item_types])
 
 
-def pack_event(event: PositiveEvent) -> bytes:
-  """One positive event as compact bytes, for a shuffle.
-
-  A runner that groups in memory (Beam's DirectRunner) holds every value of a
-  `GroupByKey` as a decoded Python object until the group is read: a tuple of
-  two ints and three strings costs about 300 bytes there, these bytes about
-  110. That difference is most of ExampleGen's memory growth with the log.
-
-  Args:
-    event: `(timestamp, row_number, item_id, query, item_type)`.
-
-  Returns:
-    Bytes that `unpack_event` turns back into `event`.
-  """
-  timestamp, row_number, *texts = event
-  encoded = [text.encode("utf-8") for text in texts]
-  return (_PACKED_EVENT_HEADER.pack(timestamp, row_number,
-                                    *(len(text) for text in encoded))
-          + b"".join(encoded))
+def unpack_events(packed: bytes) -> list[PositiveEvent]:
+  """The events that `pack_events` packed, in the same order."""
+  (timestamps, row_numbers), texts = packed_columns.unpack(packed)
+  return list(zip(timestamps, row_numbers, *texts))
 
 
-def unpack_event(packed: bytes) -> PositiveEvent:
-  """The event that `pack_event` packed."""
-  timestamp, row_number, *lengths = _PACKED_EVENT_HEADER.unpack_from(packed)
-  texts, start = [], _PACKED_EVENT_HEADER.size
-  for length in lengths:
-    texts.append(packed[start:start + length].decode("utf-8"))
-    start += length
-  return (timestamp, row_number, *texts)
+def pack_sequence(sequence: UserSequence) -> bytes:
+  """A `UserSequence` as compact bytes; `unpack_sequence` reads it back."""
+  return packed_columns.pack(
+      [sequence.timestamps, [sequence.n_train, sequence.n_eval]],
+      [[sequence.user_id], sequence.item_ids, sequence.queries,
+       sequence.item_types])
+
+
+def unpack_sequence(packed: bytes) -> UserSequence:
+  """The `UserSequence` that `pack_sequence` packed."""
+  (timestamps, (n_train, n_eval)), ([user_id], item_ids, queries,
+                                    item_types) = packed_columns.unpack(packed)
+  return UserSequence(user_id=user_id, item_ids=item_ids,
+                      timestamps=timestamps, queries=queries,
+                      item_types=item_types, n_train=n_train, n_eval=n_eval)
 
 
 def user_sequence(user_id: str, events: Iterable[PositiveEvent]) -> UserSequence:

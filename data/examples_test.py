@@ -249,15 +249,15 @@ def test_sequence_keeps_file_order_of_same_second_events_and_drops_repeats():
   assert split.seen_item_ids() == ["a", "b"]
 
 
-def test_packed_event_has_a_fixed_header_and_round_trips():
-  event = (1_700_000_000, 12, "item-ü", "", "video")
-  packed = examples.pack_event(event)
-  # 8 + 8 bytes of ints, 3 * 4 bytes of lengths, then 7 + 0 + 5 bytes.
-  assert len(packed) == 28 + 7 + 5
-  assert packed[28:] == "item-ü".encode("utf-8") + b"video"
-  assert examples.unpack_event(packed) == event
-  negative_time = (-5, 0, "a", "q\x00", "")
-  assert examples.unpack_event(examples.pack_event(negative_time)) == negative_time
+def test_packed_events_and_sequences_round_trip():
+  events = [(1_700_000_000, 12, "item-ü", "", "video"),
+            (-5, 3, "a", "q\x00", "item")]
+  assert examples.unpack_events(examples.pack_events(events)) == events
+  assert examples.unpack_events(examples.pack_events([])) == []
+  sequence = examples.split_sequence(examples.user_sequence("ü", events),
+                                     examples.SplitRule())
+  assert (sequence.n_train, sequence.n_eval) == (1, 1)
+  assert examples.unpack_sequence(examples.pack_sequence(sequence)) == sequence
 
 
 def test_eval_max_users_keeps_a_seeded_sample_of_eval_users_and_all_train():

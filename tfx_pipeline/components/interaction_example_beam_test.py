@@ -123,3 +123,24 @@ def test_grocery_sample_gives_the_rows_of_build_rows(tmp_path):
   dataset_dir = _imported("amazon-grocery", tmp_path / "data",
                           n_users=GROCERY_SAMPLE_USERS)
   _assert_equal_to_build_rows(dataset_dir, tmp_path, ctr_negatives=2)
+
+
+def test_user_sequences_travel_between_stages_packed(tmp_path):
+  job = interaction_example_beam.ExampleGenJob(
+      dataset_dir=str(tmp_path), split_dirs={},
+      summary_path=str(tmp_path / "summary.json"))
+  pipeline = beam.Pipeline()
+  interaction_example_beam.add_example_gen_steps(pipeline, job)
+
+  class SequenceCoders(beam.pipeline.PipelineVisitor):
+    coders = {}
+
+    def visit_transform(self, node):
+      if node.full_label in ("UserSequence", "Split"):
+        self.coders[node.full_label] = beam.coders.registry.get_coder(
+            node.outputs[None].element_type)
+
+  pipeline.visit(SequenceCoders())
+  assert {label: type(coder) for label, coder in SequenceCoders.coders.items()
+          } == {"UserSequence": interaction_example_beam.UserSequenceCoder,
+                "Split": interaction_example_beam.UserSequenceCoder}
