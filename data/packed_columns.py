@@ -3,10 +3,10 @@
 What ExampleGen's Beam job sends through its grouping and keeps between its
 stages. A runner that groups in memory (Beam's DirectRunner) holds each value
 of a `GroupByKey` as a separate Python object until the group is read, and
-then encodes all the groups again before handing them on: a positive event
-as a tuple of two ints and three strings costs about 95 bytes in that table.
-A user's events of one file chunk packed here cost about 13 bytes each on a
-synthetic log (columnar, zlib level 1, one object per user and chunk).
+then encodes all the groups again before handing them on, so its memory
+grows with the number of values and their size. One value per user and file
+chunk, packed here, keeps both small (benchmarks/README.md, "ExampleGen's
+grouping, packed").
 
 The layout, before compression: the number of integer and text columns
 (`<HH`); each integer column as its length (`<I`) and little-endian int64
@@ -25,8 +25,8 @@ import numpy as np
 
 _COLUMN_COUNTS = struct.Struct("<HH")
 _LENGTH = struct.Struct("<I")
-# Level 1 gets most of the size (13 bytes an event against 41 unpacked, 12
-# at level 6) for a third of the CPU.
+# Level 1: the values are small and written once per chunk, so speed matters
+# more than the last few percent of size.
 _COMPRESSION_LEVEL = 1
 
 
