@@ -254,19 +254,24 @@ class Budget:
     return min(self.step_timeout_s, self.session_ends - time.time())
 
 
-def generated_log(data_root: pathlib.Path, size: int, seed: int) -> dict:
+def generated_log(data_root: pathlib.Path, size: int, seed: int,
+                  time_ordered: bool = False) -> dict:
   """The log of `size` rows under `data_root`, generated once and reused.
+
+  `time_ordered` writes its rows in time order rather than user by user
+  (`data.synthetic.write_log`), in a directory of its own.
 
   Returns:
     Its directory, shape, bytes on disk and generation seconds (measured
     when it was generated).
   """
   from data import synthetic  # pylint: disable=g-import-not-at-top
-  directory = data_root / f"log_{size}_seed{seed}"
+  directory = data_root / (f"log_{size}_seed{seed}"
+                           + ("_time_ordered" if time_ordered else ""))
   record = directory / "generation.json"
   if not record.is_file():
     started = time.time()
-    synthetic.write_log(directory, size, seed=seed)
+    synthetic.write_log(directory, size, seed=seed, time_ordered=time_ordered)
     shape = synthetic.LogShape.for_size(size)
     record.write_text(json.dumps({
         "seconds": round(time.time() - started, 1),
@@ -534,6 +539,9 @@ def main(argv=None) -> int:
                       help="history items per example (default: the "
                       "pipeline's); write a different --output, since runs "
                       "are keyed by size and workers only")
+  parser.add_argument("--time-ordered", action="store_true",
+                      help="logs written in time order instead of user by "
+                      "user; write a different --output")
   parser.add_argument("--data-root", default="",
                       help="where logs and workspaces go (default: a temp "
                       "dir); logs there are reused")
@@ -581,7 +589,7 @@ def main(argv=None) -> int:
   broken = {(run["workers"], run["step"]) for run in results["runs"]
             if run["status"] != "ok"}
   for size in sorted(args.sizes):
-    log = generated_log(data_root, size, args.seed)
+    log = generated_log(data_root, size, args.seed, args.time_ordered)
     results["generation"][str(size)] = {k: v for k, v in log.items()
                                         if k != "dir"}
     for workers in args.workers:

@@ -223,7 +223,8 @@ def generate_log(n_interactions: int, seed: int = 0) -> contract.Dataset:
 
 
 def write_log(directory, n_interactions: int, seed: int = 0,
-              fmt: str = "parquet") -> pathlib.Path:
+              fmt: str = "parquet", time_ordered: bool = False
+              ) -> pathlib.Path:
   """Writes `generate_log(n_interactions, seed)` as a contract directory.
 
   Args:
@@ -231,12 +232,18 @@ def write_log(directory, n_interactions: int, seed: int = 0,
     n_interactions: rows of `interactions.<fmt>`.
     seed: same seed, same files.
     fmt: "parquet" or "csv".
+    time_ordered: write the rows in time order (ties in user order), as an
+      event stream is logged, instead of user by user.
 
   Returns:
     The directory, holding `interactions.<fmt>` and `items.<fmt>`.
   """
-  return contract.write_dataset(generate_log(n_interactions, seed), directory,
-                                fmt)
+  dataset = generate_log(n_interactions, seed)
+  if time_ordered:
+    dataset = dataclasses.replace(
+        dataset, interactions=dataset.interactions.sort_values(
+            "timestamp", kind="stable", ignore_index=True))
+  return contract.write_dataset(dataset, directory, fmt)
 
 
 def _zipf_weights(n: int, exponent: float = LOG_ZIPF_EXPONENT) -> np.ndarray:

@@ -169,3 +169,15 @@ def test_written_log_reads_back_as_the_contract(tmp_path, fmt):
       loaded.interactions,
       contract.normalize_interactions(expected.interactions))
   pd.testing.assert_frame_equal(loaded.items, expected.items)
+
+
+def test_time_ordered_log_holds_the_same_rows_in_time_order(tmp_path):
+  by_user = contract.load_dataset(synthetic.write_log(tmp_path / "u", 2_000))
+  by_time = contract.load_dataset(
+      synthetic.write_log(tmp_path / "t", 2_000, time_ordered=True))
+  assert by_time.interactions["timestamp"].is_monotonic_increasing
+  assert not by_user.interactions["timestamp"].is_monotonic_increasing
+  columns = list(by_user.interactions.columns)
+  assert (by_time.interactions.sort_values(columns, ignore_index=True)
+          .equals(by_user.interactions.sort_values(columns,
+                                                   ignore_index=True)))
