@@ -11,8 +11,9 @@ process and of its largest SDK worker:
     python -m benchmarks.beam_worker_memory --sizes 1000000 3000000 \\
         --workers 1 2
 
-The shape: workers generate the events (as ExampleGen's reader does, a few
-shards of the log each), group them by user, build one sorted sequence per
+The shape (ExampleGen's before its reader packed each user's events of a
+chunk into one value): workers generate the events (as ExampleGen's reader
+does, a few shards of the log each), group them one value per event by user, build one sorted sequence per
 user, and then write one record per event with a side input computed from
 all the sequences (as ExampleGen's global counts are). A user's sequence has
 `events_per_user` events whatever the size, and the side input is one

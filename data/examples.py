@@ -139,8 +139,11 @@ class UserSequence:
 
 
 def pack_events(events: Sequence[PositiveEvent]) -> bytes:
-  """Positive events (of one user, from one chunk of the file) as compact
-  bytes for a shuffle (`data.packed_columns`); `unpack_events` reads them."""
+  """Positive events as compact bytes for a shuffle; see `unpack_events`.
+
+  The reader of the Beam ExampleGen packs one user's events of one file
+  chunk together (`data.packed_columns`).
+  """
   timestamps, row_numbers, item_ids, queries, item_types = (
       zip(*events) if events else ([],) * 5)
   return packed_columns.pack([timestamps, row_numbers],
@@ -505,18 +508,21 @@ def check_arguments(split: str, eval_holdout: int, history_length: int) -> None:
                      f" got {history_length}")
 
 
-def positive_events(interactions: pd.DataFrame
-                    ) -> Iterable[tuple[str, PositiveEvent]]:
-  """`(user_id, event)` of each positive of a contract interactions frame.
+def positive_events_by_user(interactions: pd.DataFrame
+                            ) -> dict[str, list[PositiveEvent]]:
+  """Each user's positive events in a contract interactions frame, in file order.
 
   The frame's index is taken as the row number, so it must be the file
   order (as `data.contract` returns it).
   """
   positives = interactions[interactions["label"] >= POSITIVE_THRESHOLD]
-  return zip(positives["user_id"],
-             zip(positives["timestamp"].tolist(), positives.index.tolist(),
-                 positives["item_id"], positives["query"],
-                 positives["item_type"]))
+  events_by_user = collections.defaultdict(list)
+  for user_id, event in zip(
+      positives["user_id"],
+      zip(positives["timestamp"].tolist(), positives.index.tolist(),
+          positives["item_id"], positives["query"], positives["item_type"])):
+    events_by_user[user_id].append(event)
+  return events_by_user
 
 
 def build_rows(dataset, eval_holdout: int = 1,
@@ -551,10 +557,8 @@ def build_rows(dataset, eval_holdout: int = 1,
       leaves the eval split empty, or an argument is out of range.
   """
   check_arguments(split, eval_holdout, history_length)
-  events = collections.defaultdict(list)
-  for user_id, event in positive_events(
-      dataset.interactions.reset_index(drop=True)):
-    events[user_id].append(event)
+  events = positive_events_by_user(
+      dataset.interactions.reset_index(drop=True))
   if not events:
     raise ValueError("the interaction log has no positive interaction "
                      f"(label >= {POSITIVE_THRESHOLD}); nothing to train on")

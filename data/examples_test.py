@@ -251,12 +251,12 @@ def test_sequence_keeps_file_order_of_same_second_events_and_drops_repeats():
 
 def test_packed_events_and_sequences_round_trip():
   events = [(1_700_000_000, 12, "item-ü", "", "video"),
-            (-5, 3, "a", "q\x00", "item")]
+            (-5, 3, "a", "q\x00", "item"), (7, 4, "b", "", "item")]
   assert examples.unpack_events(examples.pack_events(events)) == events
   assert examples.unpack_events(examples.pack_events([])) == []
   sequence = examples.split_sequence(examples.user_sequence("ü", events),
                                      examples.SplitRule())
-  assert (sequence.n_train, sequence.n_eval) == (1, 1)
+  assert (sequence.n_train, sequence.n_eval) == (2, 1)
   assert examples.unpack_sequence(examples.pack_sequence(sequence)) == sequence
 
 

@@ -28,7 +28,6 @@ popularity) and of the distinct timestamps (the temporal cut), never the log.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import itertools
@@ -116,10 +115,7 @@ class ReadPositiveEventsFn(beam.DoFn):
     interactions_path, _, _ = contract.find_dataset_files(dataset_dir)
     for chunk in contract.read_interaction_chunks(interactions_path,
                                                   self._chunk_rows):
-      events_by_user = collections.defaultdict(list)
-      for user_id, event in examples.positive_events(chunk):
-        events_by_user[user_id].append(event)
-      for user_id, events in events_by_user.items():
+      for user_id, events in examples.positive_events_by_user(chunk).items():
         yield user_id, examples.pack_events(events)
 
 

@@ -133,14 +133,17 @@ def test_user_sequences_travel_between_stages_packed(tmp_path):
   interaction_example_beam.add_example_gen_steps(pipeline, job)
 
   class SequenceCoders(beam.pipeline.PipelineVisitor):
-    coders = {}
+
+    def __init__(self):
+      self.coders = {}
 
     def visit_transform(self, node):
       if node.full_label in ("UserSequence", "Split"):
         self.coders[node.full_label] = beam.coders.registry.get_coder(
             node.outputs[None].element_type)
 
-  pipeline.visit(SequenceCoders())
-  assert {label: type(coder) for label, coder in SequenceCoders.coders.items()
+  visitor = SequenceCoders()
+  pipeline.visit(visitor)
+  assert {label: type(coder) for label, coder in visitor.coders.items()
           } == {"UserSequence": interaction_example_beam.UserSequenceCoder,
                 "Split": interaction_example_beam.UserSequenceCoder}
