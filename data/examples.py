@@ -47,7 +47,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from typing import AbstractSet, Iterable, Mapping, Sequence
+import itertools
+from typing import AbstractSet, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -138,20 +139,8 @@ class UserSequence:
     return list(dict.fromkeys(self.item_ids[:self.n_train]))
 
 
-def pack_events(events: Sequence[PositiveEvent]) -> bytes:
-  """Positive events as compact bytes for a shuffle; see `unpack_events`.
-
-  The reader of the Beam ExampleGen packs one user's events of one file
-  chunk together (`data.packed_columns`).
-  """
-  timestamps, row_numbers, item_ids, queries, item_types = (
-      zip(*events) if events else ([],) * 5)
-  return packed_columns.pack([timestamps, row_numbers],
-                             [item_ids, queries, item_types])
-
-
 def unpack_events(packed: bytes) -> list[PositiveEvent]:
-  """The events that `pack_events` packed, in the same order."""
+  """One user's events as `packed_events_by_user` packed them, in order."""
   (timestamps, row_numbers), texts = packed_columns.unpack(packed)
   return list(zip(timestamps, row_numbers, *texts))
 
@@ -523,6 +512,72 @@ def positive_events_by_user(interactions: pd.DataFrame
           positives["item_id"], positives["query"], positives["item_type"])):
     events_by_user[user_id].append(event)
   return events_by_user
+
+
+_EVENT_TEXT_COLUMNS = ("item_id", "query", "item_type")
+
+
+def positive_event_columns(interactions: pd.DataFrame) -> pd.DataFrame:
+  """The positive rows of a contract interactions frame, in the columns an
+  event needs, for `packed_events_by_user`.
+
+  Each distinct string is held once: a contract frame holds a string object
+  per cell, about 60 bytes, and a reader keeps many chunks' positives while
+  it fills a window.
+
+  Args:
+    interactions: a contract interactions frame whose index is each row's
+      position in the file.
+
+  Returns:
+    `user_id`, `timestamp` and the event's text columns of the positive
+    rows, with the same index.
+  """
+  positives = interactions[interactions["label"] >= POSITIVE_THRESHOLD]
+  columns = {"timestamp": positives["timestamp"].to_numpy()}
+  for name in ("user_id",) + _EVENT_TEXT_COLUMNS:
+    # Not `pd.factorize`: its string table cuts strings at a NUL character.
+    held = {}
+    columns[name] = np.array(list(map(held.setdefault, positives[name],
+                                      positives[name])), dtype=object)
+  return pd.DataFrame(columns, index=positives.index)
+
+
+def packed_events_by_user(positives: pd.DataFrame
+                          ) -> Iterator[tuple[str, bytes]]:
+  """Each user's positive events, packed.
+
+  The events of `positive_events_by_user`, in the same order, each user's as
+  one bytes value that `unpack_events` reads back (`data.packed_columns`).
+  It works on columns and builds no Python object per event, so a reader
+  can group many rows at once before a shuffle.
+
+  Args:
+    positives: `positive_event_columns` of a frame, or several concatenated.
+
+  Yields:
+    `(user_id, packed events)`, one per user, in order of first appearance.
+  """
+  user_ids = positives["user_id"].to_numpy()
+  # Each row's code is the position of its user's first row (not
+  # `pd.factorize`, which cuts strings at a NUL). A stable sort on it puts
+  # users in order of first appearance, each user's events in file order.
+  first_rows = {}
+  user_codes = np.fromiter(
+      map(first_rows.setdefault, user_ids, itertools.count()),
+      dtype=np.int64, count=len(user_ids))
+  order = np.argsort(user_codes, kind="stable")
+  sorted_codes = user_codes[order]
+  starts = np.flatnonzero(np.diff(sorted_codes, prepend=-1))
+  ends = np.append(starts[1:], len(order))
+  int_columns = [positives["timestamp"].to_numpy()[order],
+                 positives.index.to_numpy()[order]]
+  text_columns = [positives[name].to_numpy()[order]
+                  for name in _EVENT_TEXT_COLUMNS]
+  for start, end in zip(starts, ends):
+    yield user_ids[sorted_codes[start]], packed_columns.pack(
+        [column[start:end] for column in int_columns],
+        [column[start:end] for column in text_columns])
 
 
 def build_rows(dataset, eval_holdout: int = 1,

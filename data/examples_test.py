@@ -249,11 +249,38 @@ def test_sequence_keeps_file_order_of_same_second_events_and_drops_repeats():
   assert split.seen_item_ids() == ["a", "b"]
 
 
-def test_packed_events_and_sequences_round_trip():
+def test_packed_events_by_user_are_the_positive_events_by_user():
+  interactions = pd.DataFrame({
+      "user_id": ["ü", "v", "ü", "v", "ü", "v\x00"],
+      "item_id": ["item-ü", "x", "a", "y", "b", "z"],
+      "timestamp": [1_700_000_000, 3, -5, 3, 7, 1],
+      "label": [1.0, 1.0, 1.0, 0.0, 1.0, 1.0],
+      "query": ["", "q", "q\x00", "", "", ""],
+      # Equal strings, each its own object, as a contract frame holds them.
+      "item_type": ["video"] + ["".join(["it", "em"]) for _ in range(5)],
+  }, index=pd.RangeIndex(10, 16))
+  assert interactions["item_type"][12] is not interactions["item_type"][14]
+  positives = examples.positive_event_columns(interactions)
+  assert len(positives) == 5
+  # Equal strings are one object.
+  assert positives["item_type"].iloc[2] is positives["item_type"].iloc[3]
+  assert positives["query"].tolist() == ["", "q", "q\x00", "", ""]
+  packed = list(examples.packed_events_by_user(positives))
+  # Users in order of first appearance.
+  assert [user_id for user_id, _ in packed] == ["ü", "v", "v\x00"]
+  assert {user_id: examples.unpack_events(events)
+          for user_id, events in packed} == {
+              "ü": [(1_700_000_000, 10, "item-ü", "", "video"),
+                    (-5, 12, "a", "q\x00", "item"),
+                    (7, 14, "b", "", "item")],
+              "v": [(3, 11, "x", "q", "item")],
+              "v\x00": [(1, 15, "z", "", "item")]}
+  assert list(examples.packed_events_by_user(positives[:0])) == []
+
+
+def test_packed_sequences_round_trip():
   events = [(1_700_000_000, 12, "item-ü", "", "video"),
             (-5, 3, "a", "q\x00", "item"), (7, 4, "b", "", "item")]
-  assert examples.unpack_events(examples.pack_events(events)) == events
-  assert examples.unpack_events(examples.pack_events([])) == []
   sequence = examples.split_sequence(examples.user_sequence("ü", events),
                                      examples.SplitRule())
   assert (sequence.n_train, sequence.n_eval) == (2, 1)

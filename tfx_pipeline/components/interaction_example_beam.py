@@ -4,12 +4,14 @@ The steps, each on any Beam runner (`data.examples` says what each computes;
 this module only distributes it, so the rows equal `examples.build_rows`):
 
 1. Read: a worker streams the interactions file through the data contract
-   (`data.contract.read_interaction_chunks`, a chunk of rows in memory at a
+   (`data.contract.read_interaction_chunks`, validating a chunk of rows at a
    time; a bad row fails the job naming file, row and field) and emits each
    positive with its row number, which orders same-second events as the file
-   does. Each chunk's positives go out as one value per user, packed
-   (`examples.pack_events`): a runner that groups in memory holds an object
-   per value, so few, small values keep its memory down.
+   does. The positives of a window of up to `group_rows` file rows go out
+   as one value per user, packed (`examples.packed_events_by_user`): a
+   runner that groups in memory holds an object per value, so few, small
+   values keep its memory down, whether the file is written user by user
+   or in time order.
 2. Group per user: `GroupByKey` on the user (which also spreads the events
    over the workers), then one `UserSequence` per user, which travels
    between stages packed too (`UserSequenceCoder`).
@@ -21,7 +23,7 @@ this module only distributes it, so the rows equal `examples.build_rows`):
    input writes the user's rows, which go to sharded, gzipped TFRecord files,
    one folder per split.
 
-Memory per worker: one chunk of the file while reading, one user's history
+Memory per worker: one window of the file while reading, one user's history
 while building rows, and side inputs the size of the catalogue (titles,
 popularity) and of the distinct timestamps (the temporal cut), never the log.
 """
@@ -36,6 +38,7 @@ import os
 from typing import Iterable
 
 import apache_beam as beam
+import pandas as pd
 import tensorflow as tf
 
 from data import contract
@@ -80,7 +83,9 @@ class ExampleGenJob:
     ctr_negatives: see `examples.build_rows`.
     negative_seed: see `examples.build_rows`.
     eval_max_users: see `examples.build_rows`.
-    chunk_rows: rows of the interactions file a reader holds at once.
+    chunk_rows: rows of the interactions file a reader validates at once.
+    group_rows: rows of the interactions file whose positives a reader
+      groups per user before sending them on.
   """
   dataset_dir: str
   split_dirs: dict[str, str]
@@ -93,6 +98,12 @@ class ExampleGenJob:
   negative_seed: int = 0
   eval_max_users: int = 0
   chunk_rows: int = contract.DEFAULT_CHUNK_ROWS
+  # A million rows' positives cost the reader about 80 MiB. In exchange, a
+  # log in time order sends each user's events in one value per million
+  # rows: 0.8M values for the benchmark's 10M log, against 4.3M with one
+  # per 100k-row chunk (benchmarks/README.md, "ExampleGen's grouping,
+  # packed").
+  group_rows: int = 1_000_000
 
   def rule(self, cut: int | None) -> examples.SplitRule:
     return examples.SplitRule(self.split, self.eval_holdout, cut,
@@ -100,23 +111,31 @@ class ExampleGenJob:
 
 
 class ReadPositiveEventsFn(beam.DoFn):
-  """Dataset directory -> `(user_id, packed events)` of each user and chunk.
+  """Dataset directory -> `(user_id, packed events)` per user and window.
 
-  The events of one user within one chunk of the file go out together,
-  packed (`examples.pack_events`), because the grouping that follows may hold
-  every value in memory at once (it does on the DirectRunner). How many
-  values that leaves depends on the file's order: one per user and chunk.
+  The file is validated chunk by chunk, but the positives of a window of
+  up to `group_rows` rows go out together, one value per user, because the
+  grouping that follows may hold every value in memory at once (it does on
+  the DirectRunner). A file written user by user gives about one value per
+  user; one in time order, one per user and window.
   """
 
-  def __init__(self, chunk_rows: int):
+  def __init__(self, chunk_rows: int, group_rows: int):
     self._chunk_rows = chunk_rows
+    self._group_rows = group_rows
 
   def process(self, dataset_dir: str):
     interactions_path, _, _ = contract.find_dataset_files(dataset_dir)
+    window, window_rows = [], 0
     for chunk in contract.read_interaction_chunks(interactions_path,
                                                   self._chunk_rows):
-      for user_id, events in examples.positive_events_by_user(chunk).items():
-        yield user_id, examples.pack_events(events)
+      window.append(examples.positive_event_columns(chunk))
+      window_rows += len(chunk)
+      if window_rows >= self._group_rows:
+        yield from examples.packed_events_by_user(pd.concat(window))
+        window, window_rows = [], 0
+    if window:
+      yield from examples.packed_events_by_user(pd.concat(window))
 
 
 def _user_sequence(user_id: str,
@@ -226,7 +245,8 @@ def add_example_gen_steps(pipeline: beam.Pipeline, job: ExampleGenJob) -> None:
       dataset_dir | "ReadItems" >> beam.Map(_read_side_info))
   sequences = (
       dataset_dir
-      | "ReadPositives" >> beam.ParDo(ReadPositiveEventsFn(job.chunk_rows))
+      | "ReadPositives" >> beam.ParDo(
+          ReadPositiveEventsFn(job.chunk_rows, job.group_rows))
       | "GroupByUser" >> beam.GroupByKey()
       | "UserSequence" >> beam.MapTuple(_user_sequence).with_output_types(
           examples.UserSequence))

@@ -36,7 +36,7 @@ def _run(dataset_dir, tmp_path, **options) -> dict:
 def _assert_equal_to_build_rows(dataset_dir, tmp_path, **options):
   written = _run(dataset_dir, tmp_path, **options)
   build_options = {name: value for name, value in options.items()
-                   if name != "chunk_rows"}
+                   if name not in ("chunk_rows", "group_rows")}
   rows = examples.build_rows(contract.load_dataset(dataset_dir),
                              **build_options)
   assert written[examples.TRAIN] == example_gen_testing.expected_examples(
@@ -46,8 +46,12 @@ def _assert_equal_to_build_rows(dataset_dir, tmp_path, **options):
   return written
 
 
-def _tricky_log(directory) -> str:
-  """Same-second events, exact repeats, negatives, queries, several chunks."""
+def _tricky_log(directory, time_ordered: bool = False) -> str:
+  """Same-second events, exact repeats, negatives, queries, several chunks.
+
+  Written user by user, or in time order, where every user's events are
+  spread over the file.
+  """
   rows = []
   for user in range(12):
     for step in range(3 + user % 4):
@@ -59,6 +63,9 @@ def _tricky_log(directory) -> str:
   interactions = contract.normalize_interactions(pd.DataFrame(
       rows, columns=["user_id", "item_id", "timestamp", "label", "item_type",
                      "query"]))
+  if time_ordered:
+    interactions = interactions.sort_values("timestamp", kind="stable",
+                                            ignore_index=True)
   items = contract.normalize_items(pd.DataFrame({
       "item_id": [f"i{k}" for k in range(7)],
       "title": [f"title {k}" for k in range(7)],
@@ -71,7 +78,33 @@ def test_temporal_split_with_negatives_gives_the_rows_of_build_rows(tmp_path):
   dataset_dir = _tricky_log(tmp_path / "data")
   _assert_equal_to_build_rows(
       dataset_dir, tmp_path, split=examples.TEMPORAL, temporal_cut_quantile=0.6,
-      history_length=2, ctr_negatives=2, negative_seed=3, chunk_rows=7)
+      history_length=2, ctr_negatives=2, negative_seed=3, chunk_rows=7,
+      group_rows=14)
+
+
+def test_a_log_in_time_order_gives_the_rows_of_build_rows(tmp_path):
+  dataset_dir = _tricky_log(tmp_path / "data", time_ordered=True)
+  _assert_equal_to_build_rows(dataset_dir, tmp_path, ctr_negatives=2,
+                              chunk_rows=7, group_rows=21)
+
+
+def test_the_reader_sends_one_value_per_user_and_window(tmp_path):
+  dataset_dir = _tricky_log(tmp_path / "data", time_ordered=True)
+  interactions = contract.load_dataset(dataset_dir).interactions
+  positives = interactions[interactions["label"] >= examples.POSITIVE_THRESHOLD]
+  # Windows of three 7-row chunks.
+  windows = positives.index // 21
+  expected = {(user_id, window) for user_id, window in zip(
+      positives["user_id"], windows)}
+  sent = list(interaction_example_beam.ReadPositiveEventsFn(
+      chunk_rows=7, group_rows=21).process(str(dataset_dir)))
+  assert len(sent) == len(expected) < len(positives)
+  events = sorted((user_id, event) for user_id, packed in sent
+                  for event in examples.unpack_events(packed))
+  assert events == sorted(
+      (user_id, event) for user_id, user_events
+      in examples.positive_events_by_user(interactions).items()
+      for event in user_events)
 
 
 def test_sampled_eval_users_give_the_rows_of_build_rows_and_say_so(tmp_path):
