@@ -89,7 +89,9 @@ def test_beam_worker_args_ask_for_processes():
 def test_run_child_measures_cpu_memory_and_exit(tmp_path):
   run = scaling.run_child(
       [sys.executable, "-c",
+       # Pages of a fresh bytearray are resident only once written.
        "import time; block = bytearray(300 * 2**20)\n"
+       "block[::4096] = b'x' * len(block[::4096])\n"
        "while time.process_time() < 1.0: pass"],
       tmp_path / "log", max_rss_bytes=4 * 2**30, timeout_s=60,
       sample_every_s=0.1)
