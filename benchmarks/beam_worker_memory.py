@@ -13,11 +13,11 @@ process and of its largest SDK worker:
 
 The shape (ExampleGen's before its reader packed each user's events of a
 chunk into one value): workers generate the events (as ExampleGen's reader
-does, a few shards of the log each), group them one value per event by user, build one sorted sequence per
-user, and then write one record per event with a side input computed from
-all the sequences (as ExampleGen's global counts are). A user's sequence has
-`events_per_user` events whatever the size, and the side input is one
-integer, so anything that grows with `size` is held by the runner or its data
+does, a few shards of the log each), group them by user one value per
+event, build one sorted sequence per user, and then write one record per
+event with a side input computed from all the sequences (as ExampleGen's
+global counts are). A user's sequence has `events_per_user` events whatever
+the size, and the side input is one integer, so anything that grows with `size` is held by the runner or its data
 plane, not by the DoFns. Each size runs in a child process of its own
 (`benchmarks.scaling.run_child`), and the growth of each peak is given
 against the smallest size measured in the same run.

@@ -497,14 +497,20 @@ def check_arguments(split: str, eval_holdout: int, history_length: int) -> None:
                      f" got {history_length}")
 
 
+def positive_rows(interactions: pd.DataFrame) -> pd.DataFrame:
+  """The rows of a contract interactions frame that count as positives."""
+  return interactions[interactions["label"] >= POSITIVE_THRESHOLD]
+
+
 def positive_events_by_user(interactions: pd.DataFrame
                             ) -> dict[str, list[PositiveEvent]]:
-  """Each user's positive events in a contract interactions frame, in file order.
+  """Each user's positive events in a contract interactions frame, in file
+  order.
 
   The frame's index is taken as the row number, so it must be the file
   order (as `data.contract` returns it).
   """
-  positives = interactions[interactions["label"] >= POSITIVE_THRESHOLD]
+  positives = positive_rows(interactions)
   events_by_user = collections.defaultdict(list)
   for user_id, event in zip(
       positives["user_id"],
@@ -533,7 +539,7 @@ def positive_event_columns(interactions: pd.DataFrame) -> pd.DataFrame:
     `user_id`, `timestamp` and the event's text columns of the positive
     rows, with the same index.
   """
-  positives = interactions[interactions["label"] >= POSITIVE_THRESHOLD]
+  positives = positive_rows(interactions)
   columns = {"timestamp": positives["timestamp"].to_numpy()}
   for name in ("user_id",) + _EVENT_TEXT_COLUMNS:
     # Not `pd.factorize`: its string table cuts strings at a NUL character.

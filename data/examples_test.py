@@ -249,6 +249,11 @@ def test_sequence_keeps_file_order_of_same_second_events_and_drops_repeats():
   assert split.seen_item_ids() == ["a", "b"]
 
 
+def test_positive_rows_start_at_the_threshold():
+  interactions = pd.DataFrame({"label": [0.0, 0.49, 0.5, 1.0]})
+  assert examples.positive_rows(interactions).index.tolist() == [2, 3]
+
+
 def test_packed_events_by_user_are_the_positive_events_by_user():
   interactions = pd.DataFrame({
       "user_id": ["ü", "v", "ü", "v", "ü", "v\x00"],

@@ -254,7 +254,7 @@ def from_contract(dataset: contract.Dataset, name: str,
     user-index order when the dataset has one.
   """
   interactions = dataset.interactions
-  positives = interactions[interactions["label"] >= examples.POSITIVE_THRESHOLD]
+  positives = examples.positive_rows(interactions)
   item_ids = np.array([""] + sorted(positives["item_id"].unique(), key=_id_order))
   item_index = {item: index for index, item in enumerate(item_ids) if index}
   frame = pd.DataFrame({"user_id": positives["user_id"].to_numpy(),

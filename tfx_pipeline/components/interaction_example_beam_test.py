@@ -91,7 +91,7 @@ def test_a_log_in_time_order_gives_the_rows_of_build_rows(tmp_path):
 def test_the_reader_sends_one_value_per_user_and_window(tmp_path):
   dataset_dir = _tricky_log(tmp_path / "data", time_ordered=True)
   interactions = contract.load_dataset(dataset_dir).interactions
-  positives = interactions[interactions["label"] >= examples.POSITIVE_THRESHOLD]
+  positives = examples.positive_rows(interactions)
   # Windows of three 7-row chunks.
   windows = positives.index // 21
   expected = {(user_id, window) for user_id, window in zip(
