@@ -11,7 +11,8 @@ retrieval families get the index.
 A retrieval model gets its classical baselines (`config.baselines`) in the
 same run: each a `BaselineTrainer_<family>` on the same Transform output and
 an ungated `Evaluator_<family>` with the model's metrics on the same eval
-split. With `config.gate.baseline`, BaselineGate blesses the model for the
+split. A baseline that cannot fit does not fail the run
+(`components.baseline_fit`): it is reported, and the model goes on. With `config.gate.baseline`, BaselineGate blesses the model for the
 Pusher only if the Evaluator blessed it and it beats that baseline. With
 `config.embedding_benchmark.enabled`, EmbeddingBenchmark probes the Trainer's
 model next to baseline models, each from its own `BaselineTrainer_<label>`.
@@ -31,6 +32,7 @@ from models import families
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline.components import anomalies_gate
+from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import baseline_gate
 from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_gen
@@ -100,8 +102,9 @@ def create_pipeline(config: config_lib.PipelineConfig,
   transform.add_upstream_node(gate)
 
   def make_trainer(model_family: str, base_model=None, hparams=None,
-                   label: str | None = None):
-    return tfx.components.Trainer(
+                   label: str | None = None,
+                   component=tfx.components.Trainer):
+    return component(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -151,11 +154,13 @@ def create_pipeline(config: config_lib.PipelineConfig,
     pushed_model = index_gen.outputs["indexed_model"]
 
   baseline_trainers = {
-      baseline: make_trainer(baseline, hparams=hparams).with_id(
-          f"BaselineTrainer_{baseline}")
+      baseline: make_trainer(
+          baseline, hparams=hparams,
+          component=baseline_fit.BaselineTrainer).with_id(
+              f"BaselineTrainer_{baseline}")
       for baseline, hparams in baselines.items()}
   baseline_evaluators = {
-      baseline: tfx.components.Evaluator(
+      baseline: baseline_fit.BaselineEvaluator(
           examples=example_gen.outputs["examples"],
           model=baseline_trainer.outputs["model"],
           example_splits=["eval"],

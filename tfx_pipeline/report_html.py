@@ -205,6 +205,9 @@ def _baselines_section(summary: run_summary.RunSummary,
           "(<code>BaselineTrainer_&lt;family&gt;</code>) and scored by their "
           "own Evaluator.</p>" +
           _table(["scorer"] + [html.escape(name) for name in names], rows))
+  for family, failure in sorted(summary.baseline_failures.items()):
+    body += (f'<div class="verdict bad"><strong>{html.escape(family)} did not '
+             f"fit</strong> and was not scored: {html.escape(failure)}</div>")
   gate = summary.baseline_gate
   metric = gate.metric if gate else summary.gate_metric
   verdict = run_summary.baseline_verdict(scorers, metric)

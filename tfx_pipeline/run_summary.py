@@ -20,6 +20,7 @@ from ml_metadata.proto import metadata_store_pb2
 from data import storage
 from models import families
 from models import serving_names
+from tfx_pipeline.components import baseline_fit
 
 _NODE_CONTEXT_TYPE = "node"
 MODEL_EVALUATOR = "Evaluator"
@@ -62,6 +63,8 @@ class RunSummary:
     pushed_dir: where the Pusher pushed, None if it did not.
     baseline_metrics: classical baseline family -> its Evaluator's overall
       "output/metric" -> value.
+    baseline_failures: classical baseline family -> why it did not fit, for
+      the baselines that did not (`components.baseline_fit`).
     baseline_gate: what BaselineGate compared and decided, if it ran.
     learning_curves: Trainer component -> its learning curve, for the
       Trainers that wrote one.
@@ -78,6 +81,7 @@ class RunSummary:
   baseline_metrics: dict[str, dict[str, float]] = dataclasses.field(
       default_factory=dict)
   baseline_gate: Optional[Any] = None
+  baseline_failures: dict[str, str] = dataclasses.field(default_factory=dict)
   learning_curves: dict[str, Any] = dataclasses.field(default_factory=dict)
   split: str = ""
   gate_metric: str = ""
@@ -99,9 +103,10 @@ def overall_scorers(summary: RunSummary, model_label: str,
   Every row comes from a TFMA output over the same eval split with the same
   metrics: the model's and most-popular's from the model's Evaluator, each
   baseline's from its `Evaluator_<family>`. Empty for a run without
-  baselines (a ranking family, or `baselines.families` empty).
+  baselines (a ranking family, or `baselines.families` empty). A baseline
+  that did not fit has no row (`RunSummary.baseline_failures` says why).
   """
-  if not summary.baseline_metrics:
+  if not summary.baseline_metrics and not summary.baseline_failures:
     return []
   overall = summary.metrics.get("overall", {})
 
@@ -255,6 +260,7 @@ def summarize(metadata_path: str) -> RunSummary:
       blessings.get(BASELINE_GATE, blessings.get(MODEL_EVALUATOR)), pushed_dir,
       baseline_metrics=_baseline_metrics(artifacts),
       baseline_gate=_baseline_gate(artifacts),
+      baseline_failures=_baseline_failures(artifacts),
       learning_curves=_learning_curves(artifacts),
       split=_execution_property(store, executions, _EXAMPLE_GEN,
                                 _SPLIT_PROPERTY),
@@ -283,15 +289,28 @@ def _gate_metric(artifacts: dict[str, str]) -> str:
   return ""
 
 
-def _baseline_metrics(artifacts: dict[str, str]) -> dict:
-  baselines = {}
+def _baseline_evaluations(artifacts: dict[str, str]) -> dict[str, str]:
+  """Baseline family -> the URI of its Evaluator's output, where written."""
+  evaluations = {}
   for name, uri in sorted(artifacts.items()):
     component, _, key = name.partition(".")
     if (component.startswith(BASELINE_EVALUATOR_PREFIX) and
         key == "evaluation" and storage.isdir(uri)):
-      baselines[component[len(BASELINE_EVALUATOR_PREFIX):]] = (
-          _sliced_metrics(uri).get((), {}))
-  return baselines
+      evaluations[component[len(BASELINE_EVALUATOR_PREFIX):]] = uri
+  return evaluations
+
+
+def _baseline_metrics(artifacts: dict[str, str]) -> dict:
+  return {family: _sliced_metrics(uri).get((), {})
+          for family, uri in _baseline_evaluations(artifacts).items()
+          if baseline_fit.read_failure(uri) is None}
+
+
+def _baseline_failures(artifacts: dict[str, str]) -> dict[str, str]:
+  failures = {family: baseline_fit.read_failure(uri)
+              for family, uri in _baseline_evaluations(artifacts).items()}
+  return {family: failure.in_words() for family, failure in failures.items()
+          if failure is not None}
 
 
 def _baseline_gate(artifacts: dict[str, str]):

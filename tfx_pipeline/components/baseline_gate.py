@@ -6,7 +6,9 @@ blessing instead of the Evaluator's. It reads the model's Evaluator output
 evaluation, both TFMA outputs over the same eval split with the same
 metrics, and blesses the model only if the Evaluator blessed it AND its
 `metric` on the overall slice is strictly above the baseline's: a model that
-merely ties a closed-form baseline is not worth serving.
+merely ties a closed-form baseline is not worth serving. A baseline that did
+not fit (`components.baseline_fit`) cannot be beaten: the gate then refuses,
+with the baseline's reason.
 
 Output, a ModelBlessing like the Evaluator's (`blessed` 1 or 0, the
 evaluated model's `current_model_id` and `current_model_uri`, and a BLESSED
@@ -25,6 +27,7 @@ from tfx.components.evaluator import constants
 
 from tfx_pipeline import evaluation
 from tfx_pipeline import run_summary
+from tfx_pipeline.components import baseline_fit
 
 COMPARISON_FILE = "comparison.json"
 _BLESSED_KEY = constants.ARTIFACT_PROPERTY_BLESSED_KEY
@@ -40,22 +43,26 @@ class Comparison:
     metric: the gate metric, e.g. `recall_at_50`.
     baseline: the baseline's family.
     model_value: the model's `metric`.
-    baseline_value: the baseline's `metric`.
+    baseline_value: the baseline's `metric`; None if it did not fit.
     evaluator_blessed: whether the model's Evaluator blessed it.
+    baseline_failure: why the baseline did not fit, "" if it did.
   """
   metric: str
   baseline: str
   model_value: float
-  baseline_value: float
+  baseline_value: Optional[float]
   evaluator_blessed: bool
+  baseline_failure: str = ""
 
   @property
-  def margin(self) -> float:
+  def margin(self) -> Optional[float]:
+    if self.baseline_value is None:
+      return None
     return self.model_value - self.baseline_value
 
   @property
   def beats_baseline(self) -> bool:
-    return self.model_value > self.baseline_value
+    return self.margin is not None and self.margin > 0
 
   @property
   def blessed(self) -> bool:
@@ -63,10 +70,15 @@ class Comparison:
 
   def in_words(self) -> str:
     verdict = "blessed" if self.blessed else "not blessed"
-    reasons = [f"model {self.metric} {self.model_value:.4f} "
-               f"{'beats' if self.beats_baseline else 'does not beat'} "
-               f"{self.baseline} {self.baseline_value:.4f} "
-               f"(margin {self.margin:+.4f})"]
+    if self.baseline_value is None:
+      reasons = [f"gate.baseline={self.baseline!r} did not fit, so the model "
+                 f"cannot be shown to beat it ({self.baseline_failure}); "
+                 "--set gate.baseline=\"\" pushes without that comparison"]
+    else:
+      reasons = [f"model {self.metric} {self.model_value:.4f} "
+                 f"{'beats' if self.beats_baseline else 'does not beat'} "
+                 f"{self.baseline} {self.baseline_value:.4f} "
+                 f"(margin {self.margin:+.4f})"]
     if not self.evaluator_blessed:
       reasons.append("the Evaluator did not bless the model")
     return f"{verdict}: " + "; ".join(reasons)
@@ -100,7 +112,8 @@ def read_comparison(blessing_uri: str) -> Optional[Comparison]:
   with tf.io.gfile.GFile(path) as record:
     fields = json.load(record)
   return Comparison(**{field.name: fields[field.name]
-                       for field in dataclasses.fields(Comparison)})
+                       for field in dataclasses.fields(Comparison)
+                       if field.name in fields})
 
 
 @tfx.dsl.components.component
@@ -126,12 +139,15 @@ def BaselineGate(  # pylint: disable=invalid-name
     metric: the gate metric, compared on the overall slice.
     baseline: the baseline's family, for the record.
   """
+  failure = baseline_fit.read_failure(baseline_evaluation.uri)
   comparison = Comparison(
       metric=metric, baseline=baseline,
       model_value=overall_value(model_evaluation.uri, metric),
-      baseline_value=overall_value(baseline_evaluation.uri, metric),
+      baseline_value=(None if failure else
+                      overall_value(baseline_evaluation.uri, metric)),
       evaluator_blessed=(
-          model_blessing.get_int_custom_property(_BLESSED_KEY) == 1))
+          model_blessing.get_int_custom_property(_BLESSED_KEY) == 1),
+      baseline_failure=failure.in_words() if failure else "")
   # Names the evaluated model, as the Evaluator's blessing does.
   if model_blessing.has_custom_property(_MODEL_ID_KEY):
     blessing.set_int_custom_property(

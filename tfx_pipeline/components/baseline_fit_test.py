@@ -1,0 +1,111 @@
+"""Tests for baseline_fit: a baseline's failure is recorded, never raised.
+
+Each Trainer test runs the real executor, whose child process imports the
+`run_fn` below from this module: one that fits, one that raises and one that
+dies of a segfault in native code (a read of address 0 through ctypes).
+"""
+
+import ctypes
+import json
+import os
+import signal
+
+import pytest
+from tfx.components.evaluator import constants as evaluator_constants
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs as specs
+
+from models import families
+from tfx_pipeline.components import baseline_fit
+
+_MODULE = "tfx_pipeline.components.baseline_fit_test"
+
+
+def fitting_run_fn(fn_args):
+  os.makedirs(fn_args.serving_model_dir)
+
+
+def raising_run_fn(fn_args):
+  del fn_args
+  raise ValueError("EASE^R needs 7.0 GB, above memory_budget_gb=2.0")
+
+
+def segfaulting_run_fn(fn_args):
+  del fn_args
+  ctypes.string_at(0)
+
+
+def _artifact(artifact_type, uri, **properties):
+  artifact = artifact_type()
+  artifact.uri = str(uri)
+  for name, value in properties.items():
+    setattr(artifact, name, value)
+  return artifact
+
+
+def _train(tmp_path, run_fn: str):
+  """Runs the contained Trainer executor; returns the model's URI."""
+  model_uri = tmp_path / "model"
+  executor = baseline_fit.ContainedTrainerExecutor()
+  executor.Do(
+      {specs.EXAMPLES_KEY: [_artifact(standard_artifacts.Examples,
+                                      tmp_path / "examples",
+                                      split_names='["train", "eval"]')]},
+      {specs.MODEL_KEY: [_artifact(standard_artifacts.Model, model_uri)],
+       specs.MODEL_RUN_KEY: [_artifact(standard_artifacts.ModelRun,
+                                       tmp_path / "model_run")]},
+      {specs.TRAIN_ARGS_KEY: "{}", specs.EVAL_ARGS_KEY: "{}",
+       specs.RUN_FN_KEY: f"{_MODULE}.{run_fn}",
+       specs.CUSTOM_CONFIG_KEY: json.dumps({families.FAMILY_KEY: "ease"})})
+  return str(model_uri)
+
+
+def test_a_baseline_that_fits_leaves_no_failure(tmp_path):
+  model_uri = _train(tmp_path, "fitting_run_fn")
+  assert os.path.isdir(os.path.join(model_uri, "Format-Serving"))
+  assert baseline_fit.read_failure(model_uri) is None
+
+
+def test_a_baseline_that_raises_is_recorded_with_its_reason(tmp_path):
+  failure = baseline_fit.read_failure(_train(tmp_path, "raising_run_fn"))
+  assert failure.family == "ease"
+  assert failure.exit_status == 1
+  assert failure.reason == (
+      "ValueError: EASE^R needs 7.0 GB, above memory_budget_gb=2.0")
+  assert "--set 'baselines.hparams={\"ease\": {...}}'" in failure.in_words()
+  assert failure.peak_rss_mib > 0
+
+
+def test_a_baseline_that_segfaults_leaves_this_process_standing(tmp_path):
+  failure = baseline_fit.read_failure(_train(tmp_path, "segfaulting_run_fn"))
+  assert failure.exit_status == -signal.SIGSEGV
+  assert failure.reason == "the fit process died of SIGSEGV in native code"
+
+
+@pytest.mark.parametrize("exit_status, error, reason", [
+    (-signal.SIGKILL, "", "killed by SIGKILL, most likely by the kernel's "
+     "out-of-memory killer"),
+    (3, "", "the fit process exited with status 3"),
+    (1, "MemoryError: ", "MemoryError: "),
+])
+def test_exit_reasons(exit_status, error, reason):
+  assert baseline_fit.exit_reason(exit_status, error) == reason
+
+
+def test_the_evaluator_passes_the_failure_on_and_does_not_bless(tmp_path):
+  failure = baseline_fit.FitFailure(
+      family="ease", reason="the fit process died of SIGSEGV in native code",
+      exit_status=-11, peak_rss_mib=4096.0, how_to_change="")
+  baseline_fit.write_failure(str(tmp_path / "model"), failure)
+  blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
+  baseline_fit.FitAwareEvaluatorExecutor().Do(
+      {specs.MODEL_KEY: [_artifact(standard_artifacts.Model,
+                                   tmp_path / "model")]},
+      {specs.EVALUATION_KEY: [_artifact(standard_artifacts.ModelEvaluation,
+                                        tmp_path / "evaluation")],
+       specs.BLESSING_KEY: [blessing]}, {})
+  assert baseline_fit.read_failure(str(tmp_path / "evaluation")) == failure
+  assert blessing.get_int_custom_property(
+      evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 0
+  assert os.listdir(tmp_path / "blessing") == [
+      evaluator_constants.NOT_BLESSED_FILE_NAME]
