@@ -177,9 +177,12 @@ _LOG_ROWS_PER_CHUNK = 1_000_000
 class LogShape:
   """How many users, items and categories a log of a given size has.
 
-  Users grow with the log (about LOG_MEAN_EVENTS_PER_USER events each) and
-  so does the catalogue (about LOG_EVENTS_PER_ITEM events per item), as
-  when a shop's traffic and assortment grow together.
+  Users grow with the log (about LOG_MEAN_EVENTS_PER_USER events each) and,
+  unless an item count is given, so does the catalogue (about
+  LOG_EVENTS_PER_ITEM events per item), as when a shop's traffic and
+  assortment grow together. A given item count sets the catalogue apart
+  from the traffic, to measure what grows with the catalogue alone; with
+  Zipf-like popularity some items then have no event at all.
   """
 
   n_interactions: int
@@ -188,17 +191,23 @@ class LogShape:
   n_categories: int
 
   @classmethod
-  def for_size(cls, n_interactions: int) -> "LogShape":
+  def for_size(cls, n_interactions: int,
+               n_items: int | None = None) -> "LogShape":
     n_users = max(2, n_interactions // LOG_MEAN_EVENTS_PER_USER)
     if n_interactions < LOG_MIN_EVENTS_PER_USER * n_users:
       raise ValueError(f"a log needs at least {LOG_MIN_EVENTS_PER_USER * 2} "
                        f"interactions, got {n_interactions}")
-    n_items = max(50, n_interactions // LOG_EVENTS_PER_ITEM)
+    if n_items is None:
+      n_items = max(50, n_interactions // LOG_EVENTS_PER_ITEM)
+    elif n_items < 50:
+      raise ValueError(f"a log's catalogue needs at least 50 items, got "
+                       f"{n_items}")
     return cls(n_interactions, n_users, n_items,
                max(5, n_items // LOG_ITEMS_PER_CATEGORY))
 
 
-def generate_log(n_interactions: int, seed: int = 0) -> contract.Dataset:
+def generate_log(n_interactions: int, seed: int = 0,
+                 n_items: int | None = None) -> contract.Dataset:
   """A realistic synthetic log of `n_interactions` rows, with its items.
 
   Rows are drawn a million at a time as integer codes, and the id and text
@@ -209,11 +218,13 @@ def generate_log(n_interactions: int, seed: int = 0) -> contract.Dataset:
   Args:
     n_interactions: rows of the interaction log, exactly.
     seed: same seed, same log.
+    n_items: items of the catalogue; None grows it with the log
+      (`LogShape.for_size`).
 
   Returns:
     A `Dataset` with interactions and items (no users).
   """
-  shape = LogShape.for_size(n_interactions)
+  shape = LogShape.for_size(n_interactions, n_items)
   rng = np.random.default_rng(seed)
   catalogue = _LogCatalogue.draw(rng, shape)
   codes = pd.concat(list(_log_chunks(rng, shape, catalogue)),
@@ -223,9 +234,10 @@ def generate_log(n_interactions: int, seed: int = 0) -> contract.Dataset:
 
 
 def write_log(directory, n_interactions: int, seed: int = 0,
-              fmt: str = "parquet", time_ordered: bool = False
-              ) -> pathlib.Path:
-  """Writes `generate_log(n_interactions, seed)` as a contract directory.
+              fmt: str = "parquet", time_ordered: bool = False,
+              n_items: int | None = None) -> pathlib.Path:
+  """Writes `generate_log(n_interactions, seed, n_items)` as a contract
+  directory.
 
   Args:
     directory: created if missing; contract files already there are replaced.
@@ -234,11 +246,12 @@ def write_log(directory, n_interactions: int, seed: int = 0,
     fmt: "parquet" or "csv".
     time_ordered: write the rows in time order (ties in user order), as an
       event stream is logged, instead of user by user.
+    n_items: items of the catalogue; None grows it with the log.
 
   Returns:
     The directory, holding `interactions.<fmt>` and `items.<fmt>`.
   """
-  dataset = generate_log(n_interactions, seed)
+  dataset = generate_log(n_interactions, seed, n_items)
   if time_ordered:
     dataset = dataclasses.replace(
         dataset, interactions=dataset.interactions.sort_values(

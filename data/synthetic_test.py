@@ -110,6 +110,23 @@ def test_log_shape_grows_with_the_size():
     synthetic.LogShape.for_size(5)
 
 
+def test_a_given_item_count_sets_the_catalogue_apart_from_the_traffic():
+  shape = synthetic.LogShape.for_size(_LOG_SIZE, n_items=5_000)
+  assert (shape.n_users, shape.n_items) == (
+      synthetic.LogShape.for_size(_LOG_SIZE).n_users, 5_000)
+  assert shape.n_categories == 5_000 // synthetic.LOG_ITEMS_PER_CATEGORY
+  with pytest.raises(ValueError, match="at least 50 items"):
+    synthetic.LogShape.for_size(_LOG_SIZE, n_items=49)
+  dataset = synthetic.generate_log(_LOG_SIZE, n_items=5_000)
+  assert len(dataset.interactions) == _LOG_SIZE
+  assert len(dataset.items) == 5_000
+  # Zipf-like popularity: a few hundred events per item on average would
+  # touch every item; at 8 per item the tail is left untouched.
+  touched = dataset.interactions["item_id"].nunique()
+  assert 0.2 * 5_000 < touched < 5_000
+  assert set(dataset.interactions["item_id"]) <= set(dataset.items["item_id"])
+
+
 def test_user_activity_is_heavy_tailed(log):
   per_user = log.interactions.groupby("user_id", observed=True).size()
   assert len(per_user) == synthetic.LogShape.for_size(_LOG_SIZE).n_users
