@@ -144,13 +144,15 @@ def _tree_rss_bytes(process: psutil.Process) -> tuple[int, int, int]:
 
 def run_child(command: Sequence[str], log_path: pathlib.Path,
               max_rss_bytes: float, timeout_s: float,
-              sample_every_s: float = 0.5) -> ChildRun:
+              sample_every_s: float = 0.5,
+              timeline: list[tuple[float, float]] | None = None) -> ChildRun:
   """Runs `command` in its own session, sampling its tree until it exits.
 
   The child is killed (its whole process group) when its tree's resident
   memory passes `max_rss_bytes` or it runs past `timeout_s`: the machine is
   shared, and an OOM kill could hit someone else's process. CPU time comes
   from `wait4` on this child alone: its own and its waited-for workers'.
+  `timeline`, if given, gets every sample as (epoch seconds, tree MiB).
   """
   load_start = os.getloadavg()[0]
   started = time.time()
@@ -165,6 +167,8 @@ def run_child(command: Sequence[str], log_path: pathlib.Path,
       if pid:
         break
       main, worker, total = _tree_rss_bytes(watched)
+      if timeline is not None:
+        timeline.append((time.time(), total / 2**20))
       peak, peak_main = max(peak, total), max(peak_main, main)
       peak_worker = max(peak_worker, worker)
       if peak > max_rss_bytes:
@@ -255,11 +259,13 @@ class Budget:
 
 
 def generated_log(data_root: pathlib.Path, size: int, seed: int,
-                  time_ordered: bool = False) -> dict:
+                  time_ordered: bool = False,
+                  n_items: int | None = None) -> dict:
   """The log of `size` rows under `data_root`, generated once and reused.
 
   `time_ordered` writes its rows in time order rather than user by user
-  (`data.synthetic.write_log`), in a directory of its own.
+  (`data.synthetic.write_log`), in a directory of its own; `n_items` sets
+  the catalogue's size apart from the log's (None grows it with the log).
 
   Returns:
     Its directory, shape, bytes on disk and generation seconds (measured
@@ -267,12 +273,14 @@ def generated_log(data_root: pathlib.Path, size: int, seed: int,
   """
   from data import synthetic  # pylint: disable=g-import-not-at-top
   directory = data_root / (f"log_{size}_seed{seed}"
-                           + ("_time_ordered" if time_ordered else ""))
+                           + ("_time_ordered" if time_ordered else "")
+                           + (f"_items{n_items}" if n_items else ""))
   record = directory / "generation.json"
   if not record.is_file():
     started = time.time()
-    synthetic.write_log(directory, size, seed=seed, time_ordered=time_ordered)
-    shape = synthetic.LogShape.for_size(size)
+    synthetic.write_log(directory, size, seed=seed, time_ordered=time_ordered,
+                        n_items=n_items)
+    shape = synthetic.LogShape.for_size(size, n_items)
     record.write_text(json.dumps({
         "seconds": round(time.time() - started, 1),
         "users": shape.n_users, "items": shape.n_items,
@@ -334,23 +342,33 @@ def measure_steps(dataset_dir: str, size: int, workers: int,
 
 def measure_full_pipeline(dataset_dir: str, size: int,
                           workspace: pathlib.Path, budget: Budget,
-                          timeout_s: float) -> dict:
-  """The whole pipeline at one size, one epoch, as `pipeline_benchmark` runs it."""
+                          timeout_s: float,
+                          hparams: Sequence[str] = ("epochs=1",)) -> dict:
+  """The whole pipeline at one size, as `pipeline_benchmark` runs it.
+
+  `hparams` (`name=value`, the model's) bound its training: one epoch by
+  default. Besides the run's own record it keeps each component's peak RSS
+  of the pipeline's process tree while that component ran.
+  """
   if workspace.exists():
     shutil.rmtree(workspace)
   workspace.mkdir(parents=True)
   output = workspace / "pipeline_benchmark.json"
-  common.log(f"{size:,} rows: the whole pipeline, 1 epoch")
+  common.log(f"{size:,} rows: the whole pipeline, {', '.join(hparams)}")
+  timeline = []
   child = run_child(
       [sys.executable, "-m", "benchmarks.pipeline_benchmark",
        "--dataset", "contract", "--dataset-dir", dataset_dir,
-       "--workspace", str(workspace / "run"), "--hparam", "epochs=1",
-       "--output", str(output)],
+       "--workspace", str(workspace / "run"), "--output", str(output),
+       *[arg for hparam in hparams for arg in ("--hparam", hparam)]],
       workspace / "pipeline.log", budget.max_rss_bytes,
-      min(timeout_s, budget.timeout_s()))
-  result = {"size": size, **{key: value for key, value
-                             in dataclasses.asdict(child).items()
-                             if key != "output_tail"}}
+      min(timeout_s, budget.timeout_s()), sample_every_s=1.0,
+      timeline=timeline)
+  result = {"size": size, "hparams": list(hparams),
+            **{key: value for key, value in dataclasses.asdict(child).items()
+               if key != "output_tail"},
+            "component_peak_rss_mib": _component_peaks(workspace / "run",
+                                                        timeline)}
   if child.status == "ok":
     run = json.loads(output.read_text())
     result.update({key: run[key] for key in (
@@ -366,15 +384,32 @@ def measure_full_pipeline(dataset_dir: str, size: int,
   return result
 
 
-def _finished_components(workspace: pathlib.Path) -> dict[str, float]:
-  """Seconds of the components a stopped pipeline run finished, from MLMD."""
+def _component_runs(workspace: pathlib.Path) -> list:
+  """The components of the run in a workspace, from MLMD; [] if none."""
   from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
   stores = sorted(workspace.glob("metadata/*/metadata.sqlite"))
   if not stores:
-    return {}
+    return []
+  return run_summary.summarize(str(stores[0])).components
+
+
+def _finished_components(workspace: pathlib.Path) -> dict[str, float]:
+  """Seconds of the components a stopped pipeline run finished, from MLMD."""
   return {run.component: round(run.seconds, 1)
-          for run in run_summary.summarize(str(stores[0])).components
-          if run.state == "complete"}
+          for run in _component_runs(workspace) if run.state == "complete"}
+
+
+def _component_peaks(workspace: pathlib.Path,
+                     timeline: Sequence[tuple[float, float]]
+                     ) -> dict[str, float]:
+  """Each component's peak tree RSS (MiB), over the samples in its run."""
+  peaks = {}
+  for run in _component_runs(workspace):
+    inside = [mib for at, mib in timeline
+              if run.started <= at <= run.started + run.seconds]
+    if inside:
+      peaks[run.component] = round(max(inside), 1)
+  return peaks
 
 
 def summarize(runs: Sequence[dict]) -> dict:

@@ -87,6 +87,7 @@ def test_beam_worker_args_ask_for_processes():
 
 
 def test_run_child_measures_cpu_memory_and_exit(tmp_path):
+  timeline = []
   run = scaling.run_child(
       [sys.executable, "-c",
        # Pages of a fresh bytearray are resident only once written.
@@ -94,9 +95,11 @@ def test_run_child_measures_cpu_memory_and_exit(tmp_path):
        "block[::4096] = b'x' * len(block[::4096])\n"
        "while time.process_time() < 1.0: pass"],
       tmp_path / "log", max_rss_bytes=4 * 2**30, timeout_s=60,
-      sample_every_s=0.1)
+      sample_every_s=0.1, timeline=timeline)
   assert run.status == "ok" and run.returncode == 0
   assert run.peak_rss_mib > 300
+  assert max(mib for _, mib in timeline) == pytest.approx(run.peak_rss_mib,
+                                                           abs=0.1)
   assert run.cpu_s >= 1.0
   # The next child's CPU time is its own, not a running total.
   idle = scaling.run_child([sys.executable, "-c", "pass"], tmp_path / "log",
@@ -192,3 +195,16 @@ def test_measure_steps_stops_after_the_last_step_asked_for(tmp_path,
   assert [record["step"] for record in records] == started
   scaling.measure_steps("log", 1000, 1, tmp_path / "workspace", budget)
   assert started[2:] == [step.name for step in scaling.STEPS]
+
+
+def test_component_peaks_take_the_samples_inside_each_components_run(
+    monkeypatch, tmp_path):
+  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(scaling, "_component_runs", lambda workspace: [
+      run_summary.ComponentRun("Transform", "complete", 10.0, 100.0),
+      run_summary.ComponentRun("Trainer", "complete", 5.0, 111.0),
+      run_summary.ComponentRun("Pusher", "complete", 0.5, 130.0)])
+  timeline = [(99.0, 9000.0), (100.0, 1000.0), (110.0, 1500.0),
+              (110.5, 8000.0), (111.0, 2000.0), (116.0, 2500.0)]
+  assert scaling._component_peaks(tmp_path, timeline) == {
+      "Transform": 1500.0, "Trainer": 2500.0}

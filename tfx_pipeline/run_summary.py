@@ -44,9 +44,11 @@ _STATE_NAMES = {
 
 @dataclasses.dataclass
 class ComponentRun:
+  """One component's execution: its state, and when it ran (epoch seconds)."""
   component: str
   state: str
   seconds: float
+  started: float = 0.0
 
 
 @dataclasses.dataclass
@@ -235,7 +237,8 @@ def summarize(metadata_path: str) -> RunSummary:
                execution.create_time_since_epoch) / 1000.0
     components.append(ComponentRun(
         _component_id(store, execution),
-        _STATE_NAMES.get(execution.last_known_state, "unknown"), seconds))
+        _STATE_NAMES.get(execution.last_known_state, "unknown"), seconds,
+        execution.create_time_since_epoch / 1000.0))
 
   artifacts_by_id, events = _output_artifacts(store, [e.id for e in executions])
   component_by_execution = {e.id: _component_id(store, e) for e in executions}

@@ -1,0 +1,42 @@
+"""Tests for the catalogue scaling benchmark's helpers (no pipeline is run)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import catalogue_scaling
+from data import synthetic
+
+
+def test_points_parse_as_interactions_by_items():
+  assert catalogue_scaling.parse_point("1000000x20000") == (1_000_000, 20_000)
+  for text in ("1000000", "1e6x2e4", "x20000", "1000000x"):
+    with pytest.raises(ValueError, match="INTERACTIONSxITEMS"):
+      catalogue_scaling.parse_point(text)
+
+
+def test_touched_items_counts_distinct_items_with_an_event(tmp_path):
+  directory = synthetic.write_log(tmp_path, 4_000, n_items=500)
+  touched = catalogue_scaling.touched_items(str(directory))
+  assert 50 < touched < 500
+
+
+def _point(interactions, items, wall_s, peak_rss_mib):
+  return {"interactions": interactions, "items": items, "touched_items": 7,
+          "status": "ok", "pushed": True, "wall_s": wall_s,
+          "peak_rss_mib": peak_rss_mib,
+          "components": {"Trainer": 30.0, "Pusher": 1.0},
+          "component_peak_rss_mib": {"Trainer": 900.0, "Pusher": 300.0}}
+
+
+def test_the_table_says_which_goals_each_point_meets():
+  results = {"points": {
+      "1000000x1000000": _point(1_000_000, 1_000_000, 61 * 60, 17 * 1024),
+      "1000000x20000": _point(1_000_000, 20_000, 10 * 60, 4 * 1024)}}
+  lines = catalogue_scaling.format_table(results).splitlines()
+  assert lines[-2] == ("1,000,000 x 20,000 (7 touched): ok, pushed: True, "
+                       "10.0 min wall, peak RSS 4.0 GiB (within 16)")
+  assert lines[-1] == ("1,000,000 x 1,000,000 (7 touched): ok, pushed: True, "
+                       "61.0 min wall, peak RSS 17.0 GiB (over 16), "
+                       "61.0 min (over 60)")
+  assert any("Trainer" in line and "900" in line for line in lines)
