@@ -119,21 +119,12 @@ def plot(results: dict, path: pathlib.Path) -> pathlib.Path:
       memory_axis.plot([p["items"] for p in done],
                        [p["component_peak_rss_mib"].get(component, 0) / 1024
                         for p in done], style, color=line.get_color())
-  for axis, title, unit in ((time_axis, "seconds per component", "seconds"),
-                            (memory_axis, "peak RSS while it ran", "GiB")):
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("items in the catalogue")
-    axis.set_ylabel(unit)
-    axis.set_title(title)
-    axis.grid(True, which="both", alpha=0.3)
   memory_axis.axhline(GOAL_PEAK_RSS_GIB, color="red", linestyle=":")
   time_axis.legend(fontsize=6, ncol=2)
-  figure.tight_layout()
-  path.parent.mkdir(parents=True, exist_ok=True)
-  figure.savefig(path, dpi=110)
-  common.log(f"wrote {path}")
-  return path
+  return common.save_log_log_figure(
+      figure, ((time_axis, "seconds per component", "seconds"),
+               (memory_axis, "peak RSS while it ran", "GiB")),
+      "items in the catalogue", path)
 
 
 def _load(path: pathlib.Path) -> dict:

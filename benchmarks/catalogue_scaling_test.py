@@ -40,3 +40,11 @@ def test_the_table_says_which_goals_each_point_meets():
                        "61.0 min wall, peak RSS 17.0 GiB (over 16), "
                        "61.0 min (over 60)")
   assert any("Trainer" in line and "900" in line for line in lines)
+
+
+def test_plot_draws_every_point(tmp_path):
+  results = {"points": {
+      "1000000x20000": _point(1_000_000, 20_000, 600, 4096),
+      "1000000x100000": _point(1_000_000, 100_000, 900, 6000)}}
+  path = catalogue_scaling.plot(results, tmp_path / "plot.png")
+  assert path.stat().st_size > 10_000

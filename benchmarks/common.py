@@ -163,3 +163,21 @@ def aligned_table(headers: Sequence[str],
       "  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
                 for column, (cell, width) in enumerate(zip(row, widths)))
       for row in cells)
+
+
+def save_log_log_figure(figure, axes_titles: Sequence[tuple[object, str, str]],
+                        x_label: str, path: pathlib.Path) -> pathlib.Path:
+  """Gives each `(axis, title, y unit)` log-log scales, labels and a grid,
+  then writes `figure` to `path` (PNG)."""
+  for axis, title, unit in axes_titles:
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(unit)
+    axis.set_title(title)
+    axis.grid(True, which="both", alpha=0.3)
+  figure.tight_layout()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  figure.savefig(path, dpi=110)
+  log(f"wrote {path}")
+  return path

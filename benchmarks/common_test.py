@@ -98,3 +98,17 @@ def test_aligned_table_known_layout():
                                   "metric      value\n"
                                   "auc        0.5000\n"
                                   "recall@50  0.2500")
+
+
+def test_save_log_log_figure_writes_a_png_with_log_axes(tmp_path):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  figure, axis = pyplot.subplots()
+  axis.plot([1, 10, 100], [2, 20, 200])
+  path = common.save_log_log_figure(figure, [(axis, "time", "seconds")],
+                                    "items", tmp_path / "sub" / "plot.png")
+  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert (axis.get_xscale(), axis.get_yscale()) == ("log", "log")
+  assert (axis.get_xlabel(), axis.get_ylabel(), axis.get_title()) == (
+      "items", "seconds", "time")

@@ -507,21 +507,11 @@ def plot(results: dict, path: pathlib.Path) -> pathlib.Path:
         if run["status"] != "ok":
           memory_axis.plot(run["size"], run["peak_rss_mib"] / 1024, "x",
                            color=line.get_color(), markersize=10)
-  for axis, title, unit in ((time_axis, "time in the step", "seconds"),
-                            (memory_axis, "peak RSS of the step's processes",
-                             "GiB")):
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("interactions")
-    axis.set_ylabel(unit)
-    axis.set_title(title)
-    axis.grid(True, which="both", alpha=0.3)
   time_axis.legend(fontsize=7)
-  figure.tight_layout()
-  path.parent.mkdir(parents=True, exist_ok=True)
-  figure.savefig(path, dpi=110)
-  common.log(f"wrote {path}")
-  return path
+  return common.save_log_log_figure(
+      figure, ((time_axis, "time in the step", "seconds"),
+               (memory_axis, "peak RSS of the step's processes", "GiB")),
+      "interactions", path)
 
 
 def _load_results(path: pathlib.Path) -> dict:
