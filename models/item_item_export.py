@@ -17,9 +17,15 @@ B[i, j] over their history items i. For such a model the signatures mean:
   Only the item id is read.
 - `evaluate`: the target's rank by that score and by popularity, ranked
   exactly as for every retrieval family.
+
+`retrieve_top*` and `evaluate` score the catalogue a chunk of items at a
+time, as every `CatalogueServingModule` does; the embeddings are
+`[batch, num_indices]` by definition.
 """
 
 from __future__ import annotations
+
+import tensorflow as tf
 
 from data import features
 from models import item_neighbours
@@ -35,6 +41,7 @@ class ItemNeighboursServingModule(retrieval_export.CatalogueServingModule):
     raw_feature_spec: `TFTransformOutput.raw_feature_spec()`.
     neighbours: B over the catalogue's item indices.
     catalogue: the items to retrieve from.
+    cells_per_chunk: scores of `[batch, items]` computed at once.
 
   Raises:
     ValueError: if `neighbours` and `catalogue` cover different indices.
@@ -42,11 +49,12 @@ class ItemNeighboursServingModule(retrieval_export.CatalogueServingModule):
 
   def __init__(self, tft_layer, raw_feature_spec,
                neighbours: item_neighbours.ItemNeighbours,
-               catalogue: retrieval_export.ItemCatalogue):
+               catalogue: retrieval_export.ItemCatalogue,
+               cells_per_chunk: int = retrieval_export.CELLS_PER_CHUNK):
     if neighbours.num_items != len(catalogue.item_ids):
       raise ValueError(f"{neighbours.num_items} items of neighbours for a "
                        f"catalogue of {len(catalogue.item_ids)} indices")
-    super().__init__(tft_layer, raw_feature_spec, catalogue)
+    super().__init__(tft_layer, raw_feature_spec, catalogue, cells_per_chunk)
     self.scorer = item_neighbour_scoring.ItemNeighbourScorer(
         neighbours.indices, neighbours.weights)
 
@@ -56,5 +64,12 @@ class ItemNeighboursServingModule(retrieval_export.CatalogueServingModule):
   def candidate_vector(self, transformed):
     return self.scorer.item_columns(transformed[features.ITEM_INDEX])
 
-  def score_catalogue(self, transformed):
-    return self.scorer(transformed[features.HISTORY_ITEM_INDICES])
+  def catalogue_query(self, transformed):
+    return self.scorer.history_neighbours(
+        transformed[features.HISTORY_ITEM_INDICES])
+
+  def query_rows(self, query):
+    return tf.shape(query[0])[0]
+
+  def score_chunk(self, query, start, size):
+    return self.scorer.score_range(query, start, size)

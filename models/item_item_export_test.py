@@ -32,16 +32,21 @@ def _neighbours() -> item_neighbours.ItemNeighbours:
                                         len(_B), _K)
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory) -> str:
-  directory = str(tmp_path_factory.mktemp("item_item_export"))
+def _export(directory: str,
+            cells_per_chunk: int = retrieval_export.CELLS_PER_CHUNK) -> str:
   item_item_export.ItemNeighboursServingModule(
       export_testing.fake_transform, export_testing.RAW_FEATURE_SPEC,
       _neighbours(),
       retrieval_export.ItemCatalogue(
           item_ids=_ITEM_IDS, candidate_features={},
-          train_counts=_TRAIN_COUNTS)).save(directory)
+          train_counts=_TRAIN_COUNTS),
+      cells_per_chunk).save(directory)
   return directory
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory) -> str:
+  return _export(str(tmp_path_factory.mktemp("item_item_export")))
 
 
 def _brute_force_rank(scores: np.ndarray, history: list[int],
@@ -118,3 +123,21 @@ def test_loads_and_serves_in_a_bare_tensorflow_process(export_dir):
       print(float(ranks["target_rank"].numpy()[0]))
       """, cwd=os.path.dirname(export_dir))
   assert printed == ["2", "1.0"]
+
+
+# Requests of 2 and 4 rows: chunks of 1, 4 and 10 items for `retrieve_top*`,
+# of 1, 2 and 5 for `evaluate`, over the 6 item indices.
+@pytest.mark.parametrize("cells_per_chunk", [1, 8, 20])
+def test_export_in_chunks_serves_what_one_chunk_serves(export_dir, tmp_path,
+                                                      cells_per_chunk):
+  chunked = tf.saved_model.load(_export(str(tmp_path), cells_per_chunk))
+  whole = tf.saved_model.load(export_dir)
+  queries = export_testing.query_inputs([["1", "2"], ["4", ""]])
+  examples = tf.constant([export_testing.serialized_example(target, history)
+                          for target, history in (("3", ["1"]), ("4", ["1"]),
+                                                  ("1", ["4"]), ("2", []))])
+  for name, inputs in ((serving_names.retrieve_top(100), queries),
+                       (serving_names.EVALUATE, {"examples": examples})):
+    expected = whole.signatures[name](**inputs)
+    for output, values in chunked.signatures[name](**inputs).items():
+      np.testing.assert_array_equal(values.numpy(), expected[output].numpy())
