@@ -38,6 +38,10 @@ _SEARCHER_DIR = "searcher"
 _IDS_FILE = "item_ids.txt"
 _CONFIG_FILE = "index_config.json"
 _ASSETS_FILE = "scann_assets.pbtxt"
+# What `ScannParams.fitted_to` fills in; see there.
+FITTED_SEARCH_FRACTION = 0.05
+FITTED_MIN_LEAVES_TO_SEARCH = 20
+FITTED_REORDER_K = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +49,15 @@ class ScannParams:
   """ScaNN searcher parameters (tree + asymmetric hashing + reordering).
 
   Attributes:
-    num_leaves: tree partitions; capped at sqrt(#items) for small catalogues.
-    num_leaves_to_search: partitions probed per query.
+    num_leaves: tree partitions; 0 (the default) fits them to the catalogue,
+      about sqrt(#items). An explicit value is capped at sqrt(#items).
+    num_leaves_to_search: partitions probed per query; 0 (the default) fits
+      them to the catalogue (see `fitted_to`).
     training_sample_size: points used to train the tree; capped at #items.
     dimensions_per_block: AH sub-space size.
     anisotropic_quantization_threshold: AH's anisotropic loss threshold.
-    reorder_k: candidates re-scored exactly before the final top k.
+    reorder_k: candidates re-scored exactly before the final top k; 0 (the
+      default) fits it to the catalogue. Never below the k asked for.
     default_k: neighbours returned when the caller gives no k.
     neighbors_per_vector: for multi-vector queries, the neighbours each of a
       user's K vectors fetches before the merge (N); at least the k asked
@@ -58,31 +65,44 @@ class ScannParams:
     merge_rule: how a multi-vector user's K lists merge, one of
       `serving.multi_vector.MERGE_RULES`; "max" ranks by the best score.
   """
-  num_leaves: int = 100
-  num_leaves_to_search: int = 20
+  num_leaves: int = 0
+  num_leaves_to_search: int = 0
   training_sample_size: int = 250_000
   dimensions_per_block: int = 2
   anisotropic_quantization_threshold: float = 0.2
-  reorder_k: int = 250
+  reorder_k: int = 0
   default_k: int = 100
   neighbors_per_vector: int = 0
   merge_rule: str = multi_vector.MAX
 
   def __post_init__(self):
     multi_vector.check_merge_rule(self.merge_rule)
-    if self.neighbors_per_vector < 0:
-      raise ValueError("neighbors_per_vector must be >= 0, got "
-                       f"{self.neighbors_per_vector}")
+    for name in ("num_leaves", "num_leaves_to_search", "reorder_k",
+                 "neighbors_per_vector"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
   def fitted_to(self, num_items: int) -> "ScannParams":
-    """Shrinks the tree so that every leaf can hold items."""
-    num_leaves = max(1, min(self.num_leaves, int(math.sqrt(num_items))))
+    """The parameters for a catalogue of `num_items`, as the index uses them.
+
+    Values left at 0 follow ScaNN's guidance, with the fractions chosen by
+    the sweep of `benchmarks.scann_scale` (results/serving_1m_sweep.json):
+    about sqrt(n) leaves; FITTED_SEARCH_FRACTION of them searched, at least
+    FITTED_MIN_LEAVES_TO_SEARCH; FITTED_REORDER_K candidates reordered.
+    Explicit values are kept, the leaves capped at sqrt(n) so that every
+    leaf can hold items.
+    """
+    max_leaves = max(1, int(math.sqrt(num_items)))
+    num_leaves = min(self.num_leaves or max_leaves, max_leaves)
+    num_leaves_to_search = self.num_leaves_to_search or max(
+        FITTED_MIN_LEAVES_TO_SEARCH,
+        math.ceil(FITTED_SEARCH_FRACTION * num_leaves))
     return dataclasses.replace(
         self,
         num_leaves=num_leaves,
-        num_leaves_to_search=max(1, min(self.num_leaves_to_search, num_leaves)),
+        num_leaves_to_search=max(1, min(num_leaves_to_search, num_leaves)),
         training_sample_size=min(self.training_sample_size, num_items),
-        reorder_k=max(self.reorder_k, self.default_k,
+        reorder_k=max(self.reorder_k or FITTED_REORDER_K, self.default_k,
                       self.neighbors_per_vector))
 
 
@@ -154,6 +174,16 @@ class ScannIndex:
         anisotropic_quantization_threshold=fitted.anisotropic_quantization_threshold)
                 .reorder(fitted.reorder_k).build())
     return cls(searcher, list(item_ids), embeddings.shape[1], fitted)
+
+  def searching_with(self, num_leaves_to_search: int,
+                     reorder_k: int) -> "ScannIndex":
+    """This index, searching `num_leaves_to_search` leaves and reordering
+    `reorder_k` candidates (ScaNN takes both at search time; the searcher is
+    shared, not copied)."""
+    return ScannIndex(self._searcher, self.item_ids, self.dimension,
+                      dataclasses.replace(
+                          self.params, reorder_k=reorder_k,
+                          num_leaves_to_search=num_leaves_to_search))
 
   def write(self, model_version_dir: str) -> str:
     """Writes the index under `model_version_dir`; returns its directory."""
@@ -239,7 +269,11 @@ class ScannIndex:
     fetch = min(len(self.item_ids), k + max((len(e) for e in excludes), default=0))
     neighbors, distances = self._searcher.search_batched(
         queries, final_num_neighbors=fetch,
-        pre_reorder_num_neighbors=max(self.params.reorder_k, fetch))
+        pre_reorder_num_neighbors=max(self.params.reorder_k, fetch),
+        # Searched leaves are a search-time setting: a loaded index searches as
+        # its params say. A one-leaf index has no tree to search.
+        leaves_to_search=(self.params.num_leaves_to_search
+                          if self.params.num_leaves > 1 else None))
     ids = np.full((queries.shape[0], k), "", dtype=object)
     scores = np.full((queries.shape[0], k), -np.inf, dtype=np.float32)
     for row, (row_neighbors, row_scores, exclude) in enumerate(

@@ -103,3 +103,65 @@ def test_merge_settings_travel_with_the_index(tmp_path):
 def test_unknown_merge_rule_is_refused():
   with pytest.raises(ValueError, match="merge rule"):
     scann_index.ScannParams(merge_rule="sum")
+
+
+def test_fitted_params_scale_with_the_catalogue():
+  at_1m = scann_index.ScannParams().fitted_to(1_000_000)
+  assert (at_1m.num_leaves, at_1m.num_leaves_to_search, at_1m.reorder_k) == (
+      1000, 50, 1000)
+  at_100k = scann_index.ScannParams().fitted_to(100_000)
+  assert (at_100k.num_leaves, at_100k.num_leaves_to_search) == (316, 20)
+  small = scann_index.ScannParams().fitted_to(1432)
+  assert (small.num_leaves, small.num_leaves_to_search) == (37, 20)
+  assert small.training_sample_size == 1432
+
+
+def test_explicit_params_are_kept_when_fitting():
+  params = scann_index.ScannParams(num_leaves=7, num_leaves_to_search=3,
+                                   reorder_k=150).fitted_to(1_000_000)
+  assert (params.num_leaves, params.num_leaves_to_search,
+          params.reorder_k) == (7, 3, 150)
+  # Never more leaves than sqrt(n), never fewer candidates than the k asked.
+  capped = scann_index.ScannParams(num_leaves=500, reorder_k=10).fitted_to(400)
+  assert (capped.num_leaves, capped.reorder_k) == (20, 100)
+
+
+def _near_tied_embeddings(n_items, dim, sources, noise, seed):
+  """Jittered copies of a few source vectors, as
+  `benchmarks.serving_latency.grow_database` grows a catalogue: each item's
+  exact neighbours are near-ties, the hard case for a quantised first pass."""
+  rng = np.random.default_rng(seed)
+  source = rng.standard_normal((sources, dim)).astype(np.float32)
+  rows = source[rng.integers(sources, size=n_items)]
+  norms = np.linalg.norm(rows, axis=1, keepdims=True)
+  return rows + rng.standard_normal(rows.shape).astype(np.float32) * (
+      noise * norms / np.sqrt(dim))
+
+
+def test_fitted_params_find_the_exact_top_100_among_near_ties():
+  embeddings = _near_tied_embeddings(20_000, 32, 200, 0.1, seed=0)
+  queries = np.random.default_rng(1).standard_normal((50, 32)).astype(
+      np.float32)
+  ids = [str(i) for i in range(len(embeddings))]
+  index = scann_index.ScannIndex.build(embeddings, ids)
+  found, _ = index.search(queries, k=100)
+  exact = np.argsort(-(queries @ embeddings.T), axis=1)[:, :100]
+  recall = np.mean([len(set(f) & {ids[i] for i in e}) / 100
+                    for f, e in zip(found, exact)])
+  # The former defaults (100 leaves, 20 searched, reorder 250) reach 0.89.
+  assert recall >= 0.95
+
+
+def test_search_settings_can_change_on_a_built_index():
+  embeddings = _clustered_embeddings(n_items=400, dim=8)
+  index = scann_index.ScannIndex.build(embeddings,
+                                       [str(i) for i in range(400)])
+  wider = index.searching_with(num_leaves_to_search=20, reorder_k=400)
+  assert (wider.params.num_leaves_to_search, wider.params.reorder_k) == (
+      20, 400)
+  assert index.params.reorder_k == scann_index.FITTED_REORDER_K
+  # Every leaf searched and every item reordered: the exact top 10.
+  found, _ = wider.search(embeddings[:3], k=10)
+  exact = np.argsort(-(embeddings[:3] @ embeddings.T), axis=1)[:, :10]
+  assert [list(row) for row in found] == [[str(i) for i in row]
+                                          for row in exact]
