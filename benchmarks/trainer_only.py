@@ -10,6 +10,8 @@ learning curve, and the exported `evaluate` signature's Recall@10/50/100 and
 NDCG@10 on the run's eval split, computed as the pipeline's Evaluator does.
 The first family pays the process's first Keras `fit`; `--warm-up` trains
 one family first, unrecorded, so that each recorded one is a second `fit`.
+With several `--seed`s each family is trained once per seed, and the table
+ends with each family's mean and standard deviation over them.
 
     python -m benchmarks.trainer_only --workspace /tmp/ws \
         --family sasrec --family two_tower \
@@ -49,6 +51,7 @@ TRANSFORM_GRAPH = "Transform.transform_graph"
 RAW_EXAMPLES = "InteractionExampleGen.examples"
 # Eval examples scored per call of the `evaluate` signature.
 _EVAL_BATCH = 2048
+_METRICS = ("recall_at_10", "recall_at_50", "recall_at_100", "ndcg_at_10")
 
 
 def fn_args(summary: run_summary.RunSummary, model_uri: str, family: str,
@@ -118,6 +121,25 @@ def train_family(summary: run_summary.RunSummary, directory: str, family: str,
           "metrics": eval_metrics(summary, args.serving_model_dir)}
 
 
+def seed_summary(runs: list[dict]) -> list[dict]:
+  """Each family and hparams' metrics over its seeds: mean, sample std."""
+  groups = {}
+  for run in runs:
+    groups.setdefault((run["family"], json.dumps(run["hparams"])),
+                      []).append(run)
+  summary = []
+  for (family, _), group in groups.items():
+    row = {"family": family, "hparams": group[0]["hparams"],
+           "seeds": [run["seed"] for run in group]}
+    for name in _METRICS:
+      values = np.array([run["metrics"][name] for run in group])
+      row[name] = {"mean": float(values.mean()),
+                   "std": float(values.std(ddof=1)) if len(values) > 1
+                   else 0.0}
+    summary.append(row)
+  return summary
+
+
 def _family_and_hparams(text: str) -> tuple[str, dict]:
   """`sasrec` or `sasrec:{"epochs": 5}` -> (family, hparams)."""
   family, _, hparams = text.partition(":")
@@ -137,7 +159,8 @@ def main(argv=None) -> int:
   parser.add_argument("--warm-up", default="",
                       metavar="FAMILY[:HPARAMS_JSON]",
                       help="train this first, unrecorded")
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                      help="run seeds; each family is trained once per seed")
   parser.add_argument("--output", required=True, help="JSON path")
   args = parser.parse_args(argv)
   command = common.command("benchmarks.trainer_only", argv)
@@ -155,27 +178,37 @@ def main(argv=None) -> int:
     if args.warm_up:
       common.log(f"warm-up: {args.warm_up}")
       train_family(summary, os.path.join(scratch, "warm_up"),
-                   *_family_and_hparams(args.warm_up), args.seed)
-    for index, text in enumerate(args.family):
-      common.log(f"training {text}")
-      runs.append(train_family(summary, os.path.join(scratch, str(index)),
-                               *_family_and_hparams(text), args.seed))
-  rows = [[run["family"], json.dumps(run["hparams"]),
+                   *_family_and_hparams(args.warm_up), args.seed[0])
+    for seed in args.seed:
+      for index, text in enumerate(args.family):
+        common.log(f"training {text}, seed {seed}")
+        runs.append(train_family(
+            summary, os.path.join(scratch, f"{seed}_{index}"),
+            *_family_and_hparams(text), seed))
+  rows = [[run["family"], json.dumps(run["hparams"]), str(run["seed"]),
            f"{run['trainer_seconds']:.1f}",
            f"{run['trainer_seconds'] / runs[-1]['trainer_seconds']:.2f}x",
            f"{run['epochs_trained']} ({run['best_epoch']})",
-           *(f"{run['metrics'][name]:.4f}" for name in
-             ("recall_at_10", "recall_at_50", "recall_at_100", "ndcg_at_10"))]
+           *(f"{run['metrics'][name]:.4f}" for name in _METRICS)]
           for run in runs]
   print(common.aligned_table(
-      ["family", "hparams", "Trainer s", f"vs {runs[-1]['family']}",
+      ["family", "hparams", "seed", "Trainer s", f"vs {runs[-1]['family']}",
        "epochs (best)", "R@10", "R@50", "R@100", "NDCG@10"], rows))
-  print(f"Baseline of the ratio: the last family, {runs[-1]['family']}.")
+  print(f"Baseline of the ratio: the last run, {runs[-1]['family']}.")
+  over_seeds = seed_summary(runs)
+  if len(args.seed) > 1:
+    print(common.aligned_table(
+        ["family", "hparams", "seeds", *(f"{name} mean ± std" for name in
+                                         _METRICS)],
+        [[row["family"], json.dumps(row["hparams"]), str(row["seeds"]),
+          *(f"{row[name]['mean']:.4f} ± {row[name]['std']:.4f}"
+            for name in _METRICS)] for row in over_seeds]))
   common.write_results(args.output, {
       "command": command, "machine": common.machine(),
       "workspace": args.workspace, "pipeline": names[0],
       "transformed_examples": summary.artifacts[TRANSFORMED_EXAMPLES],
-      "warm_up": args.warm_up, "runs": runs,
+      "warm_up": args.warm_up, "runs": runs, "over_seeds": over_seeds,
+      "load_average_end": [round(load, 2) for load in os.getloadavg()],
       "peak_rss_mib": common.peak_rss_mib()})
   return 0
 

@@ -11,8 +11,8 @@ from benchmarks import trainer_only
 
 @pytest.mark.parametrize("text, expected", [
     ("sasrec", ("sasrec", {})),
-    ('sasrec:{"epochs": 5, "sampled_negatives": 1024}',
-     ("sasrec", {"epochs": 5, "sampled_negatives": 1024})),
+    ('sasrec:{"epochs": 5, "sampled_softmax": true}',
+     ("sasrec", {"epochs": 5, "sampled_softmax": True})),
 ])
 def test_family_flags_name_a_family_and_its_hparams(text, expected):
   assert trainer_only._family_and_hparams(text) == expected
@@ -24,3 +24,18 @@ def test_a_workspace_of_several_pipelines_needs_one_named(tmp_path):
   with pytest.raises(SystemExit, match="name one of the pipelines"):
     trainer_only.main(["--workspace", str(tmp_path), "--family", "sasrec",
                        "--output", str(tmp_path / "out.json")])
+
+
+def test_seed_summary_is_each_family_and_hparams_mean_and_sample_std():
+  def run(hparams, seed, recall):
+    return {"family": "sasrec", "hparams": hparams, "seed": seed,
+            "metrics": {name: recall for name in trainer_only._METRICS}}
+
+  summary = trainer_only.seed_summary([
+      run({}, 0, 0.1), run({"sampled_softmax": True}, 0, 0.5),
+      run({}, 1, 0.3), run({"sampled_softmax": True}, 1, 0.5)])
+  assert [row["hparams"] for row in summary] == [{}, {"sampled_softmax": True}]
+  assert summary[0]["seeds"] == [0, 1]
+  assert summary[0]["ndcg_at_10"]["mean"] == pytest.approx(0.2)
+  assert summary[0]["ndcg_at_10"]["std"] == pytest.approx(0.1 * 2**0.5)
+  assert summary[1]["recall_at_10"] == {"mean": 0.5, "std": 0.0}

@@ -19,7 +19,7 @@ softmax (optional uniform negatives, the logQ correction) or the exact one
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from typing import Mapping, Optional
 
 import tensorflow as tf
 
@@ -57,10 +57,13 @@ class SasRecConfig(two_tower.TwoTowerConfig):
       batch of short ones many more; an epoch then costs a few dozen steps
       however short most users' sequences are, each with its full-catalogue
       softmax and candidate-tower pass.
-    sampled_negatives: the pipeline's per-sequence training: 0 trains with
-      the exact softmax over the whole catalogue; more, with a sampled
-      softmax over each position's target and this many uniformly drawn
-      items per batch (`sasrec_trainer.SequenceRetrievalModel`).
+    sampled_softmax: the pipeline's per-sequence training: True trains with
+      a sampled softmax over each position's target, the batch's targets and
+      `num_uniform_negatives` uniform draws per batch, logQ-corrected for
+      that mixed proposal (`use_logq_correction`); False with the exact
+      softmax over the whole catalogue; None (default) with the exact one
+      up to `sasrec_trainer.EXACT_SOFTMAX_MAX_ITEMS` items, the sampled one
+      above (`sasrec_trainer.SequenceRetrievalModel`).
     every_window: the pipeline's per-sequence training: train on every
       window of a user's sequence, not only on the newest one (the user's
       latest `features.HISTORY_LENGTH` + 1 items).
@@ -73,7 +76,7 @@ class SasRecConfig(two_tower.TwoTowerConfig):
   early_stopping_patience: int = 3
   history_item_features: bool = False
   positions_per_batch: int = 3200
-  sampled_negatives: int = 0
+  sampled_softmax: Optional[bool] = None
   every_window: bool = True
 
 

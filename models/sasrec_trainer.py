@@ -6,12 +6,16 @@ Here the train split is regrouped into one row per user and window of
 `features.HISTORY_LENGTH` items (`models.sequence_inputs.windows`): the
 causal encoder reads the window once and the query at every position
 (`sasrec.SequenceQueryTower.every_position`, the served tower's own layers)
-is trained to predict the next item, by the exact softmax over the whole
-catalogue (padding excluded; `[positions per batch, items]` logits) or, with
-`sampled_negatives`, a sampled one. A batch holds windows of similar length,
-as many as fit in `positions_per_batch` positions. The training flags of the per-interaction loss (`num_uniform_negatives`,
-`use_logq_correction`, `full_catalogue_softmax`) have no use here, and
-`item_bias` is refused.
+is trained to predict the next item. Its softmax runs over the whole
+catalogue (padding excluded; `[positions per batch, items]` logits, the
+candidate tower over every item at every step) while the catalogue has at
+most `EXACT_SOFTMAX_MAX_ITEMS` items, and over a sampled pool above
+(`sampled_softmax` forces either): the batch's targets plus
+`num_uniform_negatives` uniform draws, with the mixed-proposal logQ
+correction (`use_logq_correction`) as the two-tower's training has, so that
+a step's cost does not grow with the catalogue. A batch holds windows of
+similar length, as many as fit in `positions_per_batch` positions.
+`full_catalogue_softmax` has no use here, and `item_bias` is refused.
 
 Validation, early stopping and the export are the shared retrieval
 Trainer's (`models.retrieval_trainer`): each user's newest train example is
@@ -36,6 +40,7 @@ from models import sasrec
 from models import sequence_inputs
 from models import train_inputs
 from models import training
+from models import two_tower
 
 FAMILY = "sasrec"
 # The per-position features, `[windows, HISTORY_LENGTH]` each.
@@ -43,65 +48,101 @@ SEQUENCE_FEATURES = (features.HISTORY_ITEM_INDICES, features.ITEM_INDEX,
                      *sequence_inputs.CONTEXT_FEATURES)
 
 
+# The largest catalogue trained with the exact softmax by default; above it
+# the sampled one. Not measured yet: every catalogue keeps the exact softmax,
+# as before the sampled one existed.
+EXACT_SOFTMAX_MAX_ITEMS = 10**9
+
+
+def uses_sampled_softmax(config: sasrec.SasRecConfig, num_items: int,
+                         exact_max_items: int = EXACT_SOFTMAX_MAX_ITEMS
+                         ) -> bool:
+  """Whether `config` trains a catalogue of `num_items` by sampled softmax.
+
+  Args:
+    config: the hyperparameters; `sampled_softmax` None leaves the choice
+      to the catalogue's size.
+    num_items: the exact softmax's logits per position (padding excluded).
+    exact_max_items: the largest catalogue given the exact softmax.
+  """
+  if config.sampled_softmax is None:
+    return num_items > exact_max_items
+  return config.sampled_softmax
+
+
 class SequenceRetrievalModel(tfrs.Model):
   """Next-item softmax at every position of a window.
 
-  Over the whole catalogue, or sampled: each position's target against
-  `sampled_negatives` items drawn uniformly (with replacement) from the
-  catalogue once per batch and shared by every position. A sampled logit
-  stands for `catalogue / sampled_negatives` items, so `log` of that is
-  added to it (the sampled softmax's correction for a uniform proposal;
-  Jean et al., ACL 2015), and a draw equal to the position's target is
-  masked out.
+  Over the whole catalogue, or sampled: each position's target against a
+  pool of the batch's targets (drawn from the train distribution: in-batch
+  negatives) and `num_uniform_negatives` items drawn uniformly from the
+  catalogue (mixed negative sampling; Yang et al., WWW 2020 companion),
+  shared by every position. Each pooled logit is reduced by the log of the
+  probability that one draw into the pool is that item
+  (`two_tower.mixed_sampling_probability`; the logQ correction of Yi et
+  al., RecSys 2019), and a pooled item equal to the position's target, other
+  than the target's own column, is masked out (accidental hits).
 
   Args:
     query_tower: the served sequence query tower.
     candidate_tower: the served candidate tower.
     catalogue_features: transformed candidate features of every item index.
-    temperature: the softmax temperature over cosine similarities.
-    sampled_negatives: 0 for the exact softmax over the catalogue, else the
-      number of uniform draws per batch.
+    item_sampling_probability: `[item indices]` train frequency of each
+      item (`ItemCatalogue.sampling_probability`).
+    config: the hyperparameters: `temperature`, and for the sampled softmax
+      `num_uniform_negatives` and `use_logq_correction`.
+    sampled: the sampled softmax, else the exact one.
   """
 
   def __init__(self, query_tower: sasrec.SequenceQueryTower,
                candidate_tower: tf.keras.Model,
                catalogue_features: Mapping[str, np.ndarray],
-               temperature: float, sampled_negatives: int = 0):
+               item_sampling_probability: np.ndarray,
+               config: sasrec.SasRecConfig, sampled: bool):
     super().__init__()
     self.query_tower = query_tower
     self.candidate_tower = candidate_tower
-    # Index 0 is padding, never a target: logit j is item j + 1.
-    self.catalogue_features = {name: tf.constant(values[1:]) for name, values
+    self.catalogue_features = {name: tf.constant(values) for name, values
                                in catalogue_features.items()}
-    self.temperature = temperature
-    self.sampled_negatives = sampled_negatives
+    self.item_sampling_probability = tf.constant(item_sampling_probability,
+                                                 tf.float32)
+    self.config = config
+    self.sampled = sampled
+    # The mean over positions, as the exact softmax's loss.
+    self.task = tfrs.tasks.Retrieval(
+        loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+        temperature=config.temperature, remove_accidental_hits=True)
 
-  def _items(self, rows: tf.Tensor | None = None) -> tf.Tensor:
-    """Candidate vectors of catalogue rows (item index - 1); all if None."""
+  def _items(self, indices: tf.Tensor | None = None) -> tf.Tensor:
+    """Candidate vectors of item indices; of every item if None."""
     # A plain dict: Keras keeps the structure of a layer's first inputs, and
     # this attribute's tracked dict wrapper would then break the export.
-    if rows is None:
-      return self.candidate_tower(dict(self.catalogue_features))
-    return self.candidate_tower({name: tf.gather(values, rows) for name, values
-                                 in self.catalogue_features.items()})
+    if indices is None:  # Index 0 is padding, never a target.
+      return self.candidate_tower({name: values[1:] for name, values in
+                                   self.catalogue_features.items()})
+    return self.candidate_tower({name: tf.gather(values, indices) for
+                                 name, values in
+                                 self.catalogue_features.items()})
 
-  def _sampled_loss(self, queries: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
-    """Cross-entropy of each target row against the shared uniform draws."""
-    catalogue_size = tf.shape(self.catalogue_features[features.ITEM_INDEX],
-                              out_type=tf.int64)[0]
-    draws = tf.random.uniform([self.sampled_negatives], 0, catalogue_size,
-                              tf.int64)
-    positive = tf.reduce_sum(queries * self._items(rows), axis=-1,
-                             keepdims=True) / self.temperature
-    correction = tf.math.log(tf.cast(catalogue_size, tf.float32) /
-                             self.sampled_negatives)
-    sampled = (tf.matmul(queries, self._items(draws), transpose_b=True) /
-               self.temperature + correction)
-    sampled = tf.where(tf.equal(rows[:, tf.newaxis], draws[tf.newaxis, :]),
-                       tf.float32.min, sampled)
-    logits = tf.concat([positive, sampled], axis=1)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.zeros_like(rows), logits=logits))
+  def sampled_loss(self, queries: tf.Tensor, targets: tf.Tensor,
+                   draws: tf.Tensor) -> tf.Tensor:
+    """Mean cross-entropy of each target against the pool of targets+draws.
+
+    Args:
+      queries: `[positions, dim]` query vectors.
+      targets: `[positions]` item index of each position's next item.
+      draws: `[num_uniform_negatives]` uniformly drawn item indices.
+    """
+    pool = tf.concat([targets, draws], axis=0)
+    probability = None
+    if self.config.use_logq_correction:
+      # Padding and the OOV bucket are never drawn.
+      probability = two_tower.mixed_sampling_probability(
+          tf.gather(self.item_sampling_probability, pool), tf.size(targets),
+          tf.size(draws), tf.size(self.item_sampling_probability) - 2)
+    return self.task(queries, self._items(pool),
+                     candidate_sampling_probability=probability,
+                     candidate_ids=pool, compute_metrics=False)
 
   def compute_loss(self, inputs: Mapping[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:
@@ -110,13 +151,17 @@ class SequenceRetrievalModel(tfrs.Model):
                         features.PADDING_INDEX)
     queries = tf.boolean_mask(
         self.query_tower.every_position(inputs, training=training), real)
-    rows = tf.boolean_mask(inputs[features.ITEM_INDEX], real) - 1
-    if self.sampled_negatives:
-      return self._sampled_loss(queries, rows)
+    targets = tf.boolean_mask(inputs[features.ITEM_INDEX], real)
+    if self.sampled:
+      num_indices = tf.size(self.item_sampling_probability, out_type=tf.int64)
+      # Index 0 is padding and the last index is the OOV bucket.
+      return self.sampled_loss(queries, targets, tf.random.uniform(
+          [self.config.num_uniform_negatives], 1, num_indices - 1, tf.int64))
+    # Logit j is item j + 1.
     logits = tf.matmul(queries, self._items(), transpose_b=True) / \
-        self.temperature
+        self.config.temperature
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=rows, logits=logits))
+        labels=targets - 1, logits=logits))
 
 
 def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
@@ -148,9 +193,13 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
       windows, SEQUENCE_FEATURES, config.positions_per_batch,
       train_inputs.run_seed(fn_args),
       positions_per_batch=config.positions_per_batch)
+  num_items = len(catalogue.item_ids) - 1  # Padding excluded.
+  sampled = uses_sampled_softmax(config, num_items)
+  logging.info("SASRec: %s softmax over %d items",
+               "sampled" if sampled else "exact", num_items)
   early_stopping.fit(
       SequenceRetrievalModel(model.query_tower, model.candidate_tower,
-                             catalogue.candidate_features, config.temperature,
-                             config.sampled_negatives),
+                             catalogue.candidate_features,
+                             catalogue.sampling_probability, config, sampled),
       batches, validator, config, FAMILY, fn_args.model_run_dir)
   retrieval_trainer.export(fn_args, tft_output, spec, model, catalogue)
