@@ -188,3 +188,31 @@ def test_process_cpu_seconds_follow_the_process_clock():
 
   # /proc counts in clock ticks (10 ms).
   assert used == pytest.approx(time.process_time() - clock_before, abs=0.03)
+
+
+def test_qps_is_set_against_the_cores_over_the_server_cpu_per_request():
+  levels = [{"concurrency": 1, "signature": "retrieve_scann", "qps": 200.0,
+             "server_cpu_ms_per_request": 4.0},
+            {"concurrency": 8, "signature": "retrieve_scann", "qps": 400.0,
+             "server_cpu_ms_per_request": 4.0},
+            {"concurrency": 8, "signature": "retrieve_top100", "qps": 9.0,
+             "server_cpu_ms_per_request": 1.0}]
+
+  bounds = serving_latency.qps_bounds(levels, cores=2)
+
+  # 2 cores / 4 ms per request: at most 500 requests a second.
+  assert bounds == [
+      {"concurrency": 1, "qps": 200.0, "server_cpu_ms_per_request": 4.0,
+       "cpu_bound_qps_ceiling": 500.0, "share_of_ceiling": 0.4},
+      {"concurrency": 8, "qps": 400.0, "server_cpu_ms_per_request": 4.0,
+       "cpu_bound_qps_ceiling": 500.0, "share_of_ceiling": 0.8}]
+
+
+def test_index_disk_bytes_sum_the_index_files(tmp_path):
+  searcher = tmp_path / "assets.extra" / "scann_index" / "searcher"
+  searcher.mkdir(parents=True)
+  (searcher / "dataset.npy").write_bytes(b"x" * 300)
+  (searcher.parent / "item_ids.txt").write_bytes(b"a\nb\n")
+  (tmp_path / "saved_model.pb").write_bytes(b"y" * 1000)
+
+  assert serving_latency.index_disk_bytes(str(tmp_path)) == 304
