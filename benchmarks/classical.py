@@ -157,7 +157,7 @@ def table(label: str, results: dict) -> str:
     test = results[model]["test"]
     hparams = results[model].get("hparams", {})
     rows.append([model, ", ".join(f"{k}={v}" for k, v in hparams.items()
-                                  if k != "max_items")] +
+                                  if k != "memory_budget_gb")] +
                 [round(test[name], 4) for name in _REPORTED] +
                 [test.get("fit_s", "-"), test.get("fit_peak_mib", "-")])
   headers = ["model", "hparams", *_REPORTED, "fit s", "fit peak MiB"]

@@ -5,6 +5,7 @@ import pytest
 from scipy import sparse
 
 from models import ease
+from models import item_neighbours
 
 _X = np.array([[1, 1, 0, 0, 1],
                [0, 1, 1, 0, 0],
@@ -22,7 +23,7 @@ def _direct_ease(x: np.ndarray, l2: float) -> np.ndarray:
 
 
 def test_all_neighbours_give_the_exact_closed_form():
-  config = ease.EaseConfig(l2=2.0, neighbours=5)
+  config = ease.EaseConfig(l2=2.0, neighbours=5, solver="exact")
   neighbours = ease.fit_ease(sparse.csr_matrix(_X), config)
   np.testing.assert_allclose(neighbours.matrix().toarray(),
                              _direct_ease(_X, 2.0), atol=1e-6)
@@ -51,8 +52,102 @@ def test_top_k_keeps_each_rows_largest_weights():
       np.take_along_axis(exact, neighbours.indices, axis=1), expected)
 
 
-def test_a_catalogue_above_max_items_is_refused_with_what_it_needs():
-  config = ease.EaseConfig(max_items=4)
-  with pytest.raises(ValueError, match=r"5 x 5 .*max_items=4.*item_knn"):
-    ease.fit_ease(sparse.csr_matrix(_X), config)
-  assert ease.dense_memory_bytes(20_000) == 2 * 20_000 ** 2 * 8
+def _random_interactions(users: int, items: int, seed: int) -> np.ndarray:
+  rng = np.random.default_rng(seed)
+  return (rng.random((users, items)) < 0.05).astype(np.float64)
+
+
+def test_float32_exact_fit_equals_a_float64_reference():
+  x = _random_interactions(300, 60, seed=0)
+  b = ease.fit_ease(sparse.csr_matrix(x), ease.EaseConfig(
+      l2=5.0, neighbours=60, solver="exact")).matrix().toarray()
+  np.testing.assert_allclose(b, _direct_ease(x, 5.0), atol=1e-6)
+
+
+def test_approximation_with_every_item_in_the_support_is_exact():
+  # One user with every item: every pair co-occurs, so a support of
+  # items - 1 is every other item.
+  x = _random_interactions(300, 60, seed=1)
+  x[0] = 1.0
+  b = ease.fit_ease(sparse.csr_matrix(x), ease.EaseConfig(
+      l2=5.0, neighbours=60, solver="sparse_approx",
+      support=59)).matrix().toarray()
+  np.testing.assert_allclose(b, _direct_ease(x, 5.0), atol=1e-6)
+
+
+def test_approximation_solves_each_columns_regression_on_its_support():
+  support = 2
+  b = ease.fit_ease(sparse.csr_matrix(_X), ease.EaseConfig(
+      l2=2.0, neighbours=5, solver="sparse_approx",
+      support=support)).matrix().toarray()
+  gram = _X.T @ _X
+  for j in range(5):
+    others = np.array([i for i in range(5) if i != j])
+    # The support: the two items co-occurring most with j, ties by index.
+    chosen = others[np.argsort(-gram[others, j], kind="stable")[:support]]
+    expected = np.zeros(5)
+    expected[chosen] = np.linalg.solve(
+        gram[np.ix_(chosen, chosen)] + 2.0 * np.eye(support), gram[chosen, j])
+    np.testing.assert_allclose(b[:, j], expected, atol=1e-6)
+
+
+def test_an_item_without_co_occurrences_gets_no_weights():
+  x = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1]], np.float64)
+  b = ease.fit_ease(sparse.csr_matrix(x), ease.EaseConfig(
+      l2=1.0, neighbours=2, solver="sparse_approx")).matrix().toarray()
+  np.testing.assert_allclose(b[:, 2], 0)
+  np.testing.assert_allclose(b[2], 0)
+  # Column 1 regressed on item 0 alone: G[0, 1] / (G[0, 0] + λ).
+  np.testing.assert_allclose(b[0, 1], 1 / (2 + 1))
+
+
+def test_auto_is_exact_within_the_budget_and_approximate_above_it():
+  x = _random_interactions(300, 60, seed=2)
+  exact = _direct_ease(x, 5.0)
+  gram_nonzeros = sparse.csr_matrix(x.T @ x).nnz
+  needed = ease.exact_memory_bytes(60, gram_nonzeros)
+  assert needed < ease.approx_memory_bytes(60, gram_nonzeros, 8, 60) + needed
+
+  def fit(budget_bytes):
+    return ease.fit_ease(sparse.csr_matrix(x), ease.EaseConfig(
+        l2=5.0, neighbours=60, support=8,
+        memory_budget_gb=budget_bytes / 1e9)).matrix().toarray()
+
+  np.testing.assert_allclose(fit(needed), exact, atol=1e-6)
+  approximate = fit(needed - 1)
+  assert np.abs(approximate - exact).max() > 1e-2
+  assert np.all((approximate != 0).sum(axis=0) <= 8)
+
+
+def test_a_forced_solver_above_the_budget_names_what_to_change():
+  with pytest.raises(ValueError, match=r"5 x 5 .*memory_budget_gb=0.0.*"
+                     r"solver='auto'"):
+    ease.fit_ease(sparse.csr_matrix(_X), ease.EaseConfig(
+        l2=2.0, solver="exact", memory_budget_gb=1e-6))
+  with pytest.raises(ValueError, match=r"support=256 .*lower support"):
+    ease.fit_ease(sparse.csr_matrix(_X), ease.EaseConfig(
+        l2=2.0, solver="sparse_approx", memory_budget_gb=1e-6))
+  with pytest.raises(ValueError, match=r"solver='cholesky'"):
+    ease.fit_ease(sparse.csr_matrix(_X), ease.EaseConfig(
+        l2=2.0, solver="cholesky"))
+
+
+def test_the_default_budget_is_half_the_memory_available(monkeypatch):
+  assert ease.available_memory_bytes() > 0
+  monkeypatch.setattr(ease, "available_memory_bytes", lambda: 10_000)
+  assert ease.memory_budget_bytes(ease.EaseConfig()) == 5_000
+  assert ease.memory_budget_bytes(
+      ease.EaseConfig(memory_budget_gb=2.5)) == 2_500_000_000
+  assert ease.exact_memory_bytes(20_000, 0) == (
+      4 * 20_000 ** 2 + item_neighbours.BLOCK_PEAK_BYTES)
+
+
+def test_gather_reads_sub_matrices_of_a_sparse_matrix():
+  gram = sparse.csr_matrix(np.array([[5, 0, 2],
+                                     [0, 7, 0],
+                                     [2, 0, 3]], np.float64))
+  keys = ease.gram_keys(gram)
+  np.testing.assert_array_equal(keys, [0, 2, 4, 6, 8])
+  blocks = ease.gather_blocks(keys, gram.data, 3, np.array([[0, 2], [1, 2]]))
+  np.testing.assert_array_equal(blocks, [[[5, 2], [2, 3]],
+                                         [[7, 0], [0, 3]]])

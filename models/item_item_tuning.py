@@ -29,9 +29,11 @@ from models import learning_curve
 
 METRIC = "recall_at_50"
 _K = 50
-# Validation queries scored at once: bounds the dense `[queries, items]`
-# score block to this many rows.
+# Validation queries scored at once: at most this many, and at most
+# `_QUERY_BLOCK_CELLS` cells of the dense `[queries, items]` score and mask
+# blocks (about 10 bytes a cell: 160 MiB), whatever the catalogue.
 _QUERY_BLOCK = 1024
+_QUERY_BLOCK_CELLS = 1 << 24
 
 Fit = Callable[[sparse.spmatrix, Any], item_neighbours.ItemNeighbours]
 
@@ -86,10 +88,12 @@ def validation_recall(neighbours: item_neighbours.ItemNeighbours,
   b = neighbours.matrix()
   seen = sparse.csr_matrix(seen)
   hits = 0
-  for start in range(0, len(targets), _QUERY_BLOCK):
-    block = histories[start:start + _QUERY_BLOCK]
+  queries_per_block = max(1, min(_QUERY_BLOCK, _QUERY_BLOCK_CELLS
+                                 // max(neighbours.num_items, 1)))
+  for start in range(0, len(targets), queries_per_block):
+    block = histories[start:start + queries_per_block]
     queries = np.arange(len(block))
-    target = targets[start:start + _QUERY_BLOCK]
+    target = targets[start:start + queries_per_block]
     real = block.ravel() != features.PADDING_INDEX
     rows, items = np.repeat(queries, block.shape[1])[real], block.ravel()[real]
     counts = sparse.csr_matrix((np.ones(len(items), np.float32), (rows, items)),
@@ -97,7 +101,7 @@ def validation_recall(neighbours: item_neighbours.ItemNeighbours,
     scores = np.asarray((counts @ b).todense())
     competitors = np.tile(servable, (len(block), 1))
     competitors[rows, items] = False
-    competitors[seen[start:start + _QUERY_BLOCK].nonzero()] = False
+    competitors[seen[start:start + queries_per_block].nonzero()] = False
     competitors[queries, target] = False
     target_score = scores[queries, target][:, np.newaxis]
     ahead = np.sum(competitors & (scores >= target_score), axis=1)

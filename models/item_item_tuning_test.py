@@ -46,6 +46,22 @@ def test_validation_recall_follows_the_evaluate_protocol():
   assert without_seen == pytest.approx(1 / 3)
 
 
+def test_blocks_of_one_query_give_the_same_recall(monkeypatch):
+  b = np.zeros((5, 5))
+  b[1, 2], b[1, 3], b[2, 3], b[3, 1] = 0.9, 0.5, 0.7, 0.8
+  histories = np.array([[1, 0], [1, 3], [2, 0], [3, 0]])
+  targets = np.array([2, 1, 1, 2])
+  seen = sparse.csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 1, 0, 1, 0],
+                                     [0, 0, 1, 1, 0], [0, 1, 0, 1, 0]]))
+  whole = item_item_tuning.validation_recall(_neighbours(b), histories, seen,
+                                             targets, _SERVABLE, k=1)
+  # 9 cells over 5 items: one query per block.
+  monkeypatch.setattr(item_item_tuning, "_QUERY_BLOCK_CELLS", 9)
+  blocked = item_item_tuning.validation_recall(_neighbours(b), histories, seen,
+                                               targets, _SERVABLE, k=1)
+  assert blocked == whole == pytest.approx(3 / 4)
+
+
 def test_ties_count_against_the_target():
   histories = np.array([[1]])
   # Items 2 and 3 both score 0: 2 ranks behind 3.

@@ -9,8 +9,8 @@ the cosine of their user columns, shrunk towards 0 when few users back it
 (Koren 2008). Each item keeps its `neighbours` most similar items; a user's
 score for item j is the sum of B[i, j] over their history items i, as for
 EASE^R. Memory grows with the number of co-occurring pairs, not with the
-square of the catalogue: the dense similarities are computed a block of rows
-at a time. Pure numpy/scipy; the pipeline's train function is
+square of the catalogue: only co-occurring pairs are ever computed
+(`item_neighbours.sparse_top_neighbours`). Pure numpy/scipy; the pipeline's train function is
 `models.item_item_trainer.train_item_knn`.
 """
 
@@ -66,14 +66,13 @@ def fit_item_knn(interactions: sparse.spmatrix,
                      "let the Trainer pick them from their grids "
                      "(models.item_item_tuning.search)")
   interactions = sparse.csr_matrix(interactions, dtype=np.float64)
-  co_occurrences = (interactions.T @ interactions).tocsr()
+  co_occurrences = (interactions.T @ interactions).tocoo()
   norms = np.sqrt(co_occurrences.diagonal())
-
-  def similarity_rows(rows: slice) -> np.ndarray:
-    denominator = norms[rows, np.newaxis] * norms + config.shrinkage
-    # An item nobody chose has no co-occurrences; 0 / 0 would be NaN.
-    denominator[denominator == 0] = 1.0
-    return co_occurrences[rows].toarray() / denominator
-
-  return item_neighbours.top_neighbours(
-      similarity_rows, interactions.shape[1], config.neighbours)
+  # Only co-occurring pairs have a similarity; every other one is exactly 0,
+  # so the sparse top k ranks as the dense rows would.
+  similarities = sparse.csr_matrix(
+      (co_occurrences.data / (norms[co_occurrences.row]
+                              * norms[co_occurrences.col] + config.shrinkage),
+       (co_occurrences.row, co_occurrences.col)),
+      shape=co_occurrences.shape)
+  return item_neighbours.sparse_top_neighbours(similarities, config.neighbours)

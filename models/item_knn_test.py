@@ -32,4 +32,17 @@ def test_keeps_the_most_similar_neighbours_and_never_the_item_itself():
                              rtol=1e-6)
   # Padding, chosen by nobody, has no similarity (no NaN from 0 / 0).
   assert neighbours.weights[0, 0] == 0
-  assert all(neighbours.indices[i, 0] != i for i in range(4))
+  # An item with neighbours never has itself among them; padding, without
+  # any, keeps a 0 at its own index.
+  assert all(neighbours.indices[i, 0] != i for i in range(1, 4))
+
+
+def test_equals_the_dense_shrunk_cosine_top_k():
+  x = (np.random.default_rng(0).random((40, 12)) < 0.2).astype(np.float64)
+  b = item_knn.fit_item_knn(sparse.csr_matrix(x), item_knn.ItemKnnConfig(
+      neighbours=12, shrinkage=3.0)).matrix().toarray()
+  counts = x.T @ x
+  norms = np.sqrt(np.diag(counts))
+  expected = counts / (norms[:, np.newaxis] * norms + 3.0)
+  np.fill_diagonal(expected, 0.0)
+  np.testing.assert_allclose(b, expected, rtol=1e-6)

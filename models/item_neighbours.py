@@ -20,6 +20,9 @@ from scipy import sparse
 # Dense rows of an item-item matrix materialised at once while keeping each
 # row's top k: this many float64 cells (128 MiB), whatever the catalogue.
 _BLOCK_CELLS = 1 << 24
+# Peak memory of sparsifying one block: the float64 rows, their negation,
+# argpartition's int64 result and the rows' float32 source (`rows_of_b`).
+BLOCK_PEAK_BYTES = _BLOCK_CELLS * (8 + 8 + 8 + 4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,3 +121,48 @@ def _keep_top_entries(block: np.ndarray, first_row: int,
   # Only the diagonal is -inf; it is kept only when a row has nothing else.
   weights[~np.isfinite(weights)] = 0.0
   return top.astype(np.int64), weights.astype(np.float32)
+
+
+def sparse_top_neighbours(b: sparse.spmatrix, k: int) -> ItemNeighbours:
+  """Keeps each row's `k` largest entries of a sparse B, its implicit zeros
+  included.
+
+  Memory and time grow with B's stored entries, not with `num_items²`. A
+  row's implicit zeros are kept as weight 0 at the row's own index (the
+  diagonal, whose weight is 0 by construction), ranked among its stored
+  entries; ties keep stored entries first, then by column.
+
+  Args:
+    b: `[num_items, num_items]` B; its diagonal, if stored, is dropped.
+    k: entries kept per row; at most `num_items`.
+
+  Returns:
+    The kept entries, largest first.
+  """
+  b = sparse.coo_matrix(b)
+  num_items = b.shape[0]
+  k = min(k, num_items)
+  off_diagonal = b.row != b.col
+  rows = b.row[off_diagonal].astype(np.int64)
+  cols = b.col[off_diagonal].astype(np.int64)
+  weights = b.data[off_diagonal].astype(np.float32)
+  order = np.lexsort((cols, -weights, rows))
+  rows, cols, weights = rows[order], cols[order], weights[order]
+  starts = np.searchsorted(rows, np.arange(num_items))
+  rank = np.arange(len(rows)) - starts[rows]
+  kept = rank < k
+  stored = np.bincount(rows, minlength=num_items)
+  # Each row's top k stored entries (-inf where it has fewer), then one 0
+  # at the row's own index per implicit zero, up to k.
+  indices = np.repeat(np.arange(num_items, dtype=np.int64)[:, np.newaxis],
+                      2 * k, axis=1)
+  top = np.full((num_items, 2 * k), -np.inf, np.float32)
+  indices[rows[kept], rank[kept]] = cols[kept]
+  top[rows[kept], rank[kept]] = weights[kept]
+  implicit_zeros = (num_items - 1 - stored)[:, np.newaxis]
+  top[:, k:][np.arange(k) < implicit_zeros] = 0.0
+  order = np.argsort(-top, axis=1, kind="stable")[:, :k]
+  top = np.take_along_axis(top, order, axis=1)
+  # k = num_items: the diagonal fills the last slot, as in `top_neighbours`.
+  top[~np.isfinite(top)] = 0.0
+  return ItemNeighbours(np.take_along_axis(indices, order, axis=1), top)

@@ -45,3 +45,29 @@ def test_score_is_history_counts_times_b():
   histories = sparse.csr_matrix(np.array([[1, 1, 0], [0, 0, 2]]))
   np.testing.assert_allclose(neighbours.score(histories),
                              [[0, 0.5, 2], [2, 0, 0]])
+
+
+def test_sparse_top_neighbours_pads_with_zero_at_the_row_itself():
+  b = sparse.csr_matrix(np.array([[7, 1, 3, 2],
+                                  [4, 0, -1, 0],
+                                  [0, 0, 0, 0],
+                                  [-2, -3, -1, 0]], np.float64))
+  neighbours = item_neighbours.sparse_top_neighbours(b, k=2)
+  # The stored diagonal 7 is dropped; an implicit zero outranks a negative
+  # (row 1), a row without implicit zeros keeps its negatives (row 3).
+  np.testing.assert_array_equal(neighbours.indices,
+                                [[2, 3], [0, 1], [2, 2], [2, 0]])
+  np.testing.assert_allclose(neighbours.weights,
+                             [[3, 2], [4, 0], [0, 0], [-1, -2]])
+
+
+def test_sparse_top_neighbours_ranks_like_the_dense_top_neighbours():
+  dense = np.random.default_rng(0).normal(size=(9, 9))
+  dense[dense < 0.3] = 0.0
+  from_dense = item_neighbours.top_neighbours(lambda rows: dense[rows].copy(),
+                                              9, 3)
+  from_sparse = item_neighbours.sparse_top_neighbours(
+      sparse.csr_matrix(dense), 3)
+  np.testing.assert_allclose(from_sparse.weights, from_dense.weights)
+  np.testing.assert_allclose(from_sparse.matrix().toarray(),
+                             from_dense.matrix().toarray())
