@@ -241,7 +241,10 @@ def chunked_target_ranks(scorers: Sequence[ChunkScorer], servable: tf.Tensor,
   against the target (a constant scorer ranks it last), and a target that is
   not servable gets the worst rank. The catalogue is scored a chunk at a
   time, so that a request never holds `[batch, num_items]`; the ranks are
-  those of scoring it at once.
+  those of scoring it at once from the same scores. A matmul's last bit may
+  depend on its shape, so against one chunk an item within an ulp of the
+  target may fall on the other side (none did for 128 random targets among
+  100k items, dim 64, chunks of 1000, 4096 and 32768).
 
   Args:
     scorers: the item scorers to rank the target by.
