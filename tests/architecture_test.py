@@ -2,9 +2,11 @@
 
 Floors, lowest first: `data` (pure pandas/numpy/IO) -> `transforms` ->
 `models` -> `tfx_pipeline` / `serving` / `offline_eval` -> `benchmarks`. A
-module may import its own floor or a lower one, never a higher one, and the
-packages of one floor must not import each other in a loop. Test modules
-(`*_test.py`, `tests/`) sit above every floor and are not checked.
+module may import its own floor or a lower one, never a higher one; the
+packages of one floor must not import each other in a loop, nor may any two
+modules, directly or through others (imports inside functions count: a
+reader and a lazy import see the same loop). Test modules (`*_test.py`,
+`tests/`) sit above every floor and are not checked.
 """
 
 from __future__ import annotations
@@ -63,6 +65,60 @@ def package_imports() -> dict[tuple[str, str], list[str]]:
   return edges
 
 
+def _module_name(path: pathlib.Path) -> str:
+  parts = path.relative_to(ROOT).with_suffix("").parts
+  return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_imports() -> dict[str, set[str]]:
+  """Product module -> the product modules it imports, at any depth.
+
+  `from package import name` is an import of `package.name` where that is a
+  module, else of `package` itself.
+  """
+  paths = {_module_name(path): path for _, path in _product_modules()}
+  graph = {}
+  for name, path in paths.items():
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    imported = set()
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Import):
+        imported.update(alias.name for alias in node.names)
+      elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+        imported.update(submodules & paths.keys() or {node.module})
+    graph[name] = (imported & paths.keys()) - {name}
+  return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+  """The strongly connected groups of more than one module (Tarjan)."""
+  index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+  def visit(node):
+    index[node] = low[node] = len(index)
+    stack.append(node)
+    on_stack.add(node)
+    for successor in sorted(graph.get(node, ())):
+      if successor not in index:
+        visit(successor)
+        low[node] = min(low[node], low[successor])
+      elif successor in on_stack:
+        low[node] = min(low[node], index[successor])
+    if low[node] == index[node]:
+      group = []
+      while not group or group[-1] != node:
+        group.append(stack.pop())
+        on_stack.discard(group[-1])
+      if len(group) > 1:
+        cycles.append(sorted(group))
+
+  for node in sorted(graph):
+    if node not in index:
+      visit(node)
+  return cycles
+
+
 def _reaches(edges, start: str, goal: str) -> bool:
   seen, frontier = set(), [start]
   while frontier:
@@ -88,6 +144,11 @@ def test_no_package_level_loop():
   assert not loops, f"package-level import loops: {loops} via {edges}"
 
 
+def test_no_module_level_import_cycle():
+  cycles = import_cycles(module_imports())
+  assert not cycles, f"modules that import each other in a loop: {cycles}"
+
+
 @pytest.mark.parametrize(
     "path", [p for package, p in _product_modules() if package == "data"],
     ids=lambda p: p.name)
@@ -103,13 +164,16 @@ def test_the_checks_see_a_climbing_import(tmp_path, monkeypatch):
   (tmp_path / "models").mkdir()
   (tmp_path / "data" / "leak.py").write_text(
       "import tensorflow as tf\nfrom models import two_tower\n")
-  (tmp_path / "models" / "two_tower.py").write_text("from data import leak\n")
+  (tmp_path / "models" / "two_tower.py").write_text(
+      "def lazy():\n  from data import leak\n")
   monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
   assert ("data", "models") in package_imports()
   with pytest.raises(AssertionError, match="lower floor"):
     test_no_import_climbs_a_floor()
   with pytest.raises(AssertionError, match="loops"):
     test_no_package_level_loop()
+  with pytest.raises(AssertionError, match="modules that import each other"):
+    test_no_module_level_import_cycle()
   with pytest.raises(AssertionError, match="tensorflow"):
     test_data_floor_imports_no_tensorflow_and_no_other_project_package(
         tmp_path / "data" / "leak.py")

@@ -21,6 +21,7 @@ from tensorflow_model_analysis.metrics import metric_specs
 from data import examples
 from data import storage
 from data import features
+from tfx_pipeline import eval_results
 from tfx_pipeline import evaluation
 from tfx_pipeline import run_summary
 
@@ -129,14 +130,14 @@ def load_evaluation(uri: str) -> Evaluation:
     result = tfma.load_eval_result(uri, model_name=candidate)
   blessed_result = (tfma.load_eval_result(uri, model_name=blessed)
                     if blessed else None)
-  metrics = _name_unnamed_output(run_summary.flatten_metrics(result))
+  metrics = _name_unnamed_output(eval_results.flatten_metrics(result))
   validation = tfma.load_validation_result(uri)
   return Evaluation(
       uri=uri, model_location=result.model_location, metrics=metrics,
       blessed_model_location=(blessed_result.model_location
                               if blessed_result else ""),
       blessed_model_metrics=(
-          _name_unnamed_output(run_summary.flatten_metrics(blessed_result))
+          _name_unnamed_output(eval_results.flatten_metrics(blessed_result))
           if blessed_result else {}),
       validation=validation,
       thresholds=_thresholds(result.config, candidate, metrics, validation))

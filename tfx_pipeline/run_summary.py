@@ -20,7 +20,9 @@ from ml_metadata.proto import metadata_store_pb2
 from data import storage
 from models import families
 from models import serving_names
+from tfx_pipeline import eval_results
 from tfx_pipeline.components import baseline_fit
+from tfx_pipeline.components import baseline_gate as baseline_gate_lib
 
 _NODE_CONTEXT_TYPE = "node"
 MODEL_EVALUATOR = "Evaluator"
@@ -82,7 +84,7 @@ class RunSummary:
   pushed_dir: Optional[str]
   baseline_metrics: dict[str, dict[str, float]] = dataclasses.field(
       default_factory=dict)
-  baseline_gate: Optional[Any] = None
+  baseline_gate: Optional[baseline_gate_lib.Comparison] = None
   baseline_failures: dict[str, str] = dataclasses.field(default_factory=dict)
   learning_curves: dict[str, Any] = dataclasses.field(default_factory=dict)
   split: str = ""
@@ -113,8 +115,9 @@ def overall_scorers(summary: RunSummary, model_label: str,
   overall = summary.metrics.get("overall", {})
 
   def pick(row: dict, output: str) -> dict[str, float]:
-    return {name: row[_metric_key(output, name)] for name in metric_names
-            if _metric_key(output, name) in row}
+    keys = {name: eval_results.metric_key(output, name)
+            for name in metric_names}
+    return {name: row[key] for name, key in keys.items() if key in row}
 
   return ([Scorer(model_label, True, pick(overall, _MODEL_OUTPUT))] +
           [Scorer(family, False, pick(row, _MODEL_OUTPUT))
@@ -186,28 +189,12 @@ def slice_name(slice_key) -> str:
           ", ".join(f"{column}={value}" for column, value in slice_key))
 
 
-def _metric_key(output_name: str, metric_name: str) -> str:
-  return f"{output_name}/{metric_name}" if output_name else metric_name
-
-
-def flatten_metrics(eval_result) -> dict[tuple, dict[str, float]]:
-  """slice key -> 'output/metric' -> value, from a TFMA EvalResult."""
-  table = {}
-  for slice_key, metrics_by_output in eval_result.slicing_metrics:
-    row = table.setdefault(tuple(slice_key), {})
-    for output_name, by_sub_key in metrics_by_output.items():
-      for metric_name, value in by_sub_key.get("", {}).items():
-        if "doubleValue" in value:
-          row[_metric_key(output_name, metric_name)] = value["doubleValue"]
-  return table
-
-
 def _sliced_metrics(evaluation_uri: str) -> dict[tuple, dict[str, float]]:
   """slice -> 'output/metric' -> value of a TFMA output, NaNs dropped."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   return {slice_key: {name: value for name, value in row.items()
                       if not math.isnan(value)}
-          for slice_key, row in flatten_metrics(
+          for slice_key, row in eval_results.flatten_metrics(
               tfma.load_eval_result(evaluation_uri)).items()}
 
 
@@ -320,8 +307,7 @@ def _baseline_gate(artifacts: dict[str, str]):
   uri = artifacts.get(f"{BASELINE_GATE}.blessing")
   if not uri:
     return None
-  from tfx_pipeline.components import baseline_gate  # pylint: disable=g-import-not-at-top
-  return baseline_gate.read_comparison(uri)
+  return baseline_gate_lib.read_comparison(uri)
 
 
 def _learning_curves(artifacts: dict[str, str]) -> dict:
@@ -359,12 +345,12 @@ def format_summary(summary: RunSummary, heading: str,
   for name, row in sorted(summary.metrics.items(),
                           key=lambda kv: (kv[0] != "overall", kv[0])):
     for label, output in outputs:
-      values = [row.get(_metric_key(output, m)) for m in metric_names]
+      values = [row.get(eval_results.metric_key(output, m)) for m in metric_names]
       if all(v is None for v in values):
         continue
       lines.append(f"{name:44s} {label:14s} {_cells(values)}")
   overall = summary.metrics.get("overall", {})
-  count = overall.get(_metric_key(outputs[0][1], "example_count"))
+  count = overall.get(eval_results.metric_key(outputs[0][1], "example_count"))
   if count is not None:
     lines.append(f"eval examples: {int(count)}")
   lines += _baseline_lines(summary, outputs[0][0], metric_names)
@@ -397,6 +383,8 @@ def _baseline_lines(summary: RunSummary, model_label: str,
   for scorer in scorers:
     lines.append(f"{scorer.label:24s} " + _cells(
         [scorer.metrics.get(m) for m in metric_names]))
+  for family, failure in sorted(summary.baseline_failures.items()):
+    lines.append(f"{family} did not fit, so it has no row: {failure}")
   metric = (summary.baseline_gate.metric if summary.baseline_gate
             else summary.gate_metric)
   verdict = baseline_verdict(scorers, metric)

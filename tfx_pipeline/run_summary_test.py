@@ -84,3 +84,17 @@ def test_format_summary_shows_baselines_gate_curves_and_split():
       "carved from train" in lines
   assert f"{'100.0':5s} {'-':>12s} {0.3:12.4f}  <- best" in lines
   assert 'chosen: {"l2": 100.0}' in lines
+
+
+def test_a_baseline_that_did_not_fit_is_named_with_its_reason():
+  summary = _summary(0.4, baseline_failures={
+      "ease": "ValueError: over memory_budget_gb=0.0 (peak RSS 300 MiB)."})
+  del summary.baseline_metrics["ease"]
+  lines = run_summary.format_summary(
+      summary, "metrics", [("two_tower", _MODEL)], _NAMES).splitlines()
+  assert ("ease did not fit, so it has no row: ValueError: over "
+          "memory_budget_gb=0.0 (peak RSS 300 MiB).") in lines
+  assert not any(line.startswith(f"{'ease':24s} ") for line in lines)
+  # The strongest baseline is chosen among those that fitted.
+  assert any(line.startswith("strongest baseline by recall_at_50: item_knn")
+             for line in lines)

@@ -26,7 +26,7 @@ from tfx import v1 as tfx
 from tfx.components.evaluator import constants
 
 from tfx_pipeline import evaluation
-from tfx_pipeline import run_summary
+from tfx_pipeline import eval_results
 from tfx_pipeline.components import baseline_fit
 
 COMPARISON_FILE = "comparison.json"
@@ -95,7 +95,7 @@ def overall_value(evaluation_uri: str, metric: str) -> float:
     ValueError: if the output has no such value.
   """
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
-  overall = run_summary.flatten_metrics(
+  overall = eval_results.flatten_metrics(
       tfma.load_eval_result(evaluation_uri)).get((), {})
   key = f"{evaluation.MODEL_OUTPUT}/{metric}"
   if key not in overall:
