@@ -129,6 +129,11 @@ class ObjectStore:
         aws_access_key_id=self.access_key_id,
         aws_secret_access_key=self.secret_access_key)
 
+  def bucket_exists(self, name: str) -> bool:
+    """Whether the server has a bucket `name` (of any owner)."""
+    return name in {bucket["Name"] for bucket
+                    in self.client().list_buckets().get("Buckets", [])}
+
   def keys(self, prefix: str = "") -> list[str]:
     """Every object key in the bucket under `prefix`, sorted."""
     paginator = self.client().get_paginator("list_objects_v2")
