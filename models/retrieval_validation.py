@@ -21,8 +21,18 @@ from models import retrieval_export
 
 RECALL_K = 50
 NDCG_K = 10
-# Validation rows scored at once: bounds the `[rows, items]` score block.
-_ROWS_PER_BLOCK = 1024
+# Validation rows scored at once: at most this many, and fewer for a large
+# catalogue, so that a `[rows, items]` score block (and its masks) stays
+# within `_CELLS_PER_BLOCK` cells, 64 MiB of float32, at any catalogue size.
+_MAX_ROWS_PER_BLOCK = 1024
+_CELLS_PER_BLOCK = 1 << 24
+
+
+def rows_per_block(num_items: int, cells_per_block: int | None = None) -> int:
+  """Validation rows scored at once against `num_items` items; the block
+  holds at most `cells_per_block` (default `_CELLS_PER_BLOCK`) scores."""
+  cells = _CELLS_PER_BLOCK if cells_per_block is None else cells_per_block
+  return max(1, min(_MAX_ROWS_PER_BLOCK, cells // max(1, num_items)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,12 +111,12 @@ class Validator:
 
   def __call__(self) -> ValidationScores:
     items = self.candidate_tower(self.candidate_features)
+    block_rows = rows_per_block(len(self.servable))
     ranks = []
-    for start in range(0, len(self.rows[features.ITEM_INDEX]),
-                       _ROWS_PER_BLOCK):
-      block = {name: values[start:start + _ROWS_PER_BLOCK]
+    for start in range(0, len(self.rows[features.ITEM_INDEX]), block_rows):
+      block = {name: values[start:start + block_rows]
                for name, values in self.rows.items()}
-      width = max(1, int(self.lengths[start:start + _ROWS_PER_BLOCK].max()))
+      width = max(1, int(self.lengths[start:start + block_rows].max()))
       block[features.HISTORY_ITEM_INDICES] = block[
           features.HISTORY_ITEM_INDICES][:, :width]
       scores = retrieval_export.score_items(

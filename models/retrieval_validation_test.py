@@ -56,7 +56,8 @@ def test_validator_scores_recall_and_ndcg_of_the_towers():
 
 
 def test_validator_trims_each_block_to_its_longest_history(monkeypatch):
-  monkeypatch.setattr(retrieval_validation, "_ROWS_PER_BLOCK", 2)
+  # Two rows of the catalogue's 4 items a block.
+  monkeypatch.setattr(retrieval_validation, "_CELLS_PER_BLOCK", 8)
   widths = []
 
   def query(rows):
@@ -84,6 +85,14 @@ def test_validator_trims_each_block_to_its_longest_history(monkeypatch):
   assert widths == [1, 3]
   assert scores.recall_at_50 == 1.0
   assert scores.ndcg_at_10 == pytest.approx((1.0 + 0.5 + 1.0 + 1.0) / 4)
+
+
+def test_a_block_holds_fewer_rows_as_the_catalogue_grows():
+  assert retrieval_validation.rows_per_block(5_000) == 1024
+  assert retrieval_validation.rows_per_block(20_000) == 838
+  assert retrieval_validation.rows_per_block(1_000_000) == 16
+  assert retrieval_validation.rows_per_block(100_000_000) == 1
+  assert retrieval_validation.rows_per_block(4, cells_per_block=8) == 2
 
 
 def test_validator_needs_a_row():
