@@ -214,16 +214,20 @@ def main(argv=None) -> int:
   machine = common.machine()
   load_average_start = [round(load, 2) for load in os.getloadavg()]
   started = time.time()
-  rows = [measure(num_items, args) for num_items in sorted(args.items)]
+  rows = []
+  for num_items in sorted(args.items):
+    rows.append(measure(num_items, args))
+    # Written after each catalogue: a run cut short keeps what it measured.
+    common.write_results(args.output, {
+        "command": command, "args": vars(args), "machine": machine,
+        "load_average_start": load_average_start,
+        "load_average_end": [round(load, 2) for load in os.getloadavg()],
+        "wall_s": round(time.time() - started, 1), "rows": rows,
+        "complete": len(rows) == len(args.items),
+        "peak_rss_mib": round(common.peak_rss_mib(), 1)})
   print(report(rows))
   print("Ratio: the sampled softmax's step over the exact one's at the same "
         "catalogue size, in this run.")
-  common.write_results(args.output, {
-      "command": command, "args": vars(args), "machine": machine,
-      "load_average_start": load_average_start,
-      "load_average_end": [round(load, 2) for load in os.getloadavg()],
-      "wall_s": round(time.time() - started, 1), "rows": rows,
-      "peak_rss_mib": round(common.peak_rss_mib(), 1)})
   return 0
 
 

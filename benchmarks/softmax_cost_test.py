@@ -36,7 +36,9 @@ def test_exact_softmax_is_timed_only_up_to_its_largest_catalogue(tmp_path):
   softmax_cost.main(["--items", "30", "20", "--exact-max-items", "20",
                      "--warm-up", "1", "--steps", "1",
                      "--output", str(output)])
-  rows = json.loads(output.read_text())["rows"]
+  written = json.loads(output.read_text())
+  assert written["complete"]
+  rows = written["rows"]
   assert [row["items"] for row in rows] == [20, 30]
   assert rows[0]["sampled_over_exact"] == round(
       rows[0]["sampled_step_s"] / rows[0]["exact_step_s"], 3)
