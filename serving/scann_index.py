@@ -46,7 +46,7 @@ _ASSETS_FILE = "scann_assets.pbtxt"
 # 1M (0.982), for about 1 ms of CPU per query at 1M.
 FITTED_SEARCH_FRACTION = 0.1
 FITTED_MIN_LEAVES_TO_SEARCH = 20
-FITTED_REORDER_K = 250
+FITTED_REORDER_K = 1000
 
 
 @dataclasses.dataclass(frozen=True)
