@@ -113,10 +113,15 @@ class BaselinesConfig:
     hparams: family -> hyperparameter overrides of that baseline; without,
       a baseline runs its family's defaults (EASE^R and item-kNN pick theirs
       on a validation split carved from train).
+    fit_timeout_s: seconds a baseline's fit (its search included) may take
+      before it is stopped and reported as not fitted; 0 for no limit. A
+      baseline is there to be compared with: it must not hold the model's
+      evaluation and push back for hours on a catalogue it cannot handle.
   """
   families: list[str] = dataclasses.field(
       default_factory=lambda: ["ease", "item_knn"])
   hparams: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+  fit_timeout_s: float = 3600.0
 
 
 @dataclasses.dataclass

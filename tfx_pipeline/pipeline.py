@@ -103,7 +103,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
 
   def make_trainer(model_family: str, base_model=None, hparams=None,
                    label: str | None = None,
-                   component=tfx.components.Trainer):
+                   component=tfx.components.Trainer, **custom_config):
     return component(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -118,6 +118,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
                                    if hparams is None else hparams),
             families.LABEL_KEY: label or model_family,
             families.SEED_KEY: config.seed,
+            **custom_config,
         })
 
   pretrainer = (make_trainer(family.pretrained_by).with_id("PretrainTrainer")
@@ -153,11 +154,11 @@ def create_pipeline(config: config_lib.PipelineConfig,
         examples=example_gen.outputs["examples"])
     pushed_model = index_gen.outputs["indexed_model"]
 
+  fit_budget = {baseline_fit.FIT_TIMEOUT_KEY: config.baselines.fit_timeout_s}
   baseline_trainers = {
       baseline: make_trainer(
-          baseline, hparams=hparams,
-          component=baseline_fit.BaselineTrainer).with_id(
-              f"BaselineTrainer_{baseline}")
+          baseline, hparams=hparams, component=baseline_fit.BaselineTrainer,
+          **fit_budget).with_id(f"BaselineTrainer_{baseline}")
       for baseline, hparams in baselines.items()}
   baseline_evaluators = {
       baseline: baseline_fit.BaselineEvaluator(

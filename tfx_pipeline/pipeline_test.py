@@ -100,11 +100,14 @@ def _producer(component, key):
 
 def test_baselines_are_trained_and_evaluated_ungated_beside_the_model(
     tmp_path):
-  components = _components(config_lib.PipelineConfig(workspace=str(tmp_path)))
+  config = config_lib.PipelineConfig(workspace=str(tmp_path))
+  config.set("baselines.fit_timeout_s", "900")
+  components = _components(config)
   for family in ("ease", "item_knn"):
     trainer = components[f"BaselineTrainer_{family}"]
     assert _custom_config(trainer) == {"model_family": family, "hparams": {},
-                                       "label": family, "seed": 0}
+                                       "label": family, "seed": 0,
+                                       "fit_timeout_s": 900.0}
     assert _producer(trainer, "examples") == "Transform"
     evaluator = components[f"Evaluator_{family}"]
     assert _producer(evaluator, "model") == f"BaselineTrainer_{family}"

@@ -4,8 +4,9 @@ A baseline is there to be compared with, so its failure must not cost the
 user the model. `BaselineTrainer` is the TFX Trainer with an executor that
 runs the Trainer's own executor (`GenericExecutor`, the family's `run_fn`)
 in a fresh Python process: a Python exception, a crash in native code
-(a segfault in BLAS) or the kernel's out-of-memory killer ends that process,
-not the pipeline's. The failure is then written beside where the model would
+(a segfault in BLAS), the kernel's out-of-memory killer or the fit's time
+budget (`FIT_TIMEOUT_KEY` of the custom config, from
+`baselines.fit_timeout_s`) ends that process, not the pipeline's. The failure is then written beside where the model would
 be, as `fit_failure.json` (`FitFailure`: the family, the reason, the exit
 status, the child's peak memory and which flag changes the setting), and the
 Trainer completes without a model.
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any, Optional
 
 import tensorflow as tf
@@ -42,6 +44,11 @@ from tfx.types import standard_component_specs as specs
 from models import families
 
 FIT_FAILURE_FILE = "fit_failure.json"
+# The custom config's key of the seconds a fit may take; absent or 0: no
+# limit.
+FIT_TIMEOUT_KEY = "fit_timeout_s"
+# How often the parent looks whether a timed child has ended.
+_POLL_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +77,9 @@ def how_to_change(family: str) -> str:
   """The flags that really reach a baseline's settings."""
   return (f"A baseline's hyperparameters are set with --set "
           f"'baselines.hparams={{\"{family}\": {{...}}}}' (--hparam sets the "
-          f"model's only); --set 'baselines.families=[...]' without "
-          f"\"{family}\" drops it.")
+          f"model's only), its time budget with --set "
+          f"baselines.fit_timeout_s=SECONDS; --set 'baselines.families=[...]' "
+          f"without \"{family}\" drops it.")
 
 
 def write_failure(directory: str, failure: FitFailure) -> None:
@@ -89,13 +97,18 @@ def read_failure(directory: str) -> Optional[FitFailure]:
     return FitFailure(**json.load(record))
 
 
-def exit_reason(exit_status: int, error: str) -> str:
+def exit_reason(exit_status: int, error: str,
+                timeout_s: float | None = None) -> str:
   """The reason a child ended, from its exit status and its own words.
 
   Args:
     exit_status: the exit code, or minus the signal that killed it.
     error: what the child wrote about its exception, "" if nothing.
+    timeout_s: the time budget the parent killed it at, if it did.
   """
+  if timeout_s is not None:
+    return (f"the fit took longer than its budget, baselines.fit_timeout_s="
+            f"{timeout_s:g} s, and was stopped")
   if error:
     return error
   if exit_status < 0:
@@ -107,24 +120,40 @@ def exit_reason(exit_status: int, error: str) -> str:
   return f"the fit process exited with status {exit_status}"
 
 
-def _custom_family(exec_properties: dict[str, Any]) -> str:
+def _custom_config(exec_properties: dict[str, Any]) -> dict[str, Any]:
   custom_config = exec_properties.get(specs.CUSTOM_CONFIG_KEY) or "{}"
   if isinstance(custom_config, str):
     custom_config = json.loads(custom_config)
-  return custom_config.get(families.FAMILY_KEY, "")
+  return custom_config
 
 
-def _run_child(command: list[str]):
-  """(exit status, resource usage) of a child run to its end.
+def _custom_family(exec_properties: dict[str, Any]) -> str:
+  return _custom_config(exec_properties).get(families.FAMILY_KEY, "")
+
+
+def _run_child(command: list[str], timeout_s: float | None = None):
+  """(exit status, resource usage, timed out) of a child run to its end.
 
   `os.wait4` rather than `Popen.wait`: it also returns the child's own peak
   memory, which the pipeline process's rusage would mix with its other
-  children's.
+  children's. A child past `timeout_s` is killed with the processes it
+  started (its own session).
   """
-  child = subprocess.Popen(command)
-  _, status, usage = os.wait4(child.pid, 0)
+  child = subprocess.Popen(command, start_new_session=True)
+  deadline = time.monotonic() + timeout_s if timeout_s else None
+  timed_out = False
+  while True:
+    pid, status, usage = os.wait4(child.pid,
+                                  os.WNOHANG if deadline else 0)
+    if pid:
+      break
+    if time.monotonic() > deadline:
+      os.killpg(child.pid, signal.SIGKILL)
+      timed_out, deadline = True, None
+    else:
+      time.sleep(_POLL_S)
   child.returncode = os.waitstatus_to_exitcode(status)
-  return child.returncode, usage
+  return child.returncode, usage, timed_out
 
 
 class ContainedTrainerExecutor(base_executor.BaseExecutor):
@@ -142,15 +171,18 @@ class ContainedTrainerExecutor(base_executor.BaseExecutor):
             "exec_properties": exec_properties,
             "error_path": error_path,
         }, out)
-      exit_status, usage = _run_child([sys.executable, "-m", __name__,
-                                       request])
+      timeout_s = _custom_config(exec_properties).get(FIT_TIMEOUT_KEY)
+      exit_status, usage, timed_out = _run_child(
+          [sys.executable, "-m", __name__, request], timeout_s)
       error = (open(error_path).read().strip()
                if os.path.exists(error_path) else "")
     if exit_status == 0:
       return
     family = _custom_family(exec_properties)
     failure = FitFailure(
-        family=family, reason=exit_reason(exit_status, error),
+        family=family,
+        reason=exit_reason(exit_status, error,
+                           timeout_s if timed_out else None),
         exit_status=exit_status,
         # Linux reports ru_maxrss in KiB.
         peak_rss_mib=usage.ru_maxrss / 1024,

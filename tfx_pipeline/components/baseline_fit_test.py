@@ -9,6 +9,9 @@ import ctypes
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from tfx.components.evaluator import constants as evaluator_constants
@@ -19,6 +22,7 @@ from models import families
 from tfx_pipeline.components import baseline_fit
 
 _MODULE = "tfx_pipeline.components.baseline_fit_test"
+_SLEEPER_PID_FILE = "VREC_TEST_SLEEPER_PID_FILE"
 
 
 def fitting_run_fn(fn_args):
@@ -35,6 +39,17 @@ def segfaulting_run_fn(fn_args):
   ctypes.string_at(0)
 
 
+def endless_run_fn(fn_args):
+  del fn_args
+  # A grandchild too, as a Beam or BLAS worker would be: it must end with
+  # the fit. Its pid tells the test that the fit got this far.
+  sleeper = subprocess.Popen([sys.executable, "-c",
+                              "import time; time.sleep(600)"])
+  with open(os.environ[_SLEEPER_PID_FILE], "w") as out:
+    out.write(str(sleeper.pid))
+  time.sleep(600)
+
+
 def _artifact(artifact_type, uri, **properties):
   artifact = artifact_type()
   artifact.uri = str(uri)
@@ -43,7 +58,7 @@ def _artifact(artifact_type, uri, **properties):
   return artifact
 
 
-def _train(tmp_path, run_fn: str):
+def _train(tmp_path, run_fn: str, **custom_config):
   """Runs the contained Trainer executor; returns the model's URI."""
   model_uri = tmp_path / "model"
   executor = baseline_fit.ContainedTrainerExecutor()
@@ -56,7 +71,8 @@ def _train(tmp_path, run_fn: str):
                                        tmp_path / "model_run")]},
       {specs.TRAIN_ARGS_KEY: "{}", specs.EVAL_ARGS_KEY: "{}",
        specs.RUN_FN_KEY: f"{_MODULE}.{run_fn}",
-       specs.CUSTOM_CONFIG_KEY: json.dumps({families.FAMILY_KEY: "ease"})})
+       specs.CUSTOM_CONFIG_KEY: json.dumps({families.FAMILY_KEY: "ease",
+                                            **custom_config})})
   return str(model_uri)
 
 
@@ -80,6 +96,32 @@ def test_a_baseline_that_segfaults_leaves_this_process_standing(tmp_path):
   failure = baseline_fit.read_failure(_train(tmp_path, "segfaulting_run_fn"))
   assert failure.exit_status == -signal.SIGSEGV
   assert failure.reason == "the fit process died of SIGSEGV in native code"
+
+
+def test_a_baseline_past_its_time_budget_is_stopped_with_its_processes(
+    tmp_path, monkeypatch):
+  pid_file = tmp_path / "sleeper.pid"
+  monkeypatch.setenv(_SLEEPER_PID_FILE, str(pid_file))
+  # Long enough for the child to import TensorFlow and reach the run_fn.
+  budget_s = 45
+  failure = baseline_fit.read_failure(_train(
+      tmp_path, "endless_run_fn", **{baseline_fit.FIT_TIMEOUT_KEY: budget_s}))
+  assert failure.exit_status == -signal.SIGKILL
+  assert failure.reason == (f"the fit took longer than its budget, "
+                            f"baselines.fit_timeout_s={budget_s} s, and was "
+                            "stopped")
+  assert "--set baselines.fit_timeout_s=SECONDS" in failure.in_words()
+  assert not _running(int(pid_file.read_text()))
+
+
+def _running(pid: int) -> bool:
+  """Whether `pid` is a live process: a killed orphan may stay a zombie
+  where the container's init does not reap it."""
+  try:
+    with open(f"/proc/{pid}/stat") as stat:
+      return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except FileNotFoundError:
+    return False
 
 
 @pytest.mark.parametrize("exit_status, error, reason", [
