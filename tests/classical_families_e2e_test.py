@@ -12,11 +12,16 @@ Evaluator, the Pusher's consumers and the gRPC server use it: `evaluate` on
 the raw eval examples beats most-popular on Recall@50, the SavedModel loads
 and answers in a bare TensorFlow process, and `serving.server` serves it like
 any retrieval model. The summary and the HTML report show the model beside
-its baselines and both Trainers' learning curves. The topology of these
-families (no ScaNN index, the Trainer's model pushed) is checked in
+its baselines and both Trainers' learning curves. Two more runs in the same
+workspace give EASE^R settings it cannot fit (the exact solver under a
+memory budget no catalogue fits): gated on it, the run refuses to push and
+says why; ungated, the model is evaluated and pushed and the summary and
+report say that the baseline did not fit. The topology of these families
+(no ScaNN index, the Trainer's model pushed) is checked in
 `tfx_pipeline/pipeline_test.py`.
 """
 
+import dataclasses
 import glob
 import os
 import pathlib
@@ -36,7 +41,9 @@ from tfx_pipeline import report_html
 from tfx_pipeline import retrieval_metrics
 from tfx_pipeline import run_summary
 
-pytestmark = pytest.mark.e2e
+# Three pipeline runs share a workspace; on a loaded machine the fixture that
+# runs the last two takes more than the suite's 900 s default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 # The Trainer's file layout: the Pusher copies `Format-Serving/`.
 _SERVING_SUBDIR = "Format-Serving"
@@ -45,6 +52,10 @@ _MODEL, _BASELINE = "item_knn", "ease"
 # Where each family's model is in the run.
 _MODEL_ARTIFACTS = {_MODEL: "Trainer.model",
                     _BASELINE: f"BaselineTrainer_{_BASELINE}.model"}
+# EASE^R settings its fit refuses: the exact solver under a budget of 1 kB.
+# λ is fixed, so that the refusal is the final fit's, not the λ search's.
+_UNFITTABLE_BASELINE = {"solver": "exact", "memory_budget_gb": 1e-6,
+                        "l2": 100.0}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +70,20 @@ def gated_run(tmp_path_factory):
   config.hparams = {}
   local_runner.run(config)
   return config, run_summary.summarize(config.metadata_path)
+
+
+@pytest.fixture(scope="module")
+def unfitted_baseline_runs(gated_run):
+  """Summaries of two runs after `gated_run`, in its workspace, where the
+  baseline cannot fit: gated on it, then with the default gate alone."""
+  config, _ = gated_run
+  unfittable = dataclasses.replace(config, baselines=config_lib.BaselinesConfig(
+      families=[_BASELINE], hparams={_BASELINE: _UNFITTABLE_BASELINE}))
+  local_runner.run(unfittable)
+  gated = run_summary.summarize(config.metadata_path)
+  ungated = dataclasses.replace(unfittable, gate=config_lib.GateConfig())
+  local_runner.run(ungated)
+  return gated, run_summary.summarize(config.metadata_path), ungated
 
 
 @pytest.fixture(scope="module", params=sorted(_MODEL_ARTIFACTS))
@@ -118,6 +143,43 @@ def test_summary_and_report_show_the_model_beside_its_baseline(gated_run):
   assert "learning_curve_BaselineTrainer_ease.png" in page
   assert "learning_curve_Trainer.png" in page
   assert "eval split protocol" in page
+
+
+def test_a_baseline_that_cannot_fit_is_reported_and_the_gate_refuses(
+    unfitted_baseline_runs):
+  gated, _, config = unfitted_baseline_runs
+  states = {run.component: run.state for run in gated.components}
+  # What the first run already computed comes from the MLMD cache.
+  assert set(states.values()) <= {"complete", "cached"}, states
+  assert states["BaselineTrainer_ease"] == "complete"
+  (failure,) = gated.baseline_failures.items()
+  assert failure[0] == _BASELINE
+  # The fit's own words, and the flag that reaches a baseline's settings.
+  assert "memory_budget_gb" in failure[1] and "ValueError" in failure[1]
+  assert "--set 'baselines.hparams=" in failure[1]
+  assert _BASELINE not in gated.baseline_metrics
+  gate = gated.baseline_gate
+  assert gate.baseline_value is None and not gate.blessed
+  assert "did not fit" in gate.in_words()
+  assert gated.blessed is False and gated.pushed_dir is None
+  assert pipeline_fixtures.pushed_versions(config.push_dir) == []
+
+
+def test_without_the_baseline_gate_the_model_is_pushed_and_the_failure_shown(
+    unfitted_baseline_runs):
+  _, ungated, config = unfitted_baseline_runs
+  states = {run.component: run.state for run in ungated.components}
+  assert set(states.values()) <= {"complete", "cached"}, states
+  assert "BaselineGate" not in states
+  assert ungated.blessed is True
+  (version,) = pipeline_fixtures.pushed_versions(config.push_dir)
+  assert ungated.pushed_dir == os.path.join(config.push_dir, version)
+  text = run_summary.format_summary(
+      ungated, "metrics", [(_MODEL, evaluation.MODEL_OUTPUT)],
+      evaluation.metric_names())
+  assert f"{_BASELINE} did not fit" in text, text
+  page = open(report_html.write_run_report(ungated), encoding="utf-8").read()
+  assert "did not fit" in page
 
 
 def _raw_eval_examples(summary) -> list[bytes]:
