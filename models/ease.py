@@ -54,6 +54,9 @@ _DEFAULT_MEMORY_SHARE = 0.5
 # Bytes per non-zero of a sparse float32 CSR Gram matrix (value and int32
 # column), counted twice: the product's output and the copy made from it.
 _GRAM_BYTES_PER_NONZERO = 2 * 8
+# Bytes per non-zero of G while its entries are ranked per row: int64 row,
+# column and order, float32 weight, int64 rank, and G's int64 keys after.
+_RANKING_BYTES_PER_NONZERO = 8 * 3 + 4 + 8 + 8
 # Cells of the `[batch, s, s]` blocks solved at once by the approximation:
 # its float64 blocks, int64 keys and positions stay a few hundred MiB.
 _SOLVE_BLOCK_CELLS = 1 << 22
@@ -121,17 +124,42 @@ def exact_memory_bytes(num_items: int, gram_nonzeros: int) -> int:
           + item_neighbours.BLOCK_PEAK_BYTES)
 
 
-def approx_memory_bytes(num_items: int, gram_nonzeros: int, support: int,
-                        neighbours: int) -> int:
+def top_co_occurring(gram: sparse.csr_matrix, support: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """Each item's `support` most co-occurring items (fsSLIM's support).
+
+  Ragged, as CSR: most items of a sparse log co-occur with far fewer than
+  `support` others, so memory grows with what is kept, not `items *
+  support`.
+
+  Args:
+    gram: G; its diagonal is left out.
+    support: the most items kept per item.
+
+  Returns:
+    `indptr` (`[items + 1]`) and `indices`: item i's support is
+    `indices[indptr[i]:indptr[i + 1]]`, most co-occurring first (ties by
+    item).
+  """
+  rows, cols, _, rank = item_neighbours.ranked_entries(gram)
+  kept = rank < support
+  indptr = np.zeros(gram.shape[0] + 1, np.int64)
+  np.cumsum(np.bincount(rows[kept], minlength=gram.shape[0]), out=indptr[1:])
+  return indptr, cols[kept]
+
+
+def approx_memory_bytes(gram_nonzeros: int, num_items: int,
+                        support_entries: int, neighbours: int) -> int:
   """Peak memory of a "sparse_approx" fit, X aside.
 
-  The sparse G with its int64 keys, the supports and the solved columns
-  (int64 row, column, float64 weight each, twice while sorted into rows),
-  one batch of solve blocks and the kept neighbours.
+  The sparse G with its int64 keys and the sort that ranks its entries,
+  the `support_entries` kept supports (`top_co_occurring`, summed over
+  items) and as many solved weights (int64 row, column, float64 weight
+  each, twice while sorted into rows), one batch of solve blocks and the
+  kept neighbours (`[items, neighbours]`).
   """
-  support = min(support, max(num_items - 1, 1))
-  return (_GRAM_BYTES_PER_NONZERO * gram_nonzeros + 8 * gram_nonzeros
-          + 2 * 24 * num_items * support
+  return ((_GRAM_BYTES_PER_NONZERO + _RANKING_BYTES_PER_NONZERO)
+          * gram_nonzeros + (8 + 2 * 24) * support_entries
           + _SOLVE_BYTES_PER_CELL * _SOLVE_BLOCK_CELLS
           + 12 * num_items * neighbours)
 
@@ -173,7 +201,8 @@ def fit_ease(interactions: sparse.spmatrix,
           "'sparse_approx', or raise memory_budget_gb on a machine with that "
           "memory")
     return _fit_exact(gram, config)
-  approx_bytes = approx_memory_bytes(num_items, gram.nnz, config.support,
+  support = top_co_occurring(gram, min(config.support, max(num_items - 1, 1)))
+  approx_bytes = approx_memory_bytes(gram.nnz, num_items, len(support[1]),
                                      config.neighbours)
   if approx_bytes > budget:
     raise ValueError(
@@ -182,7 +211,7 @@ def fit_ease(interactions: sparse.spmatrix,
         f"{approx_bytes / 1e9:.1f} GB, above memory_budget_gb="
         f"{budget / 1e9:.1f}: lower support or neighbours, or raise "
         "memory_budget_gb")
-  return _fit_sparse_approx(gram, config)
+  return _fit_sparse_approx(gram, support, config)
 
 
 def _fit_exact(gram: sparse.csr_matrix,
@@ -221,18 +250,14 @@ def _fit_exact(gram: sparse.csr_matrix,
 
 
 def _fit_sparse_approx(gram: sparse.csr_matrix,
+                       support: tuple[np.ndarray, np.ndarray],
                        config: EaseConfig) -> item_neighbours.ItemNeighbours:
-  """EASE^R's regression of each column on its `support` top co-occurring
-  items, G kept sparse."""
+  """EASE^R's regression of each column on its `support`
+  (`top_co_occurring`), G kept sparse."""
   num_items = gram.shape[0]
   gram.sort_indices()
-  off_diagonal = gram.copy()
-  off_diagonal.setdiag(0)
-  off_diagonal.eliminate_zeros()
-  support = item_neighbours.sparse_top_neighbours(
-      off_diagonal, min(config.support, max(num_items - 1, 1)))
-  sizes = np.minimum(np.diff(off_diagonal.indptr), support.indices.shape[1])
-  del off_diagonal
+  support_starts, support_items = support
+  sizes = np.diff(support_starts)
   keys = gram_keys(gram)
   values = gram.data.astype(np.float64)
   rows, cols, weights = [], [], []
@@ -241,14 +266,16 @@ def _fit_sparse_approx(gram: sparse.csr_matrix,
   # 8x the cubic solve of its own size.
   group_sizes = np.where(sizes > 0,
                          2 ** np.ceil(np.log2(np.maximum(sizes, 1))), 0)
-  group_sizes = np.minimum(group_sizes, support.indices.shape[1]).astype(int)
+  group_sizes = np.minimum(group_sizes, sizes.max(initial=0)).astype(int)
   for size in np.unique(group_sizes[group_sizes > 0]):
     members = np.flatnonzero(group_sizes == size)
     batch = max(1, _SOLVE_BLOCK_CELLS // (size * size))
     for start in range(0, len(members), batch):
       columns = members[start:start + batch]
-      indices = support.indices[columns, :size]
       real = np.arange(size) < sizes[columns, np.newaxis]
+      # Padding reads the column's first support item; `real` masks it.
+      indices = support_items[support_starts[columns, np.newaxis]
+                              + np.where(real, np.arange(size), 0)]
       solved = solve_columns(keys, values, num_items, columns, indices, real,
                              config.l2)
       rows.append(indices[real])

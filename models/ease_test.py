@@ -106,7 +106,8 @@ def test_auto_is_exact_within_the_budget_and_approximate_above_it():
   exact = _direct_ease(x, 5.0)
   gram_nonzeros = sparse.csr_matrix(x.T @ x).nnz
   needed = ease.exact_memory_bytes(60, gram_nonzeros)
-  assert needed < ease.approx_memory_bytes(60, gram_nonzeros, 8, 60) + needed
+  assert needed < ease.approx_memory_bytes(gram_nonzeros, 60, 60 * 8,
+                                          60) + needed
 
   def fit(budget_bytes):
     return ease.fit_ease(sparse.csr_matrix(x), ease.EaseConfig(
@@ -130,6 +131,22 @@ def test_a_forced_solver_above_the_budget_names_what_to_change():
   with pytest.raises(ValueError, match=r"solver='cholesky'"):
     ease.fit_ease(sparse.csr_matrix(_X), ease.EaseConfig(
         l2=2.0, solver="cholesky"))
+
+
+def test_the_support_is_each_item_s_most_co_occurring_items_ragged():
+  # Item 0 co-occurs with 1, 2 and 3, item 1 with 0, item 2 with 0 and 3,
+  # item 3 with 0 and 2 (its diagonal aside), item 4 with nothing.
+  gram = sparse.csr_matrix(np.array([[5, 1, 2, 2, 0],
+                                     [1, 1, 0, 0, 0],
+                                     [2, 0, 2, 1, 0],
+                                     [2, 0, 1, 3, 0],
+                                     [0, 0, 0, 0, 4]], np.float64))
+  indptr, indices = ease.top_co_occurring(gram, support=2)
+  np.testing.assert_array_equal(indptr, [0, 2, 3, 5, 7, 7])
+  # Largest first, ties by item.
+  np.testing.assert_array_equal(indices, [2, 3, 0, 0, 3, 0, 2])
+  indptr, indices = ease.top_co_occurring(gram, support=8)
+  np.testing.assert_array_equal(np.diff(indptr), [3, 1, 2, 2, 0])
 
 
 def test_the_default_budget_is_half_the_memory_available(monkeypatch):

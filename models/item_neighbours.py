@@ -123,14 +123,41 @@ def _keep_top_entries(block: np.ndarray, first_row: int,
   return top.astype(np.int64), weights.astype(np.float32)
 
 
+def ranked_entries(b: sparse.spmatrix
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """B's stored off-diagonal entries, each row's largest first.
+
+  Args:
+    b: `[num_items, num_items]` sparse B.
+
+  Returns:
+    int64 rows, int64 columns, float32 weights and each entry's int64 rank
+    within its row (0 for the largest), sorted by row, then weight
+    (descending), then column.
+  """
+  b = sparse.coo_matrix(b)
+  off_diagonal = b.row != b.col
+  rows = b.row[off_diagonal].astype(np.int64)
+  cols = b.col[off_diagonal].astype(np.int64)
+  weights = b.data[off_diagonal].astype(np.float32)
+  order = np.lexsort((cols, -weights, rows))
+  rows, cols, weights = rows[order], cols[order], weights[order]
+  del order
+  rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(b.shape[0]))[rows]
+  return rows, cols, weights, rank
+
+
 def sparse_top_neighbours(b: sparse.spmatrix, k: int) -> ItemNeighbours:
   """Keeps each row's `k` largest entries of a sparse B, its implicit zeros
   included.
 
-  Memory and time grow with B's stored entries, not with `num_items²`. A
-  row's implicit zeros are kept as weight 0 at the row's own index (the
-  diagonal, whose weight is 0 by construction), ranked among its stored
-  entries; ties keep stored entries first, then by column.
+  Memory and time grow with B's stored entries and `num_items * k`, never
+  with `num_items²`: no dense row and no `[num_items, 2k]` candidate block
+  is built, so a million items with k = 256 cost the `[num_items, k]`
+  result and one sort of the stored entries. A row's implicit zeros are
+  kept as weight 0 at the row's own index (the diagonal, whose weight is 0
+  by construction), ranked among its stored entries; ties keep stored
+  entries first, then by column.
 
   Args:
     b: `[num_items, num_items]` B; its diagonal, if stored, is dropped.
@@ -139,30 +166,20 @@ def sparse_top_neighbours(b: sparse.spmatrix, k: int) -> ItemNeighbours:
   Returns:
     The kept entries, largest first.
   """
-  b = sparse.coo_matrix(b)
   num_items = b.shape[0]
   k = min(k, num_items)
-  off_diagonal = b.row != b.col
-  rows = b.row[off_diagonal].astype(np.int64)
-  cols = b.col[off_diagonal].astype(np.int64)
-  weights = b.data[off_diagonal].astype(np.float32)
-  order = np.lexsort((cols, -weights, rows))
-  rows, cols, weights = rows[order], cols[order], weights[order]
-  starts = np.searchsorted(rows, np.arange(num_items))
-  rank = np.arange(len(rows)) - starts[rows]
-  kept = rank < k
-  stored = np.bincount(rows, minlength=num_items)
-  # Each row's top k stored entries (-inf where it has fewer), then one 0
-  # at the row's own index per implicit zero, up to k.
-  indices = np.repeat(np.arange(num_items, dtype=np.int64)[:, np.newaxis],
-                      2 * k, axis=1)
-  top = np.full((num_items, 2 * k), -np.inf, np.float32)
-  indices[rows[kept], rank[kept]] = cols[kept]
-  top[rows[kept], rank[kept]] = weights[kept]
-  implicit_zeros = (num_items - 1 - stored)[:, np.newaxis]
-  top[:, k:][np.arange(k) < implicit_zeros] = 0.0
-  order = np.argsort(-top, axis=1, kind="stable")[:, :k]
-  top = np.take_along_axis(top, order, axis=1)
-  # k = num_items: the diagonal fills the last slot, as in `top_neighbours`.
-  top[~np.isfinite(top)] = 0.0
-  return ItemNeighbours(np.take_along_axis(indices, order, axis=1), top)
+  rows, cols, weights, rank = ranked_entries(b)
+  # A row's implicit zeros (at most k of them matter) rank after its stored
+  # entries >= 0 and before its negative ones, which move back by that many.
+  implicit_zeros = num_items - 1 - np.bincount(rows, minlength=num_items)
+  position = rank + np.where(weights < 0,
+                             np.minimum(implicit_zeros, k)[rows], 0)
+  kept = position < k
+  # Every slot no stored entry takes is a zero at the row's own index: an
+  # implicit zero, or padding of a row with fewer than k entries.
+  indices = np.repeat(np.arange(num_items, dtype=np.int64)[:, np.newaxis], k,
+                      axis=1)
+  top = np.zeros((num_items, k), np.float32)
+  indices[rows[kept], position[kept]] = cols[kept]
+  top[rows[kept], position[kept]] = weights[kept]
+  return ItemNeighbours(indices, top)

@@ -1,6 +1,7 @@
 """Tests for the sparse item-item weights."""
 
 import numpy as np
+import pytest
 from scipy import sparse
 
 from models import item_neighbours
@@ -61,13 +62,21 @@ def test_sparse_top_neighbours_pads_with_zero_at_the_row_itself():
                              [[3, 2], [4, 0], [0, 0], [-1, -2]])
 
 
-def test_sparse_top_neighbours_ranks_like_the_dense_top_neighbours():
-  dense = np.random.default_rng(0).normal(size=(9, 9))
-  dense[dense < 0.3] = 0.0
+@pytest.mark.parametrize("seed, k, zero_below", [
+    (0, 3, 0.3), (1, 1, 0.0), (2, 5, -0.5), (3, 29, 0.0), (4, 30, -3.0)])
+def test_sparse_top_neighbours_ranks_like_the_dense_top_neighbours(
+    seed, k, zero_below):
+  # Negative entries, rows without implicit zeros (zero_below=-3) and k up to
+  # the whole catalogue: the sparse path ranks as the dense one does.
+  size = 30 if k > 3 else 9
+  dense = np.random.default_rng(seed).normal(size=(size, size))
+  dense[np.abs(dense) < abs(zero_below) if zero_below < 0
+        else dense < zero_below] = 0.0
+  dense[seed] = 0.0
   from_dense = item_neighbours.top_neighbours(lambda rows: dense[rows].copy(),
-                                              9, 3)
+                                              size, k)
   from_sparse = item_neighbours.sparse_top_neighbours(
-      sparse.csr_matrix(dense), 3)
+      sparse.csr_matrix(dense), k)
   np.testing.assert_allclose(from_sparse.weights, from_dense.weights)
   np.testing.assert_allclose(from_sparse.matrix().toarray(),
                              from_dense.matrix().toarray())
