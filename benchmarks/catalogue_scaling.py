@@ -15,7 +15,9 @@ ran):
 
 The goals (issue 32): every point finishes and pushes, with peak RSS at most
 16 GiB on 2 cores / 24 GiB, and 1M interactions x 1M items in at most 60
-minutes. A Zipf-like log touches fewer items than its catalogue holds: each
+minutes. `--keep-workspaces` keeps each point's workspace, so that
+`benchmarks.serving_latency --model-dir WORKSPACE/serving --dataset contract
+--dataset-dir LOG` serves the model trained at that size. A Zipf-like log touches fewer items than its catalogue holds: each
 point records both, since the model's catalogue is the items with train
 positives. Results are merged into `--output` after every point (a point
 already there is not run again); `--plot` draws each component's seconds
@@ -151,6 +153,9 @@ def main(argv=None) -> int:
                       help="kill a point whose processes pass this much "
                       "resident memory (default: %(default)s)")
   parser.add_argument("--timeout-s", type=float, default=3 * 3600)
+  parser.add_argument("--keep-workspaces", action="store_true",
+                      help="keep each point's pipeline workspace (its "
+                      "pushed model, for benchmarks.serving_latency)")
   parser.add_argument("--output", default=str(common.RESULTS_DIR /
                                               "catalogue_scaling.json"))
   parser.add_argument("--plot", default="",
@@ -174,7 +179,8 @@ def main(argv=None) -> int:
                                 n_items=items)
     run = scaling.measure_full_pipeline(
         log["dir"], interactions, data_root / f"pipeline_{key}", budget,
-        args.timeout_s, hparams=tuple(args.hparam))
+        args.timeout_s, hparams=tuple(args.hparam),
+        keep_workspace=args.keep_workspaces)
     results["points"][key] = {
         **run, "interactions": interactions, "items": items,
         "touched_items": touched_items(log["dir"]),

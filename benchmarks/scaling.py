@@ -343,12 +343,14 @@ def measure_steps(dataset_dir: str, size: int, workers: int,
 def measure_full_pipeline(dataset_dir: str, size: int,
                           workspace: pathlib.Path, budget: Budget,
                           timeout_s: float,
-                          hparams: Sequence[str] = ("epochs=1",)) -> dict:
+                          hparams: Sequence[str] = ("epochs=1",),
+                          keep_workspace: bool = False) -> dict:
   """The whole pipeline at one size, as `pipeline_benchmark` runs it.
 
   `hparams` (`name=value`, the model's) bound its training: one epoch by
   default. Besides the run's own record it keeps each component's peak RSS
-  of the pipeline's process tree while that component ran.
+  of the pipeline's process tree while that component ran. The workspace is
+  removed afterwards unless `keep_workspace` (to serve the pushed model).
   """
   if workspace.exists():
     shutil.rmtree(workspace)
@@ -380,7 +382,10 @@ def measure_full_pipeline(dataset_dir: str, size: int,
     result["components"] = _finished_components(workspace / "run")
   common.log(f"  {child.status}: {child.wall_s} s wall, peak RSS "
              f"{child.peak_rss_mib:,.0f} MiB, pushed: {result.get('pushed')}")
-  shutil.rmtree(workspace, ignore_errors=True)
+  if keep_workspace:
+    result["workspace"] = str(workspace / "run")
+  else:
+    shutil.rmtree(workspace, ignore_errors=True)
   return result
 
 
