@@ -74,16 +74,20 @@ def gated_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def unfitted_baseline_runs(gated_run):
-  """Summaries of two runs after `gated_run`, in its workspace, where the
-  baseline cannot fit: gated on it, then with the default gate alone."""
+  """Two runs after `gated_run`, in its workspace, where the baseline cannot
+  fit: gated on it, then with the default gate alone. Returns the gated
+  run's summary and the versions pushed when it ended, the ungated run's
+  summary, and the ungated run's config."""
   config, _ = gated_run
   unfittable = dataclasses.replace(config, baselines=config_lib.BaselinesConfig(
       families=[_BASELINE], hparams={_BASELINE: _UNFITTABLE_BASELINE}))
   local_runner.run(unfittable)
   gated = run_summary.summarize(config.metadata_path)
+  pushed_by_gated = pipeline_fixtures.pushed_versions(config.push_dir)
   ungated = dataclasses.replace(unfittable, gate=config_lib.GateConfig())
   local_runner.run(ungated)
-  return gated, run_summary.summarize(config.metadata_path), ungated
+  return (gated, pushed_by_gated, run_summary.summarize(config.metadata_path),
+          ungated)
 
 
 @pytest.fixture(scope="module", params=sorted(_MODEL_ARTIFACTS))
@@ -147,7 +151,7 @@ def test_summary_and_report_show_the_model_beside_its_baseline(gated_run):
 
 def test_a_baseline_that_cannot_fit_is_reported_and_the_gate_refuses(
     unfitted_baseline_runs):
-  gated, _, config = unfitted_baseline_runs
+  gated, pushed_by_gated, _, _ = unfitted_baseline_runs
   states = {run.component: run.state for run in gated.components}
   # What the first run already computed comes from the MLMD cache.
   assert set(states.values()) <= {"complete", "cached"}, states
@@ -162,12 +166,12 @@ def test_a_baseline_that_cannot_fit_is_reported_and_the_gate_refuses(
   assert gate.baseline_value is None and not gate.blessed
   assert "did not fit" in gate.in_words()
   assert gated.blessed is False and gated.pushed_dir is None
-  assert pipeline_fixtures.pushed_versions(config.push_dir) == []
+  assert pushed_by_gated == []
 
 
 def test_without_the_baseline_gate_the_model_is_pushed_and_the_failure_shown(
     unfitted_baseline_runs):
-  _, ungated, config = unfitted_baseline_runs
+  _, _, ungated, config = unfitted_baseline_runs
   states = {run.component: run.state for run in ungated.components}
   assert set(states.values()) <= {"complete", "cached"}, states
   assert "BaselineGate" not in states
