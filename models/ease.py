@@ -24,7 +24,8 @@ memory budget):
   holds by construction), every other weight of column j 0. The support is
   fsSLIM's feature selection (Ning & Karypis, "SLIM: Sparse Linear Methods
   for Top-N Recommender Systems", ICDM 2011), the regression EASE^R's.
-  G stays sparse; columns are solved in batches of `[batch, s, s]` blocks,
+  G stays sparse; columns are solved in batches of `[batch, s, s]` blocks
+  (read from G by scipy's compiled lookup, upper triangle only),
   so memory grows with the co-occurrences and `items * support²`, never
   with `items²`. An item co-occurring with fewer than `support` items gets
   them all; when every pair of items co-occurs and `support >= items - 1`
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -55,13 +56,14 @@ _DEFAULT_MEMORY_SHARE = 0.5
 # column), counted twice: the product's output and the copy made from it.
 _GRAM_BYTES_PER_NONZERO = 2 * 8
 # Bytes per non-zero of G while its entries are ranked per row: int64 row,
-# column and order, float32 weight, int64 rank, and G's int64 keys after.
-_RANKING_BYTES_PER_NONZERO = 8 * 3 + 4 + 8 + 8
+# column and order, float32 weight, int64 rank.
+_RANKING_BYTES_PER_NONZERO = 8 * 3 + 4 + 8
 # Cells of the `[batch, s, s]` blocks solved at once by the approximation:
-# its float64 blocks, int64 keys and positions stay a few hundred MiB.
+# its float64 blocks, their indices and the solver's copy stay a few
+# hundred MiB.
 _SOLVE_BLOCK_CELLS = 1 << 22
-# Bytes per cell of a solve block: int64 key and position, float64 value,
-# the solver's float64 copy.
+# Bytes per cell of a solve block: float64 value, the solver's float64 copy,
+# and per upper-triangle cell two int64 item indices and the value read.
 _SOLVE_BYTES_PER_CELL = 8 * 4
 
 
@@ -149,17 +151,20 @@ def top_co_occurring(gram: sparse.csr_matrix, support: int
 
 
 def approx_memory_bytes(gram_nonzeros: int, num_items: int,
-                        support_entries: int, neighbours: int) -> int:
+                        support_entries: int, neighbours: int,
+                        path_length: int = 1) -> int:
   """Peak memory of a "sparse_approx" fit, X aside.
 
   The sparse G with its int64 keys and the sort that ranks its entries,
   the `support_entries` kept supports (`top_co_occurring`, summed over
   items) and as many solved weights (int64 row, column, float64 weight
-  each, twice while sorted into rows), one batch of solve blocks and the
-  kept neighbours (`[items, neighbours]`).
+  each, twice while sorted into rows; one more float32 weight per λ of a
+  path of `path_length`), one batch of solve blocks and the kept neighbours
+  (`[items, neighbours]`).
   """
   return ((_GRAM_BYTES_PER_NONZERO + _RANKING_BYTES_PER_NONZERO)
-          * gram_nonzeros + (8 + 2 * 24) * support_entries
+          * gram_nonzeros
+          + (8 + 2 * 24 + 4 * (path_length - 1)) * support_entries
           + _SOLVE_BYTES_PER_CELL * _SOLVE_BLOCK_CELLS
           + 12 * num_items * neighbours)
 
@@ -179,7 +184,46 @@ def fit_ease(interactions: sparse.spmatrix,
     ValueError: if λ is unset, the solver unknown, or the chosen solver's
       memory is above `memory_budget_gb`.
   """
-  if config.l2 is None:
+  return next(fit_ease_path(interactions, config, [config.l2]))
+
+
+def fit_ease_each(interactions: sparse.spmatrix,
+                  configs: Sequence[EaseConfig]
+                  ) -> Iterator[item_neighbours.ItemNeighbours]:
+  """`fit_ease` of each config, as one `fit_ease_path`: the configs of a λ
+  search (`models.item_item_tuning.search`'s `fit_each`).
+
+  Raises:
+    ValueError: if the configs differ in more than λ.
+  """
+  if len({dataclasses.replace(config, l2=None) for config in configs}) > 1:
+    raise ValueError("fit_ease_each fits configs that differ in l2 alone")
+  return fit_ease_path(interactions, configs[0],
+                       [config.l2 for config in configs])
+
+
+def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
+                  l2_values: Sequence[float]
+                  ) -> Iterator[item_neighbours.ItemNeighbours]:
+  """`fit_ease` at each λ of `l2_values` in turn, `config` otherwise.
+
+  One Gram matrix serves every λ. The approximation also reads each
+  column's system from G once for all of them (a regularisation path):
+  that read is its cost at a million items, the solves are not. So a λ
+  search over a grid costs about one approximate fit, not one per λ.
+
+  Args:
+    interactions: binary `[users, num_items]` X.
+    config: the hyperparameters but λ.
+    l2_values: the λ of each fit.
+
+  Yields:
+    The sparsified B of each λ, in order.
+
+  Raises:
+    ValueError: as `fit_ease`, before any fit.
+  """
+  if any(l2 is None for l2 in l2_values):
     raise ValueError("EASE^R needs a λ: set l2, or let the Trainer pick it "
                      "from l2_grid (models.item_item_tuning.search)")
   if config.solver not in _SOLVERS:
@@ -200,10 +244,12 @@ def fit_ease(interactions: sparse.spmatrix,
           f"above memory_budget_gb={budget / 1e9:.1f}: use solver='auto' or "
           "'sparse_approx', or raise memory_budget_gb on a machine with that "
           "memory")
-    return _fit_exact(gram, config)
+    for l2 in l2_values:
+      yield _fit_exact(gram, l2, config.neighbours)
+    return
   support = top_co_occurring(gram, min(config.support, max(num_items - 1, 1)))
   approx_bytes = approx_memory_bytes(gram.nnz, num_items, len(support[1]),
-                                     config.neighbours)
+                                     config.neighbours, len(l2_values))
   if approx_bytes > budget:
     raise ValueError(
         f"approximate EASE^R on {num_items} items with support="
@@ -211,22 +257,26 @@ def fit_ease(interactions: sparse.spmatrix,
         f"{approx_bytes / 1e9:.1f} GB, above memory_budget_gb="
         f"{budget / 1e9:.1f}: lower support or neighbours, or raise "
         "memory_budget_gb")
-  return _fit_sparse_approx(gram, support, config)
+  rows, cols, weights = _solve_sparse_approx(gram, support, l2_values)
+  del gram
+  for path_weights in weights:
+    b = sparse.csr_matrix((path_weights, (rows, cols)),
+                          shape=(num_items, num_items))
+    yield item_neighbours.sparse_top_neighbours(b, config.neighbours)
 
 
-def _fit_exact(gram: sparse.csr_matrix,
-               config: EaseConfig) -> item_neighbours.ItemNeighbours:
+def _fit_exact(gram: sparse.csr_matrix, l2: float,
+               neighbours: int) -> item_neighbours.ItemNeighbours:
   """Exact EASE^R from the sparse G: float32 Cholesky, inverted in place."""
   num_items = gram.shape[0]
   # Fortran order lets LAPACK work on this very buffer (overwrite_*).
   precision = gram.toarray(order="F")
-  del gram
-  precision[np.diag_indices(num_items)] += config.l2
+  precision[np.diag_indices(num_items)] += l2
   factor, info = lapack.spotrf(precision, lower=True, overwrite_a=True,
                                clean=False)
   if info != 0:
     raise ValueError(f"G + λI is not positive definite (spotrf info={info}); "
-                     f"l2={config.l2} must be > 0")
+                     f"l2={l2} must be > 0")
   precision, info = lapack.spotri(factor, lower=True, overwrite_c=True)
   del factor
   if info != 0:
@@ -245,121 +295,93 @@ def _fit_exact(gram: sparse.csr_matrix,
     block /= -diagonal
     return block
 
-  return item_neighbours.top_neighbours(rows_of_b, num_items,
-                                        config.neighbours)
+  return item_neighbours.top_neighbours(rows_of_b, num_items, neighbours)
 
 
-def _fit_sparse_approx(gram: sparse.csr_matrix,
-                       support: tuple[np.ndarray, np.ndarray],
-                       config: EaseConfig) -> item_neighbours.ItemNeighbours:
+def _solve_sparse_approx(gram: sparse.csr_matrix,
+                         support: tuple[np.ndarray, np.ndarray],
+                         l2_values: Sequence[float]
+                         ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
   """EASE^R's regression of each column on its `support`
-  (`top_co_occurring`), G kept sparse."""
-  num_items = gram.shape[0]
+  (`top_co_occurring`) at each λ, G kept sparse.
+
+  Returns:
+    B's stored entries: int64 rows and columns, and float32 weights at each
+    λ of `l2_values`.
+  """
   gram.sort_indices()
   support_starts, support_items = support
   sizes = np.diff(support_starts)
-  keys = gram_keys(gram)
-  values = gram.data.astype(np.float64)
-  rows, cols, weights = [], [], []
-  # Columns of equal support size, rounded up to a power of two, are solved
-  # together: padding a column's support to its group's size costs at most
-  # 8x the cubic solve of its own size.
-  group_sizes = np.where(sizes > 0,
-                         2 ** np.ceil(np.log2(np.maximum(sizes, 1))), 0)
-  group_sizes = np.minimum(group_sizes, sizes.max(initial=0)).astype(int)
-  for size in np.unique(group_sizes[group_sizes > 0]):
-    members = np.flatnonzero(group_sizes == size)
+  rows, cols, weights = [], [], [[] for _ in l2_values]
+  # Columns with supports of one size are solved together, a batch of
+  # `[batch, size, size]` systems at a time: no padding, and at most
+  # `support` sizes.
+  for size in np.unique(sizes[sizes > 0]):
+    members = np.flatnonzero(sizes == size)
     batch = max(1, _SOLVE_BLOCK_CELLS // (size * size))
     for start in range(0, len(members), batch):
       columns = members[start:start + batch]
-      real = np.arange(size) < sizes[columns, np.newaxis]
-      # Padding reads the column's first support item; `real` masks it.
       indices = support_items[support_starts[columns, np.newaxis]
-                              + np.where(real, np.arange(size), 0)]
-      solved = solve_columns(keys, values, num_items, columns, indices, real,
-                             config.l2)
-      rows.append(indices[real])
-      cols.append(np.repeat(columns, real.sum(axis=1)))
-      weights.append(solved[real])
+                              + np.arange(size)]
+      rows.append(indices.ravel())
+      cols.append(np.repeat(columns, size))
+      for path_weights, solved in zip(
+          weights, solve_columns(gram, columns, indices, l2_values)):
+        path_weights.append(solved.ravel().astype(np.float32))
   if not rows:
-    return item_neighbours.sparse_top_neighbours(
-        sparse.csr_matrix((num_items, num_items), dtype=np.float32),
-        config.neighbours)
-  b = sparse.csr_matrix(
-      (np.concatenate(weights).astype(np.float32),
-       (np.concatenate(rows), np.concatenate(cols))),
-      shape=(num_items, num_items))
-  return item_neighbours.sparse_top_neighbours(b, config.neighbours)
+    return (np.zeros(0, np.int64), np.zeros(0, np.int64),
+            [np.zeros(0, np.float32) for _ in l2_values])
+  return (np.concatenate(rows), np.concatenate(cols),
+          [np.concatenate(path_weights) for path_weights in weights])
 
 
-def gram_keys(gram: sparse.csr_matrix) -> np.ndarray:
-  """`row * num_items + column` of each stored entry of a CSR matrix with
-  sorted indices: ascending, so entries are found by `np.searchsorted`."""
-  num_items = gram.shape[1]
-  rows = np.repeat(np.arange(gram.shape[0], dtype=np.int64),
-                   np.diff(gram.indptr))
-  return rows * num_items + gram.indices
+def gather_blocks(gram: sparse.csr_matrix, indices: np.ndarray) -> np.ndarray:
+  """`[batch, s, s]` float64 G[indices[b, p], indices[b, q]] from a sparse G.
 
-
-def lookup(keys: np.ndarray, values: np.ndarray,
-           wanted: np.ndarray) -> np.ndarray:
-  """The stored values at `wanted` keys (`gram_keys`' form), 0 where none."""
-  positions = np.searchsorted(keys, wanted)
-  np.minimum(positions, len(keys) - 1, out=positions)
-  return np.where(keys[positions] == wanted, values[positions], 0.0)
-
-
-def gather_blocks(keys: np.ndarray, values: np.ndarray, num_items: int,
-                  indices: np.ndarray) -> np.ndarray:
-  """`[batch, s, s]` G[indices[b, p], indices[b, q]] from a sparse G.
+  G is symmetric, so only the upper triangle of each block is read (each
+  entry a binary search in scipy's compiled CSR lookup), then mirrored:
+  reading dominates the approximation's time at a million items.
 
   Args:
-    keys: `gram_keys` of G.
-    values: G's stored values, in the order of `keys`.
-    num_items: G's size.
-    indices: `[batch, s]` item indices; sorted rows make the lookups walk
-      `keys` forwards.
+    gram: G, CSR with sorted indices.
+    indices: `[batch, s]` item indices.
 
   Returns:
     The dense sub-matrices, 0 where G stores nothing.
   """
-  indices = indices.astype(np.int64)
-  return lookup(keys, values, indices[:, :, np.newaxis] * num_items
-                + indices[:, np.newaxis, :])
+  batch, size = indices.shape
+  upper_rows, upper_cols = np.triu_indices(size)
+  upper = np.asarray(gram[indices[:, upper_rows].ravel(),
+                          indices[:, upper_cols].ravel()],
+                     np.float64).reshape(batch, -1)
+  blocks = np.empty((batch, size, size))
+  blocks[:, upper_rows, upper_cols] = upper
+  blocks[:, upper_cols, upper_rows] = upper
+  return blocks
 
 
-def solve_columns(keys: np.ndarray, values: np.ndarray, num_items: int,
-                  columns: np.ndarray, indices: np.ndarray, real: np.ndarray,
-                  l2: float) -> np.ndarray:
-  """Solves (G_NN + λI) b = G_Nj for a batch of columns j.
+def solve_columns(gram: sparse.csr_matrix, columns: np.ndarray,
+                  indices: np.ndarray,
+                  l2_values: Sequence[float]) -> list[np.ndarray]:
+  """Solves (G_NN + λI) b = G_Nj for a batch of columns j, at each λ.
 
   Args:
-    keys: `gram_keys` of G.
-    values: G's stored values, in the order of `keys`.
-    num_items: G's size.
+    gram: G, CSR with sorted indices.
     columns: `[batch]` the columns j.
-    indices: `[batch, s]` each column's support N, padded.
-    real: `[batch, s]` False on padding: its row and column of the system
-      become the identity's and its right-hand side 0, so its b is 0 and
-      the rest is the system of the real support alone.
-    l2: λ.
+    indices: `[batch, s]` each column's support N.
+    l2_values: the λ values.
 
   Returns:
-    `[batch, s]` b, 0 on padding.
+    `[batch, s]` b at each λ.
   """
-  size = indices.shape[1]
-  # The support is kept sorted by item so the lookups walk forwards.
-  order = np.argsort(np.where(real, indices, num_items), axis=1)
-  indices = np.take_along_axis(indices, order, axis=1)
-  real = np.take_along_axis(real, order, axis=1)
-  blocks = gather_blocks(keys, values, num_items, indices)
-  both_real = real[:, :, np.newaxis] & real[:, np.newaxis, :]
-  blocks[~both_real] = 0.0
-  blocks[:, np.arange(size), np.arange(size)] += np.where(real, l2, 1.0)
-  right = np.where(real, lookup(keys, values, indices.astype(np.int64)
-                                * num_items + columns[:, np.newaxis]), 0.0)
-  solved = np.linalg.solve(blocks, right[:, :, np.newaxis])[:, :, 0]
-  # Back to the caller's order of the support.
-  unsorted = np.empty_like(solved)
-  np.put_along_axis(unsorted, order, solved, axis=1)
-  return unsorted
+  blocks = gather_blocks(gram, indices)
+  right = np.asarray(gram[indices.ravel(),
+                          np.repeat(columns, indices.shape[1])],
+                     np.float64).reshape(indices.shape)[:, :, np.newaxis]
+  diagonal = np.arange(indices.shape[1])
+  solved, added = [], 0.0
+  for l2 in l2_values:
+    blocks[:, diagonal, diagonal] += l2 - added
+    added = l2
+    solved.append(np.linalg.solve(blocks, right)[:, :, 0])
+  return solved

@@ -159,12 +159,38 @@ def test_the_default_budget_is_half_the_memory_available(monkeypatch):
       4 * 20_000 ** 2 + item_neighbours.BLOCK_PEAK_BYTES)
 
 
+@pytest.mark.parametrize("solver", ["exact", "sparse_approx"])
+def test_a_path_of_l2_values_fits_what_each_fit_alone_gives(solver):
+  x = sparse.csr_matrix(_random_interactions(200, 40, seed=4))
+  config = ease.EaseConfig(solver=solver, support=6, neighbours=10)
+  path = list(ease.fit_ease_path(x, config, [3.0, 30.0, 300.0]))
+  assert len(path) == 3
+  for l2, fitted in zip([3.0, 30.0, 300.0], path):
+    alone = ease.fit_ease(x, ease.EaseConfig(l2=l2, solver=solver, support=6,
+                                             neighbours=10))
+    np.testing.assert_allclose(fitted.matrix().toarray(),
+                               alone.matrix().toarray(), rtol=1e-5,
+                               atol=1e-7)
+  assert not np.allclose(path[0].weights, path[2].weights)
+
+
+def test_fit_each_takes_configs_that_differ_in_l2_alone():
+  x = sparse.csr_matrix(_X)
+  configs = [ease.EaseConfig(l2=l2, neighbours=3) for l2 in (1.0, 2.0)]
+  (first, second) = ease.fit_ease_each(x, configs)
+  np.testing.assert_allclose(
+      second.matrix().toarray(),
+      ease.fit_ease(x, configs[1]).matrix().toarray(), atol=1e-6)
+  with pytest.raises(ValueError, match="l2 alone"):
+    ease.fit_ease_each(x, [configs[0],
+                           ease.EaseConfig(l2=2.0, neighbours=4)])
+
+
 def test_gather_reads_sub_matrices_of_a_sparse_matrix():
   gram = sparse.csr_matrix(np.array([[5, 0, 2],
                                      [0, 7, 0],
                                      [2, 0, 3]], np.float64))
-  keys = ease.gram_keys(gram)
-  np.testing.assert_array_equal(keys, [0, 2, 4, 6, 8])
-  blocks = ease.gather_blocks(keys, gram.data, 3, np.array([[0, 2], [1, 2]]))
+  blocks = ease.gather_blocks(gram, np.array([[0, 2], [1, 2], [2, 0]]))
   np.testing.assert_array_equal(blocks, [[[5, 2], [2, 3]],
-                                         [[7, 0], [0, 3]]])
+                                         [[7, 0], [0, 3]],
+                                         [[3, 2], [2, 5]]])

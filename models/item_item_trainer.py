@@ -34,7 +34,7 @@ def train_ease(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   """The `ease` family's train function (`families.FamilySpec.train`)."""
   config = ease.EaseConfig.from_dict(hparams)
   _train(fn_args, tft_output, "ease", config, ease.fit_ease,
-         {"l2": config.l2_grid})
+         {"l2": config.l2_grid}, fit_each=ease.fit_ease_each)
 
 
 def train_item_knn(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
@@ -73,18 +73,20 @@ def train_rows(fn_args, tft_output) -> item_item_tuning.TrainRows:
 
 
 def _train(fn_args, tft_output, family: str, config, fit: item_item_tuning.Fit,
-           grids: Mapping[str, Sequence]) -> None:
+           grids: Mapping[str, Sequence],
+           fit_each: item_item_tuning.FitEach | None = None) -> None:
   """Picks the unset hyperparameters, fits and saves the serving module.
 
   The hyperparameters `config` leaves None are searched over `grids` on a
   validation split carved from train (`models.item_item_tuning.search`,
-  whose curve goes to `<model_run dir>/learning_curve.json`); the chosen
-  setting is then fitted on every train row.
+  whose curve goes to `<model_run dir>/learning_curve.json`; `fit_each`
+  fits its settings), and the chosen setting is then fitted on every train
+  row.
   """
   catalogue = retrieval_export.train_split_catalogue(fn_args, tft_output)
   rows = train_rows(fn_args, tft_output)
   config, curve = item_item_tuning.search(
-      fit, config, grids, rows, catalogue.train_counts > 0, family)
+      fit, config, grids, rows, catalogue.train_counts > 0, family, fit_each)
   if curve is not None:
     learning_curve.write(fn_args.model_run_dir, curve)
   logging.info("Hyperparameters: %s", config)

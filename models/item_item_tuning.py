@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -36,6 +36,10 @@ _QUERY_BLOCK = 1024
 _QUERY_BLOCK_CELLS = 1 << 24
 
 Fit = Callable[[sparse.spmatrix, Any], item_neighbours.ItemNeighbours]
+# Fits of several settings on one X, in order: a family whose settings share
+# work (EASE^R's λ path, `models.ease.fit_ease_each`) does it once.
+FitEach = Callable[[sparse.spmatrix, Sequence[Any]],
+                   Iterable[item_neighbours.ItemNeighbours]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +121,7 @@ def _step(setting: Mapping[str, Any]) -> Any:
 
 
 def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
-           servable: np.ndarray, family: str
+           servable: np.ndarray, family: str, fit_each: FitEach | None = None
            ) -> tuple[Any, learning_curve.LearningCurve | None]:
   """Fits each grid setting without the validation rows; picks the best.
 
@@ -129,6 +133,7 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
     rows: the train split's positives.
     servable: `[num_items]` items that can be recommended.
     family: the family's name, for the curve.
+    fit_each: fits every setting's config in turn; None: `fit` on each.
 
   Returns:
     The best setting (the first of equals) and the curve of every setting;
@@ -143,12 +148,16 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
   fit_interactions = rows.interactions(num_items, keep=~validation)
   # A validation user always keeps a train row, so has a row here.
   seen = fit_interactions[rows.users[validation]]
+  settings = [dict(zip(free, values))
+              for values in itertools.product(*free.values())]
+  configs = [dataclasses.replace(config, **setting) for setting in settings]
+  fitted = (fit_each(fit_interactions, configs) if fit_each is not None
+            else (fit(fit_interactions, each) for each in configs))
   points = []
-  for values in itertools.product(*free.values()):
-    setting = dict(zip(free, values))
+  for setting, neighbours in zip(settings, fitted):
     recall = validation_recall(
-        fit(fit_interactions, dataclasses.replace(config, **setting)),
-        rows.histories[validation], seen, rows.items[validation], servable)
+        neighbours, rows.histories[validation], seen, rows.items[validation],
+        servable)
     logging.info("%s %s: validation %s %.4f on %d rows", family, setting,
                  METRIC, recall, int(validation.sum()))
     points.append((setting, recall))

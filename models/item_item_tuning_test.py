@@ -134,3 +134,20 @@ def test_fixed_hyperparameters_are_not_searched():
   assert item_item_tuning.search(
       fit, _Config(weight=1.0), {"weight": (1.0, 2.0)}, _rows(), _SERVABLE,
       "toy") == (_Config(weight=1.0), None)
+
+
+def test_fit_each_fits_every_setting_in_one_call():
+  calls = []
+
+  def fit(interactions, config):
+    raise AssertionError("fit_each is given: no fit one at a time")
+
+  def fit_each(interactions, configs):
+    calls.append([config.weight for config in configs])
+    return (_neighbours(np.eye(5)[::-1] * config.weight) for config in configs)
+
+  _, curve = item_item_tuning.search(
+      fit, _Config(other=7), {"weight": (1.0, 2.0, 3.0)}, _rows(), _SERVABLE,
+      "toy", fit_each=fit_each)
+  assert calls == [[1.0, 2.0, 3.0]]
+  assert [p.step for p in curve.points] == [1.0, 2.0, 3.0]
