@@ -25,7 +25,7 @@ memory budget):
   fsSLIM's feature selection (Ning & Karypis, "SLIM: Sparse Linear Methods
   for Top-N Recommender Systems", ICDM 2011), the regression EASE^R's.
   G stays sparse; columns are solved in batches of `[batch, s, s]` blocks
-  (read from G by scipy's compiled lookup, upper triangle only),
+  (read from G by a binary search per entry, upper triangle only),
   so memory grows with the co-occurrences and `items * support²`, never
   with `items²`. An item co-occurring with fewer than `support` items gets
   them all; when every pair of items co-occurs and `support >= items - 1`
@@ -335,12 +335,46 @@ def _solve_sparse_approx(gram: sparse.csr_matrix,
           [np.concatenate(path_weights) for path_weights in weights])
 
 
+def csr_lookup(matrix: sparse.csr_matrix, rows: np.ndarray,
+               cols: np.ndarray) -> np.ndarray:
+  """`matrix[rows[n], cols[n]]` for every n, 0 where nothing is stored.
+
+  A binary search within each row, all rows at once: about 0.2 µs a read
+  at any batch size. (scipy's `matrix[rows, cols]` scans each row instead
+  when asked for fewer than a tenth of the stored entries: 26 µs a read
+  in a Gram matrix of 68M entries, measured.)
+
+  Args:
+    matrix: CSR with sorted indices.
+    rows: int row of each read.
+    cols: int column of each read.
+
+  Returns:
+    The values, in `matrix`'s dtype.
+  """
+  if not matrix.nnz:
+    return np.zeros(len(rows), matrix.dtype)
+  low = matrix.indptr[rows].astype(np.int64)
+  high = matrix.indptr[rows + 1].astype(np.int64)
+  end = high.copy()
+  last = matrix.nnz - 1
+  for _ in range(int(np.max(high - low, initial=0)).bit_length()):
+    middle = (low + high) >> 1
+    below = (middle < high) & (matrix.indices[np.minimum(middle, last)] < cols)
+    low = np.where(below, middle + 1, low)
+    high = np.where(below, high, middle)
+  found = low < end
+  found[found] = matrix.indices[low[found]] == cols[found]
+  return np.where(found, matrix.data[np.minimum(low, last)], 0).astype(
+      matrix.dtype)
+
+
 def gather_blocks(gram: sparse.csr_matrix, indices: np.ndarray) -> np.ndarray:
   """`[batch, s, s]` float64 G[indices[b, p], indices[b, q]] from a sparse G.
 
-  G is symmetric, so only the upper triangle of each block is read (each
-  entry a binary search in scipy's compiled CSR lookup), then mirrored:
-  reading dominates the approximation's time at a million items.
+  G is symmetric, so only the upper triangle of each block is read
+  (`csr_lookup`), then mirrored: reading dominates the approximation's
+  time at a million items.
 
   Args:
     gram: G, CSR with sorted indices.
@@ -351,9 +385,8 @@ def gather_blocks(gram: sparse.csr_matrix, indices: np.ndarray) -> np.ndarray:
   """
   batch, size = indices.shape
   upper_rows, upper_cols = np.triu_indices(size)
-  upper = np.asarray(gram[indices[:, upper_rows].ravel(),
-                          indices[:, upper_cols].ravel()],
-                     np.float64).reshape(batch, -1)
+  upper = csr_lookup(gram, indices[:, upper_rows].ravel(),
+                     indices[:, upper_cols].ravel()).reshape(batch, -1)
   blocks = np.empty((batch, size, size))
   blocks[:, upper_rows, upper_cols] = upper
   blocks[:, upper_cols, upper_rows] = upper
@@ -375,9 +408,9 @@ def solve_columns(gram: sparse.csr_matrix, columns: np.ndarray,
     `[batch, s]` b at each λ.
   """
   blocks = gather_blocks(gram, indices)
-  right = np.asarray(gram[indices.ravel(),
-                          np.repeat(columns, indices.shape[1])],
-                     np.float64).reshape(indices.shape)[:, :, np.newaxis]
+  right = csr_lookup(gram, indices.ravel(),
+                     np.repeat(columns, indices.shape[1])).astype(
+                         np.float64).reshape(indices.shape)[:, :, np.newaxis]
   diagonal = np.arange(indices.shape[1])
   solved, added = [], 0.0
   for l2 in l2_values:

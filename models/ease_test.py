@@ -186,6 +186,19 @@ def test_fit_each_takes_configs_that_differ_in_l2_alone():
                            ease.EaseConfig(l2=2.0, neighbours=4)])
 
 
+def test_csr_lookup_reads_stored_entries_and_zero_elsewhere():
+  matrix = sparse.random(300, 200, density=0.05, format="csr",
+                         random_state=0, dtype=np.float32)
+  matrix.sort_indices()
+  rows, cols = np.meshgrid(np.arange(300), np.arange(200), indexing="ij")
+  np.testing.assert_array_equal(
+      ease.csr_lookup(matrix, rows.ravel(), cols.ravel()),
+      matrix.toarray().ravel())
+  empty = sparse.csr_matrix((3, 3), dtype=np.float32)
+  np.testing.assert_array_equal(
+      ease.csr_lookup(empty, np.array([0, 2]), np.array([1, 2])), [0, 0])
+
+
 def test_gather_reads_sub_matrices_of_a_sparse_matrix():
   gram = sparse.csr_matrix(np.array([[5, 0, 2],
                                      [0, 7, 0],
