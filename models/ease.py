@@ -41,6 +41,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
+import threadpoolctl
 
 from models import hparams
 from models import item_neighbours
@@ -311,11 +312,28 @@ def _solve_sparse_approx(gram: sparse.csr_matrix,
   """
   gram.sort_indices()
   support_starts, support_items = support
-  sizes = np.diff(support_starts)
   rows, cols, weights = [], [], [[] for _ in l2_values]
   # Columns with supports of one size are solved together, a batch of
   # `[batch, size, size]` systems at a time: no padding, and at most
-  # `support` sizes.
+  # `support` sizes. One BLAS thread: numpy solves a batch one small system
+  # after another, and OpenBLAS's threads on each made a batch of 1,000
+  # 64 x 64 systems take 5.9 s instead of 0.04 s on 2 busy cores.
+  with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+    _solve_by_size(gram, support_starts, support_items, l2_values, rows,
+                   cols, weights)
+  if not rows:
+    return (np.zeros(0, np.int64), np.zeros(0, np.int64),
+            [np.zeros(0, np.float32) for _ in l2_values])
+  return (np.concatenate(rows), np.concatenate(cols),
+          [np.concatenate(path_weights) for path_weights in weights])
+
+
+def _solve_by_size(gram: sparse.csr_matrix, support_starts: np.ndarray,
+                   support_items: np.ndarray, l2_values: Sequence[float],
+                   rows: list, cols: list, weights: list) -> None:
+  """Solves every column's system, appending B's entries to `rows`,
+  `cols` and each λ's `weights`."""
+  sizes = np.diff(support_starts)
   for size in np.unique(sizes[sizes > 0]):
     members = np.flatnonzero(sizes == size)
     batch = max(1, _SOLVE_BLOCK_CELLS // (size * size))
@@ -328,11 +346,6 @@ def _solve_sparse_approx(gram: sparse.csr_matrix,
       for path_weights, solved in zip(
           weights, solve_columns(gram, columns, indices, l2_values)):
         path_weights.append(solved.ravel().astype(np.float32))
-  if not rows:
-    return (np.zeros(0, np.int64), np.zeros(0, np.int64),
-            [np.zeros(0, np.float32) for _ in l2_values])
-  return (np.concatenate(rows), np.concatenate(cols),
-          [np.concatenate(path_weights) for path_weights in weights])
 
 
 def csr_lookup(matrix: sparse.csr_matrix, rows: np.ndarray,
