@@ -83,6 +83,11 @@ class EaseConfig(hparams.HParams):
       the `support` most co-occurring items only) or "auto": exact iff its
       `exact_memory_bytes` fit `memory_budget_gb`.
     support: items each column of B is regressed on by "sparse_approx".
+      128 by time to quality (benchmarks/results/ease_support_grocery.json,
+      Amazon Grocery, λ 500): it matches exact EASE^R on Recall@10/50 and
+      NDCG@10 (0.0770 / 0.1676 / 0.0437 vs 0.0753 / 0.1657 / 0.0430); 64
+      loses 0.005 Recall@50; 256 costs about 2.5x 128's reads of G at a
+      million items for no gain.
     memory_budget_gb: memory a fit may use, in GB (1e9 bytes); None: half
       the memory available when the fit starts (`available_memory_bytes`).
   """
@@ -90,7 +95,7 @@ class EaseConfig(hparams.HParams):
   l2_grid: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
   neighbours: int = 200
   solver: str = AUTO
-  support: int = 256
+  support: int = 128
   memory_budget_gb: Optional[float] = None
 
 

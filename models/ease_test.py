@@ -125,7 +125,7 @@ def test_a_forced_solver_above_the_budget_names_what_to_change():
                      r"solver='auto'"):
     ease.fit_ease(sparse.csr_matrix(_X), ease.EaseConfig(
         l2=2.0, solver="exact", memory_budget_gb=1e-6))
-  with pytest.raises(ValueError, match=r"support=256 .*lower support"):
+  with pytest.raises(ValueError, match=r"support=128 .*lower support"):
     ease.fit_ease(sparse.csr_matrix(_X), ease.EaseConfig(
         l2=2.0, solver="sparse_approx", memory_budget_gb=1e-6))
   with pytest.raises(ValueError, match=r"solver='cholesky'"):
