@@ -26,16 +26,17 @@ from models import training
 METRIC = "recall_at_50"
 
 
-def curve(family: str, best: training.BestEpoch,
-          metric: str = METRIC) -> learning_curve.LearningCurve:
-  """The learning curve of a validated fit: one point per epoch trained."""
+def curve(family: str, best: training.BestEpoch, metric: str = METRIC,
+          max_epochs: int | None = None) -> learning_curve.LearningCurve:
+  """The learning curve of a validated fit: one point per epoch trained, of
+  at most `max_epochs`."""
   return learning_curve.LearningCurve(
       family=family, metric=metric,
       points=[learning_curve.Point(step=epoch, validation=score,
                                    train_loss=loss)
               for epoch, (loss, score) in enumerate(zip(best.losses,
                                                         best.scores), 1)],
-      best=best.epoch, chosen={"epoch": best.epoch})
+      best=best.epoch, chosen={"epoch": best.epoch}, max_steps=max_epochs)
 
 
 def _described(scores: Any) -> str:
@@ -81,7 +82,7 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
                              scores=[sign * score for score in signed.scores])
   logging.info("%s: kept epoch %d of %d, validation %s %.4f", family,
                best.epoch, len(best.losses), metric, best.score)
-  return best, curve(family, best, metric)
+  return best, curve(family, best, metric, config.epochs)
 
 
 def fit(model: tf.keras.Model, batches: tf.data.Dataset,

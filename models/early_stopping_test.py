@@ -35,8 +35,11 @@ def test_fit_writes_the_learning_curve_of_every_epoch(tmp_path):
       str(tmp_path))
   with open(os.path.join(tmp_path, learning_curve.FILE_NAME)) as record:
     curve = json.load(record)
-  assert set(curve) == {"family", "metric", "points", "best", "chosen"}
+  assert set(curve) == {"family", "metric", "points", "best", "chosen",
+                        "max_steps"}
   assert (curve["family"], curve["metric"]) == ("two_tower", "recall_at_50")
+  # The epochs allowed, so that a best epoch at the budget can be warned of.
+  assert curve["max_steps"] == config.epochs == 6
   assert curve["best"] == best.epoch == 2
   assert curve["chosen"] == {"epoch": 2}
   assert [point["step"] for point in curve["points"]] == [1, 2, 3, 4]

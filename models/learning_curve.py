@@ -8,10 +8,11 @@ closed-form ones (EASE^R's λ, item-kNN's neighbours and shrinkage). Schema:
     {"family": str, "metric": str,
      "points": [{"step": <epoch or hyperparameter value>,
                  "train_loss": float or null, "validation": float}],
-     "best": <the step picked>, "chosen": {<what was exported>}}
+     "best": <the step picked>, "chosen": {<what was exported>},
+     "max_steps": <the epochs allowed, or null for a search>}
 
 The run summary and the HTML report show one table per Trainer that wrote
-one.
+one, and warn when its best epoch is the last one allowed (`budget_warning`).
 """
 
 from __future__ import annotations
@@ -50,12 +51,30 @@ class LearningCurve:
     points: every step, in the order tried.
     best: the step picked.
     chosen: what was exported, e.g. `{"l2": 300.0}` or `{"epoch": 4}`.
+    max_steps: the most epochs the Trainer was allowed; None for a search
+      over settings.
   """
   family: str
   metric: str
   points: list[Point]
   best: Any
   chosen: dict[str, Any]
+  max_steps: Optional[int] = None
+
+  def budget_warning(self) -> Optional[str]:
+    """Why the curve may not have converged, or None.
+
+    A Trainer whose best epoch is the last one it was allowed stopped on
+    its budget while validation still improved: more epochs would likely
+    give a better model.
+    """
+    if (self.max_steps is None or not self.points
+        or len(self.points) < self.max_steps
+        or self.best != self.points[-1].step):
+      return None
+    return (f"the best epoch is the last one allowed ({self.best} of "
+            f"epochs={self.max_steps}): validation {self.metric} was still "
+            "improving; raise it with --hparam epochs=N")
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -67,7 +86,8 @@ class LearningCurve:
                              validation=point["validation"],
                              train_loss=point.get("train_loss"))
                        for point in record["points"]],
-               best=record["best"], chosen=dict(record.get("chosen", {})))
+               best=record["best"], chosen=dict(record.get("chosen", {})),
+               max_steps=record.get("max_steps"))
 
 
 def write(model_run_dir: str, curve: LearningCurve) -> str:

@@ -238,6 +238,9 @@ def _learning_curves_section(summary: run_summary.RunSummary,
              _table(["step", "train loss",
                      f"validation {html.escape(curve.metric)}", ""], rows) +
              _meta([("chosen", json.dumps(curve.chosen))]) +
+             (f"<p><strong>Warning:</strong> "
+              f"{html.escape(curve.budget_warning())}</p>"
+              if curve.budget_warning() else "") +
              _image(report_plots.plot_learning_curve(curve, component,
                                                      output_dir),
                     f"learning curve of {component}"))

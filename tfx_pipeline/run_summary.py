@@ -407,4 +407,6 @@ def _learning_curve_lines(summary: RunSummary) -> list[str]:
       lines.append(f"{str(point.step):{width}s} "
                    f"{_cells([point.train_loss, point.validation])}{mark}")
     lines.append(f"chosen: {json.dumps(curve.chosen)}")
+    if curve.budget_warning():
+      lines.append(f"WARNING: {component}: {curve.budget_warning()}")
   return lines

@@ -1,9 +1,12 @@
 """Tests for the run summary's model-vs-baselines rows and curves."""
 
+import dataclasses
+
 import pytest
 
 from models import learning_curve
 from models import serving_names
+from tfx_pipeline import report_html
 from tfx_pipeline import run_summary
 from tfx_pipeline.components import baseline_gate
 
@@ -98,3 +101,25 @@ def test_a_baseline_that_did_not_fit_is_named_with_its_reason():
   # The strongest baseline is chosen among those that fitted.
   assert any(line.startswith("strongest baseline by recall_at_50: item_knn")
              for line in lines)
+
+
+def test_a_trainer_stopped_by_its_epoch_budget_is_warned_about(tmp_path):
+  # Validation still rose at the last epoch allowed.
+  curve = learning_curve.LearningCurve(
+      family="sasrec", metric="recall_at_50",
+      points=[learning_curve.Point(1, 0.2, 6.1),
+              learning_curve.Point(2, 0.3, 5.9)],
+      best=2, chosen={"epoch": 2}, max_steps=2)
+  summary = _summary(0.4, learning_curves={"Trainer": curve})
+  warning = ("WARNING: Trainer: the best epoch is the last one allowed (2 of "
+             "epochs=2): validation recall_at_50 was still improving; raise "
+             "it with --hparam epochs=N")
+  assert warning in run_summary.format_summary(
+      summary, "metrics", [("sasrec", _MODEL)], _NAMES).splitlines()
+  # The report's learning-curve section says the same.
+  assert ("<strong>Warning:</strong> the best epoch is the last one allowed"
+          in report_html._learning_curves_section(summary, str(tmp_path)))
+  stopped_early = dataclasses.replace(curve, max_steps=5)
+  assert "WARNING" not in run_summary.format_summary(
+      _summary(0.4, learning_curves={"Trainer": stopped_early}), "metrics",
+      [("sasrec", _MODEL)], _NAMES)
