@@ -370,7 +370,7 @@ def _requirement_key(text: str) -> tuple:
 
 
 def test_kfp_and_vertex_sdks_accept_the_compiled_file(default_job_path):
-  # README, "Kubeflow Pipelines and Vertex AI", step 4, up to the network.
+  # docs/kubeflow.md, "Kubeflow Pipelines and Vertex AI", step 4, up to the network.
   job = json.loads(default_job_path.read_text())
   spec = json_format.ParseDict(job["pipelineSpec"],
                                pipeline_spec_pb2.PipelineSpec())
