@@ -153,6 +153,10 @@ def main(argv=None) -> int:
                       help="kill a point whose processes pass this much "
                       "resident memory (default: %(default)s)")
   parser.add_argument("--timeout-s", type=float, default=3 * 3600)
+  parser.add_argument("--merge", nargs="*", default=[],
+                      help="result files of other runs (e.g. points run "
+                      "side by side) whose points and sessions join "
+                      "--output's before its table and plot")
   parser.add_argument("--keep-workspaces", action="store_true",
                       help="keep each point's pipeline workspace (its "
                       "pushed model, for benchmarks.serving_latency)")
@@ -164,6 +168,9 @@ def main(argv=None) -> int:
 
   output = pathlib.Path(args.output)
   results = _load(output)
+  for other in map(_load, map(pathlib.Path, args.merge)):
+    results["points"].update(other["points"])
+    results["sessions"].extend(other["sessions"])
   results["sessions"].append({
       "command": common.command(MODULE, argv), "machine": common.machine(),
       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from benchmarks import catalogue_scaling
@@ -48,3 +50,24 @@ def test_plot_draws_every_point(tmp_path):
       "1000000x100000": _point(1_000_000, 100_000, 900, 6000)}}
   path = catalogue_scaling.plot(results, tmp_path / "plot.png")
   assert path.stat().st_size > 10_000
+
+
+def test_merged_points_join_the_output_and_none_is_run_again(tmp_path,
+                                                            monkeypatch):
+  other = tmp_path / "other.json"
+  other.write_text(json.dumps({
+      "points": {"1000000x20000": _point(1_000_000, 20_000, 600, 4096)},
+      "sessions": [{"command": "the other run"}]}))
+  output = tmp_path / "merged.json"
+  output.write_text(json.dumps({
+      "points": {"1000000x100000": _point(1_000_000, 100_000, 900, 6000)},
+      "sessions": []}))
+  monkeypatch.setattr(catalogue_scaling.scaling, "measure_full_pipeline",
+                      lambda *args, **kwargs: pytest.fail("nothing to run"))
+  assert catalogue_scaling.main([
+      "--points", "1000000x20000", "1000000x100000", "--output", str(output),
+      "--merge", str(other), "--data-root", str(tmp_path)]) == 0
+  merged = json.loads(output.read_text())
+  assert set(merged["points"]) == {"1000000x20000", "1000000x100000"}
+  assert merged["sessions"][0] == {"command": "the other run"}
+  assert output.with_suffix(".png").stat().st_size > 10_000
