@@ -55,11 +55,50 @@ def test_blocks_of_one_query_give_the_same_recall(monkeypatch):
                                      [0, 0, 1, 1, 0], [0, 1, 0, 1, 0]]))
   whole = item_item_tuning.validation_recall(_neighbours(b), histories, seen,
                                              targets, _SERVABLE, k=1)
-  # 9 cells over 5 items: one query per block.
-  monkeypatch.setattr(item_item_tuning, "_QUERY_BLOCK_CELLS", 9)
+  monkeypatch.setattr(item_item_tuning, "_QUERY_BLOCK", 1)
   blocked = item_item_tuning.validation_recall(_neighbours(b), histories, seen,
                                                targets, _SERVABLE, k=1)
   assert blocked == whole == pytest.approx(3 / 4)
+
+
+def _dense_recall(b, histories, seen, targets, servable, k):
+  """The protocol on dense `[queries, items]` scores, as a reference."""
+  counts = np.zeros((len(targets), b.shape[0]))
+  for query, history in enumerate(histories):
+    for item in history[history != 0]:
+      counts[query, item] += 1
+  scores = counts @ b
+  hits = 0
+  for query, target in enumerate(targets):
+    competitors = servable.copy()
+    competitors[history_items := histories[query]] = False
+    competitors[seen[query].nonzero()[1]] = False
+    competitors[target] = False
+    ahead = np.sum(competitors & (scores[query] >= scores[query, target]))
+    hits += servable[target] and ahead < k
+  del history_items
+  return hits / len(targets)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sparse_scoring_ranks_as_dense_scores_do(seed):
+  rng = np.random.default_rng(seed)
+  items, queries = 30, 40
+  # Negative and zero weights, repeated history items, unservable items;
+  # whole numbers, so that sums are exact and ties are many.
+  b = np.where(rng.random((items, items)) < 0.2,
+               rng.integers(-3, 4, (items, items)), 0).astype(np.float64)
+  np.fill_diagonal(b, 0.0)
+  servable = rng.random(items) < 0.8
+  servable[0] = False
+  histories = rng.integers(0, items, (queries, 6))
+  targets = rng.integers(1, items, queries)
+  seen = sparse.csr_matrix((rng.random((queries, items)) < 0.1).astype(float))
+  for k in (1, 3, 10):
+    assert item_item_tuning.validation_recall(
+        _neighbours(b), histories, seen, targets, servable, k=k) == (
+            pytest.approx(_dense_recall(b, histories, seen, targets, servable,
+                                        k)))
 
 
 def test_ties_count_against_the_target():
