@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import glob
 import importlib
 import importlib.util
 import logging
@@ -115,6 +116,44 @@ def _metadata_path(workspace: str, pipeline_name: str) -> str:
   return path
 
 
+def _metadata_paths(args: argparse.Namespace) -> list[str]:
+  """The MLMD stores `summary` and `report` read.
+
+  The named pipeline's (`--pipeline-name`, or `vrec-<dataset>` where that
+  one has runs); otherwise every pipeline's under the workspace, so that a
+  run's flags need not be repeated to find it.
+
+  Raises:
+    FileNotFoundError: naming what is missing, when there is no run.
+  """
+  named = config_lib.PipelineConfig(pipeline_name=_pipeline_name(args),
+                                    workspace=args.workspace).metadata_path
+  if args.pipeline_name or os.path.isfile(named):
+    return [_metadata_path(args.workspace, _pipeline_name(args))]
+  pattern = os.path.join(os.path.dirname(os.path.dirname(named)), "*",
+                         os.path.basename(named))
+  found = sorted(glob.glob(pattern))
+  if not found:
+    raise FileNotFoundError(f"no runs in {args.workspace} (nothing matches "
+                            f"{pattern})")
+  return found
+
+
+def _latest_runs(args: argparse.Namespace):
+  """(pipeline name, summary of its newest run) of each `_metadata_paths`,
+  a header printed before each when the pipelines were found, not named."""
+  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  paths = _metadata_paths(args)
+  named = bool(args.pipeline_name) or paths == [
+      config_lib.PipelineConfig(pipeline_name=_pipeline_name(args),
+                                workspace=args.workspace).metadata_path]
+  for path in paths:
+    pipeline_name = os.path.basename(os.path.dirname(path))
+    if not named:
+      print(f"Pipeline {pipeline_name} ({path}), its latest run:", flush=True)
+    yield pipeline_name, run_summary.summarize(path)
+
+
 def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
   """Builds the PipelineConfig the command line describes."""
   beam_args = list(config_lib.PipelineConfig().beam_args)
@@ -137,23 +176,22 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
   return config
 
 
-def _print_summary(config: config_lib.PipelineConfig):
-  """Prints the newest run's summary and returns it."""
+def _print_summary(summary, model_family: str) -> None:
+  """Prints a run's summary; `model_family` where the run records none."""
   from tfx_pipeline import evaluation  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
-  summary = run_summary.summarize(config.metadata_path)
-  if families.get(config.model_family).is_ranking:
+  model_family = summary.model_family or model_family
+  if families.get(model_family).is_ranking:
     print(run_summary.format_summary(
         summary, "CTR metrics on the eval split (ExampleGen's sampled "
-        "negatives):", [(config.model_family, "")],
+        "negatives):", [(model_family, "")],
         evaluation.RANKING_METRIC_NAMES))
   else:
     print(run_summary.format_summary(
         summary, "Full-ranking metrics on the eval split (history items "
-        "excluded):", [(config.model_family, evaluation.MODEL_OUTPUT),
+        "excluded):", [(model_family, evaluation.MODEL_OUTPUT),
                        ("most-popular", evaluation.BASELINE_OUTPUT)],
         evaluation.metric_names()))
-  return summary
 
 
 def _run(args) -> None:
@@ -164,7 +202,9 @@ def _run(args) -> None:
   started = time.time()
   local_runner.run(config)
   print(f"\nPipeline finished in {time.time() - started:.0f} s\n", flush=True)
-  summary = _print_summary(config)
+  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  summary = run_summary.summarize(config.metadata_path)
+  _print_summary(summary, config.model_family)
   if args.demo:
     from tfx_pipeline import serving_demo  # pylint: disable=g-import-not-at-top
     if families.get(config.model_family).is_ranking:
@@ -197,19 +237,24 @@ def _compile(args) -> None:
 
 
 def _summary(args) -> None:
-  _print_summary(config_from_args(args))
+  model_family = config_from_args(args).model_family
+  for _, summary in _latest_runs(args):
+    _print_summary(summary, model_family)
 
 
 def _report(args) -> None:
   from tfx_pipeline import report_html  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
   if args.evaluation_uri:
-    path = report_html.write_report(args.evaluation_uri, args.output_dir)
-  else:
-    summary = run_summary.summarize(
-        _metadata_path(args.workspace, _pipeline_name(args)))
-    path = report_html.write_run_report(summary, args.output_dir)
-  print(f"HTML report: {path}")
+    print(f"HTML report: "
+          f"{report_html.write_report(args.evaluation_uri, args.output_dir)}")
+    return
+  runs = list(_latest_runs(args))
+  for pipeline_name, summary in runs:
+    output_dir = args.output_dir
+    if output_dir and len(runs) > 1:
+      output_dir = os.path.join(output_dir, pipeline_name)
+    print(f"HTML report: "
+          f"{report_html.write_run_report(summary, output_dir)}")
 
 
 def _evaluation_uri(path: str, pipeline_name: str | None) -> str:
@@ -324,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
   summary = commands.add_parser(
       "summary", help="print the summary of the latest local run",
       description="Print timings, metrics, blessing and push of the newest "
-      "run recorded in MLMD.")
+      "run recorded in MLMD: of the named pipeline, or of every pipeline in "
+      "the workspace when vrec-<dataset> has none.")
   _add_config_arguments(summary)
   summary.set_defaults(handler=_summary)
 

@@ -115,3 +115,21 @@ def test_cli_report_and_compare_print_the_paths(runs, sample_runs, tmp_path,
                    workspace, "--output-dir", str(tmp_path / "c")]) == 0
   assert capsys.readouterr().out.strip() == (
       f"HTML report: {tmp_path / 'c' / 'index.html'}")
+
+
+def test_summary_and_report_find_the_runs_without_the_run_s_flags(
+    runs, sample_runs, tmp_path, capsys):
+  workspace, _, failing = runs
+  # No --pipeline-name and no --dataset: the default pipeline has no runs
+  # here, so every pipeline of the workspace is found.
+  assert cli.main(["summary", "--workspace", workspace]) == 0
+  out = capsys.readouterr().out
+  name = sample_runs.blessed_config.pipeline_name
+  assert out.startswith(f"Pipeline {name} (")
+  # Its latest run: the failing one.
+  assert f"Run {failing.run_id}" in out.splitlines()
+  assert "most-popular" in out
+  assert cli.main(["report", "--workspace", workspace, "--output-dir",
+                   str(tmp_path / "r")]) == 0
+  assert capsys.readouterr().out.strip().splitlines()[-1] == (
+      f"HTML report: {tmp_path / 'r' / 'index.html'}")
