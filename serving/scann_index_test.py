@@ -110,9 +110,9 @@ def test_fitted_params_scale_with_the_catalogue():
   assert (at_1m.num_leaves, at_1m.num_leaves_to_search, at_1m.reorder_k) == (
       1000, 100, 1000)
   at_100k = scann_index.ScannParams().fitted_to(100_000)
-  assert (at_100k.num_leaves, at_100k.num_leaves_to_search) == (316, 32)
+  assert (at_100k.num_leaves, at_100k.num_leaves_to_search) == (316, 60)
   small = scann_index.ScannParams().fitted_to(1432)
-  assert (small.num_leaves, small.num_leaves_to_search) == (37, 20)
+  assert (small.num_leaves, small.num_leaves_to_search) == (37, 37)
   assert small.training_sample_size == 1432
 
 
