@@ -34,15 +34,21 @@ FLOORS = {
 DATA_THIRD_PARTY = {"numpy", "pandas", "fsspec", "pyarrow"}
 
 
-def _imported_modules(path: pathlib.Path) -> set[str]:
-  """Every absolute module name `path` imports, at any depth of the file."""
+def _imported_modules(path: pathlib.Path,
+                      modules: frozenset[str] = frozenset()) -> set[str]:
+  """Every absolute module name `path` imports, at any depth of the file.
+
+  `from package import name` counts as `package.name` where that is one of
+  `modules`, else as `package`.
+  """
   tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
   names = set()
   for node in ast.walk(tree):
     if isinstance(node, ast.Import):
       names.update(alias.name for alias in node.names)
     elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-      names.add(node.module)
+      submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+      names.update(submodules & modules or {node.module})
   return names
 
 
@@ -78,16 +84,9 @@ def module_imports() -> dict[str, set[str]]:
   """
   paths = {_module_name(path): path for _, path in _product_modules()}
   graph = {}
+  modules = frozenset(paths)
   for name, path in paths.items():
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    imported = set()
-    for node in ast.walk(tree):
-      if isinstance(node, ast.Import):
-        imported.update(alias.name for alias in node.names)
-      elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-        submodules = {f"{node.module}.{alias.name}" for alias in node.names}
-        imported.update(submodules & paths.keys() or {node.module})
-    graph[name] = (imported & paths.keys()) - {name}
+    graph[name] = (_imported_modules(path, modules) & modules) - {name}
   return graph
 
 
