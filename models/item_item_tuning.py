@@ -117,8 +117,9 @@ def _hits(b: sparse.csr_matrix, histories: np.ndarray, seen: sparse.spmatrix,
   score_keys = scores.row.astype(np.int64) * num_items + scores.col
   # Not competing: history items, items seen before, the target itself.
   seen = sparse.coo_matrix(seen)
+  history = counts.tocoo()
   excluded_keys = np.unique(np.concatenate([
-      counts.tocoo().row.astype(np.int64) * num_items + counts.tocoo().col,
+      history.row.astype(np.int64) * num_items + history.col,
       seen.row.astype(np.int64) * num_items + seen.col,
       queries * num_items + targets]))
   order = np.argsort(score_keys)

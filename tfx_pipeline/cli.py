@@ -116,8 +116,8 @@ def _metadata_path(workspace: str, pipeline_name: str) -> str:
   return path
 
 
-def _metadata_paths(args: argparse.Namespace) -> list[str]:
-  """The MLMD stores `summary` and `report` read.
+def _metadata_paths(args: argparse.Namespace) -> tuple[list[str], bool]:
+  """The MLMD stores `summary` and `report` read, and whether they were named.
 
   The named pipeline's (`--pipeline-name`, or `vrec-<dataset>` where that
   one has runs); otherwise every pipeline's under the workspace, so that a
@@ -129,24 +129,21 @@ def _metadata_paths(args: argparse.Namespace) -> list[str]:
   named = config_lib.PipelineConfig(pipeline_name=_pipeline_name(args),
                                     workspace=args.workspace).metadata_path
   if args.pipeline_name or os.path.isfile(named):
-    return [_metadata_path(args.workspace, _pipeline_name(args))]
+    return [_metadata_path(args.workspace, _pipeline_name(args))], True
   pattern = os.path.join(os.path.dirname(os.path.dirname(named)), "*",
                          os.path.basename(named))
   found = sorted(glob.glob(pattern))
   if not found:
     raise FileNotFoundError(f"no runs in {args.workspace} (nothing matches "
                             f"{pattern})")
-  return found
+  return found, False
 
 
 def _latest_runs(args: argparse.Namespace):
   """(pipeline name, summary of its newest run) of each `_metadata_paths`,
   a header printed before each when the pipelines were found, not named."""
   from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
-  paths = _metadata_paths(args)
-  named = bool(args.pipeline_name) or paths == [
-      config_lib.PipelineConfig(pipeline_name=_pipeline_name(args),
-                                workspace=args.workspace).metadata_path]
+  paths, named = _metadata_paths(args)
   for path in paths:
     pipeline_name = os.path.basename(os.path.dirname(path))
     if not named:

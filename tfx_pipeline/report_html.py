@@ -229,6 +229,7 @@ def _learning_curves_section(summary: run_summary.RunSummary,
           "split carved from train (never the eval split), per epoch or per "
           "setting tried.</p>")
   for component, curve in sorted(summary.learning_curves.items()):
+    warning = curve.budget_warning()
     rows = [[html.escape(str(point.step)), _number(point.train_loss),
              _number(point.validation),
              "<strong>best</strong>" if point.step == curve.best else ""]
@@ -238,9 +239,8 @@ def _learning_curves_section(summary: run_summary.RunSummary,
              _table(["step", "train loss",
                      f"validation {html.escape(curve.metric)}", ""], rows) +
              _meta([("chosen", json.dumps(curve.chosen))]) +
-             (f"<p><strong>Warning:</strong> "
-              f"{html.escape(curve.budget_warning())}</p>"
-              if curve.budget_warning() else "") +
+             (f"<p><strong>Warning:</strong> {html.escape(warning)}</p>"
+              if warning else "") +
              _image(report_plots.plot_learning_curve(curve, component,
                                                      output_dir),
                     f"learning curve of {component}"))

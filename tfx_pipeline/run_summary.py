@@ -407,6 +407,7 @@ def _learning_curve_lines(summary: RunSummary) -> list[str]:
       lines.append(f"{str(point.step):{width}s} "
                    f"{_cells([point.train_loss, point.validation])}{mark}")
     lines.append(f"chosen: {json.dumps(curve.chosen)}")
-    if curve.budget_warning():
-      lines.append(f"WARNING: {component}: {curve.budget_warning()}")
+    warning = curve.budget_warning()
+    if warning:
+      lines.append(f"WARNING: {component}: {warning}")
   return lines
