@@ -80,3 +80,14 @@ def test_sparse_top_neighbours_ranks_like_the_dense_top_neighbours(
   np.testing.assert_allclose(from_sparse.weights, from_dense.weights)
   np.testing.assert_allclose(from_sparse.matrix().toarray(),
                              from_dense.matrix().toarray())
+
+
+def test_a_stored_zero_ranks_before_the_implicit_zeros():
+  # Row 0 stores 0 at column 2 and -1 at column 1; its one implicit zero
+  # (column 3) is kept at the row's own index, after the stored zero.
+  b = sparse.csr_matrix((np.array([0.0, -1.0]), (np.array([0, 0]),
+                                                 np.array([2, 1]))),
+                        shape=(4, 4))
+  neighbours = item_neighbours.sparse_top_neighbours(b, k=3)
+  np.testing.assert_array_equal(neighbours.indices[0], [2, 0, 1])
+  np.testing.assert_array_equal(neighbours.weights[0], [0, 0, -1])
