@@ -5,7 +5,8 @@ the retrieval families by full-catalogue Recall@50
 (`models.retrieval_validation`), the CTR rankers by AUC
 (`models.ctr_validation`), the pre-training families by their own loss
 (`models.loss_validation`). Training stops after
-`config.early_stopping_patience` epochs without a better score, the best
+`config.early_stopping_patience` epochs without a better score (better by
+more than `min_improvement`, where a family sets one), the best
 epoch's weights are restored for the export, and every epoch's training loss
 and validation score go to `<model_run dir>/learning_curve.json`
 (`models.learning_curve`). The validation rows are never trained on, and the
@@ -46,7 +47,8 @@ def _described(scores: Any) -> str:
 
 def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
                    validator: Callable[[], Any], config, family: str,
-                   metric: str = METRIC, higher_is_better: bool = True
+                   metric: str = METRIC, higher_is_better: bool = True,
+                   min_improvement: float = 0.0
                    ) -> tuple[training.BestEpoch,
                               learning_curve.LearningCurve]:
   """Fits `model` with early stopping; returns the kept epoch and the curve.
@@ -62,6 +64,8 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
     family: the model family, for the curve.
     metric: the field of the scores that picks the epoch.
     higher_is_better: False for a loss.
+    min_improvement: how much better than the score that last renewed the
+      patience an epoch must be to renew it (`training.fit_best_epoch`).
 
   Returns:
     The kept epoch with every epoch's loss and score (as measured, whatever
@@ -77,7 +81,8 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
 
   signed = training.fit_best_epoch(model, batches, config.learning_rate,
                                    config.epochs, validate,
-                                   patience=config.early_stopping_patience)
+                                   patience=config.early_stopping_patience,
+                                   min_improvement=min_improvement)
   best = dataclasses.replace(signed, score=sign * signed.score,
                              scores=[sign * score for score in signed.scores])
   logging.info("%s: kept epoch %d of %d, validation %s %.4f", family,
@@ -88,7 +93,8 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
 def fit(model: tf.keras.Model, batches: tf.data.Dataset,
         validator: Callable[[], Any], config, family: str,
         model_run_dir: str, metric: str = METRIC,
-        higher_is_better: bool = True) -> training.BestEpoch:
+        higher_is_better: bool = True,
+        min_improvement: float = 0.0) -> training.BestEpoch:
   """`fit_with_curve`, writing the curve into the Trainer's ModelRun dir.
 
   Args:
@@ -104,11 +110,12 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset,
     model_run_dir: the Trainer's ModelRun directory.
     metric: the field of the scores that picks the epoch.
     higher_is_better: False for a loss.
+    min_improvement: see `fit_with_curve`.
 
   Returns:
     The kept epoch and every epoch's loss and score.
   """
   best, learning = fit_with_curve(model, batches, validator, config, family,
-                                  metric, higher_is_better)
+                                  metric, higher_is_better, min_improvement)
   learning_curve.write(model_run_dir, learning)
   return best

@@ -104,5 +104,6 @@ def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
   train = train_inputs.input_dataset_without(fn_args, tft_output, held_out,
                                              config.batch_size)
   early_stopping.fit(model, train, validator, config, spec.name,
-                     fn_args.model_run_dir)
+                     fn_args.model_run_dir,
+                     min_improvement=config.early_stopping_min_improvement)
   export(fn_args, tft_output, spec, model, catalogue)

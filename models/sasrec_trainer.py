@@ -205,5 +205,6 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
       SequenceRetrievalModel(model.query_tower, model.candidate_tower,
                              catalogue.candidate_features,
                              catalogue.sampling_probability, config, sampled),
-      batches, validator, config, FAMILY, fn_args.model_run_dir)
+      batches, validator, config, FAMILY, fn_args.model_run_dir,
+      min_improvement=config.early_stopping_min_improvement)
   retrieval_trainer.export(fn_args, tft_output, spec, model, catalogue)

@@ -150,8 +150,15 @@ class BestEpoch:
 def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
                    learning_rate: float, epochs: int,
                    validate: Callable[[int, float], float],
-                   patience: int | None = None) -> BestEpoch:
+                   patience: int | None = None,
+                   min_improvement: float = 0.0) -> BestEpoch:
   """Fits epoch by epoch and restores the weights of the best-scoring one.
+
+  Early stopping follows Keras's `EarlyStopping(min_delta=...)`: an epoch
+  renews the patience only if it beats the score of the last epoch that
+  renewed it by more than `min_improvement`, so a curve that creeps up by
+  less than that per epoch still renews it once the creep adds up. The
+  weights kept are the best score's, whether or not it renewed the patience.
 
   Args:
     model: the model to compile (Adam) and train.
@@ -160,8 +167,10 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
     epochs: the most epochs to train.
     validate: `(epoch, training loss) -> score` on validation data, higher
       is better; called after every epoch.
-    patience: stop once this many epochs in a row have not beaten the best
-      score (early stopping); None trains all `epochs`.
+    patience: stop once this many epochs in a row have not renewed it
+      (early stopping); None trains all `epochs`.
+    min_improvement: how much an epoch must beat the score that last renewed
+      the patience by to renew it; 0 renews it on any better score.
 
   Returns:
     The kept epoch (the first of equal scores); `model` holds its weights.
@@ -172,6 +181,7 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
       on_train_batch_end=lambda batch, logs: batch_losses.append(
           float(logs["loss"])))
   best_epoch, best_weights, losses, scores = 0, None, [], []
+  renewed_epoch = 0
   for epoch in range(1, epochs + 1):
     batch_losses.clear()
     model.fit(batches, epochs=1, verbose=0, callbacks=[record_loss])
@@ -179,7 +189,10 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
     scores.append(validate(epoch, losses[-1]))
     if not best_epoch or scores[-1] > scores[best_epoch - 1]:
       best_epoch, best_weights = epoch, model.get_weights()
-    elif patience is not None and epoch - best_epoch >= patience:
+    if (not renewed_epoch or
+        scores[-1] > scores[renewed_epoch - 1] + min_improvement):
+      renewed_epoch = epoch
+    elif patience is not None and epoch - renewed_epoch >= patience:
       break
   model.set_weights(best_weights)
   return BestEpoch(best_epoch, scores[best_epoch - 1], losses, scores)

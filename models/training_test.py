@@ -115,6 +115,28 @@ def test_fit_best_epoch_stops_after_patience_epochs_without_a_better_score():
   assert len(best.losses) == 5 and best.losses[0] > best.losses[-1] > 0
 
 
+def test_fit_best_epoch_renews_patience_only_on_a_minimum_improvement():
+  model = MeanSquaredModel()
+  batches = training.shuffled_batches({"x": np.full(16, 5.0, np.float32)}, 4,
+                                      seed=0)
+  # Epochs 2 and 3 beat the best by less than 0.01 each: epoch 3 is kept,
+  # but the patience last renewed at epoch 1 runs out after epoch 3.
+  creeping = [0.5, 0.505, 0.509, 0.6]
+  best = training.fit_best_epoch(model, batches, learning_rate=0.1,
+                                 epochs=len(creeping),
+                                 validate=lambda epoch, _: creeping[epoch - 1],
+                                 patience=2, min_improvement=0.01)
+  assert (best.epoch, best.scores) == (3, creeping[:3])
+  # Small steps that add up to more than 0.01 renew it (at epoch 3), so
+  # training goes on to the better epoch 5.
+  adding_up = [0.5, 0.506, 0.512, 0.513, 0.7]
+  best = training.fit_best_epoch(model, batches, learning_rate=0.1,
+                                 epochs=len(adding_up),
+                                 validate=lambda epoch, _: adding_up[epoch - 1],
+                                 patience=2, min_improvement=0.01)
+  assert (best.epoch, best.score) == (5, 0.7)
+
+
 def test_predict_in_batches_covers_every_row_in_order():
   inputs = {"x": np.arange(5, dtype=np.float32)}
   outputs = training.predict_in_batches(lambda batch: 2 * batch["x"], inputs,

@@ -40,6 +40,9 @@ class TwoTowerConfig(hparams.HParams):
       keeps the epoch with the best validation Recall@50.
     early_stopping_patience: the pipeline's Trainer stops after this many
       epochs in a row without a better validation Recall@50.
+    early_stopping_min_improvement: how much better (absolute Recall@50)
+      than the score that last renewed the patience an epoch must be to
+      renew it (`training.fit_best_epoch`).
     batch_size: examples per batch; also the number of in-batch negatives.
     use_logq_correction: subtract log sampling probability from logits.
     num_uniform_negatives: items sampled uniformly from the catalogue per
@@ -67,6 +70,7 @@ class TwoTowerConfig(hparams.HParams):
   learning_rate: float = 0.003
   epochs: int = 8
   early_stopping_patience: int = 2
+  early_stopping_min_improvement: float = 0.0
   batch_size: int = 512
   use_logq_correction: bool = True
   num_uniform_negatives: int = 0
