@@ -3,13 +3,17 @@
 import json
 import os
 
+from kfp import components
 import pytest
 
 from data import contract
 from data import synthetic
+from tests import kubeflow_spec_harness as harness
 from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
 from tfx_pipeline import cli
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import pipeline as pipeline_lib
+from tfx_pipeline.components import pushed_baseline
 
 EXPECTED_TASKS = {
     "InteractionExampleGen", "StatisticsGen", "ImportSchemaGen",
@@ -80,3 +84,63 @@ def test_compile_refuses_a_dataset_that_is_not_there(
 def _parameter(spec, task, name):
   value = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name]
   return value["runtimeValue"]["constantValue"]["stringValue"]
+
+
+def _compile_locally(tmp_path, *flags) -> dict:
+  """The `pipelineSpec` `vrec compile FLAGS` writes for a local dataset."""
+  dataset_dir = str(tmp_path / "dataset")
+  contract.write_dataset(synthetic.generate(n_users=5, n_items=8), dataset_dir)
+  output = tmp_path / "pipeline.json"
+  assert cli.main(["compile", "--output", str(output), "--dataset-dir",
+                   dataset_dir, "--set",
+                   "kubeflow.pipeline_root=s3://bucket/vrec", *flags]) == 0
+  return json.loads(output.read_text())["pipelineSpec"]
+
+
+def test_the_kfp_target_finds_the_baseline_in_a_container_task(tmp_path):
+  spec = _compile_locally(tmp_path, "--target", "kfp")
+  tasks = spec["root"]["dag"]["tasks"]
+  executors = spec["deploymentSpec"]["executors"]
+
+  assert not any("resolver" in task for task in tasks)
+  assert tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"] == {
+      "taskOutputArtifact": {"outputArtifactKey": "model",
+                             "producerTask": pipeline_lib.LATEST_PUSHED_MODEL}}
+  evaluator_args = executors["Evaluator_executor"]["container"]["args"]
+  assert evaluator_args[evaluator_args.index("--executor_class_path") + 1] == (
+      "tfx_pipeline.components.pushed_baseline.EvaluatorExecutor")
+  # The lookup reads where the Pusher writes, afresh on every run.
+  lookup = tasks[pipeline_lib.LATEST_PUSHED_MODEL]
+  push_dir = lookup["inputs"]["parameters"]["push_dir"]["runtimeValue"][
+      "constant"]
+  destination = json.loads(tasks["Pusher"]["inputs"]["parameters"][
+      "push_destination"]["runtimeValue"]["constant"])
+  assert push_dir == destination["filesystem"]["base_directory"] == (
+      "s3://bucket/vrec/serving/retrieval")
+  assert lookup["cachingOptions"] == {"enableCache": False}
+  assert tasks["Evaluator"]["cachingOptions"] == {"enableCache": True}
+  assert executors[f"{pipeline_lib.LATEST_PUSHED_MODEL}_executor"][
+      "container"]["args"][1] == (
+          f"{pushed_baseline.__name__}.LatestPushedModel_Executor")
+
+
+def test_the_kfp_target_passes_the_open_source_backends_rules(tmp_path):
+  kfp_spec = _compile_locally(tmp_path / "kfp", "--target", "kfp")
+  vertex_spec = _compile_locally(tmp_path / "vertex")
+
+  assert kfp_spec["schemaVersion"] == "2.1.0"
+  assert harness.open_source_backend_problems(kfp_spec) == []
+  assert all(set(executor) == {"container"} for executor
+             in kfp_spec["deploymentSpec"]["executors"].values())
+  # The same rules refuse the Vertex AI spec: its resolvers and its schema
+  # 2.0.0 parameters.
+  problems = harness.open_source_backend_problems(vertex_spec)
+  assert any("['resolver']" in problem for problem in problems)
+  assert any("constantValue" in problem for problem in problems)
+  assert any("no parameterType" in problem for problem in problems)
+  # The KFP SDK (2.5.0 here) loads the file the docs have users submit.
+  spec_path = tmp_path / "vrec_pipeline_spec.json"
+  spec_path.write_text(json.dumps(kfp_spec))
+  loaded = components.load_component_from_file(str(spec_path))
+  assert loaded.pipeline_spec.root.dag.tasks["Pusher"].component_ref.name == (
+      "Pusher")

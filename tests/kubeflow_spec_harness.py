@@ -21,14 +21,26 @@ deployment:
   dependency order; the ExecutorOutput's artifacts become the task's outputs.
 - ML Metadata: `ArtifactStore`, a JSON file of every recorded artifact.
 
-Resolver tasks (TFX compiles `LatestBlessedModelStrategy` into two of them)
-run no container: their `outputArtifactQueries` filters are evaluated against
-the store and yield the newest matching artifact or, on a first run, nothing;
-an empty input then resolves the dependent query to nothing too, and the
-Evaluator runs without a baseline. The compiled spec has no importer task
-(the curated schema reaches TFX through ImportSchemaGen, a container task that
-reads it from the package root); an importer, or any other executor kind,
-raises `UnsupportedSpec` instead of being guessed at.
+Two backends, as `vrec compile --target` has two:
+
+- Vertex AI (`resolvers=True`): resolver tasks (TFX compiles
+  `LatestBlessedModelStrategy` into two of them) run no container: their
+  `outputArtifactQueries` filters are evaluated against the store and yield
+  the newest matching artifact or, on a first run, nothing; an empty input
+  then resolves the dependent query to nothing too, and the Evaluator runs
+  without a baseline. Parameters come as schema 2.0.0 `constantValue`s and
+  reach the executor as `inputs.parameters`.
+- Open-source Kubeflow Pipelines (`resolvers=False`): a resolver task raises
+  `UnsupportedSpec`, as the backend's compiler refuses one. Parameters come
+  as schema 2.1.0 `constant`s and reach the executor as
+  `inputs.parameterValues`, as that backend's driver passes them.
+  `open_source_backend_problems` checks a spec against the rest of what that
+  backend reads.
+
+Neither spec has an importer task (the curated schema reaches TFX through
+ImportSchemaGen, a container task that reads it from the package root); an
+importer, or any other executor kind, raises `UnsupportedSpec` instead of
+being guessed at.
 
 Not reproduced: KFP's cache (every task runs), parallel branches (tasks run
 one at a time) and pipeline-level parameters (the compiled spec has none; a
@@ -47,6 +59,9 @@ import site
 import subprocess
 import sys
 from typing import Any
+
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
 
 # What the Dockerfile's final stage sets for every task.
 IMAGE_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1"}
@@ -248,6 +263,70 @@ def schema_title(artifact_type: dict[str, Any]) -> str:
   return match.group(1)
 
 
+# ---------------------------------------- open-source backend's rules ---
+
+# What the open-source backend accepts of each part of a task it reads
+# (kubeflow/pipelines `backend/src/v2`; docs/kubeflow.md names the version):
+# the compiler's visitor runs container and importer executors and nothing
+# else, and the driver resolves these parameter and artifact sources only.
+OPEN_SOURCE_EXECUTOR_KINDS = frozenset({"container", "importer"})
+_OPEN_SOURCE_PARAMETER_SOURCES = frozenset({
+    "componentInputParameter", "taskOutputParameter", "taskFinalStatus"})
+_OPEN_SOURCE_ARTIFACT_SOURCES = frozenset({
+    "componentInputArtifact", "taskOutputArtifact"})
+
+
+def open_source_backend_problems(spec: dict[str, Any]) -> list[str]:
+  """What in `spec` the open-source KFP backend would refuse; [] if nothing.
+
+  The rules, each from the backend's Go sources:
+
+  - `compiler.GetPipelineSpec` parses the spec strictly: no field its
+    PipelineSpec proto lacks (checked with this environment's
+    `kfp-pipeline-spec`, an older and so smaller proto).
+  - `compiler.Accept` visits container and importer executors; anything
+    else (a resolver) is refused, by the Argo compiler's `Resolver()` or the
+    visitor itself.
+  - The driver's `resolveInputParameter` takes a runtime value only as
+    `constant` (schema 2.1.0), not the deprecated `constantValue`, and
+    `resolveInputArtifact` takes task outputs and component inputs only.
+  - Its type check reads each input's `parameterType` (the deprecated `type`
+    fails it), and a required input with neither a value nor a default
+    fails the task.
+  """
+  problems = []
+  try:
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+  except json_format.ParseError as error:
+    problems.append(f"not a PipelineSpec the backend parses: {error}")
+  for label, executor in spec["deploymentSpec"]["executors"].items():
+    if set(executor) - OPEN_SOURCE_EXECUTOR_KINDS:
+      problems.append(f"executor {label} is a {sorted(executor)}: only "
+                      f"{sorted(OPEN_SOURCE_EXECUTOR_KINDS)} are compiled")
+  for task_name, task in spec["root"]["dag"]["tasks"].items():
+    component = spec["components"][task["componentRef"]["name"]]
+    parameters = task.get("inputs", {}).get("parameters", {})
+    for name, source in parameters.items():
+      if not (set(source) & _OPEN_SOURCE_PARAMETER_SOURCES
+              or "constant" in source.get("runtimeValue", {})):
+        problems.append(f"task {task_name} parameter {name}: {source} is no "
+                        "source the driver resolves")
+    for name, source in task.get("inputs", {}).get("artifacts", {}).items():
+      if not set(source) & _OPEN_SOURCE_ARTIFACT_SOURCES:
+        problems.append(f"task {task_name} artifact {name}: {source} is no "
+                        "source the driver resolves")
+    for name, definition in component.get("inputDefinitions", {}).get(
+        "parameters", {}).items():
+      if "parameterType" not in definition:
+        problems.append(f"component {task['componentRef']['name']} input "
+                        f"{name} has no parameterType")
+      elif (name not in parameters and not definition.get("isOptional")
+            and "defaultValue" not in definition):
+        problems.append(f"task {task_name} gives required input {name} no "
+                        "value")
+  return problems
+
+
 # ----------------------------------------------------------------- driver ---
 
 
@@ -290,6 +369,8 @@ class SpecRun:
     scratch: local per-task directories (the pods' /tmp): executor output
       files and task logs.
     outputs: task -> output key -> its recorded RuntimeArtifact dicts.
+    resolvers: whether resolver tasks run as Vertex AI runs them; False
+      refuses them, as open-source Kubeflow Pipelines does.
   """
   spec: dict[str, Any]
   pipeline_root: str
@@ -300,6 +381,7 @@ class SpecRun:
   scratch: pathlib.Path
   outputs: dict[str, dict[str, list[dict[str, Any]]]] = dataclasses.field(
       default_factory=dict)
+  resolvers: bool = True
 
   @classmethod
   def from_job(cls, job: dict[str, Any], **kwargs) -> "SpecRun":
@@ -325,24 +407,29 @@ class SpecRun:
     if "container" in executor:
       outputs = self._run_container(task_name, component,
                                     executor["container"], inputs)
-    elif "resolver" in executor:
+    elif "resolver" in executor and self.resolvers:
       outputs = self._resolve(executor["resolver"], inputs)
     else:
+      kinds = "container and resolver" if self.resolvers else "container"
       raise UnsupportedSpec(f"task {task_name}: executor kind "
-                            f"{sorted(executor)} (only container and resolver "
-                            "are reproduced)")
+                            f"{sorted(executor)} (only {kinds} are "
+                            "reproduced)")
     self.outputs[task_name] = outputs
 
   def _inputs(self, task_name: str, task: dict[str, Any]) -> dict[str, Any]:
     """ExecutorInput.inputs, resolved as KFP's driver resolves them."""
-    parameters = {}
+    parameters, parameter_values = {}, {}
     for name, source in task.get("inputs", {}).get("parameters", {}).items():
-      constant = source.get("runtimeValue", {}).get("constantValue")
-      if constant is None:
+      runtime_value = source.get("runtimeValue", {})
+      if "constant" in runtime_value:
+        # Schema 2.1: a JSON value, passed on as `parameterValues`.
+        parameter_values[name] = runtime_value["constant"]
+      elif "constantValue" in runtime_value:
+        # Schema 2.0: the typed pipeline Value, which TFX's entrypoint reads
+        # from `inputs.parameters`.
+        parameters[name] = runtime_value["constantValue"]
+      else:
         raise UnsupportedSpec(f"task {task_name} parameter {name}: {source}")
-      # Schema 2.0 specs carry the typed pipeline Value, which TFX's
-      # entrypoint reads from `inputs.parameters`.
-      parameters[name] = constant
     artifacts = {}
     for name, source in task.get("inputs", {}).get("artifacts", {}).items():
       if "taskOutputArtifact" not in source:
@@ -352,7 +439,8 @@ class SpecRun:
           _runtime_artifact(artifact) for artifact in
           self.outputs[producer["producerTask"]][producer["outputArtifactKey"]]
       ]}
-    return {"parameters": parameters, "artifacts": artifacts}
+    return {"parameters": parameters, "parameterValues": parameter_values,
+            "artifacts": artifacts}
 
   def output_uri(self, task_name: str, key: str) -> str:
     return "/".join([self.pipeline_root.rstrip("/"), self.pipeline_name,

@@ -229,8 +229,8 @@ def _compile(args) -> None:
     raise kubeflow_v2_runner.DatasetNotUploadedError(
         "compile needs --dataset-dir, the URI of a contract dataset the "
         f"cluster can read; {kubeflow_v2_runner.upload_hint(config)}")
-  path = kubeflow_v2_runner.compile_pipeline(config, args.output)
-  print(f"Wrote KFP v2 pipeline spec to {path}")
+  path = kubeflow_v2_runner.compile_pipeline(config, args.output, args.target)
+  print(f"Wrote KFP v2 pipeline spec for {args.target} to {path}")
 
 
 def _summary(args) -> None:
@@ -361,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
   _add_config_arguments(compile_)
   compile_.add_argument("--output", default="vrec_pipeline.json",
                         help="pipeline spec path (default: %(default)s)")
+  # kubeflow_v2_runner.TARGETS, spelt out: importing it loads TFX.
+  compile_.add_argument(
+      "--target", choices=("vertex", "kfp"), default="vertex",
+      help="backend: vertex (Vertex AI Pipelines) or kfp (open-source "
+      "Kubeflow Pipelines 2.x, no resolver tasks) (default: %(default)s)")
   compile_.set_defaults(handler=_compile)
 
   summary = commands.add_parser(

@@ -4,15 +4,27 @@ The spec runs the same components as the local run, in `kubeflow.image`
 (which must contain this package; see the Dockerfile), with artifacts under
 `kubeflow.pipeline_root`, reading the contract dataset at `dataset_dir`, which
 must already be where the cluster can read it (a bucket, usually): compiling
-refuses a dataset that is not there and says how to upload one. Submit the
-spec with the KFP SDK or the Vertex AI console.
+refuses a dataset that is not there and says how to upload one.
+
+Two targets, one per backend (docs/kubeflow.md):
+
+- `vertex`: Vertex AI Pipelines. Pipeline spec schema 2.0.0; the Evaluator's
+  baseline comes from TFX's resolver, which Vertex AI runs as ML Metadata
+  queries.
+- `kfp`: open-source Kubeflow Pipelines 2.x. Its Argo compiler runs container
+  and importer tasks only, and its driver reads parameters in the schema
+  2.1.0 form (`runtimeValue.constant`, `parameterType`), so this target
+  compiles schema 2.1.0 and finds the baseline with a container task that
+  reads the serving directory (`components.pushed_baseline`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
+from tfx.dsl.io import fileio
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from data import contract
@@ -20,6 +32,10 @@ from data import storage
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import kubeflow_entrypoint
 from tfx_pipeline import pipeline as pipeline_lib
+
+VERTEX = "vertex"
+KFP = "kfp"
+TARGETS = (VERTEX, KFP)
 
 
 class DatasetNotUploadedError(FileNotFoundError):
@@ -49,12 +65,21 @@ def require_dataset(config: config_lib.PipelineConfig) -> None:
         f"or interactions.parquet); {upload_hint(config)}")
 
 
-def compile_pipeline(config: config_lib.PipelineConfig, output_path: str) -> str:
+def compile_pipeline(config: config_lib.PipelineConfig, output_path: str,
+                     target: str = VERTEX) -> str:
   """Writes the KFP v2 pipeline JSON for `config` and returns its path.
+
+  Args:
+    config: the pipeline configuration.
+    output_path: where the PipelineJob JSON goes.
+    target: the backend that runs it, one of `TARGETS`.
 
   Raises:
     DatasetNotUploadedError: if `config.dataset_dir` holds no dataset.
+    ValueError: on an unknown target.
   """
+  if target not in TARGETS:
+    raise ValueError(f"compile target {target!r}: use one of {TARGETS}")
   require_dataset(config)
   schema_path = config.schema_path
   if schema_path == config_lib.CURATED_SCHEMA:
@@ -64,11 +89,22 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_path: str) -> str
   kubeflow_config = dataclasses.replace(
       config, workspace=config.kubeflow.pipeline_root, schema_path=schema_path,
       serving_dir="")
-  pipeline = pipeline_lib.create_pipeline(kubeflow_config)
+  open_source = target == KFP
+  pipeline = pipeline_lib.create_pipeline(
+      kubeflow_config, baseline_from_serving=open_source)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
           default_image=config.kubeflow.image,
-          default_commands=kubeflow_entrypoint.COMMAND),
+          default_commands=kubeflow_entrypoint.COMMAND,
+          use_pipeline_spec_2_1=open_source),
       output_filename=output_path)
-  runner.run(pipeline, write_out=True)
+  job = runner.run(pipeline, write_out=not open_source)
+  if open_source:
+    # TFX caches every task or none; a cached lookup would hand every later
+    # run the first run's answer (often "nothing pushed yet").
+    job["pipelineSpec"]["root"]["dag"]["tasks"][
+        pipeline_lib.LATEST_PUSHED_MODEL]["cachingOptions"] = {
+            "enableCache": False}
+    with fileio.open(output_path, "w") as output:
+      json.dump(job, output, sort_keys=True)
   return output_path

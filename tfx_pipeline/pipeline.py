@@ -36,15 +36,20 @@ from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import baseline_gate
 from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_gen
+from tfx_pipeline.components import pushed_baseline
 from tfx_pipeline.components import scann_index_gen
 
 PREPROCESSING_FN = "transforms.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
+# The id of the baseline lookup that replaces the resolver.
+LATEST_PUSHED_MODEL = "LatestPushedModel"
 
 
 def create_pipeline(config: config_lib.PipelineConfig,
                     metadata_connection_config=None,
-                    input_fingerprint: str = "") -> tfx_pipeline_lib.Pipeline:
+                    input_fingerprint: str = "",
+                    baseline_from_serving: bool = False
+                    ) -> tfx_pipeline_lib.Pipeline:
   """Builds the TFX pipeline described by `config`.
 
   Args:
@@ -52,6 +57,11 @@ def create_pipeline(config: config_lib.PipelineConfig,
     metadata_connection_config: MLMD connection; None lets the runner decide
       (Kubeflow brings its own).
     input_fingerprint: identifies the input files' content for the cache.
+    baseline_from_serving: find the Evaluator's baseline, the latest blessed
+      model, in `config.push_dir` with a container task
+      (`components.pushed_baseline`) instead of an ML Metadata resolver, for
+      orchestrators that cannot run resolvers (open-source Kubeflow
+      Pipelines).
 
   Returns:
     The pipeline, ready for any TFX runner.
@@ -127,19 +137,25 @@ def create_pipeline(config: config_lib.PipelineConfig,
       config.model_family,
       base_model=pretrainer.outputs["model"] if pretrainer else None)
 
-  model_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(
-          type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id("latest_blessed_model_resolver")
+  if baseline_from_serving:
+    baseline_lookup = pushed_baseline.LatestPushedModel(
+        push_dir=config.push_dir).with_id(LATEST_PUSHED_MODEL)
+    evaluator_class = pushed_baseline.PushedBaselineEvaluator
+  else:
+    baseline_lookup = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator_class = tfx.components.Evaluator
 
-  evaluator = tfx.components.Evaluator(
+  evaluator = evaluator_class(
       examples=example_gen.outputs["examples"],
       model=trainer.outputs["model"],
-      baseline_model=model_resolver.outputs["model"],
+      baseline_model=baseline_lookup.outputs["model"],
       example_splits=["eval"],
-      eval_config=evaluation.eval_config(config))
+      eval_config=evaluation.eval_config(config)).with_id("Evaluator")
 
   if not family.builds_index:
     # A ranker scores given candidates, an item-item model (`indexed=False`)
@@ -208,7 +224,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
   components = [example_gen, statistics_gen, schema_gen, example_validator,
                 gate, transform, pretrainer, trainer,
                 *baseline_trainers.values(), *benchmark_trainers,
-                model_resolver, evaluator, *baseline_evaluators.values(),
+                baseline_lookup, evaluator, *baseline_evaluators.values(),
                 gate_on_baseline, index_gen, benchmark, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
