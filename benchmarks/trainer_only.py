@@ -6,8 +6,13 @@ reads the latest run of a workspace (`vrec run --workspace ...`), builds the
 `FnArgs` the TFX Trainer would hand `models.trainer.run_fn` for each named
 family in turn, one after the other in this process, and records for each:
 wall time (catalogue, validation carve-out, epochs and export included), the
-learning curve, and the exported `evaluate` signature's Recall@10/50/100 and
+learning curve with its time to 99% of the best validation score (time to
+quality), and the exported `evaluate` signature's Recall@10/50/100 and
 NDCG@10 on the run's eval split, computed as the pipeline's Evaluator does.
+The run's classical baselines (its Evaluators' metrics on the same eval
+split) are printed beside them; the strongest (best Recall@50) is named and
+each family is marked by whether it beats it on Recall@10, Recall@50 and
+NDCG@10.
 The first family pays the process's first Keras `fit`; `--warm-up` trains
 one family first, unrecorded, so that each recorded one is a second `fit`.
 With several `--seed`s each family is trained once per seed, and the table
@@ -52,6 +57,11 @@ RAW_EXAMPLES = "InteractionExampleGen.examples"
 # Eval examples scored per call of the `evaluate` signature.
 _EVAL_BATCH = 2048
 _METRICS = ("recall_at_10", "recall_at_50", "recall_at_100", "ndcg_at_10")
+# What a model must beat the strongest baseline on, in every seed.
+_BEAT_ON = ("recall_at_10", "recall_at_50", "ndcg_at_10")
+# Time to quality: seconds until validation first reaches this share of its
+# best score.
+_QUALITY_FRACTION = 0.99
 
 
 def fn_args(summary: run_summary.RunSummary, model_uri: str, family: str,
@@ -115,9 +125,12 @@ def train_family(summary: run_summary.RunSummary, directory: str, family: str,
   return {"family": family, "hparams": hparams, "seed": seed,
           "trainer_seconds": round(seconds, 1),
           "epochs_trained": len(curve.points), "best_epoch": curve.best,
+          "seconds_to_99pct_of_best": curve.seconds_to_reach(
+              _QUALITY_FRACTION),
           "learning_curve": [
               {"epoch": point.step, "validation": point.validation,
-               "train_loss": point.train_loss} for point in curve.points],
+               "train_loss": point.train_loss, "seconds": point.seconds}
+              for point in curve.points],
           "metrics": eval_metrics(summary, args.serving_model_dir)}
 
 
@@ -140,10 +153,26 @@ def seed_summary(runs: list[dict]) -> list[dict]:
   return summary
 
 
+def strongest_baseline(summary: run_summary.RunSummary
+                       ) -> run_summary.Scorer | None:
+  """The run's strongest baseline on Recall@50 (most-popular included)."""
+  return run_summary.strongest_baseline(
+      run_summary.overall_scorers(summary, "model", _METRICS), "recall_at_50")
+
+
+def beats(metrics: dict[str, float], baseline: run_summary.Scorer) -> bool:
+  """Whether `metrics` are above `baseline` on every metric of `_BEAT_ON`."""
+  return all(metrics[name] > baseline.metrics[name] for name in _BEAT_ON)
+
+
 def _family_and_hparams(text: str) -> tuple[str, dict]:
   """`sasrec` or `sasrec:{"epochs": 5}` -> (family, hparams)."""
   family, _, hparams = text.partition(":")
   return family, json.loads(hparams) if hparams else {}
+
+
+def _seconds(value: float | None) -> str:
+  return "-" if value is None else f"{value:.1f}"
 
 
 def main(argv=None) -> int:
@@ -185,16 +214,33 @@ def main(argv=None) -> int:
         runs.append(train_family(
             summary, os.path.join(scratch, f"{seed}_{index}"),
             *_family_and_hparams(text), seed))
+  baseline = strongest_baseline(summary)
+  for run in runs:
+    run["beats_strongest_baseline"] = (None if baseline is None else
+                                       beats(run["metrics"], baseline))
   rows = [[run["family"], json.dumps(run["hparams"]), str(run["seed"]),
            f"{run['trainer_seconds']:.1f}",
            f"{run['trainer_seconds'] / runs[-1]['trainer_seconds']:.2f}x",
+           _seconds(run["seconds_to_99pct_of_best"]),
            f"{run['epochs_trained']} ({run['best_epoch']})",
-           *(f"{run['metrics'][name]:.4f}" for name in _METRICS)]
+           *(f"{run['metrics'][name]:.4f}" for name in _METRICS),
+           {None: "-", True: "yes", False: "no"}[
+               run["beats_strongest_baseline"]]]
           for run in runs]
+  rows += [[f"{scorer.label} (pipeline run)", "", "", "", "", "", "",
+            *(f"{scorer.metrics[name]:.4f}" if name in scorer.metrics
+              else "-" for name in _METRICS), ""]
+           for scorer in run_summary.overall_scorers(summary, "model",
+                                                     _METRICS)
+           if not scorer.is_model]
   print(common.aligned_table(
       ["family", "hparams", "seed", "Trainer s", f"vs {runs[-1]['family']}",
-       "epochs (best)", "R@10", "R@50", "R@100", "NDCG@10"], rows))
-  print(f"Baseline of the ratio: the last run, {runs[-1]['family']}.")
+       "to 99% s", "epochs (best)", "R@10", "R@50", "R@100", "NDCG@10",
+       "beats strongest"], rows))
+  print(f"Baseline of the ratio: the last run, {runs[-1]['family']}. "
+        "Strongest baseline (Recall@50): "
+        f"{baseline.label if baseline else 'none in the run'}; 'beats' "
+        "means above it on Recall@10, Recall@50 and NDCG@10.")
   over_seeds = seed_summary(runs)
   if len(args.seed) > 1:
     print(common.aligned_table(
@@ -208,6 +254,10 @@ def main(argv=None) -> int:
       "workspace": args.workspace, "pipeline": names[0],
       "transformed_examples": summary.artifacts[TRANSFORMED_EXAMPLES],
       "warm_up": args.warm_up, "runs": runs, "over_seeds": over_seeds,
+      "baselines": {scorer.label: scorer.metrics for scorer in
+                    run_summary.overall_scorers(summary, "model", _METRICS)
+                    if not scorer.is_model},
+      "strongest_baseline": baseline.label if baseline else None,
       "load_average_end": [round(load, 2) for load in os.getloadavg()],
       "peak_rss_mib": common.peak_rss_mib()})
   return 0

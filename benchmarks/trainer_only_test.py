@@ -39,3 +39,15 @@ def test_seed_summary_is_each_family_and_hparams_mean_and_sample_std():
   assert summary[0]["ndcg_at_10"]["mean"] == pytest.approx(0.2)
   assert summary[0]["ndcg_at_10"]["std"] == pytest.approx(0.1 * 2**0.5)
   assert summary[1]["recall_at_10"] == {"mean": 0.5, "std": 0.0}
+
+
+def test_beating_the_baseline_needs_every_metric_above_it():
+  baseline = trainer_only.run_summary.Scorer(
+      "ease", False, {"recall_at_10": 0.1, "recall_at_50": 0.3,
+                      "recall_at_100": 0.4, "ndcg_at_10": 0.05})
+  above = {"recall_at_10": 0.11, "recall_at_50": 0.31, "recall_at_100": 0.3,
+           "ndcg_at_10": 0.06}
+  # Recall@100 is not among the metrics to beat.
+  assert trainer_only.beats(above, baseline)
+  assert not trainer_only.beats(dict(above, ndcg_at_10=0.05), baseline)
+  assert not trainer_only.beats(dict(above, recall_at_10=0.09), baseline)

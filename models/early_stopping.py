@@ -34,9 +34,9 @@ def curve(family: str, best: training.BestEpoch, metric: str = METRIC,
   return learning_curve.LearningCurve(
       family=family, metric=metric,
       points=[learning_curve.Point(step=epoch, validation=score,
-                                   train_loss=loss)
-              for epoch, (loss, score) in enumerate(zip(best.losses,
-                                                        best.scores), 1)],
+                                   train_loss=loss, seconds=seconds)
+              for epoch, (loss, score, seconds) in enumerate(
+                  zip(best.losses, best.scores, best.seconds), 1)],
       best=best.epoch, chosen={"epoch": best.epoch}, max_steps=max_epochs)
 
 

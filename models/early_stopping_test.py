@@ -46,8 +46,11 @@ def test_fit_writes_the_learning_curve_of_every_epoch(tmp_path):
   assert [point["validation"] for point in curve["points"]] == [0.2, 0.4, 0.3,
                                                                 0.35]
   assert [point["train_loss"] for point in curve["points"]] == best.losses
-  assert all(set(point) == {"step", "train_loss", "validation"}
+  assert all(set(point) == {"step", "train_loss", "validation", "seconds"}
              for point in curve["points"])
+  # Time to quality: wall seconds of training so far, growing every epoch.
+  seconds = [point["seconds"] for point in curve["points"]]
+  assert seconds == best.seconds and 0 < seconds[0] < seconds[1] < seconds[3]
 
 
 @dataclasses.dataclass(frozen=True)

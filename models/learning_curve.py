@@ -7,7 +7,8 @@ closed-form ones (EASE^R's λ, item-kNN's neighbours and shrinkage). Schema:
 
     {"family": str, "metric": str,
      "points": [{"step": <epoch or hyperparameter value>,
-                 "train_loss": float or null, "validation": float}],
+                 "train_loss": float or null, "validation": float,
+                 "seconds": <wall seconds of training so far> or null}],
      "best": <the step picked>, "chosen": {<what was exported>},
      "max_steps": <the epochs allowed, or null for a search>}
 
@@ -35,10 +36,13 @@ class Point:
     step: the epoch, or the value (or setting, in words) tried.
     validation: the validation metric at that step.
     train_loss: the epoch's training loss; None where there is none.
+    seconds: wall seconds from the start of training to the end of this
+      epoch's validation; None for a search over settings.
   """
   step: Any
   validation: float
   train_loss: Optional[float] = None
+  seconds: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +80,19 @@ class LearningCurve:
             f"epochs={self.max_steps}): validation {self.metric} was still "
             "improving; raise it with --hparam epochs=N")
 
+  def seconds_to_reach(self, fraction: float) -> Optional[float]:
+    """Time to quality: the seconds until validation first reached
+    `fraction` of its best (a metric where higher is better), or None where
+    the curve has no times.
+
+    Args:
+      fraction: of the best validation score, e.g. 0.99.
+    """
+    best = max(point.validation for point in self.points)
+    reached = next(point for point in self.points
+                   if point.validation >= fraction * best)
+    return reached.seconds
+
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 
@@ -84,7 +101,8 @@ class LearningCurve:
     return cls(family=record["family"], metric=record["metric"],
                points=[Point(step=point["step"],
                              validation=point["validation"],
-                             train_loss=point.get("train_loss"))
+                             train_loss=point.get("train_loss"),
+                             seconds=point.get("seconds"))
                        for point in record["points"]],
                best=record["best"], chosen=dict(record.get("chosen", {})),
                max_steps=record.get("max_steps"))

@@ -14,8 +14,10 @@ def test_write_then_read_round_trips_the_schema(tmp_path):
   path = learning_curve.write(str(tmp_path / "run"), curve)
   assert json.loads(open(path, encoding="utf-8").read()) == {
       "family": "ease", "metric": "recall_at_50",
-      "points": [{"step": 10.0, "train_loss": None, "validation": 0.31},
-                 {"step": 100.0, "train_loss": None, "validation": 0.35}],
+      "points": [{"step": 10.0, "train_loss": None, "validation": 0.31,
+                  "seconds": None},
+                 {"step": 100.0, "train_loss": None, "validation": 0.35,
+                  "seconds": None}],
       "best": 100.0, "chosen": {"l2": 100.0}, "max_steps": None}
   assert learning_curve.read(str(tmp_path / "run")) == curve
 
@@ -47,3 +49,17 @@ def test_no_warning_when_the_curve_stopped_itself_or_has_no_budget():
   assert _epochs([0.1, 0.3, 0.2], max_steps=3).budget_warning() is None
   # A search over settings has no epoch budget.
   assert _epochs([0.1, 0.2, 0.3], max_steps=None).budget_warning() is None
+
+
+def test_time_to_quality_is_the_first_epoch_within_the_fraction_of_best():
+  curve = learning_curve.LearningCurve(
+      family="sasrec", metric="recall_at_50",
+      points=[learning_curve.Point(step=epoch, validation=score,
+                                   seconds=10.0 * epoch)
+              for epoch, score in enumerate([0.2, 0.396, 0.397, 0.4], 1)],
+      best=4, chosen={"epoch": 4}, max_steps=10)
+  # 0.99 x 0.4 = 0.396: epoch 2 reaches it; 0.995 x 0.4 = 0.398 only epoch 4.
+  assert curve.seconds_to_reach(0.99) == 20.0
+  assert curve.seconds_to_reach(0.995) == 40.0
+  assert learning_curve.LearningCurve.from_json(
+      curve.to_json()).seconds_to_reach(0.99) == 20.0

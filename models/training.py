@@ -10,6 +10,7 @@ length, optionally keeping the epoch that scores best on validation data.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -140,11 +141,14 @@ class BestEpoch:
     losses: the training loss of every epoch trained: the mean of the
       losses its batches report.
     scores: the validation score of every epoch trained.
+    seconds: wall seconds from the start of training to the end of each
+      epoch's validation, for time to quality.
   """
   epoch: int
   score: float
   losses: list[float]
   scores: list[float]
+  seconds: list[float]
 
 
 def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
@@ -180,13 +184,15 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
   record_loss = tf.keras.callbacks.LambdaCallback(
       on_train_batch_end=lambda batch, logs: batch_losses.append(
           float(logs["loss"])))
-  best_epoch, best_weights, losses, scores = 0, None, [], []
+  best_epoch, best_weights, losses, scores, seconds = 0, None, [], [], []
   renewed_epoch = 0
+  start = time.perf_counter()
   for epoch in range(1, epochs + 1):
     batch_losses.clear()
     model.fit(batches, epochs=1, verbose=0, callbacks=[record_loss])
     losses.append(float(np.mean(batch_losses)))
     scores.append(validate(epoch, losses[-1]))
+    seconds.append(time.perf_counter() - start)
     if not best_epoch or scores[-1] > scores[best_epoch - 1]:
       best_epoch, best_weights = epoch, model.get_weights()
     if (not renewed_epoch or
@@ -195,7 +201,8 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
     elif patience is not None and epoch - renewed_epoch >= patience:
       break
   model.set_weights(best_weights)
-  return BestEpoch(best_epoch, scores[best_epoch - 1], losses, scores)
+  return BestEpoch(best_epoch, scores[best_epoch - 1], losses, scores,
+                   seconds)
 
 
 def predict_in_batches(function: Callable[[dict], tf.Tensor],
