@@ -21,9 +21,13 @@ from; only the time is measured here, the quality is
         --items 5000 20000 50000 100000 300000 1000000 \
         --output benchmarks/results/softmax_cost.json
 
-The table's ratio is sampled / exact at the same catalogue size, measured in
-the same run; the growth columns divide each step by that variant's step at
-the smallest catalogue.
+The sampled SASRec step and the two-tower's are each timed twice: with Adam,
+whose sparse update still passes over the whole item table, and with lazy
+Adam (`models.lazy_adam`), which the Trainers use above
+`two_tower.LAZY_ADAM_MIN_ITEMS` items. The table's ratios are sampled / exact
+and lazy / Adam at the same catalogue size, measured in the same run; the
+growth columns divide each step by that variant's step at the smallest
+catalogue.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import tensorflow as tf
 
 from benchmarks import common
 from data import features
+from models import lazy_adam
 from models import sasrec
 from models import sasrec_trainer
 from models import two_tower
@@ -111,9 +116,11 @@ def interaction_batch(catalogue: Mapping[str, np.ndarray],
 
 def step_seconds(model: tf.keras.Model, learning_rate: float,
                  batch: Mapping[str, tf.Tensor], warm_up: int,
-                 steps: int) -> float:
-  """Median wall seconds of one training step of `model` on `batch`."""
-  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+                 steps: int, lazy: bool = False) -> float:
+  """Median wall seconds of one training step of `model` on `batch`, with
+  lazy Adam or Adam."""
+  optimizer = lazy_adam.LazyAdam if lazy else tf.keras.optimizers.Adam
+  model.compile(optimizer=optimizer(learning_rate))
   # What `fit` runs per batch (TFRS's `train_step`), without its iterator.
   train_step = tf.function(model.train_step)
   for _ in range(warm_up):  # The first traces the step.
@@ -127,11 +134,12 @@ def step_seconds(model: tf.keras.Model, learning_rate: float,
 
 
 def _timed(build: Callable[[], tf.keras.Model], learning_rate: float,
-           batch: Mapping[str, tf.Tensor], args: argparse.Namespace) -> float:
+           batch: Mapping[str, tf.Tensor], args: argparse.Namespace,
+           lazy: bool = False) -> float:
   """`step_seconds` of a freshly built model, freed afterwards."""
   tf.keras.utils.set_random_seed(args.seed)
   seconds = step_seconds(build(), learning_rate, batch, args.warm_up,
-                         args.steps)
+                         args.steps, lazy)
   tf.keras.backend.clear_session()
   gc.collect()
   return round(seconds, 4)
@@ -156,22 +164,25 @@ def measure(num_items: int, args: argparse.Namespace) -> dict:
   row = {"items": num_items, "positions": positions,
          "exact_logits_gib": round(
              positions * num_items * _FLOAT_BYTES / 2**30, 2)}
-  common.log(f"{num_items} items: sampled softmax")
-  row["sampled_step_s"] = _timed(lambda: sequence_model(True),
-                                 sasrec_config.learning_rate, windows, args)
+  for lazy, key in ((False, "sampled_step_s"), (True, "sampled_lazy_step_s")):
+    common.log(f"{num_items} items: sampled softmax, lazy Adam {lazy}")
+    row[key] = _timed(lambda: sequence_model(True),
+                      sasrec_config.learning_rate, windows, args, lazy)
   if num_items <= args.exact_max_items:
     common.log(f"{num_items} items: exact softmax")
     row["exact_step_s"] = _timed(lambda: sequence_model(False),
                                  sasrec_config.learning_rate, windows, args)
     row["sampled_over_exact"] = round(
         row["sampled_step_s"] / row["exact_step_s"], 3)
-  common.log(f"{num_items} items: two-tower")
-  row["two_tower_step_s"] = _timed(
-      lambda: two_tower.build_two_tower(vocab, catalogue, probability,
-                                        two_tower_config),
-      two_tower_config.learning_rate,
-      interaction_batch(catalogue, probability, two_tower_config.batch_size,
-                        rng), args)
+  interactions = interaction_batch(catalogue, probability,
+                                   two_tower_config.batch_size, rng)
+  for lazy, key in ((False, "two_tower_step_s"),
+                    (True, "two_tower_lazy_step_s")):
+    common.log(f"{num_items} items: two-tower, lazy Adam {lazy}")
+    row[key] = _timed(
+        lambda: two_tower.build_two_tower(vocab, catalogue, probability,
+                                          two_tower_config),
+        two_tower_config.learning_rate, interactions, args, lazy)
   return row
 
 
@@ -182,9 +193,14 @@ def report(rows: list[dict]) -> str:
   def growth(row, key):
     return f"{row[key] / first[key]:.2f}x" if key in row else "-"
 
+  def lazy_over_adam(row, variant):
+    return f"{row[f'{variant}_lazy_step_s'] / row[f'{variant}_step_s']:.3f}"
+
   return common.aligned_table(
       ["items", "exact s", "sampled s", "sampled / exact",
-       "exact growth", "sampled growth", "two-tower s", "two-tower growth"],
+       "exact growth", "sampled growth", "sampled lazy s", "lazy / Adam",
+       "sampled lazy growth", "two-tower s", "two-tower growth",
+       "two-tower lazy s", "lazy / Adam", "two-tower lazy growth"],
       [[f"{row['items']:,}",
         (f"{row['exact_step_s']:.4f}" if "exact_step_s" in row else
          f"not run ({row['exact_logits_gib']} GiB of logits)"),
@@ -192,7 +208,11 @@ def report(rows: list[dict]) -> str:
         f"{row['sampled_over_exact']:.3f}" if "sampled_over_exact" in row
         else "-",
         growth(row, "exact_step_s"), growth(row, "sampled_step_s"),
-        f"{row['two_tower_step_s']:.4f}", growth(row, "two_tower_step_s")]
+        f"{row['sampled_lazy_step_s']:.4f}", lazy_over_adam(row, "sampled"),
+        growth(row, "sampled_lazy_step_s"),
+        f"{row['two_tower_step_s']:.4f}", growth(row, "two_tower_step_s"),
+        f"{row['two_tower_lazy_step_s']:.4f}", lazy_over_adam(row, "two_tower"),
+        growth(row, "two_tower_lazy_step_s")]
        for row in rows])
 
 

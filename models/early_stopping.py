@@ -48,7 +48,7 @@ def _described(scores: Any) -> str:
 def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
                    validator: Callable[[], Any], config, family: str,
                    metric: str = METRIC, higher_is_better: bool = True,
-                   min_improvement: float = 0.0
+                   min_improvement: float = 0.0, lazy_adam: bool = False
                    ) -> tuple[training.BestEpoch,
                               learning_curve.LearningCurve]:
   """Fits `model` with early stopping; returns the kept epoch and the curve.
@@ -66,6 +66,7 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
     higher_is_better: False for a loss.
     min_improvement: how much better than the score that last renewed the
       patience an epoch must be to renew it (`training.fit_best_epoch`).
+    lazy_adam: train with lazy Adam (`training.fit_best_epoch`).
 
   Returns:
     The kept epoch with every epoch's loss and score (as measured, whatever
@@ -82,7 +83,8 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
   signed = training.fit_best_epoch(model, batches, config.learning_rate,
                                    config.epochs, validate,
                                    patience=config.early_stopping_patience,
-                                   min_improvement=min_improvement)
+                                   min_improvement=min_improvement,
+                                   lazy_adam=lazy_adam)
   best = dataclasses.replace(signed, score=sign * signed.score,
                              scores=[sign * score for score in signed.scores])
   logging.info("%s: kept epoch %d of %d, validation %s %.4f", family,
@@ -93,8 +95,8 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
 def fit(model: tf.keras.Model, batches: tf.data.Dataset,
         validator: Callable[[], Any], config, family: str,
         model_run_dir: str, metric: str = METRIC,
-        higher_is_better: bool = True,
-        min_improvement: float = 0.0) -> training.BestEpoch:
+        higher_is_better: bool = True, min_improvement: float = 0.0,
+        lazy_adam: bool = False) -> training.BestEpoch:
   """`fit_with_curve`, writing the curve into the Trainer's ModelRun dir.
 
   Args:
@@ -110,12 +112,13 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset,
     model_run_dir: the Trainer's ModelRun directory.
     metric: the field of the scores that picks the epoch.
     higher_is_better: False for a loss.
-    min_improvement: see `fit_with_curve`.
+    min_improvement, lazy_adam: see `fit_with_curve`.
 
   Returns:
     The kept epoch and every epoch's loss and score.
   """
   best, learning = fit_with_curve(model, batches, validator, config, family,
-                                  metric, higher_is_better, min_improvement)
+                                  metric, higher_is_better, min_improvement,
+                                  lazy_adam)
   learning_curve.write(model_run_dir, learning)
   return best

@@ -103,7 +103,8 @@ def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
                                             catalogue)
   train = train_inputs.input_dataset_without(fn_args, tft_output, held_out,
                                              config.batch_size)
-  early_stopping.fit(model, train, validator, config, spec.name,
-                     fn_args.model_run_dir,
-                     min_improvement=config.early_stopping_min_improvement)
+  early_stopping.fit(
+      model, train, validator, config, spec.name, fn_args.model_run_dir,
+      min_improvement=config.early_stopping_min_improvement,
+      lazy_adam=two_tower.uses_lazy_adam(config, len(catalogue.item_ids) - 1))
   export(fn_args, tft_output, spec, model, catalogue)

@@ -206,5 +206,6 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
                              catalogue.candidate_features,
                              catalogue.sampling_probability, config, sampled),
       batches, validator, config, FAMILY, fn_args.model_run_dir,
-      min_improvement=config.early_stopping_min_improvement)
+      min_improvement=config.early_stopping_min_improvement,
+      lazy_adam=two_tower.uses_lazy_adam(config, num_items))
   retrieval_trainer.export(fn_args, tft_output, spec, model, catalogue)

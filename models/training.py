@@ -16,6 +16,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from models import lazy_adam as lazy_adam_lib
+
 Examples = Mapping[str, np.ndarray]
 
 
@@ -155,7 +157,8 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
                    learning_rate: float, epochs: int,
                    validate: Callable[[int, float], float],
                    patience: int | None = None,
-                   min_improvement: float = 0.0) -> BestEpoch:
+                   min_improvement: float = 0.0,
+                   lazy_adam: bool = False) -> BestEpoch:
   """Fits epoch by epoch and restores the weights of the best-scoring one.
 
   Early stopping follows Keras's `EarlyStopping(min_delta=...)`: an epoch
@@ -175,11 +178,15 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
       (early stopping); None trains all `epochs`.
     min_improvement: how much an epoch must beat the score that last renewed
       the patience by to renew it; 0 renews it on any better score.
+    lazy_adam: train with `lazy_adam.LazyAdam`, whose step updates only the
+      embedding rows the batch touched, instead of Adam.
 
   Returns:
     The kept epoch (the first of equal scores); `model` holds its weights.
   """
-  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+  optimizer = (lazy_adam_lib.LazyAdam if lazy_adam else
+               tf.keras.optimizers.Adam)
+  model.compile(optimizer=optimizer(learning_rate))
   batch_losses = []
   record_loss = tf.keras.callbacks.LambdaCallback(
       on_train_batch_end=lambda batch, logs: batch_losses.append(

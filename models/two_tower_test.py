@@ -200,3 +200,13 @@ def test_unknown_hyperparameters_are_rejected():
     two_tower.TwoTowerConfig.from_dict({"epoch": 3})
   config = two_tower.TwoTowerConfig.from_dict({"tower_units": [32, 16], "epochs": 2})
   assert config.tower_units == (32, 16) and config.epochs == 2
+
+
+def test_lazy_adam_above_its_catalogue_size_unless_the_config_says():
+  config = two_tower.TwoTowerConfig()
+  assert not two_tower.uses_lazy_adam(config, two_tower.LAZY_ADAM_MIN_ITEMS)
+  assert two_tower.uses_lazy_adam(config, two_tower.LAZY_ADAM_MIN_ITEMS + 1)
+  assert two_tower.uses_lazy_adam(
+      two_tower.TwoTowerConfig(lazy_adam=True), 10)
+  assert not two_tower.uses_lazy_adam(
+      two_tower.TwoTowerConfig(lazy_adam=False), 10**6)
