@@ -8,6 +8,12 @@ bucket of the local S3-compatible server (`tests.object_store`). The installed
 `vrec serve`, pointed at the bucket, then answers a tensorflow-serving-api
 Predict. The Dockerfile, the spec and the harness are checked to agree on the
 image, its entrypoint, the package root and the schema path.
+
+Both targets run: `vertex` with its resolver tasks evaluated as Vertex AI
+runs them, and `kfp` with none (the harness refuses a resolver there), twice
+in one bucket: the second run, cached as KFP caches it, reruns the baseline
+lookup, the Evaluator and the Pusher, and the Evaluator is gated against the
+first run's pushed model.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import numpy as np
 import pytest
 import tensorflow as tf
+from tfx.components.evaluator import constants as evaluator_constants
 
 from models import serving_names
 from serving import client
@@ -38,6 +45,8 @@ from tests import pipeline_fixtures
 from tests.object_store import object_store_server  # noqa: F401  (fixture)
 from tfx_pipeline import cli
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import pipeline as pipeline_lib
+from tfx_pipeline.components import pushed_baseline
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -52,6 +61,9 @@ SAMPLE_USERS = 80
 RESOLVER = "latest_blessed_model_resolver"
 BLESSING_RESOLVER = f"{RESOLVER}-model-blessing-resolver"
 MODEL_RESOLVER = f"{RESOLVER}-model-resolver"
+LOOKUP = pipeline_lib.LATEST_PUSHED_MODEL
+BASELINE_URI_KEY = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY
+BASELINE_ID_KEY = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +93,32 @@ class CompiledRun:
 @pytest.fixture(scope="module")
 def compiled_run(wheel_install, sample_dir, object_store_server,  # noqa: F811
                  tmp_path_factory) -> CompiledRun:
-  """The installed `vrec compile` output on a MovieLens sample, run once.
+  """The installed `vrec compile` output on a MovieLens sample, run once."""
+  return _compile_and_run(wheel_install, sample_dir, object_store_server,
+                          tmp_path_factory.mktemp("kubeflow_run"))
+
+
+@pytest.fixture(scope="module")
+def kfp_runs(wheel_install, sample_dir, object_store_server,  # noqa: F811
+             tmp_path_factory) -> tuple[CompiledRun, harness.SpecRun]:
+  """`vrec compile --target kfp`, run once in a fresh bucket, then again.
+
+  The second run takes the first run's outputs wherever KFP's cache would
+  (every task upstream of the baseline lookup), so it costs three tasks.
+  """
+  directory = tmp_path_factory.mktemp("kfp_run")
+  first = _compile_and_run(wheel_install, sample_dir, object_store_server,
+                           directory, target_flags=["--target", "kfp"])
+  second = harness.SpecRun.from_job(
+      first.job, run_id="run-2", install=first.run.install, image=IMAGE,
+      store=first.run.store, scratch=directory / "scratch", resolvers=False)
+  second.run(cache=first.run)
+  return first, second
+
+
+def _compile_and_run(wheel_install, sample_dir, object_store_server,  # noqa: F811
+                     directory: pathlib.Path, target_flags=()) -> CompiledRun:
+  """Compiles with the installed `vrec compile TARGET_FLAGS`, runs it once.
 
   The sample is uploaded to a fresh bucket; the pipeline root is in it too.
   """
@@ -92,8 +129,8 @@ def compiled_run(wheel_install, sample_dir, object_store_server,  # noqa: F811
   install = dataclasses.replace(wheel_install, extra_environment={
       name: value for name, value in store.env().items()
       if name.startswith("AWS_")})
-  directory = tmp_path_factory.mktemp("kubeflow_run")
   job = harness.compile_spec(install, directory / "pipeline.json", [
+      *target_flags,
       "--dataset", "contract", "--dataset-dir", store.uri("datasets", "sample"),
       "--hparam", "epochs=1", "--hparam", "batch_size=128",
       "--set", "baselines.families=[]",
@@ -106,7 +143,7 @@ def compiled_run(wheel_install, sample_dir, object_store_server,  # noqa: F811
   run = harness.SpecRun.from_job(
       job, run_id=RUN_ID, install=install, image=IMAGE,
       store=harness.ArtifactStore(directory / "metadata.json"),
-      scratch=directory / "scratch")
+      scratch=directory / "scratch", resolvers=not target_flags)
   run.run()
   return CompiledRun(job, run, store)
 
@@ -179,6 +216,44 @@ def test_next_run_resolves_this_runs_blessed_model(compiled_run, tmp_path):
       first.outputs["Trainer"]["model"])
 
 
+def test_kfp_first_run_finds_no_baseline_and_pushes(kfp_runs):
+  first, _ = kfp_runs
+  assert harness.open_source_backend_problems(first.job["pipelineSpec"]) == []
+  outputs = first.run.outputs
+  assert set(first.run.ran) == set(first.job["pipelineSpec"]["root"]["dag"][
+      "tasks"])
+  assert outputs[LOOKUP]["model"][0]["metadata"][
+      pushed_baseline.FOUND_KEY] == 0
+  blessing = outputs["Evaluator"]["blessing"][0]["metadata"]
+  assert blessing["blessed"] == 1 and BASELINE_URI_KEY not in blessing
+  assert first.pushed["metadata"]["pushed"] == 1
+
+
+def test_kfp_second_run_is_gated_against_the_first_runs_push(kfp_runs):
+  first, second = kfp_runs
+  assert second.ran == [LOOKUP, "Evaluator", "Pusher"]
+  baseline = second.outputs[LOOKUP]["model"][0]
+  first_push = first.pushed["metadata"]["pushed_destination"]
+  assert baseline["metadata"][pushed_baseline.FOUND_KEY] == 1
+  assert baseline["metadata"][
+      pushed_baseline.PUSHED_DESTINATION_KEY] == first_push
+  # The Evaluator got that copy of the first run's model as its baseline.
+  blessing = second.outputs["Evaluator"]["blessing"][0]["metadata"]
+  assert blessing[BASELINE_URI_KEY] == baseline["uri"]
+  assert blessing[BASELINE_ID_KEY] == baseline["name"]
+  assert blessing["current_model_id"] == (
+      first.run.outputs["Trainer"]["model"][0]["name"])
+  copied = first.store.keys(
+      baseline["uri"].removeprefix(first.store.uri() + "/") + "/")
+  assert any(key.endswith("Format-Serving/saved_model.pb") for key in copied)
+  assert not any("assets.extra" in key for key in copied)
+  # Same model, no regression: blessed and pushed as a second version.
+  assert blessing["blessed"] == 1
+  second_push = second.outputs["Pusher"]["pushed_model"][0]["metadata"]
+  assert second_push["pushed"] == 1
+  assert second_push["pushed_destination"] != first_push
+
+
 def test_the_installed_server_answers_predict_from_the_bucket(compiled_run):
   with _installed_server(compiled_run.run.install,
                          compiled_run.store.uri("vrec", "serving")) as address:
@@ -237,21 +312,52 @@ def test_resolver_query_finds_the_newest_match_and_refuses_other_clauses(
     store.query('schema_title="tfx.Model" AND create_time>1')
 
 
-def test_an_importer_task_is_refused_not_guessed_at(tmp_path):
+def _one_task_run(tmp_path, kind: str, executor: dict,
+                  resolvers: bool = True) -> harness.SpecRun:
   spec = {
       "pipelineInfo": {"name": "p"},
-      "root": {"dag": {"tasks": {"schema_importer": {
-          "componentRef": {"name": "comp-importer"}}}}},
-      "components": {"comp-importer": {"executorLabel": "exec-importer"}},
-      "deploymentSpec": {"executors": {"exec-importer": {"importer": {
-          "artifactUri": {"constantValue": {"stringValue": "s3://b/s"}}}}}},
+      "root": {"dag": {"tasks": {"task": {
+          "componentRef": {"name": "comp"}}}}},
+      "components": {"comp": {"executorLabel": "exec"}},
+      "deploymentSpec": {"executors": {"exec": {kind: executor}}},
   }
-  run = harness.SpecRun(spec=spec, pipeline_root="s3://b/root", run_id="r",
-                        install=None, image=IMAGE,
-                        store=harness.ArtifactStore(tmp_path / "m.json"),
-                        scratch=tmp_path)
+  return harness.SpecRun(spec=spec, pipeline_root="s3://b/root", run_id="r",
+                         install=None, image=IMAGE,
+                         store=harness.ArtifactStore(tmp_path / "m.json"),
+                         scratch=tmp_path, resolvers=resolvers)
+
+
+def test_an_importer_task_is_refused_not_guessed_at(tmp_path):
+  run = _one_task_run(tmp_path, "importer", {
+      "artifactUri": {"constantValue": {"stringValue": "s3://b/s"}}})
   with pytest.raises(harness.UnsupportedSpec, match="importer"):
     run.run()
+
+
+def test_a_resolver_task_is_refused_for_the_open_source_backend(tmp_path):
+  resolver = {"outputArtifactQueries": {"model": {
+      "filter": 'schema_title="tfx.Model" AND state=LIVE'}}}
+  run = _one_task_run(tmp_path, "resolver", resolver, resolvers=False)
+  with pytest.raises(harness.UnsupportedSpec, match="resolver"):
+    run.run()
+  vertex = _one_task_run(tmp_path, "resolver", resolver)
+  vertex.run()
+  assert vertex.outputs == {"task": {"model": []}}
+
+
+def test_a_rerun_takes_cached_outputs_only_where_caching_is_on(tmp_path):
+  resolver = {"outputArtifactQueries": {"model": {
+      "filter": 'schema_title="tfx.Model" AND state=LIVE'}}}
+  first = _one_task_run(tmp_path, "resolver", resolver)
+  first.run()
+  uncached = dataclasses.replace(first, run_id="r2", outputs={})
+  uncached.run(cache=first)
+  first.spec["root"]["dag"]["tasks"]["task"]["cachingOptions"] = {
+      "enableCache": True}
+  cached = dataclasses.replace(first, run_id="r3", outputs={})
+  cached.run(cache=first)
+  assert (first.ran, uncached.ran, cached.ran) == (["task"], ["task"], [])
+  assert cached.outputs == first.outputs
 
 
 # --------------------------------------- Dockerfile, spec and harness agree ---

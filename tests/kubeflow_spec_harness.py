@@ -42,8 +42,14 @@ ImportSchemaGen, a container task that reads it from the package root); an
 importer, or any other executor kind, raises `UnsupportedSpec` instead of
 being guessed at.
 
-Not reproduced: KFP's cache (every task runs), parallel branches (tasks run
-one at a time) and pipeline-level parameters (the compiled spec has none; a
+KFP's cache, only as far as a rerun needs it: `run(cache=earlier_run)` gives
+a task whose spec enables caching and whose inputs are those it had in
+`earlier_run` that run's outputs instead of running it, as KFP's cache key
+(the component and its resolved inputs) would; without `cache`, every task
+runs.
+
+Not reproduced: parallel branches (tasks run one at a time) and
+pipeline-level parameters (the compiled spec has none; a
 `componentInputParameter` raises `UnsupportedSpec`).
 """
 
@@ -369,6 +375,8 @@ class SpecRun:
     scratch: local per-task directories (the pods' /tmp): executor output
       files and task logs.
     outputs: task -> output key -> its recorded RuntimeArtifact dicts.
+    inputs: task -> the ExecutorInput inputs it got.
+    ran: the tasks that ran, in order; the others came from a cache.
     resolvers: whether resolver tasks run as Vertex AI runs them; False
       refuses them, as open-source Kubeflow Pipelines does.
   """
@@ -382,6 +390,10 @@ class SpecRun:
   outputs: dict[str, dict[str, list[dict[str, Any]]]] = dataclasses.field(
       default_factory=dict)
   resolvers: bool = True
+  # Per run, never shared by `dataclasses.replace` copies.
+  inputs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict,
+                                                        init=False)
+  ran: list[str] = dataclasses.field(default_factory=list, init=False)
 
   @classmethod
   def from_job(cls, job: dict[str, Any], **kwargs) -> "SpecRun":
@@ -393,17 +405,28 @@ class SpecRun:
   def pipeline_name(self) -> str:
     return self.spec["pipelineInfo"]["name"]
 
-  def run(self) -> None:
-    """Runs every task in dependency order; raises on the first failure."""
-    for task in task_order(self.spec):
-      self.run_task(task)
+  def run(self, cache: "SpecRun | None" = None) -> None:
+    """Runs every task in dependency order; raises on the first failure.
 
-  def run_task(self, task_name: str) -> None:
+    Args:
+      cache: an earlier run of the same spec, whose outputs a cached task
+        with the same inputs takes instead of running.
+    """
+    for task in task_order(self.spec):
+      self.run_task(task, cache)
+
+  def run_task(self, task_name: str, cache: "SpecRun | None" = None) -> None:
     task = self.spec["root"]["dag"]["tasks"][task_name]
     component = self.spec["components"][task["componentRef"]["name"]]
     executor = self.spec["deploymentSpec"]["executors"][
         component["executorLabel"]]
     inputs = self._inputs(task_name, task)
+    self.inputs[task_name] = inputs
+    if (cache is not None and task.get("cachingOptions", {}).get("enableCache")
+        and cache.inputs.get(task_name) == inputs):
+      self.outputs[task_name] = cache.outputs[task_name]
+      return
+    self.ran.append(task_name)
     if "container" in executor:
       outputs = self._run_container(task_name, component,
                                     executor["container"], inputs)

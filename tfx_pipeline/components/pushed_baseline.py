@@ -13,10 +13,11 @@ Pusher writes:
   the highest numbered version holding it is the latest complete push.
 - The directory is a path or bucket prefix (`s3://`, `gs://`) that every task
   can already read, so the lookup needs nothing the cluster does not have.
-  ML Metadata's gRPC service would also know the blessings, but KFP's own
-  records use KFP's artifact types and names, not TFX's, and no gRPC server
-  ships with the `ml-metadata` package, so the harness could not check it
-  against the S3 server.
+  The cluster's ML Metadata gRPC service also knows the blessings, but a
+  lookup there needs that service's address, which is deployment
+  configuration the spec does not carry, and no gRPC server ships with the
+  `ml-metadata` package, so the test harness could not check such a lookup
+  against its S3 server.
 - The model is copied into this task's own artifact (`Format-Serving/`, where
   the Evaluator looks), less its `assets.extra/` (the ScaNN index, which TFMA
   never reads): the run records the baseline it was gated against even after
