@@ -9,7 +9,10 @@ wall time (catalogue, validation carve-out, epochs and export included), the
 learning curve with its time to 99% of the best validation score (time to
 quality), and the exported `evaluate` signature's Recall@10/50/100 and
 NDCG@10 on the run's eval split, computed as the pipeline's Evaluator does.
-The run's classical baselines (its Evaluators' metrics on the same eval
+Beside the full-ranking metrics, each export is scored on the sampled 1 + 100
+protocol of the SASRec paper (`offline_eval.export_sampled_ranking`: HR@10,
+NDCG@10 of the target against 100 items the user never had), for comparison
+with published numbers. The run's classical baselines (its Evaluators' metrics on the same eval
 split) are printed beside them; the strongest (best Recall@50) is named and
 each family is marked by whether it beats it on Recall@10, Recall@50 and
 NDCG@10.
@@ -47,6 +50,7 @@ from models import families
 from models import learning_curve
 from models import serving_names
 from models import trainer
+from offline_eval import export_sampled_ranking
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import retrieval_metrics
 from tfx_pipeline import run_summary
@@ -59,6 +63,9 @@ _EVAL_BATCH = 2048
 _METRICS = ("recall_at_10", "recall_at_50", "recall_at_100", "ndcg_at_10")
 # What a model must beat the strongest baseline on, in every seed.
 _BEAT_ON = ("recall_at_10", "recall_at_50", "ndcg_at_10")
+# The sampled protocol: negatives per target (SASRec's paper), and their seed.
+_SAMPLED_NEGATIVES = 100
+_SAMPLED_SEED = 0
 # Time to quality: seconds until validation first reaches this share of its
 # best score.
 _QUALITY_FRACTION = 0.99
@@ -94,13 +101,27 @@ def fn_args(summary: run_summary.RunSummary, model_uri: str, family: str,
           record_batch_factory=None, data_view_decode_fn=None))
 
 
+def raw_examples(summary: run_summary.RunSummary, split: str) -> list[bytes]:
+  """The run's serialized ExampleGen examples of `split`."""
+  files = glob.glob(os.path.join(summary.artifacts[RAW_EXAMPLES],
+                                 f"Split-{split}", "*.gz"))
+  return [record.numpy() for record in
+          tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def sampled_inputs(summary: run_summary.RunSummary
+                   ) -> tuple[export_sampled_ranking.RawExamples,
+                              export_sampled_ranking.RawExamples]:
+  """The run's raw train and eval examples, for the sampled protocol."""
+  return tuple(export_sampled_ranking.read_examples(raw_examples(summary,
+                                                                 split))
+               for split in ("train", "eval"))
+
+
 def eval_metrics(summary: run_summary.RunSummary, serving_dir: str
                  ) -> dict[str, float]:
   """Recall@10/50/100 and NDCG@10 of an export on the run's eval split."""
-  files = glob.glob(os.path.join(summary.artifacts[RAW_EXAMPLES], "Split-eval",
-                                 "*.gz"))
-  examples = [record.numpy() for record in
-              tf.data.TFRecordDataset(files, compression_type="GZIP")]
+  examples = raw_examples(summary, "eval")
   evaluate = tf.saved_model.load(serving_dir).signatures[
       serving_names.EVALUATE]
   ranks = np.concatenate([
@@ -115,8 +136,20 @@ def eval_metrics(summary: run_summary.RunSummary, serving_dir: str
 
 
 def train_family(summary: run_summary.RunSummary, directory: str, family: str,
-                 hparams: dict, seed: int) -> dict:
-  """Runs `family`'s `run_fn` and returns its time, curve and metrics."""
+                 hparams: dict, seed: int,
+                 sampled_examples: tuple[export_sampled_ranking.RawExamples,
+                                         export_sampled_ranking.RawExamples]
+                 ) -> dict:
+  """Runs `family`'s `run_fn` and returns its time, curve and metrics.
+
+  Args:
+    summary: the pipeline run trained on.
+    directory: where the Model artifact goes.
+    family: a family of `models.families`.
+    hparams: overrides of its defaults.
+    seed: the run seed.
+    sampled_examples: `sampled_inputs(summary)`.
+  """
   args = fn_args(summary, directory, family, hparams, seed)
   started = time.perf_counter()
   trainer.run_fn(args)
@@ -131,7 +164,10 @@ def train_family(summary: run_summary.RunSummary, directory: str, family: str,
               {"epoch": point.step, "validation": point.validation,
                "train_loss": point.train_loss, "seconds": point.seconds}
               for point in curve.points],
-          "metrics": eval_metrics(summary, args.serving_model_dir)}
+          "metrics": eval_metrics(summary, args.serving_model_dir),
+          "sampled_1_plus_100": export_sampled_ranking.evaluate(
+              args.serving_model_dir, *sampled_examples,
+              num_negatives=_SAMPLED_NEGATIVES, seed=_SAMPLED_SEED)}
 
 
 def seed_summary(runs: list[dict]) -> list[dict]:
@@ -203,17 +239,19 @@ def main(argv=None) -> int:
                                      workspace=args.workspace)
   summary = run_summary.summarize(config.metadata_path)
   runs = []
+  sampled_examples = sampled_inputs(summary)
   with tempfile.TemporaryDirectory() as scratch:
     if args.warm_up:
       common.log(f"warm-up: {args.warm_up}")
       train_family(summary, os.path.join(scratch, "warm_up"),
-                   *_family_and_hparams(args.warm_up), args.seed[0])
+                   *_family_and_hparams(args.warm_up), args.seed[0],
+                   sampled_examples)
     for seed in args.seed:
       for index, text in enumerate(args.family):
         common.log(f"training {text}, seed {seed}")
         runs.append(train_family(
             summary, os.path.join(scratch, f"{seed}_{index}"),
-            *_family_and_hparams(text), seed))
+            *_family_and_hparams(text), seed, sampled_examples))
   baseline = strongest_baseline(summary)
   for run in runs:
     run["beats_strongest_baseline"] = (None if baseline is None else
@@ -225,18 +263,20 @@ def main(argv=None) -> int:
            f"{run['epochs_trained']} ({run['best_epoch']})",
            *(f"{run['metrics'][name]:.4f}" for name in _METRICS),
            {None: "-", True: "yes", False: "no"}[
-               run["beats_strongest_baseline"]]]
+               run["beats_strongest_baseline"]],
+           f"{run['sampled_1_plus_100']['hr@10']:.4f}",
+           f"{run['sampled_1_plus_100']['ndcg@10']:.4f}"]
           for run in runs]
   rows += [[f"{scorer.label} (pipeline run)", "", "", "", "", "", "",
             *(f"{scorer.metrics[name]:.4f}" if name in scorer.metrics
-              else "-" for name in _METRICS), ""]
+              else "-" for name in _METRICS), "", "", ""]
            for scorer in run_summary.overall_scorers(summary, "model",
                                                      _METRICS)
            if not scorer.is_model]
   print(common.aligned_table(
       ["family", "hparams", "seed", "Trainer s", f"vs {runs[-1]['family']}",
        "to 99% s", "epochs (best)", "R@10", "R@50", "R@100", "NDCG@10",
-       "beats strongest"], rows))
+       "beats strongest", "1+100 HR@10", "1+100 NDCG@10"], rows))
   print(f"Baseline of the ratio: the last run, {runs[-1]['family']}. "
         "Strongest baseline (Recall@50): "
         f"{baseline.label if baseline else 'none in the run'}; 'beats' "

@@ -31,8 +31,9 @@ def trained(sample_runs, tmp_path_factory):
   """(Model artifact dir, `trainer_only` record, blessed run summary) of a
   `run_fn`-trained sasrec model."""
   directory = str(tmp_path_factory.mktemp("sasrec"))
-  record = trainer_only.train_family(sample_runs.blessed, directory, "sasrec",
-                                     _HPARAMS, seed=0)
+  record = trainer_only.train_family(
+      sample_runs.blessed, directory, "sasrec", _HPARAMS, seed=0,
+      sampled_examples=trainer_only.sampled_inputs(sample_runs.blessed))
   return directory, record, sample_runs.blessed
 
 
@@ -53,6 +54,40 @@ def test_evaluate_beats_most_popular_on_recall_at_50(trained):
   assert model > popular
   # The benchmark's record scores the same export the same way.
   assert record["metrics"]["recall_at_50"] == pytest.approx(model)
+
+
+def test_the_sampled_protocol_scores_the_export_as_the_model_serves_it(
+    trained):
+  directory, record, summary = trained
+  train, evaluation = trainer_only.sampled_inputs(summary)
+  served = tf.saved_model.load(os.path.join(directory, "Format-Serving"))
+  query_inputs = {"user_id": tf.constant(evaluation.user_ids),
+                  "history_item_ids": tf.constant(evaluation.histories),
+                  "timestamp": tf.constant(evaluation.timestamps)}
+  queries = served.signatures[serving_names.QUERY_EMBEDDING](**query_inputs)[
+      serving_names.EMBEDDING].numpy()
+  targets = served.signatures[serving_names.CANDIDATE_EMBEDDING](
+      item_id=tf.constant(evaluation.item_ids),
+      item_title=tf.constant(evaluation.titles),
+      item_categories=tf.constant(evaluation.categories))[
+          serving_names.EMBEDDING].numpy()
+  top = served.signatures[serving_names.retrieve_top(100)](**query_inputs)
+  # Where a target is among the served top 100, the served score is the dot
+  # product of the two embeddings the protocol scores with.
+  checked = 0
+  for row, (ranked, scores) in enumerate(zip(
+      top[serving_names.ITEM_IDS].numpy(), top[serving_names.SCORES].numpy())):
+    if evaluation.item_ids[row] in list(ranked):
+      served_score = scores[list(ranked).index(evaluation.item_ids[row])]
+      assert queries[row] @ targets[row] == pytest.approx(served_score,
+                                                          rel=1e-4, abs=1e-5)
+      checked += 1
+  assert checked > 0
+  sampled = record["sampled_1_plus_100"]
+  assert 0 < sampled["hr@10"] <= 1 and sampled["ndcg@10"] <= sampled["hr@10"]
+  assert sampled == trainer_only.export_sampled_ranking.evaluate(
+      os.path.join(directory, "Format-Serving"), train, evaluation,
+      num_negatives=100, seed=0)
 
 
 def test_sasrec_and_two_tower_trainers_write_their_learning_curves(trained):
