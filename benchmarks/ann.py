@@ -62,6 +62,7 @@ import pandas as pd
 from benchmarks import common
 from data import contract
 from data import importers
+from models import serving_names
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # The fresh process that measures loading runs here, so that it imports the
@@ -389,10 +390,11 @@ def real_model_inputs(model_dir: str, dataset: Optional[contract.Dataset],
     known = [item_id for item_id in item_ids if item_id in items.index]
     categories = _pad([[c for c in items.at[i, "category"].split(
         contract.LIST_SEPARATOR) if c] for i in known])
-    embedded = model.signatures["candidate_embedding"](
+    embedded = model.signatures[serving_names.CANDIDATE_EMBEDDING](
         item_id=tf.constant(known),
         item_title=tf.constant([items.at[i, "title"] for i in known]),
-        item_categories=tf.constant(categories, tf.string))["embedding"].numpy()
+        item_categories=tf.constant(categories, tf.string))[
+            serving_names.EMBEDDING].numpy()
     rows = [item_ids.index(i) for i in known]
     notes["candidate_embedding_check"] = (
         f"candidate_embedding of {len(known)} items of the dataset: max "
@@ -401,10 +403,11 @@ def real_model_inputs(model_dir: str, dataset: Optional[contract.Dataset],
   if dataset is not None:
     user_ids, histories, timestamps = _user_requests(dataset.interactions,
                                                      num_queries, seed)
-    queries = model.signatures["query_embedding"](
+    queries = model.signatures[serving_names.QUERY_EMBEDDING](
         user_id=tf.constant(user_ids),
         history_item_ids=tf.constant(_pad(histories), tf.string),
-        timestamp=tf.constant(timestamps, tf.int64))["embedding"].numpy()
+        timestamp=tf.constant(timestamps, tf.int64))[
+            serving_names.EMBEDDING].numpy()
     notes["queries"] = (
         f"query_embedding of {len(user_ids)} random real users of the "
         f"dataset: history = their last {HISTORY_LENGTH} items "

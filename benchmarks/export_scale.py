@@ -133,16 +133,16 @@ loaded = tf.saved_model.load({export_dir!r})
 load_s = time.perf_counter() - started
 load_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-evaluate = loaded.signatures["evaluate"]
+evaluate = loaded.signatures[{evaluate!r}]
 examples = tf.constant([example(rng.randrange(1, {num_indices}), history())
                         for _ in range({eval_batch})])
-evaluate(examples=examples)
+evaluate(**{{{examples_input!r}: examples}})
 started = time.perf_counter()
 for _ in range({eval_batches}):
-  evaluate(examples=examples)
+  evaluate(**{{{examples_input!r}: examples}})
 evaluate_s = time.perf_counter() - started
 
-retrieve = loaded.signatures["{retrieve}"]
+retrieve = loaded.signatures[{retrieve!r}]
 latencies = []
 for request in range({warm_up} + {requests}):
   inputs = dict(user_id=tf.constant(["u"]),
@@ -187,7 +187,8 @@ def measure(family: str, num_indices: int, cells_per_chunk: int,
       printed = export_testing.run_in_bare_tensorflow(_CHILD.format(
           export_dir=str(export_dir), num_indices=num_indices,
           history_length=features.HISTORY_LENGTH, eval_batch=args.eval_batch,
-          eval_batches=args.eval_batches,
+          eval_batches=args.eval_batches, evaluate=serving_names.EVALUATE,
+          examples_input=serving_names.EXAMPLES,
           retrieve=serving_names.retrieve_top(100), warm_up=args.warm_up,
           requests=args.requests), cwd=work)
       row.update(json.loads(printed[-1]))

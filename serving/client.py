@@ -315,15 +315,17 @@ def _parser() -> argparse.ArgumentParser:
                       help="request time in seconds (default: now)")
   parser.add_argument("--k", type=int, default=10,
                       help="items to retrieve (not with --rank_items)")
+  retrieval_signatures = [serving_names.DEFAULT] + [
+      serving_names.retrieve_top(k) for k in serving_names.RETRIEVE_TOP_KS]
   parser.add_argument(
       "--signature", default=None,
-      help="retrieval: serving_default, retrieve_top10, retrieve_top100 or "
-           "retrieve_scann; ranking: serving_default, or "
-           f"{serving_names.RANKER_HISTORY_QUERIES} with "
-           "--history_queries (default: serving_default, or the latter)")
+      help=f"retrieval: {', '.join(retrieval_signatures)} or "
+           f"{serving_names.RETRIEVE_SCANN}; ranking: {serving_names.DEFAULT}, "
+           f"or {serving_names.RANKER_HISTORY_QUERIES} with --history_queries "
+           f"(default: {serving_names.DEFAULT}, or the latter)")
   parser.add_argument("--exclude", default="",
                       help="comma-separated ids never to return "
-                           "(retrieve_scann only)")
+                           f"({serving_names.RETRIEVE_SCANN} only)")
   parser.add_argument("--rank_items", default="",
                       help="comma-separated candidate ids: score them with a "
                            "ranker instead of retrieving")

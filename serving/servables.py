@@ -90,7 +90,7 @@ class ScannRetrievalSignature:
   vector searches the index and the lists merge by the index's `merge_rule`
   (`serving.multi_vector`), into k distinct items per user.
   """
-  outputs = ("item_ids", "scores")
+  outputs = (serving_names.ITEM_IDS, serving_names.SCORES)
 
   def __init__(self, query: SavedModelSignature,
                index: scann_index.ScannIndex):

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from data import contract
 from data import importers
+from models import serving_names
 from offline_eval import probes
 from tests import prerequisites
 from tfx_pipeline import config as config_lib
@@ -174,12 +175,12 @@ def assert_one_epoch_learning_curves(summary, expected: dict) -> None:
 def assert_pushed_ranker_scores_raw_candidates(pushed_dir: str) -> None:
   """The pushed ranker scores MovieLens candidates and unknown ids, raw."""
   loaded = tf.saved_model.load(pushed_dir)
-  scores = loaded.signatures["serving_default"](
+  scores = loaded.signatures[serving_names.DEFAULT](
       user_id=tf.constant(["1", "1", "never-seen-user"]),
       item_id=tf.constant(["50", "181", "unknown-item"]),
       history_item_ids=tf.constant([["258", ""], ["258", ""], ["", ""]]),
       timestamp=tf.constant([881250949, 881250949, 881250949], tf.int64),
-  )["probability"].numpy()
+  )[serving_names.RANKER_PROBABILITY].numpy()
   assert scores.shape[0] == 3
   assert np.all((scores > 0.0) & (scores < 1.0))
   # Two different candidates for the same user get different scores.

@@ -227,7 +227,7 @@ def embed(model_dir: str, inputs: BenchmarkInputs) -> probes.Embeddings:
   users = np.concatenate([
       query(**{name: tf.constant(values[start:start + _BATCH_SIZE])
                for name, values in inputs.query_inputs.items()})[
-                   "embedding"].numpy()
+                   serving_names.EMBEDDING].numpy()
       for start in range(0, num_users, _BATCH_SIZE)])
   items = np.concatenate([
       candidate(**index_builder.candidate_inputs(
