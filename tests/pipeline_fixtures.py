@@ -14,6 +14,9 @@ import pathlib
 import numpy as np
 import pytest
 import tensorflow as tf
+from tfx.dsl.compiler import compiler
+from tfx.proto.orchestration import executable_spec_pb2
+from tfx.proto.orchestration import pipeline_pb2
 
 from data import contract
 from data import importers
@@ -22,6 +25,7 @@ from offline_eval import probes
 from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
+from tfx_pipeline import pipeline as pipeline_lib
 from tfx_pipeline import run_summary
 
 # Enough users for every slice bucket and a non-trivial catalogue, small
@@ -67,6 +71,20 @@ def sample_config(workspace: pathlib.Path, dataset_dir: pathlib.Path,
       "dataset_dir": str(dataset_dir), "workspace": str(workspace),
       "hparams": dict(FAST_HPARAMS),
       "baselines": config_lib.BaselinesConfig(families=[]), **overrides})
+
+
+def beam_args_by_node(
+    config: config_lib.PipelineConfig) -> dict[str, list[str]]:
+  """Node id -> Beam args, for every node the local IR runs with Beam."""
+  ir = compiler.Compiler().compile(pipeline_lib.create_pipeline(config))
+  deployment = pipeline_pb2.IntermediateDeploymentConfig()
+  ir.deployment_config.Unpack(deployment)
+  beam_args = {}
+  for node, spec in deployment.executor_specs.items():
+    beam_spec = executable_spec_pb2.BeamExecutableSpec()
+    if spec.Unpack(beam_spec):
+      beam_args[node] = list(beam_spec.beam_pipeline_args)
+  return beam_args
 
 
 def pushed_versions(push_dir: str) -> list[str]:

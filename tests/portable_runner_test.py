@@ -12,10 +12,14 @@ answering a gRPC request:
 Both catch what the in-memory DirectRunner forgives: state that does not
 pickle, side inputs that do not serialise, a DoFn that reads a file only the
 launching process has.
+
+Every job the job service records is named "job", so each is told apart by
+its pipeline: the top-level transform that only one step's Beam job applies.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import subprocess
@@ -40,8 +44,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 # Few users and one epoch: what is under test is where the steps run.
 SAMPLE_USERS = 60
-BEAM_STEPS = ("InteractionExampleGen", "StatisticsGen", "Transform",
-              "Evaluator", "ScannIndexGen")
+# Step -> a top-level transform label that only its Beam job applies
+# (interaction_example_beam, TFX's StatisticsGen, Transform and Evaluator
+# executors, index_builder).
+BEAM_STEP_MARKERS = {
+    "InteractionExampleGen": "UserSequence",
+    "StatisticsGen": "GenerateStatistics[train]",
+    "Transform": "Analyze",
+    "Evaluator": "ExtractEvaluateAndWriteResults",
+    "ScannIndexGen": "BuildAndWriteIndex",
+}
 _SERVICE_START_TIMEOUT_S = 60
 # The PortableRunner uses its job server timeout (default 60 s) as the
 # deadline of the job's state stream, so a longer step fails with
@@ -106,10 +118,28 @@ def beam_services(tmp_path_factory):
       process.wait(timeout=30)
 
 
-def _jobs(job_endpoint: str) -> list:
+def _job_states_by_step(job_endpoint: str) -> dict[str, list[str]]:
+  """Step -> final states of the jobs the job service ran for it.
+
+  A job whose pipeline applies no step's marker, or several, is listed under
+  its top-level transform labels instead, so that it shows in a failure.
+  """
+  by_step = collections.defaultdict(list)
   with grpc.insecure_channel(job_endpoint) as channel:
-    return list(beam_job_api_pb2_grpc.JobServiceStub(channel).GetJobs(
-        beam_job_api_pb2.GetJobsRequest(), timeout=30).job_info)
+    job_service = beam_job_api_pb2_grpc.JobServiceStub(channel)
+    for job in job_service.GetJobs(beam_job_api_pb2.GetJobsRequest(),
+                                   timeout=30).job_info:
+      pipeline = job_service.GetPipeline(
+          beam_job_api_pb2.GetJobPipelineRequest(job_id=job.job_id),
+          timeout=30).pipeline
+      labels = {transform.unique_name.split("/")[0]
+                for transform in pipeline.components.transforms.values()}
+      steps = [step for step, marker in BEAM_STEP_MARKERS.items()
+               if marker in labels]
+      step = (steps[0] if len(steps) == 1
+              else "unidentified job: " + ", ".join(sorted(labels)))
+      by_step[step].append(beam_job_api_pb2.JobState.Enum.Name(job.state))
+  return dict(by_step)
 
 
 def _run_pipeline_and_ask_the_pushed_model(tmp_path_factory,
@@ -126,7 +156,7 @@ def _run_pipeline_and_ask_the_pushed_model(tmp_path_factory,
 
   summary = run_summary.summarize(config.metadata_path)
   states = {run.component: run.state for run in summary.components}
-  assert set(BEAM_STEPS) <= set(states)
+  assert set(BEAM_STEP_MARKERS) <= set(states)
   assert all(state == "complete" for state in states.values()), states
   assert summary.blessed is True and summary.pushed_dir
 
@@ -146,15 +176,18 @@ def _run_pipeline_and_ask_the_pushed_model(tmp_path_factory,
 def test_every_beam_step_runs_on_the_portable_runner(beam_services,
                                                      tmp_path_factory):
   job_endpoint, worker_pool = beam_services
-  _run_pipeline_and_ask_the_pushed_model(tmp_path_factory, [
+  config = _run_pipeline_and_ask_the_pushed_model(tmp_path_factory, [
       "--runner=PortableRunner", f"--job_endpoint={job_endpoint}",
       "--environment_type=EXTERNAL", f"--environment_config={worker_pool}",
       f"--job_server_timeout={JOB_SERVER_TIMEOUT_S}"])
 
-  jobs = _jobs(job_endpoint)
-  assert len(jobs) >= len(BEAM_STEPS), [job.job_name for job in jobs]
-  assert {beam_job_api_pb2.JobState.Enum.Name(job.state) for job in jobs} == {
-      "DONE"}
+  # The markers name every step that the run's pipeline gives to Beam.
+  assert set(pipeline_fixtures.beam_args_by_node(config)) == set(
+      BEAM_STEP_MARKERS)
+  # One finished job per Beam step: none ran outside the job service, none
+  # ran twice, and no other job ran.
+  assert _job_states_by_step(job_endpoint) == {
+      step: ["DONE"] for step in BEAM_STEP_MARKERS}
 
 
 def test_every_beam_step_runs_on_multi_process_direct_runner(tmp_path_factory):
