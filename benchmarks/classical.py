@@ -57,16 +57,15 @@ class Split:
     return item_neighbours.interaction_matrix(
         users, np.concatenate(self.histories), num_items)
 
-  def full_ranking(self, scores: Callable[[np.ndarray], np.ndarray]) -> dict:
-    """Full-ranking metrics, the history and padding excluded."""
-    def without_padding(users):
-      ranked = np.array(scores(users), np.float64)
-      ranked[:, 0] = -np.inf
-      return ranked
+  def full_ranking(self, scores: Callable[[np.ndarray], np.ndarray],
+                   num_items: int) -> dict:
+    """Full-ranking metrics among the items the histories hold (padding is
+    never one), as the pipeline's `evaluate` ranks; the history excluded."""
     return protocols.full_ranking(
-        without_padding, np.arange(len(self.targets)),
+        scores, np.arange(len(self.targets)),
         [self.targets[u:u + 1] for u in range(len(self.targets))],
-        self.histories, _KS)
+        self.histories, _KS,
+        catalogue=protocols.items_with_positives(self.histories, num_items))
 
 
 def splits(dataset: datasets.SequenceDataset) -> dict[str, Split]:
@@ -93,7 +92,7 @@ def evaluate_fit(fit, config, split: Split, num_items: int) -> dict:
   peak_mib = tracemalloc.get_traced_memory()[1] / 2**20
   tracemalloc.stop()
   metrics = split.full_ranking(
-      lambda users: neighbours.score(interactions[users]))
+      lambda users: neighbours.score(interactions[users]), num_items)
   return {**metrics, "fit_s": round(fit_s, 3),
           "fit_peak_mib": round(peak_mib, 1)}
 
@@ -120,7 +119,7 @@ def most_popular(split: Split, num_items: int) -> dict:
   popularity = protocols.popularity_scores(np.concatenate(split.histories),
                                            num_items)
   return split.full_ranking(
-      lambda users: np.tile(popularity, [len(users), 1]))
+      lambda users: np.tile(popularity, [len(users), 1]), num_items)
 
 
 def run_dataset(name: str, args: argparse.Namespace) -> dict:

@@ -137,7 +137,8 @@ def fit_point(point: dict) -> dict:
             "positives": int(interactions.nnz)}
   if split is not None:
     metrics = split.full_ranking(
-        lambda rows: neighbours.score(interactions[rows]))
+        lambda rows: neighbours.score(interactions[rows]),
+        interactions.shape[1])
     result.update({name: round(metrics[name], 4)
                    for name in _QUALITY_METRICS})
   return result

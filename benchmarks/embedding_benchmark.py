@@ -89,6 +89,7 @@ def task_data(dataset: datasets.SequenceDataset) -> probes.TaskData:
       next_items=np.asarray(dataset.test_items),
       known_items=[np.append(sequence, dataset.valid_items[user])
                    for user, sequence in enumerate(dataset.train_sequences)],
+      catalogue=dataset.catalogue(include_valid=True),
       interacted=[dataset.interacted(user) for user in range(dataset.num_users)],
       user_attributes=dataset.users,
       item_labels=dataset.item_categories,
@@ -181,7 +182,8 @@ def fit_classical(family: str, dataset: datasets.SequenceDataset,
   fit_histories = item_item.history_matrix(fit_items, dataset.num_items)
   validation_task = probes.TaskData(
       next_items=np.asarray(targets[validation]),
-      known_items=[fit_items[user] for user in users[validation]])
+      known_items=[fit_items[user] for user in users[validation]],
+      catalogue=protocols.items_with_positives(fit_items, dataset.num_items))
   validation_queries = item_item.history_matrix(list(histories[validation]),
                                                 dataset.num_items)
   next_item = probes.TaskSpec.from_dict(probes.NEXT_ITEM_TASK)

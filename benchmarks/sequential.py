@@ -103,20 +103,13 @@ class Protocol:
                            self.dataset.valid_items[u])
                  for u in self.full_users]
       full = protocols.full_ranking(
-          lambda users: _without_padding(score_all(split, users)),
-          self.full_users,
+          lambda users: score_all(split, users), self.full_users,
           [targets[u:u + 1] for u in self.full_users], exclude, FULL_KS,
-          chunk_size=256)
+          chunk_size=256,
+          catalogue=self.dataset.catalogue(include_valid=split != "valid"))
       metrics.update({f"full_{name}": value for name, value in full.items()
                       if not name.startswith("recall")})
     return metrics
-
-
-def _without_padding(scores: np.ndarray) -> np.ndarray:
-  """Item index 0 is padding, never a recommendation."""
-  scores = np.array(scores, np.float64)
-  scores[:, 0] = -np.inf
-  return scores
 
 
 def run_mostpop(dataset, protocol: Protocol, args, seed: int) -> dict:

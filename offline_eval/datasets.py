@@ -35,6 +35,7 @@ from data import examples
 from data import features
 from data import importers
 from data import splits
+from offline_eval import protocols
 
 DATASETS = ("amazon-grocery", "movielens-100k")
 # A user's own contract directory (`data.contract.load_dataset`).
@@ -97,6 +98,17 @@ class SequenceDataset:
     """`[num_items]` train interactions per item."""
     return np.bincount(np.concatenate(self.train_sequences),
                        minlength=self.num_items)
+
+  def catalogue(self, include_valid: bool) -> np.ndarray:
+    """`[num_items]` the items full ranking ranks among, as `evaluate` does.
+
+    Those with a positive in the data a model was fit on: the train
+    sequences, and with `include_valid` the validation targets too (the fit
+    for predicting the test target). Padding never has one.
+    """
+    fitted = self.train_sequences + ([self.valid_items] if include_valid
+                                     else [])
+    return protocols.items_with_positives(fitted, self.num_items)
 
   def interacted(self, user: int) -> np.ndarray:
     """Every item of `user`: train, validation and test."""

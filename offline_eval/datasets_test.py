@@ -75,6 +75,19 @@ def test_candidate_features_and_sampling_have_an_oov_row(movielens):
   assert probability.sum() == pytest.approx(1.0)
 
 
+def test_the_catalogue_is_the_items_with_a_positive_in_the_fit(movielens):
+  trained = np.zeros(movielens.num_items, bool)
+  trained[np.concatenate(movielens.train_sequences)] = True
+  np.testing.assert_array_equal(movielens.catalogue(include_valid=False),
+                                trained)
+  trained[movielens.valid_items] = True
+  np.testing.assert_array_equal(movielens.catalogue(include_valid=True),
+                                trained)
+  # MovieLens has rated movies no user liked before their last two picks;
+  # padding is never a candidate.
+  assert not trained[0] and not trained.all()
+
+
 @pytest.fixture(scope="module")
 def contract_dir(tmp_path_factory):
   directory = tmp_path_factory.mktemp("contract")

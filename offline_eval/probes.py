@@ -116,6 +116,9 @@ class TaskData:
       pairs no model trained on.
     item_relations: relation name -> `[n, 2]` related item index pairs.
     first_item: smallest real item index (1 when index 0 is padding).
+    catalogue: `[num_items]` whether each item index had a train positive:
+      the items `next_item` ranks among, as the pipeline's `evaluate` does
+      (`protocols.full_ranking`); None for every item.
   """
   next_items: np.ndarray | None = None
   known_items: Sequence[np.ndarray] | None = None
@@ -126,6 +129,7 @@ class TaskData:
   item_relations: Mapping[str, np.ndarray] = dataclasses.field(
       default_factory=dict)
   first_item: int = 1
+  catalogue: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +169,8 @@ def _next_item_recall(spec: TaskSpec, data: TaskData, score_fn: ScoreFn
   users = np.flatnonzero(data.next_items >= 0)
   result = protocols.full_ranking(
       score_fn, users, [data.next_items[u:u + 1] for u in users],
-      exclude=[data.known_items[u] for u in users], ks=(k,))
+      exclude=[data.known_items[u] for u in users], ks=(k,),
+      catalogue=data.catalogue)
   return result[f"recall@{k}"]
 
 

@@ -124,6 +124,19 @@ def test_next_item_scores_by_the_best_user_vector():
                              [[0.0, 2.0, 1.0, 0.5]])
 
 
+def test_next_item_ranks_among_the_catalogue_only():
+  # Item 3 outscores the target, item 2, but has no train positive.
+  embeddings = probes.Embeddings(users=np.array([[[1.0, 0.0]]]),
+                                 items=np.array([[0.0, 0.0], [0.0, 0.0],
+                                                 [1.0, 0.0], [2.0, 0.0]]))
+  spec = probes.TaskSpec("recall@1", "next_item", {"k": 1})
+  data = probes.TaskData(next_items=np.array([2]), known_items=[np.array([1])])
+  assert probes.run_task(spec, data, embeddings, 0) == {"recall@1": 0.0}
+  served = dataclasses.replace(
+      data, catalogue=np.array([False, True, True, False]))
+  assert probes.run_task(spec, served, embeddings, 0) == {"recall@1": 1.0}
+
+
 def test_user_pooling_mean_and_concat():
   embeddings = probes.Embeddings(users=np.arange(8.0).reshape(2, 2, 2),
                                  items=np.zeros((1, 2)))

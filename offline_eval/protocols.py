@@ -1,7 +1,10 @@
 """Ranking protocols used by every offline benchmark, so numbers compare.
 
 - Full ranking: every item of the catalogue is scored; the user's known items
-  are excluded except the targets themselves.
+  are excluded except the targets themselves. The catalogue is what the
+  pipeline's `evaluate` ranks among (`models.retrieval_export`): the items
+  with a positive in the data the model was fit on (`items_with_positives`);
+  a target outside it ranks after every item it competes with.
 - Sampled ranking (ReChorus): the target is ranked against 99 items drawn
   uniformly from those the user never interacted with; ties count against the
   target, as in ReChorus' `(pred >= pred[:, 0]).sum()`.
@@ -17,11 +20,29 @@ import numpy as np
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 
+def items_with_positives(train_items: Sequence[np.ndarray],
+                         num_items: int) -> np.ndarray:
+  """`[num_items]` whether each item index has a positive in `train_items`.
+
+  The catalogue of `full_ranking`, as the pipeline's export builds it from
+  its train split's positives.
+
+  Args:
+    train_items: per user, the item indices the model was fit on.
+    num_items: one past the largest item index.
+  """
+  counts = np.bincount(
+      np.concatenate([np.asarray(items, np.int64) for items in train_items]
+                     or [np.zeros(0, np.int64)]), minlength=num_items)
+  return counts[:num_items] > 0
+
+
 def full_ranking(score_fn: ScoreFn, user_indices: np.ndarray,
                  targets: Sequence[np.ndarray],
                  exclude: Sequence[np.ndarray] | None = None,
                  ks: Sequence[int] = (10,),
-                 chunk_size: int = 512) -> dict[str, float]:
+                 chunk_size: int = 512,
+                 catalogue: np.ndarray | None = None) -> dict[str, float]:
   """Full-ranking HR@k, Recall@k, NDCG@k and MRR, averaged over users.
 
   Args:
@@ -32,6 +53,11 @@ def full_ranking(score_fn: ScoreFn, user_indices: np.ndarray,
       the training history); a user's own targets are never excluded.
     ks: cut-offs.
     chunk_size: users scored per `score_fn` call, to bound memory.
+    catalogue: `[num_items]` whether each item may be recommended at all,
+      as `evaluate` serves only items with train positives
+      (`items_with_positives`); the others, and score columns past its end
+      (an out-of-vocabulary row), never compete, and a target outside it
+      ranks after every item it competes with. None: every item.
 
   Returns:
     `hr@k` (some target in the top k), `recall@k` (share of targets in the top
@@ -48,11 +74,20 @@ def full_ranking(score_fn: ScoreFn, user_indices: np.ndarray,
                       dtype=np.float64)
     for row, user in enumerate(range(start, start + len(scores))):
       user_targets = np.unique(np.asarray(targets[user], dtype=np.int64))
+      available = np.ones(scores.shape[1], bool)
+      if catalogue is not None:
+        available[len(catalogue):] = False
+        available[:len(catalogue)] = catalogue
       if exclude is not None:
         excluded = np.setdiff1d(np.asarray(exclude[user], dtype=np.int64),
                                 user_targets)
-        scores[row, excluded] = -np.inf
+        available[excluded] = False
+      scores[row, ~available] = -np.inf
       ranks = _ranks_of(scores[row], user_targets)
+      # Targets are never excluded, so one that is not available is outside
+      # the catalogue: as `evaluate` ranks it, after every available item.
+      ranks = np.where(available[user_targets], ranks,
+                       1 + np.count_nonzero(available))
       _accumulate(totals, ranks, len(user_targets), ks)
   return {name: value / len(user_indices) for name, value in totals.items()}
 

@@ -46,6 +46,21 @@ def test_full_ranking_ties_count_against_the_target():
   assert metrics["mrr"] == pytest.approx(1 / 3)
 
 
+def test_full_ranking_ranks_among_the_catalogue_only():
+  scores = [[0.1, 0.9, 0.8, 0.5, 0.4],   # target 3; items 1, 2 not served
+            [0.1, 0.9, 0.8, 0.5, 0.4]]   # target 2, not served: worst rank
+  catalogue = protocols.items_with_positives(
+      [np.array([3, 4]), np.array([0, 4])], num_items=5)
+  np.testing.assert_array_equal(catalogue, [True, False, False, True, True])
+  metrics = protocols.full_ranking(_fixed_scores(scores), np.array([0, 1]),
+                                   targets=[np.array([3]), np.array([2])],
+                                   exclude=[np.array([4]), np.array([], int)],
+                                   ks=(1,), catalogue=catalogue)
+  # User 0: only 0 and 3 compete, 3 first. User 1: 0, 3 and 4 come first.
+  assert metrics["hr@1"] == 0.5
+  assert metrics["mrr"] == pytest.approx((1 + 1 / 4) / 2)
+
+
 def test_full_ranking_chunks_do_not_change_results():
   rng = np.random.default_rng(0)
   table = rng.normal(size=(7, 20))

@@ -4,8 +4,10 @@ Both are fed the same scores, exclusions and targets: the pipeline through a
 real `RetrievalServingModule` export, its `evaluate` signature and the TFMA
 metric functions of `tfx_pipeline.retrieval_metrics`; the offline side
 through `offline_eval.protocols.full_ranking`. Scores are small integers, so
-many items tie, users have more train items than the history carries, and
-some targets repeat a train item: the cases where the two used to differ.
+many items tie, users have more train items than the history carries, some
+targets repeat a train item, and some items (targets among them) have no
+train positives, so the export leaves them out of its catalogue: the cases
+where the two used to differ.
 """
 
 import numpy as np
@@ -50,7 +52,8 @@ def _pipeline_metrics(loaded, cases, output: str) -> dict[str, float]:
   examples = tf.constant([export_testing.serialized_example(
       str(target), [str(i) for i in history], [str(i) for i in seen])
                           for target, history, seen in cases])
-  ranks = loaded.signatures["evaluate"](examples=examples)[output].numpy().astype(np.float64)
+  ranks = loaded.signatures[serving_names.EVALUATE](
+      **{serving_names.EXAMPLES: examples})[output].numpy().astype(np.float64)
   metrics = {}
   for k in _KS:
     metrics[f"recall@{k}"] = retrieval_metrics.recall_at_k(ranks, k).mean()
@@ -58,13 +61,15 @@ def _pipeline_metrics(loaded, cases, output: str) -> dict[str, float]:
   return metrics
 
 
-def _offline_metrics(scores: np.ndarray, cases) -> dict[str, float]:
-  not_servable = np.array([0, _NUM_ITEMS + 1])
+def _offline_metrics(scores: np.ndarray, cases,
+                     train_counts: np.ndarray) -> dict[str, float]:
   metrics = protocols.full_ranking(
       lambda users: np.repeat(scores[np.newaxis, :], len(users), axis=0),
       np.arange(len(cases)), [np.array([target]) for target, _, _ in cases],
-      exclude=[np.concatenate([seen, not_servable]) for _, _, seen in cases],
-      ks=_KS)
+      exclude=[seen for _, _, seen in cases], ks=_KS,
+      catalogue=protocols.items_with_positives(
+          [np.repeat(np.arange(len(train_counts)), train_counts)],
+          len(train_counts)))
   return {name: value for name, value in metrics.items()
           if name.split("@")[0] in ("recall", "ndcg")}
 
@@ -73,8 +78,9 @@ def test_evaluate_signature_and_offline_full_ranking_agree(tmp_path):
   rng = np.random.default_rng(3)
   item_table = rng.integers(-2, 3, size=(_NUM_ITEMS + 2, 2)).astype(np.float32)
   user_vector = np.array([1.0, 0.0], np.float32)
-  # Popularity has many ties too; padding and OOV were never trained on.
-  train_counts = np.concatenate([[0], rng.integers(1, 4, _NUM_ITEMS), [0]])
+  # Popularity has many ties too; padding and OOV were never trained on,
+  # nor about a quarter of the items.
+  train_counts = np.concatenate([[0], rng.integers(0, 4, _NUM_ITEMS), [0]])
   module = retrieval_export.RetrievalServingModule(
       export_testing.fake_transform, export_testing.RAW_FEATURE_SPEC,
       _OneUserTower(user_vector),
@@ -93,7 +99,7 @@ def test_evaluate_signature_and_offline_full_ranking_agree(tmp_path):
                          (serving_names.POPULARITY_TARGET_RANK,
                           train_counts.astype(np.float64))):
     pipeline = _pipeline_metrics(loaded, cases, output)
-    offline = _offline_metrics(scores, cases)
+    offline = _offline_metrics(scores, cases, train_counts)
     assert pipeline.keys() == offline.keys()
     for name in offline:
       np.testing.assert_allclose(pipeline[name], offline[name], rtol=1e-6,

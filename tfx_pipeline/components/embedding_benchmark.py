@@ -209,6 +209,7 @@ def load_inputs(train_dir: str, eval_dir: str,
                                                  features.ITEM_ID)[0]]
                                for u in user_ids]),
           known_items=[np.asarray(known[u], np.int64) for u in user_ids],
+          catalogue=train_counts > 0,
           user_attributes=users,
           item_labels=item_labels,
           interactions=interactions,
