@@ -23,7 +23,7 @@ CTR examples (the interaction logs are implicit, so clicks are built):
   - each positive gets `--negatives` negatives with the same user and
     history: items the user never interacted with (train, valid or test),
     drawn from the train popularity distribution by the pipeline's own
-    sampler (`data.examples.sample_popular_negatives`), with a fixed seed
+    sampler (`data.example_rows.sample_popular_negatives`), with a fixed seed
     (`--data_seed`), so that the task is not "popular vs. unpopular";
   - test: each user's held-out future, i.e. the test item with the whole
     train sequence plus the validation item as history, and its negatives
@@ -61,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
-from data import examples
+from data import example_rows
 from data import features
 from models import content_features
 from models import courier
@@ -144,12 +144,12 @@ def build_ctr_examples(dataset: datasets.SequenceDataset, history_length: int,
              for t in range(max(1, len(sequence) - max_positives), len(sequence))]
     cases.append(("test", dataset.test_items[user],
                   np.append(sequence, dataset.valid_items[user])))
-    sampled = np.array(examples.sample_popular_negatives(
+    sampled = np.array(example_rows.sample_popular_negatives(
         rng, catalogue, probability, excluded, negatives * len(cases)),
                        np.int64)
     cases.append(("valid", dataset.valid_items[user], sequence))
     sampled = np.concatenate([sampled, np.array(
-        examples.sample_popular_negatives(valid_rng, catalogue, probability,
+        example_rows.sample_popular_negatives(valid_rng, catalogue, probability,
                                           excluded, negatives), np.int64)])
     for case, (split, positive, history) in enumerate(cases):
       users, items, histories, labels = parts[split]

@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from benchmarks import common
 from data import contract
 from data import examples
+from data import user_sequences
 from tfx_pipeline.components import example_gen_testing
 from tfx_pipeline.components import interaction_example_beam
 
@@ -48,7 +49,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
   job = interaction_example_beam.ExampleGenJob(
       dataset_dir=str(dataset_dir),
       split_dirs={split: str(workdir / "out" / split)
-                  for split in (examples.TRAIN, examples.EVAL)},
+                  for split in (user_sequences.TRAIN, user_sequences.EVAL)},
       summary_path=str(workdir / "out" / "summary.json"), **options)
   start = time.monotonic()
   interaction_example_beam.run(beam.Pipeline(options=PipelineOptions(
@@ -58,8 +59,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
   equal = {
       split: example_gen_testing.written_examples(job.split_dirs[split])
       == example_gen_testing.expected_examples(split_rows)
-      for split, split_rows in ((examples.TRAIN, rows.train),
-                                (examples.EVAL, rows.eval))}
+      for split, split_rows in ((user_sequences.TRAIN, rows.train),
+                                (user_sequences.EVAL, rows.eval))}
   return {"train_rows": len(rows.train), "eval_rows": len(rows.eval),
           "build_rows_s": round(in_memory_s, 1), "beam_s": round(beam_s, 1),
           "beam_over_build_rows": round(beam_s / in_memory_s, 2),
@@ -79,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   common.add_dataset_arguments(parser, DATASETS, list(DATASETS),
                                multiple=True)
-  parser.add_argument("--split", default=examples.LEAVE_LAST_OUT,
-                      choices=examples.SPLIT_RULES)
+  parser.add_argument("--split", default=user_sequences.LEAVE_LAST_OUT,
+                      choices=user_sequences.SPLIT_RULES)
   parser.add_argument("--ctr-negatives", type=int, default=0)
   parser.add_argument("--beam-args", default=DEFAULT_BEAM_ARGS,
                       help="Beam pipeline args of the job, one string")

@@ -9,6 +9,8 @@ import pytest
 from data import contract
 from data import examples
 from data import features
+from data import global_passes
+from data import user_sequences
 
 
 def _dataset(rows, items=None):
@@ -82,7 +84,7 @@ def test_side_info_and_slice_buckets_are_attached():
   assert unseen[features.ITEM_POPULARITY_BUCKET] == "unseen"
   assert first[features.ITEM_POPULARITY_BUCKET] == "head"
   assert {r[features.USER_ACTIVITY_BUCKET] for r in rows.train} <= set(
-      examples.USER_ACTIVITY_BUCKETS)
+      global_passes.USER_ACTIVITY_BUCKETS)
 
 
 @pytest.mark.parametrize("rows, message", [
@@ -150,32 +152,6 @@ def test_each_positive_is_followed_by_its_negatives():
           split[start][features.TIMESTAMP]}
 
 
-def test_sample_popular_negatives_known_draws():
-  # Item "b" has all the probability mass that is not excluded: every kept
-  # draw is "b", and "a" (excluded) and "c" (never drawn) never appear.
-  items = np.array(["a", "b", "c"])
-  probability = np.array([0.5, 0.5, 0.0])
-  negatives = examples.sample_popular_negatives(
-      np.random.default_rng(0), items, probability, {"a"}, 3)
-  assert negatives == ["b", "b", "b"]
-
-
-def test_sample_popular_negatives_are_seeded_and_respect_exclusions():
-  items = np.arange(10)
-  probability = np.full(10, 0.1)
-  first, second = (examples.sample_popular_negatives(
-      np.random.default_rng(7), items, probability, {1, 2, 3}, 20)
-                   for _ in range(2))
-  assert first == second and len(first) == 20
-  assert not {1, 2, 3} & set(first)
-
-
-def test_sample_popular_negatives_is_empty_when_every_item_is_excluded():
-  assert examples.sample_popular_negatives(
-      np.random.default_rng(0), np.array([1, 2, 3]),
-      np.array([0.5, 0.5, 0.0]), {1, 2}, 4) == []
-
-
 def test_eval_rows_list_every_train_item_beyond_the_history_cap():
   dataset = _dataset([("a", f"i{t % 4}", t, 1) for t in range(6)] +
                      [("a", "new", 9, 1)])
@@ -196,10 +172,10 @@ def test_temporal_split_cuts_everyone_at_one_time():
       ("d", "i3", 30, 1), ("d", "i9", 78, 0), ("d", "i2", 79, 1),
   ])
   # The 0.6 quantile of the 9 positive times, rounded up to a real time.
-  cut = examples.temporal_cut(np.array([10, 20, 80, 90, 70, 75, 85, 30, 79]),
-                              0.6)
+  cut = global_passes.temporal_cut(
+      np.array([10, 20, 80, 90, 70, 75, 85, 30, 79]), 0.6)
   assert cut == 79
-  rows = examples.build_rows(dataset, split=examples.TEMPORAL,
+  rows = examples.build_rows(dataset, split=user_sequences.TEMPORAL,
                              temporal_cut_quantile=0.6)
   assert sorted((r[features.USER_ID], r[features.ITEM_ID]) for r in rows.train) == [
       ("a", "i1"), ("a", "i2"), ("b", "i1"), ("b", "i5"), ("d", "i3")]
@@ -215,81 +191,10 @@ def test_temporal_split_rejects_a_cut_no_user_spans():
   # a is all before the cut (t=20), b all after it.
   dataset = _dataset([("a", "i1", 10, 1), ("a", "i2", 15, 1), ("b", "i2", 20, 1)])
   with pytest.raises(ValueError, match="temporal cut"):
-    examples.build_rows(dataset, split=examples.TEMPORAL,
+    examples.build_rows(dataset, split=user_sequences.TEMPORAL,
                         temporal_cut_quantile=0.9)
   with pytest.raises(ValueError, match="unknown split"):
     examples.build_rows(dataset, split="random")
-  with pytest.raises(ValueError, match="in \\(0, 1\\)"):
-    examples.temporal_cut(np.array([1, 2]), 1.0)
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_quantiles_from_counts_equal_numpy_on_the_values(seed):
-  rng = np.random.default_rng(seed)
-  values = rng.integers(0, rng.integers(1, 50), size=rng.integers(1, 300))
-  counts = collections.Counter(values.tolist())
-  for quantile in (1 / 3, 2 / 3, 0.05, 0.5, 0.9, 0.999):
-    assert examples.quantile_from_counts(counts, quantile) == np.quantile(
-        values, quantile)
-    assert examples.temporal_cut_from_counts(counts, quantile) == np.quantile(
-        values, quantile, method="higher")
-
-
-def test_sequence_keeps_file_order_of_same_second_events_and_drops_repeats():
-  # (timestamp, row_number, item, query, item_type), shuffled as a sharded
-  # reader may deliver them.
-  events = [(5, 7, "c", "", "item"), (5, 2, "b", "q", "video"),
-            (1, 9, "a", "", "item"), (5, 4, "b", "later copy", "item")]
-  sequence = examples.user_sequence("u", events)
-  assert sequence.item_ids == ["a", "b", "c"]
-  assert sequence.queries == ["", "q", ""]
-  assert sequence.item_types == ["item", "video", "item"]
-  split = examples.split_sequence(sequence, examples.SplitRule())
-  assert (split.n_train, split.n_eval) == (2, 1)
-  assert split.seen_item_ids() == ["a", "b"]
-
-
-def test_positive_rows_start_at_the_threshold():
-  interactions = pd.DataFrame({"label": [0.0, 0.49, 0.5, 1.0]})
-  assert examples.positive_rows(interactions).index.tolist() == [2, 3]
-
-
-def test_packed_events_by_user_are_the_positive_events_by_user():
-  interactions = pd.DataFrame({
-      "user_id": ["ü", "v", "ü", "v", "ü", "v\x00"],
-      "item_id": ["item-ü", "x", "a", "y", "b", "z"],
-      "timestamp": [1_700_000_000, 3, -5, 3, 7, 1],
-      "label": [1.0, 1.0, 1.0, 0.0, 1.0, 1.0],
-      "query": ["", "q", "q\x00", "", "", ""],
-      # Equal strings, each its own object, as a contract frame holds them.
-      "item_type": ["video"] + ["".join(["it", "em"]) for _ in range(5)],
-  }, index=pd.RangeIndex(10, 16))
-  assert interactions["item_type"][12] is not interactions["item_type"][14]
-  positives = examples.positive_event_columns(interactions)
-  assert len(positives) == 5
-  # Equal strings are one object.
-  assert positives["item_type"].iloc[2] is positives["item_type"].iloc[3]
-  assert positives["query"].tolist() == ["", "q", "q\x00", "", ""]
-  packed = list(examples.packed_events_by_user(positives))
-  # Users in order of first appearance.
-  assert [user_id for user_id, _ in packed] == ["ü", "v", "v\x00"]
-  assert {user_id: examples.unpack_events(events)
-          for user_id, events in packed} == {
-              "ü": [(1_700_000_000, 10, "item-ü", "", "video"),
-                    (-5, 12, "a", "q\x00", "item"),
-                    (7, 14, "b", "", "item")],
-              "v": [(3, 11, "x", "q", "item")],
-              "v\x00": [(1, 15, "z", "", "item")]}
-  assert list(examples.packed_events_by_user(positives[:0])) == []
-
-
-def test_packed_sequences_round_trip():
-  events = [(1_700_000_000, 12, "item-ü", "", "video"),
-            (-5, 3, "a", "q\x00", "item"), (7, 4, "b", "", "item")]
-  sequence = examples.split_sequence(examples.user_sequence("ü", events),
-                                     examples.SplitRule())
-  assert (sequence.n_train, sequence.n_eval) == (2, 1)
-  assert examples.unpack_sequence(examples.pack_sequence(sequence)) == sequence
 
 
 def test_eval_max_users_keeps_a_seeded_sample_of_eval_users_and_all_train():

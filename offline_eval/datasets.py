@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 from data import contract
-from data import examples
 from data import features
 from data import importers
 from data import splits
+from data import user_sequences
 from offline_eval import protocols
 
 DATASETS = ("amazon-grocery", "movielens-100k")
@@ -240,7 +240,8 @@ def load_sequences(name: str, source_root: str | pathlib.Path | None = None,
       user_index=interactions["user_id"].map(user_index),
       item_index=interactions["item_id"].map(item_index),
       rating=interactions["event"].str.removeprefix("rating=").astype(float),
-      label=(interactions["label"] >= examples.POSITIVE_THRESHOLD).astype(int))
+      label=(interactions["label"] >=
+             user_sequences.POSITIVE_THRESHOLD).astype(int))
   ratings = ratings.dropna(subset=["user_index", "item_index"]).astype(
       {"user_index": np.int64, "item_index": np.int64})
   return dataclasses.replace(
@@ -266,7 +267,7 @@ def from_contract(dataset: contract.Dataset, name: str,
     user-index order when the dataset has one.
   """
   interactions = dataset.interactions
-  positives = examples.positive_rows(interactions)
+  positives = user_sequences.positive_rows(interactions)
   item_ids = np.array([""] + sorted(positives["item_id"].unique(), key=_id_order))
   item_index = {item: index for index, item in enumerate(item_ids) if index}
   frame = pd.DataFrame({"user_id": positives["user_id"].to_numpy(),

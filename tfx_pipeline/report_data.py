@@ -18,9 +18,9 @@ from typing import Optional, Sequence
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_specs
 
-from data import examples
-from data import storage
 from data import features
+from data import global_passes
+from data import storage
 from tfx_pipeline import eval_results
 from tfx_pipeline import evaluation
 from tfx_pipeline import run_summary
@@ -34,8 +34,8 @@ _UNNAMED_OUTPUT = ""
 OVERALL = ()
 # Buckets read best in their natural order, not alphabetically.
 _VALUE_ORDER = {
-    features.USER_ACTIVITY_BUCKET: examples.USER_ACTIVITY_BUCKETS,
-    features.ITEM_POPULARITY_BUCKET: examples.ITEM_POPULARITY_BUCKETS,
+    features.USER_ACTIVITY_BUCKET: global_passes.USER_ACTIVITY_BUCKETS,
+    features.ITEM_POPULARITY_BUCKET: global_passes.ITEM_POPULARITY_BUCKETS,
 }
 
 SliceKey = tuple  # ((column, value), ...); OVERALL for the whole eval split.

@@ -14,6 +14,7 @@ from google.protobuf import text_format
 from data import examples
 from data import features
 from data import importers
+from data import user_sequences
 from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from transforms import preprocessing
@@ -111,7 +112,8 @@ def test_transformed_features_have_fixed_shapes_and_known_values():
   assert abs(np.mean(z)) < 1e-5
 
 
-@pytest.mark.parametrize("split", [examples.LEAVE_LAST_OUT, examples.TEMPORAL])
+@pytest.mark.parametrize("split", [user_sequences.LEAVE_LAST_OUT,
+                                   user_sequences.TEMPORAL])
 def test_train_targets_hold_every_history_item_on_movielens(split):
   # preprocessing_fn builds the item vocabulary from the train split's targets
   # only, not from their ~30x more history tokens. That loses nothing only if

@@ -44,8 +44,8 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from data import contract
-from data import examples
 from data import features
+from data import user_sequences
 from models import families
 from models import serving_names
 from models import trainer as trainer_lib
@@ -143,7 +143,7 @@ def held_out_interactions(frame: pd.DataFrame, user_index: Mapping[str, int],
   return pd.DataFrame({
       "user_index": users[keep], "item_index": items[keep],
       "label": (indexed["label"].to_numpy()[keep] >=
-                examples.POSITIVE_THRESHOLD).astype(int)})
+                user_sequences.POSITIVE_THRESHOLD).astype(int)})
 
 
 def load_inputs(train_dir: str, eval_dir: str,

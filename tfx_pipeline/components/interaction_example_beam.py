@@ -8,7 +8,7 @@ this module only distributes it, so the rows equal `examples.build_rows`):
    time; a bad row fails the job naming file, row and field) and emits each
    positive with its row number, which orders same-second events as the file
    does. The positives of a window of up to `group_rows` file rows go out
-   as one value per user, packed (`examples.packed_events_by_user`): a
+   as one value per user, packed (`user_sequences.packed_events_by_user`): a
    runner that groups in memory holds an object per value, so few, small
    values keep its memory down, whether the file is written user by user
    or in time order.
@@ -19,7 +19,7 @@ this module only distributes it, so the rows equal `examples.build_rows`):
    per-timestamp counts, the activity terciles from a histogram of train
    counts, per-item train counts for popularity buckets and the negative
    sampler, the eval user count and the seeded eval user sample.
-4. Per user: `examples.finish_user_rows` with the global stats as a side
+4. Per user: `example_rows.finish_user_rows` with the global stats as a side
    input writes the user's rows, which go to sharded, gzipped TFRecord files,
    one folder per split.
 
@@ -42,7 +42,10 @@ import pandas as pd
 import tensorflow as tf
 
 from data import contract
+from data import example_rows
 from data import examples
+from data import global_passes
+from data import user_sequences
 
 METRICS_NAMESPACE = "InteractionExampleGen"
 SUMMARY_FILE = "example_gen_summary.json"
@@ -90,7 +93,7 @@ class ExampleGenJob:
   dataset_dir: str
   split_dirs: dict[str, str]
   summary_path: str
-  split: str = examples.LEAVE_LAST_OUT
+  split: str = user_sequences.LEAVE_LAST_OUT
   eval_holdout: int = 1
   temporal_cut_quantile: float = 0.9
   history_length: int = 50
@@ -105,8 +108,8 @@ class ExampleGenJob:
   # packed").
   group_rows: int = 1_000_000
 
-  def rule(self, cut: int | None) -> examples.SplitRule:
-    return examples.SplitRule(self.split, self.eval_holdout, cut,
+  def rule(self, cut: int | None) -> user_sequences.SplitRule:
+    return user_sequences.SplitRule(self.split, self.eval_holdout, cut,
                               self.temporal_cut_quantile)
 
 
@@ -129,77 +132,78 @@ class ReadPositiveEventsFn(beam.DoFn):
     window, window_rows = [], 0
     for chunk in contract.read_interaction_chunks(interactions_path,
                                                   self._chunk_rows):
-      window.append(examples.positive_event_columns(chunk))
+      window.append(user_sequences.positive_event_columns(chunk))
       window_rows += len(chunk)
       if window_rows >= self._group_rows:
-        yield from examples.packed_events_by_user(pd.concat(window))
+        yield from user_sequences.packed_events_by_user(pd.concat(window))
         window, window_rows = [], 0
     if window:
-      yield from examples.packed_events_by_user(pd.concat(window))
+      yield from user_sequences.packed_events_by_user(pd.concat(window))
 
 
 def _user_sequence(user_id: str,
                    packed_event_groups: Iterable[bytes]
-                   ) -> examples.UserSequence:
-  return examples.user_sequence(user_id, itertools.chain.from_iterable(
-      map(examples.unpack_events, packed_event_groups)))
+                   ) -> user_sequences.UserSequence:
+  return user_sequences.user_sequence(user_id, itertools.chain.from_iterable(
+      map(user_sequences.unpack_events, packed_event_groups)))
 
 
 class UserSequenceCoder(beam.coders.Coder):
-  """Encodes a `UserSequence` packed (`examples.pack_sequence`).
+  """Encodes a `UserSequence` packed (`user_sequences.pack_sequence`).
 
   The sequences are kept between stages, all at once on the DirectRunner;
   pickled they would take several times the space.
   """
 
-  def encode(self, value: examples.UserSequence) -> bytes:
-    return examples.pack_sequence(value)
+  def encode(self, value: user_sequences.UserSequence) -> bytes:
+    return user_sequences.pack_sequence(value)
 
-  def decode(self, encoded: bytes) -> examples.UserSequence:
-    return examples.unpack_sequence(encoded)
+  def decode(self, encoded: bytes) -> user_sequences.UserSequence:
+    return user_sequences.unpack_sequence(encoded)
 
   def is_deterministic(self) -> bool:
     return True
 
 
-beam.coders.registry.register_coder(examples.UserSequence, UserSequenceCoder)
+beam.coders.registry.register_coder(user_sequences.UserSequence,
+                                    UserSequenceCoder)
 
 
 def _read_side_info(dataset_dir: str) -> dict:
   _, items_path, _ = contract.find_dataset_files(dataset_dir)
-  return examples.item_side_info(
+  return example_rows.item_side_info(
       contract.read_items(items_path) if items_path else None)
 
 
 def _temporal_cut(timestamp_counts: dict[int, int], quantile: float) -> int:
   _check_has_positives(sum(timestamp_counts.values()))
-  return examples.temporal_cut_from_counts(timestamp_counts, quantile)
+  return global_passes.temporal_cut_from_counts(timestamp_counts, quantile)
 
 
 def _check_has_positives(user_count: int) -> None:
   if user_count == 0:
     raise ValueError("the interaction log has no positive interaction "
-                     f"(label >= {examples.POSITIVE_THRESHOLD}); nothing to "
-                     "train on")
+                     f"(label >= {user_sequences.POSITIVE_THRESHOLD}); "
+                     "nothing to train on")
 
 
 def _merge_all_item_stats(stats):
-  return functools.reduce(examples.merge_item_stats, stats)
+  return functools.reduce(global_passes.merge_item_stats, stats)
 
 
-def _global_stats(_, job: ExampleGenJob, rule: examples.SplitRule,
+def _global_stats(_, job: ExampleGenJob, rule: user_sequences.SplitRule,
                   user_count: int, train_histogram: dict, item_stats: dict,
                   eval_user_count: int, eval_sample: list
-                  ) -> examples.GlobalStats:
+                  ) -> global_passes.GlobalStats:
   _check_has_positives(user_count)
-  examples.check_eval_not_empty(eval_user_count, rule)
-  return examples.global_stats(
+  global_passes.check_eval_not_empty(eval_user_count, rule)
+  return global_passes.global_stats(
       train_histogram, item_stats,
-      examples.eval_user_sample(eval_sample, job.eval_max_users))
+      global_passes.eval_user_sample(eval_sample, job.eval_max_users))
 
 
-def _summary(stats: examples.GlobalStats, job: ExampleGenJob,
-             rule: examples.SplitRule, eval_user_count: int) -> str:
+def _summary(stats: global_passes.GlobalStats, job: ExampleGenJob,
+             rule: user_sequences.SplitRule, eval_user_count: int) -> str:
   kept = (eval_user_count if stats.eval_users is None
           else len(stats.eval_users))
   return json.dumps({
@@ -225,11 +229,11 @@ class FinishUserRowsFn(beam.DoFn):
     self._job = job
     self._rows = {split: beam.metrics.Metrics.counter(METRICS_NAMESPACE,
                                                       f"{split}_rows")
-                  for split in (examples.TRAIN, examples.EVAL)}
+                  for split in (user_sequences.TRAIN, user_sequences.EVAL)}
 
-  def process(self, sequence: examples.UserSequence,
-              stats: examples.GlobalStats, side_info: dict):
-    for split, row in examples.finish_user_rows(
+  def process(self, sequence: user_sequences.UserSequence,
+              stats: global_passes.GlobalStats, side_info: dict):
+    for split, row in example_rows.finish_user_rows(
         sequence, stats, self._job.history_length, side_info,
         self._job.ctr_negatives, self._job.negative_seed):
       self._rows[split].inc()
@@ -249,9 +253,9 @@ def add_example_gen_steps(pipeline: beam.Pipeline, job: ExampleGenJob) -> None:
           ReadPositiveEventsFn(job.chunk_rows, job.group_rows))
       | "GroupByUser" >> beam.GroupByKey()
       | "UserSequence" >> beam.MapTuple(_user_sequence).with_output_types(
-          examples.UserSequence))
+          user_sequences.UserSequence))
 
-  if job.split == examples.TEMPORAL:
+  if job.split == user_sequences.TEMPORAL:
     rule_values = (
         sequences
         | "Timestamps" >> beam.FlatMap(lambda sequence: sequence.timestamps)
@@ -263,7 +267,8 @@ def add_example_gen_steps(pipeline: beam.Pipeline, job: ExampleGenJob) -> None:
     rule_values = pipeline | "Rule" >> beam.Create([job.rule(None)])
   rule = beam.pvalue.AsSingleton(rule_values)
   split_sequences = sequences | "Split" >> beam.Map(
-      examples.split_sequence, rule).with_output_types(examples.UserSequence)
+      user_sequences.split_sequence, rule).with_output_types(
+          user_sequences.UserSequence)
 
   def singleton(label, values):
     return beam.pvalue.AsSingleton(values | label >> beam.combiners.ToDict())
@@ -278,7 +283,7 @@ def add_example_gen_steps(pipeline: beam.Pipeline, job: ExampleGenJob) -> None:
       "ItemStatsDict",
       split_sequences
       | "ItemTrainStats" >> beam.FlatMap(
-          lambda sequence: examples.item_train_stats(sequence).items())
+          lambda sequence: global_passes.item_train_stats(sequence).items())
       | "ItemStats" >> beam.CombinePerKey(_merge_all_item_stats))
   user_count = beam.pvalue.AsSingleton(
       sequences | "CountUsers" >> beam.combiners.Count.Globally())
@@ -288,7 +293,7 @@ def add_example_gen_steps(pipeline: beam.Pipeline, job: ExampleGenJob) -> None:
       eval_sequences | "CountEvalUsers" >> beam.combiners.Count.Globally())
   eval_sample = beam.pvalue.AsSingleton(
       eval_sequences
-      | "EvalUserKeys" >> beam.Map(lambda sequence: examples.eval_user_key(
+      | "EvalUserKeys" >> beam.Map(lambda sequence: global_passes.eval_user_key(
           sequence.user_id, job.negative_seed))
       # A sample of one when none is asked for, which `eval_user_sample`
       # then ignores: the step graph stays the same.
@@ -305,7 +310,7 @@ def add_example_gen_steps(pipeline: beam.Pipeline, job: ExampleGenJob) -> None:
 
   rows = split_sequences | "Rows" >> beam.ParDo(
       FinishUserRowsFn(job), beam.pvalue.AsSingleton(stats),
-      side_info).with_outputs(examples.TRAIN, examples.EVAL)
+      side_info).with_outputs(user_sequences.TRAIN, user_sequences.EVAL)
   for split, split_dir in job.split_dirs.items():
     _ = rows[split] | f"Write_{split}" >> beam.io.WriteToTFRecord(
         os.path.join(split_dir, "data"), file_name_suffix=".tfrecord.gz")

@@ -12,6 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from data import contract
 from data import examples
 from data import importers
+from data import user_sequences
 from tests import prerequisites
 from tfx_pipeline.components import example_gen_testing
 from tfx_pipeline.components import interaction_example_beam
@@ -25,7 +26,7 @@ def _run(dataset_dir, tmp_path, **options) -> dict:
   job = interaction_example_beam.ExampleGenJob(
       dataset_dir=str(dataset_dir),
       split_dirs={split: str(tmp_path / "out" / split)
-                  for split in (examples.TRAIN, examples.EVAL)},
+                  for split in (user_sequences.TRAIN, user_sequences.EVAL)},
       summary_path=str(tmp_path / "out" / "summary.json"), **options)
   interaction_example_beam.run(beam.Pipeline(options=PipelineOptions(
       ["--runner=DirectRunner", "--direct_running_mode=in_memory"])), job)
@@ -39,9 +40,9 @@ def _assert_equal_to_build_rows(dataset_dir, tmp_path, **options):
                    if name not in ("chunk_rows", "group_rows")}
   rows = examples.build_rows(contract.load_dataset(dataset_dir),
                              **build_options)
-  assert written[examples.TRAIN] == example_gen_testing.expected_examples(
+  assert written[user_sequences.TRAIN] == example_gen_testing.expected_examples(
       rows.train)
-  assert written[examples.EVAL] == example_gen_testing.expected_examples(
+  assert written[user_sequences.EVAL] == example_gen_testing.expected_examples(
       rows.eval)
   return written
 
@@ -77,9 +78,9 @@ def _tricky_log(directory, time_ordered: bool = False) -> str:
 def test_temporal_split_with_negatives_gives_the_rows_of_build_rows(tmp_path):
   dataset_dir = _tricky_log(tmp_path / "data")
   _assert_equal_to_build_rows(
-      dataset_dir, tmp_path, split=examples.TEMPORAL, temporal_cut_quantile=0.6,
-      history_length=2, ctr_negatives=2, negative_seed=3, chunk_rows=7,
-      group_rows=14)
+      dataset_dir, tmp_path, split=user_sequences.TEMPORAL,
+      temporal_cut_quantile=0.6, history_length=2, ctr_negatives=2,
+      negative_seed=3, chunk_rows=7, group_rows=14)
 
 
 def test_a_log_in_time_order_gives_the_rows_of_build_rows(tmp_path):
@@ -91,7 +92,7 @@ def test_a_log_in_time_order_gives_the_rows_of_build_rows(tmp_path):
 def test_the_reader_sends_one_value_per_user_and_window(tmp_path):
   dataset_dir = _tricky_log(tmp_path / "data", time_ordered=True)
   interactions = contract.load_dataset(dataset_dir).interactions
-  positives = examples.positive_rows(interactions)
+  positives = user_sequences.positive_rows(interactions)
   # Windows of three 7-row chunks.
   windows = positives.index // 21
   expected = {(user_id, window) for user_id, window in zip(
@@ -100,10 +101,10 @@ def test_the_reader_sends_one_value_per_user_and_window(tmp_path):
       chunk_rows=7, group_rows=21).process(str(dataset_dir)))
   assert len(sent) == len(expected) < len(positives)
   events = sorted((user_id, event) for user_id, packed in sent
-                  for event in examples.unpack_events(packed))
+                  for event in user_sequences.unpack_events(packed))
   assert events == sorted(
       (user_id, event) for user_id, user_events
-      in examples.positive_events_by_user(interactions).items()
+      in user_sequences.positive_events_by_user(interactions).items()
       for event in user_events)
 
 
@@ -115,7 +116,8 @@ def test_sampled_eval_users_give_the_rows_of_build_rows_and_say_so(tmp_path):
   summary = json.loads((tmp_path / "out" / "summary.json").read_text())
   assert summary["eval_users_sampled"] is True
   assert (summary["eval_users"], summary["eval_users_kept"]) == (12, 5)
-  eval_users = {dict(example)["user_id"] for example in written[examples.EVAL]}
+  eval_users = {dict(example)["user_id"]
+                for example in written[user_sequences.EVAL]}
   assert len(eval_users) == 5
 
 
@@ -148,7 +150,7 @@ def test_movielens_100k_gives_the_rows_of_build_rows(tmp_path):
   dataset_dir = _imported("movielens-100k", tmp_path / "data")
   written = _assert_equal_to_build_rows(dataset_dir, tmp_path,
                                         chunk_rows=30_000)
-  assert sum(written[examples.EVAL].values()) == 942
+  assert sum(written[user_sequences.EVAL].values()) == 942
 
 
 @pytest.mark.e2e

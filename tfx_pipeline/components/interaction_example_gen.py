@@ -26,10 +26,10 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from data import examples as examples_lib
+from data import user_sequences
 from tfx_pipeline.components import interaction_example_beam
 
-SPLITS = (examples_lib.TRAIN, examples_lib.EVAL)
+SPLITS = (user_sequences.TRAIN, user_sequences.EVAL)
 EVAL_MAX_USERS_PROPERTY = "eval_max_users"
 
 
@@ -42,7 +42,7 @@ def InteractionExampleGen(  # pylint: disable=invalid-name
     input_fingerprint: tfx.dsl.components.Parameter[str] = "",
     ctr_negatives: tfx.dsl.components.Parameter[int] = 0,
     negative_seed: tfx.dsl.components.Parameter[int] = 0,
-    split: tfx.dsl.components.Parameter[str] = examples_lib.LEAVE_LAST_OUT,
+    split: tfx.dsl.components.Parameter[str] = user_sequences.LEAVE_LAST_OUT,
     temporal_cut_quantile: tfx.dsl.components.Parameter[float] = 0.9,
     eval_max_users: tfx.dsl.components.Parameter[int] = 0,
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[
