@@ -68,7 +68,7 @@ def test_ranking_export_serves_and_evaluates_the_same_probability(tmp_path):
   ctr_trainer.RankingServingModule(_fake_transform, RAW_FEATURE_SPEC,
                                        model).save(str(tmp_path))
   loaded = tf.saved_model.load(str(tmp_path))
-  served = loaded.signatures["serving_default"](
+  served = loaded.signatures[serving_names.DEFAULT](
       user_id=tf.constant(["u", "u"]), item_id=tf.constant(["3", "4"]),
       history_item_ids=tf.constant([["1", "2"], ["", ""]]),
       timestamp=tf.zeros([2], tf.int64))[serving_names.RANKER_PROBABILITY].numpy()

@@ -114,13 +114,14 @@ def test_loads_and_serves_in_a_bare_tensorflow_process(export_dir):
   printed = export_testing.run_in_bare_tensorflow(f"""
       import tensorflow as tf
       loaded = tf.saved_model.load({export_dir!r})
-      top = loaded.signatures["serving_default"](
+      top = loaded.signatures[{serving_names.DEFAULT!r}](
           user_id=tf.constant(["u"]), history_item_ids=tf.constant([["1"]]),
           timestamp=tf.constant([0], tf.int64))
-      print(top["item_ids"].numpy()[0, 0].decode())
-      ranks = loaded.signatures["evaluate"](
-          examples=tf.constant([{export_testing.serialized_example("3", ["1"])!r}]))
-      print(float(ranks["target_rank"].numpy()[0]))
+      print(top[{serving_names.ITEM_IDS!r}].numpy()[0, 0].decode())
+      ranks = loaded.signatures[{serving_names.EVALUATE!r}](**{{
+          {serving_names.EXAMPLES!r}: tf.constant(
+              [{export_testing.serialized_example("3", ["1"])!r}])}})
+      print(float(ranks[{serving_names.TARGET_RANK!r}].numpy()[0]))
       """, cwd=os.path.dirname(export_dir))
   assert printed == ["2", "1.0"]
 
@@ -137,7 +138,8 @@ def test_export_in_chunks_serves_what_one_chunk_serves(export_dir, tmp_path,
                           for target, history in (("3", ["1"]), ("4", ["1"]),
                                                   ("1", ["4"]), ("2", []))])
   for name, inputs in ((serving_names.retrieve_top(100), queries),
-                       (serving_names.EVALUATE, {"examples": examples})):
+                       (serving_names.EVALUATE,
+                        {serving_names.EXAMPLES: examples})):
     expected = whole.signatures[name](**inputs)
     for output, values in chunked.signatures[name](**inputs).items():
       np.testing.assert_array_equal(values.numpy(), expected[output].numpy())

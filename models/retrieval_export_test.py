@@ -174,17 +174,19 @@ def test_multi_vector_export_retrieves_and_ranks_by_the_max(tmp_path):
   histories = [["1", ""], ["", ""]]
 
   queries = export_testing.query_inputs(histories)
-  embedding = signatures["query_embedding"](**queries)
-  top = signatures["retrieve_top10"](**queries)
-  ranks = signatures["evaluate"](examples=tf.constant(
-      [export_testing.serialized_example("3", ["1"])]))
+  embedding = signatures[serving_names.QUERY_EMBEDDING](**queries)
+  top = signatures[serving_names.retrieve_top(10)](**queries)
+  ranks = signatures[serving_names.EVALUATE](**{
+      serving_names.EXAMPLES: tf.constant(
+          [export_testing.serialized_example("3", ["1"])])})
 
   np.testing.assert_allclose(embedding[serving_names.EMBEDDING].numpy(),
                              np.repeat(_TWO_VECTORS, 2, axis=0))
-  ids = top["item_ids"].numpy().astype(str)
+  ids = top[serving_names.ITEM_IDS].numpy().astype(str)
   assert ids[0, :3].tolist() == ["2", "3", "4"]
   assert ids[1, :4].tolist() == ["1", "2", "3", "4"]
-  np.testing.assert_allclose(top["scores"].numpy()[1, :4], [1, 0.9, 0.6, 0])
+  np.testing.assert_allclose(top[serving_names.SCORES].numpy()[1, :4],
+                             [1, 0.9, 0.6, 0])
   # Item 3 after history item 1: only item 2 (0.9 > 0.6) scores higher.
   np.testing.assert_allclose(ranks[serving_names.TARGET_RANK].numpy(), [1])
 
@@ -192,10 +194,10 @@ def test_multi_vector_export_retrieves_and_ranks_by_the_max(tmp_path):
 def test_single_vector_export_keeps_its_embedding_shape(tmp_path):
   loaded = _exported(tmp_path, _TWO_VECTORS[:, 0])
   no_history = export_testing.query_inputs([[""]])
-  embedding = loaded.signatures["query_embedding"](**no_history)
+  embedding = loaded.signatures[serving_names.QUERY_EMBEDDING](**no_history)
   np.testing.assert_allclose(embedding[serving_names.EMBEDDING].numpy(), [[1, 0]])
-  top = loaded.signatures["retrieve_top10"](**no_history)
-  assert top["item_ids"].numpy().astype(str)[0, :4].tolist() == [
+  top = loaded.signatures[serving_names.retrieve_top(10)](**no_history)
+  assert top[serving_names.ITEM_IDS].numpy().astype(str)[0, :4].tolist() == [
       "1", "3", "2", "4"]
 
 
@@ -211,7 +213,8 @@ def test_export_in_chunks_serves_what_one_chunk_serves(tmp_path,
                           export_testing.serialized_example("4", [], ["2"]),
                           export_testing.serialized_example("2", ["2"])])
   for name, inputs in ((serving_names.retrieve_top(100), queries),
-                       (serving_names.EVALUATE, {"examples": examples})):
+                       (serving_names.EVALUATE,
+                        {serving_names.EXAMPLES: examples})):
     expected = whole.signatures[name](**inputs)
     for output, values in chunked.signatures[name](**inputs).items():
       np.testing.assert_array_equal(values.numpy(), expected[output].numpy())

@@ -137,7 +137,7 @@ def test_exports_serve_the_model_with_real_or_derived_history_queries(
     with_queries = loaded.signatures[serving_names.RANKER_HISTORY_QUERIES]
     evaluate = loaded.signatures[serving_names.EVALUATE]
     for served, want in (
-        (loaded.signatures["serving_default"](**request), expected),
+        (loaded.signatures[serving_names.DEFAULT](**request), expected),
         (with_queries(**request, history_queries=tf.constant(no_queries)),
          expected),
         (with_queries(**request, history_queries=tf.constant(queries)),

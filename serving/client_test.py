@@ -27,7 +27,7 @@ def test_retrieval_request_pads_an_empty_history():
 
 
 def test_exclusions_need_the_scann_signature():
-  with pytest.raises(ValueError, match="retrieve_scann"):
+  with pytest.raises(ValueError, match=serving_names.RETRIEVE_SCANN):
     client.retrieval_request(MODEL_NAME, "user_a", [], 7,
                              exclude_item_ids=["item_1"])
 
@@ -51,7 +51,7 @@ def test_ranking_request_repeats_the_user_per_candidate():
 def test_ranking_request_without_queries_takes_serving_default():
   request = client.ranking_request(MODEL_NAME, "user_a", ["item_1"], [], 7)
 
-  assert request.model_spec.signature_name == "serving_default"
+  assert request.model_spec.signature_name == serving_names.DEFAULT
   assert "history_queries" not in request.inputs
   assert tf.make_ndarray(request.inputs["history_item_ids"]).tolist() == [[b""]]
 

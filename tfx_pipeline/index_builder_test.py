@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from data import features
+from models import serving_names
 from serving import scann_index
 from tfx_pipeline import index_builder
 from tfx_pipeline.components import interaction_example_beam
@@ -195,8 +196,10 @@ def test_indexed_model_is_the_input_model_plus_index(built):
   inputs = index_builder.candidate_inputs(
       [index_builder.Item("3", "Title 3", ())])
   np.testing.assert_array_equal(
-      indexed.signatures["candidate_embedding"](**inputs)["embedding"],
-      original.signatures["candidate_embedding"](**inputs)["embedding"])
+      indexed.signatures[serving_names.CANDIDATE_EMBEDDING](**inputs)[
+          serving_names.EMBEDDING],
+      original.signatures[serving_names.CANDIDATE_EMBEDDING](**inputs)[
+          serving_names.EMBEDDING])
   assert scann_index.has_index(job.indexed_model_dir)
   assert not scann_index.has_index(job.model_dir)
 
@@ -205,7 +208,7 @@ def test_scann_layer_model_returns_top_k_ids(built):
   job, _, model = built
   import scann  # pylint: disable=g-import-not-at-top,unused-import
   retrieve = tf.saved_model.load(
-      job.scann_layer_model_dir).signatures["serving_default"]
+      job.scann_layer_model_dir).signatures[serving_names.DEFAULT]
   user_ids = [str(u) for u in range(NUM_USERS)]
   outputs = retrieve(
       user_id=tf.constant(user_ids),
@@ -227,7 +230,7 @@ def test_scann_layer_model_merges_the_vectors_of_multi_vector_users(tmp_path):
       _PARAMS.fitted_to(NUM_ITEMS), str(tmp_path / "scann_layer"))
   import scann  # pylint: disable=g-import-not-at-top,unused-import
   retrieve = tf.saved_model.load(
-      str(tmp_path / "scann_layer")).signatures["serving_default"]
+      str(tmp_path / "scann_layer")).signatures[serving_names.DEFAULT]
 
   outputs = retrieve(user_id=tf.constant(["0", "3"]),
                      history_item_ids=tf.constant([[""], [""]]),

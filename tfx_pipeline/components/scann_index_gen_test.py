@@ -5,6 +5,7 @@ import os
 
 import tensorflow as tf
 
+from models import serving_names
 from serving import scann_index
 from tfx_pipeline.components import scann_index_gen
 from tfx_pipeline.index_builder_test import NUM_ITEMS
@@ -41,8 +42,8 @@ def test_component_writes_indexed_and_scann_layer_models(tmp_path):
   assert index.params.default_k == TOP_K
   import scann  # pylint: disable=g-import-not-at-top,unused-import
   retrieve = tf.saved_model.load(
-      _only_output(root, "scann_layer_model")).signatures["serving_default"]
+      _only_output(root, "scann_layer_model")).signatures[serving_names.DEFAULT]
   found = retrieve(user_id=tf.constant(["0"]),
                    history_item_ids=tf.constant([[""]]),
-                   timestamp=tf.constant([0], tf.int64))["item_ids"]
+                   timestamp=tf.constant([0], tf.int64))[serving_names.ITEM_IDS]
   assert found.shape == (1, TOP_K)
