@@ -16,12 +16,15 @@ its baselines and both Trainers' learning curves. Two more runs in the same
 workspace give EASE^R settings it cannot fit (the exact solver under a
 memory budget no catalogue fits): gated on it, the run refuses to push and
 says why; ungated, the model is evaluated and pushed and the summary and
-report say that the baseline did not fit. The topology of these families
+report say that the baseline did not fit. A fourth run swaps the roles:
+`ease`, gated on `item_knn`, beats it, so BaselineGate blesses it and the
+Pusher pushes the Trainer's model. The topology of these families
 (no ScaNN index, the Trainer's model pushed) is checked in
 `tfx_pipeline/pipeline_test.py`.
 """
 
 import dataclasses
+import filecmp
 import glob
 import os
 import pathlib
@@ -77,7 +80,7 @@ def unfitted_baseline_runs(gated_run):
   """Two runs after `gated_run`, in its workspace, where the baseline cannot
   fit: gated on it, then with the default gate alone. Returns the gated
   run's summary and the versions pushed when it ended, the ungated run's
-  summary, and the ungated run's config."""
+  summary, its config and the versions pushed when it ended."""
   config, _ = gated_run
   unfittable = dataclasses.replace(config, baselines=config_lib.BaselinesConfig(
       families=[_BASELINE], hparams={_BASELINE: _UNFITTABLE_BASELINE}))
@@ -87,7 +90,22 @@ def unfitted_baseline_runs(gated_run):
   ungated = dataclasses.replace(unfittable, gate=config_lib.GateConfig())
   local_runner.run(ungated)
   return (gated, pushed_by_gated, run_summary.summarize(config.metadata_path),
-          ungated)
+          ungated, pipeline_fixtures.pushed_versions(config.push_dir))
+
+
+@pytest.fixture(scope="module")
+def beaten_baseline_run(unfitted_baseline_runs):
+  """A fourth run in the same workspace, the roles swapped: `ease` is the
+  model, gated on `item_knn`, which it beats on this sample. What the other
+  runs computed (examples, Transform) comes from the cache. Returns the run's
+  config, its summary and the versions pushed before it."""
+  _, _, _, ungated, pushed_before = unfitted_baseline_runs
+  config = dataclasses.replace(
+      ungated, model_family=_BASELINE,
+      baselines=config_lib.BaselinesConfig(families=[_MODEL]),
+      gate=config_lib.GateConfig(baseline=_MODEL))
+  local_runner.run(config)
+  return config, run_summary.summarize(config.metadata_path), pushed_before
 
 
 @pytest.fixture(scope="module", params=sorted(_MODEL_ARTIFACTS))
@@ -151,7 +169,7 @@ def test_summary_and_report_show_the_model_beside_its_baseline(gated_run):
 
 def test_a_baseline_that_cannot_fit_is_reported_and_the_gate_refuses(
     unfitted_baseline_runs):
-  gated, pushed_by_gated, _, _ = unfitted_baseline_runs
+  gated, pushed_by_gated, _, _, _ = unfitted_baseline_runs
   states = {run.component: run.state for run in gated.components}
   # What the first run already computed comes from the MLMD cache.
   assert set(states.values()) <= {"complete", "cached"}, states
@@ -171,12 +189,12 @@ def test_a_baseline_that_cannot_fit_is_reported_and_the_gate_refuses(
 
 def test_without_the_baseline_gate_the_model_is_pushed_and_the_failure_shown(
     unfitted_baseline_runs):
-  _, _, ungated, config = unfitted_baseline_runs
+  _, _, ungated, config, pushed_by_ungated = unfitted_baseline_runs
   states = {run.component: run.state for run in ungated.components}
   assert set(states.values()) <= {"complete", "cached"}, states
   assert "BaselineGate" not in states
   assert ungated.blessed is True
-  (version,) = pipeline_fixtures.pushed_versions(config.push_dir)
+  (version,) = pushed_by_ungated
   assert ungated.pushed_dir == os.path.join(config.push_dir, version)
   text = run_summary.format_summary(
       ungated, "metrics", [(_MODEL, evaluation.MODEL_OUTPUT)],
@@ -184,6 +202,30 @@ def test_without_the_baseline_gate_the_model_is_pushed_and_the_failure_shown(
   assert f"{_BASELINE} did not fit" in text, text
   page = open(report_html.write_run_report(ungated), encoding="utf-8").read()
   assert "did not fit" in page
+
+
+def test_a_model_that_beats_its_baseline_is_blessed_and_pushed(
+    beaten_baseline_run):
+  config, summary, pushed_before = beaten_baseline_run
+  states = {run.component: run.state for run in summary.components}
+  assert {"BaselineTrainer_item_knn", "Evaluator_item_knn", "BaselineGate",
+          "Pusher"} <= set(states)
+  assert set(states.values()) <= {"complete", "cached"}, states
+  assert states["BaselineGate"] == states["Pusher"] == "complete"
+  gate = summary.baseline_gate
+  assert gate.baseline == _MODEL and gate.evaluator_blessed
+  assert gate.model_value > gate.baseline_value and gate.blessed
+  assert os.path.isfile(os.path.join(summary.artifacts["BaselineGate.blessing"],
+                                     "BLESSED"))
+  assert summary.blessed is True
+  (version,) = set(pipeline_fixtures.pushed_versions(config.push_dir)) - set(
+      pushed_before)
+  assert summary.pushed_dir == os.path.join(config.push_dir, version)
+  # What was pushed is this run's model, `ease`'s export.
+  assert filecmp.cmp(
+      os.path.join(summary.artifacts["Trainer.model"], _SERVING_SUBDIR,
+                   "saved_model.pb"),
+      os.path.join(summary.pushed_dir, "saved_model.pb"), shallow=False)
 
 
 def _raw_eval_examples(summary) -> list[bytes]:
@@ -212,14 +254,15 @@ def test_loads_and_answers_in_a_bare_tensorflow_process(trained):
   export_testing.run_in_bare_tensorflow(f"""
       import tensorflow as tf
       loaded = tf.saved_model.load({serving_dir!r})
-      top = loaded.signatures["serving_default"](
+      top = loaded.signatures[{serving_names.DEFAULT!r}](
           user_id=tf.constant(["1"]), history_item_ids=tf.constant([["50"]]),
           timestamp=tf.constant([881250949], tf.int64))
-      assert top["item_ids"].shape == (1, 10), top
-      assert b"50" not in top["item_ids"].numpy()[0].tolist()
-      ranks = loaded.signatures["evaluate"](
-          examples=tf.constant({_raw_eval_examples(summary)[:3]!r}))
-      assert ranks["target_rank"].shape == (3,), ranks
+      assert top[{serving_names.ITEM_IDS!r}].shape == (1, 10), top
+      assert b"50" not in top[{serving_names.ITEM_IDS!r}].numpy()[0].tolist()
+      ranks = loaded.signatures[{serving_names.EVALUATE!r}](**{{
+          {serving_names.EXAMPLES!r}:
+              tf.constant({_raw_eval_examples(summary)[:3]!r})}})
+      assert ranks[{serving_names.TARGET_RANK!r}].shape == (3,), ranks
       """, cwd=os.path.dirname(serving_dir))
 
 
