@@ -114,11 +114,12 @@ def test_request_pool_sends_each_user_to_the_signature():
 
   scann = serving_latency.request_pool(users, "retrieval",
                                        serving_names.RETRIEVE_SCANN, 7)
-  exact = serving_latency.request_pool(users, "retrieval", "retrieve_top100",
-                                       7)
+  exact = serving_latency.request_pool(users, "retrieval",
+                                       serving_names.retrieve_top(100), 7)
 
-  assert [r.model_spec.signature_name for r in scann + exact] == [
-      "retrieve_scann"] * 2 + ["retrieve_top100"] * 2
+  assert [r.model_spec.signature_name for r in scann + exact] == (
+      [serving_names.RETRIEVE_SCANN] * 2 +
+      [serving_names.retrieve_top(100)] * 2)
   assert {r.model_spec.name for r in scann + exact} == {"retrieval"}
   assert _inputs(scann[0]) == {features.USER_ID: [b"u1"],
                                features.HISTORY_ITEM_IDS: [[b"a", b"b"]],
@@ -152,13 +153,15 @@ def test_model_dir_names_a_version_a_model_or_a_serving_base(tmp_path):
 def _levels(scann_p99_ms: float, scann_failed: int = 0) -> list[dict]:
   rows = []
   for concurrency in (1, 8):
-    for signature, p50, p99 in (("query_embedding", 2.0, 4.0),
-                                ("retrieve_scann", 3.0, scann_p99_ms),
-                                ("retrieve_top100", 6.0, 20.0)):
+    for signature, p50, p99 in (
+        (serving_names.QUERY_EMBEDDING, 2.0, 4.0),
+        (serving_names.RETRIEVE_SCANN, 3.0, scann_p99_ms),
+        (serving_names.retrieve_top(100), 6.0, 20.0)):
       rows.append({"concurrency": concurrency, "signature": signature,
                    "p50_ms": p50 * concurrency, "p99_ms": p99 * concurrency,
-                   "failed": scann_failed if signature == "retrieve_scann"
-                   else 0})
+                   "failed": (scann_failed
+                              if signature == serving_names.RETRIEVE_SCANN
+                              else 0)})
   return rows
 
 
@@ -191,12 +194,12 @@ def test_process_cpu_seconds_follow_the_process_clock():
 
 
 def test_qps_is_set_against_the_cores_over_the_server_cpu_per_request():
-  levels = [{"concurrency": 1, "signature": "retrieve_scann", "qps": 200.0,
-             "server_cpu_ms_per_request": 4.0},
-            {"concurrency": 8, "signature": "retrieve_scann", "qps": 400.0,
-             "server_cpu_ms_per_request": 4.0},
-            {"concurrency": 8, "signature": "retrieve_top100", "qps": 9.0,
-             "server_cpu_ms_per_request": 1.0}]
+  levels = [{"concurrency": 1, "signature": serving_names.RETRIEVE_SCANN,
+             "qps": 200.0, "server_cpu_ms_per_request": 4.0},
+            {"concurrency": 8, "signature": serving_names.RETRIEVE_SCANN,
+             "qps": 400.0, "server_cpu_ms_per_request": 4.0},
+            {"concurrency": 8, "signature": serving_names.retrieve_top(100),
+             "qps": 9.0, "server_cpu_ms_per_request": 1.0}]
 
   bounds = serving_latency.qps_bounds(levels, cores=2)
 
