@@ -195,7 +195,7 @@ def fuzz_server(model_template, tmp_path_factory):
   testing_models.write_tiny_scann_index(str(retrieval))
   scorer = TinyScorer()
   tf.saved_model.save(scorer, str(base / SCORER_NAME / "3"),
-                      signatures={"serving_default": scorer.score})
+                      signatures={serving_names.DEFAULT: scorer.score})
   with start_local_server(base, max_batch_size=64,
                           metrics_port=0) as handle:
     yield handle
@@ -296,7 +296,8 @@ def _drop_input(request, rng):
 
 
 def _add_input(request, rng):
-  name = rng.choice(["extra", "k", "exclude_item_ids", ""])
+  name = rng.choice(["extra", serving_names.SCANN_K,
+                     serving_names.SCANN_EXCLUDE_ITEM_IDS, ""])
   request.inputs[name].CopyFrom(_random_tensor(rng))
 
 
@@ -319,13 +320,15 @@ def _huge_string_input(request, rng):
 
 
 def _set_k(request, rng):
-  request.inputs["k"].CopyFrom(tf.make_tensor_proto(
+  request.inputs[serving_names.SCANN_K].CopyFrom(tf.make_tensor_proto(
       rng.choice([0, 1, 5, 24, 25, -3, 2**31 - 1]), tf.int32))
 
 
 def _filter_outputs(request, rng):
   request.output_filter.extend(rng.choice(
-      [["scores"], ["nope"], ["scores", "scores"], ["embedding"], ["total"]]))
+      [[serving_names.SCORES], ["nope"],
+       [serving_names.SCORES, serving_names.SCORES],
+       [serving_names.EMBEDDING], ["total"]]))
 
 
 def _drop_model_spec(request, rng):
