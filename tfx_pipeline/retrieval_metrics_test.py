@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from tensorflow_model_analysis.metrics import metric_types
 
+from models import serving_names
 from tfx_pipeline import retrieval_metrics
 
 
@@ -16,14 +17,14 @@ def test_recall_and_ndcg_from_known_ranks():
 
 
 def _combine(metric, ranks):
-  computations = metric.computations(output_names=["target_rank"])
+  computations = metric.computations(output_names=[serving_names.TARGET_RANK])
   assert len(computations) == 1
   computation = computations[0]
   combiner = computation.combiner
   halves = [combiner.create_accumulator(), combiner.create_accumulator()]
   for i, rank in enumerate(ranks):
     element = metric_types.StandardMetricInputs(
-        predictions={"target_rank": np.array([rank])}, labels=None)
+        predictions={serving_names.TARGET_RANK: np.array([rank])}, labels=None)
     halves[i % 2] = combiner.add_input(halves[i % 2], element)
   output = combiner.extract_output(combiner.merge_accumulators(halves))
   (key, value), = output.items()
@@ -36,7 +37,7 @@ def _combine(metric, ranks):
 ])
 def test_combiner_averages_over_examples(metric, expected):
   key, value = _combine(metric, [0.0, 1.0, 2.0, 30.0])
-  assert key.output_name == "target_rank"
+  assert key.output_name == serving_names.TARGET_RANK
   assert value == pytest.approx(expected)
 
 
