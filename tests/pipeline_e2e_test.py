@@ -101,9 +101,9 @@ def test_pushed_model_serves_top_k_for_a_raw_request(first_run):
       "timestamp": tf.constant([893286638, 893286638], tf.int64),
   }
   for k in (10, 100):
-    response = loaded.signatures[f"retrieve_top{k}"](**request)
-    ids = response["item_ids"].numpy().astype(str)
-    scores = response["scores"].numpy()
+    response = loaded.signatures[serving_names.retrieve_top(k)](**request)
+    ids = response[serving_names.ITEM_IDS].numpy().astype(str)
+    scores = response[serving_names.SCORES].numpy()
     assert ids.shape == (2, k)
     assert np.all(np.diff(scores, axis=1) <= 1e-6), "scores must be sorted"
     for row, seen in zip(ids, history):
@@ -112,16 +112,20 @@ def test_pushed_model_serves_top_k_for_a_raw_request(first_run):
       assert "" not in set(row)
   index = scann_index.ScannIndex.load(summary.pushed_dir)
   scann_ids, _ = index.search(
-      loaded.signatures["query_embedding"](**request)["embedding"].numpy(),
+      loaded.signatures[serving_names.QUERY_EMBEDDING](**request)[
+          serving_names.EMBEDDING].numpy(),
       k=10, exclude_ids=[set(h) - {""} for h in history])
-  exact = loaded.signatures["retrieve_top10"](**request)["item_ids"].numpy()
+  exact = loaded.signatures[serving_names.retrieve_top(10)](**request)[
+      serving_names.ITEM_IDS].numpy()
   overlap = np.mean([len(set(a) & set(b.astype(str))) / 10
                      for a, b in zip(scann_ids, exact)])
   assert overlap >= 0.8, "the pushed ScaNN index must agree with brute force"
-  embedding = loaded.signatures["query_embedding"](**request)["embedding"]
-  candidates = loaded.signatures["candidate_embedding"](
+  embedding = loaded.signatures[serving_names.QUERY_EMBEDDING](**request)[
+      serving_names.EMBEDDING]
+  candidates = loaded.signatures[serving_names.CANDIDATE_EMBEDDING](
       item_id=tf.constant(["50"]), item_title=tf.constant(["Star Wars 1977"]),
-      item_categories=tf.constant([["Action", "Sci-Fi"]]))["embedding"]
+      item_categories=tf.constant([["Action", "Sci-Fi"]]))[
+          serving_names.EMBEDDING]
   assert embedding.shape[0] == 2 and embedding.shape[1] == candidates.shape[1]
 
 

@@ -19,9 +19,10 @@ import time
 import pytest
 import tensorflow as tf
 
+from models import serving_names
+from tests import pipeline_fixtures
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import run_summary
-from tests import pipeline_fixtures
 
 pytestmark = pytest.mark.e2e
 
@@ -128,7 +129,7 @@ def test_killed_run_resumes_from_the_cache_and_pushes(tmp_path):
       killed_models), "the killed Trainer's output must not be reused"
 
   pushed = tf.saved_model.load(resumed.pushed_dir)
-  top10 = pushed.signatures["retrieve_top10"](
+  top10 = pushed.signatures[serving_names.retrieve_top(10)](
       user_id=tf.constant(["1"]), history_item_ids=tf.constant([["50", ""]]),
       timestamp=tf.constant([893286638], tf.int64))
-  assert top10["item_ids"].shape == (1, 10)
+  assert top10[serving_names.ITEM_IDS].shape == (1, 10)
