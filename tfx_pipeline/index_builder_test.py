@@ -48,7 +48,7 @@ class TinyRetrievalModel(tf.Module):
   def candidate_embedding(self, item_id, item_title, item_categories):
     del item_title, item_categories  # The tiny model embeds the id only.
     index = tf.strings.to_number(item_id, tf.int32)
-    return {"embedding": tf.gather(self.item_table, index)}
+    return {serving_names.EMBEDDING: tf.gather(self.item_table, index)}
 
   @tf.function(input_signature=(
       tf.TensorSpec([None], tf.string, name=features.USER_ID),
@@ -58,7 +58,7 @@ class TinyRetrievalModel(tf.Module):
   def query_embedding(self, user_id, history_item_ids, timestamp):
     del history_item_ids, timestamp  # The tiny model embeds the user only.
     index = tf.strings.to_number(user_id, tf.int32)
-    return {"embedding": tf.gather(self.user_table, index)}
+    return {serving_names.EMBEDDING: tf.gather(self.user_table, index)}
 
 
 class TinyMultiVectorModel(TinyRetrievalModel):
@@ -73,7 +73,7 @@ class TinyMultiVectorModel(TinyRetrievalModel):
     del history_item_ids, timestamp  # The tiny model embeds the user only.
     index = tf.strings.to_number(user_id, tf.int32)
     rows = tf.stack([index, (index + 1) % NUM_USERS], axis=1)
-    return {"embedding": tf.gather(self.user_table, rows)}
+    return {serving_names.EMBEDDING: tf.gather(self.user_table, rows)}
 
   def user_vectors(self) -> np.ndarray:
     """`[users, 2, dim]`: what `query_embedding` returns for every user."""
@@ -86,8 +86,10 @@ def write_tiny_model(export_dir: str,
                      ) -> TinyRetrievalModel:
   model = model or TinyRetrievalModel()
   tf.saved_model.save(model, export_dir, signatures={
-      "candidate_embedding": model.candidate_embedding.get_concrete_function(),
-      "query_embedding": model.query_embedding.get_concrete_function(),
+      serving_names.CANDIDATE_EMBEDDING:
+          model.candidate_embedding.get_concrete_function(),
+      serving_names.QUERY_EMBEDDING:
+          model.query_embedding.get_concrete_function(),
   })
   return model
 
@@ -214,9 +216,9 @@ def test_scann_layer_model_returns_top_k_ids(built):
       user_id=tf.constant(user_ids),
       history_item_ids=tf.constant([[""]] * NUM_USERS),
       timestamp=tf.zeros([NUM_USERS], tf.int64))
-  found = outputs["item_ids"].numpy().astype(str)
+  found = outputs[serving_names.ITEM_IDS].numpy().astype(str)
   assert found.shape == (NUM_USERS, TOP_K)
-  assert outputs["scores"].shape == (NUM_USERS, TOP_K)
+  assert outputs[serving_names.SCORES].shape == (NUM_USERS, TOP_K)
   assert recall(found, model.user_table.numpy(),
                 model.item_table.numpy()) >= 0.9
 
@@ -236,15 +238,15 @@ def test_scann_layer_model_merges_the_vectors_of_multi_vector_users(tmp_path):
                      history_item_ids=tf.constant([[""], [""]]),
                      timestamp=tf.zeros([2], tf.int64))
 
-  found = outputs["item_ids"].numpy().astype(str)
+  found = outputs[serving_names.ITEM_IDS].numpy().astype(str)
   exact = (model.user_vectors()[[0, 3]] @ item_table.T).max(axis=1)
   expected = np.argsort(-exact, axis=1)[:, :TOP_K].astype(str)
   assert found.shape == (2, TOP_K)
   assert all(len(set(row)) == TOP_K for row in found)
   assert np.mean([len(set(f) & set(e)) / TOP_K
                   for f, e in zip(found, expected)]) >= 0.9
-  np.testing.assert_array_less(np.diff(outputs["scores"].numpy(), axis=1),
-                               1e-5)
+  np.testing.assert_array_less(
+      np.diff(outputs[serving_names.SCORES].numpy(), axis=1), 1e-5)
 
 
 def test_a_stale_index_in_the_input_model_is_replaced(tmp_path):

@@ -36,7 +36,7 @@ def test_component_writes_indexed_and_scann_layer_models(tmp_path):
 
   indexed_dir = _only_output(root, "indexed_model")
   assert set(tf.saved_model.load(indexed_dir).signatures) == {
-      "candidate_embedding", "query_embedding"}
+      serving_names.CANDIDATE_EMBEDDING, serving_names.QUERY_EMBEDDING}
   index = scann_index.ScannIndex.load(indexed_dir)
   assert len(index.item_ids) == NUM_ITEMS
   assert index.params.default_k == TOP_K
