@@ -12,6 +12,7 @@ import tensorflow as tf
 from data import contract
 from data import dual_graph
 from data import importers
+from models import serving_names
 from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
@@ -57,8 +58,8 @@ def test_pushed_gmn_answers_a_raw_request_with_both_sides(gmn_run):
   _, summary = gmn_run
   loaded = tf.saved_model.load(summary.pushed_dir)
   history = ["video:1", "item:1", "video:2"]
-  response = loaded.signatures["retrieve_top10"](
+  response = loaded.signatures[serving_names.retrieve_top(10)](
       user_id=tf.constant(["u"]), history_item_ids=tf.constant([history]),
       timestamp=tf.constant([0], tf.int64))
-  ids = set(response["item_ids"].numpy().astype(str)[0])
+  ids = set(response[serving_names.ITEM_IDS].numpy().astype(str)[0])
   assert len(ids) == 10 and not ids & set(history)

@@ -104,7 +104,7 @@ def test_pushed_seminar_reads_the_requests_history_queries(seminar_run):
                  item_id=tf.constant(["50", "50"]),
                  history_item_ids=tf.constant([["258", "181"]] * 2),
                  timestamp=tf.constant([881250949] * 2, tf.int64))
-  default = loaded.signatures["serving_default"](**request)[
+  default = loaded.signatures[serving_names.DEFAULT](**request)[
       serving_names.RANKER_PROBABILITY]
   served = loaded.signatures[serving_names.RANKER_HISTORY_QUERIES](
       **request, history_queries=tf.constant([["", ""], ["kw1 movie", ""]])
