@@ -14,6 +14,7 @@ import logging
 from typing import Callable, Mapping
 
 import numpy as np
+import tensorflow as tf
 
 from data import features
 from data import splits
@@ -86,6 +87,29 @@ def export(fn_args, tft_output, spec: families.FamilySpec, model,
   ).save(fn_args.serving_model_dir)
 
 
+def fit(model: tf.keras.Model, batches: tf.data.Dataset, validator, config,
+        family: str, model_run_dir: str, num_items: int) -> None:
+  """`early_stopping.fit` as every retrieval Trainer runs it.
+
+  The patience is renewed only by the config's
+  `early_stopping_min_improvement`, and a catalogue of more than
+  `two_tower.LAZY_ADAM_MIN_ITEMS` items trains with lazy Adam
+  (`two_tower.uses_lazy_adam`).
+
+  Args:
+    model: the model to train; it ends with the best epoch's weights.
+    batches: one epoch of training batches, without the validation rows.
+    validator: a `retrieval_validation.Validator` of the served towers.
+    config: the family's `two_tower.TwoTowerConfig` (or a subclass).
+    family: the model family, for the learning curve.
+    model_run_dir: the Trainer's ModelRun directory.
+    num_items: the catalogue's items, padding excluded.
+  """
+  early_stopping.fit(model, batches, validator, config, family, model_run_dir,
+                     min_improvement=config.early_stopping_min_improvement,
+                     lazy_adam=two_tower.uses_lazy_adam(config, num_items))
+
+
 def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
                     spec: families.FamilySpec) -> None:
   """Trains a retrieval family's model and exports its serving signatures.
@@ -103,8 +127,6 @@ def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
                                             catalogue)
   train = train_inputs.input_dataset_without(fn_args, tft_output, held_out,
                                              config.batch_size)
-  early_stopping.fit(
-      model, train, validator, config, spec.name, fn_args.model_run_dir,
-      min_improvement=config.early_stopping_min_improvement,
-      lazy_adam=two_tower.uses_lazy_adam(config, len(catalogue.item_ids) - 1))
+  fit(model, train, validator, config, spec.name, fn_args.model_run_dir,
+      num_items=len(catalogue.item_ids) - 1)
   export(fn_args, tft_output, spec, model, catalogue)

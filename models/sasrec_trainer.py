@@ -33,7 +33,6 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from data import features
-from models import early_stopping
 from models import families
 from models import retrieval_trainer
 from models import sasrec
@@ -201,11 +200,9 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object]) -> None:
   sampled = uses_sampled_softmax(config, num_items)
   logging.info("SASRec: %s softmax over %d items",
                "sampled" if sampled else "exact", num_items)
-  early_stopping.fit(
+  retrieval_trainer.fit(
       SequenceRetrievalModel(model.query_tower, model.candidate_tower,
                              catalogue.candidate_features,
                              catalogue.sampling_probability, config, sampled),
-      batches, validator, config, FAMILY, fn_args.model_run_dir,
-      min_improvement=config.early_stopping_min_improvement,
-      lazy_adam=two_tower.uses_lazy_adam(config, num_items))
+      batches, validator, config, FAMILY, fn_args.model_run_dir, num_items)
   retrieval_trainer.export(fn_args, tft_output, spec, model, catalogue)
