@@ -12,10 +12,10 @@ NDCG@10 on the run's eval split, computed as the pipeline's Evaluator does.
 Beside the full-ranking metrics, each export is scored on the sampled 1 + 100
 protocol of the SASRec paper (`offline_eval.export_sampled_ranking`: HR@10,
 NDCG@10 of the target against 100 items the user never had), for comparison
-with published numbers. The run's classical baselines (its Evaluators' metrics on the same eval
-split) are printed beside them; the strongest (best Recall@50) is named and
-each family is marked by whether it beats it on Recall@10, Recall@50 and
-NDCG@10.
+with published numbers. The run's classical baselines (its Evaluators'
+metrics on the same eval split) are printed beside them; the strongest (best
+Recall@50) is named and each family is marked by whether it beats it on
+Recall@10, Recall@50 and NDCG@10.
 The first family pays the process's first Keras `fit`; `--warm-up` trains
 one family first, unrecorded, so that each recorded one is a second `fit`.
 With several `--seed`s each family is trained once per seed, and the table
@@ -29,6 +29,7 @@ ends with each family's mean and standard deviation over them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -109,19 +110,31 @@ def raw_examples(summary: run_summary.RunSummary, split: str) -> list[bytes]:
           tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
-def sampled_inputs(summary: run_summary.RunSummary
-                   ) -> tuple[export_sampled_ranking.RawExamples,
-                              export_sampled_ranking.RawExamples]:
-  """The run's raw train and eval examples, for the sampled protocol."""
-  return tuple(export_sampled_ranking.read_examples(raw_examples(summary,
-                                                                 split))
-               for split in ("train", "eval"))
+@dataclasses.dataclass(frozen=True)
+class RunExamples:
+  """A run's ExampleGen examples, read once for every family scored on them.
+
+  Attributes:
+    eval_serialized: the eval split, serialized, as `evaluate` takes it.
+    train: the train split, parsed for the sampled protocol.
+    eval: the eval split, parsed for the sampled protocol.
+  """
+  eval_serialized: list[bytes]
+  train: export_sampled_ranking.RawExamples
+  eval: export_sampled_ranking.RawExamples
 
 
-def eval_metrics(summary: run_summary.RunSummary, serving_dir: str
-                 ) -> dict[str, float]:
-  """Recall@10/50/100 and NDCG@10 of an export on the run's eval split."""
-  examples = raw_examples(summary, "eval")
+def run_examples(summary: run_summary.RunSummary) -> RunExamples:
+  """The run's raw train and eval examples."""
+  eval_serialized = raw_examples(summary, "eval")
+  return RunExamples(
+      eval_serialized,
+      export_sampled_ranking.read_examples(raw_examples(summary, "train")),
+      export_sampled_ranking.read_examples(eval_serialized))
+
+
+def eval_metrics(examples: list[bytes], serving_dir: str) -> dict[str, float]:
+  """Recall@10/50/100 and NDCG@10 of an export on serialized eval examples."""
   evaluate = tf.saved_model.load(serving_dir).signatures[
       serving_names.EVALUATE]
   ranks = np.concatenate([
@@ -136,10 +149,7 @@ def eval_metrics(summary: run_summary.RunSummary, serving_dir: str
 
 
 def train_family(summary: run_summary.RunSummary, directory: str, family: str,
-                 hparams: dict, seed: int,
-                 sampled_examples: tuple[export_sampled_ranking.RawExamples,
-                                         export_sampled_ranking.RawExamples]
-                 ) -> dict:
+                 hparams: dict, seed: int, examples: RunExamples) -> dict:
   """Runs `family`'s `run_fn` and returns its time, curve and metrics.
 
   Args:
@@ -148,7 +158,7 @@ def train_family(summary: run_summary.RunSummary, directory: str, family: str,
     family: a family of `models.families`.
     hparams: overrides of its defaults.
     seed: the run seed.
-    sampled_examples: `sampled_inputs(summary)`.
+    examples: `run_examples(summary)`.
   """
   args = fn_args(summary, directory, family, hparams, seed)
   started = time.perf_counter()
@@ -164,9 +174,10 @@ def train_family(summary: run_summary.RunSummary, directory: str, family: str,
               {"epoch": point.step, "validation": point.validation,
                "train_loss": point.train_loss, "seconds": point.seconds}
               for point in curve.points],
-          "metrics": eval_metrics(summary, args.serving_model_dir),
+          "metrics": eval_metrics(examples.eval_serialized,
+                                  args.serving_model_dir),
           "sampled_1_plus_100": export_sampled_ranking.evaluate(
-              args.serving_model_dir, *sampled_examples,
+              args.serving_model_dir, examples.train, examples.eval,
               num_negatives=_SAMPLED_NEGATIVES, seed=_SAMPLED_SEED)}
 
 
@@ -187,13 +198,6 @@ def seed_summary(runs: list[dict]) -> list[dict]:
                    else 0.0}
     summary.append(row)
   return summary
-
-
-def strongest_baseline(summary: run_summary.RunSummary
-                       ) -> run_summary.Scorer | None:
-  """The run's strongest baseline on Recall@50 (most-popular included)."""
-  return run_summary.strongest_baseline(
-      run_summary.overall_scorers(summary, "model", _METRICS), "recall_at_50")
 
 
 def beats(metrics: dict[str, float], baseline: run_summary.Scorer) -> bool:
@@ -239,20 +243,22 @@ def main(argv=None) -> int:
                                      workspace=args.workspace)
   summary = run_summary.summarize(config.metadata_path)
   runs = []
-  sampled_examples = sampled_inputs(summary)
+  examples = run_examples(summary)
   with tempfile.TemporaryDirectory() as scratch:
     if args.warm_up:
       common.log(f"warm-up: {args.warm_up}")
       train_family(summary, os.path.join(scratch, "warm_up"),
-                   *_family_and_hparams(args.warm_up), args.seed[0],
-                   sampled_examples)
+                   *_family_and_hparams(args.warm_up), args.seed[0], examples)
     for seed in args.seed:
       for index, text in enumerate(args.family):
         common.log(f"training {text}, seed {seed}")
         runs.append(train_family(
             summary, os.path.join(scratch, f"{seed}_{index}"),
-            *_family_and_hparams(text), seed, sampled_examples))
-  baseline = strongest_baseline(summary)
+            *_family_and_hparams(text), seed, examples))
+  baselines = [scorer for scorer in
+               run_summary.overall_scorers(summary, "model", _METRICS)
+               if not scorer.is_model]
+  baseline = run_summary.strongest_baseline(baselines, "recall_at_50")
   for run in runs:
     run["beats_strongest_baseline"] = (None if baseline is None else
                                        beats(run["metrics"], baseline))
@@ -270,9 +276,7 @@ def main(argv=None) -> int:
   rows += [[f"{scorer.label} (pipeline run)", "", "", "", "", "", "",
             *(f"{scorer.metrics[name]:.4f}" if name in scorer.metrics
               else "-" for name in _METRICS), "", "", ""]
-           for scorer in run_summary.overall_scorers(summary, "model",
-                                                     _METRICS)
-           if not scorer.is_model]
+           for scorer in baselines]
   print(common.aligned_table(
       ["family", "hparams", "seed", "Trainer s", f"vs {runs[-1]['family']}",
        "to 99% s", "epochs (best)", "R@10", "R@50", "R@100", "NDCG@10",
@@ -294,9 +298,7 @@ def main(argv=None) -> int:
       "workspace": args.workspace, "pipeline": names[0],
       "transformed_examples": summary.artifacts[TRANSFORMED_EXAMPLES],
       "warm_up": args.warm_up, "runs": runs, "over_seeds": over_seeds,
-      "baselines": {scorer.label: scorer.metrics for scorer in
-                    run_summary.overall_scorers(summary, "model", _METRICS)
-                    if not scorer.is_model},
+      "baselines": {scorer.label: scorer.metrics for scorer in baselines},
       "strongest_baseline": baseline.label if baseline else None,
       "load_average_end": [round(load, 2) for load in os.getloadavg()],
       "peak_rss_mib": common.peak_rss_mib()})

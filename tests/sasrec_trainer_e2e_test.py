@@ -33,7 +33,7 @@ def trained(sample_runs, tmp_path_factory):
   directory = str(tmp_path_factory.mktemp("sasrec"))
   record = trainer_only.train_family(
       sample_runs.blessed, directory, "sasrec", _HPARAMS, seed=0,
-      sampled_examples=trainer_only.sampled_inputs(sample_runs.blessed))
+      examples=trainer_only.run_examples(sample_runs.blessed))
   return directory, record, sample_runs.blessed
 
 
@@ -59,7 +59,8 @@ def test_evaluate_beats_most_popular_on_recall_at_50(trained):
 def test_the_sampled_protocol_scores_the_export_as_the_model_serves_it(
     trained):
   directory, record, summary = trained
-  train, evaluation = trainer_only.sampled_inputs(summary)
+  examples = trainer_only.run_examples(summary)
+  train, evaluation = examples.train, examples.eval
   served = tf.saved_model.load(os.path.join(directory, "Format-Serving"))
   query_inputs = {"user_id": tf.constant(evaluation.user_ids),
                   "history_item_ids": tf.constant(evaluation.histories),
