@@ -5,7 +5,7 @@ hyperparameter setting of a small grid is fitted on the train sequences and
 scored on the validation items (history: the train sequence); the best one
 by validation Recall@50 is refitted on train + validation and scored on the
 test items (history: train + validation), by the product's own fits
-(`models.ease.fit_ease`, `models.item_knn.fit_item_knn`) and the benchmarks'
+(`models.item_item.ease.fit_ease`, `models.item_item.item_knn.fit_item_knn`) and the benchmarks'
 full-ranking scorer (`offline_eval.protocols.full_ranking`, known items
 excluded). Also reported: EASE^R at its best λ with every weight kept (no
 top-k sparsification), to show what the sparse form costs, and most-popular.
@@ -32,9 +32,9 @@ import numpy as np
 from scipy import sparse
 
 from benchmarks import common
-from models import ease
-from models import item_knn
-from models import item_neighbours
+from models.item_item import ease
+from models.item_item import item_knn
+from models.item_item import neighbours as item_neighbours
 from offline_eval import datasets
 from offline_eval import protocols
 from offline_eval import reporting

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks import classical
-from models import item_knn
+from models.item_item import item_knn
 
 # Items 1..3, 0 is padding. Users who chose 1 then chose 2, and vice versa.
 _SPLIT = classical.Split(

@@ -2,10 +2,10 @@
 
 For each dataset (Amazon Grocery, MovieLens-100K; `offline_eval.datasets`,
 leave-one-out by time) and each seed, the DIN + DCN-v2 ranking model
-(`models.ranking`) is trained with five item feature sets, all in one run:
+(`models.ctr.ranking`) is trained with five item feature sets, all in one run:
 
   (a) no_content: item/user id embeddings only;
-  (b) raw_content: plus the raw content vectors (`models.content_features`);
+  (b) raw_content: plus the raw content vectors (`models.ctr.content_features`);
   (c) feature_dropout: plus frozen embeddings of the same content encoder
       pre-trained with a generic objective (two feature-dropout views of the
       same item, InfoNCE);
@@ -63,12 +63,12 @@ import tensorflow as tf
 from benchmarks import common
 from data import example_rows
 from data import features
-from models import content_features
-from models import courier
-from models import ctr_validation
+from models.ctr import content_features
+from models.ctr import courier
+from models.ctr import ranking
+from models.ctr import validation as ctr_validation
 from models import early_stopping
 from models import learning_curve
-from models import ranking
 from models import training
 from offline_eval import datasets
 from offline_eval import protocols

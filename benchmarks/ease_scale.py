@@ -1,6 +1,6 @@
 """EASE^R from thousands to a million items: exact against its approximation.
 
-`models.ease.fit_ease` fits exactly (dense float32 Cholesky) while its
+`models.item_item.ease.fit_ease` fits exactly (dense float32 Cholesky) while its
 memory fits the budget and otherwise regresses each column on its `support`
 most co-occurring items (`solver="sparse_approx"`). This benchmark fits
 each point in a child process of its own (`scaling.run_child`: wall time
@@ -45,9 +45,9 @@ from benchmarks import classical
 from benchmarks import common
 from benchmarks import scaling
 from data import synthetic
-from models import ease
-from models import item_knn
-from models import item_neighbours
+from models.item_item import ease
+from models.item_item import item_knn
+from models.item_item import neighbours as item_neighbours
 from offline_eval import datasets
 
 _RESULTS = common.RESULTS_DIR / "ease_scale.json"

@@ -9,12 +9,12 @@ exclude the related-item lists the relation probes test. Models, all trained her
 same run:
 
 - `random`: unit Gaussian vectors, one per user and item.
-- `two_tower`: `models.two_tower` (single vector, mean-pooled history), fed
+- `two_tower`: `models.retrieval.two_tower` (single vector, mean-pooled history), fed
   in-memory tensors under the pipeline's feature names
   (`offline_eval.retrieval_inputs`; the request-time context features are 0
   because the benchmark has no request time), trained by
   `models.training`.
-- `guim_k1`, `guim_k4`: `models.guim` with 1 and 4 user vectors.
+- `guim_k1`, `guim_k4`: `models.retrieval.guim` with 1 and 4 user vectors.
 - `most_popular` is scored on the ranking tasks only.
 - `ease`, `item_knn`: the product's closed-form families
   (`offline_eval.item_item`), scored on the ranking tasks only: they have
@@ -55,9 +55,10 @@ import tensorflow as tf
 from benchmarks import common
 from data import features
 from data import splits
-from models import guim
+from models.item_item import fitters as item_item_fitters
+from models.retrieval import guim
+from models.retrieval import two_tower
 from models import training
-from models import two_tower
 from offline_eval import datasets
 from offline_eval import item_item
 from offline_eval import probes
@@ -65,7 +66,7 @@ from offline_eval import protocols
 from offline_eval import reporting
 from offline_eval import retrieval_inputs
 
-CLASSICAL = tuple(item_item.FAMILIES)
+CLASSICAL = tuple(item_item_fitters.FITTERS)
 MODELS = ("random", "two_tower", "guim_k1", "guim_k4") + CLASSICAL
 # The rows every trained model is compared against.
 BASELINES = ("most_popular",) + CLASSICAL
@@ -195,7 +196,7 @@ def fit_classical(family: str, dataset: datasets.SequenceDataset,
                                     seed=0)[next_item.name]
 
   tuned = item_item.tune(family, fit_histories, validate)
-  neighbours = item_item.FAMILIES[family].fit(
+  neighbours = item_item_fitters.FITTERS[family].fit(
       item_item.history_matrix(dataset.train_sequences, dataset.num_items),
       tuned.config)
   queries = item_item.history_matrix(
@@ -355,7 +356,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help="GUIM's label-aware attention power (inf = hard)")
   parser.add_argument("--training_scores", default="per_candidate",
                       choices=guim.TRAINING_SCORES,
-                      help="GUIM's training scores, see models/guim.py")
+                      help="GUIM's training scores, see models/retrieval/guim.py")
   parser.add_argument("--source_root", default=None,
                       help="raw data root; default: the shared data")
   parser.add_argument("--output", default="",

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks import embedding_benchmark
+from models.item_item import fitters as item_item_fitters
 from offline_eval import datasets
 
 # Items 1..6 come in pairs (1, 2), (3, 4), (5, 6): whoever chose the first of
@@ -44,10 +45,10 @@ def test_classical_rows_never_read_the_test_items(family):
 
 
 def test_validation_fit_leaves_out_each_users_newest_train_item(monkeypatch):
-  family = embedding_benchmark.item_item.FAMILIES["item_knn"]
+  family = item_item_fitters.FITTERS["item_knn"]
   fitted = []
   monkeypatch.setitem(
-      embedding_benchmark.item_item.FAMILIES, "item_knn",
+      item_item_fitters.FITTERS, "item_knn",
       embedding_benchmark.item_item.dataclasses.replace(
           family, fit=lambda train, config: fitted.append(train)
           or family.fit(train, config)))

@@ -1,7 +1,7 @@
 """What a retrieval SavedModel costs as its catalogue grows, served by bare TF.
 
 For each catalogue size, a `RetrievalServingModule` (embedding dim 64, the
-default of `models.two_tower`) and an `ItemNeighboursServingModule` (each
+default of `models.retrieval.two_tower`) and an `ItemNeighboursServingModule` (each
 item's top `--neighbours` of B) are built over a synthetic catalogue (item
 ids "1", "2", ... with Zipf-like train counts, read by
 `models.export_testing.fake_transform`), saved, and loaded in a child
@@ -33,26 +33,29 @@ import tensorflow as tf
 
 from benchmarks import common
 from data import features
+from models import catalogue as catalogue_lib
+from models import catalogue_export
+from models import catalogue_scoring
 from models import export_testing
-from models import item_item_export
-from models import item_neighbours
-from models import retrieval_export
+from models.item_item import export as item_item_export
+from models.item_item import neighbours as item_neighbours
+from models.retrieval import export as retrieval_export
+from models.retrieval import two_tower
 from models import serving_names
-from models import two_tower
 
 MODULE = "benchmarks.export_scale"
 EMBEDDING_DIM = two_tower.TwoTowerConfig().embedding_dim
 # A chunk budget no request reaches: one chunk, the whole catalogue.
 UNCHUNKED = 2**31 - 1
-CHUNKED = retrieval_export.CELLS_PER_CHUNK
+CHUNKED = catalogue_scoring.CELLS_PER_CHUNK
 
 
-def synthetic_catalogue(num_indices: int) -> retrieval_export.ItemCatalogue:
+def synthetic_catalogue(num_indices: int) -> catalogue_lib.ItemCatalogue:
   """Item ids "1"... at their own indices (as `export_testing` reads them);
   index 0 is padding and every item has Zipf-like train counts."""
   counts = np.zeros(num_indices)
   counts[1:] = np.floor(1000 / np.arange(1, num_indices)) + 1
-  return retrieval_export.ItemCatalogue(
+  return catalogue_lib.ItemCatalogue(
       item_ids=np.array([""] + [str(index) for index in range(1, num_indices)],
                         dtype=object),
       candidate_features={
@@ -89,7 +92,7 @@ class _HistoryTower(tf.Module):
 
 
 def build_module(family: str, num_indices: int, cells_per_chunk: int,
-                 neighbours: int) -> retrieval_export.CatalogueServingModule:
+                 neighbours: int) -> catalogue_export.CatalogueServingModule:
   """`family` "two_tower" or "item_item" over a synthetic catalogue."""
   rng = np.random.default_rng(0)
   catalogue = synthetic_catalogue(num_indices)

@@ -59,9 +59,10 @@ from benchmarks import common
 from data import dual_graph
 from data import features
 from data import importers
-from models import gmn
+from models.item_item import fitters as item_item_fitters
+from models.retrieval import gmn
+from models.retrieval import two_tower
 from models import training
-from models import two_tower
 from offline_eval import datasets
 from offline_eval import item_item
 from offline_eval import protocols
@@ -80,7 +81,7 @@ CLASSICAL_SELECTION_METRIC = "recall@20"
 CLASSICAL_SIDES = {"": (dual_graph.VIDEO,),
                    "_both_sides": (dual_graph.VIDEO, dual_graph.ITEM)}
 CLASSICAL = {f"{family}{suffix}": (family, sides)
-             for family in item_item.FAMILIES
+             for family in item_item_fitters.FITTERS
              for suffix, sides in CLASSICAL_SIDES.items()}
 DEFAULT_CLASSICAL = ("ease", "item_knn", "item_knn_both_sides")
 
@@ -282,7 +283,7 @@ def classical(bench: Benchmark, row: str) -> tuple[dict[str, float], dict]:
   started = time.time()
   tuned = item_item.tune(family, fit_histories, validate)
   train_histories = histories(bench.train)
-  neighbours = item_item.FAMILIES[family].fit(train_histories, tuned.config)
+  neighbours = item_item_fitters.FITTERS[family].fit(train_histories, tuned.config)
   scores = item_item.ItemItemScorer(neighbours, train_histories).score_all(
       bench.eval_user_rows)[:, :num_videos + 1]
   chosen = {"hparams": {name: getattr(tuned.config, name)

@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks import gmn
 from data import dual_graph
+from models.item_item import fitters as item_item_fitters
 
 _PAIRS = 30
 
@@ -60,9 +61,9 @@ def test_only_the_both_sides_rows_reach_videos_through_items(planted, family):
 
 def test_validation_videos_are_left_out_of_the_tuning_fit_only(planted,
                                                               monkeypatch):
-  family = gmn.item_item.FAMILIES["item_knn"]
+  family = item_item_fitters.FITTERS["item_knn"]
   fitted = []
-  monkeypatch.setitem(gmn.item_item.FAMILIES, "item_knn", dataclasses.replace(
+  monkeypatch.setitem(item_item_fitters.FITTERS, "item_knn", dataclasses.replace(
       family, fit=lambda train, config: fitted.append(train)
       or family.fit(train, config)))
   gmn.classical(planted, "item_knn_both_sides")

@@ -66,11 +66,11 @@ import tensorflow as tf
 
 from benchmarks import common
 from benchmarks import sequential
-from models import seminar
-from models import seminar_psu
-from models import training
 from models.layers import product_quantization
 from models.layers import target_attention
+from models.seminar import model as seminar
+from models.seminar import psu as seminar_psu
+from models import training
 from offline_eval import datasets
 from offline_eval import protocols
 from offline_eval import reporting

@@ -3,12 +3,12 @@
 Compares, on one split and one scorer (`offline_eval`):
 - MostPop (train-split interaction counts);
 - EASE^R and item-kNN, the product's closed-form families
-  (`models.ease`, `models.item_knn` via `offline_eval.item_item`): a user's
+  (`models.item_item.ease`, `models.item_item.item_knn` via `offline_eval.item_item`): a user's
   history is every item of their train sequence (plus the validation item
   for the test targets), scored by the sum of its rows of B;
-- the SASRec-class retriever of `models/sasrec.py` (the module the pipeline
+- the SASRec-class retriever of `models/retrieval/sasrec.py` (the module the pipeline
   trains), fed with in-memory tensors;
-- SEMINAR (`models/seminar.py`): PSU pretraining, then the TWIN-style
+- SEMINAR (`models/seminar/model.py`): PSU pretraining, then the TWIN-style
   target-attention model restored from it; its ablations (no pretraining,
   and without each PSU objective);
 - a TWIN-style baseline: the same target-attention model on item ids only,
@@ -47,9 +47,10 @@ import tensorflow as tf
 from benchmarks import common
 from data import derived_queries
 from data import features
-from models import sasrec
-from models import seminar
-from models import seminar_psu
+from models.item_item import fitters as item_item_fitters
+from models.retrieval import sasrec
+from models.seminar import model as seminar
+from models.seminar import psu as seminar_psu
 from models import training
 from offline_eval import datasets
 from offline_eval import item_item
@@ -364,7 +365,7 @@ def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
 MODELS: dict[str, Callable] = {
     "mostpop": run_mostpop,
     **{family: functools.partial(run_item_item, family)
-       for family in item_item.FAMILIES},
+       for family in item_item_fitters.FITTERS},
     "sasrec": run_sasrec,
     **{variant: functools.partial(run_seminar_variant, variant)
        for variant in SEMINAR_VARIANTS},

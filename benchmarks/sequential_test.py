@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from benchmarks import sequential
-from models import item_knn
+from models.item_item import fitters as item_item_fitters
+from models.item_item import item_knn
 from offline_eval import datasets
 
 
@@ -62,7 +63,7 @@ def test_ease_row_tries_every_lambda_of_the_product_grid():
   metrics = sequential.run_item_item("ease", dataset, _protocol(dataset),
                                      args=None, seed=0)
   assert [row["hparams"]["l2"] for row in metrics["tuning"]] == list(
-      sequential.item_item.FAMILIES["ease"].default_config.l2_grid)
+      item_item_fitters.FITTERS["ease"].default_config.l2_grid)
   assert 0 < metrics["sampled_mrr"] <= 1
 
 

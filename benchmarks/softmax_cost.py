@@ -1,6 +1,6 @@
 """Training step time of the retrieval Trainers' softmaxes against the catalogue.
 
-SASRec's per-sequence Trainer (`models.sasrec_trainer.SequenceRetrievalModel`)
+SASRec's per-sequence Trainer (`models.retrieval.sasrec.SequenceRetrievalModel`)
 trains either with the exact softmax over the whole catalogue, whose step
 runs the candidate tower over every item and scores
 `[positions per batch, items]` logits, or with the sampled one over the
@@ -45,9 +45,8 @@ import tensorflow as tf
 from benchmarks import common
 from data import features
 from models import lazy_adam
-from models import sasrec
-from models import sasrec_trainer
-from models import two_tower
+from models.retrieval import sasrec
+from models.retrieval import two_tower
 
 # The synthetic vocabularies that do not grow with the catalogue.
 _USERS = 10_000
@@ -154,7 +153,7 @@ def measure(num_items: int, args: argparse.Namespace) -> dict:
 
   def sequence_model(sampled: bool) -> tf.keras.Model:
     served = sasrec.build_sasrec(vocab, catalogue, probability, sasrec_config)
-    return sasrec_trainer.SequenceRetrievalModel(
+    return sasrec.SequenceRetrievalModel(
         served.query_tower, served.candidate_tower, catalogue, probability,
         sasrec_config, sampled)
 

@@ -2,8 +2,8 @@
 
 After every epoch the model is scored on validation rows carved from train:
 the retrieval families by full-catalogue Recall@50
-(`models.retrieval_validation`), the CTR rankers by AUC
-(`models.ctr_validation`), the pre-training families by their own loss
+(`models.retrieval.validation`), the CTR rankers by AUC
+(`models.ctr.validation`), the pre-training families by their own loss
 (`models.loss_validation`). Training stops after
 `config.early_stopping_patience` epochs without a better score (better by
 more than `min_improvement`, where a family sets one), the best

@@ -8,10 +8,10 @@ import numpy as np
 
 from models import early_stopping
 from models import learning_curve
-from models import retrieval_validation
+from models.retrieval import two_tower
+from models.retrieval import validation as retrieval_validation
 from models import training
 from models import training_test
-from models import two_tower
 
 
 class _Validator:

@@ -15,12 +15,12 @@ the rest (training, the catalogue, the export, the index):
 
     "my_tower": FamilySpec(
         name="my_tower", kind=RETRIEVAL,
-        config="models.my_tower:MyTowerConfig",
-        build_model="models.my_tower:build_my_tower"),
+        config="models.retrieval.my_tower:MyTowerConfig",
+        build_model="models.retrieval.my_tower:build_my_tower"),
 
 A ranking (CTR) or pre-training family names its own `train` function,
-`(fn_args, tft_output, hparams) -> None`, which writes a SavedModel to
-`fn_args.serving_model_dir`. So may a retrieval family that is not a
+`(fn_args, tft_output, hparams, spec) -> None`, which writes its `export`
+to `fn_args.serving_model_dir`. So may a retrieval family that is not a
 neural `RetrievalModel` (`ease`, `item_knn`: closed-form item-item models);
 its export serves the retrieval signatures, and with `indexed=False` the
 pipeline pushes it without a ScaNN index.
@@ -43,8 +43,8 @@ RANKING = "ranking"
 PRETRAINING = "pretraining"
 KINDS = (RETRIEVAL, RANKING, PRETRAINING)
 
-RETRIEVAL_TRAIN = "models.retrieval_trainer:train_retrieval"
-RETRIEVAL_EXPORT = "models.retrieval_export:RetrievalServingModule"
+RETRIEVAL_TRAIN = "models.retrieval.trainer:train_retrieval"
+RETRIEVAL_EXPORT = "models.retrieval.export:RetrievalServingModule"
 
 
 def load(dotted: str) -> Any:
@@ -65,8 +65,11 @@ class FamilySpec:
       retrieval families share `RETRIEVAL_TRAIN`.
     build_model: retrieval families trained by `RETRIEVAL_TRAIN`:
       `"module:function"` building the model it fits.
-    export: `"module:Class"` of the `tf.Module` the SavedModel is saved
-      from, i.e. what the served signatures are.
+    export: `"module:attribute"` of what the family's train function
+      writes its serving-model directory with, read from here by that
+      function: the `tf.Module` class the SavedModel is saved from (what
+      the served signatures are), or for `seminar_psu`, which hands a
+      checkpoint to the `seminar` Trainer, the function that writes it.
     pretrained_by: the family whose Trainer runs first and hands its model
       over as `base_model`, if any.
     indexed: retrieval families: whether the pipeline builds a ScaNN index
@@ -112,39 +115,40 @@ class FamilySpec:
     return {name: value for name, value in hparams.items() if name in names}
 
 
-_CTR_TRAINER = "models.ctr_trainer"
-_SEMINAR_TRAINER = "models.seminar_trainer"
-_ITEM_ITEM_TRAINER = "models.item_item_trainer"
-_ITEM_ITEM_EXPORT = "models.item_item_export:ItemNeighboursServingModule"
+_CTR_TRAINER = "models.ctr.trainer"
+_RANKER_EXPORT = "models.ctr.export:RankingServingModule"
+_SEMINAR_TRAINER = "models.seminar.trainer"
+_ITEM_ITEM_TRAIN = "models.item_item.trainer:train"
+_ITEM_ITEM_EXPORT = "models.item_item.export:ItemNeighboursServingModule"
 
 FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
-    FamilySpec("two_tower", RETRIEVAL, "models.two_tower:TwoTowerConfig",
-               build_model="models.two_tower:build_two_tower"),
-    FamilySpec("sasrec", RETRIEVAL, "models.sasrec:SasRecConfig",
-               train="models.sasrec_trainer:train_sasrec"),
-    FamilySpec("guim", RETRIEVAL, "models.guim:GuimConfig",
-               build_model="models.guim:build_guim"),
-    FamilySpec("gmn", RETRIEVAL, "models.gmn:GmnConfig",
-               build_model="models.gmn:build_gmn"),
-    FamilySpec("ease", RETRIEVAL, "models.ease:EaseConfig",
-               train=f"{_ITEM_ITEM_TRAINER}:train_ease",
+    FamilySpec("two_tower", RETRIEVAL, "models.retrieval.two_tower:TwoTowerConfig",
+               build_model="models.retrieval.two_tower:build_two_tower"),
+    FamilySpec("sasrec", RETRIEVAL, "models.retrieval.sasrec:SasRecConfig",
+               train="models.retrieval.sasrec_trainer:train_sasrec"),
+    FamilySpec("guim", RETRIEVAL, "models.retrieval.guim:GuimConfig",
+               build_model="models.retrieval.guim:build_guim"),
+    FamilySpec("gmn", RETRIEVAL, "models.retrieval.gmn:GmnConfig",
+               build_model="models.retrieval.gmn:build_gmn"),
+    FamilySpec("ease", RETRIEVAL, "models.item_item.ease:EaseConfig",
+               train=_ITEM_ITEM_TRAIN,
                export=_ITEM_ITEM_EXPORT, indexed=False),
-    FamilySpec("item_knn", RETRIEVAL, "models.item_knn:ItemKnnConfig",
-               train=f"{_ITEM_ITEM_TRAINER}:train_item_knn",
+    FamilySpec("item_knn", RETRIEVAL, "models.item_item.item_knn:ItemKnnConfig",
+               train=_ITEM_ITEM_TRAIN,
                export=_ITEM_ITEM_EXPORT, indexed=False),
-    FamilySpec("courier", PRETRAINING, "models.courier:CourierConfig",
+    FamilySpec("courier", PRETRAINING, "models.ctr.courier:CourierConfig",
                train=f"{_CTR_TRAINER}:train_courier",
-               export=f"{_CTR_TRAINER}:CourierExportModule"),
-    FamilySpec("ranking", RANKING, "models.ranking:RankingConfig",
+               export="models.ctr.export:CourierExportModule"),
+    FamilySpec("ranking", RANKING, "models.ctr.ranking:RankingConfig",
                train=f"{_CTR_TRAINER}:train_ranking",
-               export=f"{_CTR_TRAINER}:RankingServingModule",
+               export=_RANKER_EXPORT,
                pretrained_by="courier"),
-    FamilySpec("seminar_psu", PRETRAINING, "models.seminar:SeminarConfig",
+    FamilySpec("seminar_psu", PRETRAINING, "models.seminar.model:SeminarConfig",
                train=f"{_SEMINAR_TRAINER}:train_seminar_psu",
-               export=f"{_SEMINAR_TRAINER}:SeminarScorer"),
-    FamilySpec("seminar", RANKING, "models.seminar:SeminarConfig",
+               export="models.seminar.checkpoint:save_psu"),
+    FamilySpec("seminar", RANKING, "models.seminar.model:SeminarConfig",
                train=f"{_SEMINAR_TRAINER}:train_seminar",
-               export=f"{_SEMINAR_TRAINER}:SeminarScorer",
+               export=_RANKER_EXPORT,
                pretrained_by="seminar_psu"),
 )}
 

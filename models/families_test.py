@@ -1,20 +1,55 @@
 """Tests for the family registry."""
 
 import dataclasses
+import inspect
 
 import pytest
+import tensorflow as tf
 
 from models import families
 from models import hparams
 
 
+# Each family's room: the sub-package of `models/` holding its code.
+_PACKAGE_OF_FAMILY = {
+    "two_tower": "retrieval", "sasrec": "retrieval", "guim": "retrieval",
+    "gmn": "retrieval", "ease": "item_item", "item_knn": "item_item",
+    "courier": "ctr", "ranking": "ctr", "seminar_psu": "seminar",
+    "seminar": "seminar",
+}
+
+
+def test_every_family_has_a_room():
+  assert set(_PACKAGE_OF_FAMILY) == set(families.FAMILIES)
+
+
 @pytest.mark.parametrize("spec", families.FAMILIES.values(), ids=lambda s: s.name)
-def test_every_dotted_path_loads(spec):
+def test_every_entry_point_loads_from_the_family_room(spec):
+  room = f"models.{_PACKAGE_OF_FAMILY[spec.name]}."
   assert issubclass(spec.config_class(), hparams.HParams)
-  assert callable(families.load(spec.train))
-  assert callable(families.load(spec.export))
+  assert spec.config.startswith(room)
+  train = families.load(spec.train)
+  assert spec.train.startswith(room)
+  # `models.trainer.run_fn` calls every family's train the same way.
+  assert list(inspect.signature(train).parameters) == [
+      "fn_args", "tft_output", "hparams", "spec"]
   if spec.build_model:
     assert callable(families.load(spec.build_model))
+    assert spec.build_model.startswith(room)
+
+
+@pytest.mark.parametrize("spec", families.FAMILIES.values(), ids=lambda s: s.name)
+def test_every_export_is_what_a_serving_model_is_saved_from(spec):
+  export = families.load(spec.export)
+  if spec.name == "seminar_psu":
+    # It hands a checkpoint to the `seminar` Trainer; nothing serves it.
+    assert list(inspect.signature(export).parameters) == [
+        "pretrainer", "settings", "export_dir"]
+    return
+  assert issubclass(export, tf.Module)
+  assert callable(export.save)
+  # Each kind's SavedModel classes live in its room's `export` module.
+  assert spec.export.split(":")[0].endswith(".export")
 
 
 @pytest.mark.parametrize("spec", families.FAMILIES.values(), ids=lambda s: s.name)
@@ -45,18 +80,18 @@ def test_unknown_family_names_the_registered_ones():
 
 def test_a_family_names_a_build_model_or_its_own_train():
   with pytest.raises(ValueError, match="build_model"):
-    families.FamilySpec("x", families.RETRIEVAL, "models.two_tower:TwoTowerConfig")
+    families.FamilySpec("x", families.RETRIEVAL, "models.retrieval.two_tower:TwoTowerConfig")
   with pytest.raises(ValueError, match="build_model"):
-    families.FamilySpec("x", families.RETRIEVAL, "models.ease:EaseConfig",
-                        train="models.item_item_trainer:train_ease",
-                        build_model="models.two_tower:build_two_tower")
+    families.FamilySpec("x", families.RETRIEVAL, "models.item_item.ease:EaseConfig",
+                        train="models.item_item.trainer:train",
+                        build_model="models.retrieval.two_tower:build_two_tower")
   with pytest.raises(ValueError, match="build_model"):
-    families.FamilySpec("x", families.RANKING, "models.ranking:RankingConfig",
-                        build_model="models.two_tower:build_two_tower")
+    families.FamilySpec("x", families.RANKING, "models.ctr.ranking:RankingConfig",
+                        build_model="models.retrieval.two_tower:build_two_tower")
   with pytest.raises(ValueError, match="build_model"):
-    families.FamilySpec("x", families.RANKING, "models.ranking:RankingConfig")
+    families.FamilySpec("x", families.RANKING, "models.ctr.ranking:RankingConfig")
   with pytest.raises(ValueError, match="kind"):
-    families.FamilySpec("x", "clustering", "models.ranking:RankingConfig")
+    families.FamilySpec("x", "clustering", "models.ctr.ranking:RankingConfig")
 
 
 def test_hparams_known_keeps_what_the_config_declares():

@@ -3,7 +3,7 @@
 A pre-training Trainer (`courier`, `seminar_psu`) hands its model to
 another family, so no served metric scores it; early stopping
 (`models.early_stopping`, lower is better) reads the objective itself on the
-ranking Trainers' validation rows (`models.ctr_validation`: each user's
+ranking Trainers' validation rows (`models.ctr.validation`: each user's
 newest train positive), which it never trains on.
 """
 

@@ -1,6 +1,6 @@
 """The one registry of serving names: signatures, their inputs and outputs.
 
-Exports (`models.retrieval_export`, `models.ctr_trainer`), the ScaNN index
+Exports (`models.retrieval.export`, `models.ctr.trainer`), the ScaNN index
 builder, the Evaluator config, the gRPC server and the client all read the
 names from here, so that a served model and whoever calls it cannot drift
 apart. Input names of raw features are the feature names of

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from models import families
+from models.retrieval import two_tower
 from models import train_inputs
-from models import two_tower
 
 
 @pytest.mark.parametrize("custom_config, seed", [

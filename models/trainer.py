@@ -2,7 +2,7 @@
 
 The pipeline passes `custom_config = {"model_family": ..., "hparams": {...},
 "label": ..., "seed": ...}` (keys in `models.families`). Neural retrieval
-families share `models.retrieval_trainer`; every other family names its own
+families share `models.retrieval.trainer`; every other family names its own
 train function in its `families.FamilySpec`.
 """
 
@@ -16,7 +16,6 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from models import families
-from models import retrieval_trainer
 from models import train_inputs
 
 MODEL_INFO_FILE = "model_info.json"
@@ -29,10 +28,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   spec = families.get(family)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   hparams = custom_config.get(families.HPARAMS_KEY, {})
-  if spec.train == families.RETRIEVAL_TRAIN:
-    retrieval_trainer.train_retrieval(fn_args, tft_output, hparams, spec)
-  else:
-    families.load(spec.train)(fn_args, tft_output, hparams)
+  families.load(spec.train)(fn_args, tft_output, hparams, spec)
   # Beside Format-Serving/, in the Model artifact, so that it is not pushed.
   model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
   with tf.io.gfile.GFile(os.path.join(model_uri, MODEL_INFO_FILE), "w") as out:

@@ -12,7 +12,7 @@ can be set beside published ones:
 - its target and N negatives are the export's `candidate_embedding` of their
   raw id, title and categories, as they appear in the examples;
 - a score is their dot product (for a K-vector query the max over the K:
-  `retrieval_export.score_items`), the served score.
+  `catalogue_scoring.score_items`), the served score.
 
 The negatives are drawn, with a fixed seed, among the items that appear in
 the examples (as targets or in histories) and that the user never had: no

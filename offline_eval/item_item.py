@@ -1,7 +1,7 @@
 """EASE^R and item-kNN rows for the offline benchmarks, tuned on validation.
 
-The product's closed-form families (`models.ease.fit_ease`,
-`models.item_knn.fit_item_knn`) fitted and scored under a benchmark's own
+The product's closed-form families (`models.item_item.ease.fit_ease`,
+`models.item_item.item_knn.fit_item_knn`) fitted and scored under a benchmark's own
 protocol, so that every offline table can show them beside its models. The
 benchmark owns its split and its metric; this module only fits, picks and
 scores:
@@ -11,8 +11,9 @@ scores:
   families fit on and what a user is scored by.
 - `search_settings(family)`: every combination of the hyperparameter grids
   declared in the family's product config (`EaseConfig.l2_grid`;
-  `ItemKnnConfig.neighbours_grid` x `shrinkage_grid`), the same grids the
-  pipeline's Trainer searches.
+  `ItemKnnConfig.neighbours_grid` x `shrinkage_grid`), from the product's
+  one table of fitters (`models.item_item.fitters.FITTERS`), which the
+  pipeline's Trainer searches too.
 - `tune(family, train, validate)`: fits each setting on `train` and keeps the
   one with the highest `validate(scorer)`, where `validate` is the
   benchmark's validation metric (it must read validation targets carved from
@@ -20,7 +21,7 @@ scores:
   refit the chosen setting (`fit`) on more rows.
 - `ItemItemScorer(neighbours, histories)`: `score_all(users)` over the whole
   catalogue and `score_items(items)` of per-user candidates, both the sum of
-  the users' history rows of B (`models.item_neighbours`).
+  the users' history rows of B (`models.item_item.neighbours`).
 
 The API above is stable: other benchmarks import it.
 """
@@ -30,44 +31,17 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import sparse
 
 from data import features
-from models import ease
-from models import item_knn
-from models import item_neighbours
+from models.item_item import fitters
+from models.item_item import neighbours as item_neighbours
 
 # Users whose dense catalogue-wide scores `score_items` holds at once.
 _USERS_PER_BLOCK = 1024
-
-@dataclasses.dataclass(frozen=True)
-class Family:
-  """A closed-form family as the benchmarks fit it.
-
-  Attributes:
-    name: the pipeline's family name.
-    fit: `(interactions [users, num_items], config) -> ItemNeighbours`.
-    default_config: the product config with its defaults.
-    grids: `config -> {hyperparameter: values}`, the grids that config
-      declares for the hyperparameters its Trainer searches.
-  """
-  name: str
-  fit: Callable[[sparse.spmatrix, Any], item_neighbours.ItemNeighbours]
-  default_config: Any
-  grids: Callable[[Any], Mapping[str, Sequence]]
-
-
-FAMILIES: dict[str, Family] = {
-    "ease": Family("ease", ease.fit_ease, ease.EaseConfig(),
-                   lambda config: {"l2": config.l2_grid}),
-    "item_knn": Family("item_knn", item_knn.fit_item_knn,
-                       item_knn.ItemKnnConfig(),
-                       lambda config: {"neighbours": config.neighbours_grid,
-                                       "shrinkage": config.shrinkage_grid}),
-}
 
 
 def history_matrix(histories: Sequence[np.ndarray],
@@ -95,7 +69,7 @@ def history_matrix(histories: Sequence[np.ndarray],
 def search_settings(family: str, config: Any = None) -> list[Any]:
   """Every combination of the grids `config` declares (default: the
   family's product defaults), as configs."""
-  spec = FAMILIES[family]
+  spec = fitters.FITTERS[family]
   config = spec.default_config if config is None else config
   grids = spec.grids(config)
   return [dataclasses.replace(config, **dict(zip(grids, values)))
@@ -163,7 +137,7 @@ def tune(family: str, train: sparse.spmatrix,
   Returns:
     The chosen setting, its fit and every setting's validation metric.
   """
-  spec = FAMILIES[family]
+  spec = fitters.FITTERS[family]
   settings = list(search_settings(family) if settings is None else settings)
   searched = list(spec.grids(spec.default_config))
   best = None

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from models import ease
-from models import item_knn
-from models import item_neighbours
+from models.item_item import ease
+from models.item_item import item_knn
+from models.item_item import neighbours as item_neighbours
 from offline_eval import item_item
 
 

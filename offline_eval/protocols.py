@@ -2,7 +2,7 @@
 
 - Full ranking: every item of the catalogue is scored; the user's known items
   are excluded except the targets themselves. The catalogue is what the
-  pipeline's `evaluate` ranks among (`models.retrieval_export`): the items
+  pipeline's `evaluate` ranks among (`models.retrieval.export`): the items
   with a positive in the data the model was fit on (`items_with_positives`);
   a target outside it ranks after every item it competes with.
 - Sampled ranking (ReChorus): the target is ranked against 99 items drawn

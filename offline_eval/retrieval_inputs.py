@@ -1,6 +1,6 @@
 """A `SequenceDataset` as in-memory inputs of the retrieval model families.
 
-The families (`models.two_tower`, `models.sasrec`, `models.guim`) read the
+The families (`models.retrieval.two_tower`, `models.retrieval.sasrec`, `models.retrieval.guim`) read the
 pipeline's transformed feature names; this module lays a leave-one-out
 dataset out under those names, so that offline experiments train the
 product's models unchanged. The offline data has no request time, so the
@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from data import features
-from models import two_tower
+from models.retrieval import two_tower
 from offline_eval import datasets
 
 

@@ -11,9 +11,9 @@ from data import synthetic
 from tests import kubeflow_spec_harness as harness
 from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
 from tfx_pipeline import cli
+from tfx_pipeline.components import pushed_baseline
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
-from tfx_pipeline.components import pushed_baseline
 
 EXPECTED_TASKS = {
     "InteractionExampleGen", "StatisticsGen", "ImportSchemaGen",

@@ -44,9 +44,9 @@ from tests import object_store
 from tests import pipeline_fixtures
 from tests.object_store import object_store_server  # noqa: F401  (fixture)
 from tfx_pipeline import cli
+from tfx_pipeline.components import pushed_baseline
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
-from tfx_pipeline.components import pushed_baseline
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO_ROOT / "Dockerfile"

@@ -21,8 +21,8 @@ import pytest
 from data import storage
 from serving import client
 from tests import object_store
-from tests import pipeline_fixtures
 from tests.object_store import object_store_server  # noqa: F401  pylint: disable=unused-import
+from tests import pipeline_fixtures
 from tfx_pipeline import cli
 
 pytestmark = pytest.mark.e2e

@@ -22,13 +22,13 @@ from models import serving_names
 from models import trainer as trainer_lib
 from offline_eval import probes
 from serving import scann_index
+from tests import evaluator_gate
+from tests import pipeline_fixtures
+from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
 from tfx_pipeline import serving_demo
-from tfx_pipeline.components import embedding_benchmark
-from tests import evaluator_gate
-from tests import pipeline_fixtures
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from data import features
+from models import catalogue as catalogue_lib
 from models import export_testing
-from models import retrieval_export
+from models.retrieval import export as retrieval_export
 from models import serving_names
 from offline_eval import protocols
 from tfx_pipeline import retrieval_metrics
@@ -85,7 +86,7 @@ def test_evaluate_signature_and_offline_full_ranking_agree(tmp_path):
       export_testing.fake_transform, export_testing.RAW_FEATURE_SPEC,
       _OneUserTower(user_vector),
       lambda inputs: tf.gather(item_table, inputs[features.ITEM_INDEX]),
-      retrieval_export.ItemCatalogue(
+      catalogue_lib.ItemCatalogue(
           item_ids=np.array([""] + [str(i) for i in range(1, _NUM_ITEMS + 1)]
                             + [""], dtype=object),
           candidate_features={features.ITEM_INDEX: np.arange(_NUM_ITEMS + 2)},

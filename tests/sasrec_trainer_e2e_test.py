@@ -1,10 +1,10 @@
 """End-to-end: `sasrec` trained per sequence by the Trainer's `run_fn`.
 
 Like `tests/classical_families_e2e_test.py`, no pipeline run of its own:
-SASRec's Trainer (`models.sasrec_trainer`) runs through `run_fn` on the
+SASRec's Trainer (`models.retrieval.sasrec_trainer`) runs through `run_fn` on the
 Transform output of the shared blessed run, and its export is checked the
 way the Evaluator reads it. The blessed run's own Trainer (two-tower,
-`models.retrieval_trainer`) stopped early on validation too; both wrote
+`models.retrieval.trainer`) stopped early on validation too; both wrote
 their learning curve.
 """
 

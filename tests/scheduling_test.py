@@ -93,8 +93,8 @@ def test_a_shared_run_and_a_file_fixture_are_each_built_once(
      "e2e:tests/kubeflow_run_test.py"),
     ("tfx_pipeline/report_html_test.py::test_y@e2e:sample_runs",
      "e2e:sample_runs"),
-    ("models/ease_test.py::test_z[a@b]", "models/ease_test.py"),
-    ("models/ease_test.py::test_w", "models/ease_test.py"),
+    ("models/item_item/ease_test.py::test_z[a@b]", "models/item_item/ease_test.py"),
+    ("models/item_item/ease_test.py::test_w", "models/item_item/ease_test.py"),
 ])
 def test_unit_is_the_marked_group_or_else_the_file(nodeid, unit):
   assert scheduling.FileUnitScheduling._split_scope(None, nodeid) == unit

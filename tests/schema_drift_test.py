@@ -4,9 +4,9 @@ import os
 
 import pytest
 
+from tests import pipeline_fixtures
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
-from tests import pipeline_fixtures
 
 pytestmark = pytest.mark.e2e
 

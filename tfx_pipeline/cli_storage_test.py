@@ -1,8 +1,8 @@
 """`vrec import-data NAME URI` writes the contract directory to a bucket."""
 
 from data import contract
-from tests import prerequisites
 from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
+from tests import prerequisites
 from tfx_pipeline import cli
 
 

@@ -186,7 +186,7 @@ class PipelineConfig:
       default dataset's (`default_model_family`), and on the command line
       the named dataset's.
     hparams: overrides of the family's hyperparameters, whose defaults live
-      beside the model (e.g. `models.two_tower.TwoTowerConfig`).
+      beside the model (e.g. `models.retrieval.two_tower.TwoTowerConfig`).
     pretrain_hparams: overrides for the family that pre-trains
       `model_family` (its `FamilySpec.pretrained_by`), if it has one.
     seed: seed of every Trainer (initialisation, shuffling, sampling).

@@ -13,8 +13,8 @@ import json
 import tensorflow_model_analysis as tfma
 
 from data import features
-from models import serving_names
 from models import families
+from models import serving_names
 
 METRICS_MODULE = "tfx_pipeline.retrieval_metrics"
 RECALL_KS = (10, 50, 100)

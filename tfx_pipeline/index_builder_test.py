@@ -15,8 +15,8 @@ from tfx import v1 as tfx
 from data import features
 from models import serving_names
 from serving import scann_index
-from tfx_pipeline import index_builder
 from tfx_pipeline.components import interaction_example_beam
+from tfx_pipeline import index_builder
 
 NUM_ITEMS = 40
 NUM_USERS = 6

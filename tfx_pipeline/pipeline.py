@@ -29,8 +29,6 @@ from tfx.orchestration import pipeline as tfx_pipeline_lib
 from tfx.types import channel_utils
 
 from models import families
-from tfx_pipeline import config as config_lib
-from tfx_pipeline import evaluation
 from tfx_pipeline.components import anomalies_gate
 from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import baseline_gate
@@ -38,6 +36,8 @@ from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_gen
 from tfx_pipeline.components import pushed_baseline
 from tfx_pipeline.components import scann_index_gen
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import evaluation
 
 PREPROCESSING_FN = "transforms.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"

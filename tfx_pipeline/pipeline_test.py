@@ -29,11 +29,11 @@ def test_pretrained_ranking_family_gets_two_trainers_and_no_index(tmp_path,
                                                                   monkeypatch):
   # A new family is one registry entry: nothing else in the pipeline changes.
   monkeypatch.setitem(families.FAMILIES, "test_pretrain", families.FamilySpec(
-      "test_pretrain", families.PRETRAINING, "models.courier:CourierConfig",
-      train="models.ctr_trainer:train_courier"))
+      "test_pretrain", families.PRETRAINING, "models.ctr.courier:CourierConfig",
+      train="models.ctr.trainer:train_courier"))
   monkeypatch.setitem(families.FAMILIES, "test_ranker", families.FamilySpec(
-      "test_ranker", families.RANKING, "models.ranking:RankingConfig",
-      train="models.ctr_trainer:train_ranking", pretrained_by="test_pretrain"))
+      "test_ranker", families.RANKING, "models.ctr.ranking:RankingConfig",
+      train="models.ctr.trainer:train_ranking", pretrained_by="test_pretrain"))
   config = config_lib.PipelineConfig(
       workspace=str(tmp_path), model_family="test_ranker",
       hparams={"epochs": 3}, pretrain_hparams={"epochs": 7}, seed=5)

@@ -12,11 +12,11 @@ import re
 import pytest
 import tensorflow_model_analysis as tfma
 
+from tests import pipeline_fixtures
 from tfx_pipeline import cli
 from tfx_pipeline import evaluation
 from tfx_pipeline import report_html
 from tfx_pipeline import report_plots
-from tests import pipeline_fixtures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UNREACHABLE_BOUND = pipeline_fixtures.UNREACHABLE_BOUND

@@ -20,9 +20,9 @@ from ml_metadata.proto import metadata_store_pb2
 from data import storage
 from models import families
 from models import serving_names
-from tfx_pipeline import eval_results
 from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import baseline_gate as baseline_gate_lib
+from tfx_pipeline import eval_results
 
 _NODE_CONTEXT_TYPE = "node"
 MODEL_EVALUATOR = "Evaluator"

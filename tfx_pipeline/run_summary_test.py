@@ -6,9 +6,9 @@ import pytest
 
 from models import learning_curve
 from models import serving_names
+from tfx_pipeline.components import baseline_gate
 from tfx_pipeline import report_html
 from tfx_pipeline import run_summary
-from tfx_pipeline.components import baseline_gate
 
 _MODEL = serving_names.TARGET_RANK
 _POPULAR = serving_names.POPULARITY_TARGET_RANK

@@ -5,8 +5,8 @@ import subprocess
 import sys
 import textwrap
 
-from tests import prerequisites
 from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
+from tests import prerequisites
 from transforms import filesystems
 
 

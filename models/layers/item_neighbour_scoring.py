@@ -1,6 +1,6 @@
 """Scores a whole catalogue from a sparse item-item weight matrix, in TF.
 
-The serving half of `models.item_neighbours`: B is held as each item's top
+The serving half of `models.item_item.neighbours`: B is held as each item's top
 `k` (neighbour index, weight) pairs, and a user with history items h scores
 item j as sum over h of B[h, j]. Scoring gathers the history items' `k`
 neighbours once and adds their weights into the items of a range

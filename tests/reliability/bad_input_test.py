@@ -12,7 +12,7 @@ or is handled in a documented way:
 - items seen only in eval: the run goes on; their examples are sliced as
   `item_popularity_bucket == "unseen"` and, as the item is out of the
   train-only vocabulary, rank last, i.e. count as misses (the model side is
-  covered by models/retrieval_export_test.py::
+  covered by models/retrieval/export_test.py::
   test_target_outside_catalogue_gets_worst_rank).
 - no user with a second positive, so an empty eval split: `build_rows` raises
   ValueError; InteractionExampleGen fails with it, the CLI exits non-zero

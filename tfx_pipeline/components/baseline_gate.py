@@ -25,9 +25,9 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.components.evaluator import constants
 
-from tfx_pipeline import evaluation
-from tfx_pipeline import eval_results
 from tfx_pipeline.components import baseline_fit
+from tfx_pipeline import eval_results
+from tfx_pipeline import evaluation
 
 COMPARISON_FILE = "comparison.json"
 _BLESSED_KEY = constants.ARTIFACT_PROPERTY_BLESSED_KEY

@@ -10,9 +10,9 @@ import pytest
 
 from data import contract
 from data import synthetic
+from tfx_pipeline.components import baseline_gate
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import kubeflow_v2_runner
-from tfx_pipeline.components import baseline_gate
 
 
 def _comparison(model_value, baseline_value, evaluator_blessed=True):

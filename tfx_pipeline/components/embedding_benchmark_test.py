@@ -19,13 +19,13 @@ from models import trainer as trainer_lib
 from offline_eval import probes
 from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_beam
-from tfx_pipeline.index_builder_test import NUM_ITEMS
-from tfx_pipeline.index_builder_test import ROWS_PER_ITEM
-from tfx_pipeline.index_builder_test import TinyMultiVectorModel
 from tfx_pipeline.index_builder_test import import_examples
 from tfx_pipeline.index_builder_test import import_model
+from tfx_pipeline.index_builder_test import NUM_ITEMS
+from tfx_pipeline.index_builder_test import ROWS_PER_ITEM
 from tfx_pipeline.index_builder_test import run_local_pipeline
 from tfx_pipeline.index_builder_test import synthetic_rows
+from tfx_pipeline.index_builder_test import TinyMultiVectorModel
 from tfx_pipeline.index_builder_test import write_examples
 from tfx_pipeline.index_builder_test import write_tiny_model
 

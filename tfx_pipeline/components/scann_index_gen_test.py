@@ -8,11 +8,11 @@ import tensorflow as tf
 from models import serving_names
 from serving import scann_index
 from tfx_pipeline.components import scann_index_gen
-from tfx_pipeline.index_builder_test import NUM_ITEMS
-from tfx_pipeline.index_builder_test import TOP_K
 from tfx_pipeline.index_builder_test import import_examples
 from tfx_pipeline.index_builder_test import import_model
+from tfx_pipeline.index_builder_test import NUM_ITEMS
 from tfx_pipeline.index_builder_test import run_local_pipeline
+from tfx_pipeline.index_builder_test import TOP_K
 from tfx_pipeline.index_builder_test import write_examples
 from tfx_pipeline.index_builder_test import write_tiny_model
 

@@ -1,0 +1,188 @@
+"""Trainer families `courier` (pre-training) and `ranking` (CTR).
+
+`courier` trains COURIER on the positive train examples and exports the item
+embedding table (`models.ctr.export`). `ranking` reads that table from
+`fn_args.base_model` when the pipeline pre-trained one, aligns it to its own
+item vocabulary by raw id (`ranking.align_embedding_table`) and trains the
+DIN + DCN-v2 model on the labelled examples; ExampleGen must have written
+sampled negatives (label 0). Its export takes raw features, with the
+Transform graph inside (`models.ctr.export.RankingServingModule`).
+
+In the pipeline, an item's content vector is built from what the Transform
+output holds for it (title tokens and categories), optionally concatenated
+with an external `item_id -> vector` file (`external_vectors_path`).
+
+Both Trainers hold out each user's newest train positive, and the ranker its
+negatives too (`models.ctr.validation`), never train on them, and stop early
+on them (`models.early_stopping`): COURIER on its own loss, the ranker on
+AUC. The best epoch is exported and the learning curve written to
+`learning_curve.json` in the ModelRun directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from data import features
+from data import item_vectors
+from models import catalogue as catalogue_lib
+from models.ctr import content_features
+from models.ctr import courier
+from models.ctr import export as ctr_export
+from models.ctr import ranking
+from models.ctr import validation as ctr_validation
+from models import early_stopping
+from models import families
+from models import loss_validation
+from models import train_inputs
+from transforms import preprocessing
+
+# Hyperparameters of the pipeline families beyond the model configs.
+EXTERNAL_VECTORS_PATH = "external_vectors_path"
+
+
+def catalogue_tokens(catalogue: catalogue_lib.ItemCatalogue,
+                     num_title_tokens: int) -> np.ndarray:
+  """Title tokens and categories of every item index in one token space.
+
+  Args:
+    catalogue: the transformed candidate features of every item index.
+    num_title_tokens: title token indices, padding and OOV included; category
+      index c > 0 becomes `c + num_title_tokens - 1`.
+
+  Returns:
+    `[num_items, TITLE_LENGTH + CATEGORY_LENGTH]` int64, 0 = padding.
+  """
+  titles = catalogue.candidate_features[features.TITLE_TOKEN_INDICES]
+  categories = catalogue.candidate_features[features.CATEGORY_INDICES]
+  shifted_categories = np.where(categories > 0, categories + num_title_tokens - 1, 0)
+  return np.concatenate([titles, shifted_categories], axis=1).astype(np.int64)
+
+
+def catalogue_content(catalogue: catalogue_lib.ItemCatalogue,
+                      num_title_tokens: int, seed: int,
+                      external_vectors_path: str = "") -> np.ndarray:
+  """Content vectors of every item index from its title tokens and categories.
+
+  Args:
+    catalogue: the transformed candidate features of every item index.
+    num_title_tokens: title token indices, padding and OOV included.
+    seed: seeds the truncated SVD of a large token vocabulary.
+    external_vectors_path: optional `item_id -> vector` file.
+
+  Returns:
+    `[num_items, width]` float32.
+  """
+  tokens = catalogue_tokens(catalogue, num_title_tokens)
+  num_tokens = num_title_tokens + int(
+      catalogue.candidate_features[features.CATEGORY_INDICES].max(initial=0))
+  external = None
+  if external_vectors_path:
+    external, found = item_vectors.load_item_vectors(
+        external_vectors_path, list(catalogue.item_ids))
+    logging.info("External vectors found for %d of %d items", int(found.sum()),
+                 len(found) - 2)
+  return content_features.content_vectors(tokens, num_tokens, external=external,
+                                          seed=seed)
+
+
+def config_and_path(fn_args, hparams: Mapping[str, object], config_class,
+                    path_key: str) -> tuple[object, str]:
+  """`train_inputs.seeded_config`, and the file path under `path_key`.
+
+  The path ("" when absent) is a Trainer input, not a hyperparameter of
+  `config_class`.
+  """
+  hparams = dict(hparams)
+  path = str(hparams.pop(path_key, ""))
+  return train_inputs.seeded_config(fn_args, hparams, config_class), path
+
+
+def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
+                  spec: families.FamilySpec) -> None:
+  """Pre-trains COURIER on the positive train examples; exports its table.
+
+  Each user's newest train positive is held out (`ctr_validation.hold_out`,
+  the ranking Trainer's validation rows); training stops early on
+  COURIER's loss there (`loss_validation`) and exports the best epoch.
+
+  Args:
+    fn_args: the Trainer's FnArgs.
+    tft_output: the Transform output.
+    hparams: `CourierConfig` overrides, plus `external_vectors_path`.
+    spec: the family: its name and export (`ctr_export.CourierExportModule`).
+  """
+  config, external_vectors_path = config_and_path(
+      fn_args, hparams, courier.CourierConfig, EXTERNAL_VECTORS_PATH)
+  catalogue = catalogue_lib.train_split_catalogue(fn_args, tft_output)
+  content = catalogue_content(
+      catalogue,
+      preprocessing.vocabulary_size(tft_output, features.TITLE_TOKEN_VOCAB),
+      train_inputs.run_seed(fn_args), external_vectors_path)
+  model = courier.Courier(content, config)
+  held_out = ctr_validation.hold_out(fn_args, tft_output)
+  validation = tf.data.Dataset.from_tensor_slices(held_out.positives).batch(
+      config.batch_size)
+  positives = (
+      train_inputs.input_dataset_without(fn_args, tft_output, held_out.mask,
+                                         config.batch_size)
+      .unbatch()
+      .filter(lambda example: example[features.LABEL] > 0.5)
+      .batch(config.batch_size, drop_remainder=True))
+  early_stopping.fit(model, positives,
+                     loss_validation.Validator(model.compute_loss, validation),
+                     config, spec.name, fn_args.model_run_dir,
+                     metric=loss_validation.METRIC, higher_is_better=False)
+  table = courier.item_embedding_table(model.encoder)
+  logging.info("COURIER embedding variance: %.4f",
+               courier.embedding_variance(table))
+  families.load(spec.export)(catalogue.item_ids, table).save(
+      fn_args.serving_model_dir)
+
+
+def train_ranking(fn_args, tft_output, hparams: Mapping[str, object],
+                  spec: families.FamilySpec) -> None:
+  """Trains the CTR ranking model; frozen COURIER features if pre-trained.
+
+  Each user's newest train positive and its negatives are held out
+  (`ctr_validation.hold_out`); training stops early on their AUC and exports
+  the best epoch (`early_stopping`).
+
+  Args:
+    fn_args: the Trainer's FnArgs; `fn_args.base_model` is COURIER's export
+      when the pipeline ran the pre-training Trainer.
+    tft_output: the Transform output.
+    hparams: `RankingConfig` overrides.
+    spec: the family: its name and export (`ctr_export.RankingServingModule`).
+
+  Raises:
+    ValueError: if the train split has no negative example (ExampleGen ran
+      without CTR negatives).
+  """
+  config = train_inputs.seeded_config(fn_args, hparams,
+                                      ranking.RankingConfig)
+  item_vocabulary = [token.decode() for token in
+                     tft_output.vocabulary_by_name(features.ITEM_VOCAB)]
+  content_table = None
+  if fn_args.base_model:
+    content_table = ctr_export.load_content_table(fn_args.base_model, item_vocabulary)
+    logging.info("Frozen content table %s from %s", content_table.shape,
+                 fn_args.base_model)
+  held_out = ctr_validation.hold_out(fn_args, tft_output)
+  model = ranking.RankingModel(
+      preprocessing.vocabulary_size(tft_output, features.USER_VOCAB),
+      len(item_vocabulary) + features.NUM_OOV_BUCKETS + 1, config,
+      content_table=content_table)
+  early_stopping.fit(
+      model, train_inputs.input_dataset_without(fn_args, tft_output,
+                                                held_out.mask,
+                                                config.batch_size),
+      ctr_validation.Validator(held_out.rows, model), config, spec.name,
+      fn_args.model_run_dir, metric=ctr_validation.METRIC)
+  families.load(spec.export)(tft_output.transform_features_layer(),
+                             tft_output.raw_feature_spec(), model).save(
+                                 fn_args.serving_model_dir)

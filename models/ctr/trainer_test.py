@@ -1,0 +1,205 @@
+"""Tests for the `courier` and `ranking` Trainer families: early stopping and
+exports."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import features
+from models import catalogue as catalogue_lib
+from models.ctr import export as ctr_export
+from models.ctr import ranking
+from models.ctr import trainer as ctr_trainer
+from models.ctr import validation as ctr_validation
+from models import families
+from models import learning_curve
+from models import serving_names
+from models import trainer_testing
+
+RAW_FEATURE_SPEC = {
+    features.USER_ID: tf.io.FixedLenFeature([], tf.string),
+    features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+    features.HISTORY_ITEM_IDS: tf.io.VarLenFeature(tf.string),
+    features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
+    features.LABEL: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+}
+
+
+def item_indices(ids: tf.Tensor) -> tf.Tensor:
+  """Raw ids "1", "2", ... are their own indices; "" is padding."""
+  return tf.strings.to_number(tf.where(ids == "", "0", ids), tf.int64)
+
+
+def _fake_transform(raw):
+  """Stands in for the Transform layer on the features the ranker reads."""
+  return {
+      features.USER_INDEX: tf.ones_like(tf.reshape(raw[features.TIMESTAMP], [-1])),
+      features.ITEM_INDEX: item_indices(tf.reshape(raw[features.ITEM_ID], [-1])),
+      features.HISTORY_ITEM_INDICES: item_indices(
+          tf.sparse.to_dense(raw[features.HISTORY_ITEM_IDS])),
+  }
+
+
+def test_courier_export_looks_ids_up_and_aligns_to_another_vocabulary(tmp_path):
+  table = np.array([[0, 0], [1, 1], [2, 2], [0, 0]], np.float32)
+  ctr_export.CourierExportModule(
+      np.array(["", "a", "b", ""], dtype=object), table).save(str(tmp_path))
+  loaded = tf.saved_model.load(str(tmp_path))
+  embedding = loaded.signatures[serving_names.ITEM_EMBEDDING](
+      item_id=tf.constant(["b", "zzz", "a"]))[serving_names.EMBEDDING].numpy()
+  np.testing.assert_array_equal(embedding, [[2, 2], [0, 0], [1, 1]])
+  aligned = ctr_export.load_content_table(str(tmp_path), ["b", "new", "a"])
+  np.testing.assert_array_equal(aligned, [[0, 0], [2, 2], [0, 0], [1, 1], [0, 0]])
+
+
+def test_ranking_export_serves_and_evaluates_the_same_probability(tmp_path):
+  tf.keras.utils.set_random_seed(0)
+  model = ranking.RankingModel(
+      3, 6, ranking.RankingConfig(embedding_dim=4, attention_units=(4,),
+                                  deep_units=(4,)),
+      content_table=np.eye(6, dtype=np.float32))
+  expected = tf.sigmoid(model(_fake_transform({
+      features.TIMESTAMP: tf.zeros([2, 1], tf.int64),
+      features.ITEM_ID: tf.constant([["3"], ["4"]]),
+      features.HISTORY_ITEM_IDS: tf.sparse.from_dense(
+          tf.constant([["1", "2"], ["", ""]]))}))).numpy()
+  ctr_export.RankingServingModule(_fake_transform, RAW_FEATURE_SPEC,
+                                       model).save(str(tmp_path))
+  loaded = tf.saved_model.load(str(tmp_path))
+  served = loaded.signatures[serving_names.DEFAULT](
+      user_id=tf.constant(["u", "u"]), item_id=tf.constant(["3", "4"]),
+      history_item_ids=tf.constant([["1", "2"], ["", ""]]),
+      timestamp=tf.zeros([2], tf.int64))[serving_names.RANKER_PROBABILITY].numpy()
+  example = tf.train.Example()
+  for name, value in ((features.USER_ID, b"u"), (features.ITEM_ID, b"3")):
+    example.features.feature[name].bytes_list.value.append(value)
+  example.features.feature[features.HISTORY_ITEM_IDS].bytes_list.value.extend(
+      [b"1", b"2"])
+  example.features.feature[features.TIMESTAMP].int64_list.value.append(0)
+  evaluated = loaded.signatures[serving_names.EVALUATE](
+      examples=tf.constant([example.SerializeToString()]))
+  assert served.shape == (2,)
+  np.testing.assert_allclose(served, expected, rtol=1e-5)
+  np.testing.assert_allclose(
+      evaluated[serving_names.RANKER_PROBABILITY].numpy(), expected[:1], rtol=1e-5)
+
+
+def test_catalogue_content_shares_one_token_space_for_titles_and_categories():
+  catalogue = catalogue_lib.ItemCatalogue(
+      item_ids=np.array(["", "a", "b", ""], dtype=object),
+      candidate_features={
+          features.ITEM_INDEX: np.arange(4),
+          features.TITLE_TOKEN_INDICES: np.array([[0, 0], [1, 2], [1, 0], [0, 0]]),
+          features.CATEGORY_INDICES: np.array([[0], [1], [1], [0]]),
+      },
+      train_counts=np.array([0, 1, 1, 0]))
+  content = ctr_trainer.catalogue_content(catalogue, num_title_tokens=4,
+                                          seed=0)
+  # Title tokens 1..3 and one category: four token columns.
+  assert content.shape == (4, 4)
+  np.testing.assert_array_equal(content[0], 0)
+  assert content[1, 3] > 0 and content[2, 3] > 0 and content[1, 1] > 0
+
+
+def _seeded_draw(custom_config):
+  fn_args = types.SimpleNamespace(custom_config=custom_config)
+  config, path = ctr_trainer.config_and_path(
+      fn_args, {"embedding_dim": 4, "vectors": "v.npz"}, ranking.RankingConfig,
+      "vectors")
+  assert (config.embedding_dim, path) == (4, "v.npz")
+  return tf.random.uniform([3]).numpy()
+
+
+def test_trainers_seed_tf_with_the_run_seed():
+  without_seed = _seeded_draw(None)
+  np.testing.assert_array_equal(without_seed, _seeded_draw({"seed": 0}))
+  np.testing.assert_array_equal(_seeded_draw({"seed": 7}),
+                                _seeded_draw({"seed": 7}))
+  assert not np.array_equal(_seeded_draw({"seed": 7}), without_seed)
+
+
+def _index_transform(raw):
+  """Raw user and item ids are their own indices ("" is padding)."""
+  return {
+      features.USER_INDEX: item_indices(tf.reshape(raw[features.USER_ID],
+                                                   [-1])),
+      features.ITEM_INDEX: item_indices(tf.reshape(raw[features.ITEM_ID],
+                                                   [-1])),
+      features.HISTORY_ITEM_INDICES: item_indices(
+          tf.sparse.to_dense(raw[features.HISTORY_ITEM_IDS])),
+  }
+
+
+# Random clicks on a small catalogue: the validation AUC wanders from epoch
+# to epoch, so patience 1 stops the fit well before the last epoch.
+_EARLY_STOPPED = {"epochs": 10, "early_stopping_patience": 1,
+                  "batch_size": 32, "embedding_dim": 4,
+                  "attention_units": (4,), "deep_units": (4,)}
+
+
+@pytest.fixture(scope="module")
+def trained_ranker(tmp_path_factory):
+  """FnArgs, train split and learning curve of an in-memory ranking fit."""
+  train, evaluation = trainer_testing.ctr_rows(
+      num_users=40, positives_per_user=6, negatives=2, num_items=30, seed=0)
+  fn_args = trainer_testing.fn_args(
+      {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation},
+      str(tmp_path_factory.mktemp("ranking")))
+  ctr_trainer.train_ranking(
+      fn_args, trainer_testing.TransformOutput(
+          trainer_testing.vocabularies(40, 30, 8), _index_transform,
+          RAW_FEATURE_SPEC), dict(_EARLY_STOPPED),
+      families.get("ranking"))
+  return fn_args, train, learning_curve.read(fn_args.model_run_dir)
+
+
+def test_ranking_stops_after_patience_epochs_without_a_better_auc(
+    trained_ranker):
+  _, _, curve = trained_ranker
+  assert (curve.family, curve.metric) == ("ranking", "auc")
+  steps = [point.step for point in curve.points]
+  assert steps == list(range(1, len(steps) + 1))
+  assert len(steps) < _EARLY_STOPPED["epochs"]
+  assert len(steps) == curve.best + _EARLY_STOPPED["early_stopping_patience"]
+  assert curve.points[curve.best - 1].validation == max(
+      point.validation for point in curve.points)
+
+
+def test_ranking_exports_the_best_epochs_weights(trained_ranker):
+  fn_args, train, curve = trained_ranker
+  held_out = ctr_validation.held_out_rows([train])
+  rows = {name: values[held_out] for name, values in train.items()}
+  auc = trainer_testing.served_auc(fn_args.serving_model_dir, rows)
+  assert auc == pytest.approx(curve.points[curve.best - 1].validation,
+                              abs=1e-4)
+  assert abs(auc - curve.points[-1].validation) > 1e-3
+
+
+def test_ranking_never_reads_the_eval_split(trained_ranker):
+  fn_args, _, _ = trained_ranker
+  assert set(fn_args.data_accessor.read) == {trainer_testing.TRAIN}
+
+
+def test_courier_keeps_its_lowest_validation_loss_and_reads_train_only(
+    tmp_path):
+  train, evaluation = trainer_testing.ctr_rows(
+      num_users=20, positives_per_user=5, negatives=1, num_items=16, seed=2)
+  fn_args = trainer_testing.fn_args(
+      {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation},
+      str(tmp_path))
+  ctr_trainer.train_courier(
+      fn_args, trainer_testing.TransformOutput(
+          trainer_testing.vocabularies(20, 16, 8), None, {}),
+      {"epochs": 3, "batch_size": 8, "encoder_units": (8, 4)},
+      families.get("courier"))
+  curve = learning_curve.read(fn_args.model_run_dir)
+  assert (curve.family, curve.metric) == ("courier", "loss")
+  assert curve.points[curve.best - 1].validation == min(
+      point.validation for point in curve.points)
+  assert set(fn_args.data_accessor.read) == {trainer_testing.TRAIN}
+  assert tf.saved_model.load(fn_args.serving_model_dir).item_embeddings.shape[
+      1] == 4

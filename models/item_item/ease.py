@@ -1,0 +1,438 @@
+"""EASE^R (Steck 2019): one closed-form ridge regression, item on items.
+
+With X the binary `[users, items]` interaction matrix and the Gram matrix
+G = XᵀX, EASE^R's weights are B = I - P / diag(P) (column j divided by
+P[j, j]), P = (G + λI)⁻¹: the least-squares item-item regression under the
+constraint diag(B) = 0. A user's score for item j is the sum of B[i, j]
+over their history items i. Pure numpy/scipy; the pipeline's train function
+is `models.item_item.trainer.train`.
+
+Two solvers, `EaseConfig.solver` picks ("auto": exact iff it fits the
+memory budget):
+
+* "exact": P from a float32 Cholesky factorisation of the dense G + λI,
+  inverted in place (LAPACK `spotrf` + `spotri` through
+  `scipy.linalg.lapack`): one dense `[items, items]` float32 matrix alive at
+  the peak (`exact_memory_bytes`), half what float64 needs, and no LU. The
+  float64 `scipy.linalg.inv` (LU, `getrf` + `getri`) it replaces died with
+  signal 11 inside OpenBLAS at 23,074 items on a 24 GB machine; the
+  Cholesky pair ran that size in a child process here. Time grows with the
+  cube of the catalogue.
+* "sparse_approx": EASE^R's closed form restricted, per column j, to the
+  `support` items co-occurring most with j: b_j solves
+  (G_NN + λI) b_j = G_Nj with N the support, j excluded (so diag(B) = 0
+  holds by construction), every other weight of column j 0. The support is
+  fsSLIM's feature selection (Ning & Karypis, "SLIM: Sparse Linear Methods
+  for Top-N Recommender Systems", ICDM 2011), the regression EASE^R's.
+  G stays sparse; columns are solved in batches of `[batch, s, s]` blocks
+  (read from G by a binary search per entry, upper triangle only),
+  so memory grows with the co-occurrences and `items * support²`, never
+  with `items²`. An item co-occurring with fewer than `support` items gets
+  them all; when every pair of items co-occurs and `support >= items - 1`
+  the result is exact EASE^R.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import lapack
+import threadpoolctl
+
+from models import hparams
+from models.item_item import neighbours as item_neighbours
+
+EXACT = "exact"
+SPARSE_APPROX = "sparse_approx"
+AUTO = "auto"
+_SOLVERS = (AUTO, EXACT, SPARSE_APPROX)
+# Share of the memory available when a fit starts that it may use by
+# default: the rest is left to the process's other data and to neighbours.
+_DEFAULT_MEMORY_SHARE = 0.5
+# Bytes per non-zero of a sparse float32 CSR Gram matrix (value and int32
+# column), counted twice: the product's output and the copy made from it.
+_GRAM_BYTES_PER_NONZERO = 2 * 8
+# Bytes per non-zero of G while its entries are ranked per row: int64 row,
+# column and order, float32 weight, int64 rank.
+_RANKING_BYTES_PER_NONZERO = 8 * 3 + 4 + 8
+# Cells of the `[batch, s, s]` blocks solved at once by the approximation:
+# its float64 blocks, their indices and the solver's copy stay a few
+# hundred MiB.
+_SOLVE_BLOCK_CELLS = 1 << 22
+# Bytes per cell of a solve block: float64 value, the solver's float64 copy,
+# and per upper-triangle cell two int64 item indices and the value read.
+_SOLVE_BYTES_PER_CELL = 8 * 4
+
+
+@dataclasses.dataclass(frozen=True)
+class EaseConfig(hparams.HParams):
+  """EASE^R's hyperparameters.
+
+  Attributes:
+    l2: λ, the ridge penalty on B. Steck's MovieLens-20M/Netflix values are
+      in the hundreds to thousands; it grows with the interaction count.
+      None: the Trainer picks it from `l2_grid` on a validation split carved
+      from train (`models.item_item.tuning`); a number fixes it.
+    l2_grid: the λ values tried when `l2` is None, log spaced.
+    neighbours: B[i, :] entries kept per item i (its largest weights).
+    solver: "exact" (dense float32 Cholesky), "sparse_approx" (per column,
+      the `support` most co-occurring items only) or "auto": exact iff its
+      `exact_memory_bytes` fit `memory_budget_gb`.
+    support: items each column of B is regressed on by "sparse_approx".
+      128 by time to quality (benchmarks/results/ease_support_grocery.json,
+      Amazon Grocery, λ 500): it matches exact EASE^R on Recall@10/50 and
+      NDCG@10 (0.0770 / 0.1676 / 0.0437 vs 0.0753 / 0.1657 / 0.0430); 64
+      loses 0.005 Recall@50; 256 costs about 2.5x 128's reads of G at a
+      million items for no gain.
+    memory_budget_gb: memory a fit may use, in GB (1e9 bytes); None: half
+      the memory available when the fit starts (`available_memory_bytes`).
+  """
+  l2: Optional[float] = None
+  l2_grid: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
+  neighbours: int = 200
+  solver: str = AUTO
+  support: int = 128
+  memory_budget_gb: Optional[float] = None
+
+
+def available_memory_bytes() -> int:
+  """Memory the kernel can give now without swapping (`MemAvailable`).
+
+  Falls back to the free physical pages where `/proc/meminfo` is missing.
+  """
+  try:
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+      for line in meminfo:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_budget_bytes(config: EaseConfig) -> int:
+  """`config.memory_budget_gb`, or its default share of the memory now."""
+  if config.memory_budget_gb is not None:
+    return int(config.memory_budget_gb * 1e9)
+  return int(_DEFAULT_MEMORY_SHARE * available_memory_bytes())
+
+
+def exact_memory_bytes(num_items: int, gram_nonzeros: int) -> int:
+  """Peak memory of an exact fit, X aside.
+
+  The dense float32 G + λI, factorised and inverted in place (one
+  `[items, items]` matrix), the sparse G it came from, and the blocks of
+  rows of B being sparsified (`item_neighbours.BLOCK_PEAK_BYTES`).
+  """
+  return (4 * num_items * num_items + _GRAM_BYTES_PER_NONZERO * gram_nonzeros
+          + item_neighbours.BLOCK_PEAK_BYTES)
+
+
+def top_co_occurring(gram: sparse.csr_matrix, support: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """Each item's `support` most co-occurring items (fsSLIM's support).
+
+  Ragged, as CSR: most items of a sparse log co-occur with far fewer than
+  `support` others, so memory grows with what is kept, not `items *
+  support`.
+
+  Args:
+    gram: G; its diagonal is left out.
+    support: the most items kept per item.
+
+  Returns:
+    `indptr` (`[items + 1]`) and `indices`: item i's support is
+    `indices[indptr[i]:indptr[i + 1]]`, most co-occurring first (ties by
+    item).
+  """
+  rows, cols, _, rank = item_neighbours.ranked_entries(gram)
+  kept = rank < support
+  indptr = np.zeros(gram.shape[0] + 1, np.int64)
+  np.cumsum(np.bincount(rows[kept], minlength=gram.shape[0]), out=indptr[1:])
+  return indptr, cols[kept]
+
+
+def approx_memory_bytes(gram_nonzeros: int, num_items: int,
+                        support_entries: int, neighbours: int,
+                        path_length: int = 1) -> int:
+  """Peak memory of a "sparse_approx" fit, X aside.
+
+  The sparse G with its int64 keys and the sort that ranks its entries,
+  the `support_entries` kept supports (`top_co_occurring`, summed over
+  items) and as many solved weights (int64 row, column, float64 weight
+  each, twice while sorted into rows; one more float32 weight per λ of a
+  path of `path_length`), one batch of solve blocks and the kept neighbours
+  (`[items, neighbours]`).
+  """
+  return ((_GRAM_BYTES_PER_NONZERO + _RANKING_BYTES_PER_NONZERO)
+          * gram_nonzeros
+          + (8 + 2 * 24 + 4 * (path_length - 1)) * support_entries
+          + _SOLVE_BYTES_PER_CELL * _SOLVE_BLOCK_CELLS
+          + 12 * num_items * neighbours)
+
+
+def fit_ease(interactions: sparse.spmatrix,
+             config: EaseConfig) -> item_neighbours.ItemNeighbours:
+  """Fits EASE^R and keeps each item's top `config.neighbours` weights.
+
+  Args:
+    interactions: binary `[users, num_items]` X.
+    config: the hyperparameters.
+
+  Returns:
+    The sparsified B.
+
+  Raises:
+    ValueError: if λ is unset, the solver unknown, or the chosen solver's
+      memory is above `memory_budget_gb`.
+  """
+  return next(fit_ease_path(interactions, config, [config.l2]))
+
+
+def fit_ease_each(interactions: sparse.spmatrix,
+                  configs: Sequence[EaseConfig]
+                  ) -> Iterator[item_neighbours.ItemNeighbours]:
+  """`fit_ease` of each config, as one `fit_ease_path`: the configs of a λ
+  search (`models.item_item.tuning.search`'s `fit_each`).
+
+  Raises:
+    ValueError: if the configs differ in more than λ.
+  """
+  if len({dataclasses.replace(config, l2=None) for config in configs}) > 1:
+    raise ValueError("fit_ease_each fits configs that differ in l2 alone")
+  return fit_ease_path(interactions, configs[0],
+                       [config.l2 for config in configs])
+
+
+def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
+                  l2_values: Sequence[float]
+                  ) -> Iterator[item_neighbours.ItemNeighbours]:
+  """`fit_ease` at each λ of `l2_values` in turn, `config` otherwise.
+
+  One Gram matrix serves every λ. The approximation also reads each
+  column's system from G once for all of them (a regularisation path):
+  that read is its cost at a million items, the solves are not. So a λ
+  search over a grid costs about one approximate fit, not one per λ.
+
+  Args:
+    interactions: binary `[users, num_items]` X.
+    config: the hyperparameters but λ.
+    l2_values: the λ of each fit.
+
+  Yields:
+    The sparsified B of each λ, in order.
+
+  Raises:
+    ValueError: as `fit_ease`, before any fit.
+  """
+  if any(l2 is None for l2 in l2_values):
+    raise ValueError("EASE^R needs a λ: set l2, or let the Trainer pick it "
+                     "from l2_grid (models.item_item.tuning.search)")
+  if config.solver not in _SOLVERS:
+    raise ValueError(f"EASE^R solver={config.solver!r}; known: {_SOLVERS}")
+  num_items = interactions.shape[1]
+  interactions = sparse.csr_matrix(interactions, dtype=np.float32)
+  gram = (interactions.T @ interactions).tocsr()
+  budget = memory_budget_bytes(config)
+  exact_bytes = exact_memory_bytes(num_items, gram.nnz)
+  solver = config.solver
+  if solver == AUTO:
+    solver = EXACT if exact_bytes <= budget else SPARSE_APPROX
+  if solver == EXACT:
+    if exact_bytes > budget:
+      raise ValueError(
+          f"exact EASE^R on {num_items} items holds a dense {num_items} x "
+          f"{num_items} float32 matrix, about {exact_bytes / 1e9:.1f} GB, "
+          f"above memory_budget_gb={budget / 1e9:.1f}: use solver='auto' or "
+          "'sparse_approx', or raise memory_budget_gb on a machine with that "
+          "memory")
+    for l2 in l2_values:
+      yield _fit_exact(gram, l2, config.neighbours)
+    return
+  support = top_co_occurring(gram, min(config.support, max(num_items - 1, 1)))
+  approx_bytes = approx_memory_bytes(gram.nnz, num_items, len(support[1]),
+                                     config.neighbours, len(l2_values))
+  if approx_bytes > budget:
+    raise ValueError(
+        f"approximate EASE^R on {num_items} items with support="
+        f"{config.support} and neighbours={config.neighbours} needs about "
+        f"{approx_bytes / 1e9:.1f} GB, above memory_budget_gb="
+        f"{budget / 1e9:.1f}: lower support or neighbours, or raise "
+        "memory_budget_gb")
+  rows, cols, weights = _solve_sparse_approx(gram, support, l2_values)
+  del gram
+  for path_weights in weights:
+    b = sparse.csr_matrix((path_weights, (rows, cols)),
+                          shape=(num_items, num_items))
+    yield item_neighbours.sparse_top_neighbours(b, config.neighbours)
+
+
+def _fit_exact(gram: sparse.csr_matrix, l2: float,
+               neighbours: int) -> item_neighbours.ItemNeighbours:
+  """Exact EASE^R from the sparse G: float32 Cholesky, inverted in place."""
+  num_items = gram.shape[0]
+  # Fortran order lets LAPACK work on this very buffer (overwrite_*).
+  precision = gram.toarray(order="F")
+  precision[np.diag_indices(num_items)] += l2
+  factor, info = lapack.spotrf(precision, lower=True, overwrite_a=True,
+                               clean=False)
+  if info != 0:
+    raise ValueError(f"G + λI is not positive definite (spotrf info={info}); "
+                     f"l2={l2} must be > 0")
+  precision, info = lapack.spotri(factor, lower=True, overwrite_c=True)
+  del factor
+  if info != 0:
+    raise ValueError(f"inverting G + λI failed (spotri info={info})")
+  # Only P's lower triangle is written: row i of P is P[i, :i+1] then
+  # P[i+1:, i], read block by block so that no second dense matrix exists.
+  diagonal = precision.diagonal().copy()
+  columns = np.arange(num_items)
+
+  def rows_of_b(rows: slice) -> np.ndarray:
+    row_ids = columns[rows, np.newaxis]
+    block = np.where(columns <= row_ids, precision[rows, :],
+                     precision[:, rows].T)
+    # B[i, j] = -P[i, j] / P[j, j] off the diagonal; the diagonal is dropped
+    # when the neighbours are kept.
+    block /= -diagonal
+    return block
+
+  return item_neighbours.top_neighbours(rows_of_b, num_items, neighbours)
+
+
+def _solve_sparse_approx(gram: sparse.csr_matrix,
+                         support: tuple[np.ndarray, np.ndarray],
+                         l2_values: Sequence[float]
+                         ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+  """EASE^R's regression of each column on its `support`
+  (`top_co_occurring`) at each λ, G kept sparse.
+
+  Returns:
+    B's stored entries: int64 rows and columns, and float32 weights at each
+    λ of `l2_values`.
+  """
+  gram.sort_indices()
+  support_starts, support_items = support
+  rows, cols, weights = [], [], [[] for _ in l2_values]
+  # Columns with supports of one size are solved together, a batch of
+  # `[batch, size, size]` systems at a time: no padding, and at most
+  # `support` sizes. One BLAS thread: numpy solves a batch one small system
+  # after another, and OpenBLAS's threads on each made a batch of 1,000
+  # 64 x 64 systems take 5.9 s instead of 0.04 s on 2 busy cores.
+  with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+    _solve_by_size(gram, support_starts, support_items, l2_values, rows,
+                   cols, weights)
+  if not rows:
+    return (np.zeros(0, np.int64), np.zeros(0, np.int64),
+            [np.zeros(0, np.float32) for _ in l2_values])
+  return (np.concatenate(rows), np.concatenate(cols),
+          [np.concatenate(path_weights) for path_weights in weights])
+
+
+def _solve_by_size(gram: sparse.csr_matrix, support_starts: np.ndarray,
+                   support_items: np.ndarray, l2_values: Sequence[float],
+                   rows: list, cols: list, weights: list) -> None:
+  """Solves every column's system, appending B's entries to `rows`,
+  `cols` and each λ's `weights`."""
+  sizes = np.diff(support_starts)
+  for size in np.unique(sizes[sizes > 0]):
+    members = np.flatnonzero(sizes == size)
+    batch = max(1, _SOLVE_BLOCK_CELLS // (size * size))
+    for start in range(0, len(members), batch):
+      columns = members[start:start + batch]
+      indices = support_items[support_starts[columns, np.newaxis]
+                              + np.arange(size)]
+      rows.append(indices.ravel())
+      cols.append(np.repeat(columns, size))
+      for path_weights, solved in zip(
+          weights, solve_columns(gram, columns, indices, l2_values)):
+        path_weights.append(solved.ravel().astype(np.float32))
+
+
+def csr_lookup(matrix: sparse.csr_matrix, rows: np.ndarray,
+               cols: np.ndarray) -> np.ndarray:
+  """`matrix[rows[n], cols[n]]` for every n, 0 where nothing is stored.
+
+  A binary search within each row, all rows at once: about 0.2 µs a read
+  at any batch size. (scipy's `matrix[rows, cols]` scans each row instead
+  when asked for fewer than a tenth of the stored entries: 26 µs a read
+  in a Gram matrix of 68M entries, measured.)
+
+  Args:
+    matrix: CSR with sorted indices.
+    rows: int row of each read.
+    cols: int column of each read.
+
+  Returns:
+    The values, in `matrix`'s dtype.
+  """
+  if not matrix.nnz:
+    return np.zeros(len(rows), matrix.dtype)
+  low = matrix.indptr[rows].astype(np.int64)
+  high = matrix.indptr[rows + 1].astype(np.int64)
+  end = high.copy()
+  last = matrix.nnz - 1
+  for _ in range(int(np.max(high - low, initial=0)).bit_length()):
+    middle = (low + high) >> 1
+    below = (middle < high) & (matrix.indices[np.minimum(middle, last)] < cols)
+    low = np.where(below, middle + 1, low)
+    high = np.where(below, high, middle)
+  found = low < end
+  found[found] = matrix.indices[low[found]] == cols[found]
+  return np.where(found, matrix.data[np.minimum(low, last)], 0).astype(
+      matrix.dtype)
+
+
+def gather_blocks(gram: sparse.csr_matrix, indices: np.ndarray) -> np.ndarray:
+  """`[batch, s, s]` float64 G[indices[b, p], indices[b, q]] from a sparse G.
+
+  G is symmetric, so only the upper triangle of each block is read
+  (`csr_lookup`), then mirrored: reading dominates the approximation's
+  time at a million items.
+
+  Args:
+    gram: G, CSR with sorted indices.
+    indices: `[batch, s]` item indices.
+
+  Returns:
+    The dense sub-matrices, 0 where G stores nothing.
+  """
+  batch, size = indices.shape
+  upper_rows, upper_cols = np.triu_indices(size)
+  upper = csr_lookup(gram, indices[:, upper_rows].ravel(),
+                     indices[:, upper_cols].ravel()).reshape(batch, -1)
+  blocks = np.empty((batch, size, size))
+  blocks[:, upper_rows, upper_cols] = upper
+  blocks[:, upper_cols, upper_rows] = upper
+  return blocks
+
+
+def solve_columns(gram: sparse.csr_matrix, columns: np.ndarray,
+                  indices: np.ndarray,
+                  l2_values: Sequence[float]) -> list[np.ndarray]:
+  """Solves (G_NN + λI) b = G_Nj for a batch of columns j, at each λ.
+
+  Args:
+    gram: G, CSR with sorted indices.
+    columns: `[batch]` the columns j.
+    indices: `[batch, s]` each column's support N.
+    l2_values: the λ values.
+
+  Returns:
+    `[batch, s]` b at each λ.
+  """
+  blocks = gather_blocks(gram, indices)
+  right = csr_lookup(gram, indices.ravel(),
+                     np.repeat(columns, indices.shape[1])).astype(
+                         np.float64).reshape(indices.shape)[:, :, np.newaxis]
+  diagonal = np.arange(indices.shape[1])
+  solved, added = [], 0.0
+  for l2 in l2_values:
+    blocks[:, diagonal, diagonal] += l2 - added
+    added = l2
+    solved.append(np.linalg.solve(blocks, right)[:, :, 0])
+  return solved

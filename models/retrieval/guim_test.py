@@ -1,0 +1,174 @@
+"""Tests for the GUIM model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import features
+from models.layers import mixture_of_representation
+from models.retrieval import guim
+from models.retrieval import two_tower
+
+VOCAB = two_tower.VocabularySizes(users=5, items=7, title_tokens=6, categories=4)
+BATCH = 4
+IMAGE_DIM = 3
+
+
+def _catalogue(image_dim: int = 0):
+  catalogue = {
+      features.ITEM_INDEX: np.arange(VOCAB.items, dtype=np.int64),
+      features.TITLE_TOKEN_INDICES: np.tile(
+          np.arange(VOCAB.items, dtype=np.int64)[:, None] % VOCAB.title_tokens,
+          [1, 3]),
+      features.CATEGORY_INDICES: np.tile(
+          np.arange(VOCAB.items, dtype=np.int64)[:, None] % VOCAB.categories,
+          [1, 2]),
+  }
+  if image_dim:
+    catalogue[features.ITEM_IMAGE_EMBEDDING] = np.random.default_rng(0).normal(
+        size=(VOCAB.items, image_dim)).astype(np.float32)
+  return catalogue
+
+
+def _batch(image_dim: int = 0):
+  catalogue = _catalogue(image_dim)
+  targets = np.array([1, 2, 3, 5])
+  batch = {name: tf.constant(values[targets])
+           for name, values in catalogue.items()}
+  histories = [[6], [4, 2], [4, 2, 1], [1, 6]]
+  batch[features.HISTORY_ITEM_INDICES] = tf.constant(
+      [row + [0] * (features.HISTORY_LENGTH - len(row)) for row in histories],
+      tf.int64)
+  return batch
+
+
+def _model(image_dim: int = 0, **config):
+  tf.keras.utils.set_random_seed(1)
+  probability = np.full(VOCAB.items, 1.0 / VOCAB.items)
+  return guim.build_guim(
+      VOCAB, _catalogue(image_dim), probability,
+      guim.GuimConfig(embedding_dim=8, tower_units=(16, 8), num_interests=3,
+                      interest_hidden_units=4, num_uniform_negatives=2,
+                      image_dim=image_dim, **config))
+
+
+def test_query_tower_gives_k_unit_vectors_and_candidates_one():
+  model = _model()
+  interests = model.query_tower(_batch()).numpy()
+  assert interests.shape == (BATCH, 3, 8)
+  np.testing.assert_allclose(np.linalg.norm(interests, axis=-1), 1.0, rtol=1e-5)
+  candidates = model.candidate_tower(_batch()).numpy()
+  assert candidates.shape == (BATCH, 8)
+
+
+def test_item_encoder_is_shared_by_both_towers():
+  model = _model()
+  assert model.query_tower.item_encoder is model.candidate_tower.item_encoder
+
+
+def test_history_items_get_the_side_features_of_the_catalogue():
+  model = _model()
+  history = tf.constant([[4, 2], [0, 1]], tf.int64)
+  direct = model.query_tower.item_encoder(
+      {name: tf.gather(values, tf.reshape(history, [-1]))
+       for name, values in _catalogue().items()})
+  np.testing.assert_allclose(
+      model.query_tower.encode_items(history).numpy().reshape(4, -1),
+      direct.numpy(), rtol=1e-5)
+
+
+def test_image_vectors_change_item_embeddings():
+  model = _model(image_dim=IMAGE_DIM)
+  batch = _batch(IMAGE_DIM)
+  before = model.candidate_tower(batch).numpy()
+  batch[features.ITEM_IMAGE_EMBEDDING] = batch[features.ITEM_IMAGE_EMBEDDING] + 1.0
+  assert not np.allclose(before, model.candidate_tower(batch).numpy())
+  assert model.query_tower(batch).shape == (BATCH, 3, 8)
+
+
+def test_an_empty_history_gives_finite_vectors():
+  batch = _batch()
+  batch[features.HISTORY_ITEM_INDICES] = tf.zeros_like(
+      batch[features.HISTORY_ITEM_INDICES])
+  assert np.isfinite(_model().query_tower(batch).numpy()).all()
+
+
+def test_training_lowers_the_loss():
+  model = _model(temperature=0.1)
+  # Eager steps: tracing `fit` costs more than ten tiny steps.
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.05), run_eagerly=True)
+  before = float(model.compute_loss(_batch()))
+  model.fit(tf.data.Dataset.from_tensors(_batch()).repeat(10), verbose=0)
+  assert float(model.compute_loss(_batch())) < before
+
+
+def test_loss_is_info_nce_of_the_label_aware_query():
+  model = _model(use_logq_correction=False, attention_power=math.inf,
+                 training_scores="target_query")
+  batch = _batch()
+  positives = model.candidate_tower(batch).numpy()
+  interests = model.query_tower(batch).numpy()
+  best = np.einsum("bkd,bd->bk", interests, positives).argmax(axis=1)
+  queries = interests[np.arange(BATCH), best]
+  queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+  logits = queries @ positives.T / model.config.temperature
+  # Targets 1, 2, 3, 5 are distinct, so no accidental hit is masked.
+  expected = np.mean([np.log(np.exp(logits[i]).sum()) - logits[i, i]
+                      for i in range(BATCH)])
+  assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_per_candidate_loss_is_info_nce_of_the_max_merge_scores():
+  model = _model(use_logq_correction=False, attention_power=math.inf,
+                 training_scores="per_candidate")
+  batch = _batch()
+  positives = model.candidate_tower(batch)
+  scores = mixture_of_representation.max_merge_scores(
+      model.query_tower(batch), positives).numpy()
+  logits = scores / model.config.temperature
+  expected = np.mean([np.log(np.exp(logits[i]).sum()) - logits[i, i]
+                      for i in range(BATCH)])
+  assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_mixed_sampling_log_q_is_the_log_of_the_pool_probability():
+  log_q = guim.mixed_sampling_log_q(tf.constant([0.5, 0.1]), batch_size=4,
+                                    num_uniform=4, num_items=10)
+  np.testing.assert_allclose(
+      log_q.numpy(), np.log([(4 * 0.5 + 4 * 0.1) / 8, (4 * 0.1 + 4 * 0.1) / 8]),
+      rtol=1e-6)
+  only_in_batch = guim.mixed_sampling_log_q(tf.constant([0.25]), 8, 0, 10)
+  np.testing.assert_allclose(only_in_batch.numpy(), np.log([0.25]), rtol=1e-6)
+
+
+def test_score_uses_the_configured_merge_rule():
+  candidates = tf.math.l2_normalize(tf.random.stateless_normal([6, 8], [0, 1]),
+                                    axis=-1)
+  batch = _batch()
+  max_model = _model(retrieval_merge="max")
+  interests = max_model.query_tower(batch)
+  np.testing.assert_allclose(
+      max_model.score(batch, candidates).numpy(),
+      mixture_of_representation.max_merge_scores(interests, candidates).numpy(),
+      rtol=1e-5)
+  soft_model = _model(retrieval_merge="label_aware", attention_power=0.0)
+  mean_score = np.einsum("bkd,nd->bn", soft_model.query_tower(batch).numpy(),
+                         candidates.numpy()) / 3
+  np.testing.assert_allclose(soft_model.score(batch, candidates).numpy(),
+                             mean_score, rtol=1e-4, atol=1e-6)
+
+
+def test_config_parses_infinite_power_and_rejects_unknown_merge():
+  config = guim.GuimConfig.from_dict({"attention_power": "inf",
+                                      "tower_units": [8]})
+  assert math.isinf(config.attention_power)
+  with pytest.raises(ValueError, match="retrieval_merge"):
+    guim.GuimConfig(retrieval_merge="mean")
+  with pytest.raises(ValueError, match="training_scores"):
+    guim.GuimConfig(training_scores="mean")
+  with pytest.raises(ValueError, match="full_catalogue_softmax"):
+    guim.GuimConfig(full_catalogue_softmax=True)

@@ -1,0 +1,132 @@
+"""The Trainer shared by the neural retrieval families (`families.RETRIEVAL`).
+
+Every family trains on the per-interaction examples with early stopping
+(`models.early_stopping`): each user's newest train example is held out
+for validation and never trained on, and the exported model is the best
+epoch's (not refitted on the held-out rows). `models.retrieval.sasrec_trainer`
+trains SASRec on whole sequences instead, with the same validation, model
+and export.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from data import features
+from data import splits
+from models import catalogue as catalogue_lib
+from models import early_stopping
+from models import families
+from models.retrieval import two_tower
+from models.retrieval import validation as retrieval_validation
+from models import sequence_inputs
+from models import train_inputs
+from transforms import preprocessing
+
+
+def build_model(fn_args, tft_output, build: Callable, config):
+  """A family's model over the Transform vocabularies and the catalogue.
+
+  Args:
+    fn_args: the Trainer's FnArgs.
+    tft_output: the Transform output.
+    build: the family's `build_model` (`families.FamilySpec.build_model`).
+    config: its config.
+
+  Returns:
+    `(model, catalogue)`: the `two_tower.RetrievalModel` and the train
+    split's item catalogue.
+  """
+  vocab = two_tower.VocabularySizes(
+      users=preprocessing.vocabulary_size(tft_output, features.USER_VOCAB),
+      items=preprocessing.vocabulary_size(tft_output, features.ITEM_VOCAB),
+      title_tokens=preprocessing.vocabulary_size(tft_output,
+                                                 features.TITLE_TOKEN_VOCAB),
+      categories=preprocessing.vocabulary_size(tft_output,
+                                               features.CATEGORY_VOCAB),
+  )
+  catalogue = catalogue_lib.train_split_catalogue(fn_args, tft_output)
+  logging.info("Catalogue: %d items, %d train positives", len(catalogue.item_ids),
+               int(catalogue.train_counts.sum()))
+  return build(vocab, catalogue.candidate_features,
+               catalogue.sampling_probability, config), catalogue
+
+
+def validation_split(fn_args, tft_output, model, catalogue
+                     ) -> tuple[sequence_inputs.SequenceRows, np.ndarray,
+                                retrieval_validation.Validator]:
+  """Places the train rows in their sequences and holds out the newest.
+
+  Returns:
+    `(rows, held_out, validator)`: the train rows in read order, `[n]`
+    True on each user's newest row (users with one row keep it), and the
+    validator of `model`'s towers on the held-out rows.
+  """
+  rows = sequence_inputs.read_sequence_rows(
+      train_inputs.ordered_batches(fn_args, tft_output))
+  held_out = splits.latest_per_user_mask(rows.users, rows.positions)
+  logging.info("Validation: %d of %d train rows held out", int(held_out.sum()),
+               len(held_out))
+  validator = retrieval_validation.Validator(
+      train_inputs.rows_at(fn_args, tft_output, held_out), catalogue,
+      model.query_tower, model.candidate_tower)
+  return rows, held_out, validator
+
+
+def export(fn_args, tft_output, spec: families.FamilySpec, model,
+           catalogue: catalogue_lib.ItemCatalogue) -> None:
+  """Saves the family's serving module of `model`'s towers."""
+  export_module = families.load(spec.export)
+  export_module(
+      tft_output.transform_features_layer(), tft_output.raw_feature_spec(),
+      model.query_tower, model.candidate_tower, catalogue,
+  ).save(fn_args.serving_model_dir)
+
+
+def fit(model: tf.keras.Model, batches: tf.data.Dataset, validator, config,
+        family: str, model_run_dir: str, num_items: int) -> None:
+  """`early_stopping.fit` as every retrieval Trainer runs it.
+
+  The patience is renewed only by the config's
+  `early_stopping_min_improvement`, and a catalogue of more than
+  `two_tower.LAZY_ADAM_MIN_ITEMS` items trains with lazy Adam
+  (`two_tower.uses_lazy_adam`).
+
+  Args:
+    model: the model to train; it ends with the best epoch's weights.
+    batches: one epoch of training batches, without the validation rows.
+    validator: a `retrieval_validation.Validator` of the served towers.
+    config: the family's `two_tower.TwoTowerConfig` (or a subclass).
+    family: the model family, for the learning curve.
+    model_run_dir: the Trainer's ModelRun directory.
+    num_items: the catalogue's items, padding excluded.
+  """
+  early_stopping.fit(model, batches, validator, config, family, model_run_dir,
+                     min_improvement=config.early_stopping_min_improvement,
+                     lazy_adam=two_tower.uses_lazy_adam(config, num_items))
+
+
+def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
+                    spec: families.FamilySpec) -> None:
+  """Trains a retrieval family's model and exports its serving signatures.
+
+  Args:
+    fn_args: the Trainer's FnArgs.
+    tft_output: the Transform output.
+    hparams: overrides of the family's hyperparameter defaults.
+    spec: the family: its config class, `build_model` and export module.
+  """
+  config = train_inputs.seeded_config(fn_args, hparams, spec.config_class())
+  model, catalogue = build_model(fn_args, tft_output,
+                                 families.load(spec.build_model), config)
+  _, held_out, validator = validation_split(fn_args, tft_output, model,
+                                            catalogue)
+  train = train_inputs.input_dataset_without(fn_args, tft_output, held_out,
+                                             config.batch_size)
+  fit(model, train, validator, config, spec.name, fn_args.model_run_dir,
+      num_items=len(catalogue.item_ids) - 1)
+  export(fn_args, tft_output, spec, model, catalogue)
