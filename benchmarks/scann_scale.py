@@ -7,7 +7,7 @@ outputs. A catalogue smaller than a `--sizes` entry is grown to it with
 `benchmarks.serving_latency.grow_database` (real vectors plus jittered copies:
 "grown vectors"); a catalogue the pipeline trained at that size or larger is
 used as is (its first N items). The queries are `query_embedding` outputs for
-real users of the dataset (`benchmarks.ann.real_model_inputs`).
+real users of the dataset (`benchmarks.model_queries.real_model_inputs`).
 
 At each size one index is built the product's way (`ScannIndex.build`, with
 about sqrt(n) leaves unless `--num-leaves` says otherwise), written to disk
@@ -49,8 +49,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from benchmarks import ann
+from benchmarks import ann_measure
 from benchmarks import common
+from benchmarks import model_queries
 from benchmarks import serving_latency
 from data import importers
 from serving import scann_index
@@ -115,7 +116,7 @@ def sweep_size(ids: list[str], database: np.ndarray, queries: np.ndarray,
                num_leaves: int, settings: Sequence[tuple[float, int]],
                bruteforce_queries: int, scratch: str) -> dict:
   """One index over `database`, searched under every setting."""
-  exact = ann.exact_top_k(database, queries, K)
+  exact = ann_measure.exact_top_k(database, queries, K)
   started = time.perf_counter()
   index = scann_index.ScannIndex.build(
       database, ids, scann_index.ScannParams(num_leaves=num_leaves))
@@ -137,7 +138,7 @@ def sweep_size(ids: list[str], database: np.ndarray, queries: np.ndarray,
                             queries)})
     common.log(f"{len(ids)} items: {rows[-1]}")
   bruteforce = one_query_timings(
-      lambda query: ann.exact_top_k(database, query, K),
+      lambda query: ann_measure.exact_top_k(database, query, K),
       queries[:bruteforce_queries])
   for row in rows:
     row["cpu_over_bruteforce"] = round(
@@ -219,7 +220,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             "k": K}
   started = time.perf_counter()
   version_dir = serving_latency.pushed_version_dir(args.model_dir)
-  real_vectors, real_ids, queries, notes = ann.real_model_inputs(
+  real_vectors, real_ids, queries, notes = model_queries.real_model_inputs(
       version_dir, common.load_interactions(args.dataset, args), args.queries,
       args.seed)
   result.update(model_version_dir=os.path.abspath(version_dir),
