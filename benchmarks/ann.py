@@ -8,9 +8,10 @@ matmul + argpartition) on the same queries:
   against the `candidate_embedding` signature when the dataset has an items
   table); the queries are `query_embedding` outputs for real users of the
   dataset (their last 50 items before their last interaction as history), or,
-  without a dataset, noisy item embeddings. The dataset is the contract
-  directory the pipeline wrote into the model's workspace, or `--dataset`
-  (a built-in name, or `contract` with `--dataset-dir`).
+  without a dataset, noisy item embeddings (`benchmarks.model_queries`). The
+  dataset is the contract directory the pipeline wrote into the model's
+  workspace, or `--dataset` (a built-in name, or `contract` with
+  `--dataset-dir`).
 - synthetic: `--num_vectors` clustered, unit-normalized float32 vectors
   (default 1,000,000 x 64) and `--num_queries` queries from the same
   distribution.
@@ -21,7 +22,8 @@ rounds; in each round every method (brute force and every ScaNN setting, in a
 fresh random order) answers a few queries untimed, then the round's queries
 one per call (batch of 1, the latency-relevant number), then in one batched
 call, each pass repeated until it took `--min_seconds`, so background load
-hits all methods alike. Wall-clock and process-CPU QPS are both recorded.
+hits all methods alike (`benchmarks.ann_measure`). Wall-clock and process-CPU
+QPS are both recorded.
 
 How hard the synthetic data is depends on `--spread` (noise norm relative to
 the unit cluster centers): at 1.0 the clusters are well separated and few
@@ -44,7 +46,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
-import collections
 import dataclasses
 import gc
 import json
@@ -57,22 +58,18 @@ import time
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 
+from benchmarks import ann_measure
 from benchmarks import common
-from data import contract
+from benchmarks import model_queries
 from data import importers
-from models import serving_names
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # The fresh process that measures loading runs here, so that it imports the
 # same `serving` package as this one.
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-K = 10
 GOAL_RECALL = 0.95
 GOAL_SPEEDUP = 10.0
-HISTORY_LENGTH = 50  # The pipeline's default `history_length`.
-_WARMUP_QUERIES = 5
 
 
 # ----------------------------------------------------------------- utils ---
@@ -98,148 +95,6 @@ def _mib(num_bytes: float) -> float:
   return round(num_bytes / 2**20, 1)
 
 
-def exact_top_k(database: np.ndarray, queries: np.ndarray, k: int = K,
-                chunk: int = 64) -> np.ndarray:
-  """Exact top-k by dot product: matmul, argpartition, sort the k.
-
-  Args:
-    database: `[n, d]` float32.
-    queries: `[b, d]` float32.
-    k: neighbours per query.
-    chunk: queries per matmul, bounding the `[chunk, n]` score matrix.
-
-  Returns:
-    `[b, k]` database row indices, best first.
-  """
-  out = np.empty((len(queries), k), dtype=np.int64)
-  for start in range(0, len(queries), chunk):
-    scores = queries[start:start + chunk] @ database.T
-    top = np.argpartition(scores, -k, axis=1)[:, -k:]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-    out[start:start + chunk] = np.take_along_axis(top, order, axis=1)
-  return out
-
-
-def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
-  hits = [len(set(row_found[:K].tolist()) & set(row_exact[:K].tolist()))
-          for row_found, row_exact in zip(found, exact)]
-  return float(np.mean(hits)) / K
-
-
-# --------------------------------------------------------------- methods ---
-
-
-@dataclasses.dataclass
-class Method:
-  """One way of answering queries, with its measurements.
-
-  Attributes:
-    name: label in the table.
-    search: `[b, d]` queries -> `[b, K]` row indices.
-    info: static facts (settings, build time, memory).
-    single_latencies: wall seconds of each batch-of-1 call.
-    single_cpu_s: process CPU seconds over all batch-of-1 calls.
-    batched_wall_s: wall seconds of the batched calls.
-    batched_cpu_s: process CPU seconds of the batched calls.
-    batched_queries: queries answered by the batched calls.
-    results: `[num_queries, K]` from the batched calls, for recall.
-  """
-  name: str
-  search: object
-  info: dict
-  single_latencies: list = dataclasses.field(default_factory=list)
-  single_cpu_s: float = 0.0
-  batched_wall_s: float = 0.0
-  batched_cpu_s: float = 0.0
-  batched_queries: int = 0
-  results: Optional[np.ndarray] = None
-
-
-def scann_method(name: str, searcher, leaves_to_search: int, reorder: int,
-                 info: dict) -> Method:
-  def search(queries: np.ndarray) -> np.ndarray:
-    neighbors, _ = searcher.search_batched(
-        queries, final_num_neighbors=K, pre_reorder_num_neighbors=reorder,
-        leaves_to_search=leaves_to_search)
-    return np.asarray(neighbors)
-  return Method(name, search, {**info, "leaves_to_search": leaves_to_search,
-                               "reorder": reorder})
-
-
-def measure(methods: list[Method], queries: np.ndarray, rounds: int,
-            min_seconds: float, seed: int) -> None:
-  """Runs every method on every query, interleaved round by round.
-
-  In each round every method, in a fresh random order, first answers a few
-  of the round's queries untimed (so no method pays for the cache another
-  one evicted), then answers all of them one per call, then in one batched
-  call; each of the two passes is repeated until it took `min_seconds`.
-
-  Args:
-    methods: filled in place.
-    queries: `[b, d]`.
-    rounds: the queries are split into this many consecutive chunks.
-    min_seconds: least wall time per method, pass and round.
-    seed: seeds the order of the methods in each round.
-  """
-  rng = np.random.default_rng(seed)
-  for method in methods:
-    method.results = np.empty((len(queries), K), dtype=np.int64)
-  for chunk in np.array_split(np.arange(len(queries)), rounds):
-    chunk_queries = np.ascontiguousarray(queries[chunk])
-    for index in rng.permutation(len(methods)):
-      method = methods[index]
-      for row in range(min(_WARMUP_QUERIES, len(chunk_queries))):
-        method.search(chunk_queries[row:row + 1])
-      cpu_start = time.process_time()
-      pass_start = time.perf_counter()
-      while True:
-        for row in range(len(chunk_queries)):
-          started = time.perf_counter()
-          method.search(chunk_queries[row:row + 1])
-          method.single_latencies.append(time.perf_counter() - started)
-        if time.perf_counter() - pass_start >= min_seconds:
-          break
-      method.single_cpu_s += time.process_time() - cpu_start
-      cpu_start = time.process_time()
-      pass_start = time.perf_counter()
-      while True:
-        found = method.search(chunk_queries)
-        method.batched_queries += len(chunk_queries)
-        if time.perf_counter() - pass_start >= min_seconds:
-          break
-      method.batched_wall_s += time.perf_counter() - pass_start
-      method.batched_cpu_s += time.process_time() - cpu_start
-      method.results[chunk] = found
-
-
-def summarize(methods: list[Method]) -> list[dict]:
-  """One row per method; ratios are against the first (brute force)."""
-  rows = []
-  for method in methods:
-    latencies = method.single_latencies
-    rows.append({
-        "method": method.name, **method.info,
-        "single_qps": round(len(latencies) / sum(latencies), 1),
-        "single_cpu_qps": round(len(latencies) / max(method.single_cpu_s, 1e-9),
-                                1),
-        "single_p50_ms": common.percentile_ms(latencies, 50),
-        "single_p99_ms": common.percentile_ms(latencies, 99),
-        "batched_qps": round(method.batched_queries / method.batched_wall_s, 1),
-        "batched_cpu_qps": round(
-            method.batched_queries / max(method.batched_cpu_s, 1e-9), 1),
-        "single_calls": len(latencies),
-    })
-  exact = methods[0].results
-  baseline = rows[0]
-  for method, row in zip(methods, rows):
-    row["recall_at_10"] = round(recall_at_k(method.results, exact), 4)
-    for key in ("single_qps", "batched_qps", "single_cpu_qps",
-                "batched_cpu_qps"):
-      row[f"{key}_vs_bruteforce"] = round(row[key] / baseline[key], 2)
-  return rows
-
-
 # ----------------------------------------------------------------- scann ---
 
 
@@ -249,7 +104,8 @@ def build_searcher(database: np.ndarray, num_leaves: int, leaves_to_search: int,
   import scann  # pylint: disable=g-import-not-at-top
   from serving import scann_index  # pylint: disable=g-import-not-at-top
   params = scann_index.ScannParams()
-  builder = scann.scann_ops_pybind.builder(database, K, "dot_product")
+  builder = scann.scann_ops_pybind.builder(database, ann_measure.K,
+                                           "dot_product")
   builder.set_n_training_threads(1)
   return (builder.tree(
       num_leaves=num_leaves, num_leaves_to_search=leaves_to_search,
@@ -319,9 +175,9 @@ def load_rss_delta_mib(kind: str, path: str) -> float:
   return _mib(json.loads(output.strip().splitlines()[-1])["delta"])
 
 
-def _bruteforce(database: np.ndarray) -> Method:
-  return Method("brute force (numpy)",
-                lambda queries: exact_top_k(database, queries),
+def _bruteforce(database: np.ndarray) -> ann_measure.Method:
+  return ann_measure.Method("brute force (numpy)",
+                lambda queries: ann_measure.exact_top_k(database, queries),
                 {"database_mib": _mib(database.nbytes)})
 
 
@@ -332,106 +188,14 @@ def _label(num_leaves: int, leaves_to_search: int, reorder: int) -> str:
 # ------------------------------------------------------------- real model ---
 
 
-def _workspace_dataset(model_dir: str) -> Optional[contract.Dataset]:
-  """The contract directory a pipeline run wrote into its workspace:
-  `<workspace>/datasets/<name>` of a `<workspace>/serving/<m>/<v>` dir."""
-  workspace = pathlib.Path(model_dir).resolve().parents[2]
-  found = sorted(workspace.glob("datasets/*/interactions.*"))
-  return contract.load_dataset(found[0].parent) if found else None
-
-
-def _user_requests(interactions: pd.DataFrame, num_users: int, seed: int):
-  """Real request features: per sampled user, history before the last event.
-
-  Returns:
-    `(user_ids, histories, timestamps)`.
-  """
-  events = collections.defaultdict(list)
-  for user, timestamp, item in zip(interactions["user_id"],
-                                   interactions["timestamp"],
-                                   interactions["item_id"]):
-    events[user].append((int(timestamp), item))
-  users = sorted(user for user, rows in events.items() if len(rows) >= 2)
-  rng = np.random.default_rng(seed)
-  chosen = rng.choice(len(users), size=min(num_users, len(users)),
-                      replace=False)
-  user_ids, histories, timestamps = [], [], []
-  for index in chosen:
-    rows = sorted(events[users[index]])
-    user_ids.append(users[index])
-    histories.append([item for _, item in rows[:-1]][-HISTORY_LENGTH:])
-    timestamps.append(rows[-1][0])
-  return user_ids, histories, timestamps
-
-
-def _pad(rows: list[list[str]]) -> list[list[str]]:
-  width = max(1, max(len(row) for row in rows))
-  return [row + [""] * (width - len(row)) for row in rows]
-
-
-def real_model_inputs(model_dir: str, dataset: Optional[contract.Dataset],
-                      num_queries: int, seed: int):
-  """Database, ids, queries and a description of where they came from."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from serving import scann_index  # pylint: disable=g-import-not-at-top
-  index_dir = scann_index.index_dir(model_dir)
-  with open(os.path.join(index_dir, "item_ids.txt"), encoding="utf-8") as f:
-    item_ids = [line.rstrip("\n") for line in f]
-  database = np.load(os.path.join(index_dir, "searcher", "dataset.npy"))
-  database = np.ascontiguousarray(database, dtype=np.float32)
-  if database.shape[0] != len(item_ids):
-    raise ValueError(f"{index_dir}: {database.shape[0]} stored vectors for "
-                     f"{len(item_ids)} ids")
-  notes = {"database": "the vectors stored in the model's ScaNN index "
-                       "(searcher/dataset.npy), in item_ids.txt order"}
-  model = tf.saved_model.load(model_dir)
-  if dataset is not None and dataset.items is not None:
-    items = dataset.items.set_index("item_id")
-    known = [item_id for item_id in item_ids if item_id in items.index]
-    categories = _pad([[c for c in items.at[i, "category"].split(
-        contract.LIST_SEPARATOR) if c] for i in known])
-    embedded = model.signatures[serving_names.CANDIDATE_EMBEDDING](
-        item_id=tf.constant(known),
-        item_title=tf.constant([items.at[i, "title"] for i in known]),
-        item_categories=tf.constant(categories, tf.string))[
-            serving_names.EMBEDDING].numpy()
-    rows = [item_ids.index(i) for i in known]
-    notes["candidate_embedding_check"] = (
-        f"candidate_embedding of {len(known)} items of the dataset: max "
-        f"|diff| vs stored vectors "
-        f"{float(np.max(np.abs(embedded - database[rows]))):.2e}")
-  if dataset is not None:
-    user_ids, histories, timestamps = _user_requests(dataset.interactions,
-                                                     num_queries, seed)
-    queries = model.signatures[serving_names.QUERY_EMBEDDING](
-        user_id=tf.constant(user_ids),
-        history_item_ids=tf.constant(_pad(histories), tf.string),
-        timestamp=tf.constant(timestamps, tf.int64))[
-            serving_names.EMBEDDING].numpy()
-    notes["queries"] = (
-        f"query_embedding of {len(user_ids)} random real users of the "
-        f"dataset: history = their last {HISTORY_LENGTH} items "
-        "before their last interaction, timestamp = that interaction's")
-  else:
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(database), size=min(num_queries, len(database)),
-                      replace=False)
-    scale = float(np.mean(np.linalg.norm(database, axis=1))) / np.sqrt(
-        database.shape[1])
-    queries = database[rows] + 0.3 * scale * rng.normal(
-        size=(len(rows), database.shape[1]))
-    notes["queries"] = (
-        f"NOT real users (no dataset found): {len(rows)} random item "
-        "embeddings plus Gaussian noise (0.3 x mean per-dimension scale)")
-  return database, item_ids, np.ascontiguousarray(queries, np.float32), notes
 
 
 def run_real(args: argparse.Namespace, scratch: str) -> dict:
   """The real-model suite: the shipped index and search-time variants."""
   from serving import scann_index  # pylint: disable=g-import-not-at-top
   dataset = (common.load_interactions(args.dataset, args) if args.dataset
-             else _workspace_dataset(args.model_dir))
-  database, item_ids, queries, notes = real_model_inputs(
+             else model_queries.workspace_dataset(args.model_dir))
+  database, item_ids, queries, notes = model_queries.real_model_inputs(
       args.model_dir, dataset, args.real_queries, args.seed)
   shipped = scann_index.ScannIndex.load(args.model_dir)
   params = shipped.params
@@ -449,17 +213,18 @@ def run_real(args: argparse.Namespace, scratch: str) -> dict:
               (max(1, params.num_leaves // 8), 100),
               (params.num_leaves, params.reorder_k)]
   methods = [_bruteforce(database)] + [
-      scann_method(_label(params.num_leaves, leaves, reorder)
+      ann_measure.scann_method(_label(params.num_leaves, leaves, reorder)
                    + (" (shipped)" if (leaves, reorder) == settings[0] else ""),
                    searcher, leaves, reorder, info)
       for leaves, reorder in dict.fromkeys(settings)]
-  measure(methods, queries, args.rounds, args.min_seconds, args.seed)
+  ann_measure.measure(methods, queries, args.rounds, args.min_seconds,
+                      args.seed)
   return {
       "model_dir": os.path.abspath(args.model_dir),
       "num_items": len(database), "dimension": database.shape[1],
       "num_queries": len(queries),
       "shipped_params": dataclasses.asdict(params), "notes": notes,
-      "rows": summarize(methods),
+      "rows": ann_measure.summarize(methods),
   }
 
 
@@ -495,10 +260,11 @@ def run_synthetic(args: argparse.Namespace, scratch: str) -> dict:
     searcher, info = built_index(database, num_leaves,
                                  args.settings[0][0], max_reorder, scratch)
     print(f"built {num_leaves} leaves: {info}", flush=True)
-    methods += [scann_method(_label(num_leaves, leaves, reorder), searcher,
-                             leaves, reorder, info)
+    methods += [ann_measure.scann_method(_label(num_leaves, leaves, reorder),
+                                         searcher, leaves, reorder, info)
                 for leaves, reorder in args.settings]
-  measure(methods, queries, args.rounds, args.min_seconds, args.seed)
+  ann_measure.measure(methods, queries, args.rounds, args.min_seconds,
+                      args.seed)
   return {
       "num_vectors": args.num_vectors, "dimension": args.dimension,
       "num_queries": args.num_queries, "clusters": args.clusters,
@@ -506,7 +272,7 @@ def run_synthetic(args: argparse.Namespace, scratch: str) -> dict:
       "data": ("unit-normalized center + spread/sqrt(d) * N(0, I) around "
                f"{args.clusters} random unit centers; queries drawn the same "
                "way"),
-      "rows": summarize(methods),
+      "rows": ann_measure.summarize(methods),
   }
 
 

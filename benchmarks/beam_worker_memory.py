@@ -19,7 +19,7 @@ event with a side input computed from all the sequences (as ExampleGen's
 global counts are). A user's sequence has `events_per_user` events whatever
 the size, and the side input is one integer, so anything that grows with `size` is held by the runner or its data
 plane, not by the DoFns. Each size runs in a child process of its own
-(`benchmarks.scaling.run_child`), and the growth of each peak is given
+(`benchmarks.child_process.run_child`), and the growth of each peak is given
 against the smallest size measured in the same run.
 """
 
@@ -33,8 +33,9 @@ import tempfile
 import time
 import zlib
 
+from benchmarks import child_process
 from benchmarks import common
-from benchmarks import scaling
+from benchmarks import pipeline_steps
 
 MODULE = "benchmarks.beam_worker_memory"
 
@@ -99,7 +100,7 @@ def run_here(size: int, workers: int, shards: int,
   """Runs the pipeline in this process (the child) on `workers` workers."""
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   options = beam.options.pipeline_options.PipelineOptions(
-      ["--runner=DirectRunner", *scaling.beam_worker_args(workers)])
+      ["--runner=DirectRunner", *pipeline_steps.beam_worker_args(workers)])
   with beam.Pipeline(options=options) as pipeline:
     build(pipeline, size, shards, events_per_user)
 
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
     for workers in args.workers:
       for size in sorted(args.sizes):
         common.log(f"{size:,} events, {workers} worker(s)")
-        child = scaling.run_child(
+        child = child_process.run_child(
             [sys.executable, "-m", MODULE, "--run-size", str(size),
              "--workers", str(workers), "--shards", str(args.shards),
              "--events-per-user", str(args.events_per_user)],

@@ -36,8 +36,9 @@ import time
 
 import pandas as pd
 
+from benchmarks import child_process
 from benchmarks import common
-from benchmarks import scaling
+from benchmarks import pipeline_steps
 
 MODULE = "benchmarks.catalogue_scaling"
 GOAL_PEAK_RSS_GIB = 16.0
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
   results["sessions"].append({
       "command": common.command(MODULE, argv), "machine": common.machine(),
       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-  budget = scaling.Budget(args.max_rss_gib * 2**30, args.timeout_s)
+  budget = child_process.Budget(args.max_rss_gib * 2**30, args.timeout_s)
   data_root = pathlib.Path(args.data_root or tempfile.mkdtemp(
       prefix="vrec_catalogue_"))
   for interactions, items in args.points:
@@ -182,9 +183,9 @@ def main(argv=None) -> int:
     if key in results["points"]:
       common.log(f"{key}: in {output}, skipped")
       continue
-    log = scaling.generated_log(data_root, interactions, args.seed,
+    log = pipeline_steps.generated_log(data_root, interactions, args.seed,
                                 n_items=items)
-    run = scaling.measure_full_pipeline(
+    run = pipeline_steps.measure_full_pipeline(
         log["dir"], interactions, data_root / f"pipeline_{key}", budget,
         args.timeout_s, hparams=tuple(args.hparam),
         keep_workspace=args.keep_workspaces)

@@ -62,7 +62,8 @@ def test_merged_points_join_the_output_and_none_is_run_again(tmp_path,
   output.write_text(json.dumps({
       "points": {"1000000x100000": _point(1_000_000, 100_000, 900, 6000)},
       "sessions": []}))
-  monkeypatch.setattr(catalogue_scaling.scaling, "measure_full_pipeline",
+  monkeypatch.setattr(catalogue_scaling.pipeline_steps,
+                      "measure_full_pipeline",
                       lambda *args, **kwargs: pytest.fail("nothing to run"))
   assert catalogue_scaling.main([
       "--points", "1000000x20000", "1000000x100000", "--output", str(output),

@@ -3,7 +3,7 @@
 `models.item_item.ease.fit_ease` fits exactly (dense float32 Cholesky) while its
 memory fits the budget and otherwise regresses each column on its `support`
 most co-occurring items (`solver="sparse_approx"`). This benchmark fits
-each point in a child process of its own (`scaling.run_child`: wall time
+each point in a child process of its own (`child_process.run_child`: wall time
 and the peak resident memory of the child's tree, sampled from outside; the
 child also reports its fit's seconds and its own peak RSS right after the
 fit) and records:
@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from benchmarks import child_process
 from benchmarks import classical
 from benchmarks import common
-from benchmarks import scaling
 from data import synthetic
 from models.item_item import ease
 from models.item_item import item_knn
@@ -148,7 +148,7 @@ def run_point(point: dict, max_rss_gib: float, timeout_s: float) -> dict:
   """Runs `fit_point` in a child process, watched from outside."""
   with tempfile.TemporaryDirectory() as scratch:
     output = pathlib.Path(scratch) / "point.json"
-    child = scaling.run_child(
+    child = child_process.run_child(
         [sys.executable, "-m", "benchmarks.ease_scale", "--point",
          json.dumps(point), "--point_output", str(output)],
         pathlib.Path(scratch) / "log.txt", max_rss_gib * 2**30, timeout_s)

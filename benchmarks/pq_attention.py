@@ -57,7 +57,6 @@ come from (default MovieLens-100K, which the recorded results used).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import time
 
@@ -65,6 +64,9 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
+from benchmarks import pq_attention_report
+from benchmarks import pq_scorer_speed
+from benchmarks import pq_selection_quality
 from benchmarks import sequential
 from models.layers import product_quantization
 from models.layers import target_attention
@@ -72,8 +74,6 @@ from models.seminar import model as seminar
 from models.seminar import psu as seminar_psu
 from models import training
 from offline_eval import datasets
-from offline_eval import protocols
-from offline_eval import reporting
 
 # How a timed path is compiled: a plain TF graph, the graph with the PQ
 # lookups XLA-compiled (`product_quantization.xla_lookup_scores`), or the
@@ -98,145 +98,6 @@ def train_retriever(dataset, args) -> tuple[seminar.SeminarRetriever,
                config.learning_rate, args.epochs)
   retriever.quantize_item_keys()
   return retriever, data
-
-
-def tie_aware_overlap(exact: tf.Tensor, selected: tf.Tensor,
-                      k: int) -> tf.Tensor:
-  """`[R]` share of `selected` `[R, k]` positions whose `exact` `[R, L]`
-  relevance (disallowed positions at -inf) reaches the row's K-th best."""
-  kth = tf.math.top_k(exact, k).values[:, -1:]
-  return tf.reduce_mean(tf.cast(
-      tf.gather(exact, selected, batch_dims=1) >= kth, tf.float32), -1)
-
-
-def _ranking_metrics(scores: np.ndarray) -> dict[str, float]:
-  """Sampled-ranking metrics of `[U, 1 + negatives]` scores, target first."""
-  metrics = protocols.sampled_ranking(scores[:, 0], scores[:, 1:], (10,))
-  metrics["sampled_auc"] = protocols.sampled_auc(scores[:, 0], scores[:, 1:])
-  return metrics
-
-
-def selection_overlap(retriever, histories: np.ndarray, items: np.ndarray,
-                      factors, users_per_call: int = 32
-                      ) -> dict[int, np.ndarray]:
-  """Per rerank factor, the `[U * C]` tie-aware top-K overlap of PQ with
-  exact selection over padded `histories` `[U, L]`, one row per (user,
-  candidate of `items` `[U, C]`)."""
-  attention, k = retriever.attention, retriever.config.top_k
-  overlaps = {factor: [] for factor in factors}
-  for start in range(0, len(histories), users_per_call):
-    history = tf.constant(histories[start:start + users_per_call])
-    candidates = retriever.encoder.items(
-        tf.constant(items[start:start + users_per_call]))
-    rows = tf.shape(history)[0] * items.shape[1]
-    mask = tf.reshape(tf.broadcast_to(
-        tf.not_equal(history, 0)[:, None],
-        [tf.shape(history)[0], items.shape[1], history.shape[1]]), [rows, -1])
-    exact, approximate = (
-        tf.where(mask, tf.reshape(scores, [rows, -1]), -np.inf)
-        for scores in (attention.relevance(
-            candidates, retriever.encoder.items(history)),
-                       retriever.approximate_relevance(candidates, history)))
-    for factor in factors:
-      selected, _ = target_attention.rerank_positions(
-          approximate, mask,
-          lambda shortlist: tf.gather(exact, shortlist, batch_dims=1), k,
-          factor)
-      overlaps[factor].append(tie_aware_overlap(exact, selected, k).numpy())
-  return {factor: np.concatenate(values) for factor, values in overlaps.items()}
-
-
-def shortlist_below_history(retriever, dataset, items: np.ndarray, factors,
-                            history_length: int) -> dict:
-  """Exact vs PQ selection on test histories of `history_length`, where a
-  shortlist shorter than a user's history can drop exact top-K items.
-
-  For each rerank factor: the users whose history is longer than the
-  shortlist, the top-K overlap on their rows, and the sampled-ranking
-  metrics with exact and PQ selection over them and over every user.
-  """
-  data = sequential.SeminarData(dataset, history_length, 1)
-  history = data.histories["test"][0]
-  lengths = (history != 0).sum(axis=1)
-  k = retriever.config.top_k
-  scores = {}
-  for mode, factor in [(seminar.ScoringMode.EXACT, 1)] + [
-      (seminar.ScoringMode.PQ, factor) for factor in factors]:
-    # `seminar_scorers` traces afresh, so the layer reads this factor.
-    retriever.attention.rerank_factor = factor
-    score_items, _ = sequential.seminar_scorers(retriever, data,
-                                                dataset.num_items, mode)
-    scores["exact" if mode == seminar.ScoringMode.EXACT
-           else f"pq_r{factor}"] = score_items("test", items)
-  retriever.attention.rerank_factor = 1
-  overlaps = selection_overlap(retriever, history, items, factors)
-  result = {"history_length": history_length, "users": len(history),
-            "median_length": float(np.median(lengths)),
-            "exact": _ranking_metrics(scores["exact"])}
-  for factor in factors:
-    over = lengths > factor * k
-    name = f"pq_r{factor}"
-    result[name] = {
-        "shortlist": factor * k,
-        "users_over_shortlist": int(over.sum()),
-        "all_users": _ranking_metrics(scores[name]),
-        **({"top_k_overlap_over_shortlist": float(
-                overlaps[factor][np.repeat(over, items.shape[1])].mean()),
-            "exact_over_shortlist": _ranking_metrics(scores["exact"][over]),
-            "pq_over_shortlist": _ranking_metrics(scores[name][over])}
-           if over.any() else {})}
-  return result
-
-
-def real_data_quality(retriever, data, dataset, factors,
-                      score_history_lengths=()) -> dict:
-  """Sampled ranking of the test targets and top-K overlap on the whole
-  test-time histories, exact vs PQ selection at each rerank factor; with
-  `score_history_lengths`, the same on test histories of those lengths
-  (`shortlist_below_history`)."""
-  interacted = [dataset.interacted(u) for u in range(dataset.num_users)]
-  negatives = protocols.sample_negatives(dataset.num_items, interacted, low=1)
-  items = np.concatenate([dataset.test_items[:, None], negatives], axis=1)
-  attention, k = retriever.attention, retriever.config.top_k
-
-  def ranking(mode):
-    score_items, _ = sequential.seminar_scorers(retriever, data,
-                                                dataset.num_items, mode)
-    return _ranking_metrics(score_items("test", items))
-
-  results = {"exact": ranking(seminar.ScoringMode.EXACT)}
-  for factor in factors:
-    # The retriever's layer reads the factor when `score` is traced;
-    # `seminar_scorers` traces afresh.
-    attention.rerank_factor = factor
-    results[f"pq_r{factor}"] = ranking(seminar.ScoringMode.PQ)
-  attention.rerank_factor = 1
-
-  # Every user's whole test-time history (train items and the validation
-  # target), not the last `history_length`, so that selection has work.
-  histories = [np.append(sequence, dataset.valid_items[user])
-               for user, sequence in enumerate(dataset.train_sequences)]
-  lengths = np.array([len(history) for history in histories])
-  padded = np.zeros((len(histories), lengths.max()), np.int64)
-  for user, history in enumerate(histories):
-    padded[user, :len(history)] = history
-  overlaps = selection_overlap(retriever, padded, items, factors)
-  # Rows where every factor's shortlist leaves items out.
-  long_rows = np.repeat(lengths > max(factors) * k, items.shape[1])
-  any_rows = np.repeat(lengths > k, items.shape[1])
-  results["overlap"] = {
-      f"pq_r{factor}": {
-          "histories_over_k": float(values[any_rows].mean()),
-          "histories_over_max_shortlist": float(values[long_rows].mean())}
-      for factor, values in overlaps.items()}
-  results["history_lengths"] = {
-      "median": float(np.median(lengths)), "max": int(lengths.max()),
-      "users_over_k": int((lengths > k).sum()),
-      "users_over_max_shortlist": int((lengths > max(factors) * k).sum())}
-  results["shortlist_below_history"] = [
-      shortlist_below_history(retriever, dataset, items, factors, length)
-      for length in score_history_lengths]
-  return results
 
 
 class RequestPaths:
@@ -353,6 +214,29 @@ def synthetic_catalogue(paths: RequestPaths, size: int, seed: int = 0
   return RequestPaths(paths.attention, vectors, codebooks, codes, paths.k)
 
 
+def _timed_settings(dim: int, subspaces: int, length: int, args
+                    ) -> list[dict]:
+  """One run to time per path, compilation and chunk whose largest
+  unfused intermediate stays under `args.max_chunk_mib`."""
+  settings = [("exact", None, compiled) for compiled in (GRAPH, XLA)]
+  settings += [(f"pq_r{factor}", factor, XLA)
+               for factor in args.rerank_factors]
+  # What the SEMINAR export runs: `attention_scoring=pq` is the plain
+  # graph, `pq_xla` the graph with XLA lookups.
+  settings += [(f"pq_r{args.rerank_factor}", args.rerank_factor, compiled)
+               for compiled in (GRAPH, XLA_LOOKUPS)]
+  runs = []
+  for name, factor, compiled in settings:
+    # Bytes per history item of the largest tensor the path materialises
+    # when ops are not fused: gathered float keys vs gathered lookups.
+    per_item = 4 * (dim if factor is None else subspaces)
+    for chunk in args.chunks:
+      if chunk * length * per_item <= args.max_chunk_mib * 2**20:
+        runs.append({"path": name, "factor": factor, "compiled": compiled,
+                     "chunk": chunk, "seconds": float("inf")})
+  return runs
+
+
 def long_history_speed(paths: RequestPaths, length: int, args,
                        distinct: bool = False) -> dict:
   """Times every path at every chunk whose largest per-item intermediate
@@ -372,22 +256,7 @@ def long_history_speed(paths: RequestPaths, length: int, args,
   targets = tf.constant(rng.integers(1, num_items, args.batch), tf.int32)
   dim = paths.item_keys.shape[-1]
   subspaces = paths.codebooks.shape[0]
-  settings = [("exact", None, compiled) for compiled in (GRAPH, XLA)]
-  settings += [(f"pq_r{factor}", factor, XLA)
-               for factor in args.rerank_factors]
-  # What the SEMINAR export runs: `attention_scoring=pq` is the plain
-  # graph, `pq_xla` the graph with XLA lookups.
-  settings += [(f"pq_r{args.rerank_factor}", args.rerank_factor, compiled)
-               for compiled in (GRAPH, XLA_LOOKUPS)]
-  runs = []
-  for name, factor, compiled in settings:
-    # Bytes per history item of the largest tensor the path materialises
-    # when ops are not fused: gathered float keys vs gathered lookups.
-    per_item = 4 * (dim if factor is None else subspaces)
-    for chunk in args.chunks:
-      if chunk * length * per_item <= args.max_chunk_mib * 2**20:
-        runs.append({"path": name, "factor": factor, "compiled": compiled,
-                     "chunk": chunk, "seconds": float("inf")})
+  runs = _timed_settings(dim, subspaces, length, args)
   for run in runs:  # trace and compile
     paths.function(run["factor"], run["compiled"])(history[:run["chunk"]],
                                                    targets[:run["chunk"]])
@@ -412,8 +281,9 @@ def long_history_speed(paths: RequestPaths, length: int, args,
                     history, batch_dims=1)
   best = {}
   for run in runs:
-    run["top_k_overlap"] = float(tf.reduce_mean(tie_aware_overlap(
-        exact, run.pop("positions"), paths.k)))
+    run["top_k_overlap"] = float(tf.reduce_mean(
+        pq_selection_quality.tie_aware_overlap(exact, run.pop("positions"),
+                                               paths.k)))
     key = (run["path"], run["compiled"])
     if key not in best or run["seconds"] < best[key]["seconds"]:
       best[key] = run
@@ -436,56 +306,7 @@ def long_history_speed(paths: RequestPaths, length: int, args,
   }
 
 
-# The retriever's scoring functions: what the exported scorer runs, and the
-# masked form it ran before (every candidate attends over the whole
-# history, the unselected items masked out).
-SCORERS = ("score_selected", "score")
-
-
-def export_scorer_speed(retriever: seminar.SeminarRetriever, length: int,
-                        args) -> list[dict]:
-  """Times the retriever's `SCORERS` in every `ScoringMode` on
-  MovieLens-drawn histories, one candidate per user; each setting's best
-  chunk and round counts, against `score_selected` with exact selection.
-
-  Unlike `RequestPaths`, exact selection embeds and projects every history
-  item here; `score_selected` with PQ embeds only its shortlist.
-  """
-  rng = np.random.default_rng(length)
-  num_items = retriever.encoder.id_embedding.input_dim
-  history = tf.constant(rng.integers(1, num_items, (args.batch, length)))
-  keywords = tf.zeros([args.batch, length, 1], tf.int64)
-  candidates = tf.constant(rng.integers(1, num_items, (args.batch, 1)))
-  dim = retriever.config.embedding_dim
-  chunks = [chunk for chunk in args.chunks
-            if chunk * length * dim * 4 <= args.max_chunk_mib * 2**20]
-  scorers = {(name, mode): tf.function(functools.partial(
-      getattr(retriever, name), mode=mode))
-             for name in SCORERS for mode in seminar.ScoringMode}
-  for score in scorers.values():  # trace and compile
-    for chunk in chunks:
-      score(history[:chunk], keywords[:chunk], candidates[:chunk])
-  seconds = {(scorer, chunk): float("inf") for scorer in scorers
-             for chunk in chunks}
-  for _ in range(args.repeats):
-    for scorer, chunk in seconds:
-      started = time.perf_counter()
-      for start in range(0, args.batch, chunk):
-        scorers[scorer](history[start:start + chunk],
-                        keywords[start:start + chunk],
-                        candidates[start:start + chunk]).numpy()
-      seconds[scorer, chunk] = min(seconds[scorer, chunk],
-                                   time.perf_counter() - started)
-  best = {scorer: min((seconds[scorer, chunk], chunk) for chunk in chunks)
-          for scorer in scorers}
-  baseline = best[SCORERS[0], seminar.ScoringMode.EXACT][0]
-  return [{"scorer": name, "mode": mode.value, "length": length,
-           "rerank_factor": retriever.attention.rerank_factor,
-           "seconds": value, "chunk": chunk, "speedup": baseline / value}
-          for (name, mode), (value, chunk) in best.items()]
-
-
-def main(argv=None) -> None:
+def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   common.add_dataset_arguments(parser, datasets.DATASETS, "movielens-100k")
   parser.add_argument("--lengths", nargs="*", type=int,
@@ -519,15 +340,20 @@ def main(argv=None) -> None:
                       "0 skips them")
   parser.add_argument("--epochs", type=int, default=1)
   parser.add_argument("--output", default=str(RESULTS))
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv=None) -> None:
+  args = _parser().parse_args(argv)
   started = time.time()
   dataset = common.load_sequences(args.dataset, args)
   common.log("training the TWIN-style retriever on "
              f"{common.dataset_label(args.dataset, args)}")
   retriever, data = train_retriever(dataset, args)
   common.log("real-data quality, exact vs PQ selection")
-  quality = real_data_quality(retriever, data, dataset, args.rerank_factors,
-                              args.score_history_lengths)
+  quality = pq_selection_quality.real_data_quality(
+      retriever, data, dataset, args.rerank_factors,
+      args.score_history_lengths)
   common.log(f"quality: {quality}")
   paths = RequestPaths.from_retriever(retriever)
   runs = [(paths, length, False) for length in args.lengths]
@@ -550,57 +376,17 @@ def main(argv=None) -> None:
   retriever.attention.rerank_factor = args.rerank_factor
   scorer_speed = []
   for length in args.lengths:
-    scorer_speed += export_scorer_speed(retriever, length, args)
+    scorer_speed += pq_scorer_speed.export_scorer_speed(retriever, length, args)
     common.log(f"scorers at length {length}: " + ", ".join(
         f"{row['scorer']} {row['mode']} {row['seconds']:.3f} s"
         for row in scorer_speed if row["length"] == length))
 
-  def setting(run):
-    return f"{run['compiled']}, {run['chunk']}/call"
-
-  table = reporting.markdown_table(
-      ["histories", "length", "path", "best setting", "s / batch",
-       "speedup vs exact", "top-K overlap", "history MiB read / batch"],
-      [[row["histories"], row["length"], name, setting(run),
-        f"{run['seconds']:.3f}",
-        f"{row['exact']['seconds'] / run['seconds']:.1f}x",
-        f"{run['top_k_overlap']:.3f}",
-        f"{run.get('history_bytes', row['exact_history_bytes']) / 2**20:.1f}"]
-       for row in speed
-       for name, run in [("exact", row["exact"]), *row["pq"].items()]])
+  table = pq_attention_report.speed_table(speed)
   modes = ["exact"] + [f"pq_r{factor}" for factor in args.rerank_factors]
-  quality_table = reporting.markdown_table(
-      ["selection", "NDCG@10", "HR@10", "MRR", "sampled AUC",
-       "top-K overlap (histories > K)",
-       f"top-K overlap (histories > {max(args.rerank_factors) * args.top_k})"],
-      [[mode] + [f"{quality[mode][name]:.4f}"
-                 for name in ("ndcg@10", "hr@10", "mrr", "sampled_auc")] +
-       ([f"{quality['overlap'][mode][name]:.3f}"
-         for name in ("histories_over_k", "histories_over_max_shortlist")]
-        if mode != "exact" else ["1", "1"]) for mode in modes])
-  shortlist_table = reporting.markdown_table(
-      ["test history", "selection", "shortlist", "users over shortlist",
-       "top-K overlap (them)", "NDCG@10 exact / PQ (them)",
-       "sampled AUC exact / PQ (them)", "NDCG@10 exact / PQ (all users)"],
-      [[f"{run['history_length']} (median {run['median_length']:.0f})", mode,
-        run[mode]["shortlist"], f"{run[mode]['users_over_shortlist']} / "
-        f"{run['users']}"] + ([
-            f"{run[mode]['top_k_overlap_over_shortlist']:.3f}",
-            f"{run[mode]['exact_over_shortlist']['ndcg@10']:.4f} / "
-            f"{run[mode]['pq_over_shortlist']['ndcg@10']:.4f}",
-            f"{run[mode]['exact_over_shortlist']['sampled_auc']:.4f} / "
-            f"{run[mode]['pq_over_shortlist']['sampled_auc']:.4f}"]
-            if run[mode]["users_over_shortlist"] else ["–"] * 3) + [
-            f"{run['exact']['ndcg@10']:.4f} / "
-            f"{run[mode]['all_users']['ndcg@10']:.4f}"]
-       for run in quality["shortlist_below_history"]
-       for mode in modes[1:]])
-  scorer_table = reporting.markdown_table(
-      ["scorer", "selection", "length (MovieLens-drawn)", "best setting",
-       "s / batch", "speedup vs score_selected exact"],
-      [[row["scorer"], row["mode"], row["length"], f"{row['chunk']}/call",
-        f"{row['seconds']:.3f}", f"{row['speedup']:.1f}x"]
-       for row in scorer_speed])
+  quality_table = pq_attention_report.quality_table(
+      quality, modes, args.rerank_factors, args.top_k)
+  shortlist_table = pq_attention_report.shortlist_table(quality, modes)
+  scorer_table = pq_attention_report.scorer_table(scorer_speed)
   print(table)
   print(f"the retriever's scorers, r={args.rerank_factor}:")
   print(scorer_table)

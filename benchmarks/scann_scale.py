@@ -4,10 +4,10 @@ index settings at each size, against exact brute force, single-threaded.
 The database comes from a pushed model version (`--model-dir`): the item
 vectors its ScaNN index stores, which are the pipeline's `candidate_embedding`
 outputs. A catalogue smaller than a `--sizes` entry is grown to it with
-`benchmarks.serving_latency.grow_database` (real vectors plus jittered copies:
+`benchmarks.served_catalogue.grow_database` (real vectors plus jittered copies:
 "grown vectors"); a catalogue the pipeline trained at that size or larger is
 used as is (its first N items). The queries are `query_embedding` outputs for
-real users of the dataset (`benchmarks.ann.real_model_inputs`).
+real users of the dataset (`benchmarks.model_queries.real_model_inputs`).
 
 At each size one index is built the product's way (`ScannIndex.build`, with
 about sqrt(n) leaves unless `--num-leaves` says otherwise), written to disk
@@ -49,9 +49,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from benchmarks import ann
+from benchmarks import ann_measure
 from benchmarks import common
-from benchmarks import serving_latency
+from benchmarks import model_queries
+from benchmarks import served_catalogue
 from data import importers
 from serving import scann_index
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -73,8 +74,8 @@ def catalogue_of_size(item_ids: Sequence[str], vectors: np.ndarray, size: int,
   if len(item_ids) >= size:
     return (list(item_ids[:size]), vectors[:size],
             f"the model's own first {size} item vectors")
-  ids, grown = serving_latency.grow_database(item_ids, vectors, size,
-                                             noise_scale, seed)
+  ids, grown = served_catalogue.grow_database(item_ids, vectors, size,
+                                              noise_scale, seed)
   return ids, grown, (f"grown: {len(item_ids)} real item vectors plus "
                       f"{size - len(item_ids)} jittered copies (noise scale "
                       f"{noise_scale}, serving_latency.grow_database)")
@@ -115,7 +116,7 @@ def sweep_size(ids: list[str], database: np.ndarray, queries: np.ndarray,
                num_leaves: int, settings: Sequence[tuple[float, int]],
                bruteforce_queries: int, scratch: str) -> dict:
   """One index over `database`, searched under every setting."""
-  exact = ann.exact_top_k(database, queries, K)
+  exact = ann_measure.exact_top_k(database, queries, K)
   started = time.perf_counter()
   index = scann_index.ScannIndex.build(
       database, ids, scann_index.ScannParams(num_leaves=num_leaves))
@@ -137,7 +138,7 @@ def sweep_size(ids: list[str], database: np.ndarray, queries: np.ndarray,
                             queries)})
     common.log(f"{len(ids)} items: {rows[-1]}")
   bruteforce = one_query_timings(
-      lambda query: ann.exact_top_k(database, query, K),
+      lambda query: ann_measure.exact_top_k(database, query, K),
       queries[:bruteforce_queries])
   for row in rows:
     row["cpu_over_bruteforce"] = round(
@@ -218,8 +219,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             "load_average_start": [round(x, 2) for x in os.getloadavg()],
             "k": K}
   started = time.perf_counter()
-  version_dir = serving_latency.pushed_version_dir(args.model_dir)
-  real_vectors, real_ids, queries, notes = ann.real_model_inputs(
+  version_dir = served_catalogue.pushed_version_dir(args.model_dir)
+  real_vectors, real_ids, queries, notes = model_queries.real_model_inputs(
       version_dir, common.load_interactions(args.dataset, args), args.queries,
       args.seed)
   result.update(model_version_dir=os.path.abspath(version_dir),

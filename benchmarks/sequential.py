@@ -410,7 +410,7 @@ def results_table(stats: Mapping[str, dict]) -> str:
        f"HR@5 vs {strongest or 'strongest baseline'}", "s/seed"], rows)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   common.add_dataset_arguments(parser, datasets.DATASETS, "amazon-grocery")
   parser.add_argument("--models", nargs="+",
@@ -455,7 +455,11 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--output", default=None,
                       help="JSON path; default "
                       "results/sequential_<dataset>.json")
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  args = _parser().parse_args(argv)
 
   started = time.time()
   label = common.dataset_label(args.dataset, args)

@@ -21,10 +21,10 @@ background load hits them alike:
   compared with, in the same run.
 
 `--candidates N` grows the ScaNN database to N items around the real item
-embeddings (see `grow_database`), builds an index over it with the
-pipeline's default `ScannParams` (fitted to N items, `ScannParams.fitted_to`)
-and serves the pushed SavedModel with that index instead of its own. The
-query tower and `retrieve_top100` do not change. A model the pipeline trained
+embeddings (see `served_catalogue.grow_database`), builds an index over it
+with the pipeline's default `ScannParams` (fitted to N items,
+`ScannParams.fitted_to`) and serves the pushed SavedModel with that index
+instead of its own. The query tower and `retrieve_top100` do not change. A model the pipeline trained
 on a catalogue of N items needs no growing: its pushed index already holds
 its N `candidate_embedding` vectors, and its `retrieve_top100` is brute force
 over all N.
@@ -49,13 +49,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import itertools
 import os
-import queue
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -69,60 +66,24 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from benchmarks import common
-from data import contract
-from data import examples
-from data import features
+from benchmarks import eval_requests
+from benchmarks import served_catalogue
+from benchmarks import server_process
 from data import importers
 from models import serving_names
 from serving import client
-from serving import scann_index
 from tfx_pipeline import config as config_lib
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXACT_SIGNATURE = serving_names.retrieve_top(100)
 SIGNATURES = (serving_names.QUERY_EMBEDDING, serving_names.RETRIEVE_SCANN,
               EXACT_SIGNATURE)
 GOAL_P99_MS = 10.0
 GOAL_SIGNATURE = serving_names.RETRIEVE_SCANN
 GOAL_CONCURRENCY = 1
-GRPC_THREADS = 8  # The server's default.
-SYNTHETIC_ID_PREFIX = "synthetic-"
 _WARMUP_REQUESTS = 50
-# The vectors ScaNN keeps for reordering, one row per id of item_ids.txt.
-_STORED_VECTORS = os.path.join("searcher", "dataset.npy")
-_STORED_IDS = "item_ids.txt"
 
 
 # ----------------------------------------------------------------- model ---
-
-
-def pushed_version_dir(path: str) -> str:
-  """The model version a `--model-dir` names.
-
-  Args:
-    path: a pushed version directory (`<serving>/<model>/<version>`), a
-      model directory holding numbered versions (the newest is taken), or a
-      serving base path holding exactly one model directory.
-
-  Raises:
-    ValueError: if `path` is none of these.
-  """
-  if os.path.isfile(os.path.join(path, "saved_model.pb")):
-    return path
-  entries = sorted(os.listdir(path)) if os.path.isdir(path) else []
-  versions = [name for name in entries if name.isdigit()]
-  if versions:
-    return os.path.join(path, max(versions, key=int))
-  models = [name for name in entries
-            if os.path.isdir(os.path.join(path, name))]
-  if len(models) == 1:
-    model_dir = os.path.join(path, models[0])
-    versions = [name for name in os.listdir(model_dir) if name.isdigit()]
-    if versions:
-      return os.path.join(model_dir, max(versions, key=int))
-  raise ValueError(f"{path} is neither a pushed model version, a model "
-                   "directory of numbered versions, nor a serving base path "
-                   "with one model")
 
 
 def run_pipeline(dataset: str, dataset_dir: str, workspace: str) -> str:
@@ -132,201 +93,8 @@ def run_pipeline(dataset: str, dataset_dir: str, workspace: str) -> str:
   if dataset_dir:
     command += ["--dataset-dir", dataset_dir]
   common.log(f"no --model-dir: running {shlex.join(command)}")
-  subprocess.run(command, cwd=REPO_ROOT, check=True)
+  subprocess.run(command, cwd=server_process.REPO_ROOT, check=True)
   return os.path.join(workspace, "serving")
-
-
-def stored_item_embeddings(version_dir: str) -> tuple[list[str], np.ndarray]:
-  """The item ids and vectors of a pushed model's ScaNN index.
-
-  These are the pipeline's `candidate_embedding` outputs, as the index
-  builder stored them (ScaNN keeps them to reorder its candidates).
-
-  Raises:
-    FileNotFoundError: if the version has no index (families without one,
-      like `ease`, cannot serve `retrieve_scann`).
-  """
-  directory = scann_index.index_dir(version_dir)
-  if not scann_index.has_index(version_dir):
-    raise FileNotFoundError(f"no ScaNN index under {directory}: "
-                            "retrieve_scann needs an indexed family")
-  with open(os.path.join(directory, _STORED_IDS), encoding="utf-8") as f:
-    item_ids = [line.rstrip("\n") for line in f]
-  vectors = np.load(os.path.join(directory, _STORED_VECTORS))
-  if vectors.shape[0] != len(item_ids):
-    raise ValueError(f"{directory}: {vectors.shape[0]} stored vectors for "
-                     f"{len(item_ids)} ids")
-  return item_ids, np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def grow_database(item_ids: Sequence[str], embeddings: np.ndarray, size: int,
-                  noise_scale: float, seed: int
-                  ) -> tuple[list[str], np.ndarray]:
-  """The real items plus `size - len(item_ids)` synthetic ones around them.
-
-  Each synthetic item copies a real item's vector v, drawn uniformly with
-  replacement, adds Gaussian noise of per-coordinate standard deviation
-  `noise_scale * |v| / sqrt(dim)` (a noise norm of about
-  `noise_scale * |v|`) and rescales the sum to |v|: the grown database keeps
-  the real norms, which dot-product retrieval is sensitive to, and the real
-  directions up to the jitter. Synthetic ids are `SYNTHETIC_ID_PREFIX<n>`.
-
-  Args:
-    item_ids: the real ids, one per row of `embeddings`.
-    embeddings: `[n, dim]` real item vectors.
-    size: items wanted in all, at least n.
-    noise_scale: noise norm relative to the vector's norm.
-    seed: seeds the draws.
-
-  Returns:
-    `(ids, vectors)`: the real rows first, unchanged, then the synthetic ones.
-
-  Raises:
-    ValueError: if `size` < n, or a real id looks like a synthetic one.
-  """
-  real = np.asarray(embeddings, dtype=np.float32)
-  count = size - len(item_ids)
-  if count < 0:
-    raise ValueError(f"cannot grow {len(item_ids)} items to {size}")
-  if any(str(item_id).startswith(SYNTHETIC_ID_PREFIX) for item_id in item_ids):
-    raise ValueError(f"a real item id starts with {SYNTHETIC_ID_PREFIX!r}")
-  rng = np.random.default_rng(seed)
-  base = real[rng.integers(len(real), size=count)]
-  norms = np.linalg.norm(base, axis=1, keepdims=True)
-  moved = base + rng.standard_normal(base.shape, dtype=np.float32) * (
-      noise_scale * norms / np.sqrt(real.shape[1]))
-  moved *= norms / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True),
-                              np.finfo(np.float32).tiny)
-  ids = list(item_ids) + [f"{SYNTHETIC_ID_PREFIX}{n}" for n in range(count)]
-  return ids, np.concatenate([real, moved.astype(np.float32)])
-
-
-def grown_model_base(version_dir: str, base_path: str, item_ids: list[str],
-                     vectors: np.ndarray) -> dict:
-  """Writes `<base>/<model>/<version>`: the pushed SavedModel, a new index.
-
-  Returns:
-    The index's build seconds and fitted parameters.
-  """
-  model_name = os.path.basename(os.path.dirname(version_dir))
-  target = os.path.join(base_path, model_name, os.path.basename(version_dir))
-  shutil.copytree(version_dir, target,
-                  ignore=shutil.ignore_patterns("assets.extra"))
-  started = time.perf_counter()
-  index = scann_index.ScannIndex.build(vectors, item_ids,
-                                       scann_index.ScannParams())
-  build_s = time.perf_counter() - started
-  index.write(target)
-  return {"build_s": round(build_s, 1),
-          "params": dataclasses.asdict(index.params)}
-
-
-def index_disk_bytes(version_dir: str) -> int:
-  """Bytes the ScaNN index of a model version takes on disk."""
-  return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in
-             os.walk(scann_index.index_dir(version_dir)) for name in names)
-
-
-# -------------------------------------------------------------- requests ---
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalUser:
-  """What a client sends for one eval user: the Predict inputs."""
-  user_id: str
-  history: list[str]
-  timestamp: int
-
-
-def eval_users(dataset: contract.Dataset,
-               examples_config: config_lib.ExamplesConfig
-               ) -> list[EvalUser]:
-  """The eval split's users as the pipeline builds it, by user id.
-
-  Each keeps the history before their first held-out item (at most
-  `history_length` items, oldest first) and that item's timestamp.
-  """
-  rows = examples.build_rows(
-      dataset, examples_config.eval_holdout, examples_config.history_length,
-      split=examples_config.split,
-      temporal_cut_quantile=examples_config.temporal_cut_quantile).eval
-  first = {}
-  for row in rows:
-    first.setdefault(row[features.USER_ID], row)
-  return [EvalUser(user_id, list(row[features.HISTORY_ITEM_IDS]),
-                   int(row[features.TIMESTAMP]))
-          for user_id, row in sorted(first.items())]
-
-
-def request_pool(users: Sequence[EvalUser], model_name: str, signature: str,
-                 k: int) -> list:
-  """One Predict request per user for `signature` (k: `retrieve_scann`'s)."""
-  return [client.retrieval_request(model_name, user.user_id, user.history,
-                                   timestamp=user.timestamp, k=k,
-                                   signature=signature)
-          for user in users]
-
-
-# ---------------------------------------------------------------- server ---
-
-
-def start_server(model_path: str, model_name: str, version: str,
-                 log_path: str, timeout_s: float = 300.0):
-  """Starts the server on one model version; returns (process, address,
-  command)."""
-  command = [sys.executable, "-m", "serving.server",
-             f"--model_base_path={model_path}", f"--model_name={model_name}",
-             f"--version_policy=specific:{version}", "--port=0",
-             "--bind_address=127.0.0.1", f"--grpc_max_threads={GRPC_THREADS}"]
-  log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
-  process = subprocess.Popen(
-      command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-  lines = queue.Queue()
-  threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
-                   daemon=True).start()
-  deadline = time.monotonic() + timeout_s
-  while time.monotonic() < deadline:
-    try:
-      line = lines.get(timeout=1.0)
-    except queue.Empty:
-      if process.poll() is not None:
-        break
-      continue
-    if line.startswith("Serving gRPC on "):
-      return process, line.split("Serving gRPC on ", 1)[1].strip(), command
-  stop_server(process)
-  raise RuntimeError(f"server did not report its address; see {log_path}")
-
-
-def stop_server(process: subprocess.Popen) -> Optional[int]:
-  if process.poll() is None:
-    process.send_signal(signal.SIGTERM)
-    try:
-      process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-      process.kill()
-      process.wait()
-  return process.returncode
-
-
-def process_cpu_s(pid: int) -> float:
-  """User plus system CPU seconds a process has used (Linux /proc)."""
-  with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-    # Fields after the parenthesised command name; utime and stime are the
-    # 14th and 15th of the whole line.
-    fields = f.read().rsplit(")", 1)[1].split()
-  return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def process_rss_mib(pid: int) -> Optional[float]:
-  try:
-    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
-      for line in f:
-        if line.startswith("VmRSS:"):
-          return round(int(line.split()[1]) / 1024, 1)
-  except OSError:
-    pass
-  return None
 
 
 # ----------------------------------------------------------------- load ---
@@ -371,7 +139,8 @@ def run_block(address: str, pool: list, first: int, total: int,
           sum(failures, collections.Counter()), wall_s)
 
 
-def served_recall(address: str, pools: dict, users: Sequence[EvalUser],
+def served_recall(address: str, pools: dict,
+                  users: Sequence[eval_requests.EvalUser],
                   item_ids: Sequence[str], vectors: np.ndarray, k: int,
                   count: int) -> float:
   """Recall@k of served `retrieve_scann` against exact search, same database.
@@ -416,10 +185,10 @@ def measure_levels(address: str, server_pid: int, pools: dict,
       block_requests = (block + 1) * args.requests // args.blocks - first
       shift = block % len(SIGNATURES)
       for signature in SIGNATURES[shift:] + SIGNATURES[:shift]:
-        cpu_before = process_cpu_s(server_pid)
+        cpu_before = server_process.process_cpu_s(server_pid)
         latencies, failures, wall_s = run_block(
             address, pools[signature], first, block_requests, concurrency)
-        cpu_s = process_cpu_s(server_pid) - cpu_before
+        cpu_s = server_process.process_cpu_s(server_pid) - cpu_before
         done, failed, total_s, total_cpu_s = per_signature[signature]
         per_signature[signature] = (done + latencies, failed + failures,
                                     total_s + wall_s, total_cpu_s + cpu_s)
@@ -500,45 +269,21 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
   try:
     model_dir = args.model_dir or run_pipeline(
         args.dataset, args.dataset_dir, os.path.join(scratch, "workspace"))
-    version_dir = os.path.abspath(pushed_version_dir(model_dir))
+    version_dir = os.path.abspath(
+        served_catalogue.pushed_version_dir(model_dir))
     model_name = os.path.basename(os.path.dirname(version_dir))
     version = os.path.basename(version_dir)
-    real_ids, real_vectors = stored_item_embeddings(version_dir)
-    served_path = os.path.dirname(version_dir)
-    database = {"real_items": len(real_ids), "dimension":
-                real_vectors.shape[1],
-                "index": "the pushed model's own (ScannIndexGen)"}
-    item_ids, vectors = real_ids, real_vectors
-    if args.candidates:
-      item_ids, vectors = grow_database(real_ids, real_vectors,
-                                        args.candidates, args.noise_scale,
-                                        args.seed)
-      base = os.path.join(scratch, "grown")
-      database.update(
-          synthetic_items=args.candidates - len(real_ids),
-          noise_scale=args.noise_scale,
-          growth=("each synthetic item: a uniformly drawn real item vector v "
-                  f"+ N(0, ({args.noise_scale} |v| / sqrt(dim))^2 I), "
-                  "rescaled to |v|"),
-          index=("built here over the grown database with the pipeline's "
-                 "default ScannParams, fitted to its size"),
-          **grown_model_base(version_dir, base, item_ids, vectors))
-      served_path = os.path.join(base, model_name)
-      database["index_disk_bytes"] = index_disk_bytes(
-          os.path.join(served_path, version))
-    else:
-      database.update(index_disk_bytes=index_disk_bytes(version_dir),
-                      params=dataclasses.asdict(
-                          scann_index.ScannIndex.load(version_dir).params))
-      common.log(f"grown database: {database}")
-    database["items"] = len(item_ids)
+    served_path, item_ids, vectors, database = (
+        served_catalogue.served_database(version_dir, args.candidates,
+                                         args.noise_scale, args.seed, scratch))
     result["model"] = {"version_dir": version_dir, "model_name": model_name,
                        "version": version,
                        "pipeline_run_here": not args.model_dir}
     result["database"] = database
 
-    users = eval_users(common.load_interactions(args.dataset, args),
-                       config_lib.ExamplesConfig())
+    users = eval_requests.eval_users(
+        common.load_interactions(args.dataset, args),
+        config_lib.ExamplesConfig())
     result["requests"] = {
         "dataset": common.dataset_label(args.dataset, args),
         "eval_users": len(users),
@@ -546,13 +291,14 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
             [len(user.history) for user in users])), 1),
         "source": "one request per eval user of the pipeline's split: their "
                   "history before the held-out item, its timestamp"}
-    pools = {signature: request_pool(users, model_name, signature, args.k)
+    pools = {signature: eval_requests.request_pool(users, model_name,
+                                                   signature, args.k)
              for signature in SIGNATURES}
-    process, address, server_command = start_server(
+    process, address, server_command = server_process.start_server(
         served_path, model_name, version, os.path.join(scratch, "server.log"))
     result["server"] = {
         "command": shlex.join(server_command), "address": address,
-        "grpc_max_threads": GRPC_THREADS,
+        "grpc_max_threads": server_process.GRPC_THREADS,
         "note": "server and load generator share this machine's cores"}
     client.wait_until_available(address, model_name, timeout_s=300)
     with grpc.insecure_channel(address) as channel:
@@ -563,10 +309,11 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
     result[f"served_recall_at_{args.k}"] = served_recall(
         address, pools, users, item_ids, vectors, args.k, args.recall_users)
     result["levels"] = measure_levels(address, process.pid, pools, args)
-    result["server"]["rss_mib_after_load"] = process_rss_mib(process.pid)
+    result["server"]["rss_mib_after_load"] = server_process.process_rss_mib(
+        process.pid)
   finally:
     if process is not None:
-      result["server"]["exit_code"] = stop_server(process)
+      result["server"]["exit_code"] = server_process.stop_server(process)
     shutil.rmtree(scratch, ignore_errors=True)
   result["baseline"] = (
       f"{EXACT_SIGNATURE}: in-graph brute force over the model's catalogue "

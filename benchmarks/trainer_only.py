@@ -215,7 +215,7 @@ def _seconds(value: float | None) -> str:
   return "-" if value is None else f"{value:.1f}"
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workspace", required=True,
                       help="a `vrec run` workspace; its latest run is used")
@@ -231,7 +231,11 @@ def main(argv=None) -> int:
   parser.add_argument("--seed", type=int, nargs="+", default=[0],
                       help="run seeds; each family is trained once per seed")
   parser.add_argument("--output", required=True, help="JSON path")
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = _parser().parse_args(argv)
   command = common.command("benchmarks.trainer_only", argv)
 
   names = ([args.pipeline_name] if args.pipeline_name else

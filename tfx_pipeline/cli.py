@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import glob
 import importlib
 import importlib.util
 import logging
 import os
-import pkgutil
+import pathlib
+import re
 import runpy
 import sys
 import time
@@ -22,10 +22,13 @@ import warnings
 
 from models import families
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import run_lookup
 from transforms import filesystems
 
 # `benchmark NAME` runs `python -m benchmarks.NAME`.
 BENCHMARKS_PACKAGE = "benchmarks"
+# What makes a module of that package a runnable benchmark.
+_MAIN_GUARD = re.compile(r"^if __name__ == [\"']__main__[\"']:", re.MULTILINE)
 # The run summary's key of the EmbeddingBenchmark report artifact.
 BENCHMARK_REPORT = "EmbeddingBenchmark.report"
 # (command, module whose main(argv) runs it, help line).
@@ -106,49 +109,10 @@ def _pipeline_name(args: argparse.Namespace) -> str:
   return args.pipeline_name or f"vrec-{args.dataset}"
 
 
-def _metadata_path(workspace: str, pipeline_name: str) -> str:
-  """The MLMD store of a pipeline; an error naming it when there is none."""
-  path = config_lib.PipelineConfig(pipeline_name=pipeline_name,
-                                   workspace=workspace).metadata_path
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"no runs of {pipeline_name} in {workspace} "
-                            f"({path} does not exist)")
-  return path
-
-
-def _metadata_paths(args: argparse.Namespace) -> tuple[list[str], bool]:
-  """The MLMD stores `summary` and `report` read, and whether they were named.
-
-  The named pipeline's (`--pipeline-name`, or `vrec-<dataset>` where that
-  one has runs); otherwise every pipeline's under the workspace, so that a
-  run's flags need not be repeated to find it.
-
-  Raises:
-    FileNotFoundError: naming what is missing, when there is no run.
-  """
-  named = config_lib.PipelineConfig(pipeline_name=_pipeline_name(args),
-                                    workspace=args.workspace).metadata_path
-  if args.pipeline_name or os.path.isfile(named):
-    return [_metadata_path(args.workspace, _pipeline_name(args))], True
-  pattern = os.path.join(os.path.dirname(os.path.dirname(named)), "*",
-                         os.path.basename(named))
-  found = sorted(glob.glob(pattern))
-  if not found:
-    raise FileNotFoundError(f"no runs in {args.workspace} (nothing matches "
-                            f"{pattern})")
-  return found, False
-
-
 def _latest_runs(args: argparse.Namespace):
-  """(pipeline name, summary of its newest run) of each `_metadata_paths`,
-  a header printed before each when the pipelines were found, not named."""
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
-  paths, named = _metadata_paths(args)
-  for path in paths:
-    pipeline_name = os.path.basename(os.path.dirname(path))
-    if not named:
-      print(f"Pipeline {pipeline_name} ({path}), its latest run:", flush=True)
-    yield pipeline_name, run_summary.summarize(path)
+  """`run_lookup.latest_runs` of the pipeline and workspace `args` name."""
+  return run_lookup.latest_runs(args.workspace, _pipeline_name(args),
+                                named=bool(args.pipeline_name))
 
 
 def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
@@ -254,31 +218,12 @@ def _report(args) -> None:
           f"{report_html.write_run_report(summary, output_dir)}")
 
 
-def _evaluation_uri(path: str, pipeline_name: str | None) -> str:
-  """`path` if it is an Evaluator output, else its workspace's newest one."""
-  from tfx_pipeline import report_data  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
-  if os.path.isfile(os.path.join(path, "eval_config.json")):
-    return path
-  if not pipeline_name:
-    metadata_dir = os.path.join(path, "metadata")
-    names = (sorted(os.listdir(metadata_dir)) if os.path.isdir(metadata_dir)
-             else [])
-    if len(names) != 1:
-      raise ValueError(
-          f"{path} is neither an Evaluator output nor a workspace with one "
-          f"pipeline (pipelines: {names or 'none'}; pick one with "
-          "--pipeline-name)")
-    pipeline_name = names[0]
-  return report_data.run_evaluation_uri(
-      run_summary.summarize(_metadata_path(path, pipeline_name)))
-
-
 def _compare(args) -> None:
   from tfx_pipeline import report_html  # pylint: disable=g-import-not-at-top
-  path = report_html.compare(_evaluation_uri(args.run_a, args.pipeline_name),
-                             _evaluation_uri(args.run_b, args.pipeline_name),
-                             args.output_dir)
+  path = report_html.compare(
+      run_lookup.evaluation_uri(args.run_a, args.pipeline_name),
+      run_lookup.evaluation_uri(args.run_b, args.pipeline_name),
+      args.output_dir)
   print(f"HTML report: {path}")
 
 
@@ -294,12 +239,17 @@ def _delegate(module_name: str | None, args) -> int:
 
 
 def _benchmark_names() -> list[str]:
-  """The runnable modules of the benchmarks package (not tests, helpers)."""
+  """The runnable modules of the benchmarks package.
+
+  A benchmark is a module that runs as a script (`if __name__ ==
+  "__main__":`); its tests and the helper modules benchmarks share do not.
+  Read from the source, not imported: the package sits a floor above.
+  """
   spec = importlib.util.find_spec(BENCHMARKS_PACKAGE)
   return sorted(
-      module.name for module in pkgutil.iter_modules(
-          spec.submodule_search_locations)
-      if module.name != "common" and not module.name.endswith("_test"))
+      path.stem for directory in spec.submodule_search_locations
+      for path in pathlib.Path(directory).glob("*.py")
+      if _MAIN_GUARD.search(path.read_text(encoding="utf-8")))
 
 
 def _run_benchmark(argv: list[str]) -> int:
@@ -334,15 +284,8 @@ def _import_data(args) -> None:
   print(f"Wrote contract dataset {args.dataset} to {path}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog="python -m tfx_pipeline",
-      description="Train, evaluate, gate and push recommendation models "
-      "with TFX.")
-  parser.add_argument("-v", "--verbose", action="store_true",
-                      help="show TFX/Beam INFO logs")
-  commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_pipeline_commands(commands) -> None:
+  """`run` and `compile`: the pipeline, run here or compiled for Kubeflow."""
   run = commands.add_parser(
       "run", help="run the pipeline locally and print a summary",
       description="Run every component locally (LocalDagRunner, Beam "
@@ -368,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
       "Kubeflow Pipelines 2.x, no resolver tasks) (default: %(default)s)")
   compile_.set_defaults(handler=_compile)
 
+
+def _add_reading_commands(commands) -> None:
+  """`summary`, `report` and `compare`: what recorded runs did."""
   summary = commands.add_parser(
       "summary", help="print the summary of the latest local run",
       description="Print timings, metrics, blessing and push of the newest "
@@ -402,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pipeline to read in workspaces holding several")
   compare.set_defaults(handler=_compare)
 
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="python -m tfx_pipeline",
+      description="Train, evaluate, gate and push recommendation models "
+      "with TFX.")
+  parser.add_argument("-v", "--verbose", action="store_true",
+                      help="show TFX/Beam INFO logs")
+  commands = parser.add_subparsers(dest="command", required=True)
+  _add_pipeline_commands(commands)
+  _add_reading_commands(commands)
   import_data = commands.add_parser(
       "import-data", help="convert a public dataset into the input contract",
       description="Convert a public dataset from the data directory into "

@@ -93,6 +93,19 @@ def test_benchmark_help_names_every_benchmark_module(capsys):
   assert "common" not in out
 
 
+def test_a_benchmark_is_a_module_that_runs_as_a_script(tmp_path, monkeypatch):
+  package = tmp_path / "some_benchmarks"
+  package.mkdir()
+  (package / "__init__.py").write_text("")
+  (package / "fast.py").write_text(
+      "def main():\n  pass\n\n\nif __name__ == \"__main__\":\n  main()\n")
+  (package / "shared_helper.py").write_text("def measure():\n  pass\n")
+  (package / "fast_test.py").write_text("from some_benchmarks import fast\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.setattr(cli, "BENCHMARKS_PACKAGE", "some_benchmarks")
+  assert cli._benchmark_names() == ["fast"]  # pylint: disable=protected-access
+
+
 @pytest.mark.parametrize("dataset, flags, family", [
     ("movielens-100k", [], "two_tower"),
     ("contract", ["--dataset-dir", "/data/mine"], "sasrec"),

@@ -21,6 +21,7 @@ Runners (local, Kubeflow) only decide where it runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -72,148 +73,32 @@ def create_pipeline(config: config_lib.PipelineConfig,
   """
   family = families.get(config.model_family)
   baselines = classical_baselines(config)
-  example_gen = interaction_example_gen.InteractionExampleGen(
-      dataset_dir=config.dataset_dir,
-      eval_holdout=config.examples.eval_holdout,
-      history_length=config.examples.history_length,
-      input_fingerprint=input_fingerprint,
-      ctr_negatives=(config.examples.ctr_negatives if family.is_ranking else 0),
-      negative_seed=config.examples.negative_seed,
-      split=config.examples.split,
-      temporal_cut_quantile=config.examples.temporal_cut_quantile,
-      eval_max_users=config.examples.eval_max_users)
-
+  example_gen = _example_gen(config, family, input_fingerprint)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
-
-  if config.schema_path:
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
-  else:
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
-
+  schema_gen = _schema_gen(config, statistics_gen)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"])
-
   gate = anomalies_gate.AnomaliesGate(
       anomalies=example_validator.outputs["anomalies"])
+  transform = _transform(example_gen, schema_gen, gate)
 
-  transform = tfx.components.Transform(
-      examples=example_gen.outputs["examples"],
-      schema=schema_gen.outputs["schema"],
-      preprocessing_fn=PREPROCESSING_FN,
-      splits_config=tfx.proto.SplitsConfig(analyze=["train"],
-                                           transform=["train", "eval"]),
-      # StatisticsGen already computes the raw statistics ExampleValidator
-      # reads, and nothing reads Transform's pre-/post-transform ones.
-      disable_statistics=True)
-  # Transform reads nothing from the gate; the edge only orders the run.
-  transform.add_upstream_node(gate)
-
-  def make_trainer(model_family: str, base_model=None, hparams=None,
-                   label: str | None = None,
-                   component=tfx.components.Trainer, **custom_config):
-    return component(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        base_model=base_model,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={
-            families.FAMILY_KEY: model_family,
-            families.HPARAMS_KEY: (config.hparams_for(model_family)
-                                   if hparams is None else hparams),
-            families.LABEL_KEY: label or model_family,
-            families.SEED_KEY: config.seed,
-            **custom_config,
-        })
-
+  make_trainer = functools.partial(_trainer, config, transform, schema_gen)
   pretrainer = (make_trainer(family.pretrained_by).with_id("PretrainTrainer")
                 if family.pretrained_by else None)
   trainer = make_trainer(
       config.model_family,
       base_model=pretrainer.outputs["model"] if pretrainer else None)
-
-  if baseline_from_serving:
-    baseline_lookup = pushed_baseline.LatestPushedModel(
-        push_dir=config.push_dir).with_id(LATEST_PUSHED_MODEL)
-    evaluator_class = pushed_baseline.PushedBaselineEvaluator
-  else:
-    baseline_lookup = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    evaluator_class = tfx.components.Evaluator
-
-  evaluator = evaluator_class(
-      examples=example_gen.outputs["examples"],
-      model=trainer.outputs["model"],
-      baseline_model=baseline_lookup.outputs["model"],
-      example_splits=["eval"],
-      eval_config=evaluation.eval_config(config)).with_id("Evaluator")
-
-  if not family.builds_index:
-    # A ranker scores given candidates, an item-item model (`indexed=False`)
-    # scores the catalogue from its sparse weights: no index to build.
-    index_gen = None
-    pushed_model = trainer.outputs["model"]
-  else:
-    # The index is built from the same trained model the Evaluator blesses;
-    # the Pusher ships that model with the index in its assets.extra/.
-    index_gen = scann_index_gen.ScannIndexGen(
-        model=trainer.outputs["model"],
-        examples=example_gen.outputs["examples"])
-    pushed_model = index_gen.outputs["indexed_model"]
-
-  fit_budget = {baseline_fit.FIT_TIMEOUT_KEY: config.baselines.fit_timeout_s}
-  baseline_trainers = {
-      baseline: make_trainer(
-          baseline, hparams=hparams, component=baseline_fit.BaselineTrainer,
-          **fit_budget).with_id(f"BaselineTrainer_{baseline}")
-      for baseline, hparams in baselines.items()}
-  baseline_evaluators = {
-      baseline: baseline_fit.BaselineEvaluator(
-          examples=example_gen.outputs["examples"],
-          model=baseline_trainer.outputs["model"],
-          example_splits=["eval"],
-          eval_config=evaluation.baseline_eval_config()).with_id(
-              f"Evaluator_{baseline}")
-      for baseline, baseline_trainer in baseline_trainers.items()}
-  blessing = evaluator.outputs["blessing"]
-  gate_on_baseline = None
-  if config.gate.baseline:
-    gate_on_baseline = baseline_gate.BaselineGate(
-        model_blessing=evaluator.outputs["blessing"],
-        model_evaluation=evaluator.outputs["evaluation"],
-        baseline_evaluation=baseline_evaluators[
-            config.gate.baseline].outputs["evaluation"],
-        metric=config.gate.metric, baseline=config.gate.baseline)
-    blessing = gate_on_baseline.outputs["blessing"]
-
-  benchmark = None
-  benchmark_trainers = []
-  if config.embedding_benchmark.enabled and not family.is_ranking:
-    benchmark_trainers = [
-        make_trainer(baseline_family, hparams=hparams, label=label).with_id(
-            f"BaselineTrainer_{label}")
-        for label, (baseline_family, hparams)
-        in benchmark_baselines(config).items()]
-    benchmark = embedding_benchmark.EmbeddingBenchmark(
-        model=trainer.outputs["model"],
-        baseline_models=channel_utils.union(
-            [baseline.outputs["model"] for baseline in benchmark_trainers])
-        if benchmark_trainers else None,
-        examples=example_gen.outputs["examples"],
-        dataset_dir=config.dataset_dir,
-        tasks_json=json.dumps(embedding_benchmark.tasks_for(
-            config.dataset, config.embedding_benchmark.tasks)),
-        seeds_json=json.dumps(config.embedding_benchmark.seeds))
-
+  baseline_lookup, evaluator = _evaluator(config, example_gen, trainer,
+                                          baseline_from_serving)
+  index_gen, pushed_model = _index_gen(family, example_gen, trainer)
+  baseline_trainers, baseline_evaluators = _classical_baselines(
+      config, baselines, make_trainer, example_gen)
+  gate_on_baseline, blessing = _baseline_gate(config, evaluator,
+                                              baseline_evaluators)
+  benchmark_trainers, benchmark = _embedding_benchmark(
+      config, family, make_trainer, example_gen, trainer)
   pusher = tfx.components.Pusher(
       model=pushed_model,
       model_blessing=blessing,
@@ -233,6 +118,189 @@ def create_pipeline(config: config_lib.PipelineConfig,
       enable_cache=config.enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=config.full_beam_args)
+
+
+def _example_gen(config: config_lib.PipelineConfig,
+                 family: families.FamilySpec, input_fingerprint: str):
+  """InteractionExampleGen; CTR negatives only for a ranking family."""
+  return interaction_example_gen.InteractionExampleGen(
+      dataset_dir=config.dataset_dir,
+      eval_holdout=config.examples.eval_holdout,
+      history_length=config.examples.history_length,
+      input_fingerprint=input_fingerprint,
+      ctr_negatives=(config.examples.ctr_negatives if family.is_ranking else 0),
+      negative_seed=config.examples.negative_seed,
+      split=config.examples.split,
+      temporal_cut_quantile=config.examples.temporal_cut_quantile,
+      eval_max_users=config.examples.eval_max_users)
+
+
+def _schema_gen(config: config_lib.PipelineConfig, statistics_gen):
+  """ImportSchemaGen of `config.schema_path`, or SchemaGen inferring one."""
+  if config.schema_path:
+    return tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+  return tfx.components.SchemaGen(
+      statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+
+
+def _transform(example_gen, schema_gen, gate):
+  """Transform, analysing the train split, run after the anomalies gate."""
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs["examples"],
+      schema=schema_gen.outputs["schema"],
+      preprocessing_fn=PREPROCESSING_FN,
+      splits_config=tfx.proto.SplitsConfig(analyze=["train"],
+                                           transform=["train", "eval"]),
+      # StatisticsGen already computes the raw statistics ExampleValidator
+      # reads, and nothing reads Transform's pre-/post-transform ones.
+      disable_statistics=True)
+  # Transform reads nothing from the gate; the edge only orders the run.
+  transform.add_upstream_node(gate)
+  return transform
+
+
+def _trainer(config: config_lib.PipelineConfig, transform, schema_gen,
+             model_family: str, base_model=None, hparams=None,
+             label: str | None = None, component=tfx.components.Trainer,
+             **custom_config):
+  """A Trainer of `model_family` on Transform's output.
+
+  Args:
+    config: the pipeline configuration.
+    transform: the Transform component whose output it trains on.
+    schema_gen: the schema's component.
+    model_family: the family `models.trainer.run_fn` builds.
+    base_model: a pre-trained model channel to start from, or None.
+    hparams: the family's hyperparameters; None for `config`'s.
+    label: the model's label; None for the family's name.
+    component: the Trainer class (a baseline's tolerates failing to fit).
+    **custom_config: more of the Trainer's custom config.
+  """
+  return component(
+      run_fn=RUN_FN,
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      schema=schema_gen.outputs["schema"],
+      base_model=base_model,
+      train_args=tfx.proto.TrainArgs(splits=["train"]),
+      eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+      custom_config={
+          families.FAMILY_KEY: model_family,
+          families.HPARAMS_KEY: (config.hparams_for(model_family)
+                                 if hparams is None else hparams),
+          families.LABEL_KEY: label or model_family,
+          families.SEED_KEY: config.seed,
+          **custom_config,
+      })
+
+
+def _evaluator(config: config_lib.PipelineConfig, example_gen, trainer,
+               baseline_from_serving: bool):
+  """The lookup of the last blessed model and the Evaluator against it.
+
+  Returns:
+    `(baseline lookup, evaluator)`: an MLMD resolver and TFX's Evaluator,
+    or with `baseline_from_serving` a container task reading the push
+    directory and the Evaluator that takes its output.
+  """
+  if baseline_from_serving:
+    baseline_lookup = pushed_baseline.LatestPushedModel(
+        push_dir=config.push_dir).with_id(LATEST_PUSHED_MODEL)
+    evaluator_class = pushed_baseline.PushedBaselineEvaluator
+  else:
+    baseline_lookup = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator_class = tfx.components.Evaluator
+  evaluator = evaluator_class(
+      examples=example_gen.outputs["examples"],
+      model=trainer.outputs["model"],
+      baseline_model=baseline_lookup.outputs["model"],
+      example_splits=["eval"],
+      eval_config=evaluation.eval_config(config)).with_id("Evaluator")
+  return baseline_lookup, evaluator
+
+
+def _index_gen(family: families.FamilySpec, example_gen, trainer):
+  """`(ScannIndexGen or None, the model channel the Pusher ships)`."""
+  if not family.builds_index:
+    # A ranker scores given candidates, an item-item model (`indexed=False`)
+    # scores the catalogue from its sparse weights: no index to build.
+    return None, trainer.outputs["model"]
+  # The index is built from the same trained model the Evaluator blesses;
+  # the Pusher ships that model with the index in its assets.extra/.
+  index_gen = scann_index_gen.ScannIndexGen(
+      model=trainer.outputs["model"],
+      examples=example_gen.outputs["examples"])
+  return index_gen, index_gen.outputs["indexed_model"]
+
+
+def _classical_baselines(config: config_lib.PipelineConfig,
+                         baselines: dict[str, dict], make_trainer,
+                         example_gen):
+  """`(family -> BaselineTrainer, family -> its ungated BaselineEvaluator)`
+  of each of `baselines` (`classical_baselines(config)`)."""
+  fit_budget = {baseline_fit.FIT_TIMEOUT_KEY: config.baselines.fit_timeout_s}
+  baseline_trainers = {
+      baseline: make_trainer(
+          baseline, hparams=hparams, component=baseline_fit.BaselineTrainer,
+          **fit_budget).with_id(f"BaselineTrainer_{baseline}")
+      for baseline, hparams in baselines.items()}
+  baseline_evaluators = {
+      baseline: baseline_fit.BaselineEvaluator(
+          examples=example_gen.outputs["examples"],
+          model=baseline_trainer.outputs["model"],
+          example_splits=["eval"],
+          eval_config=evaluation.baseline_eval_config()).with_id(
+              f"Evaluator_{baseline}")
+      for baseline, baseline_trainer in baseline_trainers.items()}
+  return baseline_trainers, baseline_evaluators
+
+
+def _baseline_gate(config: config_lib.PipelineConfig, evaluator,
+                   baseline_evaluators: dict):
+  """`(BaselineGate or None, the blessing the Pusher reads)`.
+
+  With `config.gate.baseline`, the model is blessed only if the Evaluator
+  blessed it and it beats that baseline; else the Evaluator's blessing.
+  """
+  if not config.gate.baseline:
+    return None, evaluator.outputs["blessing"]
+  gate_on_baseline = baseline_gate.BaselineGate(
+      model_blessing=evaluator.outputs["blessing"],
+      model_evaluation=evaluator.outputs["evaluation"],
+      baseline_evaluation=baseline_evaluators[
+          config.gate.baseline].outputs["evaluation"],
+      metric=config.gate.metric, baseline=config.gate.baseline)
+  return gate_on_baseline, gate_on_baseline.outputs["blessing"]
+
+
+def _embedding_benchmark(config: config_lib.PipelineConfig,
+                         family: families.FamilySpec, make_trainer,
+                         example_gen, trainer):
+  """`(its baselines' Trainers, EmbeddingBenchmark)`; `([], None)` unless
+  `config.embedding_benchmark.enabled` for a retrieval model."""
+  if not config.embedding_benchmark.enabled or family.is_ranking:
+    return [], None
+  benchmark_trainers = [
+      make_trainer(baseline_family, hparams=hparams, label=label).with_id(
+          f"BaselineTrainer_{label}")
+      for label, (baseline_family, hparams)
+      in benchmark_baselines(config).items()]
+  benchmark = embedding_benchmark.EmbeddingBenchmark(
+      model=trainer.outputs["model"],
+      baseline_models=channel_utils.union(
+          [baseline.outputs["model"] for baseline in benchmark_trainers])
+      if benchmark_trainers else None,
+      examples=example_gen.outputs["examples"],
+      dataset_dir=config.dataset_dir,
+      tasks_json=json.dumps(embedding_benchmark.tasks_for(
+          config.dataset, config.embedding_benchmark.tasks)),
+      seeds_json=json.dumps(config.embedding_benchmark.seeds))
+  return benchmark_trainers, benchmark
 
 
 def benchmark_baselines(config: config_lib.PipelineConfig
