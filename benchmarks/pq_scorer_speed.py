@@ -13,7 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from models import seminar
+from models.seminar import model as seminar
 
 
 # The retriever's scoring functions: what the exported scorer runs, and the

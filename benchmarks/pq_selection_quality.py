@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import sequential
-from models import seminar
 from models.layers import target_attention
+from models.seminar import model as seminar
 from offline_eval import protocols
 
 
