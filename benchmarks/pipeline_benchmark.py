@@ -88,6 +88,8 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
       "verdict": run_summary.baseline_verdict(scorers, STRONGEST_BY),
       "blessed": summary.blessed,
       "pushed_dir": summary.pushed_dir,
+      # What ModelSelector pushed, by validation: None without selection.
+      "selection": summary.selection.to_json() if summary.selection else None,
   }
 
 

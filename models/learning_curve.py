@@ -80,6 +80,12 @@ class LearningCurve:
             f"epochs={self.max_steps}): validation {self.metric} was still "
             "improving; raise it with --hparam epochs=N")
 
+  @property
+  def best_validation(self) -> float:
+    """The validation score of the step picked (`best`)."""
+    return next(point.validation for point in self.points
+                if point.step == self.best)
+
   def seconds_to_reach(self, fraction: float) -> Optional[float]:
     """Time to quality: the seconds until validation first reached
     `fraction` of its best (a metric where higher is better), or None where

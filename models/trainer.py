@@ -16,9 +16,13 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from models import families
+from models import learning_curve
 from models import train_inputs
 
 MODEL_INFO_FILE = "model_info.json"
+# The model info's record of the validation score the Trainer picked its
+# epoch or setting by: {"metric": ..., "value": ...}, or None.
+VALIDATION_KEY = "validation"
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -34,7 +38,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   with tf.io.gfile.GFile(os.path.join(model_uri, MODEL_INFO_FILE), "w") as out:
     json.dump({families.FAMILY_KEY: family, families.HPARAMS_KEY: hparams,
                families.LABEL_KEY: custom_config.get(families.LABEL_KEY, family),
-               families.SEED_KEY: train_inputs.run_seed(fn_args)}, out)
+               families.SEED_KEY: train_inputs.run_seed(fn_args),
+               VALIDATION_KEY: _validation(fn_args.model_run_dir)}, out)
+
+
+def _validation(model_run_dir: str) -> dict | None:
+  """The best validation score of the Trainer's learning curve, if any."""
+  curve = learning_curve.read(model_run_dir)
+  if curve is None:
+    return None
+  return {"metric": curve.metric, "value": curve.best_validation}
 
 
 def read_model_info(model_uri: str) -> dict:

@@ -18,7 +18,10 @@ memory budget no catalogue fits): gated on it, the run refuses to push and
 says why; ungated, the model is evaluated and pushed and the summary and
 report say that the baseline did not fit. A fourth run swaps the roles:
 `ease`, gated on `item_knn`, beats it, so BaselineGate blesses it and the
-Pusher pushes the Trainer's model. The topology of these families
+Pusher pushes the Trainer's model. A fifth run selects what to push
+(`baselines.select_best`): `item_knn` ungated beside `ease`, which has the
+higher validation Recall@50, so the Pusher pushes `ease`'s export and the
+summary says why. The topology of these families
 (no ScaNN index, the Trainer's model pushed) is checked in
 `tfx_pipeline/pipeline_test.py`.
 """
@@ -104,6 +107,24 @@ def beaten_baseline_run(unfitted_baseline_runs):
       ungated, model_family=_BASELINE,
       baselines=config_lib.BaselinesConfig(families=[_MODEL]),
       gate=config_lib.GateConfig(baseline=_MODEL))
+  local_runner.run(config)
+  return config, run_summary.summarize(config.metadata_path), pushed_before
+
+
+@pytest.fixture(scope="module")
+def selected_baseline_run(beaten_baseline_run):
+  """A fifth run in the same workspace: `item_knn` beside `ease` as in
+  `gated_run` (its Trainers come from the cache), without BaselineGate, so
+  that ModelSelector picks between them on validation. The Evaluator may let
+  the model fall below the last blessed one (`ease`, pushed by the fourth
+  run): the selection is what is checked. Returns the run's config, its
+  summary and the versions pushed before it."""
+  config, _, _ = beaten_baseline_run
+  pushed_before = pipeline_fixtures.pushed_versions(config.push_dir)
+  config = dataclasses.replace(
+      config, model_family=_MODEL,
+      baselines=config_lib.BaselinesConfig(families=[_BASELINE]),
+      gate=config_lib.GateConfig(max_regression=1.0))
   local_runner.run(config)
   return config, run_summary.summarize(config.metadata_path), pushed_before
 
@@ -226,6 +247,37 @@ def test_a_model_that_beats_its_baseline_is_blessed_and_pushed(
       os.path.join(summary.artifacts["Trainer.model"], _SERVING_SUBDIR,
                    "saved_model.pb"),
       os.path.join(summary.pushed_dir, "saved_model.pb"), shallow=False)
+
+
+def test_the_baseline_with_the_better_validation_score_is_pushed(
+    selected_baseline_run):
+  config, summary, pushed_before = selected_baseline_run
+  states = {run.component: run.state for run in summary.components}
+  assert states["ModelSelector"] == states["Pusher"] == "complete", states
+  assert "BaselineGate" not in states
+  selection = summary.selection
+  assert [c.label for c in selection.candidates] == [_MODEL, _BASELINE]
+  curves = {"Trainer": selection.candidates[0],
+            f"BaselineTrainer_{_BASELINE}": selection.candidates[1]}
+  # The scores compared are each Trainer's own best validation score.
+  for component, candidate in curves.items():
+    curve = summary.learning_curves[component]
+    assert (candidate.metric, candidate.validation) == (
+        curve.metric, curve.best_validation)
+  assert selection.candidates[1].validation > selection.candidates[0].validation
+  assert selection.selected == _BASELINE and summary.blessed is True
+  (version,) = set(pipeline_fixtures.pushed_versions(config.push_dir)) - set(
+      pushed_before)
+  assert summary.pushed_dir == os.path.join(config.push_dir, version)
+  assert filecmp.cmp(
+      os.path.join(summary.artifacts[f"BaselineTrainer_{_BASELINE}.model"],
+                   _SERVING_SUBDIR, "saved_model.pb"),
+      os.path.join(summary.pushed_dir, "saved_model.pb"), shallow=False)
+  text = run_summary.format_summary(
+      summary, "metrics", [(_MODEL, evaluation.MODEL_OUTPUT)],
+      evaluation.metric_names())
+  assert f"  selected: {_BASELINE} ({selection.why})" in text.splitlines()
+  assert "ModelSelector's blessing" in text
 
 
 def _raw_eval_examples(summary) -> list[bytes]:

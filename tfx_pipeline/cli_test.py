@@ -109,7 +109,7 @@ def test_a_benchmark_is_a_module_that_runs_as_a_script(tmp_path, monkeypatch):
 @pytest.mark.parametrize("dataset, flags, family", [
     ("movielens-100k", [], "two_tower"),
     ("contract", ["--dataset-dir", "/data/mine"], "sasrec"),
-    ("amazon-grocery", [], "ease"),
+    ("amazon-grocery", [], "sasrec"),
     ("amazon-grocery", ["--model-family", "sasrec"], "sasrec"),
 ])
 def test_run_trains_the_datasets_default_family_unless_one_is_named(

@@ -3,7 +3,7 @@
 InteractionExampleGen -> StatisticsGen -> (Import)SchemaGen -> ExampleValidator
 -> AnomaliesGate -> Transform -> [PretrainTrainer ->] Trainer -> Evaluator
 (against the last blessed model) -> [BaselineGate ->] [ScannIndexGen ->]
-Pusher. What depends on the model family comes from its
+[ModelSelector ->] Pusher. What depends on the model family comes from its
 `models.families.FamilySpec`: a family with `pretrained_by` gets the
 pre-training Trainer; ranking families get CTR negatives; only indexed
 retrieval families get the index.
@@ -12,8 +12,12 @@ A retrieval model gets its classical baselines (`config.baselines`) in the
 same run: each a `BaselineTrainer_<family>` on the same Transform output and
 an ungated `Evaluator_<family>` with the model's metrics on the same eval
 split. A baseline that cannot fit does not fail the run
-(`components.baseline_fit`): it is reported, and the model goes on. With `config.gate.baseline`, BaselineGate blesses the model for the
-Pusher only if the Evaluator blessed it and it beats that baseline. With
+(`components.baseline_fit`): it is reported, and the model goes on. With
+`config.gate.baseline`, BaselineGate blesses the model for the Pusher only if
+the Evaluator blessed it and it beats that baseline. With
+`config.baselines.select_best` (the default), ModelSelector hands the Pusher
+the best of the blessed model and the baselines that fitted, on validation
+carved from train (`components.model_selector`). With
 `config.embedding_benchmark.enabled`, EmbeddingBenchmark probes the Trainer's
 model next to baseline models, each from its own `BaselineTrainer_<label>`.
 Runners (local, Kubeflow) only decide where it runs.
@@ -35,6 +39,7 @@ from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import baseline_gate
 from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_gen
+from tfx_pipeline.components import model_selector
 from tfx_pipeline.components import pushed_baseline
 from tfx_pipeline.components import scann_index_gen
 from tfx_pipeline import config as config_lib
@@ -99,6 +104,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
                                               baseline_evaluators)
   benchmark_trainers, benchmark = _embedding_benchmark(
       config, family, make_trainer, example_gen, trainer)
+  selectors, pushed_model, blessing = _model_selector(
+      config, trainer, pushed_model, blessing, baseline_trainers)
   pusher = tfx.components.Pusher(
       model=pushed_model,
       model_blessing=blessing,
@@ -110,7 +117,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
                 gate, transform, pretrainer, trainer,
                 *baseline_trainers.values(), *benchmark_trainers,
                 baseline_lookup, evaluator, *baseline_evaluators.values(),
-                gate_on_baseline, index_gen, benchmark, pusher]
+                gate_on_baseline, index_gen, benchmark, *selectors, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
@@ -276,6 +283,30 @@ def _baseline_gate(config: config_lib.PipelineConfig, evaluator,
           config.gate.baseline].outputs["evaluation"],
       metric=config.gate.metric, baseline=config.gate.baseline)
   return gate_on_baseline, gate_on_baseline.outputs["blessing"]
+
+
+def _model_selector(config: config_lib.PipelineConfig, trainer, pushed_model,
+                    blessing, baseline_trainers: dict):
+  """`(ModelSelectors, the model and blessing the Pusher reads)`.
+
+  With `config.baselines.select_best`, one ModelSelector per baseline, each
+  between the best so far and that baseline; the last (`ModelSelector`)
+  hands the Pusher the best of the model and its baselines on validation.
+  Else none, and the Pusher reads the model and its gate's blessing.
+  """
+  if not config.baselines.select_best:
+    return [], pushed_model, blessing
+  selectors, info = [], trainer.outputs["model"]
+  for number, (family, baseline) in enumerate(baseline_trainers.items(), 1):
+    selector = model_selector.ModelSelector(
+        model=pushed_model, trained_model=info, model_blessing=blessing,
+        baseline_model=baseline.outputs["model"]).with_id(
+            "ModelSelector" if number == len(baseline_trainers)
+            else f"ModelSelector_{family}")
+    selectors.append(selector)
+    pushed_model = info = selector.outputs["selected_model"]
+    blessing = selector.outputs["blessing"]
+  return selectors, pushed_model, blessing
 
 
 def _embedding_benchmark(config: config_lib.PipelineConfig,

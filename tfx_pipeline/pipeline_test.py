@@ -63,7 +63,9 @@ def test_item_item_family_is_gated_on_recall_and_pushed_without_index(
   assert "ScannIndexGen" not in components
   assert "PretrainTrainer" not in components
   assert _custom_config(components["Trainer"])["model_family"] == family
-  assert components["Pusher"].inputs["model"].producer_component_id == "Trainer"
+  # The one other baseline, item-item too, is the one selection.
+  assert _producer(components["ModelSelector"], "model") == "Trainer"
+  assert _producer(components["Pusher"], "model") == "ModelSelector"
   assert (components["InteractionExampleGen"].exec_properties["ctr_negatives"]
           == 0)
   gated = [json.loads(metric.config)["name"] for metric in
@@ -118,6 +120,31 @@ def test_baselines_are_trained_and_evaluated_ungated_beside_the_model(
         components["Evaluator"].exec_properties["eval_config"])[
             "slicing_specs"]
   assert "BaselineGate" not in components
+  assert _producer(components["ModelSelector_ease"],
+                   "model_blessing") == "Evaluator"
+
+
+def test_selection_chains_one_model_selector_per_baseline_into_the_pusher(
+    tmp_path):
+  components = _components(config_lib.PipelineConfig(workspace=str(tmp_path)))
+  first, last = components["ModelSelector_ease"], components["ModelSelector"]
+  assert [_producer(first, key) for key in (
+      "model", "trained_model", "model_blessing", "baseline_model")] == [
+          "ScannIndexGen", "Trainer", "Evaluator", "BaselineTrainer_ease"]
+  assert [_producer(last, key) for key in (
+      "model", "trained_model", "model_blessing", "baseline_model")] == [
+          "ModelSelector_ease", "ModelSelector_ease", "ModelSelector_ease",
+          "BaselineTrainer_item_knn"]
+  assert _producer(components["Pusher"], "model") == "ModelSelector"
+  assert _producer(components["Pusher"], "model_blessing") == "ModelSelector"
+
+
+def test_without_selection_the_pusher_reads_the_model_and_its_gate(tmp_path):
+  config = config_lib.PipelineConfig(workspace=str(tmp_path))
+  config.set("baselines.select_best", "false")
+  components = _components(config)
+  assert not [name for name in components if name.startswith("ModelSelector")]
+  assert _producer(components["Pusher"], "model") == "ScannIndexGen"
   assert _producer(components["Pusher"], "model_blessing") == "Evaluator"
 
 
@@ -133,7 +160,8 @@ def test_gate_on_a_baseline_puts_baseline_gate_between_evaluator_and_pusher(
   assert _producer(gate, "baseline_evaluation") == "Evaluator_ease"
   assert gate.exec_properties["metric"] == "ndcg_at_10"
   assert gate.exec_properties["baseline"] == "ease"
-  assert _producer(components["Pusher"], "model_blessing") == "BaselineGate"
+  assert _producer(components["ModelSelector_ease"],
+                   "model_blessing") == "BaselineGate"
 
 
 def test_the_models_own_family_is_no_baseline_and_rankers_get_none(tmp_path):

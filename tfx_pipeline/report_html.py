@@ -114,7 +114,8 @@ def _decision_section(ev: report_data.Evaluation,
               if ok else "the candidate failed the gate.")
   if summary is not None:
     blessing = {True: "blessed", False: "not blessed", None: "none recorded"}
-    source = ("BaselineGate" if summary.baseline_gate is not None
+    source = ("ModelSelector" if summary.selection is not None
+              else "BaselineGate" if summary.baseline_gate is not None
               else "Evaluator")
     verdict += (f"<br>Blessing the Pusher read ({source}), in ML-Metadata: "
                 f"{blessing[summary.blessed]}. Pushed: "
@@ -217,6 +218,9 @@ def _baselines_section(summary: run_summary.RunSummary,
     body += (f'<div class="verdict {"ok" if gate.blessed else "bad"}">'
              f"<strong>BaselineGate</strong> (the blessing the Pusher read): "
              f"{html.escape(gate.in_words())}.</div>")
+  if summary.selection:
+    body += ("<pre>" + html.escape("\n".join(
+        run_summary.selection_lines(summary.selection))) + "</pre>")
   return body
 
 

@@ -22,12 +22,15 @@ from models import families
 from models import serving_names
 from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import baseline_gate as baseline_gate_lib
+from tfx_pipeline.components import model_selector
 from tfx_pipeline import eval_results
 
 _NODE_CONTEXT_TYPE = "node"
 MODEL_EVALUATOR = "Evaluator"
 BASELINE_EVALUATOR_PREFIX = "Evaluator_"
 BASELINE_GATE = "BaselineGate"
+# The last ModelSelector, whose blessing the Pusher reads.
+MODEL_SELECTOR = "ModelSelector"
 MOST_POPULAR = "most-popular"
 _MODEL_OUTPUT = serving_names.TARGET_RANK
 _POPULARITY_OUTPUT = serving_names.POPULARITY_TARGET_RANK
@@ -62,14 +65,16 @@ class RunSummary:
     components: each component's state and seconds, in start order.
     artifacts: `<component>.<output key>` -> URI.
     metrics: the model's Evaluator metrics, slice -> "output/metric" -> value.
-    blessed: the blessing the Pusher read: BaselineGate's when the run had
-      one, else the Evaluator's; None when neither recorded one.
+    blessed: the blessing the Pusher read: ModelSelector's when the run
+      selected, else BaselineGate's when the run had one, else the
+      Evaluator's; None when none recorded one.
     pushed_dir: where the Pusher pushed, None if it did not.
     baseline_metrics: classical baseline family -> its Evaluator's overall
       "output/metric" -> value.
     baseline_failures: classical baseline family -> why it did not fit, for
       the baselines that did not (`components.baseline_fit`).
     baseline_gate: what BaselineGate compared and decided, if it ran.
+    selection: what ModelSelector selected for the Pusher and why, if it ran.
     learning_curves: Trainer component -> its learning curve, for the
       Trainers that wrote one.
     split: ExampleGen's split protocol, "" if it records none.
@@ -85,6 +90,7 @@ class RunSummary:
   baseline_metrics: dict[str, dict[str, float]] = dataclasses.field(
       default_factory=dict)
   baseline_gate: Optional[baseline_gate_lib.Comparison] = None
+  selection: Optional[model_selector.Selection] = None
   baseline_failures: dict[str, str] = dataclasses.field(default_factory=dict)
   learning_curves: dict[str, Any] = dataclasses.field(default_factory=dict)
   split: str = ""
@@ -247,9 +253,11 @@ def summarize(metadata_path: str) -> RunSummary:
       pushed_dir = artifact.custom_properties["pushed_destination"].string_value
   return RunSummary(
       run_id, components, artifacts, _evaluation_metrics(artifacts),
-      blessings.get(BASELINE_GATE, blessings.get(MODEL_EVALUATOR)), pushed_dir,
+      blessings.get(MODEL_SELECTOR, blessings.get(
+          BASELINE_GATE, blessings.get(MODEL_EVALUATOR))), pushed_dir,
       baseline_metrics=_baseline_metrics(artifacts),
       baseline_gate=_baseline_gate(artifacts),
+      selection=_selection(artifacts),
       baseline_failures=_baseline_failures(artifacts),
       learning_curves=_learning_curves(artifacts),
       split=_execution_property(store, executions, _EXAMPLE_GEN,
@@ -310,6 +318,24 @@ def _baseline_gate(artifacts: dict[str, str]):
   return baseline_gate_lib.read_comparison(uri)
 
 
+def _selection(artifacts: dict[str, str]):
+  uri = artifacts.get(f"{MODEL_SELECTOR}.blessing")
+  return model_selector.read_selection(uri) if uri else None
+
+
+def selection_lines(selection: model_selector.Selection) -> list[str]:
+  """What was pushed and why: every candidate's validation score."""
+  lines = [f"Pushed by validation ({model_selector.RULE}):"]
+  for candidate in selection.candidates:
+    score = (f"{candidate.validation:.4f}" if candidate.validation is not None
+             else f"not selectable: {candidate.reason}")
+    lines.append(f"  {candidate.label:22s} {candidate.metric or '-':14s} "
+                 f"{score}")
+  lines.append(f"  selected: {selection.selected or 'nothing'} "
+               f"({selection.why})")
+  return lines
+
+
 def _learning_curves(artifacts: dict[str, str]) -> dict:
   from models import learning_curve  # pylint: disable=g-import-not-at-top
   curves = {}
@@ -357,6 +383,8 @@ def format_summary(summary: RunSummary, heading: str,
   lines += _learning_curve_lines(summary)
   lines += ["",
             f"blessed: {summary.blessed}" + (
+                " (ModelSelector's blessing, which the Pusher read)"
+                if summary.selection else
                 " (BaselineGate's blessing, which the Pusher read)"
                 if summary.baseline_gate else ""),
             f"pushed:  {summary.pushed_dir or 'no (not blessed, or push skipped)'}"]
@@ -392,6 +420,8 @@ def _baseline_lines(summary: RunSummary, model_label: str,
     lines.append(verdict)
   if summary.baseline_gate:
     lines.append(f"BaselineGate: {summary.baseline_gate.in_words()}")
+  if summary.selection:
+    lines += selection_lines(summary.selection)
   return lines
 
 

@@ -17,20 +17,17 @@ the metric, both values, the margin and the decision.
 """
 
 import dataclasses
-import json
-import os
 from typing import Optional
 
-import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.components.evaluator import constants
 
 from tfx_pipeline.components import baseline_fit
+from tfx_pipeline.components import blessing_record
 from tfx_pipeline import eval_results
 from tfx_pipeline import evaluation
 
-COMPARISON_FILE = "comparison.json"
-_BLESSED_KEY = constants.ARTIFACT_PROPERTY_BLESSED_KEY
+_BLESSED_KEY = blessing_record.BLESSED_KEY
 _MODEL_ID_KEY = constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
 _MODEL_URI_KEY = constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY
 
@@ -106,11 +103,9 @@ def overall_value(evaluation_uri: str, metric: str) -> float:
 
 def read_comparison(blessing_uri: str) -> Optional[Comparison]:
   """The comparison a BaselineGate wrote into its blessing, if any."""
-  path = os.path.join(blessing_uri, COMPARISON_FILE)
-  if not tf.io.gfile.exists(path):
+  fields = blessing_record.read(blessing_uri)
+  if fields is None:
     return None
-  with tf.io.gfile.GFile(path) as record:
-    fields = json.load(record)
   return Comparison(**{field.name: fields[field.name]
                        for field in dataclasses.fields(Comparison)
                        if field.name in fields})
@@ -155,13 +150,5 @@ def BaselineGate(  # pylint: disable=invalid-name
     blessing.set_string_custom_property(
         _MODEL_URI_KEY,
         model_blessing.get_string_custom_property(_MODEL_URI_KEY))
-  blessing.set_int_custom_property(_BLESSED_KEY, int(comparison.blessed))
-  marker = (constants.BLESSED_FILE_NAME if comparison.blessed
-            else constants.NOT_BLESSED_FILE_NAME)
-  tf.io.gfile.makedirs(blessing.uri)
-  with tf.io.gfile.GFile(os.path.join(blessing.uri, marker), "w") as out:
-    out.write("")
-  with tf.io.gfile.GFile(os.path.join(blessing.uri, COMPARISON_FILE),
-                         "w") as out:
-    json.dump(comparison.to_json(), out, indent=1)
+  blessing_record.write(blessing, comparison.blessed, comparison.to_json())
   print(f"BaselineGate: {comparison.in_words()}", flush=True)

@@ -11,6 +11,7 @@ import pytest
 from data import contract
 from data import synthetic
 from tfx_pipeline.components import baseline_gate
+from tfx_pipeline.components import blessing_record
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import kubeflow_v2_runner
 
@@ -40,7 +41,7 @@ def test_a_model_the_evaluator_refused_stays_refused_above_the_baseline():
 
 def test_the_record_reads_back(tmp_path):
   comparison = _comparison(0.25, 0.3)
-  (tmp_path / baseline_gate.COMPARISON_FILE).write_text(
+  (tmp_path / blessing_record.COMPARISON_FILE).write_text(
       json.dumps(comparison.to_json()))
   assert baseline_gate.read_comparison(str(tmp_path)) == comparison
   assert comparison.to_json()["blessed"] is False
@@ -66,5 +67,7 @@ def test_the_gate_compiles_for_kubeflow_between_evaluators_and_pusher(
       "producerTask"] == "Evaluator_item_knn"
   assert gate_inputs["model_blessing"]["taskOutputArtifact"][
       "producerTask"] == "Evaluator"
-  assert tasks["Pusher"]["inputs"]["artifacts"]["model_blessing"][
+  # The gate's blessing is what the selection between model and baselines
+  # starts from (`components.model_selector`).
+  assert tasks["ModelSelector_ease"]["inputs"]["artifacts"]["model_blessing"][
       "taskOutputArtifact"]["producerTask"] == "BaselineGate"

@@ -1,0 +1,211 @@
+"""ModelSelector: the run pushes the best of its model and its baselines.
+
+A model family is chosen before the run; which model is worth serving is
+measured in it. With `baselines.select_best` (the default), the Pusher pushes
+what this component selects, by one rule applied the same way to every log:
+
+  Among the model and every classical baseline that fitted, push the one
+  with the highest validation score: the metric every retrieval Trainer
+  picks its epoch or setting by (full-catalogue Recall@50 of each user's
+  newest train positive, held out of training; `models.learning_curve`),
+  never the eval split. Ties go to the model. Nothing is pushed when the
+  model's own gate (the Evaluator's blessing, or BaselineGate's) refused it.
+
+The scores come from each Model artifact's `model_info.json`
+(`models.trainer.VALIDATION_KEY`). A baseline that did not fit
+(`components.baseline_fit`), or whose Trainer recorded no score on the
+model's metric, is listed with the reason and not selected.
+
+Outputs:
+
+- `selected_model`: a copy of the selected Model artifact (the model's is
+  the indexed one, with its ScaNN index), with its `model_info.json`.
+One ModelSelector runs per baseline, each between the best so far and that
+baseline (the last one's id is `ModelSelector`), so that every input is one
+artifact channel, as Kubeflow's compiler requires.
+
+- `blessing`: a ModelBlessing the Pusher reads (`blessed` 1 or 0 and the
+  BLESSED or NOT_BLESSED marker), with `comparison.json` beside it: the
+  rule, every candidate's score or reason, what was selected and why. It
+  names no model id: the Evaluator's next baseline (the latest model an
+  Evaluator blessed) is the same as without selection.
+"""
+
+import dataclasses
+import os
+from typing import List, Optional
+
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from models import families
+from models import trainer as trainer_lib
+from tfx_pipeline.components import baseline_fit
+from tfx_pipeline.components import blessing_record
+from tfx_pipeline import index_builder
+
+RULE = ("the highest validation score among the model and the baselines that "
+        "fitted (the metric each Trainer picked its epoch or setting by, on "
+        "each user's newest train positive); ties go to the model; nothing "
+        "is pushed if the model's gate refused it")
+_BLESSED_KEY = blessing_record.BLESSED_KEY
+_SELECTED_KEY = "selected"
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+  """A model the run could push.
+
+  Attributes:
+    label: the model's label (its family, for a baseline).
+    is_model: whether it is the run's model rather than a baseline.
+    metric: the validation metric its score is on; "" if it has none.
+    validation: its validation score; None if it cannot be selected.
+    reason: why it cannot be selected; "" if it can.
+  """
+  label: str
+  is_model: bool
+  metric: str = ""
+  validation: Optional[float] = None
+  reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """Which candidate the run pushes, and why.
+
+  Attributes:
+    candidates: the model first, then the baselines.
+    model_blessed: whether the model's gate blessed it.
+    selected: the label pushed; None if nothing is.
+    why: the decision in words.
+  """
+  candidates: List[Candidate]
+  model_blessed: bool
+  selected: Optional[str]
+  why: str
+
+  @property
+  def selected_is_model(self) -> bool:
+    return self.selected == self.candidates[0].label
+
+  def to_json(self) -> dict:
+    return {"rule": RULE, "metric": self.candidates[0].metric,
+            "candidates": [dataclasses.asdict(c) for c in self.candidates],
+            "model_blessed": self.model_blessed, "selected": self.selected,
+            "selected_is_model": self.selected_is_model, "why": self.why}
+
+  @classmethod
+  def from_json(cls, record: dict) -> "Selection":
+    return cls(candidates=[Candidate(**c) for c in record["candidates"]],
+               model_blessed=record["model_blessed"],
+               selected=record["selected"], why=record["why"])
+
+
+def select(model: Candidate, baselines: List[Candidate],
+           model_blessed: bool) -> Selection:
+  """Applies `RULE` to the model and its baselines."""
+  candidates = [model, *baselines]
+  if not model_blessed:
+    return Selection(candidates, False, None,
+                     f"{model.label} was not blessed by its gate, so nothing "
+                     "is pushed")
+  if model.validation is None:
+    return Selection(candidates, True, model.label,
+                     f"{model.label} has no validation score to compare "
+                     f"({model.reason}); it is pushed as without selection")
+  best = model
+  for baseline in baselines:
+    if (baseline.validation is not None and baseline.metric == model.metric
+        and baseline.validation > best.validation):
+      best = baseline
+  others = [c for c in candidates if c is not best and c.validation is not None]
+  margin = ", ".join(f"{c.label} {c.validation:.4f}" for c in others)
+  return Selection(candidates, True, best.label,
+                   f"{best.label} has the highest validation {model.metric}: "
+                   f"{best.validation:.4f}" + (f" (against {margin})"
+                                               if margin else ""))
+
+
+def candidate(model: tfx.types.standard_artifacts.Model,
+              is_model: bool) -> Candidate:
+  """A Trainer's Model artifact as a candidate, from its `model_info.json`."""
+  info = trainer_lib.read_model_info(model.uri)
+  failure = baseline_fit.read_failure(model.uri)
+  label = (info.get(families.LABEL_KEY) or info.get(families.FAMILY_KEY)
+           or (failure.family if failure else os.path.basename(model.uri)))
+  if failure:
+    return Candidate(label, is_model, reason=f"did not fit: {failure.reason}")
+  validation = info.get(trainer_lib.VALIDATION_KEY)
+  if not validation:
+    return Candidate(label, is_model,
+                     reason="its Trainer recorded no validation score")
+  return Candidate(label, is_model, validation["metric"],
+                   float(validation["value"]))
+
+
+def read_selection(blessing_uri: str) -> Optional[Selection]:
+  """The selection a ModelSelector wrote into its blessing, if any.
+
+  A BaselineGate's blessing holds a `comparison.json` of its own, without
+  candidates: that is no selection.
+  """
+  fields = blessing_record.read(blessing_uri)
+  return (Selection.from_json(fields) if fields and "candidates" in fields
+          else None)
+
+
+@tfx.dsl.components.component
+def ModelSelector(  # pylint: disable=invalid-name
+    model: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.Model],
+    trained_model: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.Model],
+    model_blessing: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.ModelBlessing],
+    baseline_model: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.Model],
+    selected_model: tfx.dsl.components.OutputArtifact[
+        tfx.types.standard_artifacts.Model],
+    blessing: tfx.dsl.components.OutputArtifact[
+        tfx.types.standard_artifacts.ModelBlessing],
+) -> None:
+  """Selects between the best so far and one more baseline, by `RULE`.
+
+  The pipeline chains one ModelSelector per baseline (Kubeflow's compiler
+  takes one artifact channel per input): the first gets the model and its
+  gate's blessing, each next one the previous one's outputs, whose
+  `comparison.json` carries the candidates so far. Ties keep the earlier
+  candidate, the model first.
+
+  Args:
+    model: the best so far as the Pusher would push it: the model (indexed,
+      for an indexed family), or the previous ModelSelector's selection.
+    trained_model: where the model's `model_info.json` is: the Trainer's
+      output, or `model` itself after the first ModelSelector.
+    model_blessing: the model's gate (the Evaluator's or BaselineGate's
+      blessing), or the previous ModelSelector's.
+    baseline_model: one classical baseline's Trainer output.
+    selected_model: receives a copy of the selected model.
+    blessing: what the Pusher (or the next ModelSelector) reads;
+      `comparison.json` beside its marker.
+  """
+  earlier = read_selection(model_blessing.uri)
+  candidates = (earlier.candidates if earlier
+                else [candidate(trained_model, is_model=True)])
+  challenger = candidate(baseline_model, is_model=False)
+  selection = select(candidates[0], [*candidates[1:], challenger],
+                     model_blessing.get_int_custom_property(_BLESSED_KEY) == 1)
+  if selection.selected is not None:
+    source, info = ((baseline_model, baseline_model)
+                    if selection.selected == challenger.label
+                    else (model, trained_model))
+    index_builder.copy_tree(source.uri, selected_model.uri)
+    tf.io.gfile.copy(os.path.join(info.uri, trainer_lib.MODEL_INFO_FILE),
+                     os.path.join(selected_model.uri,
+                                  trainer_lib.MODEL_INFO_FILE),
+                     overwrite=True)
+  blessing.set_string_custom_property(_SELECTED_KEY, selection.selected or "")
+  blessing_record.write(blessing, selection.selected is not None,
+                        selection.to_json())
+  print(f"ModelSelector: {selection.why}", flush=True)

@@ -1,0 +1,163 @@
+"""Tests for ModelSelector: the rule, the records it reads, and its outputs.
+
+End to end, a run that pushes a baseline because it wins on validation is in
+`tests/classical_families_e2e_test.py`.
+"""
+
+import json
+import os
+
+import pytest
+from tfx import v1 as tfx
+from tfx.components.evaluator import constants
+
+from models import trainer as trainer_lib
+from tfx_pipeline.components import baseline_fit
+from tfx_pipeline.components import baseline_gate
+from tfx_pipeline.components import blessing_record
+from tfx_pipeline.components import model_selector
+
+_METRIC = "recall_at_50"
+
+
+def _model(value, label="two_tower"):
+  return model_selector.Candidate(label, True, _METRIC, value)
+
+
+def _baseline(value, label="ease", metric=_METRIC):
+  return model_selector.Candidate(label, False, metric, value)
+
+
+@pytest.mark.parametrize("baseline_value, selected", [
+    (0.29, "two_tower"), (0.30, "two_tower"), (0.31, "ease")])
+def test_the_highest_validation_score_is_selected_and_ties_go_to_the_model(
+    baseline_value, selected):
+  selection = model_selector.select(_model(0.30), [_baseline(baseline_value)],
+                                    model_blessed=True)
+  assert selection.selected == selected
+  assert selection.selected_is_model is (selected == "two_tower")
+
+
+def test_the_best_of_several_baselines_is_selected_earlier_first_on_ties():
+  selection = model_selector.select(
+      _model(0.30), [_baseline(0.32, "ease"), _baseline(0.32, "item_knn")],
+      model_blessed=True)
+  assert selection.selected == "ease"
+  assert selection.why == ("ease has the highest validation recall_at_50: "
+                           "0.3200 (against two_tower 0.3000, item_knn "
+                           "0.3200)")
+
+
+def test_nothing_is_pushed_when_the_models_gate_refused_it():
+  selection = model_selector.select(_model(0.30), [_baseline(0.5)],
+                                    model_blessed=False)
+  assert selection.selected is None
+  assert "not blessed" in selection.why
+
+
+def test_a_baseline_without_a_score_on_the_models_metric_is_never_selected():
+  failed = model_selector.Candidate("ease", False, reason="did not fit: oom")
+  other_metric = _baseline(0.9, "item_knn", metric="ndcg_at_10")
+  selection = model_selector.select(_model(0.1), [failed, other_metric],
+                                    model_blessed=True)
+  assert selection.selected == "two_tower"
+
+
+def test_a_model_without_a_score_is_pushed_as_without_selection():
+  model = model_selector.Candidate("two_tower", True, reason="no curve")
+  selection = model_selector.select(model, [_baseline(0.5)],
+                                    model_blessed=True)
+  assert selection.selected == "two_tower"
+  assert "no validation score" in selection.why
+
+
+def _artifact(root, name, info=None, failure=None):
+  model = tfx.types.standard_artifacts.Model()
+  model.uri = os.path.join(root, name)
+  os.makedirs(os.path.join(model.uri, "Format-Serving"))
+  with open(os.path.join(model.uri, "Format-Serving", "saved_model.pb"),
+            "w") as out:
+    out.write(name)
+  if info is not None:
+    with open(os.path.join(model.uri, trainer_lib.MODEL_INFO_FILE), "w") as out:
+      json.dump(info, out)
+  if failure is not None:
+    baseline_fit.write_failure(model.uri, failure)
+  return model
+
+
+def _info(family, value):
+  return {"model_family": family, "label": family,
+          trainer_lib.VALIDATION_KEY: {"metric": _METRIC, "value": value}}
+
+
+def test_candidates_are_read_from_model_info_and_fit_failures(tmp_path):
+  scored = model_selector.candidate(
+      _artifact(str(tmp_path), "m", _info("sasrec", 0.25)), is_model=True)
+  assert scored == model_selector.Candidate("sasrec", True, _METRIC, 0.25)
+  failure = baseline_fit.FitFailure("ease", "killed by signal 11", -11, 4096.0,
+                                    "--set ...")
+  failed = model_selector.candidate(
+      _artifact(str(tmp_path), "f", failure=failure), is_model=False)
+  assert (failed.label, failed.validation) == ("ease", None)
+  assert failed.reason == "did not fit: killed by signal 11"
+
+
+def test_a_baseline_gates_comparison_is_no_selection(tmp_path):
+  comparison = baseline_gate.Comparison("recall_at_50", "ease", 0.3, 0.2, True)
+  (tmp_path / blessing_record.COMPARISON_FILE).write_text(
+      json.dumps(comparison.to_json()))
+  assert model_selector.read_selection(str(tmp_path)) is None
+
+
+def _run_selector(root, model, blessing_in, baseline):
+  selected = tfx.types.standard_artifacts.Model()
+  selected.uri = os.path.join(root, "selected")
+  blessing = tfx.types.standard_artifacts.ModelBlessing()
+  blessing.uri = os.path.join(root, "blessing")
+  model_selector.ModelSelector.EXECUTOR_SPEC.executor_class._FUNCTION(  # pylint: disable=protected-access
+      model=model, trained_model=model, model_blessing=blessing_in,
+      baseline_model=baseline, selected_model=selected, blessing=blessing)
+  return selected, blessing
+
+
+def _blessing(root, blessed):
+  blessing = tfx.types.standard_artifacts.ModelBlessing()
+  blessing.uri = os.path.join(root, "evaluator_blessing")
+  os.makedirs(blessing.uri)
+  blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                   int(blessed))
+  return blessing
+
+
+def test_two_chained_selectors_push_the_winning_baseline_with_every_reason(
+    tmp_path):
+  root = str(tmp_path)
+  model = _artifact(root, "model", _info("two_tower", 0.30))
+  ease = _artifact(root, "ease", _info("ease", 0.35))
+  knn = _artifact(root, "knn", _info("item_knn", 0.33))
+  first_model, first_blessing = _run_selector(
+      os.path.join(root, "first"), model, _blessing(root, True), ease)
+  selected, blessing = _run_selector(os.path.join(root, "last"), first_model,
+                                     first_blessing, knn)
+  with open(os.path.join(selected.uri, "Format-Serving",
+                         "saved_model.pb")) as pushed:
+    assert pushed.read() == "ease"
+  assert trainer_lib.read_model_info(selected.uri)["model_family"] == "ease"
+  assert os.path.exists(os.path.join(blessing.uri, constants.BLESSED_FILE_NAME))
+  assert blessing.get_int_custom_property(
+      constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
+  selection = model_selector.read_selection(blessing.uri)
+  assert [c.label for c in selection.candidates] == [
+      "two_tower", "ease", "item_knn"]
+  assert selection.selected == "ease" and not selection.selected_is_model
+
+
+def test_a_refused_model_leaves_nothing_to_push(tmp_path):
+  root = str(tmp_path)
+  model = _artifact(root, "model", _info("two_tower", 0.30))
+  ease = _artifact(root, "ease", _info("ease", 0.35))
+  selected, blessing = _run_selector(root, model, _blessing(root, False), ease)
+  assert os.path.exists(os.path.join(blessing.uri,
+                                     constants.NOT_BLESSED_FILE_NAME))
+  assert not os.path.exists(selected.uri)
