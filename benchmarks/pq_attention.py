@@ -67,7 +67,7 @@ from benchmarks import common
 from benchmarks import pq_attention_report
 from benchmarks import pq_scorer_speed
 from benchmarks import pq_selection_quality
-from benchmarks import sequential
+from benchmarks import seminar_data
 from models.layers import product_quantization
 from models.layers import target_attention
 from models.seminar import model as seminar
@@ -84,8 +84,8 @@ RESULTS = common.RESULTS_DIR / "pq_attention.json"
 
 
 def train_retriever(dataset, args) -> tuple[seminar.SeminarRetriever,
-                                            sequential.SeminarData]:
-  data = sequential.SeminarData(dataset, args.history_length, 1)
+                                            seminar_data.SeminarData]:
+  data = seminar_data.SeminarData(dataset, args.history_length, 1)
   config = seminar.SeminarConfig(top_k=args.top_k, use_queries=False,
                                  use_text=False, num_negatives=128,
                                  pq_subspaces=args.subspaces,
@@ -94,7 +94,7 @@ def train_retriever(dataset, args) -> tuple[seminar.SeminarRetriever,
   _, retriever = seminar_psu.build_seminar(dataset.item_tokens,
                                            len(dataset.token_names), config)
   training.fit(retriever, training.length_bucketed_batches(
-      data.windows, sequential.WINDOW_SEQUENCES, 64, 0),
+      data.windows, seminar_data.WINDOW_SEQUENCES, 64, 0),
                config.learning_rate, args.epochs)
   retriever.quantize_item_keys()
   return retriever, data

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from benchmarks import sequential
+from benchmarks import seminar_data
 from models.layers import target_attention
 from models.seminar import model as seminar
 from offline_eval import protocols
@@ -73,7 +73,7 @@ def shortlist_below_history(retriever, dataset, items: np.ndarray, factors,
   shortlist, the top-K overlap on their rows, and the sampled-ranking
   metrics with exact and PQ selection over them and over every user.
   """
-  data = sequential.SeminarData(dataset, history_length, 1)
+  data = seminar_data.SeminarData(dataset, history_length, 1)
   history = data.histories["test"][0]
   lengths = (history != 0).sum(axis=1)
   k = retriever.config.top_k
@@ -82,7 +82,7 @@ def shortlist_below_history(retriever, dataset, items: np.ndarray, factors,
       (seminar.ScoringMode.PQ, factor) for factor in factors]:
     # `seminar_scorers` traces afresh, so the layer reads this factor.
     retriever.attention.rerank_factor = factor
-    score_items, _ = sequential.seminar_scorers(retriever, data,
+    score_items, _ = seminar_data.seminar_scorers(retriever, data,
                                                 dataset.num_items, mode)
     scores["exact" if mode == seminar.ScoringMode.EXACT
            else f"pq_r{factor}"] = score_items("test", items)
@@ -118,7 +118,7 @@ def real_data_quality(retriever, data, dataset, factors,
   attention, k = retriever.attention, retriever.config.top_k
 
   def ranking(mode):
-    score_items, _ = sequential.seminar_scorers(retriever, data,
+    score_items, _ = seminar_data.seminar_scorers(retriever, data,
                                                 dataset.num_items, mode)
     return _ranking_metrics(score_items("test", items))
 

@@ -45,12 +45,11 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
-from data import derived_queries
+from benchmarks import seminar_data
 from data import features
 from models.item_item import fitters as item_item_fitters
 from models.retrieval import sasrec
 from models.seminar import model as seminar
-from models.seminar import psu as seminar_psu
 from models import training
 from offline_eval import datasets
 from offline_eval import item_item
@@ -226,57 +225,6 @@ def run_sasrec(dataset, protocol: Protocol, args, seed: int) -> dict:
                                 score_all, f"sasrec seed {seed}")
 
 
-# The right-padded sequences of a SEMINAR training window.
-WINDOW_SEQUENCES = ("items", "keywords")
-
-
-class SeminarData:
-  """Per-interaction queries, train windows and evaluation histories.
-
-  Queries are derived once per interaction (train and validation) from the
-  item's tokens, so a history position keeps its query in every split.
-  """
-
-  def __init__(self, dataset: datasets.SequenceDataset, history_length: int,
-               num_keywords: int):
-    self.history_length = history_length
-    sequences = [np.append(sequence, dataset.valid_items[user])
-                 for user, sequence in enumerate(dataset.train_sequences)]
-    flat_queries = derived_queries.derive_queries(
-        np.concatenate(sequences), dataset.item_tokens, num_keywords)
-    boundaries = np.cumsum([len(sequence) for sequence in sequences])[:-1]
-    queries = np.split(flat_queries, boundaries)
-    window = history_length + 1
-    items, keywords = [], []
-    for sequence, sequence_queries in zip(sequences, queries):
-      train_length = len(sequence) - 1
-      end = train_length
-      # Windows of `history_length + 1` from the newest train item back,
-      # overlapping by one so that every train item is a target once.
-      while end >= 2:
-        start = max(0, end - window)
-        items.append(self._pad(sequence[start:end]))
-        keywords.append(self._pad(sequence_queries[start:end]))
-        end = start + 1 if start else 0
-    self.windows = {"items": np.stack(items), "keywords": np.stack(keywords)}
-    self.histories = {}
-    for split, extra in (("valid", 0), ("test", 1)):
-      rows = [(sequence[:len(sequence) - 1 + extra][-history_length:],
-               sequence_queries[:len(sequence) - 1 + extra][-history_length:])
-              for sequence, sequence_queries in zip(sequences, queries)]
-      self.histories[split] = (
-          np.stack([self._pad(row_items, history_length)
-                    for row_items, _ in rows]),
-          np.stack([self._pad(row_queries, history_length)
-                    for _, row_queries in rows]))
-
-  def _pad(self, values: np.ndarray, length: int | None = None) -> np.ndarray:
-    length = length or self.history_length + 1
-    padded = np.zeros((length,) + values.shape[1:], np.int64)
-    padded[:len(values)] = values
-    return padded
-
-
 SEMINAR_VARIANTS: dict[str, tuple[dict, bool]] = {
     # name: (SeminarConfig overrides, pretrain with the PSU)
     "seminar": ({}, True),
@@ -286,49 +234,7 @@ SEMINAR_VARIANTS: dict[str, tuple[dict, bool]] = {
     "seminar_no_relevance": ({"relevance_weight": 0.0}, True),
     "twin": ({"use_queries": False, "use_text": False}, False),
 }
-_SEMINAR_DATA: dict[tuple, SeminarData] = {}
-
-
-def seminar_scorers(retriever: seminar.SeminarRetriever, data: SeminarData,
-                     num_items: int, mode=seminar.ScoringMode.EXACT,
-                     users_per_call: int = 32):
-  """`score_items` and `score_all` over the evaluation histories."""
-  # Per-user candidates `[B, C]` and the shared catalogue `[N]` trace
-  # separately (ranks differ).
-  score_per_user = tf.function(retriever.score)
-  score_catalogue = tf.function(retriever.score)
-
-  def score_items(split, items):
-    history, keywords = data.histories[split]
-    return np.concatenate([
-        score_per_user(history[start:start + 512],
-                       keywords[start:start + 512],
-                       tf.constant(items[start:start + 512]), mode).numpy()
-        for start in range(0, len(items), 512)])
-
-  def score_all(split, users):
-    history, keywords = data.histories[split]
-    catalogue = tf.range(num_items, dtype=tf.int64)
-    return np.concatenate([
-        score_catalogue(history[users[start:start + users_per_call]],
-                        keywords[users[start:start + users_per_call]],
-                        catalogue, mode).numpy()
-        for start in range(0, len(users), users_per_call)])
-
-  return score_items, score_all
-
-
-def build_seminar_models(dataset: datasets.SequenceDataset,
-                         config: seminar.SeminarConfig,
-                         popularity_prior: bool):
-  """The PSU and the retriever; with `popularity_prior`, the retriever's
-  item bias starts at log train frequency
-  (`SeminarRetriever.start_item_bias_at_popularity`)."""
-  pretrainer, retriever = seminar_psu.build_seminar(
-      dataset.item_tokens, len(dataset.token_names), config)
-  if popularity_prior:
-    retriever.start_item_bias_at_popularity(dataset.train_counts())
-  return pretrainer, retriever
+_SEMINAR_DATA: dict[tuple, seminar_data.SeminarData] = {}
 
 
 def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
@@ -336,7 +242,7 @@ def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
   """PSU pretraining (if the variant has it), then the retriever."""
   key = (dataset.name, args.history_length, args.query_keywords)
   if key not in _SEMINAR_DATA:
-    _SEMINAR_DATA[key] = SeminarData(dataset, args.history_length,
+    _SEMINAR_DATA[key] = seminar_data.SeminarData(dataset, args.history_length,
                                      args.query_keywords)
   data = _SEMINAR_DATA[key]
   overrides, pretrain = SEMINAR_VARIANTS[variant]
@@ -344,18 +250,18 @@ def run_seminar_variant(variant: str, dataset, protocol: Protocol, args,
       top_k=args.top_k, num_negatives=args.seminar_negatives,
       learning_rate=args.seminar_learning_rate, **overrides)
   tf.keras.utils.set_random_seed(seed)
-  pretrainer, retriever = build_seminar_models(
+  pretrainer, retriever = seminar_data.build_seminar_models(
       dataset, config, bool(args.seminar_popularity_prior))
   if pretrain:
     psu = training.fit(pretrainer, training.length_bucketed_batches(
-        data.windows, WINDOW_SEQUENCES, args.psu_batch_size, seed),
+        data.windows, seminar_data.WINDOW_SEQUENCES, args.psu_batch_size, seed),
                        config.learning_rate, args.psu_epochs)
     common.log(f"  {variant} seed {seed} PSU losses: " + ", ".join(
         f"{name} {values[-1]:.3f}" for name, values in psu.items()))
     retriever.restore_pretrained(pretrainer)
-  score_items, score_all = seminar_scorers(retriever, data,
+  score_items, score_all = seminar_data.seminar_scorers(retriever, data,
                                            dataset.num_items)
-  train = training.length_bucketed_batches(data.windows, WINDOW_SEQUENCES,
+  train = training.length_bucketed_batches(data.windows, seminar_data.WINDOW_SEQUENCES,
                                            args.seminar_batch_size, seed)
   return fit_best_on_validation(retriever, train, config.learning_rate,
                                 args.seminar_epochs, protocol, score_items,

@@ -9,7 +9,8 @@ from models.item_item import item_knn
 from offline_eval import datasets
 
 
-def _dataset():
+def tiny_dataset() -> datasets.SequenceDataset:
+  """Three users over six items, for this test and `seminar_data_test`."""
   # Items 1..6 (0 is padding). In train, item 1 co-occurs with 2 (user 2)
   # and item 3 with 4 (user 1); user 0's validation item 3 is what links
   # their history to their test item 4.
@@ -33,7 +34,7 @@ def _protocol(dataset):
 
 
 def test_item_knn_row_reads_the_validation_item_only_for_test():
-  dataset = _dataset()
+  dataset = tiny_dataset()
   metrics = sequential.run_item_item("item_knn", dataset, _protocol(dataset),
                                      args=None, seed=0)
   # Test ranks. Sampled: user 0's history {1, 3} scores target 4 by
@@ -59,7 +60,7 @@ def test_item_knn_row_reads_the_validation_item_only_for_test():
 
 
 def test_ease_row_tries_every_lambda_of_the_product_grid():
-  dataset = _dataset()
+  dataset = tiny_dataset()
   metrics = sequential.run_item_item("ease", dataset, _protocol(dataset),
                                      args=None, seed=0)
   assert [row["hparams"]["l2"] for row in metrics["tuning"]] == list(
@@ -82,18 +83,3 @@ def test_table_compares_every_row_with_the_strongest_baseline():
                   if line.startswith("| twin |"))
   assert "| 2.50x | 1.25x |" in twin_row
   assert sequential.strongest_baseline({"twin": _stats(0.5)}) is None
-
-
-@pytest.mark.parametrize("prior", [True, False])
-def test_seminar_retrievers_start_ranking_items_by_popularity(prior):
-  dataset = _dataset()
-  config = sequential.seminar.SeminarConfig(
-      embedding_dim=4, num_heads=1, top_k=2, use_queries=False,
-      use_text=False)
-  _, retriever = sequential.build_seminar_models(dataset, config, prior)
-  bias = retriever.item_bias(np.arange(dataset.num_items)).numpy()[:, 0]
-  # Train counts: item 1 twice; 2, 3 and 4 once; 5, 6 and padding never.
-  if prior:
-    assert bias[1] > bias[2] == bias[3] == bias[4] > bias[5] == bias[6]
-  else:
-    np.testing.assert_array_equal(bias, 0.0)
