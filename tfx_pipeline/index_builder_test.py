@@ -23,7 +23,7 @@ NUM_USERS = 6
 DIMENSION = 8
 ROWS_PER_ITEM = 3
 TOP_K = 10
-_PARAMS = scann_index.ScannParams(default_k=TOP_K)
+PARAMS = scann_index.ScannParams(default_k=TOP_K)
 
 
 def _unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
@@ -168,7 +168,7 @@ def built(tmp_path_factory):
       examples_pattern=str(root / "examples" / "*.tfrecord.gz"),
       indexed_model_dir=str(root / "indexed"),
       scann_layer_model_dir=str(root / "scann_layer"),
-      params=_PARAMS, batch_size=16)
+      params=PARAMS, batch_size=16)
   pipeline = beam.Pipeline(options=PipelineOptions(
       ["--runner=DirectRunner", "--direct_running_mode=in_memory"]))
   result = index_builder.run(pipeline, job)
@@ -223,32 +223,6 @@ def test_scann_layer_model_returns_top_k_ids(built):
                 model.item_table.numpy()) >= 0.9
 
 
-def test_scann_layer_model_merges_the_vectors_of_multi_vector_users(tmp_path):
-  model = write_tiny_model(str(tmp_path / "model"), TinyMultiVectorModel())
-  item_ids = [str(i) for i in range(NUM_ITEMS)]
-  item_table = model.item_table.numpy()
-  index_builder.export_scann_layer_model(
-      str(tmp_path / "model"), item_table, item_ids,
-      _PARAMS.fitted_to(NUM_ITEMS), str(tmp_path / "scann_layer"))
-  import scann  # pylint: disable=g-import-not-at-top,unused-import
-  retrieve = tf.saved_model.load(
-      str(tmp_path / "scann_layer")).signatures[serving_names.DEFAULT]
-
-  outputs = retrieve(user_id=tf.constant(["0", "3"]),
-                     history_item_ids=tf.constant([[""], [""]]),
-                     timestamp=tf.zeros([2], tf.int64))
-
-  found = outputs[serving_names.ITEM_IDS].numpy().astype(str)
-  exact = (model.user_vectors()[[0, 3]] @ item_table.T).max(axis=1)
-  expected = np.argsort(-exact, axis=1)[:, :TOP_K].astype(str)
-  assert found.shape == (2, TOP_K)
-  assert all(len(set(row)) == TOP_K for row in found)
-  assert np.mean([len(set(f) & set(e)) / TOP_K
-                  for f, e in zip(found, expected)]) >= 0.9
-  np.testing.assert_array_less(
-      np.diff(outputs[serving_names.SCORES].numpy(), axis=1), 1e-5)
-
-
 def test_a_stale_index_in_the_input_model_is_replaced(tmp_path):
   write_tiny_model(str(tmp_path / "model"))
   stale = tmp_path / "model" / scann_index.INDEX_SUBDIR / "stale.txt"
@@ -257,7 +231,7 @@ def test_a_stale_index_in_the_input_model_is_replaced(tmp_path):
   # ScaNN's hashing needs at least 16 items.
   item_ids = [f"new_{i}" for i in range(20)]
   embeddings = _unit_rows(np.random.default_rng(1), len(item_ids))
-  index = scann_index.ScannIndex.build(embeddings, item_ids, _PARAMS)
+  index = scann_index.ScannIndex.build(embeddings, item_ids, PARAMS)
   index_builder.write_indexed_model(str(tmp_path / "model"), index,
                                     str(tmp_path / "indexed"))
   assert not (tmp_path / "indexed" / scann_index.INDEX_SUBDIR /
