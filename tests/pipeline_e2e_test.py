@@ -85,7 +85,12 @@ def test_embedding_benchmark_scores_the_model_and_its_baseline(first_run):
         task["name"] for task in probes.MOVIELENS_TASKS}
   (baseline_model,) = glob.glob(os.path.join(
       config.pipeline_root, "BaselineTrainer_guim_k2", "model", "*"))
-  assert trainer_lib.read_model_info(baseline_model) == {
+  info = trainer_lib.read_model_info(baseline_model)
+  # The score its early stopping picked the epoch by, for ModelSelector.
+  validation = info.pop(trainer_lib.VALIDATION_KEY)
+  assert validation["metric"] == "recall_at_50"
+  assert 0.0 <= validation["value"] <= 1.0
+  assert info == {
       "model_family": "guim", "label": "guim_k2", "seed": config.seed,
       "hparams": {**families.get("guim").hparams_known(config.hparams),
                   "num_interests": 2}}
