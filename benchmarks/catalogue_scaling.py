@@ -146,6 +146,11 @@ def main(argv=None) -> int:
   parser.add_argument("--hparam", action="append", default=[],
                       help="the model's NAME=VALUE training budget, for "
                       "every point (default: its own early stopping)")
+  parser.add_argument("--set", action="append", default=[],
+                      metavar="KEY=VALUE",
+                      help="a pipeline config override for every point, "
+                      "e.g. beam_args='[\"--direct_num_workers=2\", "
+                      "\"--direct_running_mode=multi_processing\"]'")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--data-root", default="",
                       help="where logs and workspaces go (default: a temp "
@@ -188,7 +193,7 @@ def main(argv=None) -> int:
     run = pipeline_steps.measure_full_pipeline(
         log["dir"], interactions, data_root / f"pipeline_{key}", budget,
         args.timeout_s, hparams=tuple(args.hparam),
-        keep_workspace=args.keep_workspaces)
+        keep_workspace=args.keep_workspaces, settings=tuple(args.set))
     results["points"][key] = {
         **run, "interactions": interactions, "items": items,
         "touched_items": touched_items(log["dir"]),

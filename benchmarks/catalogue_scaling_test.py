@@ -72,3 +72,22 @@ def test_merged_points_join_the_output_and_none_is_run_again(tmp_path,
   assert set(merged["points"]) == {"1000000x20000", "1000000x100000"}
   assert merged["sessions"][0] == {"command": "the other run"}
   assert output.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_set_overrides_reach_every_point_run(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(catalogue_scaling.pipeline_steps, "generated_log",
+                      lambda *args, **kwargs: {"dir": str(log_dir)})
+  log_dir = synthetic.write_log(tmp_path / "log", 2_000, n_items=100)
+
+  def fake_run(*args, **kwargs):
+    calls.append(kwargs["settings"])
+    return _point(2_000, 100, 60, 1024)
+  monkeypatch.setattr(catalogue_scaling.pipeline_steps,
+                      "measure_full_pipeline", fake_run)
+  setting = 'beam_args=["--direct_num_workers=2"]'
+  assert catalogue_scaling.main([
+      "--points", "2000x100", "--set", setting,
+      "--output", str(tmp_path / "out.json"),
+      "--data-root", str(tmp_path)]) == 0
+  assert calls == [(setting,)]

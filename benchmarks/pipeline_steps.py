@@ -181,11 +181,13 @@ def measure_full_pipeline(dataset_dir: str, size: int,
                           budget: child_process.Budget,
                           timeout_s: float,
                           hparams: Sequence[str] = ("epochs=1",),
-                          keep_workspace: bool = False) -> dict:
+                          keep_workspace: bool = False,
+                          settings: Sequence[str] = ()) -> dict:
   """The whole pipeline at one size, as `pipeline_benchmark` runs it.
 
   `hparams` (`name=value`, the model's) bound its training: one epoch by
-  default. Besides the run's own record it keeps each component's peak RSS
+  default; `settings` (`key=value`) are the pipeline config's `--set`
+  overrides, e.g. Beam's workers. Besides the run's own record it keeps each component's peak RSS
   of the pipeline's process tree while that component ran. The workspace is
   removed afterwards unless `keep_workspace` (to serve the pushed model).
   """
@@ -199,11 +201,13 @@ def measure_full_pipeline(dataset_dir: str, size: int,
       [sys.executable, "-m", "benchmarks.pipeline_benchmark",
        "--dataset", "contract", "--dataset-dir", dataset_dir,
        "--workspace", str(workspace / "run"), "--output", str(output),
-       *[arg for hparam in hparams for arg in ("--hparam", hparam)]],
+       *[arg for hparam in hparams for arg in ("--hparam", hparam)],
+       *[arg for setting in settings for arg in ("--set", setting)]],
       workspace / "pipeline.log", budget.max_rss_bytes,
       min(timeout_s, budget.timeout_s()), sample_every_s=1.0,
       timeline=timeline)
   result = {"size": size, "hparams": list(hparams),
+            "settings": list(settings),
             **{key: value for key, value in dataclasses.asdict(child).items()
                if key != "output_tail"},
             "component_peak_rss_mib": _component_peaks(workspace / "run",
