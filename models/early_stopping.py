@@ -34,9 +34,11 @@ def curve(family: str, best: training.BestEpoch, metric: str = METRIC,
   return learning_curve.LearningCurve(
       family=family, metric=metric,
       points=[learning_curve.Point(step=epoch, validation=score,
-                                   train_loss=loss, seconds=seconds)
-              for epoch, (loss, score, seconds) in enumerate(
-                  zip(best.losses, best.scores, best.seconds), 1)],
+                                   train_loss=loss, seconds=seconds,
+                                   learning_rate=rate)
+              for epoch, (loss, score, seconds, rate) in enumerate(
+                  zip(best.losses, best.scores, best.seconds,
+                      best.learning_rates or [None] * len(best.losses)), 1)],
       best=best.epoch, chosen={"epoch": best.epoch}, max_steps=max_epochs)
 
 
@@ -48,7 +50,8 @@ def _described(scores: Any) -> str:
 def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
                    validator: Callable[[], Any], config, family: str,
                    metric: str = METRIC, higher_is_better: bool = True,
-                   min_improvement: float = 0.0, lazy_adam: bool = False
+                   min_improvement: float = 0.0, lazy_adam: bool = False,
+                   plateau_decay: training.PlateauDecay | None = None
                    ) -> tuple[training.BestEpoch,
                               learning_curve.LearningCurve]:
   """Fits `model` with early stopping; returns the kept epoch and the curve.
@@ -67,6 +70,8 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
     min_improvement: how much better than the score that last renewed the
       patience an epoch must be to renew it (`training.fit_best_epoch`).
     lazy_adam: train with lazy Adam (`training.fit_best_epoch`).
+    plateau_decay: lowers the learning rate while validation stalls
+      (`training.fit_best_epoch`); None keeps it constant.
 
   Returns:
     The kept epoch with every epoch's loss and score (as measured, whatever
@@ -84,7 +89,8 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
                                    config.epochs, validate,
                                    patience=config.early_stopping_patience,
                                    min_improvement=min_improvement,
-                                   lazy_adam=lazy_adam)
+                                   lazy_adam=lazy_adam,
+                                   plateau_decay=plateau_decay)
   best = dataclasses.replace(signed, score=sign * signed.score,
                              scores=[sign * score for score in signed.scores])
   logging.info("%s: kept epoch %d of %d, validation %s %.4f", family,
@@ -96,7 +102,9 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset,
         validator: Callable[[], Any], config, family: str,
         model_run_dir: str, metric: str = METRIC,
         higher_is_better: bool = True, min_improvement: float = 0.0,
-        lazy_adam: bool = False) -> training.BestEpoch:
+        lazy_adam: bool = False,
+        plateau_decay: training.PlateauDecay | None = None
+        ) -> training.BestEpoch:
   """`fit_with_curve`, writing the curve into the Trainer's ModelRun dir.
 
   Args:
@@ -112,13 +120,13 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset,
     model_run_dir: the Trainer's ModelRun directory.
     metric: the field of the scores that picks the epoch.
     higher_is_better: False for a loss.
-    min_improvement, lazy_adam: see `fit_with_curve`.
+    min_improvement, lazy_adam, plateau_decay: see `fit_with_curve`.
 
   Returns:
     The kept epoch and every epoch's loss and score.
   """
   best, learning = fit_with_curve(model, batches, validator, config, family,
                                   metric, higher_is_better, min_improvement,
-                                  lazy_adam)
+                                  lazy_adam, plateau_decay)
   learning_curve.write(model_run_dir, learning)
   return best

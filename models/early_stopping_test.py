@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from models import early_stopping
 from models import learning_curve
@@ -46,11 +47,27 @@ def test_fit_writes_the_learning_curve_of_every_epoch(tmp_path):
   assert [point["validation"] for point in curve["points"]] == [0.2, 0.4, 0.3,
                                                                 0.35]
   assert [point["train_loss"] for point in curve["points"]] == best.losses
-  assert all(set(point) == {"step", "train_loss", "validation", "seconds"}
-             for point in curve["points"])
+  assert all(set(point) == {"step", "train_loss", "validation", "seconds",
+                            "learning_rate"} for point in curve["points"])
+  assert [point["learning_rate"] for point in curve["points"]] == (
+      pytest.approx([0.1] * 4))
   # Time to quality: wall seconds of training so far, growing every epoch.
   seconds = [point["seconds"] for point in curve["points"]]
   assert seconds == best.seconds and 0 < seconds[0] < seconds[1] < seconds[3]
+
+
+def test_the_curve_records_the_rate_a_plateau_decay_lowered(tmp_path):
+  config = two_tower.TwoTowerConfig(learning_rate=0.1, epochs=6,
+                                    early_stopping_patience=3)
+  early_stopping.fit(
+      training_test.MeanSquaredModel(),
+      training.shuffled_batches({"x": np.ones(8, np.float32)}, 4, seed=0),
+      _Validator([0.2, 0.4, 0.3, 0.35, 0.38, 0.9]), config, "two_tower",
+      str(tmp_path), plateau_decay=training.PlateauDecay(factor=0.1, after=1))
+  curve = learning_curve.read(str(tmp_path))
+  # Epochs 3 and 4 do not renew the patience: each lowers the next rate.
+  assert [point.learning_rate for point in curve.points] == pytest.approx(
+      [0.1, 0.1, 0.1, 0.01, 0.001])
 
 
 @dataclasses.dataclass(frozen=True)

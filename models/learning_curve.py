@@ -38,11 +38,14 @@ class Point:
     train_loss: the epoch's training loss; None where there is none.
     seconds: wall seconds from the start of training to the end of this
       epoch's validation; None for a search over settings.
+    learning_rate: the rate the epoch trained at; None for a search over
+      settings.
   """
   step: Any
   validation: float
   train_loss: Optional[float] = None
   seconds: Optional[float] = None
+  learning_rate: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +111,8 @@ class LearningCurve:
                points=[Point(step=point["step"],
                              validation=point["validation"],
                              train_loss=point.get("train_loss"),
-                             seconds=point.get("seconds"))
+                             seconds=point.get("seconds"),
+                             learning_rate=point.get("learning_rate"))
                        for point in record["points"]],
                best=record["best"], chosen=dict(record.get("chosen", {})),
                max_steps=record.get("max_steps"))

@@ -15,9 +15,9 @@ def test_write_then_read_round_trips_the_schema(tmp_path):
   assert json.loads(open(path, encoding="utf-8").read()) == {
       "family": "ease", "metric": "recall_at_50",
       "points": [{"step": 10.0, "train_loss": None, "validation": 0.31,
-                  "seconds": None},
+                  "seconds": None, "learning_rate": None},
                  {"step": 100.0, "train_loss": None, "validation": 0.35,
-                  "seconds": None}],
+                  "seconds": None, "learning_rate": None}],
       "best": 100.0, "chosen": {"l2": 100.0}, "max_steps": None}
   assert learning_curve.read(str(tmp_path / "run")) == curve
 

@@ -134,6 +134,30 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset, learning_rate: float,
 
 
 @dataclasses.dataclass(frozen=True)
+class PlateauDecay:
+  """Lowers the learning rate while validation stalls.
+
+  Keras's `ReduceLROnPlateau`, on the early-stopping score: after every
+  `after` epochs in a row that do not renew the patience, the optimizer's
+  learning rate is multiplied by `factor`. A smaller step lets a curve that
+  has stopped rising at one rate climb a little further before the patience
+  runs out.
+
+  Attributes:
+    factor: in (0, 1); the new rate over the old.
+    after: epochs without a renewal before each decay; below the patience,
+      or it never acts.
+  """
+  factor: float
+  after: int
+
+  def __post_init__(self):
+    if not 0.0 < self.factor < 1.0 or self.after < 1:
+      raise ValueError(f"a plateau decay needs 0 < factor < 1 and after >= "
+                       f"1, got factor {self.factor}, after {self.after}")
+
+
+@dataclasses.dataclass(frozen=True)
 class BestEpoch:
   """The epoch whose weights a validated fit kept.
 
@@ -145,12 +169,14 @@ class BestEpoch:
     scores: the validation score of every epoch trained.
     seconds: wall seconds from the start of training to the end of each
       epoch's validation, for time to quality.
+    learning_rates: the learning rate each epoch trained at.
   """
   epoch: int
   score: float
   losses: list[float]
   scores: list[float]
   seconds: list[float]
+  learning_rates: list[float] = dataclasses.field(default_factory=list)
 
 
 def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
@@ -158,7 +184,8 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
                    validate: Callable[[int, float], float],
                    patience: int | None = None,
                    min_improvement: float = 0.0,
-                   lazy_adam: bool = False) -> BestEpoch:
+                   lazy_adam: bool = False,
+                   plateau_decay: PlateauDecay | None = None) -> BestEpoch:
   """Fits epoch by epoch and restores the weights of the best-scoring one.
 
   Early stopping follows Keras's `EarlyStopping(min_delta=...)`: an epoch
@@ -180,6 +207,8 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
       the patience by to renew it; 0 renews it on any better score.
     lazy_adam: train with `lazy_adam.LazyAdam`, whose step updates only the
       embedding rows the batch touched, instead of Adam.
+    plateau_decay: if set, lowers the learning rate while the patience is
+      not renewed; None keeps it constant.
 
   Returns:
     The kept epoch (the first of equal scores); `model` holds its weights.
@@ -192,10 +221,12 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
       on_train_batch_end=lambda batch, logs: batch_losses.append(
           float(logs["loss"])))
   best_epoch, best_weights, losses, scores, seconds = 0, None, [], [], []
+  learning_rates = []
   renewed_epoch = 0
   start = time.perf_counter()
   for epoch in range(1, epochs + 1):
     batch_losses.clear()
+    learning_rates.append(float(model.optimizer.learning_rate.numpy()))
     model.fit(batches, epochs=1, verbose=0, callbacks=[record_loss])
     losses.append(float(np.mean(batch_losses)))
     scores.append(validate(epoch, losses[-1]))
@@ -207,9 +238,12 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
       renewed_epoch = epoch
     elif patience is not None and epoch - renewed_epoch >= patience:
       break
+    elif plateau_decay and (epoch - renewed_epoch) % plateau_decay.after == 0:
+      model.optimizer.learning_rate.assign(
+          learning_rates[-1] * plateau_decay.factor)
   model.set_weights(best_weights)
   return BestEpoch(best_epoch, scores[best_epoch - 1], losses, scores,
-                   seconds)
+                   seconds, learning_rates)
 
 
 def predict_in_batches(function: Callable[[dict], tf.Tensor],

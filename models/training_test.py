@@ -1,6 +1,7 @@
 """Tests for the in-memory training loops."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from models import training
@@ -135,6 +136,40 @@ def test_fit_best_epoch_renews_patience_only_on_a_minimum_improvement():
                                  validate=lambda epoch, _: adding_up[epoch - 1],
                                  patience=2, min_improvement=0.01)
   assert (best.epoch, best.score) == (5, 0.7)
+
+
+def test_plateau_decay_lowers_the_rate_each_time_the_patience_stalls():
+  model = MeanSquaredModel()
+  batches = training.shuffled_batches({"x": np.full(16, 5.0, np.float32)}, 4,
+                                      seed=0)
+  # Renewals at epochs 1, 2 and 6; stalls of 3 epochs (3-5) and 4 (7-10).
+  scores = [0.1, 0.5, 0.4, 0.45, 0.3, 0.8, 0.7, 0.7, 0.6, 0.5, 0.4]
+  best = training.fit_best_epoch(
+      model, batches, learning_rate=0.4, epochs=len(scores),
+      validate=lambda epoch, _: scores[epoch - 1], patience=4,
+      plateau_decay=training.PlateauDecay(factor=0.5, after=2))
+  # Halved after the 2nd stalled epoch (4, then 8); stopped after the 4th
+  # stalled epoch (10), whose patience ran out before a second halving.
+  assert best.learning_rates == pytest.approx(
+      [0.4, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.2, 0.1, 0.1])
+  assert (best.epoch, len(best.scores)) == (6, 10)
+
+
+def test_without_plateau_decay_the_rate_stays_constant():
+  model = MeanSquaredModel()
+  batches = training.shuffled_batches({"x": np.full(16, 5.0, np.float32)}, 4,
+                                      seed=0)
+  best = training.fit_best_epoch(model, batches, learning_rate=0.4, epochs=4,
+                                 validate=lambda epoch, _: 1.0 / epoch,
+                                 patience=3)
+  assert best.learning_rates == pytest.approx([0.4] * 4)
+
+
+@pytest.mark.parametrize("factor,after", [(1.0, 2), (0.0, 2), (0.5, 0)])
+def test_plateau_decay_refuses_a_factor_or_wait_that_cannot_decay(factor,
+                                                                  after):
+  with pytest.raises(ValueError, match="plateau decay"):
+    training.PlateauDecay(factor=factor, after=after)
 
 
 def test_predict_in_batches_covers_every_row_in_order():

@@ -25,6 +25,7 @@ from models.retrieval import two_tower
 from models.retrieval import validation as retrieval_validation
 from models import sequence_inputs
 from models import train_inputs
+from models import training
 from transforms import preprocessing
 
 
@@ -92,7 +93,8 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset, validator, config,
   """`early_stopping.fit` as every retrieval Trainer runs it.
 
   The patience is renewed only by the config's
-  `early_stopping_min_improvement`, and a catalogue of more than
+  `early_stopping_min_improvement`, the learning rate decays on a plateau
+  if the config sets `plateau_decay_factor`, and a catalogue of more than
   `two_tower.LAZY_ADAM_MIN_ITEMS` items trains with lazy Adam
   (`two_tower.uses_lazy_adam`).
 
@@ -105,9 +107,13 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset, validator, config,
     model_run_dir: the Trainer's ModelRun directory.
     num_items: the catalogue's items, padding excluded.
   """
+  plateau_decay = (training.PlateauDecay(config.plateau_decay_factor,
+                                         config.plateau_decay_after)
+                   if config.plateau_decay_factor else None)
   early_stopping.fit(model, batches, validator, config, family, model_run_dir,
                      min_improvement=config.early_stopping_min_improvement,
-                     lazy_adam=two_tower.uses_lazy_adam(config, num_items))
+                     lazy_adam=two_tower.uses_lazy_adam(config, num_items),
+                     plateau_decay=plateau_decay)
 
 
 def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],

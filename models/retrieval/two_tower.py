@@ -48,6 +48,11 @@ class TwoTowerConfig(hparams.HParams):
     early_stopping_min_improvement: how much better (absolute Recall@50)
       than the score that last renewed the patience an epoch must be to
       renew it (`training.fit_best_epoch`).
+    plateau_decay_factor: if set, the pipeline's Trainer multiplies the
+      learning rate by it after every `plateau_decay_after` epochs in a row
+      that do not renew the patience (`training.PlateauDecay`); None keeps
+      the rate constant.
+    plateau_decay_after: see `plateau_decay_factor`.
     lazy_adam: train with `lazy_adam.LazyAdam`, which updates only the
       embedding rows a batch touched, so that a step's optimizer cost does
       not grow with the catalogue; None (default) with it above
@@ -80,6 +85,8 @@ class TwoTowerConfig(hparams.HParams):
   epochs: int = 8
   early_stopping_patience: int = 2
   early_stopping_min_improvement: float = 0.0
+  plateau_decay_factor: Optional[float] = None
+  plateau_decay_after: int = 2
   lazy_adam: Optional[bool] = None
   batch_size: int = 512
   use_logq_correction: bool = True
