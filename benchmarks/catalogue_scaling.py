@@ -130,6 +130,25 @@ def plot(results: dict, path: pathlib.Path) -> pathlib.Path:
       "items in the catalogue", path)
 
 
+def resumed_point(stopped: dict, continued: dict) -> dict:
+  """One point from a run that stopped (out of time) and its continuation.
+
+  The continuation (`measure_full_pipeline(resume=True)`) ran only what the
+  stopped run had not completed. Components' seconds come from the run that
+  completed them, wall time adds up, peak RSS is the larger, and each component's
+  peak RSS comes from the run that ran it.
+  """
+  return {**continued,
+          "components": {**stopped["components"], **continued["components"]},
+          "wall_s": round(stopped["wall_s"] + continued["wall_s"], 1),
+          "peak_rss_mib": max(stopped["peak_rss_mib"],
+                              continued["peak_rss_mib"]),
+          "component_peak_rss_mib": {**stopped["component_peak_rss_mib"],
+                                     **continued["component_peak_rss_mib"]},
+          "stopped_run": {key: stopped[key] for key in (
+              "status", "wall_s", "peak_rss_mib", "components")}}
+
+
 def _load(path: pathlib.Path) -> dict:
   if path.is_file():
     return json.loads(path.read_text())
@@ -163,6 +182,10 @@ def main(argv=None) -> int:
                       help="result files of other runs (e.g. points run "
                       "side by side) whose points and sessions join "
                       "--output's before its table and plot")
+  parser.add_argument("--resume", action="store_true",
+                      help="continue a point of --output that stopped (out "
+                      "of time) in its kept workspace, instead of skipping "
+                      "it")
   parser.add_argument("--keep-workspaces", action="store_true",
                       help="keep each point's pipeline workspace (its "
                       "pushed model, for benchmarks.serving_latency)")
@@ -185,7 +208,10 @@ def main(argv=None) -> int:
       prefix="vrec_catalogue_"))
   for interactions, items in args.points:
     key = point_key(interactions, items)
-    if key in results["points"]:
+    stopped = results["points"].get(key)
+    resume = bool(args.resume and stopped and stopped["status"] != "ok"
+                  and stopped.get("workspace"))
+    if stopped and not resume:
       common.log(f"{key}: in {output}, skipped")
       continue
     log = pipeline_steps.generated_log(data_root, interactions, args.seed,
@@ -193,7 +219,10 @@ def main(argv=None) -> int:
     run = pipeline_steps.measure_full_pipeline(
         log["dir"], interactions, data_root / f"pipeline_{key}", budget,
         args.timeout_s, hparams=tuple(args.hparam),
-        keep_workspace=args.keep_workspaces, settings=tuple(args.set))
+        keep_workspace=args.keep_workspaces or resume,
+        settings=tuple(args.set), resume=resume)
+    if resume:
+      run = resumed_point(stopped, run)
     results["points"][key] = {
         **run, "interactions": interactions, "items": items,
         "touched_items": touched_items(log["dir"]),

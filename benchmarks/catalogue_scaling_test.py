@@ -91,3 +91,52 @@ def test_set_overrides_reach_every_point_run(tmp_path, monkeypatch):
       "--output", str(tmp_path / "out.json"),
       "--data-root", str(tmp_path)]) == 0
   assert calls == [(setting,)]
+
+
+def _stopped(workspace):
+  return {**_point(1_000_000, 1_000_000, 3_000, 9_000), "status": "timeout",
+          "pushed": None, "workspace": workspace,
+          "components": {"InteractionExampleGen": 900.0,
+                         "BaselineTrainer_ease": 1_500.0},
+          "component_peak_rss_mib": {"InteractionExampleGen": 4_000.0,
+                                     "BaselineTrainer_ease": 9_000.0}}
+
+
+def test_a_resumed_point_adds_up_both_runs():
+  continued = {**_point(1_000_000, 1_000_000, 1_200, 7_000),
+               "components": {"BaselineTrainer_ease": 1_500.0,
+                              "Trainer": 800.0, "Pusher": 1.0},
+               "component_peak_rss_mib": {"Trainer": 7_000.0}}
+  point = catalogue_scaling.resumed_point(_stopped("/w/run"), continued)
+  assert point["wall_s"] == 4_200 and point["peak_rss_mib"] == 9_000
+  assert point["components"] == {"InteractionExampleGen": 900.0,
+                                 "BaselineTrainer_ease": 1_500.0,
+                                 "Trainer": 800.0, "Pusher": 1.0}
+  assert point["component_peak_rss_mib"]["BaselineTrainer_ease"] == 9_000
+  assert point["component_peak_rss_mib"]["Trainer"] == 7_000
+  assert point["stopped_run"]["status"] == "timeout"
+  assert point["pushed"] is True
+
+
+def test_resume_continues_only_a_stopped_point_in_its_workspace(tmp_path,
+                                                               monkeypatch):
+  output = tmp_path / "out.json"
+  output.write_text(json.dumps({"points": {
+      "2000x100": _stopped(str(tmp_path / "pipeline_2000x100" / "run")),
+      "2000x50": _point(2_000, 50, 60, 1_024)}, "sessions": []}))
+  log_dir = synthetic.write_log(tmp_path / "log", 2_000, n_items=100)
+  monkeypatch.setattr(catalogue_scaling.pipeline_steps, "generated_log",
+                      lambda *args, **kwargs: {"dir": str(log_dir)})
+  calls = []
+
+  def fake_run(dataset_dir, size, workspace, *args, **kwargs):
+    calls.append((workspace.name, kwargs["resume"], kwargs["keep_workspace"]))
+    return {**_point(2_000, 100, 600, 2_048), "component_peak_rss_mib": {}}
+  monkeypatch.setattr(catalogue_scaling.pipeline_steps,
+                      "measure_full_pipeline", fake_run)
+  assert catalogue_scaling.main([
+      "--points", "2000x100", "2000x50", "--resume", "--output", str(output),
+      "--data-root", str(tmp_path)]) == 0
+  assert calls == [("pipeline_2000x100", True, True)]
+  point = json.loads(output.read_text())["points"]["2000x100"]
+  assert point["status"] == "ok" and point["wall_s"] == 3_600

@@ -1,6 +1,7 @@
 """Benchmarks one full local pipeline run on a real dataset.
 
-Runs every component from scratch (fresh workspace, no cache) and records the
+Runs every component from scratch (fresh workspace, no cache; `--resume`
+continues a run that stopped midway in its workspace) and records the
 wall time per component (from MLMD), the process's peak resident memory and
 the full-ranking metrics of every scorer of the run, all from TFMA over the
 same eval split: the model, each classical baseline trained in the same run
@@ -37,9 +38,27 @@ from tfx_pipeline import run_summary
 STRONGEST_BY = "recall_at_50"
 
 
+def _stopped_run(config) -> dict:
+  """What the latest run in the workspace completed before it stopped:
+  each complete component's seconds, and the wall time from its first
+  component's start to its last complete one's end."""
+  components = [component for component in
+                run_summary.summarize(config.metadata_path).components
+                if component.state == "complete"]
+  if not components:
+    return {"components": {}, "wall_seconds": 0.0}
+  return {"components": {c.component: round(c.seconds, 1)
+                         for c in components},
+          "wall_seconds": round(
+              max(c.started + c.seconds for c in components)
+              - min(c.started for c in components), 1)}
+
+
 def run_benchmark(args: argparse.Namespace, command: str) -> dict:
   workspace = args.workspace or tempfile.mkdtemp(prefix="vrec_bench_")
-  if os.path.exists(os.path.join(workspace, "pipelines")):
+  if args.resume and not args.workspace:
+    raise SystemExit("error: --resume needs the stopped run's --workspace")
+  if not args.resume and os.path.exists(os.path.join(workspace, "pipelines")):
     shutil.rmtree(workspace)
   cli_args = ["--dataset", args.dataset, "--dataset-dir", args.dataset_dir,
               "--workspace", workspace, "--no-cache"]
@@ -52,9 +71,12 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
   config = cli.config_from_args(
       cli.build_parser().parse_args(["run"] + cli_args))
 
+  stopped = ({"components": {}, "wall_seconds": 0.0} if not args.resume
+             else _stopped_run(config))
+  nodes = local_runner.unfinished_nodes(config) if args.resume else None
   started = time.time()
-  local_runner.run(config)
-  wall_seconds = time.time() - started
+  local_runner.run(config, nodes=nodes)
+  wall_seconds = stopped["wall_seconds"] + time.time() - started
   summary = run_summary.summarize(config.metadata_path)
 
   overall = summary.metrics.get("overall", {})
@@ -79,7 +101,15 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
       # Beam's in-memory runner and the Trainer run in this process, so this
       # is the whole pipeline's peak.
       "peak_rss_mib": round(common.peak_rss_mib(), 1),
-      "components": {c.component: round(c.seconds, 1) for c in summary.components},
+      "components": {**stopped["components"],
+                     **{c.component: round(c.seconds, 1)
+                        for c in summary.components
+                        if c.component not in stopped["components"]}},
+      # Set when the run continued a stopped one: the nodes it ran, and the
+      # stopped run's part of `wall_seconds`.
+      "resumed": ({"nodes": nodes,
+                   "stopped_run_wall_seconds": stopped["wall_seconds"]}
+                  if args.resume else None),
       "eval_examples": overall.get(f"{evaluation.MODEL_OUTPUT}/example_count"),
       "metrics": metrics,
       # Every scorer of the run, same eval split and TFMA metrics.
@@ -124,6 +154,12 @@ def main(argv=None) -> int:
                       help="a PipelineConfig override, as `vrec run --set`")
   parser.add_argument("--output", default="",
                       help="JSON path (default: results/pipeline_<dataset>.json)")
+  parser.add_argument("--resume", action="store_true",
+                      help="continue the workspace's latest run, one that "
+                      "stopped midway: run only the components it did not "
+                      "complete (a TFX partial run reading the others' "
+                      "outputs); components' seconds cover both runs and "
+                      "the wall time adds the stopped run's span")
   args = parser.parse_args(argv)
   command = common.command("benchmarks.pipeline_benchmark", argv)
   sys.argv = sys.argv[:1]  # TFX's Beam executors parse sys.argv.

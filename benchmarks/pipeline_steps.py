@@ -182,7 +182,8 @@ def measure_full_pipeline(dataset_dir: str, size: int,
                           timeout_s: float,
                           hparams: Sequence[str] = ("epochs=1",),
                           keep_workspace: bool = False,
-                          settings: Sequence[str] = ()) -> dict:
+                          settings: Sequence[str] = (),
+                          resume: bool = False) -> dict:
   """The whole pipeline at one size, as `pipeline_benchmark` runs it.
 
   `hparams` (`name=value`, the model's) bound its training: one epoch by
@@ -190,10 +191,14 @@ def measure_full_pipeline(dataset_dir: str, size: int,
   overrides, e.g. Beam's workers. Besides the run's own record it keeps each component's peak RSS
   of the pipeline's process tree while that component ran. The workspace is
   removed afterwards unless `keep_workspace` (to serve the pushed model).
+  `resume` continues the run a timeout stopped in the kept `workspace`
+  (`pipeline_benchmark --resume`): the record is then of the continuation
+  alone, its components' seconds aside.
   """
-  if workspace.exists():
-    shutil.rmtree(workspace)
-  workspace.mkdir(parents=True)
+  if not resume:
+    if workspace.exists():
+      shutil.rmtree(workspace)
+    workspace.mkdir(parents=True)
   output = workspace / "pipeline_benchmark.json"
   common.log(f"{size:,} rows: the whole pipeline, {', '.join(hparams)}")
   timeline = []
@@ -202,8 +207,10 @@ def measure_full_pipeline(dataset_dir: str, size: int,
        "--dataset", "contract", "--dataset-dir", dataset_dir,
        "--workspace", str(workspace / "run"), "--output", str(output),
        *[arg for hparam in hparams for arg in ("--hparam", hparam)],
-       *[arg for setting in settings for arg in ("--set", setting)]],
-      workspace / "pipeline.log", budget.max_rss_bytes,
+       *[arg for setting in settings for arg in ("--set", setting)],
+       *(["--resume"] if resume else [])],
+      workspace / ("pipeline_resumed.log" if resume else "pipeline.log"),
+      budget.max_rss_bytes,
       min(timeout_s, budget.timeout_s()), sample_every_s=1.0,
       timeline=timeline)
   result = {"size": size, "hparams": list(hparams),
