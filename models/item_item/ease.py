@@ -35,7 +35,6 @@ memory budget):
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -44,15 +43,13 @@ from scipy.linalg import lapack
 import threadpoolctl
 
 from models import hparams
+from models.item_item import gram as gram_lib
 from models.item_item import neighbours as item_neighbours
 
 EXACT = "exact"
 SPARSE_APPROX = "sparse_approx"
 AUTO = "auto"
 _SOLVERS = (AUTO, EXACT, SPARSE_APPROX)
-# Share of the memory available when a fit starts that it may use by
-# default: the rest is left to the process's other data and to neighbours.
-_DEFAULT_MEMORY_SHARE = 0.5
 # Bytes per non-zero of a sparse float32 CSR Gram matrix (value and int32
 # column), counted twice: the product's output and the copy made from it.
 _GRAM_BYTES_PER_NONZERO = 2 * 8
@@ -89,7 +86,8 @@ class EaseConfig(hparams.HParams):
       loses 0.005 Recall@50; 256 costs about 2.5x 128's reads of G at a
       million items for no gain.
     memory_budget_gb: memory a fit may use, in GB (1e9 bytes); None: half
-      the memory available when the fit starts (`available_memory_bytes`).
+      the memory available when the fit starts
+      (`gram.available_memory_bytes`).
   """
   l2: Optional[float] = None
   l2_grid: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
@@ -99,26 +97,10 @@ class EaseConfig(hparams.HParams):
   memory_budget_gb: Optional[float] = None
 
 
-def available_memory_bytes() -> int:
-  """Memory the kernel can give now without swapping (`MemAvailable`).
-
-  Falls back to the free physical pages where `/proc/meminfo` is missing.
-  """
-  try:
-    with open("/proc/meminfo", encoding="ascii") as meminfo:
-      for line in meminfo:
-        if line.startswith("MemAvailable:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 def memory_budget_bytes(config: EaseConfig) -> int:
-  """`config.memory_budget_gb`, or its default share of the memory now."""
-  if config.memory_budget_gb is not None:
-    return int(config.memory_budget_gb * 1e9)
-  return int(_DEFAULT_MEMORY_SHARE * available_memory_bytes())
+  """`config.memory_budget_gb`, or its default share of the memory now
+  (`gram.memory_budget_bytes`)."""
+  return gram_lib.memory_budget_bytes(config.memory_budget_gb)
 
 
 def exact_memory_bytes(num_items: int, gram_nonzeros: int) -> int:
@@ -236,9 +218,11 @@ def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
     raise ValueError(f"EASE^R solver={config.solver!r}; known: {_SOLVERS}")
   num_items = interactions.shape[1]
   interactions = sparse.csr_matrix(interactions, dtype=np.float32)
-  gram = (interactions.T @ interactions).tocsr()
+  # Sized before it is built: at 10M events G alone passed 19 GiB.
+  per_item = gram_lib.nonzeros_per_item(interactions)
+  gram_nonzeros = int(per_item.sum())
   budget = memory_budget_bytes(config)
-  exact_bytes = exact_memory_bytes(num_items, gram.nnz)
+  exact_bytes = exact_memory_bytes(num_items, gram_nonzeros)
   solver = config.solver
   if solver == AUTO:
     solver = EXACT if exact_bytes <= budget else SPARSE_APPROX
@@ -250,19 +234,28 @@ def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
           f"above memory_budget_gb={budget / 1e9:.1f}: use solver='auto' or "
           "'sparse_approx', or raise memory_budget_gb on a machine with that "
           "memory")
+    gram = gram_lib.build(interactions)
     for l2 in l2_values:
       yield _fit_exact(gram, l2, config.neighbours)
     return
-  support = top_co_occurring(gram, min(config.support, max(num_items - 1, 1)))
-  approx_bytes = approx_memory_bytes(gram.nnz, num_items, len(support[1]),
-                                     config.neighbours, len(l2_values))
+  support_size = min(config.support, max(num_items - 1, 1))
+  # Each item's support: its co-occurring items but itself, at most
+  # `support_size` of them (`top_co_occurring`).
+  support_entries = int(np.minimum(np.maximum(per_item - 1, 0),
+                                   support_size).sum())
+  approx_bytes = approx_memory_bytes(gram_nonzeros, num_items,
+                                     support_entries, config.neighbours,
+                                     len(l2_values))
   if approx_bytes > budget:
     raise ValueError(
         f"approximate EASE^R on {num_items} items with support="
         f"{config.support} and neighbours={config.neighbours} needs about "
-        f"{approx_bytes / 1e9:.1f} GB, above memory_budget_gb="
-        f"{budget / 1e9:.1f}: lower support or neighbours, or raise "
-        "memory_budget_gb")
+        f"{approx_bytes / 1e9:.1f} GB for a co-occurrence matrix of "
+        f"{gram_nonzeros:,} non-zeros, above memory_budget_gb="
+        f"{budget / 1e9:.1f}: lower support or neighbours, raise "
+        "memory_budget_gb, or train it on fewer events")
+  gram = gram_lib.build(interactions)
+  support = top_co_occurring(gram, support_size)
   rows, cols, weights = _solve_sparse_approx(gram, support, l2_values)
   del gram
   for path_weights in weights:

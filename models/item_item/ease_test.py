@@ -5,6 +5,7 @@ import pytest
 from scipy import sparse
 
 from models.item_item import ease
+from models.item_item import gram
 from models.item_item import neighbours as item_neighbours
 
 _X = np.array([[1, 1, 0, 0, 1],
@@ -150,8 +151,8 @@ def test_the_support_is_each_item_s_most_co_occurring_items_ragged():
 
 
 def test_the_default_budget_is_half_the_memory_available(monkeypatch):
-  assert ease.available_memory_bytes() > 0
-  monkeypatch.setattr(ease, "available_memory_bytes", lambda: 10_000)
+  assert gram.available_memory_bytes() > 0
+  monkeypatch.setattr(gram, "available_memory_bytes", lambda: 10_000)
   assert ease.memory_budget_bytes(ease.EaseConfig()) == 5_000
   assert ease.memory_budget_bytes(
       ease.EaseConfig(memory_budget_gb=2.5)) == 2_500_000_000
@@ -207,3 +208,13 @@ def test_gather_reads_sub_matrices_of_a_sparse_matrix():
   np.testing.assert_array_equal(blocks, [[[5, 2], [2, 3]],
                                          [[7, 0], [0, 3]],
                                          [[3, 2], [2, 5]]])
+
+
+def test_a_fit_over_the_budget_is_refused_before_the_gram_matrix_is_built(
+    monkeypatch):
+  monkeypatch.setattr(gram, "build", lambda _: pytest.fail("G was built"))
+  # 1e-12 GB is 1 byte: neither solver fits.
+  with pytest.raises(ValueError, match="approximate EASE.*co-occurrence "
+                     "matrix of 25 non-zeros.*memory_budget_gb"):
+    ease.fit_ease(sparse.csr_matrix(_X), ease.EaseConfig(
+        l2=10.0, memory_budget_gb=1e-12))

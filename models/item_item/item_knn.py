@@ -23,7 +23,12 @@ import numpy as np
 from scipy import sparse
 
 from models import hparams
+from models.item_item import gram as gram_lib
 from models.item_item import neighbours as item_neighbours
+
+# Bytes per co-occurring pair at the fit's peak: G as float64 CSR (12), its
+# COO copy (16) and the similarities' CSR (12), with the ranking's keys.
+_BYTES_PER_NONZERO = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +41,10 @@ class ItemKnnConfig(hparams.HParams):
       items with few users.
     neighbours_grid: the values tried when `neighbours` is None.
     shrinkage_grid: the values tried when `shrinkage` is None.
+    memory_budget_gb: memory a fit may use, in GB (1e9 bytes); None: half
+      the memory available when the fit starts
+      (`gram.available_memory_bytes`). A co-occurrence matrix that would
+      pass it is refused before it is built (`gram.checked_gram`).
 
   The Trainer tries every combination of the grids of the hyperparameters
   left None on a validation split carved from train
@@ -45,6 +54,7 @@ class ItemKnnConfig(hparams.HParams):
   shrinkage: Optional[float] = None
   neighbours_grid: tuple[int, ...] = (20, 50, 200)
   shrinkage_grid: tuple[float, ...] = (10.0, 100.0, 500.0)
+  memory_budget_gb: Optional[float] = None
 
 
 def fit_item_knn(interactions: sparse.spmatrix,
@@ -66,7 +76,9 @@ def fit_item_knn(interactions: sparse.spmatrix,
                      "let the Trainer pick them from their grids "
                      "(models.item_item.tuning.search)")
   interactions = sparse.csr_matrix(interactions, dtype=np.float64)
-  co_occurrences = (interactions.T @ interactions).tocoo()
+  co_occurrences = gram_lib.checked_gram(
+      interactions, gram_lib.memory_budget_bytes(config.memory_budget_gb),
+      _BYTES_PER_NONZERO, "item-kNN").tocoo()
   norms = np.sqrt(co_occurrences.diagonal())
   # Only co-occurring pairs have a similarity; every other one is exactly 0,
   # so the sparse top k ranks as the dense rows would.

@@ -1,6 +1,7 @@
 """Tests for item-kNN's shrunk cosine neighbours."""
 
 import numpy as np
+import pytest
 from scipy import sparse
 
 from models.item_item import item_knn
@@ -46,3 +47,10 @@ def test_equals_the_dense_shrunk_cosine_top_k():
   expected = counts / (norms[:, np.newaxis] * norms + 3.0)
   np.fill_diagonal(expected, 0.0)
   np.testing.assert_allclose(b, expected, rtol=1e-6)
+
+
+def test_a_co_occurrence_matrix_over_the_budget_is_refused():
+  with pytest.raises(ValueError, match="item-kNN's co-occurrence matrix.*"
+                     "memory_budget_gb"):
+    item_knn.fit_item_knn(_X, item_knn.ItemKnnConfig(
+        neighbours=2, shrinkage=1.0, memory_budget_gb=1e-12))
