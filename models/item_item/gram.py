@@ -22,6 +22,9 @@ from scipy import sparse
 # Share of the memory available when a fit starts that it may use by
 # default: the rest is left to the process's other data and to neighbours.
 DEFAULT_MEMORY_SHARE = 0.5
+# Bytes per co-occurring pair at item-kNN's peak: G as float64 CSR (12), its
+# COO copy (16) and the similarities' CSR (12), with the ranking's keys.
+ITEM_KNN_BYTES_PER_NONZERO = 64
 # Columns of G whose non-zeros are counted at once.
 _COLUMNS_PER_BLOCK = 4096
 

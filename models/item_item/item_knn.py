@@ -26,10 +26,6 @@ from models import hparams
 from models.item_item import gram as gram_lib
 from models.item_item import neighbours as item_neighbours
 
-# Bytes per co-occurring pair at the fit's peak: G as float64 CSR (12), its
-# COO copy (16) and the similarities' CSR (12), with the ranking's keys.
-_BYTES_PER_NONZERO = 64
-
 
 @dataclasses.dataclass(frozen=True)
 class ItemKnnConfig(hparams.HParams):
@@ -78,7 +74,7 @@ def fit_item_knn(interactions: sparse.spmatrix,
   interactions = sparse.csr_matrix(interactions, dtype=np.float64)
   co_occurrences = gram_lib.checked_gram(
       interactions, gram_lib.memory_budget_bytes(config.memory_budget_gb),
-      _BYTES_PER_NONZERO, "item-kNN").tocoo()
+      gram_lib.ITEM_KNN_BYTES_PER_NONZERO, "item-kNN").tocoo()
   norms = np.sqrt(co_occurrences.diagonal())
   # Only co-occurring pairs have a similarity; every other one is exactly 0,
   # so the sparse top k ranks as the dense rows would.
