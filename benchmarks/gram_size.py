@@ -62,14 +62,14 @@ def measure(log_dir: pathlib.Path, fit: bool) -> dict:
   per_item = gram.nonzeros_per_item(interactions)
   count_seconds = time.perf_counter() - started
   config = ease.EaseConfig()
-  support = int(np.minimum(np.maximum(per_item - 1, 0), config.support).sum())
   record = {
       "log": log_dir.name, "users": interactions.shape[0],
       "items": interactions.shape[1], "events": int(interactions.nnz),
       "gram_nonzeros": int(per_item.sum()),
       "count_seconds": round(count_seconds, 1),
       "ease_approx_path_gb": round(ease.approx_memory_bytes(
-          int(per_item.sum()), interactions.shape[1], support,
+          int(per_item.sum()), interactions.shape[1],
+          ease.support_entries(per_item, config.support),
           config.neighbours, len(config.l2_grid)) / 1e9, 2),
       "item_knn_gb": round(gram.ITEM_KNN_BYTES_PER_NONZERO
                            * int(per_item.sum()) / 1e9, 2),

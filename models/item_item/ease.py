@@ -138,6 +138,13 @@ def top_co_occurring(gram: sparse.csr_matrix, support: int
   return indptr, cols[kept]
 
 
+def support_entries(nonzeros_per_item: np.ndarray, support: int) -> int:
+  """The entries `top_co_occurring` keeps, from G's non-zeros per item
+  (`gram.nonzeros_per_item`): each item's co-occurring items but itself, at
+  most `support` of them."""
+  return int(np.minimum(np.maximum(nonzeros_per_item - 1, 0), support).sum())
+
+
 def approx_memory_bytes(gram_nonzeros: int, num_items: int,
                         support_entries: int, neighbours: int,
                         path_length: int = 1) -> int:
@@ -239,13 +246,9 @@ def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
       yield _fit_exact(gram, l2, config.neighbours)
     return
   support_size = min(config.support, max(num_items - 1, 1))
-  # Each item's support: its co-occurring items but itself, at most
-  # `support_size` of them (`top_co_occurring`).
-  support_entries = int(np.minimum(np.maximum(per_item - 1, 0),
-                                   support_size).sum())
   approx_bytes = approx_memory_bytes(gram_nonzeros, num_items,
-                                     support_entries, config.neighbours,
-                                     len(l2_values))
+                                     support_entries(per_item, support_size),
+                                     config.neighbours, len(l2_values))
   if approx_bytes > budget:
     raise ValueError(
         f"approximate EASE^R on {num_items} items with support="

@@ -49,14 +49,8 @@ class GmnConfig(two_tower.TwoTowerConfig):
     max_neighbours: the most recent neighbours kept per side; the pipeline's
       lists hold up to the whole history (`history_length`), and matching
       costs grow with the product of both sides' lengths.
-    epochs: a budget, not a stopping rule: training stops on validation
-      (`early_stopping_patience`, `early_stopping_min_improvement`) before
-      it. The two-tower's budget of 8 stopped GUIM on Amazon Grocery while
-      its validation still rose (benchmarks/README.md, "Time to quality of
-      every retrieval family").
-    early_stopping_min_improvement: as SASRec's: a gain of less than 0.2
-      points of Recall@50 does not renew the patience, so a curve that
-      creeps ends.
+    epochs, early_stopping_min_improvement: `two_tower.VALIDATED_EPOCH_BUDGET`
+      and `two_tower.MIN_RECALL_IMPROVEMENT`.
   """
   use_item_side: bool = True
   node_matching: bool = True
@@ -65,8 +59,8 @@ class GmnConfig(two_tower.TwoTowerConfig):
   matching: str = graph_matching.MATCHING_SOFTMAX
   sinkhorn_iterations: int = 10
   max_neighbours: int = 32
-  epochs: int = 50
-  early_stopping_min_improvement: float = 0.002
+  epochs: int = two_tower.VALIDATED_EPOCH_BUDGET
+  early_stopping_min_improvement: float = two_tower.MIN_RECALL_IMPROVEMENT
 
   def __post_init__(self):
     if (self.node_matching or self.preference_matching) and not self.use_item_side:

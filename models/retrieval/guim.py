@@ -73,14 +73,8 @@ class GuimConfig(two_tower.TwoTowerConfig):
     image_dim: size of the items' precomputed image vectors; 0 when the
       items have none.
     training_scores: one of `TRAINING_SCORES`.
-    epochs: a budget, not a stopping rule: training stops on validation
-      (`early_stopping_patience`, `early_stopping_min_improvement`) before
-      it. The two-tower's budget of 8 stopped GUIM on Amazon Grocery while
-      its validation still rose (benchmarks/README.md, "Time to quality of
-      every retrieval family").
-    early_stopping_min_improvement: as SASRec's: a gain of less than 0.2
-      points of Recall@50 does not renew the patience, so a curve that
-      creeps ends.
+    epochs, early_stopping_min_improvement: `two_tower.VALIDATED_EPOCH_BUDGET`
+      and `two_tower.MIN_RECALL_IMPROVEMENT`.
   """
   num_interests: int = 4
   attention_power: float = 20.0
@@ -92,8 +86,8 @@ class GuimConfig(two_tower.TwoTowerConfig):
   image_dim: int = 0
   num_uniform_negatives: int = 256
   training_scores: str = "per_candidate"
-  epochs: int = 50
-  early_stopping_min_improvement: float = 0.002
+  epochs: int = two_tower.VALIDATED_EPOCH_BUDGET
+  early_stopping_min_improvement: float = two_tower.MIN_RECALL_IMPROVEMENT
 
   def __post_init__(self):
     if self.full_catalogue_softmax:
