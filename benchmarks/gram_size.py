@@ -71,8 +71,9 @@ def measure(log_dir: pathlib.Path, fit: bool) -> dict:
           int(per_item.sum()), interactions.shape[1],
           ease.support_entries(per_item, config.support),
           config.neighbours, len(config.l2_grid)) / 1e9, 2),
-      "item_knn_gb": round(gram.ITEM_KNN_BYTES_PER_NONZERO
-                           * int(per_item.sum()) / 1e9, 2),
+      "item_knn_gb": round(item_knn.memory_bytes(
+          interactions.shape[1], max(item_knn.ItemKnnConfig().neighbours_grid),
+          gram.block_entries(interactions)) / 1e9, 2),
       "default_budget_gb": round(gram.memory_budget_bytes(None) / 1e9, 2)}
   if fit:
     record["ease"] = _fit_outcome(lambda: next(ease.fit_ease_path(

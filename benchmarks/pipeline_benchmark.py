@@ -73,9 +73,9 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
 
   stopped = ({"components": {}, "wall_seconds": 0.0} if not args.resume
              else _stopped_run(config))
-  nodes = local_runner.unfinished_nodes(config) if args.resume else None
+  resume = local_runner.resumption(config) if args.resume else None
   started = time.time()
-  local_runner.run(config, nodes=nodes)
+  local_runner.run(config, resume=resume)
   wall_seconds = stopped["wall_seconds"] + time.time() - started
   summary = run_summary.summarize(config.metadata_path)
 
@@ -105,11 +105,12 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
                      **{c.component: round(c.seconds, 1)
                         for c in summary.components
                         if c.component not in stopped["components"]}},
-      # Set when the run continued a stopped one: the nodes it ran, and the
-      # stopped run's part of `wall_seconds`.
-      "resumed": ({"nodes": nodes,
+      # Set when the run continued a stopped one: the nodes it ran, the run
+      # it read the others' outputs from, and the stopped run's part of
+      # `wall_seconds`.
+      "resumed": ({"nodes": resume.nodes, "base_run_id": resume.base_run_id,
                    "stopped_run_wall_seconds": stopped["wall_seconds"]}
-                  if args.resume else None),
+                  if resume else None),
       "eval_examples": overall.get(f"{evaluation.MODEL_OUTPUT}/example_count"),
       "metrics": metrics,
       # Every scorer of the run, same eval split and TFMA metrics.

@@ -11,7 +11,7 @@ scores:
   families fit on and what a user is scored by.
 - `search_settings(family)`: every combination of the hyperparameter grids
   declared in the family's product config (`EaseConfig.l2_grid`;
-  `ItemKnnConfig.neighbours_grid` x `shrinkage_grid`), from the product's
+  `ItemKnnConfig.shrinkage_grid` x `neighbours_grid`), from the product's
   one table of fitters (`models.item_item.fitters.FITTERS`), which the
   pipeline's Trainer searches too.
 - `tune(family, train, validate)`: fits each setting on `train` and keeps the

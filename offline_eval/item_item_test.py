@@ -25,8 +25,9 @@ def test_search_settings_are_the_product_grids():
   knn = item_item.search_settings(
       "item_knn", item_knn.ItemKnnConfig(neighbours_grid=(5, 10),
                                          shrinkage_grid=(0.0, 1.0, 2.0)))
+  # Shrinkage first: its settings share one pass (`fit_item_knn_each`).
   assert [(c.neighbours, c.shrinkage) for c in knn] == [
-      (5, 0.0), (5, 1.0), (5, 2.0), (10, 0.0), (10, 1.0), (10, 2.0)]
+      (5, 0.0), (10, 0.0), (5, 1.0), (10, 1.0), (5, 2.0), (10, 2.0)]
 
 
 def _neighbours():

@@ -6,9 +6,8 @@ storage (`s3://...`); MLMD stays a local SQLite file (`metadata_dir`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Sequence
-
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline_lib
 
@@ -53,32 +52,51 @@ def _pipeline(config: config_lib.PipelineConfig):
       input_fingerprint=config_lib.fingerprint_directory(config.dataset_dir))
 
 
+@dataclasses.dataclass(frozen=True)
+class Resumption:
+  """How a stopped run goes on: the `nodes` it still has to run, reading
+  the other nodes' outputs from the run `base_run_id` of the same MLMD
+  store."""
+  base_run_id: str
+  nodes: list[str]
+
+
 def run(config: config_lib.PipelineConfig,
-        nodes: Sequence[str] | None = None) -> None:
+        resume: Resumption | None = None) -> None:
   """Checks storage, prepares the input and runs the components.
 
   Args:
     config: the pipeline's config.
-    nodes: if set, only these pipeline nodes run, as a TFX partial run that
-      reads the other nodes' outputs from the latest run in the same MLMD
-      store (`unfinished_nodes` picks those a stopped run left); None runs
-      every node.
+    resume: if set, only its nodes run, as a TFX partial run on its base
+      run (`resumption` finds them for a stopped run); None runs every
+      node.
   """
   check_storage(config)
   prepare_dataset(config)
-  run_options = (tfx_pipeline_lib.RunOptions(from_nodes=list(nodes),
-                                             to_nodes=list(nodes))
-                 if nodes else None)
+  run_options = (tfx_pipeline_lib.RunOptions(
+      from_nodes=list(resume.nodes), to_nodes=list(resume.nodes),
+      base_pipeline_run_id=resume.base_run_id) if resume else None)
   tfx.orchestration.LocalDagRunner().run(_pipeline(config),
                                          run_options=run_options)
 
 
-def unfinished_nodes(config: config_lib.PipelineConfig) -> list[str]:
-  """The nodes the latest run in the config's MLMD store did not complete,
-  in pipeline order: what a run stopped midway (killed, out of time) still
-  has to run."""
-  finished = {component.component for component in
-              run_summary.summarize(config.metadata_path).components
-              if component.state == "complete"}
-  return [node.id for node in _pipeline(config).components
-          if node.id not in finished]
+def resumption(config: config_lib.PipelineConfig) -> Resumption:
+  """How to continue the runs stopped in the config's MLMD store.
+
+  The base is the run that finished the most nodes (the newest of equals):
+  a stopped run may itself have been a partial run, which records the nodes
+  it took over as cached, and a run stopped again at its start finishes
+  fewer than the one it continued. Every node the base did not finish runs,
+  in pipeline order.
+
+  Raises:
+    LookupError: if the store records no run.
+  """
+  runs = run_summary.finished_components_by_run(config.metadata_path)
+  if not runs:
+    raise LookupError(f"no pipeline run recorded in {config.metadata_path}")
+  # max keeps the first of equals: the newest, with the runs newest first.
+  base_run_id, finished = max(reversed(runs), key=lambda run: len(run[1]))
+  return Resumption(base_run_id, [node.id for node in
+                                  _pipeline(config).components
+                                  if node.id not in finished])

@@ -1,34 +1,75 @@
-"""Tests for the local runner's choice of nodes when a stopped run goes on
-(the partial runs themselves run in `benchmarks/pipeline_benchmark`'s)."""
+"""Tests for how a stopped run goes on (the partial runs themselves run in
+`benchmarks/pipeline_benchmark`'s tests)."""
 
 import os
+
+import pytest
 
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import pipeline
 from tfx_pipeline import run_summary
 
-
-def _summary_of(states):
-  return run_summary.RunSummary(
-      run_id="stopped", components=[
-          run_summary.ComponentRun(component, state, 1.0)
-          for component, state in states.items()],
-      artifacts={}, metrics={}, blessed=None, pushed_dir=None)
+_DATA_STEPS = ["ImportSchemaGen", "InteractionExampleGen",
+               "latest_blessed_model_resolver", "StatisticsGen",
+               "ExampleValidator", "AnomaliesGate", "Transform"]
 
 
-def test_unfinished_nodes_are_every_node_the_latest_run_did_not_complete(
-    tmp_path, monkeypatch):
+@pytest.fixture(name="config")
+def _config(tmp_path):
   config = config_lib.PipelineConfig(workspace=str(tmp_path))
   os.makedirs(config.dataset_dir)
-  every_node = [node.id for node in
-                pipeline.create_pipeline(config).components]
-  # A run stopped while the Trainer ran, after the data steps and one
-  # baseline had completed and another had failed.
+  return config
+
+
+def _every_node(config):
+  return [node.id for node in pipeline.create_pipeline(config).components]
+
+
+def test_a_stopped_run_goes_on_with_every_node_it_did_not_finish(
+    config, monkeypatch):
+  # Stopped while the Trainer ran, after the data steps and one baseline
+  # had completed (a failed or running node is not finished).
   done = ["InteractionExampleGen", "StatisticsGen", "BaselineTrainer_ease"]
-  monkeypatch.setattr(run_summary, "summarize", lambda path: _summary_of({
-      **{node: "complete" for node in done},
-      "BaselineTrainer_item_knn": "failed", "Trainer": "running"}))
-  unfinished = local_runner.unfinished_nodes(config)
-  assert unfinished == [node for node in every_node if node not in done]
-  assert {"Trainer", "BaselineTrainer_item_knn", "Pusher"} <= set(unfinished)
+  monkeypatch.setattr(run_summary, "finished_components_by_run",
+                      lambda path: [("first", frozenset(done))])
+  resume = local_runner.resumption(config)
+  assert resume.base_run_id == "first"
+  assert resume.nodes == [node for node in _every_node(config)
+                          if node not in done]
+  assert {"Trainer", "BaselineTrainer_item_knn", "Pusher"} <= set(resume.nodes)
+
+
+def test_a_resumed_run_stopped_again_goes_on_from_the_run_that_did_most(
+    config, monkeypatch):
+  # The 10M x 1M point's store: run 1 stopped in EASE^R's fit; run 2, a
+  # partial run, took the data steps over (recorded as cached) and finished
+  # both baselines, then stopped in the Trainer; run 3 resumed from the
+  # newest run alone, saw no data step finished there, and was stopped in
+  # ExampleGen. Going on from run 3 would redo 100 minutes of data steps.
+  baselines = ["BaselineTrainer_ease", "BaselineTrainer_item_knn"]
+  monkeypatch.setattr(run_summary, "finished_components_by_run",
+                      lambda path: [
+                          ("run-1", frozenset(_DATA_STEPS)),
+                          ("run-2", frozenset(_DATA_STEPS + baselines)),
+                          ("run-3", frozenset(["ImportSchemaGen"]))])
+  resume = local_runner.resumption(config)
+  assert resume.base_run_id == "run-2"
+  assert resume.nodes == [node for node in _every_node(config)
+                          if node not in _DATA_STEPS + baselines]
+  assert resume.nodes[0] == "Trainer"
+
+
+def test_of_runs_that_finished_as_much_the_newest_is_the_base(
+    config, monkeypatch):
+  monkeypatch.setattr(run_summary, "finished_components_by_run",
+                      lambda path: [("old", frozenset(_DATA_STEPS)),
+                                    ("new", frozenset(_DATA_STEPS))])
+  assert local_runner.resumption(config).base_run_id == "new"
+
+
+def test_a_store_without_runs_has_nothing_to_resume(config, monkeypatch):
+  monkeypatch.setattr(run_summary, "finished_components_by_run",
+                      lambda path: [])
+  with pytest.raises(LookupError, match="no pipeline run"):
+    local_runner.resumption(config)

@@ -174,6 +174,22 @@ def latest_run_executions(metadata_path: str):
   return store, latest.name, store.get_executions_by_context(latest.id)
 
 
+def finished_components_by_run(metadata_path: str
+                                ) -> list[tuple[str, frozenset[str]]]:
+  """Each run in an MLMD store, oldest first, with the components it
+  finished: completed, or cached (a partial run records the nodes it took
+  from an earlier run as cached, with their outputs)."""
+  store = _store(metadata_path)
+  runs = sorted(store.get_contexts_by_type("pipeline_run"),
+                key=lambda context: context.create_time_since_epoch)
+  finished_states = (metadata_store_pb2.Execution.COMPLETE,
+                     metadata_store_pb2.Execution.CACHED)
+  return [(run.name, frozenset(
+      _component_id(store, execution)
+      for execution in store.get_executions_by_context(run.id)
+      if execution.last_known_state in finished_states)) for run in runs]
+
+
 def _component_id(store, execution) -> str:
   """The pipeline node id, from the execution's `node` context."""
   for context in store.get_contexts_by_execution(execution.id):

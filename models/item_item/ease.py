@@ -50,12 +50,9 @@ EXACT = "exact"
 SPARSE_APPROX = "sparse_approx"
 AUTO = "auto"
 _SOLVERS = (AUTO, EXACT, SPARSE_APPROX)
-# Bytes per non-zero of a sparse float32 CSR Gram matrix (value and int32
-# column), counted twice: the product's output and the copy made from it.
-_GRAM_BYTES_PER_NONZERO = 2 * 8
-# Bytes per non-zero of G while its entries are ranked per row: int64 row,
-# column and order, float32 weight, int64 rank.
-_RANKING_BYTES_PER_NONZERO = 8 * 3 + 4 + 8
+# Bytes per non-zero of G as `gram.build` holds it: float32 count, int32
+# column (`gram.index_bytes` below 2³¹ non-zeros).
+_GRAM_BYTES_PER_NONZERO = 4 + 4
 # Cells of the `[batch, s, s]` blocks solved at once by the approximation:
 # its float64 blocks, their indices and the solver's copy stay a few
 # hundred MiB.
@@ -107,8 +104,9 @@ def exact_memory_bytes(num_items: int, gram_nonzeros: int) -> int:
   """Peak memory of an exact fit, X aside.
 
   The dense float32 G + λI, factorised and inverted in place (one
-  `[items, items]` matrix), the sparse G it came from, and the blocks of
-  rows of B being sparsified (`item_neighbours.BLOCK_PEAK_BYTES`).
+  `[items, items]` matrix), the sparse G it came from (`gram.build`), and
+  the blocks of rows of B being sparsified
+  (`item_neighbours.BLOCK_PEAK_BYTES`).
   """
   return (4 * num_items * num_items + _GRAM_BYTES_PER_NONZERO * gram_nonzeros
           + item_neighbours.BLOCK_PEAK_BYTES)
@@ -120,22 +118,31 @@ def top_co_occurring(gram: sparse.csr_matrix, support: int
 
   Ragged, as CSR: most items of a sparse log co-occur with far fewer than
   `support` others, so memory grows with what is kept, not `items *
-  support`.
+  support`. G's entries are ranked a block of rows at a time
+  (`item_neighbours.RANKED_ENTRIES_PER_BLOCK`).
 
   Args:
-    gram: G; its diagonal is left out.
+    gram: G, CSR; its diagonal is left out.
     support: the most items kept per item.
 
   Returns:
-    `indptr` (`[items + 1]`) and `indices`: item i's support is
+    int64 `indptr` (`[items + 1]`) and int32 `indices`: item i's support is
     `indices[indptr[i]:indptr[i + 1]]`, most co-occurring first (ties by
     item).
   """
-  rows, cols, _, rank = item_neighbours.ranked_entries(gram)
-  kept = rank < support
+  counts, kept_items = [], []
+  for start, end in item_neighbours.row_blocks(
+      gram.indptr, item_neighbours.RANKED_ENTRIES_PER_BLOCK):
+    rows, cols, _, rank = item_neighbours.ranked_entries(gram[start:end],
+                                                         first_row=start)
+    kept = rank < support
+    counts.append(np.bincount(rows[kept], minlength=end - start))
+    kept_items.append(cols[kept].astype(np.int32))
   indptr = np.zeros(gram.shape[0] + 1, np.int64)
-  np.cumsum(np.bincount(rows[kept], minlength=gram.shape[0]), out=indptr[1:])
-  return indptr, cols[kept]
+  if counts:
+    np.cumsum(np.concatenate(counts), out=indptr[1:])
+  return indptr, (np.concatenate(kept_items) if kept_items
+                  else np.zeros(0, np.int32))
 
 
 def support_entries(nonzeros_per_item: np.ndarray, support: int) -> int:
@@ -150,18 +157,26 @@ def approx_memory_bytes(gram_nonzeros: int, num_items: int,
                         path_length: int = 1) -> int:
   """Peak memory of a "sparse_approx" fit, X aside.
 
-  The sparse G with its int64 keys and the sort that ranks its entries,
-  the `support_entries` kept supports (`top_co_occurring`, summed over
-  items) and as many solved weights (int64 row, column, float64 weight
-  each, twice while sorted into rows; one more float32 weight per λ of a
-  path of `path_length`), one batch of solve blocks and the kept neighbours
-  (`[items, neighbours]`).
+  While the columns are solved: G as `gram.build` holds it, the
+  `support_entries` kept supports (`top_co_occurring`, summed over items;
+  int32 item each), one float32 weight per support entry and λ of a path of
+  `path_length`, and one batch of solve blocks. G's ranking for the
+  supports (one block of rows, `item_neighbours.ranking_peak_bytes`) comes
+  before, and B's sparsification after, G is dropped: B's CSR copy of a
+  λ (float32 weight, int32 column) and its ranking, with the kept
+  neighbours (`[items, neighbours]`, int64 item and float32 weight).
   """
-  return ((_GRAM_BYTES_PER_NONZERO + _RANKING_BYTES_PER_NONZERO)
-          * gram_nonzeros
-          + (8 + 2 * 24 + 4 * (path_length - 1)) * support_entries
-          + _SOLVE_BYTES_PER_CELL * _SOLVE_BLOCK_CELLS
-          + 12 * num_items * neighbours)
+  supports = (4 + 4 * path_length) * support_entries
+  solving = (_GRAM_BYTES_PER_NONZERO * gram_nonzeros + supports
+             + _SOLVE_BYTES_PER_CELL * _SOLVE_BLOCK_CELLS)
+  ranking_supports = (
+      _GRAM_BYTES_PER_NONZERO * gram_nonzeros
+      + item_neighbours.ranking_peak_bytes(gram_nonzeros, num_items))
+  sparsifying = (
+      supports + 8 * support_entries
+      + item_neighbours.ranking_peak_bytes(support_entries, num_items)
+      + 12 * num_items * neighbours)
+  return max(solving, ranking_supports, sparsifying)
 
 
 def fit_ease(interactions: sparse.spmatrix,
@@ -241,7 +256,7 @@ def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
           f"above memory_budget_gb={budget / 1e9:.1f}: use solver='auto' or "
           "'sparse_approx', or raise memory_budget_gb on a machine with that "
           "memory")
-    gram = gram_lib.build(interactions)
+    gram = gram_lib.build(interactions, per_item)
     for l2 in l2_values:
       yield _fit_exact(gram, l2, config.neighbours)
     return
@@ -257,14 +272,18 @@ def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
         f"{gram_nonzeros:,} non-zeros, above memory_budget_gb="
         f"{budget / 1e9:.1f}: lower support or neighbours, raise "
         "memory_budget_gb, or train it on fewer events")
-  gram = gram_lib.build(interactions)
-  support = top_co_occurring(gram, support_size)
-  rows, cols, weights = _solve_sparse_approx(gram, support, l2_values)
+  gram = gram_lib.build(interactions, per_item)
+  support_starts, support_items = top_co_occurring(gram, support_size)
+  weights = _solve_sparse_approx(gram, support_starts, support_items,
+                                 l2_values)
   del gram
   for path_weights in weights:
-    b = sparse.csr_matrix((path_weights, (rows, cols)),
-                          shape=(num_items, num_items))
+    # Column j of B holds its support's weights: (weights, support) is Bᵀ
+    # as CSR, and B's rows are what is kept.
+    b = sparse.csr_matrix((path_weights, support_items, support_starts),
+                          shape=(num_items, num_items)).T.tocsr()
     yield item_neighbours.sparse_top_neighbours(b, config.neighbours)
+    del b
 
 
 def _fit_exact(gram: sparse.csr_matrix, l2: float,
@@ -300,53 +319,35 @@ def _fit_exact(gram: sparse.csr_matrix, l2: float,
   return item_neighbours.top_neighbours(rows_of_b, num_items, neighbours)
 
 
-def _solve_sparse_approx(gram: sparse.csr_matrix,
-                         support: tuple[np.ndarray, np.ndarray],
-                         l2_values: Sequence[float]
-                         ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-  """EASE^R's regression of each column on its `support`
+def _solve_sparse_approx(gram: sparse.csr_matrix, support_starts: np.ndarray,
+                         support_items: np.ndarray,
+                         l2_values: Sequence[float]) -> list[np.ndarray]:
+  """EASE^R's regression of each column on its support
   (`top_co_occurring`) at each λ, G kept sparse.
 
   Returns:
-    B's stored entries: int64 rows and columns, and float32 weights at each
-    λ of `l2_values`.
+    Per λ of `l2_values`, float32 weights aligned with `support_items`:
+    B[support_items[p], j] for p in column j's support range.
   """
   gram.sort_indices()
-  support_starts, support_items = support
-  rows, cols, weights = [], [], [[] for _ in l2_values]
+  weights = [np.zeros(len(support_items), np.float32) for _ in l2_values]
+  sizes = np.diff(support_starts)
   # Columns with supports of one size are solved together, a batch of
   # `[batch, size, size]` systems at a time: no padding, and at most
   # `support` sizes. One BLAS thread: numpy solves a batch one small system
   # after another, and OpenBLAS's threads on each made a batch of 1,000
   # 64 x 64 systems take 5.9 s instead of 0.04 s on 2 busy cores.
   with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-    _solve_by_size(gram, support_starts, support_items, l2_values, rows,
-                   cols, weights)
-  if not rows:
-    return (np.zeros(0, np.int64), np.zeros(0, np.int64),
-            [np.zeros(0, np.float32) for _ in l2_values])
-  return (np.concatenate(rows), np.concatenate(cols),
-          [np.concatenate(path_weights) for path_weights in weights])
-
-
-def _solve_by_size(gram: sparse.csr_matrix, support_starts: np.ndarray,
-                   support_items: np.ndarray, l2_values: Sequence[float],
-                   rows: list, cols: list, weights: list) -> None:
-  """Solves every column's system, appending B's entries to `rows`,
-  `cols` and each λ's `weights`."""
-  sizes = np.diff(support_starts)
-  for size in np.unique(sizes[sizes > 0]):
-    members = np.flatnonzero(sizes == size)
-    batch = max(1, _SOLVE_BLOCK_CELLS // (size * size))
-    for start in range(0, len(members), batch):
-      columns = members[start:start + batch]
-      indices = support_items[support_starts[columns, np.newaxis]
-                              + np.arange(size)]
-      rows.append(indices.ravel())
-      cols.append(np.repeat(columns, size))
-      for path_weights, solved in zip(
-          weights, solve_columns(gram, columns, indices, l2_values)):
-        path_weights.append(solved.ravel().astype(np.float32))
+    for size in np.unique(sizes[sizes > 0]):
+      members = np.flatnonzero(sizes == size)
+      batch = max(1, _SOLVE_BLOCK_CELLS // (size * size))
+      for start in range(0, len(members), batch):
+        columns = members[start:start + batch]
+        positions = support_starts[columns, np.newaxis] + np.arange(size)
+        for path_weights, solved in zip(weights, solve_columns(
+            gram, columns, support_items[positions], l2_values)):
+          path_weights[positions] = solved
+  return weights
 
 
 def csr_lookup(matrix: sparse.csr_matrix, rows: np.ndarray,

@@ -28,7 +28,8 @@ class Fitter:
     grids: `config -> {hyperparameter: values}`, the grids that config
       declares for the hyperparameters its Trainer searches.
     fit_each: fits several settings on one X at once, for a family whose
-      settings share work (EASE^R's λ path); None fits them one by one.
+      settings share work (EASE^R's λ path, item-kNN's pass per
+      shrinkage); None fits them one by one.
   """
   name: str
   config_class: type
@@ -45,7 +46,9 @@ class Fitter:
 FITTERS: dict[str, Fitter] = {fitter.name: fitter for fitter in (
     Fitter("ease", ease.EaseConfig, ease.fit_ease,
            lambda config: {"l2": config.l2_grid}, fit_each=ease.fit_ease_each),
+    # Shrinkage first: the settings of one shrinkage share a pass over C.
     Fitter("item_knn", item_knn.ItemKnnConfig, item_knn.fit_item_knn,
-           lambda config: {"neighbours": config.neighbours_grid,
-                           "shrinkage": config.shrinkage_grid}),
+           lambda config: {"shrinkage": config.shrinkage_grid,
+                           "neighbours": config.neighbours_grid},
+           fit_each=item_knn.fit_item_knn_each),
 )}

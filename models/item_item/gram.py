@@ -1,32 +1,38 @@
-"""The co-occurrence matrix G = XᵀX of the item-item baselines, sized first.
+"""The co-occurrence matrix G = XᵀX of the item-item baselines, by blocks.
 
 EASE^R and item-kNN both start from G, whose non-zeros are the item pairs
 that some user has both of. They grow with the sum over users of their item
 count squared, not with the catalogue: at 10M events over 250k users of
-log-normal activity, EASE^R's G passed 19 GiB before the fit's own memory
-check, which reads G's size, could run (benchmarks/README.md, "10M
-interactions x 1M items"). `checked_gram` sizes G first: from that sum when
-it already fits the budget, else by counting G's non-zeros a block of
-columns at a time, holding one block's product, and it refuses before
-building a G that does not fit.
+log-normal activity, G has 616M non-zeros, and building it in one product
+(scipy's CSR of float32 data, int32 indices, and the copy made from it)
+passed 19 GiB (benchmarks/README.md, "10M interactions x 1M items").
+
+So G is only ever computed a block of rows at a time (`row_blocks`), each
+block bounded by an upper bound on its non-zeros, computed from X alone
+(`nonzeros_bound_per_item`):
+* `nonzeros_per_item` counts G's non-zeros per row without holding G, so a
+  fit checks its memory before building anything;
+* `build` assembles G in arrays sized from that count, about 8 bytes per
+  non-zero (float32 count, int32 column) and one block more;
+* item-kNN keeps each block's top neighbours and never holds G whole.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 from scipy import sparse
 
+from models.item_item import neighbours as item_neighbours
+
 # Share of the memory available when a fit starts that it may use by
 # default: the rest is left to the process's other data and to neighbours.
 DEFAULT_MEMORY_SHARE = 0.5
-# Bytes per co-occurring pair at item-kNN's peak: G as float64 CSR (12), its
-# COO copy (16) and the similarities' CSR (12), with the ranking's keys.
-ITEM_KNN_BYTES_PER_NONZERO = 64
-# Columns of G whose non-zeros are counted at once.
-_COLUMNS_PER_BLOCK = 4096
+# An upper bound on the non-zeros of G's rows computed at once: a block's
+# product and what a fit derives from it stay a few hundred MB.
+ENTRIES_PER_BLOCK = 1 << 23
 
 
 def available_memory_bytes() -> int:
@@ -52,65 +58,105 @@ def memory_budget_bytes(memory_budget_gb: Optional[float]) -> int:
   return int(DEFAULT_MEMORY_SHARE * available_memory_bytes())
 
 
-def nonzeros_bound(interactions: sparse.csr_matrix) -> int:
-  """At least G's non-zeros: the sum of each user's item count squared,
-  and at most the items squared."""
-  per_user = np.diff(interactions.indptr).astype(np.int64)
-  return int(min(np.sum(per_user * per_user),
-                 interactions.shape[1] ** 2))
+def nonzeros_bound_per_item(interactions: sparse.csr_matrix) -> np.ndarray:
+  """At least each item's non-zeros in G: the item counts of its users,
+  summed, and at most the items."""
+  per_user = np.diff(interactions.indptr).astype(np.float64)
+  bound = interactions.T.tocsr() @ per_user
+  return np.minimum(np.rint(bound).astype(np.int64), interactions.shape[1])
 
 
-def nonzeros_per_item(interactions: sparse.csr_matrix,
-                      columns_per_block: int = _COLUMNS_PER_BLOCK
-                      ) -> np.ndarray:
-  """Each item's non-zeros in G (its diagonal included), counted a block of
-  columns at a time without holding G."""
-  items_by_user = interactions.T.tocsr()
-  users_by_item = interactions.tocsc()
-  return np.concatenate([
-      (items_by_user @ users_by_item[:, start:start + columns_per_block]
-       ).getnnz(axis=0)
-      for start in range(0, interactions.shape[1], columns_per_block)]
-                        ).astype(np.int64)
+def block_entries(interactions: sparse.csr_matrix,
+                  entries_per_block: Optional[int] = None) -> int:
+  """The most non-zeros a block of `row_blocks` can hold: the block bound,
+  or one whole row where a row's own bound passes it, or all of G's bound
+  where that is less."""
+  entries_per_block = entries_per_block or ENTRIES_PER_BLOCK
+  bounds = nonzeros_bound_per_item(interactions)
+  return int(min(max(entries_per_block, bounds.max(initial=0)), bounds.sum()))
 
 
-def count_nonzeros(interactions: sparse.csr_matrix,
-                   columns_per_block: int = _COLUMNS_PER_BLOCK) -> int:
-  """G's non-zeros, counted without holding G (`nonzeros_per_item`)."""
-  return int(nonzeros_per_item(interactions, columns_per_block).sum())
+def row_blocks(interactions: sparse.csr_matrix,
+               entries_per_block: Optional[int] = None
+               ) -> Iterator[tuple[int, sparse.csr_matrix]]:
+  """G's rows a block at a time, never G whole.
 
-
-def build(interactions: sparse.csr_matrix) -> sparse.csr_matrix:
-  """G = XᵀX, CSR, in X's dtype."""
-  return (interactions.T @ interactions).tocsr()
-
-
-def checked_gram(interactions: sparse.csr_matrix, budget_bytes: int,
-                 bytes_per_nonzero: int, family: str) -> sparse.csr_matrix:
-  """G of binary X, once its size is known to fit `budget_bytes`.
+  A block's non-zeros are at most `entries_per_block`
+  (`nonzeros_bound_per_item`), or it is one row.
 
   Args:
     interactions: binary `[users, items]` X, CSR.
-    budget_bytes: the memory the fit may use.
-    bytes_per_nonzero: what the fit holds per non-zero of G at its peak.
-    family: the baseline, for the error.
+    entries_per_block: the bound of a block's non-zeros;
+      `ENTRIES_PER_BLOCK` by default.
+
+  Yields:
+    `(first row, G[first row:first row + n])`, CSR `[n, items]` in X's
+    dtype with sorted indices, covering every row in order.
+  """
+  entries_per_block = entries_per_block or ENTRIES_PER_BLOCK
+  items_by_user = interactions.T.tocsr()
+  bounds = np.zeros(interactions.shape[1] + 1, np.int64)
+  np.cumsum(nonzeros_bound_per_item(interactions), out=bounds[1:])
+  for start, end in item_neighbours.row_blocks(bounds, entries_per_block):
+    block = (items_by_user[start:end] @ interactions).tocsr()
+    block.sort_indices()
+    yield start, block
+
+
+def nonzeros_per_item(interactions: sparse.csr_matrix,
+                      entries_per_block: Optional[int] = None
+                      ) -> np.ndarray:
+  """Each item's non-zeros in G (its diagonal included), counted a block of
+  rows at a time (`row_blocks`)."""
+  counts = [block.getnnz(axis=1)
+            for _, block in row_blocks(interactions, entries_per_block)]
+  return (np.concatenate(counts) if counts
+          else np.zeros(0)).astype(np.int64)
+
+
+def count_nonzeros(interactions: sparse.csr_matrix,
+                   entries_per_block: Optional[int] = None) -> int:
+  """G's non-zeros, counted without holding G (`nonzeros_per_item`)."""
+  return int(nonzeros_per_item(interactions, entries_per_block).sum())
+
+
+def index_bytes(nonzeros: int) -> int:
+  """Bytes of one index of a sparse matrix with `nonzeros` entries: scipy
+  keeps int32 indices below 2³¹ entries."""
+  return 4 if nonzeros < 2**31 else 8
+
+
+def build(interactions: sparse.csr_matrix,
+          nonzeros_per_row: Optional[np.ndarray] = None,
+          entries_per_block: Optional[int] = None) -> sparse.csr_matrix:
+  """G = XᵀX, CSR with sorted indices, in X's dtype.
+
+  Built a block of rows at a time (`row_blocks`) into arrays sized from
+  `nonzeros_per_row`: G's values and indices (`index_bytes`) once, plus one
+  block, never the product's copy.
+
+  Args:
+    interactions: binary `[users, items]` X, CSR.
+    nonzeros_per_row: `nonzeros_per_item(interactions)`, if already
+      counted; None counts them first.
+    entries_per_block: the bound of a block's non-zeros
+      (`row_blocks`).
 
   Returns:
-    G = XᵀX, CSR, in X's dtype.
-
-  Raises:
-    ValueError: naming `memory_budget_gb`, if G's non-zeros at
-      `bytes_per_nonzero` pass the budget.
+    G.
   """
-  if bytes_per_nonzero * nonzeros_bound(interactions) > budget_bytes:
-    nonzeros = count_nonzeros(interactions)
-    if bytes_per_nonzero * nonzeros > budget_bytes:
-      raise ValueError(
-          f"{family}'s co-occurrence matrix XᵀX over "
-          f"{interactions.shape[1]:,} items and {interactions.nnz:,} events "
-          f"has {nonzeros:,} non-zeros, about "
-          f"{bytes_per_nonzero * nonzeros / 1e9:.1f} GB at its fit's peak, "
-          f"above memory_budget_gb={budget_bytes / 1e9:.1f}: raise "
-          "memory_budget_gb on a machine with that memory, or train the "
-          "baseline on fewer events")
-  return build(interactions)
+  if nonzeros_per_row is None:
+    nonzeros_per_row = nonzeros_per_item(interactions, entries_per_block)
+  num_items = interactions.shape[1]
+  nonzeros = int(nonzeros_per_row.sum())
+  index_dtype = np.int32 if index_bytes(nonzeros) == 4 else np.int64
+  indptr = np.zeros(num_items + 1, index_dtype)
+  np.cumsum(nonzeros_per_row, out=indptr[1:])
+  indices = np.empty(nonzeros, index_dtype)
+  data = np.empty(nonzeros, interactions.dtype)
+  for start, block in row_blocks(interactions, entries_per_block):
+    first, last = indptr[start], indptr[start + block.shape[0]]
+    indices[first:last] = block.indices
+    data[first:last] = block.data
+  return sparse.csr_matrix((data, indices, indptr),
+                           shape=(num_items, num_items), copy=False)

@@ -1,4 +1,4 @@
-"""Tests for sizing the co-occurrence matrix before it is built."""
+"""Tests for the co-occurrence matrix computed a block of rows at a time."""
 
 import numpy as np
 import pytest
@@ -13,57 +13,73 @@ def _random_log(users=40, items=30, density=0.2, seed=0):
                            .astype(np.float32))
 
 
-def test_count_nonzeros_matches_the_built_matrix_block_by_block():
+def test_the_bound_per_item_sums_its_users_item_counts_capped_at_items():
+  # Users of 3, 3 and 1 items: item 0 has the first and last, item 2 the
+  # first two; item 0's bound 3 + 1, item 2's 3 + 3 capped at 5 items.
+  interactions = sparse.csr_matrix(np.array(
+      [[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 0, 0, 0]], np.float32))
+  np.testing.assert_array_equal(gram.nonzeros_bound_per_item(interactions),
+                                [4, 3, 5, 3, 3])
+  built = (interactions.T @ interactions).tocsr()
+  assert np.all(gram.nonzeros_bound_per_item(interactions)
+                >= np.diff(built.indptr))
+
+
+@pytest.mark.parametrize("entries_per_block", [1, 7, 60, None])
+def test_row_blocks_are_g_s_rows_in_order_within_their_bound(
+    entries_per_block):
   interactions = _random_log()
-  built = (interactions.T @ interactions).nnz
-  assert gram.count_nonzeros(interactions, columns_per_block=7) == built
-  assert gram.count_nonzeros(interactions) == built
+  built = (interactions.T @ interactions).tocsr()
+  bounds = gram.nonzeros_bound_per_item(interactions)
+  expected_start = 0
+  blocks = 0
+  for start, block in gram.row_blocks(interactions, entries_per_block):
+    assert start == expected_start
+    end = start + block.shape[0]
+    np.testing.assert_array_equal(block.toarray(), built[start:end].toarray())
+    assert block.has_sorted_indices
+    if entries_per_block is not None and block.shape[0] > 1:
+      assert bounds[start:end].sum() <= entries_per_block
+    expected_start = end
+    blocks += 1
+  assert expected_start == interactions.shape[1]
+  if entries_per_block == 1:
+    # Every row's bound passes 1: one row per block.
+    assert blocks == interactions.shape[1]
 
 
 def test_each_item_s_nonzeros_are_its_row_of_the_built_matrix():
   interactions = _random_log(seed=1)
   built = (interactions.T @ interactions).tocsr()
   np.testing.assert_array_equal(
-      gram.nonzeros_per_item(interactions, columns_per_block=4),
+      gram.nonzeros_per_item(interactions, entries_per_block=20),
       np.diff(built.indptr))
+  assert gram.count_nonzeros(interactions) == built.nnz
 
 
-def test_the_bound_is_the_sum_of_squared_user_counts_capped_at_items_squared():
-  # Two users of 3 items each, one of 1: 9 + 9 + 1.
-  interactions = sparse.csr_matrix(np.array(
-      [[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 0, 0, 0]], np.float32))
-  assert gram.nonzeros_bound(interactions) == 19
-  assert gram.nonzeros_bound(interactions) >= gram.count_nonzeros(interactions)
-  everyone_has_everything = sparse.csr_matrix(np.ones((10, 4), np.float32))
-  assert gram.nonzeros_bound(everyone_has_everything) == 16
+@pytest.mark.parametrize("entries_per_block", [3, 50, None])
+def test_build_assembles_the_product_from_blocks(entries_per_block):
+  interactions = _random_log(seed=2)
+  built = gram.build(interactions, entries_per_block=entries_per_block)
+  expected = (interactions.T @ interactions).tocsr()
+  assert built.dtype == np.float32
+  assert built.indices.dtype == np.int32
+  assert built.has_sorted_indices
+  np.testing.assert_array_equal(built.toarray(), expected.toarray())
+  np.testing.assert_array_equal(built.indptr, expected.indptr)
 
 
-def test_a_gram_within_the_budget_is_built():
-  interactions = _random_log()
-  expected = (interactions.T @ interactions).toarray()
-  np.testing.assert_array_equal(
-      gram.checked_gram(interactions, 10**9, 16, "EASE^R").toarray(), expected)
+def test_block_entries_is_the_block_bound_or_a_larger_row_or_all_of_g():
+  interactions = _random_log(seed=3)
+  bounds = gram.nonzeros_bound_per_item(interactions)
+  assert gram.block_entries(interactions, 10**9) == bounds.sum()
+  assert gram.block_entries(interactions, 1) == bounds.max()
+  assert gram.block_entries(interactions, 100) == 100
 
 
-def test_a_gram_over_the_bound_but_within_the_budget_when_counted_is_built():
-  # Ten users with the same 4 items: the bound counts 160 pairs, G has 16.
-  interactions = sparse.csr_matrix(np.ones((10, 4), np.float32))
-  interactions = sparse.hstack([interactions, sparse.csr_matrix((10, 96))],
-                               format="csr")
-  assert gram.nonzeros_bound(interactions) == 160
-  built = gram.checked_gram(interactions, budget_bytes=16 * 20,
-                            bytes_per_nonzero=16, family="EASE^R")
-  assert built.nnz == 16
-
-
-def test_a_gram_over_the_budget_is_refused_naming_the_setting():
-  interactions = _random_log()
-  nonzeros = (interactions.T @ interactions).nnz
-  with pytest.raises(ValueError, match=(
-      f"item-kNN's co-occurrence matrix .* has {nonzeros:,} non-zeros.*"
-      "memory_budget_gb=0.0")):
-    gram.checked_gram(interactions, budget_bytes=16 * nonzeros - 1,
-                      bytes_per_nonzero=16, family="item-kNN")
+def test_index_bytes_follow_scipy_s_int32_limit():
+  assert gram.index_bytes(2**31 - 1) == 4
+  assert gram.index_bytes(2**31) == 8
 
 
 def test_the_default_budget_is_half_the_memory_available(monkeypatch):

@@ -12,7 +12,7 @@ side is `models.layers.item_neighbour_scoring`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from scipy import sparse
@@ -23,6 +23,14 @@ _BLOCK_CELLS = 1 << 24
 # Peak memory of sparsifying one block: the float64 rows, their negation,
 # argpartition's int64 result and the rows' float32 source (`rows_of_b`).
 BLOCK_PEAK_BYTES = _BLOCK_CELLS * (8 + 8 + 8 + 4)
+# Stored entries of a sparse B ranked at once by `sparse_top_neighbours`:
+# ranking the 498M entries of a 10M-event Gram matrix at once would hold
+# about 18 GB of keys (`RANKING_BYTES_PER_ENTRY` each).
+RANKED_ENTRIES_PER_BLOCK = 1 << 23
+# Bytes per stored entry while a block is ranked (`ranked_entries`): the
+# COO copy (int32 row and column, float32 weight), int64 row, column and
+# order, float32 weight, int64 rank, and the sorted copies.
+RANKING_BYTES_PER_ENTRY = 12 + 8 * 3 + 4 + 8 + 28
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,20 +131,53 @@ def _keep_top_entries(block: np.ndarray, first_row: int,
   return top.astype(np.int64), weights.astype(np.float32)
 
 
-def ranked_entries(b: sparse.spmatrix
+def row_blocks(indptr: np.ndarray, entries_per_block: int
+               ) -> Iterator[tuple[int, int]]:
+  """Consecutive row ranges `[start, end)` of a CSR matrix holding at most
+  `entries_per_block` stored entries each, or one row where a single row
+  holds more.
+
+  Args:
+    indptr: the matrix's `indptr` (or any non-decreasing cumulative count
+      of entries per row, starting with 0).
+    entries_per_block: the entries a block should not pass.
+
+  Yields:
+    `(start, end)` of each block, covering every row in order.
+  """
+  num_rows = len(indptr) - 1
+  start = 0
+  while start < num_rows:
+    end = int(np.searchsorted(indptr, indptr[start] + entries_per_block,
+                              side="right")) - 1
+    end = min(max(end, start + 1), num_rows)
+    yield start, end
+    start = end
+
+
+def ranking_peak_bytes(stored_entries: int, num_items: int) -> int:
+  """Peak memory of ranking a B of `stored_entries` over `num_items` items
+  a block of rows at a time (`sparse_top_neighbours`): one block, at most
+  `RANKED_ENTRIES_PER_BLOCK` entries or one row."""
+  return RANKING_BYTES_PER_ENTRY * min(
+      max(RANKED_ENTRIES_PER_BLOCK, num_items), stored_entries)
+
+
+def ranked_entries(b: sparse.spmatrix, first_row: int = 0
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """B's stored off-diagonal entries, each row's largest first.
 
   Args:
-    b: `[num_items, num_items]` sparse B.
+    b: `[rows, num_items]` sparse rows `first_row...` of B.
+    first_row: B's row index of `b`'s first row, to find the diagonal.
 
   Returns:
-    int64 rows, int64 columns, float32 weights and each entry's int64 rank
-    within its row (0 for the largest), sorted by row, then weight
-    (descending), then column.
+    int64 rows (of `b`), int64 columns, float32 weights and each entry's
+    int64 rank within its row (0 for the largest), sorted by row, then
+    weight (descending), then column.
   """
   b = sparse.coo_matrix(b)
-  off_diagonal = b.row != b.col
+  off_diagonal = b.row.astype(np.int64) + first_row != b.col
   rows = b.row[off_diagonal].astype(np.int64)
   cols = b.col[off_diagonal].astype(np.int64)
   weights = b.data[off_diagonal].astype(np.float32)
@@ -147,39 +188,57 @@ def ranked_entries(b: sparse.spmatrix
   return rows, cols, weights, rank
 
 
-def sparse_top_neighbours(b: sparse.spmatrix, k: int) -> ItemNeighbours:
+def sparse_top_neighbours(b: sparse.spmatrix, k: int, first_row: int = 0
+                          ) -> ItemNeighbours:
   """Keeps each row's `k` largest entries of a sparse B, its implicit zeros
   included.
 
   Memory and time grow with B's stored entries and `num_items * k`, never
   with `num_items²`: no dense row and no `[num_items, 2k]` candidate block
-  is built, so a million items with k = 256 cost the `[num_items, k]`
-  result and one sort of the stored entries. A row's implicit zeros are
-  kept as weight 0 at the row's own index (the diagonal, whose weight is 0
-  by construction), ranked among its stored entries; ties keep stored
+  is built, and the stored entries are ranked a block of rows at a time
+  (`RANKED_ENTRIES_PER_BLOCK`), so a million items with k = 256 cost the
+  `[num_items, k]` result, B, and one block's sort. A row's implicit zeros
+  are kept as weight 0 at the row's own index (the diagonal, whose weight is
+  0 by construction), ranked among its stored entries; ties keep stored
   entries first, then by column.
 
   Args:
-    b: `[num_items, num_items]` B; its diagonal, if stored, is dropped.
+    b: `[rows, num_items]` sparse rows `first_row...` of B (B whole by
+      default); their diagonal entries, if stored, are dropped.
     k: entries kept per row; at most `num_items`.
+    first_row: B's row index of `b`'s first row.
 
   Returns:
-    The kept entries, largest first.
+    The kept entries of `b`'s rows, largest first.
   """
-  num_items = b.shape[0]
+  b = sparse.csr_matrix(b)
+  blocks = [_sparse_top_of_rows(b[start:end], k, first_row + start)
+            for start, end in row_blocks(b.indptr, RANKED_ENTRIES_PER_BLOCK)]
+  if not blocks:
+    return ItemNeighbours(np.zeros((0, min(k, b.shape[1])), np.int64),
+                          np.zeros((0, min(k, b.shape[1])), np.float32))
+  return ItemNeighbours(np.concatenate([top.indices for top in blocks]),
+                        np.concatenate([top.weights for top in blocks]))
+
+
+def _sparse_top_of_rows(b: sparse.csr_matrix, k: int,
+                        first_row: int) -> ItemNeighbours:
+  """`sparse_top_neighbours` of one block of rows, ranked at once."""
+  num_rows, num_items = b.shape
   k = min(k, num_items)
-  rows, cols, weights, rank = ranked_entries(b)
+  rows, cols, weights, rank = ranked_entries(b, first_row)
   # A row's implicit zeros (at most k of them matter) rank after its stored
   # entries >= 0 and before its negative ones, which move back by that many.
-  implicit_zeros = num_items - 1 - np.bincount(rows, minlength=num_items)
+  implicit_zeros = num_items - 1 - np.bincount(rows, minlength=num_rows)
   position = rank + np.where(weights < 0,
                              np.minimum(implicit_zeros, k)[rows], 0)
   kept = position < k
   # Every slot no stored entry takes is a zero at the row's own index: an
   # implicit zero, or padding of a row with fewer than k entries.
-  indices = np.repeat(np.arange(num_items, dtype=np.int64)[:, np.newaxis], k,
-                      axis=1)
-  top = np.zeros((num_items, k), np.float32)
+  indices = np.repeat(
+      np.arange(first_row, first_row + num_rows, dtype=np.int64)[:, np.newaxis],
+      k, axis=1)
+  top = np.zeros((num_rows, k), np.float32)
   indices[rows[kept], position[kept]] = cols[kept]
   top[rows[kept], position[kept]] = weights[kept]
   return ItemNeighbours(indices, top)
