@@ -150,6 +150,30 @@ def test_the_support_is_each_item_s_most_co_occurring_items_ragged():
   np.testing.assert_array_equal(np.diff(indptr), [3, 1, 2, 2, 0])
 
 
+def test_the_support_ranked_by_blocks_of_rows_is_the_support(monkeypatch):
+  x = sparse.csr_matrix(_random_interactions(80, 30, seed=4))
+  gram_matrix = gram.build(x)
+  whole = ease.top_co_occurring(gram_matrix, support=5)
+  monkeypatch.setattr(item_neighbours, "RANKED_ENTRIES_PER_BLOCK", 11)
+  blocked = ease.top_co_occurring(gram_matrix, support=5)
+  np.testing.assert_array_equal(blocked[0], whole[0])
+  np.testing.assert_array_equal(blocked[1], whole[1])
+  assert blocked[1].dtype == np.int32
+
+
+def test_the_approximation_by_blocks_equals_the_one_block_fit(monkeypatch):
+  x = sparse.csr_matrix(_random_interactions(120, 40, seed=5))
+  config = ease.EaseConfig(l2=3.0, solver="sparse_approx", support=6,
+                           neighbours=10)
+  whole = list(ease.fit_ease_path(x, config, [3.0, 30.0]))
+  monkeypatch.setattr(gram, "ENTRIES_PER_BLOCK", 9)
+  monkeypatch.setattr(item_neighbours, "RANKED_ENTRIES_PER_BLOCK", 13)
+  blocked = list(ease.fit_ease_path(x, config, [3.0, 30.0]))
+  for one, other in zip(whole, blocked):
+    np.testing.assert_array_equal(one.indices, other.indices)
+    np.testing.assert_allclose(one.weights, other.weights, rtol=1e-6)
+
+
 def test_the_default_budget_is_half_the_memory_available(monkeypatch):
   assert gram.available_memory_bytes() > 0
   monkeypatch.setattr(gram, "available_memory_bytes", lambda: 10_000)

@@ -91,3 +91,39 @@ def test_a_stored_zero_ranks_before_the_implicit_zeros():
   neighbours = item_neighbours.sparse_top_neighbours(b, k=3)
   np.testing.assert_array_equal(neighbours.indices[0], [2, 0, 1])
   np.testing.assert_array_equal(neighbours.weights[0], [0, 0, -1])
+
+
+@pytest.mark.parametrize("entries_per_block, expected", [
+    (3, [(0, 1), (1, 3), (3, 5)]),
+    (5, [(0, 2), (2, 5)]),
+    (100, [(0, 5)])])
+def test_row_blocks_hold_at_most_their_entries_or_one_row(entries_per_block,
+                                                         expected):
+  # Rows of 4, 1, 2, 3 and 0 entries: a row of 4 passes a bound of 3 alone,
+  # and an empty row joins the block before it.
+  indptr = np.array([0, 4, 5, 7, 10, 10])
+  assert list(item_neighbours.row_blocks(indptr, entries_per_block)) == expected
+
+
+def test_sparse_top_neighbours_ranks_a_block_of_rows_at_a_time(monkeypatch):
+  dense = np.random.default_rng(5).normal(size=(20, 20))
+  dense[np.abs(dense) < 0.8] = 0.0
+  whole = item_neighbours.sparse_top_neighbours(sparse.csr_matrix(dense), 4)
+  monkeypatch.setattr(item_neighbours, "RANKED_ENTRIES_PER_BLOCK", 7)
+  blocked = item_neighbours.sparse_top_neighbours(sparse.csr_matrix(dense), 4)
+  np.testing.assert_array_equal(blocked.indices, whole.indices)
+  np.testing.assert_array_equal(blocked.weights, whole.weights)
+  # Rows 10... of B alone, told their first row, keep what B whole keeps.
+  rows = item_neighbours.sparse_top_neighbours(
+      sparse.csr_matrix(dense[10:]), 4, first_row=10)
+  np.testing.assert_array_equal(rows.indices, whole.indices[10:])
+  np.testing.assert_array_equal(rows.weights, whole.weights[10:])
+
+
+def test_the_ranking_peak_is_one_block_or_one_row_or_everything():
+  per_entry = item_neighbours.RANKING_BYTES_PER_ENTRY
+  block = item_neighbours.RANKED_ENTRIES_PER_BLOCK
+  assert item_neighbours.ranking_peak_bytes(1000, 50) == 1000 * per_entry
+  assert item_neighbours.ranking_peak_bytes(10 * block, 50) == block * per_entry
+  assert item_neighbours.ranking_peak_bytes(10 * block, 2 * block) == (
+      2 * block * per_entry)
