@@ -186,6 +186,11 @@ def main(argv=None) -> int:
                       help="continue a point of --output that stopped (out "
                       "of time) in its kept workspace, instead of skipping "
                       "it")
+  parser.add_argument("--rerun", action="append", default=[], metavar="NODE",
+                      help="with --resume: run this node of a kept point "
+                      "again, finished or not, with every node downstream "
+                      "of it (e.g. a baseline after a change to its fit); "
+                      "the point's wall time adds every run's")
   parser.add_argument("--keep-workspaces", action="store_true",
                       help="keep each point's pipeline workspace (its "
                       "pushed model, for benchmarks.serving_latency)")
@@ -209,8 +214,8 @@ def main(argv=None) -> int:
   for interactions, items in args.points:
     key = point_key(interactions, items)
     stopped = results["points"].get(key)
-    resume = bool(args.resume and stopped and stopped["status"] != "ok"
-                  and stopped.get("workspace"))
+    resume = bool(args.resume and stopped and stopped.get("workspace")
+                  and (stopped["status"] != "ok" or args.rerun))
     if stopped and not resume:
       common.log(f"{key}: in {output}, skipped")
       continue
@@ -220,7 +225,8 @@ def main(argv=None) -> int:
         log["dir"], interactions, data_root / f"pipeline_{key}", budget,
         args.timeout_s, hparams=tuple(args.hparam),
         keep_workspace=args.keep_workspaces or resume,
-        settings=tuple(args.set), resume=resume)
+        settings=tuple(args.set), resume=resume,
+        rerun=tuple(args.rerun) if resume else ())
     if resume:
       run = resumed_point(stopped, run)
     results["points"][key] = {

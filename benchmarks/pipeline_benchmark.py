@@ -58,6 +58,8 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
   workspace = args.workspace or tempfile.mkdtemp(prefix="vrec_bench_")
   if args.resume and not args.workspace:
     raise SystemExit("error: --resume needs the stopped run's --workspace")
+  if args.rerun and not args.resume:
+    raise SystemExit("error: --rerun goes with --resume")
   if not args.resume and os.path.exists(os.path.join(workspace, "pipelines")):
     shutil.rmtree(workspace)
   cli_args = ["--dataset", args.dataset, "--dataset-dir", args.dataset_dir,
@@ -73,7 +75,8 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
 
   stopped = ({"components": {}, "wall_seconds": 0.0} if not args.resume
              else _stopped_run(config))
-  resume = local_runner.resumption(config) if args.resume else None
+  resume = (local_runner.resumption(config, args.rerun) if args.resume
+            else None)
   started = time.time()
   local_runner.run(config, resume=resume)
   wall_seconds = stopped["wall_seconds"] + time.time() - started
@@ -101,10 +104,12 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
       # Beam's in-memory runner and the Trainer run in this process, so this
       # is the whole pipeline's peak.
       "peak_rss_mib": round(common.peak_rss_mib(), 1),
+      # A continuation records the nodes it took over as cached: their
+      # seconds are the stopped run's.
       "components": {**stopped["components"],
                      **{c.component: round(c.seconds, 1)
                         for c in summary.components
-                        if c.component not in stopped["components"]}},
+                        if c.state != "cached"}},
       # Set when the run continued a stopped one: the nodes it ran, the run
       # it read the others' outputs from, and the stopped run's part of
       # `wall_seconds`.
@@ -161,6 +166,10 @@ def main(argv=None) -> int:
                       "complete (a TFX partial run reading the others' "
                       "outputs); components' seconds cover both runs and "
                       "the wall time adds the stopped run's span")
+  parser.add_argument("--rerun", action="append", default=[], metavar="NODE",
+                      help="with --resume: run this node again, and every "
+                      "node downstream of it, though the stopped run "
+                      "finished it")
   args = parser.parse_args(argv)
   command = common.command("benchmarks.pipeline_benchmark", argv)
   sys.argv = sys.argv[:1]  # TFX's Beam executors parse sys.argv.

@@ -183,7 +183,8 @@ def measure_full_pipeline(dataset_dir: str, size: int,
                           hparams: Sequence[str] = ("epochs=1",),
                           keep_workspace: bool = False,
                           settings: Sequence[str] = (),
-                          resume: bool = False) -> dict:
+                          resume: bool = False,
+                          rerun: Sequence[str] = ()) -> dict:
   """The whole pipeline at one size, as `pipeline_benchmark` runs it.
 
   `hparams` (`name=value`, the model's) bound its training: one epoch by
@@ -193,7 +194,8 @@ def measure_full_pipeline(dataset_dir: str, size: int,
   removed afterwards unless `keep_workspace` (to serve the pushed model).
   `resume` continues the run a timeout stopped in the kept `workspace`
   (`pipeline_benchmark --resume`): the record is then of the continuation
-  alone, its components' seconds aside.
+  alone, its components' seconds aside; `rerun` nodes, and those downstream,
+  run again though finished (`pipeline_benchmark --rerun`).
   """
   if not resume:
     if workspace.exists():
@@ -208,7 +210,8 @@ def measure_full_pipeline(dataset_dir: str, size: int,
        "--workspace", str(workspace / "run"), "--output", str(output),
        *[arg for hparam in hparams for arg in ("--hparam", hparam)],
        *[arg for setting in settings for arg in ("--set", setting)],
-       *(["--resume"] if resume else [])],
+       *(["--resume"] if resume else []),
+       *[arg for node in rerun for arg in ("--rerun", node)]],
       workspace / ("pipeline_resumed.log" if resume else "pipeline.log"),
       budget.max_rss_bytes,
       min(timeout_s, budget.timeout_s()), sample_every_s=1.0,
@@ -258,6 +261,8 @@ def _component_peaks(workspace: pathlib.Path,
   """Each component's peak tree RSS (MiB), over the samples in its run."""
   peaks = {}
   for run in _component_runs(workspace):
+    if run.state == "cached":  # a continuation's node, run before
+      continue
     inside = [mib for at, mib in timeline
               if run.started <= at <= run.started + run.seconds]
     if inside:

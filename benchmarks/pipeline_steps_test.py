@@ -49,7 +49,10 @@ def test_component_peaks_take_the_samples_inside_each_components_run(
   monkeypatch.setattr(pipeline_steps, "_component_runs", lambda workspace: [
       run_summary.ComponentRun("Transform", "complete", 10.0, 100.0),
       run_summary.ComponentRun("Trainer", "complete", 5.0, 111.0),
-      run_summary.ComponentRun("Pusher", "complete", 0.5, 130.0)])
+      run_summary.ComponentRun("Pusher", "complete", 0.5, 130.0),
+      # A continuation's node taken over from the stopped run: its peak is
+      # the stopped run's, not a sample of this one.
+      run_summary.ComponentRun("StatisticsGen", "cached", 0.1, 99.0)])
   timeline = [(99.0, 9000.0), (100.0, 1000.0), (110.0, 1500.0),
               (110.5, 8000.0), (111.0, 2000.0), (116.0, 2500.0)]
   assert pipeline_steps._component_peaks(tmp_path, timeline) == {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Sequence
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline_lib
 
@@ -80,23 +81,39 @@ def run(config: config_lib.PipelineConfig,
                                          run_options=run_options)
 
 
-def resumption(config: config_lib.PipelineConfig) -> Resumption:
+def resumption(config: config_lib.PipelineConfig,
+               rerun: Sequence[str] = ()) -> Resumption:
   """How to continue the runs stopped in the config's MLMD store.
 
   The base is the run that finished the most nodes (the newest of equals):
   a stopped run may itself have been a partial run, which records the nodes
   it took over as cached, and a run stopped again at its start finishes
   fewer than the one it continued. Every node the base did not finish runs,
-  in pipeline order.
+  in pipeline order, and so do the `rerun` nodes and every node downstream
+  of them (a baseline fitted again after a change to its fit, with its
+  Evaluator, the selection and the push).
 
   Raises:
     LookupError: if the store records no run.
+    ValueError: if a `rerun` node is not in the pipeline.
   """
   runs = run_summary.finished_components_by_run(config.metadata_path)
   if not runs:
     raise LookupError(f"no pipeline run recorded in {config.metadata_path}")
   # max keeps the first of equals: the newest, with the runs newest first.
   base_run_id, finished = max(reversed(runs), key=lambda run: len(run[1]))
-  return Resumption(base_run_id, [node.id for node in
-                                  _pipeline(config).components
-                                  if node.id not in finished])
+  components = _pipeline(config).components
+  by_id = {node.id: node for node in components}
+  unknown = sorted(set(rerun) - set(by_id))
+  if unknown:
+    raise ValueError(f"no node {unknown} in the pipeline; its nodes: "
+                     f"{sorted(by_id)}")
+  again, pending = set(), list(rerun)
+  while pending:
+    node = by_id[pending.pop()]
+    if node.id not in again:
+      again.add(node.id)
+      pending.extend(downstream.id for downstream in node.downstream_nodes)
+  return Resumption(base_run_id, [node.id for node in components
+                                  if node.id not in finished
+                                  or node.id in again])

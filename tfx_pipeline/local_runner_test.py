@@ -73,3 +73,15 @@ def test_a_store_without_runs_has_nothing_to_resume(config, monkeypatch):
                       lambda path: [])
   with pytest.raises(LookupError, match="no pipeline run"):
     local_runner.resumption(config)
+
+
+def test_a_rerun_node_runs_again_with_every_node_downstream(
+    config, monkeypatch):
+  every_node = _every_node(config)
+  monkeypatch.setattr(run_summary, "finished_components_by_run",
+                      lambda path: [("done", frozenset(every_node))])
+  resume = local_runner.resumption(config, rerun=["BaselineTrainer_item_knn"])
+  assert resume.nodes == ["BaselineTrainer_item_knn", "Evaluator_item_knn",
+                          "ModelSelector", "Pusher"]
+  with pytest.raises(ValueError, match="no node .*'Trainer_typo'"):
+    local_runner.resumption(config, rerun=["Trainer_typo"])
