@@ -66,15 +66,16 @@ def train(fn_args, tft_output, hparams: Mapping[str, object],
 
 
 def train_rows(fn_args, tft_output) -> item_item_tuning.TrainRows:
-  """The train split's positives: user, item, history and time of each.
+  """The train split's positives: user, item and time of each, and each
+  user's newest history (`TrainRows.latest_histories`), read in one pass.
 
   Args:
     fn_args: the Trainer's FnArgs.
     tft_output: the Transform output.
   """
   columns = {name: [] for name in (features.USER_INDEX, features.ITEM_INDEX,
-                                   features.HISTORY_ITEM_INDICES,
                                    features.TIMESTAMP_Z)}
+  latest = _LatestHistories()
   for batch in train_inputs.input_dataset(fn_args, fn_args.train_files,
                                           tft_output, _READ_BATCH_SIZE,
                                           shuffle=False):
@@ -82,11 +83,56 @@ def train_rows(fn_args, tft_output) -> item_item_tuning.TrainRows:
     positive = np.ones(size, bool)
     if features.LABEL in batch:
       positive = np.reshape(batch[features.LABEL].numpy(), [-1]) > 0.5
-    for name, values in columns.items():
-      values.append(np.reshape(batch[name].numpy(), [size, -1])[positive])
-  users, items, histories, timestamps = (
-      np.concatenate(values) for values in columns.values())
+    values = {name: np.reshape(batch[name].numpy(), [size, -1])[positive]
+              for name in (*columns, features.HISTORY_ITEM_INDICES)}
+    for name, kept in columns.items():
+      kept.append(values[name][:, 0])
+    latest.update(values[features.USER_INDEX][:, 0],
+                  values[features.TIMESTAMP_Z][:, 0],
+                  values[features.HISTORY_ITEM_INDICES])
+  users, items, timestamps = (np.concatenate(values) if values else
+                              np.zeros(0) for values in columns.values())
   # Transform's z-scored time orders the rows as their timestamps do.
-  return item_item_tuning.TrainRows(users=users[:, 0], items=items[:, 0],
-                                    histories=histories,
-                                    timestamps=timestamps[:, 0])
+  return item_item_tuning.TrainRows(users=users, items=items,
+                                    timestamps=timestamps,
+                                    latest_histories=latest.histories)
+
+
+class _LatestHistories:
+  """Each user's history at their newest row so far, rows read in order.
+
+  A later row replaces an equal time, as `splits.latest_per_user_mask`
+  marks the last of equals. Memory: one history per user, not per row.
+  """
+
+  def __init__(self):
+    self._times = np.zeros(0)
+    self._histories = np.zeros((0, 0), np.int32)
+    self._users = 0
+
+  @property
+  def histories(self) -> np.ndarray:
+    """`[users, length]`: row u is user u's history at their newest row."""
+    return self._histories[:self._users]
+
+  def update(self, users: np.ndarray, times: np.ndarray,
+             histories: np.ndarray) -> None:
+    """Takes the next rows: `[n]` users and times, `[n, length]` histories."""
+    if not len(users):
+      return
+    self._users = max(self._users, int(users.max()) + 1)
+    if self._users > len(self._times):
+      grown = max(self._users, 2 * len(self._times))
+      self._times = np.concatenate(
+          [self._times, np.full(grown - len(self._times), -np.inf)])
+      self._histories = np.concatenate([
+          self._histories.reshape(len(self._histories), histories.shape[1]),
+          np.zeros((grown - len(self._histories), histories.shape[1]),
+                   np.int32)])
+    # Each user's last row among their newest in this batch, then kept
+    # where it is not older than the one kept so far.
+    order = np.lexsort((np.arange(len(users)), times, users))
+    last = order[np.r_[users[order][1:] != users[order][:-1], True]]
+    newer = last[times[last] >= self._times[users[last]]]
+    self._times[users[newer]] = times[newer]
+    self._histories[users[newer]] = histories[newer]

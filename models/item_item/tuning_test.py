@@ -120,8 +120,8 @@ def _rows():
   # Users 0 and 1, each: item 1 at t=0, then item 2 at t=1 (validation).
   return item_item_tuning.TrainRows(
       users=np.array([0, 0, 1, 1]), items=np.array([1, 2, 1, 2]),
-      histories=np.array([[0], [1], [0], [1]]),
-      timestamps=np.array([0.0, 1.0, 0.0, 1.0]))
+      timestamps=np.array([0.0, 1.0, 0.0, 1.0]),
+      latest_histories=np.array([[1], [1]]))
 
 
 def test_search_fits_without_validation_rows_and_picks_the_best_setting():
