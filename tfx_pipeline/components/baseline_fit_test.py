@@ -124,16 +124,6 @@ def _running(pid: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("exit_status, error, reason", [
-    (-signal.SIGKILL, "", "killed by SIGKILL, most likely by the kernel's "
-     "out-of-memory killer"),
-    (3, "", "the fit process exited with status 3"),
-    (1, "MemoryError: ", "MemoryError: "),
-])
-def test_exit_reasons(exit_status, error, reason):
-  assert baseline_fit.exit_reason(exit_status, error) == reason
-
-
 def test_the_evaluator_passes_the_failure_on_and_does_not_bless(tmp_path):
   failure = baseline_fit.FitFailure(
       family="ease", reason="the fit process died of SIGSEGV in native code",
