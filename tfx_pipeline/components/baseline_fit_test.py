@@ -6,20 +6,19 @@ dies of a segfault in native code (a read of address 0 through ctypes).
 """
 
 import ctypes
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as specs
 
 from models import families
 from tfx_pipeline.components import baseline_fit
+from tfx_pipeline.components import process_trainer_test
 
 _MODULE = "tfx_pipeline.components.baseline_fit_test"
 _SLEEPER_PID_FILE = "VREC_TEST_SLEEPER_PID_FILE"
@@ -50,29 +49,13 @@ def endless_run_fn(fn_args):
   time.sleep(600)
 
 
-def _artifact(artifact_type, uri, **properties):
-  artifact = artifact_type()
-  artifact.uri = str(uri)
-  for name, value in properties.items():
-    setattr(artifact, name, value)
-  return artifact
-
-
 def _train(tmp_path, run_fn: str, **custom_config):
   """Runs the contained Trainer executor; returns the model's URI."""
   model_uri = tmp_path / "model"
-  executor = baseline_fit.ContainedTrainerExecutor()
-  executor.Do(
-      {specs.EXAMPLES_KEY: [_artifact(standard_artifacts.Examples,
-                                      tmp_path / "examples",
-                                      split_names='["train", "eval"]')]},
-      {specs.MODEL_KEY: [_artifact(standard_artifacts.Model, model_uri)],
-       specs.MODEL_RUN_KEY: [_artifact(standard_artifacts.ModelRun,
-                                       tmp_path / "model_run")]},
-      {specs.TRAIN_ARGS_KEY: "{}", specs.EVAL_ARGS_KEY: "{}",
-       specs.RUN_FN_KEY: f"{_MODULE}.{run_fn}",
-       specs.CUSTOM_CONFIG_KEY: json.dumps({families.FAMILY_KEY: "ease",
-                                            **custom_config})})
+  request = process_trainer_test.trainer_request(
+      tmp_path, f"{_MODULE}.{run_fn}",
+      {families.FAMILY_KEY: "ease", **custom_config})
+  baseline_fit.ContainedTrainerExecutor().Do(*request)
   return str(model_uri)
 
 
@@ -129,12 +112,12 @@ def test_the_evaluator_passes_the_failure_on_and_does_not_bless(tmp_path):
       family="ease", reason="the fit process died of SIGSEGV in native code",
       exit_status=-11, peak_rss_mib=4096.0, how_to_change="")
   baseline_fit.write_failure(str(tmp_path / "model"), failure)
-  blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
+  artifact = process_trainer_test.artifact
+  blessing = artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
   baseline_fit.FitAwareEvaluatorExecutor().Do(
-      {specs.MODEL_KEY: [_artifact(standard_artifacts.Model,
-                                   tmp_path / "model")]},
-      {specs.EVALUATION_KEY: [_artifact(standard_artifacts.ModelEvaluation,
-                                        tmp_path / "evaluation")],
+      {specs.MODEL_KEY: [artifact(standard_artifacts.Model, tmp_path / "model")]},
+      {specs.EVALUATION_KEY: [artifact(standard_artifacts.ModelEvaluation,
+                                       tmp_path / "evaluation")],
        specs.BLESSING_KEY: [blessing]}, {})
   assert baseline_fit.read_failure(str(tmp_path / "evaluation")) == failure
   assert blessing.get_int_custom_property(

@@ -36,7 +36,7 @@ def raising_run_fn(fn_args):
   raise ValueError("unknown hyperparameter 'epoch'")
 
 
-def _artifact(artifact_type, uri, **properties):
+def artifact(artifact_type, uri, **properties):
   artifact = artifact_type()
   artifact.uri = str(uri)
   for name, value in properties.items():
@@ -44,18 +44,26 @@ def _artifact(artifact_type, uri, **properties):
   return artifact
 
 
-def _train(tmp_path, run_fn: str):
-  process_trainer.ProcessTrainerExecutor().Do(
-      {specs.EXAMPLES_KEY: [_artifact(standard_artifacts.Examples,
-                                      tmp_path / "examples",
+def trainer_request(directory, run_fn: str, custom_config: dict):
+  """A Trainer executor's `(input_dict, output_dict, exec_properties)`:
+  examples, model and model run under `directory`, `run_fn` a function of
+  a test module the child can import."""
+  return (
+      {specs.EXAMPLES_KEY: [artifact(standard_artifacts.Examples,
+                                      directory / "examples",
                                       split_names='["train", "eval"]')]},
-      {specs.MODEL_KEY: [_artifact(standard_artifacts.Model,
-                                   tmp_path / "model")],
-       specs.MODEL_RUN_KEY: [_artifact(standard_artifacts.ModelRun,
-                                       tmp_path / "model_run")]},
+      {specs.MODEL_KEY: [artifact(standard_artifacts.Model,
+                                   directory / "model")],
+       specs.MODEL_RUN_KEY: [artifact(standard_artifacts.ModelRun,
+                                       directory / "model_run")]},
       {specs.TRAIN_ARGS_KEY: "{}", specs.EVAL_ARGS_KEY: "{}",
-       specs.RUN_FN_KEY: f"{_MODULE}.{run_fn}",
-       specs.CUSTOM_CONFIG_KEY: json.dumps({families.FAMILY_KEY: "sasrec"})})
+       specs.RUN_FN_KEY: run_fn,
+       specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)})
+
+
+def _train(tmp_path, run_fn: str):
+  process_trainer.ProcessTrainerExecutor().Do(*trainer_request(
+      tmp_path, f"{_MODULE}.{run_fn}", {families.FAMILY_KEY: "sasrec"}))
 
 
 def _resident_mib() -> float:
@@ -74,17 +82,8 @@ def test_the_model_is_written_and_the_memory_ends_with_the_child(tmp_path):
 
 
 def test_the_child_s_peak_memory_is_its_own(tmp_path):
-  child = process_trainer.run_in_child(
-      {specs.EXAMPLES_KEY: [_artifact(standard_artifacts.Examples,
-                                      tmp_path / "examples",
-                                      split_names='["train", "eval"]')]},
-      {specs.MODEL_KEY: [_artifact(standard_artifacts.Model,
-                                   tmp_path / "model")],
-       specs.MODEL_RUN_KEY: [_artifact(standard_artifacts.ModelRun,
-                                       tmp_path / "model_run")]},
-      {specs.TRAIN_ARGS_KEY: "{}", specs.EVAL_ARGS_KEY: "{}",
-       specs.RUN_FN_KEY: f"{_MODULE}.allocating_run_fn",
-       specs.CUSTOM_CONFIG_KEY: "{}"})
+  child = process_trainer.run_in_child(*trainer_request(
+      tmp_path, f"{_MODULE}.allocating_run_fn", {}))
   assert child.exit_status == 0 and not child.timed_out and not child.error
   assert child.peak_rss_mib > _ALLOCATED_MIB
 
