@@ -3,8 +3,8 @@
 LocalDagRunner runs every executor in the pipeline's own process, and what a
 Trainer allocates (TensorFlow's buffers, the allocator's arenas) is not
 given back when it returns. At 10M interactions x 1M items the pipeline
-process still held 12.8 GB after the Trainer; the Evaluator and the ScaNN
-index then stacked on it, to 17.0 GiB and past 20 GiB
+process still held 12.2 GiB after the Trainer; the Evaluator and the ScaNN
+index then stacked on it, to 16.6 GiB and past 20 GiB
 (benchmarks/results/catalogue_scaling_10m.json). `ProcessTrainer` runs the
 Trainer's own executor (`GenericExecutor`, the family's `run_fn`) in a child
 process instead, so its memory ends with it; a failure fails the component
