@@ -52,9 +52,10 @@ def test_item_knn_row_reads_the_validation_item_only_for_test():
   # Every validation rank is 2 (user 0's target 3 scores 0 below 2), so
   # all settings tie and the first of the product grid is kept.
   config = item_knn.ItemKnnConfig()
+  # Shrinkage first: the settings of one shrinkage share a pass.
   assert [row["hparams"] for row in metrics["tuning"]] == [
-      {"neighbours": k, "shrinkage": s} for k in config.neighbours_grid
-      for s in config.shrinkage_grid]
+      {"neighbours": k, "shrinkage": s} for s in config.shrinkage_grid
+      for k in config.neighbours_grid]
   assert [row["validation"] for row in metrics["tuning"]] == pytest.approx(
       [1 / np.log2(3)] * len(metrics["tuning"]))
 
