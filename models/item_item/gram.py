@@ -114,12 +114,6 @@ def nonzeros_per_item(interactions: sparse.csr_matrix,
           else np.zeros(0)).astype(np.int64)
 
 
-def count_nonzeros(interactions: sparse.csr_matrix,
-                   entries_per_block: Optional[int] = None) -> int:
-  """G's non-zeros, counted without holding G (`nonzeros_per_item`)."""
-  return int(nonzeros_per_item(interactions, entries_per_block).sum())
-
-
 def index_bytes(nonzeros: int) -> int:
   """Bytes of one index of a sparse matrix with `nonzeros` entries: scipy
   keeps int32 indices below 2³¹ entries."""
