@@ -41,6 +41,7 @@ from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_gen
 from tfx_pipeline.components import model_selector
 from tfx_pipeline.components import pushed_baseline
+from tfx_pipeline.components import process_trainer
 from tfx_pipeline.components import scann_index_gen
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
@@ -168,7 +169,8 @@ def _transform(example_gen, schema_gen, gate):
 
 def _trainer(config: config_lib.PipelineConfig, transform, schema_gen,
              model_family: str, base_model=None, hparams=None,
-             label: str | None = None, component=tfx.components.Trainer,
+             label: str | None = None,
+             component=process_trainer.ProcessTrainer,
              **custom_config):
   """A Trainer of `model_family` on Transform's output.
 
@@ -180,7 +182,8 @@ def _trainer(config: config_lib.PipelineConfig, transform, schema_gen,
     base_model: a pre-trained model channel to start from, or None.
     hparams: the family's hyperparameters; None for `config`'s.
     label: the model's label; None for the family's name.
-    component: the Trainer class (a baseline's tolerates failing to fit).
+    component: the Trainer class: a child process whose memory ends with
+      it (`process_trainer`); a baseline's also tolerates failing to fit.
     **custom_config: more of the Trainer's custom config.
   """
   return component(

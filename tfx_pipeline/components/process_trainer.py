@@ -1,12 +1,15 @@
-"""The Trainer's executor in a fresh Python process (`run_in_child`).
+"""The Trainer's executor in a fresh Python process.
 
-The baselines' Trainer fits in a child so that a crash, the OOM killer or a
-time budget ends the child, not the pipeline (`baseline_fit`). The model's
-Trainer still runs in the pipeline's process: run in this child it failed
-on object storage (the Kubeflow harness and `object_store_e2e` tests, the
-Trainer's child exited 1), so the pipeline's process keeps what the
-Trainer allocated (12.2 GiB after it at 10M x 1M,
-benchmarks/results/catalogue_scaling_10m.json).
+LocalDagRunner runs every executor in the pipeline's own process, and what a
+Trainer allocates (TensorFlow's buffers, the allocator's arenas) is not
+given back when it returns. At 10M interactions x 1M items the pipeline
+process still held 12.2 GiB after the Trainer; the Evaluator and the ScaNN
+index then stacked on it, to 16.6 GiB and past 20 GiB
+(benchmarks/results/catalogue_scaling_10m.json). `ProcessTrainer` runs the
+Trainer's own executor (`GenericExecutor`, the family's `run_fn`) in a child
+process instead, so its memory ends with it; a failure fails the component
+with the child's error. The baselines' Trainer runs the same child but
+records a failure instead of raising it (`baseline_fit`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import tempfile
 import time
 from typing import Any, Optional
 
+from tfx import v1 as tfx
 from tfx.components.trainer import executor as trainer_executor
+from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
 
 # How often the parent looks whether a timed child has ended.
@@ -105,6 +111,29 @@ def run_in_child(input_dict, output_dict, exec_properties: dict[str, Any],
   # Linux reports ru_maxrss in KiB.
   return ChildRun(exit_status=os.waitstatus_to_exitcode(status), error=error,
                   peak_rss_mib=usage.ru_maxrss / 1024, timed_out=timed_out)
+
+
+class ProcessTrainerExecutor(base_executor.BaseExecutor):
+  """Runs the Trainer's executor in a child process; fails as it fails."""
+
+  def Do(self, input_dict, output_dict, exec_properties) -> None:  # pylint: disable=invalid-name
+    child = run_in_child(input_dict, output_dict, exec_properties)
+    if child.exit_status != 0:
+      raise RuntimeError(
+          "the Trainer's process failed: "
+          f"{exit_reason(child.exit_status, child.error)} (peak RSS "
+          f"{child.peak_rss_mib:,.0f} MiB)")
+
+
+class ProcessTrainer(tfx.components.Trainer):
+  """The Trainer, run in a child process whose memory ends with it."""
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(ProcessTrainerExecutor)
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    # Its node is still "Trainer" (run summaries, resumes and compiled
+    # specs name it), unless the pipeline names it otherwise.
+    self.with_id("Trainer")
 
 
 def _run_request(request_path: str) -> None:
