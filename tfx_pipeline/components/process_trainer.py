@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from typing import Any, Optional
 
 from tfx import v1 as tfx
@@ -151,5 +153,25 @@ def _run_request(request_path: str) -> None:
     raise
 
 
+def _main(request_path: str) -> None:
+  """Runs the request, then ends the child without the interpreter's teardown.
+
+  Object storage's TensorFlow filesystem (tensorflow-io's S3 plugin) aborts
+  in its static destructors at exit ("pure virtual method called", SIGABRT)
+  after the Trainer's work is done and written. `os._exit` skips those
+  destructors; the exit status is still the request's own.
+  """
+  status = 0
+  try:
+    _run_request(request_path)
+  except BaseException:  # pylint: disable=broad-except
+    traceback.print_exc()
+    status = 1
+  logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
+
+
 if __name__ == "__main__":
-  _run_request(sys.argv[1])
+  _main(sys.argv[1])

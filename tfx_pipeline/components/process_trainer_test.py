@@ -3,6 +3,7 @@
 The child imports the `run_fn`s below from this module.
 """
 
+import atexit
 import json
 import os
 import signal
@@ -29,6 +30,13 @@ def allocating_run_fn(fn_args):
   os.makedirs(fn_args.serving_model_dir)
   with open(os.path.join(fn_args.serving_model_dir, "model"), "w") as out:
     out.write("model")
+
+
+def aborting_at_exit_run_fn(fn_args):
+  """Writes the model, then aborts at interpreter teardown, as the S3
+  filesystem plugin's static destructors do."""
+  allocating_run_fn(fn_args)
+  atexit.register(os.abort)
 
 
 def raising_run_fn(fn_args):
@@ -86,6 +94,13 @@ def test_the_child_s_peak_memory_is_its_own(tmp_path):
       tmp_path, f"{_MODULE}.allocating_run_fn", {}))
   assert child.exit_status == 0 and not child.timed_out and not child.error
   assert child.peak_rss_mib > _ALLOCATED_MIB
+
+
+def test_a_crash_in_teardown_after_the_work_does_not_fail_the_trainer(
+    tmp_path):
+  _train(tmp_path, "aborting_at_exit_run_fn")
+  assert (tmp_path / "model" / "Format-Serving" / "model").read_text() == (
+      "model")
 
 
 def test_a_failing_trainer_fails_the_component_with_the_child_s_error(
