@@ -22,18 +22,16 @@ from models import catalogue_scoring
 
 RECALL_K = 50
 NDCG_K = 10
-# Validation rows scored at once: at most this many, and fewer for a large
-# catalogue, so that a `[rows, items]` score block (and its masks) stays
-# within `_CELLS_PER_BLOCK` cells, 64 MiB of float32, at any catalogue size.
-_MAX_ROWS_PER_BLOCK = 1024
-_CELLS_PER_BLOCK = 1 << 24
+# Validation rows queried at once, and the scores held at once: a block's
+# rows are ranked against the catalogue a chunk of items at a time, each
+# `[rows, items]` chunk within `_CELLS_PER_CHUNK` cells (64 MiB of float32)
+# at any catalogue size. Many rows per chunk keep the product compute-bound:
+# a few rows against every item re-read the whole item matrix per block.
+_ROWS_PER_BLOCK = 2048
+_CELLS_PER_CHUNK = 1 << 24
 
-
-def rows_per_block(num_items: int, cells_per_block: int | None = None) -> int:
-  """Validation rows scored at once against `num_items` items; the block
-  holds at most `cells_per_block` (default `_CELLS_PER_BLOCK`) scores."""
-  cells = _CELLS_PER_BLOCK if cells_per_block is None else cells_per_block
-  return max(1, min(_MAX_ROWS_PER_BLOCK, cells // max(1, num_items)))
+# `(start, stop) -> [rows, stop - start]` scores of item indices start...stop-1.
+ChunkScorer = Callable[[int, int], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,15 +46,21 @@ class ValidationScores:
   ndcg_at_10: float
 
 
-def target_ranks(scores: np.ndarray, histories: np.ndarray,
-                 targets: np.ndarray, servable: np.ndarray) -> np.ndarray:
+def target_ranks(score_chunk: ChunkScorer, target_scores: np.ndarray,
+                 histories: np.ndarray, targets: np.ndarray,
+                 servable: np.ndarray, items_per_chunk: int) -> np.ndarray:
   """0-based rank of each target among its row's available items.
 
+  The catalogue is scored `items_per_chunk` items at a time; the ranks are
+  those of scoring it at once.
+
   Args:
-    scores: `[rows, items]` model scores.
+    score_chunk: the rows' scores of a range of items.
+    target_scores: `[rows]` each row's score of its target.
     histories: `[rows, length]` item indices to exclude, padding 0.
     targets: `[rows]` item indices.
     servable: `[items]` items that can be recommended at all.
+    items_per_chunk: items scored at once.
 
   Returns:
     `[rows]` ranks: the available items (servable, not in the history)
@@ -64,13 +68,28 @@ def target_ranks(scores: np.ndarray, histories: np.ndarray,
     not available gets the number of available items.
   """
   rows = np.arange(len(targets))
-  available = np.tile(servable, (len(targets), 1))
-  available[np.repeat(rows, histories.shape[1]), histories.ravel()] = False
-  reachable = available[rows, targets]
-  available[rows, targets] = False
-  ahead = np.sum(available & (scores >= scores[rows, targets][:, np.newaxis]),
-                 axis=1)
-  return np.where(reachable, ahead, available.sum(axis=1))
+  # The (row, item) pairs that never compete: each row's history and target,
+  # in item order so that each chunk's are one slice.
+  excluded_rows = np.concatenate([np.repeat(rows, histories.shape[1]), rows])
+  excluded_items = np.concatenate([histories.ravel(), targets])
+  order = np.argsort(excluded_items, kind="stable")
+  excluded_rows, excluded_items = excluded_rows[order], excluded_items[order]
+  ahead = np.zeros(len(targets), np.int64)
+  for start in range(0, len(servable), items_per_chunk):
+    stop = min(start + items_per_chunk, len(servable))
+    at_least = score_chunk(start, stop) >= target_scores[:, np.newaxis]
+    first, last = np.searchsorted(excluded_items, [start, stop])
+    at_least[excluded_rows[first:last],
+             excluded_items[first:last] - start] = False
+    ahead += np.count_nonzero(at_least & servable[start:stop], axis=1)
+  # A target in its history or unservable gets every available item.
+  ordered = np.sort(histories, axis=1)
+  distinct = np.ones(ordered.shape, bool)
+  distinct[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+  available = servable.sum() - np.sum(distinct & servable[ordered], axis=1)
+  reachable = servable[targets] & ~np.any(histories == targets[:, np.newaxis],
+                                          axis=1)
+  return np.where(reachable, ahead, available)
 
 
 class Validator:
@@ -112,22 +131,31 @@ class Validator:
 
   def __call__(self) -> ValidationScores:
     items = self.candidate_tower(self.candidate_features)
-    block_rows = rows_per_block(len(self.servable))
-    ranks = []
-    for start in range(0, len(self.rows[features.ITEM_INDEX]), block_rows):
-      block = {name: values[start:start + block_rows]
-               for name, values in self.rows.items()}
-      width = max(1, int(self.lengths[start:start + block_rows].max()))
-      block[features.HISTORY_ITEM_INDICES] = block[
-          features.HISTORY_ITEM_INDICES][:, :width]
-      scores = catalogue_scoring.score_items(
-          self.query_tower({name: tf.constant(values)
-                            for name, values in block.items()}), items)
-      ranks.append(target_ranks(
-          scores.numpy(), block[features.HISTORY_ITEM_INDICES],
-          np.reshape(block[features.ITEM_INDEX], [-1]), self.servable))
-    rank = np.concatenate(ranks)
+    rank = np.concatenate([
+        self._block_ranks(start, items)
+        for start in range(0, len(self.lengths), _ROWS_PER_BLOCK)])
     return ValidationScores(
         recall_at_50=float(np.mean(rank < RECALL_K)),
         ndcg_at_10=float(np.mean(np.where(rank < NDCG_K,
                                           1.0 / np.log2(rank + 2.0), 0.0))))
+
+  def _block_ranks(self, start: int, items: tf.Tensor) -> np.ndarray:
+    """The target ranks of the rows `start...start + _ROWS_PER_BLOCK - 1`."""
+    block = {name: values[start:start + _ROWS_PER_BLOCK]
+             for name, values in self.rows.items()}
+    width = max(1, int(self.lengths[start:start + _ROWS_PER_BLOCK].max()))
+    histories = block[features.HISTORY_ITEM_INDICES][:, :width]
+    block[features.HISTORY_ITEM_INDICES] = histories
+    queries = self.query_tower({name: tf.constant(values)
+                                for name, values in block.items()})
+    targets = np.reshape(block[features.ITEM_INDEX], [-1])
+    # Each row's own target, from a product of the same kind as the chunks'
+    # (one row of a matmul): its last bit may still depend on the shape, so
+    # an item within an ulp of the target may fall on either side.
+    target_scores = np.diagonal(catalogue_scoring.score_items(
+        queries, tf.gather(items, targets)).numpy())
+    return target_ranks(
+        lambda first, stop: catalogue_scoring.score_items(
+            queries, items[first:stop]).numpy(),
+        target_scores, histories, targets, self.servable,
+        items_per_chunk=max(1, _CELLS_PER_CHUNK // len(targets)))

@@ -9,18 +9,47 @@ from models import catalogue as catalogue_lib
 from models.retrieval import validation as retrieval_validation
 
 
+def _ranks_at_once(scores, histories, targets, servable, items_per_chunk=None):
+  """`target_ranks` of a score matrix, the target scores read from it."""
+  return retrieval_validation.target_ranks(
+      lambda start, stop: scores[:, start:stop],
+      scores[np.arange(len(targets)), targets], histories, targets, servable,
+      items_per_chunk=items_per_chunk or scores.shape[1])
+
+
 def test_target_ranks_skip_history_and_unservable_items_and_count_ties():
   scores = np.array([[0.0, 0.9, 0.8, 0.5, 0.5, 0.1],
                      [0.0, 0.9, 0.8, 0.5, 0.5, 0.1],
                      [0.0, 0.9, 0.8, 0.5, 0.5, 0.1]])
   histories = np.array([[1, 0], [0, 0], [3, 0]])
   servable = np.array([False, True, True, True, True, False])
-  ranks = retrieval_validation.target_ranks(
-      scores, histories, targets=np.array([3, 3, 3]), servable=servable)
+  ranks = _ranks_at_once(scores, histories, np.array([3, 3, 3]), servable)
   # Row 0: item 1 is history, 2 is ahead, 4 ties (counts ahead): rank 2.
   # Row 1: items 1, 2 and the tie 4 are ahead: 3. Row 2: the target is
   # in the history, so it gets the worst rank, the 3 available items.
   np.testing.assert_array_equal(ranks, [2, 3, 3])
+
+
+@pytest.mark.parametrize("items_per_chunk", [1, 3, 7, 64])
+def test_ranks_by_chunks_are_the_ranks_of_the_whole_catalogue(
+    items_per_chunk):
+  rng = np.random.default_rng(0)
+  # Few distinct scores, so that ties are common; histories with repeats,
+  # padding and sometimes the target.
+  scores = rng.integers(0, 5, size=(40, 64)).astype(np.float32)
+  histories = rng.integers(0, 64, size=(40, 6))
+  targets = rng.integers(1, 64, size=40)
+  histories[::7, 2] = targets[::7]
+  servable = rng.random(64) > 0.2
+  servable[0] = False
+  expected = _ranks_at_once(scores, histories, targets, servable)
+  np.testing.assert_array_equal(
+      _ranks_at_once(scores, histories, targets, servable, items_per_chunk),
+      expected)
+  # Unreachable targets get every available item.
+  row = 7
+  assert expected[row] == np.sum(
+      servable & ~np.isin(np.arange(64), histories[row]))
 
 
 class _Towers:
@@ -56,8 +85,9 @@ def test_validator_scores_recall_and_ndcg_of_the_towers():
 
 
 def test_validator_trims_each_block_to_its_longest_history(monkeypatch):
-  # Two rows of the catalogue's 4 items a block.
-  monkeypatch.setattr(retrieval_validation, "_CELLS_PER_BLOCK", 8)
+  # Two rows a block, scored a catalogue's 4 items in two chunks.
+  monkeypatch.setattr(retrieval_validation, "_ROWS_PER_BLOCK", 2)
+  monkeypatch.setattr(retrieval_validation, "_CELLS_PER_CHUNK", 4)
   widths = []
 
   def query(rows):
@@ -87,12 +117,20 @@ def test_validator_trims_each_block_to_its_longest_history(monkeypatch):
   assert scores.ndcg_at_10 == pytest.approx((1.0 + 0.5 + 1.0 + 1.0) / 4)
 
 
-def test_a_block_holds_fewer_rows_as_the_catalogue_grows():
-  assert retrieval_validation.rows_per_block(5_000) == 1024
-  assert retrieval_validation.rows_per_block(20_000) == 838
-  assert retrieval_validation.rows_per_block(1_000_000) == 16
-  assert retrieval_validation.rows_per_block(100_000_000) == 1
-  assert retrieval_validation.rows_per_block(4, cells_per_block=8) == 2
+def test_a_constant_scorer_ranks_every_target_last():
+  rows = {features.USER_INDEX: np.array([1, 2, 3]),
+          features.ITEM_INDEX: np.array([1, 3, 3]),
+          features.HISTORY_ITEM_INDICES: np.array([[0, 0], [1, 0], [0, 0]])}
+  query = lambda rows: tf.ones([tf.size(rows[features.USER_INDEX]), 8]) / 3
+  candidate = lambda items: tf.ones([tf.size(items[features.ITEM_INDEX]), 8])
+  validator = retrieval_validation.Validator(rows, _catalogue(), query,
+                                             candidate)
+  # Every available item ties with the target, and ties count against it:
+  # ranks 2, 1 (item 1 is history) and 2, all within the top 50 but no
+  # NDCG@10 of 1.
+  assert validator().recall_at_50 == 1.0
+  assert validator().ndcg_at_10 == pytest.approx(
+      (1 / np.log2(4) + 1 / np.log2(3) + 1 / np.log2(4)) / 3)
 
 
 def test_validator_needs_a_row():
