@@ -39,3 +39,27 @@ def test_latest_per_user_mask_holds_out_the_newest_row_of_users_with_two():
   # a: the later of the two rows at t=9; b: t=2; c has one row and keeps it.
   assert mask.tolist() == [False, False, False, True, False, True]
   assert not splits.latest_per_user_mask(users, times, min_rows=4).any()
+
+
+def test_every_held_out_row_is_scored_up_to_the_cap():
+  users = np.array([3, 3, 5, 7, 7])
+  held_out = np.array([False, True, True, False, True])
+  scored = splits.scored_validation_mask(held_out, users, max_users=3)
+  np.testing.assert_array_equal(scored, held_out)
+  assert scored is not held_out
+
+
+def test_above_the_cap_a_fixed_sample_of_users_is_scored_in_any_order():
+  rng = np.random.default_rng(0)
+  users = np.repeat(np.arange(1_000), 3)
+  held_out = np.tile([False, False, True], 1_000)
+  scored = splits.scored_validation_mask(held_out, users, max_users=100)
+  assert scored.sum() == 100 and not np.any(scored & ~held_out)
+  # The same users, read in another order.
+  order = rng.permutation(len(users))
+  shuffled = splits.scored_validation_mask(held_out[order], users[order],
+                                           max_users=100)
+  np.testing.assert_array_equal(np.sort(users[order][shuffled]),
+                                np.sort(users[scored]))
+  # Spread over the users, not the first hundred indices.
+  assert users[scored].max() > 500

@@ -183,8 +183,10 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
   if not free:
     return config, None
   num_items = len(servable)
-  validation = splits.latest_per_user_mask(rows.users, rows.timestamps)
-  fit_interactions = rows.interactions(num_items, keep=~validation)
+  held_out = splits.latest_per_user_mask(rows.users, rows.timestamps)
+  fit_interactions = rows.interactions(num_items, keep=~held_out)
+  # The model's Trainer scores the same users (`scored_validation_mask`).
+  validation = splits.scored_validation_mask(held_out, rows.users)
   # A validation user always keeps a train row, so has a row here.
   seen = fit_interactions[rows.users[validation]]
   settings = [dict(zip(free, values))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from data import splits
 from models.item_item import neighbours as item_neighbours
 from models.item_item import tuning as item_item_tuning
 
@@ -151,6 +152,35 @@ def test_search_fits_without_validation_rows_and_picks_the_best_setting():
       (1.0, 0.0), (3.0, 1.0), (2.5, 1.0)]
   # Equals keep the first: 3.0, not 2.5.
   assert curve.best == 3.0 and curve.chosen == {"weight": 3.0}
+
+
+def test_above_the_cap_only_the_sampled_users_are_scored(monkeypatch):
+  # Users 0 and 1 hold out items 2 and 3; after item 1, item 2 comes first
+  # and 55 items come before item 3.
+  rows = item_item_tuning.TrainRows(
+      users=np.array([0, 0, 1, 1]), items=np.array([1, 2, 1, 3]),
+      timestamps=np.array([0.0, 1.0, 0.0, 1.0]),
+      latest_histories=np.array([[1], [1]]))
+  fitted = []
+
+  def fit(interactions, config):
+    fitted.append(interactions.toarray())
+    b = np.zeros((60, 60))
+    b[1, 4:59] = 2.0
+    b[1, 2] = config.weight
+    return _neighbours(b)
+
+  def recalls():
+    _, curve = item_item_tuning.search(fit, _Config(other=1),
+                                       {"weight": (3.0,)}, rows,
+                                       np.arange(60) > 0, "toy")
+    return [point.validation for point in curve.points]
+
+  assert recalls() == [0.5]
+  monkeypatch.setattr(splits, "VALIDATION_MAX_USERS", 1)
+  # User 0 has the lowest hash; both users' newest rows stay out of the fit.
+  assert recalls() == [1.0]
+  assert fitted[-1][:, 2:4].sum() == 0 and fitted[-1][:, 1].sum() == 2
 
 
 def test_several_searched_hyperparameters_name_each_step():

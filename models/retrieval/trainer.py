@@ -65,15 +65,17 @@ def validation_split(fn_args, tft_output, model, catalogue
   Returns:
     `(rows, held_out, validator)`: the train rows in read order, `[n]`
     True on each user's newest row (users with one row keep it), and the
-    validator of `model`'s towers on the held-out rows.
+    validator of `model`'s towers on the held-out rows it scores
+    (`splits.scored_validation_mask`).
   """
   rows = sequence_inputs.read_sequence_rows(
       train_inputs.ordered_batches(fn_args, tft_output))
   held_out = splits.latest_per_user_mask(rows.users, rows.positions)
-  logging.info("Validation: %d of %d train rows held out", int(held_out.sum()),
-               len(held_out))
+  scored = splits.scored_validation_mask(held_out, rows.users)
+  logging.info("Validation: %d of %d train rows held out, %d scored",
+               int(held_out.sum()), len(held_out), int(scored.sum()))
   validator = retrieval_validation.Validator(
-      train_inputs.rows_at(fn_args, tft_output, held_out), catalogue,
+      train_inputs.rows_at(fn_args, tft_output, scored), catalogue,
       model.query_tower, model.candidate_tower)
   return rows, held_out, validator
 
