@@ -1,10 +1,16 @@
 """Tests for the retrieval Trainers' shared fit."""
 
+import types
+
 import numpy as np
 import pytest
 
+from data import features
+from data import splits
+from models import catalogue as catalogue_lib
 from models import learning_curve
 from models import training
+from models import trainer_testing
 from models import training_test
 from models.retrieval import trainer
 from models.retrieval import two_tower
@@ -38,3 +44,31 @@ def test_the_config_s_plateau_decay_lowers_the_rate(tmp_path):
 
 def test_without_a_plateau_decay_factor_the_rate_stays(tmp_path):
   assert _rates(tmp_path) == pytest.approx([0.1] * 5)
+
+
+def test_validation_holds_out_every_user_and_scores_the_capped_sample(
+    monkeypatch, tmp_path):
+  # Six users, each: item 1, then item 2 after it (the held-out row).
+  users = np.repeat(np.arange(6), 2)
+  train = {
+      features.USER_INDEX: users,
+      features.ITEM_INDEX: np.tile([1, 2], 6),
+      features.HISTORY_ITEM_INDICES: np.tile([[0, 0], [1, 0]], (6, 1)),
+      features.HOUR_OF_DAY: np.zeros(12, np.int64),
+      features.DAY_OF_WEEK: np.zeros(12, np.int64),
+      features.TIMESTAMP_Z: np.tile([0.0, 1.0], 6).astype(np.float32)}
+  fn_args = trainer_testing.fn_args({trainer_testing.TRAIN: train},
+                                    str(tmp_path))
+  tft_output = types.SimpleNamespace(
+      transformed_metadata=types.SimpleNamespace(schema=None))
+  towers = types.SimpleNamespace(query_tower=None, candidate_tower=None)
+  catalogue = catalogue_lib.ItemCatalogue(
+      item_ids=np.array(["", "a", "b"], dtype=object),
+      candidate_features={features.ITEM_INDEX: np.arange(3)},
+      train_counts=np.array([0.0, 6.0, 6.0]))
+  monkeypatch.setattr(splits, "VALIDATION_MAX_USERS", 4)
+  _, held_out, validator = trainer.validation_split(fn_args, tft_output,
+                                                    towers, catalogue)
+  np.testing.assert_array_equal(held_out, np.tile([False, True], 6))
+  assert len(validator.lengths) == 4
+  assert set(validator.rows[features.ITEM_INDEX].ravel()) == {2}
