@@ -52,7 +52,7 @@ def validation_at(ref: str, scratch: pathlib.Path):
   return module
 
 
-def _validators(num_items: int, num_rows: int, seed: int):
+def _validator_arguments(num_items: int, num_rows: int, seed: int):
   """A Validator's arguments: rows, catalogue and random towers."""
   rng = np.random.default_rng(seed)
   item_vectors = tf.constant(
@@ -82,7 +82,7 @@ def _timed(validator) -> tuple[float, object]:
 
 def measure(num_items: int, num_rows: int, baseline_module) -> dict:
   """One validation pass by the current and the baseline Validator."""
-  arguments = _validators(num_items, num_rows, seed=0)
+  arguments = _validator_arguments(num_items, num_rows, seed=0)
   seconds, scores = _timed(validation.Validator(*arguments))
   baseline_seconds, baseline_scores = _timed(
       baseline_module.Validator(*arguments))

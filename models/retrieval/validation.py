@@ -31,7 +31,7 @@ _ROWS_PER_BLOCK = 2048
 _CELLS_PER_CHUNK = 1 << 24
 
 # `(start, stop) -> [rows, stop - start]` scores of item indices start...stop-1.
-ChunkScorer = Callable[[int, int], np.ndarray]
+ItemRangeScorer = Callable[[int, int], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +46,17 @@ class ValidationScores:
   ndcg_at_10: float
 
 
-def target_ranks(score_chunk: ChunkScorer, target_scores: np.ndarray,
+def target_ranks(score_chunk: ItemRangeScorer, target_scores: np.ndarray,
                  histories: np.ndarray, targets: np.ndarray,
                  servable: np.ndarray, items_per_chunk: int) -> np.ndarray:
   """0-based rank of each target among its row's available items.
 
   The catalogue is scored `items_per_chunk` items at a time; the ranks are
-  those of scoring it at once.
+  those of scoring it at once. The serving `evaluate` signature's twin,
+  `catalogue_scoring.chunked_target_ranks`, reads each target's score from
+  its own chunk, scoring every chunk that holds a target twice: with 2,048
+  rows a block nearly every chunk holds one, so here the target scores come
+  in from one small product instead (`Validator`).
 
   Args:
     score_chunk: the rows' scores of a range of items.

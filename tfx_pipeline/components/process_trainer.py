@@ -138,10 +138,19 @@ class ProcessTrainer(tfx.components.Trainer):
     self.with_id("Trainer")
 
 
-def _run_request(request_path: str) -> None:
-  """The child: runs the Trainer's executor on the parent's request."""
+def _main(request_path: str) -> None:
+  """The child: runs the Trainer's executor on the parent's request.
+
+  An exception is written where the parent reads it. The child then ends
+  without the interpreter's teardown: object storage's TensorFlow filesystem
+  (tensorflow-io's S3 plugin) aborts in its static destructors at exit
+  ("pure virtual method called", SIGABRT) after the Trainer's work is done
+  and written. `os._exit` skips those destructors; the exit status is still
+  the request's own.
+  """
   with open(request_path) as request_file:
     request = json.load(request_file)
+  status = 0
   try:
     trainer_executor.GenericExecutor().Do(
         artifact_utils.parse_artifact_dict(request["input_dict"]),
@@ -150,21 +159,6 @@ def _run_request(request_path: str) -> None:
   except Exception as error:  # pylint: disable=broad-except
     with open(request["error_path"], "w") as out:
       out.write(f"{type(error).__name__}: {error}")
-    raise
-
-
-def _main(request_path: str) -> None:
-  """Runs the request, then ends the child without the interpreter's teardown.
-
-  Object storage's TensorFlow filesystem (tensorflow-io's S3 plugin) aborts
-  in its static destructors at exit ("pure virtual method called", SIGABRT)
-  after the Trainer's work is done and written. `os._exit` skips those
-  destructors; the exit status is still the request's own.
-  """
-  status = 0
-  try:
-    _run_request(request_path)
-  except BaseException:  # pylint: disable=broad-except
     traceback.print_exc()
     status = 1
   logging.shutdown()
