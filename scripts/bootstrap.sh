@@ -42,14 +42,32 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
+# A dropped connection must not fail a fresh install: the TensorFlow wheel
+# alone is 590 MB. pip resumes a cut download (options as environment
+# variables, which a pip too old to know them ignores), and a failed install
+# is tried again; wheels already downloaded come from pip's cache.
+export PIP_RETRIES="${PIP_RETRIES:-10}"
+export PIP_RESUME_RETRIES="${PIP_RESUME_RETRIES:-50}"
+pip_install() {
+  local attempt
+  for attempt in 1 2 3; do
+    if "$VENV/bin/python" -m pip install --quiet "$@"; then
+      return 0
+    fi
+    echo "==> pip install $* failed (attempt $attempt of 3)" >&2
+    [[ $attempt -lt 3 ]] && sleep 15
+  done
+  return 1
+}
+
 # Reinstall only when the pins or setup.py change, so re-runs start at once.
 STAMP="$VENV/.vrec-installed"
 WANT="$(cat "$REPO_ROOT/requirements.txt" "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   echo "==> Installing the pinned stack into $VENV (first run: about 5 minutes)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -r "$REPO_ROOT/requirements.txt" -r "$REPO_ROOT/requirements-dev.txt"
-  "$VENV/bin/python" -m pip install --quiet --no-deps -e "$REPO_ROOT"
+  pip_install --upgrade pip
+  pip_install -r "$REPO_ROOT/requirements.txt" -r "$REPO_ROOT/requirements-dev.txt"
+  pip_install --no-deps -e "$REPO_ROOT"
   echo "$WANT" > "$STAMP"
 fi
 
