@@ -237,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   command = common.command("benchmarks.trainer_only", argv)
+  machine_at_start = common.machine()
 
   names = ([args.pipeline_name] if args.pipeline_name else
            os.listdir(os.path.join(args.workspace, "pipelines")))
@@ -298,7 +299,7 @@ def main(argv=None) -> int:
           *(f"{row[name]['mean']:.4f} ± {row[name]['std']:.4f}"
             for name in _METRICS)] for row in over_seeds]))
   common.write_results(args.output, {
-      "command": command, "machine": common.machine(),
+      "command": command, "machine": machine_at_start,
       "workspace": args.workspace, "pipeline": names[0],
       "transformed_examples": summary.artifacts[TRANSFORMED_EXAMPLES],
       "warm_up": args.warm_up, "runs": runs, "over_seeds": over_seeds,
