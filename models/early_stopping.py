@@ -23,22 +23,27 @@ import tensorflow as tf
 
 from models import learning_curve
 from models import training
+from models import validation_scores
 
-METRIC = "recall_at_50"
+METRIC = validation_scores.SELECTION_METRIC
 
 
 def curve(family: str, best: training.BestEpoch, metric: str = METRIC,
-          max_epochs: int | None = None) -> learning_curve.LearningCurve:
+          max_epochs: int | None = None,
+          metrics: list[dict[str, float]] | None = None
+          ) -> learning_curve.LearningCurve:
   """The learning curve of a validated fit: one point per epoch trained, of
-  at most `max_epochs`."""
+  at most `max_epochs`, with every epoch's validation `metrics` if given."""
+  epochs = len(best.losses)
   return learning_curve.LearningCurve(
       family=family, metric=metric,
       points=[learning_curve.Point(step=epoch, validation=score,
                                    train_loss=loss, seconds=seconds,
-                                   learning_rate=rate)
-              for epoch, (loss, score, seconds, rate) in enumerate(
+                                   learning_rate=rate, metrics=measured)
+              for epoch, (loss, score, seconds, rate, measured) in enumerate(
                   zip(best.losses, best.scores, best.seconds,
-                      best.learning_rates or [None] * len(best.losses)), 1)],
+                      best.learning_rates or [None] * epochs,
+                      metrics or [None] * epochs), 1)],
       best=best.epoch, chosen={"epoch": best.epoch}, max_steps=max_epochs)
 
 
@@ -78,9 +83,13 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
     the direction), and its learning curve.
   """
   sign = 1.0 if higher_is_better else -1.0
+  # Every epoch's metrics, for the curve: the run selects what it pushes on
+  # more than the one metric that picks the epoch.
+  measured = []
 
   def validate(epoch: int, loss: float) -> float:
     scores = validator()
+    measured.append(dataclasses.asdict(scores))
     logging.info("%s epoch %d: loss %.4f, validation %s", family, epoch, loss,
                  _described(scores))
     return sign * getattr(scores, metric)
@@ -95,7 +104,7 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
                              scores=[sign * score for score in signed.scores])
   logging.info("%s: kept epoch %d of %d, validation %s %.4f", family,
                best.epoch, len(best.losses), metric, best.score)
-  return best, curve(family, best, metric, config.epochs)
+  return best, curve(family, best, metric, config.epochs, measured)
 
 
 def fit(model: tf.keras.Model, batches: tf.data.Dataset,

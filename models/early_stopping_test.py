@@ -10,9 +10,9 @@ import pytest
 from models import early_stopping
 from models import learning_curve
 from models.retrieval import two_tower
-from models.retrieval import validation as retrieval_validation
 from models import training
 from models import training_test
+from models import validation_scores
 
 
 class _Validator:
@@ -22,8 +22,9 @@ class _Validator:
     self.recalls = iter(recalls)
 
   def __call__(self):
-    return retrieval_validation.ValidationScores(
-        recall_at_50=next(self.recalls), ndcg_at_10=0.0)
+    recall = next(self.recalls)
+    return validation_scores.ValidationScores(
+        recall_at_10=recall / 2, recall_at_50=recall, ndcg_at_10=recall / 4)
 
 
 def test_fit_writes_the_learning_curve_of_every_epoch(tmp_path):
@@ -48,7 +49,14 @@ def test_fit_writes_the_learning_curve_of_every_epoch(tmp_path):
                                                                 0.35]
   assert [point["train_loss"] for point in curve["points"]] == best.losses
   assert all(set(point) == {"step", "train_loss", "validation", "seconds",
-                            "learning_rate"} for point in curve["points"])
+                            "learning_rate", "metrics"}
+             for point in curve["points"])
+  # Every metric of every epoch, for the run's selection on all three.
+  assert [point["metrics"] for point in curve["points"]] == [
+      {"recall_at_10": r / 2, "recall_at_50": r, "ndcg_at_10": r / 4}
+      for r in (0.2, 0.4, 0.3, 0.35)]
+  assert learning_curve.read(str(tmp_path)).best_point.metrics == {
+      "recall_at_10": 0.2, "recall_at_50": 0.4, "ndcg_at_10": 0.1}
   assert [point["learning_rate"] for point in curve["points"]] == (
       pytest.approx([0.1] * 4))
   # Time to quality: wall seconds of training so far, growing every epoch.

@@ -40,12 +40,16 @@ class Point:
       epoch's validation; None for a search over settings.
     learning_rate: the rate the epoch trained at; None for a search over
       settings.
+    metrics: every validation metric measured at this step, `validation`
+      among them (e.g. Recall@10, Recall@50 and NDCG@10 of a retrieval
+      Trainer); None where only `validation` was recorded.
   """
   step: Any
   validation: float
   train_loss: Optional[float] = None
   seconds: Optional[float] = None
   learning_rate: Optional[float] = None
+  metrics: Optional[dict[str, float]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +88,14 @@ class LearningCurve:
             "improving; raise it with --hparam epochs=N")
 
   @property
+  def best_point(self) -> Point:
+    """The step picked (`best`)."""
+    return next(point for point in self.points if point.step == self.best)
+
+  @property
   def best_validation(self) -> float:
     """The validation score of the step picked (`best`)."""
-    return next(point.validation for point in self.points
-                if point.step == self.best)
+    return self.best_point.validation
 
   def seconds_to_reach(self, fraction: float) -> Optional[float]:
     """Time to quality: the seconds until validation first reached
@@ -112,7 +120,8 @@ class LearningCurve:
                              validation=point["validation"],
                              train_loss=point.get("train_loss"),
                              seconds=point.get("seconds"),
-                             learning_rate=point.get("learning_rate"))
+                             learning_rate=point.get("learning_rate"),
+                             metrics=point.get("metrics"))
                        for point in record["points"]],
                best=record["best"], chosen=dict(record.get("chosen", {})),
                max_steps=record.get("max_steps"))

@@ -9,17 +9,22 @@ def test_write_then_read_round_trips_the_schema(tmp_path):
   curve = learning_curve.LearningCurve(
       family="ease", metric="recall_at_50",
       points=[learning_curve.Point(step=10.0, validation=0.31),
-              learning_curve.Point(step=100.0, validation=0.35)],
+              learning_curve.Point(step=100.0, validation=0.35,
+                                   metrics={"recall_at_10": 0.12,
+                                            "recall_at_50": 0.35})],
       best=100.0, chosen={"l2": 100.0})
   path = learning_curve.write(str(tmp_path / "run"), curve)
   assert json.loads(open(path, encoding="utf-8").read()) == {
       "family": "ease", "metric": "recall_at_50",
       "points": [{"step": 10.0, "train_loss": None, "validation": 0.31,
-                  "seconds": None, "learning_rate": None},
+                  "seconds": None, "learning_rate": None, "metrics": None},
                  {"step": 100.0, "train_loss": None, "validation": 0.35,
-                  "seconds": None, "learning_rate": None}],
+                  "seconds": None, "learning_rate": None,
+                  "metrics": {"recall_at_10": 0.12, "recall_at_50": 0.35}}],
       "best": 100.0, "chosen": {"l2": 100.0}, "max_steps": None}
-  assert learning_curve.read(str(tmp_path / "run")) == curve
+  read = learning_curve.read(str(tmp_path / "run"))
+  assert read == curve
+  assert read.best_point == curve.points[1]
 
 
 def test_read_is_none_for_a_trainer_that_wrote_no_curve(tmp_path):

@@ -21,7 +21,8 @@ from models import train_inputs
 
 MODEL_INFO_FILE = "model_info.json"
 # The model info's record of the validation score the Trainer picked its
-# epoch or setting by: {"metric": ..., "value": ...}, or None.
+# epoch or setting by, and of every metric measured there:
+# {"metric": ..., "value": ..., "metrics": {...} or None}, or None.
 VALIDATION_KEY = "validation"
 
 
@@ -43,11 +44,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
 
 def _validation(model_run_dir: str) -> dict | None:
-  """The best validation score of the Trainer's learning curve, if any."""
+  """The validation scores of the Trainer's kept epoch or setting, if any:
+  the one it picked by and, where it measured them, every other."""
   curve = learning_curve.read(model_run_dir)
   if curve is None:
     return None
-  return {"metric": curve.metric, "value": curve.best_validation}
+  best = curve.best_point
+  return {"metric": curve.metric, "value": best.validation,
+          "metrics": best.metrics}
 
 
 def read_model_info(model_uri: str) -> dict:

@@ -20,8 +20,8 @@ report say that the baseline did not fit. A fourth run swaps the roles:
 `ease`, gated on `item_knn`, beats it, so BaselineGate blesses it and the
 Pusher pushes the Trainer's model. A fifth run selects what to push
 (`baselines.select_best`): `item_knn` ungated beside `ease`, which has the
-higher validation Recall@50, so the Pusher pushes `ease`'s export and the
-summary says why. The topology of these families
+higher mean relative validation score (Recall@10, Recall@50, NDCG@10), so
+the Pusher pushes `ease`'s export and the summary says why. The topology of these families
 (no ScaNN index, the Trainer's model pushed) is checked in
 `tfx_pipeline/pipeline_test.py`.
 """
@@ -40,6 +40,7 @@ from models import export_testing
 from models import serving_names
 from serving import testing_grpc
 from tests import pipeline_fixtures
+from tfx_pipeline.components import model_selector
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
@@ -259,12 +260,15 @@ def test_the_baseline_with_the_better_validation_score_is_pushed(
   assert [c.label for c in selection.candidates] == [_MODEL, _BASELINE]
   curves = {"Trainer": selection.candidates[0],
             f"BaselineTrainer_{_BASELINE}": selection.candidates[1]}
-  # The scores compared are each Trainer's own best validation score.
+  # The scores compared are each Trainer's own, at the setting it kept:
+  # every metric the rule weighs.
   for component, candidate in curves.items():
     curve = summary.learning_curves[component]
-    assert (candidate.metric, candidate.validation) == (
-        curve.metric, curve.best_validation)
-  assert selection.candidates[1].validation > selection.candidates[0].validation
+    assert (candidate.metric, candidate.validation, candidate.metrics) == (
+        curve.metric, curve.best_validation, curve.best_point.metrics)
+    assert set(candidate.metrics) == set(model_selector.SELECTION_METRICS)
+  relative = model_selector.relative_scores(selection.candidates)
+  assert relative[_BASELINE] > relative[_MODEL], relative
   assert selection.selected == _BASELINE and summary.blessed is True
   (version,) = set(pipeline_fixtures.pushed_versions(config.push_dir)) - set(
       pushed_before)

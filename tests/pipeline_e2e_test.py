@@ -90,6 +90,10 @@ def test_embedding_benchmark_scores_the_model_and_its_baseline(first_run):
   validation = info.pop(trainer_lib.VALIDATION_KEY)
   assert validation["metric"] == "recall_at_50"
   assert 0.0 <= validation["value"] <= 1.0
+  # And every metric the run's selection weighs, at the same epoch.
+  assert set(validation["metrics"]) == {"recall_at_10", "recall_at_50",
+                                        "ndcg_at_10"}
+  assert validation["metrics"]["recall_at_50"] == validation["value"]
   assert info == {
       "model_family": "guim", "label": "guim_k2", "seed": config.seed,
       "hparams": {**families.get("guim").hparams_known(config.hparams),

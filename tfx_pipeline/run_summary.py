@@ -340,13 +340,23 @@ def _selection(artifacts: dict[str, str]):
 
 
 def selection_lines(selection: model_selector.Selection) -> list[str]:
-  """What was pushed and why: every candidate's validation score."""
+  """What was pushed and why: every candidate's validation scores and, where
+  every candidate has them, its mean relative score."""
   lines = [f"Pushed by validation ({model_selector.RULE}):"]
+  relative = (model_selector.relative_scores(
+      model_selector.comparable_candidates(selection.candidates))
+              if selection.candidates[0].validation is not None else None)
   for candidate in selection.candidates:
-    score = (f"{candidate.validation:.4f}" if candidate.validation is not None
-             else f"not selectable: {candidate.reason}")
-    lines.append(f"  {candidate.label:22s} {candidate.metric or '-':14s} "
-                 f"{score}")
+    if candidate.validation is None:
+      lines.append(f"  {candidate.label:22s} not selectable: "
+                   f"{candidate.reason}")
+      continue
+    scores = candidate.metrics or {candidate.metric: candidate.validation}
+    described = ", ".join(f"{name} {value:.4f}"
+                          for name, value in scores.items())
+    if relative and candidate.label in relative:
+      described += f"; relative {relative[candidate.label]:.4f}"
+    lines.append(f"  {candidate.label:22s} {described}")
   lines.append(f"  selected: {selection.selected or 'nothing'} "
                f"({selection.why})")
   return lines

@@ -9,6 +9,7 @@ import pytest
 from models import learning_curve
 from models import serving_names
 from tfx_pipeline.components import baseline_gate
+from tfx_pipeline.components import model_selector
 from tfx_pipeline import report_html
 from tfx_pipeline import run_summary
 
@@ -162,3 +163,25 @@ def test_finished_components_by_run_counts_completed_and_cached(tmp_path):
   assert run_summary.finished_components_by_run(path) == [
       ("run-1", frozenset({"Transform"})),
       ("run-2", frozenset({"Transform", "Trainer"}))]
+
+
+def test_selection_lines_show_every_metric_and_the_relative_score():
+  metrics = {"recall_at_10": 0.1, "recall_at_50": 0.2, "ndcg_at_10": 0.05}
+  selection = model_selector.select(
+      model_selector.Candidate("sasrec", True, "recall_at_50", 0.2,
+                               metrics=metrics),
+      [model_selector.Candidate(
+          "ease", False, "recall_at_50", 0.2,
+          metrics={**metrics, "recall_at_10": 0.05}),
+       model_selector.Candidate("item_knn", False,
+                                reason="did not fit: killed")],
+      model_blessed=True)
+  lines = run_summary.selection_lines(selection)
+  assert lines[1:] == [
+      "  sasrec                 recall_at_10 0.1000, recall_at_50 0.2000, "
+      "ndcg_at_10 0.0500; relative 1.0000",
+      "  ease                   recall_at_10 0.0500, recall_at_50 0.2000, "
+      "ndcg_at_10 0.0500; relative 0.8333",
+      "  item_knn               not selectable: did not fit: killed",
+      "  selected: sasrec (sasrec has the highest mean relative validation "
+      "score: 1.0000 (against ease 0.8333))"]

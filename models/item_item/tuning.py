@@ -8,7 +8,9 @@ one step earlier. Each setting is fitted on the other train rows and scored by
 full-catalogue Recall@50 of the validation rows' targets, queried by their
 own history as the exported `evaluate` signature queries an eval example,
 under its protocol (the user's other train items and items without train
-positives excluded, ties against the target). The best setting is then refitted on every train row by the caller
+positives excluded, ties against the target); Recall@10 and NDCG@10 are
+recorded beside it for the run's selection. The best setting is then
+refitted on every train row by the caller
 (`models.item_item.trainer`). Pure numpy/scipy.
 """
 
@@ -26,9 +28,11 @@ from data import features
 from data import splits
 from models.item_item import neighbours as item_neighbours
 from models import learning_curve
+from models import validation_scores
 
-METRIC = "recall_at_50"
-_K = 50
+METRIC = validation_scores.SELECTION_METRIC
+# The rank of a target that can never be recommended: no cut-off reaches it.
+UNRANKED = np.iinfo(np.int64).max
 # Validation queries scored at once; their scores are kept sparse.
 _QUERY_BLOCK = 1024
 
@@ -70,11 +74,10 @@ class TrainRows:
                                               self.items[keep], num_items)
 
 
-def validation_recall(neighbours: item_neighbours.ItemNeighbours,
-                      histories: np.ndarray, seen: sparse.spmatrix,
-                      targets: np.ndarray, servable: np.ndarray,
-                      k: int = _K) -> float:
-  """Full-catalogue Recall@k of `targets`, each queried by its history.
+def validation_ranks(neighbours: item_neighbours.ItemNeighbours,
+                     histories: np.ndarray, seen: sparse.spmatrix,
+                     targets: np.ndarray, servable: np.ndarray) -> np.ndarray:
+  """The full-catalogue rank of each of `targets`, queried by its history.
 
   The protocol of the exported `evaluate` signature: every item the user
   already has is excluded except the target itself (a repeat is still a
@@ -94,26 +97,21 @@ def validation_recall(neighbours: item_neighbours.ItemNeighbours,
     seen: `[n, num_items]` every item each query's user already has.
     targets: `[n]` the item each query chose next.
     servable: `[num_items]` items that can be recommended at all.
-    k: the cut-off.
 
   Returns:
-    The share of targets ranked below `k`; 0 for no targets.
+    `[n]` 0-based ranks; `UNRANKED` for a target that is not servable.
   """
-  if not len(targets):
-    return 0.0
   b = neighbours.matrix()
   seen = sparse.csr_matrix(seen)
-  hits = 0
-  for start in range(0, len(targets), _QUERY_BLOCK):
-    block = slice(start, start + _QUERY_BLOCK)
-    hits += _hits(b, histories[block], seen[block], targets[block], servable,
-                  k)
-  return hits / len(targets)
+  return np.concatenate([np.zeros(0, np.int64)] + [
+      _ranks(b, histories[block], seen[block], targets[block], servable)
+      for block in (slice(start, start + _QUERY_BLOCK)
+                    for start in range(0, len(targets), _QUERY_BLOCK))])
 
 
-def _hits(b: sparse.csr_matrix, histories: np.ndarray, seen: sparse.spmatrix,
-          targets: np.ndarray, servable: np.ndarray, k: int) -> int:
-  """How many of a block's targets rank below `k` (`validation_recall`)."""
+def _ranks(b: sparse.csr_matrix, histories: np.ndarray, seen: sparse.spmatrix,
+           targets: np.ndarray, servable: np.ndarray) -> np.ndarray:
+  """A block's target ranks (`validation_ranks`)."""
   num_items = b.shape[0]
   queries = np.arange(len(targets))
   real = histories.ravel() != features.PADDING_INDEX
@@ -149,7 +147,7 @@ def _hits(b: sparse.csr_matrix, histories: np.ndarray, seen: sparse.spmatrix,
   covered = np.bincount((covered_keys // num_items)[
       servable[covered_keys % num_items]], minlength=len(targets))
   ahead += np.where(target_scores <= 0, int(servable.sum()) - covered, 0)
-  return int(np.sum(servable[targets] & (ahead < k)))
+  return np.where(servable[targets], ahead, UNRANKED).astype(np.int64)
 
 
 def _step(setting: Mapping[str, Any]) -> Any:
@@ -196,18 +194,18 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
             else (fit(fit_interactions, each) for each in configs))
   points = []
   for setting, neighbours in zip(settings, fitted):
-    recall = validation_recall(
+    scores = validation_scores.from_ranks(validation_ranks(
         neighbours, rows.latest_histories[rows.users[validation]], seen,
-        rows.items[validation],
-        servable)
-    logging.info("%s %s: validation %s %.4f on %d rows", family, setting,
-                 METRIC, recall, int(validation.sum()))
-    points.append((setting, recall))
-  best = points[int(np.argmax([recall for _, recall in points]))][0]
+        rows.items[validation], servable))
+    logging.info("%s %s: validation %s on %d rows", family, setting,
+                 scores, int(validation.sum()))
+    points.append((setting, scores.as_dict()))
+  best = points[int(np.argmax([scores[METRIC] for _, scores in points]))][0]
   curve = learning_curve.LearningCurve(
       family=family, metric=METRIC,
-      points=[learning_curve.Point(step=_step(setting), validation=recall)
-              for setting, recall in points],
+      points=[learning_curve.Point(step=_step(setting),
+                                   validation=scores[METRIC], metrics=scores)
+              for setting, scores in points],
       best=_step(best), chosen=best)
   logging.info("%s: chose %s of %s by validation %s", family, best,
                dict(free), METRIC)

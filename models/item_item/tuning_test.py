@@ -23,6 +23,11 @@ def _neighbours(b: np.ndarray) -> item_neighbours.ItemNeighbours:
       np.take_along_axis(b, order, axis=1).astype(np.float32))
 
 
+def _recall(neighbours, histories, seen, targets, servable, k):
+  return float(np.mean(item_item_tuning.validation_ranks(
+      neighbours, histories, seen, targets, servable) < k))
+
+
 def _no_seen(n):
   return sparse.csr_matrix((n, 5))
 
@@ -39,10 +44,10 @@ def test_validation_recall_follows_the_evaluate_protocol():
   # ranks 1 (0) behind 3 (0.7), unless the user's seen item 3 is excluded.
   seen = sparse.csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 1, 0, 1, 0],
                                      [0, 0, 1, 1, 0]]))
-  recall = item_item_tuning.validation_recall(_neighbours(b), histories,
+  recall = _recall(_neighbours(b), histories,
                                               seen, targets, _SERVABLE, k=1)
   assert recall == pytest.approx(2 / 3)
-  without_seen = item_item_tuning.validation_recall(
+  without_seen = _recall(
       _neighbours(b), histories, _no_seen(3), targets, _SERVABLE, k=1)
   assert without_seen == pytest.approx(1 / 3)
 
@@ -54,10 +59,10 @@ def test_blocks_of_one_query_give_the_same_recall(monkeypatch):
   targets = np.array([2, 1, 1, 2])
   seen = sparse.csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 1, 0, 1, 0],
                                      [0, 0, 1, 1, 0], [0, 1, 0, 1, 0]]))
-  whole = item_item_tuning.validation_recall(_neighbours(b), histories, seen,
+  whole = _recall(_neighbours(b), histories, seen,
                                              targets, _SERVABLE, k=1)
   monkeypatch.setattr(item_item_tuning, "_QUERY_BLOCK", 1)
-  blocked = item_item_tuning.validation_recall(_neighbours(b), histories, seen,
+  blocked = _recall(_neighbours(b), histories, seen,
                                                targets, _SERVABLE, k=1)
   assert blocked == whole == pytest.approx(3 / 4)
 
@@ -96,16 +101,27 @@ def test_sparse_scoring_ranks_as_dense_scores_do(seed):
   targets = rng.integers(1, items, queries)
   seen = sparse.csr_matrix((rng.random((queries, items)) < 0.1).astype(float))
   for k in (1, 3, 10):
-    assert item_item_tuning.validation_recall(
+    assert _recall(
         _neighbours(b), histories, seen, targets, servable, k=k) == (
             pytest.approx(_dense_recall(b, histories, seen, targets, servable,
                                         k)))
 
 
+def test_a_target_that_is_not_servable_is_never_ranked():
+  # Item 4 is not servable: no cut-off reaches it, even one past the
+  # catalogue's size.
+  ranks = item_item_tuning.validation_ranks(
+      _neighbours(np.ones((5, 5))), np.array([[1]]), _no_seen(1),
+      np.array([4]), _SERVABLE)
+  assert ranks.tolist() == [item_item_tuning.UNRANKED]
+  assert _recall(_neighbours(np.ones((5, 5))), np.array([[1]]), _no_seen(1),
+                 np.array([4]), _SERVABLE, k=100) == 0.0
+
+
 def test_ties_count_against_the_target():
   histories = np.array([[1]])
   # Items 2 and 3 both score 0: 2 ranks behind 3.
-  recall = item_item_tuning.validation_recall(
+  recall = _recall(
       _neighbours(np.zeros((5, 5))), histories, _no_seen(1), np.array([2]),
       _SERVABLE, k=1)
   assert recall == 0.0
@@ -152,6 +168,12 @@ def test_search_fits_without_validation_rows_and_picks_the_best_setting():
       (1.0, 0.0), (3.0, 1.0), (2.5, 1.0)]
   # Equals keep the first: 3.0, not 2.5.
   assert curve.best == 3.0 and curve.chosen == {"weight": 3.0}
+  # Every metric of each setting: item 2 is first above 2.0 (NDCG 1), and
+  # behind 55 items at 1.0.
+  assert [p.metrics for p in curve.points] == [
+      {"recall_at_10": 0.0, "recall_at_50": 0.0, "ndcg_at_10": 0.0},
+      {"recall_at_10": 1.0, "recall_at_50": 1.0, "ndcg_at_10": 1.0},
+      {"recall_at_10": 1.0, "recall_at_50": 1.0, "ndcg_at_10": 1.0}]
 
 
 def test_above_the_cap_only_the_sampled_users_are_scored(monkeypatch):

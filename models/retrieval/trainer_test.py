@@ -12,15 +12,15 @@ from models import learning_curve
 from models import training
 from models import trainer_testing
 from models import training_test
+from models import validation_scores
 from models.retrieval import trainer
 from models.retrieval import two_tower
-from models.retrieval import validation as retrieval_validation
 
 
 def _replayed(recalls):
   scores = iter(recalls)
-  return lambda: retrieval_validation.ValidationScores(
-      recall_at_50=next(scores), ndcg_at_10=0.0)
+  return lambda: validation_scores.ValidationScores(
+      recall_at_10=0.0, recall_at_50=next(scores), ndcg_at_10=0.0)
 
 
 def _rates(tmp_path, **overrides):

@@ -10,7 +10,6 @@ ranks an eval example (ties count against the target).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable, Mapping
 
 import numpy as np
@@ -19,9 +18,8 @@ import tensorflow as tf
 from data import features
 from models import catalogue as catalogue_lib
 from models import catalogue_scoring
+from models import validation_scores
 
-RECALL_K = 50
-NDCG_K = 10
 # Validation rows queried at once, and the scores held at once: a block's
 # rows are ranked against the catalogue a chunk of items at a time, each
 # `[rows, items]` chunk within `_CELLS_PER_CHUNK` cells (64 MiB of float32)
@@ -32,18 +30,6 @@ _CELLS_PER_CHUNK = 1 << 24
 
 # `(start, stop) -> [rows, stop - start]` scores of item indices start...stop-1.
 ItemRangeScorer = Callable[[int, int], np.ndarray]
-
-
-@dataclasses.dataclass(frozen=True)
-class ValidationScores:
-  """Means over the validation rows.
-
-  Attributes:
-    recall_at_50: share of targets ranked in the top 50.
-    ndcg_at_10: 1 / log2(rank + 2) for targets in the top 10, else 0.
-  """
-  recall_at_50: float
-  ndcg_at_10: float
 
 
 def target_ranks(score_chunk: ItemRangeScorer, target_scores: np.ndarray,
@@ -133,15 +119,11 @@ class Validator:
     self.query_tower = tf.function(query_tower, reduce_retracing=True)
     self.candidate_tower = tf.function(candidate_tower)
 
-  def __call__(self) -> ValidationScores:
+  def __call__(self) -> validation_scores.ValidationScores:
     items = self.candidate_tower(self.candidate_features)
-    rank = np.concatenate([
+    return validation_scores.from_ranks(np.concatenate([
         self._block_ranks(start, items)
-        for start in range(0, len(self.lengths), _ROWS_PER_BLOCK)])
-    return ValidationScores(
-        recall_at_50=float(np.mean(rank < RECALL_K)),
-        ndcg_at_10=float(np.mean(np.where(rank < NDCG_K,
-                                          1.0 / np.log2(rank + 2.0), 0.0))))
+        for start in range(0, len(self.lengths), _ROWS_PER_BLOCK)]))
 
   def _block_ranks(self, start: int, items: tf.Tensor) -> np.ndarray:
     """The target ranks of the rows `start...start + _ROWS_PER_BLOCK - 1`."""

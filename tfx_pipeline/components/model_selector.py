@@ -5,11 +5,17 @@ measured in it. With `baselines.select_best` (the default), the Pusher pushes
 what this component selects, by one rule applied the same way to every log:
 
   Among the model and every classical baseline that fitted, push the one
-  with the highest validation score: the metric every retrieval Trainer
-  picks its epoch or setting by (full-catalogue Recall@50 of each user's
-  newest train positive, held out of training; `models.learning_curve`),
-  never the eval split. Ties go to the model. Nothing is pushed when the
-  model's own gate (the Evaluator's blessing, or BaselineGate's) refused it.
+  with the highest mean relative validation score over Recall@10, Recall@50
+  and NDCG@10: each metric divided by the best candidate's on it, so that a
+  candidate best on all three scores 1, and one that wins one metric by a
+  hair and loses two by far does not win. The scores are every retrieval
+  Trainer's, at the epoch or setting it kept, on each user's newest train
+  positive held out of training (`models.validation_scores`), never the
+  eval split. Ties go to the model, then to the earlier baseline. Nothing is
+  pushed when the model's own gate (the Evaluator's blessing, or
+  BaselineGate's) refused it. Where a candidate recorded only the metric
+  its Trainer picks by (a model trained before these metrics were kept),
+  the rule compares that metric alone, and says so.
 
 The scores come from each Model artifact's `model_info.json`
 (`models.trainer.VALIDATION_KEY`). A baseline that did not fit
@@ -33,7 +39,7 @@ artifact channel, as Kubeflow's compiler requires.
 
 import dataclasses
 import os
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -44,10 +50,14 @@ from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import blessing_record
 from tfx_pipeline import index_builder
 
-RULE = ("the highest validation score among the model and the baselines that "
-        "fitted (the metric each Trainer picked its epoch or setting by, on "
-        "each user's newest train positive); ties go to the model; nothing "
-        "is pushed if the model's gate refused it")
+RULE = ("the highest mean relative validation score over Recall@10, "
+        "Recall@50 and NDCG@10 (each divided by the best candidate's) among "
+        "the model and the baselines that fitted, on each user's newest "
+        "train positive; ties go to the model; nothing is pushed if the "
+        "model's gate refused it")
+# The metrics the rule weighs equally: those the run's evaluation reports
+# and a model must beat its strongest baseline on.
+SELECTION_METRICS = ("recall_at_10", "recall_at_50", "ndcg_at_10")
 _BLESSED_KEY = blessing_record.BLESSED_KEY
 _SELECTED_KEY = "selected"
 
@@ -62,12 +72,15 @@ class Candidate:
     metric: the validation metric its score is on; "" if it has none.
     validation: its validation score; None if it cannot be selected.
     reason: why it cannot be selected; "" if it can.
+    metrics: every validation metric at its kept epoch or setting; None
+      where its Trainer recorded only `validation`.
   """
   label: str
   is_model: bool
   metric: str = ""
   validation: Optional[float] = None
   reason: str = ""
+  metrics: Optional[Dict[str, float]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +115,29 @@ class Selection:
                selected=record["selected"], why=record["why"])
 
 
+def relative_scores(candidates: Sequence[Candidate]
+                    ) -> Optional[Dict[str, float]]:
+  """Each candidate's mean over `SELECTION_METRICS` of its score divided by
+  the best candidate's on that metric (a metric every candidate scores 0 on
+  counts 1 for all); None unless every candidate has all of them."""
+  if not candidates or not all(
+      c.metrics and all(name in c.metrics for name in SELECTION_METRICS)
+      for c in candidates):
+    return None
+  best = {name: max(c.metrics[name] for c in candidates)
+          for name in SELECTION_METRICS}
+  return {c.label: sum(c.metrics[name] / best[name] if best[name] > 0 else 1.0
+                       for name in SELECTION_METRICS) / len(SELECTION_METRICS)
+          for c in candidates}
+
+
+def comparable_candidates(candidates: Sequence[Candidate]) -> List[Candidate]:
+  """The model (first) and the baselines scored on its validation metric."""
+  model = candidates[0]
+  return [model, *(c for c in candidates[1:] if c.validation is not None
+                   and c.metric == model.metric)]
+
+
 def select(model: Candidate, baselines: List[Candidate],
            model_blessed: bool) -> Selection:
   """Applies `RULE` to the model and its baselines."""
@@ -114,17 +150,22 @@ def select(model: Candidate, baselines: List[Candidate],
     return Selection(candidates, True, model.label,
                      f"{model.label} has no validation score to compare "
                      f"({model.reason}); it is pushed as without selection")
-  best = model
-  for baseline in baselines:
-    if (baseline.validation is not None and baseline.metric == model.metric
-        and baseline.validation > best.validation):
-      best = baseline
-  others = [c for c in candidates if c is not best and c.validation is not None]
-  margin = ", ".join(f"{c.label} {c.validation:.4f}" for c in others)
+  comparable = comparable_candidates(candidates)
+  relative = relative_scores(comparable)
+  if relative is not None:
+    score, described = relative, "mean relative validation score"
+  else:
+    score = {c.label: c.validation for c in comparable}
+    described = (f"validation {model.metric} (not every candidate recorded "
+                 f"{', '.join(SELECTION_METRICS)})")
+  # max keeps the first of equals: the model, then the earlier baseline.
+  best = max(comparable, key=lambda c: score[c.label])
+  margin = ", ".join(f"{c.label} {score[c.label]:.4f}"
+                     for c in comparable if c is not best)
   return Selection(candidates, True, best.label,
-                   f"{best.label} has the highest validation {model.metric}: "
-                   f"{best.validation:.4f}" + (f" (against {margin})"
-                                               if margin else ""))
+                   f"{best.label} has the highest {described}: "
+                   f"{score[best.label]:.4f}" + (f" (against {margin})"
+                                                 if margin else ""))
 
 
 def candidate(model: tfx.types.standard_artifacts.Model,
@@ -141,7 +182,8 @@ def candidate(model: tfx.types.standard_artifacts.Model,
     return Candidate(label, is_model,
                      reason="its Trainer recorded no validation score")
   return Candidate(label, is_model, validation["metric"],
-                   float(validation["value"]))
+                   float(validation["value"]),
+                   metrics=validation.get("metrics"))
 
 
 def read_selection(blessing_uri: str) -> Optional[Selection]:

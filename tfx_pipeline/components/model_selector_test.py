@@ -43,9 +43,58 @@ def test_the_best_of_several_baselines_is_selected_earlier_first_on_ties():
       _model(0.30), [_baseline(0.32, "ease"), _baseline(0.32, "item_knn")],
       model_blessed=True)
   assert selection.selected == "ease"
-  assert selection.why == ("ease has the highest validation recall_at_50: "
-                           "0.3200 (against two_tower 0.3000, item_knn "
-                           "0.3200)")
+  assert selection.why == ("ease has the highest validation recall_at_50 "
+                           "(not every candidate recorded recall_at_10, "
+                           "recall_at_50, ndcg_at_10): 0.3200 (against "
+                           "two_tower 0.3000, item_knn 0.3200)")
+
+
+def _scored(label, recall_at_10, recall_at_50, ndcg_at_10, is_model=False):
+  return model_selector.Candidate(
+      label, is_model, _METRIC, recall_at_50,
+      metrics={"recall_at_10": recall_at_10, "recall_at_50": recall_at_50,
+               "ndcg_at_10": ndcg_at_10})
+
+
+def test_relative_scores_divide_each_metric_by_the_best_candidates():
+  scores = model_selector.relative_scores([
+      _scored("sasrec", 0.10, 0.20, 0.05, is_model=True),
+      _scored("ease", 0.05, 0.25, 0.05)])
+  assert scores == pytest.approx({"sasrec": (1.0 + 0.8 + 1.0) / 3,
+                                  "ease": (0.5 + 1.0 + 1.0) / 3})
+  # A metric nobody scores on counts 1 for everybody, not a division by 0.
+  assert model_selector.relative_scores([
+      _scored("sasrec", 0.0, 0.2, 0.0, is_model=True),
+      _scored("ease", 0.0, 0.1, 0.0)]) == pytest.approx(
+          {"sasrec": 1.0, "ease": (1.0 + 0.5 + 1.0) / 3})
+
+
+def test_a_higher_recall_at_50_alone_does_not_win_against_the_other_two():
+  # EASE^R wins Recall@50 by 2% and loses Recall@10 and NDCG@10 by 30%: the
+  # Recall@50-only rule would push it.
+  model = _scored("sasrec", 0.10, 0.245, 0.050, is_model=True)
+  ease = _scored("ease", 0.07, 0.250, 0.035)
+  selection = model_selector.select(model, [ease], model_blessed=True)
+  assert selection.selected == "sasrec"
+  assert selection.why == (
+      "sasrec has the highest mean relative validation score: 0.9933 "
+      "(against ease 0.8000)")
+
+
+def test_a_baseline_better_on_every_metric_is_selected():
+  model = _scored("sasrec", 0.10, 0.24, 0.05, is_model=True)
+  ease = _scored("ease", 0.11, 0.25, 0.06)
+  knn = _scored("item_knn", 0.09, 0.26, 0.04)
+  selection = model_selector.select(model, [ease, knn], model_blessed=True)
+  assert selection.selected == "ease"
+
+
+def test_one_candidate_without_every_metric_falls_back_to_the_trainers_metric():
+  model = _scored("sasrec", 0.10, 0.24, 0.05, is_model=True)
+  selection = model_selector.select(model, [_baseline(0.25)],
+                                    model_blessed=True)
+  assert selection.selected == "ease"
+  assert "not every candidate recorded" in selection.why
 
 
 def test_nothing_is_pushed_when_the_models_gate_refused_it():
@@ -86,15 +135,19 @@ def _artifact(root, name, info=None, failure=None):
   return model
 
 
-def _info(family, value):
+def _info(family, value, metrics=None):
   return {"model_family": family, "label": family,
-          trainer_lib.VALIDATION_KEY: {"metric": _METRIC, "value": value}}
+          trainer_lib.VALIDATION_KEY: {"metric": _METRIC, "value": value,
+                                       "metrics": metrics}}
 
 
 def test_candidates_are_read_from_model_info_and_fit_failures(tmp_path):
+  metrics = {"recall_at_10": 0.1, "recall_at_50": 0.25, "ndcg_at_10": 0.05}
   scored = model_selector.candidate(
-      _artifact(str(tmp_path), "m", _info("sasrec", 0.25)), is_model=True)
-  assert scored == model_selector.Candidate("sasrec", True, _METRIC, 0.25)
+      _artifact(str(tmp_path), "m", _info("sasrec", 0.25, metrics)),
+      is_model=True)
+  assert scored == model_selector.Candidate("sasrec", True, _METRIC, 0.25,
+                                            metrics=metrics)
   failure = baseline_fit.FitFailure("ease", "killed by signal 11", -11, 4096.0,
                                     "--set ...")
   failed = model_selector.candidate(
