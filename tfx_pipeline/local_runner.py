@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Sequence
+
+from apache_beam.options import pipeline_options
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline_lib
 
@@ -46,7 +49,44 @@ def check_storage(config: config_lib.PipelineConfig) -> None:
   storage.check_access(config.serving_dir, write=True)
 
 
+# The project's setup file, where the repository is checked out (`pip
+# install -e`, as the README installs it).
+_SETUP_FILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+_DIRECT_RUNNERS = ("DirectRunner", "direct", "SwitchingDirectRunner",
+                   "BundleBasedDirectRunner")
+# TFX's Beam executors skip building a package of TFX when one is set.
+_DEPENDENCY_OPTIONS = ("extra_packages", "setup_file", "requirements_file",
+                       "sdk_container_image", "worker_harness_container_image")
+
+
+def local_beam_args(beam_args: Sequence[str]) -> list[str]:
+  """The Beam args of a local run: `beam_args` plus, on the DirectRunner,
+  the project's setup file as the dependency.
+
+  With no dependency option, every TFX Beam executor rebuilds TFX's own
+  installation as a source package to stage to remote workers
+  (`tfx.utils.dependency_utils.make_beam_dependency_flags`): a copy of TFX
+  and a `setup.py sdist`, seconds per Beam component, and about 49 MB left
+  in the temporary directory each time. A day of test suites and benchmarks
+  left 48 GB there and filled the disk. The DirectRunner's workers run this
+  interpreter, which already has TFX and this project, and it stages
+  nothing, so it never reads the option. Other runners, and a run that names
+  its own dependency, get `beam_args` unchanged.
+  """
+  options = pipeline_options.PipelineOptions(list(beam_args))
+  runner = options.view_as(pipeline_options.StandardOptions).runner
+  every_option = options.get_all_options()
+  if (runner not in (None, *_DIRECT_RUNNERS)
+      or any(every_option.get(name) for name in _DEPENDENCY_OPTIONS)
+      or not os.path.exists(_SETUP_FILE)):
+    return list(beam_args)
+  return [*beam_args, f"--setup_file={_SETUP_FILE}"]
+
+
 def _pipeline(config: config_lib.PipelineConfig):
+  config = dataclasses.replace(config,
+                               beam_args=local_beam_args(config.beam_args))
   return pipeline_lib.create_pipeline(
       config,
       metadata_connection_config=pipeline_lib.local_metadata_config(config),

@@ -4,6 +4,7 @@
 import os
 
 import pytest
+from tfx.utils import dependency_utils
 
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
@@ -85,3 +86,41 @@ def test_a_rerun_node_runs_again_with_every_node_downstream(
                           "ModelSelector", "Pusher"]
   with pytest.raises(ValueError, match="no node .*'Trainer_typo'"):
     local_runner.resumption(config, rerun=["Trainer_typo"])
+
+
+def _tfx_dependency_flags(beam_args, monkeypatch):
+  """What a TFX Beam executor makes of `beam_args`; fails if it would build
+  its package of TFX."""
+
+  def build_ephemeral_package():
+    raise AssertionError("TFX rebuilt its own installation as a package")
+
+  monkeypatch.setattr(dependency_utils, "build_ephemeral_package",
+                      build_ephemeral_package)
+  return dependency_utils.make_beam_dependency_flags(beam_args)
+
+
+@pytest.mark.parametrize("beam_args", [
+    [], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    ["--runner=DirectRunner"]])
+def test_a_direct_runner_run_does_not_package_tfx(beam_args, monkeypatch):
+  args = local_runner.local_beam_args(beam_args)
+  assert args == [*beam_args, "--setup_file=" + os.path.join(
+      os.path.dirname(os.path.dirname(local_runner.__file__)), "setup.py")]
+  assert _tfx_dependency_flags(args, monkeypatch) == args
+
+
+@pytest.mark.parametrize("beam_args", [
+    ["--runner=FlinkRunner", "--flink_master=localhost:8081"],
+    ["--runner=PortableRunner", "--job_endpoint=localhost:8099"],
+    ["--extra_package=/tmp/mine.tar.gz"]])
+def test_other_runners_and_named_dependencies_are_left_as_given(beam_args):
+  assert local_runner.local_beam_args(beam_args) == beam_args
+
+
+def test_the_pipelines_beam_components_get_the_local_args(config):
+  (beam_args,) = {tuple(component.executor_spec.beam_pipeline_args)
+                  for component in local_runner._pipeline(config).components  # pylint: disable=protected-access
+                  if hasattr(component.executor_spec, "beam_pipeline_args")}
+  assert list(beam_args) == local_runner.local_beam_args(
+      config.full_beam_args)
