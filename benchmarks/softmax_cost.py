@@ -8,7 +8,7 @@ batch's targets and `num_uniform_negatives` uniform draws. This benchmark
 times one training step (forward, backward and Adam update; the median of
 `--steps` after `--warm-up` unrecorded ones) of each on synthetic catalogues
 of growing size, with the default `SasRecConfig` (3,200 positions per batch,
-as full windows), and the two-tower Trainer's default step (in-batch
+as full windows; `--positions-per-batch` sets another), and the two-tower Trainer's default step (in-batch
 negatives of 512 examples, `TwoTowerConfig`'s defaults) beside them. The
 exact softmax is timed up to `--exact-max-items`: above, its logits alone
 (`positions x items` floats) are more memory than the machine can spare,
@@ -148,7 +148,9 @@ def measure(num_items: int, args: argparse.Namespace) -> dict:
   """The three steps' seconds on a synthetic catalogue of `num_items`."""
   rng = np.random.default_rng(args.seed)
   vocab, catalogue, probability = synthetic_catalogue(num_items, rng)
-  sasrec_config = sasrec.SasRecConfig()
+  sasrec_config = (sasrec.SasRecConfig(
+      positions_per_batch=args.positions_per_batch)
+                   if args.positions_per_batch else sasrec.SasRecConfig())
   two_tower_config = two_tower.TwoTowerConfig()
 
   def sequence_model(sampled: bool) -> tf.keras.Model:
@@ -224,6 +226,9 @@ def main(argv=None) -> int:
   parser.add_argument("--exact-max-items", type=int, default=100_000,
                       help="the largest catalogue the exact softmax is timed "
                       "on (its logits alone are positions x items floats)")
+  parser.add_argument("--positions-per-batch", type=int, default=None,
+                      help="SASRec's positions per step (default: "
+                      "SasRecConfig's)")
   parser.add_argument("--warm-up", type=int, default=2)
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--seed", type=int, default=0)

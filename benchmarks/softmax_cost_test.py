@@ -46,3 +46,14 @@ def test_exact_softmax_is_timed_only_up_to_its_largest_catalogue(tmp_path):
   assert all(row[f"{variant}_step_s"] > 0
              for row in rows for variant in ("sampled", "sampled_lazy",
                                              "two_tower", "two_tower_lazy"))
+
+
+def test_positions_per_batch_sets_the_sequence_step(tmp_path):
+  output = tmp_path / "cost.json"
+  softmax_cost.main(["--items", "20", "--positions-per-batch", "100",
+                     "--warm-up", "1", "--steps", "1",
+                     "--output", str(output)])
+  (row,) = json.loads(output.read_text())["rows"]
+  # Full windows of features.HISTORY_LENGTH positions, within the budget.
+  assert row["positions"] == 100 // features.HISTORY_LENGTH * (
+      features.HISTORY_LENGTH)
