@@ -7,7 +7,7 @@ runs the candidate tower over every item and scores
 batch's targets and `num_uniform_negatives` uniform draws. This benchmark
 times one training step (forward, backward and Adam update; the median of
 `--steps` after `--warm-up` unrecorded ones) of each on synthetic catalogues
-of growing size, with the default `SasRecConfig` (3,200 positions per batch,
+of growing size, with the default `SasRecConfig` (1,600 positions per batch,
 as full windows; `--positions-per-batch` sets another), and the two-tower Trainer's default step (in-batch
 negatives of 512 examples, `TwoTowerConfig`'s defaults) beside them. The
 exact softmax is timed up to `--exact-max-items`: above, its logits alone

@@ -44,12 +44,13 @@ SEQUENCE_FEATURES = (features.HISTORY_ITEM_INDICES, features.ITEM_INDEX,
 
 
 # The largest catalogue trained with the exact softmax by default; above it
-# the sampled one. In benchmarks/results/softmax_cost.json (default config,
-# 3,200 positions per step, 2 shared CPUs) the exact step costs 0.67x the
-# sampled one at 5k items, 4.2x at 30k and 8.9x at 100k, while the sampled
-# one stays at 2.2-2.5 s: they cross near 7.5k items (interpolated). 10k
-# keeps both shared real datasets (1.7k and 8.7k items) on the exact
-# softmax, at most about 1.4x the sampled step's cost there.
+# the sampled one. At the default 1,600 positions per step
+# (benchmarks/results/softmax_cost_positions_1600.json, a quiet machine) the
+# exact step costs 1.4x the sampled one at 5k items, 2.7x at 10k and 5.1x at
+# 20k, while the sampled one stays at 0.08 s; at 3,200 positions (the same
+# run's `_3200.json`) they crossed near 5k. 10k keeps both shared real
+# datasets (1.7k and 8.7k items) on the exact softmax, whose quality the
+# convergence and batch tables measured, at up to 2.7x the sampled step.
 EXACT_SOFTMAX_MAX_ITEMS = 10_000
 
 
