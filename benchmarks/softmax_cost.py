@@ -144,13 +144,18 @@ def _timed(build: Callable[[], tf.keras.Model], learning_rate: float,
   return round(seconds, 4)
 
 
+def sequence_config(positions_per_batch: int | None) -> sasrec.SasRecConfig:
+  """The default `SasRecConfig`, or it with `positions_per_batch` if set."""
+  if positions_per_batch:
+    return sasrec.SasRecConfig(positions_per_batch=positions_per_batch)
+  return sasrec.SasRecConfig()
+
+
 def measure(num_items: int, args: argparse.Namespace) -> dict:
   """The three steps' seconds on a synthetic catalogue of `num_items`."""
   rng = np.random.default_rng(args.seed)
   vocab, catalogue, probability = synthetic_catalogue(num_items, rng)
-  sasrec_config = (sasrec.SasRecConfig(
-      positions_per_batch=args.positions_per_batch)
-                   if args.positions_per_batch else sasrec.SasRecConfig())
+  sasrec_config = sequence_config(args.positions_per_batch)
   two_tower_config = two_tower.TwoTowerConfig()
 
   def sequence_model(sampled: bool) -> tf.keras.Model:
@@ -217,7 +222,8 @@ def report(rows: list[dict]) -> str:
        for row in rows])
 
 
-def main(argv=None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
+  """The command line."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--items", type=int, nargs="+",
                       default=[5_000, 20_000, 50_000, 100_000, 300_000,
@@ -233,7 +239,11 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--output", required=True, help="JSON path")
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = argument_parser().parse_args(argv)
   command = common.command("benchmarks.softmax_cost", argv)
   machine = common.machine()
   load_average_start = [round(load, 2) for load in os.getloadavg()]

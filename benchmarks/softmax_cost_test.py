@@ -6,6 +6,7 @@ import numpy as np
 
 from benchmarks import softmax_cost
 from data import features
+from models.retrieval import sasrec
 
 
 def test_synthetic_catalogue_draws_only_real_items_by_zipf():
@@ -48,12 +49,11 @@ def test_exact_softmax_is_timed_only_up_to_its_largest_catalogue(tmp_path):
                                              "two_tower", "two_tower_lazy"))
 
 
-def test_positions_per_batch_sets_the_sequence_step(tmp_path):
-  output = tmp_path / "cost.json"
-  softmax_cost.main(["--items", "20", "--positions-per-batch", "100",
-                     "--warm-up", "1", "--steps", "1",
-                     "--output", str(output)])
-  (row,) = json.loads(output.read_text())["rows"]
-  # Full windows of features.HISTORY_LENGTH positions, within the budget.
-  assert row["positions"] == 100 // features.HISTORY_LENGTH * (
-      features.HISTORY_LENGTH)
+def test_positions_per_batch_sets_the_sequence_config():
+  args = softmax_cost.argument_parser().parse_args(
+      ["--positions-per-batch", "100", "--output", "out.json"])
+  assert softmax_cost.sequence_config(
+      args.positions_per_batch).positions_per_batch == 100
+  default = softmax_cost.argument_parser().parse_args(["--output", "out.json"])
+  assert softmax_cost.sequence_config(default.positions_per_batch) == (
+      sasrec.SasRecConfig())
