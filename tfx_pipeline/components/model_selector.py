@@ -46,6 +46,7 @@ from tfx import v1 as tfx
 
 from models import families
 from models import trainer as trainer_lib
+from models import validation_scores
 from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import blessing_record
 from tfx_pipeline import index_builder
@@ -55,9 +56,12 @@ RULE = ("the highest mean relative validation score over Recall@10, "
         "the model and the baselines that fitted, on each user's newest "
         "train positive; ties go to the model; nothing is pushed if the "
         "model's gate refused it")
-# The metrics the rule weighs equally: those the run's evaluation reports
-# and a model must beat its strongest baseline on.
-SELECTION_METRICS = ("recall_at_10", "recall_at_50", "ndcg_at_10")
+# The metrics the rule weighs equally: every retrieval Trainer's validation
+# scores, those the run's evaluation reports and a model must beat its
+# strongest baseline on.
+SELECTION_METRICS = tuple(
+    field.name
+    for field in dataclasses.fields(validation_scores.ValidationScores))
 _BLESSED_KEY = blessing_record.BLESSED_KEY
 _SELECTED_KEY = "selected"
 
