@@ -48,6 +48,10 @@ from tfx_pipeline.components import pushed_baseline
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
 
+# End to end: its two compiled runs take about ten minutes of one worker, so
+# the scheduler hands this file out with the pipeline tests, first.
+pytestmark = pytest.mark.e2e
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 SCHEMA_IN_PACKAGE = "tfx_pipeline/schema/schema.pbtxt"
