@@ -11,11 +11,15 @@ before the count: at 10M x 1M it built G and passed 19 GiB
 
     python -m benchmarks.gram_size --logs /work/catalogue/log_1000000_seed0_items1000000 \\
         /work/catalogue/log_10000000_seed0_items1000000 --fit
+
+`--ease-threads 1 2` fits EASE^R's path once per thread count instead
+(`EaseConfig.solve_threads`) and states each one's seconds over the first's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import sys
 import time
@@ -55,8 +59,10 @@ def _fit_outcome(fit) -> dict:
           "process_peak_rss_mib": round(common.peak_rss_mib(), 1)}
 
 
-def measure(log_dir: pathlib.Path, fit: bool) -> dict:
-  """G's size and each baseline's need against its budget for one log."""
+def measure(log_dir: pathlib.Path, fit: bool,
+            ease_threads: list[int] | None = None) -> dict:
+  """G's size and each baseline's need against its budget for one log;
+  with `ease_threads`, EASE^R's fit at each of those thread counts."""
   interactions = interactions_of(log_dir)
   started = time.perf_counter()
   per_item = gram.nonzeros_per_item(interactions)
@@ -80,6 +86,11 @@ def measure(log_dir: pathlib.Path, fit: bool) -> dict:
         interactions, config, list(config.l2_grid))))
     record["item_knn"] = _fit_outcome(lambda: item_knn.fit_item_knn(
         interactions, item_knn.ItemKnnConfig(neighbours=50, shrinkage=10.0)))
+  for threads in ease_threads or ():
+    threaded = dataclasses.replace(config, solve_threads=threads)
+    record.setdefault("ease_by_threads", {})[str(threads)] = _fit_outcome(
+        lambda: next(ease.fit_ease_path(interactions, threaded,
+                                        list(config.l2_grid))))
   return record
 
 
@@ -90,10 +101,14 @@ def main(argv=None) -> int:
   parser.add_argument("--fit", action="store_true",
                       help="also run each baseline's fit (EASE^R's first λ "
                       "of its path, item-kNN at 50 neighbours)")
+  parser.add_argument("--ease-threads", nargs="+", type=int,
+                      help="fit EASE^R's path once per thread count "
+                      "(solve_threads); the first is the ratios' baseline")
   parser.add_argument("--output", default=str(common.RESULTS_DIR /
                                               "gram_size.json"))
   args = parser.parse_args(argv)
-  records = [measure(pathlib.Path(log), args.fit) for log in args.logs]
+  records = [measure(pathlib.Path(log), args.fit, args.ease_threads)
+             for log in args.logs]
   rows = [[r["log"], f"{r['events']:,}", f"{r['items']:,}",
            f"{r['gram_nonzeros']:,}", f"{r['ease_approx_path_gb']:.1f}",
            f"{r['item_knn_gb']:.1f}", f"{r['default_budget_gb']:.1f}",
@@ -106,6 +121,18 @@ def main(argv=None) -> int:
        "budget GB", "EASE^R / item-kNN fit"], rows))
   print("Baseline: the fit before the count built G first; at 10M x 1M it "
         "passed 19 GiB and was killed (catalogue_scaling_10m.json).")
+  for record in records:
+    by_threads = record.get("ease_by_threads", {})
+    if by_threads:
+      first = next(iter(by_threads.values()))["seconds"]
+      print(common.aligned_table(
+          ["log", "EASE^R threads", "path s", "peak RSS MiB", "s / first"],
+          [[record["log"], threads, f"{outcome['seconds']:.1f}",
+            f"{outcome['process_peak_rss_mib']:.0f}",
+            f"{outcome['seconds'] / first:.2f}" if first else "-"]
+           for threads, outcome in by_threads.items()]))
+      print("Ratio: each thread count's path seconds over the first "
+            "count's, same process and log.")
   common.write_results(args.output, {
       "command": common.command(MODULE, argv), "machine": common.machine(),
       "logs": records, "process_peak_rss_mib": round(common.peak_rss_mib(), 1)})

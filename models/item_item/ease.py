@@ -25,7 +25,8 @@ memory budget):
   fsSLIM's feature selection (Ning & Karypis, "SLIM: Sparse Linear Methods
   for Top-N Recommender Systems", ICDM 2011), the regression EASE^R's.
   G stays sparse; columns are solved in batches of `[batch, s, s]` blocks
-  (read from G by a binary search per entry, upper triangle only),
+  (read from G by a binary search per entry, upper triangle only), the
+  batches shared by a thread per CPU,
   so memory grows with the co-occurrences and `items * support²`, never
   with `items²`. An item co-occurring with fewer than `support` items gets
   them all; when every pair of items co-occurs and `support >= items - 1`
@@ -34,7 +35,9 @@ memory budget):
 
 from __future__ import annotations
 
+from concurrent import futures
 import dataclasses
+import os
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -85,6 +88,9 @@ class EaseConfig(hparams.HParams):
     memory_budget_gb: memory a fit may use, in GB (1e9 bytes); None: half
       the memory available when the fit starts
       (`gram.available_memory_bytes`).
+    solve_threads: threads "sparse_approx" solves its columns on (reading G
+      and numpy's batched solve release the GIL); None: one per CPU this
+      process may run on.
   """
   l2: Optional[float] = None
   l2_grid: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
@@ -92,12 +98,22 @@ class EaseConfig(hparams.HParams):
   solver: str = AUTO
   support: int = 128
   memory_budget_gb: Optional[float] = None
+  solve_threads: Optional[int] = None
 
 
 def memory_budget_bytes(config: EaseConfig) -> int:
   """`config.memory_budget_gb`, or its default share of the memory now
   (`gram.memory_budget_bytes`)."""
   return gram_lib.memory_budget_bytes(config.memory_budget_gb)
+
+
+def solve_threads(config: EaseConfig) -> int:
+  """`config.solve_threads`, or one per CPU this process may run on."""
+  if config.solve_threads is not None:
+    if config.solve_threads < 1:
+      raise ValueError(f"solve_threads={config.solve_threads}: at least 1")
+    return config.solve_threads
+  return len(os.sched_getaffinity(0))
 
 
 def exact_memory_bytes(num_items: int, gram_nonzeros: int) -> int:
@@ -154,13 +170,13 @@ def support_entries(nonzeros_per_item: np.ndarray, support: int) -> int:
 
 def approx_memory_bytes(gram_nonzeros: int, num_items: int,
                         support_entries: int, neighbours: int,
-                        path_length: int = 1) -> int:
+                        path_length: int = 1, threads: int = 1) -> int:
   """Peak memory of a "sparse_approx" fit, X aside.
 
   While the columns are solved: G as `gram.build` holds it, the
   `support_entries` kept supports (`top_co_occurring`, summed over items;
   int32 item each), one float32 weight per support entry and λ of a path of
-  `path_length`, and one batch of solve blocks. G's ranking for the
+  `path_length`, and one batch of solve blocks per thread. G's ranking for the
   supports (one block of rows, `item_neighbours.ranking_peak_bytes`) comes
   before, and B's sparsification after, G is dropped: B's CSR copy of a
   λ (float32 weight, int32 column) and its ranking, with the kept
@@ -168,7 +184,7 @@ def approx_memory_bytes(gram_nonzeros: int, num_items: int,
   """
   supports = (4 + 4 * path_length) * support_entries
   solving = (_GRAM_BYTES_PER_NONZERO * gram_nonzeros + supports
-             + _SOLVE_BYTES_PER_CELL * _SOLVE_BLOCK_CELLS)
+             + _SOLVE_BYTES_PER_CELL * _SOLVE_BLOCK_CELLS * threads)
   ranking_supports = (
       _GRAM_BYTES_PER_NONZERO * gram_nonzeros
       + item_neighbours.ranking_peak_bytes(gram_nonzeros, num_items))
@@ -261,9 +277,11 @@ def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
       yield _fit_exact(gram, l2, config.neighbours)
     return
   support_size = min(config.support, max(num_items - 1, 1))
+  threads = solve_threads(config)
   approx_bytes = approx_memory_bytes(gram_nonzeros, num_items,
                                      support_entries(per_item, support_size),
-                                     config.neighbours, len(l2_values))
+                                     config.neighbours, len(l2_values),
+                                     threads)
   if approx_bytes > budget:
     raise ValueError(
         f"approximate EASE^R on {num_items} items with support="
@@ -275,7 +293,7 @@ def fit_ease_path(interactions: sparse.spmatrix, config: EaseConfig,
   gram = gram_lib.build(interactions, per_item)
   support_starts, support_items = top_co_occurring(gram, support_size)
   weights = _solve_sparse_approx(gram, support_starts, support_items,
-                                 l2_values)
+                                 l2_values, threads)
   del gram
   for path_weights in weights:
     # Column j of B holds its support's weights: (weights, support) is Bᵀ
@@ -321,9 +339,10 @@ def _fit_exact(gram: sparse.csr_matrix, l2: float,
 
 def _solve_sparse_approx(gram: sparse.csr_matrix, support_starts: np.ndarray,
                          support_items: np.ndarray,
-                         l2_values: Sequence[float]) -> list[np.ndarray]:
+                         l2_values: Sequence[float],
+                         threads: int = 1) -> list[np.ndarray]:
   """EASE^R's regression of each column on its support
-  (`top_co_occurring`) at each λ, G kept sparse.
+  (`top_co_occurring`) at each λ, G kept sparse, on `threads` threads.
 
   Returns:
     Per λ of `l2_values`, float32 weights aligned with `support_items`:
@@ -337,16 +356,26 @@ def _solve_sparse_approx(gram: sparse.csr_matrix, support_starts: np.ndarray,
   # `support` sizes. One BLAS thread: numpy solves a batch one small system
   # after another, and OpenBLAS's threads on each made a batch of 1,000
   # 64 x 64 systems take 5.9 s instead of 0.04 s on 2 busy cores.
-  with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-    for size in np.unique(sizes[sizes > 0]):
-      members = np.flatnonzero(sizes == size)
-      batch = max(1, _SOLVE_BLOCK_CELLS // (size * size))
-      for start in range(0, len(members), batch):
-        columns = members[start:start + batch]
-        positions = support_starts[columns, np.newaxis] + np.arange(size)
-        for path_weights, solved in zip(weights, solve_columns(
-            gram, columns, support_items[positions], l2_values)):
-          path_weights[positions] = solved
+  # Batches run on a pool of threads instead: each writes its own columns'
+  # weights.
+  batches = []
+  for size in np.unique(sizes[sizes > 0]):
+    members = np.flatnonzero(sizes == size)
+    batch = max(1, _SOLVE_BLOCK_CELLS // (size * size))
+    batches.extend(members[start:start + batch]
+                   for start in range(0, len(members), batch))
+
+  def solve_batch(columns: np.ndarray) -> None:
+    positions = (support_starts[columns, np.newaxis]
+                 + np.arange(sizes[columns[0]]))
+    for path_weights, solved in zip(weights, solve_columns(
+        gram, columns, support_items[positions], l2_values)):
+      path_weights[positions] = solved
+
+  with threadpoolctl.threadpool_limits(limits=1, user_api="blas"), \
+      futures.ThreadPoolExecutor(threads) as pool:
+    for _ in pool.map(solve_batch, batches):
+      pass  # Re-raises a batch's error.
   return weights
 
 

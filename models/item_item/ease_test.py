@@ -1,5 +1,7 @@
 """Tests for EASE^R's closed form."""
 
+import os
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -172,6 +174,29 @@ def test_the_approximation_by_blocks_equals_the_one_block_fit(monkeypatch):
   for one, other in zip(whole, blocked):
     np.testing.assert_array_equal(one.indices, other.indices)
     np.testing.assert_allclose(one.weights, other.weights, rtol=1e-6)
+
+
+def test_the_approximation_on_threads_equals_the_one_thread_fit(monkeypatch):
+  x = sparse.csr_matrix(_random_interactions(200, 60, seed=6))
+  # Blocks of two 6 x 6 systems: many batches for the threads to share.
+  monkeypatch.setattr(ease, "_SOLVE_BLOCK_CELLS", 2 * 6 * 6)
+  fits = {threads: list(ease.fit_ease_path(x, ease.EaseConfig(
+      solver="sparse_approx", support=6, neighbours=10,
+      solve_threads=threads), [3.0, 30.0])) for threads in (1, 3)}
+  for one, other in zip(fits[1], fits[3]):
+    np.testing.assert_array_equal(one.indices, other.indices)
+    np.testing.assert_array_equal(one.weights, other.weights)
+  assert np.any(fits[1][0].weights != 0)
+
+
+def test_solve_threads_default_to_the_cpus_of_the_process():
+  assert ease.solve_threads(ease.EaseConfig()) == len(os.sched_getaffinity(0))
+  assert ease.solve_threads(ease.EaseConfig(solve_threads=3)) == 3
+  with pytest.raises(ValueError, match="solve_threads=0"):
+    ease.solve_threads(ease.EaseConfig(solve_threads=0))
+  one, two = (ease.approx_memory_bytes(10**6, 1000, 10**5, 10, threads=n)
+              for n in (1, 2))
+  assert two > one
 
 
 def test_the_default_budget_is_half_the_memory_available(monkeypatch):
