@@ -22,15 +22,14 @@ CURATED_SCHEMA = str(REPO_ROOT / "tfx_pipeline" / "schema" / "schema.pbtxt")
 # the model and the classical baselines trained beside it (EASE^R and
 # item-kNN, at any catalogue size). So the default family is the neural one
 # worth training, and a log where EASE^R is better ships EASE^R.
-# - MovieLens-100K: the two-tower, which beat EASE^R on every metric in three
-#   seeded runs under leave-last-out with request time (README, Results); a
-#   fourth run beat it on Recall@50 only, and without request time it beats
-#   it in one seed of three.
+# - MovieLens-100K: the two-tower, which beats EASE^R on every metric in
+#   every seed with request time, under both splits; without it, it does not
+#   (docs/results.md, "The default model against EASE^R").
 # - Any other log, Amazon Grocery and a user's own included: the
 #   SASRec-class model, trained to convergence. On Grocery it beats EASE^R on
-#   every metric in every seed under leave-last-out with time features
-#   (benchmarks/README.md, "Convergence and time to quality"); without time
-#   features it ties EASE^R's NDCG@10, and there the selection decides.
+#   every metric in every seed under leave-last-out, with and without time
+#   features; under the temporal split it wins Recall@10 and Recall@50 and
+#   loses NDCG@10 in most seeds, and there the selection decides.
 DEFAULT_MODEL_FAMILY = "sasrec"
 DEFAULT_MODEL_FAMILY_BY_DATASET = {"movielens-100k": "two_tower"}
 DEFAULT_DATASET = "movielens-100k"
