@@ -113,7 +113,9 @@ def solve_threads(config: EaseConfig) -> int:
     if config.solve_threads < 1:
       raise ValueError(f"solve_threads={config.solve_threads}: at least 1")
     return config.solve_threads
-  return len(os.sched_getaffinity(0))
+  if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process may use.
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
 
 
 def exact_memory_bytes(num_items: int, gram_nonzeros: int) -> int:

@@ -189,8 +189,11 @@ def test_the_approximation_on_threads_equals_the_one_thread_fit(monkeypatch):
   assert np.any(fits[1][0].weights != 0)
 
 
-def test_solve_threads_default_to_the_cpus_of_the_process():
+def test_solve_threads_default_to_the_cpus_of_the_process(monkeypatch):
   assert ease.solve_threads(ease.EaseConfig()) == len(os.sched_getaffinity(0))
+  monkeypatch.delattr(os, "sched_getaffinity")  # As on macOS.
+  monkeypatch.setattr(os, "cpu_count", lambda: 6)
+  assert ease.solve_threads(ease.EaseConfig()) == 6
   assert ease.solve_threads(ease.EaseConfig(solve_threads=3)) == 3
   with pytest.raises(ValueError, match="solve_threads=0"):
     ease.solve_threads(ease.EaseConfig(solve_threads=0))
