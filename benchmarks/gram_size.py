@@ -76,7 +76,8 @@ def measure(log_dir: pathlib.Path, fit: bool,
       "ease_approx_path_gb": round(ease.approx_memory_bytes(
           int(per_item.sum()), interactions.shape[1],
           ease.support_entries(per_item, config.support),
-          config.neighbours, len(config.l2_grid)) / 1e9, 2),
+          config.neighbours, len(config.l2_grid),
+          ease.solve_threads(config)) / 1e9, 2),
       "item_knn_gb": round(item_knn.memory_bytes(
           interactions.shape[1], max(item_knn.ItemKnnConfig().neighbours_grid),
           gram.block_entries(interactions)) / 1e9, 2),
