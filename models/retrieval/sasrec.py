@@ -45,7 +45,12 @@ class SasRecConfig(two_tower.TwoTowerConfig):
     history_item_features: represent each history item as the candidate
       tower does, by its id plus its title tokens and categories (the sum
       of their embeddings), instead of by its id alone; a rare item then
-      shares what it has in common with others.
+      shares what it has in common with others. On by default, by quality
+      on Amazon Grocery, 3 seeds each (benchmarks/README.md, "History item
+      features"): above EASE^R on Recall@10, Recall@50 and NDCG@10 in every
+      seed of the temporal split with request time, where ids alone were in
+      one; higher on all three under leave-last-out without request time;
+      within a seed's std elsewhere.
     epochs: a budget, not a stopping rule: training stops on validation
       (`early_stopping_patience`, `early_stopping_min_improvement`) long
       before it on both shared datasets (learning curves in
@@ -86,7 +91,7 @@ class SasRecConfig(two_tower.TwoTowerConfig):
   epochs: int = 200
   early_stopping_patience: int = 5
   early_stopping_min_improvement: float = 0.002
-  history_item_features: bool = False
+  history_item_features: bool = True
   positions_per_batch: int = 1600
   sampled_softmax: Optional[bool] = None
   every_window: bool = True
@@ -111,10 +116,16 @@ class HistoryItemEncoder(tf.keras.layers.Layer):
     self.title_embedding = candidate_tower.title_embedding
     self.category_embedding = candidate_tower.category_embedding
     self.pooling = pooling.MaskedMeanPooling(features.PADDING_INDEX)
-    self.title_tokens = tf.constant(
-        catalogue_features[features.TITLE_TOKEN_INDICES])
-    self.categories = tf.constant(
-        catalogue_features[features.CATEGORY_INDICES])
+    # Variables, not constants: an exported model keeps them in its
+    # checkpoint, so its graph does not grow with the catalogue (24 int64
+    # per item: 192 MB at a million items, past the 2 GB GraphDef limit at
+    # ten million).
+    self.title_tokens = tf.Variable(
+        catalogue_features[features.TITLE_TOKEN_INDICES], trainable=False,
+        name="history_title_tokens")
+    self.categories = tf.Variable(
+        catalogue_features[features.CATEGORY_INDICES], trainable=False,
+        name="history_categories")
 
   def call(self, items: tf.Tensor) -> tf.Tensor:
     flat = tf.reshape(items, [-1])

@@ -47,7 +47,10 @@ def test_training_reduces_the_loss_and_shares_the_item_embedding(
   query_tower, candidate_tower = model.query_tower, model.candidate_tower
   if item_bias:
     query_tower, candidate_tower = query_tower.tower, candidate_tower.tower
-  assert query_tower.item_embedding is candidate_tower.item_embedding
+  # By default history items are encoded with the candidate tower's tables.
+  history_encoder = query_tower.item_embedding
+  assert isinstance(history_encoder, sasrec.HistoryItemEncoder)
+  assert history_encoder.item_embedding is candidate_tower.item_embedding
   model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
   batch = tf.data.Dataset.from_tensors(two_tower_test._batch())  # pylint: disable=protected-access
   before = model.evaluate(batch, verbose=0, return_dict=True)["loss"]
@@ -82,6 +85,12 @@ def test_history_item_features_sum_the_candidate_tower_embeddings():
   history_vars = {id(v) for v in
                   model.query_tower.item_embedding.trainable_variables}
   assert id(tower.title_embedding.embeddings) in history_vars
+  # Its item feature tables are checkpointed, not graph constants, and
+  # never trained.
+  encoder = model.query_tower.item_embedding
+  frozen = {id(v) for v in encoder.non_trainable_variables}
+  assert {id(encoder.title_tokens), id(encoder.categories)} <= frozen
+  assert not {id(encoder.title_tokens), id(encoder.categories)} & history_vars
 
 
 def test_config_inherits_retrieval_settings():
