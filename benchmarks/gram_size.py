@@ -82,16 +82,18 @@ def measure(log_dir: pathlib.Path, fit: bool,
           interactions.shape[1], max(item_knn.ItemKnnConfig().neighbours_grid),
           gram.block_entries(interactions)) / 1e9, 2),
       "default_budget_gb": round(gram.memory_budget_bytes(None) / 1e9, 2)}
+
+  def ease_path(ease_config: ease.EaseConfig) -> dict:
+    return _fit_outcome(lambda: next(ease.fit_ease_path(
+        interactions, ease_config, list(ease_config.l2_grid))))
+
   if fit:
-    record["ease"] = _fit_outcome(lambda: next(ease.fit_ease_path(
-        interactions, config, list(config.l2_grid))))
+    record["ease"] = ease_path(config)
     record["item_knn"] = _fit_outcome(lambda: item_knn.fit_item_knn(
         interactions, item_knn.ItemKnnConfig(neighbours=50, shrinkage=10.0)))
   for threads in ease_threads or ():
-    threaded = dataclasses.replace(config, solve_threads=threads)
-    record.setdefault("ease_by_threads", {})[str(threads)] = _fit_outcome(
-        lambda: next(ease.fit_ease_path(interactions, threaded,
-                                        list(config.l2_grid))))
+    record.setdefault("ease_by_threads", {})[str(threads)] = ease_path(
+        dataclasses.replace(config, solve_threads=threads))
   return record
 
 
