@@ -232,7 +232,11 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
     scores.append(validate(epoch, losses[-1]))
     seconds.append(time.perf_counter() - start)
     if not best_epoch or scores[-1] > scores[best_epoch - 1]:
-      best_epoch, best_weights = epoch, model.get_weights()
+      # Trainable variables only: the others (the catalogue's feature
+      # tables) never change in training, and a copy of them would hold a
+      # second catalogue in memory.
+      best_epoch, best_weights = epoch, [variable.numpy() for variable in
+                                         model.trainable_variables]
     if (not renewed_epoch or
         scores[-1] > scores[renewed_epoch - 1] + min_improvement):
       renewed_epoch = epoch
@@ -241,7 +245,8 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
     elif plateau_decay and (epoch - renewed_epoch) % plateau_decay.after == 0:
       model.optimizer.learning_rate.assign(
           learning_rates[-1] * plateau_decay.factor)
-  model.set_weights(best_weights)
+  for variable, value in zip(model.trainable_variables, best_weights):
+    variable.assign(value)
   return BestEpoch(best_epoch, scores[best_epoch - 1], losses, scores,
                    seconds, learning_rates)
 

@@ -94,6 +94,27 @@ def test_fit_best_epoch_keeps_the_best_validated_weights():
   assert weights_by_epoch[3] != weights_by_epoch[2]
 
 
+def test_fit_best_epoch_restores_only_the_trainable_variables():
+  # Non-trainable variables (a catalogue's feature tables) are not copied
+  # at the best epoch: whatever they hold at the end stays.
+  model = MeanSquaredModel()
+  model.table = tf.Variable([0.0, 0.0], trainable=False)
+  weights_by_epoch = {}
+
+  def validate(epoch, loss):
+    weights_by_epoch[epoch] = float(model.weight.numpy())
+    model.table.assign([float(epoch)] * 2)
+    return {1: 0.5, 2: 0.1}[epoch]
+
+  best = training.fit_best_epoch(
+      model, training.shuffled_batches({"x": np.full(16, 5.0, np.float32)}, 4,
+                                       seed=0),
+      learning_rate=0.1, epochs=2, validate=validate)
+  assert best.epoch == 1
+  assert float(model.weight.numpy()) == weights_by_epoch[1]
+  np.testing.assert_array_equal(model.table.numpy(), [2.0, 2.0])
+
+
 def test_fit_best_epoch_stops_after_patience_epochs_without_a_better_score():
   model = MeanSquaredModel()
   weights_by_epoch = {}

@@ -150,16 +150,17 @@ class GuimUserEncoder(tf.keras.Model):
   Args:
     item_encoder: the encoder shared with the candidate tower.
     catalogue_features: item-encoder inputs of every item index, where the
-      history's items get their side information from.
+      history's items get their side information from (arrays, or the
+      model's shared `two_tower.catalogue_variables`).
     config: hyperparameters.
   """
 
   def __init__(self, item_encoder: ItemEncoder,
-               catalogue_features: Mapping[str, np.ndarray], config: GuimConfig):
+               catalogue_features: Mapping[str, np.ndarray | tf.Variable],
+               config: GuimConfig):
     super().__init__(name="query_tower")
     self.item_encoder = item_encoder
-    self.catalogue_features = {name: tf.constant(values) for name, values
-                               in catalogue_features.items()}
+    self.catalogue_features = two_tower.catalogue_variables(catalogue_features)
     self.encoder = attention.CausalSequenceEncoder(
         features.HISTORY_LENGTH, config.embedding_dim, config.num_blocks,
         config.num_heads, config.dropout)
@@ -290,6 +291,7 @@ def build_guim(vocab: two_tower.VocabularySizes,
                item_sampling_probability, config: GuimConfig) -> GuimModel:
   """GUIM with one item encoder shared by the user and candidate towers."""
   item_encoder = ItemEncoder(vocab, config)
-  return GuimModel(GuimUserEncoder(item_encoder, catalogue_features, config),
+  shared_catalogue = two_tower.catalogue_variables(catalogue_features)
+  return GuimModel(GuimUserEncoder(item_encoder, shared_catalogue, config),
                    GuimCandidateTower(item_encoder, config),
-                   catalogue_features, item_sampling_probability, config)
+                   shared_catalogue, item_sampling_probability, config)

@@ -70,6 +70,15 @@ def test_item_encoder_is_shared_by_both_towers():
   assert model.query_tower.item_encoder is model.candidate_tower.item_encoder
 
 
+def test_the_query_tower_reads_the_models_one_catalogue_copy():
+  # Variables, so the exported query tower's graph does not hold the
+  # catalogue; shared, so training holds it once.
+  model = _model()
+  for name, values in model.catalogue_features.items():
+    assert model.query_tower.catalogue_features[name] is values
+    assert isinstance(values, tf.Variable) and not values.trainable
+
+
 def test_history_items_get_the_side_features_of_the_catalogue():
   model = _model()
   history = tf.constant([[4, 2], [0, 1]], tf.int64)

@@ -106,26 +106,19 @@ class HistoryItemEncoder(tf.keras.layers.Layer):
 
   Args:
     candidate_tower: the tower whose embedding tables are shared.
-    catalogue_features: transformed candidate features of every item index.
+    catalogue_variables: the model's `two_tower.catalogue_variables`, whose
+      title and category indices it reads (a checkpointed copy, shared).
   """
 
   def __init__(self, candidate_tower: two_tower.CandidateTower,
-               catalogue_features: Mapping[str, tf.Tensor]):
+               catalogue_variables: Mapping[str, tf.Variable]):
     super().__init__(name="history_item_encoder")
     self.item_embedding = candidate_tower.item_embedding
     self.title_embedding = candidate_tower.title_embedding
     self.category_embedding = candidate_tower.category_embedding
     self.pooling = pooling.MaskedMeanPooling(features.PADDING_INDEX)
-    # Variables, not constants: an exported model keeps them in its
-    # checkpoint, so its graph does not grow with the catalogue (24 int64
-    # per item: 192 MB at a million items, past the 2 GB GraphDef limit at
-    # ten million).
-    self.title_tokens = tf.Variable(
-        catalogue_features[features.TITLE_TOKEN_INDICES], trainable=False,
-        name="history_title_tokens")
-    self.categories = tf.Variable(
-        catalogue_features[features.CATEGORY_INDICES], trainable=False,
-        name="history_categories")
+    self.title_tokens = catalogue_variables[features.TITLE_TOKEN_INDICES]
+    self.categories = catalogue_variables[features.CATEGORY_INDICES]
 
   def call(self, items: tf.Tensor) -> tf.Tensor:
     flat = tf.reshape(items, [-1])
@@ -213,11 +206,12 @@ def build_sasrec(vocab: two_tower.VocabularySizes, catalogue_features,
   item_embedding = tf.keras.layers.Embedding(vocab.items, config.embedding_dim,
                                              name="item_id_embedding")
   candidate_tower = two_tower.CandidateTower(vocab, item_embedding, config)
-  history_encoder = (HistoryItemEncoder(candidate_tower, catalogue_features)
+  shared_catalogue = two_tower.catalogue_variables(catalogue_features)
+  history_encoder = (HistoryItemEncoder(candidate_tower, shared_catalogue)
                      if config.history_item_features else item_embedding)
   return two_tower.RetrievalModel(
       SequenceQueryTower(history_encoder, config), candidate_tower,
-      catalogue_features, item_sampling_probability, config)
+      shared_catalogue, item_sampling_probability, config)
 
 
 class SequenceRetrievalModel(tfrs.Model):
@@ -236,7 +230,8 @@ class SequenceRetrievalModel(tfrs.Model):
   Args:
     query_tower: the served sequence query tower.
     candidate_tower: the served candidate tower.
-    catalogue_features: transformed candidate features of every item index.
+    catalogue_features: transformed candidate features of every item index;
+      the served model's `catalogue_features` share its copy.
     item_sampling_probability: `[item indices]` train frequency of each
       item (`ItemCatalogue.sampling_probability`).
     config: the hyperparameters: `temperature`, and for the sampled softmax
@@ -246,14 +241,14 @@ class SequenceRetrievalModel(tfrs.Model):
 
   def __init__(self, query_tower: SequenceQueryTower,
                candidate_tower: tf.keras.Model,
-               catalogue_features: Mapping[str, np.ndarray],
+               catalogue_features: Mapping[str, np.ndarray | tf.Variable],
                item_sampling_probability: np.ndarray,
                config: SasRecConfig, sampled: bool):
     super().__init__()
     self.query_tower = query_tower
     self.candidate_tower = candidate_tower
-    self.catalogue_features = {name: tf.constant(values) for name, values
-                               in catalogue_features.items()}
+    self.catalogue_features = two_tower.catalogue_variables(
+        catalogue_features)
     self.item_sampling_probability = tf.constant(item_sampling_probability,
                                                  tf.float32)
     self.config = config

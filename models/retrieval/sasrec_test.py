@@ -85,12 +85,27 @@ def test_history_item_features_sum_the_candidate_tower_embeddings():
   history_vars = {id(v) for v in
                   model.query_tower.item_embedding.trainable_variables}
   assert id(tower.title_embedding.embeddings) in history_vars
-  # Its item feature tables are checkpointed, not graph constants, and
-  # never trained.
+  # Its item feature tables are checkpointed, not graph constants, never
+  # trained, and the model's one copy of the catalogue.
   encoder = model.query_tower.item_embedding
   frozen = {id(v) for v in encoder.non_trainable_variables}
   assert {id(encoder.title_tokens), id(encoder.categories)} <= frozen
   assert not {id(encoder.title_tokens), id(encoder.categories)} & history_vars
+  assert encoder.title_tokens is model.catalogue_features[
+      features.TITLE_TOKEN_INDICES]
+  assert encoder.categories is model.catalogue_features[
+      features.CATEGORY_INDICES]
+
+
+def test_the_training_model_shares_the_served_models_catalogue():
+  model = _model()
+  trained = sasrec.SequenceRetrievalModel(
+      model.query_tower, model.candidate_tower, model.catalogue_features,
+      np.full(two_tower_test.VOCAB.items, 1.0 / two_tower_test.VOCAB.items),
+      model.config, sampled=True)
+  for name, values in model.catalogue_features.items():
+    assert trained.catalogue_features[name] is values
+    assert not values.trainable
 
 
 def test_config_inherits_retrieval_settings():

@@ -106,7 +106,7 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object],
                "sampled" if sampled else "exact", num_items)
   retrieval_trainer.fit(
       sasrec.SequenceRetrievalModel(model.query_tower, model.candidate_tower,
-                             catalogue.candidate_features,
+                             model.catalogue_features,
                              catalogue.sampling_probability, config, sampled),
       batches, validator, config, spec.name, fn_args.model_run_dir, num_items)
   retrieval_trainer.export(fn_args, tft_output, spec, model, catalogue)

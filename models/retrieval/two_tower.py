@@ -232,6 +232,25 @@ class ItemBiasAppended(tf.keras.Model):
                       self.bias(inputs[features.ITEM_INDEX])], axis=-1)
 
 
+def catalogue_variables(catalogue_features: Mapping[str, object]
+                        ) -> dict[str, tf.Variable]:
+  """Candidate features of every item index as non-trainable variables.
+
+  Variables, not constants: an exported tower that reads them keeps them in
+  its checkpoint, so its graph does not grow with the catalogue (a million
+  items' title and category indices are 192 MB, past the 2 GB GraphDef limit
+  at ten million). Values that are variables already are kept as they are,
+  so the towers and losses of one model share a single copy.
+
+  Args:
+    catalogue_features: feature name -> `[item indices, ...]` values, arrays
+      or variables.
+  """
+  return {name: values if isinstance(values, tf.Variable) else
+          tf.Variable(values, trainable=False, name=f"catalogue_{name}")
+          for name, values in catalogue_features.items()}
+
+
 def mixed_sampling_probability(train_probability: tf.Tensor,
                                batch_size: tf.Tensor, num_uniform,
                                num_items: tf.Tensor) -> tf.Tensor:
@@ -267,7 +286,8 @@ class RetrievalModel(tfrs.Model):
       `ItemBiasAppended`), and `query_tower`/`candidate_tower` are the
       wrapped, `dim + 1`-wide towers that serving exports.
     catalogue_features: transformed candidate features of every item index
-      (`ItemCatalogue.candidate_features`); the source of uniform negatives.
+      (`ItemCatalogue.candidate_features`, or their `catalogue_variables`);
+      the source of uniform negatives.
     item_sampling_probability: `[num_items]` probability that an item is a
       positive in the train split.
     config: hyperparameters.
@@ -285,8 +305,7 @@ class RetrievalModel(tfrs.Model):
                                          item_sampling_probability)
     self.query_tower = query_tower
     self.candidate_tower = candidate_tower
-    self.catalogue_features = {name: tf.constant(values) for name, values
-                               in catalogue_features.items()}
+    self.catalogue_features = catalogue_variables(catalogue_features)
     self.item_sampling_probability = tf.constant(item_sampling_probability,
                                                  tf.float32)
     self.task = tfrs.tasks.Retrieval(temperature=config.temperature,

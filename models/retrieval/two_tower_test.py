@@ -46,6 +46,16 @@ def _model(**config):
       two_tower.TwoTowerConfig(embedding_dim=8, tower_units=(16, 8), **config))
 
 
+def test_catalogue_variables_wrap_arrays_once_and_keep_variables():
+  arrays = catalogue_features()
+  variables = two_tower.catalogue_variables(arrays)
+  for name, values in arrays.items():
+    assert not variables[name].trainable
+    np.testing.assert_array_equal(variables[name].numpy(), values)
+  again = two_tower.catalogue_variables(variables)
+  assert all(again[name] is variables[name] for name in arrays)
+
+
 def test_towers_output_unit_vectors_of_the_last_layer_size():
   model = _model()
   batch = _batch()
