@@ -186,7 +186,7 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
                    min_improvement: float = 0.0,
                    lazy_adam: bool = False,
                    plateau_decay: PlateauDecay | None = None) -> BestEpoch:
-  """Fits epoch by epoch and restores the weights of the best-scoring one.
+  """Fits epoch by epoch and restores the trainable weights of the best one.
 
   Early stopping follows Keras's `EarlyStopping(min_delta=...)`: an epoch
   renews the patience only if it beats the score of the last epoch that
