@@ -175,3 +175,8 @@ HPARAMS_KEY = "hparams"
 LABEL_KEY = "label"
 # The run's seed: weight initialisation, shuffling and sampling in training.
 SEED_KEY = "seed"
+# A baseline's fit budget in seconds (`baselines.fit_timeout_s`), and the
+# wall-clock time (Unix seconds) its fit process is stopped at, which the
+# contained Trainer adds for its child (`tfx_pipeline.components.baseline_fit`).
+FIT_TIMEOUT_KEY = "fit_timeout_s"
+FIT_DEADLINE_KEY = "fit_deadline_unix_s"

@@ -37,6 +37,7 @@ import pytest
 import tensorflow as tf
 
 from models import export_testing
+from models.item_item import trainer as item_item_trainer
 from models import serving_names
 from serving import testing_grpc
 from tests import pipeline_fixtures
@@ -177,10 +178,13 @@ def test_summary_and_report_show_the_model_beside_its_baseline(gated_run):
              for line in lines), text
   # Both Trainers searched their hyperparameters on validation.
   assert set(summary.learning_curves) == {"Trainer", "BaselineTrainer_ease"}
-  assert summary.learning_curves["BaselineTrainer_ease"].chosen.keys() == {
-      "l2"}
-  assert summary.learning_curves["Trainer"].chosen.keys() == {
-      "neighbours", "shrinkage"}
+  # Within their budgets, both refitted the chosen setting on every row.
+  ease_chosen = summary.learning_curves["BaselineTrainer_ease"].chosen
+  assert ease_chosen.keys() == {"l2", "fitted_on"}
+  knn_chosen = summary.learning_curves["Trainer"].chosen
+  assert knn_chosen.keys() == {"neighbours", "shrinkage", "fitted_on"}
+  assert ease_chosen["fitted_on"] == knn_chosen["fitted_on"] == (
+      item_item_trainer.FITTED_ON_EVERY_ROW)
   page = open(report_html.write_run_report(summary), encoding="utf-8").read()
   assert "<h2>Model and baselines</h2>" in page
   assert "<strong>BaselineGate</strong>" in page and "not blessed" in page

@@ -113,6 +113,10 @@ class BaselinesConfig:
       before it is stopped and reported as not fitted; 0 for no limit. A
       baseline is there to be compared with: it must not hold the model's
       evaluation and push back for hours on a catalogue it cannot handle.
+      An item-item baseline whose search leaves too little of it for the
+      refit on every train row exports the search's fit of its chosen
+      setting instead (`models.item_item.trainer.refit_or_reason`); its
+      learning curve's `chosen` says so.
     select_best: push the best of the model and the baselines that fitted
       on validation carved from train (`components.model_selector`'s rule),
       instead of always the model. Nothing is pushed if the model's gate

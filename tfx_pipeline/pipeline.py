@@ -253,7 +253,7 @@ def _classical_baselines(config: config_lib.PipelineConfig,
                          example_gen):
   """`(family -> BaselineTrainer, family -> its ungated BaselineEvaluator)`
   of each of `baselines` (`classical_baselines(config)`)."""
-  fit_budget = {baseline_fit.FIT_TIMEOUT_KEY: config.baselines.fit_timeout_s}
+  fit_budget = {families.FIT_TIMEOUT_KEY: config.baselines.fit_timeout_s}
   baseline_trainers = {
       baseline: make_trainer(
           baseline, hparams=hparams, component=baseline_fit.BaselineTrainer,

@@ -7,10 +7,20 @@ shrinkage), fits the family's closed form (`models.item_item.fitters`)
 on every train row as a binary user x item matrix and saves
 `models.item_item.export.ItemNeighboursServingModule`: no gradient steps,
 so seconds to minutes, and no ScaNN index (the pipeline pushes it as is).
+
+The refit on every train row is skipped when the fit's time budget
+(`baselines.fit_timeout_s`, whose deadline the contained Trainer passes in
+`families.FIT_DEADLINE_KEY`) cannot hold it: the search's fit of the chosen
+setting, on every train row but each user's newest, is exported instead,
+and the learning curve's `chosen` says which rows the model was fitted on.
+At 10M interactions x 895k items EASE^R's search took 45 minutes and its
+refit was stopped at the hour (benchmarks/README.md, "Run 7"), which cost
+the run its EASE^R baseline.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Mapping
@@ -21,12 +31,39 @@ from data import features
 from models import catalogue as catalogue_lib
 from models import families
 from models.item_item import fitters
+from models.item_item import neighbours as item_neighbours
 from models.item_item import tuning as item_item_tuning
 from models import learning_curve
 from models import train_inputs
 
 # Examples per batch when reading the train split.
 _READ_BATCH_SIZE = 4096
+# The refit is predicted to take this many times the search's first fit:
+# it reads the validation rows too, and the export follows it.
+_REFIT_SAFETY_FACTOR = 1.5
+FITTED_ON_EVERY_ROW = "every train row"
+
+
+def refit_or_reason(first_fit_seconds: float,
+                    deadline_unix_s: float | None,
+                    now_unix_s: float) -> str | None:
+  """None if a refit fits the time left; else why the search's fit is kept.
+
+  Args:
+    first_fit_seconds: how long the search's first fit took.
+    deadline_unix_s: when the fit process is stopped; None: never.
+    now_unix_s: the time now.
+  """
+  if deadline_unix_s is None:
+    return None
+  needed_s = _REFIT_SAFETY_FACTOR * first_fit_seconds
+  left_s = deadline_unix_s - now_unix_s
+  if needed_s <= left_s:
+    return None
+  return (f"the search's fit, on every train row but each user's newest: a "
+          f"refit on every row needs about {needed_s:,.0f} s "
+          f"({_REFIT_SAFETY_FACTOR:g}x the search's first fit) and "
+          f"{max(left_s, 0):,.0f} s of baselines.fit_timeout_s were left")
 
 
 def train(fn_args, tft_output, hparams: Mapping[str, object],
@@ -34,8 +71,9 @@ def train(fn_args, tft_output, hparams: Mapping[str, object],
   """The train function of `ease` and `item_knn` (`FamilySpec.train`).
 
   Picks the hyperparameters the config leaves unset on a validation split
-  carved from train, fits the family on every train row and saves the
-  family's export.
+  carved from train, fits the family on every train row (or keeps the
+  search's fit when the time budget cannot hold a refit: `refit_or_reason`)
+  and saves the family's export.
 
   Args:
     fn_args: the Trainer's FnArgs.
@@ -47,22 +85,68 @@ def train(fn_args, tft_output, hparams: Mapping[str, object],
   config = fitter.config_class.from_dict(hparams)
   catalogue = catalogue_lib.train_split_catalogue(fn_args, tft_output)
   rows = train_rows(fn_args, tft_output)
-  config, curve = item_item_tuning.search(
-      fitter.fit, config, fitter.grids(config), rows,
-      catalogue.train_counts > 0, spec.name, fitter.fit_each)
+  neighbours, curve = search_and_fit(
+      fitter, config, rows, catalogue.train_counts > 0, spec.name,
+      fn_args.custom_config.get(families.FIT_DEADLINE_KEY))
   if curve is not None:
     learning_curve.write(fn_args.model_run_dir, curve)
+  families.load(spec.export)(
+      tft_output.transform_features_layer(), tft_output.raw_feature_spec(),
+      neighbours, catalogue).save(fn_args.serving_model_dir)
+
+
+def search_and_fit(
+    fitter: fitters.Fitter, config, rows: item_item_tuning.TrainRows,
+    servable: np.ndarray, family: str, deadline_unix_s: float | None
+) -> tuple[item_neighbours.ItemNeighbours,
+           learning_curve.LearningCurve | None]:
+  """The family's B for export, and its search's curve.
+
+  Searches the settings `config` leaves unset (`item_item_tuning.search`),
+  then refits the chosen one on every train row, unless `deadline_unix_s`
+  cannot hold the refit (`refit_or_reason`): then the search's fit is
+  returned. The curve's `chosen` says which rows B was fitted on.
+
+  Args:
+    fitter: the family's fitter.
+    config: its config; hyperparameters left None are searched.
+    rows: the train split's positives.
+    servable: `[num_items]` items that can be recommended.
+    family: the family's name.
+    deadline_unix_s: when the fit process is stopped; None: never.
+  """
+  config, curve, search_fit = item_item_tuning.search(
+      fitter.fit, config, fitter.grids(config), rows, servable, family,
+      fitter.fit_each)
   logging.info("Hyperparameters: %s", config)
-  interactions = rows.interactions(len(catalogue.item_ids))
+  skip_reason = None if search_fit is None else refit_or_reason(
+      search_fit.first_fit_seconds, deadline_unix_s, time.time())
+  if skip_reason is None:
+    # The search's B is not needed: free it before the refit builds another.
+    search_fit = None
+    neighbours = _fit_every_row(fitter, config, rows, len(servable))
+  else:
+    logging.warning("%s: not refitted on every train row; exporting %s",
+                    family, skip_reason)
+    neighbours = search_fit.neighbours
+  if curve is not None:
+    curve = dataclasses.replace(curve, chosen={
+        **curve.chosen, "fitted_on": skip_reason or FITTED_ON_EVERY_ROW})
+  return neighbours, curve
+
+
+def _fit_every_row(fitter: fitters.Fitter, config,
+                   rows: item_item_tuning.TrainRows,
+                   num_items: int) -> item_neighbours.ItemNeighbours:
+  """Fits `config` on every train row."""
+  interactions = rows.interactions(num_items)
   started = time.perf_counter()
   neighbours = fitter.fit(interactions, config)
   logging.info("Fitted %s on %d users x %d items (%d positives) in %.1f s",
                type(config).__name__, interactions.shape[0],
                interactions.shape[1], interactions.nnz,
                time.perf_counter() - started)
-  families.load(spec.export)(
-      tft_output.transform_features_layer(), tft_output.raw_feature_spec(),
-      neighbours, catalogue).save(fn_args.serving_model_dir)
+  return neighbours
 
 
 def train_rows(fn_args, tft_output) -> item_item_tuning.TrainRows:

@@ -1,13 +1,18 @@
 """Tests for the item-item families' train functions."""
 
+import time
 import types
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from data import features
 from data import splits
+from models.item_item import ease
+from models.item_item import fitters
 from models.item_item import trainer as item_item_trainer
+from models.item_item import tuning as item_item_tuning
 
 
 def _fn_args(batches):
@@ -78,3 +83,58 @@ def test_latest_histories_are_those_of_the_rows_validation_holds_out():
                                            min_rows=1)
   np.testing.assert_array_equal(
       rows.latest_histories[rows.users[validation]], histories[validation])
+
+
+def test_a_refit_is_skipped_only_when_the_time_left_cannot_hold_it():
+  assert item_item_trainer.refit_or_reason(100.0, None, 0.0) is None
+  # 1.5x the search's first fit: 150 s needed.
+  assert item_item_trainer.refit_or_reason(100.0, 1150.0, 1000.0) is None
+  reason = item_item_trainer.refit_or_reason(100.0, 1149.0, 1000.0)
+  assert reason.startswith("the search's fit, on every train row but each "
+                           "user's newest")
+  assert "needs about 150 s" in reason and "149 s" in reason
+  assert "baselines.fit_timeout_s" in reason
+
+
+def _ease_rows(num_users=40, num_items=12, seed=0):
+  """Each user's items in time order; the newest row is validation's."""
+  rng = np.random.default_rng(seed)
+  users, items, times = [], [], []
+  for user in range(num_users):
+    chosen = rng.choice(np.arange(1, num_items), size=4, replace=False)
+    users += [user] * 4
+    items += list(chosen)
+    times += [0.0, 1.0, 2.0, 3.0]
+  histories = np.zeros((num_users, 3), np.int64)
+  for user in range(num_users):
+    histories[user] = items[4 * user:4 * user + 3]
+  return item_item_tuning.TrainRows(
+      users=np.array(users), items=np.array(items), timestamps=np.array(times),
+      latest_histories=histories), num_items
+
+
+@pytest.mark.parametrize("deadline_in_s, fitted_rows", [
+    (None, "every"), (3600.0, "every"), (-1.0, "search")])
+def test_search_and_fit_refits_on_every_row_unless_the_deadline_is_near(
+    deadline_in_s, fitted_rows):
+  rows, num_items = _ease_rows()
+  fitter = fitters.FITTERS["ease"]
+  config = ease.EaseConfig(l2_grid=(1.0, 30.0), neighbours=5)
+  deadline = None if deadline_in_s is None else time.time() + deadline_in_s
+  neighbours, curve = item_item_trainer.search_and_fit(
+      fitter, config, rows, np.arange(num_items) > 0, "ease", deadline)
+  chosen = ease.EaseConfig(l2=curve.chosen["l2"], neighbours=5)
+  held_out = splits.latest_per_user_mask(rows.users, rows.timestamps)
+  keep = None if fitted_rows == "every" else ~held_out
+  expected = fitter.fit(rows.interactions(num_items, keep=keep), chosen)
+  np.testing.assert_allclose(neighbours.matrix().toarray(),
+                             expected.matrix().toarray(), rtol=1e-5)
+  other = fitter.fit(rows.interactions(
+      num_items, keep=~held_out if fitted_rows == "every" else None), chosen)
+  # The two fits differ, so the comparison above tells them apart.
+  assert not np.allclose(neighbours.matrix().toarray(),
+                         other.matrix().toarray(), rtol=1e-5)
+  if fitted_rows == "every":
+    assert curve.chosen["fitted_on"] == item_item_trainer.FITTED_ON_EVERY_ROW
+  else:
+    assert curve.chosen["fitted_on"].startswith("the search's fit")

@@ -9,9 +9,11 @@ full-catalogue Recall@50 of the validation rows' targets, queried by their
 own history as the exported `evaluate` signature queries an eval example,
 under its protocol (the user's other train items and items without train
 positives excluded, ties against the target); Recall@10 and NDCG@10 are
-recorded beside it for the run's selection. The best setting is then
-refitted on every train row by the caller
-(`models.item_item.trainer`). Pure numpy/scipy.
+recorded beside it for the run's selection. The best setting's fit is
+returned with how long the search's first fit took, so the caller
+(`models.item_item.trainer`) can refit it on every train row when its time
+budget holds one more fit, and export the search's fit when it does not.
+Pure numpy/scipy.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -72,6 +75,21 @@ class TrainRows:
     keep = np.ones(len(self.users), bool) if keep is None else keep
     return item_neighbours.interaction_matrix(self.users[keep],
                                               self.items[keep], num_items)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchFit:
+  """The chosen setting as the search fitted it.
+
+  Attributes:
+    neighbours: its B, fitted on every train row but the validation rows
+      (each user's newest).
+    first_fit_seconds: wall seconds from the start of the fits to the first
+      setting's B: what one fit of the family costs on these rows, work
+      that settings share (EASE^R's Gram matrix) included.
+  """
+  neighbours: item_neighbours.ItemNeighbours
+  first_fit_seconds: float
 
 
 def validation_ranks(neighbours: item_neighbours.ItemNeighbours,
@@ -159,7 +177,8 @@ def _step(setting: Mapping[str, Any]) -> Any:
 
 def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
            servable: np.ndarray, family: str, fit_each: FitEach | None = None
-           ) -> tuple[Any, learning_curve.LearningCurve | None]:
+           ) -> tuple[Any, learning_curve.LearningCurve | None,
+                      SearchFit | None]:
   """Fits each grid setting without the validation rows; picks the best.
 
   Args:
@@ -173,13 +192,14 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
     fit_each: fits every setting's config in turn; None: `fit` on each.
 
   Returns:
-    The best setting (the first of equals) and the curve of every setting;
-    `(config, None)` when `config` fixes every searched hyperparameter.
+    The best setting (the first of equals), the curve of every setting and
+    the best setting's fit; `(config, None, None)` when `config` fixes every
+    searched hyperparameter.
   """
   free = {name: grid for name, grid in grids.items()
           if getattr(config, name) is None}
   if not free:
-    return config, None
+    return config, None, None
   num_items = len(servable)
   held_out = splits.latest_per_user_mask(rows.users, rows.timestamps)
   fit_interactions = rows.interactions(num_items, keep=~held_out)
@@ -190,17 +210,26 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
   settings = [dict(zip(free, values))
               for values in itertools.product(*free.values())]
   configs = [dataclasses.replace(config, **setting) for setting in settings]
+  started = time.perf_counter()
   fitted = (fit_each(fit_interactions, configs) if fit_each is not None
             else (fit(fit_interactions, each) for each in configs))
   points = []
+  first_fit_seconds = None
+  best, best_metric, best_neighbours = None, None, None
   for setting, neighbours in zip(settings, fitted):
+    if first_fit_seconds is None:
+      first_fit_seconds = time.perf_counter() - started
     scores = validation_scores.from_ranks(validation_ranks(
         neighbours, rows.latest_histories[rows.users[validation]], seen,
-        rows.items[validation], servable))
+        rows.items[validation], servable)).as_dict()
     logging.info("%s %s: validation %s on %d rows", family, setting,
                  scores, int(validation.sum()))
-    points.append((setting, scores.as_dict()))
-  best = points[int(np.argmax([scores[METRIC] for _, scores in points]))][0]
+    # The first of equals stays the best.
+    if best is None or scores[METRIC] > best_metric:
+      best, best_metric, best_neighbours = setting, scores[METRIC], neighbours
+    points.append((setting, scores))
+    # Only the best B so far stays alive while the next one is fitted.
+    del neighbours
   curve = learning_curve.LearningCurve(
       family=family, metric=METRIC,
       points=[learning_curve.Point(step=_step(setting),
@@ -209,4 +238,5 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
       best=_step(best), chosen=best)
   logging.info("%s: chose %s of %s by validation %s", family, best,
                dict(free), METRIC)
-  return dataclasses.replace(config, **best), curve
+  return (dataclasses.replace(config, **best), curve,
+          SearchFit(best_neighbours, first_fit_seconds))

@@ -155,7 +155,7 @@ def test_search_fits_without_validation_rows_and_picks_the_best_setting():
     return _neighbours(b)
 
   servable = np.arange(num_items) > 0
-  config, curve = item_item_tuning.search(
+  config, curve, search_fit = item_item_tuning.search(
       fit, _Config(other=7), {"weight": (1.0, 3.0, 2.5), "other": (1, 2)},
       _rows(), servable, "toy")
   assert config == _Config(weight=3.0, other=7)
@@ -166,8 +166,10 @@ def test_search_fits_without_validation_rows_and_picks_the_best_setting():
   assert curve.family == "toy" and curve.metric == "recall_at_50"
   assert [(p.step, p.validation) for p in curve.points] == [
       (1.0, 0.0), (3.0, 1.0), (2.5, 1.0)]
-  # Equals keep the first: 3.0, not 2.5.
+  # Equals keep the first: 3.0, not 2.5, and its fit is returned.
   assert curve.best == 3.0 and curve.chosen == {"weight": 3.0}
+  assert search_fit.neighbours.matrix()[1, 2] == 3.0
+  assert search_fit.first_fit_seconds >= 0
   # Every metric of each setting: item 2 is first above 2.0 (NDCG 1), and
   # behind 55 items at 1.0.
   assert [p.metrics for p in curve.points] == [
@@ -193,7 +195,7 @@ def test_above_the_cap_only_the_sampled_users_are_scored(monkeypatch):
     return _neighbours(b)
 
   def recalls():
-    _, curve = item_item_tuning.search(fit, _Config(other=1),
+    _, curve, _ = item_item_tuning.search(fit, _Config(other=1),
                                        {"weight": (3.0,)}, rows,
                                        np.arange(60) > 0, "toy")
     return [point.validation for point in curve.points]
@@ -210,7 +212,7 @@ def test_several_searched_hyperparameters_name_each_step():
     del interactions, config
     return _neighbours(np.zeros((5, 5)))
 
-  _, curve = item_item_tuning.search(
+  _, curve, _ = item_item_tuning.search(
       fit, _Config(), {"weight": (1.0,), "other": (1, 2)}, _rows(),
       _SERVABLE, "toy")
   assert [p.step for p in curve.points] == ["weight=1.0, other=1",
@@ -224,7 +226,7 @@ def test_fixed_hyperparameters_are_not_searched():
 
   assert item_item_tuning.search(
       fit, _Config(weight=1.0), {"weight": (1.0, 2.0)}, _rows(), _SERVABLE,
-      "toy") == (_Config(weight=1.0), None)
+      "toy") == (_Config(weight=1.0), None, None)
 
 
 def test_fit_each_fits_every_setting_in_one_call():
@@ -237,8 +239,30 @@ def test_fit_each_fits_every_setting_in_one_call():
     calls.append([config.weight for config in configs])
     return (_neighbours(np.eye(5)[::-1] * config.weight) for config in configs)
 
-  _, curve = item_item_tuning.search(
+  _, curve, _ = item_item_tuning.search(
       fit, _Config(other=7), {"weight": (1.0, 2.0, 3.0)}, _rows(), _SERVABLE,
       "toy", fit_each=fit_each)
   assert calls == [[1.0, 2.0, 3.0]]
   assert [p.step for p in curve.points] == [1.0, 2.0, 3.0]
+
+
+
+def test_the_search_times_its_first_fit(monkeypatch):
+  clock = [0.0]
+  fit_seconds = {1.0: 40.0, 2.0: 5.0, 3.0: 5.0}
+
+  def fit_each(interactions, configs):
+    del interactions
+    for config in configs:
+      clock[0] += fit_seconds[config.weight]
+      yield _neighbours(np.eye(5)[::-1] * config.weight)
+
+  def fit(interactions, config):
+    raise AssertionError("fit_each is given")
+
+  monkeypatch.setattr(item_item_tuning.time, "perf_counter", lambda: clock[0])
+  _, _, search_fit = item_item_tuning.search(
+      fit, _Config(other=7), {"weight": (1.0, 2.0, 3.0)}, _rows(), _SERVABLE,
+      "toy", fit_each=fit_each)
+  # The first fit carries the work the settings share (EASE^R's G).
+  assert search_fit.first_fit_seconds == 40.0

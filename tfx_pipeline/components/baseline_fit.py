@@ -5,8 +5,10 @@ user the model. `BaselineTrainer` is the TFX Trainer with an executor that
 runs the Trainer's own executor (`GenericExecutor`, the family's `run_fn`)
 in a fresh Python process (`process_trainer.run_in_child`): a Python exception, a crash in native code
 (a segfault in BLAS), the kernel's out-of-memory killer or the fit's time
-budget (`FIT_TIMEOUT_KEY` of the custom config, from
-`baselines.fit_timeout_s`) ends that process, not the pipeline's. The failure is then written beside where the model would
+budget (`families.FIT_TIMEOUT_KEY` of the custom config, from
+`baselines.fit_timeout_s`) ends that process, not the pipeline's. The child
+is told when it will be stopped (`families.FIT_DEADLINE_KEY`), so a fit can
+skip work the budget cannot hold (`models.item_item.trainer`). The failure is then written beside where the model would
 be, as `fit_failure.json` (`FitFailure`: the family, the reason, the exit
 status, the child's peak memory and which flag changes the setting), and the
 Trainer completes without a model.
@@ -25,6 +27,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from typing import Any, Optional
 
 import tensorflow as tf
@@ -40,9 +43,6 @@ from models import families
 from tfx_pipeline.components import process_trainer
 
 FIT_FAILURE_FILE = "fit_failure.json"
-# The custom config's key of the seconds a fit may take; absent or 0: no
-# limit.
-FIT_TIMEOUT_KEY = "fit_timeout_s"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,12 +102,22 @@ def _custom_family(exec_properties: dict[str, Any]) -> str:
   return _custom_config(exec_properties).get(families.FAMILY_KEY, "")
 
 
+def _with_deadline(exec_properties: dict[str, Any],
+                   deadline_unix_s: float) -> dict[str, Any]:
+  """`exec_properties` whose custom config says when the fit is stopped."""
+  custom_config = {**_custom_config(exec_properties),
+                   families.FIT_DEADLINE_KEY: deadline_unix_s}
+  return {**exec_properties, specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)}
+
+
 class ContainedTrainerExecutor(base_executor.BaseExecutor):
   """Runs the Trainer's executor in a child process; records its failure."""
 
   def Do(self, input_dict, output_dict, exec_properties) -> None:  # pylint: disable=invalid-name
     model_uri = artifact_utils.get_single_uri(output_dict[specs.MODEL_KEY])
-    timeout_s = _custom_config(exec_properties).get(FIT_TIMEOUT_KEY)
+    timeout_s = _custom_config(exec_properties).get(families.FIT_TIMEOUT_KEY)
+    if timeout_s:
+      exec_properties = _with_deadline(exec_properties, time.time() + timeout_s)
     child = process_trainer.run_in_child(input_dict, output_dict,
                                          exec_properties, timeout_s)
     if child.exit_status == 0:

@@ -33,6 +33,12 @@ def raising_run_fn(fn_args):
   raise ValueError("EASE^R needs 7.0 GB, above memory_budget_gb=2.0")
 
 
+def deadline_recording_run_fn(fn_args):
+  os.makedirs(fn_args.serving_model_dir)
+  with open(os.path.join(fn_args.serving_model_dir, "deadline"), "w") as out:
+    out.write(repr(fn_args.custom_config.get(families.FIT_DEADLINE_KEY)))
+
+
 def segfaulting_run_fn(fn_args):
   del fn_args
   ctypes.string_at(0)
@@ -65,6 +71,22 @@ def test_a_baseline_that_fits_leaves_no_failure(tmp_path):
   assert baseline_fit.read_failure(model_uri) is None
 
 
+def test_the_fit_is_told_when_its_budget_stops_it(tmp_path):
+  budget_s = 600
+  started = time.time()
+  model_uri = _train(tmp_path, "deadline_recording_run_fn",
+                     **{families.FIT_TIMEOUT_KEY: budget_s})
+  with open(os.path.join(model_uri, "Format-Serving", "deadline")) as record:
+    deadline = float(record.read())
+  assert started + budget_s <= deadline <= time.time() + budget_s
+
+
+def test_a_fit_without_a_budget_has_no_deadline(tmp_path):
+  model_uri = _train(tmp_path, "deadline_recording_run_fn")
+  with open(os.path.join(model_uri, "Format-Serving", "deadline")) as record:
+    assert record.read() == "None"
+
+
 def test_a_baseline_that_raises_is_recorded_with_its_reason(tmp_path):
   failure = baseline_fit.read_failure(_train(tmp_path, "raising_run_fn"))
   assert failure.family == "ease"
@@ -88,7 +110,7 @@ def test_a_baseline_past_its_time_budget_is_stopped_with_its_processes(
   # Long enough for the child to import TensorFlow and reach the run_fn.
   budget_s = 45
   failure = baseline_fit.read_failure(_train(
-      tmp_path, "endless_run_fn", **{baseline_fit.FIT_TIMEOUT_KEY: budget_s}))
+      tmp_path, "endless_run_fn", **{families.FIT_TIMEOUT_KEY: budget_s}))
   assert failure.exit_status == -signal.SIGKILL
   assert failure.reason == (f"the fit took longer than its budget, "
                             f"baselines.fit_timeout_s={budget_s} s, and was "
