@@ -29,14 +29,14 @@ one line; `set_env` applies one's variables with a pytest monkeypatch.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import json
 import os
-import signal
+import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -53,7 +53,9 @@ _USER = "vrec-tests"
 # server accepts; every later request must be signed with that key.
 _UNAUTHENTICATED_SETUP_CALLS = 3
 _START_TIMEOUT_S = 60
-_PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
+_REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# How much of a dead server's stderr its error shows.
+_STDERR_TAIL_BYTES = 4000
 # A bucket no test creates.
 MISSING_BUCKET = "vrec-no-such-bucket"
 # (fault, environment overrides (None unsets), words its one-line error holds).
@@ -181,24 +183,21 @@ class MotoServer:
         self.process.wait()
 
 
-def _stop_with_this_process() -> None:
-  """Runs in the server's child process: Linux ends it when its parent dies,
-  so a killed test run leaves no server behind."""
-  if sys.platform.startswith("linux"):
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _free_port() -> int:
   with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     return probe.getsockname()[1]
 
 
-def _wait_until_up(process: subprocess.Popen, endpoint_url: str) -> None:
+def _wait_until_up(process: subprocess.Popen, endpoint_url: str,
+                   stderr) -> None:
   deadline = time.monotonic() + _START_TIMEOUT_S
   while time.monotonic() < deadline:
     if process.poll() is not None:
-      raise RuntimeError(f"moto server exited with status {process.returncode}")
+      stderr.seek(0)
+      tail = stderr.read()[-_STDERR_TAIL_BYTES:].decode(errors="replace")
+      raise RuntimeError(f"moto server exited with status "
+                         f"{process.returncode}; its stderr ends:\n{tail}")
     try:
       with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=1):
         return
@@ -230,20 +229,26 @@ def start_server() -> Iterator[MotoServer]:
   prerequisites.module("moto.server")
   endpoint_url = f"http://127.0.0.1:{_free_port()}"
   env = dict(os.environ,
-             INITIAL_NO_AUTH_ACTION_COUNT=str(_UNAUTHENTICATED_SETUP_CALLS))
-  process = subprocess.Popen(
-      [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-       "-p", endpoint_url.rsplit(":", 1)[1]],
-      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-      preexec_fn=_stop_with_this_process)
-  server = MotoServer(process, endpoint_url, "", "")
-  try:
-    _wait_until_up(process, endpoint_url)
-    server = MotoServer(process, endpoint_url,
-                        *_create_credentials(endpoint_url))
-    yield server
-  finally:
-    server.stop()
+             INITIAL_NO_AUTH_ACTION_COUNT=str(_UNAUTHENTICATED_SETUP_CALLS),
+             PYTHONPATH=os.pathsep.join(
+                 filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])))
+  # `tests.parent_bound` ends the server with this process, so a killed test
+  # run leaves none behind; no `preexec_fn`, which is unsafe in a threaded
+  # pytest worker.
+  with tempfile.TemporaryFile() as stderr:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.parent_bound", str(os.getpid()),
+         "moto.server", "-H", "127.0.0.1",
+         "-p", endpoint_url.rsplit(":", 1)[1]],
+        env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    server = MotoServer(process, endpoint_url, "", "")
+    try:
+      _wait_until_up(process, endpoint_url, stderr)
+      server = MotoServer(process, endpoint_url,
+                          *_create_credentials(endpoint_url))
+      yield server
+    finally:
+      server.stop()
 
 
 @pytest.fixture(scope="session")
