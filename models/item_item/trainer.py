@@ -117,7 +117,7 @@ def search_and_fit(
   """
   config, curve, search_fit = item_item_tuning.search(
       fitter.fit, config, fitter.grids(config), rows, servable, family,
-      fitter.fit_each)
+      fitter.fit_each, keep_best_fit=deadline_unix_s is not None)
   logging.info("Hyperparameters: %s", config)
   skip_reason = None if search_fit is None else refit_or_reason(
       search_fit.first_fit_seconds, deadline_unix_s, time.time())

@@ -83,12 +83,12 @@ class SearchFit:
 
   Attributes:
     neighbours: its B, fitted on every train row but the validation rows
-      (each user's newest).
+      (each user's newest); None unless the search was asked to keep it.
     first_fit_seconds: wall seconds from the start of the fits to the first
       setting's B: what one fit of the family costs on these rows, work
       that settings share (EASE^R's Gram matrix) included.
   """
-  neighbours: item_neighbours.ItemNeighbours
+  neighbours: item_neighbours.ItemNeighbours | None
   first_fit_seconds: float
 
 
@@ -176,8 +176,8 @@ def _step(setting: Mapping[str, Any]) -> Any:
 
 
 def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
-           servable: np.ndarray, family: str, fit_each: FitEach | None = None
-           ) -> tuple[Any, learning_curve.LearningCurve | None,
+           servable: np.ndarray, family: str, fit_each: FitEach | None = None,
+           keep_best_fit: bool = False) -> tuple[Any, learning_curve.LearningCurve | None,
                       SearchFit | None]:
   """Fits each grid setting without the validation rows; picks the best.
 
@@ -190,11 +190,14 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
     servable: `[num_items]` items that can be recommended.
     family: the family's name, for the curve.
     fit_each: fits every setting's config in turn; None: `fit` on each.
+    keep_best_fit: whether to return the best setting's B, which then stays
+      alive beside the next setting's during the search (at a million items
+      up to 2 GB more); else each B is freed once it is scored.
 
   Returns:
     The best setting (the first of equals), the curve of every setting and
-    the best setting's fit; `(config, None, None)` when `config` fixes every
-    searched hyperparameter.
+    the search's fit (`SearchFit`); `(config, None, None)` when `config`
+    fixes every searched hyperparameter.
   """
   free = {name: grid for name, grid in grids.items()
           if getattr(config, name) is None}
@@ -211,12 +214,15 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
               for values in itertools.product(*free.values())]
   configs = [dataclasses.replace(config, **setting) for setting in settings]
   started = time.perf_counter()
-  fitted = (fit_each(fit_interactions, configs) if fit_each is not None
-            else (fit(fit_interactions, each) for each in configs))
+  fitted = iter(fit_each(fit_interactions, configs) if fit_each is not None
+                else (fit(fit_interactions, each) for each in configs))
   points = []
   first_fit_seconds = None
   best, best_metric, best_neighbours = None, None, None
-  for setting, neighbours in zip(settings, fitted):
+  # Not `zip(settings, fitted)`: zip's reused result tuple would hold the
+  # last B while the next one is fitted.
+  for setting in settings:
+    neighbours = next(fitted)
     if first_fit_seconds is None:
       first_fit_seconds = time.perf_counter() - started
     scores = validation_scores.from_ranks(validation_ranks(
@@ -226,9 +232,11 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
                  scores, int(validation.sum()))
     # The first of equals stays the best.
     if best is None or scores[METRIC] > best_metric:
-      best, best_metric, best_neighbours = setting, scores[METRIC], neighbours
+      best, best_metric = setting, scores[METRIC]
+      if keep_best_fit:
+        best_neighbours = neighbours
     points.append((setting, scores))
-    # Only the best B so far stays alive while the next one is fitted.
+    # At most the best B so far stays alive while the next one is fitted.
     del neighbours
   curve = learning_curve.LearningCurve(
       family=family, metric=METRIC,

@@ -1,6 +1,8 @@
 """Tests for the item-item hyperparameter search on validation rows."""
 
 import dataclasses
+import gc
+import weakref
 from typing import Optional
 
 import numpy as np
@@ -157,7 +159,7 @@ def test_search_fits_without_validation_rows_and_picks_the_best_setting():
   servable = np.arange(num_items) > 0
   config, curve, search_fit = item_item_tuning.search(
       fit, _Config(other=7), {"weight": (1.0, 3.0, 2.5), "other": (1, 2)},
-      _rows(), servable, "toy")
+      _rows(), servable, "toy", keep_best_fit=True)
   assert config == _Config(weight=3.0, other=7)
   # Each user's newest row (item 2) is held out of every fit.
   assert all(matrix[:, 2].sum() == 0 and matrix[:, 1].sum() == 2
@@ -266,3 +268,42 @@ def test_the_search_times_its_first_fit(monkeypatch):
       "toy", fit_each=fit_each)
   # The first fit carries the work the settings share (EASE^R's G).
   assert search_fit.first_fit_seconds == 40.0
+
+
+@pytest.mark.parametrize("keep_best_fit", [False, True])
+def test_the_best_fit_stays_alive_only_when_it_is_kept(keep_best_fit):
+  num_items = 60
+  fitted = []
+  alive_while_the_last_is_fitted = []
+
+  def fit_each(interactions, configs):
+    del interactions
+    for config in configs:
+      if config.weight == 2.0:
+        gc.collect()
+        alive_while_the_last_is_fitted.extend(
+            ref() is not None for ref in fitted)
+      b = np.zeros((num_items, num_items))
+      b[1, 3:58] = 2.0
+      b[1, 2] = config.weight
+      neighbours = _neighbours(b)
+      fitted.append(weakref.ref(neighbours))
+      yield neighbours
+      # As the families' own fits: no B of theirs outlives its yield.
+      del neighbours
+
+  def fit(interactions, config):
+    raise AssertionError("fit_each is given")
+
+  _, curve, search_fit = item_item_tuning.search(
+      fit, _Config(other=7), {"weight": (3.0, 1.0, 2.0)}, _rows(),
+      np.arange(num_items) > 0, "toy", fit_each=fit_each,
+      keep_best_fit=keep_best_fit)
+  assert curve.chosen == {"weight": 3.0}
+  # 3.0 is the best; 1.0 was scored and freed.
+  assert alive_while_the_last_is_fitted == [keep_best_fit, False]
+  if keep_best_fit:
+    assert search_fit.neighbours.matrix()[1, 2] == 3.0
+  else:
+    assert search_fit.neighbours is None
+  assert search_fit.first_fit_seconds >= 0
