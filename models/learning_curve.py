@@ -36,8 +36,8 @@ class Point:
     step: the epoch, or the value (or setting, in words) tried.
     validation: the validation metric at that step.
     train_loss: the epoch's training loss; None where there is none.
-    seconds: wall seconds from the start of training to the end of this
-      epoch's validation; None for a search over settings.
+    seconds: wall seconds from the start of training (of a search's fits)
+      to the end of this step's validation.
     learning_rate: the rate the epoch trained at; None for a search over
       settings.
     metrics: every validation metric measured at this step, `validation`

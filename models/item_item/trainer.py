@@ -13,6 +13,8 @@ The refit on every train row is skipped when the fit's time budget
 `families.FIT_DEADLINE_KEY`) cannot hold it: the search's fit of the chosen
 setting, on every train row but each user's newest, is exported instead,
 and the learning curve's `chosen` says which rows the model was fitted on.
+The curve, with each setting's seconds, is written before any refit, so a
+refit stopped at the budget still leaves the search's record.
 At 10M interactions x 895k items EASE^R's search took 45 minutes and its
 refit was stopped at the hour (benchmarks/README.md, "Run 7"), which cost
 the run its EASE^R baseline.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -73,7 +75,8 @@ def train(fn_args, tft_output, hparams: Mapping[str, object],
   Picks the hyperparameters the config leaves unset on a validation split
   carved from train, fits the family on every train row (or keeps the
   search's fit when the time budget cannot hold a refit: `refit_or_reason`)
-  and saves the family's export.
+  and saves the family's export. The search's curve is written before the
+  refit, so a refit stopped at the budget still leaves it.
 
   Args:
     fn_args: the Trainer's FnArgs.
@@ -85,27 +88,45 @@ def train(fn_args, tft_output, hparams: Mapping[str, object],
   config = fitter.config_class.from_dict(hparams)
   catalogue = catalogue_lib.train_split_catalogue(fn_args, tft_output)
   rows = train_rows(fn_args, tft_output)
-  neighbours, curve = search_and_fit(
+  choice = search_and_choose(
       fitter, config, rows, catalogue.train_counts > 0, spec.name,
       fn_args.custom_config.get(families.FIT_DEADLINE_KEY))
-  if curve is not None:
-    learning_curve.write(fn_args.model_run_dir, curve)
+  if choice.curve is not None:
+    learning_curve.write(fn_args.model_run_dir, choice.curve)
+  neighbours = choice.search_fit
+  if neighbours is None:
+    neighbours = fit_every_row(fitter, choice.config, rows,
+                                len(catalogue.item_ids))
   families.load(spec.export)(
       tft_output.transform_features_layer(), tft_output.raw_feature_spec(),
       neighbours, catalogue).save(fn_args.serving_model_dir)
 
 
-def search_and_fit(
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """A search's outcome (`search_and_choose`).
+
+  Attributes:
+    config: the config with every searched hyperparameter set.
+    curve: the search's curve, its `chosen` saying which rows B is fitted
+      on; None when nothing was searched.
+    search_fit: the search's B, to export as it is; None: refit `config` on
+      every train row.
+  """
+  config: Any
+  curve: learning_curve.LearningCurve | None
+  search_fit: item_neighbours.ItemNeighbours | None
+
+
+def search_and_choose(
     fitter: fitters.Fitter, config, rows: item_item_tuning.TrainRows,
     servable: np.ndarray, family: str, deadline_unix_s: float | None
-) -> tuple[item_neighbours.ItemNeighbours,
-           learning_curve.LearningCurve | None]:
-  """The family's B for export, and its search's curve.
+) -> Choice:
+  """Searches the settings `config` leaves unset, and chooses B's rows.
 
-  Searches the settings `config` leaves unset (`item_item_tuning.search`),
-  then refits the chosen one on every train row, unless `deadline_unix_s`
-  cannot hold the refit (`refit_or_reason`): then the search's fit is
-  returned. The curve's `chosen` says which rows B was fitted on.
+  Searches with `item_item_tuning.search`, then chooses a refit of the best
+  setting on every train row, unless `deadline_unix_s` cannot hold it
+  (`refit_or_reason`): then the search's fit is the one to export.
 
   Args:
     fitter: the family's fitter.
@@ -121,21 +142,18 @@ def search_and_fit(
   logging.info("Hyperparameters: %s", config)
   skip_reason = None if search_fit is None else refit_or_reason(
       search_fit.first_fit_seconds, deadline_unix_s, time.time())
-  if skip_reason is None:
-    # The search's B is not needed: free it before the refit builds another.
-    search_fit = None
-    neighbours = _fit_every_row(fitter, config, rows, len(servable))
-  else:
+  if skip_reason is not None:
     logging.warning("%s: not refitted on every train row; exporting %s",
                     family, skip_reason)
-    neighbours = search_fit.neighbours
   if curve is not None:
     curve = dataclasses.replace(curve, chosen={
         **curve.chosen, "fitted_on": skip_reason or FITTED_ON_EVERY_ROW})
-  return neighbours, curve
+  # A refit frees the search's B before it builds another.
+  return Choice(config, curve,
+                search_fit.neighbours if skip_reason is not None else None)
 
 
-def _fit_every_row(fitter: fitters.Fitter, config,
+def fit_every_row(fitter: fitters.Fitter, config,
                    rows: item_item_tuning.TrainRows,
                    num_items: int) -> item_neighbours.ItemNeighbours:
   """Fits `config` on every train row."""

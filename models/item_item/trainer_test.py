@@ -1,5 +1,6 @@
 """Tests for the item-item families' train functions."""
 
+import dataclasses
 import time
 import types
 
@@ -115,15 +116,22 @@ def _ease_rows(num_users=40, num_items=12, seed=0):
 
 @pytest.mark.parametrize("deadline_in_s, fitted_rows", [
     (None, "every"), (3600.0, "every"), (-1.0, "search")])
-def test_search_and_fit_refits_on_every_row_unless_the_deadline_is_near(
+def test_the_search_fit_is_kept_only_when_the_deadline_is_near(
     deadline_in_s, fitted_rows):
   rows, num_items = _ease_rows()
   fitter = fitters.FITTERS["ease"]
   config = ease.EaseConfig(l2_grid=(1.0, 30.0), neighbours=5)
   deadline = None if deadline_in_s is None else time.time() + deadline_in_s
-  neighbours, curve = item_item_trainer.search_and_fit(
+  choice = item_item_trainer.search_and_choose(
       fitter, config, rows, np.arange(num_items) > 0, "ease", deadline)
+  curve = choice.curve
   chosen = ease.EaseConfig(l2=curve.chosen["l2"], neighbours=5)
+  assert choice.config == dataclasses.replace(config, l2=chosen.l2)
+  assert (choice.search_fit is None) == (fitted_rows == "every")
+  neighbours = choice.search_fit
+  if neighbours is None:
+    neighbours = item_item_trainer.fit_every_row(
+        fitter, choice.config, rows, num_items)
   held_out = splits.latest_per_user_mask(rows.users, rows.timestamps)
   keep = None if fitted_rows == "every" else ~held_out
   expected = fitter.fit(rows.interactions(num_items, keep=keep), chosen)
@@ -138,3 +146,39 @@ def test_search_and_fit_refits_on_every_row_unless_the_deadline_is_near(
     assert curve.chosen["fitted_on"] == item_item_trainer.FITTED_ON_EVERY_ROW
   else:
     assert curve.chosen["fitted_on"].startswith("the search's fit")
+
+
+def test_the_search_curve_is_written_before_the_refit(monkeypatch):
+  # A refit stopped at the fit budget must still leave the search's record.
+  rows, num_items = _ease_rows()
+  monkeypatch.setattr(
+      item_item_trainer.catalogue_lib, "train_split_catalogue",
+      lambda fn_args, tft_output: types.SimpleNamespace(
+          item_ids=np.arange(num_items),
+          train_counts=(np.arange(num_items) > 0).astype(int)))
+  monkeypatch.setattr(item_item_trainer, "train_rows",
+                      lambda fn_args, tft_output: rows)
+  written = []
+  monkeypatch.setattr(item_item_trainer.learning_curve, "write",
+                      lambda directory, curve: written.append(curve))
+
+  class Stopped(Exception):
+    pass
+
+  def stopped_refit(*args):
+    del args
+    assert len(written) == 1
+    raise Stopped()
+
+  monkeypatch.setattr(item_item_trainer, "fit_every_row", stopped_refit)
+  fn_args = types.SimpleNamespace(custom_config={}, model_run_dir="run")
+  with pytest.raises(Stopped):
+    item_item_trainer.train(fn_args, None,
+                            {"l2_grid": [1.0, 30.0], "neighbours": 5},
+                            types.SimpleNamespace(name="ease", export=None))
+  curve, = written
+  assert [point.step for point in curve.points] == [1.0, 30.0]
+  assert curve.chosen["fitted_on"] == item_item_trainer.FITTED_ON_EVERY_ROW
+  # Each setting's seconds since the search's fits began, in order.
+  seconds = [point.seconds for point in curve.points]
+  assert 0 <= seconds[0] <= seconds[1]

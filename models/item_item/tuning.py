@@ -235,14 +235,15 @@ def search(fit: Fit, config, grids: Mapping[str, Sequence], rows: TrainRows,
       best, best_metric = setting, scores[METRIC]
       if keep_best_fit:
         best_neighbours = neighbours
-    points.append((setting, scores))
+    points.append((setting, scores, time.perf_counter() - started))
     # At most the best B so far stays alive while the next one is fitted.
     del neighbours
   curve = learning_curve.LearningCurve(
       family=family, metric=METRIC,
       points=[learning_curve.Point(step=_step(setting),
-                                   validation=scores[METRIC], metrics=scores)
-              for setting, scores in points],
+                                   validation=scores[METRIC], seconds=seconds,
+                                   metrics=scores)
+              for setting, scores, seconds in points],
       best=_step(best), chosen=best)
   logging.info("%s: chose %s of %s by validation %s", family, best,
                dict(free), METRIC)
