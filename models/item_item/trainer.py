@@ -96,7 +96,7 @@ def train(fn_args, tft_output, hparams: Mapping[str, object],
   neighbours = choice.search_fit
   if neighbours is None:
     neighbours = fit_every_row(fitter, choice.config, rows,
-                                len(catalogue.item_ids))
+                               len(catalogue.item_ids))
   families.load(spec.export)(
       tft_output.transform_features_layer(), tft_output.raw_feature_spec(),
       neighbours, catalogue).save(fn_args.serving_model_dir)
@@ -154,8 +154,8 @@ def search_and_choose(
 
 
 def fit_every_row(fitter: fitters.Fitter, config,
-                   rows: item_item_tuning.TrainRows,
-                   num_items: int) -> item_neighbours.ItemNeighbours:
+                  rows: item_item_tuning.TrainRows,
+                  num_items: int) -> item_neighbours.ItemNeighbours:
   """Fits `config` on every train row."""
   interactions = rows.interactions(num_items)
   started = time.perf_counter()
