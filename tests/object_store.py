@@ -41,7 +41,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Iterator, Mapping, Optional
+from typing import BinaryIO, Iterator, Mapping, Optional
 
 import pytest
 
@@ -190,7 +190,7 @@ def _free_port() -> int:
 
 
 def _wait_until_up(process: subprocess.Popen, endpoint_url: str,
-                   stderr) -> None:
+                   stderr: BinaryIO) -> None:
   deadline = time.monotonic() + _START_TIMEOUT_S
   while time.monotonic() < deadline:
     if process.poll() is not None:
