@@ -2,7 +2,11 @@
 
 One `vrec run` reads the dataset from the bucket and writes the pipeline root
 (Beam outputs, TF and TFX artifacts, the ScaNN index, the HTML report) and
-the pushed model there, with MLMD in a local SQLite file; its demo then
+the pushed model there, with MLMD in a local SQLite file. Its Beam steps run
+on the DirectRunner's multi-process mode with two workers, so each worker
+process reads and writes the bucket on its own, and that mode, which catches
+what the in-memory runner forgives (state that does not pickle, a file only
+the launching process has), is covered here too. Its demo then
 serves the pushed model from the bucket over gRPC. The server is started
 once more on its own, watching the bucket's base path, and answers a
 tensorflow-serving-api Predict. Bad storage fails in one line before anything
@@ -11,6 +15,7 @@ is written, for each of four faults.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -32,6 +37,9 @@ pytestmark = pytest.mark.e2e
 # transforms.filesystems.exit_process.
 RUN_TIMEOUT_S = 900
 MODEL_NAME = "retrieval"
+BEAM_WORKERS = 2
+BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+             f"--direct_num_workers={BEAM_WORKERS}"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +61,8 @@ def bucket_run(object_store_server, tmp_path_factory):
          "--dataset-dir", dataset_dir, "--workspace", store.uri("ws"),
          "--pipeline-name", "bucket", *hparams,
          "--set", f"metadata_dir={metadata_dir}",
-         "--set", "baselines.families=[]", "--set", "gate.lower_bound=0.0"],
+         "--set", "baselines.families=[]", "--set", "gate.lower_bound=0.0",
+         "--set", f"beam_args={json.dumps(BEAM_ARGS)}"],
         env=store.env(), cwd=tmp_path_factory.mktemp("cwd"),
         capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     yield store, metadata_dir, finished
@@ -85,6 +94,11 @@ def test_the_run_reads_and_writes_only_the_bucket_and_pushes_there(bucket_run):
       report.endswith("/index.html"))
   assert "<html" in storage.read_text(report).lower()
   assert sorted(os.listdir(metadata_dir)) == ["bucket"]
+  # Each Beam worker process wrote its own shard of the train split.
+  train_shards = [key for key in keys if re.fullmatch(
+      r"ws/pipelines/bucket/InteractionExampleGen/examples/\d+/Split-train/"
+      r"[^/]+", key)]
+  assert len(train_shards) == BEAM_WORKERS, train_shards
 
 
 def test_the_demo_served_the_pushed_model_from_the_bucket(bucket_run):

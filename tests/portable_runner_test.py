@@ -1,17 +1,14 @@
 """Every Beam step of the pipeline, with its SDK workers in other processes.
 
-Two runs on a small MovieLens sample, each ending with the pushed model
-answering a gRPC request:
-
-- through Beam's portability layer: `PortableRunner` against Beam's own
-  Python job service, with an external pool of SDK worker processes (both
-  started and stopped here); the job service must have run one job per Beam
-  step (ExampleGen, StatisticsGen, Transform, Evaluator, ScannIndexGen);
-- on the DirectRunner's multi-process mode with two workers.
-
-Both catch what the in-memory DirectRunner forgives: state that does not
-pickle, side inputs that do not serialise, a DoFn that reads a file only the
-launching process has.
+One run on a small MovieLens sample through Beam's portability layer,
+ending with the pushed model answering a gRPC request: `PortableRunner`
+against Beam's own Python job service, with an external pool of SDK worker
+processes (both started and stopped here); the job service must have run one
+job per Beam step (ExampleGen, StatisticsGen, Transform, Evaluator,
+ScannIndexGen). It catches what the in-memory DirectRunner forgives: state
+that does not pickle, side inputs that do not serialise, a DoFn that reads a
+file only the launching process has. The DirectRunner's multi-process mode
+runs in `tests/object_store_e2e_test.py`, against a bucket.
 
 Every job the job service records is named "job", so each is told apart by
 its pipeline: the top-level transform that only one step's Beam job applies.
@@ -38,7 +35,7 @@ from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import run_summary
 
-# Each run takes minutes on two cores (every step starts its own SDK worker
+# The run takes minutes on two cores (every step starts its own SDK worker
 # processes); on a loaded machine more than the suite's 900 s default.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -189,16 +186,3 @@ def test_every_beam_step_runs_on_the_portable_runner(beam_services,
   assert _job_states_by_step(job_endpoint) == {
       step: ["DONE"] for step in BEAM_STEP_MARKERS}
 
-
-def test_every_beam_step_runs_on_multi_process_direct_runner(tmp_path_factory):
-  config = _run_pipeline_and_ask_the_pushed_model(tmp_path_factory, [
-      "--runner=DirectRunner", "--direct_running_mode=multi_processing",
-      "--direct_num_workers=2"])
-  # Each of the two workers wrote its own shard of every split.
-  (examples_dir,) = [
-      os.path.join(root, "")
-      for root, dirs, _ in os.walk(os.path.join(config.pipeline_root,
-                                                "InteractionExampleGen"))
-      if "Split-train" in dirs]
-  shards = os.listdir(os.path.join(examples_dir, "Split-train"))
-  assert len(shards) == 2, shards
