@@ -185,4 +185,3 @@ def test_every_beam_step_runs_on_the_portable_runner(beam_services,
   # ran twice, and no other job ran.
   assert _job_states_by_step(job_endpoint) == {
       step: ["DONE"] for step in BEAM_STEP_MARKERS}
-
