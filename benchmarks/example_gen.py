@@ -1,6 +1,6 @@
-"""InteractionExampleGen's Beam job against the in-memory `build_rows`.
+"""InteractionExampleGen's Beam job against the in-memory `build_examples`.
 
-For each dataset: the wall time of `data.examples.build_rows` (contract read
+For each dataset: the wall time of `data.examples.build_examples` (contract read
 included, one process, the whole log in memory) and of the Beam job of
 `tfx_pipeline.components.interaction_example_beam` on the given runner
 (default: the DirectRunner in memory), the ratio of the two, and whether the
@@ -40,9 +40,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
                                        workdir / "data")
   options = {"split": args.split, "ctr_negatives": args.ctr_negatives}
 
-  common.log(f"{name}: build_rows")
+  common.log(f"{name}: build_examples")
   start = time.monotonic()
-  rows = examples.build_rows(contract.load_dataset(dataset_dir), **options)
+  stored = examples.build_examples(contract.load_dataset(dataset_dir), **options)
   in_memory_s = time.monotonic() - start
 
   common.log(f"{name}: Beam job ({args.beam_args})")
@@ -59,21 +59,21 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
   equal = {
       split: example_gen_testing.written_examples(job.split_dirs[split])
       == example_gen_testing.expected_examples(split_rows)
-      for split, split_rows in ((user_sequences.TRAIN, rows.train),
-                                (user_sequences.EVAL, rows.eval))}
-  return {"train_rows": len(rows.train), "eval_rows": len(rows.eval),
-          "build_rows_s": round(in_memory_s, 1), "beam_s": round(beam_s, 1),
-          "beam_over_build_rows": round(beam_s / in_memory_s, 2),
+      for split, split_rows in ((user_sequences.TRAIN, stored.train),
+                                (user_sequences.EVAL, stored.eval))}
+  return {"train_examples": len(stored.train), "eval_examples": len(stored.eval),
+          "build_examples_s": round(in_memory_s, 1), "beam_s": round(beam_s, 1),
+          "beam_over_build_examples": round(beam_s / in_memory_s, 2),
           "equal": equal, "peak_rss_mib": round(common.peak_rss_mib(), 1)}
 
 
 def report(label: str, results: dict) -> str:
   return common.aligned_table(
-      ["dataset", "train rows", "eval rows", "build_rows s", "Beam s",
-       "Beam / build_rows", "same examples"],
-      [[label, results["train_rows"], results["eval_rows"],
-        results["build_rows_s"], results["beam_s"],
-        results["beam_over_build_rows"], all(results["equal"].values())]])
+      ["dataset", "train examples", "eval examples", "build_examples s", "Beam s",
+       "Beam / build_examples", "same examples"],
+      [[label, results["train_examples"], results["eval_examples"],
+        results["build_examples_s"], results["beam_s"],
+        results["beam_over_build_examples"], all(results["equal"].values())]])
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

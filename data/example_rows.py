@@ -1,10 +1,13 @@
-"""Step 3 of `data.examples`: one user's final train and eval rows.
+"""Step 3 of `data.examples`: one user's stored train and eval examples.
 
-`finish_user_rows` turns a split `UserSequence` into raw feature dicts: each
-positive with the item's side info and the user's earlier positives as
-history, eval rows with every train item (`SEEN_ITEM_IDS`), the slice buckets
-of `GlobalStats`, optional CTR negatives (drawn from an RNG seeded by the seed
-and the user, so no global draw order exists) and the eval user sample.
+`finish_user_examples` turns a split `UserSequence` into raw feature dicts:
+one train example per user that holds each train positive once, with its
+own time, type, query, title and categories (`train_rows` expands it into
+the per-interaction rows it stands for), and one eval row per eval positive
+with the user's newest earlier positives as history and every train item
+(`SEEN_ITEM_IDS`). Both get the slice buckets of `GlobalStats`, optional CTR
+negatives (drawn from an RNG seeded by the seed and the user, so no global
+draw order exists) and the eval user sample.
 """
 
 from __future__ import annotations
@@ -66,87 +69,205 @@ def sample_popular_negatives(rng: np.random.Generator, items: np.ndarray,
   return sampled[:count]
 
 
-def user_rows(sequence: user_sequences.UserSequence, history_length: int,
-              side_info: SideInfo) -> list[tuple[str, dict]]:
-  """One user's `(split, row)` pairs, train then eval, without buckets."""
-  seen = sequence.seen_item_ids()
-  rows = []
-  n_train = sequence.n_train
-  for position in range(n_train + sequence.n_eval):
-    item_id = sequence.item_ids[position]
-    is_eval = position >= n_train
-    history = slice(max(0, position - history_length), position)
-    title, categories = side_info.get(item_id, ("", []))
-    rows.append((user_sequences.EVAL if is_eval else user_sequences.TRAIN, {
-        features.USER_ID: sequence.user_id,
-        features.ITEM_ID: item_id,
-        features.TIMESTAMP: int(sequence.timestamps[position]),
-        features.LABEL: 1.0,
-        features.ITEM_TYPE: sequence.item_types[position] or "item",
-        features.QUERY: sequence.queries[position],
-        features.ITEM_TITLE: title,
-        features.ITEM_CATEGORIES: categories,
-        features.HISTORY_ITEM_IDS: sequence.item_ids[history],
-        features.HISTORY_QUERIES: sequence.queries[history],
-        features.SEEN_ITEM_IDS: seen if is_eval else [],
-    }))
-  return rows
+def _position_features(sequence: user_sequences.UserSequence, position: int,
+                       side_info: SideInfo) -> dict:
+  """The features of one of a user's positives that do not depend on the
+  rest of the sequence."""
+  item_id = sequence.item_ids[position]
+  title, categories = side_info.get(item_id, ("", []))
+  return {
+      features.ITEM_ID: item_id,
+      features.TIMESTAMP: int(sequence.timestamps[position]),
+      features.LABEL: 1.0,
+      features.ITEM_TYPE: sequence.item_types[position] or "item",
+      features.QUERY: sequence.queries[position],
+      features.ITEM_TITLE: title,
+      features.ITEM_CATEGORIES: categories,
+  }
 
 
-def _negative_rows(user_id: str, rows: list[tuple[str, dict]], count: int,
-                   seed: int, stats: global_passes.GlobalStats,
-                   side_info: SideInfo
-                   ) -> list[list[dict]]:
-  """`count` label-0 copies of each of one user's rows, for CTR rankers.
-
-  Each copy keeps the positive's user, time and history and replaces the item
-  with one the user never chose in either split, drawn from the train-split
-  popularity (`sample_popular_negatives`) by an RNG seeded with `seed` and
-  the user, so a user's negatives do not depend on any other user.
-  """
-  excluded = {row[features.ITEM_ID] for _, row in rows}
-  rng = np.random.default_rng(
-      [seed, global_passes.stable_hash("negatives", user_id)])
-  negatives = []
-  for _, row in rows:
-    negatives.append([])
-    for item_id in sample_popular_negatives(
-        rng, stats.negative_items, stats.negative_probability, excluded, count):
-      title, categories = side_info.get(item_id, ("", []))
-      negatives[-1].append({
-          **row, features.ITEM_ID: item_id, features.LABEL: 0.0,
+def _negative_row(row: dict, item_id: str, stats: global_passes.GlobalStats,
+                  side_info: SideInfo) -> dict:
+  """A label-0 copy of `row` (user, time, history kept) with `item_id`."""
+  title, categories = side_info.get(item_id, ("", []))
+  return {**row, features.ITEM_ID: item_id, features.LABEL: 0.0,
           features.ITEM_TITLE: title, features.ITEM_CATEGORIES: categories,
           features.ITEM_POPULARITY_BUCKET: stats.item_buckets.get(item_id,
-                                                                  "unseen")})
-  return negatives
+                                                                  "unseen")}
 
 
-def finish_user_rows(sequence: user_sequences.UserSequence,
-                     stats: global_passes.GlobalStats, history_length: int,
-                     side_info: SideInfo, ctr_negatives: int = 0,
-                     negative_seed: int = 0
-                     ) -> list[tuple[str, dict]]:
-  """One user's final `(split, row)` pairs.
+def _negatives_per_position(sequence: user_sequences.UserSequence,
+                            positions: int, count: int, seed: int,
+                            stats: global_passes.GlobalStats) -> list[list]:
+  """`count` CTR negatives for each of the user's first `positions`.
 
-  Rows get their slice buckets; with `ctr_negatives`, each positive is
-  followed by its negatives (a file with every negative at the end would give
-  a shuffle buffer batches of one label); eval rows of users outside
-  `stats.eval_users` are dropped.
+  Each is an item the user never chose in either split, drawn from the
+  train-split popularity (`sample_popular_negatives`) by an RNG seeded with
+  `seed` and the user, position after position, so a user's negatives do
+  not depend on any other user.
   """
-  rows = user_rows(sequence, history_length, side_info)
-  user_bucket = global_passes.activity_bucket(sequence.n_train,
-                                              stats.activity_thresholds)
-  for _, row in rows:
-    row[features.USER_ACTIVITY_BUCKET] = user_bucket
-    row[features.ITEM_POPULARITY_BUCKET] = stats.item_buckets.get(
-        row[features.ITEM_ID], "unseen")
-  if ctr_negatives > 0:
-    negatives = _negative_rows(sequence.user_id, rows, ctr_negatives,
-                               negative_seed, stats, side_info)
-    rows = [(split, row) for (split, positive), row_negatives
-            in zip(rows, negatives) for row in [positive, *row_negatives]]
-  if stats.eval_users is not None and sequence.user_id not in stats.eval_users:
-    rows = [(split, row) for split, row in rows
-            if split == user_sequences.TRAIN]
+  excluded = set(sequence.item_ids[:sequence.n_train + sequence.n_eval])
+  rng = np.random.default_rng(
+      [seed, global_passes.stable_hash("negatives", sequence.user_id)])
+  return [sample_popular_negatives(rng, stats.negative_items,
+                                   stats.negative_probability, excluded, count)
+          for _ in range(positions)]
+
+
+def _joined(categories: list[str]) -> str:
+  return features.CATEGORY_SEPARATOR.join(categories)
+
+
+def _split_joined(joined: str) -> list[str]:
+  return [c for c in joined.split(features.CATEGORY_SEPARATOR) if c]
+
+
+def _train_example(sequence: user_sequences.UserSequence,
+                   negatives: list[list], user_bucket: str,
+                   stats: global_passes.GlobalStats,
+                   side_info: SideInfo) -> dict:
+  """The user's one train example: the newest train positive, with every
+  earlier one as history and its own features aligned with it."""
+  newest = sequence.n_train - 1
+  history = range(newest)
+  side = [side_info.get(sequence.item_ids[p], ("", [])) for p in history]
+  flat_negatives = [item for drawn in negatives for item in drawn]
+  negative_side = [side_info.get(item, ("", [])) for item in flat_negatives]
+  return {
+      features.USER_ID: sequence.user_id,
+      **_position_features(sequence, newest, side_info),
+      features.HISTORY_ITEM_IDS: sequence.item_ids[:newest],
+      features.HISTORY_QUERIES: sequence.queries[:newest],
+      features.HISTORY_TIMESTAMPS: [int(t) for t in
+                                    sequence.timestamps[:newest]],
+      features.HISTORY_ITEM_TYPES: [t or "item" for t in
+                                    sequence.item_types[:newest]],
+      features.HISTORY_ITEM_TITLES: [title for title, _ in side],
+      features.HISTORY_ITEM_CATEGORIES: [_joined(c) for _, c in side],
+      features.SEEN_ITEM_IDS: [],
+      features.USER_ACTIVITY_BUCKET: user_bucket,
+      features.ITEM_POPULARITY_BUCKET: stats.item_buckets.get(
+          sequence.item_ids[newest], "unseen"),
+      features.NEGATIVE_ITEM_IDS: flat_negatives,
+      features.NEGATIVE_ITEM_TITLES: [title for title, _ in negative_side],
+      features.NEGATIVE_ITEM_CATEGORIES: [_joined(c) for _, c in negative_side],
+  }
+
+
+def train_rows(example: dict, history_length: int,
+               stats: global_passes.GlobalStats) -> list[dict]:
+  """The per-interaction train rows a user's train example stands for.
+
+  Each of the user's train positives, oldest first, with its newest
+  `history_length` earlier positives as history, each followed by its CTR
+  negatives: the rows the Trainer rebuilds from the transformed example
+  (`models.user_rows`).
+
+  Args:
+    example: a train example of `finish_user_examples`.
+    history_length: cap on each row's history, newest kept.
+    stats: the global stats (popularity buckets of each row's item).
+
+  Returns:
+    The rows, in that order.
+  """
+  positions = len(example[features.HISTORY_ITEM_IDS]) + 1
+  def aligned(history_name, name):
+    return [*example[history_name], example[name]]
+  item_ids = aligned(features.HISTORY_ITEM_IDS, features.ITEM_ID)
+  queries = aligned(features.HISTORY_QUERIES, features.QUERY)
+  timestamps = aligned(features.HISTORY_TIMESTAMPS, features.TIMESTAMP)
+  item_types = aligned(features.HISTORY_ITEM_TYPES, features.ITEM_TYPE)
+  titles = aligned(features.HISTORY_ITEM_TITLES, features.ITEM_TITLE)
+  categories = [*map(_split_joined, example[features.HISTORY_ITEM_CATEGORIES]),
+                example[features.ITEM_CATEGORIES]]
+  negative_ids = example[features.NEGATIVE_ITEM_IDS]
+  per_position = len(negative_ids) // positions
+  negative_side = {
+      item_id: (title, _split_joined(joined)) for item_id, title, joined in zip(
+          negative_ids, example[features.NEGATIVE_ITEM_TITLES],
+          example[features.NEGATIVE_ITEM_CATEGORIES])}
+  rows = []
+  for position in range(positions):
+    history = slice(max(0, position - history_length), position)
+    row = {
+        features.USER_ID: example[features.USER_ID],
+        features.ITEM_ID: item_ids[position],
+        features.TIMESTAMP: timestamps[position],
+        features.LABEL: 1.0,
+        features.ITEM_TYPE: item_types[position],
+        features.QUERY: queries[position],
+        features.ITEM_TITLE: titles[position],
+        features.ITEM_CATEGORIES: categories[position],
+        features.HISTORY_ITEM_IDS: item_ids[history],
+        features.HISTORY_QUERIES: queries[history],
+        features.SEEN_ITEM_IDS: [],
+        features.USER_ACTIVITY_BUCKET: example[features.USER_ACTIVITY_BUCKET],
+        features.ITEM_POPULARITY_BUCKET: stats.item_buckets.get(
+            item_ids[position], "unseen"),
+    }
+    rows.append(row)
+    rows.extend(
+        _negative_row(row, item_id, stats, negative_side)
+        for item_id in negative_ids[position * per_position:
+                                    (position + 1) * per_position])
   return rows
 
+
+def _eval_rows(sequence: user_sequences.UserSequence, negatives: list[list],
+               user_bucket: str, stats: global_passes.GlobalStats,
+               history_length: int, side_info: SideInfo) -> list[dict]:
+  """The user's eval rows, each followed by its CTR negatives."""
+  seen = sequence.seen_item_ids()
+  rows = []
+  for position in range(sequence.n_train, sequence.n_train + sequence.n_eval):
+    history = slice(max(0, position - history_length), position)
+    row = {
+        features.USER_ID: sequence.user_id,
+        **_position_features(sequence, position, side_info),
+        features.HISTORY_ITEM_IDS: sequence.item_ids[history],
+        features.HISTORY_QUERIES: sequence.queries[history],
+        features.SEEN_ITEM_IDS: seen,
+        features.USER_ACTIVITY_BUCKET: user_bucket,
+        features.ITEM_POPULARITY_BUCKET: stats.item_buckets.get(
+            sequence.item_ids[position], "unseen"),
+    }
+    rows.append(row)
+    rows.extend(_negative_row(row, item_id, stats, side_info)
+                for item_id in negatives[position])
+  return rows
+
+
+def finish_user_examples(sequence: user_sequences.UserSequence,
+                         stats: global_passes.GlobalStats, history_length: int,
+                         side_info: SideInfo, ctr_negatives: int = 0,
+                         negative_seed: int = 0
+                         ) -> list[tuple[str, dict]]:
+  """One user's stored `(split, example)` pairs.
+
+  At most one train example (`_train_example`: every train positive once,
+  `train_rows` expands it) and the user's eval rows, each with its slice
+  buckets; with `ctr_negatives`, each eval row is followed by its negatives
+  (a file with every negative at the end would give a shuffle buffer
+  batches of one label). Eval rows of users outside `stats.eval_users` are
+  dropped.
+  """
+  user_bucket = global_passes.activity_bucket(sequence.n_train,
+                                              stats.activity_thresholds)
+  keeps_eval = (stats.eval_users is None
+                or sequence.user_id in stats.eval_users)
+  # Train positions draw first, so a user's train negatives are the same
+  # whether or not their eval rows are kept.
+  positions = sequence.n_train + (sequence.n_eval if keeps_eval else 0)
+  negatives = (_negatives_per_position(sequence, positions, ctr_negatives,
+                                       negative_seed, stats)
+               if ctr_negatives > 0 else [[]] * positions)
+  examples = []
+  if sequence.n_train:
+    examples.append((user_sequences.TRAIN, _train_example(
+        sequence, negatives[:sequence.n_train], user_bucket, stats,
+        side_info)))
+  if keeps_eval:
+    examples.extend((user_sequences.EVAL, row) for row in _eval_rows(
+        sequence, negatives, user_bucket, stats, history_length, side_info))
+  return examples

@@ -38,10 +38,13 @@ one module a step:
    from per-timestamp counts, the activity terciles from a histogram of train
    counts, popularity buckets and the negative sampler from per-item train
    counts, the eval user sample from the users' seeded keys (`GlobalStats`).
-3. Per user again (`data.example_rows`): `finish_user_rows` writes the user's
-   rows with buckets, CTR negatives (drawn from an RNG seeded by the seed and
-   the user, so no global draw order exists) and the eval user sample
-   applied.
+3. Per user again (`data.example_rows`): `finish_user_examples` writes the
+   user's stored examples (one train example holding every train positive
+   once, and the eval rows) with buckets, CTR negatives (drawn from an RNG
+   seeded by the seed and the user, so no global draw order exists) and the
+   eval user sample applied. `build_rows` returns the train split as the
+   per-interaction rows the train example stands for (`train_rows`), which
+   is what the Trainer rebuilds from it.
 """
 
 from __future__ import annotations
@@ -74,15 +77,57 @@ def check_arguments(split: str, eval_holdout: int, history_length: int) -> None:
                      f" got {history_length}")
 
 
-def build_rows(dataset, eval_holdout: int = 1,
-               history_length: int = features.HISTORY_LENGTH,
-               ctr_negatives: int = 0, negative_seed: int = 0,
-               split: str = user_sequences.LEAVE_LAST_OUT,
-               temporal_cut_quantile: float = 0.9,
-               eval_max_users: int = 0) -> SplitRows:
-  """Builds the train and eval rows of a dataset, in memory.
+def build_rows(dataset, history_length: int = features.HISTORY_LENGTH,
+               **options) -> SplitRows:
+  """The per-interaction train and eval rows of a dataset, in memory.
 
-  Users come in id order, each user's train rows before their eval rows.
+  The stored examples of `build_examples` with each train example expanded
+  into the rows it stands for (`example_rows.train_rows`): one per train
+  positive with its newest `history_length` earlier positives as history,
+  each followed by its CTR negatives. Users come in id order.
+
+  Args:
+    dataset: a validated `data.contract.Dataset`.
+    history_length: cap on the history, keeping the most recent items.
+    **options: the other arguments of `build_examples`.
+
+  Returns:
+    The rows of both splits.
+  """
+  stored, stats = _stored_examples(dataset, history_length=history_length,
+                                   **options)
+  return SplitRows(
+      train=[row for example in stored.train
+             for row in example_rows.train_rows(example, history_length,
+                                                stats)],
+      eval=stored.eval)
+
+
+def build_examples(dataset, **options) -> SplitRows:
+  """The examples InteractionExampleGen stores, in memory.
+
+  One train example per user with train positives, holding each of them
+  once, and the eval rows (`example_rows.finish_user_examples`). Users come
+  in id order.
+
+  Args:
+    dataset: a validated `data.contract.Dataset`.
+    **options: the options of `_stored_examples`.
+
+  Returns:
+    The examples of both splits.
+  """
+  return _stored_examples(dataset, **options)[0]
+
+
+def _stored_examples(dataset, eval_holdout: int = 1,
+                     history_length: int = features.HISTORY_LENGTH,
+                     ctr_negatives: int = 0, negative_seed: int = 0,
+                     split: str = user_sequences.LEAVE_LAST_OUT,
+                     temporal_cut_quantile: float = 0.9,
+                     eval_max_users: int = 0
+                     ) -> tuple[SplitRows, global_passes.GlobalStats]:
+  """The stored examples of a dataset and the global stats they used.
 
   Args:
     dataset: a validated `data.contract.Dataset`.
@@ -99,7 +144,7 @@ def build_rows(dataset, eval_holdout: int = 1,
       seeded sample (`eval_user_key`); train is unchanged.
 
   Returns:
-    The rows of both splits.
+    `(examples of both splits, global stats)`.
 
   Raises:
     ValueError: if the dataset has no positive interaction, or the split
@@ -138,11 +183,11 @@ def build_rows(dataset, eval_holdout: int = 1,
           (global_passes.eval_user_key(user, negative_seed)
            for user in eval_users), eval_max_users))
   side_info = example_rows.item_side_info(dataset.items)
-  rows = SplitRows(train=[], eval=[])
+  stored = SplitRows(train=[], eval=[])
   for sequence in sequences:
-    for split_name, row in example_rows.finish_user_rows(
+    for split_name, example in example_rows.finish_user_examples(
         sequence, stats, history_length, side_info, ctr_negatives,
         negative_seed):
-      (rows.train if split_name == user_sequences.TRAIN
-       else rows.eval).append(row)
-  return rows
+      (stored.train if split_name == user_sequences.TRAIN
+       else stored.eval).append(example)
+  return stored, stats

@@ -7,7 +7,13 @@ a rename happens in one place. Signature and output names live in
 `models.serving_names`.
 """
 
-# Raw features: one tf.Example per positive interaction.
+# Raw features. An eval example (and a serving request) is one positive
+# interaction with the user's earlier positives as history. A train example
+# is one per user: the user's newest train positive, with every earlier train
+# positive as history and, aligned with it, each one's own time, type, title,
+# categories and query (`HISTORY_TIMESTAMPS` ...), so that the Trainer
+# rebuilds every train row from it (`models.user_rows`) and no history is
+# stored twice.
 USER_ID = "user_id"
 ITEM_ID = "item_id"
 TIMESTAMP = "timestamp"
@@ -22,6 +28,22 @@ HISTORY_ITEM_IDS = "history_item_ids"
 # HISTORY_ITEM_IDS, "" where it had none. Optional in requests and in examples
 # written before it existed: a missing list means no query anywhere.
 HISTORY_QUERIES = "history_queries"
+# Per history position of a train example, aligned with HISTORY_ITEM_IDS;
+# absent on eval examples and requests, whose history items are context only.
+HISTORY_TIMESTAMPS = "history_timestamps"
+# The raw features that are lists of ints (the other lists hold strings).
+INT_LIST_FEATURES = (HISTORY_TIMESTAMPS,)
+HISTORY_ITEM_TYPES = "history_item_types"
+HISTORY_ITEM_TITLES = "history_item_titles"
+# Each position's categories joined by CATEGORY_SEPARATOR.
+HISTORY_ITEM_CATEGORIES = "history_item_categories"
+CATEGORY_SEPARATOR = "|"
+# A train example's CTR negatives: the same number for each of its positives
+# (the history positions, then the example's own item), in that order, each
+# with its title and joined categories. Empty when none are sampled.
+NEGATIVE_ITEM_IDS = "negative_item_ids"
+NEGATIVE_ITEM_TITLES = "negative_item_titles"
+NEGATIVE_ITEM_CATEGORIES = "negative_item_categories"
 # On eval rows: every item of the user's train split, which evaluation never
 # recommends back (HISTORY_ITEM_IDS holds only the newest HISTORY_LENGTH of
 # them). Empty on train rows, which do not need it.
@@ -66,6 +88,24 @@ ITEM_NEIGHBOUR_INDICES = "item_neighbour_indices"
 HOUR_OF_DAY = "hour_of_day"
 DAY_OF_WEEK = "day_of_week"
 TIMESTAMP_Z = "timestamp_z"
+
+# A train example's positives as a sequence, transformed once each: the
+# history positions that carry their own features, then the example's item
+# (an eval example or a request has only its item). Per-position features
+# are flat, position p in `[p * width, (p + 1) * width)`. `models.user_rows`
+# expands them into the per-interaction features above.
+SEQUENCE_ITEM_INDICES = "sequence_item_indices"
+SEQUENCE_IS_VIDEO = "sequence_is_video"
+SEQUENCE_TITLE_TOKEN_INDICES = "sequence_title_token_indices"
+SEQUENCE_CATEGORY_INDICES = "sequence_category_indices"
+SEQUENCE_QUERY_TOKEN_INDICES = "sequence_query_token_indices"
+SEQUENCE_HOUR_OF_DAY = "sequence_hour_of_day"
+SEQUENCE_DAY_OF_WEEK = "sequence_day_of_week"
+SEQUENCE_TIMESTAMP_Z = "sequence_timestamp_z"
+# The CTR negatives of the sequence's positives, NEGATIVE_ITEM_IDS's order.
+NEGATIVE_ITEM_INDICES = "negative_item_indices"
+NEGATIVE_TITLE_TOKEN_INDICES = "negative_title_token_indices"
+NEGATIVE_CATEGORY_INDICES = "negative_category_indices"
 
 # Vocabulary files written by tf.Transform.
 USER_VOCAB = "user_id_vocab"

@@ -175,6 +175,7 @@ HPARAMS_KEY = "hparams"
 LABEL_KEY = "label"
 # The run's seed: weight initialisation, shuffling and sampling in training.
 SEED_KEY = "seed"
+HISTORY_LENGTH_KEY = "history_length"
 # A baseline's fit budget in seconds (`baselines.fit_timeout_s`), and the
 # wall-clock time (Unix seconds) its fit process is stopped at, which the
 # contained Trainer adds for its child (`tfx_pipeline.components.baseline_fit`).

@@ -65,21 +65,39 @@ def _padded(rows: Sequence[Sequence[bytes]]) -> np.ndarray:
 
 
 def read_examples(serialized: Iterable[bytes]) -> RawExamples:
-  """Parses serialized raw tf.Examples of the retrieval families."""
+  """Parses serialized raw tf.Examples of the retrieval families.
+
+  An eval example is one row. A train example (one per user) gives one row
+  per train positive, each with its own title and categories and no
+  history: the rows name every item of the history.
+  """
   columns = {name: [] for name in ("user", "history", "time", "item", "title",
                                    "categories")}
+  separator = features.CATEGORY_SEPARATOR.encode()
   for record in serialized:
     feature = tf.train.Example.FromString(record).features.feature
-    columns["user"].append(feature[features.USER_ID].bytes_list.value[0])
-    columns["history"].append(
-        list(feature[features.HISTORY_ITEM_IDS].bytes_list.value))
-    columns["time"].append(feature[features.TIMESTAMP].int64_list.value[0])
-    columns["item"].append(feature[features.ITEM_ID].bytes_list.value[0])
-    columns["title"].append(
-        feature[features.ITEM_TITLE].bytes_list.value[0]
-        if feature[features.ITEM_TITLE].bytes_list.value else b"")
-    columns["categories"].append(
-        list(feature[features.ITEM_CATEGORIES].bytes_list.value))
+    def values(name):
+      kind = feature[name].WhichOneof("kind")
+      return list(getattr(feature[name], kind).value) if kind else []
+    user = values(features.USER_ID)[0]
+    own_times = values(features.HISTORY_TIMESTAMPS)
+    history = values(features.HISTORY_ITEM_IDS)
+    for item, time, title, joined in zip(
+        history, own_times, values(features.HISTORY_ITEM_TITLES),
+        values(features.HISTORY_ITEM_CATEGORIES)):
+      for name, value in (("user", user), ("history", []), ("time", time),
+                          ("item", item), ("title", title),
+                          ("categories", [c for c in joined.split(separator)
+                                          if c])):
+        columns[name].append(value)
+    titles = values(features.ITEM_TITLE)
+    for name, value in (
+        ("user", user), ("history", history[len(own_times):]),
+        ("time", values(features.TIMESTAMP)[0]),
+        ("item", values(features.ITEM_ID)[0]),
+        ("title", titles[0] if titles else b""),
+        ("categories", values(features.ITEM_CATEGORIES))):
+      columns[name].append(value)
   return RawExamples(
       user_ids=np.array(columns["user"], dtype=object),
       histories=_padded(columns["history"]),

@@ -92,13 +92,35 @@ def _bytes_values(example: tf.train.Example, name: str) -> list[str]:
           for value in example.features.feature[name].bytes_list.value]
 
 
-def parse_item(serialized: bytes) -> Item:
-  """Extracts the item features of one serialized raw tf.Example."""
+def _joined_categories(joined: str) -> tuple[str, ...]:
+  return tuple(c for c in joined.split(features.CATEGORY_SEPARATOR) if c)
+
+
+def parse_items(serialized: bytes) -> list[Item]:
+  """The item of each row one serialized raw tf.Example stands for.
+
+  An eval row is one row; a train example (one per user) is one row per
+  train positive, the history positions that carry their own title and
+  categories and its own item, and one per CTR negative.
+  """
   example = tf.train.Example.FromString(serialized)
   titles = _bytes_values(example, features.ITEM_TITLE)
-  return Item(item_id=_bytes_values(example, features.ITEM_ID)[0],
-              title=titles[0] if titles else "",
-              categories=tuple(_bytes_values(example, features.ITEM_CATEGORIES)))
+  own_item = Item(
+      item_id=_bytes_values(example, features.ITEM_ID)[0],
+      title=titles[0] if titles else "",
+      categories=tuple(_bytes_values(example, features.ITEM_CATEGORIES)))
+  history_titles = _bytes_values(example, features.HISTORY_ITEM_TITLES)
+  history = zip(_bytes_values(example, features.HISTORY_ITEM_IDS),
+                history_titles,
+                _bytes_values(example, features.HISTORY_ITEM_CATEGORIES))
+  negatives = zip(_bytes_values(example, features.NEGATIVE_ITEM_IDS),
+                  _bytes_values(example, features.NEGATIVE_ITEM_TITLES),
+                  _bytes_values(example, features.NEGATIVE_ITEM_CATEGORIES))
+  return [*(Item(item_id, title, _joined_categories(joined))
+            for item_id, title, joined in history),
+          own_item,
+          *(Item(item_id, title, _joined_categories(joined))
+            for item_id, title, joined in negatives)]
 
 
 class _KeepAnyRow(beam.CombineFn):
@@ -212,7 +234,7 @@ def add_index_steps(pipeline: beam.Pipeline, job: IndexJob) -> None:
       pipeline
       | "ReadExamples" >> beam.io.ReadFromTFRecord(
           job.examples_pattern, compression_type=CompressionTypes.GZIP)
-      | "ParseItems" >> beam.Map(parse_item)
+      | "ParseItems" >> beam.FlatMap(parse_items)
       | "KeyByItemId" >> beam.Map(lambda item: (item.item_id, item))
       | "OneRowPerItem" >> beam.CombinePerKey(_KeepAnyRow())
       | "DropKeys" >> beam.Values()

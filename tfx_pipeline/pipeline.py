@@ -200,6 +200,7 @@ def _trainer(config: config_lib.PipelineConfig, transform, schema_gen,
                                  if hparams is None else hparams),
           families.LABEL_KEY: label or model_family,
           families.SEED_KEY: config.seed,
+          families.HISTORY_LENGTH_KEY: config.examples.history_length,
           **custom_config,
       })
 

@@ -1,15 +1,9 @@
 """Runs `preprocessing_fn` through tf.Transform on a few known examples."""
 
-import os
 import tempfile
 
 import numpy as np
 import pytest
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import schema_utils
-from tensorflow_metadata.proto.v0 import schema_pb2
-from google.protobuf import text_format
 
 from data import examples
 from data import features
@@ -18,6 +12,7 @@ from data import user_sequences
 from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from transforms import preprocessing
+from transforms import transform_testing
 
 RAW = [
     {"user_id": "u1", "item_id": "a", "timestamp": 0, "label": 1.0,
@@ -38,29 +33,15 @@ RAW = [
 ]
 
 
-def _to_batch_inputs(rows, spec):
-  return [{name: (np.array(row[name]) if isinstance(row[name], list)
-                  else np.array([row[name]])) for name in spec} for row in rows]
-
-
 def _transform():
-  raw_schema = text_format.Parse(open(config_lib.CURATED_SCHEMA).read(),
-                                 schema_pb2.Schema())
-  metadata = tft.DatasetMetadata(raw_schema)
-  spec = schema_utils.schema_as_feature_spec(raw_schema).feature_spec
-  rows = _to_batch_inputs(RAW, spec)
   with tempfile.TemporaryDirectory() as temp_dir:
-    with tft_beam.Context(temp_dir=temp_dir, force_tf_compat_v1=False):
-      (transformed, _), transform_fn = ((rows, metadata) |
-                                        tft_beam.AnalyzeAndTransformDataset(
-                                            preprocessing.preprocessing_fn))
-      output_dir = os.path.join(temp_dir, "out")
-      _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
-      tft_output = tft.TFTransformOutput(output_dir)
-      vocab = [v.decode() for v in tft_output.vocabulary_by_name(
-          features.ITEM_VOCAB)]
-      sizes = {name: preprocessing.vocabulary_size(tft_output, name)
-               for name in (features.ITEM_VOCAB, features.USER_VOCAB)}
+    transformed, tft_output = transform_testing.analyze_and_transform(
+        RAW, transform_testing.raw_metadata(config_lib.CURATED_SCHEMA),
+        temp_dir)
+    vocab = [v.decode() for v in tft_output.vocabulary_by_name(
+        features.ITEM_VOCAB)]
+    sizes = {name: preprocessing.vocabulary_size(tft_output, name)
+             for name in (features.ITEM_VOCAB, features.USER_VOCAB)}
   return transformed, vocab, sizes
 
 

@@ -152,8 +152,8 @@ def load_inputs(train_dir: str, eval_dir: str,
   train_rows, eval_rows = _read_rows(train_dir), _read_rows(eval_dir)
   catalogue: dict[str, index_builder.Item] = {}
   for row in train_rows + eval_rows:
-    item = index_builder.parse_item(row.SerializeToString())
-    catalogue.setdefault(item.item_id, item)
+    for item in index_builder.parse_items(row.SerializeToString()):
+      catalogue.setdefault(item.item_id, item)
   item_ids = np.array([""] + sorted(catalogue), dtype=object)
   item_index = {item_id: index for index, item_id in enumerate(item_ids)
                 if index}
@@ -166,9 +166,10 @@ def load_inputs(train_dir: str, eval_dir: str,
   known: dict[str, list[int]] = {user_id: [] for user_id in user_ids}
   train_counts = np.zeros(len(item_ids), np.float64)
   for row in train_rows:
-    item = item_index[_value(row, features.ITEM_ID)[0]]
-    train_counts[item] += 1
-    known.get(_value(row, features.USER_ID)[0], []).append(item)
+    for item in index_builder.parse_items(row.SerializeToString()):
+      train_counts[item_index[item.item_id]] += 1
+      known.get(_value(row, features.USER_ID)[0], []).append(
+          item_index[item.item_id])
   cutoffs = {user_id: _value(first_eval[user_id], features.TIMESTAMP)
              for user_id in user_ids}
   histories = [_value(first_eval[u], features.HISTORY_ITEM_IDS)

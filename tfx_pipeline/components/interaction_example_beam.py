@@ -1,7 +1,8 @@
 """The Beam job of InteractionExampleGen: contract files -> split tf.Examples.
 
 The steps, each on any Beam runner (`data.examples` says what each computes;
-this module only distributes it, so the rows equal `examples.build_rows`):
+this module only distributes it, so the examples equal
+`examples.build_examples`):
 
 1. Read: a worker streams the interactions file through the data contract
    (`data.contract.read_interaction_chunks`, validating a chunk of rows at a
@@ -19,9 +20,10 @@ this module only distributes it, so the rows equal `examples.build_rows`):
    per-timestamp counts, the activity terciles from a histogram of train
    counts, per-item train counts for popularity buckets and the negative
    sampler, the eval user count and the seeded eval user sample.
-4. Per user: `example_rows.finish_user_rows` with the global stats as a side
-   input writes the user's rows, which go to sharded, gzipped TFRecord files,
-   one folder per split.
+4. Per user: `example_rows.finish_user_examples` with the global stats as a
+   side input writes the user's train example (every train positive once)
+   and eval rows, which go to sharded, gzipped TFRecord files, one folder per
+   split.
 
 Memory per worker: one window of the file while reading, one user's history
 while building rows, and side inputs the size of the catalogue (titles,
@@ -44,6 +46,7 @@ import tensorflow as tf
 from data import contract
 from data import example_rows
 from data import examples
+from data import features
 from data import global_passes
 from data import user_sequences
 
@@ -52,7 +55,8 @@ SUMMARY_FILE = "example_gen_summary.json"
 
 
 def to_tf_example(row: dict) -> tf.train.Example:
-  """Serializes one raw feature dict: floats, ints, str and lists of str."""
+  """Serializes one raw feature dict: floats, ints, str, lists of str and
+  the lists of ints `features.INT_LIST_FEATURES` names."""
   # Filled in place: building a Feature per value costs several times more,
   # and this runs once per row.
   example = tf.train.Example()
@@ -63,6 +67,10 @@ def to_tf_example(row: dict) -> tf.train.Example:
       feature.float_list.value.append(value)
     elif isinstance(value, int):
       feature.int64_list.value.append(value)
+    elif name in features.INT_LIST_FEATURES:
+      # Named, not inferred: an empty list has no type of its own.
+      feature.int64_list.SetInParent()
+      feature.int64_list.value.extend(value)
     else:
       values = value if isinstance(value, list) else [value]
       # An empty list is still a bytes feature, of length 0.
@@ -80,12 +88,12 @@ class ExampleGenJob:
     split_dirs: split name (`train`, `eval`) -> output folder.
     summary_path: where the JSON summary (`SUMMARY_FILE`) goes.
     split: `leave_last_out` or `temporal`.
-    eval_holdout: see `examples.build_rows`.
-    temporal_cut_quantile: see `examples.build_rows`.
-    history_length: see `examples.build_rows`.
-    ctr_negatives: see `examples.build_rows`.
-    negative_seed: see `examples.build_rows`.
-    eval_max_users: see `examples.build_rows`.
+    eval_holdout: see `examples.build_examples`.
+    temporal_cut_quantile: see `examples.build_examples`.
+    history_length: see `examples.build_examples`.
+    ctr_negatives: see `examples.build_examples`.
+    negative_seed: see `examples.build_examples`.
+    eval_max_users: see `examples.build_examples`.
     chunk_rows: rows of the interactions file a reader validates at once.
     group_rows: rows of the interactions file whose positives a reader
       groups per user before sending them on.
@@ -222,23 +230,24 @@ def _write_text(text: str, path: str) -> None:
     stream.write(text.encode("utf-8"))
 
 
-class FinishUserRowsFn(beam.DoFn):
-  """`UserSequence` -> tagged serialized rows of each split."""
+class FinishUserExamplesFn(beam.DoFn):
+  """`UserSequence` -> tagged serialized examples of each split."""
 
   def __init__(self, job: ExampleGenJob):
     self._job = job
-    self._rows = {split: beam.metrics.Metrics.counter(METRICS_NAMESPACE,
-                                                      f"{split}_rows")
-                  for split in (user_sequences.TRAIN, user_sequences.EVAL)}
+    self._examples = {
+        split: beam.metrics.Metrics.counter(METRICS_NAMESPACE,
+                                            f"{split}_examples")
+        for split in (user_sequences.TRAIN, user_sequences.EVAL)}
 
   def process(self, sequence: user_sequences.UserSequence,
               stats: global_passes.GlobalStats, side_info: dict):
-    for split, row in example_rows.finish_user_rows(
+    for split, example in example_rows.finish_user_examples(
         sequence, stats, self._job.history_length, side_info,
         self._job.ctr_negatives, self._job.negative_seed):
-      self._rows[split].inc()
-      yield beam.pvalue.TaggedOutput(split,
-                                     to_tf_example(row).SerializeToString())
+      self._examples[split].inc()
+      yield beam.pvalue.TaggedOutput(
+          split, to_tf_example(example).SerializeToString())
 
 
 def add_example_gen_steps(pipeline: beam.Pipeline, job: ExampleGenJob) -> None:
@@ -308,11 +317,11 @@ def add_example_gen_steps(pipeline: beam.Pipeline, job: ExampleGenJob) -> None:
        | "Summary" >> beam.Map(_summary, job, rule, eval_user_count)
        | "WriteSummary" >> beam.Map(_write_text, job.summary_path))
 
-  rows = split_sequences | "Rows" >> beam.ParDo(
-      FinishUserRowsFn(job), beam.pvalue.AsSingleton(stats),
+  stored = split_sequences | "Examples" >> beam.ParDo(
+      FinishUserExamplesFn(job), beam.pvalue.AsSingleton(stats),
       side_info).with_outputs(user_sequences.TRAIN, user_sequences.EVAL)
   for split, split_dir in job.split_dirs.items():
-    _ = rows[split] | f"Write_{split}" >> beam.io.WriteToTFRecord(
+    _ = stored[split] | f"Write_{split}" >> beam.io.WriteToTFRecord(
         os.path.join(split_dir, "data"), file_name_suffix=".tfrecord.gz")
 
 

@@ -1,4 +1,5 @@
-"""The Beam ExampleGen writes exactly the rows of `examples.build_rows`."""
+"""The Beam ExampleGen writes exactly the examples of
+`examples.build_examples`."""
 
 from __future__ import annotations
 
@@ -34,16 +35,16 @@ def _run(dataset_dir, tmp_path, **options) -> dict:
           for split, split_dir in job.split_dirs.items()}
 
 
-def _assert_equal_to_build_rows(dataset_dir, tmp_path, **options):
+def _assert_equal_to_build_examples(dataset_dir, tmp_path, **options):
   written = _run(dataset_dir, tmp_path, **options)
   build_options = {name: value for name, value in options.items()
                    if name not in ("chunk_rows", "group_rows")}
-  rows = examples.build_rows(contract.load_dataset(dataset_dir),
-                             **build_options)
+  stored = examples.build_examples(contract.load_dataset(dataset_dir),
+                                   **build_options)
   assert written[user_sequences.TRAIN] == example_gen_testing.expected_examples(
-      rows.train)
+      stored.train)
   assert written[user_sequences.EVAL] == example_gen_testing.expected_examples(
-      rows.eval)
+      stored.eval)
   return written
 
 
@@ -75,17 +76,17 @@ def _tricky_log(directory, time_ordered: bool = False) -> str:
                                 directory)
 
 
-def test_temporal_split_with_negatives_gives_the_rows_of_build_rows(tmp_path):
+def test_temporal_split_with_negatives_gives_the_examples_of_build_examples(tmp_path):
   dataset_dir = _tricky_log(tmp_path / "data")
-  _assert_equal_to_build_rows(
+  _assert_equal_to_build_examples(
       dataset_dir, tmp_path, split=user_sequences.TEMPORAL,
       temporal_cut_quantile=0.6, history_length=2, ctr_negatives=2,
       negative_seed=3, chunk_rows=7, group_rows=14)
 
 
-def test_a_log_in_time_order_gives_the_rows_of_build_rows(tmp_path):
+def test_a_log_in_time_order_gives_the_examples_of_build_examples(tmp_path):
   dataset_dir = _tricky_log(tmp_path / "data", time_ordered=True)
-  _assert_equal_to_build_rows(dataset_dir, tmp_path, ctr_negatives=2,
+  _assert_equal_to_build_examples(dataset_dir, tmp_path, ctr_negatives=2,
                               chunk_rows=7, group_rows=21)
 
 
@@ -108,9 +109,9 @@ def test_the_reader_sends_one_value_per_user_and_window(tmp_path):
       for event in user_events)
 
 
-def test_sampled_eval_users_give_the_rows_of_build_rows_and_say_so(tmp_path):
+def test_sampled_eval_users_give_the_examples_of_build_examples_and_say_so(tmp_path):
   dataset_dir = _tricky_log(tmp_path / "data")
-  written = _assert_equal_to_build_rows(
+  written = _assert_equal_to_build_examples(
       dataset_dir, tmp_path, eval_holdout=2, eval_max_users=5, ctr_negatives=3,
       negative_seed=7, chunk_rows=7)
   summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -146,18 +147,18 @@ def _imported(name: str, directory, n_users: int | None = None):
 
 
 @pytest.mark.e2e
-def test_movielens_100k_gives_the_rows_of_build_rows(tmp_path):
+def test_movielens_100k_gives_the_examples_of_build_examples(tmp_path):
   dataset_dir = _imported("movielens-100k", tmp_path / "data")
-  written = _assert_equal_to_build_rows(dataset_dir, tmp_path,
+  written = _assert_equal_to_build_examples(dataset_dir, tmp_path,
                                         chunk_rows=30_000)
   assert sum(written[user_sequences.EVAL].values()) == 942
 
 
 @pytest.mark.e2e
-def test_grocery_sample_gives_the_rows_of_build_rows(tmp_path):
+def test_grocery_sample_gives_the_examples_of_build_examples(tmp_path):
   dataset_dir = _imported("amazon-grocery", tmp_path / "data",
                           n_users=GROCERY_SAMPLE_USERS)
-  _assert_equal_to_build_rows(dataset_dir, tmp_path, ctr_negatives=2)
+  _assert_equal_to_build_examples(dataset_dir, tmp_path, ctr_negatives=2)
 
 
 def test_user_sequences_travel_between_stages_packed(tmp_path):
