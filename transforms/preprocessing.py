@@ -58,50 +58,93 @@ def _title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
   return tf.strings.split(tf.strings.lower(titles)).to_sparse()
 
 
-def _ragged(tensor) -> tf.RaggedTensor:
-  """A `[batch, None]` sparse (or dense) feature as a ragged tensor."""
-  if isinstance(tensor, tf.SparseTensor):
-    return tf.RaggedTensor.from_sparse(tensor)
-  return tf.RaggedTensor.from_tensor(tensor)
-
-
-def _leading(values: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
-  """The first `lengths[b]` values of each row `b`."""
-  positions = tf.ragged.range(values.row_lengths())
-  return tf.ragged.boolean_mask(
-      values, positions < tf.cast(lengths, tf.int64)[:, tf.newaxis])
+def _row_counts(sparse: tf.SparseTensor, rows: tf.Tensor) -> tf.Tensor:
+  """`[rows]` number of values in each row of a `[rows, None]` feature."""
+  return tf.math.unsorted_segment_sum(
+      tf.ones_like(sparse.indices[:, 0]), sparse.indices[:, 0], rows)
 
 
 def _newest(values: tf.SparseTensor, length: int) -> tf.SparseTensor:
   """The last `length` values of each row of a `[batch, None]` feature, left
   aligned: a train example's history holds every earlier positive, a row's
   history its newest `length`."""
-  return _ragged(values)[:, -length:].to_sparse()
+  rows, columns = values.indices[:, 0], values.indices[:, 1]
+  dropped = tf.maximum(
+      tf.gather(_row_counts(values, values.dense_shape[0]), rows) - length, 0)
+  keep = columns >= dropped
+  return tf.SparseTensor(
+      indices=tf.stack([tf.boolean_mask(rows, keep),
+                        tf.boolean_mask(columns - dropped, keep)], axis=1),
+      values=tf.boolean_mask(values.values, keep),
+      dense_shape=tf.stack([values.dense_shape[0],
+                            tf.minimum(values.dense_shape[1], length)]))
 
 
-def _per_position(values: tf.Tensor, positions: tf.RaggedTensor
+class _Positives:
+  """Where each example's positives sit, flattened over the batch.
+
+  An example's positives are its history positions that carry their own
+  features (`own_lengths[b]` of them: all of a train example's, none of an
+  eval row's), then its own item. Flat position `starts[b] + p` is position
+  `p` of example `b`.
+  """
+
+  def __init__(self, own_lengths: tf.Tensor):
+    self.lengths = own_lengths + 1
+    self.own_lengths = own_lengths
+    self.starts = tf.cumsum(self.lengths, exclusive=True)
+    self.rows = tf.repeat(tf.range(tf.size(self.lengths, out_type=tf.int64)),
+                          self.lengths)
+    self.positions = (tf.range(tf.reduce_sum(self.lengths))
+                      - tf.gather(self.starts, self.rows))
+
+  def values(self, history: tf.SparseTensor, current: tf.Tensor) -> tf.Tensor:
+    """`[P]` one feature at every flat position: `history`'s (aligned with
+    the history items) at the history positions, `current` at the last."""
+    rows, columns = history.indices[:, 0], history.indices[:, 1]
+    own = columns < tf.gather(self.own_lengths, rows)
+    return tf.dynamic_stitch(
+        [tf.cast(tf.boolean_mask(tf.gather(self.starts, rows) + columns, own),
+                 tf.int32),
+         tf.cast(self.starts + self.own_lengths, tf.int32)],
+        [tf.boolean_mask(history.values, own), current])
+
+  def feature(self, values: tf.Tensor) -> tf.SparseTensor:
+    """`[P]` or `[P, width]` values as a `[batch, None]` feature, position
+    p's in `[p * width, (p + 1) * width)`."""
+    return _flat_feature(values, self.rows, self.positions,
+                         tf.size(self.lengths, out_type=tf.int64),
+                         tf.reduce_max(self.lengths))
+
+
+def _flat_feature(values: tf.Tensor, rows: tf.Tensor, positions: tf.Tensor,
+                  batch: tf.Tensor, width_in_positions: tf.Tensor
                   ) -> tf.SparseTensor:
-  """`[P, width]` values of the flat positions of `positions` as a
-  `[batch, None]` feature, position p in `[p * width, (p + 1) * width)`."""
+  """`[N]` or `[N, width]` values at `(rows, positions)` as a `[batch, None]`
+  sparse feature, position p's values in `[p * width, (p + 1) * width)`."""
+  if values.shape.rank == 1:
+    values = values[:, tf.newaxis]
   width = tf.shape(values, out_type=tf.int64)[1]
-  return tf.RaggedTensor.from_row_lengths(
-      tf.reshape(values, [-1]), positions.row_lengths() * width).to_sparse()
+  columns = positions[:, tf.newaxis] * width + tf.range(width)[tf.newaxis, :]
+  return tf.SparseTensor(
+      indices=tf.stack([tf.reshape(tf.repeat(rows, width), [-1]),
+                        tf.reshape(columns, [-1])], axis=1),
+      values=tf.reshape(values, [-1]),
+      dense_shape=tf.stack([batch, width_in_positions * width]))
 
 
-def _split_categories(joined: tf.Tensor) -> tf.RaggedTensor:
-  """`[P]` joined category strings -> `[P, None]` categories, "" dropped."""
-  categories = tf.strings.split(joined, features.CATEGORY_SEPARATOR)
-  return tf.ragged.boolean_mask(categories, categories != "")
+def _each_part(lookup, vocabulary, parts: list[tf.Tensor]) -> list[tf.Tensor]:
+  """`lookup(values, vocabulary)` of each of `parts` (`[n_i]` each), done
+  once on all of them."""
+  return tf.split(lookup(tf.concat(parts, 0), vocabulary),
+                  [tf.size(part) for part in parts])
 
 
-def _sequence(inputs, history_name: str, own_lengths: tf.Tensor,
-              current) -> tf.RaggedTensor:
-  """One feature along each example's sequence of positives: the history
-  positions with their own features (`own_lengths` of them), then the
-  example's own value `current` (`[batch]`)."""
-  history = _leading(_ragged(inputs[history_name]), own_lengths)
-  return tf.concat([history, tf.RaggedTensor.from_tensor(
-      current[:, tf.newaxis])], axis=1)
+def _split_categories(joined: tf.Tensor) -> tf.SparseTensor:
+  """`[P]` joined category strings -> `[P, None]` categories."""
+  categories = tf.strings.split(joined, features.CATEGORY_SEPARATOR).to_sparse()
+  # "" (no category) splits into one empty string; joined lists hold none.
+  return tf.sparse.retain(categories, categories.values != "")
 
 
 def preprocessing_fn(inputs):
@@ -129,86 +172,117 @@ def preprocessing_fn(inputs):
   queries = _to_vector(inputs[features.QUERY])
   history = _newest(inputs[features.HISTORY_ITEM_IDS], features.HISTORY_LENGTH)
 
-  # The example's positives: the history positions that carry their own
-  # features (all of a train example's, none of an eval row's), then its
-  # own item.
-  own_lengths = _ragged(inputs[features.HISTORY_TIMESTAMPS]).row_lengths()
-  def sequence(history_name, current):
-    return _sequence(inputs, history_name, own_lengths, current)
-  sequence_items = sequence(features.HISTORY_ITEM_IDS, item_ids)
-  sequence_times = sequence(features.HISTORY_TIMESTAMPS, timestamps)
+  positives = _Positives(_row_counts(inputs[features.HISTORY_TIMESTAMPS],
+                                     tf.size(user_ids, out_type=tf.int64)))
+  def along_positives(history_name, current):
+    return positives.values(inputs[history_name], current)
+  sequence_items = along_positives(features.HISTORY_ITEM_IDS, item_ids)
+  sequence_times = along_positives(features.HISTORY_TIMESTAMPS, timestamps)
   sequence_is_video_type = tf.equal(
-      sequence(features.HISTORY_ITEM_TYPES, item_types), dual_graph.VIDEO)
-  sequence_titles = sequence(features.HISTORY_ITEM_TITLES, titles)
-  sequence_queries = sequence(features.HISTORY_QUERIES, queries)
-  sequence_categories = sequence(
+      along_positives(features.HISTORY_ITEM_TYPES, item_types),
+      dual_graph.VIDEO)
+  sequence_titles = along_positives(features.HISTORY_ITEM_TITLES, titles)
+  sequence_queries = along_positives(features.HISTORY_QUERIES, queries)
+  sequence_categories = along_positives(
       features.HISTORY_ITEM_CATEGORIES,
-      tf.strings.reduce_join(_ragged(inputs[features.ITEM_CATEGORIES]), axis=1,
-                             separator=features.CATEGORY_SEPARATOR))
-  negative_items = _ragged(inputs[features.NEGATIVE_ITEM_IDS])
+      tf.strings.reduce_join(
+          tf.RaggedTensor.from_sparse(inputs[features.ITEM_CATEGORIES]),
+          axis=1, separator=features.CATEGORY_SEPARATOR))
   # Each positive's CTR negatives, the same number for every positive of an
-  # example; each is a row with the positive's context.
-  negatives_per_positive = (negative_items.row_lengths()
-                            // sequence_items.row_lengths())
-  rows_per_positive = tf.repeat(1 + negatives_per_positive,
-                                sequence_items.row_lengths())
+  # example, in position order; each is a row with its positive's context.
+  negatives = inputs[features.NEGATIVE_ITEM_IDS]
+  negative_rows = negatives.indices[:, 0]
+  negatives_per_positive = (
+      _row_counts(negatives, tf.size(user_ids, out_type=tf.int64))
+      // positives.lengths)
+  negative_positives = (
+      tf.gather(positives.starts, negative_rows) + negatives.indices[:, 1]
+      // tf.gather(tf.maximum(negatives_per_positive, 1), negative_rows))
   def per_negative(positive_values):
-    return tf.repeat(positive_values, rows_per_positive - 1)
-  negative_titles = _ragged(inputs[features.NEGATIVE_ITEM_TITLES]).flat_values
-  negative_categories = _ragged(
-      inputs[features.NEGATIVE_ITEM_CATEGORIES]).flat_values
+    return tf.gather(positive_values, negative_positives)
+  def negative_feature(values):
+    return _flat_feature(values, negative_rows, negatives.indices[:, 1],
+                         negatives.dense_shape[0], negatives.dense_shape[1])
+  negative_items = negatives.values
+  negative_titles = inputs[features.NEGATIVE_ITEM_TITLES].values
+  negative_categories = inputs[features.NEGATIVE_ITEM_CATEGORIES].values
 
   # Every row's item, positives' and negatives': history and target share
   # this index space.
   item_vocab = tft.vocabulary(
-      tf.concat([sequence_items.flat_values, negative_items.flat_values], 0),
+      tf.concat([sequence_items, negative_items], 0),
       vocab_filename=features.ITEM_VOCAB)
-  history_indices = tf.sparse.map_values(
-      _apply_item_vocabulary, history, item_vocab)
-
-  history_dense = _fixed_length(history_indices, features.HISTORY_LENGTH)
   # GMN's dual graph: the history split by item_type. A row not of a video
   # (a negative has its positive's type) adds "", never an item id, so the
   # vocabulary exists even without videos.
   video_vocab = tft.vocabulary(
       tf.concat([
-          tf.where(sequence_is_video_type.flat_values,
-                   sequence_items.flat_values, ""),
-          tf.where(per_negative(sequence_is_video_type.flat_values),
-                   negative_items.flat_values, "")], 0),
+          tf.where(sequence_is_video_type, sequence_items, ""),
+          tf.where(per_negative(sequence_is_video_type), negative_items,
+                   "")], 0),
       vocab_filename=features.VIDEO_VOCAB)
-  def is_video(ids):
-    return tft.apply_vocabulary(ids, video_vocab, default_value=-1) >= 0
-  video_neighbours, item_neighbours = dual_graph_tensors.split_history(
-      history_indices, tf.sparse.map_values(is_video, history),
-      features.HISTORY_LENGTH)
-
   # Query words join the title token vocabulary: SEMINAR embeds keywords and
   # item text in one table. Empty queries (no search log) add no token.
   title_token_vocab = tft.vocabulary(
       _title_tokens(tf.strings.join([
-          tf.concat([sequence_titles.flat_values, negative_titles], 0),
-          tf.concat([sequence_queries.flat_values,
-                     per_negative(sequence_queries.flat_values)], 0)],
+          tf.concat([sequence_titles, negative_titles], 0),
+          tf.concat([sequence_queries, per_negative(sequence_queries)], 0)],
                                     separator=" ")),
       vocab_filename=features.TITLE_TOKEN_VOCAB)
   category_vocab = tft.vocabulary(
-      _split_categories(tf.concat([sequence_categories.flat_values,
+      _split_categories(tf.concat([sequence_categories,
                                    negative_categories], 0)),
       vocab_filename=features.CATEGORY_VOCAB)
-  row_times = tf.cast(tf.repeat(sequence_times.flat_values,
-                                rows_per_positive), tf.float32)
+  row_times = tf.cast(tf.concat([sequence_times,
+                                 per_negative(sequence_times)], 0), tf.float32)
   time_mean, time_variance = tft.mean(row_times), tft.var(row_times)
+  # A user counts once per row, as their frequency orders the vocabulary.
+  user_vocab = tft.vocabulary(
+      tf.repeat(user_ids, positives.lengths * (1 + negatives_per_positive)),
+      vocab_filename=features.USER_VOCAB)
 
-  def title_token_indices(texts, length):
-    return _fixed_length(_shift_past_padding(tft.apply_vocabulary(
-        _title_tokens(texts), title_token_vocab,
-        num_oov_buckets=features.NUM_OOV_BUCKETS)), length)
+  # Each vocabulary is looked up once, on everything it indexes: every
+  # lookup is a table in the graph, and the graph is traced and loaded by
+  # every Transform worker and every served request.
+  history_items, item_indices, sequence_indices, negative_indices = (
+      _each_part(_apply_item_vocabulary, item_vocab, [
+          history.values, item_ids, sequence_items, negative_items]))
+  history_indices = tf.SparseTensor(history.indices, history_items,
+                                    history.dense_shape)
+  history_dense = _fixed_length(history_indices, features.HISTORY_LENGTH)
+  history_is_video, sequence_is_video = _each_part(
+      lambda ids, vocab: tft.apply_vocabulary(ids, vocab, default_value=-1)
+      >= 0, video_vocab, [history.values, sequence_items])
+  video_neighbours, item_neighbours = dual_graph_tensors.split_history(
+      history_indices, tf.SparseTensor(history.indices, history_is_video,
+                                       history.dense_shape),
+      features.HISTORY_LENGTH)
 
-  def category_indices(categories):
-    return _fixed_length(_shift_past_padding(tft.apply_vocabulary(
-        categories, category_vocab,
-        num_oov_buckets=features.NUM_OOV_BUCKETS)), features.CATEGORY_LENGTH)
+  history_queries = tf.reshape(_fixed_length(
+      _newest(inputs[features.HISTORY_QUERIES], features.HISTORY_LENGTH),
+      features.HISTORY_LENGTH, default_value=""), [-1])
+  # Texts index at most TITLE_LENGTH tokens, queries the first QUERY_LENGTH.
+  (title_tokens, query_tokens, history_query_tokens, sequence_title_tokens,
+   sequence_query_tokens, negative_title_tokens) = _each_part(
+       lambda texts, vocab: _fixed_length(_shift_past_padding(
+           tft.apply_vocabulary(_title_tokens(texts), vocab,
+                                num_oov_buckets=features.NUM_OOV_BUCKETS)),
+                                          features.TITLE_LENGTH),
+       title_token_vocab,
+       [titles, queries, history_queries, sequence_titles, sequence_queries,
+        negative_titles])
+  def query_part(tokens):
+    return tokens[:, :features.QUERY_LENGTH]
+
+  category_lists = [
+      inputs[features.ITEM_CATEGORIES], _split_categories(sequence_categories),
+      _split_categories(negative_categories)]
+  category_indices = tf.split(
+      _fixed_length(_shift_past_padding(tft.apply_vocabulary(
+          tf.sparse.concat(0, category_lists, expand_nonconcat_dims=True),
+          category_vocab, num_oov_buckets=features.NUM_OOV_BUCKETS)),
+                    features.CATEGORY_LENGTH),
+      [categories.dense_shape[0] for categories in category_lists])
 
   def timestamp_z(times):
     # As `tft.scale_to_z_score`, over the rows' times.
@@ -222,69 +296,47 @@ def preprocessing_fn(inputs):
   def day_of_week(times):
     return (times // _SECONDS_PER_DAY + _EPOCH_DAY_OF_WEEK_SHIFT) % 7
 
-  # A user counts once per row, as their frequency orders the vocabulary.
-  user_vocab = tft.vocabulary(
-      tf.repeat(user_ids, tf.math.unsorted_segment_sum(
-          rows_per_positive, sequence_items.value_rowids(),
-          sequence_items.nrows())),
-      vocab_filename=features.USER_VOCAB)
-  sequence_title_tokens = title_token_indices(sequence_titles.flat_values,
-                                              features.TITLE_LENGTH)
   outputs = {
       features.USER_INDEX: _shift_past_padding(tft.apply_vocabulary(
           user_ids, user_vocab, num_oov_buckets=features.NUM_OOV_BUCKETS)),
-      features.ITEM_INDEX: _apply_item_vocabulary(item_ids, item_vocab),
+      features.ITEM_INDEX: item_indices,
       features.HISTORY_ITEM_INDICES: history_dense,
       features.VIDEO_NEIGHBOUR_INDICES: video_neighbours,
       features.ITEM_NEIGHBOUR_INDICES: item_neighbours,
       features.HISTORY_LENGTH_FEATURE: tf.reduce_sum(
           tf.cast(history_dense != features.PADDING_INDEX, tf.int64), axis=1),
-      features.TITLE_TOKEN_INDICES: title_token_indices(
-          titles, features.TITLE_LENGTH),
-      features.QUERY_TOKEN_INDICES: title_token_indices(
-          queries, features.QUERY_LENGTH),
+      features.TITLE_TOKEN_INDICES: title_tokens,
+      features.QUERY_TOKEN_INDICES: query_part(query_tokens),
       # Densified by position (a serving request's "" entries are absent
       # from its sparse tensor), so query p stays with history item p.
-      features.HISTORY_QUERY_TOKEN_INDICES: tf.reshape(title_token_indices(
-          tf.reshape(_fixed_length(
-              _newest(inputs[features.HISTORY_QUERIES],
-                      features.HISTORY_LENGTH),
-              features.HISTORY_LENGTH, default_value=""), [-1]),
-          features.QUERY_LENGTH),
+      features.HISTORY_QUERY_TOKEN_INDICES: tf.reshape(
+          query_part(history_query_tokens),
           [-1, features.HISTORY_LENGTH * features.QUERY_LENGTH]),
-      features.CATEGORY_INDICES: category_indices(
-          inputs[features.ITEM_CATEGORIES]),
+      features.CATEGORY_INDICES: category_indices[0],
       features.HOUR_OF_DAY: hour_of_day(timestamps),
       features.DAY_OF_WEEK: day_of_week(timestamps),
       features.TIMESTAMP_Z: timestamp_z(timestamps),
       features.LABEL: tf.cast(_to_vector(inputs[features.LABEL]), tf.float32),
-      features.SEQUENCE_ITEM_INDICES: tf.ragged.map_flat_values(
-          _apply_item_vocabulary, sequence_items, item_vocab).to_sparse(),
-      features.SEQUENCE_IS_VIDEO: tf.cast(
-          tf.ragged.map_flat_values(is_video, sequence_items),
-          tf.int64).to_sparse(),
-      features.SEQUENCE_TITLE_TOKEN_INDICES: _per_position(
-          sequence_title_tokens, sequence_items),
-      features.SEQUENCE_CATEGORY_INDICES: _per_position(
-          category_indices(_split_categories(
-              sequence_categories.flat_values).to_sparse()), sequence_items),
-      features.SEQUENCE_QUERY_TOKEN_INDICES: _per_position(
-          title_token_indices(sequence_queries.flat_values,
-                              features.QUERY_LENGTH), sequence_items),
-      features.SEQUENCE_HOUR_OF_DAY: tf.ragged.map_flat_values(
-          hour_of_day, sequence_times).to_sparse(),
-      features.SEQUENCE_DAY_OF_WEEK: tf.ragged.map_flat_values(
-          day_of_week, sequence_times).to_sparse(),
-      features.SEQUENCE_TIMESTAMP_Z: tf.ragged.map_flat_values(
-          timestamp_z, sequence_times).to_sparse(),
-      features.NEGATIVE_ITEM_INDICES: tf.ragged.map_flat_values(
-          _apply_item_vocabulary, negative_items, item_vocab).to_sparse(),
-      features.NEGATIVE_TITLE_TOKEN_INDICES: _per_position(
-          title_token_indices(negative_titles, features.TITLE_LENGTH),
-          negative_items),
-      features.NEGATIVE_CATEGORY_INDICES: _per_position(
-          category_indices(_split_categories(negative_categories).to_sparse()),
-          negative_items),
+      features.SEQUENCE_ITEM_INDICES: positives.feature(sequence_indices),
+      features.SEQUENCE_IS_VIDEO: positives.feature(
+          tf.cast(sequence_is_video, tf.int64)),
+      features.SEQUENCE_TITLE_TOKEN_INDICES: positives.feature(
+          sequence_title_tokens),
+      features.SEQUENCE_CATEGORY_INDICES: positives.feature(
+          category_indices[1]),
+      features.SEQUENCE_QUERY_TOKEN_INDICES: positives.feature(
+          query_part(sequence_query_tokens)),
+      features.SEQUENCE_HOUR_OF_DAY: positives.feature(
+          hour_of_day(sequence_times)),
+      features.SEQUENCE_DAY_OF_WEEK: positives.feature(
+          day_of_week(sequence_times)),
+      features.SEQUENCE_TIMESTAMP_Z: positives.feature(
+          timestamp_z(sequence_times)),
+      features.NEGATIVE_ITEM_INDICES: negative_feature(negative_indices),
+      features.NEGATIVE_TITLE_TOKEN_INDICES: negative_feature(
+          negative_title_tokens),
+      features.NEGATIVE_CATEGORY_INDICES: negative_feature(
+          category_indices[2]),
   }
   return outputs
 
