@@ -36,8 +36,8 @@ def eval_users(dataset: contract.Dataset,
   `history_length` items, oldest first) and that item's timestamp.
   """
   rows = examples.build_rows(
-      dataset, examples_config.eval_holdout, examples_config.history_length,
-      split=examples_config.split,
+      dataset, examples_config.history_length,
+      eval_holdout=examples_config.eval_holdout, split=examples_config.split,
       temporal_cut_quantile=examples_config.temporal_cut_quantile).eval
   first = {}
   for row in rows:

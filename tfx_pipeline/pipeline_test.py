@@ -42,10 +42,12 @@ def test_pretrained_ranking_family_gets_two_trainers_and_no_index(tmp_path,
   pretrainer, trainer = components["PretrainTrainer"], components["Trainer"]
   assert _custom_config(pretrainer) == {"model_family": "test_pretrain",
                                         "hparams": {"epochs": 7},
-                                        "label": "test_pretrain", "seed": 5}
+                                        "label": "test_pretrain", "seed": 5,
+                                        "history_length": 50}
   assert _custom_config(trainer) == {"model_family": "test_ranker",
                                      "hparams": {"epochs": 3},
-                                     "label": "test_ranker", "seed": 5}
+                                     "label": "test_ranker", "seed": 5,
+                                     "history_length": 50}
   base_model = trainer.inputs["base_model"]
   assert base_model.producer_component_id == "PretrainTrainer"
   assert components["Pusher"].inputs["model"].producer_component_id == "Trainer"
@@ -109,6 +111,7 @@ def test_baselines_are_trained_and_evaluated_ungated_beside_the_model(
     trainer = components[f"BaselineTrainer_{family}"]
     assert _custom_config(trainer) == {"model_family": family, "hparams": {},
                                        "label": family, "seed": 0,
+                                       "history_length": 50,
                                        "fit_timeout_s": 900.0}
     assert _producer(trainer, "examples") == "Transform"
     evaluator = components[f"Evaluator_{family}"]

@@ -238,7 +238,7 @@ def test_pipeline_runs_the_benchmark_on_the_trainer_model_when_enabled(
         "custom_config"])
   assert baseline_config("two_tower") == {
       "model_family": "two_tower", "hparams": {"epochs": 2},
-      "label": "two_tower", "seed": 0}
+      "label": "two_tower", "seed": 0, "history_length": 50}
   assert baseline_config("guim_k1")["hparams"] == {"epochs": 2,
                                                    "num_interests": 1}
   assert {channel.producer_component_id for channel in
