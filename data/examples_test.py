@@ -106,6 +106,31 @@ def _ctr_dataset():
   return _dataset([(*row, 1.0) for row in rows], items=items)
 
 
+def test_the_train_split_is_stored_once_per_user_with_each_positive_once():
+  dataset = _dataset([("a", f"i{t}", t, 1) for t in range(6)] +
+                     [("b", "x1", 3, 1)])
+  stored = examples.build_examples(dataset, ctr_negatives=2, negative_seed=3,
+                                   history_length=2)
+  by_user = {row[features.USER_ID]: row for row in stored.train}
+  assert len(stored.train) == 2
+  # a: i0..i4 in train (i5 held out), the newest as the example's own item
+  # and every earlier one as history, uncapped, each with its own time.
+  assert by_user["a"][features.ITEM_ID] == "i4"
+  assert by_user["a"][features.HISTORY_ITEM_IDS] == ["i0", "i1", "i2", "i3"]
+  assert by_user["a"][features.HISTORY_TIMESTAMPS] == [0, 1, 2, 3]
+  # Two negatives per positive, drawn from the only item a never had.
+  assert by_user["a"][features.NEGATIVE_ITEM_IDS] == ["x1"] * 2 * 5
+  assert by_user["b"][features.HISTORY_ITEM_IDS] == []
+  # Expanded, they are the per-interaction rows, histories capped.
+  rows = examples.build_rows(dataset, ctr_negatives=2, negative_seed=3,
+                             history_length=2)
+  assert len(rows.train) == 3 * 6
+  assert [row[features.HISTORY_ITEM_IDS] for row in rows.train
+          if row[features.USER_ID] == "a" and row[features.LABEL] == 1.0] == [
+              [], ["i0"], ["i0", "i1"], ["i1", "i2"], ["i2", "i3"]]
+  assert stored.eval == rows.eval
+
+
 def test_default_writes_positives_only():
   rows = examples.build_rows(_ctr_dataset())
   assert {row[features.LABEL] for row in rows.train + rows.eval} == {1.0}

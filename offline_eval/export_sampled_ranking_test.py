@@ -92,3 +92,22 @@ def test_too_few_items_left_for_the_negatives_is_refused(export_dir):
   with pytest.raises(ValueError, match="fewer than 1 items"):
     export_sampled_ranking.evaluate(export_dir, examples, examples,
                                     num_negatives=1)
+
+
+def test_a_per_user_train_example_is_read_as_one_row_per_positive():
+  example = tf.train.Example.FromString(_example(b"u1", [b"a", b"b"], b"c"))
+  feature = example.features.feature
+  feature[features.HISTORY_TIMESTAMPS].int64_list.value.extend([1, 2])
+  feature[features.HISTORY_ITEM_TITLES].bytes_list.value.extend(
+      [b"title a", b"title b"])
+  feature[features.HISTORY_ITEM_CATEGORIES].bytes_list.value.extend(
+      [b"x|z", b""])
+  examples = export_sampled_ranking.read_examples(
+      [example.SerializeToString()])
+  assert list(examples.user_ids) == [b"u1"] * 3
+  assert list(examples.item_ids) == [b"a", b"b", b"c"]
+  assert list(examples.titles) == [b"title a", b"title b", b"title c"]
+  assert list(examples.timestamps) == [1, 2, 0]
+  assert examples.categories.tolist() == [[b"x", b"z"], [b"", b""],
+                                          [b"x", b""]]
+  assert examples.histories.tolist() == [[b""]] * 3

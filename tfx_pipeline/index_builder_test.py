@@ -256,3 +256,32 @@ def test_unknown_flags_go_to_beam():
   assert job.params.num_leaves == 7
   assert job.indexed_model_dir == "o"
   assert beam_args == ["--runner=FlinkRunner", "--parallelism=4"]
+
+
+def test_a_per_user_train_example_names_every_row_s_item():
+  serialized = interaction_example_beam.to_tf_example({
+      features.ITEM_ID: "c", features.ITEM_TITLE: "Title C",
+      features.ITEM_CATEGORIES: ["x"],
+      features.HISTORY_ITEM_IDS: ["a", "b"],
+      features.HISTORY_ITEM_TITLES: ["Title A", "Title B"],
+      features.HISTORY_ITEM_CATEGORIES: ["x|y", ""],
+      features.NEGATIVE_ITEM_IDS: ["n1", "n2", "n3"],
+      features.NEGATIVE_ITEM_TITLES: ["N1", "N2", "N3"],
+      features.NEGATIVE_ITEM_CATEGORIES: ["", "z", "x|z"],
+  }).SerializeToString()
+  assert index_builder.parse_items(serialized) == [
+      index_builder.Item("a", "Title A", ("x", "y")),
+      index_builder.Item("b", "Title B", ()),
+      index_builder.Item("c", "Title C", ("x",)),
+      index_builder.Item("n1", "N1", ()),
+      index_builder.Item("n2", "N2", ("z",)),
+      index_builder.Item("n3", "N3", ("x", "z"))]
+
+
+def test_an_eval_row_names_its_own_item_only():
+  serialized = interaction_example_beam.to_tf_example({
+      features.ITEM_ID: "c", features.ITEM_TITLE: "Title C",
+      features.ITEM_CATEGORIES: [], features.HISTORY_ITEM_IDS: ["a", "b"],
+  }).SerializeToString()
+  assert index_builder.parse_items(serialized) == [
+      index_builder.Item("c", "Title C", ())]
