@@ -35,9 +35,10 @@ def eval_users(dataset: contract.Dataset,
   Each keeps the history before their first held-out item (at most
   `history_length` items, oldest first) and that item's timestamp.
   """
-  rows = examples.build_rows(
-      dataset, examples_config.history_length,
-      eval_holdout=examples_config.eval_holdout, split=examples_config.split,
+  rows = examples.build_examples(
+      dataset, eval_holdout=examples_config.eval_holdout,
+      history_length=examples_config.history_length,
+      split=examples_config.split,
       temporal_cut_quantile=examples_config.temporal_cut_quantile).eval
   first = {}
   for row in rows:

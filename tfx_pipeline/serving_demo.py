@@ -41,8 +41,9 @@ def recommend_for_eval_users(config: config_lib.PipelineConfig,
   """
   dataset = contract.load_dataset(config.dataset_dir)
   eval_rows = sorted(
-      examples.build_rows(
-          dataset, config.examples.eval_holdout, config.examples.history_length,
+      examples.build_examples(
+          dataset, eval_holdout=config.examples.eval_holdout,
+          history_length=config.examples.history_length,
           split=config.examples.split,
           temporal_cut_quantile=config.examples.temporal_cut_quantile).eval,
       key=lambda row: row[features.USER_ID])[:num_users]
