@@ -150,9 +150,14 @@ def load_inputs(train_dir: str, eval_dir: str,
                 dataset: contract.Dataset) -> BenchmarkInputs:
   """Indexes the examples' users and items and the dataset's side tables."""
   train_rows, eval_rows = _read_rows(train_dir), _read_rows(eval_dir)
+  # The items of each train example's rows, parsed once for the catalogue
+  # and the train counts.
+  train_items = [index_builder.parse_items(row.SerializeToString())
+                 for row in train_rows]
   catalogue: dict[str, index_builder.Item] = {}
-  for row in train_rows + eval_rows:
-    for item in index_builder.parse_items(row.SerializeToString()):
+  for items in train_items + [index_builder.parse_items(
+      row.SerializeToString()) for row in eval_rows]:
+    for item in items:
       catalogue.setdefault(item.item_id, item)
   item_ids = np.array([""] + sorted(catalogue), dtype=object)
   item_index = {item_id: index for index, item_id in enumerate(item_ids)
@@ -165,8 +170,8 @@ def load_inputs(train_dir: str, eval_dir: str,
   user_index = {user_id: index for index, user_id in enumerate(user_ids)}
   known: dict[str, list[int]] = {user_id: [] for user_id in user_ids}
   train_counts = np.zeros(len(item_ids), np.float64)
-  for row in train_rows:
-    for item in index_builder.parse_items(row.SerializeToString()):
+  for row, items in zip(train_rows, train_items):
+    for item in items:
       train_counts[item_index[item.item_id]] += 1
       known.get(_value(row, features.USER_ID)[0], []).append(
           item_index[item.item_id])
