@@ -118,7 +118,8 @@ def _joined(categories: list[str]) -> str:
   return features.CATEGORY_SEPARATOR.join(categories)
 
 
-def _split_joined(joined: str) -> list[str]:
+def split_categories(joined: str) -> list[str]:
+  """A position's categories as a stored example joins them, "" dropped."""
   return [c for c in joined.split(features.CATEGORY_SEPARATOR) if c]
 
 
@@ -179,12 +180,14 @@ def train_rows(example: dict, history_length: int,
   timestamps = aligned(features.HISTORY_TIMESTAMPS, features.TIMESTAMP)
   item_types = aligned(features.HISTORY_ITEM_TYPES, features.ITEM_TYPE)
   titles = aligned(features.HISTORY_ITEM_TITLES, features.ITEM_TITLE)
-  categories = [*map(_split_joined, example[features.HISTORY_ITEM_CATEGORIES]),
+  categories = [*map(split_categories,
+                     example[features.HISTORY_ITEM_CATEGORIES]),
                 example[features.ITEM_CATEGORIES]]
   negative_ids = example[features.NEGATIVE_ITEM_IDS]
   per_position = len(negative_ids) // positions
   negative_side = {
-      item_id: (title, _split_joined(joined)) for item_id, title, joined in zip(
+      item_id: (title, split_categories(joined))
+      for item_id, title, joined in zip(
           negative_ids, example[features.NEGATIVE_ITEM_TITLES],
           example[features.NEGATIVE_ITEM_CATEGORIES])}
   rows = []

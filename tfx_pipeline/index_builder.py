@@ -46,6 +46,7 @@ from apache_beam.runners.runner import PipelineResult
 import numpy as np
 import tensorflow as tf
 
+from data import example_rows
 from data import features
 from models import serving_names
 from serving import scann_index
@@ -92,10 +93,6 @@ def _bytes_values(example: tf.train.Example, name: str) -> list[str]:
           for value in example.features.feature[name].bytes_list.value]
 
 
-def _joined_categories(joined: str) -> tuple[str, ...]:
-  return tuple(c for c in joined.split(features.CATEGORY_SEPARATOR) if c)
-
-
 def parse_items(serialized: bytes) -> list[Item]:
   """The item of each row one serialized raw tf.Example stands for.
 
@@ -109,18 +106,16 @@ def parse_items(serialized: bytes) -> list[Item]:
       item_id=_bytes_values(example, features.ITEM_ID)[0],
       title=titles[0] if titles else "",
       categories=tuple(_bytes_values(example, features.ITEM_CATEGORIES)))
-  history_titles = _bytes_values(example, features.HISTORY_ITEM_TITLES)
-  history = zip(_bytes_values(example, features.HISTORY_ITEM_IDS),
-                history_titles,
-                _bytes_values(example, features.HISTORY_ITEM_CATEGORIES))
-  negatives = zip(_bytes_values(example, features.NEGATIVE_ITEM_IDS),
-                  _bytes_values(example, features.NEGATIVE_ITEM_TITLES),
-                  _bytes_values(example, features.NEGATIVE_ITEM_CATEGORIES))
-  return [*(Item(item_id, title, _joined_categories(joined))
-            for item_id, title, joined in history),
+  def items(*names):
+    """The items of aligned id, title and joined-categories lists."""
+    return [Item(item_id, title, tuple(example_rows.split_categories(joined)))
+            for item_id, title, joined in zip(
+                *(_bytes_values(example, name) for name in names))]
+  return [*items(features.HISTORY_ITEM_IDS, features.HISTORY_ITEM_TITLES,
+                 features.HISTORY_ITEM_CATEGORIES),
           own_item,
-          *(Item(item_id, title, _joined_categories(joined))
-            for item_id, title, joined in negatives)]
+          *items(features.NEGATIVE_ITEM_IDS, features.NEGATIVE_ITEM_TITLES,
+                 features.NEGATIVE_ITEM_CATEGORIES)]
 
 
 class _KeepAnyRow(beam.CombineFn):
