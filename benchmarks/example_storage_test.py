@@ -13,11 +13,16 @@ def _runs(*runs):
   return {(run["size"], run["workers"], run["step"]): run for run in runs}
 
 
+def _before_at_goal_size():
+  size = example_storage.GOAL_SIZE
+  return _runs(_run("ExampleGen", size, 700, 480.0),
+               _run("StatisticsGen", size, 1, 210.0),
+               _run("Transform", size, 720, 650.0))
+
+
 def test_ratios_totals_and_goals_at_10m():
   size = example_storage.GOAL_SIZE
-  before = _runs(_run("ExampleGen", size, 700, 480.0),
-                 _run("StatisticsGen", size, 1, 210.0),
-                 _run("Transform", size, 720, 650.0))
+  before = _before_at_goal_size()
   after = _runs(_run("ExampleGen", size, 70, 240.0),
                 _run("StatisticsGen", size, 1, 60.0),
                 _run("Transform", size, 100, 400.0))
@@ -34,9 +39,7 @@ def test_ratios_totals_and_goals_at_10m():
 
 def test_goals_not_met_are_said():
   size = example_storage.GOAL_SIZE
-  before = _runs(_run("ExampleGen", size, 700, 480.0),
-                 _run("StatisticsGen", size, 1, 210.0),
-                 _run("Transform", size, 720, 650.0))
+  before = _before_at_goal_size()
   after = _runs(_run("ExampleGen", size, 71, 400.0),
                 _run("StatisticsGen", size, 1, 100.0),
                 _run("Transform", size, 100, 300.0))
