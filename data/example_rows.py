@@ -155,6 +155,35 @@ def _train_example(sequence: user_sequences.UserSequence,
   }
 
 
+def _rows(sequence: user_sequences.UserSequence, positions: range,
+          negatives: list[list], history_length: int, side_info: SideInfo,
+          negative_side_info: SideInfo, user_bucket: str,
+          stats: global_passes.GlobalStats, seen: list[str]) -> list[dict]:
+  """The per-interaction rows of `positions` of a user's sequence.
+
+  Each positive with its newest `history_length` earlier positives as
+  history, followed by its CTR negatives (`negatives[position]`), both with
+  their slice buckets; `seen` goes to every row's `SEEN_ITEM_IDS`.
+  """
+  rows = []
+  for position in positions:
+    history = slice(max(0, position - history_length), position)
+    row = {
+        features.USER_ID: sequence.user_id,
+        **_position_features(sequence, position, side_info),
+        features.HISTORY_ITEM_IDS: sequence.item_ids[history],
+        features.HISTORY_QUERIES: sequence.queries[history],
+        features.SEEN_ITEM_IDS: seen,
+        features.USER_ACTIVITY_BUCKET: user_bucket,
+        features.ITEM_POPULARITY_BUCKET: stats.item_buckets.get(
+            sequence.item_ids[position], "unseen"),
+    }
+    rows.append(row)
+    rows.extend(_negative_row(row, item_id, stats, negative_side_info)
+                for item_id in negatives[position])
+  return rows
+
+
 def train_rows(example: dict, history_length: int,
                stats: global_passes.GlobalStats) -> list[dict]:
   """The per-interaction train rows a user's train example stands for.
@@ -172,73 +201,32 @@ def train_rows(example: dict, history_length: int,
   Returns:
     The rows, in that order.
   """
-  positions = len(example[features.HISTORY_ITEM_IDS]) + 1
   def aligned(history_name, name):
     return [*example[history_name], example[name]]
-  item_ids = aligned(features.HISTORY_ITEM_IDS, features.ITEM_ID)
-  queries = aligned(features.HISTORY_QUERIES, features.QUERY)
-  timestamps = aligned(features.HISTORY_TIMESTAMPS, features.TIMESTAMP)
-  item_types = aligned(features.HISTORY_ITEM_TYPES, features.ITEM_TYPE)
-  titles = aligned(features.HISTORY_ITEM_TITLES, features.ITEM_TITLE)
-  categories = [*map(split_categories,
-                     example[features.HISTORY_ITEM_CATEGORIES]),
-                example[features.ITEM_CATEGORIES]]
+  sequence = user_sequences.UserSequence(
+      user_id=example[features.USER_ID],
+      item_ids=aligned(features.HISTORY_ITEM_IDS, features.ITEM_ID),
+      timestamps=aligned(features.HISTORY_TIMESTAMPS, features.TIMESTAMP),
+      queries=aligned(features.HISTORY_QUERIES, features.QUERY),
+      item_types=aligned(features.HISTORY_ITEM_TYPES, features.ITEM_TYPE))
+  positions = len(sequence.item_ids)
+  side_info = dict(zip(sequence.item_ids, zip(
+      aligned(features.HISTORY_ITEM_TITLES, features.ITEM_TITLE),
+      [*map(split_categories, example[features.HISTORY_ITEM_CATEGORIES]),
+       example[features.ITEM_CATEGORIES]])))
   negative_ids = example[features.NEGATIVE_ITEM_IDS]
   per_position = len(negative_ids) // positions
-  negative_side = {
+  negative_side_info = {
       item_id: (title, split_categories(joined))
       for item_id, title, joined in zip(
           negative_ids, example[features.NEGATIVE_ITEM_TITLES],
           example[features.NEGATIVE_ITEM_CATEGORIES])}
-  rows = []
-  for position in range(positions):
-    history = slice(max(0, position - history_length), position)
-    row = {
-        features.USER_ID: example[features.USER_ID],
-        features.ITEM_ID: item_ids[position],
-        features.TIMESTAMP: timestamps[position],
-        features.LABEL: 1.0,
-        features.ITEM_TYPE: item_types[position],
-        features.QUERY: queries[position],
-        features.ITEM_TITLE: titles[position],
-        features.ITEM_CATEGORIES: categories[position],
-        features.HISTORY_ITEM_IDS: item_ids[history],
-        features.HISTORY_QUERIES: queries[history],
-        features.SEEN_ITEM_IDS: [],
-        features.USER_ACTIVITY_BUCKET: example[features.USER_ACTIVITY_BUCKET],
-        features.ITEM_POPULARITY_BUCKET: stats.item_buckets.get(
-            item_ids[position], "unseen"),
-    }
-    rows.append(row)
-    rows.extend(
-        _negative_row(row, item_id, stats, negative_side)
-        for item_id in negative_ids[position * per_position:
-                                    (position + 1) * per_position])
-  return rows
-
-
-def _eval_rows(sequence: user_sequences.UserSequence, negatives: list[list],
-               user_bucket: str, stats: global_passes.GlobalStats,
-               history_length: int, side_info: SideInfo) -> list[dict]:
-  """The user's eval rows, each followed by its CTR negatives."""
-  seen = sequence.seen_item_ids()
-  rows = []
-  for position in range(sequence.n_train, sequence.n_train + sequence.n_eval):
-    history = slice(max(0, position - history_length), position)
-    row = {
-        features.USER_ID: sequence.user_id,
-        **_position_features(sequence, position, side_info),
-        features.HISTORY_ITEM_IDS: sequence.item_ids[history],
-        features.HISTORY_QUERIES: sequence.queries[history],
-        features.SEEN_ITEM_IDS: seen,
-        features.USER_ACTIVITY_BUCKET: user_bucket,
-        features.ITEM_POPULARITY_BUCKET: stats.item_buckets.get(
-            sequence.item_ids[position], "unseen"),
-    }
-    rows.append(row)
-    rows.extend(_negative_row(row, item_id, stats, side_info)
-                for item_id in negatives[position])
-  return rows
+  return _rows(
+      sequence, range(positions),
+      [negative_ids[position * per_position:(position + 1) * per_position]
+       for position in range(positions)],
+      history_length, side_info, negative_side_info,
+      example[features.USER_ACTIVITY_BUCKET], stats, [])
 
 
 def finish_user_examples(sequence: user_sequences.UserSequence,
@@ -271,6 +259,8 @@ def finish_user_examples(sequence: user_sequences.UserSequence,
         sequence, negatives[:sequence.n_train], user_bucket, stats,
         side_info)))
   if keeps_eval:
-    examples.extend((user_sequences.EVAL, row) for row in _eval_rows(
-        sequence, negatives, user_bucket, stats, history_length, side_info))
+    examples.extend((user_sequences.EVAL, row) for row in _rows(
+        sequence, range(sequence.n_train, sequence.n_train + sequence.n_eval),
+        negatives, history_length, side_info, side_info, user_bucket, stats,
+        sequence.seen_item_ids()))
   return examples
