@@ -48,11 +48,22 @@ def split_history(history_indices: tf.SparseTensor, is_video: tf.SparseTensor,
   Returns:
     `(video_neighbours, item_neighbours)`, each `[batch, length]` int64.
   """
+  rows = history_indices.indices[:, 0]
+  values = tf.cast(history_indices.values, tf.int64)
+  shape = tf.stack([history_indices.dense_shape[0], length])
   def side(keep):
-    kept = tf.sparse.retain(history_indices, keep)
-    ragged = tf.RaggedTensor.from_value_rowids(
-        tf.cast(kept.values, tf.int64), kept.indices[:, 0],
-        nrows=history_indices.dense_shape[0])
-    return ragged.to_tensor(default_value=features.PADDING_INDEX,
-                            shape=[None, length])
+    kept = tf.where(keep)[:, 0]
+    kept_rows = tf.gather(rows, kept)
+    # The entries are in row order, so an entry's column on its side is its
+    # rank among the kept entries less that of its row's first.
+    rank = tf.range(tf.size(kept, out_type=tf.int64))
+    columns = rank - tf.gather(
+        tf.math.unsorted_segment_min(rank, kept_rows, shape[0]), kept_rows)
+    fits = tf.where(columns < length)[:, 0]
+    placed = tf.scatter_nd(
+        tf.gather(tf.stack([kept_rows, columns], axis=1), fits),
+        tf.gather(tf.gather(values, kept), fits), shape)
+    # scatter_nd sums repeats; each (row, column) is placed once, and the
+    # padding index is 0.
+    return tf.reshape(placed, [-1, length])
   return side(is_video.values), side(tf.logical_not(is_video.values))

@@ -33,6 +33,13 @@ def _shift_past_padding(indices):
   return indices + 1
 
 
+def _take(values: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
+  """The `values` where the `[n]` bool `keep` is true: `tf.boolean_mask`
+  for a leading dimension, in a few ops where it takes a dozen; the graph is
+  traced by every Transform run and loaded by every served request."""
+  return tf.gather(values, tf.where(keep)[:, 0])
+
+
 def _fixed_length(sparse_indices: tf.SparseTensor, length: int,
                   default_value=features.PADDING_INDEX) -> tf.Tensor:
   """Densifies a sparse `[batch, None]` tensor into `[batch, length]`.
@@ -40,12 +47,13 @@ def _fixed_length(sparse_indices: tf.SparseTensor, length: int,
   Values past `length` are dropped, missing positions are `default_value`.
   """
   keep = sparse_indices.indices[:, 1] < length
-  truncated = tf.SparseTensor(
-      indices=tf.boolean_mask(sparse_indices.indices, keep),
-      values=tf.boolean_mask(sparse_indices.values, keep),
-      dense_shape=tf.stack([sparse_indices.dense_shape[0],
-                            tf.constant(length, tf.int64)]))
-  return tf.sparse.to_dense(truncated, default_value=default_value)
+  dense = tf.sparse.to_dense(
+      tf.SparseTensor(_take(sparse_indices.indices, keep),
+                      _take(sparse_indices.values, keep),
+                      tf.stack([sparse_indices.dense_shape[0],
+                                tf.constant(length, tf.int64)])),
+      default_value=default_value)
+  return tf.reshape(dense, [-1, length])
 
 
 def _apply_item_vocabulary(item_ids, deferred_vocab):
@@ -73,11 +81,41 @@ def _newest(values: tf.SparseTensor, length: int) -> tf.SparseTensor:
       tf.gather(_row_counts(values, values.dense_shape[0]), rows) - length, 0)
   keep = columns >= dropped
   return tf.SparseTensor(
-      indices=tf.stack([tf.boolean_mask(rows, keep),
-                        tf.boolean_mask(columns - dropped, keep)], axis=1),
-      values=tf.boolean_mask(values.values, keep),
+      indices=_take(tf.stack([rows, columns - dropped], axis=1), keep),
+      values=_take(values.values, keep),
       dense_shape=tf.stack([values.dense_shape[0],
                             tf.minimum(values.dense_shape[1], length)]))
+
+
+class _Layout:
+  """Where `[N]` or `[N, width]` values go in a `[batch, None]` feature.
+
+  Value n belongs to row `rows[n]` at position `positions[n]`, and a
+  position's `width` values fill columns `[p * width, (p + 1) * width)`.
+  The indices are built once per width and shared by every feature.
+  """
+
+  def __init__(self, rows: tf.Tensor, positions: tf.Tensor, batch: tf.Tensor,
+               width_in_positions: tf.Tensor):
+    self.rows = rows
+    self.positions = positions
+    self.batch = batch
+    self.width_in_positions = width_in_positions
+    self._indices: dict[int, tf.Tensor] = {}
+
+  def feature(self, values: tf.Tensor) -> tf.SparseTensor:
+    if values.shape.rank == 1:
+      values = values[:, tf.newaxis]
+    width = values.shape[1]
+    if width not in self._indices:
+      columns = (self.positions[:, tf.newaxis] * width
+                 + tf.range(width, dtype=tf.int64)[tf.newaxis, :])
+      rows = tf.broadcast_to(self.rows[:, tf.newaxis], tf.shape(columns))
+      self._indices[width] = tf.stack(
+          [tf.reshape(rows, [-1]), tf.reshape(columns, [-1])], axis=1)
+    return tf.SparseTensor(
+        indices=self._indices[width], values=tf.reshape(values, [-1]),
+        dense_shape=tf.stack([self.batch, self.width_in_positions * width]))
 
 
 class _Positives:
@@ -90,47 +128,31 @@ class _Positives:
   """
 
   def __init__(self, own_lengths: tf.Tensor):
-    self.lengths = own_lengths + 1
+    batch = tf.size(own_lengths, out_type=tf.int64)
     self.own_lengths = own_lengths
+    self.lengths = own_lengths + 1
     self.starts = tf.cumsum(self.lengths, exclusive=True)
-    self.rows = tf.repeat(tf.range(tf.size(self.lengths, out_type=tf.int64)),
-                          self.lengths)
-    self.positions = (tf.range(tf.reduce_sum(self.lengths))
-                      - tf.gather(self.starts, self.rows))
+    rows = tf.repeat(tf.range(batch), self.lengths)
+    positions = tf.range(tf.reduce_sum(self.lengths)) - tf.gather(self.starts,
+                                                                  rows)
+    self.layout = _Layout(rows, positions, batch, tf.reduce_max(self.lengths))
+    # Each flat position's place in `[own history values..., currents...]`:
+    # example b's own values follow the `starts[b] - b` of earlier examples.
+    self._sources = tf.where(
+        positions == tf.gather(own_lengths, rows),
+        tf.reduce_sum(own_lengths) + rows,
+        tf.gather(self.starts - tf.range(batch), rows) + positions)
 
-  def values(self, history: tf.SparseTensor, current: tf.Tensor) -> tf.Tensor:
-    """`[P]` one feature at every flat position: `history`'s (aligned with
-    the history items) at the history positions, `current` at the last."""
+  def own(self, history: tf.SparseTensor) -> tf.Tensor:
+    """`[sum(own_lengths)]` the values of a history-aligned feature at the
+    own positions, example after example."""
     rows, columns = history.indices[:, 0], history.indices[:, 1]
-    own = columns < tf.gather(self.own_lengths, rows)
-    return tf.dynamic_stitch(
-        [tf.cast(tf.boolean_mask(tf.gather(self.starts, rows) + columns, own),
-                 tf.int32),
-         tf.cast(self.starts + self.own_lengths, tf.int32)],
-        [tf.boolean_mask(history.values, own), current])
+    return _take(history.values, columns < tf.gather(self.own_lengths, rows))
 
-  def feature(self, values: tf.Tensor) -> tf.SparseTensor:
-    """`[P]` or `[P, width]` values as a `[batch, None]` feature, position
-    p's in `[p * width, (p + 1) * width)`."""
-    return _flat_feature(values, self.rows, self.positions,
-                         tf.size(self.lengths, out_type=tf.int64),
-                         tf.reduce_max(self.lengths))
-
-
-def _flat_feature(values: tf.Tensor, rows: tf.Tensor, positions: tf.Tensor,
-                  batch: tf.Tensor, width_in_positions: tf.Tensor
-                  ) -> tf.SparseTensor:
-  """`[N]` or `[N, width]` values at `(rows, positions)` as a `[batch, None]`
-  sparse feature, position p's values in `[p * width, (p + 1) * width)`."""
-  if values.shape.rank == 1:
-    values = values[:, tf.newaxis]
-  width = tf.shape(values, out_type=tf.int64)[1]
-  columns = positions[:, tf.newaxis] * width + tf.range(width)[tf.newaxis, :]
-  return tf.SparseTensor(
-      indices=tf.stack([tf.reshape(tf.repeat(rows, width), [-1]),
-                        tf.reshape(columns, [-1])], axis=1),
-      values=tf.reshape(values, [-1]),
-      dense_shape=tf.stack([batch, width_in_positions * width]))
+  def values(self, own: tf.Tensor, current: tf.Tensor) -> tf.Tensor:
+    """`[P, ...]` one feature at every flat position from its `own` values
+    (`own()`, or values computed from them) and each example's `current`."""
+    return tf.gather(tf.concat([own, current], 0), self._sources)
 
 
 def _each_part(lookup, vocabulary, parts: list[tf.Tensor]) -> list[tf.Tensor]:
@@ -172,40 +194,40 @@ def preprocessing_fn(inputs):
   queries = _to_vector(inputs[features.QUERY])
   history = _newest(inputs[features.HISTORY_ITEM_IDS], features.HISTORY_LENGTH)
 
+  batch = tf.size(user_ids, out_type=tf.int64)
   positives = _Positives(_row_counts(inputs[features.HISTORY_TIMESTAMPS],
-                                     tf.size(user_ids, out_type=tf.int64)))
-  def along_positives(history_name, current):
-    return positives.values(inputs[history_name], current)
-  sequence_items = along_positives(features.HISTORY_ITEM_IDS, item_ids)
-  sequence_times = along_positives(features.HISTORY_TIMESTAMPS, timestamps)
+                                     batch))
+  def own(history_name):
+    return positives.own(inputs[history_name])
+  # A positive's values are its own history position's, or the example's
+  # item's for the last one; what is looked up is looked up on both parts.
+  own_items = own(features.HISTORY_ITEM_IDS)
+  own_titles = own(features.HISTORY_ITEM_TITLES)
+  own_queries = own(features.HISTORY_QUERIES)
+  own_categories = _split_categories(own(features.HISTORY_ITEM_CATEGORIES))
+  sequence_items = positives.values(own_items, item_ids)
+  sequence_times = positives.values(own(features.HISTORY_TIMESTAMPS),
+                                    timestamps)
   sequence_is_video_type = tf.equal(
-      along_positives(features.HISTORY_ITEM_TYPES, item_types),
+      positives.values(own(features.HISTORY_ITEM_TYPES), item_types),
       dual_graph.VIDEO)
-  sequence_titles = along_positives(features.HISTORY_ITEM_TITLES, titles)
-  sequence_queries = along_positives(features.HISTORY_QUERIES, queries)
-  sequence_categories = along_positives(
-      features.HISTORY_ITEM_CATEGORIES,
-      tf.strings.reduce_join(
-          tf.RaggedTensor.from_sparse(inputs[features.ITEM_CATEGORIES]),
-          axis=1, separator=features.CATEGORY_SEPARATOR))
   # Each positive's CTR negatives, the same number for every positive of an
   # example, in position order; each is a row with its positive's context.
   negatives = inputs[features.NEGATIVE_ITEM_IDS]
   negative_rows = negatives.indices[:, 0]
-  negatives_per_positive = (
-      _row_counts(negatives, tf.size(user_ids, out_type=tf.int64))
-      // positives.lengths)
+  negatives_per_positive = _row_counts(negatives, batch) // positives.lengths
   negative_positives = (
       tf.gather(positives.starts, negative_rows) + negatives.indices[:, 1]
       // tf.gather(tf.maximum(negatives_per_positive, 1), negative_rows))
   def per_negative(positive_values):
     return tf.gather(positive_values, negative_positives)
-  def negative_feature(values):
-    return _flat_feature(values, negative_rows, negatives.indices[:, 1],
-                         negatives.dense_shape[0], negatives.dense_shape[1])
+  negative_layout = _Layout(negative_rows, negatives.indices[:, 1],
+                            negatives.dense_shape[0], negatives.dense_shape[1])
   negative_items = negatives.values
   negative_titles = inputs[features.NEGATIVE_ITEM_TITLES].values
-  negative_categories = inputs[features.NEGATIVE_ITEM_CATEGORIES].values
+  negative_categories = _split_categories(
+      inputs[features.NEGATIVE_ITEM_CATEGORIES].values)
+  item_categories = inputs[features.ITEM_CATEGORIES]
 
   # Every row's item, positives' and negatives': history and target share
   # this index space.
@@ -222,16 +244,17 @@ def preprocessing_fn(inputs):
                    "")], 0),
       vocab_filename=features.VIDEO_VOCAB)
   # Query words join the title token vocabulary: SEMINAR embeds keywords and
-  # item text in one table. Empty queries (no search log) add no token.
+  # item text in one table. A row counts its title's tokens and its query's
+  # (a negative has its positive's); empty queries add none.
   title_token_vocab = tft.vocabulary(
-      _title_tokens(tf.strings.join([
-          tf.concat([sequence_titles, negative_titles], 0),
-          tf.concat([sequence_queries, per_negative(sequence_queries)], 0)],
-                                    separator=" ")),
+      _title_tokens(tf.concat([
+          own_titles, titles, negative_titles, own_queries, queries,
+          per_negative(positives.values(own_queries, queries))], 0)),
       vocab_filename=features.TITLE_TOKEN_VOCAB)
   category_vocab = tft.vocabulary(
-      _split_categories(tf.concat([sequence_categories,
-                                   negative_categories], 0)),
+      tf.concat([own_categories.values,
+                 _take(item_categories.values, item_categories.values != ""),
+                 negative_categories.values], 0),
       vocab_filename=features.CATEGORY_VOCAB)
   row_times = tf.cast(tf.concat([sequence_times,
                                  per_negative(sequence_times)], 0), tf.float32)
@@ -244,15 +267,15 @@ def preprocessing_fn(inputs):
   # Each vocabulary is looked up once, on everything it indexes: every
   # lookup is a table in the graph, and the graph is traced and loaded by
   # every Transform worker and every served request.
-  history_items, item_indices, sequence_indices, negative_indices = (
+  history_items, item_indices, own_item_indices, negative_indices = (
       _each_part(_apply_item_vocabulary, item_vocab, [
-          history.values, item_ids, sequence_items, negative_items]))
+          history.values, item_ids, own_items, negative_items]))
   history_indices = tf.SparseTensor(history.indices, history_items,
                                     history.dense_shape)
   history_dense = _fixed_length(history_indices, features.HISTORY_LENGTH)
-  history_is_video, sequence_is_video = _each_part(
+  history_is_video, own_is_video, is_video = _each_part(
       lambda ids, vocab: tft.apply_vocabulary(ids, vocab, default_value=-1)
-      >= 0, video_vocab, [history.values, sequence_items])
+      >= 0, video_vocab, [history.values, own_items, item_ids])
   video_neighbours, item_neighbours = dual_graph_tensors.split_history(
       history_indices, tf.SparseTensor(history.indices, history_is_video,
                                        history.dense_shape),
@@ -262,22 +285,20 @@ def preprocessing_fn(inputs):
       _newest(inputs[features.HISTORY_QUERIES], features.HISTORY_LENGTH),
       features.HISTORY_LENGTH, default_value=""), [-1])
   # Texts index at most TITLE_LENGTH tokens, queries the first QUERY_LENGTH.
-  (title_tokens, query_tokens, history_query_tokens, sequence_title_tokens,
-   sequence_query_tokens, negative_title_tokens) = _each_part(
+  (title_tokens, query_tokens, history_query_tokens, own_title_tokens,
+   own_query_tokens, negative_title_tokens) = _each_part(
        lambda texts, vocab: _fixed_length(_shift_past_padding(
            tft.apply_vocabulary(_title_tokens(texts), vocab,
                                 num_oov_buckets=features.NUM_OOV_BUCKETS)),
                                           features.TITLE_LENGTH),
        title_token_vocab,
-       [titles, queries, history_queries, sequence_titles, sequence_queries,
+       [titles, queries, history_queries, own_titles, own_queries,
         negative_titles])
   def query_part(tokens):
     return tokens[:, :features.QUERY_LENGTH]
 
-  category_lists = [
-      inputs[features.ITEM_CATEGORIES], _split_categories(sequence_categories),
-      _split_categories(negative_categories)]
-  category_indices = tf.split(
+  category_lists = [item_categories, own_categories, negative_categories]
+  category_indices, own_category_indices, negative_category_indices = tf.split(
       _fixed_length(_shift_past_padding(tft.apply_vocabulary(
           tf.sparse.concat(0, category_lists, expand_nonconcat_dims=True),
           category_vocab, num_oov_buckets=features.NUM_OOV_BUCKETS)),
@@ -296,6 +317,7 @@ def preprocessing_fn(inputs):
   def day_of_week(times):
     return (times // _SECONDS_PER_DAY + _EPOCH_DAY_OF_WEEK_SHIFT) % 7
 
+  sequence_feature = positives.layout.feature
   outputs = {
       features.USER_INDEX: _shift_past_padding(tft.apply_vocabulary(
           user_ids, user_vocab, num_oov_buckets=features.NUM_OOV_BUCKETS)),
@@ -312,31 +334,33 @@ def preprocessing_fn(inputs):
       features.HISTORY_QUERY_TOKEN_INDICES: tf.reshape(
           query_part(history_query_tokens),
           [-1, features.HISTORY_LENGTH * features.QUERY_LENGTH]),
-      features.CATEGORY_INDICES: category_indices[0],
+      features.CATEGORY_INDICES: category_indices,
       features.HOUR_OF_DAY: hour_of_day(timestamps),
       features.DAY_OF_WEEK: day_of_week(timestamps),
       features.TIMESTAMP_Z: timestamp_z(timestamps),
       features.LABEL: tf.cast(_to_vector(inputs[features.LABEL]), tf.float32),
-      features.SEQUENCE_ITEM_INDICES: positives.feature(sequence_indices),
-      features.SEQUENCE_IS_VIDEO: positives.feature(
-          tf.cast(sequence_is_video, tf.int64)),
-      features.SEQUENCE_TITLE_TOKEN_INDICES: positives.feature(
-          sequence_title_tokens),
-      features.SEQUENCE_CATEGORY_INDICES: positives.feature(
-          category_indices[1]),
-      features.SEQUENCE_QUERY_TOKEN_INDICES: positives.feature(
-          query_part(sequence_query_tokens)),
-      features.SEQUENCE_HOUR_OF_DAY: positives.feature(
+      features.SEQUENCE_ITEM_INDICES: sequence_feature(positives.values(
+          own_item_indices, item_indices)),
+      features.SEQUENCE_IS_VIDEO: sequence_feature(tf.cast(
+          positives.values(own_is_video, is_video), tf.int64)),
+      features.SEQUENCE_TITLE_TOKEN_INDICES: sequence_feature(
+          positives.values(own_title_tokens, title_tokens)),
+      features.SEQUENCE_CATEGORY_INDICES: sequence_feature(
+          positives.values(own_category_indices, category_indices)),
+      features.SEQUENCE_QUERY_TOKEN_INDICES: sequence_feature(query_part(
+          positives.values(own_query_tokens, query_tokens))),
+      features.SEQUENCE_HOUR_OF_DAY: sequence_feature(
           hour_of_day(sequence_times)),
-      features.SEQUENCE_DAY_OF_WEEK: positives.feature(
+      features.SEQUENCE_DAY_OF_WEEK: sequence_feature(
           day_of_week(sequence_times)),
-      features.SEQUENCE_TIMESTAMP_Z: positives.feature(
+      features.SEQUENCE_TIMESTAMP_Z: sequence_feature(
           timestamp_z(sequence_times)),
-      features.NEGATIVE_ITEM_INDICES: negative_feature(negative_indices),
-      features.NEGATIVE_TITLE_TOKEN_INDICES: negative_feature(
+      features.NEGATIVE_ITEM_INDICES: negative_layout.feature(
+          negative_indices),
+      features.NEGATIVE_TITLE_TOKEN_INDICES: negative_layout.feature(
           negative_title_tokens),
-      features.NEGATIVE_CATEGORY_INDICES: negative_feature(
-          category_indices[2]),
+      features.NEGATIVE_CATEGORY_INDICES: negative_layout.feature(
+          negative_category_indices),
   }
   return outputs
 
