@@ -1,56 +1,41 @@
-"""Per-user item sequences rebuilt from the per-interaction train examples.
+"""Each user's train positives as a sequence, and SASRec's windows over them.
 
-The pipeline writes one example per positive interaction: its target item,
-the request context (hour, weekday, z-scored time) and the user's earlier
-positives as history, oldest first, right-padded, at most `cap` of them
-(`features.HISTORY_LENGTH` or less). A user's examples therefore chain: the
-example after one with history `h` and target `t` has history `h + [t]`, or
-`h[1:] + [t]` once `h` holds `cap` items. Following that chain from the
-empty history orders each user's examples exactly, also among events of the
-same second (which Transform's float32 time cannot tell apart).
-
-`read_sequence_rows` streams the split once and keeps, per example, its user,
-target, context, history length and three 64-bit hashes of histories
-(never the histories themselves): about 80 bytes per example, and while the
-chains are followed one dictionary entry per example (a few hundred bytes:
-some 30 MB for 100,000 examples). `windows` then
-cuts each user's sequence into SASRec's training rows: `length` input items
-and, at every position, the next item and the context of the request that
-chose it.
+The train split holds one example per user with every train positive in
+order (`features.SEQUENCE_*`), so a user's sequence is read directly from
+it (`read_user_sequences`). Per-interaction rows, as `models.user_rows`
+expands the examples or a unit test lays them out, are placed in their
+sequences by `read_sequence_rows`: a user's rows come one after another,
+oldest first. Either way the positives are in the order in which the
+expanded split is read, so a mask over them marks the same rows there.
+`windows` then cuts each user's sequence into SASRec's training rows:
+`length` input items and, at every position, the next item and the context
+of the request that chose it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Union
 
 import numpy as np
+import tensorflow as tf
 
 from data import features
 
 # The request context of each example, one value per example.
 CONTEXT_FEATURES = (features.HOUR_OF_DAY, features.DAY_OF_WEEK,
                     features.TIMESTAMP_Z)
-# Odd, so that every power is invertible modulo 2**64: the hash of a row is
-# a polynomial in it, and rows that differ in one item always differ in hash.
-_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _row_hashes(rows: np.ndarray) -> np.ndarray:
-  """`[n, width]` item indices -> `[n]` uint64 polynomial hashes (mod 2**64).
-
-  Padding is 0 and adds nothing, so a row's hash does not depend on how far
-  it is padded.
-  """
-  powers = np.cumprod(np.full(rows.shape[1], _HASH_BASE, np.uint64),
-                      dtype=np.uint64)
-  with np.errstate(over="ignore"):
-    return np.sum(rows.astype(np.uint64) * powers, axis=1, dtype=np.uint64)
+# Each context feature's per-position counterpart in a per-user example.
+_SEQUENCE_CONTEXT = {
+    features.HOUR_OF_DAY: features.SEQUENCE_HOUR_OF_DAY,
+    features.DAY_OF_WEEK: features.SEQUENCE_DAY_OF_WEEK,
+    features.TIMESTAMP_Z: features.SEQUENCE_TIMESTAMP_Z,
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class SequenceRows:
-  """The examples of a split in read order, placed in their users' sequences.
+  """The positives of a split in read order, placed in their users' sequences.
 
   Attributes:
     users: `[n]` user index.
@@ -65,87 +50,97 @@ class SequenceRows:
   positions: np.ndarray
 
 
-def _chain_positions(users: np.ndarray, lengths: np.ndarray,
-                     history_hashes: np.ndarray,
-                     successor_hashes: np.ndarray,
-                     timestamps: np.ndarray) -> np.ndarray:
-  """Each example's position, following every user's chain from `[]`.
+def positions_in_sequences(users: np.ndarray) -> np.ndarray:
+  """`[n]` each row's place among its user's rows, which come one after
+  another, oldest first.
 
   Raises:
-    ValueError: if an example is on no chain, i.e. the examples are not
-      every positive of their users up to some point in time.
+    ValueError: if a user's rows are not all together.
   """
-  # Several examples share a user and a history only if the user's last
-  # `cap` items repeat; the chain then takes them in time order.
-  order = np.lexsort((timestamps, history_hashes, users))
-  by_history: dict[tuple[int, int], list[int]] = {}
-  for row, user, history in zip(order.tolist(), users[order].tolist(),
-                                history_hashes[order].tolist()):
-    by_history.setdefault((user, history), []).append(row)
-  for rows in by_history.values():
-    rows.reverse()  # pop() takes the oldest.
-  positions = np.full(len(users), -1, np.int64)
-  successors = successor_hashes.tolist()
-  for user in np.unique(users).tolist():
-    history, position = 0, 0  # The empty history hashes to 0.
-    while by_history.get((user, history)):
-      row = by_history[(user, history)].pop()
-      positions[row] = position
-      history, position = successors[row], position + 1
-  unplaced = np.flatnonzero(positions < 0)
-  if len(unplaced):
+  starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+  run_users = users[starts]
+  _, first_runs = np.unique(run_users, return_index=True)
+  if len(first_runs) < len(run_users):
+    repeated = run_users[np.setdiff1d(np.arange(len(run_users)),
+                                      first_runs)[0]]
     raise ValueError(
-        f"{len(unplaced)} of {len(users)} examples continue no history of "
-        f"their user (e.g. user {users[unplaced[0]]}, history length "
-        f"{lengths[unplaced[0]]}): the examples must be all of each user's "
-        "positives up to some time")
-  return positions
+        f"user {repeated}'s rows are not all together in the read order: "
+        "the rows must be each user's positives one after another, oldest "
+        "first, as the per-user train examples expand")
+  run_of_row = np.repeat(np.arange(len(starts)),
+                         np.diff(np.r_[starts, len(users)]))
+  return np.arange(len(users)) - starts[run_of_row]
 
 
 def read_sequence_rows(batches: Iterable[Mapping[str, np.ndarray]]
                        ) -> SequenceRows:
-  """Streams transformed examples and places each in its user's sequence.
+  """Places per-interaction positive rows in their users' sequences.
 
   Args:
     batches: dicts of `[batch]` (or `[batch, 1]`) `USER_INDEX`,
-      `ITEM_INDEX` and `CONTEXT_FEATURES`, and `[batch, width]`
-      `HISTORY_ITEM_INDICES`, e.g. a Trainer's split read as numpy.
+      `ITEM_INDEX` and `CONTEXT_FEATURES`, in read order, each user's rows
+      one after another, oldest first.
 
   Returns:
-    The examples in read order, with their positions.
+    The rows in read order, with their positions.
+
+  Raises:
+    ValueError: if a user's rows are not all together.
   """
-  columns: dict[str, list[np.ndarray]] = {
-      name: [] for name in ("users", "targets", "lengths", "history",
-                            "appended", "shifted", *CONTEXT_FEATURES)}
+  names = (features.USER_INDEX, features.ITEM_INDEX, *CONTEXT_FEATURES)
+  columns: dict[str, list[np.ndarray]] = {name: [] for name in names}
   for batch in batches:
-    history = np.asarray(batch[features.HISTORY_ITEM_INDICES], np.int64)
-    targets = np.reshape(batch[features.ITEM_INDEX], [-1]).astype(np.int64)
-    lengths = np.sum(history != features.PADDING_INDEX, axis=1)
-    rows = np.arange(len(targets))
-    # Below the cap the next history is `h + [t]`; at it, `h[1:] + [t]`
-    # (t at the last real position). Which applies is known once the cap,
-    # the longest history, is.
-    appended = np.pad(history, [(0, 0), (0, 1)])
-    appended[rows, lengths] = targets
-    shifted = np.pad(history[:, 1:], [(0, 0), (0, 1)])
-    shifted[rows, np.maximum(lengths - 1, 0)] = targets
-    for name, values in (
-        ("users", np.reshape(batch[features.USER_INDEX], [-1])),
-        ("targets", targets), ("lengths", lengths),
-        ("history", _row_hashes(history)), ("appended", _row_hashes(appended)),
-        ("shifted", _row_hashes(shifted)),
-        *((name, np.reshape(batch[name], [-1])) for name in CONTEXT_FEATURES)):
-      columns[name].append(values)
+    for name in names:
+      columns[name].append(np.reshape(batch[name], [-1]))
   merged = {name: np.concatenate(values) for name, values in columns.items()}
-  lengths = merged["lengths"]
-  cap = lengths.max(initial=0)
-  successors = np.where(lengths < cap, merged["appended"], merged["shifted"])
-  positions = _chain_positions(merged["users"], lengths, merged["history"],
-                               successors, merged[features.TIMESTAMP_Z])
+  users = merged[features.USER_INDEX]
   return SequenceRows(
-      users=merged["users"], targets=merged["targets"],
+      users=users, targets=merged[features.ITEM_INDEX].astype(np.int64),
       context={name: merged[name] for name in CONTEXT_FEATURES},
-      positions=positions)
+      positions=positions_in_sequences(users))
+
+
+Varlen = Union[tf.SparseTensor, tf.RaggedTensor]
+
+
+def _values_and_lengths(value: Varlen) -> tuple[np.ndarray, np.ndarray]:
+  """A `[batch, None]` feature's values, example after example, and how
+  many each example has."""
+  if isinstance(value, tf.SparseTensor):
+    value = tf.RaggedTensor.from_sparse(value)
+  return value.flat_values.numpy(), value.row_lengths().numpy()
+
+
+def read_user_sequences(examples: Iterable[Mapping[str, tf.Tensor]]
+                        ) -> SequenceRows:
+  """Each user's positives, read from the per-user train examples.
+
+  Args:
+    examples: batches of transformed per-user train examples in read order:
+      `USER_INDEX` `[batch]` (or `[batch, 1]`), and `SEQUENCE_ITEM_INDICES`
+      and the `SEQUENCE_*` counterparts of `CONTEXT_FEATURES` as `[batch,
+      None]` sparse or ragged tensors.
+
+  Returns:
+    Every positive, example after example and oldest first: the order of
+    the expanded rows' positives.
+  """
+  users, targets, positions = [], [], []
+  context: dict[str, list[np.ndarray]] = {name: [] for name in CONTEXT_FEATURES}
+  for batch in examples:
+    items, lengths = _values_and_lengths(batch[features.SEQUENCE_ITEM_INDICES])
+    users.append(np.repeat(np.reshape(batch[features.USER_INDEX], [-1]),
+                           lengths))
+    targets.append(items.astype(np.int64))
+    positions.append(np.arange(len(items))
+                     - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    for name, sequence_name in _SEQUENCE_CONTEXT.items():
+      context[name].append(_values_and_lengths(batch[sequence_name])[0])
+  return SequenceRows(
+      users=np.concatenate(users), targets=np.concatenate(targets),
+      context={name: np.concatenate(values)
+               for name, values in context.items()},
+      positions=np.concatenate(positions))
 
 
 def windows(rows: SequenceRows, keep: np.ndarray, length: int,

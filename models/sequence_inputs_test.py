@@ -1,39 +1,66 @@
-"""Tests for regrouping per-interaction examples into per-user sequences."""
+"""Tests for reading each user's sequence and cutting SASRec's windows."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from data import features
 from models import sequence_inputs
+from models import user_rows
 
 
-def _examples(rows, width=features.HISTORY_LENGTH):
-  """Batch of examples from `(user, history, target, hour)` tuples.
-
-  Every example has the same time, so only the histories can order them.
-  """
-  history = np.zeros([len(rows), width], np.int64)
-  for row, (_, items, _, _) in enumerate(rows):
-    history[row, :len(items)] = items
+def _rows(rows):
+  """Per-interaction rows from `(user, target, hour)` tuples."""
   return {
-      features.USER_INDEX: np.array([user for user, _, _, _ in rows]),
-      features.HISTORY_ITEM_INDICES: history,
-      features.ITEM_INDEX: np.array([target for _, _, target, _ in rows]),
-      features.HOUR_OF_DAY: np.array([hour for _, _, _, hour in rows]),
+      features.USER_INDEX: np.array([user for user, _, _ in rows]),
+      features.ITEM_INDEX: np.array([target for _, target, _ in rows]),
+      features.HOUR_OF_DAY: np.array([hour for _, _, hour in rows]),
       features.DAY_OF_WEEK: np.zeros(len(rows), np.int64),
       features.TIMESTAMP_Z: np.zeros(len(rows), np.float32),
   }
 
 
-def test_a_users_examples_become_one_sequence_in_history_order():
-  # User 7 chose items 5, 9, 4 in that order; the file lists them shuffled,
-  # with user 3's one example in between, split over two batches.
-  first = _examples([(7, [5, 9], 4, 12), (3, [], 8, 1)])
-  second = _examples([(7, [], 5, 10), (7, [5], 9, 11)])
-  rows = sequence_inputs.read_sequence_rows([first, second])
-  np.testing.assert_array_equal(rows.users, [7, 3, 7, 7])
-  np.testing.assert_array_equal(rows.targets, [4, 8, 5, 9])
-  np.testing.assert_array_equal(rows.positions, [2, 0, 0, 1])
+def _user_examples(sequences, sparse=False):
+  """Per-user transformed examples from `user -> [(item, hour), ...]`, with
+  every feature `user_rows.expand_user_rows` reads."""
+  def varlen(per_user, width=1):
+    ragged = tf.ragged.constant(
+        [np.repeat(values, width).tolist() for values in per_user],
+        dtype=tf.int64)
+    return ragged.to_sparse() if sparse else ragged
+  items = [[item for item, _ in positives] for positives in sequences.values()]
+  hours = [[hour for _, hour in positives] for positives in sequences.values()]
+  zeros = [[0] * len(positives) for positives in sequences.values()]
+  return {
+      features.USER_INDEX: tf.constant(list(sequences), tf.int64),
+      features.SEQUENCE_ITEM_INDICES: varlen(items),
+      features.SEQUENCE_HOUR_OF_DAY: varlen(hours),
+      features.SEQUENCE_DAY_OF_WEEK: varlen(zeros),
+      features.SEQUENCE_TIMESTAMP_Z: tf.cast(varlen(zeros), tf.float32),
+      features.SEQUENCE_IS_VIDEO: varlen(zeros),
+      features.SEQUENCE_TITLE_TOKEN_INDICES: varlen(zeros,
+                                                    features.TITLE_LENGTH),
+      features.SEQUENCE_CATEGORY_INDICES: varlen(zeros,
+                                                 features.CATEGORY_LENGTH),
+      features.SEQUENCE_QUERY_TOKEN_INDICES: varlen(zeros,
+                                                    features.QUERY_LENGTH),
+      features.NEGATIVE_ITEM_INDICES: varlen([[] for _ in sequences]),
+      features.NEGATIVE_TITLE_TOKEN_INDICES: varlen([[] for _ in sequences]),
+      features.NEGATIVE_CATEGORY_INDICES: varlen([[] for _ in sequences]),
+  }
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_user_examples_are_read_as_their_sequences(sparse):
+  # User 7 chose 5, 9, 4 (hours 10, 11, 12); user 3 chose 8; two batches.
+  first = _user_examples({7: [(5, 10), (9, 11), (4, 12)]}, sparse)
+  second = _user_examples({3: [(8, 1)]}, sparse)
+  rows = sequence_inputs.read_user_sequences([first, second])
+  np.testing.assert_array_equal(rows.users, [7, 7, 7, 3])
+  np.testing.assert_array_equal(rows.targets, [5, 9, 4, 8])
+  np.testing.assert_array_equal(rows.positions, [0, 1, 2, 0])
+  np.testing.assert_array_equal(rows.context[features.HOUR_OF_DAY],
+                                [10, 11, 12, 1])
 
   windows = sequence_inputs.windows(rows, np.ones(4, bool), length=4,
                                     every_window=True)
@@ -46,22 +73,38 @@ def test_a_users_examples_become_one_sequence_in_history_order():
                                 [[11, 12, 0, 0]])
 
 
-def test_capped_histories_chain_by_their_last_items():
-  # A cap of 2: from the third example on, the oldest item drops out. The
-  # sequence 1, 2, 1, 3, 2 repeats items, and the rows come in reverse.
-  sequence = [1, 2, 1, 3, 2]
-  examples = [(0, sequence[max(0, p - 2):p], item, p)
-              for p, item in enumerate(sequence)][::-1]
-  rows = sequence_inputs.read_sequence_rows([_examples(examples, width=4)])
-  np.testing.assert_array_equal(rows.positions, [4, 3, 2, 1, 0])
-  np.testing.assert_array_equal(rows.targets[np.argsort(rows.positions)],
-                                sequence)
+def test_the_direct_read_places_the_expanded_rows_in_their_order():
+  examples = _user_examples({4: [(2, 1), (6, 2)], 1: [(3, 5)],
+                             9: [(7, 3), (2, 4), (8, 6)]})
+  direct = sequence_inputs.read_user_sequences([examples])
+  expanded = sequence_inputs.read_sequence_rows(
+      [{name: values.numpy() for name, values in
+        user_rows.expand_user_rows(examples).items()}])
+  for name in ("users", "targets", "positions"):
+    np.testing.assert_array_equal(getattr(direct, name),
+                                  getattr(expanded, name), name)
+  for name in sequence_inputs.CONTEXT_FEATURES:
+    np.testing.assert_array_equal(direct.context[name],
+                                  expanded.context[name], name)
+
+
+def test_rows_are_placed_by_their_order_within_their_user():
+  rows = sequence_inputs.read_sequence_rows(
+      [_rows([(7, 5, 0), (7, 9, 0)]), _rows([(7, 4, 0), (3, 8, 0)])])
+  np.testing.assert_array_equal(rows.positions, [0, 1, 2, 0])
+  np.testing.assert_array_equal(rows.targets, [5, 9, 4, 8])
+
+
+def test_a_user_whose_rows_are_apart_is_refused():
+  with pytest.raises(ValueError, match="user 7's rows are not all together"):
+    sequence_inputs.read_sequence_rows(
+        [_rows([(7, 5, 0), (3, 8, 0), (7, 9, 0)])])
 
 
 def test_windows_end_every_length_items_before_the_newest():
   sequence = list(range(1, 8))  # 7 items: targets 2..7.
-  rows = sequence_inputs.read_sequence_rows([_examples(
-      [(0, sequence[:p], item, p) for p, item in enumerate(sequence)])])
+  rows = sequence_inputs.read_sequence_rows(
+      [_rows([(0, item, 0) for item in sequence])])
   every = sequence_inputs.windows(rows, np.ones(7, bool), length=3,
                                   every_window=True)
   np.testing.assert_array_equal(every[features.HISTORY_ITEM_INDICES],
@@ -75,10 +118,3 @@ def test_windows_end_every_length_items_before_the_newest():
   np.testing.assert_array_equal(newest[features.HISTORY_ITEM_INDICES],
                                 [[3, 4, 5]])
   np.testing.assert_array_equal(newest[features.ITEM_INDEX], [[4, 5, 6]])
-
-
-def test_an_example_continuing_no_history_is_refused():
-  # User 1's example after [4] has no example with target 4 before it.
-  with pytest.raises(ValueError, match="continue no history"):
-    sequence_inputs.read_sequence_rows([_examples(
-        [(1, [], 2, 0), (1, [4], 6, 0)])])

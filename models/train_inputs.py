@@ -12,6 +12,7 @@ from tfx_bsl.public import tfxio
 
 from data import features
 from models import families
+from models import sequence_inputs
 from models import user_rows
 
 
@@ -141,6 +142,23 @@ def ordered_batches(fn_args, tft_output
   for batch in input_dataset(fn_args, fn_args.train_files, tft_output,
                              _READ_BATCH, shuffle=False):
     yield {name: values.numpy() for name, values in batch.items()}
+
+
+def sequence_rows(fn_args, tft_output) -> sequence_inputs.SequenceRows:
+  """The train split's positives placed in their users' sequences, in the
+  order `ordered_batches` reads them.
+
+  Per-user examples are read as they are stored, without expanding them
+  (`sequence_inputs.read_user_sequences`); a split of per-interaction rows,
+  each user's together and oldest first, is placed row by row. The split
+  must hold positives only (a retrieval family's).
+  """
+  if not _holds_user_sequences(tft_output):
+    return sequence_inputs.read_sequence_rows(
+        ordered_batches(fn_args, tft_output))
+  return sequence_inputs.read_user_sequences(
+      _read(fn_args, fn_args.train_files, tft_output, _USERS_PER_READ,
+            shuffle=False))
 
 
 def rows_at(fn_args, tft_output, selected: np.ndarray) -> dict[str, np.ndarray]:

@@ -212,3 +212,23 @@ def test_input_dataset_reads_per_row_examples_as_they_are():
                                      tft_output, batch_size=2,
                                      shuffle=False).as_numpy_iterator()]
   assert read == [[0, 1], [2, 3], [4]]
+
+
+@pytest.mark.usefixtures("two_users_per_read")
+def test_sequence_rows_reads_the_stored_sequences_in_the_expanded_order():
+  fn_args, tft_output = _per_user_inputs()
+  rows = train_inputs.sequence_rows(fn_args, tft_output)
+  # Read as stored: users, not expanded rows, per read.
+  assert [(options.batch_size, options.shuffle)
+          for options in fn_args.data_accessor.options] == [(2, False)]
+  expanded = _read_all(train_inputs.input_dataset(
+      fn_args, "train", tft_output, batch_size=8, shuffle=False))
+  positive = expanded[features.LABEL] > 0.5
+  np.testing.assert_array_equal(rows.users,
+                                expanded[features.USER_INDEX][positive])
+  np.testing.assert_array_equal(rows.targets,
+                                expanded[features.ITEM_INDEX][positive])
+  np.testing.assert_array_equal(
+      rows.positions, np.concatenate([np.arange(user) for user in range(1, 6)]))
+  np.testing.assert_allclose(rows.context[features.TIMESTAMP_Z],
+                             expanded[features.TIMESTAMP_Z][positive])

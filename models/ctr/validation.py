@@ -13,10 +13,9 @@ epoch, log loss is reported beside it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 from sklearn import metrics
 import tensorflow as tf
 
@@ -28,8 +27,6 @@ from models import train_inputs
 METRIC = "auc"
 # Validation rows scored at once.
 _ROWS_PER_BLOCK = 4096
-# What ties a negative to its positive: the columns ExampleGen copies.
-_POSITIVE_KEY = ("user", "time", "history_length", "newest_history_item")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,68 +47,42 @@ def _column(batch: Mapping[str, np.ndarray], name: str) -> np.ndarray:
   return np.reshape(batch[name], [-1])
 
 
-class _KeyRecorder:
-  """Passes on the positives of each batch; keeps every row's key and label."""
-
-  def __init__(self, batches: Iterable[Mapping[str, np.ndarray]]):
-    self.batches = batches
-    self.parts: dict[str, list[np.ndarray]] = {
-        name: [] for name in ("label",) + _POSITIVE_KEY}
-
-  def positives(self) -> Iterator[dict[str, np.ndarray]]:
-    for batch in self.batches:
-      history = np.asarray(batch[features.HISTORY_ITEM_INDICES])
-      lengths = np.sum(history != features.PADDING_INDEX, axis=1)
-      labels = _column(batch, features.LABEL)
-      for name, values in (
-          ("label", labels), ("user", _column(batch, features.USER_INDEX)),
-          ("time", _column(batch, features.TIMESTAMP_Z)),
-          ("history_length", lengths),
-          ("newest_history_item",
-           history[np.arange(len(history)), np.maximum(lengths - 1, 0)])):
-        self.parts[name].append(values)
-      positive = labels > 0.5
-      yield {name: np.asarray(values)[positive]
-             for name, values in batch.items()}
-
-  def frame(self) -> pd.DataFrame:
-    return pd.DataFrame({name: np.concatenate(parts)
-                         for name, parts in self.parts.items()})
-
-
 def held_out_rows(batches: Iterable[Mapping[str, np.ndarray]]) -> np.ndarray:
   """Marks each user's newest positive and its negatives, in read order.
 
-  A negative belongs to the held-out positive of its user with the same
-  time, history length and newest history item: two positives share these
-  only if the user picked the same item twice in a row within one (float32)
-  timestamp at the capped history length.
+  The rows are read as the per-user train examples expand
+  (`models.user_rows`): each user's together, oldest positive first, each
+  positive followed by its own negatives.
 
   Args:
     batches: the train split's transformed rows in read order, every label:
-      `LABEL`, `USER_INDEX`, `ITEM_INDEX`, `HISTORY_ITEM_INDICES` and
-      `sequence_inputs.CONTEXT_FEATURES`.
+      `LABEL` and `USER_INDEX`.
 
   Returns:
     `[n]` bool over the rows.
 
   Raises:
-    ValueError: if there is no negative (ExampleGen wrote no CTR negatives).
+    ValueError: if there is no negative (ExampleGen wrote no CTR negatives),
+      if the rows do not start with a positive, or if a user's rows are not
+      all together.
   """
-  recorder = _KeyRecorder(batches)
-  placed = sequence_inputs.read_sequence_rows(recorder.positives())
-  rows = recorder.frame()
-  if not (rows["label"] < 0.5).any():
+  parts = [(_column(batch, features.LABEL) > 0.5,
+            _column(batch, features.USER_INDEX)) for batch in batches]
+  positive = np.concatenate([labels for labels, _ in parts])
+  users = np.concatenate([users for _, users in parts])
+  if positive.all():
     raise ValueError("the train split has only positive examples; a ranking "
                      "family needs ExampleGen's CTR negatives "
                      "(ctr_negatives > 0)")
-  positive_rows = np.flatnonzero(rows["label"] > 0.5)
-  held_positive = positive_rows[
-      splits.latest_per_user_mask(placed.users, placed.positions)]
-  keys = pd.MultiIndex.from_frame(rows[list(_POSITIVE_KEY)])
-  held_out = keys.isin(keys[held_positive]) & (rows["label"] < 0.5).to_numpy()
-  held_out[held_positive] = True
-  return held_out
+  if not positive[0]:
+    raise ValueError("the train split starts with a negative: each negative "
+                     "must follow its positive")
+  # Each row's positive: the last one at or before it.
+  owner = np.cumsum(positive) - 1
+  positive_users = users[positive]
+  held_positive = splits.latest_per_user_mask(
+      positive_users, sequence_inputs.positions_in_sequences(positive_users))
+  return held_positive[owner]
 
 
 @dataclasses.dataclass(frozen=True)

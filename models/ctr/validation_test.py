@@ -32,18 +32,29 @@ def _batches(rows, size):
 
 
 def test_holds_out_each_users_newest_positive_with_its_negatives():
-  # File order is not time order. User 1 picked 5, 6, 7 (7 at the same
-  # time as 6: only the history tells them apart); user 2 picked 8 then
-  # 9; user 3 picked one item and keeps it. Negatives copy their
-  # positive's user, time and history.
-  rows = _rows((1, 7, [5, 6], 2.0, 1.0), (1, 3, [5, 6], 2.0, 0.0),
-               (2, 9, [8], 4.0, 1.0), (1, 5, [], 1.0, 1.0),
-               (1, 2, [], 1.0, 0.0), (1, 6, [5], 2.0, 1.0),
-               (1, 4, [5], 2.0, 0.0), (2, 1, [8], 4.0, 0.0),
-               (2, 8, [], 3.0, 1.0), (3, 4, [], 1.0, 1.0),
-               (3, 2, [], 1.0, 0.0), (2, 3, [8], 4.0, 0.0))
+  # As the per-user examples expand: each user's rows together, oldest
+  # positive first, each positive followed by its negatives. User 2 picked
+  # 8 then 9, user 1 picked 5, 6, 7 (7 with two negatives), user 3 picked
+  # one item and keeps it. Batches split users.
+  rows = _rows((2, 8, [], 3.0, 1.0), (2, 1, [], 3.0, 0.0),
+               (2, 9, [8], 4.0, 1.0), (2, 3, [8], 4.0, 0.0),
+               (1, 5, [], 1.0, 1.0), (1, 2, [], 1.0, 0.0),
+               (1, 6, [5], 2.0, 1.0), (1, 4, [5], 2.0, 0.0),
+               (1, 7, [5, 6], 2.0, 1.0), (1, 3, [5, 6], 2.0, 0.0),
+               (1, 2, [5, 6], 2.0, 0.0),
+               (3, 4, [], 1.0, 1.0), (3, 2, [], 1.0, 0.0))
   held_out = ctr_validation.held_out_rows(_batches(rows, size=5))
-  np.testing.assert_array_equal(np.flatnonzero(held_out), [0, 1, 2, 7, 11])
+  np.testing.assert_array_equal(np.flatnonzero(held_out), [2, 3, 8, 9, 10])
+
+
+def test_rows_of_a_user_apart_or_a_leading_negative_are_refused():
+  apart = _rows((1, 5, [], 1.0, 1.0), (1, 2, [], 1.0, 0.0),
+                (2, 8, [], 1.0, 1.0), (1, 6, [5], 2.0, 1.0))
+  with pytest.raises(ValueError, match="user 1's rows are not all together"):
+    ctr_validation.held_out_rows(_batches(apart, size=2))
+  leading_negative = _rows((1, 2, [], 1.0, 0.0), (1, 5, [], 1.0, 1.0))
+  with pytest.raises(ValueError, match="starts with a negative"):
+    ctr_validation.held_out_rows(_batches(leading_negative, size=2))
 
 
 def test_needs_ctr_negatives():

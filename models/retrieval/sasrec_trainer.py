@@ -1,12 +1,14 @@
 """SASRec's Trainer: each user's sequence once, a loss at every position.
 
-The per-interaction examples repeat each user's sequence once per prefix;
-encoding every prefix again made SASRec's Trainer the pipeline's slowest.
-Here the train split is regrouped into one row per user and window of
-`features.HISTORY_LENGTH` items (`models.sequence_inputs.windows`): the
-causal encoder reads the window once and the query at every position
-(`sasrec.SequenceQueryTower.every_position`, the served tower's own layers)
-is trained to predict the next item. Its softmax runs over the whole
+The train split stores each user's sequence once (one example per user);
+SASRec reads it as stored, without expanding it into per-interaction rows
+(`train_inputs.sequence_rows`), and cuts it into one row per user and
+window of `features.HISTORY_LENGTH` items (`models.sequence_inputs.windows`):
+encoding every prefix again, as per-interaction rows would have it, made
+SASRec's Trainer the pipeline's slowest. The causal encoder reads the
+window once and the query at every position
+(`sasrec.SequenceQueryTower.every_position`, the served tower's own
+layers) is trained to predict the next item. Its softmax runs over the whole
 catalogue (padding excluded; `[positions per batch, items]` logits, the
 candidate tower over every item at every step) while the catalogue has at
 most `EXACT_SOFTMAX_MAX_ITEMS` items, and over a sampled pool above

@@ -68,8 +68,7 @@ def validation_split(fn_args, tft_output, model, catalogue
     validator of `model`'s towers on the held-out rows it scores
     (`splits.scored_validation_mask`).
   """
-  rows = sequence_inputs.read_sequence_rows(
-      train_inputs.ordered_batches(fn_args, tft_output))
+  rows = train_inputs.sequence_rows(fn_args, tft_output)
   held_out = splits.latest_per_user_mask(rows.users, rows.positions)
   scored = splits.scored_validation_mask(held_out, rows.users)
   logging.info("Validation: %d of %d train rows held out, %d scored",
