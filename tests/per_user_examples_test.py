@@ -5,7 +5,9 @@ history) and the per-user train examples of `examples.build_examples` go
 through the same `preprocessing_fn`, each analysed on its own. The
 vocabularies and time scaling must agree, and the per-user examples,
 transformed and expanded by `models.user_rows` as the Trainer does, must be
-the transformed rows, in order: on both shared datasets, with CTR negatives.
+the transformed rows, in order: on one log that holds a sample of each
+shared dataset (one analysis of each form, where each takes half a
+minute), with CTR negatives.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -25,6 +28,7 @@ from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from transforms import transform_testing
 
+DATASETS = ("movielens-100k", "amazon-grocery")
 # Users of each dataset, the first by id: the in-process Transform takes
 # minutes at a few thousand rows.
 SAMPLE_USERS = 12
@@ -63,20 +67,36 @@ def _batch(transformed: list[dict]) -> dict[str, tf.Tensor]:
   return batch
 
 
-@pytest.fixture(scope="module", params=["movielens-100k", "amazon-grocery"])
-def both_forms(request):
-  """Both analyses of one shared dataset's sample, with 2 CTR negatives."""
-  dataset = importers.IMPORTERS[request.param](
-      prerequisites.shared_data_root(request.param))
+def _sample(name: str) -> contract.Dataset:
+  """The first `SAMPLE_USERS` users of a shared dataset and its items, every
+  id prefixed with the dataset's name. The item relations, which no example
+  holds, are left empty."""
+  dataset = importers.IMPORTERS[name](prerequisites.shared_data_root(name))
   interactions = dataset.interactions
   users = sorted(interactions["user_id"].unique(), key=int)[:SAMPLE_USERS]
+  interactions = interactions[interactions["user_id"].isin(users)].copy()
+  items = dataset.items.assign(related_items="", complement_items="",
+                               substitute_items="")
+  for frame, columns in ((interactions, ("user_id", "item_id")),
+                         (items, ("item_id",))):
+    for column in columns:
+      frame[column] = f"{name}/" + frame[column].astype(str)
+  return contract.Dataset(interactions, items)
+
+
+@pytest.fixture(scope="module")
+def both_forms():
+  """Both analyses of the samples of both shared datasets, with 2 CTR
+  negatives."""
+  samples = [_sample(name) for name in DATASETS]
   dataset = contract.Dataset(
-      interactions[interactions["user_id"].isin(users)].reset_index(drop=True),
-      dataset.items)
+      pd.concat([sample.interactions for sample in samples],
+                ignore_index=True),
+      pd.concat([sample.items for sample in samples], ignore_index=True))
   options = {"ctr_negatives": 2, "negative_seed": 7}
   rows = examples.build_rows(dataset, **options).train
   stored = examples.build_examples(dataset, **options).train
-  assert len(stored) == len(users) < len(rows)
+  assert len(stored) == len(DATASETS) * SAMPLE_USERS < len(rows)
   return _analysed(rows), _analysed(stored)
 
 
