@@ -2,7 +2,8 @@
 
 It is TFX's Kubeflow v2 executor entrypoint
 (`tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor`, same
-flags), run in a process that imported this project first, for two reasons:
+flags), run in a process that imported this project first, for three
+reasons:
 
 - TFX's own executors (StatisticsGen, ExampleValidator, Pusher, ...) import
   nothing of this project, so without it their process never registers
@@ -10,7 +11,9 @@ flags), run in a process that imported this project first, for two reasons:
   s3:// pipeline root;
 - after a task used S3, tensorflow-io 0.37.1 aborts the process at exit
   (status 134, tensorflow/io#2039), which KFP would record as a failed task;
-  `filesystems.exit_process` leaves without that teardown.
+  `filesystems.exit_process` leaves without that teardown;
+- the in-memory DirectRunner, the spec's default, reads side inputs without
+  its objsize-sized cache (`beam_state_cache`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import runpy
 from typing import Optional
 
+from tfx_pipeline import beam_state_cache
 from transforms import filesystems
 
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
@@ -35,6 +39,7 @@ def exit_status(code: Optional[object]) -> int:
 
 def main() -> None:
   """Runs TFX's entrypoint as `python -m` would, then exits safely."""
+  beam_state_cache.disable()
   try:
     runpy.run_module(TFX_ENTRYPOINT, run_name="__main__", alter_sys=True)
     code = None

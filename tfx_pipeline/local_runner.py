@@ -12,13 +12,13 @@ import os
 from typing import Sequence
 
 from apache_beam.options import pipeline_options
-from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline_lib
 
 from data import contract
 from data import importers
 from data import storage
+from tfx_pipeline import beam_state_cache
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
 from tfx_pipeline import run_summary
@@ -94,20 +94,6 @@ def _pipeline(config: config_lib.PipelineConfig):
       input_fingerprint=config_lib.fingerprint_directory(config.dataset_dir))
 
 
-def disable_in_memory_state_cache() -> None:
-  """Turns off the in-memory DirectRunner's state cache in this process.
-
-  The in-memory worker (`--direct_running_mode=in_memory`, the local
-  default) caches side inputs in a 100 MB cache that it sizes with
-  `objsize`, walking the globals of every loaded module on each load: with
-  TensorFlow loaded, a profile of a pipeline run on a 100-user sample found
-  about 6 % of its time there, most of it in Transform. The multi-process and portable workers run without
-  that cache (Beam's `--max_cache_memory_usage_mb` defaults to 0), so this
-  makes the in-memory worker read side inputs as they do.
-  """
-  worker_handlers.STATE_CACHE_SIZE_MB = 0
-
-
 @dataclasses.dataclass(frozen=True)
 class Resumption:
   """How a stopped run goes on: the `nodes` it still has to run, reading
@@ -129,7 +115,7 @@ def run(config: config_lib.PipelineConfig,
   """
   check_storage(config)
   prepare_dataset(config)
-  disable_in_memory_state_cache()
+  beam_state_cache.disable()
   run_options = (tfx_pipeline_lib.RunOptions(
       from_nodes=list(resume.nodes), to_nodes=list(resume.nodes),
       base_pipeline_run_id=resume.base_run_id) if resume else None)

@@ -3,12 +3,6 @@
 
 import os
 
-import apache_beam as beam
-from apache_beam.options import pipeline_options
-from apache_beam.runners.portability.fn_api_runner import worker_handlers
-from apache_beam.runners.worker import statecache
-from apache_beam.testing import test_pipeline
-from apache_beam.testing import util as beam_testing
 import pytest
 from tfx.utils import dependency_utils
 
@@ -130,21 +124,3 @@ def test_the_pipelines_beam_components_get_the_local_args(config):
                   if hasattr(component.executor_spec, "beam_pipeline_args")}
   assert list(beam_args) == local_runner.local_beam_args(
       config.full_beam_args)
-
-
-def test_the_in_memory_runner_reads_side_inputs_without_sizing_them(
-    monkeypatch):
-  monkeypatch.setattr(worker_handlers, "STATE_CACHE_SIZE_MB",
-                      worker_handlers.STATE_CACHE_SIZE_MB)
-  sized = []
-  monkeypatch.setattr(statecache, "get_deep_size",
-                      lambda *values: sized.append(values) or 1)
-  local_runner.disable_in_memory_state_cache()
-  with test_pipeline.TestPipeline(options=pipeline_options.PipelineOptions(
-      ["--direct_running_mode=in_memory"])) as beam_pipeline:
-    offset = beam_pipeline | "Offset" >> beam.Create([10])
-    shifted = (beam_pipeline | beam.Create([1, 2])
-               | beam.Map(lambda value, add: value + add,
-                          add=beam.pvalue.AsSingleton(offset)))
-    beam_testing.assert_that(shifted, beam_testing.equal_to([11, 12]))
-  assert sized == []
