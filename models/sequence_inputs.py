@@ -15,12 +15,13 @@ of the request that chose it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Union
+from typing import Iterable, Mapping
 
 import numpy as np
 import tensorflow as tf
 
 from data import features
+from models import user_rows
 
 # The request context of each example, one value per example.
 CONTEXT_FEATURES = (features.HOUR_OF_DAY, features.DAY_OF_WEEK,
@@ -100,17 +101,6 @@ def read_sequence_rows(batches: Iterable[Mapping[str, np.ndarray]]
       positions=positions_in_sequences(users))
 
 
-Varlen = Union[tf.SparseTensor, tf.RaggedTensor]
-
-
-def _values_and_lengths(value: Varlen) -> tuple[np.ndarray, np.ndarray]:
-  """A `[batch, None]` feature's values, example after example, and how
-  many each example has."""
-  if isinstance(value, tf.SparseTensor):
-    value = tf.RaggedTensor.from_sparse(value)
-  return value.flat_values.numpy(), value.row_lengths().numpy()
-
-
 def read_user_sequences(examples: Iterable[Mapping[str, tf.Tensor]]
                         ) -> SequenceRows:
   """Each user's positives, read from the per-user train examples.
@@ -124,23 +114,26 @@ def read_user_sequences(examples: Iterable[Mapping[str, tf.Tensor]]
   Returns:
     Every positive, example after example and oldest first: the order of
     the expanded rows' positives.
+
+  Raises:
+    ValueError: if a user has two examples.
   """
-  users, targets, positions = [], [], []
+  user_parts, targets = [], []
   context: dict[str, list[np.ndarray]] = {name: [] for name in CONTEXT_FEATURES}
   for batch in examples:
-    items, lengths = _values_and_lengths(batch[features.SEQUENCE_ITEM_INDICES])
-    users.append(np.repeat(np.reshape(batch[features.USER_INDEX], [-1]),
-                           lengths))
-    targets.append(items.astype(np.int64))
-    positions.append(np.arange(len(items))
-                     - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    sequences = user_rows.as_ragged(batch[features.SEQUENCE_ITEM_INDICES])
+    user_parts.append(np.repeat(np.reshape(batch[features.USER_INDEX], [-1]),
+                                sequences.row_lengths().numpy()))
+    targets.append(sequences.flat_values.numpy().astype(np.int64))
     for name, sequence_name in _SEQUENCE_CONTEXT.items():
-      context[name].append(_values_and_lengths(batch[sequence_name])[0])
+      context[name].append(
+          user_rows.as_ragged(batch[sequence_name]).flat_values.numpy())
+  users = np.concatenate(user_parts)
   return SequenceRows(
-      users=np.concatenate(users), targets=np.concatenate(targets),
+      users=users, targets=np.concatenate(targets),
       context={name: np.concatenate(values)
                for name, values in context.items()},
-      positions=np.concatenate(positions))
+      positions=positions_in_sequences(users))
 
 
 def windows(rows: SequenceRows, keep: np.ndarray, length: int,

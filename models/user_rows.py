@@ -45,7 +45,7 @@ ROW_SHAPES = {
 }
 
 
-def _ragged(value: Feature) -> tf.RaggedTensor:
+def as_ragged(value: Feature) -> tf.RaggedTensor:
   """A `[batch, None]` varlen feature as a RaggedTensor."""
   if isinstance(value, tf.SparseTensor):
     return tf.RaggedTensor.from_sparse(value)
@@ -59,7 +59,7 @@ def _flat(value: Feature, width: int = 1) -> tf.Tensor:
   Examples follow one another in the flat values, so entry `i` of the
   result is the `i`-th position (or negative) of the whole batch.
   """
-  values = _ragged(value).flat_values
+  values = as_ragged(value).flat_values
   if width == 1:
     return values
   return tf.reshape(values, [-1, width])
@@ -146,8 +146,8 @@ def expand_user_rows(batch: Mapping[str, Feature],
   if not 1 <= history_length <= features.HISTORY_LENGTH:
     raise ValueError(f"history_length must be in [1, {features.HISTORY_LENGTH}]"
                      f", got {history_length}")
-  sequence = _ragged(batch[features.SEQUENCE_ITEM_INDICES])
-  negatives = _ragged(batch[features.NEGATIVE_ITEM_INDICES])
+  sequence = as_ragged(batch[features.SEQUENCE_ITEM_INDICES])
+  negatives = as_ragged(batch[features.NEGATIVE_ITEM_INDICES])
   items = tf.cast(sequence.flat_values, tf.int64)
 
   # Positions: the batch's positives, flat; `example` and `position` say
