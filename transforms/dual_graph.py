@@ -62,7 +62,7 @@ def split_history(history_indices: tf.SparseTensor, is_video: tf.SparseTensor,
     fits = tf.where(columns < length)[:, 0]
     placed = tf.scatter_nd(
         tf.gather(tf.stack([kept_rows, columns], axis=1), fits),
-        tf.gather(tf.gather(values, kept), fits), shape)
+        tf.gather(values, tf.gather(kept, fits)), shape)
     # scatter_nd sums repeats; each (row, column) is placed once, and the
     # padding index is 0.
     return tf.reshape(placed, [-1, length])
