@@ -23,13 +23,13 @@ same hook makes Beam's S3 wrapper reuse one client per setting.
 from __future__ import annotations
 
 import atexit
-import importlib.abc
-import importlib.util
 import os
 import sys
 import threading
 import types
-from typing import Callable, NoReturn
+from typing import NoReturn
+
+from transforms import after_import
 
 _TENSORFLOW = "tensorflow"
 _PLUGIN_MODULE = "tensorflow_io"
@@ -82,43 +82,13 @@ def _share_beam_s3_clients(module: types.ModuleType) -> None:
     module.boto3 = SharedBoto3Clients(module.boto3)
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-  """Finds module `name` as usual, then calls `then(module)` once it has loaded."""
-
-  def __init__(self, name: str, then: Callable[[types.ModuleType], None]):
-    self.name = name
-    self._then = then
-
-  def find_spec(self, fullname, path, target=None):  # pylint: disable=unused-argument
-    if fullname != self.name:
-      return None
-    sys.meta_path.remove(self)
-    spec = importlib.util.find_spec(fullname)
-    load = spec.loader.exec_module
-
-    def load_then(module):
-      load(module)
-      self._then(module)
-
-    spec.loader.exec_module = load_then
-    return spec
-
-
-def _after_import(name: str, then: Callable[[types.ModuleType], None]) -> None:
-  """Calls `then(module)` now if `name` is loaded, else right after it loads."""
-  if name in sys.modules:
-    then(sys.modules[name])
-  elif not any(isinstance(finder, _AfterImport) and finder.name == name
-               for finder in sys.meta_path):
-    sys.meta_path.insert(0, _AfterImport(name, then))
-
-
 def register_when_tensorflow_loads() -> None:
   """Registers tensorflow-io's file systems now or when TensorFlow is
   imported, and makes Beam's S3 wrapper share its clients once it loads."""
   configure_s3_from_aws_env()
-  _after_import(_TENSORFLOW, _register)
-  _after_import(_BEAM_S3_CLIENT_MODULE, _share_beam_s3_clients)
+  after_import.call_after_import(_TENSORFLOW, _register)
+  after_import.call_after_import(_BEAM_S3_CLIENT_MODULE,
+                                 _share_beam_s3_clients)
 
 
 def exit_process(code: int) -> NoReturn:
