@@ -104,10 +104,12 @@ def main(argv=None) -> int:
       ["family", "seed", "converted s", "exempt s", "exempt / converted",
        "first epoch converted s", "first epoch exempt s", "same metrics",
        *(f"{name} exempt" for name in _METRICS)],
-      [[row["family"], row["seed"], row[CONVERTED]["trainer_seconds"],
-        row[EXEMPT]["trainer_seconds"], f"{row['exempt_over_converted']:.3f}",
-        row[CONVERTED]["first_epoch_seconds"],
-        row[EXEMPT]["first_epoch_seconds"],
+      [[row["family"], row["seed"],
+        f"{row[CONVERTED]['trainer_seconds']:.1f}",
+        f"{row[EXEMPT]['trainer_seconds']:.1f}",
+        f"{row['exempt_over_converted']:.3f}",
+        f"{row[CONVERTED]['first_epoch_seconds']:.1f}",
+        f"{row[EXEMPT]['first_epoch_seconds']:.1f}",
         "yes" if row["same_metrics"] else "NO",
         *(row[EXEMPT]["metrics"][name] for name in _METRICS)]
        for row in rows]))
