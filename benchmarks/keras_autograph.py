@@ -36,8 +36,7 @@ def take_back_the_exemption() -> None:
   from transforms import legacy_keras  # pylint: disable=g-import-not-at-top
   config.CONVERSION_RULES = tuple(
       rule for rule in config.CONVERSION_RULES
-      if not (isinstance(rule, config.DoNotConvert)
-              and rule.matches(legacy_keras.KERAS_2_PACKAGE)))
+      if not legacy_keras.exempts_keras_2(rule))
 
 
 def _child(mode: str, trainer_only_argv: list[str]) -> int:

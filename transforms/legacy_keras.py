@@ -29,10 +29,15 @@ def select() -> None:
   after_import.call_after_import("tensorflow", _exempt_from_autograph)
 
 
+def exempts_keras_2(rule: object) -> bool:
+  """Whether an AutoGraph conversion rule leaves `tf_keras` unconverted."""
+  from tensorflow.python.autograph.core import config  # pylint: disable=g-import-not-at-top
+  return (isinstance(rule, config.DoNotConvert)
+          and rule.matches(KERAS_2_PACKAGE))
+
+
 def _exempt_from_autograph(_: types.ModuleType) -> None:
   from tensorflow.python.autograph.core import config  # pylint: disable=g-import-not-at-top
-  if not any(isinstance(rule, config.DoNotConvert)
-             and rule.matches(KERAS_2_PACKAGE)
-             for rule in config.CONVERSION_RULES):
+  if not any(map(exempts_keras_2, config.CONVERSION_RULES)):
     config.CONVERSION_RULES = (config.DoNotConvert(KERAS_2_PACKAGE),
                                *config.CONVERSION_RULES)
