@@ -52,16 +52,30 @@ def test_every_export_is_what_a_serving_model_is_saved_from(spec):
   assert spec.export.split(":")[0].endswith(".export")
 
 
-@pytest.mark.parametrize("spec", families.FAMILIES.values(), ids=lambda s: s.name)
-def test_a_pretraining_family_is_registered_and_pretrains(spec):
-  if spec.pretrained_by:
-    assert families.get(spec.pretrained_by).kind == families.PRETRAINING
+def test_a_pretraining_family_is_registered_and_pretrains():
+  # Every `pretrained_by` names a registered pre-training family, and every
+  # pre-training family pretrains a family: nothing else runs it.
+  pretrainers = {spec.pretrained_by for spec in families.FAMILIES.values()
+                 if spec.pretrained_by}
+  pretraining = {name for name, spec in families.FAMILIES.items()
+                 if spec.kind == families.PRETRAINING}
+  assert pretrainers == pretraining == {"courier", "seminar_psu"}
 
 
 def test_kinds_of_the_built_in_families():
   ranking = {n for n, s in families.FAMILIES.items() if s.is_ranking}
   assert ranking == {"ranking", "seminar"}
-  assert families.get(families.DEFAULT_FAMILY).kind == families.RETRIEVAL
+
+
+@pytest.mark.parametrize("dataset, family", [
+    ("movielens-100k", "two_tower"),
+    ("amazon-grocery", "sasrec"),
+    ("contract", "sasrec"),
+])
+def test_the_default_family_is_the_two_tower_on_movielens_sasrec_elsewhere(
+    dataset, family):
+  assert families.default_family(dataset) == family
+  assert families.get(family).kind == families.RETRIEVAL
 
 
 def test_only_neural_retrieval_families_are_indexed():

@@ -29,7 +29,8 @@ VALIDATION_KEY = "validation"
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains the model family named in `fn_args.custom_config`."""
   custom_config = fn_args.custom_config or {}
-  family = custom_config.get(families.FAMILY_KEY, families.DEFAULT_FAMILY)
+  # The pipeline always names the family (`tfx_pipeline.pipeline`).
+  family = custom_config[families.FAMILY_KEY]
   spec = families.get(family)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   hparams = custom_config.get(families.HPARAMS_KEY, {})

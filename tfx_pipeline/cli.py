@@ -71,9 +71,11 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                       "s3://bucket/datasets/ml (see README, 'Input data'); "
                       "needed with --dataset contract and by compile")
   parser.add_argument("--model-family", default=None,
-                      help="model family the Trainer builds (default: "
-                      f"{config_lib.DEFAULT_MODEL_FAMILY}, except "
-                      f"{config_lib.DEFAULT_MODEL_FAMILY_BY_DATASET})")
+                      help="model family the Trainer builds (default: the "
+                      "dataset's, by models.families.default_family: "
+                      f"{families.default_family('movielens-100k')} on "
+                      "movielens-100k, "
+                      f"{families.default_family('contract')} on any other)")
   parser.add_argument("--beam-runner", default=None,
                       help="Beam runner, e.g. FlinkRunner, SparkRunner, "
                       "DataflowRunner (default: DirectRunner)")
@@ -127,7 +129,7 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
       dataset_dir=args.dataset_dir,
       workspace=args.workspace,
       model_family=(args.model_family
-                    or config_lib.default_model_family(args.dataset)),
+                    or families.default_family(args.dataset)),
       hparams=_parse_hparams(args.hparam),
       pretrain_hparams=_parse_hparams(args.pretrain_hparam),
       beam_args=beam_args,

@@ -13,32 +13,11 @@ import pathlib
 from typing import Any
 
 from data import storage
+from models import families
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CURATED_SCHEMA = str(REPO_ROOT / "tfx_pipeline" / "schema" / "schema.pbtxt")
-# The family `vrec run` trains when none is named. What the run pushes is
-# chosen in the run, by one rule for every log (`baselines.select_best`,
-# `components.model_selector`): the best on validation carved from train of
-# the model and the classical baselines trained beside it (EASE^R and
-# item-kNN, at any catalogue size). So the default family is the neural one
-# worth training, and a log where EASE^R is better ships EASE^R.
-# - MovieLens-100K: the two-tower, which beats EASE^R on every metric in
-#   every seed with request time, under both splits; without it, it does not
-#   (docs/results.md, "The default model against EASE^R").
-# - Any other log, Amazon Grocery and a user's own included: the
-#   SASRec-class model, trained to convergence. On Grocery it beats EASE^R on
-#   every metric in every seed under both splits with time features, and
-#   under leave-last-out without them; under the temporal split without
-#   them it wins Recall@10 and Recall@50 and loses NDCG@10, and there the
-#   selection decides.
-DEFAULT_MODEL_FAMILY = "sasrec"
-DEFAULT_MODEL_FAMILY_BY_DATASET = {"movielens-100k": "two_tower"}
 DEFAULT_DATASET = "movielens-100k"
-
-
-def default_model_family(dataset: str) -> str:
-  """The family trained on `dataset` when the command line names none."""
-  return DEFAULT_MODEL_FAMILY_BY_DATASET.get(dataset, DEFAULT_MODEL_FAMILY)
 
 
 @dataclasses.dataclass
@@ -184,8 +163,8 @@ class PipelineConfig:
       `./workspace`, from the working directory); a local path or a URI
       such as `s3://bucket/vrec` (then see `metadata_dir`).
     model_family: a family of `models.families.FAMILIES`; by default the
-      default dataset's (`default_model_family`), and on the command line
-      the named dataset's.
+      default dataset's (`families.default_family`), and on the command
+      line the named dataset's.
     hparams: overrides of the family's hyperparameters, whose defaults live
       beside the model (e.g. `models.retrieval.two_tower.TwoTowerConfig`).
     pretrain_hparams: overrides for the family that pre-trains
@@ -212,7 +191,7 @@ class PipelineConfig:
   dataset_dir: str = ""
   workspace: str = dataclasses.field(
       default_factory=lambda: os.path.abspath("workspace"))
-  model_family: str = default_model_family(DEFAULT_DATASET)
+  model_family: str = families.default_family(DEFAULT_DATASET)
   hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
   pretrain_hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
   seed: int = 0
