@@ -27,7 +27,7 @@ from benchmarks import common
 from tests import object_store
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 from transforms import filesystems
 
 # The classical baselines would add two Trainers and Evaluators to each run.

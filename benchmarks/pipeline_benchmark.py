@@ -32,7 +32,7 @@ from data import importers
 from tfx_pipeline import cli
 from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 STRONGEST_BY = "recall_at_50"
 # The family whose results files carry no family suffix: the two-tower, as

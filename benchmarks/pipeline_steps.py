@@ -87,7 +87,7 @@ def run_step_here(step: Step, dataset_dir: str, workspace: str,
 
 def _step_seconds(workspace: str, step: Step) -> dict[str, float]:
   """Seconds of each of `step`'s nodes in the newest run, from MLMD."""
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
   config = _step_config("unused", workspace, 1)
   summary = run_summary.summarize(config.metadata_path)
   return {run.component: round(run.seconds, 1) for run in summary.components
@@ -242,7 +242,7 @@ def measure_full_pipeline(dataset_dir: str, size: int,
 
 def _component_runs(workspace: pathlib.Path) -> list:
   """The components of the run in a workspace, from MLMD; [] if none."""
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
   stores = sorted(workspace.glob("metadata/*/metadata.sqlite"))
   if not stores:
     return []

@@ -45,7 +45,7 @@ def test_measure_steps_stops_after_the_last_step_asked_for(tmp_path,
 
 def test_component_peaks_take_the_samples_inside_each_components_run(
     monkeypatch, tmp_path):
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(pipeline_steps, "_component_runs", lambda workspace: [
       run_summary.ComponentRun("Transform", "complete", 10.0, 100.0),
       run_summary.ComponentRun("Trainer", "complete", 5.0, 111.0),

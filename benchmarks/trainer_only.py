@@ -53,8 +53,8 @@ from models import serving_names
 from models import trainer
 from offline_eval import export_sampled_ranking
 from tfx_pipeline import config as config_lib
+from tfx_pipeline.report import run_summary
 from tfx_pipeline import retrieval_metrics
-from tfx_pipeline import run_summary
 
 TRANSFORMED_EXAMPLES = "Transform.transformed_examples"
 TRANSFORM_GRAPH = "Transform.transform_graph"

@@ -45,9 +45,9 @@ from tfx_pipeline.components import model_selector
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
-from tfx_pipeline import report_html
+from tfx_pipeline.report import html_page
+from tfx_pipeline.report import run_summary
 from tfx_pipeline import retrieval_metrics
-from tfx_pipeline import run_summary
 
 # Three pipeline runs share a workspace; on a loaded machine the fixture that
 # runs the last two takes more than the suite's 900 s default.
@@ -185,7 +185,7 @@ def test_summary_and_report_show_the_model_beside_its_baseline(gated_run):
   assert knn_chosen.keys() == {"neighbours", "shrinkage", "fitted_on"}
   assert ease_chosen["fitted_on"] == knn_chosen["fitted_on"] == (
       item_item_trainer.FITTED_ON_EVERY_ROW)
-  page = open(report_html.write_run_report(summary), encoding="utf-8").read()
+  page = open(html_page.write_run_report(summary), encoding="utf-8").read()
   assert "<h2>Model and baselines</h2>" in page
   assert "<strong>BaselineGate</strong>" in page and "not blessed" in page
   assert "learning_curve_BaselineTrainer_ease.png" in page
@@ -226,7 +226,7 @@ def test_without_the_baseline_gate_the_model_is_pushed_and_the_failure_shown(
       ungated, "metrics", [(_MODEL, evaluation.MODEL_OUTPUT)],
       evaluation.metric_names())
   assert f"{_BASELINE} did not fit" in text, text
-  page = open(report_html.write_run_report(ungated), encoding="utf-8").read()
+  page = open(html_page.write_run_report(ungated), encoding="utf-8").read()
   assert "did not fit" in page
 
 

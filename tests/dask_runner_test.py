@@ -49,7 +49,7 @@ from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import pipeline as pipeline_lib
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 DASK_RUNNER_PATH = "apache_beam.runners.dask.dask_runner.DaskRunner"
 WORKERS = 2

@@ -16,7 +16,7 @@ from models import serving_names
 from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 pytestmark = pytest.mark.e2e
 

@@ -27,7 +27,7 @@ from tests import pipeline_fixtures
 from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 from tfx_pipeline import serving_demo
 
 pytestmark = pytest.mark.e2e

@@ -26,7 +26,7 @@ from tests import prerequisites
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import pipeline as pipeline_lib
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 # Enough users for every slice bucket and a non-trivial catalogue, small
 # enough that one pipeline run takes about a minute on two cores.

@@ -33,7 +33,7 @@ from serving import server
 from tests import pipeline_fixtures
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 # The run takes minutes on two cores (every step starts its own SDK worker
 # processes); on a loaded machine more than the suite's 900 s default.

@@ -91,7 +91,7 @@ def test_a_shared_run_and_a_file_fixture_are_each_built_once(
 @pytest.mark.parametrize("nodeid, unit", [
     ("tests/kubeflow_run_test.py::test_x@e2e:tests/kubeflow_run_test.py",
      "e2e:tests/kubeflow_run_test.py"),
-    ("tfx_pipeline/report_html_test.py::test_y@e2e:sample_runs",
+    ("tfx_pipeline/report/html_page_test.py::test_y@e2e:sample_runs",
      "e2e:sample_runs"),
     ("models/item_item/ease_test.py::test_z[a@b]", "models/item_item/ease_test.py"),
     ("models/item_item/ease_test.py::test_w", "models/item_item/ease_test.py"),

@@ -6,7 +6,7 @@ import pytest
 
 from tests import pipeline_fixtures
 from tfx_pipeline import local_runner
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ import warnings
 
 from models import families
 from tfx_pipeline import config as config_lib
-from tfx_pipeline import run_lookup
+from tfx_pipeline.report import run_lookup
 from transforms import filesystems
 
 # `benchmark NAME` runs `python -m benchmarks.NAME`.
@@ -142,7 +142,7 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
 def _print_summary(summary, model_family: str) -> None:
   """Prints a run's summary; `model_family` where the run records none."""
   from tfx_pipeline import evaluation  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
   model_family = summary.model_family or model_family
   if families.get(model_family).is_ranking:
     print(run_summary.format_summary(
@@ -165,7 +165,7 @@ def _run(args) -> None:
   started = time.time()
   local_runner.run(config)
   print(f"\nPipeline finished in {time.time() - started:.0f} s\n", flush=True)
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
   summary = run_summary.summarize(config.metadata_path)
   _print_summary(summary, config.model_family)
   if args.demo:
@@ -184,8 +184,8 @@ def _run(args) -> None:
           embedding_benchmark.markdown_report(
               embedding_benchmark.read_report(benchmark_dir)) +
           f"\n{benchmark_dir}", flush=True)
-  from tfx_pipeline import report_html  # pylint: disable=g-import-not-at-top
-  print(f"\nHTML report: {report_html.write_run_report(summary)}", flush=True)
+  from tfx_pipeline.report import html_page  # pylint: disable=g-import-not-at-top
+  print(f"\nHTML report: {html_page.write_run_report(summary)}", flush=True)
 
 
 def _compile(args) -> None:
@@ -206,10 +206,10 @@ def _summary(args) -> None:
 
 
 def _report(args) -> None:
-  from tfx_pipeline import report_html  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import html_page  # pylint: disable=g-import-not-at-top
   if args.evaluation_uri:
     print(f"HTML report: "
-          f"{report_html.write_report(args.evaluation_uri, args.output_dir)}")
+          f"{html_page.write_report(args.evaluation_uri, args.output_dir)}")
     return
   runs = list(_latest_runs(args))
   for pipeline_name, summary in runs:
@@ -217,12 +217,12 @@ def _report(args) -> None:
     if output_dir and len(runs) > 1:
       output_dir = os.path.join(output_dir, pipeline_name)
     print(f"HTML report: "
-          f"{report_html.write_run_report(summary, output_dir)}")
+          f"{html_page.write_run_report(summary, output_dir)}")
 
 
 def _compare(args) -> None:
-  from tfx_pipeline import report_html  # pylint: disable=g-import-not-at-top
-  path = report_html.compare(
+  from tfx_pipeline.report import html_page  # pylint: disable=g-import-not-at-top
+  path = html_page.compare(
       run_lookup.evaluation_uri(args.run_a, args.pipeline_name),
       run_lookup.evaluation_uri(args.run_b, args.pipeline_name),
       args.output_dir)

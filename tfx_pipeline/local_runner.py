@@ -21,7 +21,7 @@ from data import storage
 from tfx_pipeline import beam_state_cache
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 
 def prepare_dataset(config: config_lib.PipelineConfig) -> None:

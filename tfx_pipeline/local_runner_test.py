@@ -9,7 +9,7 @@ from tfx.utils import dependency_utils
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner
 from tfx_pipeline import pipeline
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 _DATA_STEPS = ["ImportSchemaGen", "InteractionExampleGen",
                "latest_blessed_model_resolver", "StatisticsGen",

@@ -22,7 +22,7 @@ import tensorflow as tf
 from models import serving_names
 from tests import pipeline_fixtures
 from tfx_pipeline import config as config_lib
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import run_summary
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,8 @@ from tfx.components.evaluator import constants
 
 from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import blessing_record
-from tfx_pipeline import eval_results
 from tfx_pipeline import evaluation
+from tfx_pipeline.report import eval_results
 
 _BLESSED_KEY = blessing_record.BLESSED_KEY
 _MODEL_ID_KEY = constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY

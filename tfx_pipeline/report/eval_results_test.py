@@ -2,7 +2,7 @@
 
 import types
 
-from tfx_pipeline import eval_results
+from tfx_pipeline.report import eval_results
 
 
 def test_flatten_metrics_keys_each_slice_by_output_and_metric():

@@ -6,7 +6,7 @@
 the Evaluator compared against one, and every threshold of the blessing gate
 with what was measured for it. Nothing is recomputed: the change against the
 last blessed model is TFMA's `*_diff` metric, and the thresholds are those of
-the EvalConfig stored with the output. `report_plots` and `report_html` draw
+the EvalConfig stored with the output. `plots` and `html_page` draw
 and render what this module reads.
 """
 
@@ -21,9 +21,9 @@ from tensorflow_model_analysis.metrics import metric_specs
 from data import features
 from data import global_passes
 from data import storage
-from tfx_pipeline import eval_results
 from tfx_pipeline import evaluation
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import eval_results
+from tfx_pipeline.report import run_summary
 
 OUTPUT_LABELS = {evaluation.MODEL_OUTPUT: "model",
                  evaluation.BASELINE_OUTPUT: "most-popular"}

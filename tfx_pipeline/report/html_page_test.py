@@ -15,8 +15,8 @@ import tensorflow_model_analysis as tfma
 from tests import pipeline_fixtures
 from tfx_pipeline import cli
 from tfx_pipeline import evaluation
-from tfx_pipeline import report_html
-from tfx_pipeline import report_plots
+from tfx_pipeline.report import html_page
+from tfx_pipeline.report import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UNREACHABLE_BOUND = pipeline_fixtures.UNREACHABLE_BOUND
@@ -48,15 +48,15 @@ def _assert_self_contained_with_valid_images(path):
 @pytest.mark.e2e
 def test_run_report_has_metrics_slices_plots_and_decision(runs):
   _, first, _ = runs
-  path = report_html.write_run_report(first)
+  path = html_page.write_run_report(first)
   uri = first.artifacts["Evaluator.evaluation"]
   assert path == os.path.join(uri, "report", "index.html")
   page, images = _assert_self_contained_with_valid_images(path)
   # Every neural Trainer of the run wrote its early-stopping curve.
   assert "Trainer" in first.learning_curves
-  assert set(images) == {report_plots.RECALL_CURVE_PNG,
-                         report_plots.SLICES_PNG} | {
-                             report_plots.LEARNING_CURVE_PNG.format(
+  assert set(images) == {plots.RECALL_CURVE_PNG,
+                         plots.SLICES_PNG} | {
+                             plots.LEARNING_CURVE_PNG.format(
                                  component=component)
                              for component in first.learning_curves}
   assert "<h2>Learning curves</h2>" in page
@@ -80,8 +80,8 @@ def test_failed_gate_report_says_why_and_compares_with_blessed_model(runs):
   _, first, failing = runs
   assert first.blessed is True and failing.blessed is False
   page, images = _assert_self_contained_with_valid_images(
-      report_html.write_run_report(failing))
-  assert report_plots.BLESSED_COMPARISON_PNG in images
+      html_page.write_run_report(failing))
+  assert plots.BLESSED_COMPARISON_PNG in images
   assert "<strong>Not blessed</strong>" in page
   assert re.search(r"overall: model recall_at_50 is \d\.\d{4}, but the gate "
                    rf"requires at least {UNREACHABLE_BOUND}\.", page)
@@ -92,11 +92,11 @@ def test_failed_gate_report_says_why_and_compares_with_blessed_model(runs):
 @pytest.mark.e2e
 def test_compare_renders_two_runs_side_by_side(runs, tmp_path):
   _, first, failing = runs
-  path = report_html.compare(first.artifacts["Evaluator.evaluation"],
+  path = html_page.compare(first.artifacts["Evaluator.evaluation"],
                              failing.artifacts["Evaluator.evaluation"],
                              str(tmp_path / "compare"))
   page, images = _assert_self_contained_with_valid_images(path)
-  assert images == [report_plots.COMPARE_PNG]
+  assert images == [plots.COMPARE_PNG]
   assert "B - A" in page and "not blessed" in page
   for text in evaluation.metric_names() + ["user_activity_bucket", "tail"]:
     assert text in page, text

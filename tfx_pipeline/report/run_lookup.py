@@ -58,7 +58,7 @@ def latest_runs(workspace: str, pipeline_name: str, named: bool):
   """Yields (pipeline name, summary of its newest run) of each store of
   `metadata_paths`, a header printed before each when the pipelines were
   found, not named."""
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
   paths, single = metadata_paths(workspace, pipeline_name, named)
   for path in paths:
     found_name = os.path.basename(os.path.dirname(path))
@@ -69,8 +69,8 @@ def latest_runs(workspace: str, pipeline_name: str, named: bool):
 
 def evaluation_uri(path: str, pipeline_name: str | None) -> str:
   """`path` if it is an Evaluator output, else its workspace's newest one."""
-  from tfx_pipeline import report_data  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import evaluator_output  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
   if os.path.isfile(os.path.join(path, "eval_config.json")):
     return path
   if not pipeline_name:
@@ -83,5 +83,5 @@ def evaluation_uri(path: str, pipeline_name: str | None) -> str:
           f"pipeline (pipelines: {names or 'none'}; pick one with "
           "--pipeline-name)")
     pipeline_name = names[0]
-  return report_data.run_evaluation_uri(
+  return evaluator_output.run_evaluation_uri(
       run_summary.summarize(metadata_path(path, pipeline_name)))

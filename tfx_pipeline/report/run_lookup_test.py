@@ -5,7 +5,7 @@ import os
 import pytest
 
 from tfx_pipeline import config as config_lib
-from tfx_pipeline import run_lookup
+from tfx_pipeline.report import run_lookup
 
 
 def _store(workspace, pipeline_name: str) -> str:

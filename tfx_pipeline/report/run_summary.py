@@ -23,7 +23,7 @@ from models import serving_names
 from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import baseline_gate as baseline_gate_lib
 from tfx_pipeline.components import model_selector
-from tfx_pipeline import eval_results
+from tfx_pipeline.report import eval_results
 
 _NODE_CONTEXT_TYPE = "node"
 MODEL_EVALUATOR = "Evaluator"

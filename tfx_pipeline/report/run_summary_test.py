@@ -10,8 +10,8 @@ from models import learning_curve
 from models import serving_names
 from tfx_pipeline.components import baseline_gate
 from tfx_pipeline.components import model_selector
-from tfx_pipeline import report_html
-from tfx_pipeline import run_summary
+from tfx_pipeline.report import html_page
+from tfx_pipeline.report import run_summary
 
 _MODEL = serving_names.TARGET_RANK
 _POPULAR = serving_names.POPULARITY_TARGET_RANK
@@ -121,7 +121,7 @@ def test_a_trainer_stopped_by_its_epoch_budget_is_warned_about(tmp_path):
       summary, "metrics", [("sasrec", _MODEL)], _NAMES).splitlines()
   # The report's learning-curve section says the same.
   assert ("<strong>Warning:</strong> the best epoch is the last one allowed"
-          in report_html._learning_curves_section(summary, str(tmp_path)))
+          in html_page._learning_curves_section(summary, str(tmp_path)))
   stopped_early = dataclasses.replace(curve, max_steps=5)
   assert "WARNING" not in run_summary.format_summary(
       _summary(0.4, learning_curves={"Trainer": stopped_early}), "metrics",

@@ -1,0 +1,1 @@
+"""What a finished run recorded, read back: its summary, HTML report, plots."""
