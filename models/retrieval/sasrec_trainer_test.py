@@ -61,6 +61,15 @@ def _windows():
   }
 
 
+def _served_request():
+  """One served query: history [1, 2] at hour 4 of day 4."""
+  return {
+      features.HISTORY_ITEM_INDICES: tf.constant([[1, 2]], tf.int64),
+      features.HOUR_OF_DAY: tf.constant([4], tf.int64),
+      features.DAY_OF_WEEK: tf.constant([4], tf.int64),
+      features.TIMESTAMP_Z: tf.constant([4.0])}
+
+
 def test_loss_is_the_catalogue_softmax_at_every_real_position():
   served, model = _model()
   windows = _windows()
@@ -139,11 +148,7 @@ def test_training_reduces_the_loss_of_the_served_towers(sampled):
   model.fit(tf.data.Dataset.from_tensors(windows).repeat(30), verbose=0)
   assert float(model.compute_loss(windows)) < 0.5 * before
   # The served query for history [1, 2] now ranks item 3 first.
-  query = served.query_tower({
-      features.HISTORY_ITEM_INDICES: tf.constant([[1, 2]], tf.int64),
-      features.HOUR_OF_DAY: tf.constant([4], tf.int64),
-      features.DAY_OF_WEEK: tf.constant([4], tf.int64),
-      features.TIMESTAMP_Z: tf.constant([4.0])})
+  query = served.query_tower(_served_request())
   scores = served.candidate_tower(two_tower_test.catalogue_features()) @ \
       tf.transpose(query)
   assert int(np.argmax(scores.numpy()[1:, 0])) + 1 == 3
@@ -151,9 +156,24 @@ def test_training_reduces_the_loss_of_the_served_towers(sampled):
 
 def test_the_served_towers_save_after_per_sequence_training(tmp_path):
   served, model = _model()
+  request, catalogue = _served_request(), two_tower_test.catalogue_features()
+  untrained_query = served.query_tower(request).numpy()
   model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
   model.fit(tf.data.Dataset.from_tensors(_windows()), verbose=0)
   towers = tf.Module()
   towers.query_tower = served.query_tower
   towers.candidate_tower = served.candidate_tower
   tf.saved_model.save(towers, str(tmp_path))
+  # The save holds the trained towers: untrained ones of the same seed,
+  # restored from it, give the trained ones' vectors.
+  restored, _ = _model()
+  tf.train.Checkpoint(
+      query_tower=restored.query_tower,
+      candidate_tower=restored.candidate_tower).read(
+          str(tmp_path / "variables" / "variables")
+      ).assert_existing_objects_matched()
+  trained_query = served.query_tower(request).numpy()
+  assert not np.allclose(trained_query, untrained_query)
+  np.testing.assert_allclose(restored.query_tower(request), trained_query)
+  np.testing.assert_allclose(restored.candidate_tower(catalogue),
+                             served.candidate_tower(catalogue))
