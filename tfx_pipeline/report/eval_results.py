@@ -1,6 +1,6 @@
 """A TFMA evaluation's metrics as plain tables.
 
-Shared by what reads an Evaluator's output (`run_summary`, `evaluator_output`,
+Shared by what reads an Evaluator's output (`run_summary`, `tfma_output`,
 the BaselineGate) so that none of them imports another for it.
 """
 

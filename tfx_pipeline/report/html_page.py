@@ -1,6 +1,6 @@
 """HTML evaluation reports, rendered from the Evaluator's TFMA output.
 
-Every number in a report comes from `evaluator_output.load_evaluation` of one
+Every number in a report comes from `tfma_output.load_evaluation` of one
 Evaluator output directory, plus what ML-Metadata recorded about the run
 (component timings, blessing, push), so the page shows exactly what the
 Evaluator computed and gated on; nothing is recomputed. A run's report is
@@ -24,9 +24,9 @@ from typing import Optional, Sequence
 
 from data import storage
 from tfx_pipeline import evaluation
-from tfx_pipeline.report import evaluator_output
 from tfx_pipeline.report import plots
 from tfx_pipeline.report import run_summary
+from tfx_pipeline.report import tfma_output
 
 REPORT_DIR = "report"
 INDEX = "index.html"
@@ -104,7 +104,7 @@ def _meta(items: Sequence[tuple[str, str]]) -> str:
       for label, value in items) + "</p>"
 
 
-def _decision_section(ev: evaluator_output.Evaluation,
+def _decision_section(ev: tfma_output.Evaluation,
                       summary: Optional[run_summary.RunSummary]) -> str:
   """The blessing, every threshold with its value, and failures in words."""
   ok = ev.validation.validation_ok
@@ -122,7 +122,7 @@ def _decision_section(ev: evaluator_output.Evaluation,
                 f"{html.escape(summary.pushed_dir or 'no')}.")
   verdict += "</div>"
   rows = [[html.escape(t.metric),
-           html.escape(evaluator_output.OUTPUT_LABELS.get(t.output, t.output)),
+           html.escape(tfma_output.OUTPUT_LABELS.get(t.output, t.output)),
            html.escape(t.slices), "change" if t.is_change else "value",
            html.escape(t.requirement),
            _delta(t.value) if t.is_change else _number(t.value),
@@ -137,42 +137,42 @@ def _decision_section(ev: evaluator_output.Evaluation,
     body += ("<p>There was no earlier blessed model to compare with, so "
              "change thresholds were not checked: value thresholds alone "
              "decided.</p>")
-  failures = evaluator_output.failures_in_words(ev.validation)
+  failures = tfma_output.failures_in_words(ev.validation)
   if failures:
     body += "<h3>Why it failed</h3><ul>" + "".join(
         f"<li>{html.escape(line)}</li>" for line in failures) + "</ul>"
   return "<h2>Blessing decision</h2>" + body
 
 
-def _overall_section(ev: evaluator_output.Evaluation, images: list[str]) -> str:
+def _overall_section(ev: tfma_output.Evaluation, images: list[str]) -> str:
   header = ["metric", "model", "most-popular"]
   if ev.has_blessed_model:
     header += ["last blessed model", "change (TFMA diff)"]
   rows = []
   for name in ev.metric_names():
     row = [html.escape(name),
-           _number(ev.value(evaluator_output.OVERALL, evaluation.MODEL_OUTPUT,
+           _number(ev.value(tfma_output.OVERALL, evaluation.MODEL_OUTPUT,
                             name)),
-           _number(ev.value(evaluator_output.OVERALL, evaluation.BASELINE_OUTPUT,
+           _number(ev.value(tfma_output.OVERALL, evaluation.BASELINE_OUTPUT,
                             name))]
     if ev.has_blessed_model:
-      row += [_number(ev.value(evaluator_output.OVERALL, evaluation.MODEL_OUTPUT,
+      row += [_number(ev.value(tfma_output.OVERALL, evaluation.MODEL_OUTPUT,
                                name, blessed_model=True)),
-              _delta(ev.value(evaluator_output.OVERALL, evaluation.MODEL_OUTPUT,
+              _delta(ev.value(tfma_output.OVERALL, evaluation.MODEL_OUTPUT,
                               f"{name}_diff"))]
     rows.append(row)
   return ("<h2>Overall</h2>" + _table(header, rows) +
           "".join(_image(name, name) for name in images))
 
 
-def _slice_section(ev: evaluator_output.Evaluation, image: str) -> str:
+def _slice_section(ev: tfma_output.Evaluation, image: str) -> str:
   """Per slice family: examples, then each metric's columns side by side."""
   names = ev.metric_names()
   columns = ["model", "most-popular"]
   if ev.has_blessed_model:
     columns.append("change vs blessed")
   body = "<h2>By slice</h2>" + _image(image, "metric by slice")
-  for column, keys in evaluator_output.slice_families(ev.metrics).items():
+  for column, keys in tfma_output.slice_families(ev.metrics).items():
     rows = []
     for key in keys:
       row = [html.escape(str(key[0][1])), _count(ev.example_count(key))]
@@ -245,8 +245,7 @@ def _learning_curves_section(summary: run_summary.RunSummary,
              _meta([("chosen", json.dumps(curve.chosen))]) +
              (f"<p><strong>Warning:</strong> {html.escape(warning)}</p>"
               if warning else "") +
-             _image(plots.plot_learning_curve(curve, component,
-                                                     output_dir),
+             _image(plots.plot_learning_curve(curve, component, output_dir),
                     f"learning curve of {component}"))
   return body
 
@@ -277,7 +276,7 @@ def write_report(evaluation_uri: str, output_dir: Optional[str] = None,
       write_report(evaluation_uri, scratch, summary)
       storage.upload_dir(scratch, output_dir)
     return storage.join(output_dir, INDEX)
-  ev = evaluator_output.load_evaluation(evaluation_uri)
+  ev = tfma_output.load_evaluation(evaluation_uri)
   os.makedirs(output_dir, exist_ok=True)
   has_recall = any(name.startswith("recall_at_") for name in ev.metric_names())
   overall_images = ([plots.plot_recall_curve(ev, output_dir)]
@@ -288,7 +287,7 @@ def write_report(evaluation_uri: str, output_dir: Optional[str] = None,
   meta = [("evaluation", ev.uri), ("model", ev.model_location)]
   if ev.has_blessed_model:
     meta.append(("last blessed model", ev.blessed_model_location))
-  examples = int(ev.example_count(evaluator_output.OVERALL) or 0)
+  examples = int(ev.example_count(tfma_output.OVERALL) or 0)
   meta.append(("eval examples", f"{examples}"))
   if summary is not None and summary.split:
     meta.append(("eval split protocol", summary.split))
@@ -314,38 +313,38 @@ def _write(output_dir: str, page: str) -> str:
 def write_run_report(summary: run_summary.RunSummary,
                      output_dir: Optional[str] = None) -> str:
   """Writes a run's report next to its Evaluator output; returns the path."""
-  return write_report(evaluator_output.run_evaluation_uri(summary), output_dir,
+  return write_report(tfma_output.run_evaluation_uri(summary), output_dir,
                       summary)
 
 
-def _run_legend(a: evaluator_output.Evaluation, b: evaluator_output.Evaluation) -> str:
+def _run_legend(a: tfma_output.Evaluation, b: tfma_output.Evaluation) -> str:
   items = []
   for label, ev in (("A", a), ("B", b)):
     verdict = "blessed" if ev.validation.validation_ok else "not blessed"
-    examples = int(ev.example_count(evaluator_output.OVERALL) or 0)
+    examples = int(ev.example_count(tfma_output.OVERALL) or 0)
     items.append((f"run {label} ({verdict}, {examples} eval examples)",
                    ev.uri))
   return _meta(items)
 
 
-def _compare_overall(a: evaluator_output.Evaluation, b: evaluator_output.Evaluation,
+def _compare_overall(a: tfma_output.Evaluation, b: tfma_output.Evaluation,
                      names: list[str]) -> str:
   rows = []
   for output in (evaluation.MODEL_OUTPUT, evaluation.BASELINE_OUTPUT):
     for name in names:
-      old = a.value(evaluator_output.OVERALL, output, name)
-      new = b.value(evaluator_output.OVERALL, output, name)
-      label = f"{name} ({evaluator_output.OUTPUT_LABELS[output]})"
+      old = a.value(tfma_output.OVERALL, output, name)
+      new = b.value(tfma_output.OVERALL, output, name)
+      label = f"{name} ({tfma_output.OUTPUT_LABELS[output]})"
       rows.append([html.escape(label),
                    _number(old), _number(new), _delta(_difference(new, old))])
   return _table(["metric", "A", "B", "B - A"], rows)
 
 
-def _compare_slices(a: evaluator_output.Evaluation, b: evaluator_output.Evaluation,
+def _compare_slices(a: tfma_output.Evaluation, b: tfma_output.Evaluation,
                     names: list[str]) -> str:
   """Per slice family: examples of A and B, then each metric's A, B, B - A."""
   body = ""
-  families = evaluator_output.slice_families({**a.metrics, **b.metrics})
+  families = tfma_output.slice_families({**a.metrics, **b.metrics})
   for column, keys in families.items():
     rows = []
     for key in keys:
@@ -374,7 +373,7 @@ def compare(run_a: str, run_b: str, output_dir: str) -> str:
   Returns:
     The path of the comparison's index.html.
   """
-  a, b = evaluator_output.load_evaluation(run_a), evaluator_output.load_evaluation(run_b)
+  a, b = tfma_output.load_evaluation(run_a), tfma_output.load_evaluation(run_b)
   os.makedirs(output_dir, exist_ok=True)
   names = [n for n in a.metric_names() if n in b.metric_names()]
   plot = plots.plot_run_comparison(a, b, names, output_dir)

@@ -54,11 +54,9 @@ def test_run_report_has_metrics_slices_plots_and_decision(runs):
   page, images = _assert_self_contained_with_valid_images(path)
   # Every neural Trainer of the run wrote its early-stopping curve.
   assert "Trainer" in first.learning_curves
-  assert set(images) == {plots.RECALL_CURVE_PNG,
-                         plots.SLICES_PNG} | {
-                             plots.LEARNING_CURVE_PNG.format(
-                                 component=component)
-                             for component in first.learning_curves}
+  assert set(images) == {plots.RECALL_CURVE_PNG, plots.SLICES_PNG} | {
+      plots.LEARNING_CURVE_PNG.format(component=component)
+      for component in first.learning_curves}
   assert "<h2>Learning curves</h2>" in page
   for name in evaluation.metric_names():
     assert name in page
@@ -93,8 +91,8 @@ def test_failed_gate_report_says_why_and_compares_with_blessed_model(runs):
 def test_compare_renders_two_runs_side_by_side(runs, tmp_path):
   _, first, failing = runs
   path = html_page.compare(first.artifacts["Evaluator.evaluation"],
-                             failing.artifacts["Evaluator.evaluation"],
-                             str(tmp_path / "compare"))
+                           failing.artifacts["Evaluator.evaluation"],
+                           str(tmp_path / "compare"))
   page, images = _assert_self_contained_with_valid_images(path)
   assert images == [plots.COMPARE_PNG]
   assert "B - A" in page and "not blessed" in page

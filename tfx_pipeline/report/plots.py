@@ -1,6 +1,6 @@
 """The evaluation report's plots, as PNG files beside its page.
 
-Each `plot_*` function draws one figure of an `evaluator_output.Evaluation` into
+Each `plot_*` function draws one figure of a `tfma_output.Evaluation` into
 `output_dir` and returns the file's name, which the page links relatively.
 Figures are drawn on an explicit Agg canvas, without pyplot's global state, so
 reports can be written from any process, headless.
@@ -15,7 +15,7 @@ from matplotlib import figure as figure_lib
 from matplotlib.backends import backend_agg
 
 from tfx_pipeline import evaluation
-from tfx_pipeline.report import evaluator_output
+from tfx_pipeline.report import tfma_output
 
 RECALL_CURVE_PNG = "recall_curve.png"
 SLICES_PNG = "slices.png"
@@ -50,10 +50,10 @@ def _annotate_bars(axes, bars, values: Sequence[Optional[float]]) -> None:
                     ha="center", va="bottom", fontsize=7)
 
 
-def plot_recall_curve(ev: evaluator_output.Evaluation, output_dir: str) -> str:
+def plot_recall_curve(ev: tfma_output.Evaluation, output_dir: str) -> str:
   """Overall Recall@k against k, model vs most-popular (vs blessed model)."""
   ks = [k for k in evaluation.RECALL_KS
-        if ev.value(evaluator_output.OVERALL, evaluation.MODEL_OUTPUT,
+        if ev.value(tfma_output.OVERALL, evaluation.MODEL_OUTPUT,
                     f"recall_at_{k}") is not None]
   figure = _figure(6, 3.8)
   axes = figure.subplots()
@@ -64,7 +64,7 @@ def plot_recall_curve(ev: evaluator_output.Evaluation, output_dir: str) -> str:
     lines.append(("last blessed model", evaluation.MODEL_OUTPUT, True,
                   _BLESSED_COLOR, "--"))
   for label, output, blessed_model, color, style in lines:
-    values = [ev.value(evaluator_output.OVERALL, output, f"recall_at_{k}",
+    values = [ev.value(tfma_output.OVERALL, output, f"recall_at_{k}",
                        blessed_model) for k in ks]
     axes.plot(ks, values, style, marker="o", color=color, label=label)
     for k, value in zip(ks, values):
@@ -80,10 +80,10 @@ def plot_recall_curve(ev: evaluator_output.Evaluation, output_dir: str) -> str:
   return _save(figure, output_dir, RECALL_CURVE_PNG)
 
 
-def plot_slices(ev: evaluator_output.Evaluation, output_dir: str) -> str:
+def plot_slices(ev: tfma_output.Evaluation, output_dir: str) -> str:
   """A bar chart per slice family of the headline metric, vs most-popular."""
-  metric = evaluator_output.headline_metric(ev)
-  families = evaluator_output.slice_families(ev.metrics)
+  metric = tfma_output.headline_metric(ev)
+  families = tfma_output.slice_families(ev.metrics)
   figure = _figure(4 * max(len(families), 1), 3.8)
   figure.suptitle(f"{metric} by slice")
   for axes, (column, keys) in zip(
@@ -96,7 +96,7 @@ def plot_slices(ev: evaluator_output.Evaluation, output_dir: str) -> str:
       values = [ev.value(key, output, metric) for key in keys]
       bars = axes.bar([p + offset for p in positions],
                       [v or 0.0 for v in values], width=0.4, color=color,
-                      label=evaluator_output.OUTPUT_LABELS[output])
+                      label=tfma_output.OUTPUT_LABELS[output])
       _annotate_bars(axes, bars, values)
     axes.set_xticks(list(positions), [
         f"{key[0][1]}\nn={int(ev.example_count(key) or 0)}" for key in keys])
@@ -123,7 +123,7 @@ def _grouped_bars(axes, names: list[str],
   axes.legend(fontsize=8)
 
 
-def plot_blessed_model_comparison(ev: evaluator_output.Evaluation,
+def plot_blessed_model_comparison(ev: tfma_output.Evaluation,
                                   output_dir: str) -> str:
   """Overall metrics of the candidate next to the last blessed model."""
   names = ev.metric_names()
@@ -131,17 +131,17 @@ def plot_blessed_model_comparison(ev: evaluator_output.Evaluation,
   axes = figure.subplots()
   _grouped_bars(axes, names, [
       ("candidate",
-       [ev.value(evaluator_output.OVERALL, evaluation.MODEL_OUTPUT, n)
+       [ev.value(tfma_output.OVERALL, evaluation.MODEL_OUTPUT, n)
         for n in names], _MODEL_COLOR, ""),
       ("last blessed model",
-       [ev.value(evaluator_output.OVERALL, evaluation.MODEL_OUTPUT, n,
+       [ev.value(tfma_output.OVERALL, evaluation.MODEL_OUTPUT, n,
                  blessed_model=True) for n in names], _BLESSED_COLOR, "")])
   axes.set_title("Candidate vs last blessed model, overall")
   return _save(figure, output_dir, BLESSED_COMPARISON_PNG)
 
 
-def plot_run_comparison(run_a: evaluator_output.Evaluation,
-                        run_b: evaluator_output.Evaluation, names: list[str],
+def plot_run_comparison(run_a: tfma_output.Evaluation,
+                        run_b: tfma_output.Evaluation, names: list[str],
                         output_dir: str) -> str:
   """Overall metrics `names` of two runs: model solid, most-popular hatched."""
   figure = _figure(8, 4)
@@ -151,8 +151,8 @@ def plot_run_comparison(run_a: evaluator_output.Evaluation,
       (evaluation.MODEL_OUTPUT, "", (_MODEL_COLOR, _BLESSED_COLOR)),
       (evaluation.BASELINE_OUTPUT, "//", ("#c6d8ea", "#f3d9b5"))):
     for label, ev, color in (("A", run_a, colors[0]), ("B", run_b, colors[1])):
-      series.append((f"{label} {evaluator_output.OUTPUT_LABELS[output]}",
-                     [ev.value(evaluator_output.OVERALL, output, n)
+      series.append((f"{label} {tfma_output.OUTPUT_LABELS[output]}",
+                     [ev.value(tfma_output.OVERALL, output, n)
                       for n in names], color, hatch))
   _grouped_bars(axes, names, series)
   axes.set_title("Run A vs run B, overall")

@@ -69,7 +69,7 @@ def latest_runs(workspace: str, pipeline_name: str, named: bool):
 
 def evaluation_uri(path: str, pipeline_name: str | None) -> str:
   """`path` if it is an Evaluator output, else its workspace's newest one."""
-  from tfx_pipeline.report import evaluator_output  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import tfma_output  # pylint: disable=g-import-not-at-top
   from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
   if os.path.isfile(os.path.join(path, "eval_config.json")):
     return path
@@ -83,5 +83,5 @@ def evaluation_uri(path: str, pipeline_name: str | None) -> str:
           f"pipeline (pipelines: {names or 'none'}; pick one with "
           "--pipeline-name)")
     pipeline_name = names[0]
-  return evaluator_output.run_evaluation_uri(
+  return tfma_output.run_evaluation_uri(
       run_summary.summarize(metadata_path(path, pipeline_name)))

@@ -6,8 +6,8 @@
 the Evaluator compared against one, and every threshold of the blessing gate
 with what was measured for it. Nothing is recomputed: the change against the
 last blessed model is TFMA's `*_diff` metric, and the thresholds are those of
-the EvalConfig stored with the output. `plots` and `html_page` draw
-and render what this module reads.
+the EvalConfig stored with the output. `plots` and `html_page` draw and
+render what this module reads.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 import tensorflow_model_analysis as tfma
 
 from tfx_pipeline import evaluation
-from tfx_pipeline.report import evaluator_output
+from tfx_pipeline.report import tfma_output
 
 
 def _failure(is_diff, value, threshold):
@@ -25,13 +25,13 @@ def _failure(is_diff, value, threshold):
 def test_failures_in_words_name_slice_metric_value_and_threshold():
   value = _failure(False, 0.03, tfma.GenericValueThreshold(
       lower_bound={"value": 0.05}))
-  assert evaluator_output.failures_in_words(value) == [
+  assert tfma_output.failures_in_words(value) == [
       "overall: model recall_at_50 is 0.0300, but the gate requires at "
       "least 0.05."]
   change = _failure(True, -0.02, tfma.GenericChangeThreshold(
       absolute={"value": -0.01},
       direction=tfma.MetricDirection.HIGHER_IS_BETTER))
-  assert evaluator_output.failures_in_words(change) == [
+  assert tfma_output.failures_in_words(change) == [
       "overall: model recall_at_50 change vs the last blessed model is "
       "-0.0200, but the gate requires change vs the last blessed model >= "
       "-0.01 (absolute)."]
@@ -43,7 +43,7 @@ def test_slice_families_keep_pipeline_order_and_bucket_order():
              (("user_activity_bucket", "light"),): {},
              (("item_popularity_bucket", "unseen"),): {},
              (("item_popularity_bucket", "head"),): {}}
-  families = evaluator_output.slice_families(metrics)
+  families = tfma_output.slice_families(metrics)
   assert list(families) == ["user_activity_bucket", "item_popularity_bucket",
                             "item_type"]
   assert [k[0][1] for k in families["user_activity_bucket"]] == [
