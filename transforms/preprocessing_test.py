@@ -93,6 +93,285 @@ def test_transformed_features_have_fixed_shapes_and_known_values():
   assert abs(np.mean(z)) < 1e-5
 
 
+# Per-user train examples and eval rows, analysed and transformed together.
+EXAMPLES = [
+    # u1's train example: positives a (video), b, then its own item c
+    # (video), each with two CTR negatives.
+    {"user_id": "u1", "item_id": "c", "timestamp": 259260, "label": 1.0,
+     "item_type": "video", "query": "", "item_title": "Up",
+     "item_categories": [],
+     "history_item_ids": ["a", "b"], "history_queries": ["", "Heat Pacino"],
+     "history_timestamps": [36000, 93600],
+     "history_item_types": ["video", "item"],
+     "history_item_titles": ["Toy Story", "Heat"],
+     "history_item_categories": ["Animation|Comedy", "Crime"],
+     "negative_item_ids": ["d", "e", "e", "d", "d", "e"],
+     "negative_item_titles": ["Toy Soldiers", "Heat Wave", "Heat Wave",
+                              "Toy Soldiers", "Toy Soldiers", "Heat Wave"],
+     "negative_item_categories": ["Action", "Drama|Crime", "Drama|Crime",
+                                  "Action", "Action", "Drama|Crime"],
+     "seen_item_ids": [], "user_activity_bucket": "heavy",
+     "item_popularity_bucket": "tail"},
+    # u2's: b, then a (video, searched for), no negatives.
+    {"user_id": "u2", "item_id": "a", "timestamp": 172800, "label": 1.0,
+     "item_type": "video", "query": "toy story", "item_title": "Toy Story",
+     "item_categories": ["Animation", "Comedy"],
+     "history_item_ids": ["b"], "history_queries": [""],
+     "history_timestamps": [18000], "history_item_types": ["item"],
+     "history_item_titles": ["Heat"], "history_item_categories": ["Crime"],
+     "negative_item_ids": [], "negative_item_titles": [],
+     "negative_item_categories": [],
+     "seen_item_ids": [], "user_activity_bucket": "medium",
+     "item_popularity_bucket": "head"},
+    # u3's: e alone, one negative.
+    {"user_id": "u3", "item_id": "e", "timestamp": 432000, "label": 1.0,
+     "item_type": "item", "query": "", "item_title": "Heat Wave",
+     "item_categories": ["Drama", "Crime"],
+     "history_item_ids": [], "history_queries": [], "history_timestamps": [],
+     "history_item_types": [], "history_item_titles": [],
+     "history_item_categories": [],
+     "negative_item_ids": ["a"], "negative_item_titles": ["Toy Story"],
+     "negative_item_categories": ["Animation|Comedy"],
+     "seen_item_ids": [], "user_activity_bucket": "light",
+     "item_popularity_bucket": "tail"},
+    # An eval row: one interaction, its history ids and queries only.
+    {"user_id": "u1", "item_id": "d", "timestamp": 345600, "label": 1.0,
+     "item_type": "item", "query": "toy", "item_title": "Toy Soldiers",
+     "item_categories": ["Action"],
+     "history_item_ids": ["a", "b", "c"],
+     "history_queries": ["", "Heat Pacino", ""],
+     "seen_item_ids": ["a", "b", "c"], "user_activity_bucket": "heavy",
+     "item_popularity_bucket": "tail"},
+    # An eval row of a new user and item with one history item more than
+    # HISTORY_LENGTH: the oldest, d, and its query are dropped. No positive
+    # is y, nor a title or query "noir".
+    {"user_id": "u9", "item_id": "zz", "timestamp": 604799, "label": 0.0,
+     "item_type": "video", "query": "Pacino", "item_title": "Heat",
+     "item_categories": ["Crime", "Noir"],
+     "history_item_ids": ["d"] + ["a", "y"] * 25,
+     "history_queries": ["toy"] + ["", "heat noir"] * 25,
+     "seen_item_ids": [], "user_activity_bucket": "light",
+     "item_popularity_bucket": "unseen"},
+]
+
+# The vocabularies `EXAMPLES` give: by row count, ties by value, descending.
+# An item counts once per positive and once per CTR negative.
+VOCABULARIES = {
+    features.ITEM_VOCAB: ["e", "d", "a", "b", "zz", "c"],
+    features.USER_VOCAB: ["u1", "u3", "u2", "u9"],
+    features.VIDEO_VOCAB: ["e", "d", "a", "zz", "c"],
+    features.TITLE_TOKEN_VOCAB: ["heat", "toy", "wave", "story", "soldiers",
+                                 "pacino", "up"],
+    features.CATEGORY_VOCAB: ["Crime", "Drama", "Action", "Comedy",
+                              "Animation", "Noir"],
+}
+
+
+def _indices(vocab_name: str) -> dict[str, int]:
+  """Value -> index, past the padding index, of one of `VOCABULARIES`."""
+  return {value: index
+          for index, value in enumerate(VOCABULARIES[vocab_name], 1)}
+
+
+ITEM, USER = _indices(features.ITEM_VOCAB), _indices(features.USER_VOCAB)
+TOKEN, CATEGORY = (_indices(features.TITLE_TOKEN_VOCAB),
+                   _indices(features.CATEGORY_VOCAB))
+OOV_ITEM, OOV_TOKEN = len(ITEM) + 1, len(TOKEN) + 1
+# Each row's time, counted once per positive and once per CTR negative.
+ROW_TIMESTAMPS = ([36000] * 3 + [93600] * 3 + [259260] * 3 + [18000, 172800]
+                  + [432000] * 2 + [345600, 604799])
+
+
+def _items(*ids):
+  return [ITEM[item] for item in ids]
+
+
+def _tokens(text):
+  """Title token indices of `text`'s words; "noir" is out of vocabulary."""
+  return [TOKEN.get(word, OOV_TOKEN) for word in text.split()]
+
+
+def _z(timestamp):
+  """`timestamp` scaled to z over `ROW_TIMESTAMPS`."""
+  return (timestamp - np.mean(ROW_TIMESTAMPS)) / np.std(ROW_TIMESTAMPS)
+
+
+def _padded(values, length):
+  return list(values) + [features.PADDING_INDEX] * (length - len(values))
+
+
+def _each_padded(lists, width, count=0):
+  """Each of `lists` padded to `width`, then to `count` lists, flat."""
+  lists = list(lists) + [[]] * (count - len(lists))
+  return [value for values in lists for value in _padded(values, width)]
+
+
+def _history(items):
+  return _padded(items, features.HISTORY_LENGTH)
+
+
+def _history_queries(*queries):
+  return _each_padded([_tokens(query) for query in queries],
+                      features.QUERY_LENGTH, features.HISTORY_LENGTH)
+
+
+def _titles(*texts):
+  return _each_padded([_tokens(text) for text in texts], features.TITLE_LENGTH)
+
+
+def _queries(*texts):
+  return _each_padded([_tokens(text) for text in texts], features.QUERY_LENGTH)
+
+
+def _category_lists(*lists):
+  return _each_padded([[CATEGORY[name] for name in names] for names in lists],
+                      features.CATEGORY_LENGTH)
+
+
+def _sequence_times(timestamps, hours, days):
+  return {features.SEQUENCE_HOUR_OF_DAY: hours,
+          features.SEQUENCE_DAY_OF_WEEK: days,
+          features.SEQUENCE_TIMESTAMP_Z: [_z(time) for time in timestamps]}
+
+
+_NO_NEGATIVES = {features.NEGATIVE_ITEM_INDICES: [],
+                 features.NEGATIVE_TITLE_TOKEN_INDICES: [],
+                 features.NEGATIVE_CATEGORY_INDICES: []}
+
+
+# Every transformed feature of each of `EXAMPLES`, in order.
+EXPECTED = [
+    {features.USER_INDEX: USER["u1"], features.ITEM_INDEX: ITEM["c"],
+     features.HISTORY_ITEM_INDICES: _history(_items("a", "b")),
+     features.HISTORY_LENGTH_FEATURE: 2,
+     features.VIDEO_NEIGHBOUR_INDICES: _history(_items("a")),
+     features.ITEM_NEIGHBOUR_INDICES: _history(_items("b")),
+     features.TITLE_TOKEN_INDICES: _titles("up"),
+     features.QUERY_TOKEN_INDICES: _queries(""),
+     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(
+         "", "heat pacino"),
+     features.CATEGORY_INDICES: _category_lists([]),
+     features.HOUR_OF_DAY: 0, features.DAY_OF_WEEK: 6,
+     features.TIMESTAMP_Z: _z(259260), features.LABEL: 1.0,
+     features.SEQUENCE_ITEM_INDICES: _items("a", "b", "c"),
+     features.SEQUENCE_IS_VIDEO: [1, 0, 1],
+     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("toy story", "heat",
+                                                    "up"),
+     features.SEQUENCE_CATEGORY_INDICES: _category_lists(
+         ["Animation", "Comedy"], ["Crime"], []),
+     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries("", "heat pacino", ""),
+     **_sequence_times([36000, 93600, 259260], [10, 2, 0], [3, 4, 6]),
+     features.NEGATIVE_ITEM_INDICES: _items("d", "e", "e", "d", "d", "e"),
+     features.NEGATIVE_TITLE_TOKEN_INDICES: _titles(
+         "toy soldiers", "heat wave", "heat wave", "toy soldiers",
+         "toy soldiers", "heat wave"),
+     features.NEGATIVE_CATEGORY_INDICES: _category_lists(
+         ["Action"], ["Drama", "Crime"], ["Drama", "Crime"], ["Action"],
+         ["Action"], ["Drama", "Crime"])},
+    {features.USER_INDEX: USER["u2"], features.ITEM_INDEX: ITEM["a"],
+     features.HISTORY_ITEM_INDICES: _history(_items("b")),
+     features.HISTORY_LENGTH_FEATURE: 1,
+     features.VIDEO_NEIGHBOUR_INDICES: _history([]),
+     features.ITEM_NEIGHBOUR_INDICES: _history(_items("b")),
+     features.TITLE_TOKEN_INDICES: _titles("toy story"),
+     features.QUERY_TOKEN_INDICES: _queries("toy story"),
+     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(""),
+     features.CATEGORY_INDICES: _category_lists(["Animation", "Comedy"]),
+     features.HOUR_OF_DAY: 0, features.DAY_OF_WEEK: 5,
+     features.TIMESTAMP_Z: _z(172800), features.LABEL: 1.0,
+     features.SEQUENCE_ITEM_INDICES: _items("b", "a"),
+     features.SEQUENCE_IS_VIDEO: [0, 1],
+     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("heat", "toy story"),
+     features.SEQUENCE_CATEGORY_INDICES: _category_lists(
+         ["Crime"], ["Animation", "Comedy"]),
+     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries("", "toy story"),
+     **_sequence_times([18000, 172800], [5, 0], [3, 5]),
+     **_NO_NEGATIVES},
+    # e is a video by the vocabulary: a negative of u1's videos.
+    {features.USER_INDEX: USER["u3"], features.ITEM_INDEX: ITEM["e"],
+     features.HISTORY_ITEM_INDICES: _history([]),
+     features.HISTORY_LENGTH_FEATURE: 0,
+     features.VIDEO_NEIGHBOUR_INDICES: _history([]),
+     features.ITEM_NEIGHBOUR_INDICES: _history([]),
+     features.TITLE_TOKEN_INDICES: _titles("heat wave"),
+     features.QUERY_TOKEN_INDICES: _queries(""),
+     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(),
+     features.CATEGORY_INDICES: _category_lists(["Drama", "Crime"]),
+     features.HOUR_OF_DAY: 0, features.DAY_OF_WEEK: 1,
+     features.TIMESTAMP_Z: _z(432000), features.LABEL: 1.0,
+     features.SEQUENCE_ITEM_INDICES: _items("e"),
+     features.SEQUENCE_IS_VIDEO: [1],
+     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("heat wave"),
+     features.SEQUENCE_CATEGORY_INDICES: _category_lists(["Drama", "Crime"]),
+     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries(""),
+     **_sequence_times([432000], [0], [1]),
+     features.NEGATIVE_ITEM_INDICES: _items("a"),
+     features.NEGATIVE_TITLE_TOKEN_INDICES: _titles("toy story"),
+     features.NEGATIVE_CATEGORY_INDICES: _category_lists(
+         ["Animation", "Comedy"])},
+    {features.USER_INDEX: USER["u1"], features.ITEM_INDEX: ITEM["d"],
+     features.HISTORY_ITEM_INDICES: _history(_items("a", "b", "c")),
+     features.HISTORY_LENGTH_FEATURE: 3,
+     features.VIDEO_NEIGHBOUR_INDICES: _history(_items("a", "c")),
+     features.ITEM_NEIGHBOUR_INDICES: _history(_items("b")),
+     features.TITLE_TOKEN_INDICES: _titles("toy soldiers"),
+     features.QUERY_TOKEN_INDICES: _queries("toy"),
+     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(
+         "", "heat pacino", ""),
+     features.CATEGORY_INDICES: _category_lists(["Action"]),
+     features.HOUR_OF_DAY: 0, features.DAY_OF_WEEK: 0,
+     features.TIMESTAMP_Z: _z(345600), features.LABEL: 1.0,
+     features.SEQUENCE_ITEM_INDICES: _items("d"),
+     features.SEQUENCE_IS_VIDEO: [1],
+     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("toy soldiers"),
+     features.SEQUENCE_CATEGORY_INDICES: _category_lists(["Action"]),
+     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries("toy"),
+     **_sequence_times([345600], [0], [0]),
+     **_NO_NEGATIVES},
+    {features.USER_INDEX: USER["u9"], features.ITEM_INDEX: ITEM["zz"],
+     features.HISTORY_ITEM_INDICES: [ITEM["a"], OOV_ITEM] * 25,
+     features.HISTORY_LENGTH_FEATURE: features.HISTORY_LENGTH,
+     features.VIDEO_NEIGHBOUR_INDICES: _history(_items("a") * 25),
+     features.ITEM_NEIGHBOUR_INDICES: _history([OOV_ITEM] * 25),
+     features.TITLE_TOKEN_INDICES: _titles("heat"),
+     features.QUERY_TOKEN_INDICES: _queries("pacino"),
+     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(
+         *["", "heat noir"] * 25),
+     features.CATEGORY_INDICES: _category_lists(["Crime", "Noir"]),
+     features.HOUR_OF_DAY: 23, features.DAY_OF_WEEK: 2,
+     features.TIMESTAMP_Z: _z(604799), features.LABEL: 0.0,
+     features.SEQUENCE_ITEM_INDICES: _items("zz"),
+     features.SEQUENCE_IS_VIDEO: [1],
+     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("heat"),
+     features.SEQUENCE_CATEGORY_INDICES: _category_lists(["Crime", "Noir"]),
+     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries("pacino"),
+     **_sequence_times([604799], [23], [2]),
+     **_NO_NEGATIVES},
+]
+
+
+def test_every_output_of_examples_and_rows_is_known():
+  with tempfile.TemporaryDirectory() as temp_dir:
+    transformed, tft_output = transform_testing.analyze_and_transform(
+        EXAMPLES, transform_testing.raw_metadata(config_lib.CURATED_SCHEMA),
+        temp_dir)
+    vocabularies = {
+        name: [value.decode() for value in tft_output.vocabulary_by_name(name)]
+        for name in VOCABULARIES}
+  assert vocabularies == VOCABULARIES
+  assert len(transformed) == len(EXPECTED)
+  for row, (actual, expected) in enumerate(zip(transformed, EXPECTED)):
+    assert set(actual) == set(expected), row
+    for name, values in expected.items():
+      if name in (features.TIMESTAMP_Z, features.SEQUENCE_TIMESTAMP_Z):
+        # float32 in the graph, on ~1e5 s timestamps.
+        np.testing.assert_allclose(actual[name], values, rtol=1e-5,
+                                   atol=1e-6, err_msg=f"row {row} {name}")
+      else:
+        np.testing.assert_array_equal(actual[name], values,
+                                      f"row {row} {name}")
+
+
 @pytest.mark.parametrize("split", [user_sequences.LEAVE_LAST_OUT,
                                    user_sequences.TEMPORAL])
 def test_train_targets_hold_every_history_item_on_movielens(split):
