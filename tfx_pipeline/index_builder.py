@@ -50,6 +50,7 @@ from data import example_rows
 from data import features
 from models import serving_names
 from serving import scann_index
+from tfx_pipeline import artifact_files
 from tfx_pipeline import scann_layer_export
 from transforms import filesystems
 
@@ -168,32 +169,18 @@ class EmbedItemsFn(beam.DoFn):
     yield from zip((item.item_id for item in items), embeddings)
 
 
-def copy_tree(source_dir: str, target_dir: str,
-              skip_subdir: Optional[str] = None) -> None:
-  """Copies a directory with tf.io.gfile, so that either side may be remote."""
-  for directory, _, files in tf.io.gfile.walk(source_dir):
-    relative = os.path.relpath(directory, source_dir)
-    if skip_subdir and (relative + os.sep).startswith(skip_subdir + os.sep):
-      continue
-    target = target_dir if relative == os.curdir else os.path.join(
-        target_dir, relative)
-    tf.io.gfile.makedirs(target)
-    for name in files:
-      tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, name),
-                       overwrite=True)
-
-
 def write_indexed_model(model_dir: str, index: scann_index.ScannIndex,
                         indexed_model_dir: str) -> None:
   """Writes a copy of the SavedModel with `index` in its `assets.extra/`."""
   # An index already in the input model is stale: this one replaces it.
-  copy_tree(model_dir, indexed_model_dir, skip_subdir=scann_index.INDEX_SUBDIR)
+  artifact_files.copy_tree(model_dir, indexed_model_dir,
+                           skip_subdir=scann_index.INDEX_SUBDIR)
   target_index_dir = scann_index.index_dir(indexed_model_dir)
   if tf.io.gfile.exists(target_index_dir):
     tf.io.gfile.rmtree(target_index_dir)
   # ScaNN serializes to local files only; stage them, then copy.
   with tempfile.TemporaryDirectory() as staging_dir:
-    copy_tree(index.write(staging_dir), target_index_dir)
+    artifact_files.copy_tree(index.write(staging_dir), target_index_dir)
 
 
 def build_and_write_outputs(embedded: list[tuple[str, np.ndarray]],

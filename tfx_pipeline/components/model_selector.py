@@ -22,17 +22,23 @@ The scores come from each Model artifact's `model_info.json`
 (`components.baseline_fit`), or whose Trainer recorded no score on the
 model's metric, is listed with the reason and not selected.
 
+One ModelSelector runs per baseline, each between the best so far and that
+baseline (the last one's id is `ModelSelector`), so that every input is one
+artifact channel, as Kubeflow's compiler requires. A new candidate can change
+the best score a metric is divided by, and with it the order of two earlier
+candidates: a ModelSelector may select one the previous one did not hand
+on. So every candidate's record names the artifact it would be pushed
+from, and the selected one is copied from there, not from the `model` input;
+every such URI is under the pipeline root, which every step reads.
+
 Outputs:
 
 - `selected_model`: a copy of the selected Model artifact (the model's is
   the indexed one, with its ScaNN index), with its `model_info.json`.
-One ModelSelector runs per baseline, each between the best so far and that
-baseline (the last one's id is `ModelSelector`), so that every input is one
-artifact channel, as Kubeflow's compiler requires.
-
 - `blessing`: a ModelBlessing the Pusher reads (`blessed` 1 or 0 and the
   BLESSED or NOT_BLESSED marker), with `comparison.json` beside it: the
-  rule, every candidate's score or reason, what was selected and why. It
+  rule, every candidate's score or reason and its artifacts, what was
+  selected, the artifact it was copied from (`selected_uri`) and why. It
   names no model id: the Evaluator's next baseline (the latest model an
   Evaluator blessed) is the same as without selection.
 """
@@ -47,9 +53,9 @@ from tfx import v1 as tfx
 from models import families
 from models import trainer as trainer_lib
 from models import validation_scores
+from tfx_pipeline import artifact_files
 from tfx_pipeline.components import baseline_fit
 from tfx_pipeline.components import blessing_record
-from tfx_pipeline import index_builder
 
 RULE = ("the highest mean relative validation score over Recall@10, "
         "Recall@50 and NDCG@10 (each divided by the best candidate's) among "
@@ -78,6 +84,11 @@ class Candidate:
     reason: why it cannot be selected; "" if it can.
     metrics: every validation metric at its kept epoch or setting; None
       where its Trainer recorded only `validation`.
+    uri: the Model artifact pushed if it is selected: the model as the
+      Pusher would push it (indexed, for an indexed family), a baseline's
+      Trainer output; "" in a record written before candidates kept it.
+    info_uri: the Model artifact holding its `model_info.json`: the model's
+      Trainer output, a baseline's `uri`.
   """
   label: str
   is_model: bool
@@ -85,6 +96,8 @@ class Candidate:
   validation: Optional[float] = None
   reason: str = ""
   metrics: Optional[Dict[str, float]] = None
+  uri: str = ""
+  info_uri: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,11 +119,19 @@ class Selection:
   def selected_is_model(self) -> bool:
     return self.selected == self.candidates[0].label
 
+  @property
+  def selected_candidate(self) -> Optional[Candidate]:
+    """The candidate pushed; None if nothing is."""
+    return next((c for c in self.candidates if c.label == self.selected),
+                None)
+
   def to_json(self) -> dict:
+    chosen = self.selected_candidate
     return {"rule": RULE, "metric": self.candidates[0].metric,
             "candidates": [dataclasses.asdict(c) for c in self.candidates],
             "model_blessed": self.model_blessed, "selected": self.selected,
-            "selected_is_model": self.selected_is_model, "why": self.why}
+            "selected_is_model": self.selected_is_model,
+            "selected_uri": chosen.uri if chosen else None, "why": self.why}
 
   @classmethod
   def from_json(cls, record: dict) -> "Selection":
@@ -172,22 +193,34 @@ def select(model: Candidate, baselines: List[Candidate],
                                                  if margin else ""))
 
 
-def candidate(model: tfx.types.standard_artifacts.Model,
-              is_model: bool) -> Candidate:
-  """A Trainer's Model artifact as a candidate, from its `model_info.json`."""
-  info = trainer_lib.read_model_info(model.uri)
-  failure = baseline_fit.read_failure(model.uri)
+def candidate(model: tfx.types.standard_artifacts.Model, is_model: bool,
+              trained_model: Optional[tfx.types.standard_artifacts.Model] = None
+              ) -> Candidate:
+  """A Model artifact as a candidate, from its Trainer's `model_info.json`.
+
+  Args:
+    model: the artifact pushed if the candidate is selected.
+    is_model: whether it is the run's model rather than a baseline.
+    trained_model: the Trainer output holding its `model_info.json` and fit
+      failure, where that is not `model` (the model's, when indexed).
+  """
+  trained_model = trained_model or model
+  uris = {"uri": model.uri, "info_uri": trained_model.uri}
+  info = trainer_lib.read_model_info(trained_model.uri)
+  failure = baseline_fit.read_failure(trained_model.uri)
   label = (info.get(families.LABEL_KEY) or info.get(families.FAMILY_KEY)
-           or (failure.family if failure else os.path.basename(model.uri)))
+           or (failure.family if failure
+               else os.path.basename(trained_model.uri)))
   if failure:
-    return Candidate(label, is_model, reason=f"did not fit: {failure.reason}")
+    return Candidate(label, is_model, reason=f"did not fit: {failure.reason}",
+                     **uris)
   validation = info.get(trainer_lib.VALIDATION_KEY)
   if not validation:
     return Candidate(label, is_model,
-                     reason="its Trainer recorded no validation score")
+                     reason="its Trainer recorded no validation score", **uris)
   return Candidate(label, is_model, validation["metric"],
                    float(validation["value"]),
-                   metrics=validation.get("metrics"))
+                   metrics=validation.get("metrics"), **uris)
 
 
 def read_selection(blessing_uri: str) -> Optional[Selection]:
@@ -199,6 +232,39 @@ def read_selection(blessing_uri: str) -> Optional[Selection]:
   fields = blessing_record.read(blessing_uri)
   return (Selection.from_json(fields) if fields and "candidates" in fields
           else None)
+
+
+def _handed_on(earlier: Selection, model: tfx.types.standard_artifacts.Model,
+               trained_model: tfx.types.standard_artifacts.Model
+               ) -> List[Candidate]:
+  """The previous ModelSelector's candidates, each with its artifacts.
+
+  A record written before candidates kept their URIs names none; its pick is
+  still known: the `model` and `trained_model` it handed on.
+  """
+  return [dataclasses.replace(c, uri=model.uri, info_uri=trained_model.uri)
+          if c.label == earlier.selected and not c.uri else c
+          for c in earlier.candidates]
+
+
+def _copy_selected(chosen: Candidate,
+                   selected_model: tfx.types.standard_artifacts.Model) -> None:
+  """Copies the chosen candidate's artifact and its `model_info.json`.
+
+  Raises:
+    ValueError: where the record it came from names no artifact for it.
+  """
+  if not chosen.uri:
+    raise ValueError(
+        f"{chosen.label} is selected, but the previous ModelSelector's "
+        "comparison.json, written before candidates kept their artifact "
+        "URIs, names none for it: rerun the pipeline without its cache "
+        "(`--no-cache`)")
+  artifact_files.copy_tree(chosen.uri, selected_model.uri)
+  tf.io.gfile.copy(
+      os.path.join(chosen.info_uri, trainer_lib.MODEL_INFO_FILE),
+      os.path.join(selected_model.uri, trainer_lib.MODEL_INFO_FILE),
+      overwrite=True)
 
 
 @tfx.dsl.components.component
@@ -221,8 +287,9 @@ def ModelSelector(  # pylint: disable=invalid-name
   The pipeline chains one ModelSelector per baseline (Kubeflow's compiler
   takes one artifact channel per input): the first gets the model and its
   gate's blessing, each next one the previous one's outputs, whose
-  `comparison.json` carries the candidates so far. Ties keep the earlier
-  candidate, the model first.
+  `comparison.json` carries the candidates so far with their artifacts.
+  Ties keep the earlier candidate, the model first. The selected candidate
+  is copied from the artifact its record names, which need not be `model`.
 
   Args:
     model: the best so far as the Pusher would push it: the model (indexed,
@@ -237,21 +304,15 @@ def ModelSelector(  # pylint: disable=invalid-name
       `comparison.json` beside its marker.
   """
   earlier = read_selection(model_blessing.uri)
-  candidates = (earlier.candidates if earlier
-                else [candidate(trained_model, is_model=True)])
+  candidates = (_handed_on(earlier, model, trained_model) if earlier
+                else [candidate(model, True, trained_model=trained_model)])
   challenger = candidate(baseline_model, is_model=False)
   selection = select(candidates[0], [*candidates[1:], challenger],
                      model_blessing.get_int_custom_property(_BLESSED_KEY) == 1)
-  if selection.selected is not None:
-    source, info = ((baseline_model, baseline_model)
-                    if selection.selected == challenger.label
-                    else (model, trained_model))
-    index_builder.copy_tree(source.uri, selected_model.uri)
-    tf.io.gfile.copy(os.path.join(info.uri, trainer_lib.MODEL_INFO_FILE),
-                     os.path.join(selected_model.uri,
-                                  trainer_lib.MODEL_INFO_FILE),
-                     overwrite=True)
+  chosen = selection.selected_candidate
+  if chosen is not None:
+    _copy_selected(chosen, selected_model)
   blessing.set_string_custom_property(_SELECTED_KEY, selection.selected or "")
-  blessing_record.write(blessing, selection.selected is not None,
-                        selection.to_json())
-  print(f"ModelSelector: {selection.why}", flush=True)
+  blessing_record.write(blessing, chosen is not None, selection.to_json())
+  print(f"ModelSelector: {selection.why}"
+        + (f"; copied from {chosen.uri}" if chosen else ""), flush=True)

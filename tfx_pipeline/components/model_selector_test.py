@@ -143,11 +143,12 @@ def _info(family, value, metrics=None):
 
 def test_candidates_are_read_from_model_info_and_fit_failures(tmp_path):
   metrics = {"recall_at_10": 0.1, "recall_at_50": 0.25, "ndcg_at_10": 0.05}
-  scored = model_selector.candidate(
-      _artifact(str(tmp_path), "m", _info("sasrec", 0.25, metrics)),
-      is_model=True)
-  assert scored == model_selector.Candidate("sasrec", True, _METRIC, 0.25,
-                                            metrics=metrics)
+  trained = _artifact(str(tmp_path), "m", _info("sasrec", 0.25, metrics))
+  indexed = _artifact(str(tmp_path), "indexed")
+  scored = model_selector.candidate(indexed, True, trained_model=trained)
+  assert scored == model_selector.Candidate(
+      "sasrec", True, _METRIC, 0.25, metrics=metrics, uri=indexed.uri,
+      info_uri=trained.uri)
   failure = baseline_fit.FitFailure("ease", "killed by signal 11", -11, 4096.0,
                                     "--set ...")
   failed = model_selector.candidate(
@@ -163,15 +164,25 @@ def test_a_baseline_gates_comparison_is_no_selection(tmp_path):
   assert model_selector.read_selection(str(tmp_path)) is None
 
 
-def _run_selector(root, model, blessing_in, baseline):
+def _run_selector(root, model, blessing_in, baseline, trained_model=None):
+  """One ModelSelector execution; `trained_model` defaults to `model`, as
+  after the first selector of a chain."""
   selected = tfx.types.standard_artifacts.Model()
   selected.uri = os.path.join(root, "selected")
   blessing = tfx.types.standard_artifacts.ModelBlessing()
   blessing.uri = os.path.join(root, "blessing")
   model_selector.ModelSelector.EXECUTOR_SPEC.executor_class._FUNCTION(  # pylint: disable=protected-access
-      model=model, trained_model=model, model_blessing=blessing_in,
-      baseline_model=baseline, selected_model=selected, blessing=blessing)
+      model=model, trained_model=trained_model or model,
+      model_blessing=blessing_in, baseline_model=baseline,
+      selected_model=selected, blessing=blessing)
   return selected, blessing
+
+
+def _pushed_export(model):
+  """Which model's SavedModel `model` holds (`_artifact` writes its name)."""
+  with open(os.path.join(model.uri, "Format-Serving",
+                         "saved_model.pb")) as export:
+    return export.read()
 
 
 def _blessing(root, blessed):
@@ -183,19 +194,22 @@ def _blessing(root, blessed):
   return blessing
 
 
+def _ease_ahead_on_recall_at_50(root):
+  """The model's Trainer output, ease's and item_knn's; ease scores best."""
+  return (_artifact(root, "model", _info("two_tower", 0.30)),
+          _artifact(root, "ease", _info("ease", 0.35)),
+          _artifact(root, "knn", _info("item_knn", 0.33)))
+
+
 def test_two_chained_selectors_push_the_winning_baseline_with_every_reason(
     tmp_path):
   root = str(tmp_path)
-  model = _artifact(root, "model", _info("two_tower", 0.30))
-  ease = _artifact(root, "ease", _info("ease", 0.35))
-  knn = _artifact(root, "knn", _info("item_knn", 0.33))
+  model, ease, knn = _ease_ahead_on_recall_at_50(root)
   first_model, first_blessing = _run_selector(
       os.path.join(root, "first"), model, _blessing(root, True), ease)
   selected, blessing = _run_selector(os.path.join(root, "last"), first_model,
                                      first_blessing, knn)
-  with open(os.path.join(selected.uri, "Format-Serving",
-                         "saved_model.pb")) as pushed:
-    assert pushed.read() == "ease"
+  assert _pushed_export(selected) == "ease"
   assert trainer_lib.read_model_info(selected.uri)["model_family"] == "ease"
   assert os.path.exists(os.path.join(blessing.uri, constants.BLESSED_FILE_NAME))
   assert blessing.get_int_custom_property(
@@ -204,6 +218,76 @@ def test_two_chained_selectors_push_the_winning_baseline_with_every_reason(
   assert [c.label for c in selection.candidates] == [
       "two_tower", "ease", "item_knn"]
   assert selection.selected == "ease" and not selection.selected_is_model
+
+
+def _flipping_candidates(root):
+  """The model's Trainer output, ease's and item_knn's, scored so that
+  item_knn's arrival puts ease ahead of the model (see the test below)."""
+  def scored(name, family, recall_at_10, recall_at_50, ndcg_at_10):
+    return _artifact(root, name, _info(family, recall_at_50, {
+        "recall_at_10": recall_at_10, "recall_at_50": recall_at_50,
+        "ndcg_at_10": ndcg_at_10}))
+  return (scored("trained", "two_tower", 1.0, 0.7, 0.5),
+          scored("ease", "ease", 0.6, 1.0, 0.5),
+          scored("knn", "item_knn", 3.0, 0.1, 0.5))
+
+
+def test_the_last_selector_copies_an_earlier_baseline_that_overtakes_its_pick(
+    tmp_path):
+  # Relative scores divide by the best candidate's: item_knn's Recall@10
+  # shrinks the model's lead there, so the model, ahead of ease in the first
+  # selector (0.90 to 0.87), falls behind it in the last (0.68 to 0.73):
+  # the last must copy ease, which the first one did not hand on.
+  root = str(tmp_path)
+  trained, ease, knn = _flipping_candidates(root)
+  indexed = _artifact(root, "two_tower_indexed")
+  first_model, first_blessing = _run_selector(
+      os.path.join(root, "first"), indexed, _blessing(root, True), ease,
+      trained_model=trained)
+  assert model_selector.read_selection(
+      first_blessing.uri).selected == "two_tower"
+  assert _pushed_export(first_model) == "two_tower_indexed"
+  selected, blessing = _run_selector(os.path.join(root, "last"), first_model,
+                                     first_blessing, knn)
+  assert model_selector.read_selection(blessing.uri).selected == "ease"
+  assert _pushed_export(selected) == "ease"
+  assert trainer_lib.read_model_info(selected.uri)["model_family"] == "ease"
+  assert blessing_record.read(blessing.uri)["selected_uri"] == ease.uri
+
+
+def _forget_uris(blessing):
+  """Rewrites a ModelSelector's record as written before candidates kept
+  their artifact URIs."""
+  record = blessing_record.read(blessing.uri)
+  del record["selected_uri"]
+  for candidate in record["candidates"]:
+    del candidate["uri"], candidate["info_uri"]
+  with open(os.path.join(blessing.uri, blessing_record.COMPARISON_FILE),
+            "w") as out:
+    json.dump(record, out)
+
+
+def test_an_older_records_pick_is_copied_from_the_model_it_handed_on(
+    tmp_path):
+  root = str(tmp_path)
+  model, ease, knn = _ease_ahead_on_recall_at_50(root)
+  first_model, first_blessing = _run_selector(
+      os.path.join(root, "first"), model, _blessing(root, True), ease)
+  _forget_uris(first_blessing)
+  selected, blessing = _run_selector(os.path.join(root, "last"), first_model,
+                                     first_blessing, knn)
+  assert _pushed_export(selected) == "ease"
+  assert blessing_record.read(blessing.uri)["selected_uri"] == first_model.uri
+
+
+def test_an_older_record_without_the_winners_artifact_is_refused(tmp_path):
+  root = str(tmp_path)
+  trained, ease, knn = _flipping_candidates(root)
+  first_model, first_blessing = _run_selector(
+      os.path.join(root, "first"), trained, _blessing(root, True), ease)
+  _forget_uris(first_blessing)
+  with pytest.raises(ValueError, match="ease is selected, but .* names none"):
+    _run_selector(os.path.join(root, "last"), first_model, first_blessing, knn)
 
 
 def test_a_refused_model_leaves_nothing_to_push(tmp_path):
