@@ -47,6 +47,7 @@ from tfx_pipeline import evaluation
 from tfx_pipeline import local_runner
 from tfx_pipeline.report import html_page
 from tfx_pipeline.report import run_summary
+from tfx_pipeline.report import summary_text
 from tfx_pipeline import retrieval_metrics
 
 # Three pipeline runs share a workspace; on a loaded machine the fixture that
@@ -164,7 +165,7 @@ def test_a_model_that_does_not_beat_its_baseline_is_not_pushed(gated_run):
 
 def test_summary_and_report_show_the_model_beside_its_baseline(gated_run):
   _, summary = gated_run
-  text = run_summary.format_summary(
+  text = summary_text.format_summary(
       summary, "metrics", [(_MODEL, evaluation.MODEL_OUTPUT),
                            ("most-popular", evaluation.BASELINE_OUTPUT)],
       evaluation.metric_names())
@@ -222,7 +223,7 @@ def test_without_the_baseline_gate_the_model_is_pushed_and_the_failure_shown(
   assert ungated.blessed is True
   (version,) = pushed_by_ungated
   assert ungated.pushed_dir == os.path.join(config.push_dir, version)
-  text = run_summary.format_summary(
+  text = summary_text.format_summary(
       ungated, "metrics", [(_MODEL, evaluation.MODEL_OUTPUT)],
       evaluation.metric_names())
   assert f"{_BASELINE} did not fit" in text, text
@@ -277,14 +278,15 @@ def test_the_baseline_with_the_better_validation_score_is_pushed(
   (version,) = set(pipeline_fixtures.pushed_versions(config.push_dir)) - set(
       pushed_before)
   assert summary.pushed_dir == os.path.join(config.push_dir, version)
+  baseline_model = summary.artifacts[f"BaselineTrainer_{_BASELINE}.model"]
   assert filecmp.cmp(
-      os.path.join(summary.artifacts[f"BaselineTrainer_{_BASELINE}.model"],
-                   _SERVING_SUBDIR, "saved_model.pb"),
+      os.path.join(baseline_model, _SERVING_SUBDIR, "saved_model.pb"),
       os.path.join(summary.pushed_dir, "saved_model.pb"), shallow=False)
-  text = run_summary.format_summary(
+  text = summary_text.format_summary(
       summary, "metrics", [(_MODEL, evaluation.MODEL_OUTPUT)],
       evaluation.metric_names())
   assert f"  selected: {_BASELINE} ({selection.why})" in text.splitlines()
+  assert f"  copied from: {baseline_model}" in text.splitlines()
   assert "ModelSelector's blessing" in text
 
 

@@ -142,15 +142,15 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
 def _print_summary(summary, model_family: str) -> None:
   """Prints a run's summary; `model_family` where the run records none."""
   from tfx_pipeline import evaluation  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline.report import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import summary_text  # pylint: disable=g-import-not-at-top
   model_family = summary.model_family or model_family
   if families.get(model_family).is_ranking:
-    print(run_summary.format_summary(
+    print(summary_text.format_summary(
         summary, "CTR metrics on the eval split (ExampleGen's sampled "
         "negatives):", [(model_family, "")],
         evaluation.RANKING_METRIC_NAMES))
   else:
-    print(run_summary.format_summary(
+    print(summary_text.format_summary(
         summary, "Full-ranking metrics on the eval split (history items "
         "excluded):", [(model_family, evaluation.MODEL_OUTPUT),
                        ("most-popular", evaluation.BASELINE_OUTPUT)],

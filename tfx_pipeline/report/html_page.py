@@ -26,6 +26,7 @@ from data import storage
 from tfx_pipeline import evaluation
 from tfx_pipeline.report import plots
 from tfx_pipeline.report import run_summary
+from tfx_pipeline.report import summary_text
 from tfx_pipeline.report import tfma_output
 
 REPORT_DIR = "report"
@@ -220,7 +221,7 @@ def _baselines_section(summary: run_summary.RunSummary,
              f"{html.escape(gate.in_words())}.</div>")
   if summary.selection:
     body += ("<pre>" + html.escape("\n".join(
-        run_summary.selection_lines(summary.selection))) + "</pre>")
+        summary_text.selection_lines(summary.selection))) + "</pre>")
   return body
 
 

@@ -3,8 +3,10 @@
 Everything here comes from ML-Metadata and the artifacts it points at, so the
 summary describes exactly what the run recorded: the model's Evaluator
 metrics, each classical baseline's (`Evaluator_<family>`, overall slice), the
-BaselineGate's comparison, the learning curve of every Trainer that wrote one
-and the split protocol ExampleGen ran.
+BaselineGate's comparison, ModelSelector's selection, the learning curve of
+every Trainer that wrote one and the split protocol ExampleGen ran.
+`summary_text` lays the summary out as the CLI prints it, `html_page` as the
+run's report.
 """
 
 from __future__ import annotations
@@ -339,29 +341,6 @@ def _selection(artifacts: dict[str, str]):
   return model_selector.read_selection(uri) if uri else None
 
 
-def selection_lines(selection: model_selector.Selection) -> list[str]:
-  """What was pushed and why: every candidate's validation scores and, where
-  every candidate has them, its mean relative score."""
-  lines = [f"Pushed by validation ({model_selector.RULE}):"]
-  relative = (model_selector.relative_scores(
-      model_selector.comparable_candidates(selection.candidates))
-              if selection.candidates[0].validation is not None else None)
-  for candidate in selection.candidates:
-    if candidate.validation is None:
-      lines.append(f"  {candidate.label:22s} not selectable: "
-                   f"{candidate.reason}")
-      continue
-    scores = candidate.metrics or {candidate.metric: candidate.validation}
-    described = ", ".join(f"{name} {value:.4f}"
-                          for name, value in scores.items())
-    if relative and candidate.label in relative:
-      described += f"; relative {relative[candidate.label]:.4f}"
-    lines.append(f"  {candidate.label:22s} {described}")
-  lines.append(f"  selected: {selection.selected or 'nothing'} "
-               f"({selection.why})")
-  return lines
-
-
 def _learning_curves(artifacts: dict[str, str]) -> dict:
   from models import learning_curve  # pylint: disable=g-import-not-at-top
   curves = {}
@@ -372,98 +351,3 @@ def _learning_curves(artifacts: dict[str, str]) -> dict:
       if curve is not None:
         curves[component] = curve
   return curves
-
-
-def format_summary(summary: RunSummary, heading: str,
-                   outputs: Sequence[tuple[str, str]],
-                   metric_names: Sequence[str]) -> str:
-  """Renders the summary as the plain-text tables the CLI prints.
-
-  Args:
-    summary: the run.
-    heading: what the metrics table shows.
-    outputs: `(row label, TFMA output name)` per scorer; "" for a model with
-      a single unnamed output.
-    metric_names: the metric columns.
-  """
-  lines = [f"Run {summary.run_id}", "", f"{'component':34s} {'state':9s} seconds"]
-  for run in summary.components:
-    lines.append(f"{run.component:34s} {run.state:9s} {run.seconds:7.1f}")
-  lines += ["", heading]
-  if summary.split:
-    lines.append(f"eval split protocol: {summary.split}")
-  lines.append(f"{'slice':44s} {'model':14s} " +
-               " ".join(f"{m:>12s}" for m in metric_names))
-  for name, row in sorted(summary.metrics.items(),
-                          key=lambda kv: (kv[0] != "overall", kv[0])):
-    for label, output in outputs:
-      values = [row.get(eval_results.metric_key(output, m)) for m in metric_names]
-      if all(v is None for v in values):
-        continue
-      lines.append(f"{name:44s} {label:14s} {_cells(values)}")
-  overall = summary.metrics.get("overall", {})
-  count = overall.get(eval_results.metric_key(outputs[0][1], "example_count"))
-  if count is not None:
-    lines.append(f"eval examples: {int(count)}")
-  lines += _baseline_lines(summary, outputs[0][0], metric_names)
-  lines += _learning_curve_lines(summary)
-  lines += ["",
-            f"blessed: {summary.blessed}" + (
-                " (ModelSelector's blessing, which the Pusher read)"
-                if summary.selection else
-                " (BaselineGate's blessing, which the Pusher read)"
-                if summary.baseline_gate else ""),
-            f"pushed:  {summary.pushed_dir or 'no (not blessed, or push skipped)'}"]
-  for name in ("Trainer.model", "Evaluator.evaluation", "Transform.transform_graph"):
-    if name in summary.artifacts:
-      lines.append(f"{name}: {summary.artifacts[name]}")
-  return "\n".join(lines)
-
-
-def _cells(values: Sequence[Optional[float]]) -> str:
-  return " ".join(f"{v:12.4f}" if v is not None else f"{'-':>12s}"
-                  for v in values)
-
-
-def _baseline_lines(summary: RunSummary, model_label: str,
-                    metric_names: Sequence[str]) -> list[str]:
-  """The model beside every baseline, overall, and the verdict."""
-  scorers = overall_scorers(summary, model_label, metric_names)
-  if not scorers:
-    return []
-  lines = ["", "Overall, the model beside the baselines trained in this run "
-           "(same eval split, same metrics):",
-           f"{'scorer':24s} " + " ".join(f"{m:>12s}" for m in metric_names)]
-  for scorer in scorers:
-    lines.append(f"{scorer.label:24s} " + _cells(
-        [scorer.metrics.get(m) for m in metric_names]))
-  for family, failure in sorted(summary.baseline_failures.items()):
-    lines.append(f"{family} did not fit, so it has no row: {failure}")
-  metric = (summary.baseline_gate.metric if summary.baseline_gate
-            else summary.gate_metric)
-  verdict = baseline_verdict(scorers, metric)
-  if verdict:
-    lines.append(verdict)
-  if summary.baseline_gate:
-    lines.append(f"BaselineGate: {summary.baseline_gate.in_words()}")
-  if summary.selection:
-    lines += selection_lines(summary.selection)
-  return lines
-
-
-def _learning_curve_lines(summary: RunSummary) -> list[str]:
-  lines = []
-  for component, curve in sorted(summary.learning_curves.items()):
-    width = max([len("step")] + [len(str(p.step)) for p in curve.points])
-    lines += ["", f"{component} ({curve.family}): validation {curve.metric} "
-              "on a split carved from train",
-              f"{'step':{width}s} {'train_loss':>12s} {'validation':>12s}"]
-    for point in curve.points:
-      mark = "  <- best" if point.step == curve.best else ""
-      lines.append(f"{str(point.step):{width}s} "
-                   f"{_cells([point.train_loss, point.validation])}{mark}")
-    lines.append(f"chosen: {json.dumps(curve.chosen)}")
-    warning = curve.budget_warning()
-    if warning:
-      lines.append(f"WARNING: {component}: {warning}")
-  return lines
