@@ -194,6 +194,25 @@ def _blessing(root, blessed):
   return blessing
 
 
+def _run_two_selectors(root, model, first_baseline, last_baseline,
+                       trained_model=None, rewrite_first_record=None):
+  """A chain of two: the model (blessed) against `first_baseline`, then that
+  selection against `last_baseline`; `rewrite_first_record` changes the
+  first one's blessing before the last one reads it.
+
+  Returns:
+    The first selector's selected model and blessing, then the last one's.
+  """
+  first_model, first_blessing = _run_selector(
+      os.path.join(root, "first"), model, _blessing(root, True),
+      first_baseline, trained_model=trained_model)
+  if rewrite_first_record:
+    rewrite_first_record(first_blessing)
+  return (first_model, first_blessing,
+          *_run_selector(os.path.join(root, "last"), first_model,
+                         first_blessing, last_baseline))
+
+
 def _ease_ahead_on_recall_at_50(root):
   """The model's Trainer output, ease's and item_knn's; ease scores best."""
   return (_artifact(root, "model", _info("two_tower", 0.30)),
@@ -204,11 +223,8 @@ def _ease_ahead_on_recall_at_50(root):
 def test_two_chained_selectors_push_the_winning_baseline_with_every_reason(
     tmp_path):
   root = str(tmp_path)
-  model, ease, knn = _ease_ahead_on_recall_at_50(root)
-  first_model, first_blessing = _run_selector(
-      os.path.join(root, "first"), model, _blessing(root, True), ease)
-  selected, blessing = _run_selector(os.path.join(root, "last"), first_model,
-                                     first_blessing, knn)
+  _, _, selected, blessing = _run_two_selectors(
+      root, *_ease_ahead_on_recall_at_50(root))
   assert _pushed_export(selected) == "ease"
   assert trainer_lib.read_model_info(selected.uri)["model_family"] == "ease"
   assert os.path.exists(os.path.join(blessing.uri, constants.BLESSED_FILE_NAME))
@@ -241,14 +257,12 @@ def test_the_last_selector_copies_an_earlier_baseline_that_overtakes_its_pick(
   root = str(tmp_path)
   trained, ease, knn = _flipping_candidates(root)
   indexed = _artifact(root, "two_tower_indexed")
-  first_model, first_blessing = _run_selector(
-      os.path.join(root, "first"), indexed, _blessing(root, True), ease,
-      trained_model=trained)
+  first_model, first_blessing, selected, blessing = _run_two_selectors(
+      root, indexed, ease, knn, trained_model=trained)
   assert model_selector.read_selection(
       first_blessing.uri).selected == "two_tower"
   assert _pushed_export(first_model) == "two_tower_indexed"
-  selected, blessing = _run_selector(os.path.join(root, "last"), first_model,
-                                     first_blessing, knn)
+  assert blessing_record.read(first_blessing.uri)["selected_uri"] == indexed.uri
   assert model_selector.read_selection(blessing.uri).selected == "ease"
   assert _pushed_export(selected) == "ease"
   assert trainer_lib.read_model_info(selected.uri)["model_family"] == "ease"
@@ -270,24 +284,18 @@ def _forget_uris(blessing):
 def test_an_older_records_pick_is_copied_from_the_model_it_handed_on(
     tmp_path):
   root = str(tmp_path)
-  model, ease, knn = _ease_ahead_on_recall_at_50(root)
-  first_model, first_blessing = _run_selector(
-      os.path.join(root, "first"), model, _blessing(root, True), ease)
-  _forget_uris(first_blessing)
-  selected, blessing = _run_selector(os.path.join(root, "last"), first_model,
-                                     first_blessing, knn)
+  first_model, _, selected, blessing = _run_two_selectors(
+      root, *_ease_ahead_on_recall_at_50(root),
+      rewrite_first_record=_forget_uris)
   assert _pushed_export(selected) == "ease"
   assert blessing_record.read(blessing.uri)["selected_uri"] == first_model.uri
 
 
 def test_an_older_record_without_the_winners_artifact_is_refused(tmp_path):
   root = str(tmp_path)
-  trained, ease, knn = _flipping_candidates(root)
-  first_model, first_blessing = _run_selector(
-      os.path.join(root, "first"), trained, _blessing(root, True), ease)
-  _forget_uris(first_blessing)
   with pytest.raises(ValueError, match="ease is selected, but .* names none"):
-    _run_selector(os.path.join(root, "last"), first_model, first_blessing, knn)
+    _run_two_selectors(root, *_flipping_candidates(root),
+                       rewrite_first_record=_forget_uris)
 
 
 def test_a_refused_model_leaves_nothing_to_push(tmp_path):
