@@ -5,7 +5,7 @@ that some user has both of. They grow with the sum over users of their item
 count squared, not with the catalogue: at 10M events over 250k users of
 log-normal activity, G has 616M non-zeros, and building it in one product
 (scipy's CSR of float32 data, int32 indices, and the copy made from it)
-passed 19 GiB (benchmarks/README.md, "10M interactions x 1M items").
+passed 19 GiB (benchmarks/HISTORY.md, the 10M x 1M runs before run 7).
 
 So G is only ever computed a block of rows at a time (`row_blocks`), each
 block bounded by an upper bound on its non-zeros, computed from X alone

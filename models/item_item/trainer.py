@@ -16,7 +16,7 @@ and the learning curve's `chosen` says which rows the model was fitted on.
 The curve, with each setting's seconds, is written before any refit, so a
 refit stopped at the budget still leaves the search's record.
 At 10M interactions x 895k items EASE^R's search took 45 minutes and its
-refit was stopped at the hour (benchmarks/README.md, "Run 7"), which cost
+refit was stopped at the hour (benchmarks/HISTORY.md, "Run 7"), which cost
 the run its EASE^R baseline.
 """
 

@@ -54,8 +54,9 @@ class SasRecConfig(two_tower.TwoTowerConfig):
     epochs: a budget, not a stopping rule: training stops on validation
       (`early_stopping_patience`, `early_stopping_min_improvement`) long
       before it on both shared datasets (learning curves in
-      benchmarks/README.md, "Convergence"). The former cap of 15 epochs
-      stopped the Trainer while validation still rose on Amazon Grocery.
+      benchmarks/README.md, "The default model against EASE^R, in every
+      setting"). The former cap of 15 epochs stopped the Trainer while
+      validation still rose on Amazon Grocery.
     early_stopping_patience: more than two-tower's: one Recall@50 over the
       held-out rows moves by a point or two from one epoch to the next on
       MovieLens-100K, so a single worse epoch is no sign of convergence.
