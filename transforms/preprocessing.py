@@ -12,6 +12,7 @@ import tensorflow_transform as tft
 from data import dual_graph
 from data import features
 from transforms import dual_graph as dual_graph_tensors
+from transforms import example_layout
 
 _SECONDS_PER_HOUR = 3600
 _SECONDS_PER_DAY = 86400
@@ -33,29 +34,6 @@ def _shift_past_padding(indices):
   return indices + 1
 
 
-def _take(values: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
-  """The `values` where the `[n]` bool `keep` is true: `tf.boolean_mask`
-  for a leading dimension, in a few ops where it takes a dozen; the graph is
-  traced by every Transform run and loaded by every served request."""
-  return tf.gather(values, tf.where(keep)[:, 0])
-
-
-def _fixed_length(sparse_indices: tf.SparseTensor, length: int,
-                  default_value=features.PADDING_INDEX) -> tf.Tensor:
-  """Densifies a sparse `[batch, None]` tensor into `[batch, length]`.
-
-  Values past `length` are dropped, missing positions are `default_value`.
-  """
-  keep = sparse_indices.indices[:, 1] < length
-  dense = tf.sparse.to_dense(
-      tf.SparseTensor(_take(sparse_indices.indices, keep),
-                      _take(sparse_indices.values, keep),
-                      tf.stack([sparse_indices.dense_shape[0],
-                                tf.constant(length, tf.int64)])),
-      default_value=default_value)
-  return tf.reshape(dense, [-1, length])
-
-
 def _apply_item_vocabulary(item_ids, deferred_vocab):
   return _shift_past_padding(
       tft.apply_vocabulary(item_ids, deferred_vocab,
@@ -64,95 +42,6 @@ def _apply_item_vocabulary(item_ids, deferred_vocab):
 
 def _title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
   return tf.strings.split(tf.strings.lower(titles)).to_sparse()
-
-
-def _row_counts(sparse: tf.SparseTensor, rows: tf.Tensor) -> tf.Tensor:
-  """`[rows]` number of values in each row of a `[rows, None]` feature."""
-  return tf.math.unsorted_segment_sum(
-      tf.ones_like(sparse.indices[:, 0]), sparse.indices[:, 0], rows)
-
-
-def _newest(values: tf.SparseTensor, length: int) -> tf.SparseTensor:
-  """The last `length` values of each row of a `[batch, None]` feature, left
-  aligned: a train example's history holds every earlier positive, a row's
-  history its newest `length`."""
-  rows, columns = values.indices[:, 0], values.indices[:, 1]
-  dropped = tf.maximum(
-      tf.gather(_row_counts(values, values.dense_shape[0]), rows) - length, 0)
-  keep = columns >= dropped
-  return tf.SparseTensor(
-      indices=_take(tf.stack([rows, columns - dropped], axis=1), keep),
-      values=_take(values.values, keep),
-      dense_shape=tf.stack([values.dense_shape[0],
-                            tf.minimum(values.dense_shape[1], length)]))
-
-
-class _Layout:
-  """Where `[N]` or `[N, width]` values go in a `[batch, None]` feature.
-
-  Value n belongs to row `rows[n]` at position `positions[n]`, and a
-  position's `width` values fill columns `[p * width, (p + 1) * width)`.
-  The indices are built once per width and shared by every feature.
-  """
-
-  def __init__(self, rows: tf.Tensor, positions: tf.Tensor, batch: tf.Tensor,
-               width_in_positions: tf.Tensor):
-    self.rows = rows
-    self.positions = positions
-    self.batch = batch
-    self.width_in_positions = width_in_positions
-    self._indices: dict[int, tf.Tensor] = {}
-
-  def feature(self, values: tf.Tensor) -> tf.SparseTensor:
-    if values.shape.rank == 1:
-      values = values[:, tf.newaxis]
-    width = values.shape[1]
-    if width not in self._indices:
-      columns = (self.positions[:, tf.newaxis] * width
-                 + tf.range(width, dtype=tf.int64)[tf.newaxis, :])
-      rows = tf.broadcast_to(self.rows[:, tf.newaxis], tf.shape(columns))
-      self._indices[width] = tf.stack(
-          [tf.reshape(rows, [-1]), tf.reshape(columns, [-1])], axis=1)
-    return tf.SparseTensor(
-        indices=self._indices[width], values=tf.reshape(values, [-1]),
-        dense_shape=tf.stack([self.batch, self.width_in_positions * width]))
-
-
-class _Positives:
-  """Where each example's positives sit, flattened over the batch.
-
-  An example's positives are its history positions that carry their own
-  features (`own_lengths[b]` of them: all of a train example's, none of an
-  eval row's), then its own item. Flat position `starts[b] + p` is position
-  `p` of example `b`.
-  """
-
-  def __init__(self, own_lengths: tf.Tensor):
-    batch = tf.size(own_lengths, out_type=tf.int64)
-    self.own_lengths = own_lengths
-    self.lengths = own_lengths + 1
-    self.starts = tf.cumsum(self.lengths, exclusive=True)
-    rows = tf.repeat(tf.range(batch), self.lengths)
-    positions = tf.range(tf.reduce_sum(self.lengths)) - tf.gather(self.starts,
-                                                                  rows)
-    self.layout = _Layout(rows, positions, batch, tf.reduce_max(self.lengths))
-    # Each flat position's place in `[own history values..., currents...]`:
-    # example b's own values follow the `starts[b] - b` of earlier examples.
-    self._sources = tf.where(
-        positions == tf.gather(own_lengths, rows),
-        tf.reduce_sum(own_lengths) + rows,
-        tf.gather(self.starts - tf.range(batch), rows) + positions)
-
-  def own(self, history: tf.SparseTensor) -> tf.Tensor:
-    """`[sum(own_lengths)]` the values of a history-aligned feature at the
-    own positions, example after example."""
-    rows, columns = history.indices[:, 0], history.indices[:, 1]
-    return _take(history.values, columns < tf.gather(self.own_lengths, rows))
-
-  def values(self, own: tf.Tensor, current: tf.Tensor) -> tf.Tensor:
-    """`[P, ...]` one feature at every flat position from its `own` values
-    (`own()`, or values computed from them) and each example's `current`."""
-    return tf.gather(tf.concat([own, current], 0), self._sources)
 
 
 def _each_part(lookup, vocabulary, parts: list[tf.Tensor]) -> list[tf.Tensor]:
@@ -169,6 +58,251 @@ def _split_categories(joined: tf.Tensor) -> tf.SparseTensor:
   return tf.sparse.retain(categories, categories.values != "")
 
 
+class _Examples:
+  """A batch of raw examples, read as the per-interaction rows they stand for.
+
+  Each example's own interaction (`[batch]` values), its newest
+  `HISTORY_LENGTH` history items, its positives and its CTR negatives. A
+  positive's values are its own history position's, or the example's own
+  item's for the last one (`positives.values`); what is looked up is looked
+  up on both parts.
+  """
+
+  def __init__(self, inputs):
+    self.users = _to_vector(inputs[features.USER_ID])
+    self.items = _to_vector(inputs[features.ITEM_ID])
+    self.timestamps = _to_vector(inputs[features.TIMESTAMP])
+    self.titles = _to_vector(inputs[features.ITEM_TITLE])
+    self.queries = _to_vector(inputs[features.QUERY])
+    self.categories = inputs[features.ITEM_CATEGORIES]
+    self.history = example_layout.newest(inputs[features.HISTORY_ITEM_IDS],
+                                         features.HISTORY_LENGTH)
+    self.history_queries = inputs[features.HISTORY_QUERIES]
+    self.positives = example_layout.Positives(example_layout.row_counts(
+        inputs[features.HISTORY_TIMESTAMPS],
+        tf.size(self.users, out_type=tf.int64)))
+    (self.own_items, self.own_titles, self.own_queries, own_categories,
+     own_times, own_types) = (self.positives.own(inputs[name]) for name in (
+         features.HISTORY_ITEM_IDS, features.HISTORY_ITEM_TITLES,
+         features.HISTORY_QUERIES, features.HISTORY_ITEM_CATEGORIES,
+         features.HISTORY_TIMESTAMPS, features.HISTORY_ITEM_TYPES))
+    self.own_categories = _split_categories(own_categories)
+    self.sequence_items = self.positives.values(self.own_items, self.items)
+    self.sequence_times = self.positives.values(own_times, self.timestamps)
+    self.sequence_is_video_type = tf.equal(
+        self.positives.values(own_types,
+                              _to_vector(inputs[features.ITEM_TYPE])),
+        dual_graph.VIDEO)
+    negative_ids = inputs[features.NEGATIVE_ITEM_IDS]
+    self.negatives = example_layout.Negatives(negative_ids, self.positives)
+    self.negative_items = negative_ids.values
+    self.negative_titles = inputs[features.NEGATIVE_ITEM_TITLES].values
+    self.negative_categories = _split_categories(
+        inputs[features.NEGATIVE_ITEM_CATEGORIES].values)
+
+  def sequence_feature(self, own: tf.Tensor, current: tf.Tensor
+                       ) -> tf.SparseTensor:
+    """A `features.SEQUENCE_*` feature from its values at the own history
+    positions and at the examples' own items."""
+    return self.positives.layout.feature(self.positives.values(own, current))
+
+
+def _user_features(examples: _Examples) -> dict[str, tf.Tensor]:
+  """The user index; a user counts once per row, as their frequency orders
+  the vocabulary."""
+  user_vocab = tft.vocabulary(
+      tf.repeat(examples.users, examples.positives.lengths
+                * (1 + examples.negatives.per_positive)),
+      vocab_filename=features.USER_VOCAB)
+  return {features.USER_INDEX: _shift_past_padding(tft.apply_vocabulary(
+      examples.users, user_vocab, num_oov_buckets=features.NUM_OOV_BUCKETS))}
+
+
+def _item_features(examples: _Examples) -> dict[str, tf.Tensor]:
+  """Item indices of rows, histories, positives and negatives (one index
+  space, counted over every row's item), and the dual graph's features."""
+  item_vocab = tft.vocabulary(
+      tf.concat([examples.sequence_items, examples.negative_items], 0),
+      vocab_filename=features.ITEM_VOCAB)
+  history = examples.history
+  history_items, item_indices, own_item_indices, negative_indices = (
+      _each_part(_apply_item_vocabulary, item_vocab, [
+          history.values, examples.items, examples.own_items,
+          examples.negative_items]))
+  history_indices = tf.SparseTensor(history.indices, history_items,
+                                    history.dense_shape)
+  history_dense = example_layout.fixed_length(history_indices,
+                                              features.HISTORY_LENGTH)
+  return {
+      features.ITEM_INDEX: item_indices,
+      features.HISTORY_ITEM_INDICES: history_dense,
+      features.HISTORY_LENGTH_FEATURE: tf.reduce_sum(
+          tf.cast(history_dense != features.PADDING_INDEX, tf.int64), axis=1),
+      features.SEQUENCE_ITEM_INDICES: examples.sequence_feature(
+          own_item_indices, item_indices),
+      features.NEGATIVE_ITEM_INDICES: examples.negatives.layout.feature(
+          negative_indices),
+      **_dual_graph_features(examples, history_indices),
+  }
+
+
+def _is_in_vocabulary(values: tf.Tensor, vocab) -> tf.Tensor:
+  return tft.apply_vocabulary(values, vocab, default_value=-1) >= 0
+
+
+def _dual_graph_features(examples: _Examples,
+                         history_indices: tf.SparseTensor
+                         ) -> dict[str, tf.Tensor]:
+  """GMN's dual graph: the history split by item_type, and which positives
+  are videos.
+
+  A row not of a video (a negative has its positive's type) adds "" to the
+  video vocabulary, never an item id, so it exists even without videos.
+  """
+  is_video_type = examples.sequence_is_video_type
+  video_vocab = tft.vocabulary(
+      tf.concat([
+          tf.where(is_video_type, examples.sequence_items, ""),
+          tf.where(examples.negatives.of_positives(is_video_type),
+                   examples.negative_items, "")], 0),
+      vocab_filename=features.VIDEO_VOCAB)
+  history = examples.history
+  history_is_video, own_is_video, is_video = _each_part(
+      _is_in_vocabulary, video_vocab,
+      [history.values, examples.own_items, examples.items])
+  video_neighbours, item_neighbours = dual_graph_tensors.split_history(
+      history_indices, tf.SparseTensor(history.indices, history_is_video,
+                                       history.dense_shape),
+      features.HISTORY_LENGTH)
+  return {
+      features.VIDEO_NEIGHBOUR_INDICES: video_neighbours,
+      features.ITEM_NEIGHBOUR_INDICES: item_neighbours,
+      features.SEQUENCE_IS_VIDEO: examples.positives.layout.feature(tf.cast(
+          examples.positives.values(own_is_video, is_video), tf.int64)),
+  }
+
+
+def _token_indices(texts: tf.Tensor, vocab) -> tf.Tensor:
+  """`[n, TITLE_LENGTH]` indices of each text's first tokens."""
+  return example_layout.fixed_length(
+      _shift_past_padding(tft.apply_vocabulary(
+          _title_tokens(texts), vocab,
+          num_oov_buckets=features.NUM_OOV_BUCKETS)),
+      features.TITLE_LENGTH)
+
+
+def _query_part(tokens: tf.Tensor) -> tf.Tensor:
+  """A query's tokens: the first `QUERY_LENGTH` of its `_token_indices`."""
+  return tokens[:, :features.QUERY_LENGTH]
+
+
+def _text_features(examples: _Examples) -> dict[str, tf.Tensor]:
+  """Title and query token indices.
+
+  Query words join the title token vocabulary: SEMINAR embeds keywords and
+  item text in one table. A row counts its title's tokens and its query's
+  (a negative has its positive's); empty queries add none.
+  """
+  title_token_vocab = tft.vocabulary(
+      _title_tokens(tf.concat([
+          examples.own_titles, examples.titles, examples.negative_titles,
+          examples.own_queries, examples.queries,
+          examples.negatives.of_positives(examples.positives.values(
+              examples.own_queries, examples.queries))], 0)),
+      vocab_filename=features.TITLE_TOKEN_VOCAB)
+  history_queries = tf.reshape(example_layout.fixed_length(
+      example_layout.newest(examples.history_queries,
+                            features.HISTORY_LENGTH),
+      features.HISTORY_LENGTH, default_value=""), [-1])
+  (title_tokens, query_tokens, history_query_tokens, own_title_tokens,
+   own_query_tokens, negative_title_tokens) = _each_part(
+       _token_indices, title_token_vocab,
+       [examples.titles, examples.queries, history_queries,
+        examples.own_titles, examples.own_queries, examples.negative_titles])
+  query_tokens = _query_part(query_tokens)
+  return {
+      features.TITLE_TOKEN_INDICES: title_tokens,
+      features.QUERY_TOKEN_INDICES: query_tokens,
+      # Densified by position (a serving request's "" entries are absent
+      # from its sparse tensor), so query p stays with history item p.
+      features.HISTORY_QUERY_TOKEN_INDICES: tf.reshape(
+          _query_part(history_query_tokens),
+          [-1, features.HISTORY_LENGTH * features.QUERY_LENGTH]),
+      features.SEQUENCE_TITLE_TOKEN_INDICES: examples.sequence_feature(
+          own_title_tokens, title_tokens),
+      features.SEQUENCE_QUERY_TOKEN_INDICES: examples.sequence_feature(
+          _query_part(own_query_tokens), query_tokens),
+      features.NEGATIVE_TITLE_TOKEN_INDICES: examples.negatives.layout.feature(
+          negative_title_tokens),
+  }
+
+
+def _category_features(examples: _Examples) -> dict[str, tf.Tensor]:
+  """Category indices of rows, positives and negatives."""
+  item_categories = examples.categories
+  category_vocab = tft.vocabulary(
+      tf.concat([examples.own_categories.values,
+                 example_layout.take(item_categories.values,
+                                     item_categories.values != ""),
+                 examples.negative_categories.values], 0),
+      vocab_filename=features.CATEGORY_VOCAB)
+  category_lists = [item_categories, examples.own_categories,
+                    examples.negative_categories]
+  category_indices, own_category_indices, negative_category_indices = tf.split(
+      example_layout.fixed_length(
+          _shift_past_padding(tft.apply_vocabulary(
+              tf.sparse.concat(0, category_lists, expand_nonconcat_dims=True),
+              category_vocab, num_oov_buckets=features.NUM_OOV_BUCKETS)),
+          features.CATEGORY_LENGTH),
+      [categories.dense_shape[0] for categories in category_lists])
+  return {
+      features.CATEGORY_INDICES: category_indices,
+      features.SEQUENCE_CATEGORY_INDICES: examples.sequence_feature(
+          own_category_indices, category_indices),
+      features.NEGATIVE_CATEGORY_INDICES: examples.negatives.layout.feature(
+          negative_category_indices),
+  }
+
+
+def _hour_of_day(times: tf.Tensor) -> tf.Tensor:
+  return (times // _SECONDS_PER_HOUR) % 24
+
+
+def _day_of_week(times: tf.Tensor) -> tf.Tensor:
+  return (times // _SECONDS_PER_DAY + _EPOCH_DAY_OF_WEEK_SHIFT) % 7
+
+
+def _z_score(times: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor
+             ) -> tf.Tensor:
+  """As `tft.scale_to_z_score`, with the rows' mean and variance."""
+  centred = tf.cast(times, tf.float32) - mean
+  deviation = tf.sqrt(variance)
+  return tf.where(tf.not_equal(deviation, 0), centred / deviation, centred)
+
+
+def _time_features(examples: _Examples) -> dict[str, tf.Tensor]:
+  """Hour of day, day of week and the time scaled over the rows, of each
+  row and each positive."""
+  sequence_times = examples.sequence_times
+  row_times = tf.cast(tf.concat([
+      sequence_times, examples.negatives.of_positives(sequence_times)], 0),
+                      tf.float32)
+  mean, variance = tft.mean(row_times), tft.var(row_times)
+  timestamps = examples.timestamps
+  sequence_feature = examples.positives.layout.feature
+  return {
+      features.HOUR_OF_DAY: _hour_of_day(timestamps),
+      features.DAY_OF_WEEK: _day_of_week(timestamps),
+      features.TIMESTAMP_Z: _z_score(timestamps, mean, variance),
+      features.SEQUENCE_HOUR_OF_DAY: sequence_feature(
+          _hour_of_day(sequence_times)),
+      features.SEQUENCE_DAY_OF_WEEK: sequence_feature(
+          _day_of_week(sequence_times)),
+      features.SEQUENCE_TIMESTAMP_Z: sequence_feature(
+          _z_score(sequence_times, mean, variance)),
+  }
+
+
 def preprocessing_fn(inputs):
   """Maps raw interaction features to model features.
 
@@ -180,189 +314,25 @@ def preprocessing_fn(inputs):
   and each CTR negative once, so the vocabularies and the time scaling are
   those of the per-interaction rows.
 
+  Each vocabulary is looked up once, on everything it indexes: every lookup
+  is a table in the graph, and the graph is traced and loaded by every
+  Transform worker and every served request.
+
   Args:
     inputs: raw features as described by the curated schema.
 
   Returns:
     The transformed features named in `data.features`.
   """
-  user_ids = _to_vector(inputs[features.USER_ID])
-  item_ids = _to_vector(inputs[features.ITEM_ID])
-  timestamps = _to_vector(inputs[features.TIMESTAMP])
-  item_types = _to_vector(inputs[features.ITEM_TYPE])
-  titles = _to_vector(inputs[features.ITEM_TITLE])
-  queries = _to_vector(inputs[features.QUERY])
-  history = _newest(inputs[features.HISTORY_ITEM_IDS], features.HISTORY_LENGTH)
-
-  batch = tf.size(user_ids, out_type=tf.int64)
-  positives = _Positives(_row_counts(inputs[features.HISTORY_TIMESTAMPS],
-                                     batch))
-  def own(history_name):
-    return positives.own(inputs[history_name])
-  # A positive's values are its own history position's, or the example's
-  # item's for the last one; what is looked up is looked up on both parts.
-  own_items = own(features.HISTORY_ITEM_IDS)
-  own_titles = own(features.HISTORY_ITEM_TITLES)
-  own_queries = own(features.HISTORY_QUERIES)
-  own_categories = _split_categories(own(features.HISTORY_ITEM_CATEGORIES))
-  sequence_items = positives.values(own_items, item_ids)
-  sequence_times = positives.values(own(features.HISTORY_TIMESTAMPS),
-                                    timestamps)
-  sequence_is_video_type = tf.equal(
-      positives.values(own(features.HISTORY_ITEM_TYPES), item_types),
-      dual_graph.VIDEO)
-  # Each positive's CTR negatives, the same number for every positive of an
-  # example, in position order; each is a row with its positive's context.
-  negatives = inputs[features.NEGATIVE_ITEM_IDS]
-  negative_rows = negatives.indices[:, 0]
-  negatives_per_positive = _row_counts(negatives, batch) // positives.lengths
-  negative_positives = (
-      tf.gather(positives.starts, negative_rows) + negatives.indices[:, 1]
-      // tf.gather(tf.maximum(negatives_per_positive, 1), negative_rows))
-  def per_negative(positive_values):
-    return tf.gather(positive_values, negative_positives)
-  negative_layout = _Layout(negative_rows, negatives.indices[:, 1],
-                            negatives.dense_shape[0], negatives.dense_shape[1])
-  negative_items = negatives.values
-  negative_titles = inputs[features.NEGATIVE_ITEM_TITLES].values
-  negative_categories = _split_categories(
-      inputs[features.NEGATIVE_ITEM_CATEGORIES].values)
-  item_categories = inputs[features.ITEM_CATEGORIES]
-
-  # Every row's item, positives' and negatives': history and target share
-  # this index space.
-  item_vocab = tft.vocabulary(
-      tf.concat([sequence_items, negative_items], 0),
-      vocab_filename=features.ITEM_VOCAB)
-  # GMN's dual graph: the history split by item_type. A row not of a video
-  # (a negative has its positive's type) adds "", never an item id, so the
-  # vocabulary exists even without videos.
-  video_vocab = tft.vocabulary(
-      tf.concat([
-          tf.where(sequence_is_video_type, sequence_items, ""),
-          tf.where(per_negative(sequence_is_video_type), negative_items,
-                   "")], 0),
-      vocab_filename=features.VIDEO_VOCAB)
-  # Query words join the title token vocabulary: SEMINAR embeds keywords and
-  # item text in one table. A row counts its title's tokens and its query's
-  # (a negative has its positive's); empty queries add none.
-  title_token_vocab = tft.vocabulary(
-      _title_tokens(tf.concat([
-          own_titles, titles, negative_titles, own_queries, queries,
-          per_negative(positives.values(own_queries, queries))], 0)),
-      vocab_filename=features.TITLE_TOKEN_VOCAB)
-  category_vocab = tft.vocabulary(
-      tf.concat([own_categories.values,
-                 _take(item_categories.values, item_categories.values != ""),
-                 negative_categories.values], 0),
-      vocab_filename=features.CATEGORY_VOCAB)
-  row_times = tf.cast(tf.concat([sequence_times,
-                                 per_negative(sequence_times)], 0), tf.float32)
-  time_mean, time_variance = tft.mean(row_times), tft.var(row_times)
-  # A user counts once per row, as their frequency orders the vocabulary.
-  user_vocab = tft.vocabulary(
-      tf.repeat(user_ids, positives.lengths * (1 + negatives_per_positive)),
-      vocab_filename=features.USER_VOCAB)
-
-  # Each vocabulary is looked up once, on everything it indexes: every
-  # lookup is a table in the graph, and the graph is traced and loaded by
-  # every Transform worker and every served request.
-  history_items, item_indices, own_item_indices, negative_indices = (
-      _each_part(_apply_item_vocabulary, item_vocab, [
-          history.values, item_ids, own_items, negative_items]))
-  history_indices = tf.SparseTensor(history.indices, history_items,
-                                    history.dense_shape)
-  history_dense = _fixed_length(history_indices, features.HISTORY_LENGTH)
-  history_is_video, own_is_video, is_video = _each_part(
-      lambda ids, vocab: tft.apply_vocabulary(ids, vocab, default_value=-1)
-      >= 0, video_vocab, [history.values, own_items, item_ids])
-  video_neighbours, item_neighbours = dual_graph_tensors.split_history(
-      history_indices, tf.SparseTensor(history.indices, history_is_video,
-                                       history.dense_shape),
-      features.HISTORY_LENGTH)
-
-  history_queries = tf.reshape(_fixed_length(
-      _newest(inputs[features.HISTORY_QUERIES], features.HISTORY_LENGTH),
-      features.HISTORY_LENGTH, default_value=""), [-1])
-  # Texts index at most TITLE_LENGTH tokens, queries the first QUERY_LENGTH.
-  (title_tokens, query_tokens, history_query_tokens, own_title_tokens,
-   own_query_tokens, negative_title_tokens) = _each_part(
-       lambda texts, vocab: _fixed_length(_shift_past_padding(
-           tft.apply_vocabulary(_title_tokens(texts), vocab,
-                                num_oov_buckets=features.NUM_OOV_BUCKETS)),
-                                          features.TITLE_LENGTH),
-       title_token_vocab,
-       [titles, queries, history_queries, own_titles, own_queries,
-        negative_titles])
-  def query_part(tokens):
-    return tokens[:, :features.QUERY_LENGTH]
-
-  category_lists = [item_categories, own_categories, negative_categories]
-  category_indices, own_category_indices, negative_category_indices = tf.split(
-      _fixed_length(_shift_past_padding(tft.apply_vocabulary(
-          tf.sparse.concat(0, category_lists, expand_nonconcat_dims=True),
-          category_vocab, num_oov_buckets=features.NUM_OOV_BUCKETS)),
-                    features.CATEGORY_LENGTH),
-      [categories.dense_shape[0] for categories in category_lists])
-
-  def timestamp_z(times):
-    # As `tft.scale_to_z_score`, over the rows' times.
-    centred = tf.cast(times, tf.float32) - time_mean
-    deviation = tf.sqrt(time_variance)
-    return tf.where(tf.not_equal(deviation, 0), centred / deviation, centred)
-
-  def hour_of_day(times):
-    return (times // _SECONDS_PER_HOUR) % 24
-
-  def day_of_week(times):
-    return (times // _SECONDS_PER_DAY + _EPOCH_DAY_OF_WEEK_SHIFT) % 7
-
-  sequence_feature = positives.layout.feature
-  outputs = {
-      features.USER_INDEX: _shift_past_padding(tft.apply_vocabulary(
-          user_ids, user_vocab, num_oov_buckets=features.NUM_OOV_BUCKETS)),
-      features.ITEM_INDEX: item_indices,
-      features.HISTORY_ITEM_INDICES: history_dense,
-      features.VIDEO_NEIGHBOUR_INDICES: video_neighbours,
-      features.ITEM_NEIGHBOUR_INDICES: item_neighbours,
-      features.HISTORY_LENGTH_FEATURE: tf.reduce_sum(
-          tf.cast(history_dense != features.PADDING_INDEX, tf.int64), axis=1),
-      features.TITLE_TOKEN_INDICES: title_tokens,
-      features.QUERY_TOKEN_INDICES: query_part(query_tokens),
-      # Densified by position (a serving request's "" entries are absent
-      # from its sparse tensor), so query p stays with history item p.
-      features.HISTORY_QUERY_TOKEN_INDICES: tf.reshape(
-          query_part(history_query_tokens),
-          [-1, features.HISTORY_LENGTH * features.QUERY_LENGTH]),
-      features.CATEGORY_INDICES: category_indices,
-      features.HOUR_OF_DAY: hour_of_day(timestamps),
-      features.DAY_OF_WEEK: day_of_week(timestamps),
-      features.TIMESTAMP_Z: timestamp_z(timestamps),
+  examples = _Examples(inputs)
+  return {
+      **_user_features(examples),
+      **_item_features(examples),
+      **_text_features(examples),
+      **_category_features(examples),
+      **_time_features(examples),
       features.LABEL: tf.cast(_to_vector(inputs[features.LABEL]), tf.float32),
-      features.SEQUENCE_ITEM_INDICES: sequence_feature(positives.values(
-          own_item_indices, item_indices)),
-      features.SEQUENCE_IS_VIDEO: sequence_feature(tf.cast(
-          positives.values(own_is_video, is_video), tf.int64)),
-      features.SEQUENCE_TITLE_TOKEN_INDICES: sequence_feature(
-          positives.values(own_title_tokens, title_tokens)),
-      features.SEQUENCE_CATEGORY_INDICES: sequence_feature(
-          positives.values(own_category_indices, category_indices)),
-      features.SEQUENCE_QUERY_TOKEN_INDICES: sequence_feature(query_part(
-          positives.values(own_query_tokens, query_tokens))),
-      features.SEQUENCE_HOUR_OF_DAY: sequence_feature(
-          hour_of_day(sequence_times)),
-      features.SEQUENCE_DAY_OF_WEEK: sequence_feature(
-          day_of_week(sequence_times)),
-      features.SEQUENCE_TIMESTAMP_Z: sequence_feature(
-          timestamp_z(sequence_times)),
-      features.NEGATIVE_ITEM_INDICES: negative_layout.feature(
-          negative_indices),
-      features.NEGATIVE_TITLE_TOKEN_INDICES: negative_layout.feature(
-          negative_title_tokens),
-      features.NEGATIVE_CATEGORY_INDICES: negative_layout.feature(
-          negative_category_indices),
   }
-  return outputs
 
 
 def vocabulary_size(tft_output, vocab_name: str) -> int:
