@@ -86,24 +86,46 @@ SCAN_ERRORS = (OSError, tf.errors.OpError)
 
 
 def _subdirectories(path: str) -> dict[str, str]:
-  """The directories in `path`, name -> path."""
+  """The directories in `path`, name -> path.
+
+  Every entry is looked up with `stat`, which raises when it cannot answer:
+  `tf.io.gfile.isdir` and `exists` answer False instead, and the S3 plugin
+  answers "not found" for a store that does not answer, so a scan would take
+  a store going away for its models being deleted, and unload them.
+
+  Raises:
+    OSError, tf.errors.OpError: `path` or one of its entries cannot be read.
+  """
   names = (name.rstrip("/") for name in tf.io.gfile.listdir(path))
-  return {name: os.path.join(path, name) for name in names
-          if tf.io.gfile.isdir(os.path.join(path, name))}
+  children = {name: os.path.join(path, name) for name in names}
+  return {name: child for name, child in children.items()
+          if tf.io.gfile.stat(child).is_directory}
 
 
 def ready_versions(model_dir: str) -> dict[int, str]:
-  """Version directories that hold a `saved_model.pb`, by version."""
+  """Version directories that hold a `saved_model.pb`, by version.
+
+  Raises:
+    OSError, tf.errors.OpError: a directory cannot be read.
+  """
   return {parse_version(name): path
           for name, path in _subdirectories(model_dir).items()
-          if parse_version(name) is not None and tf.io.gfile.exists(
-              os.path.join(path, servables.SAVED_MODEL_FILE))}
+          if parse_version(name) is not None and
+          servables.SAVED_MODEL_FILE in tf.io.gfile.listdir(path)}
+
+
+def _raise(error: Exception):
+  raise error
 
 
 def _fingerprint(path: str) -> tuple:
-  """Changes whenever a file under `path` is added, removed or rewritten."""
+  """Changes whenever a file under `path` is added, removed or rewritten.
+
+  Raises:
+    OSError, tf.errors.OpError: a file or directory cannot be read.
+  """
   files = []
-  for root, _, names in tf.io.gfile.walk(path):
+  for root, _, names in tf.io.gfile.walk(path, onerror=_raise):
     for file_name in names:
       stat = tf.io.gfile.stat(os.path.join(root, file_name))
       files.append((os.path.relpath(os.path.join(root, file_name), path),
@@ -192,23 +214,32 @@ class ModelRegistry:
   def has_model(self, name: str) -> bool:
     return name in self._servables
 
-  def refresh(self) -> None:
-    """Loads and unloads versions to match the disk and the version policy."""
+  def refresh(self) -> bool:
+    """Loads and unloads versions to match the disk and the version policy.
+
+    A directory that cannot be read changes nothing below it: its versions
+    keep serving until a scan reads it again.
+
+    Returns:
+      Whether the base path and every model directory could be read.
+    """
     with self._refresh_lock:
       try:
         model_dirs = self._model_dirs()
       except SCAN_ERRORS as error:
         # TF Serving keeps waiting for the base path to appear; so do we.
         _LOG.warning("Cannot scan %s: %s", self._model_base_path, error)
-        return
+        return False
+      scanned = True
       for name in sorted(set(model_dirs) | set(self._servables)):
         try:
           self._refresh_model(name, ready_versions(model_dirs[name])
                               if name in model_dirs else {})
         except SCAN_ERRORS as error:
-          # Files vanishing mid-scan must not stop the other models' refresh;
-          # what is loaded keeps serving.
+          # Files vanishing mid-scan must not stop the other models' refresh.
           _LOG.warning("Cannot refresh model %s: %s", name, error)
+          scanned = False
+      return scanned
 
   def _model_dirs(self) -> dict[str, str]:
     if self._model_name is not None:
@@ -259,8 +290,10 @@ class ModelRegistry:
       # Any broken artifact must leave the versions already served alone.
       _LOG.error("Failed to load model %s version %d from %s: %s", name,
                  version, path, error)
-      self._failed_fingerprints[(name, version)] = _fingerprint(path)
       self._set_status(name, version, _version_status(_State.END, error))
+      # Raises if the files cannot be read now either (the store went away):
+      # the version is then not marked failed, and is tried again.
+      self._failed_fingerprints[(name, version)] = _fingerprint(path)
       return None
     self._failed_fingerprints.pop((name, version), None)
     self._set_status(name, version, _version_status(_State.AVAILABLE))

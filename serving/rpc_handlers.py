@@ -8,7 +8,7 @@ Serving would answer with. `serving.server` wires them to gRPC.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Protocol
 
 import grpc
 import numpy as np
@@ -16,6 +16,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 
 from models import serving_names
@@ -44,6 +45,13 @@ _PROTO_FIELD_BY_DTYPE = {
     types_pb2.DT_BOOL: "bool_val",
 }
 
+
+class Resolver(Protocol):
+  """Finds the servable a ModelSpec asks for: a `ModelRegistry`, or the
+  server's per-request view of one, which remembers it for the metrics."""
+
+  def resolve(self, model_spec: model_pb2.ModelSpec) -> servables.Servable:
+    ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +193,7 @@ def _signature_of(servable: servables.Servable,
   return signature
 
 
-def predict(registry: model_registry.ModelRegistry, limits: RequestLimits,
+def predict(resolver: Resolver, limits: RequestLimits,
             request: predict_pb2.PredictRequest,
             deadline: errors.Deadline) -> predict_pb2.PredictResponse:
   """Runs one Predict request.
@@ -199,7 +207,7 @@ def predict(registry: model_registry.ModelRegistry, limits: RequestLimits,
   """
   if not request.HasField("model_spec"):
     raise errors.invalid_argument("Missing ModelSpec")
-  servable = registry.resolve(request.model_spec)
+  servable = resolver.resolve(request.model_spec)
   signature_name = (request.model_spec.signature_name or
                     serving_names.DEFAULT)
   signature = _signature_of(servable, signature_name)
@@ -226,7 +234,7 @@ def predict(registry: model_registry.ModelRegistry, limits: RequestLimits,
   return response
 
 
-def model_metadata(registry: model_registry.ModelRegistry,
+def model_metadata(resolver: Resolver,
                    request: get_model_metadata_pb2.GetModelMetadataRequest,
                    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
   """Answers GetModelMetadata: the servable's SignatureDefMap.
@@ -242,7 +250,7 @@ def model_metadata(registry: model_registry.ModelRegistry,
   for field in request.metadata_field:
     if field != SIGNATURE_DEF_FIELD:
       raise errors.invalid_argument(f"Metadata field {field} is not supported")
-  servable = registry.resolve(request.model_spec)
+  servable = resolver.resolve(request.model_spec)
   signature_def_map = get_model_metadata_pb2.SignatureDefMap()
   for name, signature_def in servable.signature_defs.items():
     signature_def_map.signature_def[name].CopyFrom(signature_def)

@@ -8,14 +8,19 @@ switch between it and `tensorflow_model_server` by changing the address.
 
 A background poller keeps the served versions in line with the disk and the
 version policy; the base path may be in object storage (`s3://bucket/serving`,
-through `tf.io.gfile`), which is polled the same way, as TF Serving does. The parts, each usable on its own:
+through `tf.io.gfile`), which is polled the same way, as TF Serving does. A
+store that stops answering is logged and counted, and the versions already
+loaded keep serving. On SIGTERM or SIGINT the server stops taking requests,
+gives those in flight a grace period, and exits, whatever a scan is doing.
+The parts, each usable on its own:
 
 - `serving.model_registry`: version policy, loading and unloading;
 - `serving.servables`: a loaded version and its signatures, including the
   `retrieve_scann` signature added when a version holds a ScaNN index;
 - `serving.rpc_handlers`: what each RPC answers, without gRPC;
 - `serving.errors`: failures as gRPC status codes, and request deadlines;
-- `serving.request_metrics`: Prometheus request counts and latencies;
+- `serving.request_metrics`: Prometheus request counts and latencies, and
+  scan failures;
 - this module: the gRPC services, `serve` and the CLI.
 
 Run `python -m serving.server --help` for the flags.
@@ -41,6 +46,7 @@ from serving import errors
 from serving import model_registry
 from serving import request_metrics
 from serving import rpc_handlers
+from serving import servables
 from transforms import filesystems
 
 _LOG = logging.getLogger(__name__)
@@ -49,26 +55,45 @@ _LOG = logging.getLogger(__name__)
 # -------------------------------------------------------------- services ---
 
 
+class _RequestResolver:
+  """One request's view of the registry: it remembers the servable the
+  request resolved, so that the request's metrics describe the version it
+  ran on without resolving the model again (a swap in between would make the
+  two differ)."""
+
+  def __init__(self, registry: model_registry.ModelRegistry):
+    self._registry = registry
+    self.servable: Optional[servables.Servable] = None
+
+  def resolve(self, model_spec: model_pb2.ModelSpec) -> servables.Servable:
+    self.servable = self._registry.resolve(model_spec)
+    return self.servable
+
+
+# Runs one request: its deadline, and where to resolve its model.
+_Handler = Callable[[errors.Deadline, _RequestResolver], object]
+
+
 class _Responder:
   """Turns request handlers into gRPC answers, errors and metrics included."""
 
   def __init__(self, registry: model_registry.ModelRegistry,
-               metrics: Optional[request_metrics.RequestMetrics],
+               metrics: Optional[request_metrics.ServerMetrics],
                max_request_seconds: float):
     self._registry = registry
     self._metrics = metrics
     self._max_request_seconds = max_request_seconds
 
   def answer(self, context: grpc.ServicerContext, method: str,
-             model_spec: model_pb2.ModelSpec,
-             handler: Callable[[errors.Deadline], object]):
+             model_spec: model_pb2.ModelSpec, handler: _Handler):
     started = time.perf_counter()
+    resolver = _RequestResolver(self._registry)
     code = grpc.StatusCode.OK
     try:
       deadline = errors.Deadline.of(context, self._max_request_seconds)
       # A request that waited in the queue past its deadline is skipped.
       deadline.check("before the request started")
-      return handler(deadline)
+      return handler(deadline, resolver)
     except errors.ServingError as error:
       code, message = error.code, error.message
     except Exception as error:  # pylint: disable=broad-except
@@ -79,30 +104,30 @@ class _Responder:
     finally:
       if self._metrics is not None:
         self._metrics.observe(
-            request_metrics.labels(self._registry, method, model_spec), code,
-            time.perf_counter() - started)
+            request_metrics.labels(self._registry, method, model_spec,
+                                   resolver.servable),
+            code, time.perf_counter() - started)
     context.abort(code, errors.bounded_message(message))
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   """TF Serving's PredictionService: Predict and GetModelMetadata."""
 
-  def __init__(self, registry: model_registry.ModelRegistry,
-               limits: rpc_handlers.RequestLimits, responder: _Responder):
-    self._registry = registry
+  def __init__(self, limits: rpc_handlers.RequestLimits,
+               responder: _Responder):
     self._limits = limits
     self._responder = responder
 
   def Predict(self, request, context):  # pylint: disable=invalid-name
     return self._responder.answer(
         context, "Predict", request.model_spec,
-        lambda deadline: rpc_handlers.predict(self._registry, self._limits,
-                                              request, deadline))
+        lambda deadline, resolver: rpc_handlers.predict(
+            resolver, self._limits, request, deadline))
 
   def GetModelMetadata(self, request, context):  # pylint: disable=invalid-name
     return self._responder.answer(
         context, "GetModelMetadata", request.model_spec,
-        lambda _: rpc_handlers.model_metadata(self._registry, request))
+        lambda _, resolver: rpc_handlers.model_metadata(resolver, request))
 
   def Classify(self, request, context):  # pylint: disable=invalid-name
     context.abort(grpc.StatusCode.UNIMPLEMENTED,
@@ -129,7 +154,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
   def GetModelStatus(self, request, context):  # pylint: disable=invalid-name
     return self._responder.answer(
         context, "GetModelStatus", request.model_spec,
-        lambda _: rpc_handlers.model_status(self._registry, request))
+        lambda _deadline, _resolver: rpc_handlers.model_status(
+            self._registry, request))
 
   # pylint: disable-next=invalid-name
   def HandleReloadConfigRequest(self, request, context):
@@ -161,6 +187,8 @@ class ServerConfig:
       client set (or none).
     tls_cert_file: PEM certificate chain; with `tls_key_file`, serve TLS only.
     tls_key_file: PEM private key of `tls_cert_file`.
+    shutdown_grace_s: how long `stop` lets requests in flight finish; under
+      Kubernetes' default 30 s between SIGTERM and SIGKILL.
   """
   model_base_path: str
   model_name: Optional[str] = None
@@ -175,40 +203,108 @@ class ServerConfig:
   max_request_seconds: float = 30.0
   tls_cert_file: Optional[str] = None
   tls_key_file: Optional[str] = None
+  shutdown_grace_s: float = 20.0
 
 
 def _host_port(host: str, port: int) -> str:
   return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class _VersionPoller:
+  """Scans the model base path now and then every interval, on a daemon
+  thread, and reports each scan (a log line when scanning starts or stops
+  failing, and the metrics).
+
+  A scan blocked on an object store that does not answer holds up nothing
+  else: requests are answered from the versions already loaded, and `stop`
+  does not wait for the scan (a daemon thread, the process may exit under
+  it). The store's calls are bounded too (`transforms.filesystems`), so such
+  a scan ends, and a later one sees the store come back.
+  """
+
+  def __init__(self, registry: model_registry.ModelRegistry,
+               model_base_path: str, interval_s: float,
+               metrics: Optional[request_metrics.ServerMetrics]):
+    self._registry = registry
+    self._model_base_path = model_base_path
+    self._interval_s = interval_s
+    self._metrics = metrics
+    self._failing = False
+    # `time.monotonic()` when the scan in progress started; None between.
+    self._scan_started: Optional[float] = None
+    self._stopping = threading.Event()
+    self._thread = threading.Thread(target=self._poll, name="model-poller",
+                                    daemon=True)
+
+  def scan(self) -> None:
+    """Brings the registry in line with the base path once, and reports."""
+    self._scan_started = time.monotonic()
+    try:
+      succeeded = self._registry.refresh()
+    except Exception:  # pylint: disable=broad-except
+      # The poller must outlive a bad scan, whatever it raises.
+      _LOG.exception("Scanning %s for model versions failed",
+                     self._model_base_path)
+      succeeded = False
+    finally:
+      self._scan_started = None
+    if self._metrics is not None:
+      self._metrics.observe_scan(succeeded)
+    if not succeeded and not self._failing:
+      _LOG.warning("Cannot scan %s for model versions; still serving %s",
+                   self._model_base_path, self._registry.loaded_versions())
+    elif succeeded and self._failing:
+      _LOG.info("Scanning %s for model versions works again",
+                self._model_base_path)
+    self._failing = not succeeded
+
+  def start(self) -> None:
+    self._thread.start()
+
+  def stop(self) -> None:
+    """Ends polling after the scan in progress, without waiting for it."""
+    self._stopping.set()
+    self._thread.join()
+    started = self._scan_started
+    if started is not None:
+      _LOG.warning("Not waiting for the scan of %s, running for %.1f s (an "
+                   "object store that does not answer?)",
+                   self._model_base_path, time.monotonic() - started)
+
+  def _poll(self) -> None:
+    while not self._stopping.wait(self._interval_s):
+      self.scan()
+
+
 class ServerHandle:
   """A running server: its address, its models, and `stop`."""
 
   def __init__(self, grpc_server: grpc.Server, address: str, port: int,
-               registry: model_registry.ModelRegistry, poll_interval_s: float,
-               metrics: Optional[request_metrics.RequestMetrics],
-               metrics_port: Optional[int]):
+               registry: model_registry.ModelRegistry, poller: _VersionPoller,
+               metrics: Optional[request_metrics.ServerMetrics],
+               metrics_port: Optional[int], shutdown_grace_s: float):
     self._grpc_server = grpc_server
     self.address = address
     self.port = port
     self.metrics_port = metrics_port
     self._registry = registry
+    self._poller = poller
     self._metrics = metrics
-    self._stopping = threading.Event()
-    self._poller = threading.Thread(
-        target=self._poll, args=(poll_interval_s,), name="model-poller",
-        daemon=True)
-    self._poller.start()
+    self._shutdown_grace_s = shutdown_grace_s
 
   def loaded_versions(self) -> dict[str, list[int]]:
     """Served versions by model name."""
     return self._registry.loaded_versions()
 
-  def stop(self, grace_s: float = 5.0) -> None:
-    """Stops polling, then lets in-flight requests finish for `grace_s`."""
-    self._stopping.set()
-    self._poller.join()
-    self._grpc_server.stop(grace_s).wait()
+  def stop(self) -> None:
+    """Stops taking requests and polling, then waits for the requests in
+    flight for up to the shutdown grace period and cancels those left.
+
+    A scan in progress is not waited for, so this returns within the grace
+    period whether or not the model store answers.
+    """
+    self._poller.stop()
+    self._grpc_server.stop(self._shutdown_grace_s).wait()
     if self._metrics is not None:
       self._metrics.stop()
 
@@ -217,14 +313,6 @@ class ServerHandle:
 
   def __exit__(self, *exc_info) -> None:
     self.stop()
-
-  def _poll(self, interval_s: float) -> None:
-    while not self._stopping.wait(interval_s):
-      try:
-        self._registry.refresh()
-      except Exception:  # pylint: disable=broad-except
-        # The poller must outlive a bad scan, e.g. a missing base path.
-        _LOG.exception("Scanning for model versions failed")
 
 
 def _warn_about_layout(config: ServerConfig,
@@ -262,10 +350,12 @@ def serve(config: ServerConfig) -> ServerHandle:
   credentials = _server_credentials(config)
   registry = model_registry.ModelRegistry(
       config.model_base_path, config.model_name, config.version_policy)
-  registry.refresh()
-  _warn_about_layout(config, registry.loaded_versions())
-  metrics = (request_metrics.RequestMetrics()
+  metrics = (request_metrics.ServerMetrics()
              if config.metrics_port is not None else None)
+  poller = _VersionPoller(registry, config.model_base_path,
+                          config.poll_interval_s, metrics)
+  poller.scan()
+  _warn_about_layout(config, registry.loaded_versions())
   grpc_server = grpc.server(
       concurrent.futures.ThreadPoolExecutor(max_workers=config.max_workers,
                                             thread_name_prefix="serving"),
@@ -277,7 +367,7 @@ def serve(config: ServerConfig) -> ServerHandle:
   limits = rpc_handlers.RequestLimits(config.max_batch_size,
                                       config.max_message_bytes)
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-      PredictionServicer(registry, limits, responder), grpc_server)
+      PredictionServicer(limits, responder), grpc_server)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(
       ModelServicer(registry, responder), grpc_server)
   address = _host_port(config.host, config.port)
@@ -286,8 +376,10 @@ def serve(config: ServerConfig) -> ServerHandle:
   grpc_server.start()
   metrics_port = (metrics.start(config.host, config.metrics_port)
                   if metrics is not None else None)
+  poller.start()
   return ServerHandle(grpc_server, _host_port(config.host, port), port,
-                      registry, config.poll_interval_s, metrics, metrics_port)
+                      registry, poller, metrics, metrics_port,
+                      config.shutdown_grace_s)
 
 
 # ------------------------------------------------------------------- CLI ---
@@ -350,6 +442,11 @@ def _parser() -> argparse.ArgumentParser:
                            "port speaks TLS only (default: plaintext)")
   parser.add_argument("--tls_key_file",
                       help="PEM private key of --tls_cert_file")
+  parser.add_argument(
+      "--shutdown_grace_seconds", type=_positive_float, default=20.0,
+      help="on SIGTERM or SIGINT, how long requests in flight may take to "
+           "finish before the server exits; keep it under Kubernetes' "
+           "terminationGracePeriodSeconds (default: %(default)s)")
   return parser
 
 
@@ -367,7 +464,8 @@ def parse_flags(argv: Optional[list[str]] = None) -> ServerConfig:
       max_message_bytes=flags.max_message_bytes,
       max_workers=flags.grpc_max_threads, metrics_port=flags.metrics_port,
       max_request_seconds=flags.max_request_seconds,
-      tls_cert_file=flags.tls_cert_file, tls_key_file=flags.tls_key_file)
+      tls_cert_file=flags.tls_cert_file, tls_key_file=flags.tls_key_file,
+      shutdown_grace_s=flags.shutdown_grace_seconds)
 
 
 def _print_startup(config: ServerConfig, handle: ServerHandle) -> None:
@@ -396,7 +494,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     with serve(config) as handle:
       _print_startup(config, handle)
       stopping.wait()
-      print("Stopping: finishing in-flight requests", flush=True)
+      print("Stopping: no new requests; those in flight have "
+            f"{config.shutdown_grace_s:g} s to finish", flush=True)
   finally:
     for signal_number, handler in previous_handlers.items():
       signal.signal(signal_number, handler)

@@ -6,8 +6,8 @@ user embeddings, plus a ranker's scoring under other signature names
 (`RANK_SIGNATURE`, `RANK_QUERIES_SIGNATURE`), so that one version exercises
 the retrieval and the ranking paths of the server and the client.
 `MultiVectorQueryModel` is the `query_embedding` of a multi-interest model
-(K vectors per user). The serving tests use the tiny 24-item instances
-below; `benchmarks/serving_latency.py` times the pipeline's pushed model.
+(K vectors per user). `GatedTestModel` holds each request until the test
+lets it go. The serving tests use the tiny 24-item instances below; `benchmarks/serving_latency.py` times the pipeline's pushed model.
 
 To run the serving tests against a real TF Serving, export the tiny model as
 version 1 of "tiny_retrieval":
@@ -51,6 +51,8 @@ QUERY_LOGIT = 0.5
 # Not the product's ranker names: `serving_default` is the retrieval here.
 RANK_SIGNATURE = "rank"
 RANK_QUERIES_SIGNATURE = "rank_history_queries"
+# How often a request of `GatedTestModel` looks whether it may go on.
+_GATE_POLL_MICROSECONDS = 50_000
 
 
 class RetrievalTestModel(tf.Module):
@@ -137,6 +139,44 @@ class RetrievalTestModel(tf.Module):
     tf.saved_model.save(self, directory, signatures=self.signatures())
 
 
+def _pause() -> tf.Tensor:
+  """Sleeps `_GATE_POLL_MICROSECONDS` in the graph, which has no sleep op
+  but a dataset that sleeps before each element."""
+  sleeping = tf.raw_ops.SleepDataset(
+      input_dataset=tf.data.experimental.to_variant(tf.data.Dataset.range(1)),
+      sleep_microseconds=_GATE_POLL_MICROSECONDS, output_types=[tf.int64],
+      output_shapes=[tf.TensorShape([])])
+  return tf.data.experimental.from_variant(
+      sleeping, tf.TensorSpec([], tf.int64)).reduce(
+          tf.constant(0, tf.int64), lambda pauses, _: pauses + 1)
+
+
+class GatedTestModel(RetrievalTestModel):
+  """The tiny `RetrievalTestModel` whose requests wait at a gate.
+
+  A request first writes an empty file at `entered_path`, then waits until
+  a file exists at `released_path`, looking for it every 50 ms: it stays in
+  flight for exactly as long as the test wants. Both paths are on the
+  serving machine.
+  """
+
+  def __init__(self, entered_path: str, released_path: str):
+    super().__init__(ITEM_IDS, ITEM_EMBEDDINGS, USER_EMBEDDINGS)
+    # Variables, not constants, so that graph optimisation cannot look for
+    # the file before a request runs.
+    self.entered_path = tf.Variable(entered_path)
+    self.released_path = tf.Variable(released_path)
+
+  def _query(self, user_id, history_item_ids, timestamp):
+    with tf.control_dependencies([tf.io.write_file(self.entered_path, "")]):
+      (pauses,) = tf.while_loop(
+          lambda _: tf.equal(
+              tf.size(tf.io.matching_files(self.released_path)), 0),
+          lambda pauses: [pauses + _pause()], [tf.constant(0, tf.int64)])
+    with tf.control_dependencies([pauses]):
+      return super()._query(user_id, history_item_ids, timestamp)
+
+
 class MultiVectorQueryModel(tf.Module):
   """The `query_embedding` of a multi-interest model: `[batch, K, dim]`.
 
@@ -165,6 +205,13 @@ def export_tiny_model(directory: str) -> None:
   """Writes the tiny retrieval model (history ignored) to `directory`."""
   RetrievalTestModel(ITEM_IDS, ITEM_EMBEDDINGS, USER_EMBEDDINGS).save(
       directory)
+
+
+def export_gated_model(directory: str, entered_path: str,
+                       released_path: str) -> None:
+  """Writes the tiny retrieval model, its requests held until a file exists
+  at `released_path` (see `GatedTestModel`)."""
+  GatedTestModel(entered_path, released_path).save(directory)
 
 
 def write_tiny_scann_index(directory: str) -> None:

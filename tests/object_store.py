@@ -14,6 +14,11 @@ API:
     store.uri("datasets", "ml")         # "s3://<bucket>/datasets/ml"
     store.env()                         # env vars for a subprocess
     store.client()                      # a boto3 S3 client
+    store.upload_directory(local_dir, "serving", "m", "1")
+    with StoreProxy(store.endpoint_url) as proxy:
+      store.env(AWS_ENDPOINT_URL=proxy.endpoint_url)  # through the proxy
+      proxy.stop_answering()            # a store that no longer answers
+      proxy.answer_again()
   # the server process is stopped here
 
 Fixtures (import them into a test module: `from tests.object_store import
@@ -33,12 +38,15 @@ import dataclasses
 import json
 import os
 import pathlib
+import select
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from typing import BinaryIO, Iterator, Mapping, Optional
@@ -68,6 +76,13 @@ STORAGE_FAULTS = [
      {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
      "no credentials for object storage"),
 ]
+# What TensorFlow's S3 plugin derives from AWS_ENDPOINT_URL when they are
+# unset (`transforms.filesystems`): a process given another endpoint must not
+# inherit this one's.
+_PLUGIN_ENDPOINT_VARIABLES = ("S3_ENDPOINT", "S3_USE_HTTPS", "S3_VERIFY_SSL")
+# How often the proxy's threads look at whether the store should answer.
+_PROXY_POLL_S = 0.05
+_PROXY_CHUNK_BYTES = 64 * 1024
 _ALLOW_ALL_S3 = json.dumps({
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
@@ -105,7 +120,8 @@ class ObjectStore:
       own `~/.aws` files and the EC2 metadata service are switched off, so
       nothing but these variables supplies credentials.
     """
-    env = dict(os.environ)
+    env = {name: value for name, value in os.environ.items()
+           if name not in _PLUGIN_ENDPOINT_VARIABLES}
     env.update({
         "AWS_ENDPOINT_URL": self.endpoint_url,
         "AWS_ACCESS_KEY_ID": self.access_key_id,
@@ -135,6 +151,19 @@ class ObjectStore:
     """Whether the server has a bucket `name` (of any owner)."""
     return name in {bucket["Name"] for bucket
                     in self.client().list_buckets().get("Buckets", [])}
+
+  def upload_directory(self, local_dir: pathlib.Path, *parts: str) -> None:
+    """Copies `local_dir` to `uri(*parts)`, its `saved_model.pb` last.
+
+    A model server takes a version directory for complete once it holds a
+    `saved_model.pb`, so it never sees half of this one.
+    """
+    files = sorted((path for path in local_dir.rglob("*") if path.is_file()),
+                   key=lambda path: path.name == "saved_model.pb")
+    client = self.client()
+    for path in files:
+      client.upload_file(str(path), self.bucket, "/".join(
+          [*parts, *path.relative_to(local_dir).parts]))
 
   def keys(self, prefix: str = "") -> list[str]:
     """Every object key in the bucket under `prefix`, sorted."""
@@ -181,6 +210,125 @@ class MotoServer:
       except subprocess.TimeoutExpired:
         self.process.kill()
         self.process.wait()
+
+
+class StoreProxy:
+  """A TCP proxy in front of the S3 server that can stop answering.
+
+  While the store answers, each connection is relayed to the server. After
+  `stop_answering` it is a store behind a network partition: connections
+  already open are no longer relayed and new ones are accepted, and in both
+  requests are read and never answered, so a client waits until its own
+  timeout. `answer_again` closes those connections, as a partition that
+  heals resets them, and relays new ones again.
+
+  Args:
+    upstream_url: the S3 server, e.g. `http://127.0.0.1:40123`.
+  """
+
+  def __init__(self, upstream_url: str):
+    upstream = urllib.parse.urlsplit(upstream_url)
+    self._upstream = (upstream.hostname, upstream.port)
+    self._listener = socket.create_server(("127.0.0.1", 0))
+    self._listener.settimeout(_PROXY_POLL_S)
+    self.endpoint_url = (
+        f"http://127.0.0.1:{self._listener.getsockname()[1]}")
+    self._lock = threading.Lock()
+    # Set when the current outage ends; None while the store answers.
+    self._outage: Optional[threading.Event] = None
+    self._unanswered = 0
+    self._closed = threading.Event()
+    self._acceptor = threading.Thread(target=self._accept, daemon=True,
+                                      name="store-proxy")
+    self._acceptor.start()
+
+  def stop_answering(self) -> None:
+    with self._lock:
+      if self._outage is None:
+        self._outage = threading.Event()
+        self._unanswered = 0
+
+  def answer_again(self) -> None:
+    with self._lock:
+      outage, self._outage = self._outage, None
+    if outage is not None:
+      outage.set()
+
+  def unanswered_requests(self) -> int:
+    """Connections of the current outage that sent a request, unanswered."""
+    with self._lock:
+      return self._unanswered
+
+  def close(self) -> None:
+    self._closed.set()
+    self.answer_again()
+    self._acceptor.join()
+    self._listener.close()
+
+  def __enter__(self) -> "StoreProxy":
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+  def _accept(self) -> None:
+    while not self._closed.is_set():
+      try:
+        client, _ = self._listener.accept()
+      except TimeoutError:
+        continue
+      threading.Thread(target=self._serve, args=(client,), daemon=True,
+                       name="store-proxy-connection").start()
+
+  def _current_outage(self) -> Optional[threading.Event]:
+    with self._lock:
+      return self._outage
+
+  def _serve(self, client: socket.socket) -> None:
+    with client:
+      outage, awaiting_answer = self._relay(client)
+      if outage is not None:
+        self._hold(client, outage, awaiting_answer)
+
+  def _relay(self, client: socket.socket,
+             ) -> tuple[Optional[threading.Event], bool]:
+    """Relays until either side closes, or an outage starts.
+
+    Returns:
+      The outage that stopped the relay (None if a side closed), and whether
+      the client was then still waiting for the answer to its request.
+    """
+    if (outage := self._current_outage()) is not None:
+      return outage, False
+    with socket.create_connection(self._upstream) as upstream:
+      awaiting_answer = False
+      while not self._closed.is_set():
+        if (outage := self._current_outage()) is not None:
+          return outage, awaiting_answer
+        readable, _, _ = select.select([client, upstream], [], [],
+                                       _PROXY_POLL_S)
+        for source in readable:
+          data = source.recv(_PROXY_CHUNK_BYTES)
+          if not data:
+            return None, False
+          (upstream if source is client else client).sendall(data)
+          awaiting_answer = source is client
+    return None, False
+
+  def _hold(self, client: socket.socket, outage: threading.Event,
+            awaiting_answer: bool) -> None:
+    """Reads and drops what the client sends until the outage ends."""
+    counted = False
+    while not outage.wait(_PROXY_POLL_S) and not self._closed.is_set():
+      if select.select([client], [], [], 0)[0]:
+        if not client.recv(_PROXY_CHUNK_BYTES):
+          return  # The client gave up.
+        awaiting_answer = True
+      if awaiting_answer and not counted:
+        with self._lock:
+          if self._outage is outage:
+            self._unanswered += 1
+        counted = True
 
 
 def _free_port() -> int:

@@ -14,6 +14,12 @@ s3fs (`data.storage`) and boto3 (Beam) read; `configure_s3_from_aws_env`
 copies the endpoint into the names the plugin reads (`S3_ENDPOINT`,
 `S3_USE_HTTPS`, `S3_VERIFY_SSL`).
 
+The plugin's own defaults let one call to a store that stops answering block
+for most of an hour (a 5-minute connect and stall timeout, and ten retries),
+and with it whatever made the call: the model server's version
+poller, a Pusher. `configure_s3_from_aws_env` bounds every call, unless the
+environment sets its own values (`S3_CALL_BOUNDS`).
+
 Beam 2.59's S3 file system builds a new boto3 session and client, parsing
 botocore's service models again, for every file operation; finalizing one
 Beam write does dozens, which took minutes per component on two cores. The
@@ -34,14 +40,29 @@ from transforms import after_import
 _TENSORFLOW = "tensorflow"
 _PLUGIN_MODULE = "tensorflow_io"
 _BEAM_S3_CLIENT_MODULE = "apache_beam.io.aws.clients.s3.boto3_client"
+# The plugin's S3 client reads these once, at its first call. Its request
+# timeout is a stall timeout (a transfer with no byte for that long fails),
+# so large uploads and downloads are not cut short. The AWS SDK honours
+# AWS_MAX_ATTEMPTS (every attempt, the first included) only in the
+# "standard" retry mode, which boto3 (Beam) reads as well. A call to a store
+# that does not answer fails after about 3 x 10 s.
+S3_CALL_BOUNDS = {
+    "S3_CONNECT_TIMEOUT_MSEC": "5000",
+    "S3_REQUEST_TIMEOUT_MSEC": "10000",
+    "AWS_RETRY_MODE": "standard",
+    "AWS_MAX_ATTEMPTS": "3",
+}
 
 
 def configure_s3_from_aws_env(environ=os.environ) -> None:
-  """Sets the plugin's `S3_*` variables from `AWS_ENDPOINT_URL`, unless set.
+  """Sets the plugin's `S3_*` variables from `AWS_ENDPOINT_URL`, and the
+  `S3_CALL_BOUNDS`, each unless already set.
 
   Args:
     environ: the environment to read and update.
   """
+  for name, value in S3_CALL_BOUNDS.items():
+    environ.setdefault(name, value)
   endpoint = environ.get("AWS_ENDPOINT_URL")
   if not endpoint:
     return
