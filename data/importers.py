@@ -20,6 +20,7 @@ from typing import Callable
 import pandas as pd
 
 from data import contract
+from data import contract_rules
 from data import storage
 
 DATA_DIR_ENV_VAR = "VREC_DATA_DIR"
@@ -171,12 +172,126 @@ def import_amazon_video_games(
   )
 
 
+# H&M's article fields that become an item's categories, broadest first.
+HM_CATEGORY_COLUMNS = ("index_group_name", "product_group_name",
+                       "product_type_name", "department_name")
+# H&M customer attributes kept as user features; `postal_code` is a hash of
+# one customer's code (no shared signal), and `FN`/`Active` are mostly empty.
+HM_USER_COLUMNS = ("age", "club_member_status", "fashion_news_frequency")
+
+
+def import_hm_fashion(source_root: contract.PathLike) -> contract.Dataset:
+  """Imports the H&M purchase sample as implicit feedback, one row a purchase.
+
+  Purchases carry a date and no time of day, so a day's purchases share a
+  timestamp and keep the file's order among themselves. H&M writes one row
+  per unit bought: a repeat of the same article on the same day is one
+  interaction once the pipeline drops exact (item, time) repeats. Only 4,116
+  of the 17,033 purchased articles have a row in the articles file (it comes
+  from a later sample, ../shared/data/README.md); the others have no title
+  or category.
+
+  Args:
+    source_root: The folder holding `hm-fashion/`.
+
+  Returns:
+    The dataset with items (name; index group, product group and type,
+    department as categories) and users (age, club status, news frequency).
+  """
+  folder = storage.join(source_root, "hm-fashion")
+  purchases = read_raw_csv(
+      storage.join(folder, "transactions_train_sample.csv"), source_root)
+  interactions = pd.DataFrame({
+    "user_id": purchases["customer_id"],
+    "item_id": purchases["article_id"],
+    "timestamp": purchases["t_dat"],
+    "label": 1.0,
+    "event": "purchase_channel_" + purchases["sales_channel_id"],
+  })
+  articles = read_raw_csv(storage.join(folder, "articles_train_sample.csv"),
+                          source_root)
+  items = pd.DataFrame({
+    "item_id": articles["article_id"],
+    "title": articles["prod_name"],
+    "category": articles[list(HM_CATEGORY_COLUMNS)].agg(
+        contract.LIST_SEPARATOR.join, axis=1),
+  })
+  customers = read_raw_csv(storage.join(folder, "customers_sample.csv"),
+                           source_root)
+  return contract.Dataset(
+    interactions=contract.normalize_interactions(interactions, "hm-fashion interactions"),
+    items=contract.normalize_items(items, "hm-fashion items"),
+    users=contract.normalize_users(
+        customers[["customer_id", *HM_USER_COLUMNS]].rename(
+            columns={"customer_id": "user_id"}), "hm-fashion users"),
+  )
+
+
+TAOBAO_COLUMNS = ("user_id", "item_id", "category_id", "behavior_type", "timestamp")
+# 2017-11-25 00:00 in Beijing (UTC+8), where the public log's documented
+# range starts; the 35 earlier events of the sample are dropped, as users of
+# the full log do.
+TAOBAO_FIRST_SECOND = 1_511_539_200
+
+
+def import_taobao_userbehavior(source_root: contract.PathLike) -> contract.Dataset:
+  """Imports the Taobao UserBehavior sample: every event is a positive.
+
+  Page views, carts, favourites and buys all become interactions (label 1.0)
+  with the behaviour as `event`, and each item's category id as its
+  category. The sample file ends in the middle of a row (../shared/data's
+  README): that last row alone is dropped, with its user's earlier events
+  kept; any other short row is an error naming its line. Events before
+  `TAOBAO_FIRST_SECOND` are dropped.
+
+  Args:
+    source_root: The folder holding `taobao-userbehavior-sample/`.
+
+  Returns:
+    The dataset with items (category only: the log has ids, no text); no
+    user attributes.
+  """
+  path = storage.join(source_root, "taobao-userbehavior-sample", "UserBehavior.csv")
+  _require_raw_file(path, source_root)
+  with storage.open_file(path) as stream:
+    lines = stream.read().decode("utf-8").splitlines()
+  if lines and len(lines[-1].split(",")) < len(TAOBAO_COLUMNS):
+    lines.pop()  # The sample's cut last row.
+  rows = [line.split(",") for line in lines]
+  for line_number, fields in enumerate(rows, start=1):
+    if len(fields) != len(TAOBAO_COLUMNS):
+      raise contract_rules.DataValidationError(
+          path, f"expected {len(TAOBAO_COLUMNS)} comma-separated fields "
+          f"({', '.join(TAOBAO_COLUMNS)}), found {len(fields)}",
+          row=line_number, field=TAOBAO_COLUMNS[min(len(fields),
+                                                   len(TAOBAO_COLUMNS) - 1)])
+  events = pd.DataFrame(rows, columns=list(TAOBAO_COLUMNS), dtype=str)
+  interactions = contract.normalize_interactions(pd.DataFrame({
+    "user_id": events["user_id"],
+    "item_id": events["item_id"],
+    "timestamp": events["timestamp"],
+    "label": 1.0,
+    "event": events["behavior_type"],
+  }), contract_rules.RowLocator(str(path), "line",
+                                line_numbers=range(1, len(rows) + 1)))
+  in_range = interactions["timestamp"] >= TAOBAO_FIRST_SECOND
+  categories = events.drop_duplicates("item_id")
+  items = pd.DataFrame({"item_id": categories["item_id"],
+                        "category": "taobao_cat_" + categories["category_id"]})
+  return contract.Dataset(
+    interactions=interactions[in_range].reset_index(drop=True),
+    items=contract.normalize_items(items, "taobao-userbehavior-sample items"),
+  )
+
+
 IMPORTERS: dict[str, Callable[[contract.PathLike], contract.Dataset]] = {
   "movielens-100k": import_movielens_100k,
   "amazon-grocery": import_amazon_grocery,
   "amazon-video-games": import_amazon_video_games,
   "amazon-video-games-swapped": functools.partial(import_amazon_video_games,
                                                   video_domain="video_game"),
+  "hm-fashion": import_hm_fashion,
+  "taobao-userbehavior-sample": import_taobao_userbehavior,
 }
 
 
@@ -210,6 +325,13 @@ def read_raw_tsv(path: contract.PathLike, source_root: contract.PathLike) -> pd.
                         quoting=csv.QUOTE_NONE)
   frame.columns = [name.split(":")[0] for name in frame.columns]
   return frame
+
+
+def read_raw_csv(path: contract.PathLike, source_root: contract.PathLike) -> pd.DataFrame:
+  """Reads a raw comma-separated file with a header, every value as a string."""
+  _require_raw_file(path, source_root)
+  with storage.open_file(path) as stream:
+    return pd.read_csv(stream, dtype=str, keep_default_na=False)
 
 
 def _require_raw_file(path: contract.PathLike, source_root: contract.PathLike) -> None:

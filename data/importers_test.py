@@ -24,7 +24,9 @@ def grocery() -> contract.Dataset:
 def test_registry_names():
   assert set(importers.IMPORTERS) == {"movielens-100k", "amazon-grocery",
                                       "amazon-video-games",
-                                      "amazon-video-games-swapped"}
+                                      "amazon-video-games-swapped",
+                                      "hm-fashion",
+                                      "taobao-userbehavior-sample"}
 
 
 def test_default_source_root_honours_env_var(monkeypatch, tmp_path):
@@ -112,3 +114,71 @@ def test_import_dataset_writes_a_loadable_contract_dir(tmp_path):
   assert sorted(path.name for path in directory.iterdir()) == ["interactions.csv", "items.csv"]
   assert len(contract.load_dataset(directory).interactions) == 121_892
 
+
+
+@pytest.fixture(scope="module")
+def hm_fashion() -> contract.Dataset:
+  return importers.import_hm_fashion(prerequisites.shared_data_root("hm-fashion"))
+
+
+@pytest.fixture(scope="module")
+def taobao() -> contract.Dataset:
+  return importers.import_taobao_userbehavior(
+      prerequisites.shared_data_root("taobao-userbehavior-sample"))
+
+
+def test_hm_fashion_counts_match_data_readme(hm_fashion):
+  interactions = hm_fashion.interactions
+  assert len(interactions) == 31_662
+  assert interactions["user_id"].nunique() == 1_364
+  assert interactions["item_id"].nunique() == 17_033
+  # The articles file covers 4,116 of the purchased articles.
+  assert len(set(interactions["item_id"]) & set(hm_fashion.items["item_id"])) == 4_116
+  assert len(hm_fashion.users) == 1_364
+
+
+def test_hm_fashion_keeps_leading_zeros_and_dates(hm_fashion):
+  first = hm_fashion.interactions.iloc[0]
+  assert first["item_id"] == "0493995001"
+  assert first["timestamp"] == 1_537_401_600  # 2018-09-20T00:00:00Z
+  assert first["event"] == "purchase_channel_2"
+  stockings = hm_fashion.items.set_index("item_id").loc["0111565001"]
+  assert stockings["title"] == "20 den 1p Stockings"
+  assert stockings["category"] == ("Ladieswear|Socks & Tights|Underwear Tights|"
+                                   "Tights basic")
+  assert list(hm_fashion.users.columns) == ["user_id", *importers.HM_USER_COLUMNS]
+
+
+def test_taobao_drops_the_cut_row_and_the_early_events(taobao):
+  interactions = taobao.interactions
+  # 84,475 complete rows, less 35 before 2017-11-25 (Beijing time).
+  assert len(interactions) == 84_440
+  assert interactions["timestamp"].min() >= importers.TAOBAO_FIRST_SECOND
+  assert interactions["user_id"].nunique() == 815
+  assert set(interactions["event"]) == {"pv", "cart", "fav", "buy"}
+  assert set(interactions["item_id"]) <= set(taobao.items["item_id"])
+  assert taobao.items["category"].str.startswith("taobao_cat_").all()
+
+
+def test_taobao_names_the_line_of_a_short_row(tmp_path):
+  folder = tmp_path / "taobao-userbehavior-sample"
+  folder.mkdir()
+  (folder / "UserBehavior.csv").write_text(
+      "1,2268318,2520377,pv,1511544070\n"
+      "1,2333346,2520771\n"
+      "1,2576651,149192,pv,1511572885\n")
+  with pytest.raises(contract.DataValidationError) as raised:
+    importers.import_taobao_userbehavior(tmp_path)
+  assert (raised.value.row, raised.value.field) == (2, "behavior_type")
+  assert raised.value.path.endswith("UserBehavior.csv")
+
+
+def test_taobao_names_the_line_of_a_bad_timestamp(tmp_path):
+  folder = tmp_path / "taobao-userbehavior-sample"
+  folder.mkdir()
+  (folder / "UserBehavior.csv").write_text(
+      "1,2268318,2520377,pv,1511544070\n"
+      "1,2333346,2520771,pv,soon\n")
+  with pytest.raises(contract.DataValidationError) as raised:
+    importers.import_taobao_userbehavior(tmp_path)
+  assert (raised.value.row, raised.value.field) == (2, "timestamp")
