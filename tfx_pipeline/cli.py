@@ -20,6 +20,7 @@ import sys
 import time
 import warnings
 
+from data import importers
 from models import families
 from tfx_pipeline import config as config_lib
 from tfx_pipeline.report import run_lookup
@@ -52,9 +53,8 @@ def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
   """The flags that say which pipeline, in which workspace."""
   defaults = config_lib.PipelineConfig()
   parser.add_argument("--dataset", default=defaults.dataset,
-                      help="importer name (movielens-100k, amazon-grocery, "
-                      "amazon-video-games) or "
-                      "'contract' (default: %(default)s)")
+                      help=f"importer name ({', '.join(importers.IMPORTERS)}) "
+                      "or 'contract' (default: %(default)s)")
   parser.add_argument("--workspace", default=defaults.workspace,
                       help="where runs write artifacts, MLMD and pushed "
                       "models, local or a URI such as s3://bucket/vrec (MLMD "
@@ -280,7 +280,6 @@ def _run_benchmark(argv: list[str]) -> int:
 
 
 def _import_data(args) -> None:
-  from data import importers  # pylint: disable=g-import-not-at-top
   path = importers.import_dataset(args.dataset, importers.default_source_root(),
                                   args.output)
   print(f"Wrote contract dataset {args.dataset} to {path}")
@@ -367,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
       "the input contract (see README, 'Input data'), on local disk or in "
       "object storage (see README, 'Storage').")
   import_data.add_argument(
-      "dataset", help="movielens-100k, amazon-grocery or amazon-video-games")
+      "dataset", help=", ".join(importers.IMPORTERS))
   import_data.add_argument(
       "output", help="directory to write: a local folder or a URI such as "
       "s3://bucket/datasets/movielens-100k")
