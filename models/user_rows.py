@@ -65,6 +65,15 @@ def _flat(value: Feature, width: int = 1) -> tf.Tensor:
   return tf.reshape(values, [-1, width])
 
 
+def _neighbours(history: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
+  """The `keep` slots of each `[N, HISTORY_LENGTH]` history, compacted to
+  the left in history (oldest-first) order, as
+  `transforms.dual_graph.split_history` does for the eval examples."""
+  return tf.ragged.boolean_mask(history, keep).to_tensor(
+      default_value=features.PADDING_INDEX,
+      shape=[None, features.HISTORY_LENGTH])
+
+
 def _history_features(items: tf.Tensor, position: tf.Tensor,
                       is_video: tf.Tensor, queries: tf.Tensor,
                       history_length: int) -> dict[str, tf.Tensor]:
@@ -94,26 +103,117 @@ def _history_features(items: tf.Tensor, position: tf.Tensor,
   padding = tf.constant(features.PADDING_INDEX, tf.int64)
   history = tf.where(filled, tf.gather(items, source), padding)
   video_slots = tf.gather(is_video, source)
-
-  def neighbours(keep: tf.Tensor) -> tf.Tensor:
-    # Compacted to the left in history (oldest-first) order, as
-    # `transforms.dual_graph.split_history` does for the eval examples.
-    return tf.ragged.boolean_mask(history, keep).to_tensor(
-        default_value=features.PADDING_INDEX,
-        shape=[None, features.HISTORY_LENGTH])
-
   return {
       features.HISTORY_ITEM_INDICES: history,
       features.HISTORY_LENGTH_FEATURE: tf.reduce_sum(
           tf.cast(history != features.PADDING_INDEX, tf.int64), axis=1),
-      features.VIDEO_NEIGHBOUR_INDICES: neighbours(filled & video_slots),
-      features.ITEM_NEIGHBOUR_INDICES: neighbours(
-          filled & tf.logical_not(video_slots)),
+      features.VIDEO_NEIGHBOUR_INDICES: _neighbours(
+          history, filled & video_slots),
+      features.ITEM_NEIGHBOUR_INDICES: _neighbours(
+          history, filled & tf.logical_not(video_slots)),
       features.HISTORY_QUERY_TOKEN_INDICES: tf.reshape(
           tf.where(filled[:, :, tf.newaxis], tf.gather(queries, source),
                    padding),
           [-1, features.HISTORY_LENGTH * features.QUERY_LENGTH]),
   }
+
+
+class _RowPlacement:
+  """Where each flat position's rows go in the expanded batch.
+
+  The block of flat position i, its positive then its k negatives, starts
+  at row `positive_rows[i]`; negative n of the batch is row
+  `negative_rows[n]`.
+  """
+
+  def __init__(self, sequence: tf.RaggedTensor, example: tf.Tensor,
+               negatives: tf.RaggedTensor):
+    # An example without positions has no rows; the maximum only keeps its
+    # (empty) division defined.
+    negatives_per_example = negatives.row_lengths() // tf.maximum(
+        sequence.row_lengths(), 1)
+    rows_per_position = 1 + tf.gather(negatives_per_example, example)
+    self.positive_rows = tf.cumsum(rows_per_position, exclusive=True)
+    # An example's negative number `in_example` is negative
+    # `in_example % k` of its position `in_example // k`.
+    negative_example = negatives.value_rowids()
+    in_example = (
+        tf.range(tf.shape(negatives.flat_values, out_type=tf.int64)[0])
+        - tf.gather(negatives.row_splits, negative_example))
+    k = tf.gather(negatives_per_example, negative_example)
+    self.negative_rows = (
+        tf.gather(self.positive_rows,
+                  tf.gather(sequence.row_splits, negative_example)
+                  + in_example // k)
+        + 1 + in_example % k)
+    self._position_of_row = tf.repeat(
+        tf.range(tf.shape(example, out_type=tf.int64)[0]), rows_per_position)
+    self._stitch_indices = [tf.cast(self.positive_rows, tf.int32),
+                            tf.cast(self.negative_rows, tf.int32)]
+
+  def of_positions(self, per_position: tf.Tensor) -> tf.Tensor:
+    """Each row's value of a feature its negatives share with its positive,
+    from that feature at every flat position."""
+    return tf.gather(per_position, self._position_of_row)
+
+  def stitched(self, positives: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
+    """Each row's value of a feature the positives and the negatives each
+    have of their own, from its values at every position and negative."""
+    return tf.dynamic_stitch(self._stitch_indices, [positives, negatives])
+
+
+def _position_features(batch: Mapping[str, Feature], sequence: tf.RaggedTensor,
+                       example: tf.Tensor, history_length: int
+                       ) -> dict[str, tf.Tensor]:
+  """The features a position's negatives share with its positive, at every
+  flat position: user, query, time and the history before it."""
+  items = tf.cast(sequence.flat_values, tf.int64)
+  position = (tf.range(tf.shape(items, out_type=tf.int64)[0])
+              - tf.gather(sequence.row_splits, example))
+  queries = tf.cast(_flat(batch[features.SEQUENCE_QUERY_TOKEN_INDICES],
+                          features.QUERY_LENGTH), tf.int64)
+  return {
+      features.USER_INDEX: tf.gather(
+          tf.cast(tf.reshape(batch[features.USER_INDEX], [-1]), tf.int64),
+          example),
+      features.QUERY_TOKEN_INDICES: queries,
+      features.HOUR_OF_DAY: tf.cast(
+          _flat(batch[features.SEQUENCE_HOUR_OF_DAY]), tf.int64),
+      features.DAY_OF_WEEK: tf.cast(
+          _flat(batch[features.SEQUENCE_DAY_OF_WEEK]), tf.int64),
+      features.TIMESTAMP_Z: tf.cast(
+          _flat(batch[features.SEQUENCE_TIMESTAMP_Z]), tf.float32),
+      **_history_features(
+          items, position,
+          tf.equal(_flat(batch[features.SEQUENCE_IS_VIDEO]), 1), queries,
+          history_length),
+  }
+
+
+# Row feature <- the positives' feature and the negatives', of this width.
+_OWN_ITEM_FEATURES = (
+    (features.ITEM_INDEX, features.SEQUENCE_ITEM_INDICES,
+     features.NEGATIVE_ITEM_INDICES, 1),
+    (features.TITLE_TOKEN_INDICES, features.SEQUENCE_TITLE_TOKEN_INDICES,
+     features.NEGATIVE_TITLE_TOKEN_INDICES, features.TITLE_LENGTH),
+    (features.CATEGORY_INDICES, features.SEQUENCE_CATEGORY_INDICES,
+     features.NEGATIVE_CATEGORY_INDICES, features.CATEGORY_LENGTH),
+)
+
+
+def _own_item_features(batch: Mapping[str, Feature],
+                       placement: _RowPlacement) -> dict[str, tf.Tensor]:
+  """Each row's own item, title and categories, its positive's or its
+  negative's, and its label."""
+  rows = {
+      name: placement.stitched(
+          tf.cast(_flat(batch[positive_name], width), tf.int64),
+          tf.cast(_flat(batch[negative_name], width), tf.int64))
+      for name, positive_name, negative_name, width in _OWN_ITEM_FEATURES}
+  rows[features.LABEL] = placement.stitched(
+      tf.ones(tf.shape(placement.positive_rows), tf.float32),
+      tf.zeros(tf.shape(placement.negative_rows), tf.float32))
+  return rows
 
 
 def expand_user_rows(batch: Mapping[str, Feature],
@@ -146,73 +246,13 @@ def expand_user_rows(batch: Mapping[str, Feature],
   if not 1 <= history_length <= features.HISTORY_LENGTH:
     raise ValueError(f"history_length must be in [1, {features.HISTORY_LENGTH}]"
                      f", got {history_length}")
+  # Positions: the batch's positives, flat; `example` says whose each is.
   sequence = as_ragged(batch[features.SEQUENCE_ITEM_INDICES])
-  negatives = as_ragged(batch[features.NEGATIVE_ITEM_INDICES])
-  items = tf.cast(sequence.flat_values, tf.int64)
-
-  # Positions: the batch's positives, flat; `example` and `position` say
-  # whose and where in its sequence each one is.
   example = sequence.value_rowids()
-  position_ids = tf.range(tf.shape(items, out_type=tf.int64)[0])
-  position = position_ids - tf.gather(sequence.row_splits, example)
-  queries = tf.cast(_flat(batch[features.SEQUENCE_QUERY_TOKEN_INDICES],
-                          features.QUERY_LENGTH), tf.int64)
-  per_position = {
-      features.USER_INDEX: tf.gather(
-          tf.cast(tf.reshape(batch[features.USER_INDEX], [-1]), tf.int64),
-          example),
-      features.QUERY_TOKEN_INDICES: queries,
-      features.HOUR_OF_DAY: tf.cast(
-          _flat(batch[features.SEQUENCE_HOUR_OF_DAY]), tf.int64),
-      features.DAY_OF_WEEK: tf.cast(
-          _flat(batch[features.SEQUENCE_DAY_OF_WEEK]), tf.int64),
-      features.TIMESTAMP_Z: tf.cast(
-          _flat(batch[features.SEQUENCE_TIMESTAMP_Z]), tf.float32),
-      **_history_features(
-          items, position,
-          tf.equal(_flat(batch[features.SEQUENCE_IS_VIDEO]), 1), queries,
-          history_length),
-  }
-
-  # Rows: the block of flat position i, its positive then its k negatives,
-  # starts at row positive_rows[i]. An example without positions has no
-  # rows; the maximum only keeps its (empty) division defined.
-  negatives_per_example = negatives.row_lengths() // tf.maximum(
-      sequence.row_lengths(), 1)
-  rows_per_position = 1 + tf.gather(negatives_per_example, example)
-  positive_rows = tf.cumsum(rows_per_position, exclusive=True)
-  # An example's negative number `in_example` is negative
-  # `in_example % k` of its position `in_example // k`.
-  negative_example = negatives.value_rowids()
-  in_example = (tf.range(tf.shape(negatives.flat_values, out_type=tf.int64)[0])
-                - tf.gather(negatives.row_splits, negative_example))
-  k = tf.gather(negatives_per_example, negative_example)
-  negative_rows = (
-      tf.gather(positive_rows, tf.gather(sequence.row_splits, negative_example)
-                + in_example // k)
-      + 1 + in_example % k)
-  stitch_indices = [tf.cast(positive_rows, tf.int32),
-                    tf.cast(negative_rows, tf.int32)]
-
-  def positive_or_negative(name, negative_name, width=1):
-    """The positives' `name` and the negatives' `negative_name`, by row."""
-    return tf.dynamic_stitch(
-        stitch_indices,
-        [tf.cast(_flat(batch[name], width), tf.int64),
-         tf.cast(_flat(batch[negative_name], width), tf.int64)])
-
-  rows = {name: tf.gather(values, tf.repeat(position_ids, rows_per_position))
-          for name, values in per_position.items()}
-  rows[features.ITEM_INDEX] = positive_or_negative(
-      features.SEQUENCE_ITEM_INDICES, features.NEGATIVE_ITEM_INDICES)
-  rows[features.TITLE_TOKEN_INDICES] = positive_or_negative(
-      features.SEQUENCE_TITLE_TOKEN_INDICES,
-      features.NEGATIVE_TITLE_TOKEN_INDICES, features.TITLE_LENGTH)
-  rows[features.CATEGORY_INDICES] = positive_or_negative(
-      features.SEQUENCE_CATEGORY_INDICES, features.NEGATIVE_CATEGORY_INDICES,
-      features.CATEGORY_LENGTH)
-  rows[features.LABEL] = tf.dynamic_stitch(
-      stitch_indices, [tf.ones(tf.shape(positive_rows), tf.float32),
-                       tf.zeros(tf.shape(negative_rows), tf.float32)])
+  placement = _RowPlacement(sequence, example,
+                            as_ragged(batch[features.NEGATIVE_ITEM_INDICES]))
+  rows = {name: placement.of_positions(values) for name, values in
+          _position_features(batch, sequence, example, history_length).items()}
+  rows.update(_own_item_features(batch, placement))
   return {name: tf.ensure_shape(rows[name], [None, *shape])
           for name, shape in ROW_SHAPES.items()}
