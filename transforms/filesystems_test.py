@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 from tests.object_store import object_store, object_store_server  # noqa: F401  pylint: disable=unused-import
+from tests.object_store import StoreProxy
 from tests import prerequisites
 from transforms import filesystems
 
@@ -20,6 +21,41 @@ def test_the_plugin_variables_follow_the_aws_endpoint():
   filesystems.configure_s3_from_aws_env(explicit)
   assert explicit["S3_ENDPOINT"] == "b:1"
   assert explicit["S3_USE_HTTPS"] == "1"
+
+
+def test_s3_calls_are_bounded_unless_the_environment_says_otherwise():
+  environ = {"AWS_MAX_ATTEMPTS": "5"}
+  filesystems.configure_s3_from_aws_env(environ)
+  assert environ == {**filesystems.S3_CALL_BOUNDS, "AWS_MAX_ATTEMPTS": "5"}
+
+
+def test_tensorflow_gives_up_on_a_store_that_does_not_answer(object_store):
+  """The plugin honours the bounds: its `stat` (a HeadObject, then a
+  ListObjectsV2) makes each call as many attempts as AWS_MAX_ATTEMPTS says,
+  and each attempt gives up after S3_REQUEST_TIMEOUT_MSEC."""
+  script = textwrap.dedent(f"""
+      import transforms
+      import tensorflow as tf
+      from transforms import filesystems
+      try:
+        tf.io.gfile.stat("{object_store.uri('tf')}")
+      except tf.errors.NotFoundError:
+        print("not found")
+      filesystems.exit_process(0)
+      """)
+  with StoreProxy(object_store.endpoint_url) as proxy:
+    proxy.stop_answering()
+    finished = subprocess.run(
+        [sys.executable, "-c", script],
+        env=object_store.env(AWS_ENDPOINT_URL=proxy.endpoint_url,
+                             S3_REQUEST_TIMEOUT_MSEC="1000",
+                             AWS_MAX_ATTEMPTS="2"),
+        capture_output=True, text=True, timeout=120)
+    unanswered = proxy.unanswered_requests()
+  assert finished.returncode == 0, finished.stderr[-2000:]
+  # The plugin says "not found" for a store it cannot reach.
+  assert finished.stdout.strip() == "not found"
+  assert unanswered == 2 * 2
 
 
 def test_importing_the_package_does_not_load_tensorflow():
