@@ -7,6 +7,7 @@ import pytest
 from scipy import sparse
 
 from models.item_item import ease
+from models.item_item import ease_approx
 from models.item_item import gram
 from models.item_item import neighbours as item_neighbours
 
@@ -136,33 +137,6 @@ def test_a_forced_solver_above_the_budget_names_what_to_change():
         l2=2.0, solver="cholesky"))
 
 
-def test_the_support_is_each_item_s_most_co_occurring_items_ragged():
-  # Item 0 co-occurs with 1, 2 and 3, item 1 with 0, item 2 with 0 and 3,
-  # item 3 with 0 and 2 (its diagonal aside), item 4 with nothing.
-  gram = sparse.csr_matrix(np.array([[5, 1, 2, 2, 0],
-                                     [1, 1, 0, 0, 0],
-                                     [2, 0, 2, 1, 0],
-                                     [2, 0, 1, 3, 0],
-                                     [0, 0, 0, 0, 4]], np.float64))
-  indptr, indices = ease.top_co_occurring(gram, support=2)
-  np.testing.assert_array_equal(indptr, [0, 2, 3, 5, 7, 7])
-  # Largest first, ties by item.
-  np.testing.assert_array_equal(indices, [2, 3, 0, 0, 3, 0, 2])
-  indptr, indices = ease.top_co_occurring(gram, support=8)
-  np.testing.assert_array_equal(np.diff(indptr), [3, 1, 2, 2, 0])
-
-
-def test_the_support_ranked_by_blocks_of_rows_is_the_support(monkeypatch):
-  x = sparse.csr_matrix(_random_interactions(80, 30, seed=4))
-  gram_matrix = gram.build(x)
-  whole = ease.top_co_occurring(gram_matrix, support=5)
-  monkeypatch.setattr(item_neighbours, "RANKED_ENTRIES_PER_BLOCK", 11)
-  blocked = ease.top_co_occurring(gram_matrix, support=5)
-  np.testing.assert_array_equal(blocked[0], whole[0])
-  np.testing.assert_array_equal(blocked[1], whole[1])
-  assert blocked[1].dtype == np.int32
-
-
 def test_the_approximation_by_blocks_equals_the_one_block_fit(monkeypatch):
   x = sparse.csr_matrix(_random_interactions(120, 40, seed=5))
   config = ease.EaseConfig(l2=3.0, solver="sparse_approx", support=6,
@@ -179,7 +153,7 @@ def test_the_approximation_by_blocks_equals_the_one_block_fit(monkeypatch):
 def test_the_approximation_on_threads_equals_the_one_thread_fit(monkeypatch):
   x = sparse.csr_matrix(_random_interactions(200, 60, seed=6))
   # Blocks of two 6 x 6 systems: many batches for the threads to share.
-  monkeypatch.setattr(ease, "_SOLVE_BLOCK_CELLS", 2 * 6 * 6)
+  monkeypatch.setattr(ease_approx, "SOLVE_BLOCK_CELLS", 2 * 6 * 6)
   fits = {threads: list(ease.fit_ease_path(x, ease.EaseConfig(
       solver="sparse_approx", support=6, neighbours=10,
       solve_threads=threads), [3.0, 30.0])) for threads in (1, 3)}
@@ -237,29 +211,6 @@ def test_fit_each_takes_configs_that_differ_in_l2_alone():
   with pytest.raises(ValueError, match="l2 alone"):
     ease.fit_ease_each(x, [configs[0],
                            ease.EaseConfig(l2=2.0, neighbours=4)])
-
-
-def test_csr_lookup_reads_stored_entries_and_zero_elsewhere():
-  matrix = sparse.random(300, 200, density=0.05, format="csr",
-                         random_state=0, dtype=np.float32)
-  matrix.sort_indices()
-  rows, cols = np.meshgrid(np.arange(300), np.arange(200), indexing="ij")
-  np.testing.assert_array_equal(
-      ease.csr_lookup(matrix, rows.ravel(), cols.ravel()),
-      matrix.toarray().ravel())
-  empty = sparse.csr_matrix((3, 3), dtype=np.float32)
-  np.testing.assert_array_equal(
-      ease.csr_lookup(empty, np.array([0, 2]), np.array([1, 2])), [0, 0])
-
-
-def test_gather_reads_sub_matrices_of_a_sparse_matrix():
-  gram = sparse.csr_matrix(np.array([[5, 0, 2],
-                                     [0, 7, 0],
-                                     [2, 0, 3]], np.float64))
-  blocks = ease.gather_blocks(gram, np.array([[0, 2], [1, 2], [2, 0]]))
-  np.testing.assert_array_equal(blocks, [[[5, 2], [2, 3]],
-                                         [[7, 0], [0, 3]],
-                                         [[3, 2], [2, 5]]])
 
 
 def test_a_fit_over_the_budget_is_refused_before_the_gram_matrix_is_built(
