@@ -206,15 +206,6 @@ def _each_padded(lists, width, count=0):
   return [value for values in lists for value in _padded(values, width)]
 
 
-def _history(items):
-  return _padded(items, features.HISTORY_LENGTH)
-
-
-def _history_queries(*queries):
-  return _each_padded([_tokens(query) for query in queries],
-                      features.QUERY_LENGTH, features.HISTORY_LENGTH)
-
-
 def _titles(*texts):
   return _each_padded([_tokens(text) for text in texts], features.TITLE_LENGTH)
 
@@ -228,125 +219,95 @@ def _category_lists(*lists):
                       features.CATEGORY_LENGTH)
 
 
-def _sequence_times(timestamps, hours, days):
-  return {features.SEQUENCE_HOUR_OF_DAY: hours,
+def _row(user, item, title, query, categories, timestamp, hour, day,
+         label=1.0):
+  """The features of the example's own interaction."""
+  return {features.USER_INDEX: USER[user], features.ITEM_INDEX: ITEM[item],
+          features.TITLE_TOKEN_INDICES: _titles(title),
+          features.QUERY_TOKEN_INDICES: _queries(query),
+          features.CATEGORY_INDICES: _category_lists(categories),
+          features.HOUR_OF_DAY: hour, features.DAY_OF_WEEK: day,
+          features.TIMESTAMP_Z: _z(timestamp), features.LABEL: label}
+
+
+def _history(items, videos, others, queries):
+  """The history's item indices, its dual-graph split (indices too) and its
+  queries."""
+  return {features.HISTORY_ITEM_INDICES: _padded(items,
+                                                 features.HISTORY_LENGTH),
+          features.HISTORY_LENGTH_FEATURE: len(items),
+          features.VIDEO_NEIGHBOUR_INDICES: _padded(videos,
+                                                    features.HISTORY_LENGTH),
+          features.ITEM_NEIGHBOUR_INDICES: _padded(others,
+                                                   features.HISTORY_LENGTH),
+          features.HISTORY_QUERY_TOKEN_INDICES: _each_padded(
+              [_tokens(query) for query in queries], features.QUERY_LENGTH,
+              features.HISTORY_LENGTH)}
+
+
+def _positives(items, is_video, titles, categories, queries, timestamps,
+               hours, days):
+  """The features of each positive, oldest first."""
+  return {features.SEQUENCE_ITEM_INDICES: _items(*items),
+          features.SEQUENCE_IS_VIDEO: is_video,
+          features.SEQUENCE_TITLE_TOKEN_INDICES: _titles(*titles),
+          features.SEQUENCE_CATEGORY_INDICES: _category_lists(*categories),
+          features.SEQUENCE_QUERY_TOKEN_INDICES: _queries(*queries),
+          features.SEQUENCE_HOUR_OF_DAY: hours,
           features.SEQUENCE_DAY_OF_WEEK: days,
           features.SEQUENCE_TIMESTAMP_Z: [_z(time) for time in timestamps]}
 
 
-_NO_NEGATIVES = {features.NEGATIVE_ITEM_INDICES: [],
-                 features.NEGATIVE_TITLE_TOKEN_INDICES: [],
-                 features.NEGATIVE_CATEGORY_INDICES: []}
+def _negatives(items=(), titles=(), categories=()):
+  """The features of each CTR negative, positive by positive."""
+  return {features.NEGATIVE_ITEM_INDICES: _items(*items),
+          features.NEGATIVE_TITLE_TOKEN_INDICES: _titles(*titles),
+          features.NEGATIVE_CATEGORY_INDICES: _category_lists(*categories)}
 
 
 # Every transformed feature of each of `EXAMPLES`, in order.
 EXPECTED = [
-    {features.USER_INDEX: USER["u1"], features.ITEM_INDEX: ITEM["c"],
-     features.HISTORY_ITEM_INDICES: _history(_items("a", "b")),
-     features.HISTORY_LENGTH_FEATURE: 2,
-     features.VIDEO_NEIGHBOUR_INDICES: _history(_items("a")),
-     features.ITEM_NEIGHBOUR_INDICES: _history(_items("b")),
-     features.TITLE_TOKEN_INDICES: _titles("up"),
-     features.QUERY_TOKEN_INDICES: _queries(""),
-     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(
-         "", "heat pacino"),
-     features.CATEGORY_INDICES: _category_lists([]),
-     features.HOUR_OF_DAY: 0, features.DAY_OF_WEEK: 6,
-     features.TIMESTAMP_Z: _z(259260), features.LABEL: 1.0,
-     features.SEQUENCE_ITEM_INDICES: _items("a", "b", "c"),
-     features.SEQUENCE_IS_VIDEO: [1, 0, 1],
-     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("toy story", "heat",
-                                                    "up"),
-     features.SEQUENCE_CATEGORY_INDICES: _category_lists(
-         ["Animation", "Comedy"], ["Crime"], []),
-     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries("", "heat pacino", ""),
-     **_sequence_times([36000, 93600, 259260], [10, 2, 0], [3, 4, 6]),
-     features.NEGATIVE_ITEM_INDICES: _items("d", "e", "e", "d", "d", "e"),
-     features.NEGATIVE_TITLE_TOKEN_INDICES: _titles(
-         "toy soldiers", "heat wave", "heat wave", "toy soldiers",
-         "toy soldiers", "heat wave"),
-     features.NEGATIVE_CATEGORY_INDICES: _category_lists(
-         ["Action"], ["Drama", "Crime"], ["Drama", "Crime"], ["Action"],
-         ["Action"], ["Drama", "Crime"])},
-    {features.USER_INDEX: USER["u2"], features.ITEM_INDEX: ITEM["a"],
-     features.HISTORY_ITEM_INDICES: _history(_items("b")),
-     features.HISTORY_LENGTH_FEATURE: 1,
-     features.VIDEO_NEIGHBOUR_INDICES: _history([]),
-     features.ITEM_NEIGHBOUR_INDICES: _history(_items("b")),
-     features.TITLE_TOKEN_INDICES: _titles("toy story"),
-     features.QUERY_TOKEN_INDICES: _queries("toy story"),
-     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(""),
-     features.CATEGORY_INDICES: _category_lists(["Animation", "Comedy"]),
-     features.HOUR_OF_DAY: 0, features.DAY_OF_WEEK: 5,
-     features.TIMESTAMP_Z: _z(172800), features.LABEL: 1.0,
-     features.SEQUENCE_ITEM_INDICES: _items("b", "a"),
-     features.SEQUENCE_IS_VIDEO: [0, 1],
-     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("heat", "toy story"),
-     features.SEQUENCE_CATEGORY_INDICES: _category_lists(
-         ["Crime"], ["Animation", "Comedy"]),
-     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries("", "toy story"),
-     **_sequence_times([18000, 172800], [5, 0], [3, 5]),
-     **_NO_NEGATIVES},
+    {**_row("u1", "c", "up", "", [], 259260, hour=0, day=6),
+     **_history(_items("a", "b"), videos=_items("a"), others=_items("b"),
+                queries=["", "heat pacino"]),
+     **_positives(["a", "b", "c"], [1, 0, 1], ["toy story", "heat", "up"],
+                  [["Animation", "Comedy"], ["Crime"], []],
+                  ["", "heat pacino", ""], [36000, 93600, 259260],
+                  hours=[10, 2, 0], days=[3, 4, 6]),
+     **_negatives(["d", "e", "e", "d", "d", "e"],
+                  ["toy soldiers", "heat wave", "heat wave", "toy soldiers",
+                   "toy soldiers", "heat wave"],
+                  [["Action"], ["Drama", "Crime"], ["Drama", "Crime"],
+                   ["Action"], ["Action"], ["Drama", "Crime"]])},
+    {**_row("u2", "a", "toy story", "toy story", ["Animation", "Comedy"],
+            172800, hour=0, day=5),
+     **_history(_items("b"), videos=[], others=_items("b"), queries=[""]),
+     **_positives(["b", "a"], [0, 1], ["heat", "toy story"],
+                  [["Crime"], ["Animation", "Comedy"]], ["", "toy story"],
+                  [18000, 172800], hours=[5, 0], days=[3, 5]),
+     **_negatives()},
     # e is a video by the vocabulary: a negative of u1's videos.
-    {features.USER_INDEX: USER["u3"], features.ITEM_INDEX: ITEM["e"],
-     features.HISTORY_ITEM_INDICES: _history([]),
-     features.HISTORY_LENGTH_FEATURE: 0,
-     features.VIDEO_NEIGHBOUR_INDICES: _history([]),
-     features.ITEM_NEIGHBOUR_INDICES: _history([]),
-     features.TITLE_TOKEN_INDICES: _titles("heat wave"),
-     features.QUERY_TOKEN_INDICES: _queries(""),
-     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(),
-     features.CATEGORY_INDICES: _category_lists(["Drama", "Crime"]),
-     features.HOUR_OF_DAY: 0, features.DAY_OF_WEEK: 1,
-     features.TIMESTAMP_Z: _z(432000), features.LABEL: 1.0,
-     features.SEQUENCE_ITEM_INDICES: _items("e"),
-     features.SEQUENCE_IS_VIDEO: [1],
-     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("heat wave"),
-     features.SEQUENCE_CATEGORY_INDICES: _category_lists(["Drama", "Crime"]),
-     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries(""),
-     **_sequence_times([432000], [0], [1]),
-     features.NEGATIVE_ITEM_INDICES: _items("a"),
-     features.NEGATIVE_TITLE_TOKEN_INDICES: _titles("toy story"),
-     features.NEGATIVE_CATEGORY_INDICES: _category_lists(
-         ["Animation", "Comedy"])},
-    {features.USER_INDEX: USER["u1"], features.ITEM_INDEX: ITEM["d"],
-     features.HISTORY_ITEM_INDICES: _history(_items("a", "b", "c")),
-     features.HISTORY_LENGTH_FEATURE: 3,
-     features.VIDEO_NEIGHBOUR_INDICES: _history(_items("a", "c")),
-     features.ITEM_NEIGHBOUR_INDICES: _history(_items("b")),
-     features.TITLE_TOKEN_INDICES: _titles("toy soldiers"),
-     features.QUERY_TOKEN_INDICES: _queries("toy"),
-     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(
-         "", "heat pacino", ""),
-     features.CATEGORY_INDICES: _category_lists(["Action"]),
-     features.HOUR_OF_DAY: 0, features.DAY_OF_WEEK: 0,
-     features.TIMESTAMP_Z: _z(345600), features.LABEL: 1.0,
-     features.SEQUENCE_ITEM_INDICES: _items("d"),
-     features.SEQUENCE_IS_VIDEO: [1],
-     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("toy soldiers"),
-     features.SEQUENCE_CATEGORY_INDICES: _category_lists(["Action"]),
-     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries("toy"),
-     **_sequence_times([345600], [0], [0]),
-     **_NO_NEGATIVES},
-    {features.USER_INDEX: USER["u9"], features.ITEM_INDEX: ITEM["zz"],
-     features.HISTORY_ITEM_INDICES: [ITEM["a"], OOV_ITEM] * 25,
-     features.HISTORY_LENGTH_FEATURE: features.HISTORY_LENGTH,
-     features.VIDEO_NEIGHBOUR_INDICES: _history(_items("a") * 25),
-     features.ITEM_NEIGHBOUR_INDICES: _history([OOV_ITEM] * 25),
-     features.TITLE_TOKEN_INDICES: _titles("heat"),
-     features.QUERY_TOKEN_INDICES: _queries("pacino"),
-     features.HISTORY_QUERY_TOKEN_INDICES: _history_queries(
-         *["", "heat noir"] * 25),
-     features.CATEGORY_INDICES: _category_lists(["Crime", "Noir"]),
-     features.HOUR_OF_DAY: 23, features.DAY_OF_WEEK: 2,
-     features.TIMESTAMP_Z: _z(604799), features.LABEL: 0.0,
-     features.SEQUENCE_ITEM_INDICES: _items("zz"),
-     features.SEQUENCE_IS_VIDEO: [1],
-     features.SEQUENCE_TITLE_TOKEN_INDICES: _titles("heat"),
-     features.SEQUENCE_CATEGORY_INDICES: _category_lists(["Crime", "Noir"]),
-     features.SEQUENCE_QUERY_TOKEN_INDICES: _queries("pacino"),
-     **_sequence_times([604799], [23], [2]),
-     **_NO_NEGATIVES},
+    {**_row("u3", "e", "heat wave", "", ["Drama", "Crime"], 432000, hour=0,
+            day=1),
+     **_history([], videos=[], others=[], queries=[]),
+     **_positives(["e"], [1], ["heat wave"], [["Drama", "Crime"]], [""],
+                  [432000], hours=[0], days=[1]),
+     **_negatives(["a"], ["toy story"], [["Animation", "Comedy"]])},
+    # An eval row: its own item is its one positive. d is a video too.
+    {**_row("u1", "d", "toy soldiers", "toy", ["Action"], 345600, hour=0,
+            day=0),
+     **_history(_items("a", "b", "c"), videos=_items("a", "c"),
+                others=_items("b"), queries=["", "heat pacino", ""]),
+     **_positives(["d"], [1], ["toy soldiers"], [["Action"]], ["toy"],
+                  [345600], hours=[0], days=[0]),
+     **_negatives()},
+    {**_row("u9", "zz", "heat", "pacino", ["Crime", "Noir"], 604799,
+            hour=23, day=2, label=0.0),
+     **_history([ITEM["a"], OOV_ITEM] * 25, videos=_items("a") * 25,
+                others=[OOV_ITEM] * 25, queries=["", "heat noir"] * 25),
+     **_positives(["zz"], [1], ["heat"], [["Crime", "Noir"]], ["pacino"],
+                  [604799], hours=[23], days=[2]),
+     **_negatives()},
 ]
 
 
