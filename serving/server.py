@@ -264,7 +264,6 @@ class _VersionPoller:
   def stop(self) -> None:
     """Ends polling after the scan in progress, without waiting for it."""
     self._stopping.set()
-    self._thread.join()
     started = self._scan_started
     if started is not None:
       _LOG.warning("Not waiting for the scan of %s, running for %.1f s (an "

@@ -50,13 +50,13 @@ class ServerProcess:
   """`python -m serving.server` on a bucket, its output read on a thread,
   so that a full pipe never blocks it; killed with this process."""
 
-  def __init__(self, env: dict[str, str], model_base_path: str):
+  def __init__(self, env: dict[str, str], model_base_path: str, *flags: str):
     self._process = subprocess.Popen(
         [sys.executable, "-m", "tests.parent_bound", str(os.getpid()),
          "serving.server", f"--model_base_path={model_base_path}",
          "--port=0", "--metrics_port=0",
          f"--file_system_poll_wait_seconds={POLL_INTERVAL_S}",
-         f"--shutdown_grace_seconds={GRACE_S}"],
+         f"--shutdown_grace_seconds={GRACE_S}", *flags],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     self._lines: list[str] = []
     self._reader = threading.Thread(target=self._read, daemon=True)
@@ -99,7 +99,11 @@ class ServerProcess:
     """Sends SIGTERM; the seconds until the process exited with status 0."""
     sent = time.monotonic()
     self._process.send_signal(signal.SIGTERM)
-    self._process.wait(timeout=GRACE_S + 30)
+    try:
+      self._process.wait(timeout=GRACE_S + 30)
+    except subprocess.TimeoutExpired as error:
+      raise AssertionError(f"still running {error.timeout} s after SIGTERM:"
+                           f"\n{self.output()[-3000:]}") from error
     elapsed = time.monotonic() - sent
     self._reader.join(timeout=10)
     assert self._process.returncode == 0, self.output()[-3000:]
@@ -116,8 +120,9 @@ def start_server(object_store_server) -> Iterator:
   """Starts servers on a bucket (see `ServerProcess`); kills them at the end."""
   started = []
 
-  def start(store: object_store.ObjectStore, **env: str) -> ServerProcess:
-    started.append(ServerProcess(store.env(**env), store.uri(BASE)))
+  def start(store: object_store.ObjectStore, *flags: str,
+            **env: str) -> ServerProcess:
+    started.append(ServerProcess(store.env(**env), store.uri(BASE), *flags))
     return started[-1]
 
   yield start
@@ -160,13 +165,15 @@ def test_sigterm_lets_the_request_in_flight_finish(
   testing_models.export_gated_model(str(tmp_path / "model"), str(entered),
                                     str(released))
   store.upload_directory(tmp_path / "model", BASE, MODEL_NAME, "1")
-  server = start_server(store)
+  # The request is held for as long as the test takes, which on a busy
+  # machine could pass the default 30 s cap.
+  server = start_server(store, f"--max_request_seconds={START_TIMEOUT_S}")
 
   with open_stubs(server.address) as stubs, \
       concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
     in_flight = pool.submit(stubs.prediction.Predict, predict_request(),
-                            timeout=GRACE_S + 60)
-    wait_for(entered.exists, timeout_s=30)
+                            timeout=START_TIMEOUT_S)
+    wait_for(entered.exists, timeout_s=START_TIMEOUT_S)
     terminated = pool.submit(server.terminate)
     # GetModelStatus never reaches the model, so a request that comes in
     # before the server stops taking them is answered, not held at the gate.
