@@ -383,6 +383,12 @@ def serve(config: ServerConfig) -> ServerHandle:
 
 # ------------------------------------------------------------------- CLI ---
 
+# How often the main thread wakes to run signal handlers. Python runs them
+# in the main thread only, when it next runs Python code; the kernel may hand
+# a process's SIGTERM to any thread (TensorFlow's, gRPC's, the poller), and a
+# main thread in an untimed wait would then never see it.
+_SIGNAL_CHECK_S = 0.5
+
 
 def _version_policy_flag(text: str) -> model_registry.VersionPolicy:
   try:
@@ -492,7 +498,8 @@ def main(argv: Optional[list[str]] = None) -> int:
   try:
     with serve(config) as handle:
       _print_startup(config, handle)
-      stopping.wait()
+      while not stopping.wait(_SIGNAL_CHECK_S):
+        pass
       print("Stopping: no new requests; those in flight have "
             f"{config.shutdown_grace_s:g} s to finish", flush=True)
   finally:

@@ -9,7 +9,9 @@ of the S3 server that stops answering (`tests.object_store.StoreProxy`).
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -17,7 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
-from typing import Iterator
+from typing import Iterator, Optional
 
 import grpc
 import pytest
@@ -95,10 +97,34 @@ class ServerProcess:
   def running(self) -> bool:
     return self._process.poll() is None
 
-  def terminate(self) -> float:
-    """Sends SIGTERM; the seconds until the process exited with status 0."""
+  def threads_that_may_take_sigterm(self) -> list[int]:
+    """Ids of its threads, the main one left out, that do not block SIGTERM:
+    those the kernel may hand a SIGTERM sent to the process."""
+    thread_ids = []
+    for task in pathlib.Path(f"/proc/{self._process.pid}/task").iterdir():
+      try:
+        status = (task / "status").read_text()
+      except FileNotFoundError:
+        continue  # The thread ended.
+      blocked = int(re.search(r"^SigBlk:\s*(\w+)$", status, re.M).group(1),
+                    16)
+      if (int(task.name) != self._process.pid and
+          not blocked >> (signal.SIGTERM - 1) & 1):
+        thread_ids.append(int(task.name))
+    return sorted(thread_ids)
+
+  def terminate(self, thread_id: Optional[int] = None) -> float:
+    """Sends SIGTERM to the process, or to one of its threads.
+
+    Returns:
+      The seconds until the process exited, with status 0.
+    """
     sent = time.monotonic()
-    self._process.send_signal(signal.SIGTERM)
+    if thread_id is None:
+      self._process.send_signal(signal.SIGTERM)
+    elif ctypes.CDLL(None, use_errno=True).tgkill(
+        self._process.pid, thread_id, signal.SIGTERM) != 0:
+      raise OSError(ctypes.get_errno(), f"tgkill of thread {thread_id}")
     try:
       self._process.wait(timeout=GRACE_S + 30)
     except subprocess.TimeoutExpired as error:
@@ -156,6 +182,18 @@ def test_sigterm_exits_within_the_grace_period_while_a_scan_is_stuck(
 
   assert elapsed < GRACE_S
   assert f"Not waiting for the scan of {store.uri(BASE)}" in server.output()
+
+
+def test_a_sigterm_that_another_thread_takes_still_stops_the_server(
+    store, start_server):
+  """Python runs signal handlers in the main thread only; the kernel hands a
+  process's SIGTERM to any thread that does not block it."""
+  server = start_server(store)
+
+  elapsed = server.terminate(
+      thread_id=server.threads_that_may_take_sigterm()[-1])
+
+  assert elapsed < GRACE_S
 
 
 def test_sigterm_lets_the_request_in_flight_finish(
