@@ -115,6 +115,7 @@ def ready_versions(model_dir: str) -> dict[int, str]:
 
 
 def _raise(error: Exception):
+  """An `onerror` for `tf.io.gfile.walk`, which skips what it cannot list."""
   raise error
 
 
