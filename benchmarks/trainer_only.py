@@ -247,7 +247,25 @@ def main(argv=None) -> int:
   config = config_lib.PipelineConfig(pipeline_name=names[0],
                                      workspace=args.workspace)
   summary = run_summary.summarize(config.metadata_path)
+  baselines = [scorer for scorer in
+               run_summary.overall_scorers(summary, "model", _METRICS)
+               if not scorer.is_model]
+  baseline = run_summary.strongest_baseline(baselines, "recall_at_50")
   runs = []
+
+  def write(complete: bool) -> None:
+    """Writes the runs so far: a long benchmark stopped midway keeps them."""
+    common.write_results(args.output, {
+        "command": command, "machine": machine_at_start,
+        "workspace": args.workspace, "pipeline": names[0],
+        "transformed_examples": summary.artifacts[TRANSFORMED_EXAMPLES],
+        "warm_up": args.warm_up, "complete": complete, "runs": runs,
+        "over_seeds": seed_summary(runs),
+        "baselines": {scorer.label: scorer.metrics for scorer in baselines},
+        "strongest_baseline": baseline.label if baseline else None,
+        "load_average_end": [round(load, 2) for load in os.getloadavg()],
+        "peak_rss_mib": common.peak_rss_mib()})
+
   examples = run_examples(summary)
   with tempfile.TemporaryDirectory() as scratch:
     if args.warm_up:
@@ -257,16 +275,13 @@ def main(argv=None) -> int:
     for seed in args.seed:
       for index, text in enumerate(args.family):
         common.log(f"training {text}, seed {seed}")
-        runs.append(train_family(
+        run = train_family(
             summary, os.path.join(scratch, f"{seed}_{index}"),
-            *_family_and_hparams(text), seed, examples))
-  baselines = [scorer for scorer in
-               run_summary.overall_scorers(summary, "model", _METRICS)
-               if not scorer.is_model]
-  baseline = run_summary.strongest_baseline(baselines, "recall_at_50")
-  for run in runs:
-    run["beats_strongest_baseline"] = (None if baseline is None else
-                                       beats(run["metrics"], baseline))
+            *_family_and_hparams(text), seed, examples)
+        run["beats_strongest_baseline"] = (None if baseline is None else
+                                           beats(run["metrics"], baseline))
+        runs.append(run)
+        write(complete=False)
   rows = [[run["family"], json.dumps(run["hparams"]), str(run["seed"]),
            f"{run['trainer_seconds']:.1f}",
            f"{run['trainer_seconds'] / runs[-1]['trainer_seconds']:.2f}x",
@@ -290,23 +305,14 @@ def main(argv=None) -> int:
         "Strongest baseline (Recall@50): "
         f"{baseline.label if baseline else 'none in the run'}; 'beats' "
         "means above it on Recall@10, Recall@50 and NDCG@10.")
-  over_seeds = seed_summary(runs)
   if len(args.seed) > 1:
     print(common.aligned_table(
         ["family", "hparams", "seeds", *(f"{name} mean ± std" for name in
                                          _METRICS)],
         [[row["family"], json.dumps(row["hparams"]), str(row["seeds"]),
           *(f"{row[name]['mean']:.4f} ± {row[name]['std']:.4f}"
-            for name in _METRICS)] for row in over_seeds]))
-  common.write_results(args.output, {
-      "command": command, "machine": machine_at_start,
-      "workspace": args.workspace, "pipeline": names[0],
-      "transformed_examples": summary.artifacts[TRANSFORMED_EXAMPLES],
-      "warm_up": args.warm_up, "runs": runs, "over_seeds": over_seeds,
-      "baselines": {scorer.label: scorer.metrics for scorer in baselines},
-      "strongest_baseline": baseline.label if baseline else None,
-      "load_average_end": [round(load, 2) for load in os.getloadavg()],
-      "peak_rss_mib": common.peak_rss_mib()})
+            for name in _METRICS)] for row in seed_summary(runs)]))
+  write(complete=True)
   return 0
 
 

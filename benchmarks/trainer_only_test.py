@@ -4,6 +4,8 @@
 shared pipeline run and checks its record against the export.
 """
 
+import json
+
 import pytest
 
 from benchmarks import trainer_only
@@ -51,3 +53,37 @@ def test_beating_the_baseline_needs_every_metric_above_it():
   assert trainer_only.beats(above, baseline)
   assert not trainer_only.beats(dict(above, ndcg_at_10=0.05), baseline)
   assert not trainer_only.beats(dict(above, recall_at_10=0.09), baseline)
+
+
+def test_each_finished_run_is_written_before_the_next_starts(tmp_path,
+                                                             monkeypatch):
+  (tmp_path / "pipelines" / "vrec-a").mkdir(parents=True)
+  ease = trainer_only.run_summary.Scorer(
+      "ease", False, {"recall_at_10": 0.1, "recall_at_50": 0.2,
+                      "recall_at_100": 0.3, "ndcg_at_10": 0.05})
+  monkeypatch.setattr(trainer_only.run_summary, "summarize",
+                      lambda _: trainer_only.run_summary.RunSummary(
+                          "run", [], {trainer_only.TRANSFORMED_EXAMPLES: "t"},
+                          {}, None, None))
+  monkeypatch.setattr(trainer_only.run_summary, "overall_scorers",
+                      lambda *_: [ease])
+  monkeypatch.setattr(trainer_only, "run_examples", lambda _: None)
+  output = tmp_path / "out.json"
+
+  def train_family(summary, directory, family, hparams, seed, examples):
+    del summary, directory, examples
+    if seed == 1:  # The second run: the benchmark is stopped.
+      raise KeyboardInterrupt
+    return {"family": family, "hparams": hparams, "seed": seed,
+            "metrics": {"recall_at_10": 0.2, "recall_at_50": 0.3,
+                        "recall_at_100": 0.4, "ndcg_at_10": 0.1}}
+  monkeypatch.setattr(trainer_only, "train_family", train_family)
+
+  with pytest.raises(KeyboardInterrupt):
+    trainer_only.main(["--workspace", str(tmp_path), "--family", "sasrec",
+                       "--seed", "0", "1", "--output", str(output)])
+  record = json.loads(output.read_text())
+  assert not record["complete"]
+  assert [(run["seed"], run["beats_strongest_baseline"])
+          for run in record["runs"]] == [(0, True)]
+  assert record["strongest_baseline"] == "ease"
