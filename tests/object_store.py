@@ -216,11 +216,12 @@ class StoreProxy:
   """A TCP proxy in front of the S3 server that can stop answering.
 
   While the store answers, each connection is relayed to the server. After
-  `stop_answering` it is a store behind a network partition: connections
-  already open are no longer relayed and new ones are accepted, and in both
-  requests are read and never answered, so a client waits until its own
-  timeout. `answer_again` closes those connections, as a partition that
-  heals resets them, and relays new ones again.
+  `stop_answering` it is a store behind a network partition: every request
+  sent from then on, on a connection already open or on a new one, is read
+  and never answered (an answer already on its way still arrives), so its
+  client waits until its own timeout. `answer_again` closes the connections
+  holding such requests, as a partition that heals resets them, and relays
+  new ones again.
 
   Args:
     upstream_url: the S3 server, e.g. `http://127.0.0.1:40123`.
@@ -255,7 +256,7 @@ class StoreProxy:
       outage.set()
 
   def unanswered_requests(self) -> int:
-    """Connections of the current outage that sent a request, unanswered."""
+    """Connections that sent a request in the current outage, unanswered."""
     with self._lock:
       return self._unanswered
 
@@ -286,49 +287,41 @@ class StoreProxy:
 
   def _serve(self, client: socket.socket) -> None:
     with client:
-      outage, awaiting_answer = self._relay(client)
+      outage = self._relay(client)
       if outage is not None:
-        self._hold(client, outage, awaiting_answer)
+        self._hold(client, outage)
 
-  def _relay(self, client: socket.socket,
-             ) -> tuple[Optional[threading.Event], bool]:
-    """Relays until either side closes, or an outage starts.
-
-    Returns:
-      The outage that stopped the relay (None if a side closed), and whether
-      the client was then still waiting for the answer to its request.
-    """
+  def _relay(self, client: socket.socket) -> Optional[threading.Event]:
+    """Relays until either side closes (None), or until the client sends a
+    request during an outage (that outage; the request is left unread)."""
     if (outage := self._current_outage()) is not None:
-      return outage, False
+      return outage
     with socket.create_connection(self._upstream) as upstream:
-      awaiting_answer = False
       while not self._closed.is_set():
-        if (outage := self._current_outage()) is not None:
-          return outage, awaiting_answer
         readable, _, _ = select.select([client, upstream], [], [],
                                        _PROXY_POLL_S)
         for source in readable:
+          outage = self._current_outage()
+          if source is client and outage is not None:
+            return outage
           data = source.recv(_PROXY_CHUNK_BYTES)
           if not data:
-            return None, False
+            return None
           (upstream if source is client else client).sendall(data)
-          awaiting_answer = source is client
-    return None, False
+    return None
 
-  def _hold(self, client: socket.socket, outage: threading.Event,
-            awaiting_answer: bool) -> None:
+  def _hold(self, client: socket.socket, outage: threading.Event) -> None:
     """Reads and drops what the client sends until the outage ends."""
     counted = False
     while not outage.wait(_PROXY_POLL_S) and not self._closed.is_set():
       if select.select([client], [], [], 0)[0]:
         if not client.recv(_PROXY_CHUNK_BYTES):
           return  # The client gave up.
-        awaiting_answer = True
-      if awaiting_answer and not counted:
-        with self._lock:
-          if self._outage is outage:
-            self._unanswered += 1
-        counted = True
+        if not counted:
+          with self._lock:
+            if self._outage is outage:
+              self._unanswered += 1
+          counted = True
 
 
 def _free_port() -> int:
