@@ -130,6 +130,8 @@ FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
                build_model="models.retrieval.guim:build_guim"),
     FamilySpec("gmn", RETRIEVAL, "models.retrieval.gmn:GmnConfig",
                build_model="models.retrieval.gmn:build_gmn"),
+    FamilySpec("lightgcn", RETRIEVAL, "models.retrieval.lightgcn:LightGcnConfig",
+               train="models.retrieval.lightgcn_trainer:train_lightgcn"),
     FamilySpec("ease", RETRIEVAL, "models.item_item.ease:EaseConfig",
                train=_ITEM_ITEM_TRAIN,
                export=_ITEM_ITEM_EXPORT, indexed=False),

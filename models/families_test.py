@@ -13,7 +13,8 @@ from models import hparams
 # Each family's room: the sub-package of `models/` holding its code.
 _PACKAGE_OF_FAMILY = {
     "two_tower": "retrieval", "sasrec": "retrieval", "guim": "retrieval",
-    "gmn": "retrieval", "ease": "item_item", "item_knn": "item_item",
+    "gmn": "retrieval", "lightgcn": "retrieval", "ease": "item_item",
+    "item_knn": "item_item",
     "courier": "ctr", "ranking": "ctr", "seminar_psu": "seminar",
     "seminar": "seminar",
 }
@@ -80,7 +81,7 @@ def test_the_default_family_is_the_two_tower_on_movielens_sasrec_elsewhere(
 
 def test_only_neural_retrieval_families_are_indexed():
   indexed = {n for n, s in families.FAMILIES.items() if s.builds_index}
-  assert indexed == {"two_tower", "sasrec", "guim", "gmn"}
+  assert indexed == {"two_tower", "sasrec", "guim", "gmn", "lightgcn"}
   for name in ("ease", "item_knn"):
     spec = families.get(name)
     assert spec.kind == families.RETRIEVAL and spec.build_model is None

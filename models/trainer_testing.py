@@ -181,3 +181,20 @@ def served_auc(serving_model_dir: str, rows: Mapping[str, np.ndarray]
           timestamp=tf.zeros([len(rows[features.LABEL])], tf.int64))
   return float(metrics.roc_auc_score(
       rows[features.LABEL], served[serving_names.RANKER_PROBABILITY].numpy()))
+
+
+def losses_before_and_after(model, batch: Mapping[str, tf.Tensor],
+                            steps: int = 10, learning_rate: float = 0.05
+                            ) -> tuple[float, float]:
+  """`model.compute_loss(batch)` before and after `steps` Adam steps on it.
+
+  Eager steps: Keras' first compiled fit costs a minute on these machines.
+  """
+  optimizer = tf.keras.optimizers.Adam(learning_rate)
+  before = float(model.compute_loss(batch, training=True))
+  for _ in range(steps):
+    with tf.GradientTape() as tape:
+      loss = model.compute_loss(batch, training=True)
+    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                  model.trainable_variables))
+  return before, float(model.compute_loss(batch, training=True))

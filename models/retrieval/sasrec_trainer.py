@@ -118,4 +118,5 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object],
                              model.catalogue_features,
                              catalogue.sampling_probability, config, sampled),
       batches, validator, config, spec.name, fn_args.model_run_dir, num_items)
-  retrieval_trainer.export(fn_args, tft_output, spec, model, catalogue)
+  retrieval_trainer.export(fn_args, tft_output, spec, model.query_tower,
+                           model.candidate_tower, catalogue)

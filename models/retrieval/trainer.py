@@ -57,35 +57,47 @@ def build_model(fn_args, tft_output, build: Callable, config):
                catalogue.sampling_probability, config), catalogue
 
 
-def validation_split(fn_args, tft_output, model, catalogue
-                     ) -> tuple[sequence_inputs.SequenceRows, np.ndarray,
-                                retrieval_validation.Validator]:
+def held_out_rows(fn_args, tft_output
+                  ) -> tuple[sequence_inputs.SequenceRows, np.ndarray]:
   """Places the train rows in their sequences and holds out the newest.
 
   Returns:
-    `(rows, held_out, validator)`: the train rows in read order, `[n]`
-    True on each user's newest row (users with one row keep it), and the
-    validator of `model`'s towers on the held-out rows it scores
-    (`splits.scored_validation_mask`).
+    `(rows, held_out)`: the train rows in read order and `[n]` True on each
+    user's newest row (users with one row keep it).
   """
   rows = train_inputs.sequence_rows(fn_args, tft_output)
-  held_out = splits.latest_per_user_mask(rows.users, rows.positions)
+  return rows, splits.latest_per_user_mask(rows.users, rows.positions)
+
+
+def validator(fn_args, tft_output, model, catalogue,
+              rows: sequence_inputs.SequenceRows, held_out: np.ndarray
+              ) -> retrieval_validation.Validator:
+  """The validator of `model`'s towers on the held-out rows it scores
+  (`splits.scored_validation_mask`)."""
   scored = splits.scored_validation_mask(held_out, rows.users)
   logging.info("Validation: %d of %d train rows held out, %d scored",
                int(held_out.sum()), len(held_out), int(scored.sum()))
-  validator = retrieval_validation.Validator(
+  return retrieval_validation.Validator(
       train_inputs.rows_at(fn_args, tft_output, scored), catalogue,
       model.query_tower, model.candidate_tower)
-  return rows, held_out, validator
 
 
-def export(fn_args, tft_output, spec: families.FamilySpec, model,
-           catalogue: catalogue_lib.ItemCatalogue) -> None:
-  """Saves the family's serving module of `model`'s towers."""
+def validation_split(fn_args, tft_output, model, catalogue
+                     ) -> tuple[sequence_inputs.SequenceRows, np.ndarray,
+                                retrieval_validation.Validator]:
+  """`held_out_rows` and the `validator` of `model` on them."""
+  rows, held_out = held_out_rows(fn_args, tft_output)
+  return rows, held_out, validator(fn_args, tft_output, model, catalogue,
+                                   rows, held_out)
+
+
+def export(fn_args, tft_output, spec: families.FamilySpec, query_tower,
+           candidate_tower, catalogue: catalogue_lib.ItemCatalogue) -> None:
+  """Saves the family's serving module of the two towers."""
   export_module = families.load(spec.export)
   export_module(
       tft_output.transform_features_layer(), tft_output.raw_feature_spec(),
-      model.query_tower, model.candidate_tower, catalogue,
+      query_tower, candidate_tower, catalogue,
   ).save(fn_args.serving_model_dir)
 
 
@@ -136,4 +148,5 @@ def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
                                              config.batch_size)
   fit(model, train, validator, config, spec.name, fn_args.model_run_dir,
       num_items=len(catalogue.item_ids) - 1)
-  export(fn_args, tft_output, spec, model, catalogue)
+  export(fn_args, tft_output, spec, model.query_tower, model.candidate_tower,
+         catalogue)
