@@ -15,6 +15,7 @@ import functools
 import os
 import pathlib
 import re
+import urllib.parse
 from typing import Callable
 
 import pandas as pd
@@ -158,18 +159,87 @@ def import_amazon_video_games(
     with storage.open_file(path) as stream:
       rows = pd.read_csv(stream, sep="\t", header=None,
                          names=["user_id", "item_id", "label"], dtype=str)
-    parts.append(pd.DataFrame({
-      "user_id": rows["user_id"],
-      "item_id": item_type + ":" + rows["item_id"],
-      "timestamp": range(len(rows)),
-      "label": 1.0,
-      "event": "review",
-      "item_type": item_type,
+    parts.append(_domain_interactions(path, rows, item_type, "review", first_line=1))
+  return contract.Dataset(interactions=pd.concat(parts, ignore_index=True))
+
+
+# Amazon-KG's two domains under `amazon-books-movies/`, by item type: each
+# path lacks only its `.inter` / `.link` suffix.
+BOOKS_MOVIES_KG_FILES = {
+  "video": "Amazon-KG-5core-Movies_and_TV/Amazon-KG-5core-Movies_and_TV",
+  "item": "Amazon-KG-5core-Books/Amazon-KG-5core-Books",
+}
+# The dense subset's two domains under `amazon-books-movies/`, by item type.
+BOOKS_MOVIES_DENSE_FILES = {
+  "video": "Amazon-Dense-Subset/Amazon-Movies-Dense.inter",
+  "item": "Amazon-Dense-Subset/Amazon-Books-Dense.inter",
+}
+
+
+def import_amazon_books_movies(source_root: contract.PathLike) -> contract.Dataset:
+  """Imports Amazon-KG's 5-core Books and Movies & TV as one user-video / user-item log.
+
+  Movies & TV become `item_type="video"`, Books `"item"`, with ids and
+  timestamps as in `import_amazon_video_games`: item ids prefixed with the
+  item type, and no timestamps in the data, so a row's position in its
+  domain file stands in for time. Reviewer ids are shared across domains.
+  Every rating is 1, so every row is a positive `event="review"`.
+
+  Args:
+    source_root: The folder holding `amazon-books-movies/`.
+
+  Returns:
+    The dataset with items (title from the item's DBpedia resource, e.g.
+    `res:The_Prophet_(book)` -> "The Prophet (book)") for the items of the
+    log; no user attributes.
+  """
+  folder = storage.join(source_root, "amazon-books-movies")
+  parts, titles = [], []
+  for item_type, stem in BOOKS_MOVIES_KG_FILES.items():
+    path = storage.join(folder, stem + ".inter")
+    rows = read_raw_tsv(path, source_root)
+    parts.append(_domain_interactions(path, rows, item_type, "review", first_line=2))
+    links = read_raw_tsv(storage.join(folder, stem + ".link"), source_root)
+    # The links also name a few hundred items the 5-core log no longer has.
+    links = links[links["item_id"].isin(rows["item_id"])]
+    titles.append(pd.DataFrame({
+      "item_id": item_type + ":" + links["item_id"],
+      "title": links["entity_id"].map(_dbpedia_title),
     }))
   return contract.Dataset(
-    interactions=contract.normalize_interactions(
-      pd.concat(parts, ignore_index=True), "amazon-video-games interactions"),
+    interactions=pd.concat(parts, ignore_index=True),
+    items=contract.normalize_items(pd.concat(titles, ignore_index=True),
+                                   "amazon-books-movies items"),
   )
+
+
+def import_amazon_books_movies_dense(source_root: contract.PathLike) -> contract.Dataset:
+  """Imports the dense Books / Movies subset as one user-video / user-item log.
+
+  Same domains, ids and timestamps as `import_amazon_books_movies`. The files
+  repeat many rows, some with different stars for the same (user, item):
+  each domain keeps only the first row of each (user, item), so how many rows
+  go depends on the files. Every kept row is a positive (label 1.0): a rating
+  is an interaction, with its stars in `event="rating=<1-5>"`. The files run
+  roughly item by item, so file order says nothing about time: hold out at
+  random, not by time.
+
+  Args:
+    source_root: The folder holding `amazon-books-movies/`.
+
+  Returns:
+    The dataset (no item or user attributes).
+  """
+  folder = storage.join(source_root, "amazon-books-movies")
+  parts = []
+  for item_type, name in BOOKS_MOVIES_DENSE_FILES.items():
+    path = storage.join(folder, name)
+    rows = read_raw_tsv(path, source_root).drop_duplicates(["user_id", "item_id"])
+    # Stars are written "5.0"; "rating=5" matches the MovieLens importer's events.
+    stars = rows["rating"].str.removesuffix(".0")
+    parts.append(_domain_interactions(path, rows, item_type, "rating=" + stars,
+                                      first_line=2))
+  return contract.Dataset(interactions=pd.concat(parts, ignore_index=True))
 
 
 # H&M's article fields that become an item's categories, broadest first.
@@ -290,6 +360,8 @@ IMPORTERS: dict[str, Callable[[contract.PathLike], contract.Dataset]] = {
   "amazon-video-games": import_amazon_video_games,
   "amazon-video-games-swapped": functools.partial(import_amazon_video_games,
                                                   video_domain="video_game"),
+  "amazon-books-movies": import_amazon_books_movies,
+  "amazon-books-movies-dense": import_amazon_books_movies_dense,
   "hm-fashion": import_hm_fashion,
   "taobao-userbehavior-sample": import_taobao_userbehavior,
 }
@@ -340,6 +412,45 @@ def _require_raw_file(path: contract.PathLike, source_root: contract.PathLike) -
       f"raw data file not found: {path}; see {storage.join(source_root, 'README.md')} "
       f"for what belongs there, or set ${DATA_DIR_ENV_VAR} to the data folder"
     )
+
+
+def _domain_interactions(
+  path: contract.PathLike, rows: pd.DataFrame, item_type: str, event: str | pd.Series,
+  first_line: int,
+) -> pd.DataFrame:
+  """Validates one domain file's rows as interactions of `item_type`.
+
+  Item ids are per domain, so they are prefixed with the item type ("video:5",
+  "item:5") to stay distinct in one item vocabulary. The domain files have no
+  timestamps: a row's timestamp is its position in its file (`rows.index`,
+  which dropping rows keeps), so each user's rows keep file order.
+
+  Args:
+    path: The domain file, named in validation errors.
+    rows: Its rows as read, with `user_id` and `item_id` columns.
+    item_type: "video" or "item".
+    event: Every row's event, or one per row.
+    first_line: The line of the file's first data row (2 below a header), so
+      that errors name the line a bad row is on.
+
+  Returns:
+    The rows in the contract's interaction columns, labels 1.0.
+  """
+  interactions = pd.DataFrame({
+    "user_id": rows["user_id"],
+    "item_id": item_type + ":" + rows["item_id"],
+    "timestamp": rows.index,
+    "label": 1.0,
+    "event": event,
+    "item_type": item_type,
+  })
+  return contract.normalize_interactions(interactions, contract_rules.RowLocator(
+      str(path), "line", line_numbers=rows.index + first_line))
+
+
+def _dbpedia_title(resource: str) -> str:
+  """The name a DBpedia resource id spells: "res:Where's_My_Cow%3F" -> "Where's My Cow?"."""
+  return urllib.parse.unquote(resource.removeprefix("res:")).replace("_", " ")
 
 
 def _join_unique_ids(*id_lists: str) -> str:

@@ -25,6 +25,8 @@ def test_registry_names():
   assert set(importers.IMPORTERS) == {"movielens-100k", "amazon-grocery",
                                       "amazon-video-games",
                                       "amazon-video-games-swapped",
+                                      "amazon-books-movies",
+                                      "amazon-books-movies-dense",
                                       "hm-fashion",
                                       "taobao-userbehavior-sample"}
 
@@ -182,3 +184,148 @@ def test_taobao_names_the_line_of_a_bad_timestamp(tmp_path):
   with pytest.raises(contract.DataValidationError) as raised:
     importers.import_taobao_userbehavior(tmp_path)
   assert (raised.value.row, raised.value.field) == (2, "timestamp")
+
+
+def _write_books_movies(root, files: dict[str, str]) -> None:
+  """Writes `files` (path under amazon-books-movies/ -> text) below `root`."""
+  for name, text in files.items():
+    path = root / "amazon-books-movies" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+KG_BOOKS = "Amazon-KG-5core-Books/Amazon-KG-5core-Books"
+KG_MOVIES = "Amazon-KG-5core-Movies_and_TV/Amazon-KG-5core-Movies_and_TV"
+KG_INTER_HEADER = "user_id:token\titem_id:token\trating:float\n"
+KG_LINK_HEADER = "item_id:token\tentity_id:token\n"
+DENSE_HEADER = "user_id\titem_id\trating\n"
+
+
+def _write_small_kg(root) -> None:
+  _write_books_movies(root, {
+      KG_MOVIES + ".inter": KG_INTER_HEADER + "A1\tM2\t1\nA1\tM1\t1\nA2\tM1\t1\n",
+      KG_MOVIES + ".link": KG_LINK_HEADER + ("M1\tres:Absence_of_Malice\n"
+                                             "M2\tres:Where's_My_Cow%3F\n"),
+      KG_BOOKS + ".inter": KG_INTER_HEADER + "A3\t0001\t1\nA1\t0001\t1\n",
+      # B9 is in no log: it gets no item row.
+      KG_BOOKS + ".link": KG_LINK_HEADER + ("0001\tres:The_Prophet_(book)\n"
+                                            "B9\tres:Unreviewed\n"),
+  })
+
+
+def test_books_movies_types_prefixes_and_orders_each_domain(tmp_path):
+  _write_small_kg(tmp_path)
+  log = importers.IMPORTERS["amazon-books-movies"](tmp_path).interactions
+  assert list(log["user_id"]) == ["A1", "A1", "A2", "A3", "A1"]
+  assert list(log["item_id"]) == ["video:M2", "video:M1", "video:M1",
+                                  "item:0001", "item:0001"]
+  assert list(log["item_type"]) == ["video"] * 3 + ["item"] * 2
+  assert list(log["timestamp"]) == [0, 1, 2, 0, 1]
+  assert set(log["label"]) == {1.0} and set(log["event"]) == {"review"}
+
+
+def test_books_movies_titles_come_from_the_links(tmp_path):
+  _write_small_kg(tmp_path)
+  items = importers.import_amazon_books_movies(tmp_path).items
+  assert dict(zip(items["item_id"], items["title"])) == {
+      "video:M1": "Absence of Malice",
+      "video:M2": "Where's My Cow?",
+      "item:0001": "The Prophet (book)",
+  }
+
+
+def test_dbpedia_title_spells_the_resource_name():
+  assert importers._dbpedia_title("res:The_Prophet_(book)") == "The Prophet (book)"
+  assert importers._dbpedia_title(
+      "res:%22Weird_Al%22_Yankovic:_The_Ultimate_Video_Collection") == (
+          '"Weird Al" Yankovic: The Ultimate Video Collection')
+
+
+def test_books_movies_dense_keeps_the_first_row_of_each_pair(tmp_path):
+  _write_books_movies(tmp_path, {
+      "Amazon-Dense-Subset/Amazon-Movies-Dense.inter": DENSE_HEADER + (
+          "A1\tM1\t5.0\n"
+          "A1\tM1\t5.0\n"  # An exact repeat.
+          "A2\tM1\t2.0\n"
+          "A1\tM1\t3.0\n"  # The same pair with other stars.
+          "A1\tM2\t4.0\n"),
+      "Amazon-Dense-Subset/Amazon-Books-Dense.inter": DENSE_HEADER + (
+          "A2\tM1\t1.0\nA2\tM1\t1.0\n"),
+  })
+  log = importers.IMPORTERS["amazon-books-movies-dense"](tmp_path).interactions
+  assert list(log["user_id"]) == ["A1", "A2", "A1", "A2"]
+  # M1 in both domains stays two items.
+  assert list(log["item_id"]) == ["video:M1", "video:M1", "video:M2", "item:M1"]
+  assert list(log["item_type"]) == ["video", "video", "video", "item"]
+  # A kept row's timestamp is its position in its file.
+  assert list(log["timestamp"]) == [0, 2, 4, 0]
+  assert list(log["event"]) == ["rating=5", "rating=2", "rating=4", "rating=1"]
+  assert set(log["label"]) == {1.0}
+
+
+@pytest.mark.parametrize("name, missing", [
+    ("amazon-books-movies", r"Amazon-KG-5core-Movies_and_TV\.inter"),
+    ("amazon-books-movies-dense", r"Amazon-Movies-Dense\.inter"),
+])
+def test_books_movies_missing_file_points_at_readme(tmp_path, name, missing):
+  with pytest.raises(FileNotFoundError, match=missing + ".*README\\.md"):
+    importers.IMPORTERS[name](tmp_path)
+
+
+def test_books_movies_missing_link_file_points_at_readme(tmp_path):
+  _write_small_kg(tmp_path)
+  (tmp_path / "amazon-books-movies" / (KG_BOOKS + ".link")).unlink()
+  with pytest.raises(FileNotFoundError, match=r"Books\.link.*README\.md"):
+    importers.import_amazon_books_movies(tmp_path)
+
+
+def test_books_movies_dense_names_the_line_of_an_empty_user(tmp_path):
+  _write_books_movies(tmp_path, {
+      "Amazon-Dense-Subset/Amazon-Movies-Dense.inter": DENSE_HEADER + (
+          "A1\tM1\t5.0\nA1\tM1\t5.0\n\tM2\t4.0\n"),
+      "Amazon-Dense-Subset/Amazon-Books-Dense.inter": DENSE_HEADER + "A2\tB1\t1.0\n",
+  })
+  with pytest.raises(contract.DataValidationError) as raised:
+    importers.import_amazon_books_movies_dense(tmp_path)
+  assert (raised.value.row, raised.value.field) == (4, "user_id")
+  assert raised.value.path.endswith("Amazon-Movies-Dense.inter")
+
+
+@pytest.fixture(scope="module")
+def books_movies() -> contract.Dataset:
+  return importers.import_amazon_books_movies(
+      prerequisites.shared_data_root("amazon-books-movies"))
+
+
+@pytest.fixture(scope="module")
+def books_movies_dense() -> contract.Dataset:
+  return importers.import_amazon_books_movies_dense(
+      prerequisites.shared_data_root("amazon-books-movies"))
+
+
+def _domain_counts(log):
+  """(rows, users, items) of each item type, and the users of both."""
+  counts = {item_type: (len(rows), rows["user_id"].nunique(), rows["item_id"].nunique())
+            for item_type, rows in log.groupby("item_type")}
+  videos, items = (set(log.loc[log["item_type"] == kind, "user_id"])
+                   for kind in ("video", "item"))
+  return counts, len(videos & items)
+
+
+def test_books_movies_counts_match_data_readme(books_movies):
+  assert _domain_counts(books_movies.interactions) == (
+      {"video": (67_066, 5_648, 4_779), "item": (115_572, 10_485, 8_318)}, 1_062)
+  assert set(books_movies.items["item_id"]) == set(books_movies.interactions["item_id"])
+  prophet = books_movies.items.set_index("item_id").loc["item:000100039X"]
+  assert prophet["title"] == "The Prophet (book)"
+
+
+def test_books_movies_dense_has_one_row_per_pair(books_movies_dense):
+  log = books_movies_dense.interactions
+  assert not log.duplicated(["user_id", "item_id"]).any()
+  counts, in_both = _domain_counts(log)
+  # The data README's users and items; its rows less the repeated pairs.
+  assert counts == {"video": (68_023 - 5_939, 1_381, 1_338),
+                    "item": (38_149 - 6_645, 1_426, 723)}
+  assert in_both == 1_329
+  assert set(log["event"]) == {f"rating={stars}" for stars in range(1, 6)}
