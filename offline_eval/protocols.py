@@ -45,6 +45,22 @@ def full_ranking(score_fn: ScoreFn, user_indices: np.ndarray,
                  catalogue: np.ndarray | None = None) -> dict[str, float]:
   """Full-ranking HR@k, Recall@k, NDCG@k and MRR, averaged over users.
 
+  The means of `full_ranking_per_user`, whose arguments these are.
+  """
+  per_user = full_ranking_per_user(score_fn, user_indices, targets, exclude,
+                                   ks, chunk_size, catalogue)
+  return {name: float(values.mean()) for name, values in per_user.items()}
+
+
+def full_ranking_per_user(score_fn: ScoreFn, user_indices: np.ndarray,
+                          targets: Sequence[np.ndarray],
+                          exclude: Sequence[np.ndarray] | None = None,
+                          ks: Sequence[int] = (10,),
+                          chunk_size: int = 512,
+                          catalogue: np.ndarray | None = None
+                          ) -> dict[str, np.ndarray]:
+  """Full-ranking HR@k, Recall@k, NDCG@k and MRR of each user.
+
   Args:
     score_fn: `user_indices_chunk -> [n, num_items]` scores.
     user_indices: `[U]` the users to evaluate.
@@ -60,15 +76,16 @@ def full_ranking(score_fn: ScoreFn, user_indices: np.ndarray,
       ranks after every item it competes with. None: every item.
 
   Returns:
-    `hr@k` (some target in the top k), `recall@k` (share of targets in the top
-    k), `ndcg@k` (binary relevance) for each k, and `mrr` (of the best-ranked
-    target).
+    `[U]` per metric, in `user_indices` order: `hr@k` (some target in the
+    top k), `recall@k` (share of targets in the top k), `ndcg@k` (binary
+    relevance) for each k, and `mrr` (of the best-ranked target).
   """
   user_indices = np.asarray(user_indices)
   if len(targets) != len(user_indices):
     raise ValueError(f"{len(targets)} target lists for {len(user_indices)} users")
-  totals = {name: 0.0 for k in ks for name in (f"hr@{k}", f"recall@{k}", f"ndcg@{k}")}
-  totals["mrr"] = 0.0
+  per_user = {name: np.zeros(len(user_indices)) for k in ks
+              for name in (f"hr@{k}", f"recall@{k}", f"ndcg@{k}")}
+  per_user["mrr"] = np.zeros(len(user_indices))
   for start in range(0, len(user_indices), chunk_size):
     scores = np.array(score_fn(user_indices[start:start + chunk_size]),
                       dtype=np.float64)
@@ -88,8 +105,8 @@ def full_ranking(score_fn: ScoreFn, user_indices: np.ndarray,
       # the catalogue: as `evaluate` ranks it, after every available item.
       ranks = np.where(available[user_targets], ranks,
                        1 + np.count_nonzero(available))
-      _accumulate(totals, ranks, len(user_targets), ks)
-  return {name: value / len(user_indices) for name, value in totals.items()}
+      _record(per_user, user, ranks, len(user_targets), ks)
+  return per_user
 
 
 def _ranks_of(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -98,17 +115,34 @@ def _ranks_of(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
   return len(scores) - np.searchsorted(ascending, scores[items], side="left")
 
 
-def _accumulate(totals: dict[str, float], ranks: np.ndarray, num_targets: int,
-                ks: Sequence[int]) -> None:
+def _record(per_user: dict[str, np.ndarray], user: int, ranks: np.ndarray,
+            num_targets: int, ks: Sequence[int]) -> None:
   ranks = np.sort(ranks)
-  totals["mrr"] += 1.0 / ranks[0]
+  per_user["mrr"][user] = 1.0 / ranks[0]
   discounts = 1.0 / np.log2(ranks + 1.0)
   for k in ks:
     hits = ranks <= k
-    totals[f"hr@{k}"] += float(hits.any())
-    totals[f"recall@{k}"] += hits.sum() / num_targets
+    per_user[f"hr@{k}"][user] = float(hits.any())
+    per_user[f"recall@{k}"][user] = hits.sum() / num_targets
     ideal = np.sum(1.0 / np.log2(np.arange(2, min(num_targets, k) + 2)))
-    totals[f"ndcg@{k}"] += discounts[hits].sum() / ideal
+    per_user[f"ndcg@{k}"][user] = discounts[hits].sum() / ideal
+
+
+def sliced_means(per_user: Mapping[str, np.ndarray],
+                 slices: Mapping[str, np.ndarray]
+                 ) -> dict[str, dict[str, float]]:
+  """Per slice, the mean of each per-user metric over the slice's users.
+
+  Args:
+    per_user: metric -> `[U]` values (`full_ranking_per_user`).
+    slices: slice name -> `[U]` bool, which users it holds.
+
+  Returns:
+    Slice -> metric -> mean; an empty slice's metrics are NaN.
+  """
+  return {name: {metric: float(values[mask].mean()) if mask.any()
+                 else float("nan") for metric, values in per_user.items()}
+          for name, mask in slices.items()}
 
 
 def sample_negatives(num_items: int, interacted: Sequence[np.ndarray],

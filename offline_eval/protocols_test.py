@@ -39,6 +39,26 @@ def test_full_ranking_never_excludes_a_target_and_counts_recall_per_target():
   assert metrics["ndcg@2"] == pytest.approx(1.0 / ideal)
 
 
+def test_per_user_metrics_and_their_slice_means():
+  scores = [[0.9, 0.8, 0.1, 0.5],   # target 1 at rank 2
+            [0.1, 0.2, 0.3, 0.4],   # target 3 at rank 1
+            [0.1, 0.2, 0.3, 0.4]]   # target 0 at rank 4
+  args = (_fixed_scores(scores), np.arange(3),
+          [np.array([1]), np.array([3]), np.array([0])])
+  per_user = protocols.full_ranking_per_user(*args, ks=(2,))
+  np.testing.assert_allclose(per_user["recall@2"], [1.0, 1.0, 0.0])
+  np.testing.assert_allclose(per_user["mrr"], [1 / 2, 1.0, 1 / 4])
+  assert protocols.full_ranking(*args, ks=(2,))["mrr"] == pytest.approx(
+      (1 / 2 + 1 + 1 / 4) / 3)
+  means = protocols.sliced_means(per_user, {
+      "first two": np.array([True, True, False]),
+      "last": np.array([False, False, True]),
+      "nobody": np.zeros(3, bool)})
+  assert means["first two"]["mrr"] == pytest.approx(0.75)
+  assert means["last"]["recall@2"] == 0.0
+  assert math.isnan(means["nobody"]["hr@2"])
+
+
 def test_full_ranking_ties_count_against_the_target():
   metrics = protocols.full_ranking(_fixed_scores([[1.0, 1.0, 1.0]]), np.array([0]),
                                    targets=[np.array([0])], ks=(2,))
