@@ -75,6 +75,12 @@ QUERY_TOKEN_INDICES = "query_token_indices"
 # `[HISTORY_LENGTH * QUERY_LENGTH]`, row-major `[HISTORY_LENGTH, QUERY_LENGTH]`,
 # aligned with HISTORY_ITEM_INDICES.
 HISTORY_QUERY_TOKEN_INDICES = "history_query_token_indices"
+# The behaviour type (the contract's `event`, e.g. Taobao's pv/cart/fav/buy)
+# of each history position, aligned with HISTORY_ITEM_INDICES, 0 = none
+# (GUIM's token types). Only the offline benchmark builds it
+# (`offline_eval.retrieval_inputs`): example generation does not carry the
+# event yet, so pipeline models never receive it.
+HISTORY_EVENT_INDICES = "history_event_indices"
 # Optional precomputed image vector of an item (`[dim]` floats), for models
 # configured with an image size (e.g. GUIM's `image_dim`).
 ITEM_IMAGE_EMBEDDING = "item_image_embedding"

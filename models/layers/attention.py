@@ -11,7 +11,10 @@ class CausalSelfAttentionBlock(tf.keras.layers.Layer):
   As in SASRec (Kang & McAuley, 2018): multi-head self-attention with a causal
   mask, then a position-wise feed-forward network, each with a residual
   connection, layer normalisation and dropout. Padding positions are masked
-  as keys, so they never influence a real position.
+  as keys, so they never influence a real position. A call with
+  `causal=False` lets every position see every real position (BERT4Rec), with
+  the same weights, for objectives that predict a masked position from both
+  sides.
 
   Args:
     num_heads: attention heads; `dim` must be divisible by it.
@@ -35,13 +38,14 @@ class CausalSelfAttentionBlock(tf.keras.layers.Layer):
     self.dropout = tf.keras.layers.Dropout(dropout)
 
   def call(self, sequence: tf.Tensor, padding_mask: tf.Tensor,
-           training: bool = False) -> tf.Tensor:
+           training: bool = False, causal: bool = True) -> tf.Tensor:
     """Applies the block.
 
     Args:
       sequence: `[batch, length, dim]`.
       padding_mask: `[batch, length]`, True at real positions.
       training: enables dropout.
+      causal: whether position t sees only positions <= t.
 
     Returns:
       `[batch, length, dim]`.
@@ -49,7 +53,7 @@ class CausalSelfAttentionBlock(tf.keras.layers.Layer):
     key_mask = padding_mask[:, tf.newaxis, :]
     normed = self.attention_norm(sequence)
     attended = self.attention(normed, normed, attention_mask=key_mask,
-                              use_causal_mask=True, training=training)
+                              use_causal_mask=causal, training=training)
     sequence = sequence + self.dropout(attended, training=training)
     transformed = self.feed_forward(self.feed_forward_norm(sequence))
     return sequence + self.dropout(transformed, training=training)
@@ -98,12 +102,17 @@ class CausalSequenceEncoder(tf.keras.layers.Layer):
     self.output_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
 
   def call(self, item_vectors: tf.Tensor, padding_mask: tf.Tensor,
-           training: bool = False) -> tf.Tensor:
-    """`[batch, length, dim]` item vectors -> the same shape, contextual."""
+           training: bool = False, causal: bool = True) -> tf.Tensor:
+    """`[batch, length, dim]` item vectors -> the same shape, contextual.
+
+    `causal=False` runs the same blocks bidirectionally (see
+    `CausalSelfAttentionBlock`).
+    """
     positions = tf.range(tf.shape(item_vectors)[1])
     sequence = item_vectors + self.position_embedding(positions)[tf.newaxis]
     sequence *= tf.cast(padding_mask, sequence.dtype)[:, :, tf.newaxis]
     sequence = self.input_dropout(sequence, training=training)
     for block in self.blocks:
-      sequence = block(sequence, padding_mask, training=training)
+      sequence = block(sequence, padding_mask, training=training,
+                       causal=causal)
     return self.output_norm(sequence)

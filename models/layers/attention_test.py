@@ -39,3 +39,18 @@ def test_gather_last_position_uses_lengths_and_zeroes_empty_rows():
 def test_dim_must_divide_into_heads():
   with pytest.raises(ValueError, match="divisible"):
     attention.CausalSelfAttentionBlock(num_heads=3, dim=8)
+
+
+def test_a_non_causal_call_sees_later_positions_with_the_same_weights():
+  tf.keras.utils.set_random_seed(0)
+  encoder = attention.CausalSequenceEncoder(max_length=5, dim=8, num_blocks=1,
+                                            num_heads=2, dropout=0.0)
+  sequence = tf.random.normal([1, 5, 8])
+  mask = tf.constant([[True] * 5])
+  changed_future = tf.concat([sequence[:, :3], tf.random.normal([1, 2, 8])], 1)
+  causal = encoder(sequence, mask).numpy()
+  before = encoder(sequence, mask, causal=False).numpy()
+  after = encoder(changed_future, mask, causal=False).numpy()
+  assert not np.allclose(before[:, :3], after[:, :3])
+  # The last position sees everything either way.
+  np.testing.assert_allclose(before[:, -1], causal[:, -1], atol=1e-5)

@@ -8,21 +8,46 @@ in E-commerce" (arXiv 2207.00750):
   candidate tower is the item encoder plus an MLP, and the user encoder reads
   the history through the same item encoder, so side information reaches both
   towers and both live in one space.
-- `GuimUserEncoder` runs causal self-attention blocks (`attention.py`) over
-  the encoded history, then `MultiInterestHeads` pools the sequence into K
+- `GuimUserEncoder` runs self-attention blocks (`attention.py`) over the
+  encoded history, then `MultiInterestHeads` pools the sequence into K
   vectors, each mapped by one shared MLP and normalised: the query tower
-  returns `[batch, K, dim]` unit vectors.
-- `GuimModel` trains with InfoNCE (`contrastive.py`) over in-batch plus
-  uniformly sampled negatives with the logQ correction. The query of a row is
-  the label-aware attention mix of its K vectors with respect to the row's
-  positive item (MIND, ComiRec); retrieval scores an item by the max over the
-  K vectors (`mixture_of_representation.max_merge_scores`).
+  returns `[batch, K, dim]` unit vectors. With `num_event_types`, each
+  history position's behaviour type (Taobao's pv/cart/fav/buy, feature
+  `HISTORY_EVENT_INDICES`) adds a type embedding to its item encoding, as
+  BERT's token types: the closest our data comes to the paper's several
+  businesses. Type 0, or no such feature, adds nothing.
+- `GuimModel` trains two objectives, each InfoNCE (`contrastive.py`) over
+  in-batch plus uniformly sampled negatives with the logQ correction:
+  - next item: the query of a (history, next item) row is the label-aware
+    attention mix of its K vectors with respect to the candidates (MIND,
+    ComiRec); retrieval scores an item by the max over the K vectors
+    (`mixture_of_representation.max_merge_scores`);
+  - masked item (BERT4Rec, the paper's BERT-like objective): each real
+    history position is masked with probability `masked_item_probability`
+    (padding never), a learned [MASK] vector replaces its item encoding (the
+    masked id is not even encoded), and the encoder's output at the position,
+    through the same MLP as the K vectors, predicts the masked item against
+    the other rows' masked items and the uniform negatives.
+  The loss is the next-item loss plus `masked_item_weight` times the
+  masked-item loss; a weight of 0 is the next-item model alone, unchanged.
 
-What differs from the paper, whose code and full training recipe are not
-public: the encoder is trained with next-item InfoNCE on (history prefix,
-next item) pairs, not with a BERT-style masked-item objective, and there is
-no user-id embedding, so a user's vectors depend only on their behaviour and
-new users are embedded without retraining.
+Choices the paper leaves open (its code and full recipe are not public):
+
+- One encoder, two attention masks (as UniLM): the masked-item objective runs
+  the user encoder's blocks bidirectionally, since a causal encoder sees at a
+  masked position only the [MASK] and earlier items and would learn
+  next-item prediction again; the query tower stays causal, as before, so
+  serving and the next-item loss are unchanged, and both objectives train
+  the same weights.
+- The masked sequence is the row's history, without its next item, so the
+  masked objective never reads the next-item target. A masked position keeps
+  its position and type embeddings: they say where and how the user
+  interacted, not with what.
+- The logQ correction of the masked targets uses the item's train positive
+  frequency, which is how often it sits in histories up to the position
+  weighting of the per-row histories.
+- There is no user-id embedding, so a user's vectors depend only on their
+  behaviour and new users are embedded without retraining.
 """
 
 from __future__ import annotations
@@ -73,6 +98,13 @@ class GuimConfig(two_tower.TwoTowerConfig):
     image_dim: size of the items' precomputed image vectors; 0 when the
       items have none.
     training_scores: one of `TRAINING_SCORES`.
+    masked_item_weight: weight of the masked-item loss added to the
+      next-item loss; 0 trains next-item InfoNCE alone (the ablation). The
+      default weighs both equally: untuned.
+    masked_item_probability: share of the real history positions the
+      masked-item objective masks (BERT4Rec's mask ratio 0.2).
+    num_event_types: size of the behaviour-type vocabulary, index 0 = none;
+      0 adds no type embedding.
     epochs, early_stopping_min_improvement: `two_tower.VALIDATED_EPOCH_BUDGET`
       and `two_tower.MIN_RECALL_IMPROVEMENT`.
   """
@@ -86,6 +118,9 @@ class GuimConfig(two_tower.TwoTowerConfig):
   image_dim: int = 0
   num_uniform_negatives: int = 256
   training_scores: str = "per_candidate"
+  masked_item_weight: float = 1.0
+  masked_item_probability: float = 0.2
+  num_event_types: int = 0
   epochs: int = two_tower.VALIDATED_EPOCH_BUDGET
   early_stopping_min_improvement: float = two_tower.MIN_RECALL_IMPROVEMENT
 
@@ -99,6 +134,15 @@ class GuimConfig(two_tower.TwoTowerConfig):
     if self.retrieval_merge not in RETRIEVAL_MERGE_RULES:
       raise ValueError(f"retrieval_merge must be one of {RETRIEVAL_MERGE_RULES}, "
                        f"got {self.retrieval_merge!r}")
+    if self.masked_item_weight < 0:
+      raise ValueError(f"masked_item_weight must be >= 0, got "
+                       f"{self.masked_item_weight}")
+    if not 0 < self.masked_item_probability <= 1:
+      raise ValueError("masked_item_probability must be in (0, 1], got "
+                       f"{self.masked_item_probability}")
+    if self.masked_item_weight and self.item_bias:
+      # The bias-appended towers serve the next-item scores only.
+      raise ValueError("item_bias needs masked_item_weight=0")
     # JSON hyperparameters spell infinity as a string, e.g. "inf".
     object.__setattr__(self, "attention_power", float(self.attention_power))
 
@@ -147,6 +191,10 @@ class GuimCandidateTower(tf.keras.Model):
 class GuimUserEncoder(tf.keras.Model):
   """History -> K unit vectors: item encoder, causal blocks, MoR heads.
 
+  It also gives the masked-item objective its inputs: `sample_item_mask`
+  draws the masked positions and `masked_item_queries` encodes the masked
+  history bidirectionally with the same weights.
+
   Args:
     item_encoder: the encoder shared with the candidate tower.
     catalogue_features: item-encoder inputs of every item index, where the
@@ -159,6 +207,7 @@ class GuimUserEncoder(tf.keras.Model):
                catalogue_features: Mapping[str, np.ndarray | tf.Variable],
                config: GuimConfig):
     super().__init__(name="query_tower")
+    self.config = config
     self.item_encoder = item_encoder
     self.catalogue_features = two_tower.catalogue_variables(catalogue_features)
     self.encoder = attention.CausalSequenceEncoder(
@@ -167,6 +216,17 @@ class GuimUserEncoder(tf.keras.Model):
     self.interest_heads = mixture_of_representation.MultiInterestHeads(
         config.num_interests, config.interest_hidden_units)
     self.mlp = mlp.mlp(config.tower_units, "interest_mlp")
+    # Created only when used, so that a model without them has exactly the
+    # variables (and initial values) it had before they existed.
+    self.mask_embedding = None
+    if config.masked_item_weight:
+      self.mask_embedding = self.add_weight(
+          name="mask_embedding", shape=[config.embedding_dim],
+          initializer=tf.keras.initializers.RandomNormal(stddev=0.02))
+    self.event_embedding = None
+    if config.num_event_types:
+      self.event_embedding = tf.keras.layers.Embedding(
+          config.num_event_types, config.embedding_dim, name="event_embedding")
 
   def encode_items(self, item_indices: tf.Tensor) -> tf.Tensor:
     """Item-encoder output for an index tensor of any shape, `[..., dim]`.
@@ -181,14 +241,62 @@ class GuimUserEncoder(tf.keras.Model):
     return tf.reshape(tf.gather(encoded, positions),
                       tf.concat([tf.shape(item_indices), [-1]], axis=0))
 
+  def history_vectors(self, inputs: Mapping[str, tf.Tensor],
+                      item_mask: tf.Tensor | None = None) -> tf.Tensor:
+    """What the encoder reads at each history position, `[batch, length, dim]`.
+
+    The item's encoding plus its event type's embedding (where the inputs
+    have a nonzero type); at the True positions of `item_mask`, the [MASK]
+    vector in place of the item. A masked id is replaced by padding before
+    encoding, so nothing of the masked item reaches the encoder.
+    """
+    history = inputs[features.HISTORY_ITEM_INDICES]
+    if item_mask is not None:
+      history = tf.where(item_mask, tf.constant(features.PADDING_INDEX,
+                                                history.dtype), history)
+    vectors = self.encode_items(history)
+    if item_mask is not None:
+      vectors = tf.where(item_mask[:, :, tf.newaxis], self.mask_embedding,
+                         vectors)
+    events = inputs.get(features.HISTORY_EVENT_INDICES)
+    if self.event_embedding is not None and events is not None:
+      has_type = tf.not_equal(events, features.PADDING_INDEX)
+      vectors += (self.event_embedding(events)
+                  * tf.cast(has_type, vectors.dtype)[:, :, tf.newaxis])
+    return vectors
+
   def call(self, inputs: Mapping[str, tf.Tensor],
            training: bool = False) -> tf.Tensor:
-    history = inputs[features.HISTORY_ITEM_INDICES]
-    padding_mask = tf.not_equal(history, features.PADDING_INDEX)
-    sequence = self.encoder(self.encode_items(history), padding_mask,
+    padding_mask = tf.not_equal(inputs[features.HISTORY_ITEM_INDICES],
+                                features.PADDING_INDEX)
+    sequence = self.encoder(self.history_vectors(inputs), padding_mask,
                             training=training)
     interests = self.interest_heads(sequence, padding_mask)
     return tf.math.l2_normalize(self.mlp(interests), axis=-1)
+
+  def sample_item_mask(self, history: tf.Tensor) -> tf.Tensor:
+    """`[batch, length]`, True at the positions the masked-item objective
+    hides: each real position with probability `masked_item_probability`,
+    padding never."""
+    draws = tf.random.uniform(tf.shape(history))
+    return (tf.not_equal(history, features.PADDING_INDEX)
+            & (draws < self.config.masked_item_probability))
+
+  def masked_item_queries(self, inputs: Mapping[str, tf.Tensor],
+                          item_mask: tf.Tensor,
+                          training: bool = False) -> tf.Tensor:
+    """`[num_masked, out_dim]` unit vectors, one per True of `item_mask`.
+
+    The bidirectional encoding of the masked history at each masked
+    position (row-major order, as `tf.boolean_mask`), through the MLP of
+    the K vectors, so it lives in the candidates' space.
+    """
+    padding_mask = tf.not_equal(inputs[features.HISTORY_ITEM_INDICES],
+                                features.PADDING_INDEX)
+    sequence = self.encoder(self.history_vectors(inputs, item_mask),
+                            padding_mask, training=training, causal=False)
+    return tf.math.l2_normalize(
+        self.mlp(tf.boolean_mask(sequence, item_mask)), axis=-1)
 
 
 class InfoNceTask(tf.keras.layers.Layer, tfrs.tasks.Task):
@@ -227,7 +335,8 @@ class GuimModel(two_tower.RetrievalModel):
   """K-vector user tower, shared-encoder item tower, InfoNCE with logQ.
 
   Shares the catalogue and uniform negatives of `two_tower.RetrievalModel`;
-  the loss differs because each user has K vectors.
+  the loss differs because each user has K vectors, and adds the
+  masked-item objective (module docstring).
 
   Args:
     query_tower: transformed features -> `[batch, K, dim]` unit vectors.
@@ -247,24 +356,46 @@ class GuimModel(two_tower.RetrievalModel):
                      item_sampling_probability, config)
     self.task = InfoNceTask(config.temperature)
 
-  def compute_loss(self, inputs: Mapping[str, tf.Tensor],
-                   training: bool = False) -> tf.Tensor:
-    candidate_ids = inputs[features.ITEM_INDEX]
-    positives = self.candidate_tower(inputs)
-    interests = self.query_tower(inputs, training=training)
-    batch_size = tf.shape(candidate_ids)[0]
-    candidates = positives
-    num_uniform = 0
-    if self.config.num_uniform_negatives and training:
-      negatives, negative_ids = self._uniform_negatives()
-      candidates = tf.concat([positives, negatives], axis=0)
-      candidate_ids = tf.concat([candidate_ids, negative_ids], axis=0)
+  def _candidate_pool(self, positives: tf.Tensor, positive_ids: tf.Tensor,
+                      negatives: tuple[tf.Tensor, tf.Tensor] | None):
+    """Both objectives' InfoNCE candidates: the positives, then any uniform
+    negatives, with their ids and (with `use_logq_correction`) the log of
+    each one's probability in that mixed pool, else None."""
+    candidates, candidate_ids, num_uniform = positives, positive_ids, 0
+    if negatives is not None:
+      candidates = tf.concat([positives, negatives[0]], axis=0)
+      candidate_ids = tf.concat([positive_ids, negatives[1]], axis=0)
       num_uniform = self.config.num_uniform_negatives
     log_q = None
     if self.config.use_logq_correction:
       log_q = mixed_sampling_log_q(
-          tf.gather(self.item_sampling_probability, candidate_ids), batch_size,
-          num_uniform, tf.shape(self.item_sampling_probability)[0] - 2)
+          tf.gather(self.item_sampling_probability, candidate_ids),
+          tf.shape(positive_ids)[0], num_uniform,
+          tf.shape(self.item_sampling_probability)[0] - 2)
+    return candidates, candidate_ids, log_q
+
+  def compute_loss(self, inputs: Mapping[str, tf.Tensor],
+                   training: bool = False) -> tf.Tensor:
+    positives = self.candidate_tower(inputs)
+    interests = self.query_tower(inputs, training=training)
+    negatives = None
+    if self.config.num_uniform_negatives and training:
+      negatives = self._uniform_negatives()
+    loss = self._next_item_loss(inputs, positives, interests, negatives)
+    if self.config.masked_item_weight:
+      item_mask = self.query_tower.sample_item_mask(
+          inputs[features.HISTORY_ITEM_INDICES])
+      loss += self.config.masked_item_weight * self.masked_item_loss(
+          inputs, item_mask, negatives, training)
+    return loss
+
+  def _next_item_loss(self, inputs: Mapping[str, tf.Tensor],
+                      positives: tf.Tensor, interests: tf.Tensor,
+                      negatives: tuple[tf.Tensor, tf.Tensor] | None
+                      ) -> tf.Tensor:
+    """InfoNCE of each row's next item given its K vectors."""
+    candidates, candidate_ids, log_q = self._candidate_pool(
+        positives, inputs[features.ITEM_INDEX], negatives)
     if self.config.training_scores == "per_candidate":
       return self.task.loss_from_scores(
           mixture_of_representation.label_aware_scores(
@@ -274,6 +405,40 @@ class GuimModel(two_tower.RetrievalModel):
         mixture_of_representation.label_aware_attention(
             interests, positives, self.config.attention_power), axis=-1)
     return self.task(queries, candidates, log_q, candidate_ids)
+
+  def masked_item_loss(self, inputs: Mapping[str, tf.Tensor],
+                       item_mask: tf.Tensor,
+                       negatives: tuple[tf.Tensor, tf.Tensor] | None = None,
+                       training: bool = False) -> tf.Tensor:
+    """InfoNCE of each masked history item given the rest of its history.
+
+    The candidates are the batch's masked items (each one's positive and the
+    others' negatives) plus `negatives`, logQ-corrected and accidental hits
+    masked as in the next-item loss.
+
+    Args:
+      inputs: a batch of transformed features.
+      item_mask: `[batch, length]` the masked positions
+        (`GuimUserEncoder.sample_item_mask`); never padding.
+      negatives: uniform negatives' embeddings and ids, or None.
+      training: enables dropout.
+
+    Returns:
+      The mean loss over the masked positions; 0 when there are none.
+    """
+    targets = tf.boolean_mask(inputs[features.HISTORY_ITEM_INDICES], item_mask)
+
+    def loss() -> tf.Tensor:
+      queries = self.query_tower.masked_item_queries(inputs, item_mask,
+                                                     training)
+      positives = self.candidate_tower(
+          {name: tf.gather(values, targets)
+           for name, values in self.catalogue_features.items()})
+      candidates, candidate_ids, log_q = self._candidate_pool(
+          positives, targets, negatives)
+      return self.task(queries, candidates, log_q, candidate_ids)
+
+    return tf.cond(tf.size(targets) > 0, loss, lambda: tf.constant(0.0))
 
   def score(self, inputs: Mapping[str, tf.Tensor],
             candidate_embeddings: tf.Tensor) -> tf.Tensor:
