@@ -14,7 +14,10 @@ same run:
   (`offline_eval.retrieval_inputs`; the request-time context features are 0
   because the benchmark has no request time), trained by
   `models.training`.
-- `guim_k1`, `guim_k4`: `models.retrieval.guim` with 1 and 4 user vectors.
+- `guim_k1`, `guim_k4`: `models.retrieval.guim` with 1 and 4 user vectors,
+  trained with next-item InfoNCE plus `--masked_item_weight` times the
+  masked-item loss (0: next-item alone, the ablation); with `--event_types`
+  the history's behaviour types (the contract's `event`) are token types.
 - `most_popular` is scored on the ranking tasks only.
 - `ease`, `item_knn`: the product's closed-form families
   (`offline_eval.item_item`), scored on the ranking tasks only: they have
@@ -141,7 +144,12 @@ def train_and_embed(model_name: str, data: retrieval_inputs.RetrievalInputs,
         data.vocab, data.catalogue, data.sampling_probability,
         guim.GuimConfig(num_interests=int(model_name.rsplit("k", 1)[1]),
                         attention_power=args.attention_power,
-                        training_scores=args.training_scores, **common))
+                        training_scores=args.training_scores,
+                        masked_item_weight=args.masked_item_weight,
+                        masked_item_probability=args.masked_item_probability,
+                        num_event_types=(data.num_event_types
+                                         if args.event_types else 0),
+                        **common))
   training.fit(model, training.shuffled_batches(data.examples,
                                                 args.batch_size, seed),
                model.config.learning_rate, args.epochs)
@@ -357,6 +365,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--training_scores", default="per_candidate",
                       choices=guim.TRAINING_SCORES,
                       help="GUIM's training scores, see models/retrieval/guim.py")
+  defaults = guim.GuimConfig()
+  parser.add_argument("--masked_item_weight", type=float,
+                      default=defaults.masked_item_weight,
+                      help="GUIM's masked-item loss weight (0 = next-item only)")
+  parser.add_argument("--masked_item_probability", type=float,
+                      default=defaults.masked_item_probability,
+                      help="share of history positions GUIM's masked-item "
+                      "objective masks")
+  parser.add_argument("--event_types", action="store_true",
+                      help="GUIM adds a behaviour-type embedding to each "
+                      "history position (the contract's event column)")
   parser.add_argument("--source_root", default=None,
                       help="raw data root; default: the shared data")
   parser.add_argument("--output", default="",

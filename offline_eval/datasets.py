@@ -71,6 +71,11 @@ class SequenceDataset:
     ratings: MovieLens' every rating with user_index, item_index, rating,
       timestamp and label (1 for a positive, which the sequences hold, else
       0); None for implicit data.
+    train_events: per user, the event type index of each train item (the
+      contract's `event`, e.g. Taobao's pv/cart/fav/buy), aligned with
+      `train_sequences`; None when not indexed.
+    valid_events: `[U]` event type of each validation target.
+    event_names: event type index -> name; "" (none) at 0.
   """
   name: str
   user_ids: np.ndarray
@@ -85,6 +90,9 @@ class SequenceDataset:
   users: pd.DataFrame | None = None
   item_relations: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
   ratings: pd.DataFrame | None = None
+  train_events: list[np.ndarray] | None = None
+  valid_events: np.ndarray | None = None
+  event_names: list[str] = dataclasses.field(default_factory=lambda: [""])
 
   @property
   def num_users(self) -> int:
@@ -175,17 +183,14 @@ class SequenceDataset:
       (the `history_length` most recent items, oldest first, right-padded
       with 0) and `[n]` target items.
     """
-    users, histories, targets = [], [], []
-    for user, sequence in enumerate(self.train_sequences):
-      for position, item in enumerate(sequence):
-        prefix = sequence[max(0, position - history_length):position]
-        row = np.zeros(history_length, np.int64)
-        row[:len(prefix)] = prefix
-        users.append(user)
-        histories.append(row)
-        targets.append(item)
-    return (np.asarray(users, np.int64), np.stack(histories),
-            np.asarray(targets, np.int64))
+    users = np.repeat(np.arange(self.num_users, dtype=np.int64),
+                      [len(sequence) for sequence in self.train_sequences])
+    return (users, _prefixes(self.train_sequences, history_length),
+            np.concatenate(self.train_sequences).astype(np.int64))
+
+  def next_item_event_histories(self, history_length: int) -> np.ndarray:
+    """The event types of `next_item_examples`' histories, aligned with them."""
+    return _prefixes(self.train_events, history_length)
 
   def padded_history(self, max_len: int, include_valid: bool = False) -> np.ndarray:
     """`[U, max_len]` most recent items, oldest first, right-padded with 0.
@@ -193,13 +198,32 @@ class SequenceDataset:
     With `include_valid`, the validation target is appended to the history:
     the input for predicting the test target.
     """
-    history = np.zeros((self.num_users, max_len), dtype=np.int64)
-    for user, sequence in enumerate(self.train_sequences):
-      if include_valid:
-        sequence = np.append(sequence, self.valid_items[user])
-      recent = sequence[-max_len:]
-      history[user, :len(recent)] = recent
-    return history
+    return _most_recent(self.train_sequences,
+                        self.valid_items if include_valid else None, max_len)
+
+  def padded_event_history(self, max_len: int,
+                           include_valid: bool = False) -> np.ndarray:
+    """The event types of `padded_history`'s items, aligned with them."""
+    return _most_recent(self.train_events,
+                        self.valid_events if include_valid else None, max_len)
+
+
+def _prefixes(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
+  """`[n, length]`: for each position of each sequence in turn, the `length`
+  values before it, oldest first, right-padded with 0."""
+  return _pad_rows([sequence[max(0, position - length):position]
+                    for sequence in sequences
+                    for position in range(len(sequence))], length)
+
+
+def _most_recent(sequences: Sequence[np.ndarray], appended: np.ndarray | None,
+                 length: int) -> np.ndarray:
+  """`[len(sequences), length]`: each sequence's newest `length` values, with
+  `appended[i]` appended to sequence i first, oldest first, right-padded with 0."""
+  if appended is not None:
+    sequences = [np.append(sequence, value)
+                 for sequence, value in zip(sequences, appended)]
+  return _pad_rows([sequence[-length:] for sequence in sequences], length)
 
 
 def load_sequences(name: str, source_root: str | pathlib.Path | None = None,
@@ -270,16 +294,22 @@ def from_contract(dataset: contract.Dataset, name: str,
   positives = user_sequences.positive_rows(interactions)
   item_ids = np.array([""] + sorted(positives["item_id"].unique(), key=_id_order))
   item_index = {item: index for index, item in enumerate(item_ids) if index}
+  event_names = [""] + sorted(set(positives["event"].astype(str)) - {""})
+  event_index = {event: index for index, event in enumerate(event_names)}
   frame = pd.DataFrame({"user_id": positives["user_id"].to_numpy(),
                         "item": positives["item_id"].map(item_index).to_numpy(),
-                        "time": positives["timestamp"].to_numpy()})
+                        "time": positives["timestamp"].to_numpy(),
+                        "event": positives["event"].astype(str).map(
+                            event_index).to_numpy()})
   train, valid, test = splits.leave_one_out(frame, "user_id", "time")
   user_ids = np.array(sorted(test["user_id"].unique(), key=_id_order))
   user_index = {user: index for index, user in enumerate(user_ids)}
   train = train[train["user_id"].isin(user_index)]
   sequences = [np.empty(0, np.int64)] * len(user_ids)
+  events = [np.empty(0, np.int64)] * len(user_ids)
   for user, group in train.groupby("user_id", sort=False):
     sequences[user_index[user]] = group["item"].to_numpy(np.int64)
+    events[user_index[user]] = group["event"].to_numpy(np.int64)
   items = dataset.items if dataset.items is not None else pd.DataFrame(
       {column: pd.Series(dtype=str) for column in contract.ITEM_COLUMNS})
   categories, category_names = _category_matrix(items, item_index,
@@ -295,7 +325,10 @@ def from_contract(dataset: contract.Dataset, name: str,
                          _per_user(valid, user_index),
                          _per_user(test, user_index), categories,
                          category_names, tokens, token_names, users=users,
-                         item_relations=_item_relations(items, item_index))
+                         item_relations=_item_relations(items, item_index),
+                         train_events=events,
+                         valid_events=_per_user(valid, user_index, "event"),
+                         event_names=event_names)
 
 
 def without_relation_tokens(dataset: SequenceDataset) -> SequenceDataset:
@@ -335,10 +368,11 @@ def _id_order(raw_id: str):
   return (0, int(raw_id), "") if raw_id.isdigit() else (1, 0, raw_id)
 
 
-def _per_user(frame: pd.DataFrame, user_index: dict[str, int]) -> np.ndarray:
-  items = np.zeros(len(user_index), dtype=np.int64)
-  items[frame["user_id"].map(user_index).to_numpy()] = frame["item"].to_numpy()
-  return items
+def _per_user(frame: pd.DataFrame, user_index: dict[str, int],
+              column: str = "item") -> np.ndarray:
+  values = np.zeros(len(user_index), dtype=np.int64)
+  values[frame["user_id"].map(user_index).to_numpy()] = frame[column].to_numpy()
+  return values
 
 
 def _pad_rows(rows: Sequence[Sequence[int]], width: int) -> np.ndarray:

@@ -166,3 +166,25 @@ def test_contract_item_tokens_are_categories_title_words_and_related_items():
 def test_contract_needs_a_directory():
   with pytest.raises(ValueError, match="dataset directory"):
     datasets.load_sequences(datasets.CONTRACT)
+
+
+def test_event_types_are_indexed_and_aligned_with_the_items():
+  # Taobao-like behaviours; user u1's last two events are valid and test.
+  interactions = pd.DataFrame({
+      "user_id": ["u1"] * 5 + ["u2"] * 3,
+      "item_id": ["a", "b", "c", "d", "e", "b", "c", "a"],
+      "timestamp": np.arange(8, dtype=np.int64),
+      "label": 1.0,
+      "event": ["pv", "cart", "", "buy", "pv", "fav", "pv", "buy"],
+      "item_type": "item", "query": ""})
+  dataset = datasets.from_contract(contract.Dataset(interactions), "events")
+  assert dataset.event_names == ["", "buy", "cart", "fav", "pv"]
+  np.testing.assert_array_equal(dataset.train_events[0], [4, 2, 0])
+  np.testing.assert_array_equal(dataset.train_events[1], [3])
+  np.testing.assert_array_equal(dataset.valid_events, [1, 4])
+  np.testing.assert_array_equal(
+      dataset.next_item_event_histories(2), [[0, 0], [4, 0], [4, 2], [0, 0]])
+  np.testing.assert_array_equal(dataset.padded_event_history(3, True),
+                                [[2, 0, 1], [3, 4, 0]])
+  np.testing.assert_array_equal(dataset.padded_history(3, True),
+                                [[2, 3, 4], [2, 3, 0]])

@@ -49,3 +49,14 @@ def test_user_queries_include_the_validation_item_on_request(dataset):
   assert (with_valid[features.HISTORY_ITEM_INDICES][user, length]
           == dataset.valid_items[user])
   assert without[features.HISTORY_ITEM_INDICES][user, length] == 0
+
+
+def test_histories_carry_their_event_types(dataset):
+  inputs = retrieval_inputs.RetrievalInputs.from_dataset(dataset, 3)
+  assert inputs.num_event_types == len(dataset.event_names)
+  np.testing.assert_array_equal(
+      inputs.examples[features.HISTORY_EVENT_INDICES],
+      dataset.next_item_event_histories(3))
+  queries = retrieval_inputs.user_queries(dataset, 50, include_valid=True)
+  np.testing.assert_array_equal(queries[features.HISTORY_EVENT_INDICES],
+                                dataset.padded_event_history(50, True))
