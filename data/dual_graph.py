@@ -10,9 +10,11 @@ first.
 `transforms.dual_graph` is the same split inside the TFX Transform graph, where
 the user's time-ordered history is the neighbourhood.
 
-Evaluation holds out a seeded share of the video interactions of the users
-active on both sides (`split_shared_user_videos`); the held-out videos stay in
-the node vocabulary, since they are candidates, but not in any neighbour list.
+Evaluation holds out a seeded share of the video interactions of every user
+with at least two videos, or of the users active on both sides only
+(`split_user_videos`); the held-out videos stay in the node vocabulary, since
+they are candidates, but not in any neighbour list. `user_slices` groups the
+evaluated users by their train graph.
 """
 
 from __future__ import annotations
@@ -173,13 +175,21 @@ def shared_users(interactions: pd.DataFrame) -> np.ndarray:
   return np.sort(types_per_user.index[types_per_user == 2].to_numpy())
 
 
-def split_shared_user_videos(interactions: pd.DataFrame, fraction: float,
-                             seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-  """Holds out a seeded share of the shared users' video interactions.
+def split_user_videos(interactions: pd.DataFrame, fraction: float, seed: int,
+                      shared_only: bool = False
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+  """Holds out a seeded share of each user's video interactions.
 
-  The data has no usable time, so each shared user loses a random
-  `fraction` of their videos (at least one, keeping at least one);
-  everything else, items included, stays in train.
+  The data has no usable time, so each user with at least two videos loses
+  a random `fraction` of them (at least one, keeping at least one); users
+  with one video, and every item interaction, stay in train.
+
+  Args:
+    interactions: the contract log, `item_type` "video" or "item".
+    fraction: share of each user's videos to hold out, in (0, 1).
+    seed: the sampling seed.
+    shared_only: hold out only from the users active on both sides
+      (`shared_users`), CDRIB's evaluation users.
 
   Returns:
     `(train_log, heldout_videos)`.
@@ -188,9 +198,50 @@ def split_shared_user_videos(interactions: pd.DataFrame, fraction: float,
   is_video = interactions["item_type"] == VIDEO
   video_train, heldout = splits.random_holdout(
       interactions[is_video], "user_id", fraction, seed,
-      users=shared_users(interactions))
+      users=shared_users(interactions) if shared_only else None)
   train = pd.concat([video_train, interactions[~is_video]]).sort_index()
   return train, heldout
+
+
+# Evaluation slices of users by their train graph: the number of train
+# videos (bins' lower bounds) and whether they have any item at all. The
+# paper's case, a thin video history beside a product one, is the first bin
+# with items.
+VIDEO_COUNT_BINS = (0, 3, 10)
+SLICE_ALL = "all"
+SLICE_THIN_WITH_ITEMS = "videos 0-2, with items"
+
+
+def _bin_names(bins) -> list[str]:
+  return [f"videos {low}-{high - 1}" for low, high in zip(bins, bins[1:])] + [
+      f"videos {bins[-1]}+"]
+
+
+def user_slices(train: pd.DataFrame, user_ids) -> dict[str, np.ndarray]:
+  """Which of `user_ids` falls in each evaluation slice.
+
+  Args:
+    train: the train log the users are described by.
+    user_ids: `[U]` the evaluated users.
+
+  Returns:
+    Slice name -> `[U]` bool: "all", one "videos a-b" per bin of
+    `VIDEO_COUNT_BINS`, "with items", "without items" and
+    `SLICE_THIN_WITH_ITEMS`.
+  """
+  _check_item_types(train)
+  user_ids = pd.Index(np.asarray(user_ids))
+  counts = train.groupby(["user_id", "item_type"]).size().unstack(
+      fill_value=0).reindex(index=user_ids, columns=[VIDEO, ITEM],
+                            fill_value=0)
+  videos, has_items = counts[VIDEO].to_numpy(), counts[ITEM].to_numpy() > 0
+  bins = np.searchsorted(VIDEO_COUNT_BINS, videos, side="right") - 1
+  slices = {SLICE_ALL: np.ones(len(user_ids), bool)}
+  slices.update({name: bins == position
+                 for position, name in enumerate(_bin_names(VIDEO_COUNT_BINS))})
+  slices.update({"with items": has_items, "without items": ~has_items,
+                 SLICE_THIN_WITH_ITEMS: (bins == 0) & has_items})
+  return slices
 
 
 def _positions(values: np.ndarray, wanted, what: str) -> np.ndarray:

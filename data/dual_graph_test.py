@@ -55,15 +55,54 @@ def test_sampled_neighbours_are_a_seeded_subset_in_time_order():
   assert list(first[0]) == sorted(first[0], reverse=True)
 
 
-def test_split_holds_out_only_shared_users_videos():
+def test_shared_only_split_holds_out_only_shared_users_videos():
   log = _log()
-  train, heldout = dual_graph.split_shared_user_videos(log, fraction=0.5, seed=0)
+  train, heldout = dual_graph.split_user_videos(log, fraction=0.5, seed=0,
+                                                shared_only=True)
   assert set(heldout["user_id"]) == {"u1", "u2"}
   assert (heldout["item_type"] == "video").all()
   assert len(train) + len(heldout) == len(log)
   assert (train["item_type"] == "item").sum() == 3
-  again = dual_graph.split_shared_user_videos(log, fraction=0.5, seed=0)[1]
+  again = dual_graph.split_user_videos(log, fraction=0.5, seed=0,
+                                       shared_only=True)[1]
   pd.testing.assert_frame_equal(heldout, again)
+
+
+def test_whole_graph_split_keeps_a_video_of_every_user():
+  # u4 watched one video and u5 none: neither can lose one.
+  log = pd.concat([_log(), pd.DataFrame(
+      [("u4", "video:1", 10, "video"), ("u4", "item:2", 11, "item"),
+       ("u5", "item:1", 12, "item")],
+      columns=["user_id", "item_id", "timestamp", "item_type"])],
+                  ignore_index=True)
+  train, heldout = dual_graph.split_user_videos(log, fraction=0.5, seed=0)
+  # u3 has no items but two videos: held out too, unlike the shared split.
+  assert set(heldout["user_id"]) == {"u1", "u2", "u3"}
+  assert (heldout["item_type"] == "video").all()
+  assert heldout.groupby("user_id").size().to_dict() == {"u1": 2, "u2": 1,
+                                                         "u3": 1}
+  train_videos = train[train["item_type"] == "video"]
+  assert set(train_videos["user_id"]) == {"u1", "u2", "u3", "u4"}
+  pd.testing.assert_frame_equal(pd.concat([train, heldout]).sort_index(), log)
+
+
+def test_user_slices_bin_train_videos_and_items():
+  rows = [("thin", f"video:{k}", k, "video") for k in range(2)]
+  rows += [("thin", "item:1", 9, "item"), ("mid", "video:1", 0, "video")]
+  rows += [("mid", f"video:{k}", k, "video") for k in range(2, 5)]
+  rows += [("rich", f"video:{k}", k, "video") for k in range(10)]
+  rows += [("rich", "item:2", 9, "item")]
+  train = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp",
+                                      "item_type"])
+  slices = dual_graph.user_slices(train, ["rich", "thin", "mid", "none"])
+  assert {name: mask.tolist() for name, mask in slices.items()} == {
+      "all": [True, True, True, True],
+      "videos 0-2": [False, True, False, True],
+      "videos 3-9": [False, False, True, False],
+      "videos 10+": [True, False, False, False],
+      "with items": [True, True, False, False],
+      "without items": [False, False, True, True],
+      "videos 0-2, with items": [False, True, False, False]}
 
 
 def test_unknown_item_type_is_rejected():
