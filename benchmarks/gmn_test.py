@@ -1,12 +1,16 @@
-"""Tests for the GMN benchmark's closed-form baseline rows and its verdict."""
+"""Tests for the GMN benchmark: its closed-form rows, its verdict and a
+smoke run of every kind of row on a tiny dual graph."""
 
 import dataclasses
+import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmarks import gmn
+from benchmarks import gmn_baselines
+from benchmarks import gmn_setup
 from data import dual_graph
 from models.item_item import fitters as item_item_fitters
 
@@ -40,23 +44,23 @@ def planted():
   heldout = pd.DataFrame(heldout, index=np.arange(len(heldout)) + len(train))
   validation = train[train["user_id"].str.startswith("validator")
                      & train["item_id"].str.startswith("video:v")]
-  args = gmn.parse_args(["--num_negatives", "10", "--max_neighbours", "4"])
-  return gmn.build(pd.concat([train, heldout]), train, heldout, validation,
-                   args)
+  return gmn_setup.build(pd.concat([train, heldout]), train, heldout,
+                         validation, dual_graph.DualGraphConfig(4, 4))
 
 
 @pytest.mark.parametrize("family", ["ease", "item_knn"])
 def test_only_the_both_sides_rows_reach_videos_through_items(planted, family):
-  videos_only, _ = gmn.classical(planted, family)
-  both_sides, chosen = gmn.classical(planted, f"{family}_both_sides")
+  videos_only, _ = gmn_baselines.classical(planted, family)
+  both_sides, chosen = gmn_baselines.classical(planted, f"{family}_both_sides")
+  videos_only, both_sides = videos_only["all"], both_sides["all"]
   # Videos only: w_k shares no user with any video, so every candidate
   # ties at 0 and ties count against the target.
   assert videos_only["recall@50"] == 0.0
   assert both_sides["recall@20"] == 1.0
   assert both_sides["ndcg@20"] == pytest.approx(1.0)
-  assert chosen["validation_videos"] == _PAIRS
+  assert len(planted.validation_set.rows) == _PAIRS
   assert len(chosen["validation"]) == len(
-      gmn.item_item.search_settings(family))
+      gmn_baselines.item_item.search_settings(family))
 
 
 def test_validation_videos_are_left_out_of_the_tuning_fit_only(planted,
@@ -66,7 +70,7 @@ def test_validation_videos_are_left_out_of_the_tuning_fit_only(planted,
   monkeypatch.setitem(item_item_fitters.FITTERS, "item_knn", dataclasses.replace(
       family, fit=lambda train, config: fitted.append(train)
       or family.fit(train, config)))
-  gmn.classical(planted, "item_knn_both_sides")
+  gmn_baselines.classical(planted, "item_knn_both_sides")
   # Every setting is fitted on the tuning rows, then the chosen one on all.
   tuning_fit, final_fit = fitted[0], fitted[-1]
   rows = planted.graph.user_rows(planted.validation["user_id"])
@@ -76,15 +80,74 @@ def test_validation_videos_are_left_out_of_the_tuning_fit_only(planted,
   assert final_fit.sum() - tuning_fit.sum() == len(planted.validation)
 
 
-def _stats(mean, std):
-  return {metric: {"mean": mean, "std": std} for metric in gmn.METRICS}
+def _row(mean, std):
+  return {"mean": {"all": {metric: {"mean": mean, "std": std}
+                           for metric in gmn_setup.METRICS}}}
 
 
 def test_verdict_names_the_strongest_baseline_and_who_beats_it_beyond_std():
-  results = {"most_popular": _stats(0.03, 0.0), "ease": _stats(0.05, 0.0),
-             "item_knn": _stats(0.04, 0.0),
-             "b_pooled_both_sides": _stats(0.054, 0.005),
-             "e_full_gmn": _stats(0.06, 0.005)}
-  assert gmn.verdict(results) == (
-      "Strongest baseline by recall@20: ease (0.0500); variants above it by "
-      "more than their seed std: e_full_gmn")
+  rows = {"most_popular": _row(0.03, 0.0), "ease": _row(0.05, 0.0),
+          "lightgcn_joint": _row(0.04, 0.0),
+          "b_pooled_both_sides": _row(0.055, 0.001),
+          "c_node_level_only": _row(0.058, 0.005),
+          "e_full_gmn": _row(0.06, 0.004)}
+  assert gmn.verdict(rows, "all") == {
+      "strongest_baseline": "b_pooled_both_sides", "recall@20": 0.055,
+      "gmn_beats_it": True, "variants_above": ["e_full_gmn"]}
+
+
+def _tiny_log():
+  """40 users over 16 videos and 6 items; user k watches k % 16 + 1 videos
+  (a few users with one, so they hold none out) and half of them buy."""
+  rng = np.random.default_rng(0)
+  rows = []
+  for user in range(40):
+    videos = rng.choice(16, size=user % 16 + 1, replace=False)
+    rows += _rows(f"u{user}", [f"video:v{video}" for video in videos])
+    if user % 2:
+      rows += _rows(f"u{user}", [f"item:i{item}" for item in
+                                 rng.choice(6, size=3, replace=False)])
+  return pd.DataFrame(rows).assign(timestamp=lambda frame: np.arange(
+      len(frame)))
+
+
+def test_smoke_run_scores_every_kind_of_row_on_every_slice(monkeypatch):
+  log = _tiny_log()
+  monkeypatch.setattr(gmn.common, "load_interactions",
+                      lambda *_: types.SimpleNamespace(interactions=log))
+  args = gmn.parse_args([
+      "--dataset", "amazon-books-movies", "--seeds", "0", "1",
+      "--max_epochs", "2", "--patience", "1", "--batch_size", "16",
+      "--embedding_dim", "8", "--max_neighbours", "4",
+      "--lightgcn_layers", "1", "2", "--lightgcn_dims", "8",
+      "--lightgcn_l2", "1e-4", "--lightgcn_batch_size", "32",
+      "--lightgcn", "lightgcn_joint", "--variants", "e_full_gmn",
+      "--classical", "item_knn_both_sides"])
+  result = gmn.run_dataset(args, "tiny", "amazon-books-movies")
+  rows = result["rows"]
+  assert list(rows) == ["most_popular", "item_knn_both_sides",
+                        "lightgcn_joint", "e_full_gmn"]
+  users = result["slice_users"]
+  assert users["all"] == sum(users[f"videos {bin_}"]
+                             for bin_ in ("0-2", "3-9", "10+"))
+  assert users["all"] == users["with items"] + users["without items"]
+  for name, row in rows.items():
+    assert set(row["mean"]) == set(users)
+    assert set(row["mean"]["all"]) == set(gmn_setup.METRICS)
+    assert row["timing"]["train_seconds"]["mean"] >= row["timing"][
+        "seconds_to_quality"]["mean"]
+  # Neural rows run every seed; deterministic rows stand for all.
+  assert [run["seed"] for run in rows["e_full_gmn"]["runs"]] == [0, 1]
+  assert [run["seed"] for run in rows["most_popular"]["runs"]] == ["all"]
+  tuning = rows["lightgcn_joint"]["tuning"]
+  assert [setting["hparams"]["num_layers"] for setting in
+          tuning["searched"]] == [1, 2]
+  assert all(1 <= run["timing"]["epochs"] <= 2
+             for run in rows["lightgcn_joint"]["runs"])
+  # Users, 16 videos and 6 items.
+  assert rows["lightgcn_joint"]["catalogue"] == {"videos_ranked": 16,
+                                                 "nodes": 40 + 22}
+  assert rows["item_knn_both_sides"]["catalogue"]["nodes"] == 22
+  text = gmn.report("tiny", result)
+  assert "seeded random hold-out" in text and "Strongest baseline" in text
+  assert "| tiny | videos 0-2, with items |" in gmn.summary({"tiny": result})
