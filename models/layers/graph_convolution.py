@@ -9,11 +9,18 @@ a node's final embedding is the mean of its layer-0 to layer-K embeddings
 
 The graph is the distinct (user, item) edges: an item bought twice by a user
 is one edge, as in the paper's binary interaction matrix.
+
+`GraphEmbeddings` and `FrozenTables` are what a model trained over the
+propagation is built from (LightGCN, GMN's multi-hop node embeddings): the
+layer-0 tables with one propagation per training step, and tables stored
+once for an export, so that a served request gathers and never propagates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -85,6 +92,87 @@ def propagate(adjacency: tf.sparse.SparseTensor, user_embeddings: tf.Tensor,
     item_layers.append(tf.sparse.sparse_dense_matmul(adjacency, users,
                                                      adjoint_a=True))
   return tf.stack(user_layers), tf.stack(item_layers)
+
+
+def final_embeddings(layers: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+  """The mean over layers (LightGCN's final embedding) of the rows `indices`.
+
+  Args:
+    layers: `[K + 1, num_nodes, dim]`, one side of `propagate`'s output.
+    indices: node indices of any shape.
+
+  Returns:
+    `indices.shape + [dim]`.
+  """
+  return tf.reduce_mean(tf.gather(layers, indices, axis=1), axis=0)
+
+
+class _StepLayers:
+  """Holds one step's propagation; a plain object, so Keras tracks nothing
+  of the tensors it holds."""
+  layers: Optional[tuple[tf.Tensor, tf.Tensor]] = None
+
+
+class GraphEmbeddings(tf.keras.layers.Layer):
+  """The layer-0 tables and their propagation over a bipartite graph.
+
+  Both towers of a training step read the same propagation: the model's
+  `compute_loss` computes it once inside `propagated()`, and a tower called
+  outside it propagates for itself.
+  """
+
+  def __init__(self, graph: BipartiteGraph, dim: int, num_layers: int,
+               **kwargs):
+    super().__init__(**kwargs)
+    num_users, num_items = graph.adjacency.dense_shape.numpy()
+    # One initializer each: a shared unseeded one repeats its values.
+    self.user_table = self.add_weight(
+        name="user_embeddings", shape=[num_users, dim],
+        initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+    self.item_table = self.add_weight(
+        name="item_embeddings", shape=[num_items, dim],
+        initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+    # Variables, not constants, keep the traced graphs small at any size.
+    self.edges = tf.Variable(graph.adjacency.indices, trainable=False,
+                             name="edges")
+    self.edge_weights = tf.Variable(graph.adjacency.values, trainable=False,
+                                    name="edge_weights")
+    self.dense_shape = graph.adjacency.dense_shape
+    self.user_degrees = tf.constant(graph.user_degrees)
+    self.item_degrees = tf.constant(graph.item_degrees)
+    self.num_layers = num_layers
+    self._step = _StepLayers()
+
+  def layers(self) -> tuple[tf.Tensor, tf.Tensor]:
+    """`(user_layers, item_layers)`, `propagate`'s."""
+    if self._step.layers is not None:
+      return self._step.layers
+    adjacency = tf.sparse.SparseTensor(self.edges, self.edge_weights,
+                                       self.dense_shape)
+    return propagate(adjacency, self.user_table, self.item_table,
+                     self.num_layers)
+
+  @contextlib.contextmanager
+  def propagated(self):
+    """Within it, every `layers()` call returns one propagation."""
+    self._step.layers = self.layers()
+    try:
+      yield
+    finally:
+      self._step.layers = None
+
+
+class FrozenTables(tf.Module):
+  """Tables computed from `GraphEmbeddings` and stored once, for an export.
+
+  Variables, not constants: a SavedModel's GraphDef holds at most 2 GB, and
+  a large catalogue's tables exceed it.
+  """
+
+  def __init__(self, tables: Sequence[tf.Tensor]):
+    super().__init__(name="frozen_graph_embeddings")
+    self.tables = tuple(tf.Variable(table, trainable=False)
+                        for table in tables)
 
 
 def distinct_first_occurrences(indices: tf.Tensor, padding_index: int = 0

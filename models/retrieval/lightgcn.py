@@ -28,7 +28,6 @@ costs `K * history length` lookups, not a propagation over the graph.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from typing import Mapping, Optional
 
@@ -37,6 +36,7 @@ import tensorflow as tf
 
 from data import features
 from models.layers import graph_convolution
+from models.retrieval import graph_retrieval
 from models.retrieval import two_tower
 
 
@@ -71,59 +71,9 @@ class LightGcnConfig(two_tower.TwoTowerConfig):
       raise ValueError(f"num_layers must be >= 0, got {self.num_layers}")
 
 
-class _StepLayers:
-  """Holds one step's propagation; a plain object, so Keras tracks nothing
-  of the tensors it holds."""
-  layers: Optional[tuple[tf.Tensor, tf.Tensor]] = None
-
-
-class GraphEmbeddings(tf.keras.layers.Layer):
-  """The layer-0 tables and their propagation over the train graph.
-
-  Both towers of a training step read the same propagation:
-  `LightGcnModel.compute_loss` computes it once inside `propagated()`, and
-  a tower called outside it propagates for itself.
-  """
-
-  def __init__(self, graph: graph_convolution.BipartiteGraph, dim: int,
-               num_layers: int, **kwargs):
-    super().__init__(**kwargs)
-    num_users, num_items = graph.adjacency.dense_shape.numpy()
-    # One initializer each: a shared unseeded one repeats its values.
-    self.user_table = self.add_weight(
-        name="user_embeddings", shape=[num_users, dim],
-        initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
-    self.item_table = self.add_weight(
-        name="item_embeddings", shape=[num_items, dim],
-        initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
-    # Variables, not constants, keep the traced graphs small at any size.
-    self.edges = tf.Variable(graph.adjacency.indices, trainable=False,
-                             name="edges")
-    self.edge_weights = tf.Variable(graph.adjacency.values, trainable=False,
-                                    name="edge_weights")
-    self.dense_shape = graph.adjacency.dense_shape
-    self.user_degrees = tf.constant(graph.user_degrees)
-    self.item_degrees = tf.constant(graph.item_degrees)
-    self.num_layers = num_layers
-    self._step = _StepLayers()
-
-  def layers(self) -> tuple[tf.Tensor, tf.Tensor]:
-    """`(user_layers, item_layers)`, `graph_convolution.propagate`'s."""
-    if self._step.layers is not None:
-      return self._step.layers
-    adjacency = tf.sparse.SparseTensor(self.edges, self.edge_weights,
-                                       self.dense_shape)
-    return graph_convolution.propagate(adjacency, self.user_table,
-                                       self.item_table, self.num_layers)
-
-  @contextlib.contextmanager
-  def propagated(self):
-    """Within it, every `layers()` call returns one propagation."""
-    self._step.layers = self.layers()
-    try:
-      yield
-    finally:
-      self._step.layers = None
+class GraphEmbeddings(graph_convolution.GraphEmbeddings):
+  """The layer-0 tables, their propagation, and what a request is scored
+  from."""
 
   def serving_tables(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """`(user_layer_0, item_layers, item_degrees)` a request is scored from;
@@ -133,18 +83,14 @@ class GraphEmbeddings(tf.keras.layers.Layer):
     return user_layers[0] * in_graph, item_layers, self.item_degrees
 
 
-class FrozenTables(tf.Module):
+class FrozenTables(graph_convolution.FrozenTables):
   """`GraphEmbeddings.serving_tables` stored once, for the export."""
 
   def __init__(self, embeddings: GraphEmbeddings):
-    super().__init__(name="frozen_graph_embeddings")
-    user_layer_0, item_layers, item_degrees = embeddings.serving_tables()
-    self.user_layer_0 = tf.Variable(user_layer_0, trainable=False)
-    self.item_layers = tf.Variable(item_layers, trainable=False)
-    self.item_degrees = tf.Variable(item_degrees, trainable=False)
+    super().__init__(embeddings.serving_tables())
 
   def serving_tables(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    return self.user_layer_0, self.item_layers, self.item_degrees
+    return self.tables
 
 
 def _mean_squared_norm(table: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
@@ -169,8 +115,8 @@ class QueryTower(tf.keras.Model):
     users = inputs[features.USER_INDEX]
     if training:
       user_layers, _ = self.tables.layers()
-      return _scored(tf.reduce_mean(tf.gather(user_layers, users, axis=1),
-                                    axis=0), self.config.normalize)
+      return _scored(graph_convolution.final_embeddings(user_layers, users),
+                     self.config.normalize)
     user_layer_0, item_layers, item_degrees = self.tables.serving_tables()
     propagated = graph_convolution.user_layers_from_history(
         inputs[features.HISTORY_ITEM_INDICES], item_layers, item_degrees,
@@ -190,24 +136,21 @@ class CandidateTower(tf.keras.Model):
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     _, item_layers, _ = self.tables.serving_tables()
-    return _scored(tf.reduce_mean(
-        tf.gather(item_layers, inputs[features.ITEM_INDEX], axis=1), axis=0),
-                   self.config.normalize)
+    return _scored(graph_convolution.final_embeddings(
+        item_layers, inputs[features.ITEM_INDEX]), self.config.normalize)
 
 
-class LightGcnModel(two_tower.RetrievalModel):
-  """`RetrievalModel` over one graph propagation per step."""
+class LightGcnModel(graph_retrieval.GraphRetrievalModel):
+  """`GraphRetrievalModel` with the paper's L2 penalty."""
 
   def __init__(self, embeddings: GraphEmbeddings, catalogue_features,
                item_sampling_probability, config: LightGcnConfig):
-    super().__init__(QueryTower(embeddings, config),
+    super().__init__(embeddings, QueryTower(embeddings, config),
                      CandidateTower(embeddings, config), catalogue_features,
                      item_sampling_probability, config)
-    self.embeddings = embeddings
 
   def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False):
-    with self.embeddings.propagated():
-      loss = super().compute_loss(inputs, training)
+    loss = super().compute_loss(inputs, training)
     if not training:
       return loss
     return loss + self.config.embedding_l2 * (

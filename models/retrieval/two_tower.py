@@ -276,6 +276,19 @@ def mixed_sampling_probability(train_probability: tf.Tensor,
           / (batch_size + num_uniform))
 
 
+def appended_towers(query_tower: tf.keras.Model,
+                    candidate_tower: tf.keras.Model, item_sampling_probability,
+                    config: TwoTowerConfig
+                    ) -> tuple[tf.keras.Model, tf.keras.Model]:
+  """The towers `RetrievalModel` trains and serving exports: with
+  `config.item_bias`, wrapped in `TemperatureAppended` and
+  `ItemBiasAppended`; otherwise as they are."""
+  if not config.item_bias:
+    return query_tower, candidate_tower
+  return (TemperatureAppended(query_tower, config.temperature),
+          ItemBiasAppended(candidate_tower, item_sampling_probability))
+
+
 class RetrievalModel(tfrs.Model):
   """In-batch (optionally mixed) softmax retrieval with logQ correction.
 
@@ -299,17 +312,17 @@ class RetrievalModel(tfrs.Model):
                item_sampling_probability, config: TwoTowerConfig):
     super().__init__()
     self.config = config
-    if config.item_bias:
-      query_tower = TemperatureAppended(query_tower, config.temperature)
-      candidate_tower = ItemBiasAppended(candidate_tower,
-                                         item_sampling_probability)
-    self.query_tower = query_tower
-    self.candidate_tower = candidate_tower
+    self.query_tower, self.candidate_tower = appended_towers(
+        query_tower, candidate_tower, item_sampling_probability, config)
     self.catalogue_features = catalogue_variables(catalogue_features)
     self.item_sampling_probability = tf.constant(item_sampling_probability,
                                                  tf.float32)
     self.task = tfrs.tasks.Retrieval(temperature=config.temperature,
                                      remove_accidental_hits=True)
+
+  def serving_towers(self) -> tuple[tf.keras.Model, tf.keras.Model]:
+    """The query and candidate towers the export serves: the trained ones."""
+    return self.query_tower, self.candidate_tower
 
   def _uniform_negatives(self):
     """Embeddings and ids of items drawn uniformly from the vocabulary."""
