@@ -218,8 +218,9 @@ def _prefixes(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
 
 def _most_recent(sequences: Sequence[np.ndarray], appended: np.ndarray | None,
                  length: int) -> np.ndarray:
-  """`[len(sequences), length]`: each sequence's newest `length` values, with
-  `appended[i]` appended to sequence i first, oldest first, right-padded with 0."""
+  """`[len(sequences), length]`: each sequence's newest `length` values
+  (after appending `appended[i]` to sequence i, if given), oldest first,
+  right-padded with 0."""
   if appended is not None:
     sequences = [np.append(sequence, value)
                  for sequence, value in zip(sequences, appended)]
