@@ -23,7 +23,9 @@ A ranking (CTR) or pre-training family names its own `train` function,
 to `fn_args.serving_model_dir`. So may a retrieval family that is not a
 neural `RetrievalModel` (`ease`, `item_knn`: closed-form item-item models);
 its export serves the retrieval signatures, and with `indexed=False` the
-pipeline pushes it without a ScaNN index.
+pipeline pushes it without a ScaNN index. So do the graph families
+(`lightgcn`, `gmn`), whose models are built over the train rows' graph
+(`models.retrieval.graph_trainer`).
 """
 
 from __future__ import annotations
@@ -116,6 +118,9 @@ class FamilySpec:
 
 
 _CTR_TRAINER = "models.ctr.trainer"
+# The graph families' Trainer: the graph of the train rows, frozen tables in
+# the export.
+_GRAPH_TRAINER = "models.retrieval.graph_trainer"
 _RANKER_EXPORT = "models.ctr.export:RankingServingModule"
 _SEMINAR_TRAINER = "models.seminar.trainer"
 _ITEM_ITEM_TRAIN = "models.item_item.trainer:train"
@@ -129,9 +134,9 @@ FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
     FamilySpec("guim", RETRIEVAL, "models.retrieval.guim:GuimConfig",
                build_model="models.retrieval.guim:build_guim"),
     FamilySpec("gmn", RETRIEVAL, "models.retrieval.gmn:GmnConfig",
-               build_model="models.retrieval.gmn:build_gmn"),
+               train=f"{_GRAPH_TRAINER}:train_gmn"),
     FamilySpec("lightgcn", RETRIEVAL, "models.retrieval.lightgcn:LightGcnConfig",
-               train="models.retrieval.lightgcn_trainer:train_lightgcn"),
+               train=f"{_GRAPH_TRAINER}:train_lightgcn"),
     FamilySpec("ease", RETRIEVAL, "models.item_item.ease:EaseConfig",
                train=_ITEM_ITEM_TRAIN,
                export=_ITEM_ITEM_EXPORT, indexed=False),

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from data import features
+from models import export_testing
 from models import trainer_testing
 from models.retrieval import gmn
 from models.retrieval import two_tower
@@ -173,6 +174,36 @@ def test_the_serving_towers_keep_the_model_they_were_frozen_with():
   for frozen_tower, live_tower, vectors in zip(frozen, live, at_freeze):
     np.testing.assert_array_equal(frozen_tower(request).numpy(), vectors)
     assert np.abs(live_tower(request).numpy() - vectors).max() > 1e-4
+
+
+def test_the_frozen_query_tower_serves_in_bare_tensorflow(tmp_path):
+  query, _ = _model().serving_towers()
+  module = tf.Module()
+  module.query = query
+  neighbours = tf.TensorSpec([None, None], tf.int64)
+  module.serve = tf.function(
+      lambda videos, items: {"query": query({
+          features.VIDEO_NEIGHBOUR_INDICES: videos,
+          features.ITEM_NEIGHBOUR_INDICES: items})},
+      input_signature=[neighbours, neighbours])
+  tf.saved_model.save(module, str(tmp_path / "gmn"),
+                      signatures={"query": module.serve})
+  request = _batch()
+  videos = request[features.VIDEO_NEIGHBOUR_INDICES].numpy().tolist()
+  items = request[features.ITEM_NEIGHBOUR_INDICES].numpy().tolist()
+  printed = export_testing.run_in_bare_tensorflow(f"""
+      import tensorflow as tf
+      loaded = tf.saved_model.load("gmn")
+      # The node table is a variable: a constant would bound the GraphDef.
+      stored = tf.train.list_variables("gmn/variables/variables")
+      assert [{VOCAB.items}, 8] in [shape for _, shape in stored], stored
+      query = loaded.signatures["query"](
+          videos=tf.constant({videos}, tf.int64),
+          items=tf.constant({items}, tf.int64))["query"]
+      print(query.numpy().tolist())
+      """, cwd=str(tmp_path))
+  np.testing.assert_allclose(eval(printed[-1]), query(request).numpy(),
+                             rtol=1e-5, atol=1e-6)
 
 
 def test_most_recent_keeps_the_last_real_neighbours():

@@ -46,21 +46,28 @@ def test_without_a_plateau_decay_factor_the_rate_stays(tmp_path):
   assert _rates(tmp_path) == pytest.approx([0.1] * 5)
 
 
+def two_rows_per_user(users: np.ndarray, newest_items: np.ndarray,
+                      model_dir: str):
+  """`(fn_args, tft_output)` of a train split where each user of `users`
+  has item 1, then their item of `newest_items` (the held-out row)."""
+  count = 2 * len(users)
+  train = {
+      features.USER_INDEX: np.repeat(users, 2),
+      features.ITEM_INDEX: np.stack([np.ones_like(newest_items),
+                                     newest_items], axis=1).ravel(),
+      features.HISTORY_ITEM_INDICES: np.tile([[0, 0], [1, 0]], (len(users), 1)),
+      features.HOUR_OF_DAY: np.zeros(count, np.int64),
+      features.DAY_OF_WEEK: np.zeros(count, np.int64),
+      features.TIMESTAMP_Z: np.tile([0.0, 1.0], len(users)).astype(np.float32)}
+  fn_args = trainer_testing.fn_args({trainer_testing.TRAIN: train}, model_dir)
+  return fn_args, types.SimpleNamespace(
+      transformed_metadata=types.SimpleNamespace(schema=None))
+
+
 def test_validation_holds_out_every_user_and_scores_the_capped_sample(
     monkeypatch, tmp_path):
-  # Six users, each: item 1, then item 2 after it (the held-out row).
-  users = np.repeat(np.arange(6), 2)
-  train = {
-      features.USER_INDEX: users,
-      features.ITEM_INDEX: np.tile([1, 2], 6),
-      features.HISTORY_ITEM_INDICES: np.tile([[0, 0], [1, 0]], (6, 1)),
-      features.HOUR_OF_DAY: np.zeros(12, np.int64),
-      features.DAY_OF_WEEK: np.zeros(12, np.int64),
-      features.TIMESTAMP_Z: np.tile([0.0, 1.0], 6).astype(np.float32)}
-  fn_args = trainer_testing.fn_args({trainer_testing.TRAIN: train},
-                                    str(tmp_path))
-  tft_output = types.SimpleNamespace(
-      transformed_metadata=types.SimpleNamespace(schema=None))
+  fn_args, tft_output = two_rows_per_user(np.arange(6), np.full(6, 2),
+                                          str(tmp_path))
   towers = types.SimpleNamespace(query_tower=None, candidate_tower=None)
   catalogue = catalogue_lib.ItemCatalogue(
       item_ids=np.array(["", "a", "b"], dtype=object),
