@@ -69,6 +69,10 @@ class LightGcnConfig(two_tower.TwoTowerConfig):
   def __post_init__(self):
     if self.num_layers < 0:
       raise ValueError(f"num_layers must be >= 0, got {self.num_layers}")
+    if self.item_bias:
+      # The paper's score has no bias, and the frozen export would not carry
+      # a trained one.
+      raise ValueError("LightGCN takes no item_bias")
 
 
 class GraphEmbeddings(graph_convolution.GraphEmbeddings):
@@ -103,27 +107,37 @@ def _scored(vectors: tf.Tensor, normalize: bool) -> tf.Tensor:
 
 
 class QueryTower(tf.keras.Model):
-  """A user's mean over layers: their graph row in training, their request's
-  history otherwise."""
+  """A user's mean over layers, from their request's history."""
 
   def __init__(self, tables, config: LightGcnConfig):
     super().__init__(name="lightgcn_query_tower")
     self.tables = tables
     self.config = config
 
-  def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False):
-    users = inputs[features.USER_INDEX]
-    if training:
-      user_layers, _ = self.tables.layers()
-      return _scored(graph_convolution.final_embeddings(user_layers, users),
-                     self.config.normalize)
+  def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     user_layer_0, item_layers, item_degrees = self.tables.serving_tables()
     propagated = graph_convolution.user_layers_from_history(
         inputs[features.HISTORY_ITEM_INDICES], item_layers, item_degrees,
         features.PADDING_INDEX)
-    layers = tf.concat([tf.gather(user_layer_0, users)[tf.newaxis],
-                        propagated], axis=0)
+    layers = tf.concat([tf.gather(user_layer_0, inputs[features.USER_INDEX])[
+        tf.newaxis], propagated], axis=0)
     return _scored(tf.reduce_mean(layers, axis=0), self.config.normalize)
+
+
+class TrainingQueryTower(QueryTower):
+  """`QueryTower` that, in training, reads the user's train graph row.
+
+  Only the trained model has it: the exported tower (over `FrozenTables`,
+  which keep no user layers past 0) is a `QueryTower`, whose `call` has no
+  training branch for the SavedModel to trace.
+  """
+
+  def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False):
+    if not training:
+      return super().call(inputs)
+    user_layers, _ = self.tables.layers()
+    return _scored(graph_convolution.final_embeddings(
+        user_layers, inputs[features.USER_INDEX]), self.config.normalize)
 
 
 class CandidateTower(tf.keras.Model):
@@ -145,7 +159,7 @@ class LightGcnModel(graph_retrieval.GraphRetrievalModel):
 
   def __init__(self, embeddings: GraphEmbeddings, catalogue_features,
                item_sampling_probability, config: LightGcnConfig):
-    super().__init__(embeddings, QueryTower(embeddings, config),
+    super().__init__(embeddings, TrainingQueryTower(embeddings, config),
                      CandidateTower(embeddings, config), catalogue_features,
                      item_sampling_probability, config)
 
@@ -167,7 +181,7 @@ class LightGcnModel(graph_retrieval.GraphRetrievalModel):
   def serving_towers(self) -> tuple[tf.keras.Model, tf.keras.Model]:
     """Query and candidate towers over this model's current tables, frozen."""
     tables = FrozenTables(self.embeddings)
-    return QueryTower(tables, self.config), CandidateTower(tables, self.config)
+    return TrainingQueryTower(tables, self.config), CandidateTower(tables, self.config)
 
 
 def train_graph(users: np.ndarray, items: np.ndarray, vocab: two_tower.VocabularySizes

@@ -104,6 +104,36 @@ def test_training_reduces_the_loss():
   assert np.isfinite(before) and after < before
 
 
+def test_the_frozen_towers_save_and_load_without_their_training_branch(
+    tmp_path):
+  query, candidate = _model().serving_towers()
+  module = tf.Module()
+  module.query, module.candidate = query, candidate
+  index = tf.TensorSpec([None], tf.int64)
+  module.serve = tf.function(
+      lambda users, histories, items: {
+          "query": query({features.USER_INDEX: users,
+                          features.HISTORY_ITEM_INDICES: histories}),
+          "candidate": candidate({features.ITEM_INDEX: items})},
+      input_signature=[index, tf.TensorSpec([None, None], tf.int64), index])
+  tf.saved_model.save(module, str(tmp_path / "lightgcn"),
+                      signatures={"serve": module.serve})
+  requests = _requests([1, OOV_USER], [[1, 2], [2, 3]])
+  served = tf.saved_model.load(str(tmp_path / "lightgcn")).signatures["serve"](
+      users=requests[features.USER_INDEX],
+      histories=requests[features.HISTORY_ITEM_INDICES],
+      items=requests[features.ITEM_INDEX])
+  np.testing.assert_allclose(served["query"].numpy(), query(requests).numpy(),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(served["candidate"].numpy(),
+                             candidate(requests).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_item_bias_is_refused():
+  with pytest.raises(ValueError, match="item_bias"):
+    lightgcn.LightGcnConfig(item_bias=True)
+
+
 def test_the_graph_is_required():
   with pytest.raises(ValueError, match="train graph"):
     lightgcn.build_lightgcn(VOCAB, {}, np.ones(VOCAB.items),
