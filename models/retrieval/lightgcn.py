@@ -181,7 +181,7 @@ class LightGcnModel(graph_retrieval.GraphRetrievalModel):
   def serving_towers(self) -> tuple[tf.keras.Model, tf.keras.Model]:
     """Query and candidate towers over this model's current tables, frozen."""
     tables = FrozenTables(self.embeddings)
-    return TrainingQueryTower(tables, self.config), CandidateTower(tables, self.config)
+    return QueryTower(tables, self.config), CandidateTower(tables, self.config)
 
 
 def train_graph(users: np.ndarray, items: np.ndarray, vocab: two_tower.VocabularySizes
