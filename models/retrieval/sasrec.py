@@ -79,8 +79,8 @@ class SasRecConfig(two_tower.TwoTowerConfig):
       `num_uniform_negatives` uniform draws per batch, logQ-corrected for
       that mixed proposal (`use_logq_correction`); False with the exact
       softmax over the whole catalogue; None (default) with the exact one
-      up to `sasrec_trainer.EXACT_SOFTMAX_MAX_ITEMS` items, the sampled one
-      above (`SequenceRetrievalModel`).
+      wherever it is affordable, the sampled one elsewhere
+      (`sasrec_trainer.uses_sampled_softmax`, `SequenceRetrievalModel`).
     every_window: the pipeline's per-sequence training: train on every
       window of a user's sequence, not only on the newest one (the user's
       latest `features.HISTORY_LENGTH` + 1 items).

@@ -10,8 +10,9 @@ window once and the query at every position
 (`sasrec.SequenceQueryTower.every_position`, the served tower's own
 layers) is trained to predict the next item. Its softmax runs over the whole
 catalogue (padding excluded; `[positions per batch, items]` logits, the
-candidate tower over every item at every step) while the catalogue has at
-most `EXACT_SOFTMAX_MAX_ITEMS` items, and over a sampled pool above
+candidate tower over every item at every step) wherever that is affordable
+(`uses_sampled_softmax`: `EXACT_SOFTMAX_MAX_ITEMS` and
+`EXACT_SOFTMAX_MAX_EPOCH_LOGITS`), and over a sampled pool elsewhere
 (`sampled_softmax` forces either): the batch's targets plus
 `num_uniform_negatives` uniform draws, with the mixed-proposal logQ
 correction (`use_logq_correction`) as the two-tower's training has, so that
@@ -45,37 +46,50 @@ SEQUENCE_FEATURES = (features.HISTORY_ITEM_INDICES, features.ITEM_INDEX,
                      *sequence_inputs.CONTEXT_FEATURES)
 
 
-# The largest catalogue trained with the exact softmax by default; above it
-# the sampled one. The rule, by cost and by quality on each side of it:
-# - Cost: at the default 1,600 positions per step
-#   (benchmarks/results/softmax_cost_positions_1600.json, a quiet machine)
-#   the exact step costs 1.4x the sampled one at 5k items, 2.7x at 10k and
-#   5.1x at 20k, while the sampled one stays at 0.08 s.
-# - Quality below 10k, three seeds (convergence_<dataset>.json): level on
-#   MovieLens-100K (1.7k items); on Grocery (8.7k) the sampled one is 1.6-3.9%
-#   lower, about one seed std, so both shared datasets keep the exact one.
-# - Quality above 10k, three seeds on H&M (17k items,
-#   softmax_switch_hm-fashion.json): exact, this sampled one and one with
-#   4,096 uniform draws are within one seed std on Recall@10, Recall@50 and
-#   NDCG@10, and the sampled Trainer takes 0.29x the exact one's time.
-# benchmarks/README.md, "Exact or sampled softmax above 10k items", has the
-# tables.
-EXACT_SOFTMAX_MAX_ITEMS = 10_000
+# The exact softmax trains by default wherever it is affordable, the sampled
+# one elsewhere. Affordable: a step's logits (`positions_per_batch` x items)
+# fit in memory, at most `EXACT_SOFTMAX_MAX_ITEMS` items (1,600 x 100k
+# floats, 640 MB), and an epoch's logits (train target positions x items) at
+# most `EXACT_SOFTMAX_MAX_EPOCH_LOGITS`, about Taobao's 82k positions x 55k
+# items, whose exact epoch took some 3 minutes on 2 shared cores. Measured
+# (three seeds each unless said; benchmarks/README.md, "Exact or sampled
+# softmax above 10k items", has the tables):
+# - Quality where the choice matters most: on Taobao (55k items, 4.5e9
+#   logits an epoch) the exact softmax gets 3.8x the sampled one's Recall@10
+#   (0.1399, one seed, against 0.0372 +- 0.0110,
+#   softmax_switch_taobao-userbehavior-sample_*.json), at 17x its Trainer
+#   time (1,990 s against 114 s, different loads).
+# - Elsewhere the two are close: level on H&M (17k items, within one seed
+#   std; exact 3.4x the time, softmax_switch_hm-fashion.json); exact 1.6-3.9%
+#   above on Grocery (8.7k, convergence_amazon-grocery.json); sampled 11%
+#   above on MovieLens-100K (1.7k, softmax_switch_movielens-100k.json).
+# - Cost: at 1,600 positions a step the exact one costs 2.7x the sampled one
+#   at 10k items, 5.1x at 20k (softmax_cost_positions_1600.json) and 13x at
+#   55k (softmax_cost_real_catalogues.json), so a big log or catalogue gets
+#   the sampled one, whose step does not grow with the catalogue.
+# `sampled_softmax` forces either.
+EXACT_SOFTMAX_MAX_ITEMS = 100_000
+EXACT_SOFTMAX_MAX_EPOCH_LOGITS = 5_000_000_000
 
 
 def uses_sampled_softmax(config: sasrec.SasRecConfig, num_items: int,
-                         exact_max_items: int = EXACT_SOFTMAX_MAX_ITEMS
+                         num_positions: int,
+                         max_items: int = EXACT_SOFTMAX_MAX_ITEMS,
+                         max_epoch_logits: int = EXACT_SOFTMAX_MAX_EPOCH_LOGITS
                          ) -> bool:
-  """Whether `config` trains a catalogue of `num_items` by sampled softmax.
+  """Whether `config` trains by sampled softmax (the rule above).
 
   Args:
     config: the hyperparameters; `sampled_softmax` None leaves the choice
-      to the catalogue's size.
+      to the rule.
     num_items: the exact softmax's logits per position (padding excluded).
-    exact_max_items: the largest catalogue given the exact softmax.
+    num_positions: the target positions of an epoch.
+    max_items: the largest catalogue given the exact softmax.
+    max_epoch_logits: the most logits an exact epoch may compute.
   """
   if config.sampled_softmax is None:
-    return num_items > exact_max_items
+    return (num_items > max_items or
+            num_items * num_positions > max_epoch_logits)
   return config.sampled_softmax
 
 
@@ -102,15 +116,15 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object],
       fn_args, tft_output, model, catalogue)
   windows = sequence_inputs.windows(rows, ~held_out, features.HISTORY_LENGTH,
                                     config.every_window)
+  num_positions = int(np.sum(windows[features.ITEM_INDEX] != 0))
   logging.info("SASRec: %d windows, %d target positions",
-               len(windows[features.ITEM_INDEX]),
-               int(np.sum(windows[features.ITEM_INDEX] != 0)))
+               len(windows[features.ITEM_INDEX]), num_positions)
   batches = training.length_bucketed_batches(
       windows, SEQUENCE_FEATURES, config.positions_per_batch,
       train_inputs.run_seed(fn_args),
       positions_per_batch=config.positions_per_batch)
   num_items = len(catalogue.item_ids) - 1  # Padding excluded.
-  sampled = uses_sampled_softmax(config, num_items)
+  sampled = uses_sampled_softmax(config, num_items, num_positions)
   logging.info("SASRec: %s softmax over %d items",
                "sampled" if sampled else "exact", num_items)
   retrieval_trainer.fit(

@@ -116,17 +116,30 @@ def test_sampled_loss_masks_the_target_wherever_else_it_is_pooled():
   np.testing.assert_allclose(float(loss), 0.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("sampled_softmax, num_items, expected", [
-    (None, 100, False),  # At the threshold: exact.
-    (None, 101, True),
-    (False, 101, False),  # Forced either way.
-    (True, 100, True),
+@pytest.mark.parametrize("sampled_softmax,num_items,num_positions,expected", [
+    (None, 100, 50, False),  # At both bounds: exact.
+    (None, 101, 1, True),  # Past the step's memory bound.
+    (None, 100, 51, True),  # Past the epoch's logits.
+    (False, 101, 51, False),  # Forced either way.
+    (True, 100, 50, True),
 ])
-def test_the_catalogue_size_picks_the_softmax_unless_forced(
-    sampled_softmax, num_items, expected):
+def test_the_catalogue_and_the_epoch_pick_the_softmax_unless_forced(
+    sampled_softmax, num_items, num_positions, expected):
   config = sasrec.SasRecConfig(sampled_softmax=sampled_softmax)
   assert sasrec_trainer.uses_sampled_softmax(
-      config, num_items, exact_max_items=100) is expected
+      config, num_items, num_positions, max_items=100,
+      max_epoch_logits=5_000) is expected
+
+
+def test_the_shared_logs_train_with_the_exact_softmax_and_a_big_log_does_not():
+  # Train target positions and items of the shared logs' default runs
+  # (Taobao is the largest: 82k x 55k) and of the 10M x 1M scaling point.
+  config = sasrec.SasRecConfig()
+  for positions, items in ((52_549, 1_432), (77_849, 8_653), (24_835, 16_532),
+                           (81_995, 54_903)):
+    assert not sasrec_trainer.uses_sampled_softmax(config, items, positions)
+  assert sasrec_trainer.uses_sampled_softmax(config, 1_000_000, 10_000_000)
+  assert sasrec_trainer.uses_sampled_softmax(config, 20_000, 1_000_000)
 
 
 def test_sampled_loss_draws_uniform_items_other_than_padding_and_oov():
