@@ -55,10 +55,10 @@ SEQUENCE_FEATURES = (features.HISTORY_ITEM_INDICES, features.ITEM_INDEX,
 # (three seeds each unless said; benchmarks/README.md, "Exact or sampled
 # softmax above 10k items", has the tables):
 # - Quality where the choice matters most: on Taobao (55k items, 4.5e9
-#   logits an epoch) the exact softmax gets 3.8x the sampled one's Recall@10
-#   (0.1399, one seed, against 0.0372 +- 0.0110,
+#   logits an epoch) the exact softmax gets 3.9x the sampled one's Recall@10
+#   (0.1440 +- 0.0037 against 0.0372 +- 0.0110,
 #   softmax_switch_taobao-userbehavior-sample_*.json), at 17x its Trainer
-#   time (1,990 s against 114 s, different loads).
+#   time (1,952 s against 114 s, different loads).
 # - Elsewhere the two are close: level on H&M (17k items, within one seed
 #   std; exact 3.4x the time, softmax_switch_hm-fashion.json); exact 1.6-3.9%
 #   above on Grocery (8.7k, convergence_amazon-grocery.json); sampled 11%
