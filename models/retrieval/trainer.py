@@ -129,6 +129,35 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset, validator, config,
                      plateau_decay=plateau_decay)
 
 
+def train_and_export(fn_args, tft_output, hparams: Mapping[str, object],
+                     spec: families.FamilySpec,
+                     model_builder: Callable[[tuple[np.ndarray, np.ndarray]],
+                                             Callable]) -> None:
+  """Trains a retrieval model on the rows not held out and exports it.
+
+  Args:
+    fn_args: the Trainer's FnArgs.
+    tft_output: the Transform output.
+    hparams: overrides of the family's hyperparameter defaults.
+    spec: the family: its config class and export module.
+    model_builder: the train graph's `edges=(users, items)` (the rows not
+      held out for validation) -> the `build_model` to fit; a family that
+      reads no graph ignores them.
+  """
+  config = train_inputs.seeded_config(fn_args, hparams, spec.config_class())
+  rows, held_out = held_out_rows(fn_args, tft_output)
+  edges = (rows.users[~held_out], rows.targets[~held_out])
+  model, catalogue = build_model(fn_args, tft_output, model_builder(edges),
+                                 config)
+  model_validator = validator(fn_args, tft_output, model, catalogue, rows,
+                              held_out)
+  train = train_inputs.input_dataset_without(fn_args, tft_output, held_out,
+                                             config.batch_size)
+  fit(model, train, model_validator, config, spec.name, fn_args.model_run_dir,
+      num_items=len(catalogue.item_ids) - 1)
+  export(fn_args, tft_output, spec, *model.serving_towers(), catalogue)
+
+
 def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
                     spec: families.FamilySpec) -> None:
   """Trains a retrieval family's model and exports its serving signatures.
@@ -139,14 +168,5 @@ def train_retrieval(fn_args, tft_output, hparams: Mapping[str, object],
     hparams: overrides of the family's hyperparameter defaults.
     spec: the family: its config class, `build_model` and export module.
   """
-  config = train_inputs.seeded_config(fn_args, hparams, spec.config_class())
-  model, catalogue = build_model(fn_args, tft_output,
-                                 families.load(spec.build_model), config)
-  _, held_out, validator = validation_split(fn_args, tft_output, model,
-                                            catalogue)
-  train = train_inputs.input_dataset_without(fn_args, tft_output, held_out,
-                                             config.batch_size)
-  fit(model, train, validator, config, spec.name, fn_args.model_run_dir,
-      num_items=len(catalogue.item_ids) - 1)
-  export(fn_args, tft_output, spec, model.query_tower, model.candidate_tower,
-         catalogue)
+  train_and_export(fn_args, tft_output, hparams, spec,
+                   lambda edges: families.load(spec.build_model))
