@@ -86,6 +86,10 @@ class GraphEmbeddings(graph_convolution.GraphEmbeddings):
     in_graph = tf.cast(self.user_degrees > 0, tf.float32)[:, tf.newaxis]
     return user_layers[0] * in_graph, item_layers, self.item_degrees
 
+  def item_layers(self) -> tf.Tensor:
+    """`[K + 1, items, dim]`, what a candidate is scored from."""
+    return self.layers()[1]
+
 
 class FrozenTables(graph_convolution.FrozenTables):
   """`GraphEmbeddings.serving_tables` stored once, for the export."""
@@ -95,6 +99,9 @@ class FrozenTables(graph_convolution.FrozenTables):
 
   def serving_tables(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     return self.tables
+
+  def item_layers(self) -> tf.Tensor:
+    return self.tables[1]
 
 
 def _mean_squared_norm(table: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
@@ -149,9 +156,10 @@ class CandidateTower(tf.keras.Model):
     self.config = config
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    _, item_layers, _ = self.tables.serving_tables()
+    # Not `serving_tables()`: a candidate needs no user table.
     return _scored(graph_convolution.final_embeddings(
-        item_layers, inputs[features.ITEM_INDEX]), self.config.normalize)
+        self.tables.item_layers(), inputs[features.ITEM_INDEX]),
+                   self.config.normalize)
 
 
 class LightGcnModel(graph_retrieval.GraphRetrievalModel):
