@@ -71,6 +71,23 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   echo "$WANT" > "$STAMP"
 fi
 
+# The history-store tests start their own redis-server (serving/testing_redis.py).
+# Debian's package, installed once when missing and when this shell may (root,
+# apt-get); otherwise those tests skip, or fail under CI=true, naming it.
+install_redis_server() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    redis-server >/dev/null 2>&1
+}
+if ! command -v redis-server >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] \
+    && command -v apt-get >/dev/null 2>&1; then
+  echo "==> Installing Debian's redis-server for the history-store tests"
+  if ! install_redis_server; then
+    # A fresh machine may have no package lists yet.
+    apt-get update -qq >/dev/null 2>&1 && install_redis_server \
+      || echo "==> Could not install redis-server; its tests will say so" >&2
+  fi
+fi
+
 # TFRS needs Keras 2; every process the stack starts inherits this.
 export TF_USE_LEGACY_KERAS=1
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
