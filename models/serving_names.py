@@ -30,6 +30,29 @@ RETRIEVE_SCANN = "retrieve_scann"
 SCANN_K = "k"
 SCANN_EXCLUDE_ITEM_IDS = "exclude_item_ids"
 
+# Optional input of `retrieve_scann` (bool, scalar or [1], default True):
+# False lets the answer hold items of the user's history (the request's, or
+# the one read from the history store).
+FILTER_SEEN = "filter_seen"
+
+# With an online history store (`serving.server --history_store`), a request
+# to any signature taking the raw query features may leave out the history
+# (and the timestamp, then the server's clock): the server reads each user's
+# history from the store, and adds this output, `[batch]` strings saying
+# where each row's history came from. A request carrying its own history is
+# answered as before, without it.
+HISTORY_SOURCE = "history_source"
+HISTORY_FROM_STORE = "store"
+# A user the store does not know: the query tower on an empty history.
+HISTORY_COLD_START = "cold_start"
+# The gRPC service beside PredictionService that appends users' new events to
+# the store (`serving.stored_histories`). Its one method takes a
+# PredictRequest whose inputs are the events, `[batch]` tensors named as the
+# data contract's columns (user id, item id, optional timestamp), and
+# answers an empty PredictResponse.
+USER_EVENTS_SERVICE = "vrec.serving.UserEvents"
+APPEND_EVENTS = "AppendEvents"
+
 # Outputs of the embedding signatures.
 EMBEDDING = "embedding"
 # Outputs of every retrieve signature: `[batch, k]` ids, best first, and their

@@ -50,10 +50,14 @@ class Recommendations:
     model_version: the version that answered.
     item_ids: recommended ids.
     scores: their scores.
+    history_source: where the server found the user's history when the
+      request sent none (`serving_names.HISTORY_FROM_STORE` or
+      `HISTORY_COLD_START`); None when the request carried it.
   """
   model_version: int
   item_ids: list[str]
   scores: list[float]
+  history_source: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,44 +80,52 @@ def _channel(address: str) -> grpc.Channel:
                         ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES)])
 
 
-def retrieval_request(model_name: str, user_id: str, history: Sequence[str],
-                      timestamp: int, k: int = 10,
-                      signature: str = serving_names.DEFAULT,
+def retrieval_request(model_name: str, user_id: str,
+                      history: Optional[Sequence[str]], timestamp: int,
+                      k: int = 10, signature: str = serving_names.DEFAULT,
                       exclude_item_ids: Sequence[str] = (),
+                      filter_seen: bool = True,
                       ) -> predict_pb2.PredictRequest:
   """A one-user PredictRequest for a retrieval signature.
 
   Args:
     model_name: the served model.
     user_id: the user.
-    history: item ids the user interacted with, oldest first.
+    history: item ids the user interacted with, oldest first; None sends
+      none, for a server with a history store to read it there.
     timestamp: request time, in the training data's unit (seconds).
     k: items wanted; only sent to `retrieve_scann`, the other signatures
       have a fixed k.
     signature: `serving_default`, `retrieve_top10`, `retrieve_top100` or
       `retrieve_scann`.
     exclude_item_ids: more ids never to return (`retrieve_scann` only).
+    filter_seen: False lets `retrieve_scann` return the user's history items.
 
   Raises:
-    ValueError: for exclusions with a signature that cannot take them.
+    ValueError: for exclusions or `filter_seen` with a signature that cannot
+      take them.
   """
-  if exclude_item_ids and signature != serving_names.RETRIEVE_SCANN:
-    raise ValueError("exclude_item_ids needs the "
+  if ((exclude_item_ids or not filter_seen)
+      and signature != serving_names.RETRIEVE_SCANN):
+    raise ValueError("exclude_item_ids and filter_seen need the "
                      f"{serving_names.RETRIEVE_SCANN} signature")
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model_name
   request.model_spec.signature_name = signature
-  # One "" keeps the tensor non-empty; the model drops "" as padding.
-  history_row = list(history) or [""]
   request.inputs[features.USER_ID].CopyFrom(
       tf.make_tensor_proto([user_id], dtype=tf.string))
-  request.inputs[features.HISTORY_ITEM_IDS].CopyFrom(
-      tf.make_tensor_proto([history_row], dtype=tf.string))
+  if history is not None:
+    # One "" keeps the tensor non-empty; the model drops "" as padding.
+    request.inputs[features.HISTORY_ITEM_IDS].CopyFrom(
+        tf.make_tensor_proto([list(history) or [""]], dtype=tf.string))
   request.inputs[features.TIMESTAMP].CopyFrom(
       tf.make_tensor_proto([timestamp], dtype=tf.int64))
   if signature == serving_names.RETRIEVE_SCANN:
     request.inputs[serving_names.SCANN_K].CopyFrom(
         tf.make_tensor_proto(k, dtype=tf.int32))
+    if not filter_seen:
+      request.inputs[serving_names.FILTER_SEEN].CopyFrom(
+          tf.make_tensor_proto(False, dtype=tf.bool))
     if exclude_item_ids:
       request.inputs[serving_names.SCANN_EXCLUDE_ITEM_IDS].CopyFrom(
           tf.make_tensor_proto([list(exclude_item_ids)], dtype=tf.string))
@@ -221,9 +233,10 @@ def rank(address: str, model_name: str, user_id: str,
 
 
 def recommend(address: str, model_name: str, user_id: str,
-              history: Sequence[str] = (), timestamp: Optional[int] = None,
-              k: int = 10, signature: str = serving_names.DEFAULT,
-              exclude_item_ids: Sequence[str] = (),
+              history: Optional[Sequence[str]] = (),
+              timestamp: Optional[int] = None, k: int = 10,
+              signature: str = serving_names.DEFAULT,
+              exclude_item_ids: Sequence[str] = (), filter_seen: bool = True,
               timeout_s: float = DEFAULT_TIMEOUT_S) -> Recommendations:
   """Asks a served retrieval model for one user's top items.
 
@@ -232,10 +245,12 @@ def recommend(address: str, model_name: str, user_id: str,
     model_name: the served model.
     user_id: the user.
     history: item ids the user interacted with; never recommended back.
+      None: the server reads it from its history store.
     timestamp: request time in seconds; now when None.
     k: at most this many items are returned.
     signature: see `retrieval_request`.
     exclude_item_ids: more ids never to return (`retrieve_scann` only).
+    filter_seen: see `retrieval_request`.
     timeout_s: gRPC deadline.
 
   Returns:
@@ -247,14 +262,59 @@ def recommend(address: str, model_name: str, user_id: str,
   response = _predict(address, retrieval_request(
       model_name, user_id, history,
       int(time.time()) if timestamp is None else timestamp, k, signature,
-      exclude_item_ids), timeout_s)
+      exclude_item_ids, filter_seen), timeout_s)
   item_ids = tf.make_ndarray(response.outputs[serving_names.ITEM_IDS])[0][:k]
   scores = tf.make_ndarray(response.outputs[serving_names.SCORES])[0][:k]
   kept = [(item_id.decode(), float(score))
           for item_id, score in zip(item_ids, scores) if item_id]
+  source = None
+  if serving_names.HISTORY_SOURCE in response.outputs:
+    source = tf.make_ndarray(
+        response.outputs[serving_names.HISTORY_SOURCE])[0].decode()
   return Recommendations(response.model_spec.version.value,
                          [item_id for item_id, _ in kept],
-                         [score for _, score in kept])
+                         [score for _, score in kept], source)
+
+
+def events_request(user_ids: Sequence[str], item_ids: Sequence[str],
+                   timestamps: Optional[Sequence[int]] = None,
+                   ) -> predict_pb2.PredictRequest:
+  """The `AppendEvents` request for events `(user_ids[i], item_ids[i])`;
+  without timestamps the server's clock stamps them."""
+  request = predict_pb2.PredictRequest()
+  request.inputs[features.USER_ID].CopyFrom(
+      tf.make_tensor_proto(list(user_ids), dtype=tf.string))
+  request.inputs[features.ITEM_ID].CopyFrom(
+      tf.make_tensor_proto(list(item_ids), dtype=tf.string))
+  if timestamps is not None:
+    request.inputs[features.TIMESTAMP].CopyFrom(
+        tf.make_tensor_proto(list(timestamps), dtype=tf.int64))
+  return request
+
+
+def append_events_method(channel: grpc.Channel):
+  """The event RPC of a server with a history store, as a callable."""
+  return channel.unary_unary(
+      f"/{serving_names.USER_EVENTS_SERVICE}/{serving_names.APPEND_EVENTS}",
+      request_serializer=predict_pb2.PredictRequest.SerializeToString,
+      response_deserializer=predict_pb2.PredictResponse.FromString)
+
+
+def append_event(address: str, user_id: str, item_id: str,
+                 timestamp: Optional[int] = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+  """Tells a server with a history store that `user_id` just interacted
+  with `item_id`; its next recommendation for the user sees it.
+
+  Raises:
+    grpc.RpcError: UNIMPLEMENTED from a server without a store, UNAVAILABLE
+      when its store is down (the event was not recorded).
+  """
+  with _channel(address) as channel:
+    append_events_method(channel)(
+        events_request([user_id], [item_id],
+                       None if timestamp is None else [timestamp]),
+        timeout=timeout_s)
 
 
 def _available_versions(status: get_model_status_pb2.GetModelStatusResponse,
@@ -309,8 +369,9 @@ def _parser() -> argparse.ArgumentParser:
                            "(default: %(default)s)")
   parser.add_argument("--model_name", required=True)
   parser.add_argument("--user_id", required=True)
-  parser.add_argument("--history", default="",
-                      help="comma-separated item ids, oldest first")
+  parser.add_argument("--history", default=None,
+                      help="comma-separated item ids, oldest first; left out, "
+                           "a server with a history store reads the user's")
   parser.add_argument("--timestamp", type=int, default=None,
                       help="request time in seconds (default: now)")
   parser.add_argument("--k", type=int, default=10,
@@ -326,6 +387,13 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--exclude", default="",
                       help="comma-separated ids never to return "
                            f"({serving_names.RETRIEVE_SCANN} only)")
+  parser.add_argument("--no_filter_seen", action="store_true",
+                      help="let the answer hold items the user has seen "
+                           f"({serving_names.RETRIEVE_SCANN} only)")
+  parser.add_argument("--append_event", default="",
+                      help="an item id: record that the user just interacted "
+                           "with it (a server with a history store), instead "
+                           "of recommending")
   parser.add_argument("--rank_items", default="",
                       help="comma-separated candidate ids: score them with a "
                            "ranker instead of retrieving")
@@ -352,19 +420,24 @@ def _signature(flags: argparse.Namespace) -> str:
   return serving_names.DEFAULT
 
 
-def _call(flags: argparse.Namespace) -> tuple[int, list[tuple[str, float]]]:
-  """Sends the request the flags describe: `(model version, [(id, score)])`."""
-  history = _split(flags.history)
+def _call(flags: argparse.Namespace,
+          ) -> tuple[int, list[tuple[str, float]], Optional[str]]:
+  """Sends the request the flags describe: `(model version, [(id, score)],
+  where the server found the history)`."""
+  history = None if flags.history is None else _split(flags.history)
   if flags.rank_items:
     result = rank(flags.address, flags.model_name, flags.user_id,
-                  _split(flags.rank_items), history, flags.history_queries,
-                  flags.timestamp, _signature(flags), flags.timeout_s)
+                  _split(flags.rank_items), history or (),
+                  flags.history_queries, flags.timestamp, _signature(flags),
+                  flags.timeout_s)
     return result.model_version, list(zip(result.item_ids,
-                                          result.probabilities))
+                                          result.probabilities)), None
   result = recommend(flags.address, flags.model_name, flags.user_id, history,
                      flags.timestamp, flags.k, _signature(flags),
-                     _split(flags.exclude), flags.timeout_s)
-  return result.model_version, list(zip(result.item_ids, result.scores))
+                     _split(flags.exclude), not flags.no_filter_seen,
+                     flags.timeout_s)
+  return (result.model_version, list(zip(result.item_ids, result.scores)),
+          result.history_source)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -376,10 +449,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     flags.history_queries = flags.history_queries.split(QUERY_SEPARATOR)
   if flags.exclude and flags.rank_items:
     parser.error("--exclude is for retrieval, not with --rank_items")
+  if flags.append_event and (flags.rank_items or flags.history is not None):
+    parser.error("--append_event records an event; it takes no --history "
+                 "or --rank_items")
   try:
+    if flags.append_event:
+      append_event(flags.address, flags.user_id, flags.append_event,
+                   flags.timestamp, flags.timeout_s)
+      print(f"recorded: user {flags.user_id} item {flags.append_event}")
+      return 0
     if flags.wait_s > 0:
       wait_until_available(flags.address, flags.model_name, flags.wait_s)
-    version, scored = _call(flags)
+    version, scored, source = _call(flags)
   except grpc.RpcError as error:
     print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
     return 1
@@ -387,7 +468,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"error: {error}", file=sys.stderr)
     return 1
   print(f"model {flags.model_name} version {version} "
-        f"signature {_signature(flags)}")
+        f"signature {_signature(flags)}"
+        + ("" if source is None else f"; history: {source}"))
   for position, (item_id, score) in enumerate(scored, start=1):
     print(f"{position:4d}  {item_id}  {score:.6f}")
   return 0

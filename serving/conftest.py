@@ -11,6 +11,8 @@ import pytest
 
 from serving import testing_grpc
 from serving import testing_models
+from serving import testing_redis
+from tests import prerequisites
 
 
 def _exported(tmp_path_factory,
@@ -41,6 +43,21 @@ def multi_vector_template(tmp_path_factory) -> pathlib.Path:
   """A two-vector query tower with a ScaNN index of the tiny items."""
   return _exported(tmp_path_factory,
                    testing_models.export_tiny_multi_vector_model)
+
+
+@pytest.fixture(scope="session")
+def history_model_template(tmp_path_factory) -> pathlib.Path:
+  """A tiny model whose query reads the history, with a ScaNN index."""
+  return _exported(tmp_path_factory, testing_models.export_tiny_history_model)
+
+
+@pytest.fixture(scope="module")
+def redis_process(tmp_path_factory) -> Iterator[testing_redis.RedisProcess]:
+  """A `redis-server` of the module's own (`serving.testing_redis`)."""
+  binary = prerequisites.program("redis-server")
+  with testing_redis.redis_server(
+      binary, tmp_path_factory.mktemp("redis")) as process:
+    yield process
 
 
 @pytest.fixture(scope="module")

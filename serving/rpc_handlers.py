@@ -8,7 +8,7 @@ Serving would answer with. `serving.server` wires them to gRPC.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Protocol
+from typing import Iterable, Mapping, Optional, Protocol
 
 import grpc
 import numpy as np
@@ -54,6 +54,21 @@ class Resolver(Protocol):
     ...
 
 
+class HistoryCompleter(Protocol):
+  """Fills in the histories a request left to the online store
+  (`serving.stored_histories.StoredHistories`)."""
+
+  def fillable(self, signature: servables.Signature) -> frozenset[str]:
+    """The inputs of `signature` a request may leave out."""
+    ...
+
+  def complete(self, signature: servables.Signature,
+               arrays: Mapping[str, np.ndarray],
+               ) -> tuple[Mapping[str, np.ndarray], Optional[np.ndarray]]:
+    """`(inputs filled in, each row's history source or None)`."""
+    ...
+
+
 @dataclasses.dataclass(frozen=True)
 class RequestLimits:
   """Bounds on what one request may ask for.
@@ -75,9 +90,11 @@ def _dtype_name(dtype: int) -> str:
 
 
 def _check_input_names(specs: Mapping[str, servables.InputSpec],
-                       names: Iterable[str]) -> None:
+                       names: Iterable[str],
+                       fillable: frozenset[str] = frozenset()) -> None:
   names = set(names)
-  required = {name for name, spec in specs.items() if spec.required}
+  required = {name for name, spec in specs.items()
+              if spec.required and name not in fillable}
   unexpected = sorted(names - specs.keys())
   missing = sorted(required - names)
   if unexpected or missing:
@@ -141,13 +158,22 @@ def _check_batch_size(specs: Mapping[str, servables.InputSpec],
 
 def decode_inputs(signature: servables.Signature,
                   protos: Mapping[str, tensor_pb2.TensorProto],
-                  limits: RequestLimits) -> dict[str, np.ndarray]:
+                  limits: RequestLimits,
+                  fillable: frozenset[str] = frozenset(),
+                  ) -> dict[str, np.ndarray]:
   """Validates a request's inputs against a signature and decodes them.
+
+  Args:
+    signature: what the request runs.
+    protos: the request's inputs.
+    limits: bounds on their sizes.
+    fillable: required inputs the request may leave out, because the server
+      fills them in (the history store).
 
   Raises:
     ServingError: INVALID_ARGUMENT naming the offending input.
   """
-  _check_input_names(signature.inputs, protos.keys())
+  _check_input_names(signature.inputs, protos.keys(), fillable)
   arrays = {name: _decode_input(name, signature.inputs[name], proto,
                                 limits.max_decoded_bytes)
             for name, proto in protos.items()}
@@ -195,11 +221,15 @@ def _signature_of(servable: servables.Servable,
 
 def predict(resolver: Resolver, limits: RequestLimits,
             request: predict_pb2.PredictRequest,
-            deadline: errors.Deadline) -> predict_pb2.PredictResponse:
+            deadline: errors.Deadline,
+            histories: Optional[HistoryCompleter] = None,
+            ) -> predict_pb2.PredictResponse:
   """Runs one Predict request.
 
   The model's graph cannot be interrupted once it runs, so the deadline is
-  checked before it starts and again once it is done.
+  checked before it starts and again once it is done. With `histories`, a
+  request may leave the user's history to the online store; the response
+  then says where each row's history came from (`HISTORY_SOURCE`).
 
   Raises:
     ServingError: with the status code TF Serving would answer with, or
@@ -214,7 +244,12 @@ def predict(resolver: Resolver, limits: RequestLimits,
   where = (f'model "{servable.name}" version {servable.version} signature '
            f'"{signature_name}"')
   try:
-    inputs = decode_inputs(signature, request.inputs, limits)
+    fillable = (frozenset() if histories is None
+                else histories.fillable(signature))
+    inputs = decode_inputs(signature, request.inputs, limits, fillable)
+    history_source = None
+    if fillable:
+      inputs, history_source = histories.complete(signature, inputs)
     output_names = _output_names(signature, request.output_filter)
     deadline.check("before the model ran")
     outputs = signature.run(inputs)
@@ -231,6 +266,9 @@ def predict(resolver: Resolver, limits: RequestLimits,
   response.model_spec.signature_name = signature_name
   for name in output_names:
     response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
+  if history_source is not None:
+    response.outputs[serving_names.HISTORY_SOURCE].CopyFrom(
+        to_tensor_proto(history_source))
   return response
 
 

@@ -84,8 +84,8 @@ class SavedModelSignature:
 class ScannRetrievalSignature:
   """`retrieve_scann`: the query tower, then a ScaNN search.
 
-  Items in the request's history and in `exclude_item_ids` are never
-  returned; rows are padded with "" and -inf scores when the exclusions leave
+  Items in the request's history (unless its `filter_seen` is False) and in
+  `exclude_item_ids` are never returned; rows are padded with "" and -inf scores when the exclusions leave
   fewer than k items. When the query tower embeds a user as K vectors, each
   vector searches the index and the lists merge by the index's `merge_rule`
   (`serving.multi_vector`), into k distinct items per user.
@@ -104,6 +104,9 @@ class ScannRetrievalSignature:
                            required=False),
         serving_names.SCANN_EXCLUDE_ITEM_IDS: InputSpec((tf.string,), tf.TensorShape([None, None]),
                                  required=False),
+        # Scalar or [1], like k.
+        serving_names.FILTER_SEEN: InputSpec((tf.bool,), tf.TensorShape(None),
+                                             required=False),
     }
 
   def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -144,7 +147,10 @@ class ScannRetrievalSignature:
   def _excluded_ids(self, inputs: Mapping[str, np.ndarray],
                     batch_size: int) -> list[set[str]]:
     excluded = [set() for _ in range(batch_size)]
-    for name in (features.HISTORY_ITEM_IDS, serving_names.SCANN_EXCLUDE_ITEM_IDS):
+    names = (features.HISTORY_ITEM_IDS, serving_names.SCANN_EXCLUDE_ITEM_IDS)
+    if not filter_seen(inputs.get(serving_names.FILTER_SEEN)):
+      names = names[1:]
+    for name in names:
       if name not in inputs:
         continue
       if inputs[name].shape[0] != batch_size:
@@ -154,6 +160,21 @@ class ScannRetrievalSignature:
       for row_ids, row in zip(excluded, inputs[name]):
         row_ids.update(_decode_ids(row))
     return excluded
+
+
+def filter_seen(value: Optional[np.ndarray]) -> bool:
+  """The `filter_seen` input: True when absent.
+
+  Raises:
+    ServingError: INVALID_ARGUMENT unless it is a scalar or has shape [1].
+  """
+  if value is None:
+    return True
+  if value.ndim > 1 or value.size != 1:
+    raise errors.invalid_argument(
+        f'input "{serving_names.FILTER_SEEN}" must be a scalar or have shape '
+        f"[1], got shape {list(value.shape)}")
+  return bool(value.reshape(-1)[0])
 
 
 def _decode_ids(row: np.ndarray) -> set[str]:

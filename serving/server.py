@@ -21,6 +21,9 @@ The parts, each usable on its own:
 - `serving.errors`: failures as gRPC status codes, and request deadlines;
 - `serving.request_metrics`: Prometheus request counts and latencies, and
   scan failures;
+- `serving.stored_histories`: with an online history store
+  (`serving.history_store`), requests that send a user id alone, and the
+  event RPC that appends to it;
 - this module: the gRPC services, `serve` and the CLI.
 
 Run `python -m serving.server --help` for the flags.
@@ -40,13 +43,19 @@ from typing import Callable, Mapping, Optional
 import grpc
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from data import features
+from models import serving_names
 from serving import errors
+from serving import history_journal
+from serving import history_store
 from serving import model_registry
 from serving import request_metrics
 from serving import rpc_handlers
 from serving import servables
+from serving import stored_histories
 from transforms import filesystems
 
 _LOG = logging.getLogger(__name__)
@@ -114,15 +123,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   """TF Serving's PredictionService: Predict and GetModelMetadata."""
 
   def __init__(self, limits: rpc_handlers.RequestLimits,
-               responder: _Responder):
+               responder: _Responder,
+               histories: Optional[stored_histories.StoredHistories] = None):
     self._limits = limits
     self._responder = responder
+    self._histories = histories
 
   def Predict(self, request, context):  # pylint: disable=invalid-name
     return self._responder.answer(
         context, "Predict", request.model_spec,
         lambda deadline, resolver: rpc_handlers.predict(
-            resolver, self._limits, request, deadline))
+            resolver, self._limits, request, deadline, self._histories))
 
   def GetModelMetadata(self, request, context):  # pylint: disable=invalid-name
     return self._responder.answer(
@@ -164,6 +175,27 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                   "by polling --model_base_path")
 
 
+def _user_events_handler(limits: rpc_handlers.RequestLimits,
+                         responder: _Responder,
+                         histories: stored_histories.StoredHistories,
+                         ) -> grpc.GenericRpcHandler:
+  """The event RPC beside PredictionService (`USER_EVENTS_SERVICE`), over
+  TF Serving's Predict messages, so it needs no generated code of its own."""
+
+  def append_events(request, context):
+    return responder.answer(
+        context, serving_names.APPEND_EVENTS, request.model_spec,
+        lambda _deadline, _resolver: histories.append_events(request, limits))
+
+  return grpc.method_handlers_generic_handler(
+      serving_names.USER_EVENTS_SERVICE, {
+          serving_names.APPEND_EVENTS: grpc.unary_unary_rpc_method_handler(
+              append_events,
+              request_deserializer=predict_pb2.PredictRequest.FromString,
+              response_serializer=(
+                  predict_pb2.PredictResponse.SerializeToString))})
+
+
 # ---------------------------------------------------------------- server ---
 
 
@@ -189,6 +221,16 @@ class ServerConfig:
     tls_key_file: PEM private key of `tls_cert_file`.
     shutdown_grace_s: how long `stop` lets requests in flight finish; under
       Kubernetes' default 30 s between SIGTERM and SIGKILL.
+    history_store: URL of the online user-history store
+      (`sqlite:///path`, `redis://host:port/db`); requests may then send a
+      user id alone, and the event RPC is served. None: no store.
+    history_dir: where the push's history snapshot sits; accepted events are
+      logged there (`events.jsonl`), for `serving.history_journal` to
+      rebuild the store. None logs no event.
+    history_length: newest stored items the query tower is given; the
+      pushed model's `ExamplesConfig.history_length`.
+    rebuild_history_store: at start, rebuild the store from `history_dir`'s
+      snapshot and event log (`serving.history_journal`).
   """
   model_base_path: str
   model_name: Optional[str] = None
@@ -204,6 +246,10 @@ class ServerConfig:
   tls_cert_file: Optional[str] = None
   tls_key_file: Optional[str] = None
   shutdown_grace_s: float = 20.0
+  history_store: Optional[str] = None
+  history_dir: Optional[str] = None
+  history_length: int = features.HISTORY_LENGTH
+  rebuild_history_store: bool = False
 
 
 def _host_port(host: str, port: int) -> str:
@@ -281,7 +327,8 @@ class ServerHandle:
   def __init__(self, grpc_server: grpc.Server, address: str, port: int,
                registry: model_registry.ModelRegistry, poller: _VersionPoller,
                metrics: Optional[request_metrics.ServerMetrics],
-               metrics_port: Optional[int], shutdown_grace_s: float):
+               metrics_port: Optional[int], shutdown_grace_s: float,
+               histories: Optional[stored_histories.StoredHistories]):
     self._grpc_server = grpc_server
     self.address = address
     self.port = port
@@ -290,6 +337,7 @@ class ServerHandle:
     self._poller = poller
     self._metrics = metrics
     self._shutdown_grace_s = shutdown_grace_s
+    self._histories = histories
 
   def loaded_versions(self) -> dict[str, list[int]]:
     """Served versions by model name."""
@@ -306,6 +354,8 @@ class ServerHandle:
     self._grpc_server.stop(self._shutdown_grace_s).wait()
     if self._metrics is not None:
       self._metrics.stop()
+    if self._histories is not None:
+      self._histories.close()
 
   def __enter__(self) -> "ServerHandle":
     return self
@@ -335,6 +385,28 @@ def _server_credentials(config: ServerConfig,
     return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
+def _stored_histories(config: ServerConfig,
+                      ) -> Optional[stored_histories.StoredHistories]:
+  if config.history_store is None:
+    if config.history_dir is not None:
+      raise ValueError("a history directory needs a history store")
+    return None
+  if config.history_dir is None:
+    if config.rebuild_history_store:
+      raise ValueError("rebuilding the history store needs its directory")
+    _LOG.warning("No history directory: accepted events are not logged, and "
+                 "a rebuilt store will lack them")
+  store = history_store.open_store(config.history_store)
+  if config.rebuild_history_store:
+    users = history_journal.rebuild(store, config.history_dir)
+    _LOG.info("Rebuilt %s from %s: %d users", config.history_store,
+              config.history_dir, users)
+  return stored_histories.StoredHistories(
+      store, config.history_length,
+      None if config.history_dir is None
+      else history_journal.EventLog(config.history_dir))
+
+
 def serve(config: ServerConfig) -> ServerHandle:
   """Loads the models, then serves them until `.stop()` is called.
 
@@ -342,8 +414,13 @@ def serve(config: ServerConfig) -> ServerHandle:
     A handle with the bound `.port` and `.address`.
 
   Raises:
-    ValueError: if only one of the TLS files is given.
+    ValueError: if only one of the TLS files is given, for a history
+      directory without a store (or a rebuild without a directory), or a
+      store URL of an unknown scheme.
     OSError: if a TLS file cannot be read.
+    FileNotFoundError: for a rebuild without a snapshot.
+    StoreUnavailableError: if an SQLite history store cannot be opened, or
+      the store cannot be rebuilt.
   """
   # Read first, so a bad TLS setup fails before any model is loaded.
   credentials = _server_credentials(config)
@@ -365,8 +442,12 @@ def serve(config: ServerConfig) -> ServerHandle:
   responder = _Responder(registry, metrics, config.max_request_seconds)
   limits = rpc_handlers.RequestLimits(config.max_batch_size,
                                       config.max_message_bytes)
+  histories = _stored_histories(config)
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-      PredictionServicer(limits, responder), grpc_server)
+      PredictionServicer(limits, responder, histories), grpc_server)
+  if histories is not None:
+    grpc_server.add_generic_rpc_handlers(
+        (_user_events_handler(limits, responder, histories),))
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(
       ModelServicer(registry, responder), grpc_server)
   address = _host_port(config.host, config.port)
@@ -378,7 +459,7 @@ def serve(config: ServerConfig) -> ServerHandle:
   poller.start()
   return ServerHandle(grpc_server, _host_port(config.host, port), port,
                       registry, poller, metrics, metrics_port,
-                      config.shutdown_grace_s)
+                      config.shutdown_grace_s, histories)
 
 
 # ------------------------------------------------------------------- CLI ---
@@ -452,6 +533,24 @@ def _parser() -> argparse.ArgumentParser:
       help="on SIGTERM or SIGINT, how long requests in flight may take to "
            "finish before the server exits; keep it under Kubernetes' "
            "terminationGracePeriodSeconds (default: %(default)s)")
+  parser.add_argument(
+      "--history_store",
+      help="online user-history store, sqlite:///path or "
+           "redis://host:port/db: requests may then send a user id alone, "
+           f"and {serving_names.USER_EVENTS_SERVICE}/"
+           f"{serving_names.APPEND_EVENTS} appends events (default: none)")
+  parser.add_argument(
+      "--history_dir",
+      help="the push's history snapshot directory, where accepted events "
+           "are logged for a rebuild of the store (needs --history_store)")
+  parser.add_argument(
+      "--rebuild_history_store", action="store_true",
+      help="at start, rebuild the store from --history_dir's snapshot and "
+           "event log")
+  parser.add_argument(
+      "--history_length", type=int, default=features.HISTORY_LENGTH,
+      help="newest stored items given to the query tower; the pushed "
+           "model's history length (default: %(default)s)")
   return parser
 
 
@@ -461,6 +560,10 @@ def parse_flags(argv: Optional[list[str]] = None) -> ServerConfig:
   flags = parser.parse_args(argv)
   if (flags.tls_cert_file is None) != (flags.tls_key_file is None):
     parser.error("--tls_cert_file and --tls_key_file go together")
+  if flags.history_dir is not None and flags.history_store is None:
+    parser.error("--history_dir needs --history_store")
+  if flags.rebuild_history_store and flags.history_dir is None:
+    parser.error("--rebuild_history_store needs --history_dir")
   return ServerConfig(
       model_base_path=flags.model_base_path, model_name=flags.model_name,
       host=flags.bind_address, port=flags.port,
@@ -470,7 +573,10 @@ def parse_flags(argv: Optional[list[str]] = None) -> ServerConfig:
       max_workers=flags.grpc_max_threads, metrics_port=flags.metrics_port,
       max_request_seconds=flags.max_request_seconds,
       tls_cert_file=flags.tls_cert_file, tls_key_file=flags.tls_key_file,
-      shutdown_grace_s=flags.shutdown_grace_seconds)
+      shutdown_grace_s=flags.shutdown_grace_seconds,
+      history_store=flags.history_store, history_dir=flags.history_dir,
+      history_length=flags.history_length,
+      rebuild_history_store=flags.rebuild_history_store)
 
 
 def _print_startup(config: ServerConfig, handle: ServerHandle) -> None:

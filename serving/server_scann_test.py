@@ -74,11 +74,32 @@ def test_retrieve_scann_merges_the_vectors_of_a_multi_vector_user(
     assert ids != exact_top_k(query, 7, excluded)[0]
 
 
+def test_retrieve_scann_filter_seen_false_keeps_the_history(scann_stubs):
+  queries = query_embedding(scann_stubs, "user_a")
+  best, second = exact_top_k(queries, 2, set())[0]
+  request = scann_request(k=5, exclude=[[second]], histories=[[best]])
+  request.inputs[serving_names.FILTER_SEEN].CopyFrom(
+      tf.make_tensor_proto(False, tf.bool))
+
+  ids, _ = retrieved(scann_stubs.prediction.Predict(request, timeout=10))
+
+  # The history may come back; what the request excludes still may not.
+  assert ids == exact_top_k(queries, 5, {second})[0]
+  assert best in ids
+
+
 def test_retrieve_scann_returns_10_items_by_default(scann_stubs):
   response = scann_stubs.prediction.Predict(
       scann_request(user_ids=["a", "b"], histories=[[""], [""]]), timeout=10)
   assert tf.make_ndarray(
       response.outputs[serving_names.ITEM_IDS]).shape == (2, 10)
+
+
+def _with_filter_seen(value):
+  request = scann_request()
+  request.inputs[serving_names.FILTER_SEEN].CopyFrom(
+      tf.make_tensor_proto(value, tf.bool))
+  return request
 
 
 @pytest.mark.parametrize("request_, needle", [
@@ -87,7 +108,9 @@ def test_retrieve_scann_returns_10_items_by_default(scann_stubs):
     (scann_request(k=[3, 4]), '"k"'),
     (scann_request(k=tf.make_tensor_proto(3.0, tf.float32)), '"k"'),
     (scann_request(exclude=[["item_1"], ["item_2"]]), serving_names.SCANN_EXCLUDE_ITEM_IDS),
-], ids=["k_zero", "k_above_items", "k_vector", "k_float", "exclude_rows"])
+    (_with_filter_seen([True, False]), serving_names.FILTER_SEEN),
+], ids=["k_zero", "k_above_items", "k_vector", "k_float", "exclude_rows",
+        "filter_seen_vector"])
 def test_retrieve_scann_bad_arguments_are_invalid(request_, needle,
                                                   scann_stubs):
   assert_rpc_error(lambda: scann_stubs.prediction.Predict(request_, timeout=10),
@@ -105,7 +128,8 @@ def test_metadata_lists_retrieve_scann(scann_stubs):
 
   scann = signature_defs.signature_def[serving_names.RETRIEVE_SCANN]
   assert set(scann.inputs) == {*features.QUERY_RAW_FEATURES, serving_names.SCANN_K,
-                               serving_names.SCANN_EXCLUDE_ITEM_IDS}
+                               serving_names.SCANN_EXCLUDE_ITEM_IDS,
+                               serving_names.FILTER_SEEN}
   assert set(scann.outputs) == {serving_names.ITEM_IDS, serving_names.SCORES}
   assert scann.method_name == "tensorflow/serving/predict"
 

@@ -5,7 +5,9 @@
 user embeddings, plus a ranker's scoring under other signature names
 (`RANK_SIGNATURE`, `RANK_QUERIES_SIGNATURE`), so that one version exercises
 the retrieval and the ranking paths of the server and the client.
-`MultiVectorQueryModel` is the `query_embedding` of a multi-interest model
+`HistoryTestModel` adds the history to the query, for the tests of the
+history store. `MultiVectorQueryModel` is the `query_embedding` of a
+multi-interest model
 (K vectors per user). `GatedTestModel` holds each request until the test
 lets it go. The serving tests use the tiny 24-item instances below; `benchmarks/serving_latency.py` times the pipeline's pushed model.
 
@@ -139,6 +141,27 @@ class RetrievalTestModel(tf.Module):
     tf.saved_model.save(self, directory, signatures=self.signatures())
 
 
+class HistoryTestModel(RetrievalTestModel):
+  """The tiny `RetrievalTestModel` whose query also reads the history: the
+  user's row plus the sum of the history items' embeddings (unknown ids and
+  "" padding add nothing), so a test sees which history the tower got."""
+
+  def _query(self, user_id, history_item_ids, timestamp):
+    rows = self.item_rows.lookup(history_item_ids)
+    known = tf.cast(rows >= 0, tf.float32)[..., tf.newaxis]
+    history = tf.reduce_sum(
+        tf.gather(self.item_embeddings, tf.maximum(rows, 0)) * known, axis=1)
+    return super()._query(user_id, history_item_ids, timestamp) + history
+
+
+def history_query(user_id: str, history: list[str]) -> np.ndarray:
+  """What `HistoryTestModel`'s query tower answers for one user."""
+  row = int(tf.strings.to_hash_bucket_fast([user_id],
+                                           len(USER_EMBEDDINGS))[0])
+  rows = [list(ITEM_IDS).index(item_id) for item_id in history]
+  return USER_EMBEDDINGS[row] + ITEM_EMBEDDINGS[rows].sum(axis=0)
+
+
 def _pause() -> tf.Tensor:
   """Sleeps `_GATE_POLL_MICROSECONDS` in the graph, which has no sleep op
   but a dataset that sleeps before each element."""
@@ -205,6 +228,12 @@ def export_tiny_model(directory: str) -> None:
   """Writes the tiny retrieval model (history ignored) to `directory`."""
   RetrievalTestModel(ITEM_IDS, ITEM_EMBEDDINGS, USER_EMBEDDINGS).save(
       directory)
+
+
+def export_tiny_history_model(directory: str) -> None:
+  """Writes the tiny `HistoryTestModel` with its items' ScaNN index."""
+  HistoryTestModel(ITEM_IDS, ITEM_EMBEDDINGS, USER_EMBEDDINGS).save(directory)
+  write_tiny_scann_index(directory)
 
 
 def export_gated_model(directory: str, entered_path: str,

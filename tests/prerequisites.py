@@ -1,7 +1,8 @@
-"""What a test needs that a clone may lack: the shared data, a Python package.
+"""What a test needs that a clone may lack: the shared data, a Python
+package, a program.
 
-Tests ask through `shared_data_root` and `module` instead of skipping on their
-own. On a developer's clone a missing prerequisite skips the test; under CI
+Tests ask through `shared_data_root`, `module` and `program` instead of
+skipping on their own. On a developer's clone a missing prerequisite skips the test; under CI
 (`CI=true`, as CI services set it) it fails the test, so that a green CI run
 cannot hide a tier that did not run. The root `conftest.py` closes a run with
 `not_run_summary`: one line that counts the tests skipped here and says what
@@ -14,6 +15,7 @@ import collections
 import importlib
 import os
 import pathlib
+import shutil
 import types
 from typing import Iterable, NoReturn, Optional
 
@@ -26,9 +28,12 @@ CI_ENV_VAR = "CI"
 # its skips among the others (e.g. `local_only` serving tests) by them.
 DATA_PREFIX = "needs shared data: "
 PACKAGE_PREFIX = "needs Python package: "
+PROGRAM_PREFIX = "needs program: "
 # Ends the name of the missing thing in a reason; the details follow it.
 _DETAILS_SEPARATOR = " ("
 _INSTALL = "pip install -r requirements.txt -r requirements-dev.txt"
+# scripts/bootstrap.sh installs the Debian packages of the test programs.
+_INSTALL_PROGRAMS = "scripts/bootstrap.sh installs them with apt-get"
 
 
 def running_in_ci() -> bool:
@@ -71,6 +76,15 @@ def module(name: str) -> types.ModuleType:
     _missing(PACKAGE_PREFIX, name.split(".")[0], f"{error}; {_INSTALL}")
 
 
+def program(name: str) -> str:
+  """The path of program `name` on PATH, one that scripts/bootstrap.sh
+  installs for the tests (e.g. `redis-server`)."""
+  path = shutil.which(name)
+  if path is None:
+    _missing(PROGRAM_PREFIX, name, f"not on PATH; {_INSTALL_PROGRAMS}")
+  return path
+
+
 def _skip_reason(report: pytest.TestReport) -> str:
   # A skip's longrepr is (path, line, "Skipped: <reason>").
   if isinstance(report.longrepr, tuple):
@@ -92,7 +106,7 @@ def not_run_summary(skipped: Iterable[pytest.TestReport]) -> Optional[str]:
   missing_by_prefix = collections.defaultdict(set)
   for report in skipped:
     reason = _skip_reason(report)
-    for prefix in (DATA_PREFIX, PACKAGE_PREFIX):
+    for prefix in (DATA_PREFIX, PACKAGE_PREFIX, PROGRAM_PREFIX):
       if reason.startswith(prefix):
         tests_by_prefix[prefix] += 1
         what = reason.removeprefix(prefix).split(_DETAILS_SEPARATOR)[0]
@@ -110,4 +124,9 @@ def not_run_summary(skipped: Iterable[pytest.TestReport]) -> Optional[str]:
     parts.append(
         f"{_tests_need(tests_by_prefix[PACKAGE_PREFIX])} Python packages "
         f"({', '.join(sorted(missing_by_prefix[PACKAGE_PREFIX]))}; {_INSTALL})")
+  if tests_by_prefix[PROGRAM_PREFIX]:
+    parts.append(
+        f"{_tests_need(tests_by_prefix[PROGRAM_PREFIX])} programs "
+        f"({', '.join(sorted(missing_by_prefix[PROGRAM_PREFIX]))}; "
+        f"{_INSTALL_PROGRAMS})")
   return "NOT RUN: " + "; ".join(parts)

@@ -34,13 +34,23 @@ def test_present_dataset_gives_the_shared_data_root(monkeypatch, tmp_path):
   assert prerequisites.shared_data_root("movielens-100k") == tmp_path
 
 
-def test_missing_package_fails_under_ci_and_skips_outside(monkeypatch):
+@pytest.mark.parametrize("ask, name, missing", [
+    (prerequisites.module, "no_such_package.submodule", "no_such_package"),
+    (prerequisites.program, "no-such-program", "no-such-program"),
+], ids=["package", "program"])
+def test_missing_package_or_program_fails_under_ci_and_skips_outside(
+    monkeypatch, ask, name, missing):
   monkeypatch.setenv(prerequisites.CI_ENV_VAR, "true")
-  with pytest.raises(pytest.fail.Exception, match="no_such_package"):
-    prerequisites.module("no_such_package.submodule")
+  with pytest.raises(pytest.fail.Exception, match=missing):
+    ask(name)
   monkeypatch.setenv(prerequisites.CI_ENV_VAR, "false")
-  with pytest.raises(pytest.skip.Exception, match="no_such_package"):
-    prerequisites.module("no_such_package.submodule")
+  with pytest.raises(pytest.skip.Exception, match=missing):
+    ask(name)
+
+
+def test_present_program_gives_its_path(monkeypatch):
+  monkeypatch.setenv(prerequisites.CI_ENV_VAR, "true")
+  assert prerequisites.program("sh").endswith("/sh")
 
 
 def _skip_report(reason: str) -> pytest.TestReport:
@@ -61,6 +71,9 @@ def test_summary_counts_tests_per_missing_prerequisite(monkeypatch,
   with pytest.raises(pytest.skip.Exception) as skipped:
     prerequisites.module("no_such_package")
   reasons.append(skipped.value.msg)
+  with pytest.raises(pytest.skip.Exception) as skipped:
+    prerequisites.program("no-such-program")
+  reasons.append(skipped.value.msg)
   # A skip for another cause, as the `local_only` serving tests make.
   reasons.append("tests serving.server's own features")
 
@@ -70,7 +83,8 @@ def test_summary_counts_tests_per_missing_prerequisite(monkeypatch,
       f"NOT RUN: 3 tests need shared data not under {no_shared_data} "
       "(amazon-grocery, movielens-100k; set VREC_DATA_DIR); 1 test needs "
       "Python packages (no_such_package; pip install -r requirements.txt "
-      "-r requirements-dev.txt)")
+      "-r requirements-dev.txt); 1 test needs programs (no-such-program; "
+      "scripts/bootstrap.sh installs them with apt-get)")
 
 
 def test_no_summary_when_every_prerequisite_is_there():

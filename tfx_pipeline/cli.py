@@ -177,6 +177,7 @@ def _run(args) -> None:
       print("\n" + serving_demo.recommend_for_eval_users(config), flush=True)
     else:
       print("\nNo pushed model to serve yet.")
+  _write_histories(config)
   benchmark_dir = summary.artifacts.get(BENCHMARK_REPORT)
   if benchmark_dir:
     from tfx_pipeline.components import embedding_benchmark  # pylint: disable=g-import-not-at-top
@@ -186,6 +187,20 @@ def _run(args) -> None:
           f"\n{benchmark_dir}", flush=True)
   from tfx_pipeline.report import html_page  # pylint: disable=g-import-not-at-top
   print(f"\nHTML report: {html_page.write_run_report(summary)}", flush=True)
+
+
+def _write_histories(config: config_lib.PipelineConfig) -> None:
+  """After a push, every user's latest history for the online store."""
+  from tfx_pipeline import history_writer  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import serving_demo  # pylint: disable=g-import-not-at-top
+  if (families.get(config.model_family).is_ranking
+      or not serving_demo.has_pushed_model(config)):
+    return
+  directory = history_writer.history_dir(config)
+  snapshot = history_writer.write_histories(config.dataset_dir, directory)
+  print(f"\nUser histories for the online store: {len(snapshot.histories)} "
+        f"users in {directory} (serve with --history_store URL "
+        f"--history_dir {directory} --rebuild_history_store)", flush=True)
 
 
 def _compile(args) -> None:
