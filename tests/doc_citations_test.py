@@ -29,8 +29,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 # name them to say where to look, not to cite a result.
 NOT_RESULTS = frozenset({
     "comparison.json", "example_gen_summary.json", "fit_failure.json",
-    "index_config.json", "learning_curve.json", "model_info.json",
-    "pipeline.json", "pipeline_benchmark.json", "points.json", "report.json",
+    "index_config.json", "item_images.json", "learning_curve.json",
+    "model_info.json", "pipeline.json", "pipeline_benchmark.json",
+    "points.json", "report.json",
     "vrec_pipeline.json", "vrec_pipeline_spec.json",
 })
 

@@ -20,6 +20,13 @@ Pre-trains an item content encoder whose frozen output feeds a CTR model.
   encoder minimises it, so the embeddings collapse (see
   `embedding_variance`).
 
+With item images (`ItemImages`), the content encoder gains an image branch:
+an image encoder (`models.layers.image_encoder`: a small CNN from scratch, or
+the user's own Keras backbone) embeds each item's decoded image, and the MLP
+reads that embedding beside the content vector, so COURIER's loss trains the
+image encoder. An item whose image was skipped as bad reads one learned
+"no image" embedding, never a zero image.
+
 `FeatureDropoutContrastive` is the generic baseline the paper compares with:
 two feature-dropout views of the same item, InfoNCE between them.
 """
@@ -37,6 +44,7 @@ import tensorflow_recommenders as tfrs
 from data import features
 from models import hparams
 from models.layers import contrastive
+from models.layers import image_encoder as image_encoder_lib
 from models.layers import mlp
 
 
@@ -55,6 +63,13 @@ class CourierConfig(hparams.HParams):
     batch_size: examples per batch; the number of in-batch candidates.
     early_stopping_patience: the pipeline's Trainer stops after this many
       epochs in a row without a lower validation loss.
+    image_height: rows every item image is decoded (resized) to.
+    image_width: columns every item image is decoded (resized) to.
+    image_filters: channels of the small CNN's convolution blocks.
+    image_embedding_dim: width of the image embedding (the CNN's or the
+      backbone's projection), the ranker's image feature.
+    skip_bad_images: skip (and count) items whose image is missing, corrupt
+      or not RGB instead of stopping at the first.
   """
   encoder_units: Sequence[int] = (128, 64)
   temperature: float = 0.1
@@ -63,20 +78,71 @@ class CourierConfig(hparams.HParams):
   epochs: int = 3
   batch_size: int = 256
   early_stopping_patience: int = 2
+  image_height: int = 96
+  image_width: int = 64
+  image_filters: Sequence[int] = (16, 32, 64)
+  image_embedding_dim: int = 32
+  skip_bad_images: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemImages:
+  """Decoded images of every item index.
+
+  Attributes:
+    images: `[num_items, height, width, 3]` uint8 RGB.
+    has_image: `[num_items]` bool; False for padding, OOV and items whose
+      image was skipped as bad (their rows are not images).
+  """
+  images: np.ndarray
+  has_image: np.ndarray
+
+
+def build_image_encoder(config: CourierConfig,
+                        backbone_path: str = "") -> tf.keras.layers.Layer:
+  """The user's backbone from `backbone_path`, else a small CNN."""
+  if backbone_path:
+    return image_encoder_lib.BackboneEncoder(
+        image_encoder_lib.load_backbone(backbone_path),
+        config.image_embedding_dim)
+  return image_encoder_lib.SmallCnn(config.image_filters,
+                                    config.image_embedding_dim)
 
 
 class ContentEncoder(tf.keras.layers.Layer):
-  """Item index -> L2-normalised embedding of the item's content vector.
+  """Item index -> L2-normalised embedding of the item's content.
+
+  The content is the item's content vector and, with images, its image
+  embedding beside it.
 
   Args:
     content: `[num_items, width]` content vectors, row i for item index i.
     units: MLP layer sizes; the last is the embedding size.
+    images: the decoded image of every item index, or None.
+    image_encoder: embeds `[batch, height, width, 3]` images to
+      `[batch, image_dim]`; required with `images`.
+    image_dim: the image encoder's output width.
   """
 
-  def __init__(self, content: np.ndarray, units: Sequence[int], **kwargs):
+  def __init__(self, content: np.ndarray, units: Sequence[int],
+               images: ItemImages | None = None,
+               image_encoder: tf.keras.layers.Layer | None = None,
+               image_dim: int = 0, **kwargs):
     super().__init__(**kwargs)
+    if (images is None) != (image_encoder is None):
+      raise ValueError("images and image_encoder go together")
     self.content = tf.constant(content, tf.float32)
     self.mlp = mlp.mlp(units, "content_mlp")
+    self.image_encoder = image_encoder
+    if images is not None:
+      if len(images.images) != len(content):
+        raise ValueError(f"{len(images.images)} item images for "
+                         f"{len(content)} content rows")
+      self.images = tf.constant(images.images, tf.uint8)
+      self.has_image = tf.constant(images.has_image, tf.bool)
+      self.missing_image = self.add_weight(
+          name="missing_image", shape=[image_dim],
+          initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
 
   @property
   def num_items(self) -> int:
@@ -86,8 +152,25 @@ class ContentEncoder(tf.keras.layers.Layer):
     """Embeds content vectors `[..., width]` -> `[..., units[-1]]`."""
     return tf.math.l2_normalize(self.mlp(content), axis=-1)
 
+  def image_embedding(self, item_indices: tf.Tensor) -> tf.Tensor:
+    """`[...]` item indices -> `[..., image_dim]` image embeddings.
+
+    Each distinct item of the call is encoded once; an item without an
+    image reads the learned `missing_image` embedding.
+    """
+    unique, position = tf.unique(tf.reshape(item_indices, [-1]))
+    encoded = self.image_encoder(tf.gather(self.images, unique))
+    encoded = tf.where(tf.gather(self.has_image, unique)[:, tf.newaxis],
+                       encoded, self.missing_image[tf.newaxis, :])
+    return tf.reshape(tf.gather(encoded, position), tf.concat(
+        [tf.shape(item_indices), tf.shape(self.missing_image)], axis=0))
+
   def call(self, item_indices: tf.Tensor) -> tf.Tensor:
-    return self.encode(tf.gather(self.content, item_indices))
+    content = tf.gather(self.content, item_indices)
+    if self.image_encoder is not None:
+      content = tf.concat([content, self.image_embedding(item_indices)],
+                          axis=-1)
+    return self.encode(content)
 
 
 class IntentionReconstruction(tf.keras.layers.Layer):
@@ -173,12 +256,23 @@ class Courier(tfrs.Model):
   Args:
     content: `[num_items, width]` content vectors.
     config: hyperparameters.
+    images: the decoded image of every item index, or None (no image
+      branch).
+    image_encoder: the image branch's encoder; by default
+      `build_image_encoder(config)`, the small CNN.
   """
 
-  def __init__(self, content: np.ndarray, config: CourierConfig):
+  def __init__(self, content: np.ndarray, config: CourierConfig,
+               images: ItemImages | None = None,
+               image_encoder: tf.keras.layers.Layer | None = None):
     super().__init__()
     self.config = config
-    self.encoder = ContentEncoder(content, config.encoder_units)
+    if images is not None and image_encoder is None:
+      image_encoder = build_image_encoder(config)
+    self.encoder = ContentEncoder(
+        content, config.encoder_units, images,
+        image_encoder if images is not None else None,
+        config.image_embedding_dim)
     self.reconstruction = IntentionReconstruction(config.encoder_units[-1])
 
   def reconstruction_logits(self, inputs: Mapping[str, tf.Tensor]
@@ -252,15 +346,31 @@ class FeatureDropoutContrastive(tfrs.Model):
                                      candidate_ids=items)
 
 
-def item_embedding_table(encoder: ContentEncoder,
-                         batch_size: int = 4096) -> np.ndarray:
-  """`[num_items, dim]` embeddings of every item index; row 0 (padding) zero."""
-  indices = np.arange(encoder.num_items)
+def _table(embed, num_items: int, batch_size: int) -> np.ndarray:
+  """`embed` of every item index, a batch at a time; row 0 (padding) zero."""
+  indices = np.arange(num_items)
   table = np.concatenate([
-      encoder(tf.constant(indices[start:start + batch_size])).numpy()
+      embed(tf.constant(indices[start:start + batch_size])).numpy()
       for start in range(0, len(indices), batch_size)])
   table[features.PADDING_INDEX] = 0.0
   return table
+
+
+def item_embedding_table(encoder: ContentEncoder,
+                         batch_size: int = 4096) -> np.ndarray:
+  """`[num_items, dim]` embeddings of every item index; row 0 (padding) zero."""
+  return _table(encoder, encoder.num_items, batch_size)
+
+
+def image_embedding_table(encoder: ContentEncoder,
+                          batch_size: int = 256) -> np.ndarray:
+  """`[num_items, image_dim]` image embeddings of every item index.
+
+  Computed once after pre-training, for the ranker's frozen image feature;
+  row 0 (padding) is zero, an item without an image has the learned
+  "no image" row.
+  """
+  return _table(encoder.image_embedding, encoder.num_items, batch_size)
 
 
 def embedding_variance(table: np.ndarray) -> float:

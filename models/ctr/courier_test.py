@@ -138,3 +138,60 @@ def test_config_rejects_unknown_hyperparameters():
     courier.CourierConfig.from_dict({"bogus": 1})
   assert courier.CourierConfig.from_dict(
       {"encoder_units": [4, 2]}).encoder_units == (4, 2)
+
+
+IMAGE_CONFIG = courier.CourierConfig(encoder_units=(8, 4), temperature=0.5,
+                                     image_filters=(4,), image_embedding_dim=3)
+
+
+def _images(num_items=6, has_image=(0, 1, 1, 1, 0, 1)):
+  """A random 6x4 image per item; item 4's was skipped."""
+  images = np.random.default_rng(0).integers(0, 256, (num_items, 6, 4, 3),
+                                             dtype=np.uint8)
+  return courier.ItemImages(images, np.array(has_image, bool))
+
+
+def test_the_image_branch_embeds_each_items_own_image():
+  tf.keras.utils.set_random_seed(0)
+  model = courier.Courier(np.zeros((6, 5), np.float32), IMAGE_CONFIG,
+                          _images())
+  embedded = model.encoder.image_embedding(tf.constant([[1, 2], [2, 3]],
+                                                       tf.int64)).numpy()
+  assert embedded.shape == (2, 2, 3)
+  np.testing.assert_allclose(embedded[0, 1], embedded[1, 0], rtol=1e-6)
+  assert not np.allclose(embedded[0, 0], embedded[0, 1])
+  # Same content for every item: only the image tells items apart.
+  items = model.encoder(tf.constant([1, 2], tf.int64)).numpy()
+  assert not np.allclose(items[0], items[1])
+
+
+def test_an_item_whose_image_was_skipped_reads_the_learned_no_image_vector():
+  tf.keras.utils.set_random_seed(0)
+  encoder = courier.Courier(np.zeros((6, 5), np.float32), IMAGE_CONFIG,
+                            _images()).encoder
+  table = courier.image_embedding_table(encoder, batch_size=4)
+  assert table.shape == (6, 3)
+  np.testing.assert_array_equal(table[0], 0.0)
+  np.testing.assert_allclose(table[4], encoder.missing_image.numpy())
+  assert np.abs(table[4]).sum() > 0
+  assert encoder.missing_image.trainable
+
+
+def test_courier_training_trains_the_image_encoder():
+  tf.keras.utils.set_random_seed(0)
+  model = courier.Courier(np.zeros((6, 5), np.float32), IMAGE_CONFIG,
+                          _images())
+  inputs = _inputs([2, 1, 3, 5], [[1, 0], [2, 0], [5, 3], [3, 0]])
+  with tf.GradientTape() as tape:
+    loss = model.compute_loss(inputs, training=True)
+  cnn_variables = model.encoder.image_encoder.trainable_variables
+  gradients = tape.gradient(loss, cnn_variables)
+  assert cnn_variables and all(
+      gradient is not None and float(tf.reduce_sum(tf.abs(gradient))) > 0
+      for gradient in gradients)
+
+
+def test_images_must_cover_every_content_row():
+  with pytest.raises(ValueError, match="5 item images for 6 content rows"):
+    courier.Courier(np.zeros((6, 5), np.float32), IMAGE_CONFIG,
+                    _images(num_items=5, has_image=(1,) * 5))

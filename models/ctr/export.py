@@ -2,7 +2,10 @@
 
 - `courier` exports `CourierExportModule`: the frozen item embedding table by
   raw item id (`item_ids`, `item_embeddings` and an `item_embedding`
-  signature), which `load_content_table` aligns to a ranker's vocabulary.
+  signature), which `load_content_table` aligns to a ranker's vocabulary;
+  pre-trained with images, also the image embedding of every item
+  (`image_embeddings`, aligned by `load_image_table`), computed once after
+  pre-training so that nothing downstream decodes an image.
 - `ranking` (and `seminar`, through `models.seminar.export.SeminarScorer`)
   export `RankingServingModule`: raw features in, with the Transform graph
   inside, click probability out:
@@ -33,14 +36,20 @@ class CourierExportModule(tf.Module):
   Args:
     item_ids: `[num_items]` raw ids ("" at padding and OOV).
     table: `[num_items, dim]` embeddings.
+    image_table: `[num_items, image_dim]` image embeddings, or None when
+      pre-trained without images.
   """
 
-  def __init__(self, item_ids: np.ndarray, table: np.ndarray):
+  def __init__(self, item_ids: np.ndarray, table: np.ndarray,
+               image_table: np.ndarray | None = None):
     super().__init__()
     self.item_ids = tf.Variable(item_ids.astype(str), trainable=False,
                                 name="item_ids")
     self.item_embeddings = tf.Variable(table, trainable=False,
                                        name="item_embeddings")
+    if image_table is not None:
+      self.image_embeddings = tf.Variable(image_table, trainable=False,
+                                          name="image_embeddings")
     known = item_ids.astype(str) != ""
     self._lookup = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
@@ -59,13 +68,28 @@ class CourierExportModule(tf.Module):
         serving_names.ITEM_EMBEDDING: self.item_embedding.get_concrete_function()})
 
 
+def _aligned(loaded, table: tf.Variable,
+             item_vocabulary: list[str]) -> np.ndarray:
+  return ranking.align_embedding_table(
+      [item_id.decode() for item_id in loaded.item_ids.numpy()],
+      table.numpy(), item_vocabulary)
+
+
 def load_content_table(base_model_dir: str,
                        item_vocabulary: list[str]) -> np.ndarray:
   """COURIER's table, aligned to `item_vocabulary` (see `align_embedding_table`)."""
   loaded = tf.saved_model.load(base_model_dir)
-  return ranking.align_embedding_table(
-      [item_id.decode() for item_id in loaded.item_ids.numpy()],
-      loaded.item_embeddings.numpy(), item_vocabulary)
+  return _aligned(loaded, loaded.item_embeddings, item_vocabulary)
+
+
+def load_image_table(base_model_dir: str,
+                     item_vocabulary: list[str]) -> np.ndarray | None:
+  """COURIER's image embeddings aligned like `load_content_table`; None
+  when it was pre-trained without images."""
+  loaded = tf.saved_model.load(base_model_dir)
+  if not hasattr(loaded, "image_embeddings"):
+    return None
+  return _aligned(loaded, loaded.image_embeddings, item_vocabulary)
 
 
 class RankingServingModule(tf.Module):

@@ -2,7 +2,10 @@
 
 An item is represented by its id embedding and, optionally, a trainable
 projection of a frozen content table (raw content vectors, or item
-embeddings pre-trained by COURIER or another objective). The user's history
+embeddings pre-trained by COURIER or another objective) and of a frozen
+image table (the image embeddings COURIER's image encoder computed once
+after pre-training: the model reads stored vectors, never an image). The
+user's history
 is pooled by DIN attention with the candidate as the query. The user
 embedding, the candidate, the pooled interest and their element-wise product
 pass through DCN-v2 cross layers (`tfrs.layers.dcn.Cross`, Wang et al. 2021)
@@ -95,27 +98,40 @@ class RankingModel(tfrs.Model):
     config: hyperparameters.
     content_table: optional frozen `[num_items, width]` content features
       indexed like the items (see `align_embedding_table`).
+    image_table: optional frozen `[num_items, image_dim]` item image
+      embeddings, indexed likewise.
   """
 
   def __init__(self, num_users: int, num_items: int, config: RankingConfig,
-               content_table: np.ndarray | None = None):
+               content_table: np.ndarray | None = None,
+               image_table: np.ndarray | None = None):
     super().__init__()
     self.config = config
     self.user_embedding = tf.keras.layers.Embedding(num_users, config.embedding_dim)
     self.item_embedding = tf.keras.layers.Embedding(num_items, config.embedding_dim)
-    self.content_table = None
-    if content_table is not None:
-      if content_table.shape[0] != num_items:
-        raise ValueError(f"content table has {content_table.shape[0]} rows, "
-                         f"expected one per item index ({num_items})")
-      self.content_table = tf.constant(content_table, tf.float32)
+    self.content_table = self._frozen("content", content_table, num_items)
+    self.image_table = self._frozen("image", image_table, num_items)
+    if self.content_table is not None:
       self.content_projection = tf.keras.layers.Dense(config.embedding_dim)
+    if self.image_table is not None:
+      self.image_projection = tf.keras.layers.Dense(config.embedding_dim)
     self.attention = din_attention.DinAttention(config.attention_units)
     self.crosses = [tfrs.layers.dcn.Cross() for _ in range(config.num_cross_layers)]
     self.deep = mlp.mlp(tuple(config.deep_units) + (1,), "deep")
     self.task = tfrs.tasks.Ranking(
         loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")])
+
+  @staticmethod
+  def _frozen(name: str, table: np.ndarray | None,
+              num_items: int) -> tf.Tensor | None:
+    """A frozen per-item table as a constant, checked to cover every item."""
+    if table is None:
+      return None
+    if table.shape[0] != num_items:
+      raise ValueError(f"{name} table has {table.shape[0]} rows, "
+                       f"expected one per item index ({num_items})")
+    return tf.constant(table, tf.float32)
 
   def content_features(self, item_indices: tf.Tensor) -> tf.Tensor:
     """Frozen content rows of `item_indices`."""
@@ -125,6 +141,9 @@ class RankingModel(tfrs.Model):
     parts = [self.item_embedding(item_indices)]
     if self.content_table is not None:
       parts.append(self.content_projection(self.content_features(item_indices)))
+    if self.image_table is not None:
+      parts.append(self.image_projection(tf.gather(self.image_table,
+                                                   item_indices)))
     return tf.concat(parts, axis=-1)
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:

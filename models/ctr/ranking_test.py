@@ -48,6 +48,28 @@ def test_content_table_must_cover_every_item_index():
     ranking.RankingModel(3, 6, CONFIG, content_table=np.zeros((3, 2)))
 
 
+def test_image_table_must_cover_every_item_index():
+  with pytest.raises(ValueError, match="image table has 4 rows"):
+    ranking.RankingModel(3, 6, CONFIG, image_table=np.zeros((4, 2)))
+
+
+def test_the_frozen_image_table_is_a_feature_of_each_item():
+  tf.keras.utils.set_random_seed(0)
+  images = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+  model = ranking.RankingModel(3, 6, CONFIG, image_table=images)
+  inputs = _inputs([[1, 2], [5, 0]])
+  logits = model(inputs).numpy()
+  assert not any(v is model.image_table for v in model.trainable_variables)
+  # The candidates' (3 and 4) image rows move the logits; another item's
+  # row (0, padding) does not.
+  model.image_table = tf.constant(np.where(
+      np.arange(6)[:, None] == 0, 9.0, images), tf.float32)
+  np.testing.assert_allclose(model(inputs).numpy(), logits, rtol=1e-5)
+  model.image_table = tf.constant(np.where(
+      np.isin(np.arange(6), [3, 4])[:, None], images + 1.0, images), tf.float32)
+  assert np.all(np.abs(model(inputs).numpy() - logits) > 1e-4)
+
+
 def test_logits_ignore_padded_history_and_loss_is_finite():
   tf.keras.utils.set_random_seed(0)
   model = ranking.RankingModel(3, 6, CONFIG, content_table=np.eye(6, dtype=np.float32))

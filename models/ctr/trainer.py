@@ -10,7 +10,14 @@ Transform graph inside (`models.ctr.export.RankingServingModule`).
 
 In the pipeline, an item's content vector is built from what the Transform
 output holds for it (title tokens and categories), optionally concatenated
-with an external `item_id -> vector` file (`external_vectors_path`).
+with an external `item_id -> vector` file (`external_vectors_path`). With
+`images_path` (a folder or zip of `<item_id>.jpg|.png`, local or a URI),
+`courier` first decodes every catalogue item's image with a Beam step
+(`transforms.item_images`) into its ModelRun directory, with the summary of
+what was decoded and skipped (`item_images.json`, in the run summary), then
+trains an image encoder inside COURIER's pre-training: a small CNN, or the
+user's Keras backbone from `image_backbone_path`. Its export carries every
+item's image embedding, which `ranking` reads as a frozen feature.
 
 Both Trainers hold out each user's newest train positive, and the ranker its
 negatives too (`models.ctr.validation`), never train on them, and stop early
@@ -22,7 +29,8 @@ AUC. The best epoch is exported and the learning curve written to
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+import os
+from typing import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -39,10 +47,15 @@ from models import early_stopping
 from models import families
 from models import loss_validation
 from models import train_inputs
+from transforms import item_images
 from transforms import preprocessing
 
 # Hyperparameters of the pipeline families beyond the model configs.
 EXTERNAL_VECTORS_PATH = "external_vectors_path"
+IMAGES_PATH = "images_path"
+IMAGE_BACKBONE_PATH = "image_backbone_path"
+# Where `courier` writes the decoded images, in its ModelRun directory.
+DECODED_IMAGES_DIR = "item_images"
 
 
 def catalogue_tokens(catalogue: catalogue_lib.ItemCatalogue,
@@ -90,16 +103,44 @@ def catalogue_content(catalogue: catalogue_lib.ItemCatalogue,
                                           seed=seed)
 
 
-def config_and_path(fn_args, hparams: Mapping[str, object], config_class,
-                    path_key: str) -> tuple[object, str]:
-  """`train_inputs.seeded_config`, and the file path under `path_key`.
+def catalogue_images(images_uri: str, item_ids: np.ndarray,
+                     model_run_dir: str,
+                     config: courier.CourierConfig) -> courier.ItemImages:
+  """Decodes every catalogue item's image into `model_run_dir`.
 
-  The path ("" when absent) is a Trainer input, not a hyperparameter of
+  Writes the decoding summary there (`item_images.SUMMARY_FILE`).
+
+  Raises:
+    data.item_images.BadImageError: naming the item and the file of the
+      first bad image, unless `config.skip_bad_images`.
+  """
+  output_dir = os.path.join(model_run_dir, DECODED_IMAGES_DIR)
+  summary = item_images.decode_catalogue_images(
+      images_uri, list(item_ids), output_dir, config.image_height,
+      config.image_width, skip_bad=config.skip_bad_images)
+  summary.write(model_run_dir)
+  logging.info("Item images: %s", summary.in_words())
+  return courier.ItemImages(*item_images.read_decoded_images(
+      output_dir, list(item_ids), config.image_height, config.image_width))
+
+
+def config_and_paths(fn_args, hparams: Mapping[str, object], config_class,
+                     path_keys: Sequence[str]) -> tuple[object, dict[str, str]]:
+  """`train_inputs.seeded_config`, and the file path under each key.
+
+  The paths ("" when absent) are Trainer inputs, not hyperparameters of
   `config_class`.
   """
   hparams = dict(hparams)
-  path = str(hparams.pop(path_key, ""))
-  return train_inputs.seeded_config(fn_args, hparams, config_class), path
+  paths = {key: str(hparams.pop(key, "")) for key in path_keys}
+  return train_inputs.seeded_config(fn_args, hparams, config_class), paths
+
+
+def config_and_path(fn_args, hparams: Mapping[str, object], config_class,
+                    path_key: str) -> tuple[object, str]:
+  """`config_and_paths` for one path."""
+  config, paths = config_and_paths(fn_args, hparams, config_class, [path_key])
+  return config, paths[path_key]
 
 
 def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
@@ -113,17 +154,32 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
   Args:
     fn_args: the Trainer's FnArgs.
     tft_output: the Transform output.
-    hparams: `CourierConfig` overrides, plus `external_vectors_path`.
+    hparams: `CourierConfig` overrides, plus `external_vectors_path`,
+      `images_path` and `image_backbone_path`.
     spec: the family: its name and export (`ctr_export.CourierExportModule`).
+
+  Raises:
+    ValueError: for `image_backbone_path` without `images_path`.
+    data.item_images.BadImageError: see `catalogue_images`.
   """
-  config, external_vectors_path = config_and_path(
-      fn_args, hparams, courier.CourierConfig, EXTERNAL_VECTORS_PATH)
+  config, paths = config_and_paths(
+      fn_args, hparams, courier.CourierConfig,
+      (EXTERNAL_VECTORS_PATH, IMAGES_PATH, IMAGE_BACKBONE_PATH))
+  if paths[IMAGE_BACKBONE_PATH] and not paths[IMAGES_PATH]:
+    raise ValueError(f"{IMAGE_BACKBONE_PATH} needs {IMAGES_PATH}: a backbone "
+                     "encodes the item images")
   catalogue = catalogue_lib.train_split_catalogue(fn_args, tft_output)
   content = catalogue_content(
       catalogue,
       preprocessing.vocabulary_size(tft_output, features.TITLE_TOKEN_VOCAB),
-      train_inputs.run_seed(fn_args), external_vectors_path)
-  model = courier.Courier(content, config)
+      train_inputs.run_seed(fn_args), paths[EXTERNAL_VECTORS_PATH])
+  images = image_encoder = None
+  if paths[IMAGES_PATH]:
+    images = catalogue_images(paths[IMAGES_PATH], catalogue.item_ids,
+                              fn_args.model_run_dir, config)
+    image_encoder = courier.build_image_encoder(config,
+                                                paths[IMAGE_BACKBONE_PATH])
+  model = courier.Courier(content, config, images, image_encoder)
   held_out = ctr_validation.hold_out(fn_args, tft_output)
   validation = tf.data.Dataset.from_tensor_slices(held_out.positives).batch(
       config.batch_size)
@@ -137,10 +193,12 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
                      loss_validation.Validator(model.compute_loss, validation),
                      config, spec.name, fn_args.model_run_dir,
                      metric=loss_validation.METRIC, higher_is_better=False)
-  table = courier.item_embedding_table(model.encoder)
+  table = courier.item_embedding_table(model.encoder, config.batch_size)
   logging.info("COURIER embedding variance: %.4f",
                courier.embedding_variance(table))
-  families.load(spec.export)(catalogue.item_ids, table).save(
+  image_table = (courier.image_embedding_table(model.encoder, config.batch_size)
+                 if images is not None else None)
+  families.load(spec.export)(catalogue.item_ids, table, image_table).save(
       fn_args.serving_model_dir)
 
 
@@ -167,16 +225,19 @@ def train_ranking(fn_args, tft_output, hparams: Mapping[str, object],
                                       ranking.RankingConfig)
   item_vocabulary = [token.decode() for token in
                      tft_output.vocabulary_by_name(features.ITEM_VOCAB)]
-  content_table = None
+  content_table = image_table = None
   if fn_args.base_model:
     content_table = ctr_export.load_content_table(fn_args.base_model, item_vocabulary)
-    logging.info("Frozen content table %s from %s", content_table.shape,
+    image_table = ctr_export.load_image_table(fn_args.base_model, item_vocabulary)
+    logging.info("Frozen content table %s and image table %s from %s",
+                 content_table.shape,
+                 None if image_table is None else image_table.shape,
                  fn_args.base_model)
   held_out = ctr_validation.hold_out(fn_args, tft_output)
   model = ranking.RankingModel(
       preprocessing.vocabulary_size(tft_output, features.USER_VOCAB),
       len(item_vocabulary) + features.NUM_OOV_BUCKETS + 1, config,
-      content_table=content_table)
+      content_table=content_table, image_table=image_table)
   early_stopping.fit(
       model, train_inputs.input_dataset_without(fn_args, tft_output,
                                                 held_out.mask,

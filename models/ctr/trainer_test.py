@@ -6,12 +6,15 @@ from __future__ import annotations
 import types
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
 from data import features
+from data import item_images as item_images_data
 from models import catalogue as catalogue_lib
 from models.ctr import export as ctr_export
+from models.ctr import export_testing
 from models.ctr import ranking
 from models.ctr import trainer as ctr_trainer
 from models.ctr import validation as ctr_validation
@@ -19,6 +22,7 @@ from models import families
 from models import learning_curve
 from models import serving_names
 from models import trainer_testing
+from transforms import item_images
 
 RAW_FEATURE_SPEC = {
     features.USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -203,3 +207,112 @@ def test_courier_keeps_its_lowest_validation_loss_and_reads_train_only(
   assert set(fn_args.data_accessor.read) == {trainer_testing.TRAIN}
   assert tf.saved_model.load(fn_args.serving_model_dir).item_embeddings.shape[
       1] == 4
+
+
+def test_courier_export_carries_image_embeddings_aligned_like_the_content(
+    tmp_path):
+  item_ids = np.array(["", "a", "b", ""], dtype=object)
+  content = np.zeros((4, 2), np.float32)
+  images = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2], [0, 0, 0]], np.float32)
+  ctr_export.CourierExportModule(item_ids, content, images).save(
+      str(tmp_path / "with"))
+  np.testing.assert_array_equal(
+      ctr_export.load_image_table(str(tmp_path / "with"), ["b", "new", "a"]),
+      [[0, 0, 0], [2, 2, 2], [0, 0, 0], [1, 1, 1], [0, 0, 0]])
+  ctr_export.CourierExportModule(item_ids, content).save(
+      str(tmp_path / "without"))
+  assert ctr_export.load_image_table(str(tmp_path / "without"), ["a"]) is None
+
+
+def _write_images(folder, item_ids, skip=()):
+  """A 6x4 RGB PNG per item id, one grey level each; none for `skip`."""
+  folder.mkdir()
+  for number, item_id in enumerate(item_ids):
+    if item_id not in skip:
+      Image.new("RGB", (4, 6), (number * 9,) * 3).save(folder / f"{item_id}.png")
+  return folder
+
+
+_IMAGE_HPARAMS = {"epochs": 1, "batch_size": 8, "encoder_units": (8, 4),
+                  "image_height": 6, "image_width": 4, "image_filters": (4,),
+                  "image_embedding_dim": 3}
+
+
+@pytest.fixture(scope="module")
+def courier_with_images(tmp_path_factory):
+  """COURIER pre-trained on 16 items' images, then a ranker on its export."""
+  root = tmp_path_factory.mktemp("images")
+  train, evaluation = trainer_testing.ctr_rows(
+      num_users=20, positives_per_user=5, negatives=1, num_items=16, seed=2)
+  splits = {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation}
+  vocabularies = trainer_testing.vocabularies(20, 16, 8)
+  images = _write_images(root / "images", vocabularies[features.ITEM_VOCAB])
+  pretrained = trainer_testing.fn_args(splits, str(root / "courier"))
+  ctr_trainer.train_courier(
+      pretrained, trainer_testing.TransformOutput(vocabularies, None, {}),
+      {**_IMAGE_HPARAMS, ctr_trainer.IMAGES_PATH: str(images)},
+      families.get("courier"))
+  ranker = trainer_testing.fn_args(splits, str(root / "ranking"),
+                                   base_model=pretrained.serving_model_dir)
+  ctr_trainer.train_ranking(
+      ranker, trainer_testing.TransformOutput(vocabularies, _index_transform,
+                                              RAW_FEATURE_SPEC),
+      {"epochs": 1, "batch_size": 32, "embedding_dim": 4,
+       "attention_units": (4,), "deep_units": (4,)}, families.get("ranking"))
+  return pretrained, ranker, vocabularies
+
+
+def test_courier_decodes_the_catalogue_images_and_exports_their_embeddings(
+    courier_with_images):
+  pretrained, _, vocabularies = courier_with_images
+  summary = item_images.read_summary(pretrained.model_run_dir)
+  assert (summary.items, summary.decoded, summary.skipped) == (16, 16, {})
+  loaded = tf.saved_model.load(pretrained.serving_model_dir)
+  assert loaded.image_embeddings.shape == (18, 3)
+  # One grey level per item: every item's image embedding differs.
+  rows = loaded.image_embeddings.numpy()[1:17]
+  assert len(np.unique(rows.round(6), axis=0)) == 16
+  assert len(vocabularies[features.ITEM_VOCAB]) == 16
+
+
+def test_the_ranker_serves_stored_image_embeddings_and_decodes_no_image(
+    courier_with_images):
+  pretrained, ranker, _ = courier_with_images
+  loaded = tf.saved_model.load(ranker.serving_model_dir)
+  image_table = ctr_export.load_image_table(
+      pretrained.serving_model_dir, [str(i) for i in range(1, 17)])
+  assert not export_testing.decode_ops(ranker.serving_model_dir)
+  # The stored table is in the export: the served model needs no images.
+  assert any(np.array_equal(constant, image_table)
+             for constant in export_testing.float_constants(
+                 ranker.serving_model_dir))
+  served = loaded.signatures[serving_names.DEFAULT](
+      user_id=tf.constant(["1", "1"]), item_id=tf.constant(["3", "4"]),
+      history_item_ids=tf.constant([["1", "2"], ["1", "2"]]),
+      timestamp=tf.zeros([2], tf.int64))[serving_names.RANKER_PROBABILITY]
+  assert served.shape == (2,) and served[0] != served[1]
+
+
+def test_courier_stops_at_a_bad_image_naming_the_item_and_the_file(tmp_path):
+  train, evaluation = trainer_testing.ctr_rows(
+      num_users=20, positives_per_user=5, negatives=1, num_items=16, seed=2)
+  vocabularies = trainer_testing.vocabularies(20, 16, 8)
+  images = _write_images(tmp_path / "images",
+                         vocabularies[features.ITEM_VOCAB], skip=("7",))
+  fn_args = trainer_testing.fn_args(
+      {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation},
+      str(tmp_path / "courier"))
+  with pytest.raises(item_images_data.BadImageError,
+                     match=r"image of item '7' \(.*7\{\.jpg\|\.jpeg\|\.png\}\)"):
+    ctr_trainer.train_courier(
+        fn_args, trainer_testing.TransformOutput(vocabularies, None, {}),
+        {**_IMAGE_HPARAMS, ctr_trainer.IMAGES_PATH: str(images)},
+        families.get("courier"))
+
+
+def test_a_backbone_without_images_is_refused(tmp_path):
+  with pytest.raises(ValueError, match="image_backbone_path needs images_path"):
+    ctr_trainer.train_courier(
+        trainer_testing.fn_args({}, str(tmp_path)), None,
+        {ctr_trainer.IMAGE_BACKBONE_PATH: "backbone.keras"},
+        families.get("courier"))

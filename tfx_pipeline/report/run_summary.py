@@ -79,6 +79,9 @@ class RunSummary:
     selection: what ModelSelector selected for the Pusher and why, if it ran.
     learning_curves: Trainer component -> its learning curve, for the
       Trainers that wrote one.
+    item_images: Trainer component -> what it decoded and skipped of the
+      item images (`transforms.item_images.DecodingSummary`), for the
+      Trainers that read images.
     split: ExampleGen's split protocol, "" if it records none.
     gate_metric: the retrieval metric the model's Evaluator gates on.
     model_family: the Trainer's model family, "" if it records none.
@@ -95,6 +98,7 @@ class RunSummary:
   selection: Optional[model_selector.Selection] = None
   baseline_failures: dict[str, str] = dataclasses.field(default_factory=dict)
   learning_curves: dict[str, Any] = dataclasses.field(default_factory=dict)
+  item_images: dict[str, Any] = dataclasses.field(default_factory=dict)
   split: str = ""
   gate_metric: str = ""
   model_family: str = ""
@@ -278,6 +282,7 @@ def summarize(metadata_path: str) -> RunSummary:
       selection=_selection(artifacts),
       baseline_failures=_baseline_failures(artifacts),
       learning_curves=_learning_curves(artifacts),
+      item_images=_item_images(artifacts),
       split=_execution_property(store, executions, _EXAMPLE_GEN,
                                 _SPLIT_PROPERTY),
       gate_metric=_gate_metric(artifacts),
@@ -341,13 +346,23 @@ def _selection(artifacts: dict[str, str]):
   return model_selector.read_selection(uri) if uri else None
 
 
-def _learning_curves(artifacts: dict[str, str]) -> dict:
-  from models import learning_curve  # pylint: disable=g-import-not-at-top
-  curves = {}
+def _read_model_runs(artifacts: dict[str, str], read) -> dict:
+  """Trainer component -> `read(its ModelRun directory)`, where not None."""
+  found = {}
   for name, uri in artifacts.items():
     component, _, key = name.partition(".")
     if key == "model_run":
-      curve = learning_curve.read(uri)
-      if curve is not None:
-        curves[component] = curve
-  return curves
+      value = read(uri)
+      if value is not None:
+        found[component] = value
+  return found
+
+
+def _learning_curves(artifacts: dict[str, str]) -> dict:
+  from models import learning_curve  # pylint: disable=g-import-not-at-top
+  return _read_model_runs(artifacts, learning_curve.read)
+
+
+def _item_images(artifacts: dict[str, str]) -> dict:
+  from transforms import item_images  # pylint: disable=g-import-not-at-top
+  return _read_model_runs(artifacts, item_images.read_summary)

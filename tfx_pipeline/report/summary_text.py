@@ -78,6 +78,8 @@ def format_summary(summary: run_summary.RunSummary, heading: str,
     lines.append(f"eval examples: {int(count)}")
   lines += _baseline_lines(summary, outputs[0][0], metric_names)
   lines += _learning_curve_lines(summary)
+  for component, images in sorted(summary.item_images.items()):
+    lines += ["", f"{component} item images: {images.in_words()}"]
   lines += ["",
             f"blessed: {summary.blessed}" + (
                 " (ModelSelector's blessing, which the Pusher read)"

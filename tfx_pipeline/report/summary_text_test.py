@@ -10,6 +10,7 @@ from tfx_pipeline.report import html_page
 from tfx_pipeline.report import run_summary
 from tfx_pipeline.report import run_summary_test
 from tfx_pipeline.report import summary_text
+from transforms import item_images
 
 _MODEL = serving_names.TARGET_RANK
 _POPULAR = serving_names.POPULARITY_TARGET_RANK
@@ -109,3 +110,17 @@ def test_selection_lines_show_every_metric_and_the_relative_score():
       "  selected: sasrec (sasrec has the highest mean relative validation "
       "score: 1.0000 (against ease 0.8333))",
       "  copied from: /root/ScannIndexGen/7"]
+
+
+def test_the_item_images_a_trainer_decoded_and_skipped_are_reported():
+  images = item_images.DecodingSummary(
+      images_uri="images.zip", height=96, width=64, items=3, decoded=1,
+      resized=1, skipped={"missing": [{"item_id": "b", "path": "b.jpg",
+                                       "reason": "no file"}],
+                          "wrong_mode": [{"item_id": "c", "path": "c.png",
+                                          "reason": "mode L"}]})
+  summary = _summary(0.4, item_images={"PretrainTrainer": images})
+  assert ("PretrainTrainer item images: 1 of 3 catalogue items' images "
+          "decoded to 96x64 from images.zip (1 resized); skipped 2: 1 "
+          "missing, 1 wrong_mode") in summary_text.format_summary(
+              summary, "metrics", [("ranking", _MODEL)], _NAMES).splitlines()
