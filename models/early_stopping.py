@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from models import distributed_fit
 from models import learning_curve
 from models import training
 from models import validation_scores
@@ -52,7 +53,8 @@ def _described(scores: Any) -> str:
                    for name, value in dataclasses.asdict(scores).items())
 
 
-def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
+def fit_with_curve(model: tf.keras.Model,
+                   batches: tf.data.Dataset | distributed_fit.DistributedBatches,
                    validator: Callable[[], Any], config, family: str,
                    metric: str = METRIC, higher_is_better: bool = True,
                    min_improvement: float = 0.0, lazy_adam: bool = False,
@@ -64,7 +66,9 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
   Args:
     model: the model to compile (Adam) and train; it ends with the best
       epoch's weights.
-    batches: one epoch of training batches, without the validation rows.
+    batches: one epoch of training batches, without the validation rows;
+      or under a `tf.distribute` strategy, the sharded input of
+      `distributed_fit.fit_best_epoch`.
     validator: `() -> scores`, a dataclass of the current model's
       validation metrics, `metric` among them.
     config: the family's config: `learning_rate`, `epochs` (the most) and
@@ -94,12 +98,16 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
                  _described(scores))
     return sign * getattr(scores, metric)
 
-  signed = training.fit_best_epoch(model, batches, config.learning_rate,
-                                   config.epochs, validate,
-                                   patience=config.early_stopping_patience,
-                                   min_improvement=min_improvement,
-                                   lazy_adam=lazy_adam,
-                                   plateau_decay=plateau_decay)
+  settings = dict(patience=config.early_stopping_patience,
+                  min_improvement=min_improvement, lazy_adam=lazy_adam,
+                  plateau_decay=plateau_decay)
+  if isinstance(batches, distributed_fit.DistributedBatches):
+    signed = distributed_fit.fit_best_epoch(
+        model, batches, config.learning_rate, config.epochs, validate,
+        epoch_records=measured, **settings)
+  else:
+    signed = training.fit_best_epoch(model, batches, config.learning_rate,
+                                     config.epochs, validate, **settings)
   best = dataclasses.replace(signed, score=sign * signed.score,
                              scores=[sign * score for score in signed.scores])
   logging.info("%s: kept epoch %d of %d, validation %s %.4f", family,
@@ -107,7 +115,8 @@ def fit_with_curve(model: tf.keras.Model, batches: tf.data.Dataset,
   return best, curve(family, best, metric, config.epochs, measured)
 
 
-def fit(model: tf.keras.Model, batches: tf.data.Dataset,
+def fit(model: tf.keras.Model,
+        batches: tf.data.Dataset | distributed_fit.DistributedBatches,
         validator: Callable[[], Any], config, family: str,
         model_run_dir: str, metric: str = METRIC,
         higher_is_better: bool = True, min_improvement: float = 0.0,
@@ -119,7 +128,8 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset,
   Args:
     model: the model to compile (Adam) and train; it ends with the best
       epoch's weights.
-    batches: one epoch of training batches, without the validation rows.
+    batches: one epoch of training batches, without the validation rows,
+      or their sharded input under a strategy (`fit_with_curve`).
     validator: scores the model on the validation rows (see
       `fit_with_curve`), e.g. a `retrieval_validation.Validator` of the
       towers that the export will serve.

@@ -211,6 +211,11 @@ LABEL_KEY = "label"
 # The run's seed: weight initialisation, shuffling and sampling in training.
 SEED_KEY = "seed"
 HISTORY_LENGTH_KEY = "history_length"
+# The `tf.distribute` strategy the Trainer runs under (`models.distribution`),
+# and where `BackupAndRestore` keeps its last epoch (default: under the
+# Trainer's model_run dir).
+DISTRIBUTION_KEY = "distribution"
+BACKUP_DIR_KEY = "backup_dir"
 # A baseline's fit budget in seconds (`baselines.fit_timeout_s`), and the
 # wall-clock time (Unix seconds) its fit process is stopped at, which the
 # contained Trainer adds for its child (`tfx_pipeline.components.baseline_fit`).

@@ -174,6 +174,16 @@ def rows_at(fn_args, tft_output, selected: np.ndarray) -> dict[str, np.ndarray]:
   return {name: np.concatenate(values) for name, values in kept.items()}
 
 
+def _rows_without(fn_args, tft_output, excluded: np.ndarray
+                  ) -> tf.data.Dataset:
+  """The train split's rows, one at a time in read order, minus `excluded`."""
+  keep = tf.constant(~excluded)
+  rows = input_dataset(fn_args, fn_args.train_files, tft_output, _READ_BATCH,
+                       shuffle=False).unbatch().enumerate()
+  return (rows.filter(lambda index, row: keep[index])
+          .map(lambda index, row: row))
+
+
 def input_dataset_without(fn_args, tft_output, excluded: np.ndarray,
                           batch_size: int) -> tf.data.Dataset:
   """One shuffled pass over the train split minus the rows `excluded` marks.
@@ -187,11 +197,44 @@ def input_dataset_without(fn_args, tft_output, excluded: np.ndarray,
   Returns:
     The batched dataset, reshuffled every epoch with the run's seed.
   """
-  keep = tf.constant(~excluded)
-  rows = input_dataset(fn_args, fn_args.train_files, tft_output, _READ_BATCH,
-                       shuffle=False).unbatch().enumerate()
-  return (rows.filter(lambda index, row: keep[index])
-          .map(lambda index, row: row)
+  return (_rows_without(fn_args, tft_output, excluded)
           .shuffle(_SHUFFLE_BUFFER, seed=run_seed(fn_args))
           .batch(batch_size)
           .prefetch(tf.data.AUTOTUNE))
+
+
+def sharded_input_without(fn_args, tft_output, excluded: np.ndarray,
+                          global_batch: int,
+                          context: tf.distribute.InputContext
+                          ) -> tf.data.Dataset:
+  """One input pipeline's share of `input_dataset_without`, under a
+  `tf.distribute` strategy (`distribute_datasets_from_function`).
+
+  Pipeline `i` of `n` reads the kept rows `i, i + n, ...` in read order,
+  shuffles them with the run's seed (anew every pass), and batches them
+  `global_batch / replicas` at a time, passes following one another without
+  end: the fit sets the steps of an epoch (`epoch_steps`), equal on every
+  worker, and every replica's batch is full.
+
+  Args:
+    fn_args: the Trainer's FnArgs (its data accessor and seed).
+    tft_output: the Transform output.
+    excluded: `[n]` over the split's read order (`ordered_batches`).
+    global_batch: examples per step over all replicas.
+    context: which pipeline this is, of how many, and the replicas.
+
+  Returns:
+    The repeated per-replica batches.
+  """
+  return (_rows_without(fn_args, tft_output, excluded)
+          .shard(context.num_input_pipelines, context.input_pipeline_id)
+          .shuffle(_SHUFFLE_BUFFER, seed=run_seed(fn_args))
+          .repeat()
+          .batch(context.get_per_replica_batch_size(global_batch),
+                 drop_remainder=True)
+          .prefetch(tf.data.AUTOTUNE))
+
+
+def epoch_steps(excluded: np.ndarray, global_batch: int) -> int:
+  """The steps of a sharded epoch: every kept row about once (at least 1)."""
+  return max(1, int(np.sum(~excluded)) // global_batch)

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tfx_bsl.public import tfxio
 
 from data import features
+from models import distribution_testing
 from models import families
 from models import train_inputs
 from models import trainer_testing
@@ -232,3 +233,30 @@ def test_sequence_rows_reads_the_stored_sequences_in_the_expanded_order():
       rows.positions, np.concatenate([np.arange(user) for user in range(1, 6)]))
   np.testing.assert_allclose(rows.context[features.TIMESTAMP_Z],
                              expanded[features.TIMESTAMP_Z][positive])
+
+
+def test_each_input_pipeline_reads_its_own_share_of_the_kept_rows():
+  rows = {features.ITEM_INDEX: np.arange(20, dtype=np.int64),
+          features.LABEL: np.ones(20, np.float32)}
+  fn_args = trainer_testing.fn_args({trainer_testing.TRAIN: rows}, "unused")
+  tft_output = types.SimpleNamespace(
+      transformed_metadata=types.SimpleNamespace(schema=None))
+  excluded = np.zeros(20, bool)
+  excluded[[3, 10]] = True
+  global_batch = 4
+  steps = train_inputs.epoch_steps(excluded, global_batch)
+  shares = []
+  # Two workers of two replicas in all: a replica's batch is 2 rows.
+  for context in distribution_testing.input_contexts(2, replicas=2):
+    batches = list(train_inputs.sharded_input_without(
+        fn_args, tft_output, excluded, global_batch, context).take(
+            2 * steps).as_numpy_iterator())
+    assert {len(batch[features.ITEM_INDEX]) for batch in batches} == {2}
+    # Repeated without end: a pass of 9 rows, less the remainder, and on.
+    shares.append(np.concatenate(
+        [batch[features.ITEM_INDEX] for batch in batches[:4]]))
+  assert steps == 18 // 4
+  assert set(shares[0]).isdisjoint(shares[1])
+  kept = set(np.flatnonzero(~excluded))
+  assert set(shares[0]) | set(shares[1]) <= kept
+  assert len(set(shares[0]) | set(shares[1])) == 16

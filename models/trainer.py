@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from models import distribution
 from models import families
 from models import learning_curve
 from models import train_inputs
@@ -35,6 +36,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   hparams = custom_config.get(families.HPARAMS_KEY, {})
   families.load(spec.train)(fn_args, tft_output, hparams, spec)
+  if not distribution.is_chief(custom_config):
+    return  # The chief's record stands for the job's.
   # Beside Format-Serving/, in the Model artifact, so that it is not pushed.
   model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
   with tf.io.gfile.GFile(os.path.join(model_uri, MODEL_INFO_FILE), "w") as out:

@@ -13,7 +13,7 @@ with an exported ranker, sent as raw ids.
 from __future__ import annotations
 
 import types
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn import metrics
@@ -130,6 +130,16 @@ def ctr_rows(num_users: int, positives_per_user: int, negatives: int,
         splits[split].append((user, candidate, picked[:position], position,
                               label))
   return tuple(_transformed(splits[name]) for name in (TRAIN, EVAL))
+
+
+def positive_rows(sequences: Mapping[int, Sequence[int]]
+                  ) -> dict[str, np.ndarray]:
+  """A retrieval family's train rows, every transformed feature: each
+  user's items, in order, each after the ones before it (day = position);
+  users in the order given."""
+  return _transformed([(user, item, items[:position], position, 1.0)
+                       for user, items in sequences.items()
+                       for position, item in enumerate(items)])
 
 
 def _transformed(rows: list) -> dict[str, np.ndarray]:

@@ -76,6 +76,15 @@ def _cut_sorted(order: np.ndarray, widths: np.ndarray, batch_size: int,
   return batches
 
 
+def length_bucketed_batch_count(sequences: np.ndarray, batch_size: int,
+                                positions_per_batch: int | None = None) -> int:
+  """How many batches `length_bucketed_batches` cuts `sequences` (its
+  `sequence_keys[0]` array) into each pass, whatever the seed."""
+  lengths = np.sort(np.sum(sequences != 0, axis=1))
+  return len(_cut_sorted(np.arange(len(lengths)), np.maximum(lengths, 1),
+                         batch_size, positions_per_batch))
+
+
 def length_bucketed_batches(examples: Examples, sequence_keys: Sequence[str],
                             batch_size: int, seed: int,
                             positions_per_batch: int | None = None
@@ -179,6 +188,92 @@ class BestEpoch:
   learning_rates: list[float] = dataclasses.field(default_factory=list)
 
 
+def optimizer(learning_rate: float, lazy_adam: bool = False
+              ) -> tf.keras.optimizers.Optimizer:
+  """Adam at `learning_rate`, or `lazy_adam.LazyAdam`, whose step updates
+  only the embedding rows the batch touched."""
+  return (lazy_adam_lib.LazyAdam if lazy_adam else
+          tf.keras.optimizers.Adam)(learning_rate)
+
+
+class EpochSelection:
+  """The early-stopping bookkeeping of a validated fit, one epoch at a time.
+
+  Early stopping follows Keras's `EarlyStopping(min_delta=...)`: an epoch
+  renews the patience only if it beats the score of the last epoch that
+  renewed it by more than `min_improvement`, so a curve that creeps up by
+  less than that per epoch still renews it once the creep adds up. The
+  weights kept are the best score's, whether or not it renewed the patience.
+
+  Args:
+    patience: stop once this many epochs in a row have not renewed it; None
+      never stops.
+    min_improvement: how much an epoch must beat the score that last renewed
+      the patience by to renew it.
+    plateau_decay: if set, lowers the learning rate while the patience is
+      not renewed.
+
+  Attributes:
+    losses, scores, seconds, learning_rates: per epoch recorded so far
+      (`BestEpoch`'s).
+    best_epoch: the 1-based best epoch so far; 0 before the first.
+    best_weights: its trainable weights.
+    renewed_epoch: the epoch that last renewed the patience; 0 before the
+      first.
+  """
+
+  def __init__(self, patience: int | None, min_improvement: float,
+               plateau_decay: PlateauDecay | None):
+    self.patience = patience
+    self.min_improvement = min_improvement
+    self.plateau_decay = plateau_decay
+    self.losses: list[float] = []
+    self.scores: list[float] = []
+    self.seconds: list[float] = []
+    self.learning_rates: list[float] = []
+    self.best_epoch = 0
+    self.best_weights: list[np.ndarray] | None = None
+    self.renewed_epoch = 0
+
+  def end_epoch(self, model: tf.keras.Model, learning_rate: float,
+                loss: float, score: float, seconds: float) -> bool:
+    """Records an epoch trained at `learning_rate`; True to stop training.
+
+    Keeps `model`'s trainable weights if the epoch is the best so far, and
+    lowers its optimizer's rate on a plateau.
+    """
+    self.learning_rates.append(learning_rate)
+    self.losses.append(loss)
+    self.scores.append(score)
+    self.seconds.append(seconds)
+    epoch = len(self.scores)
+    if not self.best_epoch or score > self.scores[self.best_epoch - 1]:
+      # Trainable variables only: the others (the catalogue's feature
+      # tables) never change in training, and a copy of them would hold a
+      # second catalogue in memory.
+      self.best_epoch, self.best_weights = epoch, [
+          variable.numpy() for variable in model.trainable_variables]
+    if (not self.renewed_epoch or score >
+        self.scores[self.renewed_epoch - 1] + self.min_improvement):
+      self.renewed_epoch = epoch
+    elif self.patience is not None and (epoch - self.renewed_epoch >=
+                                        self.patience):
+      return True
+    elif self.plateau_decay and (
+        (epoch - self.renewed_epoch) % self.plateau_decay.after == 0):
+      model.optimizer.learning_rate.assign(
+          learning_rate * self.plateau_decay.factor)
+    return False
+
+  def kept(self, model: tf.keras.Model) -> BestEpoch:
+    """Gives `model` the best epoch's trainable weights; returns the epoch."""
+    for variable, value in zip(model.trainable_variables, self.best_weights):
+      variable.assign(value)
+    return BestEpoch(self.best_epoch, self.scores[self.best_epoch - 1],
+                     self.losses, self.scores, self.seconds,
+                     self.learning_rates)
+
+
 def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
                    learning_rate: float, epochs: int,
                    validate: Callable[[int, float], float],
@@ -188,11 +283,8 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
                    plateau_decay: PlateauDecay | None = None) -> BestEpoch:
   """Fits epoch by epoch and restores the trainable weights of the best one.
 
-  Early stopping follows Keras's `EarlyStopping(min_delta=...)`: an epoch
-  renews the patience only if it beats the score of the last epoch that
-  renewed it by more than `min_improvement`, so a curve that creeps up by
-  less than that per epoch still renews it once the creep adds up. The
-  weights kept are the best score's, whether or not it renewed the patience.
+  Early stopping is `EpochSelection`'s. `models.distributed_fit` fits the
+  same way under a `tf.distribute` strategy.
 
   Args:
     model: the model to compile (Adam) and train.
@@ -213,42 +305,23 @@ def fit_best_epoch(model: tf.keras.Model, batches: tf.data.Dataset,
   Returns:
     The kept epoch (the first of equal scores); `model` holds its weights.
   """
-  optimizer = (lazy_adam_lib.LazyAdam if lazy_adam else
-               tf.keras.optimizers.Adam)
-  model.compile(optimizer=optimizer(learning_rate))
+  model.compile(optimizer=optimizer(learning_rate, lazy_adam))
   batch_losses = []
   record_loss = tf.keras.callbacks.LambdaCallback(
       on_train_batch_end=lambda batch, logs: batch_losses.append(
           float(logs["loss"])))
-  best_epoch, best_weights, losses, scores, seconds = 0, None, [], [], []
-  learning_rates = []
-  renewed_epoch = 0
+  selection = EpochSelection(patience, min_improvement, plateau_decay)
   start = time.perf_counter()
   for epoch in range(1, epochs + 1):
     batch_losses.clear()
-    learning_rates.append(float(model.optimizer.learning_rate.numpy()))
+    rate = float(model.optimizer.learning_rate.numpy())
     model.fit(batches, epochs=1, verbose=0, callbacks=[record_loss])
-    losses.append(float(np.mean(batch_losses)))
-    scores.append(validate(epoch, losses[-1]))
-    seconds.append(time.perf_counter() - start)
-    if not best_epoch or scores[-1] > scores[best_epoch - 1]:
-      # Trainable variables only: the others (the catalogue's feature
-      # tables) never change in training, and a copy of them would hold a
-      # second catalogue in memory.
-      best_epoch, best_weights = epoch, [variable.numpy() for variable in
-                                         model.trainable_variables]
-    if (not renewed_epoch or
-        scores[-1] > scores[renewed_epoch - 1] + min_improvement):
-      renewed_epoch = epoch
-    elif patience is not None and epoch - renewed_epoch >= patience:
+    loss = float(np.mean(batch_losses))
+    score = validate(epoch, loss)
+    if selection.end_epoch(model, rate, loss, score,
+                           time.perf_counter() - start):
       break
-    elif plateau_decay and (epoch - renewed_epoch) % plateau_decay.after == 0:
-      model.optimizer.learning_rate.assign(
-          learning_rates[-1] * plateau_decay.factor)
-  for variable, value in zip(model.trainable_variables, best_weights):
-    variable.assign(value)
-  return BestEpoch(best_epoch, scores[best_epoch - 1], losses, scores,
-                   seconds, learning_rates)
+  return selection.kept(model)
 
 
 def predict_in_batches(function: Callable[[dict], tf.Tensor],

@@ -198,3 +198,13 @@ def test_predict_in_batches_covers_every_row_in_order():
   outputs = training.predict_in_batches(lambda batch: 2 * batch["x"], inputs,
                                         batch_size=2)
   np.testing.assert_array_equal(outputs, [0, 2, 4, 6, 8])
+
+
+def test_length_bucketed_batch_count_is_the_batches_of_a_pass():
+  items = np.array([[1, 0, 0, 0]] * 6 + [[1, 2, 3, 0]] * 2 + [[1, 2, 3, 4]])
+  examples = {"items": items, "target": np.arange(len(items))}
+  for seed in range(3):
+    batches = training.length_bucketed_batches(
+        examples, ["items"], batch_size=5, seed=seed, positions_per_batch=6)
+    assert training.length_bucketed_batch_count(
+        items, batch_size=5, positions_per_batch=6) == len(list(batches)) == 4

@@ -215,6 +215,17 @@ def build_sasrec(vocab: two_tower.VocabularySizes, catalogue_features,
       shared_catalogue, item_sampling_probability, config)
 
 
+def replica_share(mean_loss: tf.Tensor) -> tf.Tensor:
+  """A replica's mean loss over its own positions, divided by the replicas
+  in sync (1 without a strategy).
+
+  The optimizer sums the replicas' gradients (and Keras their losses), which
+  then make the mean over the global batch's positions, as one process's
+  step has (exactly when the replicas hold equally many).
+  """
+  return mean_loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+
 class SequenceRetrievalModel(tfrs.Model):
   """Next-item softmax at every position of a window.
 
@@ -254,9 +265,12 @@ class SequenceRetrievalModel(tfrs.Model):
                                                  tf.float32)
     self.config = config
     self.sampled = sampled
-    # The mean over positions, as the exact softmax's loss.
+    # Summed here and divided by the positions in `sampled_loss`: the mean
+    # over positions, as the exact softmax's loss. (Keras refuses a loss
+    # that averages itself under a `tf.distribute` strategy.)
     self.task = tfrs.tasks.Retrieval(
-        loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+        loss=tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
         temperature=config.temperature, remove_accidental_hits=True)
 
   def _items(self, indices: tf.Tensor | None = None) -> tf.Tensor:
@@ -272,7 +286,8 @@ class SequenceRetrievalModel(tfrs.Model):
 
   def sampled_loss(self, queries: tf.Tensor, targets: tf.Tensor,
                    draws: tf.Tensor) -> tf.Tensor:
-    """Mean cross-entropy of each target against the pool of targets+draws.
+    """Mean cross-entropy of each target against the pool of targets+draws
+    (`replica_share` of it under a `tf.distribute` strategy).
 
     Args:
       queries: `[positions, dim]` query vectors.
@@ -286,13 +301,16 @@ class SequenceRetrievalModel(tfrs.Model):
       probability = two_tower.mixed_sampling_probability(
           tf.gather(self.item_sampling_probability, pool), tf.size(targets),
           tf.size(draws), tf.size(self.item_sampling_probability) - 2)
-    return self.task(queries, self._items(pool),
-                     candidate_sampling_probability=probability,
-                     candidate_ids=pool, compute_metrics=False)
+    total = self.task(queries, self._items(pool),
+                      candidate_sampling_probability=probability,
+                      candidate_ids=pool, compute_metrics=False)
+    return replica_share(tf.math.divide_no_nan(
+        total, tf.cast(tf.size(targets), tf.float32)))
 
   def compute_loss(self, inputs: Mapping[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:
-    """Mean cross-entropy of the next item over every real position."""
+    """Mean cross-entropy of the next item over every real position
+    (`replica_share` of it under a `tf.distribute` strategy)."""
     real = tf.not_equal(inputs[features.HISTORY_ITEM_INDICES],
                         features.PADDING_INDEX)
     queries = tf.boolean_mask(
@@ -306,5 +324,6 @@ class SequenceRetrievalModel(tfrs.Model):
     # Logit j is item j + 1.
     logits = tf.matmul(queries, self._items(), transpose_b=True) / \
         self.config.temperature
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=targets - 1, logits=logits))
+    return replica_share(tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets - 1,
+                                                       logits=logits)))

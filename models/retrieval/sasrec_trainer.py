@@ -23,7 +23,10 @@ similar length, as many as fit in `positions_per_batch` positions.
 Validation, early stopping and the export are the shared retrieval
 Trainer's (`models.retrieval.trainer`): each user's newest train example is
 held out of the sequences, and the exported towers are
-`sasrec.build_sasrec`'s, unchanged.
+`sasrec.build_sasrec`'s, unchanged. So is the `tf.distribute` strategy: under
+one, each input pipeline cuts its own share of the windows
+(`sharded_window_batches`) into batches of `positions_per_batch / replicas`
+positions, and an epoch is as many steps as one process's epoch has batches.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ import logging
 from typing import Mapping
 
 import numpy as np
+import tensorflow as tf
 
 from data import features
+from models import distribution
 from models import families
 from models.retrieval import sasrec
 from models.retrieval import trainer as retrieval_trainer
@@ -93,6 +98,34 @@ def uses_sampled_softmax(config: sasrec.SasRecConfig, num_items: int,
   return config.sampled_softmax
 
 
+def sharded_window_batches(windows: dict[str, np.ndarray],
+                           positions_per_batch: int, seed: int,
+                           context: tf.distribute.InputContext
+                           ) -> tf.data.Dataset:
+  """One input pipeline's share of the windows in length-bucketed batches.
+
+  Pipeline `i` of `n` takes windows `i, i + n, ...`; a replica's batch holds
+  at most `positions_per_batch / replicas` positions (and rows), so that a
+  step over all replicas trains about as many positions as one process's.
+
+  Args:
+    windows: the train windows by feature (`SEQUENCE_FEATURES` and others).
+    positions_per_batch: the global budget of positions per step.
+    seed: seeds the grouping; a new one every pass.
+    context: which pipeline this is, of how many, and the replicas.
+
+  Returns:
+    The batches, repeated without end.
+  """
+  budget = context.get_per_replica_batch_size(positions_per_batch)
+  share = {name: values[context.input_pipeline_id::
+                        context.num_input_pipelines]
+           for name, values in windows.items()}
+  return training.length_bucketed_batches(
+      share, SEQUENCE_FEATURES, budget, seed,
+      positions_per_batch=budget).repeat()
+
+
 def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object],
                  spec: families.FamilySpec) -> None:
   """Trains SASRec on per-user windows and exports the retrieval signatures.
@@ -106,12 +139,16 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object],
   Raises:
     ValueError: if `hparams` ask for `item_bias`.
   """
+  # First: a multi-worker strategy must exist before any TensorFlow op.
+  strategy = distribution.create(
+      distribution.strategy_name(fn_args.custom_config))
   config = train_inputs.seeded_config(fn_args, hparams, spec.config_class())
   if config.item_bias:
     raise ValueError("item_bias is not trained per sequence; it exists for "
                      "the per-interaction training of benchmarks.sequential")
-  model, catalogue = retrieval_trainer.build_model(
-      fn_args, tft_output, sasrec.build_sasrec, config)
+  with distribution.scope(strategy):
+    model, catalogue = retrieval_trainer.build_model(
+        fn_args, tft_output, sasrec.build_sasrec, config)
   rows, held_out, validator = retrieval_trainer.validation_split(
       fn_args, tft_output, model, catalogue)
   windows = sequence_inputs.windows(rows, ~held_out, features.HISTORY_LENGTH,
@@ -119,18 +156,28 @@ def train_sasrec(fn_args, tft_output, hparams: Mapping[str, object],
   num_positions = int(np.sum(windows[features.ITEM_INDEX] != 0))
   logging.info("SASRec: %d windows, %d target positions",
                len(windows[features.ITEM_INDEX]), num_positions)
-  batches = training.length_bucketed_batches(
-      windows, SEQUENCE_FEATURES, config.positions_per_batch,
-      train_inputs.run_seed(fn_args),
-      positions_per_batch=config.positions_per_batch)
+  seed = train_inputs.run_seed(fn_args)
+  if strategy is None:
+    batches = training.length_bucketed_batches(
+        windows, SEQUENCE_FEATURES, config.positions_per_batch, seed,
+        positions_per_batch=config.positions_per_batch)
+  else:
+    batches = retrieval_trainer.sharded_batches(
+        fn_args, strategy,
+        lambda context: sharded_window_batches(
+            windows, config.positions_per_batch, seed, context),
+        training.length_bucketed_batch_count(
+            windows[SEQUENCE_FEATURES[0]], config.positions_per_batch,
+            config.positions_per_batch))
   num_items = len(catalogue.item_ids) - 1  # Padding excluded.
   sampled = uses_sampled_softmax(config, num_items, num_positions)
   logging.info("SASRec: %s softmax over %d items",
                "sampled" if sampled else "exact", num_items)
-  retrieval_trainer.fit(
-      sasrec.SequenceRetrievalModel(model.query_tower, model.candidate_tower,
-                             model.catalogue_features,
-                             catalogue.sampling_probability, config, sampled),
-      batches, validator, config, spec.name, fn_args.model_run_dir, num_items)
+  with distribution.scope(strategy):
+    trained = sasrec.SequenceRetrievalModel(
+        model.query_tower, model.candidate_tower, model.catalogue_features,
+        catalogue.sampling_probability, config, sampled)
+  retrieval_trainer.fit(trained, batches, validator, config, spec.name,
+                        distribution.model_run_write_dir(fn_args), num_items)
   retrieval_trainer.export(fn_args, tft_output, spec, model.query_tower,
                            model.candidate_tower, catalogue)

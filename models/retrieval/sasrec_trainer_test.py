@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from data import features
+from models import distribution_testing
 from models.retrieval import sasrec
 from models.retrieval import sasrec_trainer
 from models.retrieval import two_tower_test
@@ -190,3 +191,26 @@ def test_the_served_towers_save_after_per_sequence_training(tmp_path):
   np.testing.assert_allclose(restored.query_tower(request), trained_query)
   np.testing.assert_allclose(restored.candidate_tower(catalogue),
                              served.candidate_tower(catalogue))
+
+
+def test_each_input_pipeline_cuts_its_own_windows_at_its_share_of_positions():
+  lengths = np.array([1, 2, 3, 1, 2, 3, 3, 1])
+  windows = {
+      features.HISTORY_ITEM_INDICES: (np.arange(3) < lengths[:, None]).astype(
+          np.int64),
+      features.ITEM_INDEX: np.arange(1, 9)[:, None] * (
+          np.arange(3) < lengths[:, None])}
+  windows.update({name: np.zeros((8, 3), np.int64) for name in
+                  sasrec_trainer.SEQUENCE_FEATURES[2:]})
+  seen = []
+  for context in distribution_testing.input_contexts(2, replicas=2):
+    batches = list(sasrec_trainer.sharded_window_batches(
+        windows, positions_per_batch=12, seed=0, context=context).take(
+            10).as_numpy_iterator())
+    # A replica's budget is 6 positions: rows x trimmed width.
+    assert max(batch[features.ITEM_INDEX].size for batch in batches) <= 6
+    seen.append({int(row[0]) for batch in batches
+                 for row in batch[features.ITEM_INDEX]})
+  # Windows 1, 3, 5, 7 to the first pipeline, the others to the second;
+  # repeated, every one of a share comes back.
+  assert seen == [{1, 3, 5, 7}, {2, 4, 6, 8}]

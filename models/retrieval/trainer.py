@@ -6,6 +6,12 @@ for validation and never trained on, and the exported model is the best
 epoch's (not refitted on the held-out rows). `models.retrieval.sasrec_trainer`
 trains SASRec on whole sequences instead, with the same validation, model
 and export.
+
+Both run under the `tf.distribute` strategy the custom_config names
+(`models.distribution`): the model is built and compiled in its scope, each
+worker trains on its shard of the rows, `BackupAndRestore` lets a restarted
+job resume after its last epoch (`models.distributed_fit`), and only the
+chief writes the learning curve and the export.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import tensorflow as tf
 from data import features
 from data import splits
 from models import catalogue as catalogue_lib
+from models import distributed_fit
+from models import distribution
 from models import early_stopping
 from models import families
 from models.retrieval import two_tower
@@ -93,16 +101,42 @@ def validation_split(fn_args, tft_output, model, catalogue
 
 def export(fn_args, tft_output, spec: families.FamilySpec, query_tower,
            candidate_tower, catalogue: catalogue_lib.ItemCatalogue) -> None:
-  """Saves the family's serving module of the two towers."""
+  """Saves the family's serving module of the two towers.
+
+  Every worker of a multi-worker job saves; only the chief's export stays
+  (`distribution.write_dir`).
+  """
   export_module = families.load(spec.export)
   export_module(
       tft_output.transform_features_layer(), tft_output.raw_feature_spec(),
       query_tower, candidate_tower, catalogue,
-  ).save(fn_args.serving_model_dir)
+  ).save(distribution.write_dir(fn_args.serving_model_dir,
+                                fn_args.custom_config))
+  for directory in (fn_args.serving_model_dir, fn_args.model_run_dir):
+    distribution.remove_worker_dir(directory, fn_args.custom_config)
 
 
-def fit(model: tf.keras.Model, batches: tf.data.Dataset, validator, config,
-        family: str, model_run_dir: str, num_items: int) -> None:
+def sharded_batches(fn_args, strategy: tf.distribute.Strategy,
+                    dataset_fn, steps_per_epoch: int
+                    ) -> distributed_fit.DistributedBatches:
+  """The input of a fit under `strategy`, backed up where the Trainer's
+  custom_config says (`distribution.backup_dir`).
+
+  Args:
+    fn_args: the Trainer's FnArgs.
+    strategy: the strategy the model was built under.
+    dataset_fn: an input pipeline's repeated per-replica batches.
+    steps_per_epoch: the steps of an epoch on every worker.
+  """
+  return distributed_fit.DistributedBatches(
+      strategy, dataset_fn, steps_per_epoch, distribution.backup_dir(fn_args),
+      distribution.is_chief(fn_args.custom_config))
+
+
+def fit(model: tf.keras.Model,
+        batches: tf.data.Dataset | distributed_fit.DistributedBatches,
+        validator, config, family: str, model_run_dir: str,
+        num_items: int) -> None:
   """`early_stopping.fit` as every retrieval Trainer runs it.
 
   The patience is renewed only by the config's
@@ -113,11 +147,13 @@ def fit(model: tf.keras.Model, batches: tf.data.Dataset, validator, config,
 
   Args:
     model: the model to train; it ends with the best epoch's weights.
-    batches: one epoch of training batches, without the validation rows.
+    batches: one epoch of training batches, without the validation rows;
+      under a strategy, their `sharded_batches`.
     validator: a `retrieval_validation.Validator` of the served towers.
     config: the family's `two_tower.TwoTowerConfig` (or a subclass).
     family: the model family, for the learning curve.
-    model_run_dir: the Trainer's ModelRun directory.
+    model_run_dir: where the learning curve goes: the Trainer's ModelRun
+      directory, a worker's own under a strategy (`distribution.write_dir`).
     num_items: the catalogue's items, padding excluded.
   """
   plateau_decay = (training.PlateauDecay(config.plateau_decay_factor,
@@ -144,16 +180,28 @@ def train_and_export(fn_args, tft_output, hparams: Mapping[str, object],
       held out for validation) -> the `build_model` to fit; a family that
       reads no graph ignores them.
   """
+  # First: a multi-worker strategy must exist before any TensorFlow op.
+  strategy = distribution.create(
+      distribution.strategy_name(fn_args.custom_config))
   config = train_inputs.seeded_config(fn_args, hparams, spec.config_class())
   rows, held_out = held_out_rows(fn_args, tft_output)
   edges = (rows.users[~held_out], rows.targets[~held_out])
-  model, catalogue = build_model(fn_args, tft_output, model_builder(edges),
-                                 config)
+  with distribution.scope(strategy):
+    model, catalogue = build_model(fn_args, tft_output, model_builder(edges),
+                                   config)
   model_validator = validator(fn_args, tft_output, model, catalogue, rows,
                               held_out)
-  train = train_inputs.input_dataset_without(fn_args, tft_output, held_out,
-                                             config.batch_size)
-  fit(model, train, model_validator, config, spec.name, fn_args.model_run_dir,
+  if strategy is None:
+    train = train_inputs.input_dataset_without(fn_args, tft_output, held_out,
+                                               config.batch_size)
+  else:
+    train = sharded_batches(
+        fn_args, strategy,
+        lambda context: train_inputs.sharded_input_without(
+            fn_args, tft_output, held_out, config.batch_size, context),
+        train_inputs.epoch_steps(held_out, config.batch_size))
+  fit(model, train, model_validator, config, spec.name,
+      distribution.model_run_write_dir(fn_args),
       num_items=len(catalogue.item_ids) - 1)
   export(fn_args, tft_output, spec, *model.serving_towers(), catalogue)
 

@@ -1,0 +1,140 @@
+"""Which `tf.distribute` strategy a Trainer runs under, and who writes.
+
+The Trainer's custom_config names the strategy (`families.DISTRIBUTION_KEY`):
+
+- `NONE` (the default): no strategy; the Trainer runs exactly as it always
+  has, one process, its own devices as TensorFlow places ops.
+- `MIRRORED`: `tf.distribute.MirroredStrategy`, one replica per local GPU of
+  one node (on a CPU-only machine, one replica on the CPU).
+- `MULTI_WORKER`: `tf.distribute.MultiWorkerMirroredStrategy` over the
+  workers `TF_CONFIG` names, each with its local GPUs (or its CPU).
+
+Batch and learning rate: the config's batch is the global batch. Each of
+the `num_replicas_in_sync` replicas trains on `batch / replicas` rows
+(`tf.distribute.InputContext.get_per_replica_batch_size`; a batch the
+replicas do not divide is refused), each replica's loss is its share of the
+global batch's (the two-tower's summed loss as it is, SASRec's mean divided
+by the replicas, `sasrec.replica_share`), the optimizer sums the replicas'
+gradients, and the learning rate is unchanged. A step then is one process's
+step on the same global batch, an epoch as many steps, so the
+hyperparameters tuned on one process carry over without a scaling rule
+(linear scaling would change them with the worker count). What differs: a
+replica's in-batch negatives are its own rows, `1 / replicas` of the global
+batch's.
+
+Every worker computes the same thing; only the chief (`is_chief`: TF_CONFIG's
+`chief`, else worker 0) writes where others read (the learning curve, the
+export, the model info). The others write to a directory of their own
+(`write_dir`), removed afterwards (`remove_worker_dir`), the usual pattern of
+`MultiWorkerMirroredStrategy` jobs, since saving may take part in collective
+ops and so must run on every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Mapping
+
+import tensorflow as tf
+
+from models import families
+
+NONE = "none"
+MIRRORED = "mirrored"
+MULTI_WORKER = "multi_worker"
+STRATEGIES = (NONE, MIRRORED, MULTI_WORKER)
+
+# The environment variable the multi-worker strategy reads its cluster from.
+TF_CONFIG = "TF_CONFIG"
+# Under the Trainer's model_run dir unless `families.BACKUP_DIR_KEY` says
+# where: `tf.keras.callbacks.BackupAndRestore`'s checkpoint of the last epoch.
+BACKUP_SUBDIR = "backup"
+
+
+def strategy_name(custom_config: Mapping[str, object] | None) -> str:
+  """The strategy named in a Trainer's custom_config; `NONE` when absent.
+
+  Raises:
+    ValueError: on a name not in `STRATEGIES`.
+  """
+  name = (custom_config or {}).get(families.DISTRIBUTION_KEY, NONE)
+  if name not in STRATEGIES:
+    raise ValueError(f"distribution {name!r}: use one of {STRATEGIES}")
+  return name
+
+
+def create(name: str) -> tf.distribute.Strategy | None:
+  """The strategy `name` asks for, or None for `NONE`.
+
+  `MULTI_WORKER` must be created before the process runs any TensorFlow op:
+  it sets up the collective ops of the cluster in `TF_CONFIG`.
+  """
+  if name == MIRRORED:
+    return tf.distribute.MirroredStrategy()
+  if name == MULTI_WORKER:
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  return None
+
+
+def scope(strategy: tf.distribute.Strategy | None):
+  """`strategy.scope()`, or no context at all for None."""
+  return contextlib.nullcontext() if strategy is None else strategy.scope()
+
+
+def _task() -> tuple[str | None, int, Mapping[str, object]]:
+  """`(task type, task index, cluster)` of this process in `TF_CONFIG`."""
+  tf_config = json.loads(os.environ.get(TF_CONFIG) or "{}")
+  task = tf_config.get("task", {})
+  return task.get("type"), int(task.get("index", 0)), tf_config.get(
+      "cluster", {})
+
+
+def is_chief(custom_config: Mapping[str, object] | None) -> bool:
+  """Whether this process writes the Trainer's outputs.
+
+  Only a multi-worker job has processes that do not: there the chief is
+  `TF_CONFIG`'s `chief` task, or worker 0 in a cluster without one.
+  """
+  if strategy_name(custom_config) != MULTI_WORKER:
+    return True
+  task_type, index, cluster = _task()
+  if task_type is None or task_type == "chief":
+    return True
+  return task_type == "worker" and index == 0 and "chief" not in cluster
+
+
+def write_dir(directory: str, custom_config: Mapping[str, object] | None
+              ) -> str:
+  """Where this process writes what belongs in `directory`: `directory`
+  itself on the chief, a sibling of its own on every other worker."""
+  if is_chief(custom_config):
+    return directory
+  task_type, index, _ = _task()
+  return f"{directory.rstrip('/')}_workertemp_{task_type}_{index}"
+
+
+def model_run_write_dir(fn_args) -> str:
+  """`write_dir` of the Trainer's model_run dir (the learning curve's)."""
+  return write_dir(fn_args.model_run_dir, fn_args.custom_config)
+
+
+def remove_worker_dir(directory: str,
+                      custom_config: Mapping[str, object] | None) -> None:
+  """Removes what a non-chief worker wrote for `directory`, if anything."""
+  written = write_dir(directory, custom_config)
+  if written != directory and tf.io.gfile.exists(written):
+    tf.io.gfile.rmtree(written)
+
+
+def backup_dir(fn_args) -> str:
+  """Where `BackupAndRestore` keeps the last epoch's state: the
+  custom_config's `families.BACKUP_DIR_KEY`, else under the model_run dir.
+
+  Every worker must read the same directory (a bucket on a cluster): a
+  restarted job resumes from what the chief backed up there.
+  """
+  configured = (fn_args.custom_config or {}).get(families.BACKUP_DIR_KEY)
+  return str(configured or os.path.join(fn_args.model_run_dir, BACKUP_SUBDIR))
+
