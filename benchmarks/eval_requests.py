@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+import numpy as np
+
 from data import contract
 from data import examples
 from data import features
@@ -46,6 +48,14 @@ def eval_users(dataset: contract.Dataset,
   return [EvalUser(user_id, list(row[features.HISTORY_ITEM_IDS]),
                    int(row[features.TIMESTAMP]))
           for user_id, row in sorted(first.items())]
+
+
+def describe(users: Sequence[EvalUser], dataset: str, sent: str) -> dict:
+  """What a benchmark's JSON says of its requests; `sent`: what each holds."""
+  return {"dataset": dataset, "eval_users": len(users),
+          "mean_history_length": round(float(np.mean(
+              [len(user.history) for user in users])), 1),
+          "source": f"one request per eval user of the pipeline's split: {sent}"}
 
 
 def request_pool(users: Sequence[EvalUser], model_name: str, signature: str,

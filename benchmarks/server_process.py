@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 # Children (the server, a pipeline run) run here, so that they import the
 # same packages as this process.
@@ -24,13 +24,15 @@ GRPC_THREADS = 8  # The server's default.
 
 
 def start_server(model_path: str, model_name: str, version: str,
-                 log_path: str, timeout_s: float = 300.0):
+                 log_path: str, timeout_s: float = 300.0,
+                 extra_flags: Sequence[str] = ()):
   """Starts the server on one model version; returns (process, address,
-  command)."""
+  command). `extra_flags` go to the server too (e.g. its history store)."""
   command = [sys.executable, "-m", "serving.server",
              f"--model_base_path={model_path}", f"--model_name={model_name}",
              f"--version_policy=specific:{version}", "--port=0",
-             "--bind_address=127.0.0.1", f"--grpc_max_threads={GRPC_THREADS}"]
+             "--bind_address=127.0.0.1", f"--grpc_max_threads={GRPC_THREADS}",
+             *extra_flags]
   log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
   process = subprocess.Popen(
       command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True)

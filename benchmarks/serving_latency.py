@@ -172,19 +172,31 @@ def _ms(values: list, q: float) -> Optional[float]:
 
 
 def measure_levels(address: str, server_pid: int, pools: dict,
-                   args: argparse.Namespace) -> list[dict]:
+                   args: argparse.Namespace,
+                   names: Sequence[str] = SIGNATURES,
+                   label: str = "signature") -> list[dict]:
   """One row per (concurrency, signature): QPS, latency percentiles and the
   server's CPU time per request, which other jobs on the machine inflate far
-  less than wall-clock latency."""
+  less than wall-clock latency.
+
+  Args:
+    address: the server's.
+    server_pid: its process, for its CPU time.
+    pools: requests by name.
+    args: `concurrency`, `blocks` and `requests` (per name and level).
+    names: the pools measured, interleaved block by block.
+    label: what a row calls its name.
+  """
   levels = []
+  names = tuple(names)
   for concurrency in args.concurrency:
     per_signature = {signature: ([], collections.Counter(), 0.0, 0.0)
-                     for signature in SIGNATURES}
+                     for signature in names}
     for block in range(args.blocks):
       first = block * args.requests // args.blocks
       block_requests = (block + 1) * args.requests // args.blocks - first
-      shift = block % len(SIGNATURES)
-      for signature in SIGNATURES[shift:] + SIGNATURES[:shift]:
+      shift = block % len(names)
+      for signature in names[shift:] + names[:shift]:
         cpu_before = server_process.process_cpu_s(server_pid)
         latencies, failures, wall_s = run_block(
             address, pools[signature], first, block_requests, concurrency)
@@ -196,7 +208,7 @@ def measure_levels(address: str, server_pid: int, pools: dict,
         per_signature.items()):
       requests = len(latencies) + sum(failures.values())
       levels.append({
-          "concurrency": concurrency, "signature": signature,
+          "concurrency": concurrency, label: signature,
           "ok": len(latencies), "failed": sum(failures.values()),
           "failures": dict(failures),
           "qps": round(len(latencies) / wall_s, 1),
@@ -284,13 +296,9 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict:
     users = eval_requests.eval_users(
         common.load_interactions(args.dataset, args),
         config_lib.ExamplesConfig())
-    result["requests"] = {
-        "dataset": common.dataset_label(args.dataset, args),
-        "eval_users": len(users),
-        "mean_history_length": round(float(np.mean(
-            [len(user.history) for user in users])), 1),
-        "source": "one request per eval user of the pipeline's split: their "
-                  "history before the held-out item, its timestamp"}
+    result["requests"] = eval_requests.describe(
+        users, common.dataset_label(args.dataset, args),
+        "their history before the held-out item, its timestamp")
     pools = {signature: eval_requests.request_pool(users, model_name,
                                                    signature, args.k)
              for signature in SIGNATURES}

@@ -11,6 +11,7 @@ import inspect
 import pathlib
 import posixpath
 import re
+import urllib.parse
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import client as serving_client
+from serving import history_store
 from serving import request_metrics
 from serving import server as serving_server
 from tfx_pipeline.config import PipelineConfig
@@ -29,6 +31,8 @@ MODELS_CONFIG = TF_SERVING_DIR / "models.config"
 BATCHING_PARAMETERS = TF_SERVING_DIR / "batching_parameters.txt"
 TF_SERVING_IMAGE = "tensorflow/serving:2.16.1-gpu"
 MODELS_PVC = "vrec-models"
+HISTORY_PVC = "vrec-history"
+HISTORY_REDIS = "vrec-history-redis"
 MODEL_NAME = PipelineConfig().model_name
 
 # tensorflow_serving/servables/tensorflow/session_bundle_config.proto,
@@ -109,6 +113,16 @@ def _mount(deployment: dict, claim: str) -> dict:
 def _gpu_deployment() -> dict:
   return _one("Deployment",
               lambda d: _container(d)["image"].startswith("tensorflow/serving"))
+
+
+def _redis_deployment() -> dict:
+  return _one("Deployment", lambda d: d["metadata"]["name"] == HISTORY_REDIS)
+
+
+def _model_deployments() -> list[dict]:
+  """The Deployments that serve models (all but the history store)."""
+  return [d for d in _objects("Deployment")
+          if d["metadata"]["name"] != HISTORY_REDIS]
 
 
 def _retrieval_deployment() -> dict:
@@ -260,6 +274,43 @@ def test_retrieval_command_matches_the_server_flags():
   assert mount.get("readOnly") is True
 
 
+def test_retrieval_reads_the_history_store_and_logs_on_its_volume():
+  deployment = _retrieval_deployment()
+  config = serving_server.parse_flags(_container(deployment)["command"][3:])
+  store = urllib.parse.urlsplit(config.history_store)
+  service = _one("Service", lambda s: s["metadata"]["name"] == HISTORY_REDIS)
+  assert store.scheme == "redis"
+  assert store.hostname == HISTORY_REDIS
+  assert store.port == next(port["port"] for port in service["spec"]["ports"]
+                            if port["name"] == "redis")
+  # Every replica appends its event log there: written, not read-only.
+  mount = _mount(deployment, HISTORY_PVC)
+  assert mount["mountPath"] == config.history_dir
+  assert not mount.get("readOnly", False)
+  pvc = _one("PersistentVolumeClaim",
+             lambda p: p["metadata"]["name"] == HISTORY_PVC)
+  assert "ReadWriteMany" in pvc["spec"]["accessModes"]
+
+
+def test_history_redis_is_one_store_that_keeps_nothing_on_disk():
+  deployment = _redis_deployment()
+  container = _container(deployment)
+  command = container["command"]
+  assert deployment["spec"]["replicas"] == 1
+  assert deployment["spec"]["strategy"]["type"] == "Recreate"
+  assert command[0] == "redis-server"
+  # The store is rebuilt from the history volume, not from Redis's files.
+  assert command[command.index("--save") + 1] == ""
+  assert command[command.index("--appendonly") + 1] == "no"
+  assert int(command[command.index("--port") + 1]) == _port(container,
+                                                            "redis")
+
+
+def test_history_store_client_is_installed():
+  # --history_store=redis://... makes the server import the redis client.
+  assert history_store.redis is not None
+
+
 def test_retrieval_metrics_dependency_is_installed():
   # --metrics_port makes the server fail at start without prometheus_client.
   assert request_metrics.prometheus_client is not None
@@ -312,7 +363,7 @@ def test_deployment_selectors_match_their_pod_labels():
 
 def test_services_select_one_deployment_and_its_ports():
   services = _objects("Service")
-  assert len(services) == 2
+  assert len(services) == 3
   for service in services:
     name = service["metadata"]["name"]
     selector = service["spec"]["selector"]
@@ -331,14 +382,15 @@ def test_services_select_one_deployment_and_its_ports():
         assert target in by_name, f"Service {name}: no port named {target}"
         target = by_name[target]
       assert target in numbers, f"Service {name}: no container port {target}"
-      assert port["name"] in ("grpc", "http", "metrics")
+      assert port["name"] in ("grpc", "http", "metrics", "redis")
       if port["name"] == "grpc":
         assert port["port"] == 8500
 
 
 def test_hpas_target_existing_deployments():
   hpas = _objects("HorizontalPodAutoscaler")
-  deployments = {d["metadata"]["name"]: d for d in _objects("Deployment")}
+  # The history store is one Redis, not scaled on CPU.
+  deployments = {d["metadata"]["name"]: d for d in _model_deployments()}
   assert {hpa["spec"]["scaleTargetRef"]["name"] for hpa in hpas} == set(
       deployments)
   for hpa in hpas:
@@ -356,7 +408,7 @@ def test_models_pvc_is_shared():
   pvc = _one("PersistentVolumeClaim",
              lambda p: p["metadata"]["name"] == MODELS_PVC)
   assert "ReadWriteMany" in pvc["spec"]["accessModes"]
-  for deployment in _objects("Deployment"):
+  for deployment in _model_deployments():
     _mount(deployment, MODELS_PVC)
 
 

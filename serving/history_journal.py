@@ -7,12 +7,15 @@ A history directory holds two files:
   a header line `{"as_of": T, ...}` (the newest timestamp of the data the
   pushed model was trained on), then one line per user with their newest
   item ids and timestamps, oldest first;
-- `events.jsonl`, append-only: every event the server's event RPC accepted,
-  one line each, in the order they were accepted.
+- `events-<writer>.jsonl`, append-only, one per server process writing
+  there (`<writer>` is its host name, a pod's name on Kubernetes): every
+  event that server's event RPC accepted, one line each, in the order it
+  accepted them.
 
-`rebuild` makes a store hold the snapshot plus, in log order, the logged
-events newer than `as_of` (older ones are taken to be in the data the
-snapshot was built from). The store itself may then lose everything (a
+`rebuild` makes a store hold the snapshot plus the logged events newer than
+`as_of` (older ones are taken to be in the data the snapshot was built
+from), each log in its order, the logs of several servers merged by
+timestamp. The store itself may then lose everything (a
 Redis restart without persistence) and be rebuilt with nothing lost:
 
     python -m serving.history_journal --history_dir DIR \\
@@ -23,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
+import heapq
 import json
 import os
+import socket
 import threading
 from typing import Iterable, Iterator, Mapping, Optional
 
@@ -32,7 +38,8 @@ from data import storage
 from serving import history_store
 
 SNAPSHOT_FILE = "snapshot.jsonl"
-EVENT_LOG_FILE = "events.jsonl"
+EVENT_LOG_PREFIX = "events-"
+EVENT_LOG_SUFFIX = ".jsonl"
 _AS_OF = "as_of"
 _USER_ID = "user_id"
 _ITEM_ID = "item_id"
@@ -60,8 +67,9 @@ def snapshot_path(history_dir: str) -> str:
   return storage.join(history_dir, SNAPSHOT_FILE)
 
 
-def event_log_path(history_dir: str) -> str:
-  return os.path.join(history_dir, EVENT_LOG_FILE)
+def event_log_path(history_dir: str, writer: str) -> str:
+  return os.path.join(history_dir,
+                      f"{EVENT_LOG_PREFIX}{writer}{EVENT_LOG_SUFFIX}")
 
 
 def write_snapshot(history_dir: str, snapshot: Snapshot) -> str:
@@ -99,12 +107,18 @@ class EventLog:
 
   Each append is flushed to the operating system before it returns, so a
   killed server process loses no accepted event (a machine crash may lose
-  the last ones the OS had not written yet).
+  the last ones the OS had not written yet). Each writer has a file of its
+  own, so that servers sharing the directory (replicas on a shared volume)
+  never interleave their writes.
+
+  Args:
+    history_dir: where the snapshot is.
+    writer: names this writer's file; the host name by default.
   """
 
-  def __init__(self, history_dir: str):
+  def __init__(self, history_dir: str, writer: Optional[str] = None):
     os.makedirs(history_dir, exist_ok=True)
-    self.path = event_log_path(history_dir)
+    self.path = event_log_path(history_dir, writer or socket.gethostname())
     self._lock = threading.Lock()
     self._file = open(self.path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
 
@@ -122,16 +136,20 @@ class EventLog:
       self._file.close()
 
 
-def read_events(history_dir: str) -> Iterator[Event]:
-  """The logged events in log order; none when nothing was logged."""
-  path = event_log_path(history_dir)
-  if not os.path.exists(path):
-    return
+def _read_log(path: str) -> Iterator[Event]:
   with open(path, encoding="utf-8") as log:
     for line in log:
       if line.strip():
         row = json.loads(line)
         yield row[_USER_ID], row[_ITEM_ID], int(row[_TIMESTAMP])
+
+
+def read_events(history_dir: str) -> Iterator[Event]:
+  """Every logged event: each writer's in its log order, the writers'
+  merged by timestamp (one writer's log comes back exactly in order)."""
+  paths = sorted(glob.glob(os.path.join(
+      glob.escape(history_dir), f"{EVENT_LOG_PREFIX}*{EVENT_LOG_SUFFIX}")))
+  return heapq.merge(*map(_read_log, paths), key=lambda event: event[2])
 
 
 def rebuilt_histories(history_dir: str, max_items: int,
@@ -170,7 +188,7 @@ def main(argv: Optional[list[str]] = None) -> int:
       description="Rebuilds the user-history store from the last push's "
                   "snapshot plus the events logged since.")
   parser.add_argument("--history_dir", required=True,
-                      help=f"holds {SNAPSHOT_FILE} and {EVENT_LOG_FILE}")
+                      help=f"holds {SNAPSHOT_FILE} and the event logs")
   parser.add_argument("--history_store", required=True,
                       help="sqlite:///path or redis://host:port/db")
   flags = parser.parse_args(argv)

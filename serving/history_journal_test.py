@@ -35,6 +35,18 @@ def test_rebuilt_histories_append_newer_events_in_log_order(tmp_path):
       "u3": UserHistory(("e",), (101,))}
 
 
+def test_logs_of_several_writers_merge_by_timestamp(tmp_path):
+  first = history_journal.EventLog(str(tmp_path), writer="pod-a")
+  second = history_journal.EventLog(str(tmp_path), writer="pod-b")
+  first.append([("u1", "a", 5), ("u1", "b", 9)])
+  second.append([("u2", "d", 1), ("u1", "c", 7)])
+  first.close()
+  second.close()
+
+  assert list(history_journal.read_events(str(tmp_path))) == [
+      ("u2", "d", 1), ("u1", "a", 5), ("u1", "c", 7), ("u1", "b", 9)]
+
+
 def test_rebuild_replaces_what_the_store_held(tmp_path):
   _journal(tmp_path)
   store = history_store.open_store(f"sqlite:///{tmp_path / 'h.db'}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
 from serving import history_store
 from serving.history_store import UserHistory
@@ -72,3 +73,13 @@ def test_sqlite_file_that_is_not_a_database_is_unavailable(tmp_path):
 def test_unknown_scheme_is_refused():
   with pytest.raises(ValueError, match="sqlite:///path or redis://"):
     history_store.open_store("memcached://127.0.0.1:11211")
+
+
+def test_redis_keeps_only_the_newest_max_items_per_user(redis_process):
+  store = history_store.open_store(redis_process.url, max_items=2)
+  store.replace_all({})
+  store.append([("u1", "a", 1), ("u1", "b", 2), ("u1", "c", 3)])
+
+  # What a user holds in Redis stays bounded, not only what is read.
+  assert redis.Redis.from_url(redis_process.url).llen(
+      "vrec:history:u1") == 2
