@@ -51,28 +51,7 @@ SEQUENCE_FEATURES = (features.HISTORY_ITEM_INDICES, features.ITEM_INDEX,
                      *sequence_inputs.CONTEXT_FEATURES)
 
 
-# The exact softmax trains by default wherever it is affordable, the sampled
-# one elsewhere. Affordable: a step's logits (`positions_per_batch` x items)
-# fit in memory, at most `EXACT_SOFTMAX_MAX_ITEMS` items (1,600 x 100k
-# floats, 640 MB), and an epoch's logits (train target positions x items) at
-# most `EXACT_SOFTMAX_MAX_EPOCH_LOGITS`, about Taobao's 82k positions x 55k
-# items, whose exact epoch took some 3 minutes on 2 shared cores. Measured
-# (three seeds each unless said; benchmarks/README.md, "Exact or sampled
-# softmax above 10k items", has the tables):
-# - Quality where the choice matters most: on Taobao (55k items, 4.5e9
-#   logits an epoch) the exact softmax gets 3.9x the sampled one's Recall@10
-#   (0.1440 +- 0.0037 against 0.0372 +- 0.0110,
-#   softmax_switch_taobao-userbehavior-sample_*.json), at 17x its Trainer
-#   time (1,952 s against 114 s, different loads).
-# - Elsewhere the two are close: level on H&M (17k items, within one seed
-#   std; exact 3.4x the time, softmax_switch_hm-fashion.json); exact 1.6-3.9%
-#   above on Grocery (8.7k, convergence_amazon-grocery.json); sampled 11%
-#   above on MovieLens-100K (1.7k, softmax_switch_movielens-100k.json).
-# - Cost: at 1,600 positions a step the exact one costs 2.7x the sampled one
-#   at 10k items, 5.1x at 20k (softmax_cost_positions_1600.json) and 13x at
-#   55k (softmax_cost_real_catalogues.json), so a big log or catalogue gets
-#   the sampled one, whose step does not grow with the catalogue.
-# `sampled_softmax` forces either.
+# The bounds of `uses_sampled_softmax`'s rule; its docstring has the evidence.
 EXACT_SOFTMAX_MAX_ITEMS = 100_000
 EXACT_SOFTMAX_MAX_EPOCH_LOGITS = 5_000_000_000
 
@@ -82,7 +61,30 @@ def uses_sampled_softmax(config: sasrec.SasRecConfig, num_items: int,
                          max_items: int = EXACT_SOFTMAX_MAX_ITEMS,
                          max_epoch_logits: int = EXACT_SOFTMAX_MAX_EPOCH_LOGITS
                          ) -> bool:
-  """Whether `config` trains by sampled softmax (the rule above).
+  """Whether `config` trains by sampled softmax.
+
+  The exact softmax trains by default wherever it is affordable, the sampled
+  one elsewhere. Affordable: a step's logits (`positions_per_batch` x items)
+  fit in memory, at most `EXACT_SOFTMAX_MAX_ITEMS` items (1,600 x 100k
+  floats, 640 MB), and an epoch's logits (train target positions x items) at
+  most `EXACT_SOFTMAX_MAX_EPOCH_LOGITS`, about Taobao's 82k positions x 55k
+  items, whose exact epoch took some 3 minutes on 2 shared cores. Measured
+  (three seeds each unless said; benchmarks/README.md, "Exact or sampled
+  softmax above 10k items", has the tables):
+  - Quality where the choice matters most: on Taobao (55k items, 4.5e9
+    logits an epoch) the exact softmax gets 3.9x the sampled one's Recall@10
+    (0.1440 +- 0.0037 against 0.0372 +- 0.0110,
+    softmax_switch_taobao-userbehavior-sample_*.json), at 17x its Trainer
+    time (1,952 s against 114 s, different loads).
+  - Elsewhere the two are close: level on H&M (17k items, within one seed
+    std; exact 3.4x the time, softmax_switch_hm-fashion.json); exact 1.6-3.9%
+    above on Grocery (8.7k, convergence_amazon-grocery.json); sampled 11%
+    above on MovieLens-100K (1.7k, softmax_switch_movielens-100k.json).
+  - Cost: at 1,600 positions a step the exact one costs 2.7x the sampled one
+    at 10k items, 5.1x at 20k (softmax_cost_positions_1600.json) and 13x at
+    55k (softmax_cost_real_catalogues.json), so a big log or catalogue gets
+    the sampled one, whose step does not grow with the catalogue.
+  `sampled_softmax` forces either.
 
   Args:
     config: the hyperparameters; `sampled_softmax` None leaves the choice
