@@ -41,6 +41,7 @@ _EXAMPLES_PREFIX = "decoded_images"
 _EXAMPLES_SUFFIX = ".tfrecord.gz"
 _BAD_PREFIX = "bad_images"
 _IMAGE = "image"
+_READ_BATCH_SIZE = 1024
 _METRICS_NAMESPACE = "item_images"
 _RESIZED = "resized"
 _FORMATS = ("JPEG", "PNG")
@@ -253,21 +254,6 @@ def decode_catalogue_images(images_uri: str, item_ids: Sequence[str],
                          len(items) - len(bad), resized, dict(skipped))
 
 
-def _read_examples(output_dir: str, height: int,
-                   width: int) -> dict[str, np.ndarray]:
-  """item id -> decoded image."""
-  files = tf.io.gfile.glob(os.path.join(
-      output_dir, f"{_EXAMPLES_PREFIX}*{_EXAMPLES_SUFFIX}"))
-  spec = {"item_id": tf.io.FixedLenFeature([], tf.string),
-          _IMAGE: tf.io.FixedLenFeature([], tf.string)}
-  images = {}
-  for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-    example = tf.io.parse_single_example(record, spec)
-    images[example["item_id"].numpy().decode()] = np.frombuffer(
-        example[_IMAGE].numpy(), np.uint8).reshape(height, width, 3)
-  return images
-
-
 def read_decoded_images(output_dir: str, item_ids: Sequence[str], height: int,
                         width: int) -> tuple[np.ndarray, np.ndarray]:
   """The decoded images in catalogue order.
@@ -283,11 +269,22 @@ def read_decoded_images(output_dir: str, item_ids: Sequence[str], height: int,
     images, and which rows have one (False for padding, OOV and skipped
     items, whose rows are zero and must not be read as images).
   """
-  decoded = _read_examples(output_dir, height, width)
+  index_of = {item_id: index for index, item_id in enumerate(item_ids)
+              if item_id}
   images = np.zeros((len(item_ids), height, width, 3), np.uint8)
   has_image = np.zeros(len(item_ids), bool)
-  for index, item_id in enumerate(item_ids):
-    if item_id in decoded:
-      images[index] = decoded[item_id]
-      has_image[index] = True
+  files = tf.io.gfile.glob(os.path.join(
+      output_dir, f"{_EXAMPLES_PREFIX}*{_EXAMPLES_SUFFIX}"))
+  spec = {"item_id": tf.io.FixedLenFeature([], tf.string),
+          _IMAGE: tf.io.FixedLenFeature([], tf.string)}
+  records = tf.data.TFRecordDataset(tf.constant(files, tf.string),
+                                    compression_type="GZIP")
+  for batch in records.batch(_READ_BATCH_SIZE).map(
+      lambda batch: tf.io.parse_example(batch, spec)).as_numpy_iterator():
+    for item_id, pixels in zip(batch["item_id"], batch[_IMAGE]):
+      index = index_of.get(item_id.decode())
+      if index is not None:
+        images[index] = np.frombuffer(pixels, np.uint8).reshape(height, width,
+                                                                3)
+        has_image[index] = True
   return images, has_image
