@@ -310,6 +310,30 @@ def test_courier_stops_at_a_bad_image_naming_the_item_and_the_file(tmp_path):
         families.get("courier"))
 
 
+def test_courier_skips_and_counts_bad_images_when_asked(tmp_path):
+  train, evaluation = trainer_testing.ctr_rows(
+      num_users=20, positives_per_user=5, negatives=1, num_items=16, seed=2)
+  vocabularies = trainer_testing.vocabularies(20, 16, 8)
+  images = _write_images(tmp_path / "images",
+                         vocabularies[features.ITEM_VOCAB], skip=("7",))
+  fn_args = trainer_testing.fn_args(
+      {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation},
+      str(tmp_path / "courier"))
+  ctr_trainer.train_courier(
+      fn_args, trainer_testing.TransformOutput(vocabularies, None, {}),
+      {**_IMAGE_HPARAMS, ctr_trainer.IMAGES_PATH: str(images),
+       "skip_bad_images": True}, families.get("courier"))
+  summary = item_images.read_summary(fn_args.model_run_dir)
+  assert (summary.items, summary.decoded) == (16, 15)
+  assert [record["item_id"] for record in
+          summary.skipped[item_images_data.MISSING]] == ["7"]
+  # Item 7 (index 7) reads the learned "no image" row, like no other item.
+  table = tf.saved_model.load(fn_args.serving_model_dir).image_embeddings.numpy()
+  assert np.abs(table[7]).sum() > 0
+  assert not any(np.allclose(table[7], table[index])
+                 for index in range(1, 17) if index != 7)
+
+
 def test_a_backbone_without_images_is_refused(tmp_path):
   with pytest.raises(ValueError, match="image_backbone_path needs images_path"):
     ctr_trainer.train_courier(
