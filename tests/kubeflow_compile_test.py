@@ -144,3 +144,62 @@ def test_the_kfp_target_passes_the_open_source_backends_rules(tmp_path):
   loaded = components.load_component_from_file(str(spec_path))
   assert loaded.pipeline_spec.root.dag.tasks["Pusher"].component_ref.name == (
       "Pusher")
+
+
+def _custom_config(spec, task="Trainer"):
+  parameters = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"]
+  value = parameters["custom_config"]["runtimeValue"]
+  return json.loads(value.get("constant") or
+                    value["constantValue"]["stringValue"])
+
+
+def test_the_vertex_trainer_starts_a_job_with_the_worker_pools(tmp_path):
+  spec = _compile_locally(
+      tmp_path, "--set", "training.workers=3",
+      "--set", "training.gpus_per_worker=2",
+      "--set", "training.vertex_project=team-project",
+      "--set", "kubeflow.image=registry.example/vrec:2")
+  args = spec["deploymentSpec"]["executors"]["Trainer_executor"][
+      "container"]["args"]
+  assert args[args.index("--executor_class_path") + 1] == (
+      "tfx.extensions.google_cloud_ai_platform.trainer.executor."
+      "GenericExecutor")
+  custom_config = _custom_config(spec)
+  assert custom_config["distribution"] == "multi_worker"
+  assert custom_config["ai_platform_enable_vertex"] is True
+  assert custom_config["ai_platform_vertex_region"] == "us-central1"
+  job = custom_config["ai_platform_training_args"]
+  assert job["project"] == "team-project"
+  pools = job["job_spec"]["worker_pool_specs"]
+  # The chief, then the two other workers; two GPUs each, the same image.
+  assert [pool["replica_count"] for pool in pools] == [1, 2]
+  for pool in pools:
+    assert pool["machine_spec"]["accelerator_count"] == 2
+    assert pool["container_spec"] == {"image_uri": "registry.example/vrec:2"}
+
+
+def test_one_process_trains_in_the_pipeline_s_own_task(tmp_path):
+  spec = _compile_locally(tmp_path)
+  args = spec["deploymentSpec"]["executors"]["Trainer_executor"][
+      "container"]["args"]
+  assert args[args.index("--executor_class_path") + 1].endswith(
+      "ProcessTrainerExecutor")
+  custom_config = _custom_config(spec)
+  assert "distribution" not in custom_config
+  assert "ai_platform_training_args" not in custom_config
+
+
+def test_open_source_kfp_gives_one_trainer_its_gpus_and_refuses_workers(
+    tmp_path, capsys):
+  spec = _compile_locally(tmp_path / "gpus", "--target", "kfp",
+                          "--set", "training.gpus_per_worker=4")
+  assert spec["deploymentSpec"]["executors"]["Trainer_executor"][
+      "container"]["resources"] == {
+          "accelerator": {"type": "nvidia.com/gpu", "count": "4"}}
+  assert _custom_config(spec)["distribution"] == "mirrored"
+  dataset_dir = str(tmp_path / "dataset")
+  contract.write_dataset(synthetic.generate(n_users=5, n_items=8), dataset_dir)
+  assert cli.main(["compile", "--target", "kfp", "--output",
+                   str(tmp_path / "refused.json"), "--dataset-dir",
+                   dataset_dir, "--set", "training.workers=2"]) != 0
+  assert "compile for the vertex target" in capsys.readouterr().err

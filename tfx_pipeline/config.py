@@ -149,6 +149,29 @@ class KubeflowConfig:
 
 
 @dataclasses.dataclass
+class TrainingConfig:
+  """The machines the Trainer trains on (docs/scaling.md,
+  `tfx_pipeline.distributed_training`).
+
+  Attributes:
+    workers: worker processes of one `MultiWorkerMirroredStrategy` job; 1
+      trains in one process. More than 1 needs the Vertex AI target.
+    gpus_per_worker: GPUs of each worker, mirrored over (more than 1:
+      `MirroredStrategy` on one worker).
+    machine_type: a worker's Vertex AI machine type.
+    accelerator_type: its Vertex AI GPU type.
+    vertex_project: the Google Cloud project the training job runs in.
+    vertex_region: its region.
+  """
+  workers: int = 1
+  gpus_per_worker: int = 0
+  machine_type: str = "n1-standard-16"
+  accelerator_type: str = "NVIDIA_TESLA_T4"
+  vertex_project: str = ""
+  vertex_region: str = "us-central1"
+
+
+@dataclasses.dataclass
 class PipelineConfig:
   """Configuration of one pipeline.
 
@@ -182,6 +205,7 @@ class PipelineConfig:
     baselines: the classical baselines trained and scored beside the model.
     embedding_benchmark: the optional embedding probe benchmark.
     kubeflow: where the pipeline runs on KFP.
+    training: the Trainer's workers and GPUs.
     metadata_dir: the folder of the SQLite ML-Metadata stores, which need a
       local disk; default `<workspace>/metadata`, or `./metadata` from the
       working directory when the workspace is a URI.
@@ -208,6 +232,7 @@ class PipelineConfig:
   embedding_benchmark: EmbeddingBenchmarkConfig = dataclasses.field(
       default_factory=EmbeddingBenchmarkConfig)
   kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
+  training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
   metadata_dir: str = ""
 
   def __post_init__(self):

@@ -16,6 +16,10 @@ Two targets, one per backend (docs/kubeflow.md):
   2.1.0 form (`runtimeValue.constant`, `parameterType`), so this target
   compiles schema 2.1.0 and finds the baseline with a container task that
   reads the serving directory (`components.pushed_baseline`).
+
+Both carry the Trainer's workers and GPUs (`config.training`,
+`distributed_training`): on Vertex AI as a custom job's worker pools, on
+open-source KFP as the Trainer task's GPUs.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from data import contract
 from data import storage
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import distributed_training
 from tfx_pipeline import kubeflow_entrypoint
 from tfx_pipeline import pipeline as pipeline_lib
 
@@ -76,7 +81,7 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_path: str,
 
   Raises:
     DatasetNotUploadedError: if `config.dataset_dir` holds no dataset.
-    ValueError: on an unknown target.
+    ValueError: on an unknown target, or several Trainer workers on `kfp`.
   """
   if target not in TARGETS:
     raise ValueError(f"compile target {target!r}: use one of {TARGETS}")
@@ -90,8 +95,12 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_path: str,
       config, workspace=config.kubeflow.pipeline_root, schema_path=schema_path,
       serving_dir="")
   open_source = target == KFP
+  trainer_gpus = (distributed_training.gpu_resources(config.training)
+                  if open_source else None)
   pipeline = pipeline_lib.create_pipeline(
-      kubeflow_config, baseline_from_serving=open_source)
+      kubeflow_config, baseline_from_serving=open_source,
+      vertex_training=(not open_source and
+                       distributed_training.on_vertex(config.training)))
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
           default_image=config.kubeflow.image,
@@ -105,6 +114,9 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_path: str,
     job["pipelineSpec"]["root"]["dag"]["tasks"][
         pipeline_lib.LATEST_PUSHED_MODEL]["cachingOptions"] = {
             "enableCache": False}
+    if trainer_gpus:
+      job["pipelineSpec"]["deploymentSpec"]["executors"]["Trainer_executor"][
+          "container"]["resources"] = trainer_gpus
     with fileio.open(output_path, "w") as output:
       json.dump(job, output, sort_keys=True)
   return output_path

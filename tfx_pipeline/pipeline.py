@@ -44,6 +44,7 @@ from tfx_pipeline.components import pushed_baseline
 from tfx_pipeline.components import process_trainer
 from tfx_pipeline.components import scann_index_gen
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import distributed_training
 from tfx_pipeline import evaluation
 
 PREPROCESSING_FN = "transforms.preprocessing.preprocessing_fn"
@@ -55,7 +56,8 @@ LATEST_PUSHED_MODEL = "LatestPushedModel"
 def create_pipeline(config: config_lib.PipelineConfig,
                     metadata_connection_config=None,
                     input_fingerprint: str = "",
-                    baseline_from_serving: bool = False
+                    baseline_from_serving: bool = False,
+                    vertex_training: bool = False
                     ) -> tfx_pipeline_lib.Pipeline:
   """Builds the TFX pipeline described by `config`.
 
@@ -69,6 +71,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
       (`components.pushed_baseline`) instead of an ML Metadata resolver, for
       orchestrators that cannot run resolvers (open-source Kubeflow
       Pipelines).
+    vertex_training: the Trainer starts a Vertex AI custom job with
+      `config.training`'s worker pools (`distributed_training`).
 
   Returns:
     The pipeline, ready for any TFX runner.
@@ -93,9 +97,14 @@ def create_pipeline(config: config_lib.PipelineConfig,
   make_trainer = functools.partial(_trainer, config, transform, schema_gen)
   pretrainer = (make_trainer(family.pretrained_by).with_id("PretrainTrainer")
                 if family.pretrained_by else None)
+  vertex_job = (dict(component=distributed_training.VertexTrainer,
+                     **distributed_training.vertex_custom_config(
+                         config.training, config.kubeflow.image))
+                if vertex_training else {})
   trainer = make_trainer(
       config.model_family,
-      base_model=pretrainer.outputs["model"] if pretrainer else None)
+      base_model=pretrainer.outputs["model"] if pretrainer else None,
+      **vertex_job)
   baseline_lookup, evaluator = _evaluator(config, example_gen, trainer,
                                           baseline_from_serving)
   index_gen, pushed_model = _index_gen(family, example_gen, trainer)
@@ -201,6 +210,7 @@ def _trainer(config: config_lib.PipelineConfig, transform, schema_gen,
           families.LABEL_KEY: label or model_family,
           families.SEED_KEY: config.seed,
           families.HISTORY_LENGTH_KEY: config.examples.history_length,
+          **distributed_training.strategy_config(config.training),
           **custom_config,
       })
 
