@@ -14,10 +14,13 @@ same run:
   (`offline_eval.retrieval_inputs`; the request-time context features are 0
   because the benchmark has no request time), trained by
   `models.training`.
-- `guim_k1`, `guim_k4`: `models.retrieval.guim` with 1 and 4 user vectors,
-  trained with next-item InfoNCE plus `--masked_item_weight` times the
-  masked-item loss (0: next-item alone, the ablation); with `--event_types`
-  the history's behaviour types (the contract's `event`) are token types.
+- `guim_k1`, `guim_k2`, `guim_k4`, `guim_k8`: `models.retrieval.guim` with
+  1, 2, 4 and 8 user vectors (the K sweep), trained with next-item InfoNCE
+  plus `--masked_item_weight` times the masked-item loss (0: next-item
+  alone, the ablation); with `--event_types` the history's behaviour types
+  (the contract's `event`) are token types.
+- `sasrec`: the pipeline's SASRec-class retriever (`models.retrieval.sasrec`,
+  sampled softmax), one vector per user from the same queries.
 - `most_popular` is scored on the ranking tasks only.
 - `ease`, `item_knn`: the product's closed-form families
   (`offline_eval.item_item`), scored on the ranking tasks only: they have
@@ -36,7 +39,23 @@ the sampled negatives, so the std covers training and probing noise; with
 `--train_once` every model is trained once (first seed) and the std covers
 the probes and sampled negatives only.
 
+With `--patience` the neural models train to convergence: after each epoch
+(at most `--epochs`) the validation targets are ranked (next-item Recall@50
+with the train history), training stops after `--patience` epochs without a
+better one and the best epoch's weights are kept
+(`models.training.fit_best_epoch`). Each fit's learning curve and its time
+to quality (seconds to 99% of its best validation Recall@50) are written.
+
+A dataset with item categories also reports next-item Recall@50 per
+interest-diversity quartile of the users (distinct categories in their
+train history; `diversity_quartiles`), the multi-interest paper's case
+being the most diverse quartile (q4).
+
     python -m benchmarks.embedding_benchmark --datasets movielens-100k
+    python -m benchmarks.embedding_benchmark \\
+        --datasets taobao-userbehavior-sample --patience 2 --epochs 12 \\
+        --models random two_tower sasrec guim_k1 guim_k2 guim_k4 guim_k8 \\
+        item_knn
     python -m benchmarks.embedding_benchmark --dataset contract \\
         --dataset-dir DIR
 
@@ -48,6 +67,7 @@ its data supports (`contract_tasks`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from typing import Mapping, Sequence
@@ -60,8 +80,10 @@ from data import features
 from data import splits
 from models.item_item import fitters as item_item_fitters
 from models.retrieval import guim
+from models.retrieval import sasrec
 from models.retrieval import two_tower
 from models import training
+from offline_eval import behaviour_pairs
 from offline_eval import datasets
 from offline_eval import item_item
 from offline_eval import probes
@@ -70,10 +92,15 @@ from offline_eval import reporting
 from offline_eval import retrieval_inputs
 
 CLASSICAL = tuple(item_item_fitters.FITTERS)
-MODELS = ("random", "two_tower", "guim_k1", "guim_k4") + CLASSICAL
+GUIM_ROWS = ("guim_k1", "guim_k2", "guim_k4", "guim_k8")
+MODELS = ("random", "two_tower", "sasrec") + GUIM_ROWS + CLASSICAL
 # The rows every trained model is compared against.
 BASELINES = ("most_popular",) + CLASSICAL
 _EMBED_BATCH = 1024
+# Time to quality: seconds until validation first reaches this share of the
+# fit's best score.
+QUALITY_SHARE = 0.99
+NUM_QUARTILES = 4
 
 # ReChorus' published multi-interest baseline on Grocery (full data, 99
 # random negatives), for reference next to the measured rows.
@@ -84,11 +111,18 @@ def task_data(dataset: datasets.SequenceDataset) -> probes.TaskData:
   """The probe targets of a dataset: test items, attributes, labels.
 
   The interaction probe reads the held-out ratings
-  (`SequenceDataset.held_out_ratings`): pairs no model trained on.
+  (`SequenceDataset.held_out_ratings`): pairs no model trained on. Held-out
+  events (Taobao's last days) give the purchase probe its pairs and the
+  same-session relation (between items with a train positive, the ones
+  with trained vectors).
   """
   interactions = None
   if dataset.ratings is not None:
     interactions = dataset.held_out_ratings()
+  relations = dict(dataset.item_relations)
+  if dataset.held_out_events is not None:
+    relations[probes.SAME_SESSION_RELATION] = behaviour_pairs.session_pairs(
+        dataset.held_out_events, items=dataset.catalogue(include_valid=True))
   return probes.TaskData(
       next_items=np.asarray(dataset.test_items),
       known_items=[np.append(sequence, dataset.valid_items[user])
@@ -98,7 +132,47 @@ def task_data(dataset: datasets.SequenceDataset) -> probes.TaskData:
       user_attributes=dataset.users,
       item_labels=dataset.item_categories,
       interactions=interactions,
-      item_relations=dataset.item_relations)
+      item_relations=relations,
+      held_out_events=dataset.held_out_events)
+
+
+def validation_task_data(dataset: datasets.SequenceDataset) -> probes.TaskData:
+  """The validation targets, ranked among the train catalogue with the
+  train history excluded: what early stopping reads."""
+  return probes.TaskData(
+      next_items=np.asarray(dataset.valid_items),
+      known_items=list(dataset.train_sequences),
+      catalogue=dataset.catalogue(include_valid=False))
+
+
+def diversity_quartiles(dataset: datasets.SequenceDataset) -> np.ndarray:
+  """`[U]` each user's quartile (1..4) of distinct categories in their train
+  history (the first category of each item), 4 the most diverse."""
+  distinct = np.array([len(np.unique(dataset.item_categories[sequence, 0]))
+                       for sequence in dataset.train_sequences])
+  edges = np.quantile(distinct, [0.25, 0.5, 0.75])
+  return 1 + np.searchsorted(edges, distinct, side="left")
+
+
+def quartile_metrics(data: probes.TaskData, quartiles: np.ndarray | None,
+                     score_fn, num_items: int) -> dict[str, float]:
+  """Next-item Recall@50 of the users of each diversity quartile."""
+  if quartiles is None:
+    return {}
+  spec = probes.TaskSpec.from_dict(probes.NEXT_ITEM_TASK)
+  return {
+      f"{spec.name}/diversity_q{quartile}": probes.run_ranking_tasks(
+          [spec], dataclasses.replace(data, next_items=np.where(
+              quartiles == quartile, data.next_items, -1)),
+          score_fn, num_items, seed=0)[spec.name]
+      for quartile in range(1, NUM_QUARTILES + 1)}
+
+
+def seconds_to_quality(best: training.BestEpoch,
+                       share: float = QUALITY_SHARE) -> float:
+  """Seconds until a validation score first reached `share` of the best."""
+  reached = np.flatnonzero(np.asarray(best.scores) >= share * best.score)
+  return float(best.seconds[reached[0]])
 
 
 def contract_tasks(dataset: datasets.SequenceDataset) -> list[dict]:
@@ -121,8 +195,12 @@ def contract_tasks(dataset: datasets.SequenceDataset) -> list[dict]:
 
 def train_and_embed(model_name: str, data: retrieval_inputs.RetrievalInputs,
                     user_queries: Mapping[str, np.ndarray], num_items: int,
-                    seed: int, args: argparse.Namespace) -> probes.Embeddings:
-  """Trains `model_name` with `seed` and returns its frozen embeddings."""
+                    seed: int, args: argparse.Namespace,
+                    validate=None
+                    ) -> tuple[probes.Embeddings, training.BestEpoch | None]:
+  """Trains `model_name` with `seed`; returns its frozen embeddings and, when
+  `validate` (`(query_tower, candidate_tower) -> score`) is given and
+  `args.patience` set, the epoch early stopping kept."""
   tf.keras.utils.set_random_seed(seed)
   if model_name == "random":
     rng = np.random.default_rng(seed)
@@ -131,7 +209,7 @@ def train_and_embed(model_name: str, data: retrieval_inputs.RetrievalInputs,
     items = rng.normal(size=(num_items, args.dim))
     return probes.Embeddings(
         users=users / np.linalg.norm(users, axis=-1, keepdims=True),
-        items=items / np.linalg.norm(items, axis=-1, keepdims=True))
+        items=items / np.linalg.norm(items, axis=-1, keepdims=True)), None
   common = {"embedding_dim": args.dim, "tower_units": (2 * args.dim, args.dim),
             "epochs": args.epochs, "batch_size": args.batch_size,
             "num_uniform_negatives": args.uniform_negatives}
@@ -139,6 +217,12 @@ def train_and_embed(model_name: str, data: retrieval_inputs.RetrievalInputs,
     model = two_tower.build_two_tower(
         data.vocab, data.catalogue, data.sampling_probability,
         two_tower.TwoTowerConfig(**common))
+  elif model_name == "sasrec":
+    model = sasrec.build_sasrec(
+        data.vocab, data.catalogue, data.sampling_probability,
+        sasrec.SasRecConfig(num_blocks=2, num_heads=2,
+                            full_catalogue_softmax=False,
+                            use_request_context=False, **common))
   else:
     model = guim.build_guim(
         data.vocab, data.catalogue, data.sampling_probability,
@@ -150,16 +234,42 @@ def train_and_embed(model_name: str, data: retrieval_inputs.RetrievalInputs,
                         num_event_types=(data.num_event_types
                                          if args.event_types else 0),
                         **common))
-  training.fit(model, training.shuffled_batches(data.examples,
-                                                args.batch_size, seed),
-               model.config.learning_rate, args.epochs)
+  batches = training.shuffled_batches(data.examples, args.batch_size, seed)
+  best = None
+  if validate is not None and args.patience is not None:
+    best = training.fit_best_epoch(
+        model, batches, model.config.learning_rate, args.epochs,
+        lambda epoch, loss: validate(model.query_tower,
+                                     model.candidate_tower),
+        patience=args.patience)
+  else:
+    training.fit(model, batches, model.config.learning_rate, args.epochs)
   users = training.predict_in_batches(model.query_tower, user_queries,
                                       _EMBED_BATCH)
   if users.ndim == 2:
     users = users[:, np.newaxis]
   items = training.predict_in_batches(model.candidate_tower, data.catalogue,
                                       _EMBED_BATCH)[:num_items]
-  return probes.Embeddings(users=users, items=items)
+  return probes.Embeddings(users=users, items=items), best
+
+
+def validator(dataset: datasets.SequenceDataset,
+              inputs: retrieval_inputs.RetrievalInputs, history_length: int):
+  """`(query_tower, candidate_tower) -> validation next-item Recall@50`."""
+  queries = retrieval_inputs.user_queries(dataset, history_length,
+                                          include_valid=False)
+  task = validation_task_data(dataset)
+  spec = probes.TaskSpec.from_dict(probes.NEXT_ITEM_TASK)
+
+  def validate(query_tower, candidate_tower) -> float:
+    users = training.predict_in_batches(query_tower, queries, _EMBED_BATCH)
+    items = training.predict_in_batches(candidate_tower, inputs.catalogue,
+                                        _EMBED_BATCH)[:dataset.num_items]
+    embeddings = probes.Embeddings(
+        users=users[:, np.newaxis] if users.ndim == 2 else users, items=items)
+    return probes.run_tasks([spec], task, embeddings, seed=0)[spec.name]
+
+  return validate
 
 
 def most_popular_metrics(dataset: datasets.SequenceDataset,
@@ -246,38 +356,55 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
   runs: dict[str, list[dict[str, float]]] = {}
   train_seconds: dict[str, list[float]] = {}
   classical: dict[str, dict] = {}
+  quartiles = (diversity_quartiles(dataset)
+               if dataset.item_categories.any() else None)
+  popularity = protocols.popularity_scores(
+      np.concatenate(dataset.train_sequences), dataset.num_items)
   for seed in args.seeds:
-    runs.setdefault("most_popular", []).append(
-        most_popular_metrics(dataset, data, specs, seed))
+    runs.setdefault("most_popular", []).append({
+        **most_popular_metrics(dataset, data, specs, seed),
+        **quartile_metrics(data, quartiles, lambda users: np.tile(
+            popularity, (len(users), 1)), dataset.num_items)})
   for family in [model for model in args.models if model in CLASSICAL]:
     model_started = time.time()
     scorer, classical[family] = fit_classical(family, dataset,
                                               args.history_length)
     train_seconds[family] = [time.time() - model_started]
-    runs[family] = [probes.run_ranking_tasks(specs, data, scorer.score_all,
-                                             dataset.num_items, seed)
+    runs[family] = [{**probes.run_ranking_tasks(specs, data, scorer.score_all,
+                                                dataset.num_items, seed),
+                     **quartile_metrics(data, quartiles, scorer.score_all,
+                                        dataset.num_items)}
                     for seed in args.seeds]
     print(f"[{name}] {family} {classical[family]['hparams']} tuned and "
           f"fitted in {train_seconds[family][0]:.0f}s: "
           + ", ".join(f"{metric} {value:.4f}" for metric, value
                       in runs[family][0].items()), flush=True)
+  validate = validator(dataset, inputs, args.history_length)
+  curves: dict[str, list[dict]] = {}
   for model_name in [model for model in args.models if model not in CLASSICAL]:
     trained = {}
     for seed in args.seeds:
       train_seed = args.seeds[0] if args.train_once else seed
       if train_seed not in trained:
         model_started = time.time()
-        trained[train_seed] = train_and_embed(model_name, inputs, user_queries,
-                                              dataset.num_items, train_seed,
-                                              args)
+        trained[train_seed], best = train_and_embed(
+            model_name, inputs, user_queries, dataset.num_items, train_seed,
+            args, validate)
         train_seconds.setdefault(model_name, []).append(
             time.time() - model_started)
+        if best is not None:
+          curves.setdefault(model_name, []).append({
+              "seed": train_seed, "best_epoch": best.epoch,
+              "validation_recall@50": best.scores, "seconds": best.seconds,
+              "seconds_to_99pct_of_best": seconds_to_quality(best)})
       embeddings = trained[train_seed]
       poolings = ["mean", "concat"] if embeddings.users.shape[1] > 1 else ["mean"]
       for pooling in poolings:
         row = model_name if pooling == "mean" else f"{model_name}_concat"
-        runs.setdefault(row, []).append(
-            probes.run_tasks(specs, data, embeddings, seed, pooling))
+        runs.setdefault(row, []).append({
+            **probes.run_tasks(specs, data, embeddings, seed, pooling),
+            **quartile_metrics(data, quartiles, embeddings.scores,
+                               dataset.num_items)})
       print(f"[{name}] {model_name} trained with seed {train_seed} in "
             f"{train_seconds[model_name][-1]:.0f}s, probe seed {seed}: "
             + ", ".join(f"{metric} {value:.4f}" for metric, value
@@ -290,6 +417,14 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
                   for row, values in runs.items()},
       "train_seeds": args.seeds[:1] if args.train_once else list(args.seeds),
       "train_and_embed_seconds": train_seconds,
+      "learning_curves": curves,
+      "sizes": {"users": dataset.num_users,
+                "items": dataset.num_items - 1,
+                "catalogue_items": int(data.catalogue.sum()),
+                "train_examples": len(inputs.examples[features.ITEM_INDEX]),
+                "diversity_quartile_users": (
+                    np.bincount(quartiles, minlength=NUM_QUARTILES + 1)[
+                        1:].tolist() if quartiles is not None else None)},
       "classical": classical,
       "wall_seconds": time.time() - started,
   }
@@ -351,7 +486,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--train_once", action="store_true",
                       help="train each model with the first seed only; the "
                       "seeds then vary the probes and sampled negatives only")
-  parser.add_argument("--epochs", type=int, default=5)
+  parser.add_argument("--epochs", type=int, default=5,
+                      help="epochs; with --patience the most epochs")
+  parser.add_argument("--patience", type=int, default=None,
+                      help="early stopping on validation Recall@50 after "
+                      "this many epochs without a better one (default: "
+                      "train --epochs)")
   parser.add_argument("--batch_size", type=int, default=512)
   parser.add_argument("--history_length", type=int, default=20,
                       help="most recent items per history, for every model "

@@ -86,3 +86,41 @@ def test_markdown_says_when_one_training_seed_gives_no_training_std():
           "seed") in table
   assert "one training seed" not in embedding_benchmark.markdown(
       dict(result, train_seeds=[0, 1]))
+
+
+def test_diversity_quartiles_count_distinct_train_categories():
+  dataset = _dataset([6, 2, 4, 4, 6])
+  # Categories: items 1, 2 -> 1; 3, 4 -> 2; 5 -> 3; 6 -> 4.
+  dataset.item_categories[:, 0] = [0, 1, 1, 2, 2, 3, 4]
+  # Distinct categories per user: 2, 3, 3, 3, 2; quartile edges 2, 3, 3,
+  # and a user at an edge is in the lower quartile.
+  np.testing.assert_array_equal(
+      embedding_benchmark.diversity_quartiles(dataset), [1, 2, 2, 2, 1])
+  dataset.item_categories[:, 0] = [0, 1, 2, 3, 4, 5, 6]
+  # Now 4, 4, 4, 4, 2 distinct: edges 4, 4, 4.
+  np.testing.assert_array_equal(
+      embedding_benchmark.diversity_quartiles(dataset), [1, 1, 1, 1, 1])
+
+
+def test_quartile_metrics_rank_each_quartiles_users_only(monkeypatch):
+  data = embedding_benchmark.probes.TaskData(
+      next_items=np.array([1, 2, 1, 2]), known_items=[np.array([], int)] * 4)
+  # Item 1 always outscores item 2: users whose target is 1 hit at k=1.
+  scores = lambda users: np.tile([0.0, 2.0, 1.0], (len(users), 1))
+  spec = dict(embedding_benchmark.probes.NEXT_ITEM_TASK, k=1)
+  monkeypatch.setattr(embedding_benchmark.probes, "NEXT_ITEM_TASK", spec)
+  metrics = embedding_benchmark.quartile_metrics(
+      data, np.array([1, 1, 2, 4]), scores, num_items=3)
+  name = spec["name"]
+  assert metrics[f"{name}/diversity_q1"] == 0.5
+  assert metrics[f"{name}/diversity_q2"] == 1.0
+  assert metrics[f"{name}/diversity_q4"] == 0.0
+
+
+def test_seconds_to_quality_is_the_first_epoch_within_one_percent_of_best():
+  best = embedding_benchmark.training.BestEpoch(
+      epoch=4, score=0.200, losses=[1.0] * 5,
+      scores=[0.100, 0.190, 0.1985, 0.200, 0.150],
+      seconds=[10.0, 20.0, 30.0, 40.0, 50.0])
+  assert embedding_benchmark.seconds_to_quality(best) == 30.0
+  assert embedding_benchmark.seconds_to_quality(best, share=1.0) == 40.0

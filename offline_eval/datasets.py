@@ -17,6 +17,10 @@ Side information becomes padded token matrices per item:
   movies share them, most frequent first).
 - A contract directory: categories, title words and related items
   (`contract_item_tokens`), each kept when at least two items share it.
+- Taobao (UserBehavior sample): categories, as a contract directory. Its
+  last two days (from `TAOBAO_HELD_OUT_FROM`) are held out of the sequences
+  as `held_out_events`, the purchase and session probes' data; their items
+  are indexed (embedded from their features) but never trained on.
 """
 
 from __future__ import annotations
@@ -37,7 +41,12 @@ from data import splits
 from data import user_sequences
 from offline_eval import protocols
 
-DATASETS = ("amazon-grocery", "movielens-100k")
+TAOBAO = "taobao-userbehavior-sample"
+DATASETS = ("amazon-grocery", "movielens-100k", TAOBAO)
+# 2017-12-02 00:00 in Beijing (UTC+8): the Taobao sample's last two of nine
+# days, 27% of its events (176 bought of 15,285 newly viewed user-item
+# pairs), are held out.
+TAOBAO_HELD_OUT_FROM = 1_512_144_000
 # A user's own contract directory (`data.contract.load_dataset`).
 CONTRACT = "contract"
 DATASET_CHOICES = DATASETS + (CONTRACT,)
@@ -76,6 +85,9 @@ class SequenceDataset:
       `train_sequences`; None when not indexed.
     valid_events: `[U]` event type of each validation target.
     event_names: event type index -> name; "" (none) at 0.
+    held_out_events: the events left out of every split (see
+      `from_contract`), columns `user_index`, `item_index`, `event` (name)
+      and `timestamp`; None when nothing is held out.
   """
   name: str
   user_ids: np.ndarray
@@ -93,6 +105,7 @@ class SequenceDataset:
   train_events: list[np.ndarray] | None = None
   valid_events: np.ndarray | None = None
   event_names: list[str] = dataclasses.field(default_factory=lambda: [""])
+  held_out_events: pd.DataFrame | None = None
 
   @property
   def num_users(self) -> int:
@@ -251,6 +264,8 @@ def load_sequences(name: str, source_root: str | pathlib.Path | None = None,
     raise ValueError(f"unknown dataset {name!r}; known: {DATASET_CHOICES}")
   root = pathlib.Path(source_root or importers.default_source_root())
   dataset = importers.IMPORTERS[name](root)
+  if name == TAOBAO:
+    return from_contract(dataset, name, held_out_from=TAOBAO_HELD_OUT_FROM)
   if name == "amazon-grocery":
     return from_contract(dataset, name, _grocery_item_tokens)
   # MovieLens' tokens come from the raw files (KG facts), not the contract.
@@ -277,7 +292,8 @@ def load_sequences(name: str, source_root: str | pathlib.Path | None = None,
 
 def from_contract(dataset: contract.Dataset, name: str,
                   item_tokens: Callable[[pd.DataFrame], dict[str, list[str]]]
-                  | None = None) -> SequenceDataset:
+                  | None = None,
+                  held_out_from: int | None = None) -> SequenceDataset:
   """Indexes and splits a contract `Dataset`'s positive interactions.
 
   Args:
@@ -286,6 +302,9 @@ def from_contract(dataset: contract.Dataset, name: str,
     item_tokens: raw item id -> its text/attribute tokens, from the items
       table; default `contract_item_tokens` (categories, title words and
       related items). Tokens shared by fewer than two items are dropped.
+    held_out_from: if set, the positives at or after this timestamp are in
+      no split: they become `held_out_events` (of the users and items
+      indexed), and their items are indexed.
 
   Returns:
     The indexed, split dataset; `users` holds the users table's rows in
@@ -302,6 +321,10 @@ def from_contract(dataset: contract.Dataset, name: str,
                         "time": positives["timestamp"].to_numpy(),
                         "event": positives["event"].astype(str).map(
                             event_index).to_numpy()})
+  held_out = None
+  if held_out_from is not None:
+    held_out = frame[frame["time"] >= held_out_from]
+    frame = frame[frame["time"] < held_out_from]
   train, valid, test = splits.leave_one_out(frame, "user_id", "time")
   user_ids = np.array(sorted(test["user_id"].unique(), key=_id_order))
   user_index = {user: index for index, user in enumerate(user_ids)}
@@ -322,6 +345,14 @@ def from_contract(dataset: contract.Dataset, name: str,
   users = None
   if dataset.users is not None:
     users = dataset.users.set_index("user_id").reindex(user_ids).reset_index()
+  if held_out is not None:
+    held_out = held_out[held_out["user_id"].isin(user_index)]
+    held_out = pd.DataFrame({
+        "user_index": held_out["user_id"].map(user_index).to_numpy(np.int64),
+        "item_index": held_out["item"].to_numpy(np.int64),
+        "event": np.asarray(event_names, dtype=object)[
+            held_out["event"].to_numpy()],
+        "timestamp": held_out["time"].to_numpy()})
   return SequenceDataset(name, user_ids, item_ids, sequences,
                          _per_user(valid, user_index),
                          _per_user(test, user_index), categories,
@@ -329,7 +360,7 @@ def from_contract(dataset: contract.Dataset, name: str,
                          item_relations=_item_relations(items, item_index),
                          train_events=events,
                          valid_events=_per_user(valid, user_index, "event"),
-                         event_names=event_names)
+                         event_names=event_names, held_out_events=held_out)
 
 
 def without_relation_tokens(dataset: SequenceDataset) -> SequenceDataset:

@@ -188,3 +188,27 @@ def test_event_types_are_indexed_and_aligned_with_the_items():
                                 [[2, 0, 1], [3, 4, 0]])
   np.testing.assert_array_equal(dataset.padded_history(3, True),
                                 [[2, 3, 4], [2, 3, 0]])
+
+
+def test_events_from_the_hold_out_time_are_in_no_split_but_indexed():
+  interactions = pd.DataFrame({
+      "user_id": ["u1"] * 5 + ["u2"] * 4,
+      "item_id": ["a", "b", "c", "d", "e", "b", "c", "a", "f"],
+      "timestamp": np.array([0, 1, 2, 10, 11, 3, 4, 5, 12], np.int64),
+      "label": 1.0,
+      "event": ["pv", "pv", "pv", "buy", "pv", "pv", "pv", "pv", "pv"],
+      "item_type": "item", "query": ""})
+  dataset = datasets.from_contract(contract.Dataset(interactions), "held",
+                                   held_out_from=10)
+  # Items d, e and f occur only from time 10 on: indexed, never trained.
+  assert list(dataset.item_ids) == ["", "a", "b", "c", "d", "e", "f"]
+  np.testing.assert_array_equal(dataset.test_items, [3, 1])
+  np.testing.assert_array_equal(dataset.valid_items, [2, 3])
+  np.testing.assert_array_equal(dataset.train_sequences[0], [1])
+  assert not dataset.catalogue(include_valid=True)[4:].any()
+  assert dataset.held_out_events.to_dict("list") == {
+      "user_index": [0, 0, 1], "item_index": [4, 5, 6],
+      "event": ["buy", "pv", "pv"], "timestamp": [10, 11, 12]}
+  everything = datasets.from_contract(contract.Dataset(interactions), "all")
+  assert everything.held_out_events is None
+  np.testing.assert_array_equal(everything.test_items, [5, 6])

@@ -9,12 +9,16 @@ are the keys of `TASK_KINDS`:
 
 - `next_item`: full-ranking Recall@k of each user's held-out next item, known
   items excluded (`offline_eval.protocols.full_ranking`).
+- `next_category`: Recall@k of the next item's category (its first label)
+  when the categories are ranked by their best-scored item (no probe).
 - `sampled_ranking`: the target against sampled negatives the user never
   interacted with, HR@k/NDCG@k (ReChorus' protocol).
 - `user_binary_auc`: a binary user attribute, AUC of a logistic probe.
 - `user_class_f1`: a categorical user attribute (optionally bucketed by
   `bins`), F1 of a multinomial logistic probe.
-- `item_class_f1`: one label per item, F1 of a multinomial logistic probe.
+- `item_class_f1`: one label per item, F1 of a multinomial logistic probe;
+  optionally on the labels with at least `min_items` items and a seeded
+  sample of at most `max_items` items.
 - `item_multilabel_f1`: several labels per item, one logistic probe per
   label, F1 of the predicted label sets.
 - `interaction_auc`: the label of a held-out (user, item) pair from
@@ -22,6 +26,10 @@ are the keys of `TASK_KINDS`:
   user, so a test user is never seen by the probe. The pairs must be ones no
   model trained on (else the probe measures memorisation): a pair whose item
   is among the user's `known_items` is refused.
+- `conversion_auc`: `interaction_auc` on the (user, viewed item) pairs of the
+  held-out events, labelled by whether the user converted (bought) on the
+  item (`offline_eval.behaviour_pairs.conversion_pairs`): purchase
+  propensity.
 - `relation_auc`: whether two items are related (e.g. complements), from
   `[a * b, |a - b|]`, against as many random item pairs. The embedded items'
   features must not be built from the relation probed (see
@@ -41,6 +49,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from offline_eval import behaviour_pairs
 from offline_eval import linear_probes
 from offline_eval import protocols
 
@@ -72,10 +81,28 @@ GROCERY_TASKS = [
     {"name": "substitute_auc", "kind": "relation_auc", "relation": "substitute"},
     RECHORUS_TASK,
 ]
+# The relation of items touched one after the other in a held-out session
+# (`behaviour_pairs.session_pairs`).
+SAME_SESSION_RELATION = "same_session"
+TAOBAO_TASKS = [
+    NEXT_ITEM_TASK,
+    # 2,914 categories, each ranked by its best-scored item.
+    {"name": "next_category_recall@10", "kind": "next_category", "k": 10},
+    {"name": "purchase_auc", "kind": "conversion_auc",
+     "view_event": behaviour_pairs.VIEW_EVENT,
+     "conversion_event": behaviour_pairs.BUY_EVENT},
+    # The 91 categories with 100+ items; a seeded 5,000 of their items keep
+    # the multinomial probe to seconds.
+    {"name": "category_macro_f1", "kind": "item_class_f1", "min_items": 100,
+     "max_items": 5000},
+    {"name": "same_session_auc", "kind": "relation_auc",
+     "relation": SAME_SESSION_RELATION, "catalogue_negatives": True},
+]
 # The benchmarks' tasks for the datasets the importers provide.
 DATASET_TASKS: dict[str, list[dict]] = {
     "movielens-100k": MOVIELENS_TASKS,
     "amazon-grocery": GROCERY_TASKS,
+    "taobao-userbehavior-sample": TAOBAO_TASKS,
 }
 
 
@@ -119,6 +146,8 @@ class TaskData:
     catalogue: `[num_items]` whether each item index had a train positive:
       the items `next_item` ranks among, as the pipeline's `evaluate` does
       (`protocols.full_ranking`); None for every item.
+    held_out_events: events no model trained on, columns
+      `behaviour_pairs.EVENT_COLUMNS` (for `conversion_auc`).
   """
   next_items: np.ndarray | None = None
   known_items: Sequence[np.ndarray] | None = None
@@ -130,6 +159,7 @@ class TaskData:
       default_factory=dict)
   first_item: int = 1
   catalogue: np.ndarray | None = None
+  held_out_events: pd.DataFrame | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +204,46 @@ def _next_item_recall(spec: TaskSpec, data: TaskData, score_fn: ScoreFn
   return result[f"recall@{k}"]
 
 
+def _next_category_recall(spec: TaskSpec, data: TaskData, score_fn: ScoreFn
+                          ) -> float:
+  """Share of users whose next item's category ranks in the top `k`.
+
+  A category scores its best-scored catalogue item; the user's known items
+  are not excluded (users return to categories). Ties count against the
+  target; a target category without a catalogue item is a miss.
+  """
+  k = int(spec.params.get("k", 10))
+  category = data.item_labels[:, 0].copy()
+  category[:data.first_item] = 0
+  users = np.flatnonzero(data.next_items >= 0)
+  users = users[category[data.next_items[users]] > 0]
+  ranked = category > 0
+  if data.catalogue is not None:
+    ranked &= data.catalogue
+  ranked_items = np.flatnonzero(ranked)
+  order = ranked_items[np.argsort(category[ranked_items], kind="stable")]
+  names, starts = np.unique(category[order], return_index=True)
+  hits = 0
+  for start in range(0, len(users), 256):
+    chunk = users[start:start + 256]
+    best = np.maximum.reduceat(score_fn(chunk)[:, order], starts, axis=1)
+    targets = category[data.next_items[chunk]]
+    column = np.minimum(np.searchsorted(names, targets), len(names) - 1)
+    present = names[column] == targets
+    target_scores = best[np.arange(len(chunk)), column]
+    rank = (best >= target_scores[:, None]).sum(axis=1) - 1
+    hits += int(((rank < k) & present).sum())
+  return hits / max(len(users), 1)
+
+
+def _task_next_category(spec: TaskSpec, data: TaskData,
+                        embeddings: Embeddings, seed: int,
+                        user_pooling: str) -> float:
+  """Params: `k` (default 10)."""
+  del seed, user_pooling  # A full ranking of categories has no sampling.
+  return _next_category_recall(spec, data, embeddings.scores)
+
+
 def _sampled_ranking(spec: TaskSpec, data: TaskData, score_fn: ScoreFn,
                      num_items: int, seed: int) -> dict[str, float]:
   users = np.flatnonzero(data.next_items >= 0)
@@ -204,7 +274,8 @@ def run_ranking_tasks(specs: Sequence[TaskSpec], data: TaskData,
   """The ranking tasks of `specs` for any scorer, e.g. popularity.
 
   Args:
-    specs: tasks; only `next_item` and `sampled_ranking` ones are run.
+    specs: tasks; only `next_item`, `next_category` and `sampled_ranking`
+      ones are run.
     data: the task targets.
     score_fn: `user_indices -> [n, num_items]` scores.
     num_items: number of item indices.
@@ -217,6 +288,8 @@ def run_ranking_tasks(specs: Sequence[TaskSpec], data: TaskData,
   for spec in specs:
     if spec.kind == "next_item":
       results[spec.name] = _next_item_recall(spec, data, score_fn)
+    elif spec.kind == "next_category":
+      results[spec.name] = _next_category_recall(spec, data, score_fn)
     elif spec.kind == "sampled_ranking":
       results.update({f"{spec.name}/{metric}": value for metric, value in
                       _sampled_ranking(spec, data, score_fn, num_items,
@@ -294,9 +367,17 @@ def _labelled_items(data: TaskData) -> np.ndarray:
 
 def _task_item_class_f1(spec: TaskSpec, data: TaskData, embeddings: Embeddings,
                         seed: int, user_pooling: str) -> float:
-  """Params: `average` (macro), `test_fraction`; the first label per item."""
+  """Params: `average` (macro), `test_fraction`, `min_items` (1),
+  `max_items` (all); the first label per item."""
   del user_pooling
   items = _labelled_items(data)
+  labels = data.item_labels[items, 0]
+  items = items[np.bincount(labels)[labels] >=
+                int(spec.params.get("min_items", 1))]
+  max_items = spec.params.get("max_items")
+  if max_items is not None and len(items) > int(max_items):
+    items = np.sort(np.random.default_rng(seed).choice(
+        items, int(max_items), replace=False))
   return linear_probes.class_f1(
       embeddings.items[items], data.item_labels[items, 0], seed,
       float(spec.params.get("test_fraction", 0.3)),
@@ -352,7 +433,25 @@ def _task_interaction_auc(spec: TaskSpec, data: TaskData,
                           user_pooling: str) -> float:
   """Params: `test_fraction` of users (0.3)."""
   del user_pooling
-  pairs = data.interactions
+  return _pair_auc(spec, data, data.interactions, embeddings, seed)
+
+
+def _task_conversion_auc(spec: TaskSpec, data: TaskData,
+                         embeddings: Embeddings, seed: int,
+                         user_pooling: str) -> float:
+  """Params: `view_event` ("pv"), `conversion_event` ("buy"),
+  `test_fraction` of users (0.3)."""
+  del user_pooling
+  pairs = behaviour_pairs.conversion_pairs(
+      data.held_out_events, data.known_items,
+      str(spec.params.get("view_event", behaviour_pairs.VIEW_EVENT)),
+      str(spec.params.get("conversion_event", behaviour_pairs.BUY_EVENT)))
+  return _pair_auc(spec, data, pairs, embeddings, seed)
+
+
+def _pair_auc(spec: TaskSpec, data: TaskData, pairs: pd.DataFrame,
+              embeddings: Embeddings, seed: int) -> float:
+  """AUC of a probe of `pairs`' labels from `[u, i, u * i]`, split by user."""
   user_index = pairs["user_index"].to_numpy()
   _refuse_known_pairs(data, user_index, pairs["item_index"].to_numpy())
   items = embeddings.items[pairs["item_index"].to_numpy()]
@@ -369,15 +468,22 @@ def _task_interaction_auc(spec: TaskSpec, data: TaskData,
 
 def _task_relation_auc(spec: TaskSpec, data: TaskData, embeddings: Embeddings,
                        seed: int, user_pooling: str) -> float:
-  """Params: `relation`, `max_pairs` (20000), `test_fraction` (0.3)."""
+  """Params: `relation`, `max_pairs` (20000), `test_fraction` (0.3),
+  `catalogue_negatives` (False: random items among every item; True: among
+  `data.catalogue`, when items outside it have untrained vectors that would
+  tell the random pairs apart)."""
   del user_pooling
   rng = np.random.default_rng(seed)
   related = np.asarray(data.item_relations[str(spec.params["relation"])])
   max_pairs = int(spec.params.get("max_pairs", 20000))
   if len(related) > max_pairs:
     related = related[rng.choice(len(related), max_pairs, replace=False)]
-  random_pairs = rng.integers(data.first_item, len(embeddings.items),
+  if spec.params.get("catalogue_negatives"):
+    random_pairs = rng.choice(np.flatnonzero(data.catalogue),
                               size=related.shape)
+  else:
+    random_pairs = rng.integers(data.first_item, len(embeddings.items),
+                                size=related.shape)
   pairs = np.concatenate([related, random_pairs])
   labels = np.concatenate([np.ones(len(related), int),
                            np.zeros(len(random_pairs), int)])
@@ -408,12 +514,14 @@ def _task_neighbour_coherence(spec: TaskSpec, data: TaskData,
 
 TASK_KINDS: dict[str, Callable] = {
     "next_item": _task_next_item,
+    "next_category": _task_next_category,
     "sampled_ranking": _task_sampled_ranking,
     "user_binary_auc": _task_user_binary_auc,
     "user_class_f1": _task_user_class_f1,
     "item_class_f1": _task_item_class_f1,
     "item_multilabel_f1": _task_item_multilabel_f1,
     "interaction_auc": _task_interaction_auc,
+    "conversion_auc": _task_conversion_auc,
     "relation_auc": _task_relation_auc,
     "neighbour_coherence": _task_neighbour_coherence,
 }

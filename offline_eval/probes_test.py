@@ -150,3 +150,108 @@ def test_user_pooling_mean_and_concat():
 def test_unknown_task_kind_is_rejected():
   with pytest.raises(ValueError, match="unknown task kind"):
     probes.TaskSpec.from_dict({"name": "x", "kind": "telepathy"})
+
+
+def _category_data(next_items, catalogue=None):
+  # Items 1, 2 are category 1; item 3 category 2; item 4 category 3.
+  return probes.TaskData(next_items=np.asarray(next_items),
+                         known_items=[np.array([1])] * len(next_items),
+                         item_labels=np.array([[0], [1], [1], [2], [3]]),
+                         catalogue=catalogue)
+
+
+def test_next_category_ranks_categories_by_their_best_item():
+  # One user vector per user; item vectors along two axes.
+  items = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 1.0], [2.0, 0.0],
+                    [1.0, 1.0]])
+  users = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])
+  embeddings = probes.Embeddings(users=users, items=items)
+  # User 0 scores categories 1 (item 1: 3), 2 (2), 3 (1); user 1 scores
+  # category 1 (item 2: 1), 3 (1), 2 (0). The known item 1 still counts.
+  data = _category_data([2, 3])
+  at_1 = probes.TaskSpec("c@1", "next_category", {"k": 1})
+  at_2 = probes.TaskSpec("c@2", "next_category", {"k": 2})
+  # User 0's category 1 is first; user 1's category 2 is third.
+  assert probes.run_task(at_1, data, embeddings, 0) == {"c@1": 0.5}
+  assert probes.run_task(at_2, data, embeddings, 0) == {"c@2": 0.5}
+  # User 1's next item is in category 3, tied with category 1: a tie counts
+  # against the target.
+  tied = _category_data([2, 4])
+  assert probes.run_task(at_1, tied, embeddings, 0) == {"c@1": 0.5}
+  assert probes.run_task(at_2, tied, embeddings, 0) == {"c@2": 1.0}
+  # Without item 1 in the catalogue, user 0's category 1 scores by item 2
+  # (0) and ranks last.
+  served = _category_data([2, 3], catalogue=np.array([0, 0, 1, 1, 1], bool))
+  assert probes.run_task(at_2, served, embeddings, 0) == {"c@2": 0.0}
+  # The popularity-style scorers get the same task.
+  assert probes.run_ranking_tasks([at_1], data, embeddings.scores, 5, 0) == {
+      "c@1": 0.5}
+
+
+def test_conversion_probe_reads_viewed_held_out_pairs_labelled_by_purchase():
+  data, embeddings = _synthetic()
+  pairs = data.interactions
+  views = pairs.assign(event="pv", timestamp=0)
+  buys = pairs[pairs["label"] == 1].assign(event="buy", timestamp=1)
+  events = pd.concat([views, buys]).drop(columns="label")
+  converting = dataclasses.replace(data, interactions=None,
+                                   held_out_events=events)
+  spec = probes.TaskSpec("purchase_auc", "conversion_auc")
+  # The labels are the interaction probe's: its AUC, exactly.
+  assert probes.run_task(spec, converting, embeddings, 0) == {
+      "purchase_auc": probes.run_task(
+          probes.TaskSpec("purchase_auc", "interaction_auc"), data,
+          embeddings, 0)["purchase_auc"]}
+  assert probes.run_task(spec, converting, embeddings, 0)["purchase_auc"] > 0.95
+  # Buys alone make no pairs: every pair must have been viewed.
+  no_views = dataclasses.replace(converting, held_out_events=buys.assign(
+      event="buy").drop(columns="label"))
+  with pytest.raises(ValueError):
+    probes.run_task(spec, no_views, embeddings, 0)
+
+
+def test_item_class_probe_keeps_labels_with_enough_items(monkeypatch):
+  seen = []
+  monkeypatch.setattr(probes.linear_probes, "class_f1",
+                      lambda features, labels, *args: seen.append(
+                          (features, labels)) or 0.0)
+  # Label 1 has four items, label 2 two, label 3 one.
+  data = probes.TaskData(item_labels=np.array([[0], [1], [1], [2], [1], [3],
+                                               [2], [1]]))
+  embeddings = probes.Embeddings(users=np.zeros((1, 1, 1)),
+                                 items=np.arange(8.0)[:, None])
+  spec = probes.TaskSpec("f1", "item_class_f1", {"min_items": 2})
+  probes.run_task(spec, data, embeddings, 0)
+  features, labels = seen[-1]
+  np.testing.assert_array_equal(features[:, 0], [1, 2, 3, 4, 6, 7])
+  np.testing.assert_array_equal(labels, [1, 1, 2, 1, 2, 1])
+  capped = probes.TaskSpec("f1", "item_class_f1",
+                           {"min_items": 4, "max_items": 3})
+  probes.run_task(capped, data, embeddings, 0)
+  features, labels = seen[-1]
+  assert len(features) == 3 and set(features[:, 0]) <= {1, 2, 4, 7}
+  assert (labels == 1).all()
+
+
+def test_relation_probe_can_draw_random_items_from_the_catalogue(monkeypatch):
+  seen = []
+  monkeypatch.setattr(probes.linear_probes, "binary_auc",
+                      lambda features, labels, *args: seen.append(
+                          (features, labels)) or 0.5)
+  # Items 1..4 are in the catalogue; items 5..9 (vectors of 100) are not.
+  items = np.ones((10, 1))
+  items[5:] = 100.0
+  data = probes.TaskData(item_relations={"r": np.array([[1, 2]] * 50)},
+                         catalogue=np.arange(10) % 10 < 5)
+  data.catalogue[0] = False
+  embeddings = probes.Embeddings(users=np.zeros((1, 1, 1)), items=items)
+  spec = probes.TaskSpec("r_auc", "relation_auc",
+                         {"relation": "r", "catalogue_negatives": True})
+  probes.run_task(spec, data, embeddings, 0)
+  features, labels = seen[-1]
+  # Every random pair is two catalogue items: products of 1, differences 0.
+  np.testing.assert_array_equal(features[labels == 0], [[1.0, 0.0]] * 50)
+  probes.run_task(probes.TaskSpec("r_auc", "relation_auc", {"relation": "r"}),
+                  data, embeddings, 0)
+  features, labels = seen[-1]
+  assert (features[labels == 0, 0] > 1).any()

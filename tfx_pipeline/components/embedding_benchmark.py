@@ -19,9 +19,12 @@ Data the tasks see:
 - items: every item of the examples (train and eval), embedded from the
   item features of the examples; labels are their categories.
 - user attributes: the columns of `users.*`; interaction labels: the rows of
-  `interactions.*` no model trained on (`held_out_interactions`); item
-  relations: the `items` list columns of `RELATION_COLUMNS` (the pipeline's
-  item features are the title and categories, never these lists).
+  `interactions.*` no model trained on (`held_out_interactions`), whose
+  `event`s are also the held-out events of the purchase probe
+  (`conversion_auc`) and the same-session relation between items with a
+  train positive (`offline_eval.behaviour_pairs`); item relations: the
+  `items` list columns of `RELATION_COLUMNS` (the pipeline's item features
+  are the title and categories, never these lists).
 
 Writes `report.json` (per-seed and aggregated metrics) and `report.html` (the
 table) into the output artifact.
@@ -49,6 +52,7 @@ from data import user_sequences
 from models import families
 from models import serving_names
 from models import trainer as trainer_lib
+from offline_eval import behaviour_pairs
 from offline_eval import probes
 from offline_eval import reporting
 from tfx_pipeline import index_builder
@@ -129,7 +133,8 @@ def held_out_interactions(frame: pd.DataFrame, user_index: Mapping[str, int],
   period.
 
   Returns:
-    Columns `user_index`, `item_index` and `label` (1 for a positive).
+    Columns `user_index`, `item_index`, `label` (1 for a positive), and the
+    row's `event` and `timestamp`.
   """
   indexed = frame[frame["user_id"].isin(user_index) &
                   frame["item_id"].isin(item_index)]
@@ -143,7 +148,9 @@ def held_out_interactions(frame: pd.DataFrame, user_index: Mapping[str, int],
   return pd.DataFrame({
       "user_index": users[keep], "item_index": items[keep],
       "label": (indexed["label"].to_numpy()[keep] >=
-                user_sequences.POSITIVE_THRESHOLD).astype(int)})
+                user_sequences.POSITIVE_THRESHOLD).astype(int),
+      "event": indexed["event"].to_numpy()[keep],
+      "timestamp": indexed["timestamp"].to_numpy()[keep]})
 
 
 def load_inputs(train_dir: str, eval_dir: str,
@@ -193,6 +200,13 @@ def load_inputs(train_dir: str, eval_dir: str,
     interactions = held_out_interactions(
         dataset.interactions, user_index, item_index,
         {user_id: set(items) for user_id, items in known.items()}, cutoffs)
+  relations = {relation: _relation_pairs(dataset.items, column, item_index)
+               for relation, column in RELATION_COLUMNS.items()}
+  held_out_events = None
+  if interactions is not None:
+    held_out_events = interactions[list(behaviour_pairs.EVENT_COLUMNS)]
+    relations[probes.SAME_SESSION_RELATION] = behaviour_pairs.session_pairs(
+        held_out_events, items=train_counts > 0)
   users = None
   if dataset.users is not None:
     users = (dataset.users.drop_duplicates("user_id").set_index("user_id")
@@ -219,9 +233,8 @@ def load_inputs(train_dir: str, eval_dir: str,
           user_attributes=users,
           item_labels=item_labels,
           interactions=interactions,
-          item_relations={
-              relation: _relation_pairs(dataset.items, column, item_index)
-              for relation, column in RELATION_COLUMNS.items()}),
+          item_relations=relations,
+          held_out_events=held_out_events),
       train_counts=train_counts)
 
 

@@ -250,3 +250,68 @@ def test_pipeline_runs_the_benchmark_on_the_trainer_model_when_enabled(
   with pytest.raises(ValueError, match="'ranking' is not a retrieval family"):
     components({"enabled": True,
                 "baselines": {"x": {"model_family": "ranking"}}})
+
+
+# User "2" never trained on these items; the others did.
+UNSEEN_BY_USER_2 = [str(item) for item in range(30, 34)]
+
+
+def _write_taobao_like(root: str) -> None:
+  """Train examples without `UNSEEN_BY_USER_2` for user "2", and a pv/buy
+  log after every eval example: each user views the held-out items and buys
+  every other one; user "2" also views `UNSEEN_BY_USER_2` in one session."""
+  split_dir = os.path.join(root, "taobao_train")
+  tf.io.gfile.makedirs(split_dir)
+  with tf.io.TFRecordWriter(os.path.join(split_dir, "part-0.tfrecord.gz"),
+                            options="GZIP") as writer:
+    for row in synthetic_rows():
+      if row[features.ITEM_ID] not in HELD_OUT_ITEMS and not (
+          row[features.USER_ID] == "2" and
+          row[features.ITEM_ID] in UNSEEN_BY_USER_2):
+        writer.write(interaction_example_beam.to_tf_example(row)
+                     .SerializeToString())
+  events = [(str(user), item, 2_000_000 + 10 * index, event)
+            for user in range(NUM_USERS)
+            for index, item in enumerate(HELD_OUT_ITEMS)
+            for event in ["pv"] + ["buy"] * (index % 2)]
+  events += [("2", item, 3_000_000 + 60 * index, "pv")
+             for index, item in enumerate(UNSEEN_BY_USER_2)]
+  contract.write_dataset(contract.Dataset(
+      interactions=contract.normalize_interactions(pd.DataFrame(
+          events, columns=["user_id", "item_id", "timestamp", "event"]))),
+                         os.path.join(root, "taobao_dataset"))
+
+
+def test_taobao_tasks_run_on_the_held_out_behaviour_events(root, tmp_path):
+  _write_taobao_like(root)
+  inputs = embedding_benchmark.load_inputs(
+      os.path.join(root, "taobao_train"),
+      os.path.join(root, "examples", "Split-eval"),
+      contract.load_dataset(os.path.join(root, "taobao_dataset")))
+  data = inputs.task_data
+  pairs = probes.behaviour_pairs.conversion_pairs(data.held_out_events,
+                                                  data.known_items)
+  # Every user's views of the held-out items, bought every other one, and
+  # user 2's views of the items it never trained on.
+  assert sorted(zip(pairs["user_index"], inputs.item_ids[pairs["item_index"]],
+                    pairs["label"])) == sorted(
+                        [(user, item, index % 2) for user in range(NUM_USERS)
+                         for index, item in enumerate(HELD_OUT_ITEMS)] +
+                        [(2, item, 0) for item in UNSEEN_BY_USER_2])
+  # The same-session relation joins user 2's consecutive trained items.
+  np.testing.assert_array_equal(
+      inputs.item_ids[data.item_relations[probes.SAME_SESSION_RELATION]],
+      [["30", "31"], ["31", "32"], ["32", "33"]])
+  # The Taobao preset, on three users; the synthetic items' first category
+  # is one class, so no item class probe.
+  tasks = [dict(task, test_fraction=0.34) for task in probes.TAOBAO_TASKS
+           if task["kind"] != "item_class_f1"]
+  write_tiny_model(str(tmp_path / "model"), TinyMultiVectorModel())
+  result = embedding_benchmark.run_benchmark(
+      {"guim": str(tmp_path / "model")}, inputs,
+      [probes.TaskSpec.from_dict(task) for task in tasks], seeds=[0])
+  assert set(result["metrics"]["guim"]) == {task["name"] for task in tasks}
+  assert set(result["metrics"]["most_popular"]) == {
+      "next_item_recall@50", "next_category_recall@10"}
+  for stats in result["metrics"]["guim"].values():
+    assert 0.0 <= stats["mean"] <= 1.0
