@@ -182,6 +182,16 @@ def rebuild(store: history_store.HistoryStore, history_dir: str) -> int:
   return len(histories)
 
 
+def rebuild_store(store_url: str, history_dir: str,
+                  max_items: int = history_store.DEFAULT_MAX_ITEMS) -> int:
+  """`rebuild` on the store a URL names, opened and closed here."""
+  store = history_store.open_store(store_url, max_items)
+  try:
+    return rebuild(store, history_dir)
+  finally:
+    store.close()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m serving.history_journal",
@@ -192,11 +202,7 @@ def main(argv: Optional[list[str]] = None) -> int:
   parser.add_argument("--history_store", required=True,
                       help="sqlite:///path or redis://host:port/db")
   flags = parser.parse_args(argv)
-  store = history_store.open_store(flags.history_store)
-  try:
-    users = rebuild(store, flags.history_dir)
-  finally:
-    store.close()
+  users = rebuild_store(flags.history_store, flags.history_dir)
   print(f"{flags.history_store}: {users} users from {flags.history_dir}")
   return 0
 

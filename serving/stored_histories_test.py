@@ -92,11 +92,7 @@ def store_url(request, tmp_path_factory) -> str:
 def _seeded(store_url: str, history_dir: pathlib.Path) -> None:
   """The push's snapshot in `history_dir`, loaded into the store."""
   history_journal.write_snapshot(str(history_dir), SNAPSHOT)
-  store = history_store.open_store(store_url)
-  try:
-    history_journal.rebuild(store, str(history_dir))
-  finally:
-    store.close()
+  history_journal.rebuild_store(store_url, str(history_dir))
 
 
 @contextlib.contextmanager

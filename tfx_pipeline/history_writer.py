@@ -59,11 +59,7 @@ def write_histories(dataset_dir: str, directory: str,
   snapshot = latest_histories(contract.load_dataset(dataset_dir), max_items)
   history_journal.write_snapshot(directory, snapshot)
   if store_url is not None:
-    store = history_store.open_store(store_url, max_items)
-    try:
-      history_journal.rebuild(store, directory)
-    finally:
-      store.close()
+    history_journal.rebuild_store(store_url, directory, max_items)
   return snapshot
 
 
