@@ -1,0 +1,394 @@
+"""SEMINAR against its paper's baselines on long histories (Taobao), as CTR.
+
+The task (`seminar_long_data`): the Taobao UserBehavior sample's events,
+split by day (validation the eighth day, test the ninth, train targets
+the `--train-days` days before, earlier days history only), every event a
+positive with up to `--history-length` earlier events
+as its history, `--negatives` negatives per positive drawn by popularity
+from the same day's items. No search queries exist: every history item's
+pseudo-query is its category id, which is also the item's only text.
+
+Every model scores (history, candidate) pairs and trains on the same
+examples with sigmoid cross-entropy (`models.seminar.ctr_ranker`), epoch by
+epoch until `--patience` epochs without a better validation AUC, keeping
+the best epoch (`training.fit_best_epoch`):
+
+- `din`: DIN's attention over every history item (`models.seminar.din`);
+- `sim`: SIM's hard search by category, then target attention
+  (`models.seminar.sim`);
+- `twin`: the TWIN-style target attention with top-K selection, the
+  `SeminarRetriever` without queries or pre-training, on id + category items;
+- `seminar_no_psu`: SEMINAR's retriever (queries on) without pre-training;
+- `seminar`: the same after PSU pre-training (`--psu-epochs` epochs, all
+  three objectives) on the train days' windows;
+- `seminar_no_next_pair`, `seminar_no_alignment`, `seminar_no_relevance`:
+  the PSU without one objective.
+
+Reported on the test day: AUC, GAUC (per-user AUC weighted by the user's
+examples, users with a single class skipped, as in DIN) and log loss, mean ±
+std over the seeds, and whether each SEMINAR row beats the strongest
+baseline (best mean AUC of DIN, SIM and TWIN) on AUC and GAUC in every seed.
+For `seminar`, the PQ attention (`quantize_item_keys`) against exact
+selection: test AUC on the examples whose history is longer than the
+shortlist (`rerank_factor * top_k`; shorter ones select exactly by
+construction) and on those of `--pq-min-history` or more items, and the scorer's time per request (`score_selected`: selection
+and attention over one history, its `1 + negatives` candidates) on those
+longest histories.
+
+  python -m benchmarks.seminar_long --seeds 0 1 2
+  python -m benchmarks.seminar_long --merge A.json B.json --output C.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from benchmarks import common
+from benchmarks import seminar_long_data
+from data import importers
+from models import training
+from models.seminar import ctr_ranker
+from models.seminar import din
+from models.seminar import model as seminar
+from models.seminar import psu as seminar_psu
+from models.seminar import retriever_ranker
+from models.seminar import sim
+from offline_eval import protocols
+from offline_eval import reporting
+
+BASELINES = ("din", "sim", "twin")
+# name: (SeminarConfig overrides, pre-train with the PSU)
+SEMINAR_VARIANTS: dict[str, tuple[dict, bool]] = {
+    "twin": ({"use_queries": False}, False),
+    "seminar_no_psu": ({}, False),
+    "seminar": ({}, True),
+    "seminar_no_next_pair": ({"next_pair_weight": 0.0}, True),
+    "seminar_no_alignment": ({"alignment_weight": 0.0}, True),
+    "seminar_no_relevance": ({"relevance_weight": 0.0}, True),
+}
+MODELS = ("din", "sim", *SEMINAR_VARIANTS)
+METRICS = ("auc", "gauc", "logloss")
+QUERIES = "pseudo-queries: each history item's category id (no search log)"
+_FEATURES = (ctr_ranker.HISTORY, ctr_ranker.KEYWORDS, ctr_ranker.CANDIDATE)
+_SIGNATURE = {ctr_ranker.HISTORY: tf.TensorSpec([None, None], tf.int32),
+              ctr_ranker.KEYWORDS: tf.TensorSpec([None, None, None],
+                                                 tf.int32),
+              ctr_ranker.CANDIDATE: tf.TensorSpec([None], tf.int32)}
+
+
+def history_lengths(examples: Mapping[str, np.ndarray]) -> np.ndarray:
+  return np.sum(examples[ctr_ranker.HISTORY] != 0, axis=1)
+
+
+def predict(logits: Callable[[dict], tf.Tensor],
+            examples: Mapping[str, np.ndarray],
+            positions_per_batch: int) -> np.ndarray:
+  """`logits` over `examples` in batches of similar history length, each
+  trimmed to its longest history; in example order."""
+  lengths = history_lengths(examples)
+  order = np.argsort(lengths, kind="stable")
+  scores = np.empty(len(order), np.float32)
+  start = 0
+  while start < len(order):
+    width = max(1, int(lengths[order[min(len(order) - 1, start)]]))
+    stop = start + max(1, positions_per_batch // width)
+    rows = order[start:stop]
+    width = max(1, int(lengths[rows].max()))
+    batch = {name: examples[name][rows] for name in _FEATURES}
+    for name in ctr_ranker.SEQUENCES:
+      batch[name] = batch[name][:, :width]
+    scores[rows] = logits(batch).numpy()
+    start = stop
+  return scores
+
+
+def ctr_metrics(examples: Mapping[str, np.ndarray],
+                logits: np.ndarray) -> dict[str, float]:
+  """AUC, GAUC and log loss of `logits` against the examples' labels."""
+  labels = examples[ctr_ranker.LABEL]
+  signs = 2.0 * labels - 1.0
+  return {"auc": protocols.auc(labels, logits),
+          "gauc": protocols.gauc(examples["user"], labels, logits),
+          "logloss": float(np.mean(np.logaddexp(0.0, -signs * logits)))}
+
+
+def build_ranker(name: str, task: seminar_long_data.LongHistoryCtr, args
+                 ) -> tuple[ctr_ranker.CtrRanker, tf.keras.Model | None]:
+  """The ranker, and the PSU to pre-train it with (None: no pre-training)."""
+  num_categories = len(task.category_names)
+  if name == "din":
+    return din.DinRanker(task.item_categories, num_categories,
+                         args.embedding_dim), None
+  if name == "sim":
+    return sim.SimRanker(task.item_categories, num_categories,
+                         args.embedding_dim), None
+  overrides, pretrain = SEMINAR_VARIANTS[name]
+  config = seminar.SeminarConfig(
+      embedding_dim=args.embedding_dim, top_k=args.top_k,
+      learning_rate=args.learning_rate, pq_subspaces=args.pq_subspaces,
+      **overrides)
+  pretrainer, retriever = seminar_psu.build_seminar(
+      task.item_tokens, num_categories, config)
+  return (retriever_ranker.RetrieverRanker(retriever),
+          pretrainer if pretrain else None)
+
+
+def pq_comparison(retriever: seminar.SeminarRetriever,
+                  test: Mapping[str, np.ndarray], args,
+                  seed: int) -> dict[str, float]:
+  """Exact against PQ selection: test AUC on long histories, and the
+  exported scorer's time per request on the longest ones."""
+  retriever.quantize_item_keys(seed)
+  result = {}
+
+  def scorer(mode):
+    return tf.function(
+        lambda batch: retriever.score(
+            batch[ctr_ranker.HISTORY], batch[ctr_ranker.KEYWORDS],
+            batch[ctr_ranker.CANDIDATE][:, tf.newaxis], mode)[:, 0],
+        input_signature=[_SIGNATURE])
+
+  for factor in args.pq_rerank_factors:
+    retriever.attention.rerank_factor = factor
+    longer = {name: values[history_lengths(test) > factor * args.top_k]
+              for name, values in test.items()}
+    lengths = history_lengths(longer)
+    scores = {mode: predict(scorer(mode), longer, args.positions_per_batch)
+              for mode in (seminar.ScoringMode.EXACT, seminar.ScoringMode.PQ)}
+    for label, subset in ((f"history_gt_{factor * args.top_k}",
+                           np.ones(len(lengths), bool)),
+                          (f"history_ge_{args.pq_min_history}",
+                           lengths >= args.pq_min_history)):
+      result[f"r{factor}_{label}_examples"] = float(subset.sum())
+      # A positive and its negatives share a history: a subset by history
+      # length holds both labels or nothing.
+      if subset.any():
+        for mode, values in scores.items():
+          result[f"r{factor}_{label}_auc_{mode.value}"] = protocols.auc(
+              longer[ctr_ranker.LABEL][subset], values[subset])
+    result.update(request_seconds(retriever, longer, lengths, args, factor))
+  retriever.attention.rerank_factor = args.pq_rerank_factors[-1]
+  return result
+
+
+def request_seconds(retriever: seminar.SeminarRetriever,
+                    test: Mapping[str, np.ndarray], lengths: np.ndarray,
+                    args, factor: int) -> dict[str, float]:
+  """Median seconds of `score_selected` per request (one history, its
+  positive and negatives) on the histories of `--pq-min-history` or more."""
+  group = 1 + args.negatives
+  # Examples are laid out positive, then its negatives, sharing a history.
+  starts = np.flatnonzero((test[ctr_ranker.LABEL] == 1) &
+                          (lengths >= args.pq_min_history))
+  result = {}
+  for mode in seminar.ScoringMode:
+    score = tf.function(lambda items, keywords, candidates, mode=mode:
+                        retriever.score_selected(items, keywords, candidates,
+                                                 mode),
+                        input_signature=[tf.TensorSpec([1, None], tf.int32),
+                                         tf.TensorSpec([1, None, None],
+                                                       tf.int32),
+                                         tf.TensorSpec([1, None], tf.int32)])
+    seconds = []
+    for repeat in range(2):  # The first pass traces and compiles.
+      for start in starts:
+        width = int(lengths[start])
+        request = (test[ctr_ranker.HISTORY][start:start + 1, :width],
+                   test[ctr_ranker.KEYWORDS][start:start + 1, :width],
+                   test[ctr_ranker.CANDIDATE][np.newaxis,
+                                              start:start + group])
+        began = time.perf_counter()
+        score(*request).numpy()
+        if repeat:
+          seconds.append(time.perf_counter() - began)
+    result[f"r{factor}_request_seconds_{mode.value}"] = float(
+        np.median(seconds)) if seconds else float("nan")
+  result["requests_timed"] = float(len(starts))
+  return result
+
+
+def run(name: str, task: seminar_long_data.LongHistoryCtr, args,
+        seed: int) -> dict[str, float]:
+  """Trains one model with one seed; its test metrics and costs."""
+  started = time.time()
+  tf.keras.utils.set_random_seed(seed)
+  ranker, pretrainer = build_ranker(name, task, args)
+  if pretrainer is not None:
+    psu = training.fit(pretrainer, training.length_bucketed_batches(
+        task.windows, ctr_ranker.SEQUENCES, args.psu_batch_size, seed),
+                       args.learning_rate, args.psu_epochs)
+    common.log(f"  {name} seed {seed} PSU losses: " + ", ".join(
+        f"{loss} {values[-1]:.3f}" for loss, values in psu.items()))
+    ranker.retriever.restore_pretrained(pretrainer)
+  logits = tf.function(lambda batch: ranker.logits(batch),
+                       input_signature=[_SIGNATURE])
+  valid, test = task.splits["valid"], task.splits["test"]
+
+  def validate(epoch: int, loss: float) -> float:
+    metrics = ctr_metrics(valid, predict(logits, valid,
+                                         args.positions_per_batch))
+    common.log(f"  {name} seed {seed} epoch {epoch}: loss {loss:.4f}, valid "
+               f"AUC {metrics['auc']:.4f} GAUC {metrics['gauc']:.4f}")
+    return metrics["auc"]
+
+  train = training.length_bucketed_batches(
+      {key: values for key, values in task.splits["train"].items()
+       if key != "user"}, ctr_ranker.SEQUENCES, args.batch_size, seed,
+      args.positions_per_batch)
+  best = training.fit_best_epoch(ranker, train, args.learning_rate,
+                                 args.max_epochs, validate, args.patience)
+  metrics = {**ctr_metrics(test, predict(logits, test,
+                                         args.positions_per_batch)),
+             "valid_auc": best.score, "epoch": best.epoch,
+             "epochs_trained": len(best.scores),
+             "train_seconds": best.seconds[-1]}
+  if name == "seminar" and args.pq_rerank_factors:
+    metrics.update(pq_comparison(ranker.retriever, test, args, seed))
+  metrics["seconds"] = time.time() - started
+  return metrics
+
+
+def strongest_baseline(stats: Mapping[str, dict]) -> str | None:
+  """The baseline with the best mean test AUC, None without any."""
+  present = [name for name in BASELINES if name in stats]
+  return max(present, key=lambda name: stats[name]["auc"]["mean"],
+             default=None)
+
+
+def beats_in_every_seed(stats: Mapping[str, dict], name: str,
+                        baseline: str, metric: str) -> bool:
+  """Whether `name`'s metric is above `baseline`'s in every common seed."""
+  return all(ours > theirs for ours, theirs in
+             zip(stats[name][metric]["values"],
+                 stats[baseline][metric]["values"]))
+
+
+def results_table(stats: Mapping[str, dict]) -> str:
+  """Mean ± std per model, and every row against the strongest baseline."""
+  strongest = strongest_baseline(stats)
+  rows = []
+  for name, model_stats in stats.items():
+    versus = "-"
+    if strongest and name != strongest:
+      versus = ", ".join(
+          f"{metric.upper()} {'yes' if beats_in_every_seed(stats, name, strongest, metric) else 'no'}"
+          for metric in ("auc", "gauc"))
+    rows.append([name, len(model_stats["auc"]["values"])] +
+                [reporting.format_mean_std(model_stats[metric])
+                 for metric in METRICS] +
+                [f"{model_stats['epoch']['mean']:.1f}",
+                 f"{model_stats['seconds']['mean']:.0f}", versus])
+  return reporting.markdown_table(
+      ["model", "seeds", "test AUC", "test GAUC", "test log loss",
+       "best epoch", "s/seed",
+       f"beats {strongest or 'the strongest baseline'} in every seed"], rows)
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--source-root", default=None,
+                      help="raw data folder (default: ../shared/data)")
+  parser.add_argument("--models", nargs="+", default=list(MODELS[:5]),
+                      choices=MODELS)
+  parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+  parser.add_argument("--history-length", type=int, default=512)
+  parser.add_argument("--negatives", type=int, default=1,
+                      help="popularity-sampled same-day negatives per "
+                      "positive, in train, validation and test")
+  parser.add_argument("--train-days", type=int, default=4,
+                      help="days before validation whose events are train "
+                      "targets; earlier days are history only")
+  parser.add_argument("--embedding-dim", type=int, default=16)
+  parser.add_argument("--top-k", type=int, default=20,
+                      help="history items TWIN/SEMINAR attend to")
+  parser.add_argument("--learning-rate", type=float, default=0.002)
+  parser.add_argument("--batch-size", type=int, default=256)
+  parser.add_argument("--positions-per-batch", type=int, default=16384,
+                      help="history positions per batch (rows x width)")
+  parser.add_argument("--max-epochs", type=int, default=10)
+  parser.add_argument("--patience", type=int, default=1)
+  parser.add_argument("--window-length", type=int, default=50,
+                      help="history positions of a PSU window")
+  parser.add_argument("--psu-epochs", type=int, default=2)
+  parser.add_argument("--psu-batch-size", type=int, default=64)
+  parser.add_argument("--pq-subspaces", type=int, default=8)
+  parser.add_argument("--pq-rerank-factors", nargs="*", type=int,
+                      default=[8])
+  parser.add_argument("--pq-min-history", type=int, default=500)
+  parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                      help="only report: merge the runs of these result "
+                      "files (models trained in separate processes)")
+  parser.add_argument("--output", default=None, help="JSON path; default "
+                      "results/seminar_long_taobao.json")
+  return parser
+
+
+def report(runs: Mapping[str, list[dict]], payload: Mapping,
+           output: str | None) -> None:
+  """Prints the table of `runs` and writes it, the stats and `payload`."""
+  stats = {name: reporting.aggregate_seeds(values)
+           for name, values in runs.items()}
+  table = results_table(stats)
+  print(table)
+  strongest = strongest_baseline(stats)
+  common.log(f"strongest baseline: {strongest}")
+  common.write_results(
+      output or common.RESULTS_DIR / "seminar_long_taobao.json",
+      {**payload, "runs": runs, "stats": stats, "table": table,
+       "strongest_baseline": strongest})
+
+
+def merge(paths: Sequence[str], output: str | None) -> None:
+  """One report from the runs of several result files (models trained in
+  separate processes), each file's command and arguments kept."""
+  runs, parts = {}, []
+  for path in paths:
+    with open(path) as stream:
+      part = json.load(stream)
+    for name, values in part["runs"].items():
+      if name in runs:
+        raise ValueError(f"{path} repeats model {name!r}")
+      runs[name] = values
+    parts.append({key: part[key] for key in ("command", "args", "seconds",
+                                             "machine")})
+  report(runs, {"dataset": "taobao-userbehavior-sample", "queries": QUERIES,
+                "parts": parts}, output)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  args = _parser().parse_args(argv)
+  if args.merge:
+    merge(args.merge, args.output)
+    return
+  started = time.time()
+  dataset = importers.import_taobao_userbehavior(
+      args.source_root or importers.default_source_root())
+  task = seminar_long_data.build(dataset, args.history_length, args.negatives,
+                                 train_days=args.train_days,
+                                 window_length=args.window_length)
+  common.log(f"{task.num_items - 1} items; examples " + ", ".join(
+      f"{split} {len(examples[ctr_ranker.LABEL])} (mean history "
+      f"{history_lengths(examples).mean():.0f})"
+      for split, examples in task.splits.items()))
+  runs: dict[str, list[dict]] = {}
+  for name in args.models:
+    for seed in args.seeds:
+      metrics = run(name, task, args, seed)
+      common.log(f"{name} seed {seed}: " + ", ".join(
+          f"{key} {value:.4f}" for key, value in metrics.items()))
+      runs.setdefault(name, []).append(metrics)
+  report(runs, {"dataset": "taobao-userbehavior-sample", "args": vars(args),
+                "queries": QUERIES,
+                "command": common.command("benchmarks.seminar_long", argv),
+                "machine": common.machine(),
+                "seconds": time.time() - started}, args.output)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,75 @@
+"""Tests for the long-history benchmark's metrics, batching and report."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from benchmarks import seminar_long
+from models.seminar import ctr_ranker
+
+
+def examples(histories, labels, users):
+  history = np.array(histories, np.int32)
+  return {ctr_ranker.HISTORY: history,
+          ctr_ranker.KEYWORDS: history[..., np.newaxis],
+          ctr_ranker.CANDIDATE: np.arange(len(history), dtype=np.int32),
+          ctr_ranker.LABEL: np.array(labels, np.float32),
+          "user": np.array(users, np.int32)}
+
+
+def test_predict_keeps_example_order_over_trimmed_length_batches():
+  data = examples([[1, 2, 3], [4, 0, 0], [5, 6, 0], [7, 0, 0]],
+                  [1, 0, 1, 0], [0, 0, 1, 1])
+  widths = []
+
+  def logits(batch):
+    widths.append(batch[ctr_ranker.HISTORY].shape[1])
+    # The sum of the history and 100 x the candidate: its own example's.
+    return tf.constant(batch[ctr_ranker.HISTORY].sum(1) +
+                       100 * batch[ctr_ranker.CANDIDATE], tf.float32)
+
+  scores = seminar_long.predict(logits, data, positions_per_batch=2)
+  np.testing.assert_array_equal(scores, [6, 104, 211, 307])
+  # Two one-item histories, then a batch per longer one, each trimmed.
+  assert widths == [1, 2, 3]
+
+
+def test_ctr_metrics_known_values():
+  data = examples([[1], [1], [1], [1]], [1, 0, 1, 0], [0, 0, 1, 1])
+  metrics = seminar_long.ctr_metrics(data, np.array([2.0, 0.0, -1.0, -3.0]))
+  # Each user ranks their positive first (AUC 1); across users, user 1's
+  # positive (-1) falls below user 0's negative (0): 3 of 4 pairs right.
+  assert metrics["gauc"] == pytest.approx(1.0)
+  assert metrics["auc"] == pytest.approx(0.75)
+  expected = np.mean([np.log1p(np.exp(-2.0)), np.log(2.0),
+                      np.log1p(np.exp(1.0)), np.log1p(np.exp(-3.0))])
+  assert metrics["logloss"] == pytest.approx(expected)
+
+
+def runs(values_by_model):
+  return {name: [{"auc": auc, "gauc": auc, "logloss": 0.5, "epoch": 1,
+                  "seconds": 1.0} for auc in values]
+          for name, values in values_by_model.items()}
+
+
+def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
+  paths = []
+  for part, models in enumerate(({"din": [0.6, 0.6], "sim": [0.8, 0.7]},
+                                 {"seminar": [0.81, 0.72],
+                                  "twin": [0.9, 0.55]})):
+    paths.append(tmp_path / f"part{part}.json")
+    paths[-1].write_text(json.dumps({
+        "runs": runs(models), "command": f"part {part}", "args": {},
+        "seconds": 1.0, "machine": {}}))
+  output = tmp_path / "merged.json"
+  seminar_long.main(["--merge", *map(str, paths), "--output", str(output)])
+  merged = json.loads(output.read_text())
+  # Mean AUC: sim 0.75, twin 0.725, din 0.6.
+  assert merged["strongest_baseline"] == "sim"
+  rows = {line.split(" | ")[0].strip("| "): line
+          for line in merged["table"].splitlines()}
+  assert rows["seminar"].endswith("AUC yes, GAUC yes |")
+  assert rows["twin"].endswith("AUC no, GAUC no |")
+  assert [part["command"] for part in merged["parts"]] == ["part 0", "part 1"]
