@@ -33,9 +33,6 @@ from models import trainer_testing
 
 _MODULE = "models.distribution_testing"
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Items per cluster; a user picks items of one cluster only, so a history
-# tells which items come next.
-ITEMS_PER_CLUSTER = 10
 # Small towers and batches: seconds per epoch on a shared CPU.
 HPARAMS = {"embedding_dim": 16, "tower_units": [16], "batch_size": 64,
            "num_uniform_negatives": 16, "early_stopping_patience": 100}
@@ -43,16 +40,18 @@ SASREC_HPARAMS = {"embedding_dim": 16, "tower_units": [16], "num_blocks": 1,
                   "positions_per_batch": 128, "early_stopping_patience": 100}
 
 
-def clustered_sequences(num_users: int, num_clusters: int, length: int,
-                        seed: int) -> dict[int, list[int]]:
-  """Each user (1..`num_users`) picks `length` distinct items of one cluster.
+def clustered_sequences(num_users: int, num_clusters: int,
+                        items_per_cluster: int, length: int, seed: int
+                        ) -> dict[int, list[int]]:
+  """Each user (1..`num_users`) picks `length` distinct items of one cluster,
+  so a history tells which items may come next, not which one.
 
-  Cluster c holds items `c * ITEMS_PER_CLUSTER + 1 ...`; user u's is
+  Cluster c holds items `c * items_per_cluster + 1 ...`; user u's is
   `u % num_clusters`.
   """
   rng = np.random.default_rng(seed)
-  return {user: (rng.choice(ITEMS_PER_CLUSTER, length, replace=False) + 1 +
-                 (user % num_clusters) * ITEMS_PER_CLUSTER).tolist()
+  return {user: (rng.choice(items_per_cluster, length, replace=False) + 1 +
+                 (user % num_clusters) * items_per_cluster).tolist()
           for user in range(1, num_users + 1)}
 
 
@@ -167,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--epochs", type=int, default=3)
   parser.add_argument("--users", type=int, default=400)
   parser.add_argument("--clusters", type=int, default=40)
+  parser.add_argument("--items-per-cluster", type=int, default=10)
   parser.add_argument("--length", type=int, default=8)
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
@@ -174,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   hparams = dict(SASREC_HPARAMS if args.family == "sasrec" else HPARAMS,
                  epochs=args.epochs)
   train(args.family, args.model_dir, args.distribution, hparams,
-        clustered_sequences(args.users, args.clusters, args.length, 0),
+        clustered_sequences(args.users, args.clusters,
+                            args.items_per_cluster, args.length, 0),
         seed=args.seed)
   logging.info("Trainer done in process %d", os.getpid())
 
