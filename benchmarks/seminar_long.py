@@ -345,16 +345,18 @@ def report(runs: Mapping[str, list[dict]], payload: Mapping,
 
 
 def merge(paths: Sequence[str], output: str | None) -> None:
-  """One report from the runs of several result files (models trained in
-  separate processes), each file's command and arguments kept."""
+  """One report from the runs of several result files (models or seeds
+  trained in separate processes), each file's command and arguments kept.
+
+  A model's runs from several files are joined in the order of `paths`:
+  give them in seed order, as the rows compare seed by seed.
+  """
   runs, parts = {}, []
   for path in paths:
     with open(path) as stream:
       part = json.load(stream)
     for name, values in part["runs"].items():
-      if name in runs:
-        raise ValueError(f"{path} repeats model {name!r}")
-      runs[name] = values
+      runs.setdefault(name, []).extend(values)
     parts.append({key: part[key] for key in ("command", "args", "seconds",
                                              "machine")})
   report(runs, {"dataset": "taobao-userbehavior-sample", "queries": QUERIES,

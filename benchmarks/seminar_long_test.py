@@ -56,9 +56,10 @@ def runs(values_by_model):
 
 def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
   paths = []
+  # The seminar row's second seed comes from a third file.
   for part, models in enumerate(({"din": [0.6, 0.6], "sim": [0.8, 0.7]},
-                                 {"seminar": [0.81, 0.72],
-                                  "twin": [0.9, 0.55]})):
+                                 {"seminar": [0.81], "twin": [0.9, 0.55]},
+                                 {"seminar": [0.72]})):
     paths.append(tmp_path / f"part{part}.json")
     paths[-1].write_text(json.dumps({
         "runs": runs(models), "command": f"part {part}", "args": {},
@@ -72,4 +73,6 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
           for line in merged["table"].splitlines()}
   assert rows["seminar"].endswith("AUC yes, GAUC yes |")
   assert rows["twin"].endswith("AUC no, GAUC no |")
-  assert [part["command"] for part in merged["parts"]] == ["part 0", "part 1"]
+  assert [part["command"] for part in merged["parts"]] == [
+      "part 0", "part 1", "part 2"]
+  assert merged["stats"]["seminar"]["auc"]["values"] == [0.81, 0.72]
