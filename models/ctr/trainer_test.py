@@ -293,7 +293,9 @@ def test_the_ranker_serves_stored_image_embeddings_and_decodes_no_image(
   assert served.shape == (2,) and served[0] != served[1]
 
 
-def test_courier_stops_at_a_bad_image_naming_the_item_and_the_file(tmp_path):
+def _courier_run_without_item_7_image(tmp_path):
+  """COURIER's Trainer inputs, with every catalogue image but item 7's:
+  `(fn_args, vocabularies, images folder)`."""
   train, evaluation = trainer_testing.ctr_rows(
       num_users=20, positives_per_user=5, negatives=1, num_items=16, seed=2)
   vocabularies = trainer_testing.vocabularies(20, 16, 8)
@@ -302,6 +304,11 @@ def test_courier_stops_at_a_bad_image_naming_the_item_and_the_file(tmp_path):
   fn_args = trainer_testing.fn_args(
       {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation},
       str(tmp_path / "courier"))
+  return fn_args, vocabularies, images
+
+
+def test_courier_stops_at_a_bad_image_naming_the_item_and_the_file(tmp_path):
+  fn_args, vocabularies, images = _courier_run_without_item_7_image(tmp_path)
   with pytest.raises(item_images_data.BadImageError,
                      match=r"image of item '7' \(.*7\{\.jpg\|\.jpeg\|\.png\}\)"):
     ctr_trainer.train_courier(
@@ -311,14 +318,7 @@ def test_courier_stops_at_a_bad_image_naming_the_item_and_the_file(tmp_path):
 
 
 def test_courier_skips_and_counts_bad_images_when_asked(tmp_path):
-  train, evaluation = trainer_testing.ctr_rows(
-      num_users=20, positives_per_user=5, negatives=1, num_items=16, seed=2)
-  vocabularies = trainer_testing.vocabularies(20, 16, 8)
-  images = _write_images(tmp_path / "images",
-                         vocabularies[features.ITEM_VOCAB], skip=("7",))
-  fn_args = trainer_testing.fn_args(
-      {trainer_testing.TRAIN: train, trainer_testing.EVAL: evaluation},
-      str(tmp_path / "courier"))
+  fn_args, vocabularies, images = _courier_run_without_item_7_image(tmp_path)
   ctr_trainer.train_courier(
       fn_args, trainer_testing.TransformOutput(vocabularies, None, {}),
       {**_IMAGE_HPARAMS, ctr_trainer.IMAGES_PATH: str(images),
