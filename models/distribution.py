@@ -18,9 +18,10 @@ by the replicas, `sasrec.replica_share`), the optimizer sums the replicas'
 gradients, and the learning rate is unchanged. A step then is one process's
 step on the same global batch, an epoch as many steps, so the
 hyperparameters tuned on one process carry over without a scaling rule
-(linear scaling would change them with the worker count). What differs: a
-replica's in-batch negatives are its own rows, `1 / replicas` of the global
-batch's.
+(linear scaling would change them with the worker count). In-batch
+negatives stay the global batch's: the two-tower gathers every replica's
+positives as each replica's candidates (`gather_replicas`), so a replica's
+softmax runs over the same pool as one process's would.
 
 Every worker computes the same thing; only the chief (`is_chief`: TF_CONFIG's
 `chief`, else worker 0) writes where others read (the learning curve, the
@@ -138,3 +139,32 @@ def backup_dir(fn_args) -> str:
   configured = (fn_args.custom_config or {}).get(families.BACKUP_DIR_KEY)
   return str(configured or os.path.join(fn_args.model_run_dir, BACKUP_SUBDIR))
 
+
+
+def gather_replicas(*tensors: tf.Tensor) -> tuple[tf.Tensor, ...]:
+  """Each tensor's rows from every replica in sync, this replica's first.
+
+  Called in a replica context (a Keras `train_step` under a strategy), it
+  all-gathers along axis 0 and rotates the result so that this replica's
+  rows come first, in their order: a loss that pairs row `i` with
+  candidate `i` (TFRS's `Retrieval`) keeps its labels, and the other
+  replicas' rows become extra negatives. The gather is differentiable; its
+  gradient reaches each row's own replica. The replicas' row counts may
+  differ (a last, smaller batch). Without a strategy, or with one replica,
+  the tensors come back unchanged.
+
+  Args:
+    *tensors: tensors with the same number of rows (axis 0).
+
+  Returns:
+    The gathered tensors, in the order given.
+  """
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return tensors
+  rows = tf.shape(tensors[0])[:1]
+  rows_per_replica = context.all_gather(rows, axis=0)
+  rows_before = tf.reduce_sum(
+      rows_per_replica[:context.replica_id_in_sync_group])
+  return tuple(tf.roll(context.all_gather(tensor, axis=0), -rows_before, 0)
+               for tensor in tensors)

@@ -18,8 +18,8 @@ from models import learning_curve
 
 # How far the two workers' kept epoch's Recall@10 may lie from one
 # process's: the rows are cut otherwise (per-replica batches of half the
-# rows, half the in-batch negatives, no partial batch), so the runs are not
-# the same computation. Their kept epoch's Recall@10 here is near 0.9, and a
+# rows, each replica's uniform negatives drawn apart, no partial batch), so
+# the runs are not the same computation. Their kept epoch's Recall@10 here is near 0.9, and a
 # third of this tolerance is the binomial noise of 400 validation users.
 RECALL_TOLERANCE = 0.06
 # Minutes on this 2-core machine when other work shares it.

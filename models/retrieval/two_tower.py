@@ -19,6 +19,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from data import features
+from models import distribution
 from models import hparams
 from models.layers import mlp
 from models.layers import pooling
@@ -365,6 +366,9 @@ class RetrievalModel(tfrs.Model):
     candidates = self.candidate_tower(inputs)
     if self.config.full_catalogue_softmax:
       return self._full_catalogue_loss(inputs, candidates, training)
+    # Under a strategy, the in-batch negatives are the global batch's.
+    candidates, candidate_ids = distribution.gather_replicas(candidates,
+                                                             candidate_ids)
     batch_size = tf.cast(tf.shape(candidate_ids)[0], tf.float32)
     num_uniform = float(self.config.num_uniform_negatives)
     if self.config.num_uniform_negatives and training:
