@@ -33,9 +33,24 @@ def _logistic(seed: int) -> sk_pipeline.Pipeline:
                                       random_state=seed))
 
 
+class OneClassError(ValueError):
+  """A binary probe's train or test part holds fewer than two classes: no
+  probe can be fit, or no AUC measured, whatever the embedding."""
+
+
 def binary_auc(features: np.ndarray, labels: np.ndarray, train: np.ndarray,
                test: np.ndarray, seed: int) -> float:
-  """AUC on the `test` rows of a probe fit on the `train` rows."""
+  """AUC on the `test` rows of a probe fit on the `train` rows.
+
+  Raises:
+    OneClassError: when the train or the test rows hold one class (or none).
+  """
+  for part, rows in (("train", train), ("test", test)):
+    classes = np.unique(labels[rows])
+    if len(classes) < 2:
+      raise OneClassError(
+          f"the probe's {part} part has {len(rows)} rows of classes "
+          f"{classes.tolist()}: it needs both labels")
   probe = _logistic(seed).fit(features[train], labels[train])
   return protocols.auc(labels[test], probe.predict_proba(features[test])[:, 1])
 

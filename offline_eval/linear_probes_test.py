@@ -37,3 +37,14 @@ def test_separable_labels_are_probed_perfectly():
   multilabel = np.stack([labels, 1 - labels], axis=1).astype(bool)
   assert linear_probes.multilabel_f1_probe(features, multilabel, train, test,
                                            0, "micro") == 1.0
+
+
+@pytest.mark.parametrize("part", ["train", "test"])
+def test_a_part_of_one_class_is_refused_naming_it(part):
+  labels = np.array([0, 1, 0, 1, 0, 0])
+  # Rows 4 and 5 are both 0: the part given them has one class.
+  one_class, mixed = np.array([4, 5]), np.array([0, 1, 2, 3])
+  train, test = (one_class, mixed) if part == "train" else (mixed, one_class)
+  with pytest.raises(linear_probes.OneClassError,
+                     match=f"{part} part has 2 rows of classes \\[0\\]"):
+    linear_probes.binary_auc(np.ones((6, 2)), labels, train, test, 0)

@@ -541,9 +541,29 @@ def run_task(spec: TaskSpec, data: TaskData, embeddings: Embeddings, seed: int,
 
 
 def run_tasks(specs: Sequence[TaskSpec], data: TaskData, embeddings: Embeddings,
-              seed: int, user_pooling: str = "mean") -> dict[str, float]:
-  """Runs every task with one seed; returns all their metrics."""
+              seed: int, user_pooling: str = "mean",
+              not_scored: dict[str, str] | None = None) -> dict[str, float]:
+  """Runs every task with one seed; returns all their metrics.
+
+  Args:
+    specs: the tasks.
+    data: what they are about.
+    embeddings: the model's frozen vectors.
+    seed: the probes' seed.
+    user_pooling: how K user vectors enter the user probes.
+    not_scored: if given, a task whose held-out labels hold one class (e.g.
+      no purchase among the held-out views) is left out of the result and
+      its reason recorded here under its name; if None, it raises.
+
+  Raises:
+    linear_probes.OneClassError: for such a task, without `not_scored`.
+  """
   results: dict[str, float] = {}
   for spec in specs:
-    results.update(run_task(spec, data, embeddings, seed, user_pooling))
+    try:
+      results.update(run_task(spec, data, embeddings, seed, user_pooling))
+    except linear_probes.OneClassError as error:
+      if not_scored is None:
+        raise
+      not_scored[spec.name] = f"seed {seed}: {error}"
   return results

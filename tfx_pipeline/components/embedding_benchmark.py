@@ -283,25 +283,31 @@ def run_benchmark(model_dirs: Mapping[str, str], inputs: BenchmarkInputs,
     user_pooling: how K user vectors enter user probes: "mean" or "concat".
 
   Returns:
-    The report: tasks, seeds, sizes and `metrics[row][task]` aggregated over
-    the seeds.
+    The report: tasks, seeds, sizes, `metrics[row][task]` aggregated over
+    the seeds, and `not_scored[task]`: why a task the held-out data cannot
+    score (its labels hold one class) has no metric.
   """
   embeddings = {label: embed(model_dir, inputs)
                 for label, model_dir in model_dirs.items()}
   floor_shape = next(iter(embeddings.values()))
   runs: dict[str, list[dict[str, float]]] = {
       row: [] for row in [*embeddings, RANDOM_ROW, MOST_POPULAR_ROW]}
+  not_scored: dict[str, str] = {}
   for seed in seeds:
     for label, vectors in embeddings.items():
       runs[label].append(probes.run_tasks(specs, inputs.task_data, vectors,
-                                          seed, user_pooling))
+                                          seed, user_pooling, not_scored))
     runs[RANDOM_ROW].append(probes.run_tasks(
         specs, inputs.task_data, random_embeddings(floor_shape, seed), seed,
-        user_pooling))
+        user_pooling, not_scored))
     runs[MOST_POPULAR_ROW].append(probes.run_ranking_tasks(
         specs, inputs.task_data,
         lambda users: np.tile(inputs.train_counts, (len(users), 1)),
         len(inputs.item_ids), seed))
+  # A task one seed's split could not score is left out of every seed.
+  runs = {row: [{name: value for name, value in run.items()
+                 if name not in not_scored} for run in values]
+          for row, values in runs.items()}
   return {
       "tasks": [dataclasses.asdict(spec) for spec in specs],
       "seeds": list(seeds),
@@ -312,6 +318,8 @@ def run_benchmark(model_dirs: Mapping[str, str], inputs: BenchmarkInputs,
                                 for label, vectors in embeddings.items()},
       "metrics": {row: reporting.aggregate_seeds(values)
                   for row, values in runs.items() if values[0]},
+      # A task the held-out data cannot score (one class): its reason.
+      "not_scored": not_scored,
   }
 
 
@@ -341,16 +349,24 @@ def report_html(result: Mapping) -> str:
           f"{result['num_items']} items; vectors per user: {vectors}; "
           f"seeds {result['seeds']} (mean ± std).</p>"
           f"<table border='1'><tr><th>task</th>{header}</tr>{body}</table>"
-          "</body></html>")
+          f"{_not_scored_html(result)}</body></html>")
+
+
+def _not_scored_html(result: Mapping) -> str:
+  items = "".join(f"<li>{html.escape(task)}: {html.escape(reason)}</li>"
+                  for task, reason in result.get("not_scored", {}).items())
+  return f"<p>Not scored:</p><ul>{items}</ul>" if items else ""
 
 
 def markdown_report(result: Mapping) -> str:
   """The report as a Markdown table: one row per model, one column per metric."""
   names = metric_names(result)
-  return reporting.markdown_table(["model", *names], [
+  table = reporting.markdown_table(["model", *names], [
       [row] + [reporting.format_mean_std(metrics[name]) if name in metrics
                else "–" for name in names]
       for row, metrics in result["metrics"].items()])
+  return table + "".join(f"\n- not scored: {task}: {reason}"
+                         for task, reason in result.get("not_scored", {}).items())
 
 
 def read_report(report_dir: str) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -16,6 +17,7 @@ from data import contract
 from data import features
 from models import families
 from models import trainer as trainer_lib
+from offline_eval import linear_probes
 from offline_eval import probes
 from tfx_pipeline.components import embedding_benchmark
 from tfx_pipeline.components import interaction_example_beam
@@ -315,3 +317,31 @@ def test_taobao_tasks_run_on_the_held_out_behaviour_events(root, tmp_path):
       "next_item_recall@50", "next_category_recall@10"}
   for stats in result["metrics"]["guim"].values():
     assert 0.0 <= stats["mean"] <= 1.0
+
+
+def test_a_task_with_one_held_out_class_is_reported_not_scored(root, tmp_path):
+  """Leave-last-out leaves few held-out events: here views, no purchase."""
+  _write_taobao_like(root)
+  dataset = contract.load_dataset(os.path.join(root, "taobao_dataset"))
+  views_only = dataset.interactions[dataset.interactions["event"] == "pv"]
+  inputs = embedding_benchmark.load_inputs(
+      os.path.join(root, "taobao_train"),
+      os.path.join(root, "examples", "Split-eval"),
+      dataclasses.replace(dataset, interactions=views_only))
+  tasks = [probes.TaskSpec.from_dict(dict(task, test_fraction=0.34))
+           for task in probes.TAOBAO_TASKS
+           if task["name"] in ("purchase_auc", "next_item_recall@50")]
+  write_tiny_model(str(tmp_path / "model"), TinyMultiVectorModel())
+  result = embedding_benchmark.run_benchmark(
+      {"guim": str(tmp_path / "model")}, inputs, tasks, seeds=[0, 1])
+  assert set(result["metrics"]["guim"]) == {"next_item_recall@50"}
+  assert list(result["not_scored"]) == ["purchase_auc"]
+  assert "classes [0]" in result["not_scored"]["purchase_auc"]
+  assert "not scored: purchase_auc" in embedding_benchmark.markdown_report(
+      result)
+  assert "purchase_auc" in embedding_benchmark.report_html(result)
+  # Outside the component, the task still raises.
+  with pytest.raises(linear_probes.OneClassError):
+    probes.run_tasks(tasks, inputs.task_data,
+                     embedding_benchmark.embed(str(tmp_path / "model"), inputs),
+                     seed=0)
