@@ -162,9 +162,28 @@ def gather_replicas(*tensors: tf.Tensor) -> tuple[tf.Tensor, ...]:
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:
     return tensors
+  tensors = tuple(_on_a_device(tensor, context) for tensor in tensors)
   rows = tf.shape(tensors[0])[:1]
   rows_per_replica = context.all_gather(rows, axis=0)
   rows_before = tf.reduce_sum(
       rows_per_replica[:context.replica_id_in_sync_group])
   return tuple(tf.roll(context.all_gather(tensor, axis=0), -rows_before, 0)
                for tensor in tensors)
+
+
+def _on_a_device(tensor: tf.Tensor, context: tf.distribute.ReplicaContext
+                 ) -> tf.Tensor:
+  """`tensor`, placed where `all_gather` can see which device it is on.
+
+  A gather's destination is its input's device. Under
+  `MultiWorkerMirroredStrategy` with one device per worker, the replica's
+  graph runs without a device scope, so its tensors name none, and the
+  gather fails ("destinations can not be empty"): place a copy on the
+  worker's device. With several local devices each replica runs in its
+  device's scope (`MirroredStrategy`'s threads), and nothing is needed.
+  """
+  devices = context.strategy.extended.worker_devices
+  if tensor.device or len(devices) != 1:
+    return tensor
+  with tf.device(devices[0]):
+    return tf.identity(tensor)
