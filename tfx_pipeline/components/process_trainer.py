@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from typing import Any, Optional
 
 from tfx import v1 as tfx
-from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.components.base import base_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
+
+from tfx_pipeline.components import trainer_child
 
 # How often the parent looks whether a timed child has ended.
 _POLL_S = 0.5
@@ -94,7 +93,8 @@ def run_in_child(input_dict, output_dict, exec_properties: dict[str, Any],
           "exec_properties": exec_properties,
           "error_path": error_path,
       }, out)
-    child = subprocess.Popen([sys.executable, "-m", __name__, request],
+    child = subprocess.Popen([sys.executable, "-m", trainer_child.__name__,
+                              request],
                              start_new_session=True)
     deadline = time.monotonic() + timeout_s if timeout_s else None
     timed_out = False
@@ -136,36 +136,3 @@ class ProcessTrainer(tfx.components.Trainer):
     # Its node is still "Trainer" (run summaries, resumes and compiled
     # specs name it), unless the pipeline names it otherwise.
     self.with_id("Trainer")
-
-
-def _main(request_path: str) -> None:
-  """The child: runs the Trainer's executor on the parent's request.
-
-  An exception is written where the parent reads it. The child then ends
-  without the interpreter's teardown: object storage's TensorFlow filesystem
-  (tensorflow-io's S3 plugin) aborts in its static destructors at exit
-  ("pure virtual method called", SIGABRT) after the Trainer's work is done
-  and written. `os._exit` skips those destructors; the exit status is still
-  the request's own.
-  """
-  with open(request_path) as request_file:
-    request = json.load(request_file)
-  status = 0
-  try:
-    trainer_executor.GenericExecutor().Do(
-        artifact_utils.parse_artifact_dict(request["input_dict"]),
-        artifact_utils.parse_artifact_dict(request["output_dict"]),
-        request["exec_properties"])
-  except Exception as error:  # pylint: disable=broad-except
-    with open(request["error_path"], "w") as out:
-      out.write(f"{type(error).__name__}: {error}")
-    traceback.print_exc()
-    status = 1
-  logging.shutdown()
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(status)  # pylint: disable=protected-access
-
-
-if __name__ == "__main__":
-  _main(sys.argv[1])
