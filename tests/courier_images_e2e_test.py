@@ -1,29 +1,44 @@
-"""End-to-end: COURIER's image path on real H&M product photos.
+"""End-to-end: the `ranking` family, pre-trained by COURIER on real H&M photos.
 
 The H&M importer's purchases of the 12 most bought articles, by the customers
 who bought two or more of them, and those 12 articles' real 64x96 photos (a
 zip extracted at test time from the shared `images_64x96.zip`). One pipeline
-run: the PretrainTrainer decodes the catalogue's images with its Beam step
-and pre-trains COURIER with a small CNN on them, the Trainer trains the
-ranker on COURIER's frozen item and image embeddings, the Evaluator scores
-it and the Pusher ships it (gate open: one epoch on 50 users). Then the
-project's gRPC server serves the pushed ranker and the client scores
-candidates by id: the export holds the image embeddings and has no op that
-decodes an image.
+run: ExampleGen writes CTR negatives, the PretrainTrainer decodes the
+catalogue's images with its Beam step and pre-trains COURIER with a small
+CNN on them, the Trainer trains the DIN + DCN-v2 ranker on COURIER's frozen
+item and image embeddings (each stopping early on validation rows carved
+from train, with its learning curve in the run summary), the Evaluator
+scores AUC and log loss and the Pusher ships the ranker (no ScaNN index: a
+ranker scores given candidates). Then the project's gRPC server serves the
+pushed ranker and the client scores candidates by id: the export holds the
+image embeddings and has no op that decodes an image.
+
+One epoch on 50 users cannot pass the default gate, so this run's gate is
+open; the default gate's AUC and log loss bounds are run on stand-ins of its
+ranker (`tests.evaluator_gate`, no pipeline run): a coin flip must be
+rejected by both, an oracle blessed. COURIER without images trains in
+`models/ctr/trainer_test.py`; its pipeline wiring is this run's.
 """
 
+import dataclasses
+import glob
+import os
 import zipfile
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from data import contract
+from data import features
 from data import importers
+from models import serving_names
 from models.ctr import export as ctr_export
 from models.ctr import trainer as ctr_trainer
 from models.ctr import export_testing
 from serving import client
 from serving import server
+from tests import evaluator_gate
 from tests import pipeline_fixtures
 from tests import prerequisites
 from tfx_pipeline import config as config_lib
@@ -117,3 +132,57 @@ def test_a_served_request_with_ids_only_is_scored(image_run):
   assert sorted(ranked.item_ids) == sorted(item_ids[:3])
   assert all(0.0 < probability < 1.0 for probability in ranked.probabilities)
   assert ranked.model_version == int(summary.pushed_dir.rstrip("/").split("/")[-1])
+
+
+def test_both_trainers_wrote_their_early_stopping_curves(image_run):
+  _, summary, _, _ = image_run
+  pipeline_fixtures.assert_one_epoch_learning_curves(summary, {
+      "PretrainTrainer": ("courier", "loss"),
+      "Trainer": ("ranking", "auc")})
+
+
+def test_pushed_ranker_scores_raw_candidates(image_run):
+  config, summary, item_ids, _ = image_run
+  interactions = contract.load_dataset(config.dataset_dir).interactions
+  user = interactions["user_id"].iloc[0]
+  pipeline_fixtures.assert_pushed_ranker_scores_raw_candidates(
+      summary.pushed_dir, user, (item_ids[0], item_ids[1]), item_ids[2],
+      int(interactions["timestamp"].max()))
+
+
+def _coin_flip(examples, outputs):
+  del examples
+  probability = outputs[serving_names.RANKER_PROBABILITY]
+  return {serving_names.RANKER_PROBABILITY: tf.fill(tf.shape(probability),
+                                                    0.5)}
+
+
+def _oracle(examples, outputs):
+  """Reads each example's label: AUC 1, log loss 0.16 at a 1:4 label mix."""
+  labels = tf.io.parse_example(examples, {
+      features.LABEL: tf.io.FixedLenFeature([1], tf.float32)})[features.LABEL]
+  probability = outputs[serving_names.RANKER_PROBABILITY]
+  return {serving_names.RANKER_PROBABILITY: tf.reshape(
+      0.1 + 0.6 * labels, tf.shape(probability))}
+
+
+@pytest.mark.parametrize("stand_in, blessed, failures", [
+    (_coin_flip, False, {(evaluation.RANKING_GATE_METRIC, "value"),
+                         (evaluation.LOG_LOSS_METRIC, "value")}),
+    (_oracle, True, set()),
+])
+def test_the_default_ranking_gate_bounds_auc_and_log_loss(
+    image_run, tmp_path, stand_in, blessed, failures):
+  config, _, _, _ = image_run
+  (trained,) = glob.glob(os.path.join(config.pipeline_root, "Trainer",
+                                      "model", "*"))
+  (examples,) = glob.glob(os.path.join(
+      config.pipeline_root, "InteractionExampleGen", "examples", "*"))
+  candidate = evaluator_gate.save_evaluate_variant(
+      trained, str(tmp_path / "candidate"), stand_in)
+  result = evaluator_gate.run_gate(
+      examples, candidate, None, evaluation.eval_config(
+          dataclasses.replace(config, gate=config_lib.GateConfig())),
+      str(tmp_path / "gate"))
+  assert result.blessed is blessed
+  assert result.failures == failures

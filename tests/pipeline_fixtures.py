@@ -190,14 +190,17 @@ def assert_one_epoch_learning_curves(summary, expected: dict) -> None:
     assert curve.best == curve.chosen["epoch"] == 1
 
 
-def assert_pushed_ranker_scores_raw_candidates(pushed_dir: str) -> None:
-  """The pushed ranker scores MovieLens candidates and unknown ids, raw."""
+def assert_pushed_ranker_scores_raw_candidates(
+    pushed_dir: str, user_id: str = "1", item_ids: tuple[str, str] = ("50", "181"),
+    history_item_id: str = "258", timestamp: int = 881250949) -> None:
+  """The pushed ranker scores two known candidates of a known user (by
+  default MovieLens ids) and an unknown item of an unknown user, raw."""
   loaded = tf.saved_model.load(pushed_dir)
   scores = loaded.signatures[serving_names.DEFAULT](
-      user_id=tf.constant(["1", "1", "never-seen-user"]),
-      item_id=tf.constant(["50", "181", "unknown-item"]),
-      history_item_ids=tf.constant([["258", ""], ["258", ""], ["", ""]]),
-      timestamp=tf.constant([881250949, 881250949, 881250949], tf.int64),
+      user_id=tf.constant([user_id, user_id, "never-seen-user"]),
+      item_id=tf.constant([*item_ids, "unknown-item"]),
+      history_item_ids=tf.constant([[history_item_id, ""]] * 2 + [["", ""]]),
+      timestamp=tf.constant([timestamp] * 3, tf.int64),
   )[serving_names.RANKER_PROBABILITY].numpy()
   assert scores.shape[0] == 3
   assert np.all((scores > 0.0) & (scores < 1.0))
