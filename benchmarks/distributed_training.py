@@ -44,7 +44,8 @@ def _flags(args: argparse.Namespace, model_dir: str, strategy: str,
           "--distribution", strategy, "--epochs", str(args.epochs),
           "--users", str(args.users), "--clusters", str(args.clusters),
           "--items-per-cluster", str(args.items_per_cluster),
-          "--length", str(args.length), "--seed", str(seed)]
+          "--length", str(args.length), "--seed", str(seed),
+          "--num-uniform-negatives", str(args.num_uniform_negatives)]
 
 
 def _record(model_dir: str, train_rows: int, wall_s: float) -> dict:
@@ -123,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser.add_argument("--items-per-cluster", type=int, default=40)
   parser.add_argument("--length", type=int, default=8)
   parser.add_argument("--epochs", type=int, default=4)
+  # The two-tower's uniform negatives per step; 0 leaves only the in-batch
+  # ones, to tell the two apart in the two-worker comparison.
+  parser.add_argument("--num-uniform-negatives", type=int,
+                      default=distribution_testing.HPARAMS[
+                          "num_uniform_negatives"])
   parser.add_argument("--seed", type=int, action="append")
   parser.add_argument("--output", required=True)
   args = parser.parse_args(argv)

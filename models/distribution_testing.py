@@ -169,10 +169,14 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--items-per-cluster", type=int, default=10)
   parser.add_argument("--length", type=int, default=8)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--num-uniform-negatives", type=int, default=None,
+                      help="two-tower: overrides HPARAMS' uniform negatives")
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO)
   hparams = dict(SASREC_HPARAMS if args.family == "sasrec" else HPARAMS,
                  epochs=args.epochs)
+  if args.num_uniform_negatives is not None:
+    hparams["num_uniform_negatives"] = args.num_uniform_negatives
   train(args.family, args.model_dir, args.distribution, hparams,
         clustered_sequences(args.users, args.clusters,
                             args.items_per_cluster, args.length, 0),
