@@ -140,7 +140,6 @@ def backup_dir(fn_args) -> str:
   return str(configured or os.path.join(fn_args.model_run_dir, BACKUP_SUBDIR))
 
 
-
 def gather_replicas(*tensors: tf.Tensor) -> tuple[tf.Tensor, ...]:
   """Each tensor's rows from every replica in sync, this replica's first.
 
