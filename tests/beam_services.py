@@ -42,6 +42,7 @@ from apache_beam.portability.api import endpoints_pb2
 from google.protobuf import json_format
 from google.protobuf import text_format
 
+from serving import testing_grpc
 from tfx_pipeline import config as config_lib
 
 # Step -> a top-level transform label that only its Beam job applies
@@ -60,12 +61,6 @@ _SERVICE_START_TIMEOUT_S = 60
 # DEADLINE_EXCEEDED: it has to outlast the slowest step.
 JOB_SERVER_TIMEOUT_S = 1800
 _MODULE = "tests.beam_services"
-
-
-def _free_port() -> int:
-  with socket.socket() as probe:
-    probe.bind(("localhost", 0))
-    return probe.getsockname()[1]
 
 
 def _wait_for_port(port: int, process: subprocess.Popen,
@@ -120,7 +115,7 @@ def start(log_dir: pathlib.Path, env: Mapping[str, str]
   processes, endpoints = [], {}
   try:
     for name, (module, *flags) in services.items():
-      port = _free_port()
+      port = testing_grpc.free_port()
       log_path = log_dir / f"{name}.log"
       with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(  # pylint: disable=consider-using-with
