@@ -1,8 +1,9 @@
 """The compiled Kubeflow spec runs, task by task, from the installed wheel.
 
 `tests.kubeflow_spec_harness` plays the KFP backend: every task of the
-`vrec compile` output runs in its own subprocess through the spec's container
-command (TFX's Kubeflow v2 entrypoint), from the project wheel, never from the
+`vrec compile` output runs in its own process through the spec's container
+command (TFX's Kubeflow v2 entrypoint; a fork of one warm interpreter of the
+image, `harness.TaskLauncher`), from the project wheel, never from the
 source tree, with the dataset, every artifact and the pushed model in a
 bucket of the local S3-compatible server (`tests.object_store`). The installed
 `vrec serve`, pointed at the bucket, then answers a tensorflow-serving-api
@@ -24,7 +25,9 @@ import json
 import pathlib
 import re
 import shlex
+import signal
 import subprocess
+import sys
 import zipfile
 
 from google.auth import credentials
@@ -48,7 +51,7 @@ from tfx_pipeline.components import pushed_baseline
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
 
-# End to end: its two compiled runs take about ten minutes of one worker, so
+# End to end: its two compiled runs take about five minutes of one worker, so
 # the scheduler hands this file out with the pipeline tests, first.
 pytestmark = pytest.mark.e2e
 
@@ -362,6 +365,57 @@ def test_a_rerun_takes_cached_outputs_only_where_caching_is_on(tmp_path):
   cached.run(cache=first)
   assert (first.ran, uncached.ran, cached.ran) == (["task"], ["task"], [])
   assert cached.outputs == first.outputs
+
+
+# A module a launched task runs: it prints how it was run, bumps a counter
+# kept in a module the launcher imported, and ends as its argument says.
+_TASK_MODULE = """
+import os, signal, sys
+import task_state
+task_state.runs.append(sys.argv[1:])
+print("name", __name__, "argv", sys.argv[1:], "runs", len(task_state.runs))
+ending = sys.argv[1]
+if ending == "raise":
+  raise ValueError("the task failed")
+if ending == "kill":
+  os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(int(ending))
+"""
+
+
+@pytest.fixture
+def task_launcher(tmp_path) -> harness.TaskLauncher:
+  """A launcher for an image whose package root holds `_TASK_MODULE`."""
+  package_root = tmp_path / "package_root"
+  package_root.mkdir()
+  (package_root / "task.py").write_text(_TASK_MODULE)
+  (package_root / "task_state.py").write_text("runs = []\n")
+  # This environment's interpreter stands in for the image's venv.
+  install = harness.WheelInstall(
+      wheel=tmp_path / "none.whl", venv=pathlib.Path(sys.prefix),
+      package_root=package_root)
+  return install.launcher()
+
+
+@pytest.mark.parametrize("ending, status, logged", [
+    ("0", 0, "name __main__ argv ['0'] runs 1"),
+    ("3", 3, "name __main__ argv ['3'] runs 1"),
+    ("raise", 1, "ValueError: the task failed"),
+    ("kill", -signal.SIGKILL, "argv ['kill']"),
+])
+def test_a_launched_task_runs_as_python_m_in_a_process_of_its_own(
+    task_launcher, tmp_path, ending, status, logged):
+  # Each task is a fork of the launcher: the preloaded module's state is
+  # what the launcher imported, not what the task before it left.
+  for log in (tmp_path / "first.txt", tmp_path / "second.txt"):
+    assert task_launcher.run(["python", "-m", "task"], [ending],
+                             ["task_state"], log) == status
+    assert logged in log.read_text()
+
+
+def test_a_command_other_than_python_m_is_refused(task_launcher, tmp_path):
+  with pytest.raises(harness.UnsupportedSpec, match="python -m"):
+    task_launcher.run(["/bin/sh", "-c", "true"], [], [], tmp_path / "log")
 
 
 # --------------------------------------- Dockerfile, spec and harness agree ---

@@ -17,8 +17,11 @@ deployment:
   executor output file sits in the task's scratch directory (the pod's
   `/tmp/kfp_outputs`).
 - KFP's launcher: the container's command and args from the spec, `{{$}}`
-  replaced by the ExecutorInput JSON, one subprocess per task, tasks in
+  replaced by the ExecutorInput JSON, one process per task, tasks in
   dependency order; the ExecutorOutput's artifacts become the task's outputs.
+  Each task's process is a fork of a warm interpreter of the image
+  (`TaskLauncher`) that runs the command's `python -m` module: a pod pays
+  TFX's imports per task, this harness once per run.
 - ML Metadata: `ArtifactStore`, a JSON file of every recorded artifact.
 
 Two backends, as `vrec compile --target` has two:
@@ -55,6 +58,7 @@ pipeline-level parameters (the compiled spec has none; a
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -64,10 +68,13 @@ import shutil
 import site
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+
+from tfx_pipeline import kubeflow_entrypoint
 
 # What the Dockerfile's final stage sets for every task.
 IMAGE_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1"}
@@ -84,6 +91,15 @@ _STATE_CLAUSE = re.compile(r"^state=(\w+)$")
 _NUMBER_CLAUSE = re.compile(r"^metadata\.(\w+)\.number_value=(-?[\d.]+)$")
 LIVE = "LIVE"
 _LOG_TAIL_CHARS = 4000
+_LAUNCHER = pathlib.Path(__file__).with_name("task_launcher.py")
+# What every task of this project's image imports, in the command's order:
+# the command's module (its `main` runs only as `__main__`) and TFX's
+# entrypoint, which it runs.
+_TASK_PRELOAD = [kubeflow_entrypoint.__name__,
+                 kubeflow_entrypoint.TFX_ENTRYPOINT]
+_EXECUTOR_CLASS_FLAG = "--executor_class_path"
+# (package root, environment) -> its running launcher.
+_LAUNCHERS: dict[tuple, "TaskLauncher"] = {}
 
 
 class UnsupportedSpec(ValueError):
@@ -175,6 +191,62 @@ class WheelInstall:
     """Runs `argv` in the stand-in image (default cwd: the package root)."""
     return subprocess.run(argv, cwd=cwd or self.package_root,
                           env=self.environment(), **kwargs)
+
+  def launcher(self) -> TaskLauncher:
+    """The task launcher of this image and environment, started once."""
+    key = (str(self.package_root), tuple(sorted(self.environment().items())))
+    if key not in _LAUNCHERS:
+      _LAUNCHERS[key] = TaskLauncher(self)
+    return _LAUNCHERS[key]
+
+
+class TaskLauncher:
+  """Runs `python -m` container commands in the stand-in image, forked.
+
+  One `tests/task_launcher.py` interpreter per environment imports each
+  task's `preload` modules once and forks a process per task (see that
+  module for why that is safe); a task's process runs the command's module
+  as `python -m` would, so the spec's command is what runs, without paying
+  TFX's imports again per task. Launchers end when this process ends.
+  """
+
+  def __init__(self, install: WheelInstall):
+    self._errors = tempfile.TemporaryFile(mode="w+")
+    # `python` as the container command names it, found on the image's PATH.
+    self._process = subprocess.Popen(
+        ["python", "-c",
+         "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')",
+         str(_LAUNCHER)],
+        cwd=install.package_root, env=install.environment(),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
+        text=True)
+    atexit.register(self.close)
+
+  def run(self, command: list[str], args: list[str], preload: list[str],
+          log: pathlib.Path) -> int:
+    """Runs `command + args` with its output in `log`; its exit status.
+
+    Raises:
+      UnsupportedSpec: `command` is not `python -m MODULE`.
+    """
+    if len(command) != 3 or command[:2] != ["python", "-m"]:
+      raise UnsupportedSpec(f"container command {command} (only `python -m "
+                            "MODULE` is reproduced)")
+    request = {"module": command[2], "preload": preload,
+               "args": args, "log": str(log)}
+    self._process.stdin.write(json.dumps(request) + "\n")
+    self._process.stdin.flush()
+    answer = self._process.stdout.readline()
+    if not answer:
+      self._errors.seek(0)
+      raise RuntimeError("the task launcher ended:\n"
+                         + self._errors.read()[-_LOG_TAIL_CHARS:])
+    return json.loads(answer)
+
+  def close(self) -> None:
+    if self._process.poll() is None:
+      self._process.stdin.close()
+      self._process.wait(timeout=60)
 
 
 def install_wheel(wheel: pathlib.Path, directory: pathlib.Path
@@ -489,13 +561,13 @@ class SpecRun:
         "outputs": {"artifacts": {key: {"artifacts": [artifact]}
                                   for key, artifact in provisioned.items()},
                     "outputFile": str(output_file)}}
-    argv = [*container["command"],
-            *(_substitute(arg, executor_input) for arg in container["args"])]
+    args = [_substitute(arg, executor_input) for arg in container["args"]]
     log_path = task_scratch / "log.txt"
-    with log_path.open("w") as log:
-      finished = self.install.run(argv, stdout=log, stderr=subprocess.STDOUT)
-    if finished.returncode:
-      raise TaskFailed(f"task {task_name} exited {finished.returncode}:\n"
+    status = self.install.launcher().run(
+        container["command"], args, [*_TASK_PRELOAD, *_executor_module(args)],
+        log_path)
+    if status:
+      raise TaskFailed(f"task {task_name} exited {status}:\n"
                        f"{log_path.read_text()[-_LOG_TAIL_CHARS:]}")
     executor_output = json.loads(output_file.read_text())
     outputs = {}
@@ -527,6 +599,14 @@ class SpecRun:
           f"{{{{$.inputs.artifacts['{key}'].metadata['{field}']}}}}",
           str(resolved[0]["metadata"][field]))
     return self.store.query(artifact_filter)
+
+
+def _executor_module(args: list[str]) -> list[str]:
+  """The module of the task's `--executor_class_path`, if it names one."""
+  if _EXECUTOR_CLASS_FLAG not in args:
+    return []
+  class_path = args[args.index(_EXECUTOR_CLASS_FLAG) + 1]
+  return [class_path.rsplit(".", 1)[0]]
 
 
 def _runtime_artifact(recorded: dict[str, Any]) -> dict[str, Any]:
