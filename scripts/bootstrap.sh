@@ -60,13 +60,28 @@ pip_install() {
   return 1
 }
 
+# uv installs the same set as pip (requirements-lock.txt constrains both),
+# downloading and unpacking in parallel: 25 s against pip's 249 s for the
+# whole stack into a fresh venv, with empty caches, on this project's 2-core
+# machine. pip stays the fallback, e.g. where only pip's own configuration
+# reaches a package index.
+UV_VERSION=0.13.9
+STACK=(-r "$REPO_ROOT/requirements.txt" -r "$REPO_ROOT/requirements-dev.txt"
+       -c "$REPO_ROOT/requirements-lock.txt")
+uv_install() {
+  "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" "$@"
+}
+
 # Reinstall only when the pins or setup.py change, so re-runs start at once.
 STAMP="$VENV/.vrec-installed"
-WANT="$(cat "$REPO_ROOT/requirements.txt" "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
+WANT="$(cat "$REPO_ROOT"/requirements*.txt "$REPO_ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
-  echo "==> Installing the pinned stack into $VENV (first run: about 5 minutes)"
+  echo "==> Installing the pinned stack into $VENV (first run: about a minute)"
   pip_install --upgrade pip
-  pip_install -r "$REPO_ROOT/requirements.txt" -r "$REPO_ROOT/requirements-dev.txt"
+  if ! { pip_install "uv==$UV_VERSION" && uv_install "${STACK[@]}"; }; then
+    echo "==> uv could not install the stack; installing it with pip (about 5 minutes)" >&2
+    pip_install "${STACK[@]}"
+  fi
   pip_install --no-deps -e "$REPO_ROOT"
   echo "$WANT" > "$STAMP"
 fi
