@@ -1,7 +1,7 @@
 """The retrieval Trainers on two local CPU workers of one
 `MultiWorkerMirroredStrategy` job (`models.distribution_testing`): the
-chief's validation matches one process's, and a job whose worker was killed
-resumes from the last epoch backed up.
+two-tower chief's validation matches one process's, and a SASRec-class job
+whose worker was killed resumes from the last epoch backed up.
 """
 
 import os
@@ -80,22 +80,6 @@ def test_two_workers_match_one_process(tmp_path):
   _assert_only_the_chief_wrote(pair)
 
 
-def test_sasrec_trains_as_a_two_worker_job(tmp_path):
-  # Not compared with one process: after 3 epochs the two workers' chief
-  # was well ahead of one process (Recall@10 0.29 against 0.14 in one
-  # run), a difference not yet explained (docs/scaling.md, "Not done").
-  epochs = 3
-  workers = distribution_testing.start_workers(
-      2, _flags("sasrec", str(tmp_path / "pair"), distribution.MULTI_WORKER,
-                epochs), str(tmp_path / "logs"))
-  assert _finish(workers) == [0, 0]
-  chief, trained = _kept_metrics(str(tmp_path / "pair"))
-  assert trained == epochs
-  # Above chance (10 of 80 items: 0.125).
-  assert chief["recall_at_10"] > 0.125
-  _assert_only_the_chief_wrote(str(tmp_path / "pair"))
-
-
 def _wait_for(path, workers, timeout_s=_WORKER_TIMEOUT_S):
   deadline = time.monotonic() + timeout_s
   while not os.path.exists(path):
@@ -105,15 +89,21 @@ def _wait_for(path, workers, timeout_s=_WORKER_TIMEOUT_S):
     time.sleep(0.1)
 
 
-def _validated_epochs(log_path):
+def _validated_epochs(log_path, family):
   with open(log_path) as log:
-    return [int(epoch) for epoch in re.findall(r"two_tower epoch (\d+):",
+    return [int(epoch) for epoch in re.findall(rf"{family} epoch (\d+):",
                                                log.read())]
 
 
-def test_a_job_whose_worker_was_killed_resumes_from_its_last_epoch(tmp_path):
-  model_dir, epochs = str(tmp_path / "job"), 6
-  flags = _flags("two_tower", model_dir, distribution.MULTI_WORKER, epochs)
+def test_a_sasrec_job_whose_worker_was_killed_resumes_from_its_last_epoch(
+    tmp_path):
+  # SASRec-class here, the two-tower above: both Trainers run as two-worker
+  # jobs. SASRec is not compared with one process: after 3 epochs the two
+  # workers' chief was well ahead of one process (Recall@10 0.29 against
+  # 0.14 in one run), a difference not yet explained (docs/scaling.md, "Not
+  # done").
+  family, model_dir, epochs = "sasrec", str(tmp_path / "job"), 5
+  flags = _flags(family, model_dir, distribution.MULTI_WORKER, epochs)
   first = distribution_testing.start_workers(2, flags, str(tmp_path / "first"))
   # The chief's first backup is written after epoch 1.
   _wait_for(os.path.join(model_dir, "model_run", distribution.BACKUP_SUBDIR,
@@ -124,14 +114,14 @@ def test_a_job_whose_worker_was_killed_resumes_from_its_last_epoch(tmp_path):
   first[0].send_signal(signal.SIGKILL)
   _finish(first)
   backed_up = max(_validated_epochs(distribution_testing.worker_log(
-      str(tmp_path / "first"), 0)))
+      str(tmp_path / "first"), 0), family))
   assert backed_up < epochs, "killed after the last epoch: nothing resumed"
 
   second = distribution_testing.start_workers(2, flags,
                                               str(tmp_path / "second"))
   assert _finish(second) == [0, 0]
   resumed = _validated_epochs(distribution_testing.worker_log(
-      str(tmp_path / "second"), 0))
+      str(tmp_path / "second"), 0), family)
   with open(distribution_testing.worker_log(str(tmp_path / "second"), 0)) as log:
     after = int(re.search(r"Resumed from the backup after epoch (\d+)",
                           log.read()).group(1))
@@ -141,4 +131,6 @@ def test_a_job_whose_worker_was_killed_resumes_from_its_last_epoch(tmp_path):
   assert resumed == list(range(after + 1, epochs + 1))
   curve = learning_curve.read(os.path.join(model_dir, "model_run"))
   assert [point.step for point in curve.points] == list(range(1, epochs + 1))
-  assert curve.best_point.metrics["recall_at_10"] > 0.2
+  # Above chance (10 of 80 items: 0.125).
+  assert curve.best_point.metrics["recall_at_10"] > 0.125
+  _assert_only_the_chief_wrote(model_dir)
