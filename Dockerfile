@@ -21,8 +21,9 @@ ENV TF_USE_LEGACY_KERAS=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONPATH=/pipeline \
     PATH=/pipeline/bin:$PATH
-COPY requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+# The same packages the tests ran on: requirements-lock.txt pins every one.
+COPY requirements.txt requirements-lock.txt /tmp/
+RUN pip install --no-cache-dir -r /tmp/requirements.txt -c /tmp/requirements-lock.txt
 COPY --from=wheel /wheels /wheels
 RUN pip install --no-cache-dir --no-deps --target /pipeline /wheels/vrec-*.whl
 WORKDIR /pipeline

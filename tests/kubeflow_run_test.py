@@ -477,11 +477,13 @@ def test_dockerfile_builds_the_wheel_and_installs_it_at_the_package_root():
                   if command.startswith("pip wheel ")]
   assert len(wheel_builds) == 1 and "--no-deps" in wheel_builds[0]
   assert _instructions(wheel_stage, "COPY") == [f". {wheel_builds[0][-1]}"]
-  # The image installs the pins, then that wheel alone, at the package root,
-  # the way the harness installs it.
+  # The image installs the pins, constrained to the lock the tests' stack was
+  # installed with, then that wheel alone, at the package root, the way the
+  # harness installs it.
   requirements, wheel = _pip_installs(image_stage)
-  assert requirements[-2:] == ["-r", "/tmp/requirements.txt"]
-  assert "requirements.txt /tmp/requirements.txt" in _instructions(
+  assert requirements[-4:] == ["-r", "/tmp/requirements.txt",
+                               "-c", "/tmp/requirements-lock.txt"]
+  assert "requirements.txt requirements-lock.txt /tmp/" in _instructions(
       image_stage, "COPY")
   assert wheel[:3] == ["--no-cache-dir", *harness.WHEEL_INSTALL_FLAGS]
   assert wheel[3] == package_root
