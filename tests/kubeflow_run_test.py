@@ -28,6 +28,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from typing import Iterator
 import zipfile
 
 from google.auth import credentials
@@ -74,10 +75,12 @@ BASELINE_ID_KEY = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
 
 
 @pytest.fixture(scope="module")
-def wheel_install(tmp_path_factory) -> harness.WheelInstall:
+def wheel_install(tmp_path_factory) -> Iterator[harness.WheelInstall]:
   directory = tmp_path_factory.mktemp("wheel_install")
   wheel = harness.build_wheel(REPO_ROOT, directory / "wheels")
-  return harness.install_wheel(wheel, directory)
+  yield harness.install_wheel(wheel, directory)
+  # The runs' warm interpreters, about 1 GB each, end with this file.
+  harness.close_launchers()
 
 
 @pytest.fixture(scope="module")
@@ -384,7 +387,7 @@ sys.exit(int(ending))
 
 
 @pytest.fixture
-def task_launcher(tmp_path) -> harness.TaskLauncher:
+def task_launcher(tmp_path) -> Iterator[harness.TaskLauncher]:
   """A launcher for an image whose package root holds `_TASK_MODULE`."""
   package_root = tmp_path / "package_root"
   package_root.mkdir()
@@ -394,7 +397,8 @@ def task_launcher(tmp_path) -> harness.TaskLauncher:
   install = harness.WheelInstall(
       wheel=tmp_path / "none.whl", venv=pathlib.Path(sys.prefix),
       package_root=package_root)
-  return install.launcher()
+  yield install.launcher()
+  harness.close_launchers()
 
 
 @pytest.mark.parametrize("ending, status, logged", [
