@@ -53,6 +53,7 @@ from typing import BinaryIO, Iterator, Mapping, Optional
 
 import pytest
 
+from serving import testing_grpc
 from tests import prerequisites
 
 REGION = "us-east-1"
@@ -324,12 +325,6 @@ class StoreProxy:
           counted = True
 
 
-def _free_port() -> int:
-  with socket.socket() as probe:
-    probe.bind(("127.0.0.1", 0))
-    return probe.getsockname()[1]
-
-
 def _wait_until_up(process: subprocess.Popen, endpoint_url: str,
                    stderr: BinaryIO) -> None:
   deadline = time.monotonic() + _START_TIMEOUT_S
@@ -368,7 +363,7 @@ def start_server() -> Iterator[MotoServer]:
     The running server; it is stopped when the block ends, also on error.
   """
   prerequisites.module("moto.server")
-  endpoint_url = f"http://127.0.0.1:{_free_port()}"
+  endpoint_url = f"http://127.0.0.1:{testing_grpc.free_port()}"
   env = dict(os.environ,
              INITIAL_NO_AUTH_ACTION_COUNT=str(_UNAUTHENTICATED_SETUP_CALLS),
              PYTHONPATH=os.pathsep.join(
