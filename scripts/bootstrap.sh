@@ -80,7 +80,7 @@ uv_install() {
 STAMP="$VENV/.vrec-installed"
 WANT="$(cat "$REPO_ROOT"/requirements*.txt "$REPO_ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
-  echo "==> Installing the pinned stack into $VENV (first run: about a minute)"
+  echo "==> Installing the pinned stack into $VENV (first run: one to two minutes)"
   pip_install --upgrade pip
   if ! { pip_install "uv==$UV_VERSION" && uv_install "${STACK[@]}"; }; then
     echo "==> uv could not install the stack; installing it with pip (about 5 minutes)" >&2
