@@ -7,8 +7,9 @@ neighbours, the Trainer fits GMN on the train graph, LightGCN, its graph
 baseline, is trained beside it by its own Trainer and scored by its own
 Evaluator, ModelSelector picks the better on validation carved from train
 and the Pusher pushes that pick. (The classical baselines' Trainers, gate
-and selection are checked in `tests/classical_families_e2e_test.py`.) The gate is open: two-epoch models on 100
-users prove the wiring, not quality (benchmarks/gmn.py measures that).
+and selection are checked in `tests/classical_families_e2e_test.py`.) The
+gate is open: two-epoch models on 100 users prove the wiring, not quality
+(benchmarks/gmn.py measures that).
 """
 
 import filecmp

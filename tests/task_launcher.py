@@ -25,9 +25,10 @@ import os
 import runpy
 import sys
 import traceback
+from typing import NoReturn
 
 
-def _run_forked(module: str, args: list[str], log: str) -> int:
+def _run_forked(module: str, args: list[str], log: str) -> NoReturn:
   """In the fork: the task, its output in `log`; never returns."""
   status = 1
   try:
