@@ -203,11 +203,25 @@ def pretrain(variant: str, content: np.ndarray,
   return courier.item_embedding_table(model.encoder)
 
 
-def train_and_score(dataset: datasets.SequenceDataset, train: CtrExamples,
-                    valid: CtrExamples, test: CtrExamples,
-                    content_table: np.ndarray | None, args, seed: int
+def train_and_score(num_users: int, num_items: int,
+                    train: Mapping[str, np.ndarray],
+                    valid: Mapping[str, np.ndarray],
+                    test: Mapping[str, np.ndarray],
+                    content_table: np.ndarray | None, args, seed: int,
+                    image_table: np.ndarray | None = None
                     ) -> tuple[np.ndarray, learning_curve.LearningCurve]:
   """Trains the ranker, stopping early on validation AUC.
+
+  Args:
+    num_users: user indices, padding included.
+    num_items: item indices, padding included.
+    train: the ranker's inputs (`CtrExamples.as_inputs`) to train on.
+    valid: its inputs to stop early on.
+    test: its inputs to score.
+    content_table: the frozen content features, or None.
+    args: the flags of `add_ranker_arguments`.
+    seed: seeds the initialisation and the shuffle.
+    image_table: the frozen image embeddings, or None.
 
   Returns:
     The best epoch's test logits, and the learning curve.
@@ -218,15 +232,15 @@ def train_and_score(dataset: datasets.SequenceDataset, train: CtrExamples,
       attention_units=(args.attention_units,), deep_units=(args.deep_units,),
       learning_rate=args.learning_rate, epochs=args.epochs,
       batch_size=args.batch_size, early_stopping_patience=args.patience)
-  model = ranking.RankingModel(dataset.num_users, dataset.num_items, config,
-                               content_table=content_table)
+  model = ranking.RankingModel(num_users, num_items, config,
+                               content_table=content_table,
+                               image_table=image_table)
   _, curve = early_stopping.fit_with_curve(
-      model, training.shuffled_batches(train.as_inputs(), config.batch_size,
+      model, training.shuffled_batches(dict(train), config.batch_size,
                                        seed, drop_remainder=False),
-      ctr_validation.Validator(valid.as_inputs(), model), config, "ranking",
+      ctr_validation.Validator(valid, model), config, "ranking",
       metric=ctr_validation.METRIC)
-  return (training.predict_in_batches(model, test.as_inputs(), _SCORE_BATCH),
-          curve)
+  return training.predict_in_batches(model, dict(test), _SCORE_BATCH), curve
 
 
 def run_dataset(name: str, args) -> dict:
@@ -261,8 +275,9 @@ def run_dataset(name: str, args) -> dict:
         table, pretrain_s = content, 0.0
       else:
         table, pretrain_s = tables[variant]
-      logits, curve = train_and_score(dataset, train, valid, test, table,
-                                      args, seed)
+      logits, curve = train_and_score(
+          dataset.num_users, dataset.num_items, train.as_inputs(),
+          valid.as_inputs(), test.as_inputs(), table, args, seed)
       curves[variant].append(curve.to_json())
       metrics = {"auc": protocols.auc(test.labels, logits),
                  "gauc": protocols.gauc(test.users, test.labels, logits),
@@ -313,6 +328,20 @@ def markdown(name: str, result: Mapping) -> str:
   return f"### {name}\n\n" + reporting.markdown_table(headers, rows)
 
 
+def add_ranker_arguments(parser: argparse.ArgumentParser) -> None:
+  """The flags of the ranker `train_and_score` trains."""
+  parser.add_argument("--epochs", type=int, default=10,
+                      help="the most ranker epochs (early stopping)")
+  parser.add_argument("--patience", type=int, default=2,
+                      help="ranker epochs without a better validation AUC "
+                           "before it stops")
+  parser.add_argument("--batch_size", type=int, default=2048)
+  parser.add_argument("--learning_rate", type=float, default=0.004)
+  parser.add_argument("--ranking_embedding_dim", type=int, default=16)
+  parser.add_argument("--attention_units", type=int, default=16)
+  parser.add_argument("--deep_units", type=int, default=32)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   common.add_dataset_arguments(parser, datasets.DATASETS,
@@ -328,16 +357,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                       help="CTR train positives per user (most recent)")
   parser.add_argument("--max_pretrain_positives_per_user", type=int, default=20,
                       help="pre-training positives per user (most recent)")
-  parser.add_argument("--epochs", type=int, default=10,
-                      help="the most ranker epochs (early stopping)")
-  parser.add_argument("--patience", type=int, default=2,
-                      help="ranker epochs without a better validation AUC "
-                           "before it stops")
-  parser.add_argument("--batch_size", type=int, default=2048)
-  parser.add_argument("--learning_rate", type=float, default=0.004)
-  parser.add_argument("--ranking_embedding_dim", type=int, default=16)
-  parser.add_argument("--attention_units", type=int, default=16)
-  parser.add_argument("--deep_units", type=int, default=32)
+  add_ranker_arguments(parser)
   parser.add_argument("--embedding_dim", type=int, default=32,
                       help="pre-trained content embedding size")
   parser.add_argument("--encoder_hidden", type=int, default=128)

@@ -50,6 +50,7 @@ class LongHistoryCtr:
   category_names: list[str]
   splits: dict[str, dict[str, np.ndarray]]
   windows: dict[str, np.ndarray]
+  item_ids: list[str]
 
   @property
   def num_items(self) -> int:
@@ -137,7 +138,8 @@ def build(dataset: contract.Dataset, history_length: int, negatives: int,
        for name, split in rows.items()},
       {ctr_ranker.HISTORY: _padded(windows, window_length + 1),
        ctr_ranker.KEYWORDS: item_categories[
-           _padded(windows, window_length + 1)][..., np.newaxis]})
+           _padded(windows, window_length + 1)][..., np.newaxis]},
+      [""] + item_names)
 
 
 def _negatives(frame: pd.DataFrame, negatives: int, seed: int) -> list[list[int]]:

@@ -45,6 +45,7 @@ def test_targets_split_by_day_and_read_the_most_recent_earlier_events():
   assert names(task.splits["train"][ctr_ranker.CANDIDATE][
       positives["train"]]) == "b"
   np.testing.assert_array_equal(test["user"], [0, 0, 1, 1, 1, 1])
+  assert task.item_ids == ["", *"abcdef"]
   # The pseudo-query of a history item is its category (x = 1, y = 2).
   np.testing.assert_array_equal(
       test[ctr_ranker.KEYWORDS][positives["test"]][..., 0],

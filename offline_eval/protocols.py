@@ -249,6 +249,17 @@ def gauc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
   return weighted / weight
 
 
+def log_loss(labels: np.ndarray, logits: np.ndarray) -> float:
+  """Mean binary cross-entropy of `sigmoid(logits)`, computed from the logits.
+
+  `softplus(z) - y z` equals `-y log p - (1 - y) log(1 - p)` for
+  `p = sigmoid(z)` and stays finite for any logit.
+  """
+  labels = np.asarray(labels, dtype=np.float64)
+  logits = np.asarray(logits, dtype=np.float64)
+  return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+
+
 def sampled_auc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
   """Mean over users of the share of negatives scored below the positive."""
   positive_scores = np.asarray(positive_scores, dtype=np.float64)[:, None]

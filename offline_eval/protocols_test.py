@@ -133,6 +133,14 @@ def test_gauc_weights_groups_and_skips_single_class_groups():
   assert protocols.gauc(groups, labels, scores) == pytest.approx((2 * 1 + 4 * 0.75) / 6)
 
 
+def test_log_loss_of_logits_known_values_and_extremes():
+  # sigmoid(0) = 0.5 either way; sigmoid(log 3) = 0.75 for a positive.
+  assert protocols.log_loss([1, 0, 1], [0.0, 0.0, np.log(3.0)]) == pytest.approx(
+      (2 * np.log(2.0) - np.log(0.75)) / 3)
+  # A confident wrong logit costs about its size, and never overflows.
+  assert protocols.log_loss([0], [1000.0]) == pytest.approx(1000.0)
+
+
 def test_sampled_auc_and_popularity():
   assert protocols.sampled_auc(np.array([0.5]), np.array([[0.1, 0.5, 0.9, 0.2]])) == (
       pytest.approx((2 + 0.5) / 4))

@@ -1,0 +1,134 @@
+"""Tests for the COURIER image benchmark's data, budget and run."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+import pytest
+
+from benchmarks import courier_images
+from data import features
+from data import importers
+from models.seminar import ctr_ranker
+
+ARTICLES = [f"01000000{n:02d}" for n in range(1, 11)]
+
+
+def _write_hm_folder(root) -> None:
+  """A tiny `hm-fashion/`: 4 customers buying over 5 days, 10 articles with
+  photos, metadata for the first 6."""
+  folder = root / "hm-fashion"
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  rows = [(f"2020-09-{day + 10:02d}", f"c{customer}",
+           ARTICLES[(day * 3 + customer * 2 + extra) % 10], "0.01", "2")
+          for day in range(5) for customer in range(4) for extra in range(2)]
+  pd.DataFrame(rows, columns=["t_dat", "customer_id", "article_id", "price",
+                              "sales_channel_id"]).to_csv(
+      folder / "transactions_train_sample.csv", index=False)
+  articles = pd.DataFrame({"article_id": ARTICLES[:6],
+                           "prod_name": ["red top", "blue top", "red dress",
+                                         "black jeans", "blue jeans", "cap"]})
+  for column in importers.HM_CATEGORY_COLUMNS:
+    articles[column] = "x"
+  articles["product_type_name"] = ["Top", "Top", "Dress", "Trousers",
+                                   "Trousers", "Cap"]
+  articles.to_csv(folder / "articles_train_sample.csv", index=False)
+  pd.DataFrame({"customer_id": [f"c{n}" for n in range(4)], "age": "30",
+                "club_member_status": "ACTIVE",
+                "fashion_news_frequency": "NONE"}).to_csv(
+      folder / "customers_sample.csv", index=False)
+  with zipfile.ZipFile(folder / "images_64x96.zip", "w") as photos:
+    for article in ARTICLES:
+      pixels = rng.integers(0, 256, (12, 8, 3), dtype=np.uint8)
+      data = io.BytesIO()
+      Image.fromarray(pixels).save(data, format="JPEG")
+      photos.writestr(f"{article}.jpg", data.getvalue())
+
+
+def test_pretrain_positives_keep_each_customers_latest_train_positives():
+  train = {"user": np.array([0, 0, 0, 0, 1, 1, 1]),
+           ctr_ranker.LABEL: np.array([1, 0, 1, 1, 1, 0, 1]),
+           ctr_ranker.CANDIDATE: np.array([5, 9, 6, 7, 8, 9, 3]),
+           ctr_ranker.HISTORY: np.arange(7)[:, np.newaxis]}
+  positives = courier_images.pretrain_positives(train, per_user=2)
+  np.testing.assert_array_equal(positives[features.ITEM_INDEX], [6, 7, 8, 3])
+  np.testing.assert_array_equal(
+      positives[features.HISTORY_ITEM_INDICES][:, 0], [2, 3, 4, 6])
+
+
+def test_ranker_inputs_shift_users_past_padding():
+  examples = {"user": np.array([0, 2]), ctr_ranker.CANDIDATE: np.array([4, 5]),
+              ctr_ranker.HISTORY: np.array([[1, 0], [2, 3]]),
+              ctr_ranker.LABEL: np.array([1.0, 0.0])}
+  inputs = courier_images.ranker_inputs(examples)
+  np.testing.assert_array_equal(inputs[features.USER_INDEX], [1, 3])
+  np.testing.assert_array_equal(inputs[features.LABEL], [1, 0])
+
+
+def test_content_and_product_types_exist_only_for_described_items():
+  items = pd.DataFrame({"item_id": ["a", "b"], "title": ["red top", "cap"],
+                        "category": ["Ladies|Upper|T-shirt|Jersey",
+                                     "Men|Acc|Cap|Hats"],
+                        "related_items": ""})
+  content = courier_images.item_content(items, ["", "a", "z", "b"])
+  assert content.shape[0] == 4
+  np.testing.assert_array_equal(content[[0, 2]], 0.0)
+  np.testing.assert_allclose(np.linalg.norm(content[[1, 3]], axis=1), 1.0,
+                             rtol=1e-5)
+  classes, names = courier_images.product_types(items, ["", "a", "z", "b"])
+  assert names == ["Cap", "T-shirt"]
+  np.testing.assert_array_equal(classes, [-1, 1, -1, 0])
+
+
+def test_cycled_repeats_every_row_before_any_twice():
+  rows = courier_images.cycled({"x": np.arange(4)}, 10, seed=0)["x"]
+  assert len(rows) == 10
+  assert sorted(rows[:4]) == [0, 1, 2, 3] and sorted(rows[4:8]) == [0, 1, 2, 3]
+  assert courier_images.steps_per_epoch(300, 1_000, 256) == 4
+
+
+def _per_seed(courier, generic, no_image):
+  return {"courier": [{"auc": v} for v in courier],
+          "simclr": [{"auc": v} for v in generic],
+          "supervised": [{"auc": 0.5} for _ in courier],
+          "random_encoder": [{"auc": 0.5} for _ in courier],
+          "no_image": [{"auc": v} for v in no_image]}
+
+
+def test_goal_needs_the_margin_over_the_best_generic_row_in_every_seed():
+  met = courier_images.goal({"per_seed": _per_seed(
+      [0.70, 0.71], [0.696, 0.706], [0.60, 0.60])})
+  assert met["met"]
+  np.testing.assert_allclose(met["auc_margin_over_best_generic"],
+                             [0.004, 0.004])
+  one_seed_short = courier_images.goal({"per_seed": _per_seed(
+      [0.70, 0.71], [0.696, 0.708], [0.60, 0.60])})
+  assert not one_seed_short["met"]
+  below_no_image = courier_images.goal({"per_seed": _per_seed(
+      [0.70, 0.71], [0.60, 0.60], [0.71, 0.60])})
+  assert not below_no_image["met"]
+
+
+def test_benchmark_runs_every_row_on_a_tiny_hm_folder(tmp_path, capsys):
+  _write_hm_folder(tmp_path)
+  output = tmp_path / "result.json"
+  courier_images.main([
+      "--source_root", str(tmp_path), "--seeds", "0", "--negatives", "1",
+      "--test_days", "1", "--valid_days", "1", "--history_length", "3",
+      "--pretrain_epochs", "1", "--epochs", "1", "--pretrain_batch_size", "4",
+      "--image_height", "12", "--image_width", "8", "--image_filters", "4",
+      "--image_embedding_dim", "4", "--embedding_dim", "4",
+      "--encoder_hidden", "8", "--output", str(output)])
+  result = json.loads(output.read_text())["results"]["hm-fashion"]
+  assert set(result["variants"]) == set(courier_images.VARIANTS)
+  assert result["num_articles"] == 10
+  assert result["articles_with_product_type"] == 6
+  for variant in courier_images.VARIANTS:
+    assert 0.0 <= result["variants"][variant]["auc"]["mean"] <= 1.0
+  assert "COURIER minus the best generic row" in capsys.readouterr().out
