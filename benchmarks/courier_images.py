@@ -352,7 +352,7 @@ def markdown(result: Mapping) -> str:
   margins = ", ".join(f"{m:+.4f}"
                       for m in outcome["auc_margin_over_best_generic"])
   return (table +
-          f"\nCOURIER minus the best generic row's AUC, per seed: {margins} "
+          f"\n\nCOURIER minus the best generic row's AUC, per seed: {margins} "
           f"(goal: +0.0030 in every seed and above no image: "
           f"{'met' if outcome['met'] else 'not met'})")
 
