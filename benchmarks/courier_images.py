@@ -45,6 +45,7 @@ GAUC (per-customer AUC weighted by examples) and log loss on test; the
 ranker stops early on validation AUC.
 
     python -m benchmarks.courier_images
+    python -m benchmarks.courier_images --merge A.json B.json:simclr,courier
 
 Writes `benchmarks/results/courier_images.json` and prints the table.
 """
@@ -52,6 +53,7 @@ Writes `benchmarks/results/courier_images.json` and prints the table.
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import tempfile
 import time
@@ -266,7 +268,7 @@ def run(args) -> dict:
                  "epoch": curve.best, "epochs_trained": len(curve.points),
                  "pretrain_s": pretrain_s,
                  "ranker_s": time.time() - tick - pretrain_s,
-                 "pretrain_losses": losses}
+                 "pretrain_losses": losses, "seed": seed}
       if table is not None:
         metrics["embedding_variance"] = courier.embedding_variance(table)
       runs[variant].append(metrics)
@@ -292,14 +294,78 @@ def run(args) -> dict:
           "auc": protocols.auc(test[features.LABEL], popularity),
           "gauc": protocols.gauc(test[features.USER_INDEX],
                                  test[features.LABEL], popularity)},
+      **summarised(runs), "learning_curves": curves,
+      "wall_s": time.time() - started}
+
+
+def summarised(runs: Mapping[str, list[dict]]) -> dict:
+  """Each row's mean ± std over its seeds, its pre-training losses, and
+  the runs themselves."""
+  return {
       "variants": {variant: reporting.aggregate_seeds(
-          [{k: v for k, v in run.items() if k != "pretrain_losses"}
-           for run in seed_runs]) for variant, seed_runs in runs.items()},
+          [{k: v for k, v in run.items()
+            if k not in ("pretrain_losses", "seed")} for run in seed_runs])
+                   for variant, seed_runs in runs.items()},
       "pretrain_losses": {variant: [run["pretrain_losses"] for run in
                                     seed_runs]
                           for variant, seed_runs in runs.items()},
-      "per_seed": runs, "learning_curves": curves,
-      "wall_s": time.time() - started}
+      "per_seed": dict(runs)}
+
+
+def merge(sources: Sequence[str]) -> dict:
+  """One result from rows run in separate processes.
+
+  Args:
+    sources: `PATH` (every row of that result file) or
+      `PATH:ROW,ROW` (only those rows), e.g. the rows a tuning run
+      re-ran with other settings. A row's seeds from several sources are
+      joined and sorted by seed.
+
+  Returns:
+    The result of `run`, with `sources`: each file's rows, command and
+    arguments.
+
+  Raises:
+    ValueError: if the sources hold different examples, a seed twice for
+      one row, or rows with different seeds.
+  """
+  runs: dict[str, list[dict]] = {}
+  curves: dict[str, list] = {}
+  parts, first = [], None
+  for source in sources:
+    path, _, rows = source.partition(":")
+    payload = json.loads(pathlib.Path(path).read_text())
+    result = payload["results"][DATASET]
+    if first is None:
+      first = result
+    elif result["examples"] != first["examples"]:
+      raise ValueError(f"{path}: other examples than {sources[0]}")
+    kept = rows.split(",") if rows else list(result["per_seed"])
+    for variant in kept:
+      for run, curve, seed in zip(result["per_seed"][variant],
+                                  result["learning_curves"][variant],
+                                  payload["args"]["seeds"]):
+        # Rows of files written before rows carried their seed.
+        runs.setdefault(variant, []).append({"seed": seed, **run})
+        curves.setdefault(variant, []).append(curve)
+    parts.append({"path": path, "rows": kept, "command": payload["command"],
+                  "args": payload["args"], "wall_s": payload["wall_s"]})
+  seeds = None
+  for variant, seed_runs in runs.items():
+    order = sorted(range(len(seed_runs)), key=lambda i: seed_runs[i]["seed"])
+    runs[variant] = [seed_runs[i] for i in order]
+    curves[variant] = [curves[variant][i] for i in order]
+    variant_seeds = [run["seed"] for run in runs[variant]]
+    if len(set(variant_seeds)) != len(variant_seeds):
+      raise ValueError(f"row {variant} has a seed twice: {variant_seeds}")
+    if seeds not in (None, variant_seeds):
+      raise ValueError(f"row {variant} has seeds {variant_seeds}, "
+                       f"others {seeds}")
+    seeds = variant_seeds
+  kept_keys = {"variants", "pretrain_losses", "per_seed", "learning_curves",
+               "wall_s"}
+  return {**{k: v for k, v in first.items() if k not in kept_keys},
+          **summarised(runs), "learning_curves": curves, "sources": parts}
 
 
 def goal(result: Mapping) -> dict:
@@ -394,6 +460,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--image_filters", type=int, nargs="+",
                       default=[16, 32, 64])
   parser.add_argument("--image_embedding_dim", type=int, default=32)
+  parser.add_argument("--merge", nargs="+", default=None,
+                      metavar="JSON[:ROW,...]",
+                      help="only report: join the rows of these result files "
+                      "(all rows, or those named after the colon)")
   parser.add_argument("--output", type=pathlib.Path, default=_RESULTS)
   args = parser.parse_args(argv)
   if not args.images:
@@ -404,7 +474,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
   args = parse_args(argv)
   started = time.time()
-  result = run(args)
+  result = merge(args.merge) if args.merge else run(args)
   result["goal"] = goal(result)
   print(markdown(result), flush=True)
   common.write_results(args.output, {

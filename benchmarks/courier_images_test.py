@@ -132,3 +132,44 @@ def test_benchmark_runs_every_row_on_a_tiny_hm_folder(tmp_path, capsys):
   for variant in courier_images.VARIANTS:
     assert 0.0 <= result["variants"][variant]["auc"]["mean"] <= 1.0
   assert "COURIER minus the best generic row" in capsys.readouterr().out
+
+
+def _result_file(path, seeds, rows, examples=None):
+  per_seed = {variant: [{"auc": auc, "pretrain_losses": []} for auc in aucs]
+              for variant, aucs in rows.items()}
+  path.write_text(json.dumps({
+      "command": "python -m benchmarks.courier_images", "wall_s": 1.0,
+      "args": {"seeds": seeds},
+      "results": {"hm-fashion": {
+          "examples": examples or {"test": 10}, "per_seed": per_seed,
+          "learning_curves": {variant: [{} for _ in aucs]
+                              for variant, aucs in rows.items()}}}}))
+  return str(path)
+
+
+def test_merge_takes_the_named_rows_and_orders_seeds(tmp_path):
+  main = _result_file(tmp_path / "main.json", [0, 1],
+                      {"no_image": [0.50, 0.51], "courier": [0.60, 0.61]})
+  seed_one = _result_file(tmp_path / "one.json", [1], {"courier": [0.71]})
+  seed_zero = _result_file(tmp_path / "zero.json", [0], {"courier": [0.70]})
+  merged = courier_images.merge(
+      [f"{main}:no_image", seed_one, f"{seed_zero}:courier"])
+  assert [run["auc"] for run in merged["per_seed"]["courier"]] == [0.70, 0.71]
+  assert [run["seed"] for run in merged["per_seed"]["no_image"]] == [0, 1]
+  assert merged["variants"]["courier"]["auc"]["mean"] == pytest.approx(0.705)
+  assert [part["rows"] for part in merged["sources"]] == [
+      ["no_image"], ["courier"], ["courier"]]
+
+
+def test_merge_refuses_other_examples_and_a_seed_twice(tmp_path):
+  main = _result_file(tmp_path / "main.json", [0], {"courier": [0.6]})
+  other = _result_file(tmp_path / "other.json", [0], {"courier": [0.6]},
+                       examples={"test": 11})
+  with pytest.raises(ValueError, match="other examples"):
+    courier_images.merge([main, other])
+  with pytest.raises(ValueError, match="seed twice"):
+    courier_images.merge([main, main])
+  seed_one = _result_file(tmp_path / "one.json", [1], {"courier": [0.7]})
+  no_image = _result_file(tmp_path / "no_image.json", [0], {"no_image": [0.5]})
+  with pytest.raises(ValueError, match="has seeds"):
+    courier_images.merge([main, seed_one, no_image])
