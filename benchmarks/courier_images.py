@@ -206,11 +206,6 @@ def pretrain(variant: str, content: np.ndarray, images: courier.ItemImages,
   return image_pretraining.encoder_table(encoder, images), losses
 
 
-def unit_rows(table: np.ndarray) -> np.ndarray:
-  """Rows scaled to unit length (the zero padding row stays zero)."""
-  return table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True),
-                            1e-12)
-
 
 def steps_per_epoch(num_positives: int, num_items: int, batch_size: int) -> int:
   """The common budget: every objective's steps in one epoch."""
@@ -257,7 +252,8 @@ def run(args) -> dict:
       logits, curve = courier_benchmark.train_and_score(
           num_users, task.num_items, splits["train"], splits["valid"], test,
           content, args, seed,
-          image_table=None if table is None else unit_rows(table))
+          image_table=None if table is None else
+          content_features.l2_normalize_rows(table))
       curves[variant].append(curve.to_json())
       labels = test[features.LABEL]
       metrics = {"auc": protocols.auc(labels, logits),

@@ -27,7 +27,8 @@ from scipy.sparse import linalg as sparse_linalg
 
 
 
-def _l2_normalize_rows(matrix: np.ndarray) -> np.ndarray:
+def l2_normalize_rows(matrix: np.ndarray) -> np.ndarray:
+  """Rows scaled to unit length; an all-zero row stays zero."""
   norms = np.linalg.norm(matrix, axis=1, keepdims=True)
   return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
@@ -65,8 +66,8 @@ def token_vectors(item_tokens: np.ndarray, num_tokens: int, token_dim: int = 128
   inverse_frequency = np.log((1.0 + counts.shape[0]) / (1.0 + document_frequency)) + 1.0
   tf_idf = sparse.csr_matrix(counts.multiply(inverse_frequency[np.newaxis, :]))
   if tf_idf.shape[1] <= token_dim:
-    return _l2_normalize_rows(tf_idf.toarray().astype(np.float32))
-  return _l2_normalize_rows(_truncated_svd(tf_idf, token_dim, seed))
+    return l2_normalize_rows(tf_idf.toarray().astype(np.float32))
+  return l2_normalize_rows(_truncated_svd(tf_idf, token_dim, seed))
 
 
 def relation_vectors(num_items: int, pairs: np.ndarray, dim: int = 32,
@@ -96,7 +97,7 @@ def relation_vectors(num_items: int, pairs: np.ndarray, dim: int = 32,
       shape=(num_items, num_items))
   degree = np.asarray(adjacency.sum(axis=1)).ravel()
   scale = sparse.diags(np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1)), 0.0))
-  return _l2_normalize_rows(_truncated_svd(scale @ adjacency @ scale, dim, seed))
+  return l2_normalize_rows(_truncated_svd(scale @ adjacency @ scale, dim, seed))
 
 
 def content_vectors(item_tokens: np.ndarray, num_tokens: int,
@@ -126,7 +127,7 @@ def content_vectors(item_tokens: np.ndarray, num_tokens: int,
     blocks.append(relation_vectors(item_tokens.shape[0], item_relations[name],
                                    relation_dim, seed))
   if external is not None:
-    blocks.append(_l2_normalize_rows(external.astype(np.float32)))
+    blocks.append(l2_normalize_rows(external.astype(np.float32)))
   vectors = np.concatenate(blocks, axis=1)
   vectors[0] = 0.0
   return vectors
