@@ -24,7 +24,11 @@ Rows, all on the same split:
   node-level, preference-level and both matching levels.
 Neural rows train on train without the validation videos and stop early on
 them (`--patience`, `--max_epochs`), keeping the best epoch's weights; mean
-± std over `--seeds`. Each row reports its training seconds, its seconds to
+± std over `--seeds`. The `--gmn_*` flags tune the ablation rows' learning
+rate, temperature, propagation layers and K on validation, one field at a
+time with the first seed (`gmn_setup.coordinate_search`), as LightGCN's grid
+is. `--baselines_from` joins the rows of an earlier run on the same split,
+so a tuning run need not refit the baselines. Each row reports its training seconds, its seconds to
 99% of its best validation score, and its catalogue (videos ranked, nodes
 represented).
 
@@ -32,6 +36,10 @@ represented).
     python -m benchmarks.gmn --dataset amazon-books-movies
     python -m benchmarks.gmn --dataset amazon-books-movies-dense
     python -m benchmarks.gmn --dataset contract --dataset-dir DIR
+    python -m benchmarks.gmn --dataset amazon-books-movies-dense \
+        --variants e_full_gmn --classical --lightgcn \
+        --gmn_learning_rates 0.003 0.001 0.01 --gmn_temperatures 0.05 0.1 0.2 \
+        --baselines_from benchmarks/results/gmn_amazon-books-movies-dense.json
 
 (`--datasets A B ...` runs several and ends with one summary.) Writes
 `benchmarks/results/gmn_<label>[_<tag>].json` per dataset (label: the video
@@ -42,6 +50,8 @@ rows, the strongest baseline and whether GMN beats it.
 from __future__ import annotations
 
 import argparse
+import json
+import pathlib
 import time
 from typing import Mapping, Sequence
 
@@ -72,6 +82,15 @@ TWO_TOWER_BASELINES = ("a_two_tower_videos_only", "b_pooled_both_sides")
 # Ablation rows that read only the video side.
 VIDEOS_ONLY_VARIANTS = tuple(name for name, switches in VARIANTS.items()
                              if switches.get("use_item_side") is False)
+# GmnConfig fields the ablation rows are tuned over on validation, in search
+# order, and the flag listing each one's values.
+TUNED_FIELDS = {"learning_rate": "gmn_learning_rates",
+                "temperature": "gmn_temperatures",
+                "propagation_layers": "gmn_layers",
+                "num_preferences": "gmn_preferences"}
+# What a run read from `--baselines_from` must share with this one.
+SPLIT_KEYS = ("dataset", "split", "split_seed", "slice_users", "test_videos",
+              "validation_videos")
 
 
 def build_gmn_model(bench: gmn_setup.Benchmark, config: gmn.GmnConfig
@@ -190,9 +209,35 @@ def gmn_config(args, name: str) -> gmn.GmnConfig:
       **VARIANTS[name])
 
 
+def search_axes(args, name: str, config: gmn.GmnConfig
+                ) -> dict[str, list]:
+  """The `TUNED_FIELDS` the flags list values for, without those the ablation
+  row `name` does not read: propagation for the videos-only two-tower (it
+  reads no graph), K where no preference is extracted."""
+  axes = {field: getattr(args, flag) for field, flag in TUNED_FIELDS.items()
+          if getattr(args, flag)}
+  if name in VIDEOS_ONLY_VARIANTS:
+    axes.pop("propagation_layers", None)
+  if not config.preference_matching:
+    axes.pop("num_preferences", None)
+  return axes
+
+
+def _seeded_row(label: str, row: str, seeds: Sequence[int], first,
+                train_seed, catalogue: dict, tuning: dict) -> dict:
+  """A tuned row: the chosen setting's tuning run stands for the first seed,
+  `train_seed(seed)` runs it with every other seed."""
+  runs = [first]
+  _log_run(label, row, seeds[0], first[0])
+  for seed in seeds[1:]:
+    runs.append(train_seed(seed))
+    _log_run(label, row, seed, runs[-1][0])
+  return _row(runs, seeds, catalogue, tuning=tuning)
+
+
 def lightgcn_rows(bench: gmn_setup.Benchmark, args, label: str) -> dict:
-  """Each LightGCN row: tuned on validation with the first seed (that run
-  stands for it), then the chosen setting with every other seed."""
+  """Each LightGCN row: tuned on validation with the first seed, then the
+  chosen setting with every other seed."""
   base = lightgcn.LightGcnConfig(
       learning_rate=args.lightgcn_learning_rate,
       batch_size=args.lightgcn_batch_size, epochs=args.max_epochs,
@@ -204,19 +249,60 @@ def lightgcn_rows(bench: gmn_setup.Benchmark, args, label: str) -> dict:
     started = time.perf_counter()
     chosen, first, searched = gmn_baselines.tune_lightgcn(
         bench, row, base, grid, args.seeds[0])
-    tuning_seconds = round(time.perf_counter() - started, 1)
-    runs = [first]
-    _log_run(label, row, args.seeds[0], first[0])
-    for seed in args.seeds[1:]:
-      runs.append(gmn_baselines.lightgcn(bench, row, chosen, seed))
-      _log_run(label, row, seed, runs[-1][0])
-    rows[row] = _row(runs, args.seeds, _catalogue(bench, row), tuning={
-        "chosen": {"num_layers": chosen.num_layers,
-                   "embedding_dim": chosen.embedding_dim,
-                   "embedding_l2": chosen.embedding_l2},
-        "searched": searched, "seconds": tuning_seconds,
-        "metric": gmn_setup.SELECTION_METRIC})
+    rows[row] = _seeded_row(
+        label, row, args.seeds, first,
+        lambda seed: gmn_baselines.lightgcn(bench, row, chosen, seed),
+        _catalogue(bench, row), tuning={
+            "chosen": {"num_layers": chosen.num_layers,
+                       "embedding_dim": chosen.embedding_dim,
+                       "embedding_l2": chosen.embedding_l2},
+            "searched": searched,
+            "seconds": round(time.perf_counter() - started, 1),
+            "metric": gmn_setup.SELECTION_METRIC})
   return rows
+
+
+def variant_row(bench: gmn_setup.Benchmark, args, label: str, name: str
+                ) -> dict:
+  """One ablation row, every seed; tuned on validation first (one field at a
+  time, with the first seed) where the `--gmn_*` flags list values."""
+  config = gmn_config(args, name)
+  axes = search_axes(args, name, config)
+  if not axes:
+    runs = []
+    for seed in args.seeds:
+      runs.append(train_and_evaluate(bench, name, config, seed))
+      _log_run(label, name, seed, runs[-1][0])
+    return _row(runs, args.seeds, _catalogue(bench, name, config))
+  started = time.perf_counter()
+  chosen, first, searched = gmn_setup.coordinate_search(
+      config, axes,
+      lambda candidate: train_and_evaluate(bench, name, candidate,
+                                           args.seeds[0]), name)
+  return _seeded_row(
+      label, name, args.seeds, first,
+      lambda seed: train_and_evaluate(bench, name, chosen, seed),
+      _catalogue(bench, name, chosen), tuning={
+          "chosen": {field: getattr(chosen, field) for field in axes},
+          "searched": searched,
+          "seconds": round(time.perf_counter() - started, 1),
+          "metric": gmn_setup.SELECTION_METRIC,
+          "search": "one field at a time, in the order listed"})
+
+
+def rows_from(path: pathlib.Path, result: Mapping) -> dict:
+  """The rows of an earlier run on the same split that `result` lacks.
+
+  Raises:
+    SystemExit: the earlier run's dataset or split differs.
+  """
+  earlier = json.loads(path.read_text())
+  for key in SPLIT_KEYS:
+    if earlier.get(key) != result[key]:
+      raise SystemExit(f"{path}: its {key} {earlier.get(key)!r} is not this "
+                       f"run's {result[key]!r}; its rows are on another split")
+  return {name: row for name, row in earlier["rows"].items()
+          if name not in result["rows"]}
 
 
 def run_dataset(args, label: str, dataset_name: str) -> dict:
@@ -248,12 +334,7 @@ def run_dataset(args, label: str, dataset_name: str) -> dict:
     _log_run(label, f"{row} {run[1]['hparams']}", "all", run[0])
   rows.update(lightgcn_rows(bench, args, label))
   for name in args.variants:
-    config = gmn_config(args, name)
-    runs = []
-    for seed in args.seeds:
-      runs.append(train_and_evaluate(bench, name, config, seed))
-      _log_run(label, name, seed, runs[-1][0])
-    rows[name] = _row(runs, args.seeds, _catalogue(bench, name, config))
+    rows[name] = variant_row(bench, args, label, name)
   return {"dataset": dataset_name, "split": gmn_setup.SPLIT_NOTE,
           "split_seed": args.split_seed,
           "slice_users": {name: int(mask.sum())
@@ -288,6 +369,10 @@ def report(label: str, result: Mapping) -> str:
   rows = result["rows"]
   parts = [f"## {label}: {result['dataset']}, test videos by "
            f"{result['split']}, split seed {result['split_seed']}"]
+  if "rows_from" in result:
+    parts.append(f"Rows read from {result['rows_from']['path']} (an earlier "
+                 "run on this split): "
+                 + ", ".join(result["rows_from"]["rows"]))
   for slice_name, users in result["slice_users"].items():
     if not users:
       parts.append(f"### {slice_name}: no test user")
@@ -398,6 +483,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--num_preferences", type=int, default=4)
   parser.add_argument("--matching", default="softmax",
                       choices=("softmax", "sinkhorn"))
+  for field, flag in TUNED_FIELDS.items():
+    parser.add_argument(f"--{flag}", nargs="+",
+                        type=float if field in ("learning_rate",
+                                                "temperature") else int,
+                        help=f"GMN rows: {field} values tuned over on "
+                        "validation, one field at a time, the first value "
+                        "the start (unset: the single value above; "
+                        "propagation_layers defaults to "
+                        f"{gmn.GmnConfig.propagation_layers})")
+  parser.add_argument("--baselines_from", type=pathlib.Path,
+                      help="a gmn_*.json of an earlier run on the same "
+                      "dataset and split: its rows that this run does not "
+                      "make join this run's table and verdict (one dataset "
+                      "only)")
   parser.add_argument("--tag", default="",
                       help="suffix of the results file: gmn_<label>_<tag>.json")
   return parser.parse_args(argv)
@@ -422,8 +521,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
   tf.config.threading.set_inter_op_parallelism_threads(1)
   start = time.time()
   results = {}
-  for label, dataset_name in directions(args).items():
+  runs = directions(args)
+  if args.baselines_from and len(runs) > 1:
+    raise SystemExit("--baselines_from takes one dataset and direction")
+  for label, dataset_name in runs.items():
     results[label] = run_dataset(args, label, dataset_name)
+    if args.baselines_from:
+      earlier = rows_from(args.baselines_from, results[label])
+      results[label]["rows"].update(earlier)
+      results[label]["rows_from"] = {"path": str(args.baselines_from),
+                                     "rows": sorted(earlier)}
     markdown = report(label, results[label])
     print(f"\n{markdown}\n", flush=True)
     suffix = f"_{args.tag}" if args.tag else ""

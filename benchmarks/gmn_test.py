@@ -2,6 +2,7 @@
 smoke run of every kind of row on a tiny dual graph."""
 
 import dataclasses
+import json
 import types
 
 import numpy as np
@@ -122,7 +123,8 @@ def test_smoke_run_scores_every_kind_of_row_on_every_slice(monkeypatch):
       "--lightgcn_layers", "1", "2", "--lightgcn_dims", "8",
       "--lightgcn_l2", "1e-4", "--lightgcn_batch_size", "32",
       "--lightgcn", "lightgcn_joint", "--variants", "e_full_gmn",
-      "--classical", "item_knn_both_sides"])
+      "--classical", "item_knn_both_sides",
+      "--gmn_learning_rates", "0.003", "0.01", "--gmn_layers", "2", "1"])
   result = gmn.run_dataset(args, "tiny", "amazon-books-movies")
   rows = result["rows"]
   assert list(rows) == ["most_popular", "item_knn_both_sides",
@@ -144,6 +146,13 @@ def test_smoke_run_scores_every_kind_of_row_on_every_slice(monkeypatch):
           tuning["searched"]] == [1, 2]
   assert all(1 <= run["timing"]["epochs"] <= 2
              for run in rows["lightgcn_joint"]["runs"])
+  gmn_tuning = rows["e_full_gmn"]["tuning"]
+  assert [setting["hparams"]["learning_rate"] for setting in
+          gmn_tuning["searched"]] == [0.003, 0.01, gmn_tuning["chosen"][
+              "learning_rate"]]
+  assert [setting["hparams"]["propagation_layers"] for setting in
+          gmn_tuning["searched"]] == [2, 2, 1]
+  assert set(gmn_tuning["chosen"]) == {"learning_rate", "propagation_layers"}
   # Users, 16 videos and 6 items.
   assert rows["lightgcn_joint"]["catalogue"] == {"videos_ranked": 16,
                                                  "nodes": 40 + 22}
@@ -151,3 +160,30 @@ def test_smoke_run_scores_every_kind_of_row_on_every_slice(monkeypatch):
   text = gmn.report("tiny", result)
   assert "seeded random hold-out" in text and "Strongest baseline" in text
   assert "| tiny | videos 0-2, with items |" in gmn.summary({"tiny": result})
+
+
+def test_search_axes_leave_out_what_a_row_does_not_read():
+  args = gmn.parse_args(["--gmn_layers", "1", "2", "--gmn_preferences", "2",
+                         "8", "--gmn_temperatures", "0.1"])
+  assert gmn.search_axes(args, "e_full_gmn", gmn.gmn_config(
+      args, "e_full_gmn")) == {"temperature": [0.1],
+                               "propagation_layers": [1, 2],
+                               "num_preferences": [2, 8]}
+  assert gmn.search_axes(args, "c_node_level_only", gmn.gmn_config(
+      args, "c_node_level_only")) == {"temperature": [0.1],
+                                      "propagation_layers": [1, 2]}
+  assert gmn.search_axes(args, "a_two_tower_videos_only", gmn.gmn_config(
+      args, "a_two_tower_videos_only")) == {"temperature": [0.1]}
+
+
+def test_rows_from_an_earlier_run_join_only_on_the_same_split(tmp_path):
+  split = {"dataset": "d", "split": "s", "split_seed": 0,
+           "slice_users": {"all": 5}, "test_videos": 7,
+           "validation_videos": 3}
+  earlier = tmp_path / "earlier.json"
+  earlier.write_text(json.dumps({**split, "rows": {
+      "ease": _row(0.2, 0.0), "e_full_gmn": _row(0.1, 0.0)}}))
+  result = {**split, "rows": {"e_full_gmn": _row(0.3, 0.0)}}
+  assert gmn.rows_from(earlier, result) == {"ease": _row(0.2, 0.0)}
+  with pytest.raises(SystemExit, match="test_videos"):
+    gmn.rows_from(earlier, {**result, "test_videos": 8})
