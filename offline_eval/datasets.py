@@ -21,6 +21,10 @@ Side information becomes padded token matrices per item:
   last two days (from `TAOBAO_HELD_OUT_FROM`) are held out of the sequences
   as `held_out_events`, the purchase and session probes' data; their items
   are indexed (embedded from their features) but never trained on.
+- H&M (purchase sample): categories and title words of the articles that
+  have metadata (4,116 of 17,033), customers' age, club status and news
+  frequency. Its last 91 days (from `HM_HELD_OUT_FROM`) are held out the
+  same way, for the probe of articles bought on the same day.
 """
 
 from __future__ import annotations
@@ -42,11 +46,18 @@ from data import user_sequences
 from offline_eval import protocols
 
 TAOBAO = "taobao-userbehavior-sample"
-DATASETS = ("amazon-grocery", "movielens-100k", TAOBAO)
+HM = "hm-fashion"
+DATASETS = ("amazon-grocery", "movielens-100k", TAOBAO, HM)
 # 2017-12-02 00:00 in Beijing (UTC+8): the Taobao sample's last two of nine
 # days, 27% of its events (176 bought of 15,285 newly viewed user-item
 # pairs), are held out.
 TAOBAO_HELD_OUT_FROM = 1_512_144_000
+# 2020-06-24 00:00 UTC: the H&M sample's last 91 days, 13% of its purchases
+# (541 customers), are held out. Purchases carry a date only, so a day's
+# purchases share a timestamp and a "session" is a day.
+HM_HELD_OUT_FROM = 1_592_956_800
+# The datasets whose last days are held out of every split.
+HELD_OUT_FROM = {TAOBAO: TAOBAO_HELD_OUT_FROM, HM: HM_HELD_OUT_FROM}
 # A user's own contract directory (`data.contract.load_dataset`).
 CONTRACT = "contract"
 DATASET_CHOICES = DATASETS + (CONTRACT,)
@@ -264,8 +275,8 @@ def load_sequences(name: str, source_root: str | pathlib.Path | None = None,
     raise ValueError(f"unknown dataset {name!r}; known: {DATASET_CHOICES}")
   root = pathlib.Path(source_root or importers.default_source_root())
   dataset = importers.IMPORTERS[name](root)
-  if name == TAOBAO:
-    return from_contract(dataset, name, held_out_from=TAOBAO_HELD_OUT_FROM)
+  if name in HELD_OUT_FROM:
+    return from_contract(dataset, name, held_out_from=HELD_OUT_FROM[name])
   if name == "amazon-grocery":
     return from_contract(dataset, name, _grocery_item_tokens)
   # MovieLens' tokens come from the raw files (KG facts), not the contract.

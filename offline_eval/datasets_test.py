@@ -212,3 +212,16 @@ def test_events_from_the_hold_out_time_are_in_no_split_but_indexed():
   everything = datasets.from_contract(contract.Dataset(interactions), "all")
   assert everything.held_out_events is None
   np.testing.assert_array_equal(everything.test_items, [5, 6])
+
+
+def test_hm_holds_out_its_last_days_and_keeps_each_customers_attributes():
+  dataset = datasets.load_sequences(
+      datasets.HM, prerequisites.shared_data_root(datasets.HM))
+  held_out = dataset.held_out_events
+  assert held_out["timestamp"].min() >= datasets.HM_HELD_OUT_FROM
+  # 31,662 purchase rows, 13 % of them from the held-out days on.
+  assert 0.1 < len(held_out) / 31_662 < 0.15
+  np.testing.assert_array_equal(dataset.users["user_id"], dataset.user_ids)
+  assert {"age", "club_member_status"} <= set(dataset.users.columns)
+  # Only the articles with metadata have categories: 4,116 of 17,033.
+  assert (dataset.item_categories[:, 0] > 0).sum() == 4116

@@ -98,11 +98,29 @@ TAOBAO_TASKS = [
     {"name": "same_session_auc", "kind": "relation_auc",
      "relation": SAME_SESSION_RELATION, "catalogue_negatives": True},
 ]
+HM_TASKS = [
+    NEXT_ITEM_TASK,
+    # 17-79, median 31; buckets of about ten years.
+    {"name": "age_bucket_macro_f1", "kind": "user_class_f1",
+     "attribute": "age", "bins": [25, 35, 45, 55]},
+    # 103 of the 1,356 customers with a status are PRE-CREATE, the rest
+    # ACTIVE.
+    {"name": "club_pre_create_auc", "kind": "user_binary_auc",
+     "attribute": "club_member_status", "positive": "PRE-CREATE"},
+    # The first category of the articles with metadata: the index group
+    # (Ladieswear, Menswear, Divided, Baby/Children, Sport).
+    {"name": "index_group_macro_f1", "kind": "item_class_f1"},
+    # Purchases carry a date only: articles one customer bought on one day
+    # of the held-out days.
+    {"name": "same_day_auc", "kind": "relation_auc",
+     "relation": SAME_SESSION_RELATION, "catalogue_negatives": True},
+]
 # The benchmarks' tasks for the datasets the importers provide.
 DATASET_TASKS: dict[str, list[dict]] = {
     "movielens-100k": MOVIELENS_TASKS,
     "amazon-grocery": GROCERY_TASKS,
     "taobao-userbehavior-sample": TAOBAO_TASKS,
+    "hm-fashion": HM_TASKS,
 }
 
 
