@@ -16,6 +16,9 @@ the best epoch (`training.fit_best_epoch`):
 - `din`: DIN's attention over every history item (`models.seminar.din`);
 - `sim`: SIM's hard search by category, then target attention
   (`models.seminar.sim`);
+- `sasrec`: SASRec-class as a scorer: causal self-attention over the
+  `--sasrec-length` most recent history items, the last state dotted with
+  the candidate (`models.seminar.sasrec_ranker`);
 - `twin`: the TWIN-style target attention with top-K selection, the
   `SeminarRetriever` without queries or pre-training, on id + category items;
 - `seminar_no_psu`: SEMINAR's retriever (queries on) without pre-training;
@@ -27,7 +30,7 @@ the best epoch (`training.fit_best_epoch`):
 Reported on the test day: AUC, GAUC (per-user AUC weighted by the user's
 examples, users with a single class skipped, as in DIN) and log loss, mean ±
 std over the seeds, and whether each SEMINAR row beats the strongest
-baseline (best mean AUC of DIN, SIM and TWIN) on AUC and GAUC in every seed.
+baseline (best mean AUC of DIN, SIM, SASRec-class and TWIN) on AUC and GAUC in every seed.
 For `seminar`, the PQ attention (`quantize_item_keys`) against exact
 selection: test AUC on the examples whose history is longer than the
 shortlist (`rerank_factor * top_k`; shorter ones select exactly by
@@ -58,11 +61,12 @@ from models.seminar import din
 from models.seminar import model as seminar
 from models.seminar import psu as seminar_psu
 from models.seminar import retriever_ranker
+from models.seminar import sasrec_ranker
 from models.seminar import sim
 from offline_eval import protocols
 from offline_eval import reporting
 
-BASELINES = ("din", "sim", "twin")
+BASELINES = ("din", "sim", "sasrec", "twin")
 # name: (SeminarConfig overrides, pre-train with the PSU)
 SEMINAR_VARIANTS: dict[str, tuple[dict, bool]] = {
     "twin": ({"use_queries": False}, False),
@@ -72,7 +76,8 @@ SEMINAR_VARIANTS: dict[str, tuple[dict, bool]] = {
     "seminar_no_alignment": ({"alignment_weight": 0.0}, True),
     "seminar_no_relevance": ({"relevance_weight": 0.0}, True),
 }
-MODELS = ("din", "sim", *SEMINAR_VARIANTS)
+MODELS = ("din", "sim", "sasrec", *SEMINAR_VARIANTS)
+DEFAULT_MODELS = (*BASELINES, "seminar_no_psu", "seminar")
 METRICS = ("auc", "gauc", "logloss")
 QUERIES = "pseudo-queries: each history item's category id (no search log)"
 _FEATURES = (ctr_ranker.HISTORY, ctr_ranker.KEYWORDS, ctr_ranker.CANDIDATE)
@@ -128,6 +133,10 @@ def build_ranker(name: str, task: seminar_long_data.LongHistoryCtr, args
   if name == "sim":
     return sim.SimRanker(task.item_categories, num_categories,
                          args.embedding_dim), None
+  if name == "sasrec":
+    return sasrec_ranker.SasRecRanker(
+        task.item_categories, num_categories, args.embedding_dim,
+        max_length=args.sasrec_length), None
   overrides, pretrain = SEMINAR_VARIANTS[name]
   config = seminar.SeminarConfig(
       embedding_dim=args.embedding_dim, top_k=args.top_k,
@@ -294,7 +303,7 @@ def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--source-root", default=None,
                       help="raw data folder (default: ../shared/data)")
-  parser.add_argument("--models", nargs="+", default=list(MODELS[:5]),
+  parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
                       choices=MODELS)
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
   parser.add_argument("--history-length", type=int, default=512)
@@ -305,6 +314,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="days before validation whose events are train "
                       "targets; earlier days are history only")
   parser.add_argument("--embedding-dim", type=int, default=16)
+  parser.add_argument("--sasrec-length", type=int, default=50,
+                      help="the most recent history items SASRec-class "
+                      "reads (its n)")
   parser.add_argument("--top-k", type=int, default=20,
                       help="history items TWIN/SEMINAR attend to")
   parser.add_argument("--learning-rate", type=float, default=0.002)

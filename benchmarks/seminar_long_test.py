@@ -1,6 +1,7 @@
 """Tests for the long-history benchmark's metrics, batching and report."""
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -76,3 +77,22 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
   assert [part["command"] for part in merged["parts"]] == [
       "part 0", "part 1", "part 2"]
   assert merged["stats"]["seminar"]["auc"]["values"] == [0.81, 0.72]
+
+
+@pytest.mark.parametrize("name", seminar_long.BASELINES)
+def test_every_baseline_scores_a_batch_of_long_histories(name):
+  """Each baseline builds from the task's item features and gives one logit
+  per candidate, whatever the history's width."""
+  args = seminar_long._parser().parse_args(
+      ["--embedding-dim", "4", "--sasrec-length", "3", "--top-k", "2"])
+  item_categories = np.array([0, 1, 1, 2, 2, 3, 3])
+  task = types.SimpleNamespace(
+      item_categories=item_categories, category_names=["", "a", "b", "c"],
+      item_tokens=item_categories[:, np.newaxis])
+  tf.keras.utils.set_random_seed(0)
+  ranker, pretrainer = seminar_long.build_ranker(name, task, args)
+  batch = examples([[1, 2, 3, 4, 5, 6, 0], [2, 0, 0, 0, 0, 0, 0]], [1, 0],
+                   [0, 0])
+  assert pretrainer is None
+  assert ranker.logits({key: tf.constant(value) for key, value in
+                        batch.items()}).shape == (2,)
