@@ -69,6 +69,7 @@ from benchmarks import seminar_long_data
 from data import contract
 from data import features
 from data import importers
+from data import item_vectors
 from models import training
 from models.ctr import content_features
 from models.ctr import courier
@@ -207,6 +208,16 @@ def pretrain(variant: str, content: np.ndarray, images: courier.ItemImages,
 
 
 
+def save_table(path: pathlib.Path, item_ids: Sequence[str],
+               table: np.ndarray) -> None:
+  """An image table as an `item_id -> vector` file (`data.item_vectors`'s
+  `.npz`), the padding row left out: another benchmark's image feature."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  np.savez(path, **{item_vectors.ID_COLUMN: np.asarray(item_ids[1:]),
+                    item_vectors.VECTOR_COLUMN: table[1:]})
+  common.log(f"    wrote {path}")
+
+
 def steps_per_epoch(num_positives: int, num_items: int, batch_size: int) -> int:
   """The common budget: every objective's steps in one epoch."""
   return -(-max(num_positives, num_items) // batch_size)
@@ -215,10 +226,7 @@ def steps_per_epoch(num_positives: int, num_items: int, batch_size: int) -> int:
 def run(args) -> dict:
   """Every row and seed on H&M."""
   started = time.time()
-  dataset = importers.import_hm_fashion(args.source_root)
-  dataset = contract.Dataset(
-      dataset.interactions.drop_duplicates(
-          ["user_id", "item_id", "timestamp"]), dataset.items, dataset.users)
+  dataset = seminar_long_data.load(DATASET, args.source_root)
   task = seminar_long_data.build(dataset, args.history_length, args.negatives,
                                  valid_days=args.valid_days,
                                  test_days=args.test_days, seed=args.data_seed)
@@ -249,6 +257,9 @@ def run(args) -> dict:
       table, losses = (None, []) if variant == "no_image" else pretrain(
           variant, content, images, positives, classes, args, seed)
       pretrain_s = time.time() - tick
+      if table is not None and args.save_tables:
+        save_table(args.save_tables / f"{variant}_seed{seed}.npz",
+                   task.item_ids, table)
       logits, curve = courier_benchmark.train_and_score(
           num_users, task.num_items, splits["train"], splits["valid"], test,
           content, args, seed,
@@ -460,6 +471,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                       metavar="JSON[:ROW,...]",
                       help="only report: join the rows of these result files "
                       "(all rows, or those named after the colon)")
+  parser.add_argument("--save_tables", type=pathlib.Path, default=None,
+                      help="a folder: each pre-trained image table is written "
+                      "there as <variant>_seed<seed>.npz, an item_id -> "
+                      "vector file (e.g. seminar_long --image-vectors)")
   parser.add_argument("--output", type=pathlib.Path, default=_RESULTS)
   args = parser.parse_args(argv)
   if not args.images:

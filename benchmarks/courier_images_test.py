@@ -12,8 +12,10 @@ from PIL import Image
 import pytest
 
 from benchmarks import courier_images
+from benchmarks import seminar_long
 from data import features
 from data import importers
+from data import item_vectors
 from models.seminar import ctr_ranker
 
 ARTICLES = [f"01000000{n:02d}" for n in range(1, 11)]
@@ -115,23 +117,64 @@ def test_goal_needs_the_margin_over_the_best_generic_row_in_every_seed():
   assert not below_no_image["met"]
 
 
-def test_benchmark_runs_every_row_on_a_tiny_hm_folder(tmp_path, capsys):
-  _write_hm_folder(tmp_path)
-  output = tmp_path / "result.json"
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  """The benchmark on a tiny H&M folder, every row, tables saved."""
+  root = tmp_path_factory.mktemp("hm")
+  _write_hm_folder(root)
+  output = root / "result.json"
   courier_images.main([
-      "--source_root", str(tmp_path), "--seeds", "0", "--negatives", "1",
+      "--source_root", str(root), "--seeds", "0", "--negatives", "1",
       "--test_days", "1", "--valid_days", "1", "--history_length", "3",
       "--pretrain_epochs", "1", "--epochs", "1", "--pretrain_batch_size", "4",
       "--image_height", "12", "--image_width", "8", "--image_filters", "4",
       "--image_embedding_dim", "4", "--embedding_dim", "4",
-      "--encoder_hidden", "8", "--output", str(output)])
-  result = json.loads(output.read_text())["results"]["hm-fashion"]
+      "--encoder_hidden", "8", "--save_tables", str(root / "tables"),
+      "--output", str(output)])
+  return root, json.loads(output.read_text())
+
+
+def test_benchmark_runs_every_row_on_a_tiny_hm_folder(tiny_run):
+  _, written = tiny_run
+  result = written["results"]["hm-fashion"]
   assert set(result["variants"]) == set(courier_images.VARIANTS)
   assert result["num_articles"] == 10
   assert result["articles_with_product_type"] == 6
   for variant in courier_images.VARIANTS:
     assert 0.0 <= result["variants"][variant]["auc"]["mean"] <= 1.0
-  assert "COURIER minus the best generic row" in capsys.readouterr().out
+  assert "COURIER minus the best generic row" in courier_images.markdown(
+      result)
+
+
+def test_saved_tables_are_item_vector_files_of_every_article(tiny_run):
+  root, _ = tiny_run
+  tables = sorted(path.name for path in (root / "tables").iterdir())
+  assert tables == sorted(f"{variant}_seed0.npz" for variant in
+                          courier_images.VARIANTS if variant != "no_image")
+  table, found = item_vectors.load_item_vectors(
+      root / "tables" / "simclr_seed0.npz", [""] + ARTICLES)
+  assert found[1:].all() and not found[0]
+  assert table.shape == (11, 4) and np.abs(table[1:]).sum() > 0
+
+
+def test_seminar_and_its_baselines_read_the_photos_on_a_tiny_hm_folder(
+    tiny_run, tmp_path):
+  root, _ = tiny_run
+  output = tmp_path / "seminar_long.json"
+  seminar_long.main([
+      "--dataset", "hm-fashion", "--source-root", str(root),
+      "--image-vectors", str(root / "tables" / "simclr_seed0.npz"),
+      "--models", "din", "sim", "sasrec", "seminar", "--seeds", "0",
+      "--test-days", "1", "--valid-days", "1", "--train-days", "0",
+      "--history-length", "4", "--embedding-dim", "4", "--top-k", "2",
+      "--sasrec-length", "3", "--window-length", "3", "--max-epochs", "1",
+      "--psu-epochs", "1", "--psu-batch-size", "4", "--pq-subspaces", "2",
+      "--pq-rerank-factors", "--output", str(output)])
+  written = json.loads(output.read_text())
+  assert written["dataset"] == "hm-fashion"
+  assert set(written["runs"]) == {"din", "sim", "sasrec", "seminar"}
+  assert all(0.0 <= runs[0]["auc"] <= 1.0
+             for runs in written["runs"].values())
 
 
 def _result_file(path, seeds, rows, examples=None):

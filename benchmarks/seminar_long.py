@@ -1,12 +1,17 @@
-"""SEMINAR against its paper's baselines on long histories (Taobao), as CTR.
+"""SEMINAR against its paper's baselines on long histories, as CTR.
 
-The task (`seminar_long_data`): the Taobao UserBehavior sample's events,
-split by day (validation the eighth day, test the ninth, train targets
-the `--train-days` days before, earlier days history only), every event a
-positive with up to `--history-length` earlier events
-as its history, `--negatives` negatives per positive drawn by popularity
-from the same day's items. No search queries exist: every history item's
-pseudo-query is its category id, which is also the item's only text.
+The task (`seminar_long_data`), on the Taobao UserBehavior sample (ids and
+categories) or on H&M (`--dataset hm-fashion`: ids, categories, title words
+of the articles with metadata and, with `--image-vectors`, a frozen vector
+of every article's photo): events split by day (test the last
+`--test-days`, validation the `--valid-days` before, train targets the
+`--train-days` before them, earlier days history only), every event a
+positive with up to `--history-length` earlier events as its history,
+`--negatives` negatives per positive drawn by popularity from the same
+day's items. No search queries exist: every history item's pseudo-query is
+its category (Taobao: an id; H&M: the product group, type and department
+names). Every model reads the same item features (`LongHistoryCtr.catalogue`
+for the baselines, SEMINAR's id, text and image views).
 
 Every model scores (history, candidate) pairs and trains on the same
 examples with sigmoid cross-entropy (`models.seminar.ctr_ranker`), epoch by
@@ -39,6 +44,8 @@ and attention over one history, its `1 + negatives` candidates) on those
 longest histories.
 
   python -m benchmarks.seminar_long --seeds 0 1 2
+  python -m benchmarks.seminar_long --dataset hm-fashion --test-days 28 \
+      --valid-days 28 --image-vectors IMAGE_VECTORS.npz
   python -m benchmarks.seminar_long --merge A.json B.json --output C.json
 """
 
@@ -55,6 +62,7 @@ import tensorflow as tf
 from benchmarks import common
 from benchmarks import seminar_long_data
 from data import importers
+from data import item_vectors
 from models import training
 from models.seminar import ctr_ranker
 from models.seminar import din
@@ -79,7 +87,11 @@ SEMINAR_VARIANTS: dict[str, tuple[dict, bool]] = {
 MODELS = ("din", "sim", "sasrec", *SEMINAR_VARIANTS)
 DEFAULT_MODELS = (*BASELINES, "seminar_no_psu", "seminar")
 METRICS = ("auc", "gauc", "logloss")
-QUERIES = "pseudo-queries: each history item's category id (no search log)"
+QUERIES = "pseudo-queries: each history item's category (no search log)"
+TAOBAO = "taobao-userbehavior-sample"
+HM = "hm-fashion"
+# Dataset -> the label of its default results file.
+RESULT_LABELS = {TAOBAO: "taobao", HM: "hm"}
 _FEATURES = (ctr_ranker.HISTORY, ctr_ranker.KEYWORDS, ctr_ranker.CANDIDATE)
 _SIGNATURE = {ctr_ranker.HISTORY: tf.TensorSpec([None, None], tf.int32),
               ctr_ranker.KEYWORDS: tf.TensorSpec([None, None, None],
@@ -123,27 +135,28 @@ def ctr_metrics(examples: Mapping[str, np.ndarray],
           "logloss": float(np.mean(np.logaddexp(0.0, -signs * logits)))}
 
 
-def build_ranker(name: str, task: seminar_long_data.LongHistoryCtr, args
+def build_ranker(name: str, task: seminar_long_data.LongHistoryCtr, args,
+                 image_vectors: np.ndarray | None = None
                  ) -> tuple[ctr_ranker.CtrRanker, tf.keras.Model | None]:
-  """The ranker, and the PSU to pre-train it with (None: no pre-training)."""
-  num_categories = len(task.category_names)
+  """The ranker, and the PSU to pre-train it with (None: no pre-training).
+
+  `image_vectors` (`[num_items, I]`), if given, is every model's image
+  feature."""
+  catalogue = task.catalogue(image_vectors)
   if name == "din":
-    return din.DinRanker(task.item_categories, num_categories,
-                         args.embedding_dim), None
+    return din.DinRanker(catalogue, args.embedding_dim), None
   if name == "sim":
-    return sim.SimRanker(task.item_categories, num_categories,
-                         args.embedding_dim), None
+    return sim.SimRanker(catalogue, args.embedding_dim), None
   if name == "sasrec":
     return sasrec_ranker.SasRecRanker(
-        task.item_categories, num_categories, args.embedding_dim,
-        max_length=args.sasrec_length), None
+        catalogue, args.embedding_dim, max_length=args.sasrec_length), None
   overrides, pretrain = SEMINAR_VARIANTS[name]
   config = seminar.SeminarConfig(
       embedding_dim=args.embedding_dim, top_k=args.top_k,
       learning_rate=args.learning_rate, pq_subspaces=args.pq_subspaces,
       **overrides)
   pretrainer, retriever = seminar_psu.build_seminar(
-      task.item_tokens, num_categories, config)
+      task.item_tokens, task.num_tokens, config, image_vectors)
   return (retriever_ranker.RetrieverRanker(retriever),
           pretrainer if pretrain else None)
 
@@ -223,11 +236,12 @@ def request_seconds(retriever: seminar.SeminarRetriever,
 
 
 def run(name: str, task: seminar_long_data.LongHistoryCtr, args,
-        seed: int) -> dict[str, float]:
+        seed: int, image_vectors: np.ndarray | None = None
+        ) -> dict[str, float]:
   """Trains one model with one seed; its test metrics and costs."""
   started = time.time()
   tf.keras.utils.set_random_seed(seed)
-  ranker, pretrainer = build_ranker(name, task, args)
+  ranker, pretrainer = build_ranker(name, task, args, image_vectors)
   if pretrainer is not None:
     psu = training.fit(pretrainer, training.length_bucketed_batches(
         task.windows, ctr_ranker.SEQUENCES, args.psu_batch_size, seed),
@@ -303,6 +317,12 @@ def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--source-root", default=None,
                       help="raw data folder (default: ../shared/data)")
+  parser.add_argument("--dataset", choices=sorted(RESULT_LABELS),
+                      default=TAOBAO)
+  parser.add_argument("--image-vectors", default=None,
+                      help="an item_id -> vector file (data.item_vectors) "
+                      "with a vector for every item: every model's image "
+                      "feature, e.g. courier_images --save_tables")
   parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
                       choices=MODELS)
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -312,7 +332,10 @@ def _parser() -> argparse.ArgumentParser:
                       "positive, in train, validation and test")
   parser.add_argument("--train-days", type=int, default=4,
                       help="days before validation whose events are train "
-                      "targets; earlier days are history only")
+                      "targets; earlier days are history only; 0: every "
+                      "earlier day")
+  parser.add_argument("--valid-days", type=int, default=1)
+  parser.add_argument("--test-days", type=int, default=1)
   parser.add_argument("--embedding-dim", type=int, default=16)
   parser.add_argument("--sasrec-length", type=int, default=50,
                       help="the most recent history items SASRec-class "
@@ -337,7 +360,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="only report: merge the runs of these result "
                       "files (models trained in separate processes)")
   parser.add_argument("--output", default=None, help="JSON path; default "
-                      "results/seminar_long_taobao.json")
+                      "results/seminar_long_<taobao|hm>.json")
   return parser
 
 
@@ -351,7 +374,8 @@ def report(runs: Mapping[str, list[dict]], payload: Mapping,
   strongest = strongest_baseline(stats)
   common.log(f"strongest baseline: {strongest}")
   common.write_results(
-      output or common.RESULTS_DIR / "seminar_long_taobao.json",
+      output or common.RESULTS_DIR /
+      f"seminar_long_{RESULT_LABELS[payload['dataset']]}.json",
       {**payload, "runs": runs, "stats": stats, "table": table,
        "strongest_baseline": strongest})
 
@@ -363,7 +387,7 @@ def merge(paths: Sequence[str], output: str | None) -> None:
   A model's runs from several files are joined in the order of `paths`:
   give them in seed order, as the rows compare seed by seed.
   """
-  runs, parts = {}, []
+  runs, parts, datasets = {}, [], set()
   for path in paths:
     with open(path) as stream:
       part = json.load(stream)
@@ -371,8 +395,26 @@ def merge(paths: Sequence[str], output: str | None) -> None:
       runs.setdefault(name, []).extend(values)
     parts.append({key: part[key] for key in ("command", "args", "seconds",
                                              "machine")})
-  report(runs, {"dataset": "taobao-userbehavior-sample", "queries": QUERIES,
+    datasets.add(part["dataset"])
+  if len(datasets) != 1:
+    raise SystemExit(f"the files hold runs of {sorted(datasets)}: merge one "
+                     "dataset's runs")
+  report(runs, {"dataset": datasets.pop(), "queries": QUERIES,
                 "parts": parts}, output)
+
+
+def image_table(path: str, item_ids: Sequence[str]) -> np.ndarray:
+  """Every item's vector from an `item_id -> vector` file.
+
+  Raises:
+    SystemExit: an item has no vector (never a silent zero row).
+  """
+  table, found = item_vectors.load_item_vectors(path, item_ids)
+  missing = [item_ids[index] for index in np.flatnonzero(~found[1:]) + 1]
+  if missing:
+    raise SystemExit(f"{path}: no vector for {len(missing)} of the "
+                     f"{len(item_ids) - 1} items, e.g. {missing[:5]}")
+  return table
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -381,11 +423,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     merge(args.merge, args.output)
     return
   started = time.time()
-  dataset = importers.import_taobao_userbehavior(
-      args.source_root or importers.default_source_root())
+  dataset = seminar_long_data.load(
+      args.dataset, args.source_root or importers.default_source_root())
   task = seminar_long_data.build(dataset, args.history_length, args.negatives,
-                                 train_days=args.train_days,
+                                 valid_days=args.valid_days,
+                                 test_days=args.test_days,
+                                 train_days=args.train_days or None,
                                  window_length=args.window_length)
+  images = (None if args.image_vectors is None
+            else image_table(args.image_vectors, task.item_ids))
   common.log(f"{task.num_items - 1} items; examples " + ", ".join(
       f"{split} {len(examples[ctr_ranker.LABEL])} (mean history "
       f"{history_lengths(examples).mean():.0f})"
@@ -393,11 +439,11 @@ def main(argv: Sequence[str] | None = None) -> None:
   runs: dict[str, list[dict]] = {}
   for name in args.models:
     for seed in args.seeds:
-      metrics = run(name, task, args, seed)
+      metrics = run(name, task, args, seed, images)
       common.log(f"{name} seed {seed}: " + ", ".join(
           f"{key} {value:.4f}" for key, value in metrics.items()))
       runs.setdefault(name, []).append(metrics)
-  report(runs, {"dataset": "taobao-userbehavior-sample", "args": vars(args),
+  report(runs, {"dataset": args.dataset, "args": vars(args),
                 "queries": QUERIES,
                 "command": common.command("benchmarks.seminar_long", argv),
                 "machine": common.machine(),

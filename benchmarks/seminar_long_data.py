@@ -12,9 +12,11 @@ sample: every event a positive, items with one category each):
   the positive's day, by that day's popularity, never an item of the user's
   (`example_rows.sample_popular_negatives`); a negative shares its
   positive's history;
-- each history item's pseudo-query is its category: the log has no search
-  queries and no item text, so the category is the item's only text and
-  its query (SEMINAR's text view and queries both read it);
+- each history item's pseudo-query is its category: the logs have no search
+  queries, so the category (Taobao: an id; H&M: the article's index group,
+  product group, product type and department names) is the query, and the
+  item's text is its category and the words of its title where the items
+  table has one (H&M: 4,116 of the 17,033 articles; Taobao: none);
 - the SEMINAR PSU's pre-training windows: each user's train-day events cut
   into windows of `window_length + 1` from the newest back, overlapping by
   one (as `seminar_data.SeminarData`).
@@ -23,15 +25,24 @@ sample: every event a positive, items with one category each):
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
 
 from data import contract
 from data import example_rows
+from data import importers
 from models.seminar import ctr_ranker
+from models.seminar import item_features
 
 SECONDS_PER_DAY = 86_400
+# Title words kept per item, and the fewest items a kept word must name.
+MAX_TITLE_WORDS = 8
+MIN_ITEMS_PER_WORD = 2
+_WORD = re.compile(r"[a-z0-9]+")
+# Logs that write a row per unit bought, not per event.
+UNIT_ROW_LOGS = ("hm-fashion",)
 
 
 @dataclasses.dataclass
@@ -45,12 +56,18 @@ class LongHistoryCtr:
       names, plus `user`, the user index of each example).
     windows: the PSU's windows, `items` and `keywords` `[W, window + 1]`
       (`keywords` with a last axis of one keyword).
+    item_ids: item index -> raw item id; "" at 0.
+    item_words: `[num_items, W]` title word indices, 0-padded (`W` is 0
+      where no item has a title).
+    word_names: word index -> word; "" at 0.
   """
   item_categories: np.ndarray
   category_names: list[str]
   splits: dict[str, dict[str, np.ndarray]]
   windows: dict[str, np.ndarray]
   item_ids: list[str]
+  item_words: np.ndarray
+  word_names: list[str]
 
   @property
   def num_items(self) -> int:
@@ -58,8 +75,39 @@ class LongHistoryCtr:
 
   @property
   def item_tokens(self) -> np.ndarray:
-    """`[num_items, 1]` every item's text tokens: its category."""
-    return self.item_categories[:, np.newaxis]
+    """`[num_items, 1 + W]` every item's text tokens, SEMINAR's text view:
+    its category, then its title words, in one vocabulary (`num_tokens`)
+    whose first entries are the categories, so that the category
+    pseudo-queries index it too."""
+    words = np.where(self.item_words > 0,
+                     self.item_words + len(self.category_names) - 1, 0)
+    return np.concatenate([self.item_categories[:, np.newaxis], words], 1)
+
+  @property
+  def num_tokens(self) -> int:
+    return len(self.category_names) + len(self.word_names) - 1
+
+  def catalogue(self, image_vectors: np.ndarray | None = None
+                ) -> item_features.ItemFeatures:
+    """The baselines' item features: the same as SEMINAR's views."""
+    return item_features.ItemFeatures(
+        self.item_categories, len(self.category_names), self.item_words,
+        len(self.word_names), image_vectors)
+
+
+def load(name: str, source_root) -> contract.Dataset:
+  """A dataset's log as the task reads it.
+
+  H&M writes one row per unit bought: the repeats of an article bought by
+  one customer on one day become one event (purchases carry a date only).
+  Other logs' rows are events and are kept.
+  """
+  dataset = importers.IMPORTERS[name](source_root)
+  if name not in UNIT_ROW_LOGS:
+    return dataset
+  return contract.Dataset(
+      dataset.interactions.drop_duplicates(
+          ["user_id", "item_id", "timestamp"]), dataset.items, dataset.users)
 
 
 def _index(values: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -99,6 +147,11 @@ def build(dataset: contract.Dataset, history_length: int, negatives: int,
     known = dataset.items.set_index("item_id")["category"]
     categories.update(known[known.index.isin(item_index)])
   item_categories, category_names = _index(categories)
+  titles = pd.Series("", index=[""] + item_names, dtype=object)
+  if dataset.items is not None:
+    known = dataset.items.set_index("item_id")["title"]
+    titles.update(known[known.index.isin(item_index)])
+  item_words, word_names = _title_words(titles)
   frame = pd.DataFrame({
       "user": _index(events["user_id"])[0] - 1,
       "item": events["item_id"].map(item_index).to_numpy(np.int64),
@@ -139,7 +192,21 @@ def build(dataset: contract.Dataset, history_length: int, negatives: int,
       {ctr_ranker.HISTORY: _padded(windows, window_length + 1),
        ctr_ranker.KEYWORDS: item_categories[
            _padded(windows, window_length + 1)][..., np.newaxis]},
-      [""] + item_names)
+      [""] + item_names, item_words, word_names)
+
+
+def _title_words(titles: pd.Series) -> tuple[np.ndarray, list[str]]:
+  """`[len(titles), W]` each title's first `MAX_TITLE_WORDS` distinct words
+  that `MIN_ITEMS_PER_WORD` or more titles hold, and the word names."""
+  words = [list(dict.fromkeys(_WORD.findall(str(title).lower())))
+           for title in titles]
+  counts = pd.Series([word for row in words for word in row],
+                     dtype=object).value_counts()
+  names = [""] + sorted(counts.index[counts >= MIN_ITEMS_PER_WORD])
+  index = {name: position for position, name in enumerate(names) if position}
+  kept = [[index[word] for word in row if word in index][:MAX_TITLE_WORDS]
+          for row in words]
+  return _padded(kept, max(map(len, kept), default=0)), names
 
 
 def _negatives(frame: pd.DataFrame, negatives: int, seed: int) -> list[list[int]]:

@@ -71,3 +71,29 @@ def test_psu_windows_hold_the_events_before_validation():
           task.windows[ctr_ranker.HISTORY]] == ["afb"]
   np.testing.assert_array_equal(task.windows[ctr_ranker.KEYWORDS][..., 0],
                                 [[1, 2, 1, 0]])
+
+
+def test_item_text_is_the_category_then_the_shared_title_words():
+  dataset = tiny_log()
+  items = dataset.items.assign(title=["Red dress", "red Skirt, red", "Hat",
+                                      "", "blue hat", "skirt"])
+  task = seminar_long_data.build(contract.Dataset(dataset.interactions,
+                                                  items), 4, 1)
+  # Words named by two or more titles, each once per title.
+  assert task.word_names == ["", "hat", "red", "skirt"]
+  assert task.category_names == ["", "x", "y"]
+  # Tokens: the categories 1-2, then the words 3-5.
+  np.testing.assert_array_equal(task.item_tokens, [
+      [0, 0, 0], [1, 4, 0], [1, 4, 5], [1, 3, 0], [2, 0, 0], [2, 3, 0],
+      [2, 5, 0]])
+  assert task.num_tokens == 6
+  catalogue = task.catalogue()
+  np.testing.assert_array_equal(catalogue.words, task.item_words)
+  assert catalogue.num_words == 4 and catalogue.image_vectors is None
+
+
+def test_a_log_without_titles_has_only_its_categories_as_text():
+  task = seminar_long_data.build(tiny_log(), 4, 1)
+  assert task.item_words.shape == (7, 0)
+  np.testing.assert_array_equal(task.item_tokens[:, 0], task.item_categories)
+  assert task.item_tokens.shape == (7, 1) and task.num_tokens == 3

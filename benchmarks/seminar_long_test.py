@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from benchmarks import seminar_long
 from models.seminar import ctr_ranker
+from models.seminar import item_features
 
 
 def examples(histories, labels, users):
@@ -64,7 +65,7 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
     paths.append(tmp_path / f"part{part}.json")
     paths[-1].write_text(json.dumps({
         "runs": runs(models), "command": f"part {part}", "args": {},
-        "seconds": 1.0, "machine": {}}))
+        "seconds": 1.0, "machine": {}, "dataset": seminar_long.TAOBAO}))
   output = tmp_path / "merged.json"
   seminar_long.main(["--merge", *map(str, paths), "--output", str(output)])
   merged = json.loads(output.read_text())
@@ -77,6 +78,11 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
   assert [part["command"] for part in merged["parts"]] == [
       "part 0", "part 1", "part 2"]
   assert merged["stats"]["seminar"]["auc"]["values"] == [0.81, 0.72]
+  assert merged["dataset"] == seminar_long.TAOBAO
+  other = json.loads(paths[-1].read_text())
+  paths[-1].write_text(json.dumps({**other, "dataset": seminar_long.HM}))
+  with pytest.raises(SystemExit, match="merge one dataset"):
+    seminar_long.main(["--merge", *map(str, paths), "--output", str(output)])
 
 
 @pytest.mark.parametrize("name", seminar_long.BASELINES)
@@ -87,8 +93,8 @@ def test_every_baseline_scores_a_batch_of_long_histories(name):
       ["--embedding-dim", "4", "--sasrec-length", "3", "--top-k", "2"])
   item_categories = np.array([0, 1, 1, 2, 2, 3, 3])
   task = types.SimpleNamespace(
-      item_categories=item_categories, category_names=["", "a", "b", "c"],
-      item_tokens=item_categories[:, np.newaxis])
+      catalogue=lambda images: item_features.ItemFeatures(item_categories, 4),
+      item_tokens=item_categories[:, np.newaxis], num_tokens=4)
   tf.keras.utils.set_random_seed(0)
   ranker, pretrainer = seminar_long.build_ranker(name, task, args)
   batch = examples([[1, 2, 3, 4, 5, 6, 0], [2, 0, 0, 0, 0, 0, 0]], [1, 0],
@@ -96,3 +102,15 @@ def test_every_baseline_scores_a_batch_of_long_histories(name):
   assert pretrainer is None
   assert ranker.logits({key: tf.constant(value) for key, value in
                         batch.items()}).shape == (2,)
+
+
+def test_an_item_without_an_image_vector_is_refused(tmp_path):
+  path = tmp_path / "vectors.npz"
+  np.savez(path, item_id=np.array(["a", "c"]),
+           vector=np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+  np.testing.assert_array_equal(
+      seminar_long.image_table(str(path), ["", "c", "a"]),
+      [[0.0, 0.0], [3.0, 4.0], [1.0, 2.0]])
+  with pytest.raises(SystemExit, match=r"no vector for 1 of the 3 items, "
+                     r"e\.g\. \['b'\]"):
+    seminar_long.image_table(str(path), ["", "a", "b", "c"])

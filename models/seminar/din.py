@@ -12,33 +12,30 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from data import features
 from models.layers import din_attention
 from models.layers import mlp
 from models.seminar import ctr_ranker
-from models.seminar import item_category_embedding
+from models.seminar import item_features
 
 
 class DinRanker(ctr_ranker.CtrRanker):
   """DIN's attention over every history item, then an MLP.
 
   Args:
-    item_categories: `[num_items]` category index per item.
-    num_categories: category vocabulary size, padding included.
+    catalogue: every item's features (`item_features.ItemFeatures`).
     embedding_dim: item embedding width.
     attention_units: hidden sizes of DIN's activation unit.
     hidden_units: hidden sizes of the MLP before the logit.
   """
 
-  def __init__(self, item_categories: np.ndarray, num_categories: int,
+  def __init__(self, catalogue: item_features.ItemFeatures,
                embedding_dim: int, attention_units: Sequence[int] = (36,),
                hidden_units: Sequence[int] = (64, 32)):
     super().__init__(name="din")
-    self.items = item_category_embedding.ItemCategoryEmbedding(
-        item_categories, num_categories, embedding_dim)
+    self.items = item_features.ItemFeatureEmbedding(catalogue, embedding_dim)
     self.attention = din_attention.DinAttention(attention_units)
     self.head = mlp.mlp(tuple(hidden_units) + (1,), "din_head")
 

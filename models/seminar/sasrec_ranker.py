@@ -13,13 +13,12 @@ category, the features DIN and SIM read.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from data import features
 from models.layers import attention
 from models.seminar import ctr_ranker
-from models.seminar import item_category_embedding
+from models.seminar import item_features
 
 
 def most_recent_items(history: tf.Tensor, count: int) -> tf.Tensor:
@@ -49,8 +48,7 @@ class SasRecRanker(ctr_ranker.CtrRanker):
   candidate.
 
   Args:
-    item_categories: `[num_items]` category index per item.
-    num_categories: category vocabulary size, padding included.
+    catalogue: every item's features (`item_features.ItemFeatures`).
     embedding_dim: item embedding and model width.
     max_length: the most recent history items read (SASRec's n).
     num_blocks: self-attention blocks.
@@ -58,13 +56,12 @@ class SasRecRanker(ctr_ranker.CtrRanker):
     dropout: input and in-block dropout.
   """
 
-  def __init__(self, item_categories: np.ndarray, num_categories: int,
+  def __init__(self, catalogue: item_features.ItemFeatures,
                embedding_dim: int, max_length: int = 50, num_blocks: int = 2,
                num_heads: int = 2, dropout: float = 0.2):
     super().__init__(name="sasrec")
     self.max_length = max_length
-    self.items = item_category_embedding.ItemCategoryEmbedding(
-        item_categories, num_categories, embedding_dim)
+    self.items = item_features.ItemFeatureEmbedding(catalogue, embedding_dim)
     self.encoder = attention.CausalSequenceEncoder(
         max_length, embedding_dim, num_blocks, num_heads, dropout)
     self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")

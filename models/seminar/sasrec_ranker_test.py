@@ -4,9 +4,11 @@ import numpy as np
 import tensorflow as tf
 
 from models.seminar import ctr_ranker
+from models.seminar import item_features
 from models.seminar import sasrec_ranker
 
 ITEM_CATEGORIES = np.array([0, 1, 1, 2, 2, 3, 3])
+CATALOGUE = item_features.ItemFeatures(ITEM_CATEGORIES, 4)
 
 
 def test_most_recent_items_keeps_the_last_real_items_oldest_first():
@@ -22,7 +24,7 @@ def test_most_recent_items_keeps_the_last_real_items_oldest_first():
 
 def _ranker():
   tf.keras.utils.set_random_seed(0)
-  return sasrec_ranker.SasRecRanker(ITEM_CATEGORIES, 4, embedding_dim=4,
+  return sasrec_ranker.SasRecRanker(CATALOGUE, embedding_dim=4,
                                     max_length=2, num_blocks=1, num_heads=1,
                                     dropout=0.0)
 

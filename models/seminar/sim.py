@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from data import features
@@ -20,26 +19,24 @@ from models.layers import mlp
 from models.layers import target_attention
 from models.seminar import ctr_ranker
 from models.seminar import hard_search
-from models.seminar import item_category_embedding
+from models.seminar import item_features
 
 
 class SimRanker(ctr_ranker.CtrRanker):
   """Hard search by category, then target attention, then an MLP.
 
   Args:
-    item_categories: `[num_items]` category index per item.
-    num_categories: category vocabulary size, padding included.
+    catalogue: every item's features (`item_features.ItemFeatures`).
     embedding_dim: item embedding and attention width.
     num_heads: attention heads.
     hidden_units: hidden sizes of the MLP before the logit.
   """
 
-  def __init__(self, item_categories: np.ndarray, num_categories: int,
+  def __init__(self, catalogue: item_features.ItemFeatures,
                embedding_dim: int, num_heads: int = 2,
                hidden_units: Sequence[int] = (64, 32)):
     super().__init__(name="sim")
-    self.items = item_category_embedding.ItemCategoryEmbedding(
-        item_categories, num_categories, embedding_dim)
+    self.items = item_features.ItemFeatureEmbedding(catalogue, embedding_dim)
     self.attention = target_attention.MultiHeadTargetAttention(
         num_heads, embedding_dim)
     self.head = mlp.mlp(tuple(hidden_units) + (1,), "sim_head")

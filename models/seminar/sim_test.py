@@ -4,10 +4,12 @@ import numpy as np
 import tensorflow as tf
 
 from models.seminar import ctr_ranker
+from models.seminar import item_features
 from models.seminar import sim
 
 # Items 1-6; categories 1, 1, 2, 2, 3, 3.
 ITEM_CATEGORIES = np.array([0, 1, 1, 2, 2, 3, 3])
+CATALOGUE = item_features.ItemFeatures(ITEM_CATEGORIES, 4)
 
 
 def logits(ranker, history, candidates):
@@ -18,7 +20,7 @@ def logits(ranker, history, candidates):
 
 def small_ranker():
   tf.keras.utils.set_random_seed(0)
-  return sim.SimRanker(ITEM_CATEGORIES, 4, embedding_dim=4)
+  return sim.SimRanker(CATALOGUE, embedding_dim=4)
 
 
 def test_items_of_other_categories_change_nothing():
