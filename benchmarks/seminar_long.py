@@ -385,7 +385,8 @@ def merge(paths: Sequence[str], output: str | None) -> None:
   trained in separate processes), each file's command and arguments kept.
 
   A model's runs from several files are joined in the order of `paths`:
-  give them in seed order, as the rows compare seed by seed.
+  give them in seed order, as the rows compare seed by seed. A file that is
+  itself a merge adds its runs and its parts.
   """
   runs, parts, datasets = {}, [], set()
   for path in paths:
@@ -393,8 +394,10 @@ def merge(paths: Sequence[str], output: str | None) -> None:
       part = json.load(stream)
     for name, values in part["runs"].items():
       runs.setdefault(name, []).extend(values)
-    parts.append({key: part[key] for key in ("command", "args", "seconds",
-                                             "machine")})
+    # A merged file brings the parts it was merged from.
+    parts.extend(part["parts"] if "parts" in part else [
+        {key: part[key] for key in ("command", "args", "seconds",
+                                    "machine")}])
     datasets.add(part["dataset"])
   if len(datasets) != 1:
     raise SystemExit(f"the files hold runs of {sorted(datasets)}: merge one "

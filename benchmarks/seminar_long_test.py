@@ -65,7 +65,8 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
     paths.append(tmp_path / f"part{part}.json")
     paths[-1].write_text(json.dumps({
         "runs": runs(models), "command": f"part {part}", "args": {},
-        "seconds": 1.0, "machine": {}, "dataset": seminar_long.TAOBAO}))
+        "seconds": 1.0, "machine": {}, "dataset": seminar_long.TAOBAO},
+        sort_keys=True))
   output = tmp_path / "merged.json"
   seminar_long.main(["--merge", *map(str, paths), "--output", str(output)])
   merged = json.loads(output.read_text())
@@ -79,6 +80,12 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
       "part 0", "part 1", "part 2"]
   assert merged["stats"]["seminar"]["auc"]["values"] == [0.81, 0.72]
   assert merged["dataset"] == seminar_long.TAOBAO
+  # A merged file merges again, with its parts.
+  again = tmp_path / "again.json"
+  seminar_long.main(["--merge", str(output), str(paths[0]), "--output",
+                     str(again)])
+  assert [part["command"] for part in json.loads(again.read_text())[
+      "parts"]] == ["part 0", "part 1", "part 2", "part 0"]
   other = json.loads(paths[-1].read_text())
   paths[-1].write_text(json.dumps({**other, "dataset": seminar_long.HM}))
   with pytest.raises(SystemExit, match="merge one dataset"):
