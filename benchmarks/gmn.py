@@ -492,7 +492,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "the start (unset: the single value above; "
                         "propagation_layers defaults to "
                         f"{gmn.GmnConfig.propagation_layers})")
-  parser.add_argument("--baselines_from", type=pathlib.Path,
+  # A string, not a Path: the arguments are written to the results JSON.
+  parser.add_argument("--baselines_from",
                       help="a gmn_*.json of an earlier run on the same "
                       "dataset and split: its rows that this run does not "
                       "make join this run's table and verdict (one dataset "
@@ -527,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
   for label, dataset_name in runs.items():
     results[label] = run_dataset(args, label, dataset_name)
     if args.baselines_from:
-      earlier = rows_from(args.baselines_from, results[label])
+      earlier = rows_from(pathlib.Path(args.baselines_from), results[label])
       results[label]["rows"].update(earlier)
       results[label]["rows_from"] = {"path": str(args.baselines_from),
                                      "rows": sorted(earlier)}

@@ -187,3 +187,5 @@ def test_rows_from_an_earlier_run_join_only_on_the_same_split(tmp_path):
   assert gmn.rows_from(earlier, result) == {"ease": _row(0.2, 0.0)}
   with pytest.raises(SystemExit, match="test_videos"):
     gmn.rows_from(earlier, {**result, "test_videos": 8})
+  # The arguments go into the results file as they are.
+  json.dumps(vars(gmn.parse_args(["--baselines_from", str(earlier)])))
