@@ -41,7 +41,8 @@ def merge(payloads: Sequence[Mapping]) -> dict:
 
   Args:
     payloads: `benchmarks.embedding_benchmark` output files, one dataset
-      each, every model row in each (the classical rows may be in one only:
+      each, in seed order; a seed's rows may be split over consecutive files
+      (each row once per seed; the classical rows may be in one file only:
       they are deterministic).
 
   Returns:
@@ -65,7 +66,9 @@ def merge(payloads: Sequence[Mapping]) -> dict:
   return {
       "dataset": results[0]["dataset"],
       "tasks": results[0]["tasks"],
-      "seeds": [seed for result in results for seed in result["seeds"]],
+      # A seed's rows may come from several files, given one after another.
+      "seeds": list(dict.fromkeys(
+          seed for result in results for seed in result["seeds"])),
       "per_seed": per_seed,
       "metrics": {row: reporting.aggregate_seeds(runs)
                   for row, runs in per_seed.items()},

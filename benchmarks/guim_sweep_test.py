@@ -42,6 +42,19 @@ def test_merge_aggregates_each_rows_seeds_in_order():
   assert merged["commands"] == ["run 0", "run 1"]
 
 
+def test_a_seeds_rows_may_come_from_two_files():
+  later_rows = _run(0, {"guim_k2": _values(2, 2, 2, 2, 2)})
+  del later_rows["results"][0]["learning_curves"]
+  later_rows["results"][0]["train_and_embed_seconds"] = {"guim_k2": [5.0]}
+  merged = guim_sweep.merge([
+      _run(0, {"guim_k1": _values(1, 1, 1, 1, 1)}), later_rows,
+      _run(1, {"guim_k1": _values(3, 1, 1, 1, 1),
+               "guim_k2": _values(4, 1, 1, 1, 1)})])
+  assert merged["seeds"] == [0, 1]
+  assert merged["metrics"]["guim_k2"]["a"]["values"] == [2.0, 4.0]
+  assert merged["metrics"]["guim_k1"]["a"]["values"] == [1.0, 3.0]
+
+
 def test_k_verdict_needs_three_tasks_and_the_diverse_quartile_every_seed():
   per_seed = {
       "guim_k1": [_values(1, 1, 1, 1, 1), _values(1, 1, 1, 1, 1)],
