@@ -223,16 +223,16 @@ def search_axes(args, name: str, config: gmn.GmnConfig
   return axes
 
 
-def _seeded_row(label: str, row: str, seeds: Sequence[int], first,
-                train_seed, catalogue: dict, tuning: dict) -> dict:
-  """A tuned row: the chosen setting's tuning run stands for the first seed,
-  `train_seed(seed)` runs it with every other seed."""
-  runs = [first]
-  _log_run(label, row, seeds[0], first[0])
-  for seed in seeds[1:]:
-    runs.append(train_seed(seed))
+def _seeded_row(label: str, row: str, seeds: Sequence[int], train_seed,
+                catalogue: dict, first=None, **extra) -> dict:
+  """A row of one setting over `seeds`: `train_seed(seed)` runs each seed;
+  a tuned row's `first`, the chosen setting's tuning run, stands for the
+  first seed instead."""
+  runs = []
+  for seed in seeds:
+    runs.append(first if first is not None and not runs else train_seed(seed))
     _log_run(label, row, seed, runs[-1][0])
-  return _row(runs, seeds, catalogue, tuning=tuning)
+  return _row(runs, seeds, catalogue, **extra)
 
 
 def lightgcn_rows(bench: gmn_setup.Benchmark, args, label: str) -> dict:
@@ -250,9 +250,9 @@ def lightgcn_rows(bench: gmn_setup.Benchmark, args, label: str) -> dict:
     chosen, first, searched = gmn_baselines.tune_lightgcn(
         bench, row, base, grid, args.seeds[0])
     rows[row] = _seeded_row(
-        label, row, args.seeds, first,
+        label, row, args.seeds,
         lambda seed: gmn_baselines.lightgcn(bench, row, chosen, seed),
-        _catalogue(bench, row), tuning={
+        _catalogue(bench, row), first, tuning={
             "chosen": {"num_layers": chosen.num_layers,
                        "embedding_dim": chosen.embedding_dim,
                        "embedding_l2": chosen.embedding_l2},
@@ -269,20 +269,19 @@ def variant_row(bench: gmn_setup.Benchmark, args, label: str, name: str
   config = gmn_config(args, name)
   axes = search_axes(args, name, config)
   if not axes:
-    runs = []
-    for seed in args.seeds:
-      runs.append(train_and_evaluate(bench, name, config, seed))
-      _log_run(label, name, seed, runs[-1][0])
-    return _row(runs, args.seeds, _catalogue(bench, name, config))
+    return _seeded_row(
+        label, name, args.seeds,
+        lambda seed: train_and_evaluate(bench, name, config, seed),
+        _catalogue(bench, name, config))
   started = time.perf_counter()
   chosen, first, searched = gmn_setup.coordinate_search(
       config, axes,
       lambda candidate: train_and_evaluate(bench, name, candidate,
                                            args.seeds[0]), name)
   return _seeded_row(
-      label, name, args.seeds, first,
+      label, name, args.seeds,
       lambda seed: train_and_evaluate(bench, name, chosen, seed),
-      _catalogue(bench, name, chosen), tuning={
+      _catalogue(bench, name, chosen), first, tuning={
           "chosen": {field: getattr(chosen, field) for field in axes},
           "searched": searched,
           "seconds": round(time.perf_counter() - started, 1),

@@ -35,6 +35,7 @@ from data import example_rows
 from data import importers
 from models.seminar import ctr_ranker
 from models.seminar import item_features
+from offline_eval import datasets
 
 SECONDS_PER_DAY = 86_400
 # Title words kept per item, and the fewest items a kept word must name.
@@ -197,16 +198,14 @@ def build(dataset: contract.Dataset, history_length: int, negatives: int,
 
 def _title_words(titles: pd.Series) -> tuple[np.ndarray, list[str]]:
   """`[len(titles), W]` each title's first `MAX_TITLE_WORDS` distinct words
-  that `MIN_ITEMS_PER_WORD` or more titles hold, and the word names."""
-  words = [list(dict.fromkeys(_WORD.findall(str(title).lower())))
-           for title in titles]
-  counts = pd.Series([word for row in words for word in row],
-                     dtype=object).value_counts()
-  names = [""] + sorted(counts.index[counts >= MIN_ITEMS_PER_WORD])
-  index = {name: position for position, name in enumerate(names) if position}
-  kept = [[index[word] for word in row if word in index][:MAX_TITLE_WORDS]
-          for row in words]
-  return _padded(kept, max(map(len, kept), default=0)), names
+  that `MIN_ITEMS_PER_WORD` or more titles hold, and the word names. `W` is
+  the most words any title keeps (0 where none does)."""
+  words, names = datasets.token_matrix(
+      {row: _WORD.findall(str(title).lower())
+       for row, title in enumerate(titles)}, len(titles),
+      min_items=MIN_ITEMS_PER_WORD, max_tokens=MAX_TITLE_WORDS)
+  width = int(np.count_nonzero(words, axis=1).max(initial=0))
+  return words[:, :width], names
 
 
 def _negatives(frame: pd.DataFrame, negatives: int, seed: int) -> list[list[int]]:

@@ -350,7 +350,7 @@ def from_contract(dataset: contract.Dataset, name: str,
   categories, category_names = _category_matrix(items, item_index,
                                                 len(item_ids))
   raw_tokens = (item_tokens or contract_item_tokens)(items)
-  tokens, token_names = _token_matrix(
+  tokens, token_names = token_matrix(
       {item_index[item]: values for item, values in raw_tokens.items()
        if item in item_index}, len(item_ids), min_items=2)
   users = None
@@ -442,9 +442,22 @@ def _category_matrix(items: pd.DataFrame | None, item_index: dict[str, int],
   return _pad_rows(rows, MAX_CATEGORIES), names
 
 
-def _token_matrix(item_tokens: dict[int, list[str]], num_items: int,
-                  min_items: int = 1) -> tuple[np.ndarray, list[str]]:
-  """Indexes tokens shared by at least `min_items` items."""
+def token_matrix(item_tokens: dict[int, list[str]], num_items: int,
+                 min_items: int = 1, max_tokens: int = MAX_TOKENS
+                 ) -> tuple[np.ndarray, list[str]]:
+  """Indexes tokens shared by at least `min_items` items.
+
+  Args:
+    item_tokens: item index -> its tokens, in order.
+    num_items: rows of the matrix (items without tokens stay padding).
+    min_items: the fewest items a kept token must be named by.
+    max_tokens: the matrix's width; an item keeps its first distinct kept
+      tokens up to it.
+
+  Returns:
+    `[num_items, max_tokens]` 0-padded token indices, each at most once per
+    item, and the token names (index 0 is "").
+  """
   document_frequency = collections.Counter(
       token for tokens in item_tokens.values() for token in set(tokens))
   names = [""] + sorted(token for token, count in document_frequency.items()
@@ -458,7 +471,7 @@ def _token_matrix(item_tokens: dict[int, list[str]], num_items: int,
       if index is not None and index not in seen:
         seen.add(index)
         rows[item].append(index)
-  return _pad_rows(rows, MAX_TOKENS), names
+  return _pad_rows(rows, max_tokens), names
 
 
 def _grocery_item_tokens(items: pd.DataFrame) -> dict[str, list[str]]:
@@ -517,4 +530,4 @@ def _movielens_tokens(root: pathlib.Path, items: pd.DataFrame,
                          [decade] * bool(decade) +
                          [f"word:{w}" for w in _WORD.findall(title.lower())] +
                          kg_facts)
-  return _token_matrix(item_tokens, num_items, min_items=2)
+  return token_matrix(item_tokens, num_items, min_items=2)
