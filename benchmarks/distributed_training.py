@@ -10,8 +10,16 @@ item of each user) and the training throughput: train rows x epochs over the
 learning curve's seconds (from the start of training to the end of the last
 epoch's validation, on the chief; process start, catalogue and export
 excluded). The table gives each setup's mean and standard deviation over the
-seeds and the two-worker / one-process throughput ratio; the machine's load
-average is recorded before and after.
+seeds, the paired per-seed difference of two workers from one process, and
+the two-worker / one-process throughput ratio; the machine's load average is
+recorded before and after.
+
+`--one-worker-job` adds a third setup: a `MultiWorkerMirroredStrategy` job of
+one worker. It takes the distributed code path (one `model.fit` over every
+epoch, input from `distribute_datasets_from_function`, `BackupAndRestore`)
+with one replica, so it tells the path's own effect on the metrics from the
+second replica's. `--merge` pools the runs of several outputs of the same
+settings (seeds run at different times) into one summary.
 
     python -m benchmarks.distributed_training --seed 0 --seed 1 --seed 2 \\
         --output benchmarks/results/distributed_training.json
@@ -20,6 +28,7 @@ average is recorded before and after.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import tempfile
@@ -36,6 +45,10 @@ from models import learning_curve
 _METRICS = ("recall_at_10", "recall_at_50", "ndcg_at_10")
 ONE_PROCESS = "one process"
 TWO_WORKERS = "two workers"
+ONE_WORKER_JOB = "one-worker job"
+# The settings a merge requires to agree: the runs' data and training.
+_MERGED_ARGS = ("family", "users", "clusters", "items_per_cluster", "length",
+                "epochs", "num_uniform_negatives")
 
 
 def _flags(args: argparse.Namespace, model_dir: str, strategy: str,
@@ -60,8 +73,19 @@ def _record(model_dir: str, train_rows: int, wall_s: float) -> dict:
           "wall_s": round(wall_s, 1)}
 
 
+def _job(args: argparse.Namespace, workers: int, model_dir: str, seed: int,
+         log_dir: str) -> None:
+  """Runs a `MultiWorkerMirroredStrategy` job of `workers` local workers."""
+  for worker in distribution_testing.start_workers(
+      workers, _flags(args, model_dir, distribution.MULTI_WORKER, seed),
+      log_dir):
+    if worker.wait() != 0:
+      raise RuntimeError(f"a worker failed: see {log_dir}")
+
+
 def run_seed(args: argparse.Namespace, seed: int, root: str) -> dict:
-  """One process, then two workers, on the same data with `seed`."""
+  """One process, then two workers (and a one-worker job where asked), on
+  the same data with `seed`."""
   # Each user's newest item is held out for validation.
   train_rows = args.users * (args.length - 1)
   alone = os.path.join(root, f"alone_{seed}")
@@ -70,47 +94,88 @@ def run_seed(args: argparse.Namespace, seed: int, root: str) -> dict:
                   *_flags(args, alone, distribution.NONE, seed)],
                  env=distribution_testing.worker_environment(None),
                  check=True, capture_output=True)
-  one = _record(alone, train_rows, time.perf_counter() - started)
-  pair = os.path.join(root, f"pair_{seed}")
-  started = time.perf_counter()
-  workers = distribution_testing.start_workers(
-      2, _flags(args, pair, distribution.MULTI_WORKER, seed),
-      os.path.join(root, f"logs_{seed}"))
-  for worker in workers:
-    if worker.wait() != 0:
-      raise RuntimeError(f"a worker failed: see {root}/logs_{seed}")
-  two = _record(pair, train_rows, time.perf_counter() - started)
-  common.log(f"seed {seed}: {ONE_PROCESS} {one}, {TWO_WORKERS} {two}")
-  return {ONE_PROCESS: one, TWO_WORKERS: two}
+  runs = {ONE_PROCESS: _record(alone, train_rows,
+                               time.perf_counter() - started)}
+  jobs = {TWO_WORKERS: 2, **({ONE_WORKER_JOB: 1} if args.one_worker_job
+                             else {})}
+  for setup, workers in jobs.items():
+    model_dir = os.path.join(root, f"{workers}_workers_{seed}")
+    started = time.perf_counter()
+    _job(args, workers, model_dir, seed,
+         os.path.join(root, f"logs_{workers}_{seed}"))
+    runs[setup] = _record(model_dir, train_rows, time.perf_counter() - started)
+  common.log(f"seed {seed}: {runs}")
+  return runs
 
 
 def summary(runs: Sequence[dict]) -> dict:
-  """Mean and standard deviation over seeds of each setup's numbers, and the
+  """Mean and standard deviation over seeds of each setup's numbers, the
+  paired per-seed difference of two workers from one process, and the
   throughput ratio of two workers to one process."""
   result = {}
-  for setup in (ONE_PROCESS, TWO_WORKERS):
+  setups = [setup for setup in (ONE_PROCESS, TWO_WORKERS, ONE_WORKER_JOB)
+            if setup in runs[0]]
+  for setup in setups:
     values = {name: [run[setup]["metrics"][name] for run in runs]
               for name in _METRICS}
     values["examples_per_s"] = [run[setup]["examples_per_s"] for run in runs]
-    result[setup] = {name: {"mean": round(float(np.mean(series)), 4),
-                            "std": round(float(np.std(series)), 4)}
+    result[setup] = {name: _mean_std(series)
                      for name, series in values.items()}
+  result["two_workers_minus_one_process"] = {
+      name: _mean_std([run[TWO_WORKERS]["metrics"][name] -
+                       run[ONE_PROCESS]["metrics"][name] for run in runs])
+      for name in _METRICS}
+  result["seeds"] = len(runs)
   result["examples_per_s_ratio"] = round(
       result[TWO_WORKERS]["examples_per_s"]["mean"] /
       result[ONE_PROCESS]["examples_per_s"]["mean"], 3)
   return result
 
 
+def _mean_std(series: Sequence[float]) -> dict:
+  return {"mean": round(float(np.mean(series)), 4),
+          "std": round(float(np.std(series)), 4)}
+
+
 def table(result: dict) -> str:
   """The summary as aligned text."""
+  setups = [setup for setup in (ONE_PROCESS, TWO_WORKERS, ONE_WORKER_JOB)
+            if setup in result]
   rows = [[setup] + [
       f"{result[setup][name]['mean']:.4f} +- {result[setup][name]['std']:.4f}"
       for name in _METRICS] + [
           f"{result[setup]['examples_per_s']['mean']:.0f}"]
-          for setup in (ONE_PROCESS, TWO_WORKERS)]
+          for setup in setups]
+  difference = result["two_workers_minus_one_process"]
+  rows.append(["two workers - one process, paired"] + [
+      f"{difference[name]['mean']:+.4f} +- {difference[name]['std']:.4f}"
+      for name in _METRICS] + [""])
   return common.aligned_table(["setup", *_METRICS, "examples/s"], rows) + (
-      f"\ntwo workers / one process examples/s: "
+      f"\n{result['seeds']} seeds; two workers / one process examples/s: "
       f"{result['examples_per_s_ratio']}")
+
+
+def merge(paths: Sequence[str]) -> tuple[dict, dict]:
+  """The runs of several outputs, by seed, and the settings they share.
+
+  Raises:
+    SystemExit: the outputs differ in a setting of `_MERGED_ARGS`, or list
+      one seed twice.
+  """
+  runs, settings = {}, None
+  for path in paths:
+    with open(path) as source:
+      written = json.load(source)
+    these = {name: written["args"][name] for name in _MERGED_ARGS}
+    if settings is not None and these != settings:
+      raise SystemExit(f"{path}: its settings {these} are not those of "
+                       f"{paths[0]} {settings}")
+    settings = these
+    for seed, run in written["runs"].items():
+      if seed in runs:
+        raise SystemExit(f"{path}: seed {seed} is in an earlier file too")
+      runs[seed] = run
+  return runs, settings
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -129,9 +194,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser.add_argument("--num-uniform-negatives", type=int,
                       default=distribution_testing.HPARAMS[
                           "num_uniform_negatives"])
+  parser.add_argument("--one-worker-job", action="store_true",
+                      help="also run each seed as a job of one worker")
   parser.add_argument("--seed", type=int, action="append")
+  parser.add_argument("--merge", nargs="+", metavar="OUTPUT",
+                      help="pool these outputs' runs; trains nothing")
   parser.add_argument("--output", required=True)
   args = parser.parse_args(argv)
+  command = common.command("benchmarks.distributed_training", argv)
+  if args.merge:
+    runs, settings = merge(args.merge)
+    result = summary(list(runs.values()))
+    print(table(result), flush=True)
+    common.write_results(args.output, {
+        "command": command, "merged": args.merge, "args": settings,
+        "runs": runs, "summary": result})
+    return result
   seeds = args.seed or [0]
   load_before = common.machine()["load_average"]
   started = time.time()
@@ -140,8 +218,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
   result = summary(runs)
   print(table(result), flush=True)
   common.write_results(args.output, {
-      "command": common.command("benchmarks.distributed_training", argv),
-      "args": vars(args), "machine": common.machine(),
+      "command": command, "args": vars(args), "machine": common.machine(),
       "load_average_before": load_before,
       "wall_s": round(time.time() - started, 1),
       "runs": dict(zip(map(str, seeds), runs)), "summary": result})
