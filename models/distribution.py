@@ -140,6 +140,19 @@ def backup_dir(fn_args) -> str:
   return str(configured or os.path.join(fn_args.model_run_dir, BACKUP_SUBDIR))
 
 
+def pipeline_seed(seed: int, context: tf.distribute.InputContext) -> int:
+  """The shuffle seed of one input pipeline: `seed` itself for the only one.
+
+  Pipeline `i` of `n` reads rows `i, i + n, ...` of a read order that keeps
+  a user's rows together. Shuffled with one seed, every share gets the same
+  permutation, so the replicas' batches line up rows `2j` and `2j + 1`:
+  mostly the same user's. A global batch then holds about half as many
+  users, and each row's in-batch negatives include its own user's twin row.
+  A seed per pipeline breaks the pairing.
+  """
+  return seed * context.num_input_pipelines + context.input_pipeline_id
+
+
 def gather_replicas(*tensors: tf.Tensor) -> tuple[tf.Tensor, ...]:
   """Each tensor's rows from every replica in sync, this replica's first.
 

@@ -120,3 +120,11 @@ def test_gather_replicas_without_a_strategy_returns_the_tensors():
   rows = tf.constant([[1.0], [2.0]])
   gathered, = distribution.gather_replicas(rows)
   assert gathered is rows
+
+
+def test_each_input_pipeline_has_its_own_seed_and_one_keeps_the_run_s():
+  seeds = [distribution.pipeline_seed(7, tf.distribute.InputContext(
+      num_input_pipelines=3, input_pipeline_id=pipeline))
+           for pipeline in range(3)]
+  assert seeds == [21, 22, 23]
+  assert distribution.pipeline_seed(7, tf.distribute.InputContext()) == 7

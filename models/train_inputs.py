@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfx_bsl.public import tfxio
 
 from data import features
+from models import distribution
 from models import families
 from models import sequence_inputs
 from models import user_rows
@@ -211,9 +212,9 @@ def sharded_input_without(fn_args, tft_output, excluded: np.ndarray,
   `tf.distribute` strategy (`distribute_datasets_from_function`).
 
   Pipeline `i` of `n` reads the kept rows `i, i + n, ...` in read order,
-  shuffles them with the run's seed (anew every pass), and batches them
-  `global_batch / replicas` at a time, passes following one another without
-  end: the fit sets the steps of an epoch (`epoch_steps`), equal on every
+  shuffles them with a seed of its own (`distribution.pipeline_seed`), anew
+  every pass, and batches them `global_batch / replicas` at a time, passes
+  following one another without end: the fit sets the steps of an epoch (`epoch_steps`), equal on every
   worker, and every replica's batch is full.
 
   Args:
@@ -228,7 +229,8 @@ def sharded_input_without(fn_args, tft_output, excluded: np.ndarray,
   """
   return (_rows_without(fn_args, tft_output, excluded)
           .shard(context.num_input_pipelines, context.input_pipeline_id)
-          .shuffle(_SHUFFLE_BUFFER, seed=run_seed(fn_args))
+          .shuffle(_SHUFFLE_BUFFER,
+                   seed=distribution.pipeline_seed(run_seed(fn_args), context))
           .repeat()
           .batch(context.get_per_replica_batch_size(global_batch),
                  drop_remainder=True)

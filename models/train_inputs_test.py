@@ -260,3 +260,19 @@ def test_each_input_pipeline_reads_its_own_share_of_the_kept_rows():
   kept = set(np.flatnonzero(~excluded))
   assert set(shares[0]) | set(shares[1]) <= kept
   assert len(set(shares[0]) | set(shares[1])) == 16
+
+
+def test_input_pipelines_do_not_pair_up_their_rows():
+  # Rows 2j and 2j + 1 are one user's, as in a read order grouped by user.
+  rows = {features.ITEM_INDEX: np.arange(64, dtype=np.int64),
+          features.LABEL: np.ones(64, np.float32)}
+  fn_args = trainer_testing.fn_args({trainer_testing.TRAIN: rows}, "unused")
+  tft_output = types.SimpleNamespace(
+      transformed_metadata=types.SimpleNamespace(schema=None))
+  shares = [next(train_inputs.sharded_input_without(
+      fn_args, tft_output, np.zeros(64, bool), 64, context).as_numpy_iterator()
+                 )[features.ITEM_INDEX]
+            for context in distribution_testing.input_contexts(2, replicas=2)]
+  # One seed for both would shuffle the shares alike: 32 of 32 pairs.
+  same_user = np.sum(shares[0] // 2 == shares[1] // 2)
+  assert same_user <= 4

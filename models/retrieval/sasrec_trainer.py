@@ -113,7 +113,8 @@ def sharded_window_batches(windows: dict[str, np.ndarray],
   Args:
     windows: the train windows by feature (`SEQUENCE_FEATURES` and others).
     positions_per_batch: the global budget of positions per step.
-    seed: seeds the grouping; a new one every pass.
+    seed: the run's seed; each pipeline groups with its own
+      (`distribution.pipeline_seed`), anew every pass.
     context: which pipeline this is, of how many, and the replicas.
 
   Returns:
@@ -124,7 +125,8 @@ def sharded_window_batches(windows: dict[str, np.ndarray],
                         context.num_input_pipelines]
            for name, values in windows.items()}
   return training.length_bucketed_batches(
-      share, SEQUENCE_FEATURES, budget, seed,
+      share, SEQUENCE_FEATURES, budget,
+      distribution.pipeline_seed(seed, context),
       positions_per_batch=budget).repeat()
 
 
