@@ -235,12 +235,18 @@ def test_sequence_rows_reads_the_stored_sequences_in_the_expanded_order():
                              expanded[features.TIMESTAMP_Z][positive])
 
 
+def _numbered_rows(count: int):
+  """FnArgs and a Transform output stand-in for `count` positive rows whose
+  item index is their place in the read order."""
+  rows = {features.ITEM_INDEX: np.arange(count, dtype=np.int64),
+          features.LABEL: np.ones(count, np.float32)}
+  return (trainer_testing.fn_args({trainer_testing.TRAIN: rows}, "unused"),
+          types.SimpleNamespace(
+              transformed_metadata=types.SimpleNamespace(schema=None)))
+
+
 def test_each_input_pipeline_reads_its_own_share_of_the_kept_rows():
-  rows = {features.ITEM_INDEX: np.arange(20, dtype=np.int64),
-          features.LABEL: np.ones(20, np.float32)}
-  fn_args = trainer_testing.fn_args({trainer_testing.TRAIN: rows}, "unused")
-  tft_output = types.SimpleNamespace(
-      transformed_metadata=types.SimpleNamespace(schema=None))
+  fn_args, tft_output = _numbered_rows(20)
   excluded = np.zeros(20, bool)
   excluded[[3, 10]] = True
   global_batch = 4
@@ -264,11 +270,7 @@ def test_each_input_pipeline_reads_its_own_share_of_the_kept_rows():
 
 def test_input_pipelines_do_not_pair_up_their_rows():
   # Rows 2j and 2j + 1 are one user's, as in a read order grouped by user.
-  rows = {features.ITEM_INDEX: np.arange(64, dtype=np.int64),
-          features.LABEL: np.ones(64, np.float32)}
-  fn_args = trainer_testing.fn_args({trainer_testing.TRAIN: rows}, "unused")
-  tft_output = types.SimpleNamespace(
-      transformed_metadata=types.SimpleNamespace(schema=None))
+  fn_args, tft_output = _numbered_rows(64)
   shares = [next(train_inputs.sharded_input_without(
       fn_args, tft_output, np.zeros(64, bool), 64, context).as_numpy_iterator()
                  )[features.ITEM_INDEX]
