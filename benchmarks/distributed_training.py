@@ -166,7 +166,9 @@ def merge(paths: Sequence[str]) -> tuple[dict, dict]:
   for path in paths:
     with open(path) as source:
       written = json.load(source)
-    these = {name: written["args"][name] for name in _MERGED_ARGS}
+    # An output from before a flag existed ran with the flag's default.
+    these = {name: written["args"].get(name, _parser().get_default(name))
+             for name in _MERGED_ARGS}
     if settings is not None and these != settings:
       raise SystemExit(f"{path}: its settings {these} are not those of "
                        f"{paths[0]} {settings}")
@@ -178,7 +180,7 @@ def merge(paths: Sequence[str]) -> tuple[dict, dict]:
   return runs, settings
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--family", choices=("two_tower", "sasrec"),
                       default="two_tower")
@@ -200,7 +202,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser.add_argument("--merge", nargs="+", metavar="OUTPUT",
                       help="pool these outputs' runs; trains nothing")
   parser.add_argument("--output", required=True)
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+  args = _parser().parse_args(argv)
   command = common.command("benchmarks.distributed_training", argv)
   if args.merge:
     runs, settings = merge(args.merge)

@@ -1,6 +1,7 @@
 """Tests for the one-process / two-worker benchmark's summary and merge."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -75,3 +76,12 @@ def test_merge_refuses_other_settings_and_a_seed_listed_twice(tmp_path):
         [first, _output(tmp_path / "b.json", [1], epochs=12)])
   with pytest.raises(SystemExit, match="seed 0"):
     distributed_training.merge([first, _output(tmp_path / "c.json", [0])])
+
+
+def test_a_setting_an_older_output_lacks_is_the_flag_s_default(tmp_path):
+  older = json.loads(pathlib.Path(_output(tmp_path / "a.json", [0])).read_text())
+  del older["args"]["num_uniform_negatives"]
+  (tmp_path / "a.json").write_text(json.dumps(older))
+  newer = _output(tmp_path / "b.json", [1], num_uniform_negatives=16)
+  _, settings = distributed_training.merge([str(tmp_path / "a.json"), newer])
+  assert settings["num_uniform_negatives"] == 16
