@@ -145,10 +145,10 @@ def pipeline_seed(seed: int, context: tf.distribute.InputContext) -> int:
 
   Pipeline `i` of `n` reads rows `i, i + n, ...` of a read order that keeps
   a user's rows together. Shuffled with one seed, every share gets the same
-  permutation, so the replicas' batches line up rows `2j` and `2j + 1`:
-  mostly the same user's. A global batch then holds about half as many
-  users, and each row's in-batch negatives include its own user's twin row.
-  A seed per pipeline breaks the pairing.
+  permutation, so the replicas' batches line up the `n` consecutive rows
+  `jn ... jn + n - 1`: mostly one user's. A global batch then holds about
+  `1/n` as many users, and each row's in-batch negatives include its own
+  user's other rows. A seed per pipeline breaks the alignment.
   """
   return seed * context.num_input_pipelines + context.input_pipeline_id
 

@@ -214,8 +214,8 @@ def sharded_input_without(fn_args, tft_output, excluded: np.ndarray,
   Pipeline `i` of `n` reads the kept rows `i, i + n, ...` in read order,
   shuffles them with a seed of its own (`distribution.pipeline_seed`), anew
   every pass, and batches them `global_batch / replicas` at a time, passes
-  following one another without end: the fit sets the steps of an epoch (`epoch_steps`), equal on every
-  worker, and every replica's batch is full.
+  following one another without end: the fit sets the steps of an epoch
+  (`epoch_steps`), equal on every worker, and every replica's batch is full.
 
   Args:
     fn_args: the Trainer's FnArgs (its data accessor and seed).
