@@ -46,6 +46,7 @@ _METRICS = ("recall_at_10", "recall_at_50", "ndcg_at_10")
 ONE_PROCESS = "one process"
 TWO_WORKERS = "two workers"
 ONE_WORKER_JOB = "one-worker job"
+_SETUPS = (ONE_PROCESS, TWO_WORKERS, ONE_WORKER_JOB)
 # The settings a merge requires to agree: the runs' data and training.
 _MERGED_ARGS = ("family", "users", "clusters", "items_per_cluster", "length",
                 "epochs", "num_uniform_negatives")
@@ -113,9 +114,9 @@ def summary(runs: Sequence[dict]) -> dict:
   paired per-seed difference of two workers from one process, and the
   throughput ratio of two workers to one process."""
   result = {}
-  setups = [setup for setup in (ONE_PROCESS, TWO_WORKERS, ONE_WORKER_JOB)
-            if setup in runs[0]]
-  for setup in setups:
+  for setup in _SETUPS:
+    if setup not in runs[0]:
+      continue
     values = {name: [run[setup]["metrics"][name] for run in runs]
               for name in _METRICS}
     values["examples_per_s"] = [run[setup]["examples_per_s"] for run in runs]
@@ -139,13 +140,11 @@ def _mean_std(series: Sequence[float]) -> dict:
 
 def table(result: dict) -> str:
   """The summary as aligned text."""
-  setups = [setup for setup in (ONE_PROCESS, TWO_WORKERS, ONE_WORKER_JOB)
-            if setup in result]
   rows = [[setup] + [
       f"{result[setup][name]['mean']:.4f} +- {result[setup][name]['std']:.4f}"
       for name in _METRICS] + [
           f"{result[setup]['examples_per_s']['mean']:.0f}"]
-          for setup in setups]
+          for setup in _SETUPS if setup in result]
   difference = result["two_workers_minus_one_process"]
   rows.append(["two workers - one process, paired"] + [
       f"{difference[name]['mean']:+.4f} +- {difference[name]['std']:.4f}"
@@ -163,11 +162,12 @@ def merge(paths: Sequence[str]) -> tuple[dict, dict]:
       one seed twice.
   """
   runs, settings = {}, None
+  parser = _parser()
   for path in paths:
     with open(path) as source:
       written = json.load(source)
     # An output from before a flag existed ran with the flag's default.
-    these = {name: written["args"].get(name, _parser().get_default(name))
+    these = {name: written["args"].get(name, parser.get_default(name))
              for name in _MERGED_ARGS}
     if settings is not None and these != settings:
       raise SystemExit(f"{path}: its settings {these} are not those of "

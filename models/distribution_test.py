@@ -1,17 +1,14 @@
 """Tests for the choice of strategy and of who writes."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 
 from models import distribution
+from models import distribution_testing
 from models import families
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MULTI_WORKER = {families.DISTRIBUTION_KEY: distribution.MULTI_WORKER}
 
 
@@ -72,17 +69,10 @@ def test_the_backup_is_under_the_model_run_unless_configured(tmp_path):
 
 
 
-# Two logical CPUs must be set before TensorFlow starts, so the gather runs
-# in a process of its own. Replica 0 holds rows [0, 1], replica 1 rows
-# [2, 3, 4]; each replica's loss weighs its gathered rows by 1, 2, 3, ...
+# Replica 0 holds rows [0, 1], replica 1 rows [2, 3, 4]; each replica's loss
+# weighs its gathered rows by 1, 2, 3, ...
 _GATHER_SCRIPT = """
-import json
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from models import distribution
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 rows = strategy.experimental_distribute_values_from_function(
     lambda context: tf.constant(
         [[0.0], [1.0]] if context.replica_id_in_sync_group == 0
@@ -105,11 +95,7 @@ print(json.dumps({
 
 
 def test_gather_replicas_puts_the_replica_s_rows_first_and_sums_gradients():
-  result = subprocess.run([sys.executable, "-c", _GATHER_SCRIPT],
-                          capture_output=True, text=True, check=False,
-                          cwd=_REPO_ROOT)
-  assert result.returncode == 0, result.stderr[-3000:]
-  outputs = json.loads(result.stdout.strip().splitlines()[-1])
+  outputs = distribution_testing.run_on_two_logical_cpus(_GATHER_SCRIPT)
   assert outputs["gathered"] == [[0, 1, 2, 3, 4], [2, 3, 4, 0, 1]]
   # A row's gradient sums its weight in both replicas' losses: row 0 is
   # weighed 1 by replica 0 and 4 by replica 1, row 2 3 and 1, ...

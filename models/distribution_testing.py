@@ -96,6 +96,33 @@ def input_contexts(pipelines: int, replicas: int
           for pipeline in range(pipelines)]
 
 
+# Two logical CPUs must be configured before TensorFlow starts: a script
+# that needs them runs in a process of its own, after this prologue.
+_TWO_LOGICAL_CPUS = """
+import json
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+"""
+
+
+def run_on_two_logical_cpus(script: str):
+  """Runs `script` under a two-replica `strategy` on two logical CPUs, in a
+  Python process of its own (`json` and `tf` imported), and returns the JSON
+  value its last printed line holds.
+
+  Raises:
+    AssertionError: the process failed (with the end of its stderr).
+  """
+  result = subprocess.run([sys.executable, "-c", _TWO_LOGICAL_CPUS + script],
+                          capture_output=True, text=True, check=False,
+                          cwd=_REPO_ROOT)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def free_ports(count: int) -> list[int]:
   """`count` localhost ports that were free a moment ago."""
   sockets = [socket.socket() for _ in range(count)]

@@ -1,17 +1,11 @@
 """Tests for lazy Adam."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import distribution_testing
 from models import lazy_adam
-
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _sparse_steps(optimizer, rows_per_step):
@@ -49,17 +43,10 @@ def test_a_repeated_row_is_updated_once_with_its_summed_gradient():
   np.testing.assert_allclose(lazy[0], [-0.1, 0.9], rtol=1e-5)
 
 
-# Two replicas on two logical CPUs (set before TensorFlow starts, so in a
-# process of its own) both read row 1 of a [3, 2] table of ones, as both
-# workers of a job read the same uniform negatives; replica 0 also row 2.
+# Two replicas both read row 1 of a [3, 2] table of ones, as both workers of
+# a job read the same uniform negatives; replica 0 also row 2.
 _TWO_REPLICA_SCRIPT = """
-import json
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from models import lazy_adam
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
   table = tf.Variable(tf.ones([3, 2]))
   optimizer = lazy_adam.LazyAdam(0.1)
@@ -79,11 +66,8 @@ print(json.dumps(table.numpy().tolist()))
 
 
 def test_a_row_both_replicas_touch_moves_once_as_one_process_s():
-  result = subprocess.run([sys.executable, "-c", _TWO_REPLICA_SCRIPT],
-                          capture_output=True, text=True, check=False,
-                          cwd=_REPO_ROOT)
-  assert result.returncode == 0, result.stderr[-3000:]
-  table = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+  table = np.array(
+      distribution_testing.run_on_two_logical_cpus(_TWO_REPLICA_SCRIPT))
   # The replicas' sparse gradients are concatenated, row 1 twice; summed
   # before the update, it moves one learning rate, as in one process.
   # Applied twice it would move two.
