@@ -177,26 +177,19 @@ def pretrain(variant: str, content: np.ndarray, images: courier.ItemImages,
   length = args.pretrain_batch_size * steps_per_epoch(
       len(positives[features.ITEM_INDEX]), len(images.images) - 1,
       args.pretrain_batch_size)
-  catalogue = np.arange(1, len(images.images))
   if variant == "random_encoder":
     return image_pretraining.encoder_table(encoder, images), []
   if variant == "courier":
     model = courier.Courier(content, config, images, encoder)
     inputs = cycled(positives, length, seed)
-  elif variant == "simclr":
-    model = image_pretraining.AugmentationContrastive(
-        images, encoder, (args.encoder_hidden, args.embedding_dim),
-        args.simclr_temperature)
-    inputs = cycled({features.ITEM_INDEX: catalogue}, length, seed)
-  elif variant == "supervised":
-    model = image_pretraining.SupervisedImageClassifier(
-        images, encoder, int(classes.max()) + 1)
-    labelled = catalogue[classes[catalogue] >= 0]
-    inputs = cycled({features.ITEM_INDEX: labelled,
-                     image_pretraining.ITEM_CLASS: classes[labelled]},
-                    length, seed)
   else:
-    raise ValueError(f"unknown pre-training {variant!r}")
+    model = image_pretraining.objective_model(
+        variant, images, encoder,
+        projection_units=(args.encoder_hidden, args.embedding_dim),
+        temperature=args.simclr_temperature, classes=classes)
+    inputs = cycled(image_pretraining.objective_examples(variant, images,
+                                                         classes),
+                    length, seed)
   history = training.fit(
       model, training.shuffled_batches(inputs, config.batch_size, seed),
       config.learning_rate, config.epochs)

@@ -47,6 +47,11 @@ from models.layers import contrastive
 from models.layers import image_encoder as image_encoder_lib
 from models.layers import mlp
 
+# What can train the image encoder (`CourierConfig.image_objective`).
+COURIER_OBJECTIVE = "courier"
+SIMCLR_OBJECTIVE = "simclr"
+SUPERVISED_OBJECTIVE = "supervised"
+IMAGE_OBJECTIVES = (COURIER_OBJECTIVE, SIMCLR_OBJECTIVE, SUPERVISED_OBJECTIVE)
 
 @dataclasses.dataclass(frozen=True)
 class CourierConfig(hparams.HParams):
@@ -70,6 +75,15 @@ class CourierConfig(hparams.HParams):
       backbone's projection), the ranker's image feature.
     skip_bad_images: skip (and count) items whose image is missing, corrupt
       or not RGB instead of stopping at the first.
+    image_objective: what trains the image encoder. `COURIER_OBJECTIVE`:
+      COURIER's own loss, through the image branch. `SIMCLR_OBJECTIVE` or
+      `SUPERVISED_OBJECTIVE` (`models.ctr.image_pretraining`, the generic
+      pre-training COURIER's paper compares with): the encoder is trained
+      first on the images alone, for `epochs` passes over the items, and
+      COURIER then pre-trains the content encoder without an image branch.
+    image_class_position: with `SUPERVISED_OBJECTIVE`, the position in each
+      item's category list of the category that is its class (H&M's
+      importer: 2, the product type); an item without one is not trained on.
   """
   encoder_units: Sequence[int] = (128, 64)
   temperature: float = 0.1
@@ -83,6 +97,13 @@ class CourierConfig(hparams.HParams):
   image_filters: Sequence[int] = (16, 32, 64)
   image_embedding_dim: int = 32
   skip_bad_images: bool = False
+  image_objective: str = COURIER_OBJECTIVE
+  image_class_position: int = 0
+
+  def __post_init__(self):
+    if self.image_objective not in IMAGE_OBJECTIVES:
+      raise ValueError(f"image_objective must be one of {IMAGE_OBJECTIVES}, "
+                       f"got {self.image_objective!r}")
 
 
 @dataclasses.dataclass(frozen=True)

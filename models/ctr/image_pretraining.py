@@ -15,9 +15,10 @@ so that only the objective differs:
   per item (e.g. H&M's product type), trained with cross-entropy on the
   items that have a label.
 
-`encoder_table` embeds every item's (unaugmented) image once, the frozen
-feature the ranker reads; a frozen, untrained encoder gives the "random
-encoder" baseline through the same function.
+`pretrain_encoder` trains an encoder with either objective (the pipeline's
+`image_objective`); `encoder_table` embeds every item's (unaugmented) image
+once, the frozen feature the ranker reads; a frozen, untrained encoder gives
+the "random encoder" baseline through the same function.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from data import features
+from models import training
 from models.ctr import courier
 from models.layers import contrastive
 from models.layers import mlp
@@ -173,22 +175,112 @@ class SupervisedImageClassifier(tfrs.Model):
         tf.reduce_sum(weights), 1.0)
 
 
-def encoder_table(encoder: tf.keras.layers.Layer,
-                  images: courier.ItemImages,
-                  batch_size: int = 256) -> np.ndarray:
-  """`[num_items, dim]` embeddings of every item's image, computed once.
+def objective_examples(objective: str, images: courier.ItemImages,
+                       classes: np.ndarray | None = None
+                       ) -> dict[str, np.ndarray]:
+  """The items one epoch of a generic objective passes over.
+
+  Args:
+    objective: `courier.SIMCLR_OBJECTIVE` or `courier.SUPERVISED_OBJECTIVE`.
+    images: the decoded image of every item index.
+    classes: `[num_items]` class of every item index, -1 for none; only
+      for `SUPERVISED_OBJECTIVE`.
+
+  Returns:
+    `features.ITEM_INDEX` of every item with an image, and with a class for
+    `SUPERVISED_OBJECTIVE` (then with its `ITEM_CLASS`).
 
   Raises:
-    ValueError: if an item (any index but padding) has no image: these
-      encoders have no learned "no image" row, and a zero row would be
-      a silent stand-in.
+    ValueError: if no item qualifies.
+  """
+  items = np.flatnonzero(images.has_image)
+  items = items[items != features.PADDING_INDEX]
+  if objective == courier.SIMCLR_OBJECTIVE:
+    examples = {features.ITEM_INDEX: items}
+  elif objective == courier.SUPERVISED_OBJECTIVE:
+    items = items[classes[items] >= 0]
+    examples = {features.ITEM_INDEX: items, ITEM_CLASS: classes[items]}
+  else:
+    raise ValueError(f"{objective!r} is not a generic image objective")
+  if not len(items):
+    raise ValueError(f"image objective {objective!r}: no item to pre-train "
+                     "on (none has an image"
+                     + (", or a class" if len(examples) > 1 else "") + ")")
+  return examples
+
+
+def objective_model(objective: str, images: courier.ItemImages,
+                    encoder: tf.keras.layers.Layer, *,
+                    projection_units: Sequence[int], temperature: float,
+                    classes: np.ndarray | None = None) -> tfrs.Model:
+  """The generic objective's model around `encoder`.
+
+  Args:
+    objective: `courier.SIMCLR_OBJECTIVE` or `courier.SUPERVISED_OBJECTIVE`.
+    images: the decoded image of every item index.
+    encoder: the image encoder to train.
+    projection_units: SimCLR's projection head.
+    temperature: SimCLR's InfoNCE temperature.
+    classes: `[num_items]` class of every item index, -1 for none; sizes
+      the supervised head.
+  """
+  if objective == courier.SIMCLR_OBJECTIVE:
+    return AugmentationContrastive(images, encoder, projection_units,
+                                   temperature)
+  if objective == courier.SUPERVISED_OBJECTIVE:
+    return SupervisedImageClassifier(images, encoder, int(classes.max()) + 1)
+  raise ValueError(f"{objective!r} is not a generic image objective")
+
+
+def pretrain_encoder(objective: str, images: courier.ItemImages,
+                     encoder: tf.keras.layers.Layer,
+                     config: courier.CourierConfig, seed: int,
+                     classes: np.ndarray | None = None) -> list[float]:
+  """Trains `encoder` with a generic objective, `config.epochs` passes.
+
+  Each pass visits every item of `objective_examples` once, in batches of
+  `config.batch_size` (Adam at `config.learning_rate`); SimCLR's head is
+  `config.encoder_units` and its temperature `config.temperature`.
+
+  Returns:
+    The training loss of each pass.
+  """
+  model = objective_model(objective, images, encoder,
+                          projection_units=config.encoder_units,
+                          temperature=config.temperature, classes=classes)
+  batches = training.shuffled_batches(
+      objective_examples(objective, images, classes), config.batch_size,
+      seed, drop_remainder=False)
+  history = training.fit(model, batches, config.learning_rate, config.epochs)
+  return [float(loss) for loss in history["loss"]]
+
+
+def encoder_table(encoder: tf.keras.layers.Layer,
+                  images: courier.ItemImages, batch_size: int = 256,
+                  zero_without_image: bool = False) -> np.ndarray:
+  """`[num_items, dim]` embeddings of every item's image, computed once.
+
+  Args:
+    encoder: the image encoder.
+    images: the decoded image of every item index.
+    batch_size: images per encoder call.
+    zero_without_image: the rows of items without an image (OOV indices,
+      items skipped as bad and counted in the run summary) are zero, which
+      the ranker's trainable projection maps to one learned value; these
+      encoders have no "no image" row of their own. Off, such an item is
+      an error.
+
+  Raises:
+    ValueError: if an item (any index but padding) has no image and
+      `zero_without_image` is off: a zero row would be a silent stand-in.
   """
   missing = np.flatnonzero(~images.has_image[1:]) + 1
-  if len(missing):
+  if len(missing) and not zero_without_image:
     raise ValueError(f"{len(missing)} items have no image (first item "
                      f"index {missing[0]}); these baselines need every one")
   table = np.concatenate([
       encoder(tf.constant(images.images[start:start + batch_size])).numpy()
       for start in range(0, len(images.images), batch_size)])
+  table[~images.has_image] = 0.0
   table[features.PADDING_INDEX] = 0.0
   return table

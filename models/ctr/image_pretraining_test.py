@@ -117,3 +117,62 @@ def test_encoder_table_refuses_an_item_without_an_image():
   with pytest.raises(ValueError, match="item index 3"):
     image_pretraining.encoder_table(_MeanColour(), courier.ItemImages(
         images.images, has_image))
+
+
+def _without_image(images, *indices):
+  has_image = images.has_image.copy()
+  has_image[list(indices)] = False
+  return courier.ItemImages(images.images, has_image)
+
+
+def test_encoder_table_can_zero_the_rows_of_items_without_an_image():
+  images = _without_image(_images(), 3)
+  table = image_pretraining.encoder_table(_MeanColour(), images,
+                                          zero_without_image=True)
+  expected = images.images.reshape(5, -1, 3).mean(axis=1) / 255.0
+  expected[[0, 3]] = 0.0
+  np.testing.assert_allclose(table, expected, rtol=1e-5)
+
+
+def test_simclr_passes_over_every_item_with_an_image():
+  examples = image_pretraining.objective_examples(
+      courier.SIMCLR_OBJECTIVE, _without_image(_images(), 3))
+  assert examples.keys() == {features.ITEM_INDEX}
+  np.testing.assert_array_equal(examples[features.ITEM_INDEX], [1, 2, 4])
+
+
+def test_supervised_passes_over_the_items_with_an_image_and_a_class():
+  examples = image_pretraining.objective_examples(
+      courier.SUPERVISED_OBJECTIVE, _without_image(_images(), 3),
+      classes=np.array([-1, 0, -1, 1, 2]))
+  np.testing.assert_array_equal(examples[features.ITEM_INDEX], [1, 4])
+  np.testing.assert_array_equal(examples[image_pretraining.ITEM_CLASS], [0, 2])
+
+
+def test_an_objective_without_items_to_train_on_is_refused():
+  with pytest.raises(ValueError, match="no item to pre-train on"):
+    image_pretraining.objective_examples(
+        courier.SUPERVISED_OBJECTIVE, _images(), classes=np.full(5, -1))
+  with pytest.raises(ValueError, match="not a generic image objective"):
+    image_pretraining.objective_examples(courier.COURIER_OBJECTIVE, _images())
+
+
+@pytest.mark.parametrize("objective", [courier.SIMCLR_OBJECTIVE,
+                                       courier.SUPERVISED_OBJECTIVE])
+def test_pretrain_encoder_trains_the_encoder_it_is_given(objective):
+  tf.keras.utils.set_random_seed(0)
+  images = _images(num_items=17, height=16, width=8)
+  # Odd items (class 1) are darker: a class the images show.
+  images.images[1::2] //= 4
+  encoder = image_encoder.SmallCnn((4,), 8)
+  before = image_pretraining.encoder_table(encoder, images)
+  config = courier.CourierConfig(encoder_units=(8,), epochs=20, batch_size=8,
+                                 learning_rate=0.01)
+  losses = image_pretraining.pretrain_encoder(
+      objective, images, encoder, config, seed=0, classes=np.arange(17) % 2)
+  assert len(losses) == 20
+  assert not np.allclose(image_pretraining.encoder_table(encoder, images),
+                         before)
+  if objective == courier.SUPERVISED_OBJECTIVE:
+    # Two classes: from about log 2 to separating them.
+    assert losses[0] > 0.5 > losses[-1]

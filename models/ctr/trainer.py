@@ -16,8 +16,11 @@ with an external `item_id -> vector` file (`external_vectors_path`). With
 (`transforms.item_images`) into its ModelRun directory, with the summary of
 what was decoded and skipped (`item_images.json`, in the run summary), then
 trains an image encoder inside COURIER's pre-training: a small CNN, or the
-user's Keras backbone from `image_backbone_path`. Its export carries every
-item's image embedding, which `ranking` reads as a frozen feature.
+user's Keras backbone from `image_backbone_path`. With `image_objective`
+`simclr` or `supervised` the encoder is instead trained first on the images
+alone (`models.ctr.image_pretraining`), and COURIER pre-trains without an
+image branch. Either way the export carries every item's image embedding,
+which `ranking` reads as a frozen feature.
 
 Both Trainers hold out each user's newest train positive, and the ranker its
 negatives too (`models.ctr.validation`), never train on them, and stop early
@@ -41,6 +44,7 @@ from models import catalogue as catalogue_lib
 from models.ctr import content_features
 from models.ctr import courier
 from models.ctr import export as ctr_export
+from models.ctr import image_pretraining
 from models.ctr import ranking
 from models.ctr import validation as ctr_validation
 from models import early_stopping
@@ -124,6 +128,38 @@ def catalogue_images(images_uri: str, item_ids: np.ndarray,
       output_dir, list(item_ids), config.image_height, config.image_width))
 
 
+def catalogue_classes(catalogue: catalogue_lib.ItemCatalogue,
+                      position: int) -> np.ndarray:
+  """`[num_items]` each item's category at `position` of its list, -1 if none.
+
+  The class of `image_pretraining.SupervisedImageClassifier`: a category
+  index (> 0), never padding.
+  """
+  if not 0 <= position < features.CATEGORY_LENGTH:
+    raise ValueError(f"image_class_position must be in [0, "
+                     f"{features.CATEGORY_LENGTH}), got {position}")
+  categories = catalogue.candidate_features[features.CATEGORY_INDICES]
+  return np.where(categories[:, position] > 0, categories[:, position], -1)
+
+
+def generic_image_table(catalogue: catalogue_lib.ItemCatalogue,
+                        images: courier.ItemImages,
+                        image_encoder: tf.keras.layers.Layer,
+                        config: courier.CourierConfig, seed: int) -> np.ndarray:
+  """Trains `image_encoder` with `config.image_objective` (SimCLR or a class
+  per item); returns every item's image embedding, zero for an item without
+  an image (OOV, or skipped and counted in the run summary)."""
+  classes = (catalogue_classes(catalogue, config.image_class_position)
+             if config.image_objective == courier.SUPERVISED_OBJECTIVE
+             else None)
+  losses = image_pretraining.pretrain_encoder(
+      config.image_objective, images, image_encoder, config, seed, classes)
+  logging.info("Image encoder pre-trained with %s: loss by epoch %s",
+               config.image_objective, [round(loss, 4) for loss in losses])
+  return image_pretraining.encoder_table(image_encoder, images,
+                                         zero_without_image=True)
+
+
 def config_and_paths(fn_args, hparams: Mapping[str, object], config_class,
                      path_keys: Sequence[str]) -> tuple[object, dict[str, str]]:
   """`train_inputs.seeded_config`, and the file path under each key.
@@ -159,7 +195,8 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
     spec: the family: its name and export (`ctr_export.CourierExportModule`).
 
   Raises:
-    ValueError: for `image_backbone_path` without `images_path`.
+    ValueError: for `image_backbone_path`, or an `image_objective` other
+      than COURIER's, without `images_path`.
     data.item_images.BadImageError: see `catalogue_images`.
   """
   config, paths = config_and_paths(
@@ -168,17 +205,25 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
   if paths[IMAGE_BACKBONE_PATH] and not paths[IMAGES_PATH]:
     raise ValueError(f"{IMAGE_BACKBONE_PATH} needs {IMAGES_PATH}: a backbone "
                      "encodes the item images")
+  if (config.image_objective != courier.COURIER_OBJECTIVE
+      and not paths[IMAGES_PATH]):
+    raise ValueError(f"image_objective={config.image_objective} needs "
+                     f"{IMAGES_PATH}: it trains an image encoder")
   catalogue = catalogue_lib.train_split_catalogue(fn_args, tft_output)
   content = catalogue_content(
       catalogue,
       preprocessing.vocabulary_size(tft_output, features.TITLE_TOKEN_VOCAB),
       train_inputs.run_seed(fn_args), paths[EXTERNAL_VECTORS_PATH])
-  images = image_encoder = None
+  images = image_encoder = image_table = None
   if paths[IMAGES_PATH]:
     images = catalogue_images(paths[IMAGES_PATH], catalogue.item_ids,
                               fn_args.model_run_dir, config)
     image_encoder = courier.build_image_encoder(config,
                                                 paths[IMAGE_BACKBONE_PATH])
+    if config.image_objective != courier.COURIER_OBJECTIVE:
+      image_table = generic_image_table(catalogue, images, image_encoder,
+                                        config, train_inputs.run_seed(fn_args))
+      images = image_encoder = None
   model = courier.Courier(content, config, images, image_encoder)
   held_out = ctr_validation.hold_out(fn_args, tft_output)
   validation = tf.data.Dataset.from_tensor_slices(held_out.positives).batch(
@@ -196,8 +241,9 @@ def train_courier(fn_args, tft_output, hparams: Mapping[str, object],
   table = courier.item_embedding_table(model.encoder, config.batch_size)
   logging.info("COURIER embedding variance: %.4f",
                courier.embedding_variance(table))
-  image_table = (courier.image_embedding_table(model.encoder, config.batch_size)
-                 if images is not None else None)
+  if images is not None:
+    image_table = courier.image_embedding_table(model.encoder,
+                                                config.batch_size)
   families.load(spec.export)(catalogue.item_ids, table, image_table).save(
       fn_args.serving_model_dir)
 

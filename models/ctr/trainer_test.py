@@ -13,8 +13,10 @@ import tensorflow as tf
 from data import features
 from data import item_images as item_images_data
 from models import catalogue as catalogue_lib
+from models.ctr import courier
 from models.ctr import export as ctr_export
 from models.ctr import export_testing
+from models.ctr import image_pretraining
 from models.ctr import ranking
 from models.ctr import trainer as ctr_trainer
 from models.ctr import validation as ctr_validation
@@ -340,3 +342,58 @@ def test_a_backbone_without_images_is_refused(tmp_path):
         trainer_testing.fn_args({}, str(tmp_path)), None,
         {ctr_trainer.IMAGE_BACKBONE_PATH: "backbone.keras"},
         families.get("courier"))
+
+
+@pytest.mark.parametrize("objective", [courier.SIMCLR_OBJECTIVE,
+                                       courier.SUPERVISED_OBJECTIVE])
+def test_a_generic_image_objective_trains_the_encoder_the_export_carries(
+    tmp_path, monkeypatch, objective):
+  fn_args, vocabularies, images = _courier_run_without_item_7_image(tmp_path)
+  calls = []
+  pretrain = image_pretraining.pretrain_encoder
+
+  def recorded(objective, images, encoder, config, seed, classes=None):
+    calls.append((objective, classes, encoder))
+    return pretrain(objective, images, encoder, config, seed, classes)
+
+  monkeypatch.setattr(image_pretraining, "pretrain_encoder", recorded)
+  ctr_trainer.train_courier(
+      fn_args, trainer_testing.TransformOutput(vocabularies, None, {}),
+      {**_IMAGE_HPARAMS, ctr_trainer.IMAGES_PATH: str(images),
+       "skip_bad_images": True, "image_objective": objective},
+      families.get("courier"))
+  [(called_objective, classes, encoder)] = calls
+  assert called_objective == objective
+  if objective == courier.SUPERVISED_OBJECTIVE:
+    # The class is the category at position 0: 1 or 2 by the item's parity
+    # (`trainer_testing.ctr_rows`); padding and OOV have none.
+    np.testing.assert_array_equal(classes[1:17], np.arange(1, 17) % 2 + 1)
+    assert classes[0] == classes[17] == -1
+  else:
+    assert classes is None
+  loaded = tf.saved_model.load(fn_args.serving_model_dir)
+  table = loaded.image_embeddings.numpy()
+  decoded = courier.ItemImages(*item_images.read_decoded_images(
+      str(tmp_path / "courier" / "model_run" / ctr_trainer.DECODED_IMAGES_DIR),
+      [""] + [str(i) for i in range(1, 17)] + [""], 6, 4))
+  np.testing.assert_allclose(
+      table, image_pretraining.encoder_table(encoder, decoded,
+                                             zero_without_image=True),
+      rtol=1e-5, atol=1e-6)
+  # Item 7, skipped and counted, and the OOV row read zero; every image
+  # differs.
+  assert not table[[0, 7, 17]].any()
+  rows = np.delete(table[1:17], 6, axis=0)
+  assert len(np.unique(rows.round(6), axis=0)) == 15
+
+
+def test_a_generic_image_objective_without_images_is_refused(tmp_path):
+  with pytest.raises(ValueError, match="image_objective=simclr needs images_path"):
+    ctr_trainer.train_courier(
+        trainer_testing.fn_args({}, str(tmp_path)), None,
+        {"image_objective": "simclr"}, families.get("courier"))
+
+
+def test_an_unknown_image_objective_is_refused():
+  with pytest.raises(ValueError, match="image_objective must be one of"):
+    courier.CourierConfig(image_objective="clip")
