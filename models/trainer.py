@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer import fn_args_utils
 
 from models import distribution
 from models import families
@@ -27,7 +27,7 @@ MODEL_INFO_FILE = "model_info.json"
 VALIDATION_KEY = "validation"
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   """Trains the model family named in `fn_args.custom_config`."""
   custom_config = fn_args.custom_config or {}
   # The pipeline always names the family (`tfx_pipeline.pipeline`).
