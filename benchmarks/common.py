@@ -149,6 +149,28 @@ def percentile_ms(latencies_s: Sequence[float], q: float) -> float:
   return round(float(np.percentile(np.asarray(latencies_s) * 1e3, q)), 4)
 
 
+def percentile_difference_ci_ms(latencies_s: Sequence[float],
+                                baseline_s: Sequence[float], q: float,
+                                level: float = 0.95, resamples: int = 2000,
+                                seed: int = 0) -> tuple[float, float]:
+  """Bootstrap interval of `q`-th percentile(latencies) - (baseline), in ms.
+
+  Each resample draws both samples again, with replacement and
+  independently (percentile bootstrap): how far the difference of two
+  measured tail percentiles can move with the requests drawn.
+  """
+  rng = np.random.default_rng(seed)
+  latencies = np.asarray(latencies_s) * 1e3
+  baseline = np.asarray(baseline_s) * 1e3
+  differences = [
+      np.percentile(rng.choice(latencies, len(latencies)), q)
+      - np.percentile(rng.choice(baseline, len(baseline)), q)
+      for _ in range(resamples)]
+  tail = (1.0 - level) / 2 * 100
+  low, high = np.percentile(differences, [tail, 100 - tail])
+  return round(float(low), 3), round(float(high), 3)
+
+
 def aligned_table(headers: Sequence[str],
                   rows: Sequence[Sequence[object]]) -> str:
   """A plain-text table for the console: the first column left-aligned,

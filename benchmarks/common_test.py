@@ -4,6 +4,7 @@ import argparse
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
 from benchmarks import common
@@ -112,3 +113,23 @@ def test_save_log_log_figure_writes_a_png_with_log_axes(tmp_path):
   assert (axis.get_xscale(), axis.get_yscale()) == ("log", "log")
   assert (axis.get_xlabel(), axis.get_ylabel(), axis.get_title()) == (
       "items", "seconds", "time")
+
+
+def test_percentile_difference_interval_is_a_point_for_constant_samples():
+  assert common.percentile_difference_ci_ms([0.005] * 50, [0.003] * 80,
+                                            99) == (2.0, 2.0)
+
+
+def test_percentile_difference_interval_holds_the_difference_and_narrows():
+  rng = np.random.default_rng(1)
+
+  def interval(count):
+    slower = rng.exponential(0.004, count) + 0.002
+    faster = rng.exponential(0.004, count)
+    return common.percentile_difference_ci_ms(slower, faster, 99,
+                                              resamples=500)
+
+  wide, narrow = interval(300), interval(30000)
+  # The true difference of the 99th percentiles is 2 ms.
+  assert wide[0] < 2.0 < wide[1] and narrow[0] < 2.0 < narrow[1]
+  assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 3

@@ -174,7 +174,8 @@ def _ms(values: list, q: float) -> Optional[float]:
 def measure_levels(address: str, server_pid: int, pools: dict,
                    args: argparse.Namespace,
                    names: Sequence[str] = SIGNATURES,
-                   label: str = "signature") -> list[dict]:
+                   label: str = "signature",
+                   latencies_by_level: dict | None = None) -> list[dict]:
   """One row per (concurrency, signature): QPS, latency percentiles and the
   server's CPU time per request, which other jobs on the machine inflate far
   less than wall-clock latency.
@@ -186,6 +187,8 @@ def measure_levels(address: str, server_pid: int, pools: dict,
     args: `concurrency`, `blocks` and `requests` (per name and level).
     names: the pools measured, interleaved block by block.
     label: what a row calls its name.
+    latencies_by_level: if given, receives every successful request's
+      latency in seconds under `(concurrency, name)`.
   """
   levels = []
   names = tuple(names)
@@ -207,6 +210,8 @@ def measure_levels(address: str, server_pid: int, pools: dict,
     for signature, (latencies, failures, wall_s, cpu_s) in (
         per_signature.items()):
       requests = len(latencies) + sum(failures.values())
+      if latencies_by_level is not None:
+        latencies_by_level[(concurrency, signature)] = latencies
       levels.append({
           "concurrency": concurrency, label: signature,
           "ok": len(latencies), "failed": sum(failures.values()),

@@ -31,7 +31,9 @@ the time from sending the event to that answer is the freshness.
 Writes `benchmarks/results/serving_store_<dataset>[_<candidates>].json`
 (or `--output`), with the machine's load average at the start and the end,
 and prints a table. Goals: the store adds at most 2 ms to p99 at
-concurrency 1; an event is visible within 1 s.
+concurrency 1 (judged on the added p99's 95 % bootstrap interval: met when
+all of it is within 2 ms, missed when none is, else undecided); an event is
+visible within 1 s.
 """
 
 from __future__ import annotations
@@ -115,8 +117,14 @@ def same_answers(address: str, pools: dict, count: int) -> float:
   return round(float(np.mean(same)), 4)
 
 
-def compare_paths(rows: list[dict]) -> list[dict]:
-  """Per concurrency, what the store lookup adds to the baseline."""
+def compare_paths(rows: list[dict], latencies: dict) -> list[dict]:
+  """Per concurrency, what the store lookup adds to the baseline.
+
+  Args:
+    rows: `serving_latency.measure_levels`' rows.
+    latencies: its `latencies_by_level`: the added p99's 95 % bootstrap
+      interval comes from them.
+  """
   by_key = {(row["concurrency"], row["path"]): row for row in rows}
   comparisons = []
   for concurrency in dict.fromkeys(row["concurrency"] for row in rows):
@@ -126,6 +134,9 @@ def compare_paths(rows: list[dict]) -> list[dict]:
         "concurrency": concurrency,
         "added_p50_ms": round(lookup["p50_ms"] - base["p50_ms"], 3),
         "added_p99_ms": round(lookup["p99_ms"] - base["p99_ms"], 3),
+        "added_p99_ms_ci95": list(common.percentile_difference_ci_ms(
+            latencies[(concurrency, LOOKUP)],
+            latencies[(concurrency, BASELINE)], 99)),
         "lookup_over_baseline_p50": round(lookup["p50_ms"] / base["p50_ms"], 3),
         "lookup_over_baseline_p99": round(lookup["p99_ms"] / base["p99_ms"], 3),
         "added_server_cpu_ms": round(lookup["server_cpu_ms_per_request"]
@@ -212,9 +223,10 @@ def measure_store(kind: str, served_path: str, model_name: str, version: str,
     result = {"store": kind, "url": url,
               "server_command": shlex.join(command),
               "same_answers": same_answers(address, pools, args.check_users)}
+    latencies = {}
     result["levels"] = serving_latency.measure_levels(
-        address, process.pid, pools, args, PATHS, "path")
-    result["vs_baseline"] = compare_paths(result["levels"])
+        address, process.pid, pools, args, PATHS, "path", latencies)
+    result["vs_baseline"] = compare_paths(result["levels"], latencies)
     result["freshness"] = freshness(address, pools, users, args.events)
     result["server_rss_mib"] = server_process.process_rss_mib(process.pid)
     return result
@@ -225,18 +237,32 @@ def measure_store(kind: str, served_path: str, model_name: str, version: str,
       started.kill()
 
 
+def latency_verdict(ci95: Sequence[float]) -> bool | None:
+  """The latency goal from the added p99's 95 % interval: met when all of it
+  is within the goal, missed when none of it is, else None (undecided:
+  more requests narrow it)."""
+  low, high = ci95
+  if high <= GOAL_ADDED_P99_MS:
+    return True
+  if low > GOAL_ADDED_P99_MS:
+    return False
+  return None
+
+
 def goal_verdicts(stores: list[dict]) -> list[dict]:
   """Per store: the lookup's added p99 at concurrency 1, and freshness."""
   verdicts = []
   for store in stores:
-    added = next(row["added_p99_ms"] for row in store["vs_baseline"]
-                 if row["concurrency"] == GOAL_CONCURRENCY)
+    comparison = next(row for row in store["vs_baseline"]
+                      if row["concurrency"] == GOAL_CONCURRENCY)
     fresh = store["freshness"]
     verdicts.append({
         "store": store["store"],
-        "added_p99_ms_at_concurrency_1": added,
-        "latency_goal": f"<= {GOAL_ADDED_P99_MS:g} ms added to p99",
-        "latency_met": added <= GOAL_ADDED_P99_MS,
+        "added_p99_ms_at_concurrency_1": comparison["added_p99_ms"],
+        "added_p99_ms_ci95": comparison["added_p99_ms_ci95"],
+        "latency_goal": f"<= {GOAL_ADDED_P99_MS:g} ms added to p99 (all of "
+                        "its 95 % bootstrap interval; None: undecided)",
+        "latency_met": latency_verdict(comparison["added_p99_ms_ci95"]),
         "freshness_max_ms": fresh["max_ms"],
         "freshness_goal": f"every event visible within {GOAL_FRESHNESS_S:g} s",
         "freshness_met": (fresh["missed"] == 0 and fresh["max_ms"]
@@ -290,8 +316,10 @@ def format_table(result: dict) -> str:
       added = ""
       if row["path"] == LOOKUP:
         comparison = comparisons[row["concurrency"]]
+        low, high = comparison["added_p99_ms_ci95"]
         added = (f"{comparison['added_p50_ms']:+.2f} / "
                  f"{comparison['added_p99_ms']:+.2f} ms "
+                 f"[{low:+.2f}, {high:+.2f}] "
                  f"(x{comparison['lookup_over_baseline_p99']:.2f} p99)")
       rows.append([f"{store['store']} c={row['concurrency']} {row['path']}",
                    row["ok"], row["failed"], f"{row['qps']:.1f}",
@@ -305,17 +333,21 @@ def format_table(result: dict) -> str:
       f"{result['load_average_end']}",
       common.aligned_table(
           ["store conc path", "ok", "fail", "QPS", "p50 ms", "p99 ms",
-           "server CPU ms", "lookup adds p50 / p99"], rows)]
+           "server CPU ms", "lookup adds p50 / p99 [p99's 95 % interval]"],
+          rows)]
   for store, goal in zip(result["stores"], result["goals"]):
     fresh = store["freshness"]
     lines.append(
         f"{store['store']}: same answers {store['same_answers']:.0%}; "
         f"freshness p50 {fresh['p50_ms']} / max {fresh['max_ms']} ms over "
         f"{fresh['events']} events ({fresh['missed']} missed); added p99 "
-        f"{'MET' if goal['latency_met'] else 'NOT met'}, freshness "
+        f"{_VERDICT_WORDS[goal['latency_met']]}, freshness "
         f"{'MET' if goal['freshness_met'] else 'NOT met'}")
   lines.append(f"total {result['wall_s']} s")
   return "\n".join(lines)
+
+
+_VERDICT_WORDS = {True: "MET", False: "NOT met", None: "UNDECIDED"}
 
 
 def default_output(args: argparse.Namespace) -> str:
