@@ -1,6 +1,7 @@
 """Tests for the long-history benchmark's metrics, batching and report."""
 
 import json
+import time
 import types
 
 import numpy as np
@@ -10,6 +11,7 @@ import tensorflow as tf
 from benchmarks import seminar_long
 from models.seminar import ctr_ranker
 from models.seminar import item_features
+from models.seminar import model
 
 
 def examples(histories, labels, users):
@@ -121,3 +123,40 @@ def test_an_item_without_an_image_vector_is_refused(tmp_path):
   with pytest.raises(SystemExit, match=r"no vector for 1 of the 3 items, "
                      r"e\.g\. \['b'\]"):
     seminar_long.image_table(str(path), ["", "a", "b", "c"])
+
+
+class _SleepingScorer:
+  """`score_selected` that sleeps 4 ms in exact mode and 1 ms otherwise, and
+  records each call's mode as it runs."""
+
+  def __init__(self):
+    self.calls = []
+
+  def score_selected(self, items, keywords, candidates, mode):
+    del items, keywords
+
+    def run(candidates):
+      self.calls.append(mode)
+      time.sleep(0.004 if mode == model.ScoringMode.EXACT else 0.001)
+      return np.zeros(candidates.shape, np.float32)
+
+    return tf.py_function(run, [candidates], tf.float32)
+
+
+def test_request_timing_rotates_the_modes_and_compares_each_request():
+  # Three requests (a positive and its negative each), one history too
+  # short to time.
+  test = examples([[1, 2, 3], [1, 2, 3], [4, 5, 6], [4, 5, 6], [7, 8, 0],
+                   [7, 8, 0], [9, 0, 0], [9, 0, 0]], [1, 0] * 4, [1] * 8)
+  lengths = seminar_long.history_lengths(test)
+  scorer = _SleepingScorer()
+  args = types.SimpleNamespace(negatives=1, pq_min_history=2,
+                               timing_repeats=2)
+  result = seminar_long.request_seconds(scorer, test, lengths, args, 8)
+  modes = list(model.ScoringMode)
+  # Each pass: request i's modes start at mode i.
+  one_pass = [modes[(i + j) % 3] for i in range(3) for j in range(3)]
+  assert scorer.calls == one_pass * 3 and result["requests_timed"] == 3
+  assert result["r8_request_seconds_exact"] >= 0.004
+  for mode in ("pq", "pq_xla"):
+    assert 0.2 < result[f"r8_request_{mode}_over_exact"] < 0.6
