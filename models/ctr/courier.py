@@ -53,6 +53,7 @@ SIMCLR_OBJECTIVE = "simclr"
 SUPERVISED_OBJECTIVE = "supervised"
 IMAGE_OBJECTIVES = (COURIER_OBJECTIVE, SIMCLR_OBJECTIVE, SUPERVISED_OBJECTIVE)
 
+
 @dataclasses.dataclass(frozen=True)
 class CourierConfig(hparams.HParams):
   """Hyperparameters of the COURIER pre-training.
@@ -104,6 +105,10 @@ class CourierConfig(hparams.HParams):
     if self.image_objective not in IMAGE_OBJECTIVES:
       raise ValueError(f"image_objective must be one of {IMAGE_OBJECTIVES}, "
                        f"got {self.image_objective!r}")
+    if not 0 <= self.image_class_position < features.CATEGORY_LENGTH:
+      raise ValueError(f"image_class_position must be in [0, "
+                       f"{features.CATEGORY_LENGTH}), got "
+                       f"{self.image_class_position}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -135,9 +135,6 @@ def catalogue_classes(catalogue: catalogue_lib.ItemCatalogue,
   The class of `image_pretraining.SupervisedImageClassifier`: a category
   index (> 0), never padding.
   """
-  if not 0 <= position < features.CATEGORY_LENGTH:
-    raise ValueError(f"image_class_position must be in [0, "
-                     f"{features.CATEGORY_LENGTH}), got {position}")
   categories = catalogue.candidate_features[features.CATEGORY_INDICES]
   return np.where(categories[:, position] > 0, categories[:, position], -1)
 

@@ -394,6 +394,8 @@ def test_a_generic_image_objective_without_images_is_refused(tmp_path):
         {"image_objective": "simclr"}, families.get("courier"))
 
 
-def test_an_unknown_image_objective_is_refused():
+def test_an_unknown_image_objective_or_class_position_is_refused():
   with pytest.raises(ValueError, match="image_objective must be one of"):
     courier.CourierConfig(image_objective="clip")
+  with pytest.raises(ValueError, match=r"image_class_position must be in \[0, 8\)"):
+    courier.CourierConfig(image_class_position=8)
