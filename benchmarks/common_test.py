@@ -133,3 +133,12 @@ def test_percentile_difference_interval_holds_the_difference_and_narrows():
   # The true difference of the 99th percentiles is 2 ms.
   assert wide[0] < 2.0 < wide[1] and narrow[0] < 2.0 < narrow[1]
   assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 3
+
+
+def test_percentile_difference_interval_resamples_both_samples():
+  varied = np.random.default_rng(2).exponential(0.004, 500)
+  constant = np.full(500, 0.004)
+  for latencies, baseline in ((varied, constant), (constant, varied)):
+    low, high = common.percentile_difference_ci_ms(latencies, baseline, 99,
+                                                   resamples=200)
+    assert high - low > 0.5
