@@ -27,8 +27,10 @@ them (`--patience`, `--max_epochs`), keeping the best epoch's weights; mean
 ± std over `--seeds`. The `--gmn_*` flags tune the ablation rows' learning
 rate, temperature, propagation layers and K on validation, one field at a
 time with the first seed (`gmn_setup.coordinate_search`), as LightGCN's grid
-is. `--baselines_from` joins the rows of an earlier run on the same split,
-so a tuning run need not refit the baselines. Each row reports its training seconds, its seconds to
+is. `--baselines_from` joins the rows of earlier runs on the same split
+(each file's rows that this run and the files before it lack), so a tuning
+run need not refit the baselines, and runs of different rows made side by
+side make one table. Each row reports its training seconds, its seconds to
 99% of its best validation score, and its catalogue (videos ranked, nodes
 represented).
 
@@ -304,6 +306,20 @@ def rows_from(path: pathlib.Path, result: Mapping) -> dict:
           if name not in result["rows"]}
 
 
+def join_rows_from(result: dict, paths: Sequence[str]) -> None:
+  """Adds to `result` each file's rows that it and the files before lack,
+  and records which rows came from where (`rows_from`).
+
+  Raises:
+    SystemExit: a file's dataset or split differs from `result`'s.
+  """
+  result["rows_from"] = []
+  for path in paths:
+    earlier = rows_from(pathlib.Path(path), result)
+    result["rows"].update(earlier)
+    result["rows_from"].append({"path": path, "rows": sorted(earlier)})
+
+
 def run_dataset(args, label: str, dataset_name: str) -> dict:
   """Every row and seed on one dataset (one direction of a pair)."""
   log = common.load_interactions(dataset_name, args,
@@ -368,10 +384,9 @@ def report(label: str, result: Mapping) -> str:
   rows = result["rows"]
   parts = [f"## {label}: {result['dataset']}, test videos by "
            f"{result['split']}, split seed {result['split_seed']}"]
-  if "rows_from" in result:
-    parts.append(f"Rows read from {result['rows_from']['path']} (an earlier "
-                 "run on this split): "
-                 + ", ".join(result["rows_from"]["rows"]))
+  for earlier in result.get("rows_from", []):
+    parts.append(f"Rows read from {earlier['path']} (an earlier run on this "
+                 "split): " + ", ".join(earlier["rows"]))
   for slice_name, users in result["slice_users"].items():
     if not users:
       parts.append(f"### {slice_name}: no test user")
@@ -492,11 +507,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "propagation_layers defaults to "
                         f"{gmn.GmnConfig.propagation_layers})")
   # A string, not a Path: the arguments are written to the results JSON.
-  parser.add_argument("--baselines_from",
-                      help="a gmn_*.json of an earlier run on the same "
-                      "dataset and split: its rows that this run does not "
-                      "make join this run's table and verdict (one dataset "
-                      "only)")
+  parser.add_argument("--baselines_from", nargs="+", default=[],
+                      help="gmn_*.json files of earlier runs on the same "
+                      "dataset and split: each file's rows that this run and "
+                      "the files before it do not make join this run's table "
+                      "and verdict (one dataset only)")
   parser.add_argument("--tag", default="",
                       help="suffix of the results file: gmn_<label>_<tag>.json")
   return parser.parse_args(argv)
@@ -526,11 +541,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     raise SystemExit("--baselines_from takes one dataset and direction")
   for label, dataset_name in runs.items():
     results[label] = run_dataset(args, label, dataset_name)
-    if args.baselines_from:
-      earlier = rows_from(pathlib.Path(args.baselines_from), results[label])
-      results[label]["rows"].update(earlier)
-      results[label]["rows_from"] = {"path": str(args.baselines_from),
-                                     "rows": sorted(earlier)}
+    join_rows_from(results[label], args.baselines_from)
     markdown = report(label, results[label])
     print(f"\n{markdown}\n", flush=True)
     suffix = f"_{args.tag}" if args.tag else ""

@@ -189,3 +189,25 @@ def test_rows_from_an_earlier_run_join_only_on_the_same_split(tmp_path):
     gmn.rows_from(earlier, {**result, "test_videos": 8})
   # The arguments go into the results file as they are.
   json.dumps(vars(gmn.parse_args(["--baselines_from", str(earlier)])))
+
+
+def test_rows_of_several_earlier_runs_join_the_first_file_winning(tmp_path):
+  split = {"dataset": "d", "split": "s", "split_seed": 0,
+           "slice_users": {"all": 5}, "test_videos": 7,
+           "validation_videos": 3}
+  baselines, variants = tmp_path / "baselines.json", tmp_path / "variants.json"
+  baselines.write_text(json.dumps({**split, "rows": {
+      "most_popular": _row(0.05, 0.0), "ease": _row(0.2, 0.0)}}))
+  variants.write_text(json.dumps({**split, "rows": {
+      "most_popular": _row(0.06, 0.0), "ease": _row(0.9, 0.0),
+      "e_full_gmn": _row(0.3, 0.0)}}))
+  result = {**split, "rows": {"most_popular": _row(0.05, 0.0)}}
+  gmn.join_rows_from(result, [str(baselines), str(variants)])
+  assert result["rows"] == {"most_popular": _row(0.05, 0.0),
+                            "ease": _row(0.2, 0.0),
+                            "e_full_gmn": _row(0.3, 0.0)}
+  assert result["rows_from"] == [
+      {"path": str(baselines), "rows": ["ease"]},
+      {"path": str(variants), "rows": ["e_full_gmn"]}]
+  args = gmn.parse_args(["--baselines_from", str(baselines), str(variants)])
+  assert args.baselines_from == [str(baselines), str(variants)]
