@@ -16,6 +16,9 @@ from data import dual_graph
 from models.item_item import fitters as item_item_fitters
 
 _PAIRS = 30
+# The split fields `gmn.SPLIT_KEYS` compares, of a made-up run.
+_SPLIT = {"dataset": "d", "split": "s", "split_seed": 0,
+          "slice_users": {"all": 5}, "test_videos": 7, "validation_videos": 3}
 
 
 def _rows(user, nodes):
@@ -177,13 +180,10 @@ def test_search_axes_leave_out_what_a_row_does_not_read():
 
 
 def test_rows_from_an_earlier_run_join_only_on_the_same_split(tmp_path):
-  split = {"dataset": "d", "split": "s", "split_seed": 0,
-           "slice_users": {"all": 5}, "test_videos": 7,
-           "validation_videos": 3}
   earlier = tmp_path / "earlier.json"
-  earlier.write_text(json.dumps({**split, "rows": {
+  earlier.write_text(json.dumps({**_SPLIT, "rows": {
       "ease": _row(0.2, 0.0), "e_full_gmn": _row(0.1, 0.0)}}))
-  result = {**split, "rows": {"e_full_gmn": _row(0.3, 0.0)}}
+  result = {**_SPLIT, "rows": {"e_full_gmn": _row(0.3, 0.0)}}
   assert gmn.rows_from(earlier, result) == {"ease": _row(0.2, 0.0)}
   with pytest.raises(SystemExit, match="test_videos"):
     gmn.rows_from(earlier, {**result, "test_videos": 8})
@@ -192,16 +192,13 @@ def test_rows_from_an_earlier_run_join_only_on_the_same_split(tmp_path):
 
 
 def test_rows_of_several_earlier_runs_join_the_first_file_winning(tmp_path):
-  split = {"dataset": "d", "split": "s", "split_seed": 0,
-           "slice_users": {"all": 5}, "test_videos": 7,
-           "validation_videos": 3}
   baselines, variants = tmp_path / "baselines.json", tmp_path / "variants.json"
-  baselines.write_text(json.dumps({**split, "rows": {
+  baselines.write_text(json.dumps({**_SPLIT, "rows": {
       "most_popular": _row(0.05, 0.0), "ease": _row(0.2, 0.0)}}))
-  variants.write_text(json.dumps({**split, "rows": {
+  variants.write_text(json.dumps({**_SPLIT, "rows": {
       "most_popular": _row(0.06, 0.0), "ease": _row(0.9, 0.0),
       "e_full_gmn": _row(0.3, 0.0)}}))
-  result = {**split, "rows": {"most_popular": _row(0.05, 0.0)}}
+  result = {**_SPLIT, "rows": {"most_popular": _row(0.05, 0.0)}}
   gmn.join_rows_from(result, [str(baselines), str(variants)])
   assert result["rows"] == {"most_popular": _row(0.05, 0.0),
                             "ease": _row(0.2, 0.0),
