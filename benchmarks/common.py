@@ -93,6 +93,13 @@ def command(module: str, argv: Sequence[str] | None) -> str:
   return shlex.join(["python", "-m", module] + arguments)
 
 
+def merge_source(source: str) -> tuple[str, list[str] | None]:
+  """A `--merge` source, `PATH` or `PATH:ROW,ROW`: the results file and the
+  rows to take from it (None: every row)."""
+  path, _, rows = source.partition(":")
+  return path, rows.split(",") if rows else None
+
+
 def write_results(path: str | os.PathLike, payload: Mapping) -> pathlib.Path:
   """Writes `payload` as JSON (creating folders) and says where."""
   written = reporting.write_json(path, payload)

@@ -333,14 +333,14 @@ def merge(sources: Sequence[str]) -> dict:
   curves: dict[str, list] = {}
   parts, first = [], None
   for source in sources:
-    path, _, rows = source.partition(":")
+    path, rows = common.merge_source(source)
     payload = json.loads(pathlib.Path(path).read_text())
     result = payload["results"][DATASET]
     if first is None:
       first = result
     elif result["examples"] != first["examples"]:
       raise ValueError(f"{path}: other examples than {sources[0]}")
-    kept = rows.split(",") if rows else list(result["per_seed"])
+    kept = rows or list(result["per_seed"])
     for variant in kept:
       for run, curve, seed in zip(result["per_seed"][variant],
                                   result["learning_curves"][variant],

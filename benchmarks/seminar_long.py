@@ -375,7 +375,8 @@ def _parser() -> argparse.ArgumentParser:
                       "least")
   parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                       help="only report: merge the runs of these result "
-                      "files (models trained in separate processes)")
+                      "files (models trained in separate processes); "
+                      "JSON:MODEL,MODEL takes only those models' runs")
   parser.add_argument("--output", default=None, help="JSON path; default "
                       "results/seminar_long_<taobao|hm>.json")
   return parser
@@ -403,14 +404,21 @@ def merge(paths: Sequence[str], output: str | None) -> None:
 
   A model's runs from several files are joined in the order of `paths`:
   give them in seed order, as the rows compare seed by seed. A file that is
-  itself a merge adds its runs and its parts.
+  itself a merge adds its runs and its parts. `PATH:MODEL,MODEL` takes only
+  those models' runs from that file, e.g. to replace a model's runs with a
+  rerun.
   """
   runs, parts, datasets = {}, [], set()
-  for path in paths:
+  for source in paths:
+    path, models = common.merge_source(source)
     with open(path) as stream:
       part = json.load(stream)
+    missing = sorted(set(models or ()) - set(part["runs"]))
+    if missing:
+      raise SystemExit(f"{path} has no runs of {missing}")
     for name, values in part["runs"].items():
-      runs.setdefault(name, []).extend(values)
+      if models is None or name in models:
+        runs.setdefault(name, []).extend(values)
     # A merged file brings the parts it was merged from.
     parts.extend(part["parts"] if "parts" in part else [
         {key: part[key] for key in ("command", "args", "seconds",

@@ -88,6 +88,20 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
                      str(again)])
   assert [part["command"] for part in json.loads(again.read_text())[
       "parts"]] == ["part 0", "part 1", "part 2", "part 0"]
+  # PATH:MODEL keeps only that model's runs from the file: a rerun of sim
+  # replaces the first file's.
+  rerun = tmp_path / "sim_rerun.json"
+  rerun.write_text(json.dumps({
+      "runs": runs({"sim": [0.95, 0.94]}), "command": "rerun", "args": {},
+      "seconds": 1.0, "machine": {}, "dataset": seminar_long.TAOBAO}))
+  seminar_long.main(["--merge", f"{paths[0]}:din", *map(str, paths[1:]),
+                     str(rerun), "--output", str(again)])
+  replaced = json.loads(again.read_text())
+  assert replaced["stats"]["sim"]["auc"]["values"] == [0.95, 0.94]
+  assert replaced["stats"]["din"]["auc"]["values"] == [0.6, 0.6]
+  with pytest.raises(SystemExit, match=r"no runs of \['sasrec'\]"):
+    seminar_long.main(["--merge", f"{paths[0]}:din,sasrec", "--output",
+                       str(again)])
   other = json.loads(paths[-1].read_text())
   paths[-1].write_text(json.dumps({**other, "dataset": seminar_long.HM}))
   with pytest.raises(SystemExit, match="merge one dataset"):
