@@ -44,7 +44,15 @@ comparison. Each seed re-runs every pre-training and ranker. Metrics: AUC,
 GAUC (per-customer AUC weighted by examples) and log loss on test; the
 ranker stops early on validation AUC.
 
+With `--pretrain_epoch_candidates`, the pre-training length is chosen the
+same way, per objective and seed: the ranker is trained on each objective's
+table after each of those epochs (and the last), and the table with the
+best validation AUC is the row's; every candidate's validation and test AUC
+is kept in the JSON.
+
     python -m benchmarks.courier_images
+    python -m benchmarks.courier_images --pretrain_epochs 12 \
+        --pretrain_epoch_candidates 2 4 6 8 10
     python -m benchmarks.courier_images --merge A.json B.json:simclr,courier
 
 Writes `benchmarks/results/courier_images.json` and prints the table.
@@ -70,6 +78,7 @@ from data import contract
 from data import features
 from data import importers
 from data import item_vectors
+from models import learning_curve
 from models import training
 from models.ctr import content_features
 from models.ctr import courier
@@ -83,6 +92,7 @@ from transforms import item_images
 DATASET = "hm-fashion"
 VARIANTS = ("no_image", "random_encoder", "simclr", "supervised", "courier")
 GENERIC = ("random_encoder", "simclr", "supervised")
+PRETRAINED = ("simclr", "supervised", "courier")
 _LABELS = {"no_image": "(a) no image",
            "random_encoder": "(b) frozen random encoder",
            "simclr": "(c) SimCLR (augmentation contrastive)",
@@ -162,8 +172,10 @@ def cycled(inputs: Mapping[str, np.ndarray], length: int,
 
 def pretrain(variant: str, content: np.ndarray, images: courier.ItemImages,
              positives: Mapping[str, np.ndarray], classes: np.ndarray,
-             args, seed: int) -> tuple[np.ndarray, list[float]]:
-  """One objective's image embedding table and its loss per epoch."""
+             args, seed: int) -> tuple[dict[int, np.ndarray], list[float]]:
+  """One objective's image embedding table after each of
+  `args.pretrain_epoch_candidates` epochs and the last (the untrained
+  encoder's under epoch 0), and its loss per epoch."""
   tf.keras.utils.set_random_seed(seed)
   config = courier.CourierConfig(
       encoder_units=(args.encoder_hidden, args.embedding_dim),
@@ -178,10 +190,11 @@ def pretrain(variant: str, content: np.ndarray, images: courier.ItemImages,
       len(positives[features.ITEM_INDEX]), len(images.images) - 1,
       args.pretrain_batch_size)
   if variant == "random_encoder":
-    return image_pretraining.encoder_table(encoder, images), []
+    return {0: image_pretraining.encoder_table(encoder, images)}, []
   if variant == "courier":
     model = courier.Courier(content, config, images, encoder)
     inputs = cycled(positives, length, seed)
+    table_now = lambda: courier.image_embedding_table(model.encoder)
   else:
     model = image_pretraining.objective_model(
         variant, images, encoder,
@@ -190,15 +203,23 @@ def pretrain(variant: str, content: np.ndarray, images: courier.ItemImages,
     inputs = cycled(image_pretraining.objective_examples(variant, images,
                                                          classes),
                     length, seed)
+    table_now = lambda: image_pretraining.encoder_table(encoder, images)
+  candidates = set(args.pretrain_epoch_candidates) | {config.epochs}
+  tables = {}
+
+  def keep_candidate(epoch: int, logs=None) -> None:
+    del logs  # Keras passes the epoch's losses.
+    if epoch + 1 in candidates:
+      tables[epoch + 1] = table_now()
+
   history = training.fit(
       model, training.shuffled_batches(inputs, config.batch_size, seed),
-      config.learning_rate, config.epochs)
+      config.learning_rate, config.epochs,
+      callbacks=[tf.keras.callbacks.LambdaCallback(
+          on_epoch_end=keep_candidate)])
   losses = [round(value, 4) for value in history["loss"]]
   common.log(f"    {variant}: pre-training loss by epoch {losses}")
-  if variant == "courier":
-    return courier.image_embedding_table(model.encoder), losses
-  return image_pretraining.encoder_table(encoder, images), losses
-
+  return tables, losses
 
 
 def save_table(path: pathlib.Path, item_ids: Sequence[str],
@@ -214,6 +235,32 @@ def save_table(path: pathlib.Path, item_ids: Sequence[str],
 def steps_per_epoch(num_positives: int, num_items: int, batch_size: int) -> int:
   """The common budget: every objective's steps in one epoch."""
   return -(-max(num_positives, num_items) // batch_size)
+
+
+def ranker_fit(num_users: int, num_items: int,
+               splits: Mapping[str, Mapping[str, np.ndarray]],
+               content: np.ndarray, table: np.ndarray | None, args,
+               seed: int) -> tuple[dict, learning_curve.LearningCurve]:
+  """The ranker over one image table (or none): its test metrics, validation
+  AUC and kept epoch, and its learning curve."""
+  test = splits["test"]
+  logits, curve = courier_benchmark.train_and_score(
+      num_users, num_items, splits["train"], splits["valid"], test, content,
+      args, seed, image_table=None if table is None else
+      content_features.l2_normalize_rows(table))
+  labels = test[features.LABEL]
+  return {"auc": protocols.auc(labels, logits),
+          "gauc": protocols.gauc(test[features.USER_INDEX], labels, logits),
+          "log_loss": protocols.log_loss(labels, logits),
+          "valid_auc": curve.points[curve.best - 1].validation,
+          "epoch": curve.best, "epochs_trained": len(curve.points)}, curve
+
+
+def best_pretrain_epoch(valid_aucs: Mapping[int | None, float]
+                        ) -> int | None:
+  """The pre-training epoch whose table gave the ranker the best validation
+  AUC, the earlier on a tie (None: the row has no table)."""
+  return max(valid_aucs, key=lambda epoch: (valid_aucs[epoch], -(epoch or 0)))
 
 
 def run(args) -> dict:
@@ -247,35 +294,37 @@ def run(args) -> dict:
   for seed in args.seeds:
     for variant in args.variants:
       tick = time.time()
-      table, losses = (None, []) if variant == "no_image" else pretrain(
-          variant, content, images, positives, classes, args, seed)
+      tables, losses = ({None: None}, []) if variant == "no_image" else (
+          pretrain(variant, content, images, positives, classes, args, seed))
       pretrain_s = time.time() - tick
-      if table is not None and args.save_tables:
+      fits = {epoch: ranker_fit(num_users, task.num_items, splits, content,
+                                table, args, seed)
+              for epoch, table in tables.items()}
+      chosen = best_pretrain_epoch(
+          {epoch: fit["valid_auc"] for epoch, (fit, _) in fits.items()})
+      metrics, curve = fits[chosen]
+      if args.save_tables and tables[chosen] is not None:
         save_table(args.save_tables / f"{variant}_seed{seed}.npz",
-                   task.item_ids, table)
-      logits, curve = courier_benchmark.train_and_score(
-          num_users, task.num_items, splits["train"], splits["valid"], test,
-          content, args, seed,
-          image_table=None if table is None else
-          content_features.l2_normalize_rows(table))
+                   task.item_ids, tables[chosen])
       curves[variant].append(curve.to_json())
-      labels = test[features.LABEL]
-      metrics = {"auc": protocols.auc(labels, logits),
-                 "gauc": protocols.gauc(test[features.USER_INDEX], labels,
-                                        logits),
-                 "log_loss": protocols.log_loss(labels, logits),
-                 "valid_auc": curve.points[curve.best - 1].validation,
-                 "epoch": curve.best, "epochs_trained": len(curve.points),
-                 "pretrain_s": pretrain_s,
-                 "ranker_s": time.time() - tick - pretrain_s,
-                 "pretrain_losses": losses, "seed": seed}
-      if table is not None:
-        metrics["embedding_variance"] = courier.embedding_variance(table)
+      metrics.update(pretrain_s=pretrain_s,
+                     ranker_s=time.time() - tick - pretrain_s,
+                     pretrain_losses=losses, seed=seed)
+      if tables[chosen] is not None:
+        metrics["embedding_variance"] = courier.embedding_variance(
+            tables[chosen])
+      if variant in PRETRAINED:
+        metrics.update(pretrain_epoch=chosen, pretrain_candidates=[
+            {"pretrain_epoch": epoch, "valid_auc": fit["valid_auc"],
+             "auc": fit["auc"]} for epoch, (fit, _) in fits.items()])
       runs[variant].append(metrics)
       common.log(f"  seed {seed} {variant}: AUC {metrics['auc']:.4f} GAUC "
                  f"{metrics['gauc']:.4f} log loss {metrics['log_loss']:.4f}, "
-                 f"epoch {curve.best} of {len(curve.points)} (pre-train "
-                 f"{pretrain_s:.0f} s, ranker {metrics['ranker_s']:.0f} s)")
+                 f"epoch {curve.best} of {len(curve.points)}"
+                 + (f" on pre-training epoch {chosen} of {sorted(fits)}"
+                    if len(fits) > 1 else "")
+                 + f" (pre-train {pretrain_s:.0f} s, ranker "
+                 f"{metrics['ranker_s']:.0f} s)")
   popularity = np.bincount(
       splits["train"][features.ITEM_INDEX][
           splits["train"][features.LABEL] == 1],
@@ -304,7 +353,8 @@ def summarised(runs: Mapping[str, list[dict]]) -> dict:
   return {
       "variants": {variant: reporting.aggregate_seeds(
           [{k: v for k, v in run.items()
-            if k not in ("pretrain_losses", "seed")} for run in seed_runs])
+            if k not in ("pretrain_losses", "pretrain_candidates", "seed")}
+           for run in seed_runs])
                    for variant, seed_runs in runs.items()},
       "pretrain_losses": {variant: [run["pretrain_losses"] for run in
                                     seed_runs]
@@ -394,6 +444,7 @@ def markdown(result: Mapping) -> str:
   present = [variant for variant in VARIANTS if variant in variants]
   strongest = max(present, key=lambda v: variants[v]["auc"]["mean"])
   base = variants.get("no_image", {}).get("auc", {}).get("mean", np.nan)
+  chosen_epochs = any("pretrain_epoch" in variants[v] for v in present)
   rows = []
   for variant in present:
     stats = variants[variant]
@@ -404,13 +455,19 @@ def markdown(result: Mapping) -> str:
         reporting.format_mean_std(stats["log_loss"]),
         f"{stats['auc']['mean'] - base:+.4f}",
         "/".join(str(int(epoch)) for epoch in stats["epoch"]["values"]),
+        *(["/".join(str(int(epoch))
+                    for epoch in stats["pretrain_epoch"]["values"])
+           if "pretrain_epoch" in stats else "–"] if chosen_epochs else []),
         f"{stats['pretrain_s']['mean']:.0f}",
         f"{stats['ranker_s']['mean']:.0f}"])
   pop = result["popularity_baseline"]
   rows.append(["train popularity (reference)", f"{pop['auc']:.4f}",
-               f"{pop['gauc']:.4f}", "–", "", "", "–", "–"])
+               f"{pop['gauc']:.4f}", "–", "", "", *([""] * chosen_epochs),
+               "–", "–"])
   headers = ["image feature", "test AUC", "test GAUC", "test log loss",
-             "ΔAUC vs (a)", "kept epoch per seed", "pre-train s", "ranker s"]
+             "ΔAUC vs (a)", "kept epoch per seed",
+             *(["pre-train epoch per seed"] * chosen_epochs), "pre-train s",
+             "ranker s"]
   table = reporting.markdown_table(headers, rows)
   outcome = result["goal"]
   if outcome["met"] is None:
@@ -453,6 +510,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--variants", nargs="+", choices=VARIANTS,
                       default=list(VARIANTS), help="the rows to run")
   parser.add_argument("--pretrain_epochs", type=int, default=4)
+  parser.add_argument("--pretrain_epoch_candidates", type=int, nargs="+",
+                      default=[], metavar="EPOCH",
+                      help="also train the ranker on each objective's table "
+                      "after these pre-training epochs (and the last); the "
+                      "one with the best validation AUC is the row's")
   parser.add_argument("--pretrain_batch_size", type=int, default=256)
   parser.add_argument("--pretrain_learning_rate", type=float, default=0.001)
   parser.add_argument("--image_height", type=int, default=96)
@@ -472,6 +534,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if not args.images:
     args.images = args.source_root / DATASET / "images_64x96.zip"
+  outside = [epoch for epoch in args.pretrain_epoch_candidates
+             if not 1 <= epoch <= args.pretrain_epochs]
+  if outside:
+    parser.error(f"--pretrain_epoch_candidates {outside}: not within 1.."
+                 f"{args.pretrain_epochs} (--pretrain_epochs)")
   return args
 
 

@@ -126,7 +126,8 @@ def tiny_run(tmp_path_factory):
   courier_images.main([
       "--source_root", str(root), "--seeds", "0", "--negatives", "1",
       "--test_days", "1", "--valid_days", "1", "--history_length", "3",
-      "--pretrain_epochs", "1", "--epochs", "1", "--pretrain_batch_size", "4",
+      "--pretrain_epochs", "2", "--pretrain_epoch_candidates", "1",
+      "--epochs", "1", "--pretrain_batch_size", "4",
       "--image_height", "12", "--image_width", "8", "--image_filters", "4",
       "--image_embedding_dim", "4", "--embedding_dim", "4",
       "--encoder_hidden", "8", "--save_tables", str(root / "tables"),
@@ -144,6 +145,32 @@ def test_benchmark_runs_every_row_on_a_tiny_hm_folder(tiny_run):
     assert 0.0 <= result["variants"][variant]["auc"]["mean"] <= 1.0
   assert "COURIER minus the best generic row" in courier_images.markdown(
       result)
+
+
+def test_each_pretrained_row_keeps_its_best_validation_epoch(tiny_run):
+  _, written = tiny_run
+  per_seed = written["results"]["hm-fashion"]["per_seed"]
+  for variant in courier_images.PRETRAINED:
+    run, = per_seed[variant]
+    candidates = {candidate["pretrain_epoch"]: candidate
+                  for candidate in run["pretrain_candidates"]}
+    assert sorted(candidates) == [1, 2]
+    assert run["pretrain_epoch"] == courier_images.best_pretrain_epoch(
+        {epoch: c["valid_auc"] for epoch, c in candidates.items()})
+    assert run["auc"] == candidates[run["pretrain_epoch"]]["auc"]
+  assert "pretrain_epoch" not in per_seed["random_encoder"][0]
+
+
+def test_best_pretrain_epoch_is_the_best_validation_auc_earliest_on_ties():
+  assert courier_images.best_pretrain_epoch({2: 0.60, 4: 0.62, 6: 0.61}) == 4
+  assert courier_images.best_pretrain_epoch({2: 0.62, 4: 0.62, 6: 0.61}) == 2
+  assert courier_images.best_pretrain_epoch({None: 0.5}) is None
+
+
+def test_pretrain_epoch_candidates_must_be_within_the_pretraining():
+  with pytest.raises(SystemExit):
+    courier_images.parse_args(["--pretrain_epochs", "4",
+                               "--pretrain_epoch_candidates", "2", "6"])
 
 
 def test_saved_tables_are_item_vector_files_of_every_article(tiny_run):

@@ -136,10 +136,13 @@ def length_bucketed_batches(examples: Examples, sequence_keys: Sequence[str],
 
 
 def fit(model: tf.keras.Model, batches: tf.data.Dataset, learning_rate: float,
-        epochs: int) -> dict[str, list[float]]:
-  """Compiles `model` with Adam and fits it; returns the loss history."""
+        epochs: int, callbacks: Sequence[tf.keras.callbacks.Callback] = ()
+        ) -> dict[str, list[float]]:
+  """Compiles `model` with Adam and fits it (with Keras `callbacks`);
+  returns the loss history."""
   model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
-  return model.fit(batches, epochs=epochs, verbose=0).history
+  return model.fit(batches, epochs=epochs, verbose=0,
+                   callbacks=list(callbacks)).history
 
 
 @dataclasses.dataclass(frozen=True)
