@@ -406,7 +406,7 @@ def merge(paths: Sequence[str], output: str | None) -> None:
   give them in seed order, as the rows compare seed by seed. A file that is
   itself a merge adds its runs and its parts. `PATH:MODEL,MODEL` takes only
   those models' runs from that file, e.g. to replace a model's runs with a
-  rerun.
+  rerun; its parts then name the models kept (`models_kept`).
   """
   runs, parts, datasets = {}, [], set()
   for source in paths:
@@ -419,10 +419,15 @@ def merge(paths: Sequence[str], output: str | None) -> None:
     for name, values in part["runs"].items():
       if models is None or name in models:
         runs.setdefault(name, []).extend(values)
-    # A merged file brings the parts it was merged from.
-    parts.extend(part["parts"] if "parts" in part else [
+    # A merged file brings the parts it was merged from; a selector is
+    # written on each, so that a part's command no longer stands for runs
+    # the report does not hold.
+    for brought in part["parts"] if "parts" in part else [
         {key: part[key] for key in ("command", "args", "seconds",
-                                    "machine")}])
+                                    "machine")}]:
+      ran = brought.get("models_kept", brought["args"].get("models", models))
+      parts.append(brought if models is None else {
+          **brought, "models_kept": sorted(set(models) & set(ran))})
     datasets.add(part["dataset"])
   if len(datasets) != 1:
     raise SystemExit(f"the files hold runs of {sorted(datasets)}: merge one "

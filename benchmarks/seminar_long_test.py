@@ -66,7 +66,8 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
                                  {"seminar": [0.72]})):
     paths.append(tmp_path / f"part{part}.json")
     paths[-1].write_text(json.dumps({
-        "runs": runs(models), "command": f"part {part}", "args": {},
+        "runs": runs(models), "command": f"part {part}",
+        "args": {"models": sorted(models)},
         "seconds": 1.0, "machine": {}, "dataset": seminar_long.TAOBAO},
         sort_keys=True))
   output = tmp_path / "merged.json"
@@ -92,12 +93,20 @@ def test_report_names_the_strongest_baseline_and_every_seed_wins(tmp_path):
   # replaces the first file's.
   rerun = tmp_path / "sim_rerun.json"
   rerun.write_text(json.dumps({
-      "runs": runs({"sim": [0.95, 0.94]}), "command": "rerun", "args": {},
+      "runs": runs({"sim": [0.95, 0.94]}), "command": "rerun",
+      "args": {"models": ["sim"]},
       "seconds": 1.0, "machine": {}, "dataset": seminar_long.TAOBAO}))
   seminar_long.main(["--merge", f"{paths[0]}:din", *map(str, paths[1:]),
                      str(rerun), "--output", str(again)])
   replaced = json.loads(again.read_text())
   assert replaced["stats"]["sim"]["auc"]["values"] == [0.95, 0.94]
+  assert [part.get("models_kept") for part in replaced["parts"]] == [
+      ["din"], None, None, None]
+  # Taken again with a selector, a part keeps only what both selectors kept.
+  twice = tmp_path / "twice.json"
+  seminar_long.main(["--merge", f"{again}:din,sim", "--output", str(twice)])
+  assert [part.get("models_kept") for part in json.loads(
+      twice.read_text())["parts"]] == [["din"], [], [], ["sim"]]
   assert replaced["stats"]["din"]["auc"]["values"] == [0.6, 0.6]
   with pytest.raises(SystemExit, match=r"no runs of \['sasrec'\]"):
     seminar_long.main(["--merge", f"{paths[0]}:din,sasrec", "--output",
