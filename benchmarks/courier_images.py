@@ -61,6 +61,7 @@ Writes `benchmarks/results/courier_images.json` and prints the table.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import tempfile
@@ -194,7 +195,8 @@ def pretrain(variant: str, content: np.ndarray, images: courier.ItemImages,
   if variant == "courier":
     model = courier.Courier(content, config, images, encoder)
     inputs = cycled(positives, length, seed)
-    table_now = lambda: courier.image_embedding_table(model.encoder)
+    table_now = functools.partial(courier.image_embedding_table,
+                                  model.encoder)
   else:
     model = image_pretraining.objective_model(
         variant, images, encoder,
@@ -203,7 +205,8 @@ def pretrain(variant: str, content: np.ndarray, images: courier.ItemImages,
     inputs = cycled(image_pretraining.objective_examples(variant, images,
                                                          classes),
                     length, seed)
-    table_now = lambda: image_pretraining.encoder_table(encoder, images)
+    table_now = functools.partial(image_pretraining.encoder_table, encoder,
+                                  images)
   candidates = set(args.pretrain_epoch_candidates) | {config.epochs}
   tables = {}
 

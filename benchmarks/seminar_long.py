@@ -425,9 +425,10 @@ def merge(paths: Sequence[str], output: str | None) -> None:
     for brought in part["parts"] if "parts" in part else [
         {key: part[key] for key in ("command", "args", "seconds",
                                     "machine")}]:
-      ran = brought.get("models_kept", brought["args"].get("models", models))
-      parts.append(brought if models is None else {
-          **brought, "models_kept": sorted(set(models) & set(ran))})
+      if models is not None:
+        ran = brought.get("models_kept", brought["args"].get("models", models))
+        brought = {**brought, "models_kept": sorted(set(models) & set(ran))}
+      parts.append(brought)
     datasets.add(part["dataset"])
   if len(datasets) != 1:
     raise SystemExit(f"the files hold runs of {sorted(datasets)}: merge one "
